@@ -1,0 +1,13 @@
+/* Element registration entry points, one per element of the plugin. */
+#ifndef __VISUALSEARCH_ELEMENTS_H__
+#define __VISUALSEARCH_ELEMENTS_H__
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,61 @@
+// CIFAR-10 / CIFAR-100 in both official formats (python pickle and binary),
+// detected from the files present.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vs {
+
+enum class CifarSplit { Train, Test, All };
+enum class CifarLabelKind { Fine, Coarse };  // Coarse: CIFAR-100 only
+
+struct CifarOptions {
+  CifarSplit split = CifarSplit::Train;
+  CifarLabelKind label_kind = CifarLabelKind::Fine;
+  // strict: a truncated or corrupt file is an error. Not strict: keep every
+  // complete record, and say how many were dropped in warnings().
+  bool strict = true;
+};
+
+class CifarDataset {
+ public:
+  static constexpr int kWidth = 32;
+  static constexpr int kHeight = 32;
+  static constexpr int kImageBytes = 3 * 32 * 32;
+
+  // location: the dataset directory (cifar-10-batches-py, cifar-100-python,
+  // cifar-10-batches-bin, cifar-100-binary) or one batch file. Throws vs::Error.
+  static CifarDataset open(const std::string& location, const CifarOptions& options);
+
+  const std::string& name() const { return name_; }  // "cifar10" or "cifar100"
+  size_t size() const { return labels_.size(); }
+
+  // Record i as packed RGB (32*32*3 bytes, row-major HWC) into out.
+  void rgb(size_t i, uint8_t* out) const;
+  int label(size_t i) const { return labels_[i]; }
+  const std::string& label_name(int label) const;
+  const std::vector<std::string>& label_names() const { return label_names_; }
+  // e.g. "cifar10/train/1234": the record index within its own split.
+  std::string source(size_t i) const;
+  // Index of record i within its own split, and that split's name.
+  int64_t split_index(size_t i) const { return split_index_[i]; }
+
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
+ private:
+  std::string name_;
+  std::vector<uint8_t> planar_;  // records as stored: R plane, G plane, B plane
+  std::vector<int> labels_;
+  std::vector<int64_t> split_index_;
+  std::vector<uint8_t> is_test_;
+  std::vector<std::string> label_names_;
+  std::vector<std::string> warnings_;
+};
+
+// Parses a source such as "cifar10/test/17". Returns false when it is not one.
+bool parse_cifar_source(const std::string& source, std::string* dataset,
+                        CifarSplit* split, int64_t* index);
+
+}  // namespace vs

@@ -1,0 +1,60 @@
+// A FAISS index held in memory, built through index_factory, saved with
+// faiss::write_index so that Python faiss reads it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace faiss { struct Index; }
+
+namespace vs {
+
+enum class Metric { InnerProduct, L2 };
+
+struct SearchParams {
+  int nprobe = 0;     // IVF; 0 keeps the index's own
+  int ef_search = 0;  // HNSW; 0 keeps the index's own
+};
+
+struct Hit {
+  int64_t id;
+  float distance;  // as FAISS returns it
+};
+
+class IndexStore {
+ public:
+  ~IndexStore();
+  IndexStore(IndexStore&&) noexcept;
+  IndexStore& operator=(IndexStore&&) noexcept;
+
+  // An empty index of the given index_factory type. Throws vs::Error for an
+  // unknown factory string.
+  static IndexStore create(const std::string& index_type, int dims, Metric metric);
+  // Throws vs::Error naming the file for a missing or corrupt index.
+  static IndexStore load(const std::string& path);
+
+  int dims() const;
+  int64_t size() const;
+  Metric metric() const;
+  bool needs_training() const;
+  // Minimum number of training vectors the type needs (0 when untrained types).
+  int64_t min_training_vectors() const;
+
+  void train(const float* vectors, int64_t n);
+  void add(const float* vectors, int64_t n);  // ids continue from size()
+  // n queries of dims() floats; at most k hits each, nearest first; FAISS's
+  // -1 padding (k > size) is dropped.
+  std::vector<std::vector<Hit>> search(const float* queries, int64_t n, int k,
+                                       const SearchParams& params) const;
+  std::vector<float> reconstruct(int64_t id) const;
+
+  void save_atomically(const std::string& path) const;
+
+ private:
+  explicit IndexStore(std::unique_ptr<faiss::Index> index);
+  std::unique_ptr<faiss::Index> index_;
+};
+
+}  // namespace vs

@@ -1,0 +1,301 @@
+/* visualsearch metadata: see visualsearchmeta.h.
+ *
+ * The metas carry no tags: nothing in them depends on the frame's size,
+ * colourspace or memory, so every transform (copy, scale, convert) is a deep
+ * copy. GstBaseTransform only copies metas that have a transform function. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "visualsearchmeta.h"
+
+#include <string.h>
+
+const gchar *
+gst_visualsearch_metric_to_string (GstVisualSearchMetric metric)
+{
+  switch (metric) {
+    case GST_VISUALSEARCH_METRIC_INNER_PRODUCT:
+      return "ip";
+    case GST_VISUALSEARCH_METRIC_L2:
+      return "l2";
+  }
+  return "unknown";
+}
+
+gboolean
+gst_visualsearch_metric_from_string (const gchar * str,
+    GstVisualSearchMetric * metric)
+{
+  if (str == NULL)
+    return FALSE;
+  if (g_ascii_strcasecmp (str, "ip") == 0) {
+    *metric = GST_VISUALSEARCH_METRIC_INNER_PRODUCT;
+    return TRUE;
+  }
+  if (g_ascii_strcasecmp (str, "l2") == 0) {
+    *metric = GST_VISUALSEARCH_METRIC_L2;
+    return TRUE;
+  }
+  return FALSE;
+}
+
+/* --- GstEmbeddingMeta ---------------------------------------------------- */
+
+GType
+gst_embedding_meta_api_get_type (void)
+{
+  static GType type = 0;
+  static const gchar *tags[] = { NULL };
+
+  if (g_once_init_enter (&type)) {
+    GType _type = gst_meta_api_type_register ("GstEmbeddingMetaAPI", tags);
+    g_once_init_leave (&type, _type);
+  }
+  return type;
+}
+
+static gboolean
+gst_embedding_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+{
+  GstEmbeddingMeta *emeta = (GstEmbeddingMeta *) meta;
+
+  emeta->dims = 0;
+  emeta->values = NULL;
+  emeta->model_id = NULL;
+  emeta->preprocessing_id = NULL;
+  emeta->normalized = FALSE;
+  return TRUE;
+}
+
+static void
+gst_embedding_meta_free (GstMeta * meta, GstBuffer * buffer)
+{
+  GstEmbeddingMeta *emeta = (GstEmbeddingMeta *) meta;
+
+  g_free (emeta->values);
+  g_free (emeta->model_id);
+  g_free (emeta->preprocessing_id);
+}
+
+static gboolean
+gst_embedding_meta_transform (GstBuffer * dest, GstMeta * meta,
+    GstBuffer * buffer, GQuark type, gpointer data)
+{
+  GstEmbeddingMeta *src = (GstEmbeddingMeta *) meta;
+
+  return gst_buffer_add_embedding_meta (dest, src->dims, src->values,
+      src->model_id, src->preprocessing_id, src->normalized) != NULL;
+}
+
+const GstMetaInfo *
+gst_embedding_meta_get_info (void)
+{
+  static const GstMetaInfo *info = NULL;
+
+  if (g_once_init_enter ((GstMetaInfo **) & info)) {
+    const GstMetaInfo *mi = gst_meta_register (GST_EMBEDDING_META_API_TYPE,
+        "GstEmbeddingMeta", sizeof (GstEmbeddingMeta),
+        gst_embedding_meta_init, gst_embedding_meta_free,
+        gst_embedding_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
+  }
+  return info;
+}
+
+GstEmbeddingMeta *
+gst_buffer_add_embedding_meta (GstBuffer * buffer, guint dims,
+    const gfloat * values, const gchar * model_id,
+    const gchar * preprocessing_id, gboolean normalized)
+{
+  GstEmbeddingMeta *meta;
+
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+  g_return_val_if_fail (dims == 0 || values != NULL, NULL);
+
+  meta = (GstEmbeddingMeta *) gst_buffer_add_meta (buffer,
+      GST_EMBEDDING_META_INFO, NULL);
+  if (meta == NULL)
+    return NULL;
+
+  meta->dims = dims;
+  meta->values = dims ? g_memdup2 (values, sizeof (gfloat) * dims) : NULL;
+  meta->model_id = g_strdup (model_id);
+  meta->preprocessing_id = g_strdup (preprocessing_id);
+  meta->normalized = normalized;
+  return meta;
+}
+
+/* --- GstNeighborsMeta ---------------------------------------------------- */
+
+GType
+gst_neighbors_meta_api_get_type (void)
+{
+  static GType type = 0;
+  static const gchar *tags[] = { NULL };
+
+  if (g_once_init_enter (&type)) {
+    GType _type = gst_meta_api_type_register ("GstNeighborsMetaAPI", tags);
+    g_once_init_leave (&type, _type);
+  }
+  return type;
+}
+
+static gboolean
+gst_neighbors_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+{
+  GstNeighborsMeta *nmeta = (GstNeighborsMeta *) meta;
+
+  nmeta->metric = GST_VISUALSEARCH_METRIC_INNER_PRODUCT;
+  nmeta->n_neighbors = 0;
+  nmeta->neighbors = NULL;
+  return TRUE;
+}
+
+static void
+gst_neighbors_meta_free (GstMeta * meta, GstBuffer * buffer)
+{
+  GstNeighborsMeta *nmeta = (GstNeighborsMeta *) meta;
+  guint i;
+
+  for (i = 0; i < nmeta->n_neighbors; i++) {
+    g_free (nmeta->neighbors[i].label_name);
+    g_free (nmeta->neighbors[i].source);
+  }
+  g_free (nmeta->neighbors);
+}
+
+static gboolean
+gst_neighbors_meta_transform (GstBuffer * dest, GstMeta * meta,
+    GstBuffer * buffer, GQuark type, gpointer data)
+{
+  GstNeighborsMeta *src = (GstNeighborsMeta *) meta;
+
+  return gst_buffer_add_neighbors_meta (dest, src->metric, src->n_neighbors,
+      src->neighbors) != NULL;
+}
+
+const GstMetaInfo *
+gst_neighbors_meta_get_info (void)
+{
+  static const GstMetaInfo *info = NULL;
+
+  if (g_once_init_enter ((GstMetaInfo **) & info)) {
+    const GstMetaInfo *mi = gst_meta_register (GST_NEIGHBORS_META_API_TYPE,
+        "GstNeighborsMeta", sizeof (GstNeighborsMeta),
+        gst_neighbors_meta_init, gst_neighbors_meta_free,
+        gst_neighbors_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
+  }
+  return info;
+}
+
+GstNeighborsMeta *
+gst_buffer_add_neighbors_meta (GstBuffer * buffer,
+    GstVisualSearchMetric metric, guint n_neighbors,
+    const GstVisualSearchNeighbor * neighbors)
+{
+  GstNeighborsMeta *meta;
+  guint i;
+
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+  g_return_val_if_fail (n_neighbors == 0 || neighbors != NULL, NULL);
+
+  meta = (GstNeighborsMeta *) gst_buffer_add_meta (buffer,
+      GST_NEIGHBORS_META_INFO, NULL);
+  if (meta == NULL)
+    return NULL;
+
+  meta->metric = metric;
+  meta->n_neighbors = n_neighbors;
+  meta->neighbors = g_new0 (GstVisualSearchNeighbor, MAX (n_neighbors, 1));
+  for (i = 0; i < n_neighbors; i++) {
+    meta->neighbors[i].id = neighbors[i].id;
+    meta->neighbors[i].distance = neighbors[i].distance;
+    meta->neighbors[i].label = neighbors[i].label;
+    meta->neighbors[i].label_name = g_strdup (neighbors[i].label_name);
+    meta->neighbors[i].source = g_strdup (neighbors[i].source);
+  }
+  return meta;
+}
+
+/* --- GstSampleMeta ------------------------------------------------------- */
+
+GType
+gst_sample_meta_api_get_type (void)
+{
+  static GType type = 0;
+  static const gchar *tags[] = { NULL };
+
+  if (g_once_init_enter (&type)) {
+    GType _type = gst_meta_api_type_register ("GstSampleMetaAPI", tags);
+    g_once_init_leave (&type, _type);
+  }
+  return type;
+}
+
+static gboolean
+gst_sample_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+{
+  GstSampleMeta *smeta = (GstSampleMeta *) meta;
+
+  smeta->id = -1;
+  smeta->label = -1;
+  smeta->label_name = NULL;
+  smeta->source = NULL;
+  return TRUE;
+}
+
+static void
+gst_sample_meta_free (GstMeta * meta, GstBuffer * buffer)
+{
+  GstSampleMeta *smeta = (GstSampleMeta *) meta;
+
+  g_free (smeta->label_name);
+  g_free (smeta->source);
+}
+
+static gboolean
+gst_sample_meta_transform (GstBuffer * dest, GstMeta * meta,
+    GstBuffer * buffer, GQuark type, gpointer data)
+{
+  GstSampleMeta *src = (GstSampleMeta *) meta;
+
+  return gst_buffer_add_sample_meta (dest, src->id, src->label,
+      src->label_name, src->source) != NULL;
+}
+
+const GstMetaInfo *
+gst_sample_meta_get_info (void)
+{
+  static const GstMetaInfo *info = NULL;
+
+  if (g_once_init_enter ((GstMetaInfo **) & info)) {
+    const GstMetaInfo *mi = gst_meta_register (GST_SAMPLE_META_API_TYPE,
+        "GstSampleMeta", sizeof (GstSampleMeta),
+        gst_sample_meta_init, gst_sample_meta_free,
+        gst_sample_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
+  }
+  return info;
+}
+
+GstSampleMeta *
+gst_buffer_add_sample_meta (GstBuffer * buffer, gint64 id, gint label,
+    const gchar * label_name, const gchar * source)
+{
+  GstSampleMeta *meta;
+
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+
+  meta = (GstSampleMeta *) gst_buffer_add_meta (buffer,
+      GST_SAMPLE_META_INFO, NULL);
+  if (meta == NULL)
+    return NULL;
+
+  meta->id = id;
+  meta->label = label;
+  meta->label_name = g_strdup (label_name);
+  meta->source = g_strdup (source);
+  return meta;
+}

@@ -1,0 +1,154 @@
+/* visualsearch metadata: embeddings, nearest neighbours and dataset samples
+ * attached to GstBuffers.
+ *
+ * The structs are plain so that C, C++ and Python (PyGObject) applications can
+ * read them. Every meta is registered with no tags and a deep-copying transform
+ * function, so it survives videoconvert, videoscale, tee, queue and buffer copies.
+ */
+#ifndef __GST_VISUALSEARCH_META_H__
+#define __GST_VISUALSEARCH_META_H__
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#ifndef GST_VISUALSEARCH_API
+#define GST_VISUALSEARCH_API extern
+#endif
+
+/**
+ * GstVisualSearchMetric:
+ * @GST_VISUALSEARCH_METRIC_INNER_PRODUCT: inner product; larger is closer
+ *   (cosine similarity when embeddings are L2-normalised).
+ * @GST_VISUALSEARCH_METRIC_L2: squared Euclidean distance, as FAISS returns it;
+ *   smaller is closer.
+ */
+typedef enum {
+  GST_VISUALSEARCH_METRIC_INNER_PRODUCT = 0,
+  GST_VISUALSEARCH_METRIC_L2 = 1,
+} GstVisualSearchMetric;
+
+GST_VISUALSEARCH_API
+const gchar *gst_visualsearch_metric_to_string (GstVisualSearchMetric metric);
+
+GST_VISUALSEARCH_API
+gboolean gst_visualsearch_metric_from_string (const gchar * str,
+    GstVisualSearchMetric * metric);
+
+/* ------------------------------------------------------------------------ */
+
+/**
+ * GstEmbeddingMeta:
+ * @meta: parent #GstMeta
+ * @dims: number of values
+ * @values: (array length=dims): the embedding, owned by the meta
+ * @model_id: which model produced it, e.g. "resnet18:f37072fd"
+ * @preprocessing_id: how the frame was prepared, e.g. "rgb;resize=256;crop=224;mean=...;std=..."
+ * @normalized: whether @values has unit L2 norm
+ */
+typedef struct {
+  GstMeta meta;
+
+  guint dims;
+  gfloat *values;
+  gchar *model_id;
+  gchar *preprocessing_id;
+  gboolean normalized;
+} GstEmbeddingMeta;
+
+GST_VISUALSEARCH_API GType gst_embedding_meta_api_get_type (void);
+#define GST_EMBEDDING_META_API_TYPE (gst_embedding_meta_api_get_type ())
+GST_VISUALSEARCH_API const GstMetaInfo *gst_embedding_meta_get_info (void);
+#define GST_EMBEDDING_META_INFO (gst_embedding_meta_get_info ())
+
+#define gst_buffer_get_embedding_meta(b) \
+  ((GstEmbeddingMeta *) gst_buffer_get_meta ((b), GST_EMBEDDING_META_API_TYPE))
+
+/* Copies @values. */
+GST_VISUALSEARCH_API
+GstEmbeddingMeta *gst_buffer_add_embedding_meta (GstBuffer * buffer,
+    guint dims, const gfloat * values, const gchar * model_id,
+    const gchar * preprocessing_id, gboolean normalized);
+
+/* ------------------------------------------------------------------------ */
+
+/**
+ * GstVisualSearchNeighbor:
+ * @id: the gallery item's id in the index and catalog
+ * @distance: the score as FAISS returns it for the meta's metric
+ * @label: class label, or -1 when unknown
+ * @label_name: (nullable): class name
+ * @source: (nullable): where the gallery image can be read back, e.g.
+ *   "cifar10/train/1234" or a file path
+ */
+typedef struct {
+  gint64 id;
+  gfloat distance;
+  gint label;
+  gchar *label_name;
+  gchar *source;
+} GstVisualSearchNeighbor;
+
+/**
+ * GstNeighborsMeta:
+ * @meta: parent #GstMeta
+ * @metric: the metric @distance is measured in
+ * @n_neighbors: number of entries in @neighbors
+ * @neighbors: (array length=n_neighbors): nearest first, owned by the meta
+ */
+typedef struct {
+  GstMeta meta;
+
+  GstVisualSearchMetric metric;
+  guint n_neighbors;
+  GstVisualSearchNeighbor *neighbors;
+} GstNeighborsMeta;
+
+GST_VISUALSEARCH_API GType gst_neighbors_meta_api_get_type (void);
+#define GST_NEIGHBORS_META_API_TYPE (gst_neighbors_meta_api_get_type ())
+GST_VISUALSEARCH_API const GstMetaInfo *gst_neighbors_meta_get_info (void);
+#define GST_NEIGHBORS_META_INFO (gst_neighbors_meta_get_info ())
+
+#define gst_buffer_get_neighbors_meta(b) \
+  ((GstNeighborsMeta *) gst_buffer_get_meta ((b), GST_NEIGHBORS_META_API_TYPE))
+
+/* Deep-copies @neighbors (strings included). */
+GST_VISUALSEARCH_API
+GstNeighborsMeta *gst_buffer_add_neighbors_meta (GstBuffer * buffer,
+    GstVisualSearchMetric metric, guint n_neighbors,
+    const GstVisualSearchNeighbor * neighbors);
+
+/* ------------------------------------------------------------------------ */
+
+/**
+ * GstSampleMeta:
+ * @meta: parent #GstMeta
+ * @id: the sample's id in its dataset split (record index)
+ * @label: class label, or -1 when unknown
+ * @label_name: (nullable): class name
+ * @source: (nullable): where the sample comes from, e.g. "cifar10/train/1234"
+ */
+typedef struct {
+  GstMeta meta;
+
+  gint64 id;
+  gint label;
+  gchar *label_name;
+  gchar *source;
+} GstSampleMeta;
+
+GST_VISUALSEARCH_API GType gst_sample_meta_api_get_type (void);
+#define GST_SAMPLE_META_API_TYPE (gst_sample_meta_api_get_type ())
+GST_VISUALSEARCH_API const GstMetaInfo *gst_sample_meta_get_info (void);
+#define GST_SAMPLE_META_INFO (gst_sample_meta_get_info ())
+
+#define gst_buffer_get_sample_meta(b) \
+  ((GstSampleMeta *) gst_buffer_get_meta ((b), GST_SAMPLE_META_API_TYPE))
+
+GST_VISUALSEARCH_API
+GstSampleMeta *gst_buffer_add_sample_meta (GstBuffer * buffer, gint64 id,
+    gint label, const gchar * label_name, const gchar * source);
+
+G_END_DECLS
+
+#endif /* __GST_VISUALSEARCH_META_H__ */

@@ -1,0 +1,180 @@
+/* The metadata library: add/get helpers, deep copies, and survival through
+ * the elements that commonly sit between embedder and its consumers. */
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <gst/video/video.h>
+
+#include "visualsearchmeta.h"
+
+static const gfloat values[4] = { 0.5f, -0.25f, 0.125f, 1.0f };
+
+static GstBuffer *
+make_frame_with_metas (void)
+{
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, 32 * 24 * 3, NULL);
+  GstVisualSearchNeighbor nb[2] = {
+    {7, 0.25f, 3, (gchar *) "cat", (gchar *) "cifar10/train/7"},
+    {9, 0.5f, 5, (gchar *) "dog", NULL},
+  };
+
+  gst_buffer_memset (buf, 0, 0x80, 32 * 24 * 3);
+  gst_buffer_add_video_meta (buf, GST_VIDEO_FRAME_FLAG_NONE,
+      GST_VIDEO_FORMAT_RGB, 32, 24);
+  gst_buffer_add_embedding_meta (buf, 4, values, "resnet18:test",
+      "rgb;resize=0;crop=32", TRUE);
+  gst_buffer_add_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, 2, nb);
+  gst_buffer_add_sample_meta (buf, 42, 3, "cat", "cifar10/test/42");
+  return buf;
+}
+
+static void
+check_metas (GstBuffer * buf)
+{
+  GstEmbeddingMeta *emeta = gst_buffer_get_embedding_meta (buf);
+  GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (buf);
+  GstSampleMeta *smeta = gst_buffer_get_sample_meta (buf);
+  guint i;
+
+  fail_unless (emeta != NULL, "embedding meta lost");
+  fail_unless_equals_int (emeta->dims, 4);
+  for (i = 0; i < 4; i++)
+    fail_unless_equals_float (emeta->values[i], values[i]);
+  fail_unless_equals_string (emeta->model_id, "resnet18:test");
+  fail_unless_equals_string (emeta->preprocessing_id, "rgb;resize=0;crop=32");
+  fail_unless (emeta->normalized);
+
+  fail_unless (nmeta != NULL, "neighbors meta lost");
+  fail_unless_equals_int (nmeta->metric, GST_VISUALSEARCH_METRIC_L2);
+  fail_unless_equals_int (nmeta->n_neighbors, 2);
+  fail_unless_equals_int64 (nmeta->neighbors[0].id, 7);
+  fail_unless_equals_float (nmeta->neighbors[0].distance, 0.25f);
+  fail_unless_equals_int (nmeta->neighbors[0].label, 3);
+  fail_unless_equals_string (nmeta->neighbors[0].label_name, "cat");
+  fail_unless_equals_string (nmeta->neighbors[0].source, "cifar10/train/7");
+  fail_unless_equals_int64 (nmeta->neighbors[1].id, 9);
+  fail_unless (nmeta->neighbors[1].source == NULL);
+
+  fail_unless (smeta != NULL, "sample meta lost");
+  fail_unless_equals_int64 (smeta->id, 42);
+  fail_unless_equals_int (smeta->label, 3);
+  fail_unless_equals_string (smeta->label_name, "cat");
+  fail_unless_equals_string (smeta->source, "cifar10/test/42");
+}
+
+GST_START_TEST (test_metric_strings)
+{
+  GstVisualSearchMetric m;
+
+  fail_unless_equals_string (gst_visualsearch_metric_to_string
+      (GST_VISUALSEARCH_METRIC_INNER_PRODUCT), "ip");
+  fail_unless_equals_string (gst_visualsearch_metric_to_string
+      (GST_VISUALSEARCH_METRIC_L2), "l2");
+  fail_unless (gst_visualsearch_metric_from_string ("L2", &m));
+  fail_unless_equals_int (m, GST_VISUALSEARCH_METRIC_L2);
+  fail_unless (gst_visualsearch_metric_from_string ("ip", &m));
+  fail_unless_equals_int (m, GST_VISUALSEARCH_METRIC_INNER_PRODUCT);
+  fail_if (gst_visualsearch_metric_from_string ("cosine", &m));
+  fail_if (gst_visualsearch_metric_from_string (NULL, &m));
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_add_get_and_copy_is_deep)
+{
+  GstBuffer *buf = make_frame_with_metas ();
+  GstBuffer *copy;
+  GstEmbeddingMeta *orig, *copied;
+
+  check_metas (buf);
+  copy = gst_buffer_copy (buf);
+  check_metas (copy);
+
+  orig = gst_buffer_get_embedding_meta (buf);
+  copied = gst_buffer_get_embedding_meta (copy);
+  fail_unless (orig->values != copied->values, "copy shares the values array");
+  fail_unless (gst_buffer_get_neighbors_meta (buf)->neighbors !=
+      gst_buffer_get_neighbors_meta (copy)->neighbors);
+
+  /* The copy outlives the original. */
+  gst_buffer_unref (buf);
+  check_metas (copy);
+  gst_buffer_unref (copy);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_add_without_optional_strings)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstSampleMeta *s = gst_buffer_add_sample_meta (buf, 1, -1, NULL, NULL);
+  GstEmbeddingMeta *e = gst_buffer_add_embedding_meta (buf, 0, NULL, NULL,
+      NULL, FALSE);
+  GstNeighborsMeta *n = gst_buffer_add_neighbors_meta (buf,
+      GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 0, NULL);
+
+  fail_unless (s && e && n);
+  fail_unless (s->label_name == NULL && s->source == NULL);
+  fail_unless_equals_int (e->dims, 0);
+  fail_unless_equals_int (n->n_neighbors, 0);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+/* Runs one RGB 32x24 frame through a real pipeline that converts the format,
+ * scales, and fans out through tee and queue, then checks the metas. */
+static void
+run_through (const gchar * launch, const gchar * out_caps)
+{
+  GstHarness *h = gst_harness_new_parse (launch);
+  GstBuffer *out;
+
+  gst_harness_set_src_caps_str (h,
+      "video/x-raw,format=RGB,width=32,height=24,framerate=30/1");
+  gst_harness_set_sink_caps_str (h, out_caps);
+  out = gst_harness_push_and_pull (h, make_frame_with_metas ());
+  fail_unless (out != NULL);
+  check_metas (out);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_START_TEST (test_survives_videoconvert)
+{
+  run_through ("videoconvert", "video/x-raw,format=I420,width=32,height=24");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_survives_videoscale)
+{
+  run_through ("videoscale", "video/x-raw,format=RGB,width=64,height=48");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_survives_tee_queue_chain)
+{
+  run_through ("videoconvert ! videoscale ! tee ! queue",
+      "video/x-raw,format=BGRx,width=16,height=12");
+}
+
+GST_END_TEST;
+
+static Suite *
+meta_suite (void)
+{
+  Suite *s = suite_create ("visualsearchmeta");
+  TCase *tc = tcase_create ("general");
+
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_metric_strings);
+  tcase_add_test (tc, test_add_get_and_copy_is_deep);
+  tcase_add_test (tc, test_add_without_optional_strings);
+  tcase_add_test (tc, test_survives_videoconvert);
+  tcase_add_test (tc, test_survives_videoscale);
+  tcase_add_test (tc, test_survives_tee_queue_chain);
+  return s;
+}
+
+GST_CHECK_MAIN (meta);
