@@ -22,7 +22,7 @@ cc -o "$stage/embeddings-app" "$VS_SOURCE_DIR/examples/embeddings-app.c" \
   $(pkg-config --cflags --libs gstvisualsearch-1.0 gstreamer-app-1.0) -lm
 
 lib=$(find "$stage" -name 'libgstvisualsearch-1.0.so.0' | head -n 1)
-plugin=$(find "$stage" -name 'libgstvisualsearchplugin.so' | head -n 1)
+plugin=$(find "$stage" -name 'libgstvisualsearch.so' | head -n 1)
 [ -n "$lib" ] && [ -n "$plugin" ] || { echo "FAIL: library or plugin not staged"; exit 1; }
 
 out=$(LD_LIBRARY_PATH="$(dirname "$lib")" \
