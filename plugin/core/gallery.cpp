@@ -1,0 +1,91 @@
+#include "core/gallery.h"
+
+#include <sys/stat.h>
+
+#include <utility>
+
+#include "core/error.h"
+
+namespace vs {
+
+Gallery::Gallery(std::string index_path, IndexStore index, Catalog catalog)
+    : index_path_(std::move(index_path)),
+      index_(std::move(index)),
+      catalog_(std::move(catalog)) {}
+
+Gallery Gallery::load(const std::string& index_path) {
+  IndexStore index = IndexStore::load(index_path);
+  const std::string catalog_path = catalog_path_for(index_path);
+  Catalog catalog = Catalog::load(catalog_path);
+  const IndexFacts& facts = catalog.facts();
+
+  if (facts.dims != index.dims()) {
+    throw Error("The catalog " + catalog_path + " describes " + std::to_string(facts.dims) +
+                "-dimensional embeddings but the index " + index_path + " holds " +
+                std::to_string(index.dims()) + "-dimensional ones; rebuild both together.");
+  }
+  if (facts.metric != metric_name(index.metric())) {
+    throw Error("The catalog " + catalog_path + " says metric '" + facts.metric +
+                "' but the index " + index_path + " uses '" + metric_name(index.metric()) +
+                "'; rebuild both together.");
+  }
+  if (static_cast<int64_t>(catalog.items().size()) != index.size()) {
+    throw Error("The catalog " + catalog_path + " lists " +
+                std::to_string(catalog.items().size()) + " items but the index " + index_path +
+                " holds " + std::to_string(index.size()) +
+                " vectors; they were not written together, rebuild both.");
+  }
+  return Gallery(index_path, std::move(index), std::move(catalog));
+}
+
+void Gallery::check_query(const char* model_id, const char* preprocessing_id,
+                          int dims) const {
+  const IndexFacts& facts = catalog_.facts();
+  model_id = model_id ? model_id : "";
+  preprocessing_id = preprocessing_id ? preprocessing_id : "";
+  if (facts.model_id == model_id && facts.preprocessing_id == preprocessing_id &&
+      facts.dims == dims)
+    return;
+  IndexFacts query;
+  // An empty id must still count as a difference, so name it.
+  query.model_id = *model_id ? model_id : "(none)";
+  query.preprocessing_id = *preprocessing_id ? preprocessing_id : "(none)";
+  query.dims = dims;
+  query.metric = facts.metric;  // a query is searched in the index's metric
+  check_same_embedding_space(facts, query, catalog_path_for(index_path_));
+}
+
+void Gallery::search(const float* query, int k, const SearchParams& params,
+                     std::optional<float> max_distance, std::vector<Neighbor>* out) const {
+  out->clear();
+  const std::vector<std::vector<Hit>> hits = index_.search(query, 1, k, params);
+  const bool larger_is_closer = index_.metric() == Metric::InnerProduct;
+  for (const Hit& hit : hits.front()) {
+    if (max_distance) {
+      const bool past = larger_is_closer ? hit.distance < *max_distance
+                                         : hit.distance > *max_distance;
+      // Hits come nearest first: everything after the first one past is too.
+      if (past) break;
+    }
+    out->push_back(Neighbor{hit.id, hit.distance, catalog_.item(hit.id)});
+  }
+}
+
+FileStamp FileStamp::of(const std::string& path) {
+  FileStamp stamp;
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return stamp;
+  stamp.exists = true;
+  stamp.device = st.st_dev;
+  stamp.inode = st.st_ino;
+  stamp.size = st.st_size;
+  stamp.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return stamp;
+}
+
+bool FileStamp::operator==(const FileStamp& other) const {
+  return exists == other.exists && device == other.device && inode == other.inode &&
+         size == other.size && mtime_ns == other.mtime_ns;
+}
+
+}  // namespace vs
