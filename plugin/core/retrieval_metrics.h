@@ -1,0 +1,127 @@
+// Retrieval quality of a nearest-neighbour search, from ranked result lists.
+//
+// Per query q with label y, a ranked neighbour list n_1, n_2, ... (nearest
+// first) and R = the number of gallery items labelled y:
+//   rel_i  = 1 when n_i's label is y, else 0 (and 0 past the end of the list)
+//   P@k    = (sum_{i<=k} rel_i) / k
+//   R@k    = (sum_{i<=k} rel_i) / R
+//   AP@k   = (sum_{i<=k} P@i * rel_i) / min(k, R)
+//   RR     = 1 / (rank of the first relevant neighbour in the whole returned
+//            list), 0 when none is relevant
+//   top-1  = rel_1
+// Reported figures are means over queries: P@k, MRR and top-1 accuracy over
+// all queries; R@k and mAP@k over the queries with R > 0 (they are undefined
+// for a label the gallery does not hold; such queries are counted apart).
+// Per-class figures are the same means over the queries of one label.
+//
+// Leave-one-out (exclude_self): when the gallery is queried with its own
+// images, every neighbour whose source equals the query's source is removed
+// from the list before anything is counted, and R drops by the number of
+// gallery items carrying that source (the query's own copies), so a query is
+// neither rewarded for finding itself nor penalised for not finding itself.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace vs {
+
+struct RankedNeighbour {
+  int label = -1;
+  std::string source;
+};
+
+struct QueryResult {
+  int label = -1;
+  std::string label_name;
+  std::string source;
+  std::vector<RankedNeighbour> neighbours;  // nearest first
+  int64_t relevant_in_gallery = 0;          // gallery items labelled `label`
+  int64_t self_in_gallery = 0;              // gallery items whose source is `source`
+};
+
+// Means for one group of queries (all of them, or one class), aligned with
+// RetrievalMetrics::ks().
+struct RetrievalFigures {
+  int64_t queries = 0;
+  int64_t queries_with_relevant = 0;  // R > 0: the denominator of recall and mAP
+  std::vector<double> precision;
+  std::vector<double> recall;
+  std::vector<double> map;
+  double mrr = 0.0;
+  double accuracy = 0.0;
+};
+
+struct ClassFigures {
+  int label = -1;
+  std::string label_name;
+  RetrievalFigures figures;
+};
+
+struct RetrievalSummary {
+  std::vector<int> ks;
+  bool exclude_self = false;
+  RetrievalFigures overall;
+  std::vector<ClassFigures> per_class;  // ordered by label
+};
+
+// Parses a k list such as "1,5,10": positive integers separated by commas,
+// spaces allowed; returned sorted and without duplicates. Throws vs::Error.
+std::vector<int> parse_k_list(const std::string& text);
+
+class RetrievalMetrics {
+ public:
+  // ks must be positive; they are sorted and deduplicated.
+  RetrievalMetrics(std::vector<int> ks, bool exclude_self);
+
+  const std::vector<int>& ks() const { return ks_; }
+  int max_k() const { return ks_.empty() ? 0 : ks_.back(); }
+  bool exclude_self() const { return exclude_self_; }
+
+  // Lists shorter than max_k() count their missing ranks as not relevant.
+  void add(const QueryResult& query);
+  int64_t queries() const { return overall_.queries; }
+
+  RetrievalSummary summary() const;
+
+ private:
+  // Sums of the per-query figures, turned into means by summary().
+  struct Accumulator {
+    int64_t queries = 0;
+    int64_t queries_with_relevant = 0;
+    std::vector<double> precision, recall, ap;
+    double reciprocal_rank = 0.0;
+    double top1 = 0.0;
+    std::string label_name;
+  };
+
+  void accumulate(Accumulator& acc, const std::vector<double>& precision,
+                  const std::vector<double>& recall, const std::vector<double>& ap,
+                  bool has_relevant, double reciprocal_rank, double top1) const;
+  RetrievalFigures means(const Accumulator& acc) const;
+
+  std::vector<int> ks_;
+  bool exclude_self_;
+  Accumulator overall_;
+  std::map<int, Accumulator> per_class_;
+};
+
+// The stable JSON form (schema "visualsearch-retrieval-metrics/1"):
+// {"schema", "queries", "queries_with_relevant", "exclude_self", "k": [..],
+//  "precision": {"<k>": x}, "recall": {...}, "map": {...}, "mrr", "accuracy",
+//  "per_class": {"<label name or number>": {"label", "queries",
+//  "queries_with_relevant", "precision", "recall", "map", "mrr", "accuracy"}}}
+// `extra` members (already JSON-encoded values) are added at the top level.
+std::string retrieval_summary_to_json(
+    const RetrievalSummary& summary,
+    const std::vector<std::pair<std::string, std::string>>& extra = {});
+
+// A plain-text table of the summary, for a terminal.
+std::string retrieval_summary_to_table(const RetrievalSummary& summary);
+
+// A JSON string literal (quotes included) for any UTF-8 text.
+std::string json_quote(const std::string& text);
+
+}  // namespace vs
