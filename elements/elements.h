@@ -6,6 +6,8 @@
 
 G_BEGIN_DECLS
 
+GST_ELEMENT_REGISTER_DECLARE (retrievaleval);
+
 
 
 G_END_DECLS

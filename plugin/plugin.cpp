@@ -12,6 +12,8 @@ plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
 
+  ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
+
 
 
   return ret;

@@ -1,0 +1,546 @@
+/**
+ * SECTION:element-retrievaleval
+ * @title: retrievaleval
+ *
+ * Measures how well a nearest-neighbour search retrieves images of the same
+ * class. Every buffer must carry a #GstSampleMeta (the query's label and
+ * source, from cifarsrc) and a #GstNeighborsMeta (the ranked gallery items,
+ * from faisssearch); buffers missing either are counted and skipped.
+ *
+ * At EOS the element posts an element message named `retrieval-metrics` with
+ * Precision@k, Recall@k, mAP@k, MRR, top-1 accuracy and per-class figures,
+ * prints them as a table on stdout and, when #GstRetrievalEval:output is set,
+ * writes them as JSON (schema `visualsearch-retrieval-metrics/1`). The
+ * definitions are in plugin/core/retrieval_metrics.h.
+ *
+ * Recall@k and mAP@k need the number of gallery items of each label, which
+ * comes from the gallery's catalog: set #GstRetrievalEval:index (the catalog
+ * is the index path + ".db") or #GstRetrievalEval:catalog.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 cifarsrc location=cifar-10-batches-py split=test ! embedder ! \
+ *     faisssearch index=train.faiss k=10 post-messages=false ! \
+ *     retrievaleval index=train.faiss k=1,5,10 output=metrics.json
+ * ]|
+ * With exclude-self=true (the gallery queried with its own images) faisssearch
+ * must return one neighbour more than the largest k.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstretrievaleval.h"
+
+#include <fstream>
+#include <memory>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "core/atomic_file.h"
+#include "core/catalog.h"
+#include "core/error.h"
+#include "core/retrieval_metrics.h"
+#include "elements.h"
+#include "meta/visualsearchmeta.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_retrieval_eval_debug);
+#define GST_CAT_DEFAULT gst_retrieval_eval_debug
+
+#define DEFAULT_K "1,5,10"
+#define DEFAULT_EXCLUDE_SELF FALSE
+
+enum
+{
+  PROP_0,
+  PROP_K,
+  PROP_EXCLUDE_SELF,
+  PROP_OUTPUT,
+  PROP_CATALOG,
+  PROP_INDEX,
+};
+
+namespace {
+
+/* One evaluation run, from start to stop: the gallery's catalog and the
+ * figures accumulated so far. */
+struct Evaluation
+{
+  Evaluation (std::string path, vs::Catalog gallery, std::vector<int> ks,
+      bool exclude_self)
+      : catalog_path (std::move (path)), catalog (std::move (gallery)),
+        metrics (std::move (ks), exclude_self)
+  {
+    if (exclude_self) {
+      for (const auto & item : catalog.items ())
+        ++source_counts[item.source];
+    }
+  }
+
+  /* faisssearch must deliver this many neighbours per frame so that every k
+   * still has k of them once the query itself is dropped. */
+  guint neighbours_needed () const
+  {
+    return metrics.max_k () + (metrics.exclude_self () ? 1 : 0);
+  }
+
+  std::string catalog_path;
+  vs::Catalog catalog;
+  std::unordered_map < std::string, int64_t > source_counts;
+  vs::RetrievalMetrics metrics;
+  guint64 skipped = 0;
+};
+
+}  // namespace
+
+struct _GstRetrievalEval
+{
+  GstBaseSink parent;
+
+  /* properties, guarded by the object lock */
+  gchar *k;
+  gboolean exclude_self;
+  gchar *output;
+  gchar *catalog;
+  gchar *index;
+
+  /* constructed in init, destroyed in finalize; holds a run between start and stop */
+  std::unique_ptr < Evaluation > evaluation;
+};
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK,
+    GST_PAD_ALWAYS,
+    GST_STATIC_CAPS_ANY);
+
+#define gst_retrieval_eval_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE (GstRetrievalEval, gst_retrieval_eval,
+    GST_TYPE_BASE_SINK,
+    GST_DEBUG_CATEGORY_INIT (gst_retrieval_eval_debug, "retrievaleval", 0,
+        "Retrieval quality of nearest-neighbour search"));
+GST_ELEMENT_REGISTER_DEFINE (retrievaleval, "retrievaleval", GST_RANK_NONE,
+    GST_TYPE_RETRIEVAL_EVAL);
+
+static void gst_retrieval_eval_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec);
+static void gst_retrieval_eval_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec);
+static void gst_retrieval_eval_finalize (GObject * object);
+static gboolean gst_retrieval_eval_start (GstBaseSink * sink);
+static gboolean gst_retrieval_eval_stop (GstBaseSink * sink);
+static gboolean gst_retrieval_eval_event (GstBaseSink * sink, GstEvent * event);
+static GstFlowReturn gst_retrieval_eval_render (GstBaseSink * sink,
+    GstBuffer * buffer);
+
+static void
+gst_retrieval_eval_class_init (GstRetrievalEvalClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSinkClass *base_sink_class = GST_BASE_SINK_CLASS (klass);
+
+  gobject_class->set_property = gst_retrieval_eval_set_property;
+  gobject_class->get_property = gst_retrieval_eval_get_property;
+  gobject_class->finalize = gst_retrieval_eval_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_K,
+      g_param_spec_string ("k", "k values",
+          "Comma-separated cut-offs at which to measure, e.g. \"1,5,10\"; the "
+          "largest must not exceed the neighbours each frame carries (one "
+          "fewer with exclude-self)", DEFAULT_K,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property (gobject_class, PROP_EXCLUDE_SELF,
+      g_param_spec_boolean ("exclude-self", "Exclude self",
+          "Leave-one-out: drop the neighbour whose source is the query's own, "
+          "for when the gallery is queried with its own images",
+          DEFAULT_EXCLUDE_SELF,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property (gobject_class, PROP_OUTPUT,
+      g_param_spec_string ("output", "Output",
+          "JSON file to write the figures to at EOS (replaced atomically); "
+          "none when unset", NULL,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property (gobject_class, PROP_CATALOG,
+      g_param_spec_string ("catalog", "Catalog",
+          "The gallery's SQLite catalog, which gives the number of gallery "
+          "items per label; overrides the one derived from index", NULL,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property (gobject_class, PROP_INDEX,
+      g_param_spec_string ("index", "Index",
+          "The gallery's FAISS index file, as given to faisssearch; its "
+          "catalog (index + \".db\") is read", NULL,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_set_static_metadata (element_class,
+      "Retrieval evaluation", "Sink/Analysis",
+      "Measures Precision@k, Recall@k, mAP@k and MRR of the neighbours found "
+      "for labelled query frames",
+      "visualsearch developers <visualsearch@example.org>");
+
+  base_sink_class->start = GST_DEBUG_FUNCPTR (gst_retrieval_eval_start);
+  base_sink_class->stop = GST_DEBUG_FUNCPTR (gst_retrieval_eval_stop);
+  base_sink_class->event = GST_DEBUG_FUNCPTR (gst_retrieval_eval_event);
+  base_sink_class->render = GST_DEBUG_FUNCPTR (gst_retrieval_eval_render);
+}
+
+static void
+gst_retrieval_eval_init (GstRetrievalEval * self)
+{
+  self->k = g_strdup (DEFAULT_K);
+  self->exclude_self = DEFAULT_EXCLUDE_SELF;
+  new (&self->evaluation) std::unique_ptr < Evaluation > ();
+
+  /* Metrics count every frame; nothing is gained by waiting for a clock. */
+  gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
+}
+
+static void
+gst_retrieval_eval_finalize (GObject * object)
+{
+  GstRetrievalEval *self = GST_RETRIEVAL_EVAL (object);
+
+  self->evaluation.~unique_ptr ();
+  g_free (self->k);
+  g_free (self->output);
+  g_free (self->catalog);
+  g_free (self->index);
+
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_retrieval_eval_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec)
+{
+  GstRetrievalEval *self = GST_RETRIEVAL_EVAL (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_K:
+      g_free (self->k);
+      self->k = g_value_dup_string (value);
+      break;
+    case PROP_EXCLUDE_SELF:
+      self->exclude_self = g_value_get_boolean (value);
+      break;
+    case PROP_OUTPUT:
+      g_free (self->output);
+      self->output = g_value_dup_string (value);
+      break;
+    case PROP_CATALOG:
+      g_free (self->catalog);
+      self->catalog = g_value_dup_string (value);
+      break;
+    case PROP_INDEX:
+      g_free (self->index);
+      self->index = g_value_dup_string (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_retrieval_eval_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec)
+{
+  GstRetrievalEval *self = GST_RETRIEVAL_EVAL (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_K:
+      g_value_set_string (value, self->k);
+      break;
+    case PROP_EXCLUDE_SELF:
+      g_value_set_boolean (value, self->exclude_self);
+      break;
+    case PROP_OUTPUT:
+      g_value_set_string (value, self->output);
+      break;
+    case PROP_CATALOG:
+      g_value_set_string (value, self->catalog);
+      break;
+    case PROP_INDEX:
+      g_value_set_string (value, self->index);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* ------------------------------------------------------------------------ */
+/* lifecycle */
+
+static gboolean
+gst_retrieval_eval_start (GstBaseSink * sink)
+{
+  GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
+
+  GST_OBJECT_LOCK (self);
+  const std::string k_list = self->k ? self->k : "";
+  const bool exclude_self = self->exclude_self;
+  std::string catalog_path;
+  if (self->catalog && *self->catalog)
+    catalog_path = self->catalog;
+  else if (self->index && *self->index)
+    catalog_path = vs::catalog_path_for (self->index);
+  GST_OBJECT_UNLOCK (self);
+
+  std::vector < int >ks;
+  try {
+    ks = vs::parse_k_list (k_list);
+  } catch (const vs::Error & e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("Invalid k property: %s", e.what ()), (NULL));
+    return FALSE;
+  }
+
+  if (catalog_path.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("No gallery catalog to count relevant items in."),
+        ("Set index= to the index faisssearch searches (its catalog is the "
+            "index path + \".db\"), or catalog= to the catalog itself."));
+    return FALSE;
+  }
+
+  try {
+    vs::Catalog gallery = vs::Catalog::load (catalog_path);
+    auto evaluation = std::make_unique < Evaluation > (catalog_path,
+        std::move (gallery), std::move (ks), exclude_self);
+    const size_t gallery_size = evaluation->catalog.items ().size ();
+    if (gallery_size < evaluation->neighbours_needed ()) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("k=%d needs %u neighbours per query%s, but the gallery in %s holds "
+              "only %zu items.", evaluation->metrics.max_k (),
+              evaluation->neighbours_needed (),
+              exclude_self ? " (one more for exclude-self)" : "",
+              catalog_path.c_str (), gallery_size),
+          ("Lower the largest k or index more images."));
+      return FALSE;
+    }
+    GST_INFO_OBJECT (self, "gallery %s: %zu items; k=%s, exclude-self=%d",
+        catalog_path.c_str (), gallery_size, k_list.c_str (), exclude_self);
+    self->evaluation = std::move (evaluation);
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Could not read the gallery catalog %s.", catalog_path.c_str ()),
+        ("%s", e.what ()));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+gst_retrieval_eval_stop (GstBaseSink * sink)
+{
+  GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
+
+  self->evaluation.reset ();
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* results at EOS */
+
+static void
+take_double_array (GstStructure * s, const gchar * field,
+    const std::vector < double >&values)
+{
+  GValue array = G_VALUE_INIT;
+
+  gst_value_array_init (&array, values.size ());
+  for (const double v : values) {
+    GValue item = G_VALUE_INIT;
+    g_value_init (&item, G_TYPE_DOUBLE);
+    g_value_set_double (&item, v);
+    gst_value_array_append_and_take_value (&array, &item);
+  }
+  gst_structure_take_value (s, field, &array);
+}
+
+static void
+set_figures (GstStructure * s, const vs::RetrievalFigures & f)
+{
+  gst_structure_set (s,
+      "queries", G_TYPE_INT64, (gint64) f.queries,
+      "queries-with-relevant", G_TYPE_INT64, (gint64) f.queries_with_relevant,
+      "mrr", G_TYPE_DOUBLE, f.mrr, "accuracy", G_TYPE_DOUBLE, f.accuracy, NULL);
+  take_double_array (s, "precision", f.precision);
+  take_double_array (s, "recall", f.recall);
+  take_double_array (s, "map", f.map);
+}
+
+/* The element message: the overall figures as fields (arrays aligned with
+ * "k") and one "class" structure per label in "per-class". */
+static GstStructure *
+summary_to_structure (const vs::RetrievalSummary & summary, guint64 skipped)
+{
+  GstStructure *s = gst_structure_new ("retrieval-metrics",
+      "exclude-self", G_TYPE_BOOLEAN, summary.exclude_self,
+      "skipped", G_TYPE_UINT64, skipped, NULL);
+
+  GValue ks = G_VALUE_INIT;
+  gst_value_array_init (&ks, summary.ks.size ());
+  for (const int k : summary.ks) {
+    GValue item = G_VALUE_INIT;
+    g_value_init (&item, G_TYPE_INT);
+    g_value_set_int (&item, k);
+    gst_value_array_append_and_take_value (&ks, &item);
+  }
+  gst_structure_take_value (s, "k", &ks);
+  set_figures (s, summary.overall);
+
+  GValue classes = G_VALUE_INIT;
+  gst_value_array_init (&classes, summary.per_class.size ());
+  for (const auto & cls : summary.per_class) {
+    GstStructure *c = gst_structure_new ("class",
+        "label", G_TYPE_INT, cls.label,
+        "label-name", G_TYPE_STRING, cls.label_name.c_str (), NULL);
+    set_figures (c, cls.figures);
+    GValue item = G_VALUE_INIT;
+    g_value_init (&item, GST_TYPE_STRUCTURE);
+    g_value_take_boxed (&item, c);
+    gst_value_array_append_and_take_value (&classes, &item);
+  }
+  gst_structure_take_value (s, "per-class", &classes);
+  return s;
+}
+
+static void
+write_json (const std::string & path, const std::string & json)
+{
+  vs::replace_file_atomically (path, [&json] (const std::string & tmp_path) {
+    std::ofstream out (tmp_path, std::ios::binary | std::ios::trunc);
+    out << json;
+    out.close ();
+    if (!out)
+      throw vs::Error ("could not write " + tmp_path +
+          "; check that the disk has space and the directory is writable.");
+  });
+}
+
+/* Reports the figures; FALSE after posting an error. */
+static gboolean
+gst_retrieval_eval_finish (GstRetrievalEval * self)
+{
+  Evaluation & evaluation = *self->evaluation;
+
+  if (evaluation.skipped > 0) {
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT,
+        ("%" G_GUINT64_FORMAT " buffers carried no sample or no neighbours "
+            "metadata and were not counted.", evaluation.skipped),
+        ("retrievaleval needs a GstSampleMeta (e.g. from cifarsrc) and a "
+            "GstNeighborsMeta (from faisssearch) on each buffer."));
+  }
+  if (evaluation.metrics.queries () == 0) {
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT,
+        ("No frame could be evaluated; all figures are zero."), (NULL));
+  }
+
+  const vs::RetrievalSummary summary = evaluation.metrics.summary ();
+  GstStructure *s = summary_to_structure (summary, evaluation.skipped);
+  GST_INFO_OBJECT (self, "%" GST_PTR_FORMAT, s);
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self), s));
+
+  g_print ("%s", vs::retrieval_summary_to_table (summary).c_str ());
+
+  GST_OBJECT_LOCK (self);
+  const std::string output = self->output ? self->output : "";
+  GST_OBJECT_UNLOCK (self);
+  if (output.empty ())
+    return TRUE;
+
+  try {
+    const std::vector < std::pair < std::string, std::string >> extra = {
+      {"skipped", std::to_string (evaluation.skipped)},
+      {"catalog", vs::json_quote (evaluation.catalog_path)},
+      {"gallery_items", std::to_string (evaluation.catalog.items ().size ())},
+    };
+    write_json (output, vs::retrieval_summary_to_json (summary, extra));
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+        ("Could not write the metrics to %s.", output.c_str ()),
+        ("%s", e.what ()));
+    return FALSE;
+  }
+  GST_INFO_OBJECT (self, "wrote %s", output.c_str ());
+  return TRUE;
+}
+
+static gboolean
+gst_retrieval_eval_event (GstBaseSink * sink, GstEvent * event)
+{
+  GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
+
+  /* Before chaining up, so the figures are on the bus ahead of EOS. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->evaluation
+      && !gst_retrieval_eval_finish (self)) {
+    gst_event_unref (event);
+    return FALSE;
+  }
+  return GST_BASE_SINK_CLASS (parent_class)->event (sink, event);
+}
+
+/* ------------------------------------------------------------------------ */
+/* buffer path */
+
+static GstFlowReturn
+gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
+{
+  GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
+  Evaluation & evaluation = *self->evaluation;
+
+  const GstSampleMeta *sample = gst_buffer_get_sample_meta (buffer);
+  const GstNeighborsMeta *found = gst_buffer_get_neighbors_meta (buffer);
+  if (!sample || !found) {
+    GST_LOG_OBJECT (self, "%" GST_PTR_FORMAT " lacks %s metadata, skipped",
+        buffer, sample ? "neighbours" : "sample");
+    ++evaluation.skipped;
+    return GST_FLOW_OK;
+  }
+
+  if (found->n_neighbors < evaluation.neighbours_needed ()) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("Query %s carries %u neighbours, but k=%d%s needs %u.",
+            sample->source ? sample->source : "(no source)",
+            found->n_neighbors, evaluation.metrics.max_k (),
+            evaluation.metrics.exclude_self ()? " with exclude-self" : "",
+            evaluation.neighbours_needed ()),
+        ("Set faisssearch k to at least %u (and do not let max-distance drop "
+            "neighbours), or lower retrievaleval's largest k.",
+            evaluation.neighbours_needed ()));
+    return GST_FLOW_ERROR;
+  }
+
+  vs::QueryResult query;
+  query.label = sample->label;
+  query.label_name = sample->label_name ? sample->label_name : "";
+  query.source = sample->source ? sample->source : "";
+  query.relevant_in_gallery = evaluation.catalog.count_label (sample->label);
+  if (evaluation.metrics.exclude_self ()) {
+    const auto copies = evaluation.source_counts.find (query.source);
+    if (copies != evaluation.source_counts.end ())
+      query.self_in_gallery = copies->second;
+  }
+  query.neighbours.reserve (found->n_neighbors);
+  for (guint i = 0; i < found->n_neighbors; ++i) {
+    const GstVisualSearchNeighbor & n = found->neighbors[i];
+    query.neighbours.push_back ({n.label, n.source ? n.source : ""});
+  }
+
+  evaluation.metrics.add (query);
+  return GST_FLOW_OK;
+}
