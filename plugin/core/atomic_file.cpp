@@ -36,20 +36,34 @@ void fsync_path(const std::string& path) {
 
 void replace_file_atomically(const std::string& path,
                              const std::function<void(const std::string&)>& write) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  replace_files_atomically({{path, write}});
+}
+
+void replace_files_atomically(const std::vector<FileReplacement>& files) {
+  std::vector<std::string> tmps;
+  auto remove_tmps = [&tmps] {
+    for (const auto& tmp : tmps) std::remove(tmp.c_str());
+  };
   try {
-    write(tmp);
-    fsync_path(tmp);
+    for (const auto& file : files) {
+      tmps.push_back(file.path + ".tmp." + std::to_string(::getpid()));
+      file.write(tmps.back());
+      fsync_path(tmps.back());
+    }
   } catch (...) {
-    std::remove(tmp.c_str());
+    remove_tmps();
     throw;
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    std::remove(tmp.c_str());
-    throw Error("Cannot move the new file into place at " + path + ": " + std::strerror(err));
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (std::rename(tmps[i].c_str(), files[i].path.c_str()) != 0) {
+      int err = errno;
+      tmps.erase(tmps.begin(), tmps.begin() + i);
+      remove_tmps();
+      throw Error("Cannot move the new file into place at " + files[i].path + ": " +
+                  std::strerror(err));
+    }
   }
-  fsync_path(parent_dir(path));
+  for (const auto& file : files) fsync_path(parent_dir(file.path));
 }
 
 }  // namespace vs

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace vs {
 
@@ -12,6 +13,18 @@ namespace vs {
 // it over path. The temporary is removed if write throws. Throws vs::Error.
 void replace_file_atomically(const std::string& path,
                              const std::function<void(const std::string& tmp_path)>& write);
+
+// One file of a set written by replace_files_atomically.
+struct FileReplacement {
+  std::string path;
+  std::function<void(const std::string& tmp_path)> write;
+};
+
+// replace_file_atomically for files that belong together (an index and its
+// catalog): every temporary is written and flushed before the first rename,
+// so a failure or a kill while writing leaves all the old files in place and
+// only the renames, microseconds apart, can separate the set. Throws vs::Error.
+void replace_files_atomically(const std::vector<FileReplacement>& files);
 
 // fsync a file or directory by path. Throws vs::Error.
 void fsync_path(const std::string& path);

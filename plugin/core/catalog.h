@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace vs {
@@ -30,6 +31,24 @@ struct IndexFacts {
 
 std::string catalog_path_for(const std::string& index_path);
 
+// Now, as IndexFacts::created wants it: "2026-11-21T19:40:00Z".
+std::string utc_timestamp_now();
+
+// Throws vs::Error naming both sides when the embeddings `incoming` describes
+// (what an embedder produces, or an index about to be appended) do not live in
+// the same space as the catalog's `stored` facts: different model id,
+// preprocessing id, dims or metric. Empty strings and 0 dims in `incoming` are
+// not compared (a query has no metric). `catalog_path` goes into the message.
+void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& incoming,
+                                const std::string& catalog_path);
+
+// File layout (schema version 1, PRAGMA user_version = 1):
+//   items(id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT)
+//     one row per index id, 0..count-1; label -1 and NULL strings when unknown;
+//   index_facts(model_id TEXT, preprocessing_id TEXT, dims INTEGER, metric TEXT,
+//               index_type TEXT, count INTEGER, created TEXT)
+//     exactly one row.
+
 class Catalog {
  public:
   // Reads the whole catalog into memory. Throws vs::Error.
@@ -37,6 +56,9 @@ class Catalog {
   // Writes a complete catalog atomically (temp file, fsync, rename).
   static void write_atomically(const std::string& path, const IndexFacts& facts,
                                const std::vector<CatalogItem>& items);
+  // Plain write of a new file at path, for replace_files_atomically.
+  static void write(const std::string& path, const IndexFacts& facts,
+                    const std::vector<CatalogItem>& items);
 
   const IndexFacts& facts() const { return facts_; }
   const std::vector<CatalogItem>& items() const { return items_; }
@@ -48,6 +70,7 @@ class Catalog {
  private:
   IndexFacts facts_;
   std::vector<CatalogItem> items_;  // items_[i].id == i
+  std::unordered_map<int, int64_t> label_counts_;
 };
 
 }  // namespace vs

@@ -13,6 +13,11 @@ namespace vs {
 
 enum class Metric { InnerProduct, L2 };
 
+// "ip" / "l2", the spelling of properties and of the catalog.
+const char* metric_name(Metric metric);
+// Throws vs::Error for anything but "ip" or "l2".
+Metric metric_from_name(const std::string& name);
+
 struct SearchParams {
   int nprobe = 0;     // IVF; 0 keeps the index's own
   int ef_search = 0;  // HNSW; 0 keeps the index's own
@@ -41,20 +46,30 @@ class IndexStore {
   bool needs_training() const;
   // Minimum number of training vectors the type needs (0 when untrained types).
   int64_t min_training_vectors() const;
+  // Below this FAISS's k-means has fewer than 39 points per centroid and
+  // clusters poorly (0 when untrained types); worth a warning, not an error.
+  int64_t recommended_training_vectors() const;
 
+  // Throws vs::Error naming min_training_vectors() when n is below it.
   void train(const float* vectors, int64_t n);
   void add(const float* vectors, int64_t n);  // ids continue from size()
   // n queries of dims() floats; at most k hits each, nearest first; FAISS's
-  // -1 padding (k > size) is dropped.
+  // -1 padding (k > size) is dropped. Safe to call from several threads at
+  // once: params travel with the call, the index is never modified.
   std::vector<std::vector<Hit>> search(const float* queries, int64_t n, int k,
                                        const SearchParams& params) const;
+  // IVF indexes keep a direct map so that this works for them too.
   std::vector<float> reconstruct(int64_t id) const;
 
+  // Plain write, for callers that replace several files as one
+  // (replace_files_atomically); everyone else wants save_atomically.
+  void write(const std::string& path) const;
   void save_atomically(const std::string& path) const;
 
  private:
-  explicit IndexStore(std::unique_ptr<faiss::Index> index);
+  IndexStore(std::unique_ptr<faiss::Index> index, std::string description);
   std::unique_ptr<faiss::Index> index_;
+  std::string description_;  // the factory string, or the file it came from
 };
 
 }  // namespace vs

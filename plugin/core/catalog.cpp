@@ -1,0 +1,222 @@
+#include "core/catalog.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace vs {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+struct DatabaseCloser {
+  void operator()(sqlite3* db) const { sqlite3_close(db); }
+};
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+
+// One open catalog file; every failure becomes a vs::Error naming the file.
+class Database {
+ public:
+  Database(const std::string& path, int flags, const std::string& action) : path_(path) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    db_.reset(db);
+    if (rc != SQLITE_OK)
+      throw Error("Cannot " + action + " the catalog " + path + ": " +
+                  (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) + ".");
+  }
+
+  void exec(const std::string& sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+      std::string text = message ? message : sqlite3_errmsg(db_.get());
+      sqlite3_free(message);
+      fail(text);
+    }
+  }
+
+  Statement prepare(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_.get(), sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK)
+      fail(sqlite3_errmsg(db_.get()));
+    return Statement(stmt);
+  }
+
+  // SQLITE_ROW or SQLITE_DONE; anything else throws.
+  int step(sqlite3_stmt* stmt) {
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail(sqlite3_errmsg(db_.get()));
+    return rc;
+  }
+
+  void close() {
+    if (sqlite3_close(db_.release()) != SQLITE_OK) fail("the database did not close cleanly");
+  }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error("The catalog " + path_ + " is unusable: " + what +
+                ". Rebuild the index and its catalog with faissindexer.");
+  }
+
+ private:
+  std::string path_;
+  std::unique_ptr<sqlite3, DatabaseCloser> db_;
+};
+
+std::string column_text(sqlite3_stmt* stmt, int column) {
+  const unsigned char* text = sqlite3_column_text(stmt, column);
+  return text ? reinterpret_cast<const char*>(text) : std::string();
+}
+
+void bind_text_or_null(Database& db, sqlite3_stmt* stmt, int index, const std::string& text) {
+  int rc = text.empty() ? sqlite3_bind_null(stmt, index)
+                        : sqlite3_bind_text(stmt, index, text.c_str(), -1, SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK) db.fail(sqlite3_errstr(rc));
+}
+
+std::string describe(const IndexFacts& facts) {
+  return "model " + facts.model_id + ", preprocessing " + facts.preprocessing_id + ", " +
+         std::to_string(facts.dims) + " dims, metric " + facts.metric;
+}
+
+}  // namespace
+
+std::string catalog_path_for(const std::string& index_path) { return index_path + ".db"; }
+
+std::string utc_timestamp_now() {
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& incoming,
+                                const std::string& catalog_path) {
+  const char* differs = nullptr;
+  if (!incoming.model_id.empty() && incoming.model_id != stored.model_id)
+    differs = "model";
+  else if (!incoming.preprocessing_id.empty() &&
+           incoming.preprocessing_id != stored.preprocessing_id)
+    differs = "preprocessing";
+  else if (incoming.dims != 0 && incoming.dims != stored.dims)
+    differs = "dimensions";
+  else if (!incoming.metric.empty() && incoming.metric != stored.metric)
+    differs = "metric";
+  if (!differs) return;
+  throw Error(std::string("The embeddings do not match the index described by ") + catalog_path +
+              " (different " + differs + "): the index holds " + describe(stored) +
+              ", but the new embeddings have " + describe(incoming) +
+              ". Use the same embedder settings as when the index was built, or build a new "
+              "index.");
+}
+
+Catalog Catalog::load(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw Error("The catalog " + path + " does not exist; it is written beside the index by "
+                "faissindexer (index path + \".db\"). Rebuild the index.");
+  Database db(path, SQLITE_OPEN_READONLY, "open");
+  Catalog catalog;
+
+  Statement facts = db.prepare(
+      "SELECT model_id, preprocessing_id, dims, metric, index_type, count, created "
+      "FROM index_facts");
+  if (db.step(facts.get()) != SQLITE_ROW) db.fail("the index_facts table is empty");
+  IndexFacts& f = catalog.facts_;
+  f.model_id = column_text(facts.get(), 0);
+  f.preprocessing_id = column_text(facts.get(), 1);
+  f.dims = sqlite3_column_int(facts.get(), 2);
+  f.metric = column_text(facts.get(), 3);
+  f.index_type = column_text(facts.get(), 4);
+  f.count = sqlite3_column_int64(facts.get(), 5);
+  f.created = column_text(facts.get(), 6);
+  if (db.step(facts.get()) != SQLITE_DONE) db.fail("the index_facts table has several rows");
+
+  Statement items = db.prepare("SELECT id, label, label_name, source FROM items ORDER BY id");
+  while (db.step(items.get()) == SQLITE_ROW) {
+    CatalogItem item;
+    item.id = sqlite3_column_int64(items.get(), 0);
+    item.label = sqlite3_column_type(items.get(), 1) == SQLITE_NULL
+                     ? -1
+                     : sqlite3_column_int(items.get(), 1);
+    item.label_name = column_text(items.get(), 2);
+    item.source = column_text(items.get(), 3);
+    if (item.id != static_cast<int64_t>(catalog.items_.size()))
+      db.fail("item ids are not 0, 1, 2, ... (id " + std::to_string(item.id) + " at position " +
+              std::to_string(catalog.items_.size()) + ")");
+    ++catalog.label_counts_[item.label];
+    catalog.items_.push_back(std::move(item));
+  }
+  if (static_cast<int64_t>(catalog.items_.size()) != f.count)
+    db.fail("it lists " + std::to_string(catalog.items_.size()) + " items but records a count of " +
+            std::to_string(f.count));
+  return catalog;
+}
+
+void Catalog::write(const std::string& path, const IndexFacts& facts,
+                    const std::vector<CatalogItem>& items) {
+  // A leftover from a killed run must not be reopened and appended to.
+  std::remove(path.c_str());
+  Database db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "create");
+  // The file is a private temporary until it is renamed into place, and
+  // replace_file_atomically flushes it: a journal would only cost time.
+  db.exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;");
+  db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion) + ";");
+  db.exec("BEGIN;"
+          "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, "
+          "source TEXT);"
+          "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
+          "metric TEXT, index_type TEXT, count INTEGER, created TEXT);");
+
+  Statement fact = db.prepare("INSERT INTO index_facts VALUES (?, ?, ?, ?, ?, ?, ?)");
+  bind_text_or_null(db, fact.get(), 1, facts.model_id);
+  bind_text_or_null(db, fact.get(), 2, facts.preprocessing_id);
+  sqlite3_bind_int(fact.get(), 3, facts.dims);
+  bind_text_or_null(db, fact.get(), 4, facts.metric);
+  bind_text_or_null(db, fact.get(), 5, facts.index_type);
+  sqlite3_bind_int64(fact.get(), 6, facts.count);
+  bind_text_or_null(db, fact.get(), 7, facts.created);
+  db.step(fact.get());
+
+  Statement insert = db.prepare("INSERT INTO items VALUES (?, ?, ?, ?)");
+  for (const CatalogItem& item : items) {
+    sqlite3_reset(insert.get());
+    sqlite3_bind_int64(insert.get(), 1, item.id);
+    sqlite3_bind_int(insert.get(), 2, item.label);
+    bind_text_or_null(db, insert.get(), 3, item.label_name);
+    bind_text_or_null(db, insert.get(), 4, item.source);
+    db.step(insert.get());
+  }
+  fact.reset();
+  insert.reset();
+  db.exec("COMMIT;");
+  db.close();
+}
+
+void Catalog::write_atomically(const std::string& path, const IndexFacts& facts,
+                               const std::vector<CatalogItem>& items) {
+  replace_file_atomically(path, [&](const std::string& tmp) { write(tmp, facts, items); });
+}
+
+const CatalogItem* Catalog::item(int64_t id) const {
+  if (id < 0 || id >= static_cast<int64_t>(items_.size())) return nullptr;
+  return &items_[id];
+}
+
+int64_t Catalog::count_label(int label) const {
+  auto it = label_counts_.find(label);
+  return it == label_counts_.end() ? 0 : it->second;
+}
+
+}  // namespace vs

@@ -1,0 +1,271 @@
+#include "core/index_store.h"
+
+#include <faiss/IVFlib.h>
+#include <faiss/Index.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexIVFPQFastScan.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/IndexPQFastScan.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/IndexRefine.h>
+#include <faiss/VectorTransform.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace vs {
+
+namespace {
+
+using idx_t = faiss::Index::idx_t;
+
+// FAISS's k-means warns below this many points per centroid.
+constexpr int64_t kPointsPerCentroid = 39;
+
+struct TrainingNeeds {
+  int64_t minimum = 0;
+  int64_t recommended = 0;
+
+  void need_centroids(int64_t k) {
+    minimum = std::max(minimum, k);
+    recommended = std::max(recommended, k * kPointsPerCentroid);
+  }
+};
+
+// k-means needs at least as many points as centroids: nlist for an inverted
+// file, 2^nbits per sub-quantizer for PQ and OPQ. Walks the wrappers
+// index_factory builds.
+void add_training_needs(const faiss::Index* index, TrainingNeeds& needs) {
+  if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+    for (const faiss::VectorTransform* vt : pre->chain) {
+      if (const auto* opq = dynamic_cast<const faiss::OPQMatrix*>(vt))
+        // OPQMatrix trains an 8-bit PQ of its own unless handed one.
+        needs.need_centroids(opq->pq ? opq->pq->ksub : 256);
+      else if (!vt->is_trained)
+        needs.need_centroids(1);
+    }
+    add_training_needs(pre->index, needs);
+  } else if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
+    needs.need_centroids(ivf->nlist);
+    if (const auto* ivfpq = dynamic_cast<const faiss::IndexIVFPQ*>(index))
+      needs.need_centroids(ivfpq->pq.ksub);
+    else if (const auto* fast = dynamic_cast<const faiss::IndexIVFPQFastScan*>(index))
+      needs.need_centroids(fast->pq.ksub);
+  } else if (const auto* pq = dynamic_cast<const faiss::IndexPQ*>(index)) {
+    needs.need_centroids(pq->pq.ksub);
+  } else if (const auto* fast = dynamic_cast<const faiss::IndexPQFastScan*>(index)) {
+    needs.need_centroids(fast->pq.ksub);
+  } else if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index)) {
+    add_training_needs(hnsw->storage, needs);
+  } else if (const auto* refine = dynamic_cast<const faiss::IndexRefine*>(index)) {
+    add_training_needs(refine->base_index, needs);
+    add_training_needs(refine->refine_index, needs);
+  } else if (index && !index->is_trained) {
+    needs.need_centroids(1);
+  }
+}
+
+TrainingNeeds training_needs(const faiss::Index* index) {
+  TrainingNeeds needs;
+  if (!index->is_trained) add_training_needs(index, needs);
+  return needs;
+}
+
+// Per-call search parameters, so concurrent searches with different nprobe or
+// efSearch never touch the shared index. The chain mirrors the index's
+// wrappers; a type that takes no parameters gets none (nullptr).
+class SearchParameterChain {
+ public:
+  SearchParameterChain(const faiss::Index* index, const SearchParams& params) {
+    top_ = build(index, params);
+  }
+  const faiss::SearchParameters* get() const { return top_; }
+
+ private:
+  faiss::SearchParameters* build(const faiss::Index* index, const SearchParams& params) {
+    if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+      faiss::SearchParameters* inner = build(pre->index, params);
+      if (!inner) return nullptr;
+      pre_.index_params = inner;
+      return &pre_;
+    }
+    if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
+      ivf_.nprobe = params.nprobe > 0 ? params.nprobe : ivf->nprobe;
+      ivf_.max_codes = ivf->max_codes;
+      ivf_.quantizer_params = build_hnsw(ivf->quantizer, params);
+      return &ivf_;
+    }
+    return build_hnsw(index, params);
+  }
+
+  faiss::SearchParameters* build_hnsw(const faiss::Index* index, const SearchParams& params) {
+    const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index);
+    if (!hnsw) return nullptr;
+    hnsw_.efSearch = params.ef_search > 0 ? params.ef_search : hnsw->hnsw.efSearch;
+    hnsw_.check_relative_distance = hnsw->hnsw.check_relative_distance;
+    return &hnsw_;
+  }
+
+  faiss::SearchParametersPreTransform pre_;
+  faiss::SearchParametersIVF ivf_;
+  faiss::SearchParametersHNSW hnsw_;
+  faiss::SearchParameters* top_ = nullptr;
+};
+
+}  // namespace
+
+const char* metric_name(Metric metric) {
+  return metric == Metric::InnerProduct ? "ip" : "l2";
+}
+
+Metric metric_from_name(const std::string& name) {
+  if (name == "ip") return Metric::InnerProduct;
+  if (name == "l2") return Metric::L2;
+  throw Error("Unknown metric \"" + name + "\": use \"ip\" (inner product) or \"l2\".");
+}
+
+IndexStore::IndexStore(std::unique_ptr<faiss::Index> index, std::string description)
+    : index_(std::move(index)), description_(std::move(description)) {}
+IndexStore::~IndexStore() = default;
+IndexStore::IndexStore(IndexStore&&) noexcept = default;
+IndexStore& IndexStore::operator=(IndexStore&&) noexcept = default;
+
+IndexStore IndexStore::create(const std::string& index_type, int dims, Metric metric) {
+  if (dims <= 0)
+    throw Error("Cannot create a FAISS index with " + std::to_string(dims) + " dimensions.");
+  std::unique_ptr<faiss::Index> index;
+  try {
+    index.reset(faiss::index_factory(
+        dims, index_type.c_str(),
+        metric == Metric::InnerProduct ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2));
+  } catch (const faiss::FaissException& e) {
+    throw Error("FAISS does not understand the index type \"" + index_type +
+                "\" for " + std::to_string(dims) + "-dimensional vectors (" + e.msg +
+                "); use an index_factory string such as Flat, IVF256,Flat, IVF256,PQ16 "
+                "or HNSW32.");
+  }
+  // A direct map keeps reconstruct() working for inverted files (Python
+  // faiss gets it too, it is stored in the file).
+  if (faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index.get()))
+    ivf->set_direct_map_type(faiss::DirectMap::Array);
+  return IndexStore(std::move(index), index_type);
+}
+
+IndexStore IndexStore::load(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw Error("The index file " + path + " does not exist; build it first with "
+                "faissindexer or cifarindexer.");
+  std::unique_ptr<faiss::Index> index;
+  try {
+    index.reset(faiss::read_index(path.c_str()));
+  } catch (const faiss::FaissException& e) {
+    throw Error("Cannot read the FAISS index " + path +
+                ": it is damaged or not a FAISS index file (" + e.msg +
+                "). Rebuild it with faissindexer.");
+  }
+  if (index->metric_type != faiss::METRIC_INNER_PRODUCT && index->metric_type != faiss::METRIC_L2)
+    throw Error("The FAISS index " + path +
+                " uses a metric other than inner product or L2, which visualsearch does not support.");
+  return IndexStore(std::move(index), path);
+}
+
+int IndexStore::dims() const { return index_->d; }
+
+int64_t IndexStore::size() const { return index_->ntotal; }
+
+Metric IndexStore::metric() const {
+  return index_->metric_type == faiss::METRIC_INNER_PRODUCT ? Metric::InnerProduct : Metric::L2;
+}
+
+bool IndexStore::needs_training() const { return !index_->is_trained; }
+
+int64_t IndexStore::min_training_vectors() const { return training_needs(index_.get()).minimum; }
+
+int64_t IndexStore::recommended_training_vectors() const {
+  return training_needs(index_.get()).recommended;
+}
+
+void IndexStore::train(const float* vectors, int64_t n) {
+  int64_t minimum = min_training_vectors();
+  if (n < minimum)
+    throw Error("The index type \"" + description_ + "\" needs at least " +
+                std::to_string(minimum) + " training vectors, but only " + std::to_string(n) +
+                " were given. Index more images, or choose a type with fewer lists or "
+                "centroids (e.g. a smaller IVF count, or Flat).");
+  try {
+    index_->train(n, vectors);
+  } catch (const faiss::FaissException& e) {
+    throw Error("Training the \"" + description_ + "\" index on " + std::to_string(n) +
+                " vectors failed: " + e.msg);
+  }
+}
+
+void IndexStore::add(const float* vectors, int64_t n) {
+  if (!index_->is_trained)
+    throw Error("The \"" + description_ + "\" index must be trained before vectors are added.");
+  try {
+    index_->add(n, vectors);
+  } catch (const faiss::FaissException& e) {
+    throw Error("Adding " + std::to_string(n) + " vectors to the \"" + description_ +
+                "\" index failed: " + e.msg);
+  }
+}
+
+std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n, int k,
+                                                 const SearchParams& params) const {
+  std::vector<std::vector<Hit>> results(n);
+  if (n <= 0 || k <= 0 || index_->ntotal == 0) return results;
+  std::vector<float> distances(n * k);
+  std::vector<idx_t> labels(n * k);
+  SearchParameterChain chain(index_.get(), params);
+  try {
+    index_->search(n, queries, k, distances.data(), labels.data(), chain.get());
+  } catch (const faiss::FaissException& e) {
+    throw Error("Searching the \"" + description_ + "\" index failed: " + e.msg);
+  }
+  for (int64_t q = 0; q < n; ++q) {
+    for (int j = 0; j < k; ++j) {
+      idx_t id = labels[q * k + j];
+      if (id < 0) continue;
+      results[q].push_back(Hit{id, distances[q * k + j]});
+    }
+  }
+  return results;
+}
+
+std::vector<float> IndexStore::reconstruct(int64_t id) const {
+  if (id < 0 || id >= index_->ntotal)
+    throw Error("Index id " + std::to_string(id) + " is out of range: the \"" + description_ +
+                "\" index holds " + std::to_string(index_->ntotal) + " vectors.");
+  std::vector<float> vector(index_->d);
+  try {
+    index_->reconstruct(id, vector.data());
+  } catch (const faiss::FaissException& e) {
+    throw Error("The \"" + description_ + "\" index cannot give back stored vectors: " + e.msg);
+  }
+  return vector;
+}
+
+void IndexStore::write(const std::string& path) const {
+  try {
+    faiss::write_index(index_.get(), path.c_str());
+  } catch (const faiss::FaissException& e) {
+    throw Error("Cannot write the FAISS index to " + path + ": " + e.msg);
+  }
+}
+
+void IndexStore::save_atomically(const std::string& path) const {
+  replace_file_atomically(path, [this](const std::string& tmp) { write(tmp); });
+}
+
+}  // namespace vs
