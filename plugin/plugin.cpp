@@ -12,6 +12,7 @@ plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
 
+  ret |= GST_ELEMENT_REGISTER (embedder, plugin);
   ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
 
 

@@ -1,0 +1,18 @@
+/* embedder: attaches a ResNet (or TorchScript) embedding to video frames. */
+#ifndef __GST_EMBEDDER_H__
+#define __GST_EMBEDDER_H__
+
+#include <gst/base/gstbasetransform.h>
+
+G_BEGIN_DECLS
+
+#define GST_TYPE_EMBEDDER (gst_embedder_get_type ())
+G_DECLARE_FINAL_TYPE (GstEmbedder, gst_embedder, GST, EMBEDDER,
+    GstBaseTransform)
+
+#define GST_TYPE_EMBEDDER_PRECISION (gst_embedder_precision_get_type ())
+GType gst_embedder_precision_get_type (void);
+
+G_END_DECLS
+
+#endif /* __GST_EMBEDDER_H__ */

@@ -1,0 +1,97 @@
+// Image embeddings: torchvision-exact preprocessing followed by a ResNet
+// (native C++, torchvision parameter names) or any TorchScript module.
+// This header is free of LibTorch so that elements can include it cheaply.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace vs {
+
+enum class Precision { FP32, BF16 };
+
+struct EmbeddingConfig {
+  // resnet18|resnet34|resnet50|resnet101|resnet152, or the path of a
+  // TorchScript file whose forward maps a normalised NCHW float batch to (N, D).
+  std::string model = "resnet18";
+  // torchvision .pth state dict; empty = the official file in the torch hub
+  // cache; "random" = deterministic random weights drawn from `seed`.
+  std::string weights;
+  uint64_t seed = 42;
+  int input_size = 224;
+  // Shorter side before the centre crop; 0 stretches straight to input_size.
+  int resize = 256;
+  std::array<float, 3> mean{{0.485f, 0.456f, 0.406f}};
+  std::array<float, 3> std{{0.229f, 0.224f, 0.225f}};
+  bool normalize = true;
+  Precision precision = Precision::FP32;
+  int threads = 0;  // 0 = number of cores
+  std::string device = "cpu";
+};
+
+// Thrown when a weights file (or TorchScript file) does not exist, so that
+// callers can report "not found" apart from "unusable".
+class FileNotFoundError : public Error {
+ public:
+  using Error::Error;
+};
+
+// One 8-bit interleaved image: red, green and blue are found at byte offsets
+// within each pixel of `pixel_stride` bytes (1 with all offsets 0 for grey).
+struct ImageView {
+  const uint8_t* data = nullptr;
+  int width = 0;
+  int height = 0;
+  int64_t stride = 0;  // bytes per row
+  int pixel_stride = 3;
+  std::array<int, 3> offsets{{0, 1, 2}};  // R, G, B
+};
+
+// Pixel layouts by name, as GStreamer spells them: RGB, BGR, RGBx, BGRx,
+// xRGB, xBGR, RGBA, BGRA, ARGB, ABGR, GRAY8. Returns false for others.
+bool pixel_layout_from_name(const std::string& name, int* pixel_stride,
+                            std::array<int, 3>* offsets);
+
+// Official torchvision file names and where torchvision caches them.
+std::string official_weights_filename(const std::string& arch);
+std::vector<std::string> default_weights_paths(const std::string& arch);
+
+class EmbeddingEngine {
+ public:
+  // Loads the model; throws FileNotFoundError or vs::Error.
+  explicit EmbeddingEngine(const EmbeddingConfig& config);
+  ~EmbeddingEngine();
+  EmbeddingEngine(const EmbeddingEngine&) = delete;
+  EmbeddingEngine& operator=(const EmbeddingEngine&) = delete;
+
+  // Preprocesses an image into the pending batch; the pixels may be released
+  // as soon as this returns.
+  void add(const ImageView& image);
+  size_t pending() const;
+  // Embeds the pending batch: pending() x dims() floats, row-major.
+  std::vector<float> run();
+  void clear();
+
+  std::vector<float> embed(const std::vector<ImageView>& images);
+  // Embeds an already preprocessed, normalised float NCHW batch (n x 3 x h x w).
+  std::vector<float> embed_preprocessed(const float* nchw, int n, int height, int width);
+
+  int dims() const;
+  // "resnet18:f37072fd", "resnet50:random-seed42", "torchscript:1a2b3c4d"
+  const std::string& model_id() const;
+  // "rgb;resize=256;crop=224;mean=0.485,0.456,0.406;std=0.229,0.224,0.225"
+  const std::string& preprocessing_id() const;
+  // Something the user should be told, e.g. that random weights are in use.
+  const std::string& warning() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vs

@@ -1,0 +1,51 @@
+// Native ResNet-18/34/50/101/152 on ATen ops, with torchvision's parameter
+// names so that the official checkpoint files load as they are. Only the
+// feature extractor is built: the output is layer4, globally average-pooled.
+// Batch norms are folded into the convolutions (inference only).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vs {
+
+bool is_resnet_arch(const std::string& name);
+
+class ResNet {
+ public:
+  // Weights from a torchvision state dict file; throws vs::Error naming the
+  // file and the first key that does not fit `arch`.
+  static ResNet from_checkpoint(const std::string& arch, const std::string& path);
+  // Deterministic weights drawn from `seed`: the same in every process.
+  static ResNet random(const std::string& arch, uint64_t seed);
+
+  // Moves the weights to a device and dtype, in channels-last layout.
+  void to(at::Device device, at::ScalarType dtype);
+  // (N, 3, H, W) normalised batch -> (N, dims()) float features.
+  at::Tensor forward(const at::Tensor& input) const;
+  int dims() const { return dims_; }
+
+ private:
+  friend class ResNetBuilder;
+
+  struct Conv {
+    at::Tensor weight, bias;
+    int64_t stride = 1, padding = 0;
+  };
+  struct Block {
+    Conv conv1, conv2, conv3, downsample;  // conv3 only in bottlenecks
+    bool bottleneck = false, has_downsample = false;
+  };
+
+  at::Tensor conv(const at::Tensor& x, const Conv& c) const;
+
+  Conv stem_;
+  std::vector<Block> blocks_;
+  int dims_ = 0;
+  at::ScalarType dtype_ = at::kFloat;
+};
+
+}  // namespace vs
