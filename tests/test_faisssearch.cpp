@@ -1,0 +1,465 @@
+/* faisssearch on its own: galleries written here with vs::IndexStore and
+ * vs::Catalog (what faissindexer writes), queries pushed as GstEmbeddingMeta
+ * through a GstHarness. */
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+
+#include <glib/gstdio.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/atomic_file.h"
+#include "core/catalog.h"
+#include "core/index_store.h"
+#include "meta/visualsearchmeta.h"
+
+static const int kDims = 16;
+static const char *kModel = "resnet18:test";
+static const char *kPrep = "rgb;resize=0;crop=32";
+
+struct TestGallery
+{
+  std::string path;
+  std::vector<float> vectors;   /* n * kDims */
+  int64_t size () const { return vectors.size () / kDims; }
+  const float *vector (int64_t i) const { return &vectors[i * kDims]; }
+};
+
+static gchar *tmp_dir;
+
+/* n random unit vectors, indexed with the given metric; label i % 10, named
+ * "class<label>", source "cifar10/train/<i>". */
+static TestGallery
+write_gallery (const char *name, int n, vs::Metric metric, unsigned seed,
+    const char *model_id = kModel, const std::string & index_type = "Flat")
+{
+  TestGallery g;
+  g.path = std::string (tmp_dir) + "/" + name;
+  std::mt19937 rng (seed);
+  std::normal_distribution < float >normal;
+  g.vectors.resize (n * kDims);
+  for (int i = 0; i < n; i++) {
+    float norm = 0;
+    for (int d = 0; d < kDims; d++) {
+      g.vectors[i * kDims + d] = normal (rng);
+      norm += g.vectors[i * kDims + d] * g.vectors[i * kDims + d];
+    }
+    for (int d = 0; d < kDims; d++)
+      g.vectors[i * kDims + d] /= std::sqrt (norm);
+  }
+
+  vs::IndexStore index = vs::IndexStore::create (index_type, kDims, metric);
+  if (index.needs_training ())
+    index.train (g.vectors.data (), n);
+  index.add (g.vectors.data (), n);
+
+  vs::IndexFacts facts;
+  facts.model_id = model_id;
+  facts.preprocessing_id = kPrep;
+  facts.dims = kDims;
+  facts.metric = vs::metric_name (metric);
+  facts.index_type = index_type;
+  facts.count = n;
+  facts.created = vs::utc_timestamp_now ();
+  std::vector < vs::CatalogItem > items (n);
+  for (int i = 0; i < n; i++) {
+    items[i].id = i;
+    items[i].label = i % 10;
+    items[i].label_name = "class" + std::to_string (i % 10);
+    items[i].source = "cifar10/train/" + std::to_string (i);
+  }
+  const std::string catalog = vs::catalog_path_for (g.path);
+  vs::replace_files_atomically ({
+        {g.path,[&](const std::string & tmp) {
+            index.write (tmp);
+          }
+        },
+        {catalog,[&](const std::string & tmp) {
+            vs::Catalog::write (tmp, facts, items);
+          }
+        },
+      });
+  return g;
+}
+
+static GstBuffer *
+query_buffer (const float *values, const char *model_id = kModel,
+    guint dims = kDims)
+{
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, 16, NULL);
+  GST_BUFFER_PTS (buf) = 40 * GST_MSECOND;
+  GST_BUFFER_DURATION (buf) = 40 * GST_MSECOND;
+  gst_buffer_add_embedding_meta (buf, dims, values, model_id, kPrep, TRUE);
+  return buf;
+}
+
+static GstHarness *
+search_harness (const std::string & index, const char *extra = "")
+{
+  gchar *desc = g_strdup_printf ("faisssearch index=%s %s", index.c_str (),
+      extra);
+  GstHarness *h = gst_harness_new_parse (desc);
+  g_free (desc);
+  gst_harness_set_src_caps_str (h, "application/octet-stream");
+  return h;
+}
+
+/* The harness wraps a parsed description in a bin. */
+static GstElement *
+search_of (GstHarness * h)
+{
+  GstElement *search = gst_harness_find_element (h, "faisssearch");
+  gst_object_unref (search);    /* the harness keeps it alive */
+  return search;
+}
+
+static GstMessage *
+pop_element_message (GstBus * bus)
+{
+  return gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
+}
+
+static void
+setup (void)
+{
+  tmp_dir = g_dir_make_tmp ("faisssearch-XXXXXX", NULL);
+}
+
+static void
+teardown (void)
+{
+  gchar *cmd = g_strdup_printf ("rm -rf '%s'", tmp_dir);
+  fail_unless (system (cmd) == 0);
+  g_free (cmd);
+  g_free (tmp_dir);
+}
+
+GST_START_TEST (test_finds_itself_first)
+{
+  TestGallery g = write_gallery ("flat.faiss", 50, vs::Metric::L2, 1);
+  GstHarness *h = search_harness (g.path, "k=3");
+
+  for (int i = 0; i < g.size (); i += 7) {
+    GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (i)));
+    GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+    fail_unless (nmeta != NULL);
+    fail_unless_equals_int (nmeta->metric, GST_VISUALSEARCH_METRIC_L2);
+    fail_unless_equals_int (nmeta->n_neighbors, 3);
+    fail_unless_equals_int64 (nmeta->neighbors[0].id, i);
+    fail_unless (std::fabs (nmeta->neighbors[0].distance) < 1e-5);
+    fail_unless (nmeta->neighbors[1].distance >= nmeta->neighbors[0].distance);
+    fail_unless_equals_int (nmeta->neighbors[0].label, i % 10);
+    gchar *name = g_strdup_printf ("class%d", i % 10);
+    gchar *source = g_strdup_printf ("cifar10/train/%d", i);
+    fail_unless_equals_string (nmeta->neighbors[0].label_name, name);
+    fail_unless_equals_string (nmeta->neighbors[0].source, source);
+    g_free (name);
+    g_free (source);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_bus_message)
+{
+  TestGallery g = write_gallery ("flat.faiss", 20, vs::Metric::InnerProduct, 2);
+  GstHarness *h = search_harness (g.path, "k=4");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+
+  gst_buffer_unref (gst_harness_push_and_pull (h, query_buffer (g.vector (5))));
+  GstMessage *msg = pop_element_message (bus);
+  fail_unless (msg != NULL);
+  const GstStructure *s = gst_message_get_structure (msg);
+  fail_unless (gst_structure_has_name (s, "visualsearch"));
+  guint64 ts, running_time, stream_time, duration;
+  fail_unless (gst_structure_get_uint64 (s, "timestamp", &ts));
+  fail_unless (gst_structure_get_uint64 (s, "running-time", &running_time));
+  fail_unless (gst_structure_get_uint64 (s, "stream-time", &stream_time));
+  fail_unless (gst_structure_get_uint64 (s, "duration", &duration));
+  fail_unless_equals_uint64 (ts, 40 * GST_MSECOND);
+  fail_unless_equals_uint64 (running_time, 40 * GST_MSECOND);
+  fail_unless_equals_uint64 (duration, 40 * GST_MSECOND);
+  fail_unless_equals_string (gst_structure_get_string (s, "metric"), "ip");
+
+  const GValue *ids = gst_structure_get_value (s, "ids");
+  const GValue *distances = gst_structure_get_value (s, "distances");
+  const GValue *labels = gst_structure_get_value (s, "labels");
+  const GValue *names = gst_structure_get_value (s, "label-names");
+  const GValue *sources = gst_structure_get_value (s, "sources");
+  fail_unless (ids && distances && labels && names && sources);
+  fail_unless_equals_int (gst_value_array_get_size (ids), 4);
+  fail_unless_equals_int (gst_value_array_get_size (sources), 4);
+  fail_unless_equals_int64 (g_value_get_int64 (gst_value_array_get_value (ids,
+              0)), 5);
+  fail_unless (std::fabs (g_value_get_float (gst_value_array_get_value
+              (distances, 0)) - 1.0f) < 1e-5);
+  fail_unless_equals_int (g_value_get_int (gst_value_array_get_value (labels,
+              0)), 5);
+  fail_unless_equals_string (g_value_get_string (gst_value_array_get_value
+          (names, 0)), "class5");
+  fail_unless_equals_string (g_value_get_string (gst_value_array_get_value
+          (sources, 0)), "cifar10/train/5");
+  gst_message_unref (msg);
+
+  /* No embedding: no search, no message, no neighbours. */
+  GstBuffer *plain = gst_buffer_new_allocate (NULL, 16, NULL);
+  GstBuffer *out = gst_harness_push_and_pull (h, plain);
+  fail_unless (gst_buffer_get_neighbors_meta (out) == NULL);
+  fail_unless (pop_element_message (bus) == NULL);
+  gst_buffer_unref (out);
+
+  g_object_set (search_of (h), "post-messages", FALSE, NULL);
+  gst_buffer_unref (gst_harness_push_and_pull (h, query_buffer (g.vector (1))));
+  fail_unless (pop_element_message (bus) == NULL);
+
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_k_larger_than_index)
+{
+  TestGallery g = write_gallery ("small.faiss", 6, vs::Metric::L2, 3);
+  GstHarness *h = search_harness (g.path, "k=1024");
+  GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (0)));
+  GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+  fail_unless_equals_int (nmeta->n_neighbors, 6);
+  for (guint i = 0; i < nmeta->n_neighbors; i++)
+    fail_unless (nmeta->neighbors[i].id >= 0 && nmeta->neighbors[i].id < 6);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+static guint
+count_neighbors (GstHarness * h, const float *query)
+{
+  GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (query));
+  guint n = gst_buffer_get_neighbors_meta (out)->n_neighbors;
+  gst_buffer_unref (out);
+  return n;
+}
+
+GST_START_TEST (test_max_distance)
+{
+  /* Unit vectors: l2 distances lie in [0, 4], inner products in [-1, 1]. */
+  TestGallery l2 = write_gallery ("l2.faiss", 40, vs::Metric::L2, 4);
+  GstHarness *h = search_harness (l2.path, "k=40");
+  fail_unless_equals_int (count_neighbors (h, l2.vector (0)), 40);
+  g_object_set (search_of (h), "max-distance", 1e-4, NULL);
+  fail_unless_equals_int (count_neighbors (h, l2.vector (0)), 1);
+  g_object_set (search_of (h), "max-distance", 2.0, NULL);
+  guint some = count_neighbors (h, l2.vector (0));
+  fail_unless (some > 1 && some < 40, "%u", some);
+  gst_harness_teardown (h);
+
+  TestGallery ip = write_gallery ("ip.faiss", 40, vs::Metric::InnerProduct, 4);
+  h = search_harness (ip.path, "k=40");
+  g_object_set (search_of (h), "max-distance", 0.9999, NULL);
+  fail_unless_equals_int (count_neighbors (h, ip.vector (0)), 1);
+  g_object_set (search_of (h), "max-distance", 0.0, NULL);
+  some = count_neighbors (h, ip.vector (0));
+  fail_unless (some > 1 && some < 40, "%u", some);
+  g_object_set (search_of (h), "max-distance", -1.5, NULL);
+  fail_unless_equals_int (count_neighbors (h, ip.vector (0)), 40);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_model_mismatch_is_an_error)
+{
+  TestGallery g = write_gallery ("flat.faiss", 10, vs::Metric::L2, 5);
+  GstHarness *h = search_harness (g.path);
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+
+  fail_unless_equals_int (gst_harness_push (h, query_buffer (g.vector (0),
+              "resnet50:other")), GST_FLOW_ERROR);
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL);
+  GError *err = NULL;
+  gst_message_parse_error (msg, &err, NULL);
+  fail_unless (strstr (err->message, "resnet18:test") != NULL, "%s",
+      err->message);
+  fail_unless (strstr (err->message, "resnet50:other") != NULL, "%s",
+      err->message);
+  g_error_free (err);
+  gst_message_unref (msg);
+
+  std::vector < float >wider (kDims * 2, 0.1f);
+  fail_unless_equals_int (gst_harness_push (h, query_buffer (wider.data (),
+              kModel, kDims * 2)), GST_FLOW_ERROR);
+
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+static void
+expect_start_error (const std::string & index, const char *needle)
+{
+  GstElement *search = gst_element_factory_make ("faisssearch", NULL);
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (search, bus);
+  g_object_set (search, "index", index.c_str (), NULL);
+  fail_unless_equals_int (gst_element_set_state (search, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL);
+  GError *err = NULL;
+  gchar *debug = NULL;
+  gst_message_parse_error (msg, &err, &debug);
+  fail_unless (strstr (err->message, needle) != NULL, "%s", err->message);
+  fail_unless (strstr (debug, "index-cifar.sh") != NULL, "%s", debug);
+  g_error_free (err);
+  g_free (debug);
+  gst_message_unref (msg);
+  gst_element_set_state (search, GST_STATE_NULL);
+  gst_element_set_bus (search, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (search);
+}
+
+GST_START_TEST (test_missing_or_corrupt_index)
+{
+  std::string missing = std::string (tmp_dir) + "/missing.faiss";
+  expect_start_error (missing, missing.c_str ());
+
+  std::string corrupt = std::string (tmp_dir) + "/corrupt.faiss";
+  fail_unless (g_file_set_contents (corrupt.c_str (), "not an index", -1,
+          NULL));
+  expect_start_error (corrupt, corrupt.c_str ());
+
+  /* An index without its catalog cannot name its neighbours. */
+  TestGallery g = write_gallery ("orphan.faiss", 5, vs::Metric::L2, 6);
+  g_unlink (vs::catalog_path_for (g.path).c_str ());
+  expect_start_error (g.path, ".db");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_reload_mid_stream)
+{
+  TestGallery a = write_gallery ("live.faiss", 30, vs::Metric::L2, 7);
+  GstHarness *h = search_harness (a.path, "k=1 reload=true");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+
+  GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (a.vector (3)));
+  fail_unless (std::fabs (gst_buffer_get_neighbors_meta (out)->
+          neighbors[0].distance) < 1e-5);
+  gst_buffer_unref (out);
+
+  /* A different gallery renamed over the first; the stream goes on and
+   * switches to it within a few frames. */
+  std::vector < float >old_query (a.vector (3), a.vector (3) + kDims);
+  TestGallery b = write_gallery ("live.faiss", 12, vs::Metric::L2, 8);
+  gboolean switched = FALSE;
+  for (int frame = 0; frame < 200 && !switched; frame++) {
+    out = gst_harness_push_and_pull (h, query_buffer (b.vector (11)));
+    GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+    fail_unless (nmeta != NULL && nmeta->n_neighbors == 1);
+    switched = nmeta->neighbors[0].id == 11
+        && std::fabs (nmeta->neighbors[0].distance) < 1e-5;
+    gst_buffer_unref (out);
+    g_usleep (20 * G_TIME_SPAN_MILLISECOND);
+  }
+  fail_unless (switched, "the replaced index was never picked up");
+
+  /* A broken replacement is a warning, and the current index stays. */
+  fail_unless (g_file_set_contents (b.path.c_str (), "garbage", -1, NULL));
+  GstMessage *warning = NULL;
+  for (int frame = 0; frame < 200 && warning == NULL; frame++) {
+    out = gst_harness_push_and_pull (h, query_buffer (b.vector (4)));
+    GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+    fail_unless_equals_int64 (nmeta->neighbors[0].id, 4);
+    gst_buffer_unref (out);
+    warning = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
+    g_usleep (20 * G_TIME_SPAN_MILLISECOND);
+  }
+  fail_unless (warning != NULL, "no warning for a corrupt replacement");
+  gst_message_unref (warning);
+
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_ivf_nprobe)
+{
+  TestGallery g = write_gallery ("ivf.faiss", 400, vs::Metric::L2, 9,
+      kModel, "IVF8,Flat");
+  GstHarness *h = search_harness (g.path, "k=5 nprobe=8");
+  for (int i = 0; i < 400; i += 37) {
+    GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (i)));
+    fail_unless_equals_int64 (gst_buffer_get_neighbors_meta (out)->
+        neighbors[0].id, i);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+static gpointer
+search_many (gpointer data)
+{
+  const TestGallery *g = static_cast < const TestGallery * >(data);
+  GstHarness *h = search_harness (g->path, "k=2");
+  for (int i = 0; i < g->size (); i++) {
+    GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g->vector (i)));
+    if (gst_buffer_get_neighbors_meta (out)->neighbors[0].id != i)
+      return GINT_TO_POINTER (FALSE);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+  return GINT_TO_POINTER (TRUE);
+}
+
+GST_START_TEST (test_instances_in_parallel)
+{
+  TestGallery a = write_gallery ("a.faiss", 200, vs::Metric::L2, 10);
+  TestGallery b = write_gallery ("b.faiss", 150, vs::Metric::InnerProduct, 11);
+  GThread *ta = g_thread_new ("search-a", search_many, &a);
+  GThread *tb = g_thread_new ("search-b", search_many, &b);
+  fail_unless (GPOINTER_TO_INT (g_thread_join (ta)));
+  fail_unless (GPOINTER_TO_INT (g_thread_join (tb)));
+}
+
+GST_END_TEST;
+
+static Suite *
+faisssearch_suite (void)
+{
+  Suite *s = suite_create ("faisssearch");
+  TCase *tc = tcase_create ("general");
+
+  tcase_add_checked_fixture (tc, setup, teardown);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_finds_itself_first);
+  tcase_add_test (tc, test_bus_message);
+  tcase_add_test (tc, test_k_larger_than_index);
+  tcase_add_test (tc, test_max_distance);
+  tcase_add_test (tc, test_model_mismatch_is_an_error);
+  tcase_add_test (tc, test_missing_or_corrupt_index);
+  tcase_add_test (tc, test_reload_mid_stream);
+  tcase_add_test (tc, test_ivf_nprobe);
+  tcase_add_test (tc, test_instances_in_parallel);
+  return s;
+}
+
+GST_CHECK_MAIN (faisssearch);
