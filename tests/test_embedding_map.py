@@ -1,0 +1,98 @@
+"""tools/embedding-map.py on generated indexes: the PNG is a real, non-empty
+image; k-means purity is 1 for well-separated labelled clusters and near chance
+for shuffled labels; IVF indexes work; a catalog that does not match fails."""
+import json
+import os
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+
+import faiss
+import numpy as np
+
+TOOL = os.path.join(os.environ.get("VS_SOURCE_DIR", os.path.dirname(__file__) + "/.."),
+                    "tools", "embedding-map.py")
+NAMES = ["airplane", "automobile", "bird", "cat"]
+
+
+def write_gallery(directory, vectors, labels, index_type="Flat"):
+    """An index and a catalog in faissindexer's layout (catalog.h, schema 1)."""
+    path = os.path.join(directory, f"gallery-{index_type.replace(',', '_')}.faiss")
+    index = faiss.index_factory(vectors.shape[1], index_type, faiss.METRIC_L2)
+    index.train(vectors)
+    index.add(vectors)
+    faiss.write_index(index, path)
+    db = sqlite3.connect(path + ".db")
+    db.execute("CREATE TABLE items(id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT)")
+    db.execute("CREATE TABLE index_facts(model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
+               "metric TEXT, index_type TEXT, count INTEGER, created TEXT)")
+    db.executemany("INSERT INTO items VALUES (?, ?, ?, ?)",
+                   [(i, int(l), NAMES[l], f"synth/train/{i}") for i, l in enumerate(labels)])
+    db.execute("INSERT INTO index_facts VALUES ('resnet18:test', 'rgb', ?, 'l2', ?, ?, '2026-01-01T00:00:00Z')",
+               (vectors.shape[1], index_type, len(vectors)))
+    db.commit()
+    db.close()
+    return path
+
+
+def run(args, expect_ok=True):
+    proc = subprocess.run([sys.executable, TOOL] + args, capture_output=True, text=True, timeout=120)
+    assert (proc.returncode == 0) == expect_ok, (proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def check_png(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    assert len(data) > 5000, len(data)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 400 and height >= 300, (width, height)
+    assert data[-8:-4] == b"IEND"
+
+
+def main():
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 10, (len(NAMES), 16))
+    labels = np.repeat(np.arange(len(NAMES)), 100)
+    vectors = (centres[labels] + rng.normal(0, 0.5, (len(labels), 16))).astype(np.float32)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        index = write_gallery(tmp, vectors, labels)
+        png, report = os.path.join(tmp, "map.png"), os.path.join(tmp, "map.json")
+        proc = run([index, "--output", png, "--json", report])
+        check_png(png)
+        with open(report) as f:
+            figures = json.load(f)
+        assert set(figures) == {"schema", "index", "model_id", "vectors", "dims", "labels",
+                                "clusters", "purity", "nmi", "pca_explained_variance", "png"}
+        assert figures["schema"] == "visualsearch-embedding-map/1"
+        assert figures["vectors"] == 400 and figures["dims"] == 16
+        assert figures["labels"] == 4 and figures["clusters"] == 4
+        assert figures["purity"] == 1.0, figures
+        assert figures["nmi"] > 0.99, figures
+        assert "purity 1.0000" in proc.stdout, proc.stdout
+
+        # The same vectors with labels that say nothing about them.
+        shuffled = rng.permutation(labels)
+        index = write_gallery(tmp, vectors, shuffled, "IVF4,Flat")
+        run([index, "--output", png, "--json", report, "--clusters", "4"])
+        check_png(png)
+        with open(report) as f:
+            figures = json.load(f)
+        assert figures["purity"] < 0.5, figures
+
+        # A catalog from another index.
+        other = os.path.join(tmp, "other")
+        os.mkdir(other)
+        small = write_gallery(other, vectors[:10], labels[:10])
+        proc = run([index, "--catalog", small + ".db", "--output", png], expect_ok=False)
+        assert "lists 10 items but the index holds 400" in proc.stderr, proc.stderr
+    print("embedding-map: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
