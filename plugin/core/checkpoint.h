@@ -26,12 +26,21 @@ struct RawTensor {
   std::shared_ptr<const std::vector<uint8_t>> storage;
 };
 
+// Number of elements of t's view.
+int64_t numel(const RawTensor& t);
+// t's elements packed row-major (C order), whatever its strides and offset:
+// numel(t) * dtype_size(t.dtype) bytes, in the file's (little-endian) order.
+std::vector<uint8_t> contiguous_bytes(const RawTensor& t);
+
 // Keys in file order (torchvision names, e.g. "layer1.0.conv1.weight").
 using StateDict = std::vector<std::pair<std::string, RawTensor>>;
 
 // Loads the state dict of a torch.save zip archive. A file holding
-// {"state_dict": ...} or {"model": ...} is unwrapped. Throws vs::Error naming
-// the file and what is wrong (not a zip, legacy format, truncated, ...).
+// {"state_dict": ...} or {"model": ...} is unwrapped; entries that are not
+// tensors (e.g. an epoch counter) are skipped. Every view is checked against
+// its storage, so a RawTensor never points outside its bytes. Throws vs::Error
+// naming the file and what is wrong (missing, not a zip, legacy format,
+// truncated, missing record, ...).
 StateDict load_checkpoint(const std::string& path);
 
 }  // namespace vs
