@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Retrieval quality on CIFAR: index one split, query with the other, print
+# Precision@k, Recall@k, mAP@k, MRR and per-class precision, and draw the
+# gallery's embedding map.
+#
+#   pipelines/evaluate-cifar.sh [DATASET_DIR]
+#
+# DATASET_DIR (or CIFAR10_DIR) is a CIFAR-10/100 directory in either official
+# format, e.g. cifar-10-batches-py. Everything else comes from the environment:
+#   MODEL=resnet18        embedder model (resnet18..152 or a TorchScript file)
+#   WEIGHTS=              torchvision .pth; unset: the torchvision cache; random:
+#                         seeded random weights (offline smoke tests only)
+#   INPUT_SIZE=224        side the model sees
+#   RESIZE=0              shorter side before the centre crop; 0 stretches the
+#                         32x32 image straight to INPUT_SIZE (INPUT_SIZE=32
+#                         RESIZE=0 is CIFAR's native resolution)
+#   PRECISION=fp32        fp32 or bf16
+#   BATCH_SIZE=64         frames embedded together
+#   K=1,5,10              cut-offs for the metrics
+#   INDEX_SPLIT=train     split that becomes the gallery
+#   QUERY_SPLIT=test      split that queries it; the same split as the gallery
+#                         turns on leave-one-out (exclude-self)
+#   NUM_QUERIES=          evaluate only the first N query images
+#   INDEX_TYPE=Flat       FAISS index_factory string
+#   METRIC=ip             ip (cosine on the normalised embeddings) or l2
+#   OUT_DIR=evaluate-cifar-out   where the index, catalog and reports go
+#   OUTPUT=$OUT_DIR/metrics.json retrieval metrics (JSON)
+#   MAP=$OUT_DIR/embedding-map.png   embedding map; MAP=none skips it
+#   BUILD_DIR=build       build tree used when the plugin is not installed
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+
+die() { echo "evaluate-cifar: $*" >&2; exit 1; }
+
+dataset=${1:-${CIFAR10_DIR:-}}
+[ -n "$dataset" ] || die "give the CIFAR dataset directory (argument or CIFAR10_DIR), e.g. cifar-10-batches-py."
+[ -e "$dataset" ] || die "$dataset does not exist."
+
+MODEL=${MODEL:-resnet18}
+WEIGHTS=${WEIGHTS:-}
+INPUT_SIZE=${INPUT_SIZE:-224}
+RESIZE=${RESIZE:-0}
+PRECISION=${PRECISION:-fp32}
+BATCH_SIZE=${BATCH_SIZE:-64}
+K=${K:-1,5,10}
+INDEX_SPLIT=${INDEX_SPLIT:-train}
+QUERY_SPLIT=${QUERY_SPLIT:-test}
+NUM_QUERIES=${NUM_QUERIES:-}
+INDEX_TYPE=${INDEX_TYPE:-Flat}
+METRIC=${METRIC:-ip}
+OUT_DIR=${OUT_DIR:-evaluate-cifar-out}
+OUTPUT=${OUTPUT:-$OUT_DIR/metrics.json}
+MAP=${MAP:-$OUT_DIR/embedding-map.png}
+BUILD_DIR=${BUILD_DIR:-$repo/build}
+
+# Use the build tree when the plugin is not installed.
+if ! gst-inspect-1.0 retrievaleval >/dev/null 2>&1; then
+  [ -d "$BUILD_DIR/plugin" ] || die "the visualsearch plugin is neither installed nor built in $BUILD_DIR; run: meson setup build && ninja -C build"
+  export GST_PLUGIN_PATH="$BUILD_DIR/plugin${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+  gst-inspect-1.0 retrievaleval >/dev/null 2>&1 || die "no retrievaleval element in $BUILD_DIR/plugin; rebuild with ninja -C $BUILD_DIR"
+fi
+
+k_max=$(tr ',' '\n' <<<"$K" | tr -d ' ' | sort -n | tail -1)
+[[ "$k_max" =~ ^[0-9]+$ ]] || die "K must be a list of whole numbers such as 1,5,10, not \"$K\"."
+exclude_self=false
+neighbours=$k_max
+if [ "$INDEX_SPLIT" = "$QUERY_SPLIT" ]; then
+  # The gallery finds each query itself; leave it out and fetch one more.
+  exclude_self=true
+  neighbours=$((k_max + 1))
+fi
+
+mkdir -p "$OUT_DIR"
+index="$OUT_DIR/cifar-$INDEX_SPLIT.faiss"
+
+# One embedder description for both halves, so gallery and queries live in
+# the same space (faisssearch also checks the model and preprocessing ids).
+embedder=(embedder model="$MODEL" input-size="$INPUT_SIZE" resize="$RESIZE"
+          precision="$PRECISION" batch-size="$BATCH_SIZE")
+[ -n "$WEIGHTS" ] && embedder+=(weights="$WEIGHTS")
+
+echo "evaluate-cifar: indexing the $INDEX_SPLIT split of $dataset with ${embedder[*]:1}"
+start=$(date +%s)
+gst-launch-1.0 -q cifarsrc location="$dataset" split="$INDEX_SPLIT" ! "${embedder[@]}" ! \
+  faissindexer location="$index" index-type="$INDEX_TYPE" metric="$METRIC" \
+  || die "indexing failed (see the error above)."
+echo "evaluate-cifar: indexed in $(( $(date +%s) - start )) s -> $index"
+
+query_limit=()
+[ -n "$NUM_QUERIES" ] && query_limit=(num-buffers="$NUM_QUERIES")
+echo "evaluate-cifar: querying with the $QUERY_SPLIT split, k=$K, exclude-self=$exclude_self"
+start=$(date +%s)
+gst-launch-1.0 -q cifarsrc location="$dataset" split="$QUERY_SPLIT" "${query_limit[@]}" ! \
+  "${embedder[@]}" ! \
+  faisssearch index="$index" k="$neighbours" post-messages=false ! \
+  retrievaleval index="$index" k="$K" exclude-self="$exclude_self" output="$OUTPUT" \
+  || die "evaluation failed (see the error above)."
+echo "evaluate-cifar: evaluated in $(( $(date +%s) - start )) s -> $OUTPUT"
+
+if [ "$MAP" != "none" ]; then
+  /usr/bin/python3 "$repo/tools/embedding-map.py" "$index" --output "$MAP" \
+    --json "${MAP%.png}.json" || die "the embedding map failed (see above)."
+fi
