@@ -5,7 +5,8 @@
  * Measures how well a nearest-neighbour search retrieves images of the same
  * class. Every buffer must carry a #GstSampleMeta (the query's label and
  * source, from cifarsrc) and a #GstNeighborsMeta (the ranked gallery items,
- * from faisssearch); buffers missing either are counted and skipped.
+ * from faisssearch); buffers missing either, or whose sample has no label,
+ * are counted and skipped.
  *
  * At EOS the element posts an element message named `retrieval-metrics` with
  * Precision@k, Recall@k, mAP@k, MRR, top-1 accuracy and per-class figures,
@@ -439,8 +440,8 @@ gst_retrieval_eval_finish (GstRetrievalEval * self)
 
   if (evaluation.skipped > 0) {
     GST_ELEMENT_WARNING (self, STREAM, FORMAT,
-        ("%" G_GUINT64_FORMAT " buffers carried no sample or no neighbours "
-            "metadata and were not counted.", evaluation.skipped),
+        ("%" G_GUINT64_FORMAT " buffers lacked sample or neighbours "
+            "metadata, or a label, and were not counted.", evaluation.skipped),
         ("retrievaleval needs a GstSampleMeta (e.g. from cifarsrc) and a "
             "GstNeighborsMeta (from faisssearch) on each buffer."));
   }
@@ -505,9 +506,10 @@ gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
 
   const GstSampleMeta *sample = gst_buffer_get_sample_meta (buffer);
   const GstNeighborsMeta *found = gst_buffer_get_neighbors_meta (buffer);
-  if (!sample || !found) {
-    GST_LOG_OBJECT (self, "%" GST_PTR_FORMAT " lacks %s metadata, skipped",
-        buffer, sample ? "neighbours" : "sample");
+  if (!sample || !found || sample->label < 0) {
+    GST_LOG_OBJECT (self, "%" GST_PTR_FORMAT " skipped: %s", buffer,
+        !sample ? "no sample metadata" : !found ? "no neighbours metadata" :
+        "the sample has no label");
     ++evaluation.skipped;
     return GST_FLOW_OK;
   }

@@ -143,14 +143,15 @@ def random_case(rng, exclude_self):
 def check_against_numpy(tmp, rng, exclude_self, k_text, ks):
     gallery, queries = random_case(rng, exclude_self)
     props = {"k": k_text, "exclude-self": str(exclude_self).lower()}
-    result, stdout = run_feed(tmp, gallery, queries, props, bare=2)
+    unlabelled = (-1, "", "synth/test/unlabelled", queries[0][3])
+    result, stdout = run_feed(tmp, gallery, queries + [unlabelled], props, bare=2)
     overall, per_class = numpy_metrics(gallery, queries, ks, exclude_self)
 
     assert set(result) == TOP_KEYS, sorted(set(result) ^ TOP_KEYS)
     assert result["schema"] == "visualsearch-retrieval-metrics/1"
     assert result["k"] == ks, result["k"]
     assert result["exclude_self"] is exclude_self
-    assert result["skipped"] == 2
+    assert result["skipped"] == 3  # two bare buffers and the unlabelled query
     assert result["gallery_items"] == len(gallery)
     assert_figures_close(result, overall, "overall")
     assert set(result["per_class"]) == set(per_class), (result["per_class"].keys(), per_class.keys())
