@@ -1,5 +1,13 @@
 // CIFAR-10 / CIFAR-100 in both official formats (python pickle and binary),
 // detected from the files present.
+//
+//   cifar-10-batches-py   data_batch_1..5, test_batch, batches.meta
+//   cifar-100-python      train, test, meta
+//   cifar-10-batches-bin  data_batch_1..5.bin, test_batch.bin, batches.meta.txt
+//   cifar-100-binary      train.bin, test.bin, fine_label_names.txt, coarse_label_names.txt
+//
+// The python batches may be python 2 pickles (the official files) or python 3
+// ones; the data array is read through PickleReader, nothing is executed.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +23,9 @@ struct CifarOptions {
   CifarSplit split = CifarSplit::Train;
   CifarLabelKind label_kind = CifarLabelKind::Fine;
   // strict: a truncated or corrupt file is an error. Not strict: keep every
-  // complete record, and say how many were dropped in warnings().
+  // complete record, and say how many were dropped in warnings(). A binary
+  // file keeps its complete records; a truncated python pickle cannot be
+  // parsed at all, so its whole batch is dropped.
   bool strict = true;
 };
 
@@ -26,7 +36,12 @@ class CifarDataset {
   static constexpr int kImageBytes = 3 * 32 * 32;
 
   // location: the dataset directory (cifar-10-batches-py, cifar-100-python,
-  // cifar-10-batches-bin, cifar-100-binary) or one batch file. Throws vs::Error.
+  // cifar-10-batches-bin, cifar-100-binary, or a directory holding one of
+  // them) or one batch file. Records come in split order: train (batches 1..5
+  // concatenated) then test. A single batch file is its own split and ignores
+  // options.split; the records of data_batch_N are numbered after those of
+  // batches 1..N-1 when these sit beside it (else 10000 each, as in the
+  // official files). Throws vs::Error naming the file and what to do.
   static CifarDataset open(const std::string& location, const CifarOptions& options);
 
   const std::string& name() const { return name_; }  // "cifar10" or "cifar100"
@@ -35,16 +50,23 @@ class CifarDataset {
   // Record i as packed RGB (32*32*3 bytes, row-major HWC) into out.
   void rgb(size_t i, uint8_t* out) const;
   int label(size_t i) const { return labels_[i]; }
+  // The class name; the number itself when the dataset has no label names.
   const std::string& label_name(int label) const;
   const std::vector<std::string>& label_names() const { return label_names_; }
   // e.g. "cifar10/train/1234": the record index within its own split.
   std::string source(size_t i) const;
   // Index of record i within its own split, and that split's name.
   int64_t split_index(size_t i) const { return split_index_[i]; }
+  const char* split_name(size_t i) const { return is_test_[i] ? "test" : "train"; }
+  // The position of the record that source(i) names as split/index, or -1
+  // when this dataset does not hold it. split must be Train or Test.
+  int64_t find(CifarSplit split, int64_t index) const;
 
   const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
+  friend class CifarLoader;
+
   std::string name_;
   std::vector<uint8_t> planar_;  // records as stored: R plane, G plane, B plane
   std::vector<int> labels_;

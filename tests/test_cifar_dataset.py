@@ -1,0 +1,154 @@
+#!/usr/bin/python3
+"""CifarDataset on CIFAR-10/100 files in both formats, written by cifar_fixtures.py.
+
+Usage: test_cifar_dataset.py PATH/TO/cifar_probe
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cifar_fixtures as fx  # noqa: E402
+
+PROBE = sys.argv[1]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+    return cond
+
+
+def probe(location, split="train", kind="fine", strict="strict"):
+    out = os.path.join(TMP, "out.rgb")
+    r = subprocess.run([PROBE, location, split, kind, strict, out], capture_output=True, timeout=120)
+    if r.returncode not in (0, 2):
+        raise SystemExit(f"cifar_probe crashed ({r.returncode}) on {location}: {r.stderr.decode()}")
+    text = r.stdout.decode()
+    res = {"rc": r.returncode, "text": text, "warnings": [], "records": []}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if parts[0] == "name":
+            res["name"] = parts[1]
+        elif parts[0] == "warning":
+            res["warnings"].append(parts[1])
+        elif parts[0] == "record":
+            res["records"].append((parts[1], int(parts[2]), parts[3], int(parts[4])))
+    if r.returncode == 0:
+        with open(out, "rb") as f:
+            res["rgb"] = np.frombuffer(f.read(), np.uint8).reshape(-1, 32, 32, 3)
+    return res
+
+
+def expected(dataset, splits, kind="fine", train_counts=None):
+    """[(source, label, hwc image)] in the order the dataset reads them."""
+    out = []
+    for split, count in splits:
+        for i in range(count):
+            img = fx.images(dataset, split, i, 1).reshape(3, 32, 32).transpose(1, 2, 0)
+            out.append((f"{dataset}/{split}/{i}", fx.label(dataset, split, i, kind), img))
+    return out
+
+
+def compare(res, want, names, what):
+    if not check(res["rc"] == 0, f"{what}: opens ({res['text'][:300]})"):
+        return
+    check(len(res["records"]) == len(want), f"{what}: {len(res['records'])} records, want {len(want)}")
+    for pos, (rec, (source, label, img)) in enumerate(zip(res["records"], want)):
+        ok = (rec[0] == source and rec[1] == label and rec[2] == names[label] and rec[3] == pos
+              and np.array_equal(res["rgb"][pos], img))
+        if not check(ok, f"{what}: record {pos} is {rec}, want {source} label {label}"):
+            break
+
+
+def expect_error(res, words, what):
+    ok = res["rc"] == 2 and all(w in res["text"] for w in words)
+    check(ok, f"{what}: expected an error with {words}, got {res['text'][:400]!r}")
+
+
+def run(d):
+    n10 = sum(fx.TRAIN10)
+    for sub in ["cifar-10-batches-py", "cifar10-py3", "cifar10-p5", "cifar-10-batches-bin"]:
+        loc = os.path.join(d, sub)
+        compare(probe(loc), expected("cifar10", [("train", n10)]), fx.NAMES10, f"{sub} train")
+        compare(probe(loc, "test"), expected("cifar10", [("test", fx.TEST10)]), fx.NAMES10, f"{sub} test")
+        compare(probe(loc, "all"), expected("cifar10", [("train", n10), ("test", fx.TEST10)]),
+                fx.NAMES10, f"{sub} all")
+    for sub in ["cifar-100-python", "cifar-100-binary"]:
+        loc = os.path.join(d, sub)
+        both = [("train", fx.TRAIN100), ("test", fx.TEST100)]
+        compare(probe(loc, "all"), expected("cifar100", both), fx.FINE100, f"{sub} fine")
+        compare(probe(loc, "all", "coarse"), expected("cifar100", both, "coarse"), fx.COARSE100,
+                f"{sub} coarse")
+
+    # The parent directory finds the dataset inside it.
+    res = probe(d, "test")
+    check(res["rc"] == 0 and res.get("name") == "cifar10", f"parent directory: {res['text'][:200]}")
+
+    # One batch file: its own split; data_batch_3 is numbered after batches 1 and 2.
+    for sub, name in [("cifar-10-batches-py", "data_batch_3"), ("cifar-10-batches-bin", "data_batch_3.bin")]:
+        res = probe(os.path.join(d, sub, name), "test")
+        first = fx.TRAIN10[0] + fx.TRAIN10[1]
+        want = [(f"cifar10/train/{first + i}", fx.label("cifar10", "train", first + i),
+                 fx.images("cifar10", "train", first + i, 1).reshape(3, 32, 32).transpose(1, 2, 0))
+                for i in range(fx.TRAIN10[2])]
+        compare(res, want, fx.NAMES10, f"single file {name}")
+    compare(probe(os.path.join(d, "cifar-100-binary", "test.bin")),
+            expected("cifar100", [("test", fx.TEST100)]), fx.FINE100, "single file test.bin")
+
+    b = os.path.join(d, "broken")
+    expect_error(probe(os.path.join(d, "nope")), ["nope", "does not exist"], "missing location")
+    expect_error(probe(os.path.join(b, "empty-dir")), ["empty-dir", "holds no CIFAR dataset"], "empty dir")
+    expect_error(probe(os.path.join(b, "missing-batch")), ["data_batch_3", "missing"], "missing batch")
+    res = probe(os.path.join(b, "missing-batch"), "test")
+    check(res["rc"] == 0, "a missing train batch does not matter for split=test")
+    expect_error(probe(os.path.join(d, "cifar-10-batches-bin"), "train", "coarse"),
+                 ["coarse labels exist only in CIFAR-100"], "coarse on cifar10")
+
+    trunc = os.path.join(b, "truncated-bin")
+    expect_error(probe(trunc), ["data_batch_2.bin", "the file is truncated: 3 of 4 records complete",
+                                "re-download"], "truncated binary, strict")
+    res = probe(trunc, "train", "fine", "lenient")
+    check(res["rc"] == 0 and len(res["records"]) == n10 - 2, f"truncated binary keeps {n10 - 2} records")
+    check(any("3 of 4 records complete" in w and "data_batch_2.bin" in w for w in res["warnings"]),
+          f"truncated binary warns: {res['warnings']}")
+    if res["rc"] == 0:
+        # Batch 2 keeps its first 3 records; later batches follow on.
+        full = expected("cifar10", [("train", n10)])
+        kept = full[:fx.TRAIN10[0] + 3] + full[fx.TRAIN10[0] + fx.TRAIN10[1]:]
+        check(all(np.array_equal(res["rgb"][i], kept[i][2]) for i in range(len(kept))),
+              "truncated binary: kept records have the right pixels")
+        check(res["records"][-1][0] == f"cifar10/train/{n10 - 3}", "truncated binary: later records renumbered")
+
+    trunc = os.path.join(b, "truncated-py")
+    expect_error(probe(trunc), ["data_batch_2", "truncated", "Re-download"], "truncated pickle, strict")
+    res = probe(trunc, "train", "fine", "lenient")
+    check(res["rc"] == 0 and len(res["records"]) == n10 - fx.TRAIN10[1],
+          f"truncated pickle drops its batch: {len(res['records'])}")
+    check(any("data_batch_2" in w for w in res["warnings"]), f"truncated pickle warns: {res['warnings']}")
+
+    expect_error(probe(os.path.join(b, "bad-label-bin"), "test"),
+                 ["test_batch.bin", "record 0 has label 200"], "label out of range")
+    expect_error(probe(os.path.join(b, "not-a-pickle"), "test"), ["test_batch", "at byte"], "not a pickle")
+    expect_error(probe(os.path.join(b, "wrong-shape"), "test"), ["test_batch", "3072"], "wrong shape")
+    res = probe(os.path.join(b, "no-meta-bin"), "test")
+    compare(res, expected("cifar10", [("test", fx.TEST10)]), [str(i) for i in range(10)],
+            "no label names")
+    check(any("batches.meta.txt is missing" in w for w in res["warnings"]),
+          f"no label names warns: {res['warnings']}")
+
+
+with tempfile.TemporaryDirectory() as TMP:
+    data = os.path.join(TMP, "data")
+    fx.main(data)
+    run(data)
+
+if failures:
+    print(f"{len(failures)} checks failed")
+    sys.exit(1)
+print("all checks passed")
