@@ -14,6 +14,7 @@ plugin_init (GstPlugin * plugin)
 
   ret |= GST_ELEMENT_REGISTER (embedder, plugin);
   ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
+  ret |= GST_ELEMENT_REGISTER (faissindexer, plugin);
 
 
 

@@ -83,11 +83,6 @@ void bind_text_or_null(Database& db, sqlite3_stmt* stmt, int index, const std::s
   if (rc != SQLITE_OK) db.fail(sqlite3_errstr(rc));
 }
 
-std::string describe(const IndexFacts& facts) {
-  return "model " + facts.model_id + ", preprocessing " + facts.preprocessing_id + ", " +
-         std::to_string(facts.dims) + " dims, metric " + facts.metric;
-}
-
 }  // namespace
 
 std::string catalog_path_for(const std::string& index_path) { return index_path + ".db"; }
@@ -103,22 +98,26 @@ std::string utc_timestamp_now() {
 
 void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& incoming,
                                 const std::string& catalog_path) {
-  const char* differs = nullptr;
+  std::string difference;
   if (!incoming.model_id.empty() && incoming.model_id != stored.model_id)
-    differs = "model";
+    difference = "different model: the index was built with " + stored.model_id +
+                 ", the new embeddings come from " + incoming.model_id;
   else if (!incoming.preprocessing_id.empty() &&
            incoming.preprocessing_id != stored.preprocessing_id)
-    differs = "preprocessing";
+    difference = "different preprocessing: the index was built with \"" +
+                 stored.preprocessing_id + "\", the new embeddings with \"" +
+                 incoming.preprocessing_id + "\"";
   else if (incoming.dims != 0 && incoming.dims != stored.dims)
-    differs = "dimensions";
+    difference = "different dimensions: the index holds " + std::to_string(stored.dims) +
+                 "-dimensional vectors, the new embeddings have " +
+                 std::to_string(incoming.dims);
   else if (!incoming.metric.empty() && incoming.metric != stored.metric)
-    differs = "metric";
-  if (!differs) return;
-  throw Error(std::string("The embeddings do not match the index described by ") + catalog_path +
-              " (different " + differs + "): the index holds " + describe(stored) +
-              ", but the new embeddings have " + describe(incoming) +
-              ". Use the same embedder settings as when the index was built, or build a new "
-              "index.");
+    difference = "different metric: the index ranks by metric " + stored.metric +
+                 ", but metric " + incoming.metric + " was asked for";
+  if (difference.empty()) return;
+  throw Error("The embeddings do not match the index described by " + catalog_path + " (" +
+              difference + "). Use the same embedder settings (model, weights, input size, "
+              "resize) and metric as when the index was built, or build a new index.");
 }
 
 Catalog Catalog::load(const std::string& path) {

@@ -1,0 +1,460 @@
+/**
+ * SECTION:element-faissindexer
+ * @title: faissindexer
+ *
+ * Builds a gallery for faisssearch: adds the #GstEmbeddingMeta of every
+ * buffer to a FAISS index, and the frame's identity from its #GstSampleMeta
+ * (label, label name, source; from cifarsrc) to the SQLite catalog beside it
+ * (#GstFaissIndexer:location + ".db"). Index id N is the Nth embedding.
+ * Buffers without an embedding are counted and skipped, with a warning at EOS.
+ *
+ * At EOS a trainable #GstFaissIndexer:index-type (IVF, PQ, OPQ) is trained on
+ * the collected vectors, then the index and the catalog are written: each to a
+ * temporary file in the same directory, flushed, and renamed over the old one,
+ * so a failure or a kill while writing leaves the previous files intact.
+ * With #GstFaissIndexer:export-npy, embeddings.npy and labels.npy are written
+ * to the index's directory too.
+ *
+ * The element posts GST_MESSAGE_PROGRESS messages (code "faissindexer"): at
+ * the first embedding, every #GstFaissIndexer:progress-interval embeddings,
+ * for each phase at EOS, and when done. Their structures also carry the
+ * counts so far in "indexed" and "skipped" (guint64).
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 cifarsrc location=cifar-10-batches-py split=train ! \
+ *     embedder resize=0 input-size=32 ! faissindexer location=cifar10.faiss
+ * ]|
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstfaissindexer.h"
+
+#include <memory>
+#include <new>
+#include <string>
+
+#include "core/error.h"
+#include "core/index_builder.h"
+#include "elements.h"
+#include "meta/visualsearchmeta.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
+#define GST_CAT_DEFAULT gst_faiss_indexer_debug
+
+#define DEFAULT_LOCATION NULL
+#define DEFAULT_INDEX_TYPE "Flat"
+#define DEFAULT_METRIC vs::Metric::InnerProduct
+#define DEFAULT_APPEND FALSE
+#define DEFAULT_TRAIN_SIZE 0
+#define DEFAULT_EXPORT_NPY FALSE
+#define DEFAULT_PROGRESS_INTERVAL 1000
+
+#define PROGRESS_CODE "faissindexer"
+
+enum
+{
+  PROP_0,
+  PROP_LOCATION,
+  PROP_INDEX_TYPE,
+  PROP_METRIC,
+  PROP_APPEND,
+  PROP_TRAIN_SIZE,
+  PROP_EXPORT_NPY,
+  PROP_PROGRESS_INTERVAL,
+};
+
+struct _GstFaissIndexer
+{
+  GstBaseSink parent;
+
+  /* properties, guarded by the object lock */
+  gchar *location;
+  gchar *index_type;
+  vs::Metric metric;
+  gboolean append;
+  gint64 train_size;
+  gboolean export_npy;
+  guint progress_interval;
+
+  /* streaming thread only: one run, from start to stop */
+  std::unique_ptr < vs::IndexBuilder > builder;
+  guint64 skipped;
+  guint progress_every;
+};
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK,
+    GST_PAD_ALWAYS,
+    GST_STATIC_CAPS_ANY);
+
+#define gst_faiss_indexer_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE (GstFaissIndexer, gst_faiss_indexer,
+    GST_TYPE_BASE_SINK,
+    GST_DEBUG_CATEGORY_INIT (gst_faiss_indexer_debug, "faissindexer", 0,
+        "Builds a FAISS index and catalog from embeddings"));
+GST_ELEMENT_REGISTER_DEFINE (faissindexer, "faissindexer", GST_RANK_NONE,
+    GST_TYPE_FAISS_INDEXER);
+
+static void gst_faiss_indexer_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec);
+static void gst_faiss_indexer_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec);
+static void gst_faiss_indexer_finalize (GObject * object);
+static gboolean gst_faiss_indexer_start (GstBaseSink * sink);
+static gboolean gst_faiss_indexer_stop (GstBaseSink * sink);
+static gboolean gst_faiss_indexer_event (GstBaseSink * sink, GstEvent * event);
+static GstFlowReturn gst_faiss_indexer_render (GstBaseSink * sink,
+    GstBuffer * buffer);
+
+GType
+gst_faiss_indexer_metric_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {static_cast < gint > (vs::Metric::InnerProduct),
+        "Inner product; cosine similarity for normalised embeddings", "ip"},
+    {static_cast < gint > (vs::Metric::L2), "Squared Euclidean distance", "l2"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstFaissIndexerMetric", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+static void
+gst_faiss_indexer_class_init (GstFaissIndexerClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSinkClass *base_sink_class = GST_BASE_SINK_CLASS (klass);
+  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE |
+      G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+
+  gobject_class->set_property = gst_faiss_indexer_set_property;
+  gobject_class->get_property = gst_faiss_indexer_get_property;
+  gobject_class->finalize = gst_faiss_indexer_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_LOCATION,
+      g_param_spec_string ("location", "Location",
+          "The FAISS index file to write; the SQLite catalog goes beside it "
+          "(location + \".db\")", DEFAULT_LOCATION, flags));
+  g_object_class_install_property (gobject_class, PROP_INDEX_TYPE,
+      g_param_spec_string ("index-type", "Index type",
+          "FAISS index_factory string: Flat (exact), IVF<n>,Flat, "
+          "IVF<n>,PQ<m>, HNSW<m>, OPQ<m>,IVF<n>,PQ<m>...; ignored when "
+          "appending (the existing index keeps its type)", DEFAULT_INDEX_TYPE,
+          flags));
+  g_object_class_install_property (gobject_class, PROP_METRIC,
+      g_param_spec_enum ("metric", "Metric",
+          "Similarity the index ranks by; ip on normalised embeddings is "
+          "cosine similarity", GST_TYPE_FAISS_INDEXER_METRIC,
+          static_cast < gint > (DEFAULT_METRIC), flags));
+  g_object_class_install_property (gobject_class, PROP_APPEND,
+      g_param_spec_boolean ("append", "Append",
+          "Add to the existing index and catalog at location (created when "
+          "absent); their model, preprocessing, dims and metric must match",
+          DEFAULT_APPEND, flags));
+  g_object_class_install_property (gobject_class, PROP_TRAIN_SIZE,
+      g_param_spec_int64 ("train-size", "Training set size",
+          "Trainable index types: train on the first this many embeddings, "
+          "then add the rest as they come (less memory); 0 trains on all of "
+          "them at EOS", 0, G_MAXINT64, DEFAULT_TRAIN_SIZE, flags));
+  g_object_class_install_property (gobject_class, PROP_EXPORT_NPY,
+      g_param_spec_boolean ("export-npy", "Export NumPy",
+          "Also write embeddings.npy (float32, count x dims) and labels.npy "
+          "(int64, -1 when unknown) into the index's directory, row N = index "
+          "id N", DEFAULT_EXPORT_NPY, flags));
+  g_object_class_install_property (gobject_class, PROP_PROGRESS_INTERVAL,
+      g_param_spec_uint ("progress-interval", "Progress interval",
+          "Post a progress message every this many embeddings (0: only at "
+          "the start and for the phases at EOS)", 0, G_MAXUINT,
+          DEFAULT_PROGRESS_INTERVAL, flags));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_set_static_metadata (element_class,
+      "FAISS indexer", "Sink/Analysis",
+      "Collects embeddings into a FAISS index and an SQLite catalog of the "
+      "frames they came from, written atomically at EOS",
+      "visualsearch developers <visualsearch@example.org>");
+
+  base_sink_class->start = GST_DEBUG_FUNCPTR (gst_faiss_indexer_start);
+  base_sink_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_indexer_stop);
+  base_sink_class->event = GST_DEBUG_FUNCPTR (gst_faiss_indexer_event);
+  base_sink_class->render = GST_DEBUG_FUNCPTR (gst_faiss_indexer_render);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_FAISS_INDEXER_METRIC,
+      (GstPluginAPIFlags) 0);
+}
+
+static void
+gst_faiss_indexer_init (GstFaissIndexer * self)
+{
+  self->location = g_strdup (DEFAULT_LOCATION);
+  self->index_type = g_strdup (DEFAULT_INDEX_TYPE);
+  self->metric = DEFAULT_METRIC;
+  self->append = DEFAULT_APPEND;
+  self->train_size = DEFAULT_TRAIN_SIZE;
+  self->export_npy = DEFAULT_EXPORT_NPY;
+  self->progress_interval = DEFAULT_PROGRESS_INTERVAL;
+  new (&self->builder) std::unique_ptr < vs::IndexBuilder > ();
+
+  /* Every buffer is stored; waiting for the clock would only slow indexing. */
+  gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
+}
+
+static void
+gst_faiss_indexer_finalize (GObject * object)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (object);
+
+  self->builder.~unique_ptr ();
+  g_free (self->location);
+  g_free (self->index_type);
+
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_faiss_indexer_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_LOCATION:
+      g_free (self->location);
+      self->location = g_value_dup_string (value);
+      break;
+    case PROP_INDEX_TYPE:
+      g_free (self->index_type);
+      self->index_type = g_value_dup_string (value);
+      break;
+    case PROP_METRIC:
+      self->metric = static_cast < vs::Metric > (g_value_get_enum (value));
+      break;
+    case PROP_APPEND:
+      self->append = g_value_get_boolean (value);
+      break;
+    case PROP_TRAIN_SIZE:
+      self->train_size = g_value_get_int64 (value);
+      break;
+    case PROP_EXPORT_NPY:
+      self->export_npy = g_value_get_boolean (value);
+      break;
+    case PROP_PROGRESS_INTERVAL:
+      self->progress_interval = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_faiss_indexer_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_LOCATION:
+      g_value_set_string (value, self->location);
+      break;
+    case PROP_INDEX_TYPE:
+      g_value_set_string (value, self->index_type);
+      break;
+    case PROP_METRIC:
+      g_value_set_enum (value, static_cast < gint > (self->metric));
+      break;
+    case PROP_APPEND:
+      g_value_set_boolean (value, self->append);
+      break;
+    case PROP_TRAIN_SIZE:
+      g_value_set_int64 (value, self->train_size);
+      break;
+    case PROP_EXPORT_NPY:
+      g_value_set_boolean (value, self->export_npy);
+      break;
+    case PROP_PROGRESS_INTERVAL:
+      g_value_set_uint (value, self->progress_interval);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* ------------------------------------------------------------------------ */
+/* progress */
+
+static void
+post_progress (GstFaissIndexer * self, GstProgressType type,
+    const std::string & text)
+{
+  GstMessage *message = gst_message_new_progress (GST_OBJECT (self), type,
+      PROGRESS_CODE, text.c_str ());
+  guint64 indexed = self->builder ? self->builder->added () : 0;
+
+  gst_structure_set (gst_message_writable_structure (message),
+      "indexed", G_TYPE_UINT64, indexed,
+      "skipped", G_TYPE_UINT64, self->skipped, NULL);
+  GST_INFO_OBJECT (self, "%s", text.c_str ());
+  gst_element_post_message (GST_ELEMENT (self), message);
+}
+
+/* ------------------------------------------------------------------------ */
+/* lifecycle */
+
+static gboolean
+gst_faiss_indexer_start (GstBaseSink * sink)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+  vs::IndexBuildOptions options;
+
+  GST_OBJECT_LOCK (self);
+  options.location = self->location ? self->location : "";
+  options.index_type = self->index_type ? self->index_type : "";
+  options.metric = self->metric;
+  options.append = self->append;
+  options.train_size = self->train_size;
+  options.export_npy = self->export_npy;
+  self->progress_every = self->progress_interval;
+  GST_OBJECT_UNLOCK (self);
+
+  self->skipped = 0;
+  if (options.location.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("No index file to write."),
+        ("Set location to the path of the FAISS index to build."));
+    return FALSE;
+  }
+
+  try {
+    self->builder = std::make_unique < vs::IndexBuilder > (options,
+        [self](const std::string & step) {
+          post_progress (self, GST_PROGRESS_TYPE_CONTINUE, step);
+        },
+        [self](const std::string & warning) {
+          GST_ELEMENT_WARNING (self, STREAM, FAILED, ("%s", warning.c_str ()),
+              (NULL));
+        });
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Cannot append to the index %s: %s", options.location.c_str (),
+            e.what ()), (NULL));
+    return FALSE;
+  }
+  if (self->builder->existing () > 0)
+    GST_INFO_OBJECT (self, "appending to %s, which holds %" G_GINT64_FORMAT
+        " vectors", options.location.c_str (), self->builder->existing ());
+  return TRUE;
+}
+
+static gboolean
+gst_faiss_indexer_stop (GstBaseSink * sink)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+
+  self->builder.reset ();
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* EOS: train, add, write */
+
+static gboolean
+gst_faiss_indexer_finish (GstFaissIndexer * self)
+{
+  vs::IndexBuilder & builder = *self->builder;
+
+  if (self->skipped > 0)
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("%" G_GUINT64_FORMAT " buffers carried no embedding and were not "
+            "indexed.", self->skipped),
+        ("Put an embedder upstream, with inference-interval=1, so that every "
+            "frame is embedded."));
+  try {
+    if (builder.finish ())
+      post_progress (self, GST_PROGRESS_TYPE_COMPLETE,
+          "wrote " + std::to_string (builder.existing () + builder.added ()) +
+          " vectors to " + builder.location () + " and its catalog " +
+          builder.catalog_path ());
+  } catch (const std::exception & e) {
+    post_progress (self, GST_PROGRESS_TYPE_ERROR, e.what ());
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+        ("Could not build the index %s: %s", builder.location ().c_str (),
+            e.what ()), ("Any previous index and catalog there are intact."));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+gst_faiss_indexer_event (GstBaseSink * sink, GstEvent * event)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+
+  /* Before chaining up: EOS reaches the application only once the files are
+   * in place. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->builder
+      && !gst_faiss_indexer_finish (self)) {
+    gst_event_unref (event);
+    return FALSE;
+  }
+  return GST_BASE_SINK_CLASS (parent_class)->event (sink, event);
+}
+
+/* ------------------------------------------------------------------------ */
+/* buffer path */
+
+static GstFlowReturn
+gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+  GstEmbeddingMeta *embedding = gst_buffer_get_embedding_meta (buffer);
+
+  if (embedding == NULL) {
+    GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buffer);
+    self->skipped++;
+    return GST_FLOW_OK;
+  }
+
+  vs::CatalogItem item;
+  if (GstSampleMeta * sample = gst_buffer_get_sample_meta (buffer)) {
+    item.label = sample->label;
+    item.label_name = sample->label_name ? sample->label_name : "";
+    item.source = sample->source ? sample->source : "";
+  }
+
+  vs::IndexBuilder & builder = *self->builder;
+  try {
+    builder.add (embedding->values, static_cast < int >(embedding->dims),
+        embedding->model_id ? embedding->model_id : "",
+        embedding->preprocessing_id ? embedding->preprocessing_id : "", item);
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("Cannot index this embedding into %s: %s",
+            builder.location ().c_str (), e.what ()), (NULL));
+    return GST_FLOW_ERROR;
+  }
+
+  const int64_t added = builder.added ();
+  if (added == 1)
+    post_progress (self, GST_PROGRESS_TYPE_START, "indexing embeddings of " +
+        std::to_string (embedding->dims) + " dims from " +
+        (embedding->model_id ? embedding->model_id : "an unnamed model"));
+  else if (self->progress_every > 0 && added % self->progress_every == 0)
+    post_progress (self, GST_PROGRESS_TYPE_CONTINUE,
+        "collected " + std::to_string (added) + " embeddings");
+  return GST_FLOW_OK;
+}

@@ -1,0 +1,88 @@
+// Builds a FAISS index and its catalog from a stream of embeddings: what
+// faissindexer does, without GStreamer. Vectors go into the index as they
+// arrive once it can take them (a Flat or HNSW index at once, a trainable one
+// after training), so memory stays near one copy of the gallery.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/catalog.h"
+#include "core/index_store.h"
+
+namespace vs {
+
+struct IndexBuildOptions {
+  std::string location;  // the index file; the catalog is location + ".db"
+  std::string index_type = "Flat";
+  Metric metric = Metric::InnerProduct;
+  // Add to the index and catalog at location (created when there are none).
+  bool append = false;
+  // Trainable types: train on the first train_size vectors as soon as they
+  // have arrived, then stream the rest into the index; 0 trains at the end
+  // on all of them.
+  int64_t train_size = 0;
+  // Also write npy_embeddings_path() and npy_labels_path().
+  bool export_npy = false;
+};
+
+// The NumPy export beside the index: <directory of location>/embeddings.npy
+// (float32, count x dims, row i = index id i) and .../labels.npy (int64,
+// count; -1 where a vector had no label).
+std::string npy_embeddings_path(const std::string& location);
+std::string npy_labels_path(const std::string& location);
+
+class IndexBuilder {
+ public:
+  using Report = std::function<void(const std::string& message)>;
+
+  // With append, loads the existing index and catalog and checks the metric.
+  // step() narrates the phases (training, adding, writing); warn() hears of
+  // things that work but deserve a person's attention. Throws vs::Error.
+  IndexBuilder(IndexBuildOptions options, Report step, Report warn);
+  ~IndexBuilder();
+
+  // One embedding and the identity of the frame it came from (item.id is
+  // ignored: ids are positions in the index). Throws vs::Error when its
+  // model, preprocessing or dims differ from the stream's first embedding or
+  // from the index being appended to.
+  void add(const float* values, int dims, const std::string& model_id,
+           const std::string& preprocessing_id, const CatalogItem& item);
+
+  int64_t added() const { return added_; }
+  int64_t existing() const { return existing_; }
+
+  // Trains if still needed, adds what is pending and replaces the index and
+  // catalog (and the NumPy export) atomically. Returns false, writing
+  // nothing, when the run brought no embeddings to an existing index.
+  // Throws vs::Error; the previous files are then intact.
+  bool finish();
+
+  const std::string& location() const { return options_.location; }
+  const std::string& catalog_path() const { return catalog_path_; }
+
+ private:
+  int64_t pending_rows() const;
+  void train_on_pending();
+  void flush_pending();
+  void export_npy() const;
+
+  IndexBuildOptions options_;
+  Report step_;
+  Report warn_;
+  std::string catalog_path_;
+  std::optional<IndexStore> index_;
+  IndexFacts facts_;  // of the index being built; dims 0 until the first embedding
+  bool have_existing_facts_ = false;
+  std::vector<CatalogItem> items_;
+  std::vector<float> pending_;      // arrived, not yet in the index
+  std::vector<float> all_vectors_;  // this run's vectors, kept for export_npy only
+  int64_t existing_ = 0;
+  int64_t added_ = 0;
+};
+
+}  // namespace vs
