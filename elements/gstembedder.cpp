@@ -345,6 +345,13 @@ gst_embedder_set_caps (GstBaseTransform * trans, GstCaps * incaps,
   if (GST_VIDEO_INFO_IS_YUV (&st->info)) {
     gst_video_info_set_format (&st->rgb_info, GST_VIDEO_FORMAT_RGB,
         GST_VIDEO_INFO_WIDTH (&st->info), GST_VIDEO_INFO_HEIGHT (&st->info));
+    /* The converter only changes the format, so the rest must agree. */
+    GST_VIDEO_INFO_FPS_N (&st->rgb_info) = GST_VIDEO_INFO_FPS_N (&st->info);
+    GST_VIDEO_INFO_FPS_D (&st->rgb_info) = GST_VIDEO_INFO_FPS_D (&st->info);
+    GST_VIDEO_INFO_PAR_N (&st->rgb_info) = GST_VIDEO_INFO_PAR_N (&st->info);
+    GST_VIDEO_INFO_PAR_D (&st->rgb_info) = GST_VIDEO_INFO_PAR_D (&st->info);
+    GST_VIDEO_INFO_INTERLACE_MODE (&st->rgb_info) =
+        GST_VIDEO_INFO_INTERLACE_MODE (&st->info);
     st->converter.reset (gst_video_converter_new (&st->info, &st->rgb_info,
             NULL));
     if (!st->converter) {

@@ -1,0 +1,192 @@
+"""embedder against torchvision, on random-weight checkpoints made here.
+
+    test_embedder_parity.py EMBED_TENSOR EMBEDDER_RUN resnet|torchscript
+
+resnet: for resnet18 and resnet50 checkpoints saved with torch.save (batch-norm
+statistics and affines randomised too, so a mis-mapped name shows):
+  (a) the same preprocessed tensor: max |diff| <= 1e-4 per component (fp32);
+  (b) uint8 frames of several sizes and formats (RGB, BGRx, I420) through the
+      element: cosine >= 0.999 against torchvision's transforms on the same
+      pixels (for I420, the RGB that videoconvert makes of them);
+  (c) bf16: cosine >= 0.99 against fp32.
+torchscript: two architectures exported by models/export-torchscript.py with
+random weights give torchvision's output, through the engine and the element.
+"""
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torchvision
+from torchvision import transforms as T
+
+EMBED_TENSOR, EMBEDDER_RUN, MODE = sys.argv[1:4]
+SOURCE = os.environ["VS_SOURCE_DIR"]
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+torch.set_num_threads(2)
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def randomise_batch_norms(model, gen):
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5, generator=gen)
+            m.bias.data.normal_(0, 0.1, generator=gen)
+            m.running_mean.normal_(0, 0.1, generator=gen)
+            m.running_var.uniform_(0.5, 2.0, generator=gen)
+
+
+def reference(model, x):
+    with torch.no_grad():
+        return torch.nn.functional.normalize(model(x), dim=1)
+
+
+def embed_tensor(tmp, x, **props):
+    inp, out = os.path.join(tmp, "in.f32"), os.path.join(tmp, "out.f32")
+    x.numpy().astype(np.float32).tofile(inp)
+    n, _, h, w = x.shape
+    args = [EMBED_TENSOR, inp, str(n), str(h), str(w), out] + [f"{k}={v}" for k, v in props.items()]
+    res = subprocess.run(args, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr)
+    return torch.from_numpy(np.fromfile(out, dtype=np.float32).reshape(n, -1))
+
+
+def run_pipeline(tmp, caps, frames, fragment, mode="meta"):
+    """Pushes raw frames through appsrc ! FRAGMENT ! appsink."""
+    inp, out = os.path.join(tmp, "frames.raw"), os.path.join(tmp, "out.bin")
+    np.concatenate([f.reshape(-1) for f in frames]).tofile(inp)
+    res = subprocess.run([EMBEDDER_RUN, caps, inp, out, mode, fragment],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(res.stdout + res.stderr)
+    info = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    data = np.fromfile(out, dtype=np.uint8 if mode == "raw" else np.float32)
+    return info, data
+
+
+def smooth_image(gen, h, w, channels):
+    """Natural-ish pixels: low-frequency colour blobs plus a little noise."""
+    low = torch.rand(1, channels, max(h // 16, 2), max(w // 16, 2), generator=gen)
+    img = torch.nn.functional.interpolate(low, size=(h, w), mode="bicubic", align_corners=False)
+    img = img[0] * 230 + torch.rand(channels, h, w, generator=gen) * 25
+    return img.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def cosine(a, b):
+    return torch.nn.functional.cosine_similarity(a, b, dim=1)
+
+
+def torchvision_transform(rgb_hwc):
+    tf = T.Compose([T.Resize(256, antialias=True), T.CenterCrop(224),
+                    T.ConvertImageDtype(torch.float32), T.Normalize(MEAN, STD)])
+    return tf(torch.from_numpy(rgb_hwc).permute(2, 0, 1))
+
+
+def resnet_parity(tmp):
+    gen = torch.Generator().manual_seed(1234)
+    for arch in ["resnet18", "resnet50"]:
+        torch.manual_seed(7)
+        model = getattr(torchvision.models, arch)(weights=None)
+        randomise_batch_norms(model, gen)
+        model.eval()
+        path = os.path.join(tmp, f"{arch}-random.pth")
+        torch.save(model.state_dict(), path)
+        model.fc = torch.nn.Identity()
+
+        # (a) same preprocessed tensor, fp32
+        x = torch.randn(2, 3, 224, 224, generator=gen)
+        ref = reference(model, x)
+        ours = embed_tensor(tmp, x, model=arch, weights=path)
+        diff = (ours - ref).abs().max().item()
+        check(ours.shape == ref.shape and diff <= 1e-4,
+              f"(a) {arch} fp32 same tensor: max |diff| {diff:.2e} <= 1e-4")
+
+        # (c) bf16 against fp32
+        bf16 = embed_tensor(tmp, x, model=arch, weights=path, precision="bf16")
+        cos = cosine(bf16, ref).min().item()
+        check(cos >= 0.99, f"(c) {arch} bf16 vs fp32: min cosine {cos:.5f} >= 0.99")
+
+        # (b) uint8 frames through the element
+        fragment = f"embedder model={arch} weights={path} batch-size=2"
+        for fmt, w, h in [("RGB", 320, 240), ("RGB", 223, 131), ("BGRx", 200, 300),
+                          ("I420", 176, 144)]:
+            caps = f"video/x-raw,format={fmt},width={w},height={h},framerate=30/1"
+            if fmt == "I420":
+                # Random Y, U and V planes; the reference sees what videoconvert makes of them.
+                frames = [smooth_image(gen, h, w, 1).reshape(-1) for _ in range(2)]
+                frames = [np.concatenate([f, smooth_image(gen, h // 2, w // 2, 2)
+                                          .transpose(2, 0, 1).reshape(-1)]) for f in frames]
+                _, raw = run_pipeline(tmp, caps, frames,
+                                      "videoconvert ! video/x-raw,format=RGB", mode="raw")
+                rgb = list(raw.reshape(len(frames), h, w, 3))
+            else:
+                rgb = [smooth_image(gen, h, w, 3) for _ in range(3)]
+                if fmt == "BGRx":
+                    frames = [np.concatenate([f[..., ::-1], np.full((h, w, 1), 77, np.uint8)], axis=2)
+                              for f in rgb]
+                else:
+                    # GStreamer pads RGB rows to a multiple of 4 bytes.
+                    stride = (w * 3 + 3) // 4 * 4
+                    frames = [np.pad(f.reshape(h, w * 3), ((0, 0), (0, stride - w * 3)))
+                              for f in rgb]
+            info, data = run_pipeline(tmp, caps, frames, fragment)
+            got = torch.from_numpy(data.reshape(len(frames), -1))
+            want = reference(model, torch.stack([torchvision_transform(f) for f in rgb]))
+            cos = cosine(got, want).min().item() if got.shape == want.shape else float("nan")
+            check(cos >= 0.999 and info["pts_in_order"] == "1",
+                  f"(b) {arch} {fmt} {w}x{h} frames through embedder: min cosine {cos:.6f} >= 0.999")
+            check(info["model_id"] == f"{arch}:" + subprocess.run(
+                ["sha256sum", path], capture_output=True, text=True).stdout[:8]
+                and info["preprocessing_id"] ==
+                "rgb;resize=256;crop=224;mean=0.485,0.456,0.406;std=0.229,0.224,0.225",
+                f"    meta ids {info['model_id']} {info['preprocessing_id']}")
+
+
+def torchscript_parity(tmp):
+    spec = importlib.util.spec_from_file_location(
+        "export_torchscript", os.path.join(SOURCE, "models", "export-torchscript.py"))
+    exporter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(exporter)
+    gen = torch.Generator().manual_seed(99)
+    for name in ["mobilenet_v3_small", "squeezenet1_1"]:
+        torch.manual_seed(3)
+        full = getattr(torchvision.models, name)(weights=None)
+        randomise_batch_norms(full, gen)
+        state = os.path.join(tmp, f"{name}.pth")
+        torch.save(full.state_dict(), state)
+        pt = os.path.join(tmp, f"{name}.pt")
+        subprocess.run([sys.executable, os.path.join(SOURCE, "models", "export-torchscript.py"),
+                        name, pt, "--weights", state], check=True, capture_output=True)
+        model = exporter.build(name, state)
+
+        x = torch.randn(2, 3, 224, 224, generator=gen)
+        ref = reference(model, x)
+        ours = embed_tensor(tmp, x, model=pt)
+        diff = (ours - ref).abs().max().item() if ours.shape == ref.shape else float("nan")
+        check(diff <= 1e-4, f"{name} TorchScript, same tensor: max |diff| {diff:.2e} <= 1e-4")
+
+        rgb = [smooth_image(gen, 240, 320, 3) for _ in range(2)]
+        info, data = run_pipeline(tmp, "video/x-raw,format=RGB,width=320,height=240,framerate=30/1",
+                                  rgb, f"embedder model={pt}")
+        got = torch.from_numpy(data.reshape(len(rgb), -1))
+        want = reference(model, torch.stack([torchvision_transform(f) for f in rgb]))
+        cos = cosine(got, want).min().item() if got.shape == want.shape else float("nan")
+        check(cos >= 0.999 and info["model_id"].startswith("torchscript:"),
+              f"{name} TorchScript through embedder: min cosine {cos:.6f}, id {info['model_id']}")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    resnet_parity(tmp) if MODE == "resnet" else torchscript_parity(tmp)
+if failures:
+    print(f"{len(failures)} check(s) failed")
+    sys.exit(1)
