@@ -1,0 +1,143 @@
+// Drives faisssearch with fixed query vectors, for test_search_parity.py.
+//
+//   faisssearch-feed catalog INDEX MODEL
+//       writes the catalog beside an index written by Python faiss
+//       (label = id % 10, label name "class<label>", source "vec/<id>")
+//   faisssearch-feed search INDEX QUERIES MODEL [PROPERTY=VALUE ...]
+//       QUERIES is raw little-endian float32, the index's dims per query; each
+//       becomes a buffer with a GstEmbeddingMeta pushed through
+//       appsrc ! faisssearch ! appsink. Prints one line per query:
+//       "<metric> <id>:<distance> <id>:<distance> ...", nearest first.
+// Errors go to stderr and the exit status is 2.
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/gst.h>
+
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "core/catalog.h"
+#include "core/index_store.h"
+#include "meta/visualsearchmeta.h"
+
+namespace {
+
+const char kPreprocessing[] = "test";
+
+int write_catalog(const std::string& index_path, const char* model) {
+  const vs::IndexStore index = vs::IndexStore::load(index_path);
+  vs::IndexFacts facts;
+  facts.model_id = model;
+  facts.preprocessing_id = kPreprocessing;
+  facts.dims = index.dims();
+  facts.metric = vs::metric_name(index.metric());
+  facts.index_type = "python";
+  facts.count = index.size();
+  facts.created = vs::utc_timestamp_now();
+  std::vector<vs::CatalogItem> items(index.size());
+  for (int64_t i = 0; i < index.size(); i++) {
+    items[i].id = i;
+    items[i].label = static_cast<int>(i % 10);
+    items[i].label_name = "class" + std::to_string(i % 10);
+    items[i].source = "vec/" + std::to_string(i);
+  }
+  vs::Catalog::write_atomically(vs::catalog_path_for(index_path), facts, items);
+  return 0;
+}
+
+int search(int argc, char** argv) {
+  const std::string index_path = argv[2];
+  std::ifstream in(argv[3], std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+  const int dims = vs::IndexStore::load(index_path).dims();
+  const size_t n = bytes.size() / (sizeof(float) * dims);
+  const float* queries = reinterpret_cast<const float*>(bytes.data());
+
+  GError* error = nullptr;
+  GstElement* pipeline = gst_parse_launch(
+      "appsrc name=src format=time caps=application/octet-stream ! faisssearch name=search "
+      "post-messages=false ! appsink name=sink sync=false",
+      &error);
+  if (pipeline == nullptr) {
+    std::fprintf(stderr, "%s\n", error->message);
+    return 2;
+  }
+  GstElement* src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  GstElement* searcher = gst_bin_get_by_name(GST_BIN(pipeline), "search");
+  g_object_set(searcher, "index", index_path.c_str(), nullptr);
+  for (int i = 5; i < argc; i++) {
+    const std::string assignment = argv[i];
+    const size_t eq = assignment.find('=');
+    gst_util_set_object_arg(G_OBJECT(searcher), assignment.substr(0, eq).c_str(),
+                            assignment.substr(eq + 1).c_str());
+  }
+
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  for (size_t q = 0; q < n; q++) {
+    GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 1, nullptr);
+    GST_BUFFER_PTS(buffer) = q * GST_SECOND;
+    gst_buffer_add_embedding_meta(buffer, dims, queries + q * dims, argv[4], kPreprocessing,
+                                  TRUE);
+    gst_app_src_push_buffer(GST_APP_SRC(src), buffer);
+  }
+  gst_app_src_end_of_stream(GST_APP_SRC(src));
+
+  int status = 0;
+  size_t printed = 0;
+  while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
+    const GstNeighborsMeta* meta = gst_buffer_get_neighbors_meta(gst_sample_get_buffer(sample));
+    if (meta == nullptr) {
+      std::fprintf(stderr, "a query came out without neighbours\n");
+      status = 2;
+    } else {
+      std::printf("%s", gst_visualsearch_metric_to_string(meta->metric));
+      for (guint i = 0; i < meta->n_neighbors; i++)
+        std::printf(" %" G_GINT64_FORMAT ":%.9g", meta->neighbors[i].id,
+                    meta->neighbors[i].distance);
+      std::printf("\n");
+      printed++;
+    }
+    gst_sample_unref(sample);
+  }
+
+  GstBus* bus = gst_element_get_bus(pipeline);
+  if (GstMessage* msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+    gst_message_parse_error(msg, &error, nullptr);
+    std::fprintf(stderr, "%s\n", error->message);
+    g_clear_error(&error);
+    gst_message_unref(msg);
+    status = 2;
+  }
+  if (printed != n) status = 2;
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(searcher);
+  gst_object_unref(sink);
+  gst_object_unref(src);
+  gst_object_unref(pipeline);
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gst_init(&argc, &argv);
+  const std::string mode = argc > 1 ? argv[1] : "";
+  try {
+    if (mode == "catalog" && argc == 4) return write_catalog(argv[2], argv[3]);
+    if (mode == "search" && argc >= 5) return search(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
+  std::fprintf(stderr,
+               "usage: faisssearch-feed catalog INDEX MODEL\n"
+               "       faisssearch-feed search INDEX QUERIES MODEL [PROPERTY=VALUE ...]\n");
+  return 2;
+}
