@@ -15,6 +15,8 @@ plugin_init (GstPlugin * plugin)
   ret |= GST_ELEMENT_REGISTER (embedder, plugin);
   ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
   ret |= GST_ELEMENT_REGISTER (faissindexer, plugin);
+  ret |= GST_ELEMENT_REGISTER (faisssearch, plugin);
+  ret |= GST_ELEMENT_REGISTER (searchoverlay, plugin);
 
 
 

@@ -1,0 +1,48 @@
+// The strip searchoverlay draws: one tile per neighbour (thumbnail, label,
+// score) along an edge of the frame, rendered in RGB and written into the
+// frame's own pixel layout.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vs {
+
+enum class StripEdge { Top, Bottom, Left, Right };
+enum class PixelLayout { RGB, BGR, RGBx, BGRx, I420, NV12 };
+
+// A video frame's planes, as mapped by the caller.
+struct FrameView {
+  PixelLayout layout;
+  int width;
+  int height;
+  uint8_t* planes[3];
+  int strides[3];
+};
+
+struct StripTile {
+  const cv::Mat* thumbnail;  // square RGB; nullptr or empty: a blank tile
+  std::string label;
+  std::string score;
+};
+
+class ResultStrip {
+ public:
+  // Draws as many tiles as fit along the edge, in order, and returns the
+  // rectangle of the frame it painted (empty when not even one tile fits).
+  // Nothing outside that rectangle is touched.
+  cv::Rect draw(const std::vector<StripTile>& tiles, int thumb_size, StripEdge edge,
+                const FrameView& frame);
+
+ private:
+  void write(const cv::Rect& where, const FrameView& frame);
+
+  // Reused from frame to frame.
+  cv::Mat strip_;
+  cv::Mat converted_;
+};
+
+}  // namespace vs

@@ -1,0 +1,54 @@
+// Gallery images read back through a neighbour's source ("cifar10/train/17"
+// or an image file path) and kept as square thumbnails, least recently used
+// first out, so an overlay can draw the same hits frame after frame without
+// touching the disk.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <cstddef>
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "core/cifar_dataset.h"
+
+namespace vs {
+
+class ThumbnailCache {
+ public:
+  // capacity: thumbnails kept; dataset_dir: where CIFAR sources are read
+  // (empty: CIFAR sources cannot be shown).
+  ThumbnailCache(size_t capacity, std::string dataset_dir);
+
+  // The size x size RGB thumbnail (CV_8UC3) of source, or an empty Mat when
+  // it cannot be read; the reason goes to take_warnings(), once per cause.
+  const cv::Mat& get(const std::string& source, int size);
+
+  // Problems met since the last call, as sentences for the user.
+  std::vector<std::string> take_warnings();
+
+ private:
+  cv::Mat read(const std::string& source);
+  cv::Mat read_cifar(const std::string& source, const std::string& dataset, CifarSplit split,
+                     int64_t index);
+  void warn_once(const std::string& key, const std::string& message);
+
+  using Entry = std::pair<std::string, cv::Mat>;  // key: size + source
+
+  size_t capacity_;
+  std::string dataset_dir_;
+  std::list<Entry> lru_;  // most recent first
+  std::unordered_map<std::string, std::list<Entry>::iterator> entries_;
+  // Each split is opened once, on first use; nullptr when it failed to open.
+  std::map<CifarSplit, std::unique_ptr<CifarDataset>> datasets_;
+  std::vector<std::string> warnings_;
+  std::unordered_set<std::string> warned_;
+};
+
+}  // namespace vs

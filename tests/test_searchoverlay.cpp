@@ -1,0 +1,295 @@
+/* searchoverlay: in every supported format, the strip of thumbnails appears
+ * along the chosen edge, shows the gallery images (an image file and a CIFAR
+ * record written here), and no pixel outside the strip changes. */
+/* OpenCV first: check's fail() macro would clash with its declarations. */
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <glib/gstdio.h>
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <gst/video/video.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gst/visualsearch/visualsearchmeta.h>
+
+static const int kWidth = 320;
+static const int kHeight = 240;
+static const int kThumb = 32;
+/* Thumbnail, two caption lines and margins fit well within this. */
+static const int kBand = 2 * kThumb + 8;
+
+static gchar *tmp_dir;
+static std::string red_png;
+static std::string cifar_dir;
+
+/* A solid red PNG, and a CIFAR-10 binary batch whose record 3 is solid blue. */
+static void
+setup (void)
+{
+  tmp_dir = g_dir_make_tmp ("searchoverlay-XXXXXX", NULL);
+  red_png = std::string (tmp_dir) + "/red.png";
+  fail_unless (cv::imwrite (red_png, cv::Mat (20, 30, CV_8UC3,
+              cv::Scalar (0, 0, 255))));
+
+  cifar_dir = std::string (tmp_dir) + "/cifar-10-batches-bin";
+  g_mkdir (cifar_dir.c_str (), 0755);
+  std::ofstream meta (cifar_dir + "/batches.meta.txt");
+  for (const char *name : {"airplane", "automobile", "bird", "cat", "deer",
+          "dog", "frog", "horse", "ship", "truck"})
+    meta << name << "\n";
+  /* The directory form needs all five training batches; keep them tiny. */
+  for (int b = 1; b <= 5; b++) {
+    std::ofstream batch (cifar_dir + "/data_batch_" + std::to_string (b) +
+        ".bin", std::ios::binary);
+    for (int record = 0; record < (b == 1 ? 10 : 1); record++) {
+      std::vector < char >bytes (1 + 3072, 0);
+      bytes[0] = (char) record;
+      const bool blue = b == 1 && record == 3;
+      for (int plane = 0; plane < 3; plane++)
+        for (int i = 0; i < 1024; i++)
+          bytes[1 + plane * 1024 + i] = (char) (blue && plane == 2 ? 255 :
+              (blue ? 0 : 100));
+      batch.write (bytes.data (), bytes.size ());
+    }
+  }
+}
+
+static void
+teardown (void)
+{
+  gchar *cmd = g_strdup_printf ("rm -rf '%s'", tmp_dir);
+  fail_unless (system (cmd) == 0);
+  g_free (cmd);
+  g_free (tmp_dir);
+}
+
+/* A mid-grey frame. */
+static GstBuffer *
+grey_frame (const GstVideoInfo * info)
+{
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, info->size, NULL);
+  GstVideoFrame frame;
+  fail_unless (gst_video_frame_map (&frame, info, buf, GST_MAP_WRITE));
+  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES (&frame); p++) {
+    guint8 *data = (guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&frame, p);
+    memset (data, 128, GST_VIDEO_FRAME_PLANE_STRIDE (&frame, p) *
+        GST_VIDEO_FRAME_COMP_HEIGHT (&frame, p == 0 ? 0 : 1));
+  }
+  gst_video_frame_unmap (&frame);
+  return buf;
+}
+
+static void
+add_neighbors (GstBuffer * buf)
+{
+  GstVisualSearchNeighbor nb[3] = {
+    {0, 0.0f, 3, (gchar *) "red", (gchar *) red_png.c_str ()},
+    {3, 0.25f, 3, (gchar *) "cat", (gchar *) "cifar10/train/3"},
+    {7, 0.5f, -1, NULL, NULL},
+  };
+  gst_buffer_add_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, 3, nb);
+}
+
+static bool
+in_band (const char *position, int x, int y)
+{
+  if (g_str_equal (position, "top"))
+    return y < kBand;
+  if (g_str_equal (position, "left"))
+    return x < kBand;
+  if (g_str_equal (position, "right"))
+    return x >= kWidth - kBand;
+  return y >= kHeight - kBand;
+}
+
+/* Every byte of every plane outside the band is as it was; returns how many
+ * pixels of the first plane changed inside it. */
+static int
+check_only_band_changed (const GstVideoInfo * info, GstBuffer * before,
+    GstBuffer * after, const char *position)
+{
+  GstVideoFrame a, b;
+  int changed = 0;
+  fail_unless (gst_video_frame_map (&a, info, before, GST_MAP_READ));
+  fail_unless (gst_video_frame_map (&b, info, after, GST_MAP_READ));
+  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES (&a); p++) {
+    const int comp = p == 0 ? 0 : (int) p;
+    const int comp_w = GST_VIDEO_FRAME_COMP_WIDTH (&a, comp);
+    const int comp_h = GST_VIDEO_FRAME_COMP_HEIGHT (&a, comp);
+    const int pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (&a, comp);
+    const int stride = GST_VIDEO_FRAME_PLANE_STRIDE (&a, p);
+    const guint8 *pa = (const guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&a, p);
+    const guint8 *pb = (const guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&b, p);
+    for (int row = 0; row < comp_h; row++) {
+      for (int col = 0; col < comp_w; col++) {
+        const int x = col * kWidth / comp_w;
+        const int y = row * kHeight / comp_h;
+        const bool differs = memcmp (pa + row * stride + col * pstride,
+            pb + row * stride + col * pstride, pstride) != 0;
+        if (differs && !in_band (position, x, y))
+          fail ("%s: pixel (%d,%d) of plane %u changed outside the strip",
+              position, x, y, p);
+        if (differs && p == 0)
+          changed++;
+      }
+    }
+  }
+  gst_video_frame_unmap (&a);
+  gst_video_frame_unmap (&b);
+  return changed;
+}
+
+static cv::Mat
+to_rgb (const GstVideoInfo * info, GstBuffer * buf)
+{
+  GstMapInfo map;
+  fail_unless (gst_buffer_map (buf, &map, GST_MAP_READ));
+  cv::Mat rgb;
+  switch (GST_VIDEO_INFO_FORMAT (info)) {
+    case GST_VIDEO_FORMAT_I420:
+      cv::cvtColor (cv::Mat (kHeight * 3 / 2, kWidth, CV_8UC1, map.data), rgb,
+          cv::COLOR_YUV2RGB_I420);
+      break;
+    case GST_VIDEO_FORMAT_NV12:
+      cv::cvtColor (cv::Mat (kHeight * 3 / 2, kWidth, CV_8UC1, map.data), rgb,
+          cv::COLOR_YUV2RGB_NV12);
+      break;
+    case GST_VIDEO_FORMAT_BGR:
+      cv::cvtColor (cv::Mat (kHeight, kWidth, CV_8UC3, map.data), rgb,
+          cv::COLOR_BGR2RGB);
+      break;
+    case GST_VIDEO_FORMAT_RGBx:
+      cv::cvtColor (cv::Mat (kHeight, kWidth, CV_8UC4, map.data), rgb,
+          cv::COLOR_RGBA2RGB);
+      break;
+    case GST_VIDEO_FORMAT_BGRx:
+      cv::cvtColor (cv::Mat (kHeight, kWidth, CV_8UC4, map.data), rgb,
+          cv::COLOR_BGRA2RGB);
+      break;
+    default:
+      cv::Mat (kHeight, kWidth, CV_8UC3, map.data).copyTo (rgb);
+      break;
+  }
+  gst_buffer_unmap (buf, &map);
+  return rgb;
+}
+
+static int
+count_color (const cv::Mat & rgb, int r, int g, int b)
+{
+  int n = 0;
+  for (int y = 0; y < rgb.rows; y++)
+    for (int x = 0; x < rgb.cols; x++) {
+      const cv::Vec3b & px = rgb.at < cv::Vec3b > (y, x);
+      if (std::abs (px[0] - r) < 60 && std::abs (px[1] - g) < 60
+          && std::abs (px[2] - b) < 60)
+        n++;
+    }
+  return n;
+}
+
+static void
+check_format (const char *format, const char *position)
+{
+  GstVideoInfo info;
+  gchar *caps = g_strdup_printf ("video/x-raw,format=%s,width=%d,height=%d,"
+      "framerate=30/1", format, kWidth, kHeight);
+  GstCaps *c = gst_caps_from_string (caps);
+  fail_unless (gst_video_info_from_caps (&info, c));
+  gst_caps_unref (c);
+
+  GstHarness *h = gst_harness_new ("searchoverlay");
+  g_object_set (h->element, "thumb-size", kThumb, "dataset", cifar_dir.c_str (),
+      NULL);
+  gst_util_set_object_arg (G_OBJECT (h->element), "position", position);
+  gst_harness_set_caps_str (h, caps, caps);
+  g_free (caps);
+
+  GstBuffer *input = grey_frame (&info);
+  GstBuffer *reference = gst_buffer_copy_deep (input);
+  add_neighbors (input);
+  GstBuffer *out = gst_harness_push_and_pull (h, input);
+
+  const int changed = check_only_band_changed (&info, reference, out, position);
+  fail_unless (changed >= 3 * kThumb * kThumb, "%s/%s: only %d pixels changed",
+      format, position, changed);
+  const cv::Mat rgb = to_rgb (&info, out);
+  fail_unless (count_color (rgb, 255, 0, 0) >= kThumb * kThumb * 8 / 10,
+      "%s/%s: the image file's thumbnail is missing", format, position);
+  fail_unless (count_color (rgb, 0, 0, 255) >= kThumb * kThumb * 8 / 10,
+      "%s/%s: the CIFAR record's thumbnail is missing", format, position);
+
+  /* Without neighbours the frame passes untouched, not even copied. */
+  GstBuffer *plain = grey_frame (&info);
+  GstBuffer *plain_out = gst_harness_push_and_pull (h, gst_buffer_ref (plain));
+  fail_unless (plain_out == plain);
+  fail_unless_equals_int (check_only_band_changed (&info, reference, plain_out,
+          position), 0);
+  gst_buffer_unref (plain_out);
+  gst_buffer_unref (plain);
+
+  gst_buffer_unref (out);
+  gst_buffer_unref (reference);
+  gst_harness_teardown (h);
+}
+
+GST_START_TEST (test_formats)
+{
+  for (const char *format : {"RGB", "BGR", "RGBx", "BGRx", "I420", "NV12"})
+    check_format (format, "bottom");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_positions)
+{
+  for (const char *position : {"top", "bottom", "left", "right"}) {
+    check_format ("RGB", position);
+    check_format ("I420", position);
+  }
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_frame_too_small)
+{
+  /* No room for one tile: the frame is left as it was, no error. */
+  GstHarness *h = gst_harness_new ("searchoverlay");
+  g_object_set (h->element, "thumb-size", 128, NULL);
+  gst_harness_set_caps_str (h,
+      "video/x-raw,format=RGB,width=32,height=32,framerate=30/1",
+      "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, 32 * 32 * 3, NULL);
+  gst_buffer_memset (buf, 0, 7, 32 * 32 * 3);
+  add_neighbors (buf);
+  GstBuffer *out = gst_harness_push_and_pull (h, buf);
+  GstMapInfo map;
+  fail_unless (gst_buffer_map (out, &map, GST_MAP_READ));
+  for (gsize i = 0; i < map.size; i++)
+    fail_unless_equals_int (map.data[i], 7);
+  gst_buffer_unmap (out, &map);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+static Suite *
+searchoverlay_suite (void)
+{
+  Suite *s = suite_create ("searchoverlay");
+  TCase *tc = tcase_create ("general");
+
+  tcase_add_checked_fixture (tc, setup, teardown);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_formats);
+  tcase_add_test (tc, test_positions);
+  tcase_add_test (tc, test_frame_too_small);
+  return s;
+}
+
+GST_CHECK_MAIN (searchoverlay);
