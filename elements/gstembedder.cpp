@@ -192,22 +192,6 @@ parse_triple (const gchar * str, std::array < float, 3 > *out)
 }
 
 static void
-set_triple (GstEmbedder * self, gchar ** field, const GValue * value,
-    const gchar * name)
-{
-  std::array < float, 3 > parsed;
-  const gchar *str = g_value_get_string (value);
-  if (!parse_triple (str, &parsed)) {
-    g_warning ("embedder: %s must be three comma-separated numbers such as "
-        "\"0.485,0.456,0.406\", not \"%s\"; keeping \"%s\"", name,
-        GST_STR_NULL (str), *field);
-    return;
-  }
-  g_free (*field);
-  *field = g_strdup (str);
-}
-
-static void
 gst_embedder_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec)
 {
@@ -230,10 +214,12 @@ gst_embedder_set_property (GObject * object, guint prop_id,
       self->resize = g_value_get_uint (value);
       break;
     case PROP_MEAN:
-      set_triple (self, &self->mean, value, "mean");
+      g_free (self->mean);
+      self->mean = g_value_dup_string (value);
       break;
     case PROP_STD:
-      set_triple (self, &self->std, value, "std");
+      g_free (self->std);
+      self->std = g_value_dup_string (value);
       break;
     case PROP_NORMALIZE:
       self->normalize = g_value_get_boolean (value);
@@ -381,8 +367,11 @@ gst_embedder_start (GstBaseTransform * trans)
   config.seed = self->seed;
   config.input_size = static_cast < int >(self->input_size);
   config.resize = static_cast < int >(self->resize);
-  parse_triple (self->mean, &config.mean);
-  parse_triple (self->std, &config.std);
+  std::string invalid;
+  if (!parse_triple (self->mean, &config.mean))
+    invalid = std::string ("mean=") + GST_STR_NULL (self->mean);
+  else if (!parse_triple (self->std, &config.std))
+    invalid = std::string ("std=") + GST_STR_NULL (self->std);
   config.normalize = self->normalize;
   config.precision = self->precision;
   config.threads = static_cast < int >(self->threads);
@@ -390,6 +379,13 @@ gst_embedder_start (GstBaseTransform * trans)
   self->frames_embedded = 0;
   self->frames_skipped = 0;
   GST_OBJECT_UNLOCK (self);
+
+  if (!invalid.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("Invalid %s: mean and std take three comma-separated numbers such "
+            "as \"0.485,0.456,0.406\".", invalid.c_str ()), (NULL));
+    return FALSE;
+  }
 
   EmbedderState *st = self->state;
   st->normalized = config.normalize;

@@ -228,7 +228,12 @@ bool is_resnet_arch(const std::string& name) { return archs().count(name) > 0; }
 
 ResNet ResNet::from_checkpoint(const std::string& arch, const std::string& path) {
   const Plan plan = make_plan(arch_spec(arch));
-  const StateDict state = load_checkpoint(path);
+  StateDict state;
+  try {
+    state = load_checkpoint(path);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (see models/README.md)");
+  }
   return ResNetBuilder::build(plan, checkpoint_source(arch, plan, path, state));
 }
 
