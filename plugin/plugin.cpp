@@ -13,6 +13,7 @@ plugin_init (GstPlugin * plugin)
   gboolean ret = FALSE;
 
   ret |= GST_ELEMENT_REGISTER (embedder, plugin);
+  ret |= GST_ELEMENT_REGISTER (cifarsrc, plugin);
   ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
   ret |= GST_ELEMENT_REGISTER (faissindexer, plugin);
   ret |= GST_ELEMENT_REGISTER (faisssearch, plugin);

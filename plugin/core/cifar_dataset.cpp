@@ -53,9 +53,9 @@ std::string join(const std::string& dir, const std::string& name) {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("Cannot read " + path + ": " + std::strerror(errno));
+  if (!in) throw CifarError(CifarError::Reason::Unreadable, "Cannot read " + path + ": " + std::strerror(errno));
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error("Cannot read " + path + ": " + std::strerror(errno));
+  if (in.bad()) throw CifarError(CifarError::Reason::Unreadable, "Cannot read " + path + ": " + std::strerror(errno));
   return data;
 }
 
@@ -102,7 +102,7 @@ void add_split_files(Layout* layout, CifarSplit split) {
     files.push_back({join(layout->dir, (layout->name == "cifar10" ? "test_batch" : "test") + sfx), true});
   for (const BatchFile& f : files)
     if (!is_regular(f.path))
-      throw Error("The " + layout->name + " dataset at " + layout->dir + " is incomplete: " +
+      throw CifarError(CifarError::Reason::NotFound, "The " + layout->name + " dataset at " + layout->dir + " is incomplete: " +
                   f.path + " is missing; re-download the dataset.");
   layout->files = std::move(files);
 }
@@ -145,6 +145,8 @@ class CifarLoader {
   CifarLoader(const Layout& layout, const CifarOptions& options)
       : layout_(layout), options_(options) {}
 
+  static CifarDataset open(const std::string& location, const CifarOptions& options);
+
   CifarDataset load() {
     CifarDataset ds;
     ds.name_ = layout_.name;
@@ -176,7 +178,7 @@ class CifarLoader {
   // a warning that says what was kept.
   void damaged(const std::string& message, const std::string& kept,
                std::vector<std::string>* warnings) const {
-    if (options_.strict) throw Error(message + "; re-download it.");
+    if (options_.strict) throw CifarError(CifarError::Reason::Corrupt, message + "; re-download it.");
     warnings->push_back(message + "; " + kept + ".");
   }
 
@@ -187,7 +189,7 @@ class CifarLoader {
 
   void check_label(const std::string& path, size_t record, int label) const {
     if (label < 0 || label >= classes(layout_.name, options_.label_kind))
-      throw Error(path + ": record " + std::to_string(record) + " has label " +
+      throw CifarError(CifarError::Reason::Corrupt, path + ": record " + std::to_string(record) + " has label " +
                   std::to_string(label) + ", which " + layout_.name +
                   " does not have; the file is corrupt or not a " + layout_.name + " batch.");
   }
@@ -250,7 +252,8 @@ class CifarLoader {
       batch.labels.resize(complete);
       batch.pixels.assign(pixels, 0, complete * CifarDataset::kImageBytes);
     } catch (const Error& e) {
-      if (options_.strict) throw Error(std::string(e.what()) + ". Re-download the file.");
+      if (options_.strict)
+        throw CifarError(CifarError::Reason::Corrupt, std::string(e.what()) + ". Re-download the file.");
       warnings->push_back(std::string(e.what()) + ". Skipped the whole batch: a damaged pickle "
                                                   "cannot be read in part.");
       return {};
@@ -346,7 +349,7 @@ class CifarLoader {
     const size_t expected = size_t(classes(layout_.name, options_.label_kind));
     if (names.size() == expected) return names;
     if (!names.empty())
-      throw Error(path + ": lists " + std::to_string(names.size()) + " label names instead of " +
+      throw CifarError(CifarError::Reason::Corrupt, path + ": lists " + std::to_string(names.size()) + " label names instead of " +
                   std::to_string(expected) + "; the file is corrupt, re-download it.");
     warnings->push_back("No label names: " + path + " is missing, so labels are named by number.");
     for (size_t i = 0; i < expected; ++i) names.push_back(std::to_string(i));
@@ -358,6 +361,17 @@ class CifarLoader {
 };
 
 CifarDataset CifarDataset::open(const std::string& location, const CifarOptions& options) {
+  try {
+    return CifarLoader::open(location, options);
+  } catch (const CifarError&) {
+    throw;
+  } catch (const Error& e) {
+    // The pickle reader's own errors, e.g. in the label names file.
+    throw CifarError(CifarError::Reason::Corrupt, e.what());
+  }
+}
+
+CifarDataset CifarLoader::open(const std::string& location, const CifarOptions& options) {
   Layout layout;
   if (is_directory(location)) {
     bool found = detect_directory(location, &layout);
@@ -367,28 +381,30 @@ CifarDataset CifarDataset::open(const std::string& location, const CifarOptions&
       found = is_directory(join(location, sub)) && detect_directory(join(location, sub), &layout);
     }
     if (!found)
-      throw Error(location + " holds no CIFAR dataset: expected the files of cifar-10-batches-py "
+      throw CifarError(CifarError::Reason::NotFound, location + " holds no CIFAR dataset: expected the files of cifar-10-batches-py "
                              "(data_batch_1..5, test_batch), cifar-100-python (train, test, meta), "
                              "cifar-10-batches-bin (data_batch_1..5.bin, test_batch.bin) or "
                              "cifar-100-binary (train.bin, test.bin).");
     if (options.label_kind == CifarLabelKind::Coarse && layout.name != "cifar100")
-      throw Error(location + ": coarse labels exist only in CIFAR-100; use fine labels.");
+      throw CifarError(CifarError::Reason::Settings,
+                       location + ": coarse labels exist only in CIFAR-100; use fine labels.");
     add_split_files(&layout, options.split);
   } else if (is_regular(location)) {
     int batch_number = 0;
     if (!detect_file(location, &layout, &batch_number))
-      throw Error("Cannot tell which CIFAR file " + location + " is: expected data_batch_N or "
+      throw CifarError(CifarError::Reason::NotFound, "Cannot tell which CIFAR file " + location + " is: expected data_batch_N or "
                   "test_batch (CIFAR-10), train or test (CIFAR-100), with .bin for the binary "
                   "format.");
     if (options.label_kind == CifarLabelKind::Coarse && layout.name != "cifar100")
-      throw Error(location + ": coarse labels exist only in CIFAR-100; use fine labels.");
+      throw CifarError(CifarError::Reason::Settings,
+                       location + ": coarse labels exist only in CIFAR-100; use fine labels.");
     for (int b = 1; b < batch_number; ++b) {
       std::string previous = join(layout.dir, "data_batch_" + std::to_string(b) + suffix(layout.format));
       layout.first_index += is_regular(previous) ? CifarLoader(layout, options).count(previous)
                                                  : kOfficialBatchRecords;
     }
   } else {
-    throw Error("The CIFAR dataset location " + location + " does not exist; set it to the "
+    throw CifarError(CifarError::Reason::NotFound, "The CIFAR dataset location " + location + " does not exist; set it to the "
                 "dataset directory (e.g. cifar-10-batches-py) or one batch file.");
   }
   return CifarLoader(layout, options).load();

@@ -14,7 +14,26 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace vs {
+
+// What CifarDataset::open found wrong, so that an element can choose its
+// error code; what() is the sentence to show.
+class CifarError : public Error {
+ public:
+  enum class Reason {
+    NotFound,    // the location, or a batch file the split needs, is missing
+    Unreadable,  // a file exists but cannot be read (permissions, I/O)
+    Corrupt,     // truncated, wrong shape, bad label, not a CIFAR file
+    Settings,    // options that do not fit the dataset (coarse labels on CIFAR-10)
+  };
+  CifarError(Reason reason, const std::string& message) : Error(message), reason_(reason) {}
+  Reason reason() const { return reason_; }
+
+ private:
+  Reason reason_;
+};
 
 enum class CifarSplit { Train, Test, All };
 enum class CifarLabelKind { Fine, Coarse };  // Coarse: CIFAR-100 only
@@ -41,7 +60,7 @@ class CifarDataset {
   // concatenated) then test. A single batch file is its own split and ignores
   // options.split; the records of data_batch_N are numbered after those of
   // batches 1..N-1 when these sit beside it (else 10000 each, as in the
-  // official files). Throws vs::Error naming the file and what to do.
+  // official files). Throws CifarError naming the file and what to do.
   static CifarDataset open(const std::string& location, const CifarOptions& options);
 
   const std::string& name() const { return name_; }  // "cifar10" or "cifar100"
