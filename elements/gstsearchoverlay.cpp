@@ -6,7 +6,9 @@
  * the neighbour's source: CIFAR records ("cifar10/train/17") from the
  * directory in the dataset property, anything else as an image file path.
  * They are cached, so steady results cost no disk access. Frames without
- * neighbours pass through untouched.
+ * neighbours pass through untouched, unless persist=true: then the last
+ * results stay on screen (embedder's inference-interval and QoS leave frames
+ * without an embedding, which would make the strip flicker).
  *
  * Example:
  *   gst-launch-1.0 v4l2src ! videoconvert ! embedder ! faisssearch index=cifar.faiss !
@@ -37,6 +39,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_search_overlay_debug);
 #define DEFAULT_POSITION GST_SEARCH_OVERLAY_POSITION_BOTTOM
 #define DEFAULT_MAX_THUMBS 5
 #define DEFAULT_CACHE_SIZE 256
+#define DEFAULT_PERSIST FALSE
 
 enum
 {
@@ -46,6 +49,7 @@ enum
   PROP_DATASET,
   PROP_MAX_THUMBS,
   PROP_CACHE_SIZE,
+  PROP_PERSIST,
 };
 
 /* The C++ side, only touched by stop() and the streaming thread. */
@@ -55,7 +59,9 @@ struct SearchOverlayState
   std::string thumbnails_dataset;       /* what thumbnails was made for */
   guint thumbnails_capacity = 0;
   vs::ResultStrip strip;
-  std::vector<vs::StripTile> tiles;     /* reused from frame to frame */
+  /* The results last drawn; reused from frame to frame, and drawn again on
+   * frames without results when persisting. Empty: nothing to persist. */
+  std::vector<vs::StripTile> tiles;
 };
 
 struct _GstSearchOverlay
@@ -68,6 +74,7 @@ struct _GstSearchOverlay
   gchar *dataset;
   guint max_thumbs;
   guint cache_size;
+  gboolean persist;
 
   SearchOverlayState *state;
 };
@@ -135,6 +142,9 @@ gst_search_overlay_set_property (GObject * object, guint prop_id,
     case PROP_CACHE_SIZE:
       self->cache_size = g_value_get_uint (value);
       break;
+    case PROP_PERSIST:
+      self->persist = g_value_get_boolean (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -165,6 +175,9 @@ gst_search_overlay_get_property (GObject * object, guint prop_id,
     case PROP_CACHE_SIZE:
       g_value_set_uint (value, self->cache_size);
       break;
+    case PROP_PERSIST:
+      g_value_set_boolean (value, self->persist);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -182,22 +195,45 @@ gst_search_overlay_stop (GstBaseTransform * trans)
 
   /* A CIFAR split held for thumbnails is ~150 MB: let it go with the stream. */
   self->state->thumbnails.reset ();
+  self->state->tiles.clear ();
   return TRUE;
+}
+
+static gboolean
+gst_search_overlay_sink_event (GstBaseTransform * trans, GstEvent * event)
+{
+  GstSearchOverlay *self = GST_SEARCH_OVERLAY (trans);
+
+  /* Results from before a seek or flush describe frames that are gone. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
+    self->state->tiles.clear ();
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
 }
 
 /* ------------------------------------------------------------------------ */
 /* The buffer path */
 
-/* Frames without neighbours are not even mapped: in passthrough mode the
+static gboolean
+has_neighbors (GstBuffer * buffer)
+{
+  const GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (buffer);
+  return nmeta != NULL && nmeta->n_neighbors > 0;
+}
+
+/* Frames with nothing to draw are not even mapped: in passthrough mode the
  * base class hands them on as they came. */
 static void
 gst_search_overlay_before_transform (GstBaseTransform * trans,
     GstBuffer * buffer)
 {
-  GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (buffer);
+  GstSearchOverlay *self = GST_SEARCH_OVERLAY (trans);
 
-  gst_base_transform_set_passthrough (trans, nmeta == NULL
-      || nmeta->n_neighbors == 0);
+  GST_OBJECT_LOCK (self);
+  const gboolean persist = self->persist;
+  GST_OBJECT_UNLOCK (self);
+
+  gst_base_transform_set_passthrough (trans, !has_neighbors (buffer)
+      && !(persist && !self->state->tiles.empty ()));
 }
 
 static vs::PixelLayout
@@ -259,9 +295,7 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (filter);
   SearchOverlayState & st = *self->state;
   const GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (frame->buffer);
-
-  if (nmeta == NULL || nmeta->n_neighbors == 0)
-    return GST_FLOW_OK;
+  const bool fresh = has_neighbors (frame->buffer);
 
   GST_OBJECT_LOCK (self);
   const int thumb_size = self->thumb_size;
@@ -269,7 +303,11 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
   const std::string dataset = self->dataset ? self->dataset : "";
   const guint max_thumbs = self->max_thumbs;
   const guint cache_size = self->cache_size;
+  const gboolean persist = self->persist;
   GST_OBJECT_UNLOCK (self);
+
+  if (!fresh && !(persist && !st.tiles.empty ()))
+    return GST_FLOW_OK;
 
   if (!st.thumbnails || st.thumbnails_dataset != dataset
       || st.thumbnails_capacity != cache_size) {
@@ -278,14 +316,15 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
     st.thumbnails_capacity = cache_size;
   }
 
-  const guint count = MIN (nmeta->n_neighbors, max_thumbs);
-  st.tiles.resize (count);
   try {
-    for (guint i = 0; i < count; i++) {
-      const GstVisualSearchNeighbor *nb = &nmeta->neighbors[i];
-      st.tiles[i].thumbnail = &st.thumbnails->get (nb->source ? nb->source :
-          "", thumb_size);
-      format_caption (nb, &st.tiles[i]);
+    if (fresh) {
+      st.tiles.resize (MIN (nmeta->n_neighbors, max_thumbs));
+      for (guint i = 0; i < st.tiles.size (); i++) {
+        const GstVisualSearchNeighbor *nb = &nmeta->neighbors[i];
+        st.tiles[i].thumbnail = st.thumbnails->get (nb->source ? nb->source :
+            "", thumb_size);
+        format_caption (nb, &st.tiles[i]);
+      }
     }
 
     vs::FrameView view;
@@ -364,6 +403,11 @@ gst_search_overlay_class_init (GstSearchOverlayClass * klass)
       g_param_spec_uint ("cache-size", "Cache size",
           "How many thumbnails to keep in memory", 1, 65536,
           DEFAULT_CACHE_SIZE, flags));
+  g_object_class_install_property (gobject_class, PROP_PERSIST,
+      g_param_spec_boolean ("persist", "Persist",
+          "Keep drawing the last results on frames that carry none (frames "
+          "the embedder skipped), until new results or a flush arrive",
+          DEFAULT_PERSIST, flags));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -373,6 +417,7 @@ gst_search_overlay_class_init (GstSearchOverlayClass * klass)
       "scores, onto the frame", "visualsearch developers");
 
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_search_overlay_stop);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_search_overlay_sink_event);
   trans_class->before_transform =
       GST_DEBUG_FUNCPTR (gst_search_overlay_before_transform);
   filter_class->transform_frame_ip =
@@ -389,5 +434,6 @@ gst_search_overlay_init (GstSearchOverlay * self)
   self->position = DEFAULT_POSITION;
   self->max_thumbs = DEFAULT_MAX_THUMBS;
   self->cache_size = DEFAULT_CACHE_SIZE;
+  self->persist = DEFAULT_PERSIST;
   self->state = new SearchOverlayState ();
 }

@@ -278,6 +278,49 @@ GST_START_TEST (test_frame_too_small)
 
 GST_END_TEST;
 
+GST_START_TEST (test_persist)
+{
+  GstVideoInfo info;
+  gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGB, kWidth, kHeight);
+  GstHarness *h = gst_harness_new ("searchoverlay");
+  g_object_set (h->element, "thumb-size", kThumb, "persist", TRUE, NULL);
+  gst_harness_set_caps_str (h,
+      "video/x-raw,format=RGB,width=320,height=240,framerate=30/1",
+      "video/x-raw,format=RGB,width=320,height=240,framerate=30/1");
+
+  GstBuffer *reference = grey_frame (&info);
+  GstBuffer *with = grey_frame (&info);
+  add_neighbors (with);
+  GstBuffer *first = gst_harness_push_and_pull (h, with);
+
+  /* A frame the embedder skipped shows the same strip. */
+  GstBuffer *second = gst_harness_push_and_pull (h, grey_frame (&info));
+  fail_unless (check_only_band_changed (&info, reference, second,
+          "bottom") >= 3 * kThumb * kThumb);
+  GstMapInfo map;
+  fail_unless (gst_buffer_map (first, &map, GST_MAP_READ));
+  fail_unless (gst_buffer_memcmp (second, 0, map.data, map.size) == 0);
+  gst_buffer_unmap (first, &map);
+
+  /* A flush forgets it. */
+  gst_harness_push_event (h, gst_event_new_flush_start ());
+  gst_harness_push_event (h, gst_event_new_flush_stop (TRUE));
+  GstSegment segment;
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  gst_harness_push_event (h, gst_event_new_segment (&segment));
+  GstBuffer *third = gst_harness_push_and_pull (h, grey_frame (&info));
+  fail_unless_equals_int (check_only_band_changed (&info, reference, third,
+          "bottom"), 0);
+
+  gst_buffer_unref (first);
+  gst_buffer_unref (second);
+  gst_buffer_unref (third);
+  gst_buffer_unref (reference);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 static Suite *
 searchoverlay_suite (void)
 {
@@ -289,6 +332,7 @@ searchoverlay_suite (void)
   tcase_add_test (tc, test_formats);
   tcase_add_test (tc, test_positions);
   tcase_add_test (tc, test_frame_too_small);
+  tcase_add_test (tc, test_persist);
   return s;
 }
 

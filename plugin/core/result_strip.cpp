@@ -54,11 +54,14 @@ void render(const Layout& l, const std::vector<StripTile>& tiles, size_t count, 
     const int offset = l.gap + static_cast<int>(i) * step;
     const cv::Point origin = vertical ? cv::Point(l.gap, offset) : cv::Point(offset, l.gap);
     const cv::Rect thumb_rect(origin, cv::Size(thumb_size, thumb_size));
-    const cv::Mat* thumb = tiles[i].thumbnail;
-    if (thumb != nullptr && !thumb->empty())
-      thumb->copyTo((*strip)(thumb_rect));
+    const cv::Mat& thumb = tiles[i].thumbnail;
+    cv::Mat target = (*strip)(thumb_rect);
+    if (thumb.empty())
+      target.setTo(kBlankTile);
+    else if (thumb.size() == target.size())
+      thumb.copyTo(target);
     else
-      (*strip)(thumb_rect).setTo(kBlankTile);
+      cv::resize(thumb, target, target.size(), 0, 0, cv::INTER_AREA);
 
     int text_y = origin.y + thumb_size + l.line_height - l.baseline - 1;
     for (const std::string* line : {&tiles[i].label, &tiles[i].score}) {

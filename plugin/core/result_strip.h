@@ -24,7 +24,9 @@ struct FrameView {
 };
 
 struct StripTile {
-  const cv::Mat* thumbnail;  // square RGB; nullptr or empty: a blank tile
+  // Square RGB, scaled to the tile when its size differs; empty: a blank tile.
+  // A header sharing the cache's pixels, so eviction cannot pull them away.
+  cv::Mat thumbnail;
   std::string label;
   std::string score;
 };
