@@ -21,15 +21,10 @@ import numpy as np
 import torch
 import torchvision
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklist import check, finish  # noqa: E402
+
 PROBE = sys.argv[1]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-    return cond
 
 
 def probe(*args):
@@ -275,8 +270,4 @@ def test_checkpoints(tmp):
 with tempfile.TemporaryDirectory() as tmp:
     test_pickles(tmp)
     test_checkpoints(tmp)
-
-if failures:
-    print(f"{len(failures)} checks failed")
-    sys.exit(1)
-print("all checks passed")
+finish()

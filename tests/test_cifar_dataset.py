@@ -12,16 +12,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cifar_fixtures as fx  # noqa: E402
+from checklist import check, finish  # noqa: E402
 
 PROBE = sys.argv[1]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-    return cond
 
 
 def probe(location, split="train", kind="fine", strict="strict"):
@@ -147,8 +140,4 @@ with tempfile.TemporaryDirectory() as TMP:
     data = os.path.join(TMP, "data")
     fx.main(data)
     run(data)
-
-if failures:
-    print(f"{len(failures)} checks failed")
-    sys.exit(1)
-print("all checks passed")
+finish()

@@ -326,71 +326,51 @@ run_pipeline (const gchar * props, guint * buffers, gchar ** warning)
   return error;
 }
 
-static void
-expect_error (const gchar * props, GQuark domain, gint code,
-    const gchar * words1, const gchar * words2)
-{
-  guint buffers;
-  GError *error = run_pipeline (props, &buffers, NULL);
-
-  fail_unless (error != NULL, "no error for %s", props);
-  fail_unless (error->domain == domain && error->code == code,
-      "wrong error for %s: %s", props, error->message);
-  fail_unless (strstr (error->message, words1) != NULL, "%s", error->message);
-  fail_unless (words2 == NULL || strstr (error->message, words2) != NULL,
-      "%s", error->message);
-  fail_unless_equals_int (buffers, 0);
-  g_error_free (error);
-}
-
 GST_START_TEST (test_errors)
 {
-  gchar *props;
-  GQuark resource = GST_RESOURCE_ERROR;
+  /* props: %s is the fixture directory */
+  const struct
+  {
+    const gchar *props;
+    gint code;
+    const gchar *words[2];
+  } cases[] = {
+    {"", GST_RESOURCE_ERROR_NOT_FOUND, {"location", NULL}},
+    {"location=%s/nope", GST_RESOURCE_ERROR_NOT_FOUND,
+        {"nope", "does not exist"}},
+    {"location=%s/broken/empty-dir", GST_RESOURCE_ERROR_NOT_FOUND,
+        {"empty-dir", "no CIFAR dataset"}},
+    {"location=%s/broken/missing-batch", GST_RESOURCE_ERROR_NOT_FOUND,
+        {"data_batch_3", "missing"}},
+    {"location=%s/broken/truncated-bin", GST_RESOURCE_ERROR_READ,
+        {"data_batch_2.bin",
+            "the file is truncated: 3 of 4 records complete; re-download it"}},
+    {"location=%s/broken/truncated-py", GST_RESOURCE_ERROR_READ,
+        {"data_batch_2", "truncated"}},
+    {"location=%s/broken/bad-label-bin split=test", GST_RESOURCE_ERROR_READ,
+        {"test_batch.bin", "label 200"}},
+    {"location=%s/cifar-10-batches-bin label-kind=coarse",
+        GST_RESOURCE_ERROR_SETTINGS, {"coarse", NULL}},
+    {"location=%s/cifar-10-batches-bin split=test offset=9",
+        GST_RESOURCE_ERROR_SETTINGS, {"offset 9", NULL}},
+  };
 
-  expect_error ("", resource, GST_RESOURCE_ERROR_NOT_FOUND, "location", NULL);
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
+    guint buffers;
+    gchar *props = g_strdup_printf (cases[c].props, data_dir);
+    GError *error = run_pipeline (props, &buffers, NULL);
 
-  props = g_strdup_printf ("location=%s/nope", data_dir);
-  expect_error (props, resource, GST_RESOURCE_ERROR_NOT_FOUND, "nope",
-      "does not exist");
-  g_free (props);
-
-  props = g_strdup_printf ("location=%s/broken/empty-dir", data_dir);
-  expect_error (props, resource, GST_RESOURCE_ERROR_NOT_FOUND, "empty-dir",
-      "no CIFAR dataset");
-  g_free (props);
-
-  props = g_strdup_printf ("location=%s/broken/missing-batch", data_dir);
-  expect_error (props, resource, GST_RESOURCE_ERROR_NOT_FOUND, "data_batch_3",
-      "missing");
-  g_free (props);
-
-  props = g_strdup_printf ("location=%s/broken/truncated-bin", data_dir);
-  expect_error (props, resource, GST_RESOURCE_ERROR_READ, "data_batch_2.bin",
-      "the file is truncated: 3 of 4 records complete; re-download it");
-  g_free (props);
-
-  props = g_strdup_printf ("location=%s/broken/truncated-py", data_dir);
-  expect_error (props, resource, GST_RESOURCE_ERROR_READ, "data_batch_2",
-      "truncated");
-  g_free (props);
-
-  props = g_strdup_printf ("location=%s/broken/bad-label-bin split=test",
-      data_dir);
-  expect_error (props, resource, GST_RESOURCE_ERROR_READ, "test_batch.bin",
-      "label 200");
-  g_free (props);
-
-  props = g_strdup_printf ("location=%s/cifar-10-batches-bin label-kind=coarse",
-      data_dir);
-  expect_error (props, resource, GST_RESOURCE_ERROR_SETTINGS, "coarse", NULL);
-  g_free (props);
-
-  props = g_strdup_printf ("location=%s/cifar-10-batches-bin split=test "
-      "offset=9", data_dir);
-  expect_error (props, resource, GST_RESOURCE_ERROR_SETTINGS, "offset 9",
-      NULL);
-  g_free (props);
+    fail_unless (error != NULL, "no error for %s", props);
+    fail_unless (error->domain == GST_RESOURCE_ERROR
+        && error->code == cases[c].code, "wrong error for %s: %s", props,
+        error->message);
+    for (guint w = 0; w < 2 && cases[c].words[w]; w++)
+      fail_unless (strstr (error->message, cases[c].words[w]) != NULL,
+          "'%s' not in '%s'", cases[c].words[w], error->message);
+    fail_unless_equals_int (buffers, 0);
+    g_error_free (error);
+    g_free (props);
+  }
 }
 
 GST_END_TEST;

@@ -303,6 +303,12 @@ void PickleReader::push_raw_unicode(std::string_view line) {
   stack_.push_back(v);
 }
 
+void PickleReader::push_sequence(Kind kind, const std::vector<PickleValue*>& items) {
+  PickleValue* v = make(kind);
+  v->items.assign(items.begin(), items.end());
+  stack_.push_back(v);
+}
+
 void PickleReader::push_global(std::string module, std::string name) {
   PickleValue* v = make(Kind::Global);
   v->text = std::move(module);
@@ -477,29 +483,14 @@ const PickleValue& PickleReader::load() {
       case TUPLE1:
       case TUPLE2:
       case TUPLE3: {
-        size_t n = size_t(op - TUPLE1 + 1);
-        std::vector<PickleValue*> items(n);
-        for (size_t i = n; i-- > 0;) items[i] = pop();
-        PickleValue* v = make(Kind::Tuple);
-        v->items.assign(items.begin(), items.end());
-        stack_.push_back(v);
+        std::vector<PickleValue*> items(size_t(op - TUPLE1 + 1));
+        for (size_t i = items.size(); i-- > 0;) items[i] = pop();
+        push_sequence(Kind::Tuple, items);
         break;
       }
-      case TUPLE: {
-        std::vector<PickleValue*> items = pop_to_mark();
-        PickleValue* v = make(Kind::Tuple);
-        v->items.assign(items.begin(), items.end());
-        stack_.push_back(v);
-        break;
-      }
+      case TUPLE: push_sequence(Kind::Tuple, pop_to_mark()); break;
       case EMPTY_LIST: stack_.push_back(make(Kind::List)); break;
-      case LIST: {
-        std::vector<PickleValue*> items = pop_to_mark();
-        PickleValue* v = make(Kind::List);
-        v->items.assign(items.begin(), items.end());
-        stack_.push_back(v);
-        break;
-      }
+      case LIST: push_sequence(Kind::List, pop_to_mark()); break;
       case APPEND: {
         PickleValue* value = pop();
         append_items(top(), {value});
@@ -530,13 +521,7 @@ const PickleValue& PickleReader::load() {
         break;
       }
       case EMPTY_SET: stack_.push_back(make(Kind::Set)); break;
-      case FROZENSET: {
-        std::vector<PickleValue*> items = pop_to_mark();
-        PickleValue* v = make(Kind::Set);
-        v->items.assign(items.begin(), items.end());
-        stack_.push_back(v);
-        break;
-      }
+      case FROZENSET: push_sequence(Kind::Set, pop_to_mark()); break;
       case ADDITEMS: {
         std::vector<PickleValue*> items = pop_to_mark();
         PickleValue* set = top();

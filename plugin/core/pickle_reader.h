@@ -101,6 +101,7 @@ class PickleReader {
   void push_text_int(std::string_view line, bool is_long);
   void push_quoted_string(std::string_view line);
   void push_raw_unicode(std::string_view line);
+  void push_sequence(PickleValue::Kind kind, const std::vector<PickleValue*>& items);
   void push_global(std::string module, std::string name);
   void reduce(PickleValue* callable, PickleValue* args);
   void set_items(PickleValue* target, const std::vector<PickleValue*>& kv);
