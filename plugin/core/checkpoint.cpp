@@ -48,20 +48,23 @@ class CheckpointReader {
     for (const auto& e : zip_.entries()) {
       // torch.save names the records "<archive>/data.pkl", "<archive>/data/<key>".
       size_t slash = e.name.find('/');
-      if (slash != std::string::npos && e.name.compare(slash, std::string::npos, "/data.pkl") == 0) {
+      if (slash != std::string::npos &&
+          e.name.compare(slash, std::string::npos, "/data.pkl") == 0) {
         pkl = &e;
         prefix_ = e.name.substr(0, slash + 1);
         break;
       }
     }
     if (!pkl)
-      throw Error(zip_.path() + ": the zip archive has no <name>/data.pkl record, so it was not "
-                                "written by torch.save");
+      throw Error(zip_.path() +
+                  ": the zip archive has no <name>/data.pkl record, so it was not "
+                  "written by torch.save");
     if (const ZipArchive::Entry* order = zip_.find(prefix_ + "byteorder")) {
       std::vector<uint8_t> text = zip_.read(*order);
       if (std::string(text.begin(), text.end()) != "little")
-        throw Error(zip_.path() + ": the tensors were saved big-endian, which is not supported; "
-                                  "re-save them on a little-endian machine");
+        throw Error(zip_.path() +
+                    ": the tensors were saved big-endian, which is not supported; "
+                    "re-save them on a little-endian machine");
     }
     std::vector<uint8_t> program = zip_.read(*pkl);
     PickleReader pickle(program.data(), program.size(), zip_.path() + " (" + pkl->name + ")");
@@ -173,8 +176,8 @@ class CheckpointReader {
     for (const StorageType& candidate : kStorageTypes)
       if (type.text == "torch" && type.name == candidate.name) st = &candidate;
     if (!st)
-      pickle_->reject(type, "tensors of storage type " + type.text + "." + type.name +
-                                " are not supported");
+      pickle_->reject(
+          type, "tensors of storage type " + type.text + "." + type.name + " are not supported");
 
     auto it = storages_.find(key);
     if (it != storages_.end()) {
@@ -217,10 +220,16 @@ bool is_legacy_torch_save(const std::string& path) {
 
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::Float64: case DType::Int64: return 8;
-    case DType::Float32: case DType::Int32: return 4;
-    case DType::Float16: case DType::BFloat16: case DType::Int16: return 2;
-    case DType::Int8: case DType::UInt8: case DType::Bool: return 1;
+    case DType::Float64:
+    case DType::Int64: return 8;
+    case DType::Float32:
+    case DType::Int32: return 4;
+    case DType::Float16:
+    case DType::BFloat16:
+    case DType::Int16: return 2;
+    case DType::Int8:
+    case DType::UInt8:
+    case DType::Bool: return 1;
   }
   return 1;
 }
@@ -283,8 +292,9 @@ std::vector<uint8_t> contiguous_bytes(const RawTensor& t) {
 StateDict load_checkpoint(const std::string& path) {
   try {
     if (is_legacy_torch_save(path))
-      throw Error(path + ": it is in the legacy (pre-1.6) torch.save format; re-save it with "
-                         "torch.save(obj, path, _use_new_zipfile_serialization=True)");
+      throw Error(path +
+                  ": it is in the legacy (pre-1.6) torch.save format; re-save it with "
+                  "torch.save(obj, path, _use_new_zipfile_serialization=True)");
     return CheckpointReader(path).load();
   } catch (const Error& e) {
     throw Error(std::string("Cannot load checkpoint ") + e.what());

@@ -53,9 +53,13 @@ std::string join(const std::string& dir, const std::string& name) {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw CifarError(CifarError::Reason::Unreadable, "Cannot read " + path + ": " + std::strerror(errno));
+  if (!in)
+    throw CifarError(CifarError::Reason::Unreadable,
+                     "Cannot read " + path + ": " + std::strerror(errno));
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw CifarError(CifarError::Reason::Unreadable, "Cannot read " + path + ": " + std::strerror(errno));
+  if (in.bad())
+    throw CifarError(CifarError::Reason::Unreadable,
+                     "Cannot read " + path + ": " + std::strerror(errno));
   return data;
 }
 
@@ -99,11 +103,13 @@ void add_split_files(Layout* layout, CifarSplit split) {
       files.push_back({join(layout->dir, "train" + sfx), false});
   }
   if (split != CifarSplit::Train)
-    files.push_back({join(layout->dir, (layout->name == "cifar10" ? "test_batch" : "test") + sfx), true});
+    files.push_back(
+        {join(layout->dir, (layout->name == "cifar10" ? "test_batch" : "test") + sfx), true});
   for (const BatchFile& f : files)
     if (!is_regular(f.path))
-      throw CifarError(CifarError::Reason::NotFound, "The " + layout->name + " dataset at " + layout->dir + " is incomplete: " +
-                  f.path + " is missing; re-download the dataset.");
+      throw CifarError(CifarError::Reason::NotFound, "The " + layout->name + " dataset at " +
+                                                         layout->dir + " is incomplete: " + f.path +
+                                                         " is missing; re-download the dataset.");
   layout->files = std::move(files);
 }
 
@@ -178,7 +184,8 @@ class CifarLoader {
   // a warning that says what was kept.
   void damaged(const std::string& message, const std::string& kept,
                std::vector<std::string>* warnings) const {
-    if (options_.strict) throw CifarError(CifarError::Reason::Corrupt, message + "; re-download it.");
+    if (options_.strict)
+      throw CifarError(CifarError::Reason::Corrupt, message + "; re-download it.");
     warnings->push_back(message + "; " + kept + ".");
   }
 
@@ -189,9 +196,11 @@ class CifarLoader {
 
   void check_label(const std::string& path, size_t record, int label) const {
     if (label < 0 || label >= classes(layout_.name, options_.label_kind))
-      throw CifarError(CifarError::Reason::Corrupt, path + ": record " + std::to_string(record) + " has label " +
-                  std::to_string(label) + ", which " + layout_.name +
-                  " does not have; the file is corrupt or not a " + layout_.name + " batch.");
+      throw CifarError(CifarError::Reason::Corrupt,
+                       path + ": record " + std::to_string(record) + " has label " +
+                           std::to_string(label) + ", which " + layout_.name +
+                           " does not have; the file is corrupt or not a " + layout_.name +
+                           " batch.");
   }
 
   Batch read_binary(const std::string& path, std::vector<std::string>* warnings) {
@@ -224,9 +233,9 @@ class CifarLoader {
       PickleReader pickle(reinterpret_cast<const uint8_t*>(data.data()), data.size(), path);
       const PickleValue& root = pickle.load();
       if (root.kind != PickleValue::Kind::Dict)
-        pickle.reject(root, std::string("a CIFAR python batch is a dict, this is a ") +
-                                root.kind_name());
-      const char* label_key = !is100() ? "labels"
+        pickle.reject(root,
+                      std::string("a CIFAR python batch is a dict, this is a ") + root.kind_name());
+      const char* label_key = !is100()                                      ? "labels"
                               : options_.label_kind == CifarLabelKind::Fine ? "fine_labels"
                                                                             : "coarse_labels";
       const PickleValue* labels = root.find(label_key);
@@ -253,9 +262,11 @@ class CifarLoader {
       batch.pixels.assign(pixels, 0, complete * CifarDataset::kImageBytes);
     } catch (const Error& e) {
       if (options_.strict)
-        throw CifarError(CifarError::Reason::Corrupt, std::string(e.what()) + ". Re-download the file.");
-      warnings->push_back(std::string(e.what()) + ". Skipped the whole batch: a damaged pickle "
-                                                  "cannot be read in part.");
+        throw CifarError(CifarError::Reason::Corrupt,
+                         std::string(e.what()) + ". Re-download the file.");
+      warnings->push_back(std::string(e.what()) +
+                          ". Skipped the whole batch: a damaged pickle "
+                          "cannot be read in part.");
       return {};
     }
     return batch;
@@ -309,8 +320,7 @@ class CifarLoader {
     }
     if (shape->items.size() < 2 || cols != CifarDataset::kImageBytes)
       pickle.reject(*shape, "the 'data' array's rows are not 3072 = 3x32x32 bytes images");
-    if (!bytes->is_text() ||
-        bytes->text.size() != uint64_t(*rows) * CifarDataset::kImageBytes)
+    if (!bytes->is_text() || bytes->text.size() != uint64_t(*rows) * CifarDataset::kImageBytes)
       pickle.reject(*bytes, "the 'data' array's bytes do not match its shape");
     return bytes->text;
   }
@@ -336,7 +346,9 @@ class CifarLoader {
         const std::string data = read_file(path);
         PickleReader pickle(reinterpret_cast<const uint8_t*>(data.data()), data.size(), path);
         const PickleValue& root = pickle.load();
-        const char* key = !is100() ? "label_names" : fine ? "fine_label_names" : "coarse_label_names";
+        const char* key = !is100() ? "label_names"
+                          : fine   ? "fine_label_names"
+                                   : "coarse_label_names";
         const PickleValue* list = root.kind == PickleValue::Kind::Dict ? root.find(key) : nullptr;
         if (!list || list->kind != PickleValue::Kind::List)
           pickle.reject(root, std::string("the metadata has no '") + key + "' list");
@@ -349,8 +361,10 @@ class CifarLoader {
     const size_t expected = size_t(classes(layout_.name, options_.label_kind));
     if (names.size() == expected) return names;
     if (!names.empty())
-      throw CifarError(CifarError::Reason::Corrupt, path + ": lists " + std::to_string(names.size()) + " label names instead of " +
-                  std::to_string(expected) + "; the file is corrupt, re-download it.");
+      throw CifarError(CifarError::Reason::Corrupt,
+                       path + ": lists " + std::to_string(names.size()) +
+                           " label names instead of " + std::to_string(expected) +
+                           "; the file is corrupt, re-download it.");
     warnings->push_back("No label names: " + path + " is missing, so labels are named by number.");
     for (size_t i = 0; i < expected; ++i) names.push_back(std::to_string(i));
     return names;
@@ -375,16 +389,18 @@ CifarDataset CifarLoader::open(const std::string& location, const CifarOptions& 
   Layout layout;
   if (is_directory(location)) {
     bool found = detect_directory(location, &layout);
-    for (const char* sub : {"cifar-10-batches-py", "cifar-100-python", "cifar-10-batches-bin",
-                            "cifar-100-binary"}) {
+    for (const char* sub :
+         {"cifar-10-batches-py", "cifar-100-python", "cifar-10-batches-bin", "cifar-100-binary"}) {
       if (found) break;
       found = is_directory(join(location, sub)) && detect_directory(join(location, sub), &layout);
     }
     if (!found)
-      throw CifarError(CifarError::Reason::NotFound, location + " holds no CIFAR dataset: expected the files of cifar-10-batches-py "
-                             "(data_batch_1..5, test_batch), cifar-100-python (train, test, meta), "
-                             "cifar-10-batches-bin (data_batch_1..5.bin, test_batch.bin) or "
-                             "cifar-100-binary (train.bin, test.bin).");
+      throw CifarError(CifarError::Reason::NotFound,
+                       location +
+                           " holds no CIFAR dataset: expected the files of cifar-10-batches-py "
+                           "(data_batch_1..5, test_batch), cifar-100-python (train, test, meta), "
+                           "cifar-10-batches-bin (data_batch_1..5.bin, test_batch.bin) or "
+                           "cifar-100-binary (train.bin, test.bin).");
     if (options.label_kind == CifarLabelKind::Coarse && layout.name != "cifar100")
       throw CifarError(CifarError::Reason::Settings,
                        location + ": coarse labels exist only in CIFAR-100; use fine labels.");
@@ -392,20 +408,26 @@ CifarDataset CifarLoader::open(const std::string& location, const CifarOptions& 
   } else if (is_regular(location)) {
     int batch_number = 0;
     if (!detect_file(location, &layout, &batch_number))
-      throw CifarError(CifarError::Reason::NotFound, "Cannot tell which CIFAR file " + location + " is: expected data_batch_N or "
-                  "test_batch (CIFAR-10), train or test (CIFAR-100), with .bin for the binary "
-                  "format.");
+      throw CifarError(
+          CifarError::Reason::NotFound,
+          "Cannot tell which CIFAR file " + location +
+              " is: expected data_batch_N or "
+              "test_batch (CIFAR-10), train or test (CIFAR-100), with .bin for the binary "
+              "format.");
     if (options.label_kind == CifarLabelKind::Coarse && layout.name != "cifar100")
       throw CifarError(CifarError::Reason::Settings,
                        location + ": coarse labels exist only in CIFAR-100; use fine labels.");
     for (int b = 1; b < batch_number; ++b) {
-      std::string previous = join(layout.dir, "data_batch_" + std::to_string(b) + suffix(layout.format));
+      std::string previous =
+          join(layout.dir, "data_batch_" + std::to_string(b) + suffix(layout.format));
       layout.first_index += is_regular(previous) ? CifarLoader(layout, options).count(previous)
                                                  : kOfficialBatchRecords;
     }
   } else {
-    throw CifarError(CifarError::Reason::NotFound, "The CIFAR dataset location " + location + " does not exist; set it to the "
-                "dataset directory (e.g. cifar-10-batches-py) or one batch file.");
+    throw CifarError(CifarError::Reason::NotFound,
+                     "The CIFAR dataset location " + location +
+                         " does not exist; set it to the "
+                         "dataset directory (e.g. cifar-10-batches-py) or one batch file.");
   }
   return CifarLoader(layout, options).load();
 }
@@ -449,8 +471,8 @@ bool parse_cifar_source(const std::string& source, std::string* dataset, CifarSp
   std::string name = source.substr(0, a);
   std::string split_name = source.substr(a + 1, b - a - 1);
   std::string number = source.substr(b + 1);
-  if ((name != "cifar10" && name != "cifar100") || (split_name != "train" && split_name != "test") ||
-      number.empty() || number.size() > 9 ||
+  if ((name != "cifar10" && name != "cifar100") ||
+      (split_name != "train" && split_name != "test") || number.empty() || number.size() > 9 ||
       number.find_first_not_of("0123456789") != std::string::npos)
     return false;
   *dataset = name;

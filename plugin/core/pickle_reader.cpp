@@ -16,27 +16,78 @@ namespace {
 using Kind = PickleValue::Kind;
 
 enum Opcode : uint8_t {
-  MARK = '(', STOP = '.', POP = '0', POP_MARK = '1', DUP = '2',
-  FLOAT = 'F', INT = 'I', BININT = 'J', BININT1 = 'K', LONG = 'L', BININT2 = 'M',
-  NONE = 'N', PERSID = 'P', BINPERSID = 'Q', REDUCE = 'R', STRING = 'S',
-  BINSTRING = 'T', SHORT_BINSTRING = 'U', UNICODE = 'V', BINUNICODE = 'X',
-  APPEND = 'a', BUILD = 'b', GLOBAL = 'c', DICT = 'd', EMPTY_DICT = '}',
-  APPENDS = 'e', GET = 'g', BINGET = 'h', INST = 'i', LONG_BINGET = 'j',
-  LIST = 'l', EMPTY_LIST = ']', OBJ = 'o', PUT = 'p', BINPUT = 'q',
-  LONG_BINPUT = 'r', SETITEM = 's', TUPLE = 't', EMPTY_TUPLE = ')',
-  SETITEMS = 'u', BINFLOAT = 'G',
+  MARK = '(',
+  STOP = '.',
+  POP = '0',
+  POP_MARK = '1',
+  DUP = '2',
+  FLOAT = 'F',
+  INT = 'I',
+  BININT = 'J',
+  BININT1 = 'K',
+  LONG = 'L',
+  BININT2 = 'M',
+  NONE = 'N',
+  PERSID = 'P',
+  BINPERSID = 'Q',
+  REDUCE = 'R',
+  STRING = 'S',
+  BINSTRING = 'T',
+  SHORT_BINSTRING = 'U',
+  UNICODE = 'V',
+  BINUNICODE = 'X',
+  APPEND = 'a',
+  BUILD = 'b',
+  GLOBAL = 'c',
+  DICT = 'd',
+  EMPTY_DICT = '}',
+  APPENDS = 'e',
+  GET = 'g',
+  BINGET = 'h',
+  INST = 'i',
+  LONG_BINGET = 'j',
+  LIST = 'l',
+  EMPTY_LIST = ']',
+  OBJ = 'o',
+  PUT = 'p',
+  BINPUT = 'q',
+  LONG_BINPUT = 'r',
+  SETITEM = 's',
+  TUPLE = 't',
+  EMPTY_TUPLE = ')',
+  SETITEMS = 'u',
+  BINFLOAT = 'G',
   // protocol 2
-  PROTO = 0x80, NEWOBJ = 0x81, EXT1 = 0x82, EXT2 = 0x83, EXT4 = 0x84,
-  TUPLE1 = 0x85, TUPLE2 = 0x86, TUPLE3 = 0x87, NEWTRUE = 0x88, NEWFALSE = 0x89,
-  LONG1 = 0x8a, LONG4 = 0x8b,
+  PROTO = 0x80,
+  NEWOBJ = 0x81,
+  EXT1 = 0x82,
+  EXT2 = 0x83,
+  EXT4 = 0x84,
+  TUPLE1 = 0x85,
+  TUPLE2 = 0x86,
+  TUPLE3 = 0x87,
+  NEWTRUE = 0x88,
+  NEWFALSE = 0x89,
+  LONG1 = 0x8a,
+  LONG4 = 0x8b,
   // protocol 3
-  BINBYTES = 'B', SHORT_BINBYTES = 'C',
+  BINBYTES = 'B',
+  SHORT_BINBYTES = 'C',
   // protocol 4
-  SHORT_BINUNICODE = 0x8c, BINUNICODE8 = 0x8d, BINBYTES8 = 0x8e,
-  EMPTY_SET = 0x8f, ADDITEMS = 0x90, FROZENSET = 0x91, NEWOBJ_EX = 0x92,
-  STACK_GLOBAL = 0x93, MEMOIZE = 0x94, FRAME = 0x95,
+  SHORT_BINUNICODE = 0x8c,
+  BINUNICODE8 = 0x8d,
+  BINBYTES8 = 0x8e,
+  EMPTY_SET = 0x8f,
+  ADDITEMS = 0x90,
+  FROZENSET = 0x91,
+  NEWOBJ_EX = 0x92,
+  STACK_GLOBAL = 0x93,
+  MEMOIZE = 0x94,
+  FRAME = 0x95,
   // protocol 5
-  BYTEARRAY8 = 0x96, NEXT_BUFFER = 0x97, READONLY_BUFFER = 0x98,
+  BYTEARRAY8 = 0x96,
+  NEXT_BUFFER = 0x97,
+  READONLY_BUFFER = 0x98,
 };
 
 void append_utf8(std::string* out, uint32_t cp) {
@@ -73,8 +124,7 @@ bool latin1_from_utf8(const std::string& text, std::string* out) {
     if (c < 0x80) {
       out->push_back(char(c));
       i += 1;
-    } else if ((c & 0xE0) == 0xC0 && i + 1 < text.size() &&
-               (uint8_t(text[i + 1]) & 0xC0) == 0x80) {
+    } else if ((c & 0xE0) == 0xC0 && i + 1 < text.size() && (uint8_t(text[i + 1]) & 0xC0) == 0x80) {
       uint32_t cp = (uint32_t(c & 0x1F) << 6) | (uint8_t(text[i + 1]) & 0x3F);
       if (cp > 0xFF) return false;
       out->push_back(char(cp));
@@ -173,9 +223,9 @@ std::vector<PickleValue*> PickleReader::pop_to_mark() {
 
 const uint8_t* PickleReader::take(size_t n, const char* opcode) {
   if (n > size_ - pos_)
-    fail(op_start_, std::string("the pickle ends inside ") + opcode +
-                        " (needs " + std::to_string(n) + " more bytes, " +
-                        std::to_string(size_ - pos_) + " left); the file is truncated");
+    fail(op_start_, std::string("the pickle ends inside ") + opcode + " (needs " +
+                        std::to_string(n) + " more bytes, " + std::to_string(size_ - pos_) +
+                        " left); the file is truncated");
   const uint8_t* p = data_ + pos_;
   pos_ += n;
   return p;
@@ -262,7 +312,9 @@ void PickleReader::push_quoted_string(std::string_view line) {
       case 'n': v->text.push_back('\n'); break;
       case 't': v->text.push_back('\t'); break;
       case 'r': v->text.push_back('\r'); break;
-      case '\\': case '\'': case '"': v->text.push_back(e); break;
+      case '\\':
+      case '\'':
+      case '"': v->text.push_back(e); break;
       case 'x': {
         int hi = i + 1 < line.size() ? hex_digit(line[i + 1]) : -1;
         int lo = i + 2 < line.size() ? hex_digit(line[i + 2]) : -1;
@@ -289,7 +341,8 @@ void PickleReader::push_raw_unicode(std::string_view line) {
       append_utf8(&v->text, uint8_t(line[i]));
       continue;
     }
-    if (i + 2 + digits > line.size()) fail(op_start_, "the pickle holds a UNICODE with a cut escape");
+    if (i + 2 + digits > line.size())
+      fail(op_start_, "the pickle holds a UNICODE with a cut escape");
     uint32_t cp = 0;
     for (size_t k = 0; k < digits; ++k) {
       int d = hex_digit(line[i + 2 + k]);
@@ -360,9 +413,7 @@ void PickleReader::append_items(PickleValue* target, const std::vector<PickleVal
     fail(op_start_, std::string("the pickle appends to a ") + target->kind_name());
 }
 
-void PickleReader::memo_put(uint64_t index) {
-  memo_[index] = top();
-}
+void PickleReader::memo_put(uint64_t index) { memo_[index] = top(); }
 
 void PickleReader::memo_get(uint64_t index) {
   auto it = memo_.find(index);
@@ -385,8 +436,7 @@ const PickleValue& PickleReader::load() {
 
   while (true) {
     op_start_ = pos_;
-    if (pos_ >= size_)
-      fail(pos_, "the pickle ends before its STOP opcode; the file is truncated");
+    if (pos_ >= size_) fail(pos_, "the pickle ends before its STOP opcode; the file is truncated");
     const uint8_t op = data_[pos_++];
     switch (op) {
       case PROTO: {
@@ -462,14 +512,20 @@ const PickleValue& PickleReader::load() {
         break;
       }
 
-      case SHORT_BINUNICODE: push_text(Kind::String, read_le(1, "SHORT_BINUNICODE"), "SHORT_BINUNICODE"); break;
+      case SHORT_BINUNICODE:
+        push_text(Kind::String, read_le(1, "SHORT_BINUNICODE"), "SHORT_BINUNICODE");
+        break;
       case BINUNICODE: push_text(Kind::String, read_le(4, "BINUNICODE"), "BINUNICODE"); break;
       case BINUNICODE8: push_text(Kind::String, read_le(8, "BINUNICODE8"), "BINUNICODE8"); break;
-      case SHORT_BINBYTES: push_text(Kind::Bytes, read_le(1, "SHORT_BINBYTES"), "SHORT_BINBYTES"); break;
+      case SHORT_BINBYTES:
+        push_text(Kind::Bytes, read_le(1, "SHORT_BINBYTES"), "SHORT_BINBYTES");
+        break;
       case BINBYTES: push_text(Kind::Bytes, read_le(4, "BINBYTES"), "BINBYTES"); break;
       case BINBYTES8: push_text(Kind::Bytes, read_le(8, "BINBYTES8"), "BINBYTES8"); break;
       case BYTEARRAY8: push_text(Kind::Bytes, read_le(8, "BYTEARRAY8"), "BYTEARRAY8"); break;
-      case SHORT_BINSTRING: push_text(Kind::Bytes, read_le(1, "SHORT_BINSTRING"), "SHORT_BINSTRING"); break;
+      case SHORT_BINSTRING:
+        push_text(Kind::Bytes, read_le(1, "SHORT_BINSTRING"), "SHORT_BINSTRING");
+        break;
       case BINSTRING: {
         int64_t n = int32_t(uint32_t(read_le(4, "BINSTRING")));
         if (n < 0) fail(op_start_, "the pickle holds a BINSTRING with a negative size");
@@ -525,7 +581,8 @@ const PickleValue& PickleReader::load() {
       case ADDITEMS: {
         std::vector<PickleValue*> items = pop_to_mark();
         PickleValue* set = top();
-        if (set->kind != Kind::Set) fail(op_start_, std::string("the pickle adds set items to a ") + set->kind_name());
+        if (set->kind != Kind::Set)
+          fail(op_start_, std::string("the pickle adds set items to a ") + set->kind_name());
         set->items.insert(set->items.end(), items.begin(), items.end());
         break;
       }

@@ -159,7 +159,8 @@ void ZipArchive::read_directory() {
         auto widen = [&](uint64_t* field) {
           if (*field != 0xFFFFFFFF) return;
           if (left < 8)
-            throw Error(path_ + ": the ZIP64 field of " + e.name + " is short; the file is corrupt");
+            throw Error(path_ + ": the ZIP64 field of " + e.name +
+                        " is short; the file is corrupt");
           *field = le(f, 8);
           f += 8;
           left -= 8;
@@ -186,8 +187,8 @@ std::vector<uint8_t> ZipArchive::read(const Entry& entry) const {
   read_at(entry.local_header_offset, local, sizeof local, ("header of " + entry.name).c_str());
   if (le(local, 4) != kLocalHeaderSig)
     throw Error(path_ + ": the header of " + entry.name + " is damaged; the file is corrupt");
-  uint64_t data_offset = entry.local_header_offset + kLocalHeaderSize + le(local + 26, 2) +
-                         le(local + 28, 2);
+  uint64_t data_offset =
+      entry.local_header_offset + kLocalHeaderSize + le(local + 26, 2) + le(local + 28, 2);
   if (entry.method != 0 && entry.method != 8)
     throw Error(path_ + ": " + entry.name + " uses zip compression method " +
                 std::to_string(entry.method) + "; only stored and deflated entries are supported");
@@ -216,7 +217,8 @@ std::vector<uint8_t> ZipArchive::read(const Entry& entry) const {
     uint64_t produced = zs.total_out;
     inflateEnd(&zs);
     if (rc != Z_STREAM_END || produced != out.size())
-      throw Error(path_ + ": " + entry.name + " does not inflate to its recorded size; the file is corrupt");
+      throw Error(path_ + ": " + entry.name +
+                  " does not inflate to its recorded size; the file is corrupt");
   }
   uint32_t crc = 0;
   for (size_t done = 0; done < out.size();) {
