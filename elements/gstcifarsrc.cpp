@@ -366,7 +366,8 @@ gst_cifar_src_query (GstBaseSrc * src, GstQuery * query)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (src);
 
-  if (GST_QUERY_TYPE (query) == GST_QUERY_LATENCY && gst_base_src_is_live (src)) {
+  if (GST_QUERY_TYPE (query) == GST_QUERY_LATENCY
+      && gst_base_src_is_live (src)) {
     GST_OBJECT_LOCK (self);
     const GstClockTime latency =
         gst_util_uint64_scale (GST_SECOND, self->fps_d, self->fps_n);
@@ -447,8 +448,8 @@ gst_cifar_src_start (GstBaseSrc * src)
   for (const std::string & warning:dataset.warnings ())
     GST_ELEMENT_WARNING (self, RESOURCE, READ, ("%s", warning.c_str ()),
         (NULL));
-  GST_INFO_OBJECT (self, "opened %s at %s: %zu records", dataset.name ().c_str (),
-      location.c_str (), dataset.size ());
+  GST_INFO_OBJECT (self, "opened %s at %s: %zu records",
+      dataset.name ().c_str (), location.c_str (), dataset.size ());
 
   if (dataset.size () > 0 && offset >= dataset.size ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,

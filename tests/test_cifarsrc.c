@@ -261,7 +261,8 @@ GST_START_TEST (test_live_framerate)
     if (i == 0)
       first_pts = GST_BUFFER_PTS (buf);
     /* GstBaseSrc shifts a live stream by the running time it started at. */
-    fail_unless_equals_uint64 (GST_BUFFER_PTS (buf) - first_pts, i * 20 * GST_MSECOND);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (buf) - first_pts,
+        i * 20 * GST_MSECOND);
     fail_unless_equals_uint64 (GST_BUFFER_DURATION (buf), 20 * GST_MSECOND);
     check_frame (buf, "cifar10", "test", i, i, FALSE);
     gst_buffer_unref (buf);
