@@ -167,6 +167,8 @@ def check_errors(tmp):
     assert "needs 11" in err and "faisssearch k to at least 11" in err, err
     err = run_feed(tmp, gallery, queries, {"k": "20"}, expect_error=True)
     assert "holds only 12 items" in err, err
+    err = run_feed(tmp, gallery, queries, {"catalog": ""}, expect_error=True)
+    assert "No gallery catalog" in err and "index=" in err, err
     spec = os.path.join(tmp, "spec.tsv")
     proc = subprocess.run([FEED, spec, os.path.join(tmp, "g.db"),
                            "catalog=" + os.path.join(tmp, "missing.db")],
