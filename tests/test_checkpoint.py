@@ -263,6 +263,14 @@ def test_checkpoints(tmp):
         dst.writestr("archive/other.txt", "hi")
     expect_error(nopkl, ["torch.save"], "zip without data.pkl")
 
+    whole_model = os.path.join(tmp, "whole_model.pth")
+    torch.save(torch.nn.Linear(3, 2), whole_model)
+    expect_error(whole_model, ["torch.nn.modules.linear.Linear", "model.state_dict()"],
+                 "a whole module instead of its state dict")
+    scripted = os.path.join(tmp, "scripted.pt")
+    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2)), scripted)
+    expect_error(scripted, ["TorchScript"], "a TorchScript file")
+
     rc, out = probe("hostile-zip", os.path.join(tmp, "views.pth"), os.path.join(tmp, "scratch.pth"))
     check(rc == 0 and "mutations:" in out, f"mutated checkpoints only raise errors: {out}")
 

@@ -77,9 +77,7 @@ class CheckpointReader {
       if (!is_dict_like(inner)) break;
       dict = inner;
     }
-    if (!is_dict_like(dict))
-      pickle.reject(*dict, std::string("the checkpoint holds a ") + dict->kind_name() +
-                               ", not a state dict (a dict of tensors)");
+    if (!is_dict_like(dict)) not_a_state_dict(pickle, *dict);
 
     StateDict out;
     std::unordered_map<std::string, size_t> position;
@@ -98,6 +96,19 @@ class CheckpointReader {
   }
 
  private:
+  [[noreturn]] void not_a_state_dict(const PickleReader& pickle, const PickleValue& v) const {
+    if (zip_.find(prefix_ + "constants.pkl"))
+      throw Error(zip_.path() +
+                  ": it is a TorchScript module (torch.jit.save), not a state dict; "
+                  "load it as a TorchScript model instead");
+    if (v.kind == PickleValue::Kind::Call && v.callable->kind == PickleValue::Kind::Global)
+      pickle.reject(v, "the checkpoint holds a whole " + v.callable->text + "." + v.callable->name +
+                           " object, not a state dict; save it with "
+                           "torch.save(model.state_dict(), path)");
+    pickle.reject(v, std::string("the checkpoint holds a ") + v.kind_name() +
+                         ", not a state dict (a dict of tensors)");
+  }
+
   // False when v is not a tensor at all; throws when it is a broken one.
   bool tensor(const PickleValue& v, RawTensor* t, bool in_parameter = false) {
     if (v.is_call("torch._utils", "_rebuild_parameter") ||
