@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Search one image: prints its k most similar gallery images and writes a PNG
+# contact sheet, the query on top and the results (thumbnail, label, score)
+# below it.
+#
+#   pipelines/search-image.sh IMAGE INDEX [--dataset DIR] [--out SHEET.png] [-k K]
+#
+#   IMAGE          any image GStreamer decodes (PNG, JPEG, ...)
+#   INDEX          an index built by pipelines/index-cifar.sh / faissindexer; the
+#                  query is embedded exactly as its catalog says the gallery was
+#   --dataset DIR  the CIFAR directory the gallery came from, for the thumbnails
+#                  (gallery images stored as file paths need none)
+#   --out FILE     the contact sheet (default: IMAGE's name + "-results.png")
+#   -k K           how many results (default 5, or $K)
+#
+# Environment: THUMB=96 (thumbnail side in the sheet), BUILD_DIR=build (plugin
+# used when not installed), and MODEL, WEIGHTS, SEED, INPUT_SIZE, RESIZE, MEAN,
+# STD, PRECISION to override the embedder settings read from the catalog.
+# Exits 1 on any failure, with a message saying what to do.
+set -euo pipefail
+source "$(dirname "$0")/search-setup.sh"
+
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+image="" index="" dataset="" out="" k=${K:-5}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage 0 ;;
+    --dataset) dataset=${2:?--dataset needs a directory}; shift 2 ;;
+    --out) out=${2:?--out needs a file name}; shift 2 ;;
+    -k) k=${2:?-k needs a number}; shift 2 ;;
+    -*) echo "unknown option $1" >&2; usage 2 ;;
+    *) if [ -z "$image" ]; then image=$1; elif [ -z "$index" ]; then index=$1; else usage 2; fi; shift ;;
+  esac
+done
+[ -n "$image" ] && [ -n "$index" ] || usage 2
+[ -f "$image" ] || vs_die "no image at $image."
+[[ "$k" =~ ^[0-9]+$ ]] && [ "$k" -ge 1 ] || vs_die "-k must be a positive number, not '$k'."
+out=${out:-"${image%.*}-results.png"}
+thumb=${THUMB:-96}
+
+vs_use_plugin
+vs_embedder_for "$index"
+
+# The sheet: the query scaled into a box as wide as the row of results, then
+# a band added below it (videobox) for searchoverlay to draw the results into.
+gap=$(( thumb / 16 > 2 ? thumb / 16 : 2 ))
+width=$(( gap + k * (thumb + gap) ))
+[ "$width" -ge 320 ] || width=320
+height=$(( width * 3 / 4 ))
+band=$(( thumb + thumb / 2 + 16 ))
+overlay=(searchoverlay thumb-size="$thumb" max-thumbs="$k" position=bottom)
+if [ -n "$dataset" ]; then overlay+=(dataset="$dataset"); fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! gst-launch-1.0 -m filesrc location="$image" ! decodebin ! videoconvert \
+    ! imagefreeze num-buffers=1 \
+    ! "${embedder[@]}" \
+    ! faisssearch index="$index" k="$k" \
+    ! videoconvert ! videoscale add-borders=true \
+    ! "video/x-raw,format=RGB,width=$width,height=$height,pixel-aspect-ratio=1/1" \
+    ! videobox bottom=-"$band" fill=black \
+    ! "${overlay[@]}" \
+    ! videoconvert ! pngenc ! filesink location="$out" >"$log" 2>&1; then
+  grep -E "^(ERROR|WARNING)|debug info" -A1 "$log" >&2 || cat "$log" >&2
+  vs_die "the search failed (see above)."
+fi
+grep -E "^WARNING" -A1 "$log" >&2 || true
+
+echo "query: $image"
+vs_print_results <"$log"
+grep -q "visualsearch, " "$log" || vs_die "the image was not searched (no results on the bus)."
+echo "contact sheet: $out"

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Live search: every webcam frame is matched against the gallery and shown
+# with a strip of its most similar images (thumbnail, label, score).
+#
+#   pipelines/search-webcam.sh INDEX [--dataset DIR] [--device DEV] [-k K]
+#
+#   INDEX          an index built by pipelines/index-cifar.sh / faissindexer; the
+#                  frames are embedded exactly as its catalog says the gallery was
+#   --dataset DIR  the CIFAR directory the gallery came from, for the thumbnails
+#   --device DEV   the V4L2 camera (default /dev/video0, or $DEVICE)
+#   -k K           results per frame (default 5, or $K)
+#
+# The display keeps the camera's rate: when the model cannot keep up, the
+# embedder's QoS skips embeddings (never frames) and the overlay keeps the
+# last results on screen. Environment: WIDTH=640 HEIGHT=480 (frame size
+# searched and shown), INTERVAL=1 (embed every Nth frame), PRECISION=fp32 (bf16 is
+# ~3x faster on CPUs with AMX/AVX-512 BF16), THUMB=64, POSITION=bottom,
+# SINK=autovideosink, SOURCE= (a gst-launch source to use instead of the
+# camera, e.g. SOURCE="videotestsrc is-live=true"), BUILD_DIR=build, and MODEL, WEIGHTS, SEED, INPUT_SIZE,
+# RESIZE, MEAN, STD to override the embedder settings read from the catalog.
+# Without a camera it stops at once with a message and exit status 1.
+set -euo pipefail
+source "$(dirname "$0")/search-setup.sh"
+
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+index="" dataset="" device=${DEVICE:-/dev/video0} k=${K:-5}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage 0 ;;
+    --dataset) dataset=${2:?--dataset needs a directory}; shift 2 ;;
+    --device) device=${2:?--device needs a device path}; shift 2 ;;
+    -k) k=${2:?-k needs a number}; shift 2 ;;
+    -*) echo "unknown option $1" >&2; usage 2 ;;
+    *) if [ -z "$index" ]; then index=$1; else usage 2; fi; shift ;;
+  esac
+done
+[ -n "$index" ] || usage 2
+[[ "$k" =~ ^[0-9]+$ ]] && [ "$k" -ge 1 ] || vs_die "-k must be a positive number, not '$k'."
+
+if [ -n "${SOURCE:-}" ]; then
+  read -r -a source <<<"$SOURCE"
+else
+  if [ ! -c "$device" ]; then
+    vs_die "no camera at $device. Plug one in, or name it with --device /dev/videoN (ls /dev/video* lists them). Without a camera, try SOURCE=\"videotestsrc is-live=true\" $0 $index, or search a file with pipelines/search-video.sh."
+  fi
+  [ -r "$device" ] && [ -w "$device" ] || vs_die "cannot open $device: add yourself to the 'video' group (sudo adduser \$USER video) and log in again."
+  gst-inspect-1.0 v4l2src >/dev/null 2>&1 || vs_die "no v4l2src element: install gstreamer1.0-plugins-good."
+  source=(v4l2src device="$device")
+fi
+
+vs_use_plugin
+vs_embedder_for "$index"
+
+overlay=(searchoverlay thumb-size="${THUMB:-64}" max-thumbs="$k" position="${POSITION:-bottom}" persist=true)
+if [ -n "$dataset" ]; then overlay+=(dataset="$dataset"); fi
+
+echo "searching ${SOURCE:-$device} live against $index; close the window or press Ctrl+C to stop"
+# decodebin takes raw and Motion JPEG cameras alike.
+exec gst-launch-1.0 "${source[@]}" ! decodebin ! videoconvert ! videoscale \
+  ! "video/x-raw,width=${WIDTH:-640},height=${HEIGHT:-480}" \
+  ! "${embedder[@]}" qos=true \
+  ! faisssearch index="$index" k="$k" post-messages=false \
+  ! videoconvert ! "${overlay[@]}" \
+  ! videoconvert ! "${SINK:-autovideosink}" sync=true
