@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""Images per second of embedder against torchvision, in the same run.
+
+    /usr/bin/python3 tests/bench/bench_embedder.py [BUILD_DIR] [--seconds S]
+
+Ours is measured through the element: tests/embedder-run pushes
+input-size x input-size RGB frames through `appsrc ! embedder resize=0 ... !
+appsink` (so preprocessing is only the uint8 -> normalised float conversion),
+after a warm-up round. torchvision runs the same architecture (random
+weights, classifier removed) on a ready float batch with
+torch.set_num_threads(2): its default NCHW fp32 path, and bf16 autocast in
+channels-last. Figures only, no assertions: the machine may be shared.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+CONFIGS = [("resnet18", 224, 1), ("resnet18", 224, 16), ("resnet50", 224, 1),
+           ("resnet50", 224, 16), ("resnet18", 32, 256)]
+
+
+def torchvision_rate(arch, size, batch, bf16, seconds):
+    model = getattr(torchvision.models, arch)(weights=None)
+    model.fc = torch.nn.Identity()
+    model.eval()
+    x = torch.randn(batch, 3, size, size)
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model(x)
+        done, start = 0, time.perf_counter()
+        while done == 0 or time.perf_counter() - start < seconds:
+            model(x)
+            done += batch
+        return done / (time.perf_counter() - start)
+
+
+def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp):
+    # The file holds whole batches (at most ~16 MB); it is pushed once to load
+    # and warm up, untimed, then as often as the time budget wants.
+    frame_bytes = size * size * 3
+    target = max(2 * batch, 8, int(expected_rate * seconds))
+    n_file = batch * max(1, min(target, (16 << 20) // frame_bytes) // batch)
+    repeat = 1 + max(1, -(-target // n_file))
+    frames = os.path.join(tmp, f"frames-{size}.raw")
+    np.random.default_rng(0).integers(0, 256, (n_file, size, size, 3),
+                                      dtype=np.uint8).tofile(frames)
+    res = subprocess.run(
+        [os.path.join(build, "tests", "embedder-run"),
+         f"video/x-raw,format=RGB,width={size},height={size},framerate=30/1", frames,
+         os.path.join(tmp, "out.bin"), "meta",
+         f"embedder model={arch} weights=random input-size={size} resize=0 threads=2 "
+         f"batch-size={batch} precision={precision}", str(repeat)],
+        capture_output=True, text=True,
+        env=dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "plugin"),
+                 GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin")))
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr)
+    info = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    return float(info["images_per_s"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("build", nargs="?", default="build")
+    parser.add_argument("--seconds", type=float, default=6.0, help="time budget per figure")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch, size, batch in CONFIGS:
+            tv32 = torchvision_rate(arch, size, batch, False, args.seconds)
+            tv16 = torchvision_rate(arch, size, batch, True, args.seconds)
+            ours32 = our_rate(args.build, arch, size, batch, "fp32", tv32, args.seconds, tmp)
+            ours16 = our_rate(args.build, arch, size, batch, "bf16", tv16, args.seconds, tmp)
+            rows.append((f"{arch} @{size} b{batch}", tv32, tv16, ours32, ours16))
+            print(f"  measured {rows[-1][0]}", file=sys.stderr, flush=True)
+
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+          "(other work on the machine lowers every figure)")
+    head = ("config", "tv fp32", "tv bf16 CL", "ours fp32", "ours bf16",
+            "fp32/tv32", "bf16/tv32", "bf16/tvbf16")
+    print("%-20s %9s %10s %9s %9s %9s %9s %11s" % head)
+    for name, tv32, tv16, o32, o16 in rows:
+        print("%-20s %9.1f %10.1f %9.1f %9.1f %8.2fx %8.2fx %10.2fx"
+              % (name, tv32, tv16, o32, o16, o32 / tv32, o16 / tv32, o16 / tv16))
+    print("targets: fp32 >= 1.2x tv fp32; bf16 >= 3.5x tv fp32; "
+          "resnet18 @224 fp32 >= 68 img/s (60% of the ~114 img/s 2-core limit)")
+
+
+if __name__ == "__main__":
+    main()
