@@ -171,6 +171,10 @@ def write_broken(out):
     os.makedirs(wrong)
     dump({b"labels": [1, 2], b"data": np.zeros((2, 1024), np.uint8)},
          os.path.join(wrong, "test_batch"), "py2")
+    mismatch = os.path.join(b, "labels-mismatch")
+    os.makedirs(mismatch)
+    dump({b"labels": [label("cifar10", "test", i) for i in range(3)],
+          b"data": images("cifar10", "test", 0, 2)}, os.path.join(mismatch, "test_batch"), "py2")
     os.makedirs(os.path.join(b, "empty-dir"))
 
 

@@ -129,6 +129,17 @@ def run(d):
                  ["test_batch.bin", "record 0 has label 200"], "label out of range")
     expect_error(probe(os.path.join(b, "not-a-pickle"), "test"), ["test_batch", "at byte"], "not a pickle")
     expect_error(probe(os.path.join(b, "wrong-shape"), "test"), ["test_batch", "3072"], "wrong shape")
+    mismatch = os.path.join(b, "labels-mismatch")
+    expect_error(probe(mismatch, "test"), ["test_batch", "holds 2 images but 3 labels", "re-download"],
+                 "labels and images disagree, strict")
+    res = probe(mismatch, "test", "fine", "lenient")
+    compare(res, expected("cifar10", [("test", 2)]), [str(i) for i in range(10)],
+            "labels and images disagree, lenient")
+    check(any("kept the first 2 records" in w for w in res["warnings"]),
+          f"labels and images disagree warns: {res['warnings']}")
+    expect_error(probe(os.path.join(b, "bad-label-bin"), "test", "fine", "lenient"),
+                 ["label 200"], "a bad label is an error even when not strict")
+
     res = probe(os.path.join(b, "no-meta-bin"), "test")
     compare(res, expected("cifar10", [("test", fx.TEST10)]), [str(i) for i in range(10)],
             "no label names")

@@ -260,7 +260,10 @@ class CifarLoader {
                 "kept the first " + std::to_string(complete) + " records", warnings);
       batch.labels.resize(complete);
       batch.pixels.assign(pixels, 0, complete * CifarDataset::kImageBytes);
+    } catch (const CifarError&) {
+      throw;  // already says what to do, whatever strict is
     } catch (const Error& e) {
+      // The pickle reader's: the batch cannot be read at all.
       if (options_.strict)
         throw CifarError(CifarError::Reason::Corrupt,
                          std::string(e.what()) + ". Re-download the file.");
