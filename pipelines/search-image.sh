@@ -20,22 +20,11 @@
 set -euo pipefail
 source "$(dirname "$0")/search-setup.sh"
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
-image="" index="" dataset="" out="" k=${K:-5}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h|--help) usage 0 ;;
-    --dataset) dataset=${2:?--dataset needs a directory}; shift 2 ;;
-    --out) out=${2:?--out needs a file name}; shift 2 ;;
-    -k) k=${2:?-k needs a number}; shift 2 ;;
-    -*) echo "unknown option $1" >&2; usage 2 ;;
-    *) if [ -z "$image" ]; then image=$1; elif [ -z "$index" ]; then index=$1; else usage 2; fi; shift ;;
-  esac
-done
-[ -n "$image" ] && [ -n "$index" ] || usage 2
+dataset="" out="" k=${K:-5}
+vs_parse_args 2 "$@"
+image=${positional[0]} index=${positional[1]}
 [ -f "$image" ] || vs_die "no image at $image."
-[[ "$k" =~ ^[0-9]+$ ]] && [ "$k" -ge 1 ] || vs_die "-k must be a positive number, not '$k'."
 out=${out:-"${image%.*}-results.png"}
 thumb=${THUMB:-96}
 

@@ -18,6 +18,43 @@
 
 vs_die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
+# vs_usage STATUS: prints the calling script's header comment and exits with
+# STATUS; on stderr when STATUS is not 0.
+vs_usage() {
+  local fd=1
+  [ "$1" -eq 0 ] || fd=2
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&"$fd"
+  exit "$1"
+}
+
+# vs_parse_args N "$@": the options the search scripts share, into the
+# variables dataset, out, device and k (keeping the caller's defaults), and
+# exactly N positional arguments into the array `positional`. Prints the
+# usage and exits for --help (status 0) and for bad usage (status 2).
+vs_parse_args() {
+  local wanted=$1
+  shift
+  positional=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -h|--help) vs_usage 0 ;;
+      --dataset|--out|--device|-k)
+        [ $# -ge 2 ] || { echo "$1 needs a value" >&2; vs_usage 2; }
+        case "$1" in
+          --dataset) dataset=$2 ;;
+          --out) out=$2 ;;
+          --device) device=$2 ;;
+          -k) k=$2 ;;
+        esac
+        shift 2 ;;
+      -*) echo "unknown option $1" >&2; vs_usage 2 ;;
+      *) positional+=("$1"); shift ;;
+    esac
+  done
+  [ ${#positional[@]} -eq "$wanted" ] || vs_usage 2
+  [[ "$k" =~ ^[0-9]+$ ]] && [ "$k" -ge 1 ] || vs_die "-k must be a positive number, not '$k'."
+}
+
 vs_use_plugin() {
   local repo
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

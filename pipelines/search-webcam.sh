@@ -22,21 +22,10 @@
 set -euo pipefail
 source "$(dirname "$0")/search-setup.sh"
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
-index="" dataset="" device=${DEVICE:-/dev/video0} k=${K:-5}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h|--help) usage 0 ;;
-    --dataset) dataset=${2:?--dataset needs a directory}; shift 2 ;;
-    --device) device=${2:?--device needs a device path}; shift 2 ;;
-    -k) k=${2:?-k needs a number}; shift 2 ;;
-    -*) echo "unknown option $1" >&2; usage 2 ;;
-    *) if [ -z "$index" ]; then index=$1; else usage 2; fi; shift ;;
-  esac
-done
-[ -n "$index" ] || usage 2
-[[ "$k" =~ ^[0-9]+$ ]] && [ "$k" -ge 1 ] || vs_die "-k must be a positive number, not '$k'."
+dataset="" device=${DEVICE:-/dev/video0} k=${K:-5}
+vs_parse_args 1 "$@"
+index=${positional[0]}
 
 if [ -n "${SOURCE:-}" ]; then
   read -r -a source <<<"$SOURCE"
