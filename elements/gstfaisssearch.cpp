@@ -342,24 +342,38 @@ value_array_new (void)
 }
 
 static void
-value_array_append (GValue * array, GType type, const void *v)
+value_init_set (GValue * value, gint64 v)
+{
+  g_value_init (value, G_TYPE_INT64);
+  g_value_set_int64 (value, v);
+}
+
+static void
+value_init_set (GValue * value, gfloat v)
+{
+  g_value_init (value, G_TYPE_FLOAT);
+  g_value_set_float (value, v);
+}
+
+static void
+value_init_set (GValue * value, gint v)
+{
+  g_value_init (value, G_TYPE_INT);
+  g_value_set_int (value, v);
+}
+
+static void
+value_init_set (GValue * value, const gchar * v)
+{
+  g_value_init (value, G_TYPE_STRING);
+  g_value_set_string (value, v);
+}
+
+template < typename T > static void
+value_array_append (GValue * array, T v)
 {
   GValue value = G_VALUE_INIT;
-  g_value_init (&value, type);
-  switch (type) {
-    case G_TYPE_INT64:
-      g_value_set_int64 (&value, *static_cast<const gint64 *>(v));
-      break;
-    case G_TYPE_FLOAT:
-      g_value_set_float (&value, *static_cast<const gfloat *>(v));
-      break;
-    case G_TYPE_INT:
-      g_value_set_int (&value, *static_cast<const gint *>(v));
-      break;
-    default:
-      g_value_set_string (&value, static_cast<const gchar *>(v));
-      break;
-  }
+  value_init_set (&value, v);
   gst_value_array_append_and_take_value (array, &value);
 }
 
@@ -377,11 +391,11 @@ gst_faiss_search_post_message (GstFaissSearch * self, GstBuffer * buf,
 
   for (guint i = 0; i < nmeta->n_neighbors; i++) {
     const GstVisualSearchNeighbor *nb = &nmeta->neighbors[i];
-    value_array_append (&ids, G_TYPE_INT64, &nb->id);
-    value_array_append (&distances, G_TYPE_FLOAT, &nb->distance);
-    value_array_append (&labels, G_TYPE_INT, &nb->label);
-    value_array_append (&label_names, G_TYPE_STRING, nb->label_name);
-    value_array_append (&sources, G_TYPE_STRING, nb->source);
+    value_array_append<gint64> (&ids, nb->id);
+    value_array_append<gfloat> (&distances, nb->distance);
+    value_array_append<gint> (&labels, nb->label);
+    value_array_append<const gchar *>(&label_names, nb->label_name);
+    value_array_append<const gchar *>(&sources, nb->source);
   }
 
   GstStructure *s = gst_structure_new ("visualsearch",
