@@ -159,6 +159,8 @@ def write_broken(out):
               "data_batch_2.bin", lambda d: d[:3 * rec + rec // 2])
     copy_with(os.path.join(out, "cifar-10-batches-py"), os.path.join(b, "truncated-py"),
               "data_batch_2", lambda d: d[:len(d) * 2 // 3])
+    copy_with(os.path.join(out, "cifar10-py3"), os.path.join(b, "truncated-py3"),
+              "data_batch_2", lambda d: d[:len(d) * 2 // 3])
     copy_with(os.path.join(out, "cifar-10-batches-bin"), os.path.join(b, "bad-label-bin"),
               "test_batch.bin", lambda d: bytes([200]) + d[1:])
     copy_with(os.path.join(out, "cifar-10-batches-py"), os.path.join(b, "not-a-pickle"),

@@ -118,12 +118,28 @@ def run(d):
               "truncated binary: kept records have the right pixels")
         check(res["records"][-1][0] == f"cifar10/train/{n10 - 3}", "truncated binary: later records renumbered")
 
+    # A truncated pickle keeps the records whose pixels are complete.
     trunc = os.path.join(b, "truncated-py")
-    expect_error(probe(trunc), ["data_batch_2", "truncated", "Re-download"], "truncated pickle, strict")
+    expect_error(probe(trunc), ["data_batch_2", "the file is truncated: 3 of 5 records complete",
+                                "re-download"], "truncated pickle, strict")
+    res = probe(trunc, "train", "fine", "lenient")
+    check(res["rc"] == 0 and len(res["records"]) == n10 - 2, f"truncated pickle keeps {n10 - 2} records")
+    check(any("3 of 5 records complete" in w and "data_batch_2" in w for w in res["warnings"]),
+          f"truncated pickle warns: {res['warnings']}")
+    if res["rc"] == 0:
+        full = expected("cifar10", [("train", n10)])
+        kept = full[:fx.TRAIN10[0] + 3] + full[fx.TRAIN10[0] + fx.TRAIN10[1]:]
+        check(all(np.array_equal(res["rgb"][i], kept[i][2]) and res["records"][i][1] == kept[i][1]
+                  for i in range(len(kept))), "truncated pickle: kept records are right")
+
+    # Python 3's protocol 2 stores the pixels as text: the batch is dropped whole.
+    trunc = os.path.join(b, "truncated-py3")
+    expect_error(probe(trunc), ["data_batch_2", "truncated", "Re-download"], "truncated py3 pickle, strict")
     res = probe(trunc, "train", "fine", "lenient")
     check(res["rc"] == 0 and len(res["records"]) == n10 - fx.TRAIN10[1],
-          f"truncated pickle drops its batch: {len(res['records'])}")
-    check(any("data_batch_2" in w for w in res["warnings"]), f"truncated pickle warns: {res['warnings']}")
+          f"truncated py3 pickle drops its batch: {len(res['records'])}")
+    check(any("data_batch_2" in w and "Skipped the whole batch" in w for w in res["warnings"]),
+          f"truncated py3 pickle warns: {res['warnings']}")
 
     expect_error(probe(os.path.join(b, "bad-label-bin"), "test"),
                  ["test_batch.bin", "record 0 has label 200"], "label out of range")

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -226,18 +227,21 @@ class CifarLoader {
     return batch;
   }
 
+  const char* label_key() const {
+    if (!is100()) return "labels";
+    return options_.label_kind == CifarLabelKind::Fine ? "fine_labels" : "coarse_labels";
+  }
+
   Batch read_python(const std::string& path, std::vector<std::string>* warnings) {
     const std::string data = read_file(path);
+    PickleReader pickle(reinterpret_cast<const uint8_t*>(data.data()), data.size(), path);
+    const char* label_key = this->label_key();
     Batch batch;
     try {
-      PickleReader pickle(reinterpret_cast<const uint8_t*>(data.data()), data.size(), path);
       const PickleValue& root = pickle.load();
       if (root.kind != PickleValue::Kind::Dict)
         pickle.reject(root,
                       std::string("a CIFAR python batch is a dict, this is a ") + root.kind_name());
-      const char* label_key = !is100()                                      ? "labels"
-                              : options_.label_kind == CifarLabelKind::Fine ? "fine_labels"
-                                                                            : "coarse_labels";
       const PickleValue* labels = root.find(label_key);
       const PickleValue* images = root.find("data");
       if (!labels || !images)
@@ -263,7 +267,15 @@ class CifarLoader {
     } catch (const CifarError&) {
       throw;  // already says what to do, whatever strict is
     } catch (const Error& e) {
-      // The pickle reader's: the batch cannot be read at all.
+      // The pickle reader's. A truncated batch may still hold complete records.
+      int64_t expected = 0;
+      if (salvage(pickle, path, &batch, &expected)) {
+        const std::string kept = std::to_string(batch.labels.size());
+        damaged(path + ": the file is truncated: " + kept + " of " + std::to_string(expected) +
+                    " records complete",
+                "kept the " + kept + " complete records", warnings);
+        return batch;
+      }
       if (options_.strict)
         throw CifarError(CifarError::Reason::Corrupt,
                          std::string(e.what()) + ". Re-download the file.");
@@ -273,6 +285,43 @@ class CifarLoader {
       return {};
     }
     return batch;
+  }
+
+  // What a truncated batch still holds: its labels come before the pixels in
+  // CIFAR's files, so the labels list, the array's shape and the first pixel
+  // bytes are on the reader's stack. Needs the pixels as bytes (python 2's
+  // str or protocol 3+ bytes, as in the official files); python 3's protocol
+  // 2 stores them as text, which is not salvaged.
+  bool salvage(const PickleReader& pickle, const std::string& path, Batch* batch,
+               int64_t* expected) const {
+    const std::vector<const PickleValue*> stack = pickle.partial_stack();
+    const PickleValue* labels = nullptr;
+    const PickleValue* shape = nullptr;
+    for (size_t i = 0; i < stack.size(); ++i) {
+      const PickleValue* v = stack[i];
+      if (v->is_text() && v->text == label_key() && i + 1 < stack.size() &&
+          stack[i + 1]->kind == PickleValue::Kind::List)
+        labels = stack[i + 1];
+      if (v->kind == PickleValue::Kind::Tuple && v->items.size() == 2 &&
+          v->items[0]->kind == PickleValue::Kind::Int && v->items[0]->integer >= 0 &&
+          v->items[1]->kind == PickleValue::Kind::Int &&
+          v->items[1]->integer == CifarDataset::kImageBytes)
+        shape = v;
+    }
+    if (!labels || !shape || stack.back()->kind != PickleValue::Kind::Bytes) return false;
+    *batch = Batch();
+    const std::string& pixels = stack.back()->text;
+    *expected = shape->items[0]->integer;
+    size_t complete = std::min(
+        {labels->items.size(), size_t(*expected), pixels.size() / CifarDataset::kImageBytes});
+    for (size_t r = 0; r < complete; ++r) {
+      const PickleValue* l = labels->items[r];
+      if (l->kind != PickleValue::Kind::Int || l->integer > 255) return false;
+      check_label(path, r, int(l->integer));
+      batch->labels.push_back(int(l->integer));
+    }
+    batch->pixels.assign(pixels, 0, complete * CifarDataset::kImageBytes);
+    return true;
   }
 
   // The bytes of a numpy uint8 array of shape (rows, 3072) or (rows, 3, 32, 32),

@@ -42,9 +42,11 @@ struct CifarOptions {
   CifarSplit split = CifarSplit::Train;
   CifarLabelKind label_kind = CifarLabelKind::Fine;
   // strict: a truncated or corrupt file is an error. Not strict: keep every
-  // complete record, and say how many were dropped in warnings(). A binary
-  // file keeps its complete records; a truncated python pickle cannot be
-  // parsed at all, so its whole batch is dropped.
+  // complete record of a truncated file, and say how many were kept in
+  // warnings(). A python batch whose pickle is damaged otherwise (or whose
+  // pixels a python 3 protocol-2 pickle stored as text) is dropped whole,
+  // with a warning. Records after a damaged batch are numbered on from the
+  // records kept, so sources stay consistent for the same files.
   bool strict = true;
 };
 

@@ -1,5 +1,6 @@
 #include "core/pickle_reader.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -184,6 +185,16 @@ void PickleReader::fail(size_t offset, const std::string& what) const {
   throw Error(context_ + ": " + what + " (at byte " + std::to_string(offset) + ")");
 }
 
+void PickleReader::ended_early(const std::string& what) {
+  ended_early_ = true;
+  fail(op_start_, what);
+}
+
+std::vector<const PickleValue*> PickleReader::partial_stack() const {
+  if (!ended_early_) return {};
+  return {stack_.begin(), stack_.end()};
+}
+
 void PickleReader::reject(const PickleValue& value, const std::string& what) const {
   fail(value.offset, what);
 }
@@ -223,9 +234,8 @@ std::vector<PickleValue*> PickleReader::pop_to_mark() {
 
 const uint8_t* PickleReader::take(size_t n, const char* opcode) {
   if (n > size_ - pos_)
-    fail(op_start_, std::string("the pickle ends inside ") + opcode + " (needs " +
-                        std::to_string(n) + " more bytes, " + std::to_string(size_ - pos_) +
-                        " left); the file is truncated");
+    ended_early(std::string("the pickle ends inside ") + opcode + " (needs " + std::to_string(n) +
+                " more bytes, " + std::to_string(size_ - pos_) + " left); the file is truncated");
   const uint8_t* p = data_ + pos_;
   pos_ += n;
   return p;
@@ -241,8 +251,8 @@ uint64_t PickleReader::read_le(size_t n, const char* opcode) {
 std::string_view PickleReader::read_line(const char* opcode) {
   const void* nl = std::memchr(data_ + pos_, '\n', size_ - pos_);
   if (!nl)
-    fail(op_start_, std::string("the pickle ends inside ") + opcode +
-                        " (no end of line); the file is truncated");
+    ended_early(std::string("the pickle ends inside ") + opcode +
+                " (no end of line); the file is truncated");
   size_t len = static_cast<const uint8_t*>(nl) - (data_ + pos_);
   std::string_view line(reinterpret_cast<const char*>(data_ + pos_), len);
   pos_ += len + 1;
@@ -251,10 +261,12 @@ std::string_view PickleReader::read_line(const char* opcode) {
 }
 
 void PickleReader::push_text(Kind kind, size_t n, const char* opcode) {
-  const uint8_t* p = take(n, opcode);
   PickleValue* v = make(kind);
-  v->text.assign(reinterpret_cast<const char*>(p), n);
   stack_.push_back(v);
+  // A payload cut short stays on the stack with what there is, for partial_stack().
+  const size_t available = std::min(n, size_ - pos_);
+  v->text.assign(reinterpret_cast<const char*>(data_ + pos_), available);
+  take(n, opcode);
 }
 
 void PickleReader::push_long(size_t n) {
@@ -436,7 +448,7 @@ const PickleValue& PickleReader::load() {
 
   while (true) {
     op_start_ = pos_;
-    if (pos_ >= size_) fail(pos_, "the pickle ends before its STOP opcode; the file is truncated");
+    if (pos_ >= size_) ended_early("the pickle ends before its STOP opcode; the file is truncated");
     const uint8_t op = data_[pos_++];
     switch (op) {
       case PROTO: {
@@ -449,7 +461,7 @@ const PickleValue& PickleReader::load() {
       case FRAME: {
         uint64_t len = read_le(8, "FRAME");
         if (len > size_ - pos_)
-          fail(op_start_, "the pickle's last frame is cut short; the file is truncated");
+          ended_early("the pickle's last frame is cut short; the file is truncated");
         break;
       }
       case STOP: {

@@ -81,12 +81,19 @@ class PickleReader {
   // form as the reader's own errors.
   [[noreturn]] void reject(const PickleValue& value, const std::string& what) const;
 
+  // After load() threw because the data ended early (a truncated file):
+  // the stack as it was, bottom first, MARKs dropped; a string whose payload
+  // was cut short holds the bytes that were there. Lets a caller salvage what
+  // a truncated file still holds. Empty after any other outcome.
+  std::vector<const PickleValue*> partial_stack() const;
+
   // Hostile input must not make us allocate without bound: every opcode makes
   // at most one object, so capping objects caps memory.
   static constexpr size_t kMaxObjects = size_t(1) << 22;
 
  private:
   [[noreturn]] void fail(size_t offset, const std::string& what) const;
+  [[noreturn]] void ended_early(const std::string& what);
 
   PickleValue* make(PickleValue::Kind kind);
   PickleValue* pop();
@@ -113,6 +120,7 @@ class PickleReader {
   size_t size_;
   size_t pos_ = 0;
   size_t op_start_ = 0;
+  bool ended_early_ = false;
   std::string context_;
 
   std::deque<PickleValue> arena_;  // stable addresses, flat destruction
