@@ -147,8 +147,9 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass * klass)
   g_object_class_install_property (gobject_class, PROP_INDEX_TYPE,
       g_param_spec_string ("index-type", "Index type",
           "FAISS index_factory string: Flat (exact), IVF<n>,Flat, "
-          "IVF<n>,PQ<m>, HNSW<m>, OPQ<m>,IVF<n>,PQ<m>...; ignored when "
-          "appending (the existing index keeps its type)", DEFAULT_INDEX_TYPE,
+          "IVF<n>,PQ<m>, HNSW<m>, OPQ<m>,IVF<n>,PQ<m>... (PQ<m>np skips "
+          "FAISS's slow polysemous training); ignored when appending (the "
+          "existing index keeps its type)", DEFAULT_INDEX_TYPE,
           flags));
   g_object_class_install_property (gobject_class, PROP_METRIC,
       g_param_spec_enum ("metric", "Metric",

@@ -1,0 +1,115 @@
+/* Feeds embeddings to faissindexer through appsrc, for the Python tests.
+ *
+ *   faissindexer-feed VECTORS DIMS LOCATION [property=value ...]
+ *
+ * VECTORS is a file of float32 rows of DIMS values, or "random:N" for N
+ * pseudo-random rows. Row i goes out with a GstEmbeddingMeta (model id from
+ * $VS_FEED_MODEL, default "resnet18:feed"; preprocessing "feed") and a
+ * GstSampleMeta (label i % 10, name "class<label>", source "feed/<i>").
+ * Progress messages are printed as "progress: <text>"; an error goes to
+ * stderr with exit status 1. */
+#include <gst/app/gstappsrc.h>
+#include <gst/gst.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gst/visualsearch/visualsearchmeta.h>
+
+static gfloat *
+load_vectors (const gchar * spec, guint dims, gsize * rows)
+{
+  if (g_str_has_prefix (spec, "random:")) {
+    GRand *rand = g_rand_new_with_seed (7);
+    *rows = g_ascii_strtoull (spec + 7, NULL, 10);
+    gfloat *v = g_new (gfloat, *rows * dims);
+    for (gsize i = 0; i < *rows * dims; i++)
+      v[i] = (gfloat) g_rand_double_range (rand, -1.0, 1.0);
+    g_rand_free (rand);
+    return v;
+  }
+  gchar *contents;
+  gsize length;
+  GError *error = NULL;
+  if (!g_file_get_contents (spec, &contents, &length, &error)) {
+    fprintf (stderr, "%s\n", error->message);
+    exit (2);
+  }
+  *rows = length / (dims * sizeof (gfloat));
+  return (gfloat *) contents;
+}
+
+int
+main (int argc, char **argv)
+{
+  gst_init (&argc, &argv);
+  if (argc < 4) {
+    fprintf (stderr, "usage: %s VECTORS DIMS LOCATION [property=value ...]\n",
+        argv[0]);
+    return 2;
+  }
+  const guint dims = (guint) g_ascii_strtoull (argv[2], NULL, 10);
+  const gchar *model = g_getenv ("VS_FEED_MODEL");
+  gsize rows;
+  gfloat *vectors = load_vectors (argv[1], dims, &rows);
+
+  GstElement *pipeline = gst_parse_launch ("appsrc name=src format=time "
+      "block=true max-buffers=256 ! faissindexer name=indexer", NULL);
+  GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  GstElement *indexer = gst_bin_get_by_name (GST_BIN (pipeline), "indexer");
+  g_object_set (indexer, "location", argv[3], NULL);
+  for (int i = 4; i < argc; i++) {
+    gchar **kv = g_strsplit (argv[i], "=", 2);
+    gst_util_set_object_arg (G_OBJECT (indexer), kv[0], kv[1]);
+    g_strfreev (kv);
+  }
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+
+  for (gsize i = 0; i < rows; i++) {
+    GstBuffer *buf = gst_buffer_new ();
+    gchar *name = g_strdup_printf ("class%d", (int) (i % 10));
+    gchar *source = g_strdup_printf ("feed/%" G_GSIZE_FORMAT, i);
+    gst_buffer_add_embedding_meta (buf, dims, vectors + i * dims,
+        model ? model : "resnet18:feed", "feed", FALSE);
+    gst_buffer_add_sample_meta (buf, i, i % 10, name, source);
+    g_free (name);
+    g_free (source);
+    if (gst_app_src_push_buffer (GST_APP_SRC (src), buf) != GST_FLOW_OK)
+      break;
+  }
+  gst_app_src_end_of_stream (GST_APP_SRC (src));
+
+  int status = 0;
+  GstBus *bus = gst_element_get_bus (pipeline);
+  for (gboolean done = FALSE; !done;) {
+    GstMessage *m = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
+        (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR |
+            GST_MESSAGE_PROGRESS));
+    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_PROGRESS) {
+      gchar *text;
+      gst_message_parse_progress (m, NULL, NULL, &text);
+      printf ("progress: %s\n", text);
+      fflush (stdout);
+      g_free (text);
+    } else if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR) {
+      GError *error;
+      gst_message_parse_error (m, &error, NULL);
+      fprintf (stderr, "%s\n", error->message);
+      g_error_free (error);
+      status = 1;
+      done = TRUE;
+    } else {
+      done = TRUE;
+    }
+    gst_message_unref (m);
+  }
+
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (bus);
+  gst_object_unref (src);
+  gst_object_unref (indexer);
+  gst_object_unref (pipeline);
+  g_free (vectors);
+  return status;
+}

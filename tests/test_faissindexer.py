@@ -1,0 +1,179 @@
+"""faissindexer's files as Python users see them: the index in Python faiss,
+the catalog in sqlite3, the export in NumPy; and a writer killed mid-write.
+
+usage: test_faissindexer.py FAISSINDEXER_FEED
+"""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import faiss
+import numpy as np
+
+FEED = None
+DIMS = 32
+
+
+def unit_rows(n, seed):
+    v = np.random.default_rng(seed).standard_normal((n, DIMS)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+class FaissIndexerFiles(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.index = os.path.join(self.dir.name, "gallery.faiss")
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def feed(self, vectors, *props, model=None, expect_ok=True):
+        path = os.path.join(self.dir.name, "vectors.f32")
+        vectors.astype("<f4").tofile(path)
+        env = dict(os.environ)
+        if model:
+            env["VS_FEED_MODEL"] = model
+        run = subprocess.run([FEED, path, str(DIMS), self.index, *props], env=env,
+                             capture_output=True, text=True, timeout=120)
+        if expect_ok:
+            self.assertEqual(run.returncode, 0, run.stderr)
+        else:
+            self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        return run
+
+    def catalog(self):
+        db = sqlite3.connect(self.index + ".db")
+        try:
+            facts = db.execute("SELECT model_id, preprocessing_id, dims, metric, index_type, "
+                               "count, created FROM index_facts").fetchall()
+            items = db.execute("SELECT id, label, label_name, source FROM items "
+                               "ORDER BY id").fetchall()
+        finally:
+            db.close()
+        return facts, items
+
+    def test_flat_index_catalog_and_npy(self):
+        vectors = unit_rows(200, 1)
+        run = self.feed(vectors, "export-npy=true", "progress-interval=50")
+        self.assertIn("progress: collected 100 embeddings", run.stdout)
+
+        index = faiss.read_index(self.index)
+        self.assertEqual(index.ntotal, 200)
+        self.assertEqual(index.d, DIMS)
+        self.assertEqual(index.metric_type, faiss.METRIC_INNER_PRODUCT)
+        np.testing.assert_array_equal(index.reconstruct_n(0, 200), vectors)
+
+        reference = faiss.IndexFlatIP(DIMS)
+        reference.add(vectors)
+        queries = unit_rows(8, 2)
+        d_ours, i_ours = index.search(queries, 5)
+        d_ref, i_ref = reference.search(queries, 5)
+        np.testing.assert_array_equal(i_ours, i_ref)
+        np.testing.assert_allclose(d_ours, d_ref, rtol=1e-6)
+
+        facts, items = self.catalog()
+        self.assertEqual(len(facts), 1)
+        model, prep, dims, metric, index_type, count, created = facts[0]
+        self.assertEqual((model, prep, dims, metric, index_type, count),
+                         ("resnet18:feed", "feed", DIMS, "ip", "Flat", 200))
+        self.assertRegex(created, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertEqual(len(items), 200)
+        self.assertEqual(items[17], (17, 7, "class7", "feed/17"))
+
+        embeddings = np.load(os.path.join(self.dir.name, "embeddings.npy"))
+        labels = np.load(os.path.join(self.dir.name, "labels.npy"))
+        self.assertEqual(embeddings.dtype, np.float32)
+        np.testing.assert_array_equal(embeddings, vectors)
+        self.assertEqual(labels.dtype, np.int64)
+        np.testing.assert_array_equal(labels, np.arange(200) % 10)
+
+    def test_factory_strings(self):
+        vectors = unit_rows(400, 3)
+        reference = faiss.IndexFlatL2(DIMS)
+        reference.add(vectors)
+        queries = vectors[:10] + 0.01
+        _, i_ref = reference.search(queries, 4)
+        for index_type, exact in [("IVF8,Flat", True), ("HNSW16", False),
+                                  ("IVF4,PQ8np", False), ("PCA32,IVF4,Flat", False)]:
+            with self.subTest(index_type=index_type):
+                self.feed(vectors, "index-type=" + index_type, "metric=l2")
+                index = faiss.read_index(self.index)
+                self.assertEqual(index.ntotal, 400)
+                self.assertEqual(self.catalog()[0][0][4], index_type)
+                if index_type.startswith("IVF"):
+                    faiss.extract_index_ivf(index).nprobe = 8
+                _, found = index.search(queries, 4)
+                if exact:
+                    # IVF with every list probed is exhaustive; its direct
+                    # map gives back the stored vectors.
+                    np.testing.assert_array_equal(found, i_ref)
+                    np.testing.assert_array_equal(index.reconstruct(123), vectors[123])
+                else:
+                    # Each query sits next to its own gallery vector.
+                    np.testing.assert_array_equal(found[:, 0], np.arange(10))
+
+    def test_too_few_vectors_names_the_minimum(self):
+        run = self.feed(unit_rows(20, 4), "index-type=IVF64,Flat", expect_ok=False)
+        self.assertIn("at least 64 training vectors", run.stderr)
+        self.assertFalse(os.path.exists(self.index))
+        run = self.feed(unit_rows(100, 4), "index-type=IVF2,PQ8np", expect_ok=False)
+        self.assertIn("at least 256 training vectors", run.stderr)
+
+    def test_append_and_mismatch(self):
+        first, second = unit_rows(120, 5), unit_rows(30, 6)
+        self.feed(first)
+        self.feed(second, "append=true")
+        index = faiss.read_index(self.index)
+        self.assertEqual(index.ntotal, 150)
+        np.testing.assert_array_equal(index.reconstruct_n(0, 150), np.vstack([first, second]))
+        facts, items = self.catalog()
+        self.assertEqual(facts[0][5], 150)
+        self.assertEqual([row[0] for row in items], list(range(150)))
+
+        run = self.feed(second, "append=true", model="resnet50:other", expect_ok=False)
+        self.assertIn("resnet50:other", run.stderr)
+        self.assertIn("resnet18:feed", run.stderr)
+        run = self.feed(second, "append=true", "metric=l2", expect_ok=False)
+        self.assertIn("metric ip", run.stderr)
+        self.assertIn("metric l2", run.stderr)
+        self.assertEqual(faiss.read_index(self.index).ntotal, 150)
+        self.assertEqual(self.catalog()[0][0][5], 150)
+
+    def test_kill_mid_write_keeps_previous_index(self):
+        previous = unit_rows(100, 7)
+        self.feed(previous)
+        # A big index takes a while to write: SIGKILL the writer as soon as
+        # its temporary file appears.
+        child = subprocess.Popen([FEED, "random:150000", "256", self.index],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tmp = "%s.tmp.%d" % (self.index, child.pid)
+        deadline = time.monotonic() + 90
+        while not os.path.exists(tmp) and child.poll() is None:
+            self.assertLess(time.monotonic(), deadline, "the writer never started writing")
+            time.sleep(0.001)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        self.assertEqual(child.returncode, -signal.SIGKILL,
+                         "the writer finished before it could be killed")
+        self.assertTrue(os.path.exists(tmp), "the writer was not caught mid-write")
+
+        index = faiss.read_index(self.index)
+        self.assertEqual(index.ntotal, 100)
+        np.testing.assert_array_equal(index.reconstruct_n(0, 100), previous)
+        facts, items = self.catalog()
+        self.assertEqual(facts[0][5], 100)
+        self.assertEqual(len(items), 100)
+
+        # The leftover temporary does not stand in the way of the next run.
+        self.feed(previous[:10])
+        self.assertEqual(faiss.read_index(self.index).ntotal, 10)
+
+
+if __name__ == "__main__":
+    FEED = sys.argv.pop(1)
+    unittest.main(verbosity=2)
