@@ -300,19 +300,23 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
   GST_OBJECT_LOCK (self);
   const int thumb_size = self->thumb_size;
   const vs::StripEdge edge = strip_edge (self->position);
-  const std::string dataset = self->dataset ? self->dataset : "";
   const guint max_thumbs = self->max_thumbs;
   const guint cache_size = self->cache_size;
   const gboolean persist = self->persist;
+  const char *dataset = self->dataset ? self->dataset : "";
+  const bool new_cache = !st.thumbnails || st.thumbnails_dataset != dataset
+      || st.thumbnails_capacity != cache_size;
+  /* Copied only when it changed: no allocation per frame. */
+  std::string new_dataset = new_cache ? dataset : "";
   GST_OBJECT_UNLOCK (self);
 
   if (!fresh && !(persist && !st.tiles.empty ()))
     return GST_FLOW_OK;
 
-  if (!st.thumbnails || st.thumbnails_dataset != dataset
-      || st.thumbnails_capacity != cache_size) {
-    st.thumbnails = std::make_unique<vs::ThumbnailCache> (cache_size, dataset);
-    st.thumbnails_dataset = dataset;
+  if (new_cache) {
+    st.thumbnails = std::make_unique<vs::ThumbnailCache> (cache_size,
+        new_dataset);
+    st.thumbnails_dataset = std::move (new_dataset);
     st.thumbnails_capacity = cache_size;
   }
 
