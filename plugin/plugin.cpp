@@ -16,6 +16,7 @@ plugin_init (GstPlugin * plugin)
   ret |= GST_ELEMENT_REGISTER (cifarsrc, plugin);
   ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
   ret |= GST_ELEMENT_REGISTER (faissindexer, plugin);
+  ret |= GST_ELEMENT_REGISTER (cifarindexer, plugin);
   ret |= GST_ELEMENT_REGISTER (faisssearch, plugin);
   ret |= GST_ELEMENT_REGISTER (searchoverlay, plugin);
 
