@@ -118,8 +118,9 @@ def resnet_parity(tmp):
 
         # (b) uint8 frames through the element
         fragment = f"embedder model={arch} weights={path} batch-size=2"
-        for fmt, w, h in [("RGB", 320, 240), ("RGB", 223, 131), ("BGRx", 200, 300),
-                          ("I420", 176, 144)]:
+        frame_cases = [("RGB", 320, 240), ("RGB", 223, 131), ("BGRx", 200, 300), ("I420", 176, 144)]
+        # resnet50 is slow here: the layouts are the same code as for resnet18.
+        for fmt, w, h in frame_cases if arch == "resnet18" else frame_cases[::3]:
             caps = f"video/x-raw,format={fmt},width={w},height={h},framerate=30/1"
             if fmt == "I420":
                 # Random Y, U and V planes; the reference sees what videoconvert makes of them.

@@ -250,8 +250,12 @@ ResNet ResNetBuilder::build(const Plan& plan, const ConvSource& source) {
     const ConvBN p = source(c);
     constexpr double eps = 1e-5;  // torchvision's BatchNorm2d default
     const at::Tensor scale = p.gamma / at::sqrt(p.var + eps);
-    return ResNet::Conv{(p.weight * scale.view({-1, 1, 1, 1})).to(at::kFloat),
-                (p.beta - p.mean * scale).to(at::kFloat), c.stride, c.padding};
+    ResNet::Conv conv;
+    conv.weight = (p.weight * scale.view({-1, 1, 1, 1})).to(at::kFloat);
+    conv.bias = (p.beta - p.mean * scale).to(at::kFloat);
+    conv.stride = c.stride;
+    conv.padding = c.padding;
+    return conv;
   };
   net.stem_ = fold(plan.convs[0]);
   for (size_t b = 0; b + 1 < plan.block_first.size(); ++b) {
@@ -272,26 +276,37 @@ ResNet ResNetBuilder::build(const Plan& plan, const ConvSource& source) {
 }
 
 void ResNet::to(at::Device device, at::ScalarType dtype) {
-  auto move = [&](Conv& c) {
-    c.weight = c.weight.to(device, dtype).contiguous(at::MemoryFormat::ChannelsLast);
-    c.bias = c.bias.to(device, dtype);
+  mkldnn_ = device.is_cpu() && at::hasMKLDNN();
+  auto prepare = [&](Conv& c) {
+    if (mkldnn_) {
+      c.run_weight = at::mkldnn_reorder_conv2d_weight(
+          c.weight.to_mkldnn(dtype), {c.padding, c.padding}, {c.stride, c.stride}, {1, 1}, 1);
+      c.run_bias = c.bias.to_mkldnn(dtype);
+    } else {
+      c.run_weight = c.weight.to(device, dtype).contiguous(at::MemoryFormat::ChannelsLast);
+      c.run_bias = c.bias.to(device, dtype);
+    }
   };
-  move(stem_);
+  prepare(stem_);
   for (Block& b : blocks_) {
-    move(b.conv1);
-    move(b.conv2);
-    if (b.bottleneck) move(b.conv3);
-    if (b.has_downsample) move(b.downsample);
+    prepare(b.conv1);
+    prepare(b.conv2);
+    if (b.bottleneck) prepare(b.conv3);
+    if (b.has_downsample) prepare(b.downsample);
   }
   dtype_ = dtype;
 }
 
 at::Tensor ResNet::conv(const at::Tensor& x, const Conv& c) const {
-  return at::conv2d(x, c.weight, c.bias, c.stride, c.padding);
+  if (mkldnn_)
+    return at::mkldnn_convolution(x, c.run_weight, c.run_bias, {c.padding, c.padding},
+                                  {c.stride, c.stride}, {1, 1}, 1);
+  return at::conv2d(x, c.run_weight, c.run_bias, c.stride, c.padding);
 }
 
 at::Tensor ResNet::forward(const at::Tensor& input) const {
-  at::Tensor x = input.to(dtype_).contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor x = mkldnn_ ? input.to(at::kFloat).contiguous().to_mkldnn(dtype_)
+                        : input.to(dtype_).contiguous(at::MemoryFormat::ChannelsLast);
   x = conv(x, stem_).relu_();
   x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
   for (const Block& b : blocks_) {
@@ -301,7 +316,7 @@ at::Tensor ResNet::forward(const at::Tensor& input) const {
     if (b.bottleneck) out = conv(out.relu_(), b.conv3);
     x = out.add_(identity).relu_();
   }
-  return x.to(at::kFloat).mean({2, 3});
+  return (mkldnn_ ? x.to_dense() : x).to(at::kFloat).mean({2, 3});
 }
 
 }  // namespace vs

@@ -22,7 +22,7 @@ class ResNet {
   // Deterministic weights drawn from `seed`: the same in every process.
   static ResNet random(const std::string& arch, uint64_t seed);
 
-  // Moves the weights to a device and dtype, in channels-last layout.
+  // Prepares the weights for a device and dtype.
   void to(at::Device device, at::ScalarType dtype);
   // (N, 3, H, W) normalised batch -> (N, dims()) float features.
   at::Tensor forward(const at::Tensor& input) const;
@@ -32,7 +32,8 @@ class ResNet {
   friend class ResNetBuilder;
 
   struct Conv {
-    at::Tensor weight, bias;
+    at::Tensor weight, bias;          // folded, dense float: what to() starts from
+    at::Tensor run_weight, run_bias;  // in the device, dtype and layout forward() uses
     int64_t stride = 1, padding = 0;
   };
   struct Block {
@@ -46,6 +47,9 @@ class ResNet {
   std::vector<Block> blocks_;
   int dims_ = 0;
   at::ScalarType dtype_ = at::kFloat;
+  // oneDNN tensors with weights reordered once: on CPUs, faster than dense
+  // channels-last, whose convolutions reorder the weights on every call.
+  bool mkldnn_ = false;
 };
 
 }  // namespace vs
