@@ -175,6 +175,8 @@ def torchscript_parity(tmp):
         ours = embed_tensor(tmp, x, model=pt)
         diff = (ours - ref).abs().max().item() if ours.shape == ref.shape else float("nan")
         check(diff <= 1e-4, f"{name} TorchScript, same tensor: max |diff| {diff:.2e} <= 1e-4")
+        cos = cosine(embed_tensor(tmp, x, model=pt, precision="bf16"), ref).min().item()
+        check(cos >= 0.99, f"{name} TorchScript bf16 vs fp32: min cosine {cos:.5f} >= 0.99")
 
         rgb = [smooth_image(gen, 240, 320, 3) for _ in range(2)]
         info, data = run_pipeline(tmp, "video/x-raw,format=RGB,width=320,height=240,framerate=30/1",
