@@ -542,7 +542,11 @@ gst_embedder_src_event (GstBaseTransform * trans, GstEvent * event)
     GST_OBJECT_LOCK (self);
     /* As GstBaseTransform does: when late, aim past the lateness twice so
      * that skipping actually catches up. */
-    self->state->qos_earliest = diff > 0 ? timestamp + 2 * diff : timestamp + diff;
+    if (diff > 0)
+      self->state->qos_earliest = timestamp + 2 * diff;
+    else
+      self->state->qos_earliest = timestamp > (GstClockTime) - diff ?
+          timestamp + diff : 0;
     GST_OBJECT_UNLOCK (self);
   }
   return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
