@@ -304,19 +304,33 @@ struct EmbeddingEngine::Impl {
   }
 };
 
-EmbeddingEngine::EmbeddingEngine(const EmbeddingConfig& config) {
+namespace {
+
+// LibTorch reports failures as c10::Error, whose text carries a C++ stack
+// trace; callers get a vs::Error with its first line.
+template <typename F>
+auto translate_errors(const std::string& what, F&& f) {
   try {
-    impl_ = std::make_unique<Impl>(config);
+    return f();
   } catch (const c10::Error& e) {
-    throw Error("cannot load model " + config.model + ": " + first_line(e.what()));
+    throw Error(what + ": " + first_line(e.what()));
   }
+}
+
+}  // namespace
+
+EmbeddingEngine::EmbeddingEngine(const EmbeddingConfig& config) {
+  translate_errors("cannot load model " + config.model,
+                   [&] { impl_ = std::make_unique<Impl>(config); });
 }
 
 EmbeddingEngine::~EmbeddingEngine() = default;
 
 void EmbeddingEngine::add(const ImageView& image) {
-  c10::InferenceMode guard;
-  impl_->batch.push_back(impl_->preprocess(image));
+  translate_errors("cannot preprocess an image", [&] {
+    c10::InferenceMode guard;
+    impl_->batch.push_back(impl_->preprocess(image));
+  });
 }
 
 size_t EmbeddingEngine::pending() const { return impl_->batch.size(); }
@@ -325,13 +339,15 @@ void EmbeddingEngine::clear() { impl_->batch.clear(); }
 
 std::vector<float> EmbeddingEngine::run() {
   if (impl_->batch.empty()) return {};
-  at::Tensor input;
-  {
-    c10::InferenceMode guard;
-    input = at::stack(impl_->batch);
-  }
-  impl_->batch.clear();
-  return Impl::to_vector(impl_->forward(input));
+  return translate_errors(impl_->model_id + " failed", [&] {
+    at::Tensor input;
+    {
+      c10::InferenceMode guard;
+      input = at::stack(impl_->batch);
+    }
+    impl_->batch.clear();
+    return Impl::to_vector(impl_->forward(input));
+  });
 }
 
 std::vector<float> EmbeddingEngine::embed(const std::vector<ImageView>& images) {
@@ -342,9 +358,12 @@ std::vector<float> EmbeddingEngine::embed(const std::vector<ImageView>& images) 
 
 std::vector<float> EmbeddingEngine::embed_preprocessed(const float* nchw, int n, int height,
                                                        int width) {
-  const at::Tensor input =
-      at::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, at::kFloat);
-  return Impl::to_vector(impl_->forward(input));
+  if (n <= 0 || height <= 0 || width <= 0) throw Error("empty batch");
+  return translate_errors(impl_->model_id + " failed", [&] {
+    const at::Tensor input =
+        at::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, at::kFloat);
+    return Impl::to_vector(impl_->forward(input));
+  });
 }
 
 int EmbeddingEngine::dims() const { return impl_->dims; }
