@@ -184,7 +184,7 @@ gst_retrieval_eval_class_init (GstRetrievalEvalClass * klass)
       "Retrieval evaluation", "Sink/Analysis",
       "Measures Precision@k, Recall@k, mAP@k and MRR of the neighbours found "
       "for labelled query frames",
-      "visualsearch developers <visualsearch@example.org>");
+      "visualsearch developers");
 
   base_sink_class->start = GST_DEBUG_FUNCPTR (gst_retrieval_eval_start);
   base_sink_class->stop = GST_DEBUG_FUNCPTR (gst_retrieval_eval_stop);
