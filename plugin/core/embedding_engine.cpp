@@ -146,12 +146,22 @@ class Preprocessor {
     for (int o : v.offsets)
       if (o < 0 || o >= v.pixel_stride) throw Error("invalid pixel layout");
 
-    const at::Tensor pixels = at::from_blob(const_cast<uint8_t*>(v.data),
-                                            {v.height, v.width, v.pixel_stride},
-                                            {v.stride, v.pixel_stride, 1}, at::kByte);
-    const at::Tensor rgb = pixels.index_select(
-        2, at::tensor({int64_t{v.offsets[0]}, int64_t{v.offsets[1]}, int64_t{v.offsets[2]}}));
-    at::Tensor img = rgb.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat).contiguous();
+    auto* data = const_cast<uint8_t*>(v.data);
+    const int64_t step = v.offsets[1] - v.offsets[0];
+    at::Tensor rgb;
+    if (step >= 0 && v.offsets[2] - v.offsets[1] == step) {
+      // RGB, RGBx, xRGB, RGBA, ARGB and grey (step 0) are a strided view.
+      rgb = at::from_blob(data + v.offsets[0], {v.height, v.width, 3},
+                          {v.stride, v.pixel_stride, step}, at::kByte);
+    } else {
+      rgb = at::from_blob(data, {v.height, v.width, v.pixel_stride},
+                          {v.stride, v.pixel_stride, 1}, at::kByte)
+                .index_select(2, at::tensor({int64_t{v.offsets[0]}, int64_t{v.offsets[1]},
+                                             int64_t{v.offsets[2]}}));
+    }
+    // One pass from interleaved uint8 to planar float.
+    at::Tensor img = at::empty({1, 3, v.height, v.width}, at::kFloat)
+                         .copy_(rgb.permute({2, 0, 1}).unsqueeze(0));
 
     int64_t out_h = size_, out_w = size_;
     if (resize_ > 0) {
