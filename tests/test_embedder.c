@@ -292,6 +292,41 @@ GST_START_TEST (test_qos_skips_late_frames)
 
 GST_END_TEST;
 
+GST_START_TEST (test_stress_live_properties)
+{
+  GstHarness *h = harness_new (SMALL " batch-size=3",
+      "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
+  GValue interval = G_VALUE_INIT, batch = G_VALUE_INIT;
+  g_value_init (&interval, G_TYPE_UINT);
+  g_value_set_uint (&interval, 2);
+  g_value_init (&batch, G_TYPE_UINT);
+  g_value_set_uint (&batch, 1);
+  GstHarnessThread *t1 = gst_harness_stress_property_start_full (h,
+      "inference-interval", &interval, 100);
+  GstHarnessThread *t2 = gst_harness_stress_property_start_full (h,
+      "batch-size", &batch, 100);
+  for (guint i = 0; i < 20; i++)
+    fail_unless_equals_int (gst_harness_push (h, frame_new (h, i)),
+        GST_FLOW_OK);
+  gst_harness_stress_thread_stop (t1);
+  gst_harness_stress_thread_stop (t2);
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+  /* Every frame comes out once, in order, whatever the settings were. */
+  fail_unless_equals_int (gst_harness_buffers_in_queue (h), 20);
+  for (guint i = 0; i < 20; i++) {
+    GstBuffer *out = gst_harness_pull (h);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (out), i * GST_SECOND / 30);
+    gst_buffer_unref (out);
+  }
+  fail_unless_equals_uint64 (get_u64 (h, "frames-embedded") +
+      get_u64 (h, "frames-skipped"), 20);
+  g_value_unset (&interval);
+  g_value_unset (&batch);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_repeated_state_changes)
 {
   GstElement *p = gst_parse_launch ("videotestsrc num-buffers=3 ! "
@@ -397,6 +432,7 @@ embedder_suite (void)
   tcase_add_test (tc, test_batch_order_and_eos_drain);
   tcase_add_test (tc, test_flush_clears_batch);
   tcase_add_test (tc, test_qos_skips_late_frames);
+  tcase_add_test (tc, test_stress_live_properties);
   tcase_add_test (tc, test_repeated_state_changes);
   tcase_add_test (tc, test_errors);
   return s;
