@@ -11,7 +11,8 @@
  * At EOS a trainable #GstFaissIndexer:index-type (IVF, PQ, OPQ) is trained on
  * the collected vectors, then the index and the catalog are written: each to a
  * temporary file in the same directory, flushed, and renamed over the old one,
- * so a failure or a kill while writing leaves the previous files intact.
+ * so a failure or a kill while writing leaves the previous files intact (a
+ * killed run may leave a stale location.tmp.PID behind, safe to delete).
  * With #GstFaissIndexer:export-npy, embeddings.npy and labels.npy are written
  * to the index's directory too.
  *

@@ -145,7 +145,8 @@ bool IndexBuilder::finish() {
                 options_.location + ". Put an embedder upstream of the indexer.");
   }
   if (index_->needs_training()) train_on_pending();
-  step_("adding " + std::to_string(pending_rows()) + " vectors to the index");
+  step_("adding " + std::to_string(pending_rows()) + " vectors; the index will hold " +
+        std::to_string(existing_ + added_));
   flush_pending();
 
   facts_.count = index_->size();
