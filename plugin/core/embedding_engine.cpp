@@ -7,12 +7,10 @@
 #include <torch/script.h>
 
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <regex>
-#include <sstream>
 #include <thread>
 
 #include "core/resnet.h"
@@ -46,10 +44,14 @@ std::string weights_id(const std::string& path) {
   return sha256_prefix(path);
 }
 
+// The id must not depend on the locale (a decimal comma would split it).
 std::string format_triple(const std::array<float, 3>& v) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%g,%g,%g", v[0], v[1], v[2]);
-  return buf;
+  std::string out;
+  for (float x : v) {
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+    out += (out.empty() ? "" : ",") + std::string(g_ascii_formatd(buf, sizeof buf, "%g", x));
+  }
+  return out;
 }
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
