@@ -18,6 +18,9 @@ const char* metric_name(Metric metric);
 // Throws vs::Error for anything but "ip" or "l2".
 Metric metric_from_name(const std::string& name);
 
+// Per-search knobs, also behind a transform (OPQ, PCA) and for an IVF's HNSW
+// quantizer; an index type that has no use for one (Flat, or a refine stage
+// on top) ignores it.
 struct SearchParams {
   int nprobe = 0;     // IVF; 0 keeps the index's own
   int ef_search = 0;  // HNSW; 0 keeps the index's own
