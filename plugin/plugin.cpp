@@ -12,15 +12,13 @@ plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
 
-  ret |= GST_ELEMENT_REGISTER (embedder, plugin);
   ret |= GST_ELEMENT_REGISTER (cifarsrc, plugin);
-  ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
+  ret |= GST_ELEMENT_REGISTER (embedder, plugin);
   ret |= GST_ELEMENT_REGISTER (faissindexer, plugin);
   ret |= GST_ELEMENT_REGISTER (cifarindexer, plugin);
   ret |= GST_ELEMENT_REGISTER (faisssearch, plugin);
   ret |= GST_ELEMENT_REGISTER (searchoverlay, plugin);
-
-
+  ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
 
   return ret;
 }
