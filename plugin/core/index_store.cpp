@@ -121,6 +121,15 @@ class SearchParameterChain {
   faiss::SearchParameters* top_ = nullptr;
 };
 
+// The HNSW graph of an index, whether it is the index itself, behind a
+// pre-transform, or the coarse quantizer of an inverted file.
+faiss::HNSW* find_hnsw(faiss::Index* index) {
+  if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) return find_hnsw(pre->index);
+  if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index)) return find_hnsw(ivf->quantizer);
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) return &hnsw->hnsw;
+  return nullptr;
+}
+
 }  // namespace
 
 const char* metric_name(Metric metric) {
@@ -134,7 +143,9 @@ Metric metric_from_name(const std::string& name) {
 }
 
 IndexStore::IndexStore(std::unique_ptr<faiss::Index> index, std::string description)
-    : index_(std::move(index)), description_(std::move(description)) {}
+    : index_(std::move(index)),
+      description_(std::move(description)),
+      hnsw_mutex_(std::make_unique<std::mutex>()) {}
 IndexStore::~IndexStore() = default;
 IndexStore::IndexStore(IndexStore&&) noexcept = default;
 IndexStore& IndexStore::operator=(IndexStore&&) noexcept = default;
@@ -229,7 +240,24 @@ std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n
   std::vector<idx_t> labels(n * k);
   SearchParameterChain chain(index_.get(), params);
   try {
-    index_->search(n, queries, k, distances.data(), labels.data(), chain.get());
+    // FAISS 1.7.3 sizes HNSW's candidate queue from the graph's own efSearch,
+    // not the per-call one, so a larger ef-search would only partly apply.
+    // Set it on the graph for the call, under a lock every search of this
+    // store takes while the index has a graph.
+    if (faiss::HNSW* hnsw = find_hnsw(index_.get())) {
+      std::lock_guard<std::mutex> lock(*hnsw_mutex_);
+      const int stored_ef = hnsw->efSearch;
+      if (params.ef_search > 0) hnsw->efSearch = params.ef_search;
+      try {
+        index_->search(n, queries, k, distances.data(), labels.data(), chain.get());
+      } catch (...) {
+        hnsw->efSearch = stored_ef;
+        throw;
+      }
+      hnsw->efSearch = stored_ef;
+    } else {
+      index_->search(n, queries, k, distances.data(), labels.data(), chain.get());
+    }
   } catch (const faiss::FaissException& e) {
     throw Error("Searching the \"" + description_ + "\" index failed: " + e.msg);
   }

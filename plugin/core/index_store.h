@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -58,7 +59,8 @@ class IndexStore {
   void add(const float* vectors, int64_t n);  // ids continue from size()
   // n queries of dims() floats; at most k hits each, nearest first; FAISS's
   // -1 padding (k > size) is dropped. Safe to call from several threads at
-  // once: params travel with the call, the index is never modified.
+  // once: params travel with the call; HNSW searches are serialised (see
+  // index_store.cpp).
   std::vector<std::vector<Hit>> search(const float* queries, int64_t n, int k,
                                        const SearchParams& params) const;
   // IVF indexes keep a direct map so that this works for them too.
@@ -73,6 +75,7 @@ class IndexStore {
   IndexStore(std::unique_ptr<faiss::Index> index, std::string description);
   std::unique_ptr<faiss::Index> index_;
   std::string description_;  // the factory string, or the file it came from
+  std::unique_ptr<std::mutex> hnsw_mutex_;
 };
 
 }  // namespace vs
