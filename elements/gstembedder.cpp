@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/embedding_engine.h"
 #include "meta/visualsearchmeta.h"
 
@@ -60,6 +61,7 @@ enum
   PROP_FRAMES_EMBEDDED,
   PROP_FRAMES_SKIPPED,
   PROP_MEAN_INFERENCE_MS,
+  PROP_ACTIVE_PRECISION,
 };
 
 /* A frame held back until its batch has run. */
@@ -129,6 +131,8 @@ struct _GstEmbedder
   guint64 seed;
   guint64 frames_embedded;
   guint64 frames_skipped;
+  /* What the running engine computes in; unset (-1) until start. */
+  gint active_precision;
 
   EmbedderState *state;
 };
@@ -189,6 +193,16 @@ parse_triple (const gchar * str, std::array < float, 3 > *out)
   }
   g_strfreev (parts);
   return ok;
+}
+
+/* What start() will run in: bf16 on a CPU only where it is native. */
+static vs::Precision
+predicted_precision (vs::Precision asked, const gchar * device)
+{
+  const bool cpu = device == NULL || g_str_has_prefix (device, "cpu");
+  if (asked == vs::Precision::BF16 && cpu && !vs::native_bf16 ())
+    return vs::Precision::FP32;
+  return asked;
 }
 
 static void
@@ -303,6 +317,11 @@ gst_embedder_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_FRAMES_SKIPPED:
       g_value_set_uint64 (value, self->frames_skipped);
       break;
+    case PROP_ACTIVE_PRECISION:
+      g_value_set_enum (value, self->active_precision >= 0 ?
+          self->active_precision : static_cast < gint >
+          (predicted_precision (self->precision, self->device)));
+      break;
     case PROP_MEAN_INFERENCE_MS:
       g_value_set_double (value, self->frames_embedded ?
           self->state->busy_ms / self->frames_embedded : 0.0);
@@ -408,12 +427,21 @@ gst_embedder_start (GstBaseTransform * trans)
     return FALSE;
   }
 
-  if (!st->engine->warning ().empty ())
-    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s",
-            st->engine->warning ().c_str ()), (NULL));
-  GST_INFO_OBJECT (self, "model %s (%d dims), preprocessing %s",
-      st->engine->model_id ().c_str (), st->engine->dims (),
-      st->engine->preprocessing_id ().c_str ());
+  for (const std::string & warning:st->engine->warnings ())
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", warning.c_str ()),
+        (NULL));
+  const vs::Precision active = st->engine->active_precision ();
+  GST_OBJECT_LOCK (self);
+  self->active_precision = static_cast < gint > (active);
+  GST_OBJECT_UNLOCK (self);
+  const vs::CpuFeatures & cpu = vs::cpu_features ();
+  GST_INFO_OBJECT (self, "model %s (%d dims), preprocessing %s, precision %s "
+      "(asked %s) on %s (avx2 %d, avx512bw/vl/dq %d, avx512_bf16 %d, "
+      "amx_bf16 %d)", st->engine->model_id ().c_str (), st->engine->dims (),
+      st->engine->preprocessing_id ().c_str (), vs::precision_name (active),
+      vs::precision_name (config.precision), cpu.model.c_str (), cpu.avx2,
+      cpu.avx512bw && cpu.avx512vl && cpu.avx512dq, cpu.avx512_bf16,
+      cpu.amx_bf16);
   return TRUE;
 }
 
@@ -425,6 +453,9 @@ gst_embedder_stop (GstBaseTransform * trans)
   st->drop_buffers ();
   st->engine.reset ();
   st->converter.reset ();
+  GST_OBJECT_LOCK (trans);
+  GST_EMBEDDER (trans)->active_precision = -1;
+  GST_OBJECT_UNLOCK (trans);
   return TRUE;
 }
 
@@ -733,6 +764,7 @@ gst_embedder_init (GstEmbedder * self)
   self->threads = DEFAULT_THREADS;
   self->device = g_strdup (DEFAULT_DEVICE);
   self->seed = DEFAULT_SEED;
+  self->active_precision = -1;
   self->state = new EmbedderState ();
 
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
@@ -792,7 +824,9 @@ gst_embedder_class_init (GstEmbedderClass * klass)
           DEFAULT_NORMALIZE, rw));
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
-          "Arithmetic of the model", GST_TYPE_EMBEDDER_PRECISION,
+          "Arithmetic of the model; bf16 needs a CPU with native bf16 and "
+          "otherwise runs as fp32 (see active-precision)",
+          GST_TYPE_EMBEDDER_PRECISION,
           static_cast < gint > (DEFAULT_PRECISION), rw));
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
       g_param_spec_uint ("batch-size", "Batch size",
@@ -823,6 +857,13 @@ gst_embedder_class_init (GstEmbedderClass * klass)
       g_param_spec_uint64 ("frames-skipped", "Frames skipped",
           "Frames passed without an embedding (inference-interval, or QoS "
           "when downstream is late)", 0, G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_ACTIVE_PRECISION,
+      g_param_spec_enum ("active-precision", "Active precision",
+          "The arithmetic the model really runs in: precision=bf16 runs as "
+          "fp32 (with a warning) on a CPU without native bf16 (AVX512_BF16 "
+          "or AMX-BF16), or when VISUALSEARCH_HIDE_NATIVE_BF16=1 is set",
+          GST_TYPE_EMBEDDER_PRECISION, static_cast < gint > (DEFAULT_PRECISION),
+          ro));
   g_object_class_install_property (gobject_class, PROP_MEAN_INFERENCE_MS,
       g_param_spec_double ("mean-inference-ms", "Mean inference time",
           "Mean milliseconds spent per embedded frame (preprocessing and "

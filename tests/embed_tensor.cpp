@@ -4,7 +4,7 @@
 //   embed-tensor IN.f32 N H W OUT.f32 [key=value ...]
 //
 // keys: model, weights, precision (fp32|bf16), normalize (0|1), seed, threads.
-// stdout: dims=, model_id= lines.
+// stdout: dims=, model_id=, active_precision= lines, and a warning= line each.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -48,7 +48,9 @@ int main(int argc, char** argv) {
     const std::vector<float> out = engine.embed_preprocessed(input.data(), n, h, w);
     std::ofstream(argv[5], std::ios::binary)
         .write(reinterpret_cast<const char*>(out.data()), out.size() * sizeof(float));
-    std::cout << "dims=" << engine.dims() << "\nmodel_id=" << engine.model_id() << "\n";
+    std::cout << "dims=" << engine.dims() << "\nmodel_id=" << engine.model_id()
+              << "\nactive_precision=" << vs::precision_name(engine.active_precision()) << "\n";
+    for (const std::string& warning : engine.warnings()) std::cout << "warning=" << warning << "\n";
   } catch (const std::exception& e) {
     std::cerr << "ERROR: " << e.what() << "\n";
     return 1;

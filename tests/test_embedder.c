@@ -413,6 +413,59 @@ GST_START_TEST (test_errors)
 
 GST_END_TEST;
 
+/* precision=bf16 always runs: natively, or as fp32 with one warning that
+ * says why; active-precision tells which. The variable hides native bf16 so
+ * the fallback runs on every CPU. */
+GST_START_TEST (test_bf16_fallback)
+{
+  g_setenv ("VISUALSEARCH_HIDE_NATIVE_BF16", "1", TRUE);
+  GstElement *p = gst_parse_launch ("videotestsrc num-buffers=2 ! "
+      "video/x-raw,width=40,height=30 ! embedder name=e " SMALL
+      " precision=bf16 ! fakesink", NULL);
+  GstElement *e = gst_bin_get_by_name (GST_BIN (p), "e");
+  gint active;
+  g_object_get (e, "active-precision", &active, NULL);
+  fail_unless_equals_int (active, 0);
+  GParamSpec *spec = g_object_class_find_property (G_OBJECT_GET_CLASS (e),
+      "active-precision");
+  fail_if (spec->flags & G_PARAM_WRITABLE);
+
+  fail_unless (gst_element_set_state (p, GST_STATE_PLAYING) !=
+      GST_STATE_CHANGE_FAILURE);
+  guint warnings = 0;
+  for (;;) {
+    GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (p),
+        30 * GST_SECOND, (GstMessageType) (GST_MESSAGE_EOS |
+            GST_MESSAGE_ERROR | GST_MESSAGE_WARNING));
+    fail_unless (m != NULL);
+    fail_if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR);
+    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_EOS) {
+      gst_message_unref (m);
+      break;
+    }
+    GError *err;
+    gst_message_parse_warning (m, &err, NULL);
+    if (strstr (err->message, "precision=bf16 runs as fp32")) {
+      fail_unless (strstr (err->message, "VISUALSEARCH_HIDE_NATIVE_BF16"));
+      warnings++;
+    }
+    g_error_free (err);
+    gst_message_unref (m);
+  }
+  fail_unless_equals_int (warnings, 1);
+  g_object_get (e, "active-precision", &active, NULL);
+  fail_unless_equals_int (active, 0);
+  guint64 embedded;
+  g_object_get (e, "frames-embedded", &embedded, NULL);
+  fail_unless_equals_uint64 (embedded, 2);
+  gst_element_set_state (p, GST_STATE_NULL);
+  g_unsetenv ("VISUALSEARCH_HIDE_NATIVE_BF16");
+  gst_object_unref (e);
+  gst_object_unref (p);
+}
+
+GST_END_TEST;
+
 static Suite *
 embedder_suite (void)
 {
@@ -435,6 +488,7 @@ embedder_suite (void)
   tcase_add_test (tc, test_stress_live_properties);
   tcase_add_test (tc, test_repeated_state_changes);
   tcase_add_test (tc, test_errors);
+  tcase_add_test (tc, test_bf16_fallback);
   return s;
 }
 

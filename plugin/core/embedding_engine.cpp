@@ -13,6 +13,7 @@
 #include <regex>
 #include <thread>
 
+#include "core/cpu_features.h"
 #include "core/resnet.h"
 
 namespace vs {
@@ -212,12 +213,13 @@ struct EmbeddingEngine::Impl {
   std::optional<ResNet> resnet;
   std::optional<torch::jit::Module> script;
   int dims = 0;
-  std::string model_id, warning;
+  std::string model_id;
+  std::vector<std::string> warnings;
   std::vector<at::Tensor> batch;
 
   explicit Impl(const EmbeddingConfig& c) : config(c), preprocess(c) {
     device = parse_device(c.device);
-    dtype = c.precision == Precision::BF16 ? at::kBFloat16 : at::kFloat;
+    dtype = choose_dtype(c.precision);
     threads = c.threads > 0 ? c.threads : default_threads();
     at::set_num_threads(threads);
     c10::InferenceMode guard;
@@ -227,15 +229,27 @@ struct EmbeddingEngine::Impl {
       load_torchscript();
   }
 
+  // bf16 only where the CPU runs it natively: elsewhere oneDNN's bf16 reorder
+  // refuses to start (AVX2 only) or emulates it slower than fp32, so fp32 it
+  // is, and the user is told once why.
+  at::ScalarType choose_dtype(Precision asked) {
+    if (asked != Precision::BF16) return at::kFloat;
+    std::string why_not;
+    if (!device.is_cpu() || native_bf16(&why_not)) return at::kBFloat16;
+    warnings.push_back("precision=bf16 runs as fp32: " + why_not +
+                       ". The embeddings are those of fp32 (active-precision shows what ran).");
+    return at::kFloat;
+  }
+
   void load_resnet() {
     const std::string& arch = config.model;
     if (config.weights == "random") {
       resnet = ResNet::random(arch, config.seed);
       model_id = arch + ":random-seed" + std::to_string(config.seed);
-      warning = arch + " runs with random weights (weights=random, seed " +
+      warnings.push_back(arch + " runs with random weights (weights=random, seed " +
                 std::to_string(config.seed) +
                 "): the embeddings are reproducible but meaningless for visual similarity. "
-                "Fetch real weights with models/fetch-weights.sh " + arch + " (" + kReadme + ").";
+                "Fetch real weights with models/fetch-weights.sh " + arch + " (" + kReadme + ").");
     } else {
       std::string path = config.weights;
       if (path.empty()) {
@@ -381,6 +395,14 @@ std::vector<float> EmbeddingEngine::embed_preprocessed(const float* nchw, int n,
 int EmbeddingEngine::dims() const { return impl_->dims; }
 const std::string& EmbeddingEngine::model_id() const { return impl_->model_id; }
 const std::string& EmbeddingEngine::preprocessing_id() const { return impl_->preprocess.id(); }
-const std::string& EmbeddingEngine::warning() const { return impl_->warning; }
+const std::vector<std::string>& EmbeddingEngine::warnings() const { return impl_->warnings; }
+
+Precision EmbeddingEngine::active_precision() const {
+  return impl_->dtype == at::kBFloat16 ? Precision::BF16 : Precision::FP32;
+}
+
+const char* precision_name(Precision precision) {
+  return precision == Precision::BF16 ? "bf16" : "fp32";
+}
 
 }  // namespace vs

@@ -14,6 +14,7 @@
 namespace vs {
 
 enum class Precision { FP32, BF16 };
+const char* precision_name(Precision precision);
 
 struct EmbeddingConfig {
   // resnet18|resnet34|resnet50|resnet101|resnet152, or the path of a
@@ -86,8 +87,12 @@ class EmbeddingEngine {
   const std::string& model_id() const;
   // "rgb;resize=256;crop=224;mean=0.485,0.456,0.406;std=0.229,0.224,0.225"
   const std::string& preprocessing_id() const;
-  // Something the user should be told, e.g. that random weights are in use.
-  const std::string& warning() const;
+  // The arithmetic actually used: bf16 asked for on a CPU without native bf16
+  // runs in fp32 (see native_bf16() in core/cpu_features.h).
+  Precision active_precision() const;
+  // What the user should be told, e.g. that random weights are in use or that
+  // bf16 fell back to fp32; one sentence each.
+  const std::vector<std::string>& warnings() const;
 
  private:
   struct Impl;
