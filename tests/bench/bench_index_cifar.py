@@ -28,6 +28,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cpu  # noqa: E402
+
 DEFAULT_DATASET = "/work/shared/data/cifar10-sample/cifar-10-batches-py"
 BATCH = {32: 256, 224: 16}
 
@@ -116,6 +119,7 @@ def main():
         return
 
     build = os.path.abspath(args.build)
+    print(cpu.describe())
     images = count_images(args.dataset)
     print("dataset %s: %d training images; best of %d runs each" %
           (args.dataset, images, args.repeat))
@@ -133,6 +137,10 @@ def main():
         for config in args.configs.split(","):
             size, precision = config.split(":")
             size = int(size)
+            if precision == "bf16" and not cpu.native_bf16():
+                print("%4d %5s  n/a: no native bf16 on this CPU (ours runs fp32, "
+                      "torchvision's emulated bf16 crawls)" % (size, precision), flush=True)
+                continue
             batch = BATCH.get(size, 16)
             ours = ["gst-launch-1.0", "cifarindexer", "dataset=" + args.dataset,
                     "index=" + ours_index, "weights=random", "resize=0",

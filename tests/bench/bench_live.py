@@ -33,6 +33,9 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import GObject, Gst  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cpu  # noqa: E402
+
 EMBEDDER = "embedder model=resnet18 weights=random input-size=224 resize=256 threads=2"
 CONFIGS = [  # precision, qos, inference-interval
     ("fp32", False, 1),
@@ -43,9 +46,9 @@ CONFIGS = [  # precision, qos, inference-interval
 ]
 
 REFERENCE = """
-import time, torch, torchvision
+import sys, time, torch, torchvision
 torch.set_num_threads(2)
-for bf16 in (False, True):
+for bf16 in (False, True)[:int(sys.argv[1])]:
     model = torchvision.models.resnet18(weights=None)
     model.fc = torch.nn.Identity()
     model.eval()
@@ -67,7 +70,7 @@ for bf16 in (False, True):
 def build_gallery(dataset, count, index):
     pipeline = Gst.parse_launch(
         f"cifarsrc location={dataset} split=train num-buffers={count} ! "
-        f"{EMBEDDER} precision=bf16 batch-size=32 ! faissindexer location={index}")
+        f"{EMBEDDER} precision=fp32 batch-size=32 ! faissindexer location={index}")
     run_to_eos(pipeline)
 
 
@@ -155,9 +158,11 @@ def main():
     if Gst.ElementFactory.find("faisssearch") is None:
         sys.exit(f"no visualsearch plugin in {args.build}/plugin")
 
+    print(cpu.describe(), flush=True)
+    bf16 = cpu.native_bf16()
     reference = dict(line.split() for line in subprocess.run(
-        ["/usr/bin/python3", "-c", REFERENCE], capture_output=True, text=True,
-        check=True).stdout.splitlines())
+        ["/usr/bin/python3", "-c", REFERENCE, "2" if bf16 else "1"], capture_output=True,
+        text=True, check=True).stdout.splitlines())
 
     with tempfile.TemporaryDirectory() as tmp:
         index = os.path.join(tmp, "gallery.faiss")
@@ -166,12 +171,17 @@ def main():
         print(f"gallery: {args.gallery} CIFAR-10 images from {dataset}, indexed in "
               f"{time.monotonic() - start:.1f} s")
         print(f"torchvision resnet18@224 batch 1, 2 threads: fp32 "
-              f"{float(reference['fp32']):.1f} img/s, bf16 {float(reference['bf16']):.1f} img/s")
+              f"{float(reference['fp32']):.1f} img/s, bf16 "
+              + (f"{float(reference['bf16']):.1f} img/s" if bf16 else "n/a (no native bf16)"))
         print(f"{'config':24s} {'delivered':>9s} {'embedded':>8s} {'vs ref':>6s} "
               f"{'infer ms':>8s} {'lat mean':>8s} {'p50':>6s} {'p95':>6s} {'max':>6s} "
               f"{'drift':>6s} {'skipped':>7s}")
         for precision, qos, interval in CONFIGS:
             if args.precision and precision != args.precision:
+                continue
+            if precision == "bf16" and not bf16:
+                print(f"{precision} qos={'on' if qos else 'off'} interval={interval}: n/a, no "
+                      "native bf16 on this CPU (precision=bf16 runs as fp32)", flush=True)
                 continue
             r = measure(index, dataset, precision, qos, interval, args.seconds, args.warmup)
             name = f"{precision} qos={'on' if qos else 'off'} interval={interval}"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Nothing in the build is compiled for the build machine's CPU only: no
+# -march/-mtune=native or -m<isa> flags in any compile command, and no AVX/AVX-512
+# instruction in the plugin, its static libraries or the metadata library.
+# Wider kernels come from LibTorch/oneDNN/OpenCV, which pick them at run time;
+# our own choice (bf16 or fp32) is made at run time by core/cpu_features.cpp.
+set -euo pipefail
+build=${VS_BUILD_DIR:?}
+fail=0
+
+flags=$(grep -oE -- '-m(arch|tune|cpu)=[^ "]+|-mavx[0-9a-z_-]*|-mfma|-mamx[a-z-]*' \
+  "$build/compile_commands.json" | sort -u || true)
+if [ -n "$flags" ]; then
+  echo "FAIL CPU-specific compile flags in compile_commands.json: $flags"
+  fail=1
+else
+  echo "ok   no -march/-mtune/-mavx*/-mfma flags in $(grep -c '"command"' "$build/compile_commands.json") compile commands"
+fi
+
+for lib in "$build"/plugin/libgstvisualsearch.so "$build"/plugin/meta/libgstvisualsearch-1.0.so \
+    "$build"/plugin/core/libvscore.a "$build"/plugin/core/libvsengine.a; do
+  [ -e "$lib" ] || { echo "FAIL missing $lib"; fail=1; continue; }
+  n=$(objdump -d "$lib" 2>/dev/null | grep -cE '%[yz]mm[0-9]' || true)
+  if [ "$n" -ne 0 ]; then
+    echo "FAIL $lib: $n instructions on ymm/zmm registers (AVX/AVX-512) outside run-time dispatch"
+    fail=1
+  else
+    echo "ok   $(basename "$lib"): baseline x86-64 instructions only"
+  fi
+done
+exit $fail
