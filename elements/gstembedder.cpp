@@ -412,7 +412,7 @@ gst_embedder_start (GstBaseTransform * trans)
   st->busy_ms = 0.0;
   st->qos_earliest = GST_CLOCK_TIME_NONE;
   try {
-    st->engine = std::make_unique < vs::EmbeddingEngine > (config);
+    st->engine = vs::load_embedding_engine (config);
   }
   catch (const vs::FileNotFoundError & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s", e.what ()),

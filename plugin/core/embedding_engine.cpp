@@ -401,8 +401,4 @@ Precision EmbeddingEngine::active_precision() const {
   return impl_->dtype == at::kBFloat16 ? Precision::BF16 : Precision::FP32;
 }
 
-const char* precision_name(Precision precision) {
-  return precision == Precision::BF16 ? "bf16" : "fp32";
-}
-
 }  // namespace vs

@@ -14,7 +14,9 @@
 namespace vs {
 
 enum class Precision { FP32, BF16 };
-const char* precision_name(Precision precision);
+inline const char* precision_name(Precision precision) {
+  return precision == Precision::BF16 ? "bf16" : "fp32";
+}
 
 struct EmbeddingConfig {
   // resnet18|resnet34|resnet50|resnet101|resnet152, or the path of a
@@ -62,41 +64,54 @@ bool pixel_layout_from_name(const std::string& name, int* pixel_stride,
 std::string official_weights_filename(const std::string& arch);
 std::vector<std::string> default_weights_paths(const std::string& arch);
 
+// The engine links LibTorch, which costs about a second to load. The plugin
+// does not link it: load_embedding_engine() opens the engine module (built from
+// this class) when the first embedder starts, so pipelines without an embedder
+// start fast. What the plugin calls is virtual, so it needs no engine symbol
+// at link time; a non-virtual member is for code linked with the engine.
 class EmbeddingEngine {
  public:
   // Loads the model; throws FileNotFoundError or vs::Error.
   explicit EmbeddingEngine(const EmbeddingConfig& config);
-  ~EmbeddingEngine();
+  virtual ~EmbeddingEngine();
   EmbeddingEngine(const EmbeddingEngine&) = delete;
   EmbeddingEngine& operator=(const EmbeddingEngine&) = delete;
 
   // Preprocesses an image into the pending batch; the pixels may be released
   // as soon as this returns.
-  void add(const ImageView& image);
-  size_t pending() const;
+  virtual void add(const ImageView& image);
+  virtual size_t pending() const;
   // Embeds the pending batch: pending() x dims() floats, row-major.
-  std::vector<float> run();
-  void clear();
+  virtual std::vector<float> run();
+  virtual void clear();
 
   std::vector<float> embed(const std::vector<ImageView>& images);
   // Embeds an already preprocessed, normalised float NCHW batch (n x 3 x h x w).
   std::vector<float> embed_preprocessed(const float* nchw, int n, int height, int width);
 
-  int dims() const;
+  virtual int dims() const;
   // "resnet18:f37072fd", "resnet50:random-seed42", "torchscript:1a2b3c4d"
-  const std::string& model_id() const;
+  virtual const std::string& model_id() const;
   // "rgb;resize=256;crop=224;mean=0.485,0.456,0.406;std=0.229,0.224,0.225"
-  const std::string& preprocessing_id() const;
+  virtual const std::string& preprocessing_id() const;
   // The arithmetic actually used: bf16 asked for on a CPU without native bf16
   // runs in fp32 (see native_bf16() in core/cpu_features.h).
-  Precision active_precision() const;
+  virtual Precision active_precision() const;
   // What the user should be told, e.g. that random weights are in use or that
   // bf16 fell back to fp32; one sentence each.
-  const std::vector<std::string>& warnings() const;
+  virtual const std::vector<std::string>& warnings() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Opens the engine module (see EmbeddingEngine) and loads the model there.
+// Throws FileNotFoundError or vs::Error, also when the module cannot be opened.
+std::unique_ptr<EmbeddingEngine> load_embedding_engine(const EmbeddingConfig& config);
+
+// Environment variable naming the engine module's file, for installs moved
+// after the build; by default it is found beside the plugin.
+constexpr const char* kEngineModuleEnv = "VISUALSEARCH_ENGINE_MODULE";
 
 }  // namespace vs
