@@ -30,7 +30,7 @@ std::string own_directory() {
 
 std::vector<std::string> candidates() {
   std::vector<std::string> paths;
-  if (const char* env = std::getenv(kEngineModuleEnv); env && *env) paths.push_back(env);
+  if (const char* env = std::getenv(kEngineModuleEnv); env && *env) return {env};
   // Installed (and staged) layout: <plugindir>/visualsearch/<module>.
   const std::string dir = own_directory();
   if (!dir.empty()) paths.push_back(dir + "/visualsearch/" + kModuleName);
