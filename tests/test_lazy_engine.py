@@ -72,7 +72,7 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(bogus, "w") as f:
         f.write("not a shared object\n")
     code, out = launch_error(bogus)
-    check(code != 0 and "cannot open the embedding engine module " + bogus in out,
+    check(code != 0 and "cannot open the module " + bogus in out,
           "a file that is not a module is an element error naming it")
 if failures:
     print(f"{len(failures)} check(s) failed")
