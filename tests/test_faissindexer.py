@@ -3,6 +3,7 @@ the catalog in sqlite3, the export in NumPy; and a writer killed mid-write.
 
 usage: test_faissindexer.py FAISSINDEXER_FEED
 """
+import glob
 import os
 import signal
 import sqlite3
@@ -151,16 +152,16 @@ class FaissIndexerFiles(unittest.TestCase):
         # its temporary file appears.
         child = subprocess.Popen([FEED, "random:150000", "256", self.index],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        tmp = "%s.tmp.%d" % (self.index, child.pid)
+        pattern = "%s.tmp.%d.*" % (self.index, child.pid)
         deadline = time.monotonic() + 90
-        while not os.path.exists(tmp) and child.poll() is None:
+        while not glob.glob(pattern) and child.poll() is None:
             self.assertLess(time.monotonic(), deadline, "the writer never started writing")
             time.sleep(0.001)
         child.send_signal(signal.SIGKILL)
         child.wait()
         self.assertEqual(child.returncode, -signal.SIGKILL,
                          "the writer finished before it could be killed")
-        self.assertTrue(os.path.exists(tmp), "the writer was not caught mid-write")
+        self.assertTrue(glob.glob(pattern), "the writer was not caught mid-write")
 
         index = faiss.read_index(self.index)
         self.assertEqual(index.ntotal, 100)
@@ -169,9 +170,19 @@ class FaissIndexerFiles(unittest.TestCase):
         self.assertEqual(facts[0][5], 100)
         self.assertEqual(len(items), 100)
 
-        # The leftover temporary does not stand in the way of the next run.
-        self.feed(previous[:10])
+        # The leftover temporary does not stand in the way of the next run,
+        # which removes it: its writer is gone. A temporary of a live
+        # process, or a file that only looks like one, stays.
+        live = "%s.tmp.%d.AbC123" % (self.index, os.getpid())
+        lookalike = self.index + ".tmp.notes"
+        for path in (live, lookalike):
+            open(path, "w").close()
+        run = self.feed(previous[:10])
         self.assertEqual(faiss.read_index(self.index).ntotal, 10)
+        self.assertEqual(glob.glob(pattern), [])
+        self.assertIn("left by writers that were killed", run.stdout)
+        self.assertTrue(os.path.exists(live))
+        self.assertTrue(os.path.exists(lookalike))
 
 
 if __name__ == "__main__":
