@@ -10,9 +10,17 @@
  *
  * At EOS a trainable #GstFaissIndexer:index-type (IVF, PQ, OPQ) is trained on
  * the collected vectors, then the index and the catalog are written: each to a
- * temporary file in the same directory, flushed, and renamed over the old one,
- * so a failure or a kill while writing leaves the previous files intact (a
- * killed run may leave a stale location.tmp.PID behind, safe to delete).
+ * temporary file of its own in the same directory (location.tmp.PID.XXXXXX),
+ * flushed, and renamed over the old one, so a failure or a kill while writing
+ * leaves the previous files intact. The catalog records the size and CRC-32 of
+ * the index written with it; faisssearch refuses a pair that does not match.
+ *
+ * Writers of one location take turns through a lock file beside it
+ * (location + ".lock", flock): an appending run holds it from start to EOS,
+ * any other run while it writes; one that has to wait says so in a progress
+ * message and gives up after a minute. Holding the lock, a writer removes the
+ * temporaries of killed writers. The directory must exist and be writable at
+ * start (READY to PAUSED), before any embedding work.
  * With #GstFaissIndexer:export-npy, embeddings.npy and labels.npy are written
  * to the index's directory too.
  *
@@ -351,9 +359,14 @@ gst_faiss_indexer_start (GstBaseSink * sink)
               (NULL));
         });
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("Cannot append to the index %s: %s", options.location.c_str (),
-            e.what ()), (NULL));
+    if (options.append)
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE,
+          ("Cannot append to the index %s: %s", options.location.c_str (),
+              e.what ()), (NULL));
+    else
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+          ("Cannot write the index %s: %s", options.location.c_str (),
+              e.what ()), (NULL));
     return FALSE;
   }
   if (self->builder->existing () > 0)
@@ -393,9 +406,10 @@ gst_faiss_indexer_finish (GstFaissIndexer * self)
           builder.catalog_path ());
   } catch (const std::exception & e) {
     post_progress (self, GST_PROGRESS_TYPE_ERROR, e.what ());
+    /* The message says whether the previous files are still in place. */
     GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
-        ("Could not build the index %s: %s", builder.location ().c_str (),
-            e.what ()), ("Any previous index and catalog there are intact."));
+        ("Could not finish the index %s: %s", builder.location ().c_str (),
+            e.what ()), (NULL));
     return FALSE;
   }
   return TRUE;

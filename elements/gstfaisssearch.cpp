@@ -20,12 +20,12 @@
 
 #include "elements/gstfaisssearch.h"
 
-#include <chrono>
 #include <exception>
-#include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/gallery.h"
@@ -59,6 +59,17 @@ enum
   PROP_RELOAD,
 };
 
+/* The outcome of a background load, shared by the loading thread and the
+ * element, so that the element can walk away from a load that never ends (a
+ * hung network mount) and still shut down. */
+struct ReloadSlot
+{
+  std::mutex lock;
+  bool done = false;
+  std::shared_ptr<const vs::Gallery> gallery;
+  std::string error;
+};
+
 /* The C++ side of the element. Only start(), stop() and the streaming thread
  * touch it, and never at the same time, so it needs no lock. */
 struct FaissSearchState
@@ -75,7 +86,10 @@ struct FaissSearchState
   vs::FileStamp candidate_index;
   vs::FileStamp candidate_catalog;
   gint64 candidate_since = 0;
-  std::future<std::shared_ptr<const vs::Gallery>> pending;
+  std::shared_ptr<ReloadSlot> pending;
+
+  /* Ids the catalog does not list are reported once per gallery. */
+  bool warned_unknown_id = false;
 
   /* Reused from frame to frame. */
   std::vector<vs::Neighbor> hits;
@@ -228,7 +242,13 @@ gst_faiss_search_start (GstBaseTransform * trans)
     return FALSE;
   }
 
+  st.warned_unknown_id = false;
   const vs::IndexFacts & facts = st.gallery->facts ();
+  if (!facts.index_digest)
+    GST_WARNING_OBJECT (self, "the catalog %s predates the record of its "
+        "index (catalog schema 1): whether the two belong together was not "
+        "checked. Rebuild the index to get that check.",
+        st.catalog_path.c_str ());
   GST_INFO_OBJECT (self, "loaded %s: %" G_GINT64_FORMAT " vectors of %d dims, "
       "metric %s, type %s, model %s", st.index_path.c_str (),
       st.gallery->size (), st.gallery->dims (),
@@ -243,10 +263,12 @@ gst_faiss_search_stop (GstBaseTransform * trans)
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
   FaissSearchState & st = *self->state;
 
-  /* A reload still running must finish before the element can go away. */
-  if (st.pending.valid ())
-    st.pending.wait ();
-  st.pending = {};
+  /* A reload still running is left to finish, or hang, on its own: it only
+   * touches its slot. */
+  if (st.pending)
+    GST_DEBUG_OBJECT (self, "abandoning the reload of %s still under way",
+        st.index_path.c_str ());
+  st.pending.reset ();
   st.gallery.reset ();
   return TRUE;
 }
@@ -262,20 +284,32 @@ gst_faiss_search_adopt_reload (GstFaissSearch * self,
     const GstEmbeddingMeta * emeta)
 {
   FaissSearchState & st = *self->state;
-  std::shared_ptr<const vs::Gallery> gallery;
+  std::shared_ptr<const vs::Gallery> gallery = std::move (st.pending->gallery);
+  std::string error = std::move (st.pending->error);
 
-  try {
-    gallery = st.pending.get ();
-    gallery->check_query (emeta->model_id, emeta->preprocessing_id,
-        emeta->dims);
+  st.pending.reset ();
+  if (gallery) {
+    try {
+      gallery->check_query (emeta->model_id, emeta->preprocessing_id,
+          emeta->dims);
+    }
+    catch (const std::exception & e) {
+      error = e.what ();
+    }
   }
-  catch (const std::exception & e) {
+  if (!error.empty ()) {
     GST_ELEMENT_WARNING (self, RESOURCE, READ,
         ("Could not switch to the replaced index %s; still searching the "
-            "previous one. %s", st.index_path.c_str (), e.what ()), (NULL));
+            "previous one. %s", st.index_path.c_str (), error.c_str ()),
+        (NULL));
     return;
   }
 
+  if (!gallery->facts ().index_digest)
+    GST_WARNING_OBJECT (self, "the catalog %s predates the record of its "
+        "index: whether the two belong together was not checked",
+        st.catalog_path.c_str ());
+  st.warned_unknown_id = false;
   GST_INFO_OBJECT (self, "reloaded %s: %" G_GINT64_FORMAT " vectors",
       st.index_path.c_str (), gallery->size ());
   st.gallery = std::move (gallery);
@@ -290,9 +324,13 @@ gst_faiss_search_check_reload (GstFaissSearch * self,
 {
   FaissSearchState & st = *self->state;
 
-  if (st.pending.valid ()) {
-    if (st.pending.wait_for (std::chrono::seconds (0)) ==
-        std::future_status::ready)
+  if (st.pending) {
+    bool done;
+    {
+      std::lock_guard<std::mutex> lock (st.pending->lock);
+      done = st.pending->done;
+    }
+    if (done)
       gst_faiss_search_adopt_reload (self, emeta);
     return;
   }
@@ -325,9 +363,23 @@ gst_faiss_search_check_reload (GstFaissSearch * self,
    * every frame, until it changes again. */
   st.loaded_index = index;
   st.loaded_catalog = catalog;
-  st.pending = std::async (std::launch::async,[path = st.index_path]() {
-        return std::make_shared<const vs::Gallery> (vs::Gallery::load (path));
-      });
+  st.pending = std::make_shared<ReloadSlot> ();
+  /* Detached: stop() must not wait for a load stuck on the disk. */
+  std::thread ([slot = st.pending, path = st.index_path]() {
+        std::shared_ptr<const vs::Gallery> gallery;
+        std::string error;
+        try {
+          gallery = std::make_shared<const vs::Gallery> (
+              vs::Gallery::load (path));
+        }
+        catch (const std::exception & e) {
+          error = e.what ();
+        }
+        std::lock_guard<std::mutex> lock (slot->lock);
+        slot->gallery = std::move (gallery);
+        slot->error = std::move (error);
+        slot->done = true;
+      }).detach ();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -468,6 +520,16 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 
   st.neighbors.clear ();
   for (const vs::Neighbor & hit:st.hits) {
+    if (!hit.item && !st.warned_unknown_id) {
+      st.warned_unknown_id = true;
+      GST_ELEMENT_WARNING (self, STREAM, FAILED,
+          ("The index %s returned id %" G_GINT64_FORMAT ", which its catalog "
+              "%s does not list; such neighbours carry label -1 and no name.",
+              st.index_path.c_str (), hit.id, st.catalog_path.c_str ()),
+          ("The index holds ids of its own (an IndexIDMap built outside "
+              "visualsearch?). Build the index with faissindexer so that its "
+              "ids are 0..n-1, as the catalog expects."));
+    }
     GstVisualSearchNeighbor nb;
     nb.id = hit.id;
     nb.distance = hit.distance;

@@ -6,7 +6,8 @@
  * pseudo-random rows. Row i goes out with a GstEmbeddingMeta (model id from
  * $VS_FEED_MODEL, default "resnet18:feed"; preprocessing "feed") and a
  * GstSampleMeta (label i % 10, name "class<label>", source "feed/<i>").
- * Progress messages are printed as "progress: <text>"; an error goes to
+ * Progress messages are printed as "progress: <text>" the moment they are
+ * posted (a test can wait for "waiting for another writer"); an error goes to
  * stderr with exit status 1. */
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
@@ -16,6 +17,19 @@
 #include <string.h>
 
 #include <gst/visualsearch/visualsearchmeta.h>
+
+static GstBusSyncReply
+print_progress (GstBus * bus, GstMessage * m, gpointer user_data)
+{
+  if (GST_MESSAGE_TYPE (m) != GST_MESSAGE_PROGRESS)
+    return GST_BUS_PASS;
+  gchar *text;
+  gst_message_parse_progress (m, NULL, NULL, &text);
+  printf ("progress: %s\n", text);
+  fflush (stdout);
+  g_free (text);
+  return GST_BUS_DROP;
+}
 
 static gfloat *
 load_vectors (const gchar * spec, guint dims, gsize * rows)
@@ -64,6 +78,8 @@ main (int argc, char **argv)
     gst_util_set_object_arg (G_OBJECT (indexer), kv[0], kv[1]);
     g_strfreev (kv);
   }
+  GstBus *bus = gst_element_get_bus (pipeline);
+  gst_bus_set_sync_handler (bus, print_progress, NULL, NULL);
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
 
   for (gsize i = 0; i < rows; i++) {
@@ -81,18 +97,10 @@ main (int argc, char **argv)
   gst_app_src_end_of_stream (GST_APP_SRC (src));
 
   int status = 0;
-  GstBus *bus = gst_element_get_bus (pipeline);
   for (gboolean done = FALSE; !done;) {
     GstMessage *m = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
-        (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR |
-            GST_MESSAGE_PROGRESS));
-    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_PROGRESS) {
-      gchar *text;
-      gst_message_parse_progress (m, NULL, NULL, &text);
-      printf ("progress: %s\n", text);
-      fflush (stdout);
-      g_free (text);
-    } else if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR) {
+        (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR) {
       GError *error;
       gst_message_parse_error (m, &error, NULL);
       fprintf (stderr, "%s\n", error->message);

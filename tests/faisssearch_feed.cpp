@@ -38,6 +38,7 @@ int write_catalog(const std::string& index_path, const char* model) {
   facts.index_type = "python";
   facts.count = index.size();
   facts.created = vs::utc_timestamp_now();
+  facts.index_digest = index.file_digest();  // binds the catalog to this index
   std::vector<vs::CatalogItem> items(index.size());
   for (int64_t i = 0; i < index.size(); i++) {
     items[i].id = i;

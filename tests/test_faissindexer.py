@@ -3,7 +3,9 @@ the catalog in sqlite3, the export in NumPy; and a writer killed mid-write.
 
 usage: test_faissindexer.py FAISSINDEXER_FEED
 """
+import glob
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -11,8 +13,10 @@ import sys
 import tempfile
 import time
 import unittest
+import zlib
 
 import faiss
+import fcntl
 import numpy as np
 
 FEED = None
@@ -144,6 +148,87 @@ class FaissIndexerFiles(unittest.TestCase):
         self.assertEqual(faiss.read_index(self.index).ntotal, 150)
         self.assertEqual(self.catalog()[0][0][5], 150)
 
+    def test_catalog_records_its_index(self):
+        self.feed(unit_rows(50, 8))
+        db = sqlite3.connect(self.index + ".db")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            size, crc = db.execute("SELECT index_bytes, index_crc32 FROM index_facts").fetchone()
+        finally:
+            db.close()
+        self.assertEqual(version, 2)
+        with open(self.index, "rb") as f:
+            content = f.read()
+        self.assertEqual(size, len(content))
+        self.assertEqual(crc, zlib.crc32(content))
+        self.assertEqual(faiss.read_index(self.index).ntotal, 50)
+
+    def appender(self, vectors, name, env_extra=None):
+        path = os.path.join(self.dir.name, name)
+        vectors.astype("<f4").tofile(path)
+        return subprocess.Popen([FEED, path, str(DIMS), self.index, "append=true"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def test_concurrent_appenders_keep_both(self):
+        # Two appending runs at once used to both exit 0 with one run's
+        # vectors lost: each wrote back what it had read plus its own.
+        base, first, second = unit_rows(1017, 9), unit_rows(100, 10), unit_rows(100, 11)
+        self.feed(base)
+        runs = [self.appender(first, "first.f32"), self.appender(second, "second.f32")]
+        for run in runs:
+            out, err = run.communicate(timeout=120)
+            self.assertEqual(run.returncode, 0, err)
+        index = faiss.read_index(self.index)
+        self.assertEqual(index.ntotal, 1217)
+        stored = index.reconstruct_n(0, 1217)
+        np.testing.assert_array_equal(stored[:1017], base)
+        added = {row.tobytes() for row in stored[1017:]}
+        self.assertEqual(added, {row.tobytes() for row in np.vstack([first, second])})
+        facts, items = self.catalog()
+        self.assertEqual(facts[0][5], 1217)
+        self.assertEqual(len(items), 1217)
+
+    def test_appender_waits_for_the_lock_and_reads_after_it(self):
+        # An appender reads the index only once it holds the lock, so what
+        # another writer replaced meanwhile is kept.
+        base, other, mine = unit_rows(40, 12), unit_rows(7, 13), unit_rows(5, 14)
+        self.feed(base)
+        bigger = os.path.join(self.dir.name, "bigger.faiss")
+        for path in (self.index, self.index + ".db"):
+            shutil.copy(path, path.replace("gallery.faiss", "bigger.faiss"))
+        subprocess.run([FEED, self.vectors_file(other), str(DIMS), bigger, "append=true"],
+                       check=True, capture_output=True, timeout=120)
+        with open(self.index + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            run = self.appender(mine, "mine.f32")
+            waiting = False
+            for line in run.stdout:
+                if "waiting for another writer" in line:
+                    waiting = True
+                    break
+            self.assertTrue(waiting, "the appender did not wait for the lock")
+            self.assertIn(self.index + ".lock", line)
+            os.replace(bigger, self.index)
+            os.replace(bigger + ".db", self.index + ".db")
+        out, err = run.communicate(timeout=120)
+        self.assertEqual(run.returncode, 0, err)
+        index = faiss.read_index(self.index)
+        self.assertEqual(index.ntotal, 52)
+        np.testing.assert_array_equal(index.reconstruct_n(0, 52), np.vstack([base, other, mine]))
+
+    def vectors_file(self, vectors):
+        path = os.path.join(self.dir.name, "extra.f32")
+        vectors.astype("<f4").tofile(path)
+        return path
+
+    def test_missing_directory_fails_before_any_work(self):
+        missing = os.path.join(self.dir.name, "not-there")
+        self.index = os.path.join(missing, "gallery.faiss")
+        run = self.feed(unit_rows(20, 15), expect_ok=False)
+        self.assertIn(missing, run.stderr)
+        self.assertIn("does not exist", run.stderr)
+        self.assertNotIn("indexing embeddings", run.stdout)
+
     def test_kill_mid_write_keeps_previous_index(self):
         previous = unit_rows(100, 7)
         self.feed(previous)
@@ -151,16 +236,16 @@ class FaissIndexerFiles(unittest.TestCase):
         # its temporary file appears.
         child = subprocess.Popen([FEED, "random:150000", "256", self.index],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        tmp = "%s.tmp.%d" % (self.index, child.pid)
+        pattern = "%s.tmp.%d.*" % (self.index, child.pid)
         deadline = time.monotonic() + 90
-        while not os.path.exists(tmp) and child.poll() is None:
+        while not glob.glob(pattern) and child.poll() is None:
             self.assertLess(time.monotonic(), deadline, "the writer never started writing")
             time.sleep(0.001)
         child.send_signal(signal.SIGKILL)
         child.wait()
         self.assertEqual(child.returncode, -signal.SIGKILL,
                          "the writer finished before it could be killed")
-        self.assertTrue(os.path.exists(tmp), "the writer was not caught mid-write")
+        self.assertTrue(glob.glob(pattern), "the writer was not caught mid-write")
 
         index = faiss.read_index(self.index)
         self.assertEqual(index.ntotal, 100)
@@ -169,9 +254,19 @@ class FaissIndexerFiles(unittest.TestCase):
         self.assertEqual(facts[0][5], 100)
         self.assertEqual(len(items), 100)
 
-        # The leftover temporary does not stand in the way of the next run.
-        self.feed(previous[:10])
+        # The leftover temporary does not stand in the way of the next run,
+        # which removes it: its writer is gone. A temporary of a live
+        # process, or a file that only looks like one, stays.
+        live = "%s.tmp.%d.AbC123" % (self.index, os.getpid())
+        lookalike = self.index + ".tmp.notes"
+        for path in (live, lookalike):
+            open(path, "w").close()
+        run = self.feed(previous[:10])
         self.assertEqual(faiss.read_index(self.index).ntotal, 10)
+        self.assertEqual(glob.glob(pattern), [])
+        self.assertIn("left by writers that were killed", run.stdout)
+        self.assertTrue(os.path.exists(live))
+        self.assertTrue(os.path.exists(lookalike))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,19 @@
 /* faisssearch on its own: galleries written here with vs::IndexStore and
  * vs::Catalog (what faissindexer writes), queries pushed as GstEmbeddingMeta
  * through a GstHarness. */
+/* FAISS pulls in <iostream>, whose fail() gstcheck's macro would rename. */
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/index_io.h>
+
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 
 #include <glib/gstdio.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <random>
@@ -13,6 +22,7 @@
 
 #include "core/atomic_file.h"
 #include "core/catalog.h"
+#include "core/gallery.h"
 #include "core/index_store.h"
 #include "meta/visualsearchmeta.h"
 
@@ -71,17 +81,7 @@ write_gallery (const char *name, int n, vs::Metric metric, unsigned seed,
     items[i].label_name = "class" + std::to_string (i % 10);
     items[i].source = "cifar10/train/" + std::to_string (i);
   }
-  const std::string catalog = vs::catalog_path_for (g.path);
-  vs::replace_files_atomically ({
-        {g.path,[&](const std::string & tmp) {
-            index.write (tmp);
-          }
-        },
-        {catalog,[&](const std::string & tmp) {
-            vs::Catalog::write (tmp, facts, items);
-          }
-        },
-      });
+  vs::write_index_with_catalog (g.path, index, facts, items);
   return g;
 }
 
@@ -442,6 +442,134 @@ GST_START_TEST (test_instances_in_parallel)
 
 GST_END_TEST;
 
+/* The index of one gallery beside the catalog of another of the same size
+ * (a writer killed between its two renames) used to be searched: hits named
+ * after the wrong images, a gallery image no longer finding itself. */
+GST_START_TEST (test_index_of_another_catalog_is_refused)
+{
+  TestGallery a = write_gallery ("pair-a.faiss", 30, vs::Metric::L2, 20);
+  TestGallery b = write_gallery ("pair-b.faiss", 30, vs::Metric::L2, 21);
+  fail_unless (rename (vs::catalog_path_for (b.path).c_str (),
+          vs::catalog_path_for (a.path).c_str ()) == 0);
+  expect_start_error (a.path, "not the one its catalog");
+}
+
+GST_END_TEST;
+
+/* index= pointing at a FIFO used to block the state change for good. */
+GST_START_TEST (test_fifo_index_is_an_error)
+{
+  std::string fifo = std::string (tmp_dir) + "/fifo.faiss";
+  fail_unless (mkfifo (fifo.c_str (), 0600) == 0);
+  expect_start_error (fifo, "FIFO");
+}
+
+GST_END_TEST;
+
+static std::string
+reload_log;
+
+static void
+collect_reload_log (GstDebugCategory * category, GstDebugLevel level,
+    const gchar * file, const gchar * function, gint line, GObject * object,
+    GstDebugMessage * message, gpointer user_data)
+{
+  if (g_str_equal (gst_debug_category_get_name (category), "faisssearch"))
+    reload_log += std::string (gst_debug_message_get (message)) + "\n";
+}
+
+/* A reload that never finishes (here SQLite waits on a FIFO where it looks
+ * for the catalog's journal, as a read from a hung mount would wait) used to
+ * keep the element from ever shutting down. */
+GST_START_TEST (test_shutdown_during_endless_reload)
+{
+  TestGallery a = write_gallery ("stuck.faiss", 10, vs::Metric::L2, 22);
+  GstHarness *h = search_harness (a.path, "k=1 reload=true");
+  gst_buffer_unref (gst_harness_push_and_pull (h, query_buffer (a.vector (0))));
+
+  reload_log.clear ();
+  gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_INFO);
+  gst_debug_add_log_function (collect_reload_log, NULL, NULL);
+  TestGallery b = write_gallery ("stuck.faiss", 12, vs::Metric::L2, 23);
+  const std::string journal = vs::catalog_path_for (b.path) + "-journal";
+  fail_unless (mkfifo (journal.c_str (), 0600) == 0);
+  for (int frame = 0; frame < 500
+      && reload_log.find ("reloading") == std::string::npos; frame++) {
+    gst_buffer_unref (gst_harness_push_and_pull (h,
+            query_buffer (a.vector (0))));
+    g_usleep (10 * G_TIME_SPAN_MILLISECOND);
+  }
+  gst_debug_remove_log_function (collect_reload_log);
+  gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_NONE);
+  fail_unless (reload_log.find ("reloading") != std::string::npos,
+      "the reload never started");
+
+  gst_harness_teardown (h);
+
+  /* Let the abandoned load end: a writer that opens and closes the FIFO. */
+  int fd = open (journal.c_str (), O_WRONLY);
+  fail_unless (fd >= 0);
+  close (fd);
+}
+
+GST_END_TEST;
+
+/* An index with ids of its own (IndexIDMap) returns ids the catalog does not
+ * list: their neighbours carry no name, and the user hears of it once. */
+GST_START_TEST (test_ids_outside_the_catalog_warn_once)
+{
+  const int n = 5;
+  const std::string path = std::string (tmp_dir) + "/idmap.faiss";
+  std::vector < float >vectors (n * kDims, 0.0f);
+  std::vector < faiss::Index::idx_t > ids = { 0, 1, 2, 3, 1000 };
+  for (int i = 0; i < n; i++)
+    vectors[i * kDims + i] = 1.0f;
+  faiss::IndexFlatL2 flat (kDims);
+  faiss::IndexIDMap idmap (&flat);
+  idmap.add_with_ids (n, vectors.data (), ids.data ());
+  faiss::write_index (&idmap, path.c_str ());
+
+  vs::IndexFacts facts;
+  facts.model_id = kModel;
+  facts.preprocessing_id = kPrep;
+  facts.dims = kDims;
+  facts.metric = "l2";
+  facts.count = n;
+  facts.index_digest = vs::IndexStore::load (path).file_digest ();
+  std::vector < vs::CatalogItem > items (n);
+  for (int i = 0; i < n; i++)
+    items[i] = vs::CatalogItem { i, i, "class", "src" };
+  vs::Catalog::write_atomically (vs::catalog_path_for (path), facts, items);
+
+  GstHarness *h = search_harness (path, "k=1");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+  for (int round = 0; round < 3; round++) {
+    GstBuffer *out = gst_harness_push_and_pull (h,
+        query_buffer (&vectors[4 * kDims]));
+    GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+    fail_unless_equals_int64 (nmeta->neighbors[0].id, 1000);
+    fail_unless_equals_int (nmeta->neighbors[0].label, -1);
+    gst_buffer_unref (out);
+  }
+  int warnings = 0;
+  while (GstMessage * m = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING)) {
+    GError *err = NULL;
+    gst_message_parse_warning (m, &err, NULL);
+    fail_unless (strstr (err->message, "1000") != NULL, "%s", err->message);
+    fail_unless (strstr (err->message, ".db") != NULL, "%s", err->message);
+    g_error_free (err);
+    gst_message_unref (m);
+    warnings++;
+  }
+  fail_unless_equals_int (warnings, 1);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 static Suite *
 faisssearch_suite (void)
 {
@@ -459,6 +587,10 @@ faisssearch_suite (void)
   tcase_add_test (tc, test_reload_mid_stream);
   tcase_add_test (tc, test_ivf_nprobe);
   tcase_add_test (tc, test_instances_in_parallel);
+  tcase_add_test (tc, test_index_of_another_catalog_is_refused);
+  tcase_add_test (tc, test_fifo_index_is_an_error);
+  tcase_add_test (tc, test_shutdown_during_endless_reload);
+  tcase_add_test (tc, test_ids_outside_the_catalog_warn_once);
   return s;
 }
 

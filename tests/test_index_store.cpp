@@ -1,6 +1,12 @@
 // IndexStore, Catalog and the atomic file set, without a pipeline.
 #include <glib.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -14,7 +20,10 @@
 #include "core/atomic_file.h"
 #include "core/catalog.h"
 #include "core/error.h"
+#include "core/gallery.h"
+#include "core/index_builder.h"
 #include "core/index_store.h"
+#include "core/utf8.h"
 
 namespace {
 
@@ -271,6 +280,236 @@ void test_file_set_failure_keeps_old_files() {
   g_assert_cmpstr(content.c_str(), ==, "new b");
 }
 
+
+// Runs SQL on a catalog file, as a hand-made or older catalog would hold it.
+void sql(const std::string& path, const std::string& statements) {
+  sqlite3* db = nullptr;
+  g_assert_cmpint(sqlite3_open(path.c_str(), &db), ==, SQLITE_OK);
+  char* message = nullptr;
+  if (sqlite3_exec(db, statements.c_str(), nullptr, nullptr, &message) != SQLITE_OK)
+    g_error("%s: %s", statements.c_str(), message);
+  sqlite3_close(db);
+}
+
+// A Flat gallery of n vectors written as faissindexer writes it.
+std::vector<float> write_pair(const std::string& index_path, int n, unsigned seed) {
+  const int dims = 8;
+  auto data = random_vectors(n, dims, seed);
+  auto store = vs::IndexStore::create("Flat", dims, vs::Metric::L2);
+  store.add(data.data(), n);
+  auto facts = sample_facts();
+  facts.dims = dims;
+  facts.metric = "l2";
+  std::vector<vs::CatalogItem> items(n);
+  for (int i = 0; i < n; ++i) items[i] = {i, i % 10, "class", "src/" + std::to_string(i)};
+  vs::write_index_with_catalog(index_path, store, facts, items);
+  return data;
+}
+
+// Two galleries of the same size, dims and metric: the catalog of one beside
+// the index of the other (a writer killed between its two renames) used to
+// load and name every hit wrongly.
+void test_catalog_binds_its_index() {
+  const std::string a = tmp_path("bound-a.faiss"), b = tmp_path("bound-b.faiss");
+  write_pair(a, 40, 11);
+  write_pair(b, 40, 12);
+  auto pair = vs::load_index_with_catalog(a);
+  g_assert_true(pair.catalog.facts().index_digest.has_value());
+  g_assert_true(*pair.catalog.facts().index_digest == *pair.index.file_digest());
+  struct stat st;
+  g_assert_cmpint(::stat(a.c_str(), &st), ==, 0);
+  g_assert_cmpint(pair.index.file_digest()->bytes, ==, st.st_size);
+
+  std::filesystem::copy_file(vs::catalog_path_for(b), vs::catalog_path_for(a),
+                             std::filesystem::copy_options::overwrite_existing);
+  auto message = error_of([&] { vs::load_index_with_catalog(a); });
+  assert_contains(message, a);
+  assert_contains(message, vs::catalog_path_for(a));
+  assert_contains(message, "not the one its catalog");
+  assert_contains(error_of([&] { vs::Gallery::load(a); }), "not the one its catalog");
+}
+
+// Catalogs of schema 1 (no index digest) still load, unchecked; a newer
+// schema than this build knows is refused.
+void test_older_and_newer_catalogs() {
+  const std::string index = tmp_path("old.faiss");
+  write_pair(index, 3, 13);
+  const std::string catalog = vs::catalog_path_for(index);
+  std::remove(catalog.c_str());
+  sql(catalog,
+      "PRAGMA user_version = 1;"
+      "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT);"
+      "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
+      "metric TEXT, index_type TEXT, count INTEGER, created TEXT);"
+      "INSERT INTO index_facts VALUES ('m', 'p', 8, 'l2', 'Flat', 3, 'then');"
+      "INSERT INTO items VALUES (0, 1, 'a', 's0'), (1, 2, 'b', 's1'), (2, NULL, NULL, NULL);");
+  auto pair = vs::load_index_with_catalog(index);
+  g_assert_false(pair.catalog.facts().index_digest.has_value());
+  g_assert_cmpint(pair.catalog.item(2)->label, ==, -1);
+
+  sql(catalog, "PRAGMA user_version = 3;");
+  auto message = error_of([&] { vs::Catalog::load(catalog); });
+  assert_contains(message, "schema version 3");
+  assert_contains(message, catalog);
+}
+
+// Labels past 32 bits used to come back truncated (2^32 + 5 as 5); label
+// names and sources come back as valid UTF-8.
+void test_catalog_labels_and_text() {
+  const std::string path = tmp_path("labels.faiss.db");
+  auto facts = sample_facts();
+  std::vector<vs::CatalogItem> items = {
+      {0, 3, "cat", "a"}, {1, 4, "dog", "b"}, {2, 5, "ok", "c"}};
+  vs::Catalog::write_atomically(path, facts, items);
+  sql(path, "UPDATE items SET label_name = CAST(X'6361ff74' AS TEXT), "
+            "source = CAST(X'e282' AS TEXT) WHERE id = 1;");
+  auto catalog = vs::Catalog::load(path);
+  g_assert_cmpstr(catalog.item(1)->label_name.c_str(), ==, "ca\xEF\xBF\xBDt");
+  g_assert_true(vs::is_valid_utf8(catalog.item(1)->source));
+  g_assert_cmpstr(catalog.item(1)->source.substr(0, 3).c_str(), ==, "\xEF\xBF\xBD");
+
+  sql(path, "UPDATE items SET label = 4294967301 WHERE id = 2;");
+  auto message = error_of([&] { vs::Catalog::load(path); });
+  assert_contains(message, path);
+  assert_contains(message, "item 2");
+  assert_contains(message, "4294967301");
+}
+
+// A FIFO at the index or catalog path used to block the reader for good.
+void test_fifo_is_refused() {
+  const std::string fifo = tmp_path("fifo.faiss");
+  g_assert_cmpint(::mkfifo(fifo.c_str(), 0600), ==, 0);
+  auto message = error_of([&] { vs::IndexStore::load(fifo); });
+  assert_contains(message, fifo);
+  assert_contains(message, "FIFO");
+  g_assert_cmpint(::mkfifo(vs::catalog_path_for(fifo).c_str(), 0600), ==, 0);
+  assert_contains(error_of([&] { vs::Catalog::load(vs::catalog_path_for(fifo)); }), "FIFO");
+  assert_contains(error_of([&] { vs::IndexStore::load(tmp_dir); }), "a directory");
+}
+
+// Two writers of one path in one process, both mid-write at once, used to
+// share the temporary path.tmp.<pid>: one renamed the other's file away.
+void test_concurrent_writers_get_own_temporaries() {
+  const std::string path = tmp_path("shared-target");
+  std::mutex mutex;
+  std::condition_variable changed;
+  int writing = 0;
+  std::string tmps[2];
+  auto writer = [&](int i) {
+    vs::replace_file_atomically(path, [&, i](const std::string& tmp) {
+      tmps[i] = tmp;
+      std::ofstream(tmp) << "writer " << i;
+      std::unique_lock<std::mutex> lock(mutex);
+      ++writing;
+      changed.notify_all();
+      changed.wait(lock, [&] { return writing == 2; });
+    });
+  };
+  std::thread a(writer, 0), b(writer, 1);
+  a.join();
+  b.join();
+  g_assert_cmpstr(tmps[0].c_str(), !=, tmps[1].c_str());
+  std::string content;
+  std::getline(std::ifstream(path), content);
+  g_assert_true(content == "writer 0" || content == "writer 1");
+}
+
+pid_t dead_pid() {
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  return child;
+}
+
+// Temporaries of a killed writer go; a live writer's, and files that only
+// look alike, stay.
+void test_remove_stale_temporaries() {
+  const std::string path = tmp_path("stale.faiss");
+  const std::string dead = std::to_string(dead_pid());
+  const std::string alive = std::to_string(::getppid());
+  const std::vector<std::string> stale = {path + ".tmp." + dead + ".aB3xY9", path + ".tmp." + dead};
+  const std::vector<std::string> kept = {path + ".tmp." + alive + ".aB3xY9",
+                                         path + ".tmp.notes", path + ".tmp." + dead + ".x",
+                                         path + ".db.tmp." + dead + ".aB3xY9", path + ".lock"};
+  for (const auto& name : stale) std::ofstream(name) << "x";
+  for (const auto& name : kept) std::ofstream(name) << "x";
+  g_assert_cmpint(vs::remove_stale_temporaries(path), ==, 2);
+  for (const auto& name : stale) g_assert_false(std::filesystem::exists(name));
+  for (const auto& name : kept) g_assert_true(std::filesystem::exists(name));
+}
+
+vs::IndexBuildOptions append_options(const std::string& location) {
+  vs::IndexBuildOptions options;
+  options.location = location;
+  options.metric = vs::Metric::L2;
+  options.append = true;
+  options.lock_timeout = std::chrono::milliseconds(300);
+  return options;
+}
+
+void add_rows(vs::IndexBuilder& builder, const std::vector<float>& data) {
+  for (size_t i = 0; i < data.size() / 8; ++i)
+    builder.add(&data[i * 8], 8, "m", "p", vs::CatalogItem{-1, 1, "n", "s"});
+}
+
+// Two appending writers used to each read the index and write it back with
+// only their own vectors. The second now waits for the lock (and says so),
+// and gives up after the timeout.
+void test_appenders_take_turns() {
+  const std::string location = tmp_path("append.faiss");
+  std::vector<std::string> steps;
+  auto note = [&steps](const std::string& step) { steps.push_back(step); };
+  auto ignore = [](const std::string&) {};
+  {
+    vs::IndexBuilder first(append_options(location), note, ignore);
+    add_rows(first, random_vectors(5, 8, 14));
+    auto message = error_of([&] { vs::IndexBuilder(append_options(location), note, ignore); });
+    assert_contains(message, vs::lock_path_for(location));
+    assert_contains(message, "Another writer");
+    bool waited = false;
+    for (const auto& step : steps) waited |= step.find("waiting for another writer") == 0;
+    g_assert_true(waited);
+    g_assert_true(first.finish());
+  }
+  vs::IndexBuilder second(append_options(location), ignore, ignore);
+  g_assert_cmpint(second.existing(), ==, 5);
+  add_rows(second, random_vectors(3, 8, 15));
+  g_assert_true(second.finish());
+  g_assert_cmpint(vs::load_index_with_catalog(location).index.size(), ==, 8);
+}
+
+// A missing output directory used to surface only at EOS, after the work.
+void test_builder_checks_directory_at_start() {
+  vs::IndexBuildOptions options;
+  options.location = tmp_dir + "/no-such-dir/x.faiss";
+  auto ignore = [](const std::string&) {};
+  auto message = error_of([&] { vs::IndexBuilder(options, ignore, ignore); });
+  assert_contains(message, tmp_dir + "/no-such-dir");
+  assert_contains(message, "does not exist");
+  std::ofstream(tmp_path("plain-file")) << "x";
+  options.location = tmp_path("plain-file") + "/x.faiss";
+  assert_contains(error_of([&] { vs::IndexBuilder(options, ignore, ignore); }),
+                  "not a directory");
+}
+
+// When the NumPy export fails after the index and catalog were replaced, the
+// message used to claim the previous files were intact.
+void test_export_failure_says_index_was_written() {
+  const std::string dir = tmp_path("npy");
+  std::filesystem::create_directories(dir + "/embeddings.npy");  // rename over it fails
+  vs::IndexBuildOptions options;
+  options.location = dir + "/g.faiss";
+  options.metric = vs::Metric::L2;
+  options.export_npy = true;
+  auto ignore = [](const std::string&) {};
+  vs::IndexBuilder builder(options, ignore, ignore);
+  add_rows(builder, random_vectors(4, 8, 16));
+  auto message = error_of([&] { builder.finish(); });
+  assert_contains(message, "were replaced and hold the new 4 vectors");
+  assert_contains(message, "embeddings.npy");
+  g_assert_cmpint(vs::load_index_with_catalog(options.location).index.size(), ==, 4);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -290,6 +529,18 @@ int main(int argc, char** argv) {
   g_test_add_func("/catalog/same_embedding_space", test_same_embedding_space);
   g_test_add_func("/atomic_file/set_failure_keeps_old_files",
                   test_file_set_failure_keeps_old_files);
+  g_test_add_func("/catalog/binds_its_index", test_catalog_binds_its_index);
+  g_test_add_func("/catalog/older_and_newer", test_older_and_newer_catalogs);
+  g_test_add_func("/catalog/labels_and_text", test_catalog_labels_and_text);
+  g_test_add_func("/index_store/fifo_is_refused", test_fifo_is_refused);
+  g_test_add_func("/atomic_file/concurrent_writers_get_own_temporaries",
+                  test_concurrent_writers_get_own_temporaries);
+  g_test_add_func("/atomic_file/remove_stale_temporaries", test_remove_stale_temporaries);
+  g_test_add_func("/index_builder/appenders_take_turns", test_appenders_take_turns);
+  g_test_add_func("/index_builder/checks_directory_at_start",
+                  test_builder_checks_directory_at_start);
+  g_test_add_func("/index_builder/export_failure_says_index_was_written",
+                  test_export_failure_says_index_was_written);
   int rc = g_test_run();
   std::filesystem::remove_all(tmp_dir);
   return rc;

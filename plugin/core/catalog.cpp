@@ -1,19 +1,23 @@
 #include "core/catalog.h"
 
 #include <sqlite3.h>
-#include <sys/stat.h>
+
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <limits>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace vs {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 struct DatabaseCloser {
   void operator()(sqlite3* db) const { sqlite3_close(db); }
@@ -77,6 +81,12 @@ std::string column_text(sqlite3_stmt* stmt, int column) {
   return text ? reinterpret_cast<const char*>(text) : std::string();
 }
 
+void bind_int64_or_null(Database& db, sqlite3_stmt* stmt, int index,
+                        std::optional<int64_t> value) {
+  int rc = value ? sqlite3_bind_int64(stmt, index, *value) : sqlite3_bind_null(stmt, index);
+  if (rc != SQLITE_OK) db.fail(sqlite3_errstr(rc));
+}
+
 void bind_text_or_null(Database& db, sqlite3_stmt* stmt, int index, const std::string& text) {
   int rc = text.empty() ? sqlite3_bind_null(stmt, index)
                         : sqlite3_bind_text(stmt, index, text.c_str(), -1, SQLITE_TRANSIENT);
@@ -121,16 +131,26 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
 }
 
 Catalog Catalog::load(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0)
+  // SQLite would open a FIFO and wait for a writer; refuse anything irregular.
+  const int fd = open_regular_file(path, "catalog");
+  if (fd < 0 && errno == ENOENT)
     throw Error("The catalog " + path + " does not exist; it is written beside the index by "
                 "faissindexer (index path + \".db\"). Rebuild the index.");
+  if (fd >= 0) ::close(fd);
   Database db(path, SQLITE_OPEN_READONLY, "open");
   Catalog catalog;
 
+  Statement version = db.prepare("PRAGMA user_version");
+  db.step(version.get());
+  const int schema = sqlite3_column_int(version.get(), 0);
+  if (schema > kSchemaVersion)
+    throw Error("The catalog " + path + " has schema version " + std::to_string(schema) +
+                ", newer than this visualsearch reads (" + std::to_string(kSchemaVersion) +
+                "). Update visualsearch, or rebuild the index with this one.");
+
   Statement facts = db.prepare(
-      "SELECT model_id, preprocessing_id, dims, metric, index_type, count, created "
-      "FROM index_facts");
+      std::string("SELECT model_id, preprocessing_id, dims, metric, index_type, count, created") +
+      (schema >= 2 ? ", index_bytes, index_crc32" : "") + " FROM index_facts");
   if (db.step(facts.get()) != SQLITE_ROW) db.fail("the index_facts table is empty");
   IndexFacts& f = catalog.facts_;
   f.model_id = column_text(facts.get(), 0);
@@ -140,17 +160,30 @@ Catalog Catalog::load(const std::string& path) {
   f.index_type = column_text(facts.get(), 4);
   f.count = sqlite3_column_int64(facts.get(), 5);
   f.created = column_text(facts.get(), 6);
+  if (schema >= 2 && sqlite3_column_type(facts.get(), 7) != SQLITE_NULL) {
+    IndexDigest digest;
+    digest.bytes = sqlite3_column_int64(facts.get(), 7);
+    digest.crc32 = static_cast<uint32_t>(sqlite3_column_int64(facts.get(), 8));
+    f.index_digest = digest;
+  }
   if (db.step(facts.get()) != SQLITE_DONE) db.fail("the index_facts table has several rows");
 
   Statement items = db.prepare("SELECT id, label, label_name, source FROM items ORDER BY id");
   while (db.step(items.get()) == SQLITE_ROW) {
     CatalogItem item;
     item.id = sqlite3_column_int64(items.get(), 0);
-    item.label = sqlite3_column_type(items.get(), 1) == SQLITE_NULL
-                     ? -1
-                     : sqlite3_column_int(items.get(), 1);
-    item.label_name = column_text(items.get(), 2);
-    item.source = column_text(items.get(), 3);
+    if (sqlite3_column_type(items.get(), 1) != SQLITE_NULL) {
+      // sqlite3_column_int would keep the low 32 bits of a larger label.
+      const int64_t label = sqlite3_column_int64(items.get(), 1);
+      if (label < std::numeric_limits<int>::min() || label > std::numeric_limits<int>::max())
+        throw Error("The catalog " + path + " gives item " + std::to_string(item.id) +
+                    " the label " + std::to_string(label) +
+                    ", which does not fit the 32-bit labels of visualsearch. Number the "
+                    "classes from 0 and rebuild the index.");
+      item.label = static_cast<int>(label);
+    }
+    item.label_name = valid_utf8(column_text(items.get(), 2));
+    item.source = valid_utf8(column_text(items.get(), 3));
     if (item.id != static_cast<int64_t>(catalog.items_.size()))
       db.fail("item ids are not 0, 1, 2, ... (id " + std::to_string(item.id) + " at position " +
               std::to_string(catalog.items_.size()) + ")");
@@ -176,9 +209,10 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
           "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, "
           "source TEXT);"
           "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
-          "metric TEXT, index_type TEXT, count INTEGER, created TEXT);");
+          "metric TEXT, index_type TEXT, count INTEGER, created TEXT, index_bytes INTEGER, "
+          "index_crc32 INTEGER);");
 
-  Statement fact = db.prepare("INSERT INTO index_facts VALUES (?, ?, ?, ?, ?, ?, ?)");
+  Statement fact = db.prepare("INSERT INTO index_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   bind_text_or_null(db, fact.get(), 1, facts.model_id);
   bind_text_or_null(db, fact.get(), 2, facts.preprocessing_id);
   sqlite3_bind_int(fact.get(), 3, facts.dims);
@@ -186,6 +220,12 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
   bind_text_or_null(db, fact.get(), 5, facts.index_type);
   sqlite3_bind_int64(fact.get(), 6, facts.count);
   bind_text_or_null(db, fact.get(), 7, facts.created);
+  bind_int64_or_null(db, fact.get(), 8,
+                     facts.index_digest ? std::optional<int64_t>(facts.index_digest->bytes)
+                                        : std::nullopt);
+  bind_int64_or_null(db, fact.get(), 9,
+                     facts.index_digest ? std::optional<int64_t>(facts.index_digest->crc32)
+                                        : std::nullopt);
   db.step(fact.get());
 
   Statement insert = db.prepare("INSERT INTO items VALUES (?, ?, ?, ?)");

@@ -10,11 +10,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/index_store.h"
+
 namespace vs {
 
 struct CatalogItem {
   int64_t id = -1;  // position in the FAISS index
-  int label = -1;
+  int label = -1;   // 32 bits, as in the metas; a catalog with larger ones is refused
   std::string label_name;
   std::string source;
 };
@@ -27,6 +29,9 @@ struct IndexFacts {
   std::string index_type;  // FAISS index_factory string
   int64_t count = 0;
   std::string created;     // ISO 8601 UTC
+  // The index file written with this catalog; nullopt in catalogs of schema
+  // version 1, which predate it (they load, unchecked).
+  std::optional<IndexDigest> index_digest;
 };
 
 std::string catalog_path_for(const std::string& index_path);
@@ -42,16 +47,22 @@ std::string utc_timestamp_now();
 void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& incoming,
                                 const std::string& catalog_path);
 
-// File layout (schema version 1, PRAGMA user_version = 1):
+// File layout (schema version 2, PRAGMA user_version = 2):
 //   items(id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT)
 //     one row per index id, 0..count-1; label -1 and NULL strings when unknown;
+//     labels fit 32 bits;
 //   index_facts(model_id TEXT, preprocessing_id TEXT, dims INTEGER, metric TEXT,
-//               index_type TEXT, count INTEGER, created TEXT)
-//     exactly one row.
+//               index_type TEXT, count INTEGER, created TEXT,
+//               index_bytes INTEGER, index_crc32 INTEGER)
+//     exactly one row; index_bytes and index_crc32 (the IndexDigest of the
+//     index written with the catalog) are NULL when unknown.
+// Version 1 lacks index_bytes and index_crc32; version 0 is version 1 written
+// before the version was recorded. Both are read.
 
 class Catalog {
  public:
-  // Reads the whole catalog into memory. Throws vs::Error.
+  // Reads the whole catalog into memory; label names and sources come back
+  // as valid UTF-8 (invalid bytes become U+FFFD). Throws vs::Error.
   static Catalog load(const std::string& path);
   // Writes a complete catalog atomically (temp file, fsync, rename).
   static void write_atomically(const std::string& path, const IndexFacts& facts,

@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace vs {
@@ -13,12 +14,13 @@ Gallery::Gallery(std::string index_path, IndexStore index, Catalog catalog)
       index_(std::move(index)),
       catalog_(std::move(catalog)) {}
 
-Gallery Gallery::load(const std::string& index_path) {
-  IndexStore index = IndexStore::load(index_path);
-  const std::string catalog_path = catalog_path_for(index_path);
-  Catalog catalog = Catalog::load(catalog_path);
-  const IndexFacts& facts = catalog.facts();
+namespace {
 
+// Throws vs::Error unless the index and the catalog read from these paths
+// were written together.
+void check_pair(const IndexStore& index, const Catalog& catalog, const std::string& index_path,
+                const std::string& catalog_path) {
+  const IndexFacts& facts = catalog.facts();
   if (facts.dims != index.dims()) {
     throw Error("The catalog " + catalog_path + " describes " + std::to_string(facts.dims) +
                 "-dimensional embeddings but the index " + index_path + " holds " +
@@ -35,7 +37,51 @@ Gallery Gallery::load(const std::string& index_path) {
                 " holds " + std::to_string(index.size()) +
                 " vectors; they were not written together, rebuild both.");
   }
-  return Gallery(index_path, std::move(index), std::move(catalog));
+  if (facts.index_digest && index.file_digest() && *facts.index_digest != *index.file_digest()) {
+    throw Error("The index " + index_path + " (" + index.file_digest()->describe() +
+                ") is not the one its catalog " + catalog_path + " was written with (" +
+                facts.index_digest->describe() +
+                "): a writer was stopped between replacing the two, or several wrote at "
+                "once. Run the indexer again to rewrite both.");
+  }
+}
+
+}  // namespace
+
+IndexWithCatalog load_index_with_catalog(const std::string& index_path) {
+  const std::string catalog_path = catalog_path_for(index_path);
+  // A writer renames the index, then the catalog: a reader between the two
+  // renames sees a mismatch, and a changed file on disk, and reads again.
+  for (int attempt = 1;; ++attempt) {
+    const FileStamp index_before = FileStamp::of(index_path);
+    const FileStamp catalog_before = FileStamp::of(catalog_path);
+    IndexStore index = IndexStore::load(index_path);
+    Catalog catalog = Catalog::load(catalog_path);
+    try {
+      check_pair(index, catalog, index_path, catalog_path);
+      return IndexWithCatalog{std::move(index), std::move(catalog)};
+    } catch (const Error&) {
+      const bool replaced = FileStamp::of(index_path) != index_before ||
+                            FileStamp::of(catalog_path) != catalog_before;
+      if (!replaced || attempt == 3) throw;
+    }
+  }
+}
+
+void write_index_with_catalog(const std::string& index_path, const IndexStore& index,
+                              IndexFacts facts, const std::vector<CatalogItem>& items) {
+  facts.count = index.size();
+  // The index is written first (replace_files_atomically keeps the order), so
+  // its digest is known when the catalog is.
+  replace_files_atomically(
+      {{index_path, [&](const std::string& tmp) { facts.index_digest = index.write(tmp); }},
+       {catalog_path_for(index_path),
+        [&](const std::string& tmp) { Catalog::write(tmp, facts, items); }}});
+}
+
+Gallery Gallery::load(const std::string& index_path) {
+  IndexWithCatalog pair = load_index_with_catalog(index_path);
+  return Gallery(index_path, std::move(pair.index), std::move(pair.catalog));
 }
 
 void Gallery::check_query(const char* model_id, const char* preprocessing_id,

@@ -19,14 +19,34 @@ struct Neighbor {
   const CatalogItem* item;    // nullptr when the catalog does not know the id
 };
 
+// An index and its catalog as read from disk, checked to belong together.
+struct IndexWithCatalog {
+  IndexStore index;
+  Catalog catalog;
+};
+
+// Loads index_path and catalog_path_for(index_path). Throws vs::Error naming
+// the file when either is missing or corrupt, or when they disagree: dims,
+// metric, number of items, or the index digest the catalog records (a catalog
+// without one, from before schema version 2, is not checked: see
+// IndexFacts::index_digest). A pair read while a writer replaced it is read
+// again.
+IndexWithCatalog load_index_with_catalog(const std::string& index_path);
+
+// Replaces index_path and its catalog atomically (replace_files_atomically),
+// the catalog recording the digest of the index written with it. facts.count
+// and facts.index_digest are filled in here.
+void write_index_with_catalog(const std::string& index_path, const IndexStore& index,
+                              IndexFacts facts, const std::vector<CatalogItem>& items);
+
 class Gallery {
  public:
-  // Loads index_path and catalog_path_for(index_path). Throws vs::Error naming
-  // the file when either is missing or corrupt, or when they disagree (dims,
-  // metric, number of items).
+  // load_index_with_catalog(index_path), kept for searching.
   static Gallery load(const std::string& index_path);
 
   const std::string& index_path() const { return index_path_; }
+  // facts().index_digest is nullopt when the catalog is too old to bind the
+  // index to it.
   const IndexFacts& facts() const { return catalog_.facts(); }
   Metric metric() const { return index_.metric(); }
   int64_t size() const { return index_.size(); }

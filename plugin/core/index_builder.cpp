@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/gallery.h"
 #include "core/npy.h"
 
 namespace vs {
@@ -22,12 +23,6 @@ bool file_exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-std::string directory_of(const std::string& path) {
-  auto slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 }  // namespace
 
 std::string npy_embeddings_path(const std::string& location) {
@@ -38,6 +33,8 @@ std::string npy_labels_path(const std::string& location) {
   return directory_of(location) + "/labels.npy";
 }
 
+std::string lock_path_for(const std::string& location) { return location + ".lock"; }
+
 IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn)
     : options_(std::move(options)),
       step_(std::move(step)),
@@ -45,26 +42,36 @@ IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn)
       catalog_path_(catalog_path_for(options_.location)) {
   if (options_.location.empty())
     throw Error("No index file given: set location to the path of the index to write.");
+  lock_ = std::make_unique<FileLock>(lock_path_for(options_.location));
   facts_.index_type = options_.index_type;
   facts_.metric = metric_name(options_.metric);
-  if (!options_.append || !file_exists(options_.location)) return;
+  if (!options_.append) return;
 
-  IndexStore index = IndexStore::load(options_.location);
-  Catalog catalog = Catalog::load(catalog_path_);
-  const IndexFacts& stored = catalog.facts();
-  if (index.size() != stored.count || index.dims() != stored.dims)
-    throw Error("The index " + options_.location + " (" + std::to_string(index.size()) +
-                " vectors of " + std::to_string(index.dims()) + " dims) and its catalog " +
-                catalog_path_ + " (" + std::to_string(stored.count) + " of " +
-                std::to_string(stored.dims) + ") do not belong together; rebuild the index.");
+  // Held until finish(): another appender reading the index meanwhile would
+  // write it back without this run's vectors, or this run without its.
+  take_lock();
+  if (!file_exists(options_.location)) return;
+  IndexWithCatalog existing = load_index_with_catalog(options_.location);
+  const IndexFacts& stored = existing.catalog.facts();
+  if (!stored.index_digest)
+    step_("the catalog " + catalog_path_ + " predates the record of its index (schema " +
+          "version 1), so their match was not checked; it is rewritten with one");
   IndexFacts wanted;
   wanted.metric = facts_.metric;
   check_same_embedding_space(stored, wanted, catalog_path_);
   facts_ = stored;
   have_existing_facts_ = true;
-  items_ = catalog.items();
-  existing_ = index.size();
-  index_ = std::move(index);
+  items_ = existing.catalog.items();
+  existing_ = existing.index.size();
+  index_ = std::move(existing.index);
+}
+
+void IndexBuilder::take_lock() {
+  lock_->lock(options_.lock_timeout, [this] {
+    step_("waiting for another writer of " + options_.location + " to finish (lock file " +
+          lock_->path() + "; giving up after " +
+          std::to_string(options_.lock_timeout.count() / 1000) + " s)");
+  });
 }
 
 IndexBuilder::~IndexBuilder() = default;
@@ -144,19 +151,36 @@ bool IndexBuilder::finish() {
     throw Error("No buffer carried an embedding, so there is nothing to write to " +
                 options_.location + ". Put an embedder upstream of the indexer.");
   }
-  if (index_->needs_training()) train_on_pending();
-  step_("adding " + std::to_string(pending_rows()) + " vectors; the index will hold " +
-        std::to_string(existing_ + added_));
-  flush_pending();
+  try {
+    if (index_->needs_training()) train_on_pending();
+    step_("adding " + std::to_string(pending_rows()) + " vectors; the index will hold " +
+          std::to_string(existing_ + added_));
+    flush_pending();
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " Nothing was written: any previous index and " +
+                "catalog at " + options_.location + " are unchanged.");
+  }
 
-  facts_.count = index_->size();
+  take_lock();
+  const int stale =
+      remove_stale_temporaries(options_.location) + remove_stale_temporaries(catalog_path_);
+  if (stale > 0)
+    step_("removed " + std::to_string(stale) + " temporary files of " + options_.location +
+          " left by writers that were killed");
   facts_.created = utc_timestamp_now();
   step_("writing " + options_.location + " and " + catalog_path_);
-  replace_files_atomically(
-      {{options_.location, [this](const std::string& tmp) { index_->write(tmp); }},
-       {catalog_path_,
-        [this](const std::string& tmp) { Catalog::write(tmp, facts_, items_); }}});
-  if (options_.export_npy) export_npy();
+  write_index_with_catalog(options_.location, *index_, facts_, items_);
+  facts_.count = index_->size();
+  if (options_.export_npy) {
+    try {
+      export_npy();
+    } catch (const Error& e) {
+      throw Error("The index " + options_.location + " and its catalog " + catalog_path_ +
+                  " were replaced and hold the new " + std::to_string(facts_.count) +
+                  " vectors, but the NumPy export failed: " + e.what());
+    }
+  }
+  lock_.reset();
   return true;
 }
 

@@ -4,6 +4,7 @@
 // after training), so memory stays near one copy of the gallery.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/catalog.h"
+#include "core/file_lock.h"
 #include "core/index_store.h"
 
 namespace vs {
@@ -28,7 +30,14 @@ struct IndexBuildOptions {
   int64_t train_size = 0;
   // Also write npy_embeddings_path() and npy_labels_path().
   bool export_npy = false;
+  // How long to wait for another writer of location to finish.
+  std::chrono::milliseconds lock_timeout = std::chrono::seconds(60);
 };
+
+// The lock file beside an index (location + ".lock") that writers hold while
+// they read, modify and replace it: an appending writer from start to finish,
+// any other while it writes. Readers do not take it.
+std::string lock_path_for(const std::string& location);
 
 // The NumPy export beside the index: <directory of location>/embeddings.npy
 // (float32, count x dims, row i = index id i) and .../labels.npy (int64,
@@ -40,9 +49,11 @@ class IndexBuilder {
  public:
   using Report = std::function<void(const std::string& message)>;
 
-  // With append, loads the existing index and catalog and checks the metric.
-  // step() narrates the phases (training, adding, writing); warn() hears of
-  // things that work but deserve a person's attention. Throws vs::Error.
+  // Checks that the directory of location is writable (creating the lock
+  // file there). With append, takes the lock, then loads the existing index
+  // and catalog and checks the metric. step() narrates the phases (waiting
+  // for the lock, training, adding, writing); warn() hears of things that
+  // work but deserve a person's attention. Throws vs::Error.
   IndexBuilder(IndexBuildOptions options, Report step, Report warn);
   ~IndexBuilder();
 
@@ -56,16 +67,19 @@ class IndexBuilder {
   int64_t added() const { return added_; }
   int64_t existing() const { return existing_; }
 
-  // Trains if still needed, adds what is pending and replaces the index and
-  // catalog (and the NumPy export) atomically. Returns false, writing
-  // nothing, when the run brought no embeddings to an existing index.
-  // Throws vs::Error; the previous files are then intact.
+  // Trains if still needed, adds what is pending and, holding the lock,
+  // removes temporaries of killed writers and replaces the index and catalog
+  // (and the NumPy export) atomically; then releases the lock. Returns false,
+  // writing nothing, when the run brought no embeddings to an existing index.
+  // Throws vs::Error whose message says whether the index and catalog were
+  // replaced.
   bool finish();
 
   const std::string& location() const { return options_.location; }
   const std::string& catalog_path() const { return catalog_path_; }
 
  private:
+  void take_lock();
   int64_t pending_rows() const;
   void train_on_pending();
   void flush_pending();
@@ -75,6 +89,7 @@ class IndexBuilder {
   Report step_;
   Report warn_;
   std::string catalog_path_;
+  std::unique_ptr<FileLock> lock_;
   std::optional<IndexStore> index_;
   IndexFacts facts_;  // of the index being built; dims 0 until the first embedding
   bool have_existing_facts_ = false;

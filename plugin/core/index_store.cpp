@@ -12,11 +12,16 @@
 #include <faiss/IndexRefine.h>
 #include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissException.h>
+#include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
-#include <sys/stat.h>
+#include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
 #include <utility>
 
 #include "core/atomic_file.h"
@@ -130,7 +135,67 @@ faiss::HNSW* find_hnsw(faiss::Index* index) {
   return nullptr;
 }
 
+struct FileCloser {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+using File = std::unique_ptr<std::FILE, FileCloser>;
+
+void add_to_digest(IndexDigest& digest, const void* data, size_t bytes) {
+  digest.crc32 = ::crc32_z(digest.crc32, static_cast<const Bytef*>(data), bytes);
+  digest.bytes += static_cast<int64_t>(bytes);
+}
+
+// FAISS's own file reader and writer, plus the digest of every byte that
+// passes, so neither side reads the file twice.
+class DigestingReader : public faiss::IOReader {
+ public:
+  DigestingReader(std::FILE* file, const std::string& path) : file_(file) { name = path; }
+
+  size_t operator()(void* ptr, size_t size, size_t nitems) override {
+    const size_t n = std::fread(ptr, size, nitems, file_);
+    add_to_digest(digest_, ptr, n * size);
+    return n;
+  }
+
+  // Reads what FAISS left (nothing, for a sound file) into the digest.
+  IndexDigest finish() {
+    char buffer[1 << 16];
+    size_t n;
+    while ((n = std::fread(buffer, 1, sizeof buffer, file_)) > 0) add_to_digest(digest_, buffer, n);
+    if (std::ferror(file_)) throw Error("Cannot read the FAISS index " + name + ": " +
+                                        std::strerror(errno) + ".");
+    return digest_;
+  }
+
+ private:
+  std::FILE* file_;
+  IndexDigest digest_;
+};
+
+class DigestingWriter : public faiss::IOWriter {
+ public:
+  DigestingWriter(std::FILE* file, const std::string& path) : file_(file) { name = path; }
+
+  size_t operator()(const void* ptr, size_t size, size_t nitems) override {
+    const size_t n = std::fwrite(ptr, size, nitems, file_);
+    add_to_digest(digest_, ptr, n * size);
+    return n;
+  }
+
+  const IndexDigest& digest() const { return digest_; }
+
+ private:
+  std::FILE* file_;
+  IndexDigest digest_;
+};
+
 }  // namespace
+
+std::string IndexDigest::describe() const {
+  char text[64];
+  std::snprintf(text, sizeof text, "%" PRId64 " bytes, CRC-32 %08" PRIx32, bytes, crc32);
+  return text;
+}
 
 const char* metric_name(Metric metric) {
   return metric == Metric::InnerProduct ? "ip" : "l2";
@@ -172,13 +237,20 @@ IndexStore IndexStore::create(const std::string& index_type, int dims, Metric me
 }
 
 IndexStore IndexStore::load(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0)
+  const int fd = open_regular_file(path, "index");
+  if (fd < 0 && errno == ENOENT)
     throw Error("The index file " + path + " does not exist; build it first with "
                 "faissindexer or cifarindexer.");
+  File file(fd < 0 ? nullptr : ::fdopen(fd, "rb"));
+  if (!file) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    throw Error("Cannot open the index file " + path + ": " + std::strerror(err) + ".");
+  }
+  DigestingReader reader(file.get(), path);
   std::unique_ptr<faiss::Index> index;
   try {
-    index.reset(faiss::read_index(path.c_str()));
+    index.reset(faiss::read_index(&reader));
   } catch (const faiss::FaissException& e) {
     throw Error("Cannot read the FAISS index " + path +
                 ": it is damaged or not a FAISS index file (" + e.msg +
@@ -187,7 +259,9 @@ IndexStore IndexStore::load(const std::string& path) {
   if (index->metric_type != faiss::METRIC_INNER_PRODUCT && index->metric_type != faiss::METRIC_L2)
     throw Error("The FAISS index " + path +
                 " uses a metric other than inner product or L2, which visualsearch does not support.");
-  return IndexStore(std::move(index), path);
+  IndexStore store(std::move(index), path);
+  store.file_digest_ = reader.finish();
+  return store;
 }
 
 int IndexStore::dims() const { return index_->d; }
@@ -284,12 +358,20 @@ std::vector<float> IndexStore::reconstruct(int64_t id) const {
   return vector;
 }
 
-void IndexStore::write(const std::string& path) const {
+IndexDigest IndexStore::write(const std::string& path) const {
+  File file(std::fopen(path.c_str(), "wb"));
+  if (!file)
+    throw Error("Cannot create the FAISS index " + path + ": " + std::strerror(errno) + ".");
+  DigestingWriter writer(file.get(), path);
   try {
-    faiss::write_index(index_.get(), path.c_str());
+    faiss::write_index(index_.get(), &writer);
   } catch (const faiss::FaissException& e) {
     throw Error("Cannot write the FAISS index to " + path + ": " + e.msg);
   }
+  // fclose flushes: a full disk may only show here.
+  if (std::fclose(file.release()) != 0)
+    throw Error("Cannot write the FAISS index to " + path + ": " + std::strerror(errno) + ".");
+  return writer.digest();
 }
 
 void IndexStore::save_atomically(const std::string& path) const {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,22 @@ struct Hit {
   float distance;  // as FAISS returns it
 };
 
+// Size and CRC-32 of an index file's bytes. The catalog records the digest of
+// the index written with it, so that an index and a catalog that were not
+// written together (a writer killed between the two renames, two writers at
+// once) are told apart at load instead of giving wrong names.
+struct IndexDigest {
+  int64_t bytes = 0;
+  uint32_t crc32 = 0;
+
+  bool operator==(const IndexDigest& other) const {
+    return bytes == other.bytes && crc32 == other.crc32;
+  }
+  bool operator!=(const IndexDigest& other) const { return !(*this == other); }
+  // "1234 bytes, CRC-32 0a1b2c3d", for messages.
+  std::string describe() const;
+};
+
 class IndexStore {
  public:
   ~IndexStore();
@@ -41,7 +58,8 @@ class IndexStore {
   // An empty index of the given index_factory type. Throws vs::Error for an
   // unknown factory string.
   static IndexStore create(const std::string& index_type, int dims, Metric metric);
-  // Throws vs::Error naming the file for a missing or corrupt index.
+  // Throws vs::Error naming the file for a missing or corrupt index, or a
+  // path that is not a regular file (a FIFO would block the read for good).
   static IndexStore load(const std::string& path);
 
   int dims() const;
@@ -67,15 +85,21 @@ class IndexStore {
   std::vector<float> reconstruct(int64_t id) const;
 
   // Plain write, for callers that replace several files as one
-  // (replace_files_atomically); everyone else wants save_atomically.
-  void write(const std::string& path) const;
+  // (replace_files_atomically); everyone else wants save_atomically. Returns
+  // the digest of the bytes written.
+  IndexDigest write(const std::string& path) const;
   void save_atomically(const std::string& path) const;
+
+  // The digest of the file load() read, whole; nullopt for a created index.
+  // It describes the file, not vectors added since.
+  const std::optional<IndexDigest>& file_digest() const { return file_digest_; }
 
  private:
   IndexStore(std::unique_ptr<faiss::Index> index, std::string description);
   std::unique_ptr<faiss::Index> index_;
   std::string description_;  // the factory string, or the file it came from
   std::unique_ptr<std::mutex> hnsw_mutex_;
+  std::optional<IndexDigest> file_digest_;
 };
 
 }  // namespace vs
