@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # models/fetch-weights.sh against a real HTTP server on 127.0.0.1: a good file
 # lands in the cache, a file whose hash does not match its name is refused and
-# leaves nothing behind, a missing file is a clear error.
+# leaves nothing behind, a missing file is a clear error, and a server that
+# accepts the connection but never answers fails the download instead of
+# hanging (the demo then falls back to random weights).
 set -euo pipefail
 : "${VS_SOURCE_DIR:?}"
 PY=/usr/bin/python3
 fetch="$VS_SOURCE_DIR/models/fetch-weights.sh"
 
 work=$(mktemp -d)
-server_pid=""
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+server_pid="" stall_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  [ -n "$stall_pid" ] && kill "$stall_pid" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 mkdir -p "$work/www" "$work/home"
@@ -47,4 +53,21 @@ grep -q "could not download" "$work/err" || { echo "FAIL: no download error mess
 
 if "$fetch" vgg16 2> "$work/err"; then echo "FAIL: unknown model accepted"; exit 1; fi
 grep -q "unknown model" "$work/err" || { echo "FAIL: no unknown-model message"; exit 1; }
-echo "PASS: fetch-weights download, hash check, errors"
+# Listens but never accepts: the kernel completes the connection, no answer comes.
+$PY -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True); time.sleep(300)' > "$work/stall.port" &
+stall_pid=$!
+stall_port=""
+for _ in $(seq 50); do
+  stall_port=$(head -n 1 "$work/stall.port")
+  [ -n "$stall_port" ] && break
+  sleep 0.1
+done
+[ -n "$stall_port" ] || { echo "FAIL: the silent test server did not start"; exit 1; }
+if VS_WEIGHTS_BASE_URL="http://127.0.0.1:$stall_port" "$fetch" resnet34 2> "$work/err"; then
+  echo "FAIL: a server that never answers was taken for a download"; exit 1
+fi
+grep -q "could not download" "$work/err" || { echo "FAIL: no download error from a silent server"; cat "$work/err"; exit 1; }
+[ -z "$(find "$cache" -name '.*' -type f)" ] || { echo "FAIL: temporary file left behind by a stalled download"; exit 1; }
+echo "PASS: fetch-weights download, hash check, errors, stalled server"
