@@ -9,11 +9,12 @@
 # images.
 set -euo pipefail
 : "${VS_SOURCE_DIR:?}" "${VS_BUILD_DIR:?}"
+source "$VS_SOURCE_DIR/tests/local_servers.sh"
 PY=/usr/bin/python3
 
 work=$(mktemp -d)
-stall_pid=""
-cleanup() { [ -n "$stall_pid" ] && kill "$stall_pid" 2>/dev/null; rm -rf "$work"; }
+silent_pid=""
+cleanup() { [ -n "$silent_pid" ] && kill "$silent_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -30,23 +31,9 @@ else
 fi
 if [ ! -x "$tree/pipelines/demo.sh" ] || [ -e "$tree/demo-out" ]; then fail "the copy of the tree is not clean"; fi
 
-# Listens but never accepts: the connection is made, no answer ever comes.
-$PY -c 'import socket, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
-print(s.getsockname()[1], flush=True); time.sleep(600)' > "$work/stall.port" &
-stall_pid=$!
-# Bound, then closed: nothing listens there.
-closed_port=$($PY -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-stall_port=""
-for _ in $(seq 50); do
-  stall_port=$(head -n 1 "$work/stall.port")
-  [ -n "$stall_port" ] && break
-  sleep 0.1
-done
-[ -n "$stall_port" ] || fail "the silent test server did not start"
-cifar_url="http://127.0.0.1:$stall_port/cifar-10-python.tar.gz"
-weights_url="http://127.0.0.1:$closed_port"
+start_silent_server "$work"
+cifar_url="http://127.0.0.1:$silent_port/cifar-10-python.tar.gz"
+weights_url="http://127.0.0.1:$(closed_port)"
 
 status=0
 env -i PATH="$PATH" HOME="$work/home" BUILD_DIR="$VS_BUILD_DIR" \

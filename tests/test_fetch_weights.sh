@@ -6,14 +6,15 @@
 # hanging (the demo then falls back to random weights).
 set -euo pipefail
 : "${VS_SOURCE_DIR:?}"
+source "$VS_SOURCE_DIR/tests/local_servers.sh"
 PY=/usr/bin/python3
 fetch="$VS_SOURCE_DIR/models/fetch-weights.sh"
 
 work=$(mktemp -d)
-server_pid="" stall_pid=""
+server_pid="" silent_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-  [ -n "$stall_pid" ] && kill "$stall_pid" 2>/dev/null
+  [ -n "$silent_pid" ] && kill "$silent_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -53,19 +54,8 @@ grep -q "could not download" "$work/err" || { echo "FAIL: no download error mess
 
 if "$fetch" vgg16 2> "$work/err"; then echo "FAIL: unknown model accepted"; exit 1; fi
 grep -q "unknown model" "$work/err" || { echo "FAIL: no unknown-model message"; exit 1; }
-# Listens but never accepts: the kernel completes the connection, no answer comes.
-$PY -c 'import socket, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
-print(s.getsockname()[1], flush=True); time.sleep(300)' > "$work/stall.port" &
-stall_pid=$!
-stall_port=""
-for _ in $(seq 50); do
-  stall_port=$(head -n 1 "$work/stall.port")
-  [ -n "$stall_port" ] && break
-  sleep 0.1
-done
-[ -n "$stall_port" ] || { echo "FAIL: the silent test server did not start"; exit 1; }
-if VS_WEIGHTS_BASE_URL="http://127.0.0.1:$stall_port" "$fetch" resnet34 2> "$work/err"; then
+start_silent_server "$work"
+if VS_WEIGHTS_BASE_URL="http://127.0.0.1:$silent_port" "$fetch" resnet34 2> "$work/err"; then
   echo "FAIL: a server that never answers was taken for a download"; exit 1
 fi
 grep -q "could not download" "$work/err" || { echo "FAIL: no download error from a silent server"; cat "$work/err"; exit 1; }
