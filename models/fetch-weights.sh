@@ -2,7 +2,8 @@
 # Downloads official torchvision ResNet checkpoints into the torch hub cache,
 # where `embedder` (and torchvision itself) look for them, and checks each one
 # the way torchvision does: the hex digits after the last '-' in the file name
-# must be a prefix of the file's SHA-256.
+# must be a prefix of the file's SHA-256. A server that cannot be reached, or
+# stops sending, fails the download within about 20 s.
 #
 #   models/fetch-weights.sh                 # resnet18
 #   models/fetch-weights.sh resnet18 resnet50
@@ -30,7 +31,7 @@ official_file() {
 }
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
 }
 
 fetch_one() {
@@ -54,7 +55,11 @@ fetch_one() {
   url="$BASE_URL/$file"
   tmp=$(mktemp "$DEST/.$file.XXXXXX")
   echo "fetch-weights: downloading $url"
-  if ! curl --fail --location --silent --show-error --retry 2 --connect-timeout 20 -o "$tmp" "$url"; then
+  # A server that cannot be reached, or stops sending, fails within about 20 s
+  # rather than curl's minutes, so the demo can fall back to random weights;
+  # quick transient errors are still retried.
+  if ! curl --fail --location --silent --show-error --connect-timeout 10 \
+      --speed-limit 1024 --speed-time 10 --retry 2 --retry-max-time 10 -o "$tmp" "$url"; then
     rm -f "$tmp"
     echo "fetch-weights: could not download $url. Offline? Copy the file into $DEST by hand, or run the pipelines with WEIGHTS=random." >&2
     return 1

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # models/fetch-weights.sh against a real HTTP server on 127.0.0.1: a good file
 # lands in the cache, a file whose hash does not match its name is refused and
-# leaves nothing behind, a missing file is a clear error.
+# leaves nothing behind, a missing file is a clear error, and a server that
+# accepts the connection but never answers fails the download instead of
+# hanging (the demo then falls back to random weights).
 set -euo pipefail
 : "${VS_SOURCE_DIR:?}"
+source "$VS_SOURCE_DIR/tests/local_servers.sh"
 PY=/usr/bin/python3
 fetch="$VS_SOURCE_DIR/models/fetch-weights.sh"
 
 work=$(mktemp -d)
-server_pid=""
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+server_pid="" silent_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  [ -n "$silent_pid" ] && kill "$silent_pid" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 mkdir -p "$work/www" "$work/home"
@@ -47,4 +54,10 @@ grep -q "could not download" "$work/err" || { echo "FAIL: no download error mess
 
 if "$fetch" vgg16 2> "$work/err"; then echo "FAIL: unknown model accepted"; exit 1; fi
 grep -q "unknown model" "$work/err" || { echo "FAIL: no unknown-model message"; exit 1; }
-echo "PASS: fetch-weights download, hash check, errors"
+start_silent_server "$work"
+if VS_WEIGHTS_BASE_URL="http://127.0.0.1:$silent_port" "$fetch" resnet34 2> "$work/err"; then
+  echo "FAIL: a server that never answers was taken for a download"; exit 1
+fi
+grep -q "could not download" "$work/err" || { echo "FAIL: no download error from a silent server"; cat "$work/err"; exit 1; }
+[ -z "$(find "$cache" -name '.*' -type f)" ] || { echo "FAIL: temporary file left behind by a stalled download"; exit 1; }
+echo "PASS: fetch-weights download, hash check, errors, stalled server"
