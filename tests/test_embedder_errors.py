@@ -1,14 +1,20 @@
 """embedder's errors for unusable weights and models: each must be an element
 error that names the file, the first bad key with the shapes, and what to do.
+Also what reaches the stream from a model that misbehaves while running: an
+output width that changes, NaN or infinite embeddings.
 
 Fixtures are made here with torch; the pipelines run in a child process that
 does not import torch, as an application would.
 """
+import collections
+import io
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
+import zipfile
 
 import torch
 import torchvision
@@ -30,7 +36,55 @@ p.set_state(Gst.State.NULL)
 print(json.dumps(out))
 """
 
+# Runs frames through the embedder and reports every error and warning with
+# the embedder's counters: what an application sees.
+RUN = r"""
+import json, sys
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+p = Gst.parse_launch(sys.argv[1])
+e = p.get_by_name("e")
+p.set_state(Gst.State.PLAYING)
+out = {"messages": []}
+while True:
+    m = p.get_bus().timed_pop_filtered(60 * Gst.SECOND, Gst.MessageType.ERROR
+                                       | Gst.MessageType.WARNING | Gst.MessageType.EOS)
+    if m is None or m.type == Gst.MessageType.EOS:
+        out["end"] = "timeout" if m is None else "eos"
+        break
+    err, dbg = m.parse_error() if m.type == Gst.MessageType.ERROR else m.parse_warning()
+    out["messages"].append({"type": m.type.first_value_nick, "domain": err.domain,
+                            "code": err.code, "message": err.message})
+    if m.type == Gst.MessageType.ERROR:
+        out["end"] = "error"
+        break
+out["embedded"] = e.get_property("frames-embedded")
+out["skipped"] = e.get_property("frames-skipped")
+p.set_state(Gst.State.NULL)
+print(json.dumps(out))
+"""
+
 failures = []
+
+
+def run(pipeline):
+    res = subprocess.run([sys.executable, "-c", RUN, pipeline], capture_output=True, text=True)
+    try:
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"end": "crash", "messages": [], "stderr": res.stderr[-2000:]}
+
+
+def expect(what, ok, got):
+    print(("ok   " if ok else "FAIL ") + what + "\n       -> " + json.dumps(got), flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def messages(got, kind):
+    return [m for m in got["messages"] if m["type"] == kind]
 
 
 def expect_error(props, code, *needles):
@@ -49,6 +103,72 @@ def expect_error(props, code, *needles):
 
 NOT_FOUND, SETTINGS = 3, 13  # GstResourceError values
 README = "models/README.md"
+
+
+class HandStorage:
+    def __init__(self, key, numel):
+        self.key, self.numel = key, numel
+
+
+class HandTensor:
+    """Pickles as torch.save pickles a contiguous float tensor."""
+
+    def __init__(self, storage, shape):
+        self.storage, self.shape = storage, tuple(shape)
+
+    def __reduce__(self):
+        strides, acc = [], 1
+        for d in reversed(self.shape):
+            strides.insert(0, acc)
+            acc *= d
+        return (torch._utils._rebuild_tensor_v2,
+                (self.storage, 0, self.shape, tuple(strides), False, collections.OrderedDict()))
+
+
+class HandPickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, HandStorage):
+            return ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel)
+        return None
+
+
+def save_by_hand(path, state, grow=None, pickle_padding=0, extra_records=0):
+    """torch.save's archive of a float state dict, written by hand so that it
+    can hold what torch.save never writes: the storage of key `grow` declared
+    and stored (deflated zeros) with grow[1] elements, data.pkl followed by
+    pickle_padding (deflated) zero bytes, extra_records empty records."""
+    tensors, storages = collections.OrderedDict(), []
+    for i, (key, t) in enumerate(state.items()):
+        t = t.float().contiguous()
+        numel = grow[1] if grow and key == grow[0] else t.numel()
+        tensors[key] = HandTensor(HandStorage(str(i), numel), t.shape)
+        storages.append((str(i), t.numpy().tobytes(), numel * 4))
+    program = io.BytesIO()
+    HandPickler(program, protocol=2).dump(tensors)
+
+    def deflated(name):
+        info = zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        return info
+
+    zeros = bytes(1 << 20)
+    with zipfile.ZipFile(path, "w") as z:
+        with z.open(deflated("archive/data.pkl"), "w", force_zip64=True) as f:
+            f.write(program.getvalue())
+            for left in range(pickle_padding, 0, -len(zeros)):
+                f.write(zeros[:left])
+        for key, data, size in storages:
+            if size == len(data):
+                z.writestr(f"archive/data/{key}", data)
+                continue
+            with z.open(deflated(f"archive/data/{key}"), "w", force_zip64=True) as f:
+                f.write(data)
+                for left in range(size - len(data), 0, -len(zeros)):
+                    f.write(zeros[:left])
+        z.writestr("archive/version", "3\n")
+        for i in range(extra_records):
+            z.writestr(f"archive/extra/{i}", b"")
+    return path
 
 with tempfile.TemporaryDirectory() as tmp:
     def save(name, state):
@@ -85,6 +205,33 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(garbage, "wb") as f:
         f.write(os.urandom(4096))
     expect_error(f"weights={garbage}", SETTINGS, garbage, README)
+
+    # Broken weights would make every embedding NaN.
+    for key, value in [("layer2.1.conv1.weight", float("nan")),
+                       ("layer1.0.bn2.running_mean", float("inf"))]:
+        broken = dict(r18)
+        broken[key] = torch.full_like(r18[key], value)
+        path = save(f"nonfinite-{key}.pth", broken)
+        expect_error(f"weights={path}", SETTINGS, path, f"'{key}'", "NaN or infinite", README)
+    negative = dict(r18)
+    negative["layer3.0.bn1.running_var"] = -torch.ones_like(r18["layer3.0.bn1.running_var"])
+    path = save("negative-var.pth", negative)
+    expect_error(f"weights={path}", SETTINGS, path, "'layer3.0.bn1.running_var'", "negative", README)
+
+    # A small file must not make the loader allocate what a resnet18 never
+    # needs: each of these inflates to 100 MB (or holds a 1.3 MB directory),
+    # and loaded, with that memory, before the limits.
+    path = save_by_hand(os.path.join(tmp, "by-hand.pth"), r18)
+    run_ok = run(f"videotestsrc num-buffers=1 ! video/x-raw,width=40,height=30 ! embedder name=e "
+                 f"weights={path} input-size=32 resize=0 ! fakesink")
+    expect("a hand-written checkpoint loads (the fixtures below differ from it in one way)",
+           run_ok["end"] == "eos" and run_ok["embedded"] == 1, run_ok)
+    path = save_by_hand(os.path.join(tmp, "grown.pth"), r18, grow=("layer1.0.conv1.weight", 25_000_000))
+    expect_error(f"weights={path}", SETTINGS, path, "needed take 44744448", "storages hold", README)
+    path = save_by_hand(os.path.join(tmp, "long-pickle.pth"), r18, pickle_padding=100_000_000)
+    expect_error(f"weights={path}", SETTINGS, path, "data.pkl takes 1000", README)
+    path = save_by_hand(os.path.join(tmp, "long-directory.pth"), r18, extra_records=20000)
+    expect_error(f"weights={path}", SETTINGS, path, "zip directory takes", README)
 
     expect_error(f"weights={tmp}/absent.pth", NOT_FOUND, f"{tmp}/absent.pth", "fetch-weights.sh", README)
 
