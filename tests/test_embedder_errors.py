@@ -248,6 +248,69 @@ with tempfile.TemporaryDirectory() as tmp:
     torch.jit.script(FeatureMap()).save(four_d)
     expect_error(f"model={four_d}", SETTINGS, four_d, "(N, D)", README)
 
+    class RaisesForOneFrame(torch.nn.Module):
+        def forward(self, x):
+            if x.shape[0] == 1:
+                raise RuntimeError("refuses single frames")
+            return x.mean([2, 3])
+
+    raises = os.path.join(tmp, "raises.pt")
+    torch.jit.script(RaisesForOneFrame()).save(raises)
+    expect_error(f"model={raises}", SETTINGS, raises, "refuses single frames")
+
+    def frames(props, n=4, sink="fakesink"):
+        return (f"videotestsrc num-buffers={n} ! video/x-raw,width=40,height=30 ! "
+                f"embedder name=e input-size=32 resize=0 threads=1 {props} ! {sink}")
+
+    STREAM = "gst-stream-error-quark"
+
+    # 8 values for the probe batch of 1 at load, 4 for a batch of 2: the
+    # element must not read 8 per frame.
+    class WidthFollowsBatch(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1)[:, : 8 // x.shape[0]]
+
+    shrinks = os.path.join(tmp, "shrinks.pt")
+    torch.jit.script(WidthFollowsBatch()).save(shrinks)
+    got = run(frames(f"model={shrinks} batch-size=2"))
+    errors = messages(got, "error")
+    expect("an output width that changes after load is an error naming the model and both widths",
+           got["end"] == "error" and errors[0]["domain"] == STREAM
+           and all(n in errors[0]["message"] for n in [shrinks, "4 values", "8 values"])
+           and got["embedded"] == 0, got)
+
+    # Frames 1 and 3 (the second of each batch) get NaN.
+    class NaNForSecondFrame(torch.nn.Module):
+        def forward(self, x):
+            y = x.mean([2, 3])
+            y[1::2] = float("nan")
+            return y
+
+    class InfEverywhere(torch.nn.Module):
+        def forward(self, x):
+            return x.mean([2, 3]) / 0.0
+
+    some_nan = os.path.join(tmp, "some_nan.pt")
+    torch.jit.script(NaNForSecondFrame()).save(some_nan)
+    all_inf = os.path.join(tmp, "all_inf.pt")
+    torch.jit.script(InfEverywhere()).save(all_inf)
+    index = os.path.join(tmp, "some_nan.faiss")
+    got = run(frames(f"model={some_nan} batch-size=2",
+                     sink=f"faissindexer location={index}"))
+    warnings = [m for m in messages(got, "warning") if "NaN or infinite" in m["message"]]
+    import faiss
+    expect("NaN embeddings: one warning naming the model, those frames pass without one, "
+           "and the index holds only the finite ones",
+           got["end"] == "eos" and len(warnings) == 1 and some_nan in warnings[0]["message"]
+           and "0:00:00.033333333" in warnings[0]["message"]
+           and got["embedded"] == 2 and got["skipped"] == 2
+           and faiss.read_index(index).ntotal == 2, got)
+    got = run(frames(f"model={all_inf} normalize=false"))
+    warnings = [m for m in messages(got, "warning") if "NaN or infinite" in m["message"]]
+    expect("infinite embeddings: one warning, no embedding reaches the stream",
+           got["end"] == "eos" and len(warnings) == 1 and all_inf in warnings[0]["message"]
+           and got["embedded"] == 0 and got["skipped"] == 4, got)
+
 if failures:
     print(f"{len(failures)} case(s) failed")
     sys.exit(1)
