@@ -23,6 +23,7 @@
 
 #include "core/cpu_features.h"
 #include "core/embedding_engine.h"
+#include "core/finite.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_embedder_debug);
@@ -76,6 +77,8 @@ struct HeldBuffer
 struct EmbedderState
 {
   std::unique_ptr<vs::EmbeddingEngine> engine;
+  /* The model property the engine was made from: a name or a file. */
+  std::string model;
 
   GstVideoInfo info;
   /* YUV frames go through RGB first; packed RGB is read in place. */
@@ -89,6 +92,11 @@ struct EmbedderState
   std::deque<GstBuffer *> ready;
 
   bool normalized = true;
+  /* False when the caps' frames are too elongated for the resize: they pass
+   * without an embedding. */
+  bool embeddable = true;
+  /* Whether the user was told that the model made a non-finite embedding. */
+  bool warned_non_finite = false;
   guint64 frame_count = 0;
   GstClockTime qos_earliest = GST_CLOCK_TIME_NONE;
   double busy_ms = 0.0;
@@ -366,6 +374,18 @@ gst_embedder_set_caps (GstBaseTransform * trans, GstCaps * incaps,
     }
     st->rgb.resize (GST_VIDEO_INFO_SIZE (&st->rgb_info));
   }
+  /* Told once here rather than for every frame; the stream goes on. */
+  try {
+    st->engine->check_frame_size (GST_VIDEO_INFO_WIDTH (&st->info),
+        GST_VIDEO_INFO_HEIGHT (&st->info));
+    st->embeddable = true;
+  }
+  catch (const std::exception & e) {
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT,
+        ("Cannot embed these frames: %s. They pass without an embedding.",
+            e.what ()), ("caps %" GST_PTR_FORMAT, incaps));
+    st->embeddable = false;
+  }
   GST_DEBUG_OBJECT (self, "embedding %dx%d %s frames",
       GST_VIDEO_INFO_WIDTH (&st->info), GST_VIDEO_INFO_HEIGHT (&st->info),
       GST_VIDEO_INFO_NAME (&st->info));
@@ -407,7 +427,10 @@ gst_embedder_start (GstBaseTransform * trans)
   }
 
   EmbedderState *st = self->state;
+  st->model = config.model;
   st->normalized = config.normalize;
+  st->embeddable = true;
+  st->warned_non_finite = false;
   st->frame_count = 0;
   st->busy_ms = 0.0;
   st->qos_earliest = GST_CLOCK_TIME_NONE;
@@ -461,6 +484,30 @@ gst_embedder_stop (GstBaseTransform * trans)
 
 /* ------------------------------------------------------------------------ */
 
+/* A frame whose embedding holds NaN or infinity passes without one: such a
+ * vector would poison an index or a search. The first one is reported. */
+static void
+report_non_finite (GstEmbedder * self, GstBuffer * buf, const float *values,
+    size_t bad)
+{
+  EmbedderState *st = self->state;
+
+  GST_DEBUG_OBJECT (self, "embedding of the frame at %" GST_TIME_FORMAT
+      " has %f at %u: passing the frame without it",
+      GST_TIME_ARGS (GST_BUFFER_PTS (buf)), values[bad], (guint) bad);
+  if (st->warned_non_finite)
+    return;
+  st->warned_non_finite = true;
+  GST_ELEMENT_WARNING (self, STREAM, FAILED,
+      ("Model %s (%s) made a NaN or infinite embedding for the frame at %"
+          GST_TIME_FORMAT ": it and any other such frame pass without an "
+          "embedding (frames-skipped counts them).", st->model.c_str (),
+          st->engine->model_id ().c_str (),
+          GST_TIME_ARGS (GST_BUFFER_PTS (buf))),
+      ("value %u of %u is %f", (guint) bad, (guint) st->engine->dims (),
+          values[bad]));
+}
+
 /* Runs the pending batch and releases every held frame, in order. */
 static bool
 run_batch (GstEmbedder * self)
@@ -477,8 +524,8 @@ run_batch (GstEmbedder * self)
     }
     catch (const std::exception & e) {
       GST_ELEMENT_ERROR (self, STREAM, FAILED,
-          ("Embedding a batch of %u frames failed.", (guint) n),
-          ("%s", e.what ()));
+          ("Embedding a batch of %u frames failed: %s", (guint) n, e.what ()),
+          (NULL));
       ok = false;
     }
     const std::chrono::duration < double, std::milli > took =
@@ -488,18 +535,27 @@ run_batch (GstEmbedder * self)
 
     const guint dims = st->engine->dims ();
     size_t row = 0;
+    guint64 non_finite = 0;
     for (HeldBuffer & h:st->held) {
       if (!h.embed || !ok)
         continue;
-      gst_buffer_add_embedding_meta (h.buffer, dims, &values[row * dims],
+      const float *v = &values[row++ * dims];
+      const size_t bad = vs::first_non_finite (v, dims);
+      if (bad < dims) {
+        report_non_finite (self, h.buffer, v, bad);
+        non_finite++;
+        continue;
+      }
+      gst_buffer_add_embedding_meta (h.buffer, dims, v,
           st->engine->model_id ().c_str (),
           st->engine->preprocessing_id ().c_str (), st->normalized);
-      row++;
     }
     GST_OBJECT_LOCK (self);
     st->busy_ms += took.count ();
-    if (ok)
-      self->frames_embedded += n;
+    if (ok) {
+      self->frames_embedded += n - non_finite;
+      self->frames_skipped += non_finite;
+    }
     GST_OBJECT_UNLOCK (self);
   }
   for (HeldBuffer & h:st->held)
@@ -695,7 +751,7 @@ gst_embedder_submit_input_buffer (GstBaseTransform * trans,
   GST_OBJECT_UNLOCK (self);
 
   const bool due = st->frame_count++ % interval == 0;
-  const bool embed = due && !too_late (self, buf);
+  const bool embed = due && st->embeddable && !too_late (self, buf);
   if (!embed) {
     GST_OBJECT_LOCK (self);
     self->frames_skipped++;
@@ -809,11 +865,14 @@ gst_embedder_class_init (GstEmbedderClass * klass)
       g_param_spec_uint ("resize", "Resize",
           "Shorter side after the antialiased bilinear resize and before the "
           "centre crop; 0 stretches the frame straight to input-size (e.g. "
-          "CIFAR at 32x32)", 0, 8192, DEFAULT_RESIZE, rw));
+          "CIFAR at 32x32). The longer side keeps the aspect ratio, so frames "
+          "more elongated than 32:1 (whose resized longer side would exceed "
+          "32 x resize) are not embedded: a warning at caps time, then they "
+          "pass without an embedding", 0, 8192, DEFAULT_RESIZE, rw));
   g_object_class_install_property (gobject_class, PROP_MEAN,
       g_param_spec_string ("mean", "Mean",
           "Per-channel (R,G,B) mean subtracted after scaling to [0,1], as "
-          "three comma-separated numbers", DEFAULT_MEAN, rw));
+          "three comma-separated finite numbers", DEFAULT_MEAN, rw));
   g_object_class_install_property (gobject_class, PROP_STD,
       g_param_spec_string ("std", "Standard deviation",
           "Per-channel (R,G,B) standard deviation divided by after the mean, "
@@ -855,8 +914,9 @@ gst_embedder_class_init (GstEmbedderClass * klass)
           G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_FRAMES_SKIPPED,
       g_param_spec_uint64 ("frames-skipped", "Frames skipped",
-          "Frames passed without an embedding (inference-interval, or QoS "
-          "when downstream is late)", 0, G_MAXUINT64, 0, ro));
+          "Frames passed without an embedding (inference-interval, QoS when "
+          "downstream is late, frames too elongated for resize, or a model "
+          "that made a NaN or infinite embedding)", 0, G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_ACTIVE_PRECISION,
       g_param_spec_enum ("active-precision", "Active precision",
           "The arithmetic the model really runs in: precision=bf16 runs as "

@@ -46,6 +46,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/finite.h"
 #include "core/index_builder.h"
 #include "elements.h"
 #include "meta/visualsearchmeta.h"
@@ -446,13 +447,36 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
   }
 
   vs::CatalogItem item;
-  if (GstSampleMeta * sample = gst_buffer_get_sample_meta (buffer)) {
+  GstSampleMeta *sample = gst_buffer_get_sample_meta (buffer);
+  if (sample) {
     item.label = sample->label;
     item.label_name = sample->label_name ? sample->label_name : "";
     item.source = sample->source ? sample->source : "";
   }
 
   vs::IndexBuilder & builder = *self->builder;
+  /* One NaN makes every distance to the vector NaN: the index would hold
+   * garbage that no search can find or rank. */
+  const size_t bad = vs::first_non_finite (embedding->values, embedding->dims);
+  if (bad < embedding->dims) {
+    gchar *frame = sample ?
+        g_strdup_printf ("sample %" G_GINT64_FORMAT " (%s)", sample->id,
+        item.source.c_str ()) : GST_BUFFER_PTS_IS_VALID (buffer) ?
+        g_strdup_printf ("the frame at %" GST_TIME_FORMAT,
+        GST_TIME_ARGS (GST_BUFFER_PTS (buffer))) :
+        g_strdup_printf ("frame %" G_GINT64_FORMAT " of the stream",
+        builder.added () + (gint64) self->skipped + 1);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("The embedding of %s holds NaN or infinite values (value %u of %u "
+            "is %f): refusing to index it into %s. The model %s is broken for "
+            "this input.", frame, (guint) bad,
+            embedding->dims, embedding->values[bad],
+            builder.location ().c_str (), GST_STR_NULL (embedding->model_id)),
+        (NULL));
+    g_free (frame);
+    return GST_FLOW_ERROR;
+  }
+
   try {
     builder.add (embedding->values, static_cast < int >(embedding->dims),
         embedding->model_id ? embedding->model_id : "",

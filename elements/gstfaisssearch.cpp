@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/finite.h"
 #include "core/gallery.h"
 #include "elements/elements.h"
 #include "meta/visualsearchmeta.h"
@@ -90,6 +91,9 @@ struct FaissSearchState
 
   /* Ids the catalog does not list are reported once per gallery. */
   bool warned_unknown_id = false;
+
+  /* Whether the user was told of a NaN or infinite query. */
+  bool warned_non_finite = false;
 
   /* Reused from frame to frame. */
   std::vector<vs::Neighbor> hits;
@@ -222,6 +226,7 @@ gst_faiss_search_start (GstBaseTransform * trans)
   }
 
   st.catalog_path = vs::catalog_path_for (st.index_path);
+  st.warned_non_finite = false;
   st.loaded_index = vs::FileStamp::of (st.index_path);
   st.loaded_catalog = vs::FileStamp::of (st.catalog_path);
   st.settling = false;
@@ -506,6 +511,25 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
         ("The index %s was built by another embedder than the one in this "
             "pipeline. %s", st.index_path.c_str (), e.what ()), (NULL));
     return GST_FLOW_ERROR;
+  }
+
+  /* FAISS would find no neighbour for it, without a word. */
+  const size_t bad = vs::first_non_finite (emeta->values, emeta->dims);
+  if (bad < emeta->dims) {
+    GST_DEBUG_OBJECT (self, "query at %" GST_TIME_FORMAT " has %f at %u: "
+        "no neighbours", GST_TIME_ARGS (GST_BUFFER_PTS (buf)),
+        emeta->values[bad], (guint) bad);
+    if (!st.warned_non_finite) {
+      st.warned_non_finite = true;
+      GST_ELEMENT_WARNING (self, STREAM, FAILED,
+          ("The embedding of the frame at %" GST_TIME_FORMAT " (model %s) "
+              "holds NaN or infinite values: it and any other such frame "
+              "pass without neighbours.", GST_TIME_ARGS (GST_BUFFER_PTS (buf)),
+              GST_STR_NULL (emeta->model_id)),
+          ("value %u of %u is %f", (guint) bad, emeta->dims,
+              emeta->values[bad]));
+    }
+    return GST_FLOW_OK;
   }
 
   try {

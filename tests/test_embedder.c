@@ -409,6 +409,71 @@ GST_START_TEST (test_errors)
       GST_RESOURCE_ERROR_SETTINGS, "mean=0.5,0.5");
   assert_error (SMALL " std=1,0,1", GST_RESOURCE_ERROR,
       GST_RESOURCE_ERROR_SETTINGS, "std");
+  /* Each of these would make every embedding NaN. */
+  assert_error (SMALL " mean=nan,0.456,0.406", GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_SETTINGS, "mean=nan,0.456,0.406", "finite");
+  assert_error (SMALL " mean=0.485,inf,0.406", GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_SETTINGS, "mean=0.485,inf,0.406", "finite");
+  assert_error (SMALL " std=inf,0.224,0.225", GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_SETTINGS, "std=inf,0.224,0.225", "finite positive");
+  assert_error (SMALL " std=0.229,nan,0.225", GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_SETTINGS, "std=0.229,nan,0.225", "finite positive");
+  assert_error (SMALL " std=0.229,0.224,-0.225", GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_SETTINGS, "std=0.229,0.224,-0.225", "finite positive");
+}
+
+GST_END_TEST;
+
+/* With resize, a sliver of a frame would become a huge image (1x8192 ->
+ * 256x2097152, 6.8 GB): the caps get one warning and the frames pass without
+ * an embedding; new caps that fit are embedded again. */
+GST_START_TEST (test_elongated_frames_not_embedded)
+{
+  GstElement *e = make_embedder ("weights=random input-size=8 resize=8 "
+      "threads=1");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (e, bus);
+  GstHarness *h = gst_harness_new_with_element (e, "sink", "src");
+  gst_harness_set_src_caps_str (h,
+      "video/x-raw,format=GRAY8,width=1,height=8192,framerate=30/1");
+
+  for (guint i = 0; i < 3; i++) {
+    GstBuffer *out = gst_harness_push_and_pull (h, frame_new (h, i));
+    fail_unless (out != NULL);
+    fail_unless (gst_buffer_get_embedding_meta (out) == NULL);
+    gst_buffer_unref (out);
+  }
+  GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
+  GError *err = NULL;
+  while (m && !err) {
+    gst_message_parse_warning (m, &err, NULL);
+    gst_message_unref (m);
+    if (!strstr (err->message, "1x8192")) {
+      g_clear_error (&err);
+      m = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
+    }
+  }
+  fail_unless (err != NULL, "no warning about the frame size");
+  fail_unless (strstr (err->message, "8x65536") != NULL, "%s", err->message);
+  fail_unless (strstr (err->message, "32:1") != NULL, "%s", err->message);
+  fail_unless (strstr (err->message, "resize=0") != NULL, "%s", err->message);
+  g_error_free (err);
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING) == NULL,
+      "warned more than once");
+  fail_unless_equals_uint64 (get_u64 (h, "frames-skipped"), 3);
+  fail_unless_equals_uint64 (get_u64 (h, "frames-embedded"), 0);
+
+  /* 32:1 is the most elongated frame still embedded. */
+  gst_harness_set_src_caps_str (h,
+      "video/x-raw,format=GRAY8,width=4,height=128,framerate=30/1");
+  GstBuffer *out = gst_harness_push_and_pull (h, frame_new (h, 3));
+  fail_unless (gst_buffer_get_embedding_meta (out) != NULL);
+  gst_buffer_unref (out);
+  fail_unless_equals_uint64 (get_u64 (h, "frames-embedded"), 1);
+
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
@@ -488,6 +553,7 @@ embedder_suite (void)
   tcase_add_test (tc, test_stress_live_properties);
   tcase_add_test (tc, test_repeated_state_changes);
   tcase_add_test (tc, test_errors);
+  tcase_add_test (tc, test_elongated_frames_not_embedded);
   tcase_add_test (tc, test_bf16_fallback);
   return s;
 }

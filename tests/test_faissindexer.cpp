@@ -231,6 +231,40 @@ GST_START_TEST (test_mixed_models_is_an_error)
 
 GST_END_TEST;
 
+/* A NaN or an infinity would poison the index: refused, naming the frame,
+ * and nothing is written. */
+GST_START_TEST (test_non_finite_embedding_is_an_error)
+{
+  auto v = random_vectors (3, 9);
+  v[kDims + 5] = NAN;
+  v[2 * kDims] = -INFINITY;
+  const std::string location = tmp_path ("nan.faiss");
+  {
+    Indexer indexer (location);
+    fail_unless_equals_int (indexer.push (&v[0], 0), GST_FLOW_OK);
+    fail_unless_equals_int (indexer.push (&v[kDims], 1), GST_FLOW_ERROR);
+    std::string error = indexer.first (GST_MESSAGE_ERROR);
+    assert_contains (error, "sample 1 (test/train/1)");
+    assert_contains (error, "NaN or infinite");
+    assert_contains (error, "value 5 of 8");
+    assert_contains (error, location);
+    assert_contains (error, kModel);
+
+    /* Without a sample meta the frame is named by its time. */
+    GstBuffer *buf = gst_buffer_new ();
+    GST_BUFFER_PTS (buf) = 2 * GST_SECOND;
+    gst_buffer_add_embedding_meta (buf, kDims, &v[2 * kDims], kModel, kPrep,
+        FALSE);
+    fail_unless_equals_int (gst_harness_push (indexer.h, buf), GST_FLOW_ERROR);
+    error = indexer.first (GST_MESSAGE_ERROR);
+    assert_contains (error, "the frame at 0:00:02.000000000");
+    assert_contains (error, "value 0 of 8 is -inf");
+  }
+  fail_if (std::filesystem::exists (location));
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_too_few_vectors_keeps_previous_index)
 {
   const std::string location = tmp_path ("ivf.faiss");
@@ -382,6 +416,7 @@ faissindexer_suite (void)
   tcase_add_test (tc, test_flat_with_identity_and_progress);
   tcase_add_test (tc, test_embedding_without_sample_meta);
   tcase_add_test (tc, test_mixed_models_is_an_error);
+  tcase_add_test (tc, test_non_finite_embedding_is_an_error);
   tcase_add_test (tc, test_too_few_vectors_keeps_previous_index);
   tcase_add_test (tc, test_trainable_types);
   tcase_add_test (tc, test_append);

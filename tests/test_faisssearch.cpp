@@ -307,6 +307,54 @@ GST_START_TEST (test_model_mismatch_is_an_error)
 
 GST_END_TEST;
 
+/* A NaN query finds nothing in FAISS: the frame passes without neighbours,
+ * and the user is told once. */
+GST_START_TEST (test_non_finite_query_warns_once)
+{
+  TestGallery g = write_gallery ("flat.faiss", 10, vs::Metric::InnerProduct, 6);
+  GstHarness *h = search_harness (g.path);
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+
+  std::vector < float >nan_query (g.vector (3), g.vector (3) + kDims);
+  nan_query[7] = NAN;
+  std::vector < float >inf_query (g.vector (4), g.vector (4) + kDims);
+  inf_query[0] = INFINITY;
+  for (const std::vector < float >*q : { &nan_query, &inf_query, &nan_query }) {
+    GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (q->data ()));
+    fail_unless (out != NULL);
+    fail_unless (gst_buffer_get_neighbors_meta (out) == NULL);
+    gst_buffer_unref (out);
+  }
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
+  fail_unless (msg != NULL);
+  GError *err = NULL;
+  gst_message_parse_warning (msg, &err, NULL);
+  fail_unless (strstr (err->message, "NaN or infinite") != NULL, "%s",
+      err->message);
+  fail_unless (strstr (err->message, "0:00:00.040000000") != NULL, "%s",
+      err->message);
+  fail_unless (strstr (err->message, kModel) != NULL, "%s", err->message);
+  g_error_free (err);
+  gst_message_unref (msg);
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING) == NULL);
+  fail_unless (gst_bus_pop_filtered (bus, (GstMessageType) (GST_MESSAGE_ERROR
+              | GST_MESSAGE_ELEMENT)) == NULL);
+
+  /* A finite query still finds its neighbours. */
+  GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (5)));
+  GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+  fail_unless (nmeta != NULL && nmeta->n_neighbors > 0);
+  fail_unless_equals_int64 (nmeta->neighbors[0].id, 5);
+  gst_buffer_unref (out);
+
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 static void
 expect_start_error (const std::string & index, const char *needle)
 {
@@ -583,6 +631,7 @@ faisssearch_suite (void)
   tcase_add_test (tc, test_k_larger_than_index);
   tcase_add_test (tc, test_max_distance);
   tcase_add_test (tc, test_model_mismatch_is_an_error);
+  tcase_add_test (tc, test_non_finite_query_warns_once);
   tcase_add_test (tc, test_missing_or_corrupt_index);
   tcase_add_test (tc, test_reload_mid_stream);
   tcase_add_test (tc, test_ivf_nprobe);

@@ -33,17 +33,24 @@ bool is_dict_like(const PickleValue* v) {
   return v && (v->kind == PickleValue::Kind::Dict || v->is_call("collections", "OrderedDict"));
 }
 
-struct Storage {
+// A storage as the pickle declares it; its bytes are the zip record.
+struct StorageDecl {
   DType dtype;
   int64_t numel;
-  std::shared_ptr<const std::vector<uint8_t>> bytes;
+  const ZipArchive::Entry* record;
 };
 
+// Interprets data.pkl: the tensors it declares, checked against the zip
+// directory, without reading any tensor data.
 class CheckpointReader {
  public:
-  explicit CheckpointReader(const std::string& path) : zip_(path) {}
+  CheckpointReader(const ZipArchive& zip, const CheckpointLimits& limits, StateDict* tensors,
+                   std::vector<std::string>* storage_of,
+                   std::unordered_map<std::string, StorageDecl>* storages)
+      : zip_(zip), limits_(limits), tensors_(tensors), storage_of_(storage_of),
+        storages_(storages) {}
 
-  StateDict load() {
+  void read() {
     const ZipArchive::Entry* pkl = nullptr;
     for (const auto& e : zip_.entries()) {
       // torch.save names the records "<archive>/data.pkl", "<archive>/data/<key>".
@@ -60,12 +67,19 @@ class CheckpointReader {
                   ": the zip archive has no <name>/data.pkl record, so it was not "
                   "written by torch.save");
     if (const ZipArchive::Entry* order = zip_.find(prefix_ + "byteorder")) {
+      if (order->size > 16)
+        throw Error(zip_.path() + ": its byteorder record is " + std::to_string(order->size) +
+                    " bytes long; the file is corrupt");
       std::vector<uint8_t> text = zip_.read(*order);
       if (std::string(text.begin(), text.end()) != "little")
         throw Error(zip_.path() +
                     ": the tensors were saved big-endian, which is not supported; "
                     "re-save them on a little-endian machine");
     }
+    if (pkl->size > limits_.max_pickle_bytes)
+      throw Error(zip_.path() + ": its " + pkl->name + " takes " + std::to_string(pkl->size) +
+                  " bytes, more than the " + std::to_string(limits_.max_pickle_bytes) +
+                  " expected of this file; it is not the file expected, or it is corrupt");
     std::vector<uint8_t> program = zip_.read(*pkl);
     PickleReader pickle(program.data(), program.size(), zip_.path() + " (" + pkl->name + ")");
     pickle_ = &pickle;
@@ -79,20 +93,22 @@ class CheckpointReader {
     }
     if (!is_dict_like(dict)) not_a_state_dict(pickle, *dict);
 
-    StateDict out;
     std::unordered_map<std::string, size_t> position;
     for (const auto& [key, value] : dict->entries) {
       if (!key->is_text()) pickle.reject(*key, "a state dict key is not a string");
       RawTensor t;
-      if (!tensor(*value, &t)) continue;
-      auto [it, inserted] = position.emplace(key->text, out.size());
-      if (inserted)
-        out.emplace_back(key->text, std::move(t));
-      else
-        out[it->second].second = std::move(t);
+      std::string storage_key;
+      if (!tensor(*value, &t, &storage_key)) continue;
+      auto [it, inserted] = position.emplace(key->text, tensors_->size());
+      if (inserted) {
+        tensors_->emplace_back(key->text, std::move(t));
+        storage_of_->push_back(std::move(storage_key));
+      } else {
+        (*tensors_)[it->second].second = std::move(t);
+        (*storage_of_)[it->second] = std::move(storage_key);
+      }
     }
     pickle_ = nullptr;
-    return out;
   }
 
  private:
@@ -110,13 +126,14 @@ class CheckpointReader {
   }
 
   // False when v is not a tensor at all; throws when it is a broken one.
-  bool tensor(const PickleValue& v, RawTensor* t, bool in_parameter = false) {
+  bool tensor(const PickleValue& v, RawTensor* t, std::string* storage_key,
+              bool in_parameter = false) {
     if (v.is_call("torch._utils", "_rebuild_parameter") ||
         v.is_call("torch._utils", "_rebuild_parameter_with_state")) {
       const PickleValue* data = v.arg(0);
       // A parameter wraps a plain tensor; refusing nesting keeps hostile
       // input from recursing.
-      if (in_parameter || !data || !tensor(*data, t, true))
+      if (in_parameter || !data || !tensor(*data, t, storage_key, true))
         pickle_->reject(v, "a parameter does not wrap a tensor");
       return true;
     }
@@ -130,9 +147,8 @@ class CheckpointReader {
     if (!pid || pid->kind != PickleValue::Kind::PersistentId || !offset ||
         offset->kind != PickleValue::Kind::Int || !shape || !strides)
       pickle_->reject(v, "a tensor is not (storage, offset, size, stride)");
-    const Storage& s = storage(*pid);
+    const StorageDecl& s = storage(*pid, storage_key);
     t->dtype = s.dtype;
-    t->storage = s.bytes;
     t->storage_offset = offset->integer;
     t->shape = int_tuple(*shape, "size");
     t->strides = int_tuple(*strides, "stride");
@@ -172,7 +188,7 @@ class CheckpointReader {
                              "; the file is corrupt");
   }
 
-  const Storage& storage(const PickleValue& pid) {
+  const StorageDecl& storage(const PickleValue& pid, std::string* storage_key) {
     const PickleValue* id = pid.items.empty() ? nullptr : pid.items[0];
     if (!id || id->kind != PickleValue::Kind::Tuple || id->items.size() < 5 ||
         !id->items[0]->is_text() || id->items[0]->text != "storage" ||
@@ -182,6 +198,7 @@ class CheckpointReader {
     const PickleValue& type = *id->items[1];
     const std::string& key = id->items[2]->text;
     const int64_t numel = id->items[4]->integer;
+    *storage_key = key;
 
     const StorageType* st = nullptr;
     for (const StorageType& candidate : kStorageTypes)
@@ -190,10 +207,10 @@ class CheckpointReader {
       pickle_->reject(
           type, "tensors of storage type " + type.text + "." + type.name + " are not supported");
 
-    auto it = storages_.find(key);
-    if (it != storages_.end()) {
-      if (it->second.dtype != st->dtype)
-        pickle_->reject(pid, "storage " + key + " is used with two different types");
+    auto it = storages_->find(key);
+    if (it != storages_->end()) {
+      if (it->second.dtype != st->dtype || it->second.numel != numel)
+        pickle_->reject(pid, "storage " + key + " is declared twice, differently");
       return it->second;
     }
     const std::string record = prefix_ + "data/" + key;
@@ -201,19 +218,23 @@ class CheckpointReader {
     if (!entry)
       throw Error(zip_.path() + ": the archive has no record " + record +
                   " for a tensor's data; the file is incomplete");
-    uint64_t needed = uint64_t(numel) * dtype_size(st->dtype);
-    if (numel >= kMaxExtent || entry->size < needed)
+    // The directory's size is what reading the record allocates; torch.save
+    // writes exactly the declared storage.
+    const uint64_t needed = uint64_t(numel) * dtype_size(st->dtype);
+    if (numel >= kMaxExtent || entry->size != needed)
       throw Error(zip_.path() + ": record " + record + " holds " + std::to_string(entry->size) +
-                  " bytes, but its tensor needs " + std::to_string(needed) +
+                  " bytes, but its storage is declared as " + std::to_string(needed) +
                   "; the file is corrupt");
-    auto bytes = std::make_shared<const std::vector<uint8_t>>(zip_.read(*entry));
-    return storages_.emplace(key, Storage{st->dtype, numel, std::move(bytes)}).first->second;
+    return storages_->emplace(key, StorageDecl{st->dtype, numel, entry}).first->second;
   }
 
-  ZipArchive zip_;
+  const ZipArchive& zip_;
+  const CheckpointLimits& limits_;
+  StateDict* tensors_;
+  std::vector<std::string>* storage_of_;
+  std::unordered_map<std::string, StorageDecl>* storages_;
   std::string prefix_;
   PickleReader* pickle_ = nullptr;
-  std::unordered_map<std::string, Storage> storages_;
 };
 
 // torch.save before 1.6 wrote a bare pickle stream starting with protocol 2's
@@ -300,16 +321,89 @@ std::vector<uint8_t> contiguous_bytes(const RawTensor& t) {
   return out;
 }
 
-StateDict load_checkpoint(const std::string& path) {
+struct Checkpoint::Impl {
+  Impl(const std::string& path, const CheckpointLimits& limits)
+      : zip(path, limits.max_directory_bytes) {
+    CheckpointReader(zip, limits, &tensors, &storage_of, &storages).read();
+  }
+
+  ZipArchive zip;
+  StateDict tensors;                    // storage left null
+  std::vector<std::string> storage_of;  // each tensor's storage key
+  std::unordered_map<std::string, StorageDecl> storages;
+};
+
+namespace {
+
+// Every error of a checkpoint says so first.
+template <typename F>
+auto with_context(F&& f) {
   try {
+    return f();
+  } catch (const Error& e) {
+    throw Error(std::string("Cannot load checkpoint ") + e.what());
+  }
+}
+
+}  // namespace
+
+Checkpoint::Checkpoint(const std::string& path, const CheckpointLimits& limits) {
+  with_context([&] {
     if (is_legacy_torch_save(path))
       throw Error(path +
                   ": it is in the legacy (pre-1.6) torch.save format; re-save it with "
                   "torch.save(obj, path, _use_new_zipfile_serialization=True)");
-    return CheckpointReader(path).load();
-  } catch (const Error& e) {
-    throw Error(std::string("Cannot load checkpoint ") + e.what());
-  }
+    impl_ = std::make_unique<Impl>(path, limits);
+  });
+}
+
+Checkpoint::~Checkpoint() = default;
+
+const std::string& Checkpoint::path() const { return impl_->zip.path(); }
+
+const StateDict& Checkpoint::tensors() const { return impl_->tensors; }
+
+StateDict Checkpoint::load(const std::vector<std::string>& keys, uint64_t max_bytes) const {
+  return with_context([&] {
+    const Impl& d = *impl_;
+    std::unordered_map<std::string, size_t> index;
+    for (size_t i = 0; i < d.tensors.size(); ++i) index.emplace(d.tensors[i].first, i);
+
+    std::vector<size_t> wanted;
+    std::unordered_map<std::string, std::shared_ptr<const std::vector<uint8_t>>> bytes;
+    uint64_t total = 0;
+    for (const std::string& key : keys) {
+      auto it = index.find(key);
+      if (it == index.end()) throw Error(path() + ": it holds no tensor '" + key + "'");
+      wanted.push_back(it->second);
+      const std::string& storage = d.storage_of[it->second];
+      if (bytes.emplace(storage, nullptr).second) total += d.storages.at(storage).record->size;
+    }
+    if (total > max_bytes)
+      throw Error(path() + ": the tensors needed take " + std::to_string(max_bytes) +
+                  " bytes, but their storages hold " + std::to_string(total) +
+                  "; the file is corrupt, or its tensors are views of larger ones (re-save "
+                  "them with tensor.clone())");
+
+    StateDict out;
+    for (size_t i : wanted) {
+      const std::string& storage = d.storage_of[i];
+      auto& data = bytes.at(storage);
+      if (!data)
+        data = std::make_shared<const std::vector<uint8_t>>(
+            d.zip.read(*d.storages.at(storage).record));
+      out.push_back(d.tensors[i]);
+      out.back().second.storage = data;
+    }
+    return out;
+  });
+}
+
+StateDict load_checkpoint(const std::string& path) {
+  Checkpoint checkpoint(path);
+  std::vector<std::string> keys;
+  for (const auto& [key, tensor] : checkpoint.tensors()) keys.push_back(key);
+  return checkpoint.load(keys, UINT64_MAX);
 }
 
 }  // namespace vs

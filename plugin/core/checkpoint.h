@@ -35,12 +35,43 @@ std::vector<uint8_t> contiguous_bytes(const RawTensor& t);
 // Keys in file order (torchvision names, e.g. "layer1.0.conv1.weight").
 using StateDict = std::vector<std::pair<std::string, RawTensor>>;
 
-// Loads the state dict of a torch.save zip archive. A file holding
-// {"state_dict": ...} or {"model": ...} is unwrapped; entries that are not
-// tensors (e.g. an epoch counter) are skipped. Every view is checked against
-// its storage, so a RawTensor never points outside its bytes. Throws vs::Error
-// naming the file and what is wrong (missing, not a zip, legacy format,
-// truncated, missing record, ...).
+// How much of a file a caller is willing to read before it knows that the
+// tensors are the ones it needs: a checkpoint is untrusted input, and a small
+// file can declare (and deflate to) gigabytes.
+struct CheckpointLimits {
+  uint64_t max_directory_bytes = uint64_t(256) << 20;  // the zip's central directory
+  uint64_t max_pickle_bytes = uint64_t(1) << 30;       // data.pkl, uncompressed
+};
+
+// A torch.save zip archive whose tensors are declared but not yet read.
+// A file holding {"state_dict": ...} or {"model": ...} is unwrapped; entries
+// that are not tensors (e.g. an epoch counter) are skipped. Every view is
+// checked against the storage size the pickle declares, and that size against
+// the record's size in the zip directory, so a RawTensor never points outside
+// its bytes. Errors are vs::Error naming the file and what is wrong (missing,
+// not a zip, legacy format, truncated, missing record, too large, ...).
+class Checkpoint {
+ public:
+  // Reads the zip directory and data.pkl, nothing else.
+  explicit Checkpoint(const std::string& path, const CheckpointLimits& limits = {});
+  ~Checkpoint();
+  Checkpoint(const Checkpoint&) = delete;
+  Checkpoint& operator=(const Checkpoint&) = delete;
+
+  const std::string& path() const;
+  // Every tensor with its dtype, shape, strides and offset; storage is null.
+  const StateDict& tensors() const;
+  // The named tensors with their bytes, in the order of keys. Before reading
+  // anything, refuses when their storages' records hold more than max_bytes
+  // together: a caller passes what the tensors it needs take.
+  StateDict load(const std::vector<std::string>& keys, uint64_t max_bytes) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Every tensor of the checkpoint at path, with the default limits.
 StateDict load_checkpoint(const std::string& path);
 
 }  // namespace vs

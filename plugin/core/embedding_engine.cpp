@@ -57,6 +57,17 @@ std::string format_triple(const std::array<float, 3>& v) {
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+// What a LibTorch exception says in one line. An exception raised inside a
+// TorchScript forward carries the interpreter's traceback first and the
+// Python exception ("builtins.RuntimeError: ...") last.
+std::string summary(const std::exception& e) {
+  std::string text = e.what();
+  if (text.rfind("The following operation failed in the TorchScript interpreter", 0) != 0)
+    return first_line(text);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text.substr(text.find_last_of('\n') + 1);
+}
+
 int default_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n > 0 ? static_cast<int>(n) : 1;
@@ -132,13 +143,44 @@ class Preprocessor {
         std_(at::tensor(at::ArrayRef<float>(c.std.data(), 3)).view({3, 1, 1})) {
     if (size_ <= 0) throw Error("input-size must be positive");
     if (resize_ < 0) throw Error("resize must be 0 (stretch) or positive");
+    // A NaN, an infinity or a zero here turns every embedding into NaN.
+    for (float m : c.mean)
+      if (!std::isfinite(m))
+        throw Error("mean=" + format_triple(c.mean) + " is not three finite numbers");
     for (float s : c.std)
-      if (!(s > 0.0f)) throw Error("std values must be positive");
+      if (!std::isfinite(s) || !(s > 0.0f))
+        throw Error("std=" + format_triple(c.std) +
+                    " is not three finite positive numbers (each channel is divided by it)");
     id_ = "rgb;resize=" + std::to_string(resize_) + ";crop=" + std::to_string(size_) +
           ";mean=" + format_triple(c.mean) + ";std=" + format_triple(c.std);
   }
 
   const std::string& id() const { return id_; }
+
+  // Width and height of a width x height frame after the resize.
+  std::pair<int64_t, int64_t> resized_size(int64_t width, int64_t height) const {
+    if (resize_ == 0) return {size_, size_};
+    // torchvision: the shorter side becomes `resize`, the longer one is truncated.
+    const bool portrait = width <= height;
+    const int64_t shorter = portrait ? width : height, longer = portrait ? height : width;
+    const auto scaled = static_cast<int64_t>(static_cast<double>(resize_) * longer / shorter);
+    return portrait ? std::make_pair(resize_, scaled) : std::make_pair(scaled, resize_);
+  }
+
+  // The resize keeps the aspect ratio, so a sliver of a frame (1x8192) would
+  // become a huge image (256x2097152: 6.8 GB, 24 s) for one centre crop.
+  void check_frame_size(int width, int height) const {
+    if (width <= 0 || height <= 0)
+      throw Error("invalid frame size " + std::to_string(width) + "x" + std::to_string(height));
+    const auto [w, h] = resized_size(width, height);
+    if (resize_ == 0 || std::max(w, h) <= kMaxResizeAspect * resize_) return;
+    throw Error("frames of " + std::to_string(width) + "x" + std::to_string(height) +
+                " would be resized to " + std::to_string(w) + "x" + std::to_string(h) +
+                " for resize=" + std::to_string(resize_) + ", more elongated than the " +
+                std::to_string(kMaxResizeAspect) + ":1 the embedder accepts; crop them first "
+                "(e.g. aspectratiocrop or videocrop), or set resize=0 to stretch them to "
+                "input-size");
+  }
 
   // (3, size, size) float tensor.
   at::Tensor operator()(const ImageView& v) const {
@@ -148,6 +190,7 @@ class Preprocessor {
                   " with row stride " + std::to_string(v.stride));
     for (int o : v.offsets)
       if (o < 0 || o >= v.pixel_stride) throw Error("invalid pixel layout");
+    check_frame_size(v.width, v.height);
 
     auto* data = const_cast<uint8_t*>(v.data);
     const int64_t step = v.offsets[1] - v.offsets[0];
@@ -166,15 +209,7 @@ class Preprocessor {
     at::Tensor img = at::empty({1, 3, v.height, v.width}, at::kFloat)
                          .copy_(rgb.permute({2, 0, 1}).unsqueeze(0));
 
-    int64_t out_h = size_, out_w = size_;
-    if (resize_ > 0) {
-      // torchvision: the shorter side becomes `resize`, the longer one is truncated.
-      const bool portrait = v.width <= v.height;
-      const int64_t shorter = portrait ? v.width : v.height, longer = portrait ? v.height : v.width;
-      const auto scaled = static_cast<int64_t>(static_cast<double>(resize_) * longer / shorter);
-      out_w = portrait ? resize_ : scaled;
-      out_h = portrait ? scaled : resize_;
-    }
+    const auto [out_w, out_h] = resized_size(v.width, v.height);
     if (out_h != v.height || out_w != v.width)
       img = at::_upsample_bilinear2d_aa(img, {out_h, out_w}, false, c10::nullopt, c10::nullopt)
                 .round_();
@@ -284,15 +319,18 @@ struct EmbeddingEngine::Impl {
                               "export one with models/export-torchscript.py (" + kReadme + ")");
     try {
       script = torch::jit::load(path, device);
-    } catch (const c10::Error& e) {
-      throw Error(path + " is not a loadable TorchScript module (" + first_line(e.what()) +
+      script->eval();
+      if (dtype != at::kFloat) script->to(dtype);
+    } catch (const std::exception& e) {
+      throw Error(path + " is not a loadable TorchScript module (" + summary(e) +
                   "); export one with models/export-torchscript.py (" + kReadme + ")");
     }
-    script->eval();
-    if (dtype != at::kFloat) script->to(dtype);
     model_id = "torchscript:" + sha256_prefix(path);
+    // The width every later batch must have too.
     const int64_t s = config.input_size;
     const at::Tensor probe = forward(at::zeros({1, 3, s, s}));
+    if (probe.size(1) == 0)
+      throw Error("TorchScript model " + path + " returned empty embeddings (" + kReadme + ")");
     dims = static_cast<int>(probe.size(1));
   }
 
@@ -310,13 +348,20 @@ struct EmbeddingEngine::Impl {
       try {
         at::Tensor x = input.to(device, dtype).contiguous(at::MemoryFormat::ChannelsLast);
         out = script->forward({x}).toTensor();
-      } catch (const c10::Error& e) {
-        throw Error("TorchScript model " + config.model + " failed: " + first_line(e.what()));
+      } catch (const std::exception& e) {
+        throw Error("TorchScript model " + config.model + " failed: " + summary(e));
       }
       if (out.dim() != 2 || out.size(0) != n)
         throw Error("TorchScript model " + config.model + " returned a tensor of " +
                     std::to_string(out.dim()) + " dimensions for a batch of " + std::to_string(n) +
                     "; its forward must return (N, D) embeddings (" + kReadme + ")");
+      // Callers read dims() values per frame.
+      if (dims > 0 && out.size(1) != dims)
+        throw Error("TorchScript model " + config.model + " returned embeddings of " +
+                    std::to_string(out.size(1)) + " values for a batch of " + std::to_string(n) +
+                    " frames, but of " + std::to_string(dims) + " values when it was loaded; "
+                    "its output width must not depend on the batch or the frames (" +
+                    kReadme + ")");
     }
     out = out.to(at::kCPU, at::kFloat).contiguous();
     if (config.normalize)
@@ -390,6 +435,10 @@ std::vector<float> EmbeddingEngine::embed_preprocessed(const float* nchw, int n,
         at::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, at::kFloat);
     return Impl::to_vector(impl_->forward(input));
   });
+}
+
+void EmbeddingEngine::check_frame_size(int width, int height) const {
+  impl_->preprocess.check_frame_size(width, height);
 }
 
 int EmbeddingEngine::dims() const { return impl_->dims; }

@@ -18,6 +18,10 @@ inline const char* precision_name(Precision precision) {
   return precision == Precision::BF16 ? "bf16" : "fp32";
 }
 
+// With resize > 0, frames whose resized longer side would exceed this many
+// times resize are refused (the embedder's resize blurb repeats the figure).
+constexpr int kMaxResizeAspect = 32;
+
 struct EmbeddingConfig {
   // resnet18|resnet34|resnet50|resnet101|resnet152, or the path of a
   // TorchScript file whose forward maps a normalised NCHW float batch to (N, D).
@@ -77,11 +81,17 @@ class EmbeddingEngine {
   EmbeddingEngine(const EmbeddingEngine&) = delete;
   EmbeddingEngine& operator=(const EmbeddingEngine&) = delete;
 
+  // Throws vs::Error when frames of this size cannot be embedded (see
+  // kMaxResizeAspect); add() refuses them too.
+  virtual void check_frame_size(int width, int height) const;
+
   // Preprocesses an image into the pending batch; the pixels may be released
   // as soon as this returns.
   virtual void add(const ImageView& image);
   virtual size_t pending() const;
-  // Embeds the pending batch: pending() x dims() floats, row-major.
+  // Embeds the pending batch: pending() x dims() floats, row-major (a model
+  // whose output width differs from dims() is an error). The values may be
+  // NaN or infinite if the model makes them so.
   virtual std::vector<float> run();
   virtual void clear();
 

@@ -135,27 +135,34 @@ std::string detect_arch(const std::map<std::string, const RawTensor*>& tensors) 
   return "";
 }
 
-ConvSource checkpoint_source(const std::string& arch, const Plan& plan, const std::string& path,
-                             const StateDict& state) {
-  const std::string hint = " (see models/README.md)";
-  std::map<std::string, const RawTensor*> tensors;
-  for (const auto& [key, tensor] : state) tensors.emplace(key, &tensor);
+// Checks the keys and shapes the file declares against the plan, then reads
+// only the tensors the network uses: nothing else the file holds (a large
+// fc layer, an optimizer's state, a hostile record) is ever allocated.
+ConvSource checkpoint_source(const std::string& arch, const Plan& plan,
+                             const Checkpoint& checkpoint) {
+  const std::string& path = checkpoint.path();
+  std::map<std::string, const RawTensor*> declared;
+  for (const auto& [key, tensor] : checkpoint.tensors()) declared.emplace(key, &tensor);
 
-  const std::string found = detect_arch(tensors);
+  const std::string found = detect_arch(declared);
   if (!found.empty() && found != arch)
     throw Error(path + " holds " + found + " weights, not " + arch + ": set model=" + found +
-                " or point weights= at a " + arch + " file" + hint);
+                " or point weights= at a " + arch + " file");
 
   std::set<std::string> expected;
+  std::vector<std::string> needed;
+  uint64_t needed_bytes = 0;
   auto check = [&](const std::string& key, std::vector<int64_t> shape) {
     expected.insert(key);
-    auto it = tensors.find(key);
-    if (it == tensors.end())
+    auto it = declared.find(key);
+    if (it == declared.end())
       throw Error(path + " is not a torchvision " + arch + " state dict: key '" + key +
-                  "' is missing" + hint);
+                  "' is missing");
     if (it->second->shape != shape)
       throw Error(path + " does not fit " + arch + ": key '" + key + "' has shape " +
-                  shape_str(it->second->shape) + ", expected " + shape_str(shape) + hint);
+                  shape_str(it->second->shape) + ", expected " + shape_str(shape));
+    needed.push_back(key);
+    needed_bytes += uint64_t(numel(*it->second)) * dtype_size(it->second->dtype);
   };
   for (const ConvSpec& c : plan.convs) {
     check(c.conv_key + ".weight", {c.out, c.in, c.kernel, c.kernel});
@@ -164,15 +171,29 @@ ConvSource checkpoint_source(const std::string& arch, const Plan& plan, const st
     // Checkpoints from before PyTorch 0.4.1 lack this counter; it is unused anyway.
     expected.insert(c.bn_key + ".num_batches_tracked");
   }
-  for (const auto& [key, tensor] : state) {
+  for (const auto& [key, tensor] : checkpoint.tensors()) {
     if (expected.count(key) || key.rfind("fc.", 0) == 0) continue;
-    throw Error(path + " does not fit " + arch + ": unexpected key '" + key + "'" + hint);
+    throw Error(path + " does not fit " + arch + ": unexpected key '" + key + "'");
   }
 
-  return [tensors, path](const ConvSpec& c) {
-    auto get = [&](const std::string& key) { return to_double(*tensors.at(key), path, key); };
-    return ConvBN{get(c.conv_key + ".weight"), get(c.bn_key + ".weight"), get(c.bn_key + ".bias"),
-                  get(c.bn_key + ".running_mean"), get(c.bn_key + ".running_var")};
+  std::map<std::string, RawTensor> tensors;
+  for (auto& [key, tensor] : checkpoint.load(needed, needed_bytes))
+    tensors.emplace(key, std::move(tensor));
+  return [tensors = std::move(tensors), path](const ConvSpec& c) {
+    auto get = [&](const std::string& key) {
+      const at::Tensor t = to_double(tensors.at(key), path, key);
+      // A NaN or infinity here would make every embedding NaN.
+      if (!at::isfinite(t).all().item<bool>())
+        throw Error(path + ": tensor '" + key + "' holds NaN or infinite values; the weights "
+                    "are broken (a diverged training run?): use another file");
+      return t;
+    };
+    ConvBN p{get(c.conv_key + ".weight"), get(c.bn_key + ".weight"), get(c.bn_key + ".bias"),
+             get(c.bn_key + ".running_mean"), get(c.bn_key + ".running_var")};
+    if ((p.var < 0).any().item<bool>())
+      throw Error(path + ": tensor '" + c.bn_key + ".running_var' holds negative variances; "
+                  "the weights are broken: use another file");
+    return p;
   };
 }
 
@@ -228,13 +249,20 @@ bool is_resnet_arch(const std::string& name) { return archs().count(name) > 0; }
 
 ResNet ResNet::from_checkpoint(const std::string& arch, const std::string& path) {
   const Plan plan = make_plan(arch_spec(arch));
-  StateDict state;
+  // What a file of this architecture needs, with a wide margin (torch.save
+  // takes ~64 directory bytes and ~125 pickle bytes per tensor; a training
+  // checkpoint adds an optimizer's state): a small file must not be able to
+  // declare gigabytes before its keys are checked.
+  const uint64_t tensors = plan.convs.size() * 6 + 2;
+  CheckpointLimits limits;
+  limits.max_directory_bytes = (uint64_t(64) << 10) + tensors * 1024;
+  limits.max_pickle_bytes = (uint64_t(64) << 10) + tensors * 1024;
   try {
-    state = load_checkpoint(path);
+    const Checkpoint checkpoint(path, limits);
+    return ResNetBuilder::build(plan, checkpoint_source(arch, plan, checkpoint));
   } catch (const Error& e) {
     throw Error(std::string(e.what()) + " (see models/README.md)");
   }
-  return ResNetBuilder::build(plan, checkpoint_source(arch, plan, path, state));
 }
 
 ResNet ResNet::random(const std::string& arch, uint64_t seed) {

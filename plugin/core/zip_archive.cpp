@@ -26,8 +26,6 @@ constexpr size_t kZip64EndSize = 56;
 constexpr size_t kCentralHeaderSize = 46;
 constexpr size_t kLocalHeaderSize = 30;
 constexpr size_t kMaxComment = 0xFFFF;
-// A directory larger than this is not a checkpoint's; refuse to allocate it.
-constexpr uint64_t kMaxDirectory = uint64_t(256) << 20;
 
 uint64_t le(const uint8_t* p, size_t n) {
   uint64_t v = 0;
@@ -37,7 +35,7 @@ uint64_t le(const uint8_t* p, size_t n) {
 
 }  // namespace
 
-ZipArchive::ZipArchive(const std::string& path) : path_(path) {
+ZipArchive::ZipArchive(const std::string& path, uint64_t max_directory_bytes) : path_(path) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw Error(path + ": cannot open it: " + std::strerror(errno));
   struct stat st;
@@ -47,7 +45,7 @@ ZipArchive::ZipArchive(const std::string& path) : path_(path) {
   }
   file_size_ = uint64_t(st.st_size);
   try {
-    read_directory();
+    read_directory(max_directory_bytes);
   } catch (...) {
     ::close(fd_);
     throw;
@@ -79,7 +77,7 @@ void ZipArchive::read_at(uint64_t offset, void* out, size_t n, const char* what)
   }
 }
 
-void ZipArchive::read_directory() {
+void ZipArchive::read_directory(uint64_t max_directory_bytes) {
   // The end record sits in the last 22 bytes plus an optional comment.
   size_t tail_size = size_t(std::min<uint64_t>(file_size_, kEndSize + kMaxComment));
   std::vector<uint8_t> tail(tail_size);
@@ -120,9 +118,16 @@ void ZipArchive::read_directory() {
     dir_size = le(end64 + 40, 8);
     dir_offset = le(end64 + 48, 8);
   }
-  if (dir_size > kMaxDirectory || count > dir_size / kCentralHeaderSize)
+  if (count > dir_size / kCentralHeaderSize)
     throw Error(path_ + ": the zip directory is implausible (" + std::to_string(count) +
                 " entries in " + std::to_string(dir_size) + " bytes); the file is corrupt");
+  if (dir_offset > file_size_ || dir_size > file_size_ - dir_offset)
+    throw Error(path_ + ": the zip directory lies beyond the end of the file (" +
+                std::to_string(file_size_) + " bytes); the file is truncated");
+  if (dir_size > max_directory_bytes)
+    throw Error(path_ + ": the zip directory takes " + std::to_string(dir_size) +
+                " bytes, more than the " + std::to_string(max_directory_bytes) +
+                " expected of this file; it is not the file expected, or it is corrupt");
   std::vector<uint8_t> dir(static_cast<size_t>(dir_size));
   read_at(dir_offset, dir.data(), dir.size(), "zip directory");
 

@@ -21,9 +21,11 @@ class ZipArchive {
     uint64_t local_header_offset = 0;
   };
 
-  // Throws vs::Error when the file cannot be opened, is not a zip archive or
-  // its directory is truncated or corrupt. The messages start with path.
-  explicit ZipArchive(const std::string& path);
+  // Throws vs::Error when the file cannot be opened, is not a zip archive,
+  // its directory is truncated or corrupt, or the directory is larger than
+  // max_directory_bytes (what the caller expects, so that a hostile file
+  // cannot make it allocate more). The messages start with path.
+  explicit ZipArchive(const std::string& path, uint64_t max_directory_bytes = uint64_t(256) << 20);
   ~ZipArchive();
   ZipArchive(const ZipArchive&) = delete;
   ZipArchive& operator=(const ZipArchive&) = delete;
@@ -43,7 +45,7 @@ class ZipArchive {
 
  private:
   void read_at(uint64_t offset, void* out, size_t n, const char* what) const;
-  void read_directory();
+  void read_directory(uint64_t max_directory_bytes);
 
   std::string path_;
   int fd_ = -1;
