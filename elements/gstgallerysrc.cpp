@@ -526,12 +526,15 @@ warn_bad_files (GstGallerySrc * self)
   if (walk.bad.size () > BAD_FILES_NAMED)
     named += "; and " + std::to_string (walk.bad.size () - BAD_FILES_NAMED) +
         " more (listed in the details, and by GST_DEBUG=gallerysrc:2)";
-  GST_ELEMENT_WARNING (self, RESOURCE, READ,
-      ("Skipped %zu %s in %s that %s not readable pictures or videos: %s",
-          walk.bad.size (), walk.bad.size () == 1 ? "file" : "files",
-          vs::valid_utf8 (walk.location).c_str (),
-          walk.bad.size () == 1 ? "is" : "are", named.c_str ()), ("%s",
-          all.c_str ()));
+  const std::string location = vs::valid_utf8 (walk.location);
+  if (walk.bad.size () == 1)
+    GST_ELEMENT_WARNING (self, RESOURCE, READ, ("Skipped 1 file in %s that is "
+            "not a readable picture or video: %s", location.c_str (),
+            named.c_str ()), ("%s", all.c_str ()));
+  else
+    GST_ELEMENT_WARNING (self, RESOURCE, READ, ("Skipped %zu files in %s that "
+            "are not readable pictures or videos: %s", walk.bad.size (),
+            location.c_str (), named.c_str ()), ("%s", all.c_str ()));
 }
 
 static std::string

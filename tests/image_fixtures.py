@@ -60,6 +60,18 @@ def png_bomb(path, width=100000, height=100000):
                 png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
 
 
+def png_zero_bomb(path, width, height):
+    """A real decompression bomb: width x height black RGB pixels, which zlib
+    squeezes about a thousand to one, so the file is small and the image huge."""
+    z = zlib.compressobj(1)
+    row = b"\0" * (1 + width * 3)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) +
+                png_chunk(b"IEND", b""))
+
+
 def exif_rotated_jpeg(path, rgb, orientation=6):
     """rgb stored as is, with an EXIF orientation tag that rotates it for display."""
     exif = Image.Exif()
