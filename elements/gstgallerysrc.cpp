@@ -192,9 +192,9 @@ gst_gallery_src_class_init (GstGallerySrcClass * klass)
           86400.0, DEFAULT_VIDEO_INTERVAL, flags));
   g_object_class_install_property (gobject_class, PROP_MAX_PIXELS,
       g_param_spec_uint64 ("max-pixels", "Maximum pixels",
-          "Skip pictures and videos whose header declares more pixels than "
-          "this (width x height), before decoding them, so a decompression "
-          "bomb cannot exhaust memory", 1, G_MAXUINT64, DEFAULT_MAX_PIXELS,
+          "Skip pictures whose header declares more pixels than this (width "
+          "x height), before decoding them, so a decompression bomb cannot "
+          "exhaust memory; and videos whose frames are larger", 1, G_MAXUINT64, DEFAULT_MAX_PIXELS,
           flags));
   g_object_class_install_property (gobject_class, PROP_STRICT,
       g_param_spec_boolean ("strict", "Strict",
@@ -455,11 +455,22 @@ gst_gallery_src_start (GstBaseSrc * src)
   return TRUE;
 }
 
+static void
+set_sampling (GstGallerySrc * self, vs::VideoSampler * sampler)
+{
+  GST_OBJECT_LOCK (self);
+  self->sampling = sampler;
+  if (sampler && self->flushing)
+    sampler->interrupt ();
+  GST_OBJECT_UNLOCK (self);
+}
+
 static gboolean
 gst_gallery_src_stop (GstBaseSrc * src)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (src);
 
+  set_sampling (self, NULL);
   self->walk.reset ();
   return TRUE;
 }
@@ -636,16 +647,6 @@ video_frame (GstGallerySrc * self, const vs::FolderFile & file,
   gst_video_frame_unmap (&dst_frame);
   gst_video_frame_unmap (&src_frame);
   return buffer;
-}
-
-static void
-set_sampling (GstGallerySrc * self, vs::VideoSampler * sampler)
-{
-  GST_OBJECT_LOCK (self);
-  self->sampling = sampler;
-  if (sampler && self->flushing)
-    sampler->interrupt ();
-  GST_OBJECT_UNLOCK (self);
 }
 
 static void

@@ -93,6 +93,10 @@ def build_tree(root):
     still("résumé ünï/café au lait.png", "png", fx.gradient(33, 21, 5))
     still("root.png", "png", fx.gradient(17, 9, 6))
     fx.save(os.path.join(root, "cats", ".hidden.png"), "png", fx.gradient(5, 5))
+    # A name that is not UTF-8 (Latin-1 "\xe9t\xe9"): its source must still be valid UTF-8.
+    fx.save(os.path.join(os.fsencode(root), b"cats", b"\xe9t\xe9.png"), "png", fx.gradient(6, 4, 7))
+    stills["cats/\ufffdt\ufffd.png"] = np.asarray(
+        Image.open(os.path.join(os.fsencode(root), b"cats", b"\xe9t\xe9.png")).convert("RGB"))
 
     os.makedirs(os.path.join(root, "clips"))
     make_video(os.path.join(root, "clips", "ball.webm"), "vp8enc ! webmmux", 3, 64, 48)
@@ -106,13 +110,15 @@ def build_tree(root):
     with open(os.path.join(bad, "text.jpg"), "w") as f:
         f.write("not a picture\n" * 20)
     fx.png_bomb(os.path.join(bad, "bomb.png"))
+    subprocess.run(["gst-launch-1.0", "-q", "audiotestsrc", "num-buffers=20", "!", "wavenc", "!",
+                    "filesink", f"location={bad}/sound.wav"], check=True, timeout=60)
     os.mkfifo(os.path.join(bad, "fifo.png"))
     os.symlink("..", os.path.join(bad, "loop"))
     return stills
 
 
 BAD = ["bad/bomb.png", "bad/corrupt.png", "bad/empty.jpg", "bad/fifo.png", "bad/loop",
-       "bad/text.jpg", "bad/truncated.jpg"]
+       "bad/sound.wav", "bad/text.jpg", "bad/truncated.jpg"]
 VIDEO_FRAMES = ["clips/ball.avi#t=0.000", "clips/ball.avi#t=1.000", "clips/ball.webm#t=0.000",
                 "clips/ball.webm#t=1.000", "clips/ball.webm#t=2.000"]
 
@@ -131,7 +137,10 @@ with tempfile.TemporaryDirectory() as tmp:
     # --- the default walk: folder labels
     run = Run(tmp, f"gallerysrc location={root}")
     check(run.rc == 0 and not run.errors, f"default walk ends with EOS ({run.errors} {run.stderr[-300:]})")
-    want_order = sorted(list(stills) + VIDEO_FRAMES, key=lambda s: s.split("#")[0].encode())
+    # Sorted by the names' bytes on disk.
+    on_disk = {"cats/\ufffdt\ufffd.png": b"cats/\xe9t\xe9.png"}
+    want_order = sorted(list(stills) + VIDEO_FRAMES,
+                        key=lambda s: on_disk.get(s, s.split("#")[0].encode()))
     got_order = [f["source"] for f in run.frames]
     check(got_order == want_order, f"frames in sorted walk order, one per still, one per second "
           f"of video:\n  got  {got_order}\n  want {want_order}")
@@ -171,7 +180,8 @@ with tempfile.TemporaryDirectory() as tmp:
         check(os.path.join(root, rel) in warning, f"the warning names {rel}")
     for rel, reason in [("bomb.png", "100000x100000"), ("truncated.jpg", "truncated JPEG"),
                         ("empty.jpg", "empty"), ("fifo.png", "not a regular file"),
-                        ("loop", "symbolic link loop"), ("corrupt.png", "damaged")]:
+                        ("loop", "symbolic link loop"), ("corrupt.png", "damaged"),
+                        ("sound.wav", "neither an image nor a video")]:
         check(f"{rel} is" in warning and reason in warning.split(f"{rel} is", 1)[1].split(";")[0],
               f"... {rel}: {reason}")
 
@@ -182,6 +192,11 @@ with tempfile.TemporaryDirectory() as tmp:
     done = [p[1] for p in run.progress]
     check(done == sorted(done) and run.progress[-1][1:] == (total, total) and
           all(p[2] == total for p in run.progress), f"progress counts files done up to {total}/{total}")
+
+    # --- stopped in the middle of a video: the decoding pipeline inside is torn down
+    run = Run(tmp, f"gallerysrc location={root}/clips num-buffers=3")
+    check(run.rc == 0 and [f["source"] for f in run.frames] == [s[len("clips/"):] for s in VIDEO_FRAMES[:3]],
+          "num-buffers=3 stops in the middle of the second video without hanging")
 
     # --- label-from=none, recursive=false
     run = Run(tmp, f"gallerysrc location={root} label-from=none")
