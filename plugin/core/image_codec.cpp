@@ -55,6 +55,20 @@ class File {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// Up to n bytes at offset; fewer only at the end of the file. Throws on an I/O error.
+size_t read_at(int fd, uint64_t offset, uint8_t* out, size_t n, const std::string& path) {
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t got = pread(fd, out + done, n - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0)
+      throw ImageError(ImageError::Reason::Unreadable, "cannot read " + path + ": " + errno_text());
+    if (got == 0) break;
+    done += static_cast<size_t>(got);
+  }
+  return done;
+}
+
 // Whether the declared size fits max_pixels; throws ImageError otherwise.
 void check_header(const ImageHeader& header, const std::string& name, uint64_t max_pixels) {
   if (header.format == ImageFormat::Unknown)
@@ -109,28 +123,15 @@ RgbImage read_image(const std::string& path, uint64_t max_pixels) {
   if (st.st_size == 0) throw ImageError(ImageError::Reason::Empty, path + " is empty (0 bytes)");
 
   const int fd = file.fd();
-  const ImageHeader header = read_image_header([fd](uint64_t offset, uint8_t* out, size_t n) {
-    size_t done = 0;
-    while (done < n) {
-      const ssize_t got = pread(fd, out + done, n - done, static_cast<off_t>(offset + done));
-      if (got <= 0) break;
-      done += static_cast<size_t>(got);
-    }
-    return done;
-  });
+  const ImageHeader header =
+      read_image_header([fd, &path](uint64_t offset, uint8_t* out, size_t n) {
+        return read_at(fd, offset, out, n, path);
+      });
   check_header(header, path, max_pixels);
 
+  // Only now, with the size known to be sane, is the whole file read.
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t got = pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0)
-      throw ImageError(ImageError::Reason::Unreadable, "cannot read " + path + ": " + errno_text());
-    if (got == 0) break;
-    done += static_cast<size_t>(got);
-  }
-  bytes.resize(done);
+  bytes.resize(read_at(fd, 0, bytes.data(), bytes.size(), path));
   return decode_image(bytes.data(), bytes.size(), path, max_pixels);
 }
 

@@ -30,6 +30,7 @@ class Bytes {
   explicit Bytes(const ByteReader& read) : read_(read) {}
 
   bool get(uint64_t offset, size_t n, uint8_t* out) const { return read_(offset, out, n) == n; }
+  size_t get_some(uint64_t offset, size_t n, uint8_t* out) const { return read_(offset, out, n); }
 
  private:
   const ByteReader& read_;
@@ -154,8 +155,7 @@ constexpr size_t kPnmHeaderBytes = 4096;
 
 ImageHeader pnm_header(const Bytes& bytes) {
   uint8_t text[kPnmHeaderBytes];
-  size_t size = 0;
-  while (size < sizeof text && bytes.get(size, 1, text + size)) ++size;
+  const size_t size = bytes.get_some(0, sizeof text, text);
   size_t pos = 2;
   // P7 (PAM): "WIDTH w" and "HEIGHT h" lines up to ENDHDR.
   if (text[1] == '7') {
