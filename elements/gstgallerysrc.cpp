@@ -29,7 +29,13 @@
  * truncated, corrupt, larger than #GstGallerySrc:max-pixels, a FIFO, a
  * symbolic link loop) is skipped; a warning at the end names every one. With
  * #GstGallerySrc:strict the first one is an error instead. Progress messages
- * (#GST_MESSAGE_PROGRESS) carry `files-done` and `files-total`.
+ * (#GST_MESSAGE_PROGRESS, code `gallery`) carry `files-done` and
+ * `files-total`; they are posted while the pipeline is PLAYING, since
+ * gst-launch-1.0 holds a prerolled pipeline in PAUSED while a progress runs.
+ *
+ * Pictures are decoded by OpenCV in libvisualsearch-codecs.so, opened on the
+ * first picture; a video's frames by a decodebin pipeline inside the element,
+ * which converts only the frames it keeps.
  *
  * ## Example launch lines
  * |[
