@@ -19,6 +19,7 @@ plugin_init (GstPlugin * plugin)
   ret |= GST_ELEMENT_REGISTER (faisssearch, plugin);
   ret |= GST_ELEMENT_REGISTER (searchoverlay, plugin);
   ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
+  ret |= GST_ELEMENT_REGISTER (gallerysrc, plugin);
 
   return ret;
 }
