@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/pickle_reader.h"
+#include "core/utf8.h"
 
 namespace vs {
 
@@ -389,7 +390,7 @@ class CifarLoader {
         std::ifstream in(path);
         for (std::string line; std::getline(in, line);) {
           while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-          if (!line.empty()) names.push_back(line);
+          if (!line.empty()) names.push_back(valid_utf8(line));
         }
       }
     } else {
@@ -406,7 +407,7 @@ class CifarLoader {
           pickle.reject(root, std::string("the metadata has no '") + key + "' list");
         for (const PickleValue* n : list->items) {
           if (!n->is_text()) pickle.reject(*n, std::string("'") + key + "' holds a non-string");
-          names.push_back(n->text);
+          names.push_back(valid_utf8(n->text));
         }
       }
     }

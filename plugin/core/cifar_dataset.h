@@ -71,7 +71,9 @@ class CifarDataset {
   // Record i as packed RGB (32*32*3 bytes, row-major HWC) into out.
   void rgb(size_t i, uint8_t* out) const;
   int label(size_t i) const { return labels_[i]; }
-  // The class name; the number itself when the dataset has no label names.
+  // The class name, valid UTF-8 whatever bytes the file holds (invalid
+  // sequences become U+FFFD); the number itself when the dataset has no label
+  // names.
   const std::string& label_name(int label) const;
   const std::vector<std::string>& label_names() const { return label_names_; }
   // e.g. "cifar10/train/1234": the record index within its own split.
