@@ -43,10 +43,10 @@ struct CifarOptions {
   CifarLabelKind label_kind = CifarLabelKind::Fine;
   // strict: a truncated or corrupt file is an error. Not strict: keep every
   // complete record of a truncated file, and say how many were kept in
-  // warnings(). A python batch whose pickle is damaged otherwise (or whose
-  // pixels a python 3 protocol-2 pickle stored as text) is dropped whole,
-  // with a warning. Records after a damaged batch are numbered on from the
-  // records kept, so sources stay consistent for the same files.
+  // warnings(), wherever the cut falls. A python batch whose pickle is
+  // damaged otherwise is dropped whole, with a warning. Records after a
+  // damaged batch are numbered on from the records kept, so sources stay
+  // consistent for the same files.
   bool strict = true;
 };
 
