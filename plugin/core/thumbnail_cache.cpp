@@ -1,11 +1,79 @@
 #include "core/thumbnail_cache.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <cerrno>
+#include <cstring>
 #include <exception>
 
+#include "core/image_header.h"
+
 namespace vs {
+
+namespace {
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// The bytes of a regular file of at most max_bytes, or an empty string and
+// the reason in *problem. A FIFO or a device could block forever or have
+// side effects: such a path is refused before it is opened, and again after
+// (O_NONBLOCK, so opening a FIFO cannot wait for a writer), in case it was
+// swapped in between.
+std::string read_regular_file(const std::string& path, int64_t max_bytes, std::string* problem) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    *problem = std::strerror(errno);
+    return {};
+  }
+  FileDescriptor fd(S_ISREG(st.st_mode)
+                        ? ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+                        : -1);
+  if (S_ISREG(st.st_mode) && fd.get() < 0) {
+    *problem = std::strerror(errno);
+    return {};
+  }
+  if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    *problem = "it is not a regular file";
+    return {};
+  }
+  if (st.st_size > max_bytes) {
+    *problem = "the file is larger than " + std::to_string(max_bytes >> 20) + " MiB";
+    return {};
+  }
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < data.size()) {
+    const ssize_t n = ::read(fd.get(), data.data() + got, data.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *problem = std::strerror(errno);
+      return {};
+    }
+    if (n == 0) break;  // shrunk since fstat
+    got += static_cast<size_t>(n);
+  }
+  data.resize(got);
+  return data;
+}
+
+}  // namespace
 
 ThumbnailCache::ThumbnailCache(size_t capacity, std::string dataset_dir)
     : capacity_(capacity), dataset_dir_(std::move(dataset_dir)) {}
@@ -53,9 +121,33 @@ cv::Mat ThumbnailCache::read(const std::string& source) {
   if (parse_cifar_source(source, &dataset, &split, &index))
     return read_cifar(source, dataset, split, index);
 
-  cv::Mat bgr = cv::imread(source, cv::IMREAD_COLOR);
-  if (bgr.empty()) {
+  std::string problem;
+  const std::string data = read_regular_file(source, kMaxFileBytes, &problem);
+  if (!problem.empty()) {
+    warn_once(source, "Cannot read the gallery image " + source + " (" + problem +
+                          "); its thumbnail is left blank.");
+    return {};
+  }
+  // Decoders allocate every pixel the header declares before reading on.
+  const std::optional<ImageSize> size = image_size(data);
+  if (!size) {
     warn_once(source, "Cannot read the gallery image " + source +
+                          ": not a PNG, JPEG, BMP, WebP, TIFF, PNM or Sun raster image, or "
+                          "its header is damaged; its thumbnail is left blank.");
+    return {};
+  }
+  if (size->width * size->height > kMaxPixels) {
+    warn_once(source, "The gallery image " + source + " is " + std::to_string(size->width) +
+                          "x" + std::to_string(size->height) + " pixels, more than the " +
+                          std::to_string(kMaxPixels / 1000000) +
+                          " megapixels thumbnails are made from; its thumbnail is left blank.");
+    return {};
+  }
+  const cv::Mat bgr = cv::imdecode(
+      cv::Mat(1, static_cast<int>(data.size()), CV_8UC1, const_cast<char*>(data.data())),
+      cv::IMREAD_COLOR);
+  if (bgr.empty()) {
+    warn_once(source, "Cannot decode the gallery image " + source +
                           "; its thumbnail is left blank.");
     return {};
   }

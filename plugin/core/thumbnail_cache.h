@@ -7,6 +7,7 @@
 #include <opencv2/core.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <list>
 #include <map>
 #include <memory>
@@ -22,6 +23,14 @@ namespace vs {
 
 class ThumbnailCache {
  public:
+  // Image files are read only when they are regular files (never a FIFO or
+  // a device, which could block) of at most kMaxFileBytes, and decoded only
+  // when their header declares at most kMaxPixels: a 50 MP image costs about
+  // 150 MB and half a second to decode, a 900 MP one 5 GB. Others get a
+  // blank thumbnail and one warning.
+  static constexpr int64_t kMaxPixels = 50'000'000;
+  static constexpr int64_t kMaxFileBytes = int64_t(256) << 20;
+
   // capacity: thumbnails kept; dataset_dir: where CIFAR sources are read
   // (empty: CIFAR sources cannot be shown).
   ThumbnailCache(size_t capacity, std::string dataset_dir);
