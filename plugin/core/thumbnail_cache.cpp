@@ -1,6 +1,5 @@
 #include "core/thumbnail_cache.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,68 +7,41 @@
 #include <opencv2/imgproc.hpp>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
 
+#include "core/atomic_file.h"
+#include "core/error.h"
 #include "core/image_header.h"
 
 namespace vs {
 
 namespace {
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
+// The bytes of a regular file of at most max_bytes. A FIFO or a device
+// could block the streaming thread forever: open_regular_file refuses them
+// without waiting. Throws vs::Error.
+std::string read_regular_file(const std::string& path, int64_t max_bytes) {
+  const int fd = open_regular_file(path, "gallery image");
+  const std::unique_ptr<FILE, int (*)(FILE*)> file(fd < 0 ? nullptr : ::fdopen(fd, "rb"),
+                                                   &std::fclose);
+  if (!file) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    throw Error("Cannot open the gallery image " + path + ": " + std::strerror(err) + ".");
   }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// The bytes of a regular file of at most max_bytes, or an empty string and
-// the reason in *problem. A FIFO or a device could block forever or have
-// side effects: such a path is refused before it is opened, and again after
-// (O_NONBLOCK, so opening a FIFO cannot wait for a writer), in case it was
-// swapped in between.
-std::string read_regular_file(const std::string& path, int64_t max_bytes, std::string* problem) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    *problem = std::strerror(errno);
-    return {};
-  }
-  FileDescriptor fd(S_ISREG(st.st_mode)
-                        ? ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-                        : -1);
-  if (S_ISREG(st.st_mode) && fd.get() < 0) {
-    *problem = std::strerror(errno);
-    return {};
-  }
-  if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    *problem = "it is not a regular file";
-    return {};
-  }
-  if (st.st_size > max_bytes) {
-    *problem = "the file is larger than " + std::to_string(max_bytes >> 20) + " MiB";
-    return {};
-  }
+  if (::fstat(fd, &st) != 0)
+    throw Error("Cannot examine the gallery image " + path + ": " + std::strerror(errno) + ".");
+  if (st.st_size > max_bytes)
+    throw Error("The gallery image " + path + " is larger than " +
+                std::to_string(max_bytes >> 20) + " MiB.");
   std::string data(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < data.size()) {
-    const ssize_t n = ::read(fd.get(), data.data() + got, data.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      *problem = std::strerror(errno);
-      return {};
-    }
-    if (n == 0) break;  // shrunk since fstat
-    got += static_cast<size_t>(n);
-  }
-  data.resize(got);
+  data.resize(std::fread(data.data(), 1, data.size(), file.get()));  // shorter if it shrank
+  if (std::ferror(file.get()))
+    throw Error("Cannot read the gallery image " + path + ": " + std::strerror(errno) + ".");
   return data;
 }
 
@@ -121,11 +93,11 @@ cv::Mat ThumbnailCache::read(const std::string& source) {
   if (parse_cifar_source(source, &dataset, &split, &index))
     return read_cifar(source, dataset, split, index);
 
-  std::string problem;
-  const std::string data = read_regular_file(source, kMaxFileBytes, &problem);
-  if (!problem.empty()) {
-    warn_once(source, "Cannot read the gallery image " + source + " (" + problem +
-                          "); its thumbnail is left blank.");
+  std::string data;
+  try {
+    data = read_regular_file(source, kMaxFileBytes);
+  } catch (const Error& e) {
+    warn_once(source, std::string(e.what()) + " Its thumbnail is left blank.");
     return {};
   }
   // Decoders allocate every pixel the header declares before reading on.
