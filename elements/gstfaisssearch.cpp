@@ -21,6 +21,7 @@
 #include "elements/gstfaisssearch.h"
 
 #include <exception>
+#include <forward_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,6 +31,7 @@
 
 #include "core/finite.h"
 #include "core/gallery.h"
+#include "core/utf8.h"
 #include "elements/elements.h"
 #include "meta/visualsearchmeta.h"
 
@@ -542,6 +544,16 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     return GST_FLOW_ERROR;
   }
 
+  /* Metas and bus messages carry UTF-8 (PyGObject crashes on anything else),
+   * whatever bytes a catalog holds. Repaired copies live until the meta has
+   * copied them; valid text, the usual case, is not copied. */
+  std::forward_list < std::string > repaired;
+  auto utf8 =[&repaired] (const std::string & text) {
+    if (vs::is_valid_utf8 (text))
+      return const_cast < gchar * >(text.c_str ());
+    repaired.push_front (vs::valid_utf8 (text));
+    return const_cast < gchar * >(repaired.front ().c_str ());
+  };
   st.neighbors.clear ();
   for (const vs::Neighbor & hit:st.hits) {
     if (!hit.item && !st.warned_unknown_id) {
@@ -559,9 +571,8 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     nb.distance = hit.distance;
     nb.label = hit.item ? hit.item->label : -1;
     /* The meta deep-copies the strings; the catalog outlives this call. */
-    nb.label_name = hit.item ? const_cast<gchar *>(hit.item->label_name.c_str ())
-        : NULL;
-    nb.source = hit.item ? const_cast<gchar *>(hit.item->source.c_str ()) : NULL;
+    nb.label_name = hit.item ? utf8 (hit.item->label_name) : NULL;
+    nb.source = hit.item ? utf8 (hit.item->source) : NULL;
     st.neighbors.push_back (nb);
   }
 

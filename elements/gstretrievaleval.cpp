@@ -44,6 +44,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/retrieval_metrics.h"
+#include "core/utf8.h"
 #include "elements.h"
 #include "meta/visualsearchmeta.h"
 
@@ -517,7 +518,8 @@ gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
   if (found->n_neighbors < evaluation.neighbours_needed ()) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
         ("Query %s carries %u neighbours, but k=%d%s needs %u.",
-            sample->source ? sample->source : "(no source)",
+            sample->source ? vs::valid_utf8 (sample->source).c_str () :
+            "(no source)",
             found->n_neighbors, evaluation.metrics.max_k (),
             evaluation.metrics.exclude_self ()? " with exclude-self" : "",
             evaluation.neighbours_needed ()),
@@ -529,7 +531,10 @@ gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
 
   vs::QueryResult query;
   query.label = sample->label;
-  query.label_name = sample->label_name ? sample->label_name : "";
+  /* Reported in a GstStructure and in JSON, which both need UTF-8, whatever
+   * the element upstream put in the meta. */
+  query.label_name = vs::valid_utf8 (sample->label_name ? sample->label_name :
+      "");
   query.source = sample->source ? sample->source : "";
   query.relevant_in_gallery = evaluation.catalog.count_label (sample->label);
   if (evaluation.metrics.exclude_self ()) {

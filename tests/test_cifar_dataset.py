@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""CifarDataset on CIFAR-10/100 files in both formats, written by cifar_fixtures.py.
+"""CifarDataset on CIFAR-10/100 files in both formats, written by cifar_fixtures.py,
+truncated at every byte around and after the pixels, and mutated at random.
 
 Usage: test_cifar_dataset.py PATH/TO/cifar_probe
 """
@@ -103,43 +104,25 @@ def run(d):
     expect_error(probe(os.path.join(d, "cifar-10-batches-bin"), "train", "coarse"),
                  ["coarse labels exist only in CIFAR-100"], "coarse on cifar10")
 
-    trunc = os.path.join(b, "truncated-bin")
-    expect_error(probe(trunc), ["data_batch_2.bin", "the file is truncated: 3 of 4 records complete",
-                                "re-download"], "truncated binary, strict")
-    res = probe(trunc, "train", "fine", "lenient")
-    check(res["rc"] == 0 and len(res["records"]) == n10 - 2, f"truncated binary keeps {n10 - 2} records")
-    check(any("3 of 4 records complete" in w and "data_batch_2.bin" in w for w in res["warnings"]),
-          f"truncated binary warns: {res['warnings']}")
-    if res["rc"] == 0:
-        # Batch 2 keeps its first 3 records; later batches follow on.
-        full = expected("cifar10", [("train", n10)])
-        kept = full[:fx.TRAIN10[0] + 3] + full[fx.TRAIN10[0] + fx.TRAIN10[1]:]
-        check(all(np.array_equal(res["rgb"][i], kept[i][2]) for i in range(len(kept))),
-              "truncated binary: kept records have the right pixels")
-        check(res["records"][-1][0] == f"cifar10/train/{n10 - 3}", "truncated binary: later records renumbered")
-
-    # A truncated pickle keeps the records whose pixels are complete.
-    trunc = os.path.join(b, "truncated-py")
-    expect_error(probe(trunc), ["data_batch_2", "the file is truncated: 3 of 5 records complete",
-                                "re-download"], "truncated pickle, strict")
-    res = probe(trunc, "train", "fine", "lenient")
-    check(res["rc"] == 0 and len(res["records"]) == n10 - 2, f"truncated pickle keeps {n10 - 2} records")
-    check(any("3 of 5 records complete" in w and "data_batch_2" in w for w in res["warnings"]),
-          f"truncated pickle warns: {res['warnings']}")
-    if res["rc"] == 0:
-        full = expected("cifar10", [("train", n10)])
-        kept = full[:fx.TRAIN10[0] + 3] + full[fx.TRAIN10[0] + fx.TRAIN10[1]:]
-        check(all(np.array_equal(res["rgb"][i], kept[i][2]) and res["records"][i][1] == kept[i][1]
-                  for i in range(len(kept))), "truncated pickle: kept records are right")
-
-    # Python 3's protocol 2 stores the pixels as text: the batch is dropped whole.
-    trunc = os.path.join(b, "truncated-py3")
-    expect_error(probe(trunc), ["data_batch_2", "truncated", "Re-download"], "truncated py3 pickle, strict")
-    res = probe(trunc, "train", "fine", "lenient")
-    check(res["rc"] == 0 and len(res["records"]) == n10 - fx.TRAIN10[1],
-          f"truncated py3 pickle drops its batch: {len(res['records'])}")
-    check(any("data_batch_2" in w and "Skipped the whole batch" in w for w in res["warnings"]),
-          f"truncated py3 pickle warns: {res['warnings']}")
+    # A truncated batch keeps its complete records (data_batch_2 keeps 3), also
+    # when python 3's protocol 2 stored the pixels as text; later batches
+    # follow on.
+    for sub, name, complete in [("truncated-bin", "data_batch_2.bin", "3 of 4"),
+                                ("truncated-py", "data_batch_2", "3 of 5"),
+                                ("truncated-py3", "data_batch_2", "3 of 5")]:
+        trunc = os.path.join(b, sub)
+        expect_error(probe(trunc), [name, f"the file is truncated: {complete} records complete",
+                                    "re-download"], f"{sub}, strict")
+        res = probe(trunc, "train", "fine", "lenient")
+        check(res["rc"] == 0 and len(res["records"]) == n10 - 2, f"{sub} keeps {n10 - 2} records")
+        check(any(f"{complete} records complete" in w and name in w for w in res["warnings"]),
+              f"{sub} warns: {res['warnings']}")
+        if res["rc"] == 0:
+            full = expected("cifar10", [("train", n10)])
+            kept = full[:fx.TRAIN10[0] + 3] + full[fx.TRAIN10[0] + fx.TRAIN10[1]:]
+            check(all(np.array_equal(res["rgb"][i], kept[i][2]) and res["records"][i][1] == kept[i][1]
+                      for i in range(len(kept))), f"{sub}: kept records are right")
+            check(res["records"][-1][0] == f"cifar10/train/{n10 - 3}", f"{sub}: later records renumbered")
 
     expect_error(probe(os.path.join(b, "bad-label-bin"), "test"),
                  ["test_batch.bin", "record 0 has label 200"], "label out of range")
@@ -163,8 +146,75 @@ def run(d):
           f"no label names warns: {res['warnings']}")
 
 
+def cut_batches(d):
+    """Batches as the official files lay them out, in every pickle style:
+    [(what, path, records, pixels as stored, encoding of the pixels)]."""
+    n = 8
+    out = []
+    for style in ["py2", "py3", "p5"]:
+        os.makedirs(os.path.join(d, style))
+        path = os.path.join(d, style, "test_batch")
+        fx.dump({b"batch_label": b"testing batch 1 of 1",
+                 b"labels": [fx.label("cifar10", "test", i) for i in range(n)],
+                 b"data": fx.images("cifar10", "test", 0, n),
+                 b"filenames": [b"img_%d.png" % i for i in range(n)]}, path, style)
+        out.append((f"cifar10 {style}", path, n, "latin1-text" if style == "py3" else "bytes"))
+    # CIFAR-100's files hold the data last.
+    os.makedirs(os.path.join(d, "c100"))
+    path = os.path.join(d, "c100", "test")
+    fx.dump({b"filenames": [b"x.png"] * fx.TEST100, b"batch_label": b"test",
+             b"fine_labels": [fx.label("cifar100", "test", i) for i in range(fx.TEST100)],
+             b"coarse_labels": [fx.label("cifar100", "test", i, "coarse") for i in range(fx.TEST100)],
+             b"data": fx.images("cifar100", "test", 0, fx.TEST100)}, path, "py2")
+    out.append(("cifar100 py2", path, fx.TEST100, "bytes"))
+    return out
+
+
+def test_cuts(d):
+    """A batch cut anywhere keeps exactly its complete records (not strict):
+    every byte before the pixels and after them (labels, filenames, the
+    array's shape and dtype, the dict's end), and around every record
+    boundary plus a sample inside the pixels."""
+    rng = np.random.default_rng(11)
+    scratch = os.path.join(d, "scratch")
+    os.makedirs(scratch)
+    for what, path, n, encoding in cut_batches(d):
+        with open(path, "rb") as f:
+            data = f.read()
+        dataset = "cifar100" if what.startswith("cifar100") else "cifar10"
+        pixels = fx.images(dataset, "test", 0, n).tobytes()
+        # Where the file holds the first k records' pixels, for each k.
+        stored = (lambda b: b.decode("latin1").encode()) if encoding == "latin1-text" else bytes
+        start = data.find(stored(pixels))
+        if not check(start > 0, f"{what}: pixels found in the file"):
+            continue
+        ends = [start + len(stored(pixels[:k * 3072])) for k in range(n + 1)]
+        sizes = set(range(0, start + 3)) | set(range(ends[-1] - 2, len(data) + 1))
+        for e in ends:
+            sizes |= set(range(e - 2, e + 3))
+        sizes |= set(int(x) for x in rng.integers(start, ends[-1], 60))
+
+        r = subprocess.run([PROBE, "cuts", path, scratch], input="\n".join(map(str, sorted(sizes))),
+                           capture_output=True, text=True, timeout=300)
+        if not check(r.returncode == 0, f"{what}: cuts probe ran: {r.returncode} {r.stderr[:300]}"):
+            continue
+        lines = r.stdout.splitlines()
+        check(len(lines) == len(sizes), f"{what}: {len(lines)} cuts reported of {len(sizes)}")
+        wrong = []
+        for line in lines:
+            _, size, kept = line.split("\t")[:3]
+            size = int(size)
+            want = max([0] + [k for k in range(n + 1) if ends[k] <= size])
+            if kept != str(want) or "MISMATCH" in line:
+                wrong.append(f"cut at {size}: {line.split(chr(9), 2)[2][:200]}, want {want}")
+        check(not wrong, f"{what}: {len(wrong)} of {len(lines)} cuts keep the wrong records: {wrong[:5]}")
+        tail = len(data) - ends[-1]
+        print(f"{what}: {len(lines)} cuts checked, the {tail} bytes after the pixels each one")
+
+
 with tempfile.TemporaryDirectory() as TMP:
     data = os.path.join(TMP, "data")
     fx.main(data)
     run(data)
+    test_cuts(os.path.join(TMP, "cuts"))
 finish()

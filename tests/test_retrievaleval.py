@@ -27,14 +27,17 @@ CLASS_KEYS = {"label", "queries", "queries_with_relevant", "precision", "recall"
 
 
 def write_spec(path, gallery, queries, bare=0):
-    """gallery: [(label, name, source)]; queries: [(label, name, source, [ids])]."""
-    with open(path, "w") as f:
+    """gallery: [(label, name, source)]; queries: [(label, name, source, [ids])].
+    Names may be bytes, written as they are."""
+    def line(*fields):
+        return b"\t".join(f if isinstance(f, bytes) else str(f).encode() for f in fields) + b"\n"
+    with open(path, "wb") as f:
         for label, name, source in gallery:
-            f.write(f"gallery\t{label}\t{name}\t{source}\n")
+            f.write(line("gallery", label, name, source))
         for label, name, source, ids in queries:
-            f.write("\t".join(["query", str(label), name, source] + [str(i) for i in ids]) + "\n")
+            f.write(line("query", label, name, source, *ids))
         for _ in range(bare):
-            f.write("bare\n")
+            f.write(b"bare\n")
 
 
 def run_feed(tmp, gallery, queries, props, bare=0, expect_error=False):
@@ -52,7 +55,7 @@ def run_feed(tmp, gallery, queries, props, bare=0, expect_error=False):
         assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
         return proc.stderr
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
-    with open(output) as f:
+    with open(output, encoding="utf-8") as f:  # strictly
         return json.load(f), proc.stdout
 
 
@@ -152,6 +155,19 @@ def check_leave_one_out(tmp):
     assert result["recall"]["1"] == 1.0
 
 
+def check_untrusted_names(tmp):
+    """Label names in the sample metas are whatever bytes upstream put there:
+    the JSON is valid UTF-8 (U+FFFD for invalid sequences) with quotes,
+    backslashes and control characters escaped."""
+    names = [(b"ca\xfft", "ca\ufffdt"), (b'd"o\\g\x01\x1f\x7f', 'd"o\\g\x01\x1f\x7f'),
+             (b"\xed\xa0\x80", "\ufffd" * 3)]
+    gallery = [(label, raw, f"s{label}") for label, (raw, _) in enumerate(names)]
+    queries = [(label, raw, f"q{label}", [label, (label + 1) % 3]) for label, (raw, _) in enumerate(names)]
+    result, _ = run_feed(tmp, gallery, queries, {"k": "1,2"})
+    assert {k: v["label"] for k, v in result["per_class"].items()} == \
+        {text: label for label, (_, text) in enumerate(names)}, result["per_class"].keys()
+
+
 def check_errors(tmp):
     gallery = [(i % 2, "ab"[i % 2], f"s{i}") for i in range(12)]
     queries = [(0, "a", "q", list(range(10)))]
@@ -182,6 +198,7 @@ def main():
         check_against_numpy(tmp, rng, False, "10, 1,5,3", [1, 3, 5, 10])
         check_against_numpy(tmp, rng, True, "1,5,10,20", [1, 5, 10, 20])
         check_leave_one_out(tmp)
+        check_untrusted_names(tmp)
         check_errors(tmp)
     print("retrievaleval: all checks passed")
 

@@ -5,11 +5,16 @@ every gallery image finds itself first at distance ~0, the bus messages carry
 what the catalog says, the C and Python examples print the same results, a
 different embedder is refused with a message naming both models, and
 reload=true picks up an index rebuilt by faissindexer while the stream runs.
+Label names that are not valid UTF-8 (in batches.meta or in the catalog) reach
+Python, bus messages and retrievaleval's JSON as valid UTF-8, with U+FFFD.
 
 Usage: test_search_e2e.py NEIGHBORS_APP SEARCH_RESULTS_PY
 """
+import json
 import os
 import pickle
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -33,7 +38,7 @@ NEIGHBORS_APP = None
 SEARCH_RESULTS_PY = None
 
 
-def write_cifar10(directory, seed):
+def write_cifar10(directory, seed, names=tuple(n.encode() for n in NAMES)):
     """CIFAR-10 python format: random images, so every one is its own best match."""
     rng = np.random.default_rng(seed)
     os.makedirs(directory)
@@ -52,7 +57,7 @@ def write_cifar10(directory, seed):
         batch(f"data_batch_{b + 1}", PER_BATCH, "train", b * PER_BATCH)
     batch("test_batch", TEST_IMAGES, "test", 0)
     with open(os.path.join(directory, "batches.meta"), "wb") as f:
-        pickle.dump({b"label_names": [n.encode() for n in NAMES],
+        pickle.dump({b"label_names": list(names),
                      b"num_cases_per_batch": PER_BATCH, b"num_vis": 3072}, f, protocol=2)
     return labels
 
@@ -207,6 +212,86 @@ class SearchEndToEnd(unittest.TestCase):
         self.assertTrue(seen[0].startswith("cifar10/train/"), seen[:5])
         self.assertTrue(seen[-1].startswith("cifar10/test/"),
                         f"never switched to the rebuilt index after {len(seen)} frames")
+
+
+# batches.meta label names as raw bytes, and the UTF-8 each must arrive as: an
+# invalid sequence becomes one U+FFFD per byte (as g_utf8_make_valid does).
+BAD_NAMES = [
+    (b"air\xffplane", "air\ufffdplane"),
+    (b"\xc0\xafslash", "\ufffd\ufffdslash"),                    # overlong '/'
+    (b"\xed\xa0\x80surrogate", "\ufffd\ufffd\ufffdsurrogate"),  # U+D800
+    (b"trunc\xe2\x82", "trunc\ufffd\ufffd"),                    # 2 of 3 bytes
+    (b"\xf4\x90\x80\x80big", "\ufffd\ufffd\ufffd\ufffdbig"),  # past U+10FFFF
+    ("caf\u00e9 \u2603".encode(), "caf\u00e9 \u2603"),          # valid: kept
+    (b'quo"te\\back', 'quo"te\\back'),
+    (b"new\nline\ttab\x01ctl\x7f", "new\nline\ttab\x01ctl\x7f"),
+    (b"ship", "ship"),
+    (b"truck", "truck"),
+]
+
+
+class InvalidUtf8LabelNames(unittest.TestCase):
+    """examples/search-results.py crashed inside PyGObject on such names."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dataset = os.path.join(cls.tmp.name, "cifar-10-batches-py")
+        cls.labels = write_cifar10(cls.dataset, seed=5, names=[raw for raw, _ in BAD_NAMES])
+        cls.index = os.path.join(cls.tmp.name, "gallery.faiss")
+        build_index(cls.dataset, cls.index)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def search_results(self, index):
+        out = subprocess.run(
+            [sys.executable, SEARCH_RESULTS_PY, "--index", index, "--source",
+             f"cifarsrc location={self.dataset} split=train",
+             "--embedder", EMBEDDER.split(" ", 1)[1], "-k", "3"],
+            capture_output=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr.decode("utf-8", "replace"))
+        return out.stdout.decode("utf-8")  # strict: the output is valid UTF-8
+
+    def test_search_results_example(self):
+        stdout = self.search_results(self.index)
+        self.assertIn(f"{5 * PER_BATCH} frames searched", stdout)
+        for frame in range(5 * PER_BATCH):
+            name = BAD_NAMES[self.labels[f"cifar10/train/{frame}"]][1]
+            self.assertIn(f"1. id {frame} {name} ", stdout)
+        self.assertIn("\ufffd", stdout)
+
+    def test_catalog_holds_utf8(self):
+        db = sqlite3.connect(self.index + ".db")
+        db.text_factory = bytes
+        names = {raw.decode("utf-8") for (raw,) in db.execute("SELECT label_name FROM items")}
+        db.close()
+        self.assertEqual(names, {BAD_NAMES[label][1] for label in self.labels.values()})
+
+    def test_invalid_catalog_strings(self):
+        """faisssearch repairs whatever a catalog gives, label names and sources."""
+        index = os.path.join(self.tmp.name, "doctored.faiss")
+        shutil.copy(self.index, index)
+        shutil.copy(self.index + ".db", index + ".db")
+        db = sqlite3.connect(index + ".db")
+        db.execute("UPDATE items SET label_name = CAST(X'6361748063' AS TEXT), "
+                   "source = source || CAST(X'2FC0' AS TEXT)")
+        db.commit()
+        db.close()
+        stdout = self.search_results(index)
+        self.assertRegex(stdout, r"1\. id 0 cat\ufffdc [-0-9.]+ cifar10/train/0/\ufffd\n")
+
+    def test_retrievaleval_json(self):
+        output = os.path.join(self.tmp.name, "metrics.json")
+        _, error = run(f"cifarsrc location={self.dataset} split=train ! {EMBEDDER} ! "
+                       f"faisssearch index={self.index} k=3 ! "
+                       f"retrievaleval index={self.index} k=1,2 output={output}")
+        self.assertIsNone(error)
+        with open(output, encoding="utf-8") as f:  # strict decoding, then strict JSON
+            result = json.load(f)
+        want = {BAD_NAMES[label][1]: label for label in self.labels.values()}
+        self.assertEqual({k: v["label"] for k, v in result["per_class"].items()}, want)
 
 
 if __name__ == "__main__":

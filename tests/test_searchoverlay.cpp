@@ -1,6 +1,9 @@
 /* searchoverlay: in every supported format, the strip of thumbnails appears
  * along the chosen edge, shows the gallery images (an image file and a CIFAR
- * record written here), and no pixel outside the strip changes. */
+ * record written here), and no pixel outside the strip changes. Sources that
+ * are FIFOs, directories or images too large to decode get a blank tile and
+ * one warning each; a label of any length is cut to fit with a few
+ * measurements. */
 /* OpenCV first: check's fail() macro would clash with its declarations. */
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -10,11 +13,19 @@
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
 
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gst/visualsearch/visualsearchmeta.h>
+
+#include "core/result_strip.h"
 
 static const int kWidth = 320;
 static const int kHeight = 240;
@@ -321,6 +332,201 @@ GST_START_TEST (test_persist)
 
 GST_END_TEST;
 
+/* The longest prefix that fits, found the slow way. */
+static std::string
+fit_by_dropping (std::string text, int width,
+    const std::function < int (std::string_view) > &measure)
+{
+  while (!text.empty () && measure (text) > width) {
+    char dropped;
+    do {
+      dropped = text.back ();
+      text.pop_back ();
+    } while (!text.empty () && (dropped & 0xc0) == 0x80);
+  }
+  return text;
+}
+
+GST_START_TEST (test_fit_text)
+{
+  int calls = 0;
+  size_t longest = 0;
+  const auto measure =[&](std::string_view text) {
+    calls++;
+    longest = std::max (longest, text.size ());
+    int baseline;
+    return cv::getTextSize (std::string (text), cv::FONT_HERSHEY_SIMPLEX, 0.3,
+        1, &baseline).width;
+  };
+
+  /* A 32,000-character label at the narrowest thumbnails: the old loop
+   * measured 32,000 ever shorter prefixes, 6.6 s per frame. */
+  const std::string label (32000, 'W');
+  const std::string fitted = vs::fit_text (label, 16, measure);
+  fail_unless (!fitted.empty () && measure (fitted) <= 16
+      && measure (fitted + "W") > 16);
+  calls = 0;
+  longest = 0;
+  vs::fit_text (label, 16, measure);
+  const int bound = 2 * (int) std::ceil (std::log2 (32000.0)) + 2;
+  fail_unless (calls <= bound, "%d measurements, want at most %d", calls,
+      bound);
+  fail_unless (longest <= 2 * (fitted.size () + 1),
+      "measured %zu characters for a %zu character fit", longest,
+      fitted.size ());
+
+  /* Same answer as the slow way, never cutting a UTF-8 sequence. */
+  for (const char *text : {"", "a", "airplane", "automobile and more",
+          "caf\xc3\xa9 \xe2\x98\x83\xe2\x98\x83\xe2\x98\x83 \xf0\x9d\x84\x9e",
+          "\xe2\x98\x83\xe2\x98\x83\xe2\x98\x83\xe2\x98\x83\xe2\x98\x83"})
+    for (int width : {0, 5, 16, 40, 100, 1000})
+      fail_unless (vs::fit_text (text, width, measure) ==
+          fit_by_dropping (text, width, measure), "'%s' at %d", text, width);
+}
+
+GST_END_TEST;
+
+/* A width x height solid red PNG, written row by row: far too big to build
+ * in memory as an image, yet small on disk. */
+static void
+write_red_png (const std::string & path, uint32_t width, uint32_t height)
+{
+  std::ofstream out (path, std::ios::binary);
+  const auto chunk =[&](const char *type, const std::string & data) {
+    const std::string body = std::string (type, 4) + data;
+    const uint32_t crc = crc32 (0, (const Bytef *) body.data (), body.size ());
+    for (uint32_t v : {(uint32_t) data.size (), crc}) {
+      const char be[4] = { (char) (v >> 24), (char) (v >> 16), (char) (v >> 8),
+        (char) v
+      };
+      if (v == crc)
+        out.write (body.data (), body.size ());
+      out.write (be, 4);
+    }
+  };
+  std::string ihdr;
+  for (uint32_t v : {width, height})
+    for (int shift : {24, 16, 8, 0})
+      ihdr.push_back ((char) (v >> shift));
+  ihdr += std::string ("\x08\x02\x00\x00\x00", 5);      /* 8-bit RGB */
+  out.write ("\x89PNG\r\n\x1a\n", 8);
+  chunk ("IHDR", ihdr);
+
+  /* Row 0 with the Sub filter, the rest with Up: all but one pixel is zero. */
+  z_stream z = { };
+  fail_unless (deflateInit (&z, 6) == Z_OK);
+  std::string row (1 + 3 * (size_t) width, '\0'), idat;
+  std::vector < unsigned char >buf (1 << 16);
+  for (uint32_t y = 0; y < height; y++) {
+    row[0] = y == 0 ? 1 : 2;
+    row[1] = y == 0 ? (char) 255 : 0;
+    z.next_in = (Bytef *) row.data ();
+    z.avail_in = row.size ();
+    const int flush = y + 1 == height ? Z_FINISH : Z_NO_FLUSH;
+    do {
+      z.next_out = buf.data ();
+      z.avail_out = buf.size ();
+      deflate (&z, flush);
+      idat.append ((const char *) buf.data (), buf.size () - z.avail_out);
+    } while (z.avail_out == 0);
+  }
+  deflateEnd (&z);
+  chunk ("IDAT", idat);
+  chunk ("IEND", "");
+}
+
+/* Pushes two frames with these neighbours; returns the warnings posted,
+ * after checking that each frame shows `red` thumbnails of red.png. */
+static std::vector < std::string >
+draw_twice (const std::vector < GstVisualSearchNeighbor > &nb, int red)
+{
+  GstVideoInfo info;
+  gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGB, kWidth, kHeight);
+  GstHarness *h = gst_harness_new ("searchoverlay");
+  g_object_set (h->element, "thumb-size", kThumb, "max-thumbs", 8, NULL);
+  gst_harness_set_caps_str (h,
+      "video/x-raw,format=RGB,width=320,height=240,framerate=30/1",
+      "video/x-raw,format=RGB,width=320,height=240,framerate=30/1");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+
+  std::vector < std::string > warnings;
+  for (int frame = 0; frame < 2; frame++) {
+    GstBuffer *buf = grey_frame (&info);
+    gst_buffer_add_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, nb.size (),
+        nb.data ());
+    GstBuffer *out = gst_harness_push_and_pull (h, buf);
+    fail_unless (out != NULL);
+    const int n = count_color (to_rgb (&info, out), 255, 0, 0);
+    fail_unless (n >= red * kThumb * kThumb * 8 / 10
+        && n < red * kThumb * kThumb + kThumb * kThumb / 2,
+        "frame %d: %d red pixels, want %d thumbnails'", frame, n, red);
+    gst_buffer_unref (out);
+    /* Warnings come once per source, with the first frame. */
+    const size_t before = warnings.size ();
+    while (GstMessage * msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING)) {
+      GError *err = NULL;
+      gst_message_parse_warning (msg, &err, NULL);
+      warnings.push_back (err->message);
+      g_error_free (err);
+      gst_message_unref (msg);
+    }
+    if (frame == 1)
+      fail_unless_equals_int (warnings.size (), before);
+  }
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+  return warnings;
+}
+
+static bool
+warned (const std::vector < std::string > &warnings, const std::string & source,
+    const char *words)
+{
+  for (const std::string & w:warnings)
+    if (w.find (source) != std::string::npos && w.find (words) != std::string::npos)
+      return true;
+  return false;
+}
+
+GST_START_TEST (test_source_not_a_file)
+{
+  /* Opening a FIFO for reading waited for a writer forever. */
+  const std::string fifo = std::string (tmp_dir) + "/fifo.png";
+  fail_unless (mkfifo (fifo.c_str (), 0600) == 0);
+  const std::vector < std::string > warnings = draw_twice ({
+        {0, 0.0f, 1, (gchar *) "red", (gchar *) red_png.c_str ()},
+        {1, 0.1f, 1, (gchar *) "fifo", (gchar *) fifo.c_str ()},
+        {2, 0.2f, 1, (gchar *) "dir", tmp_dir},
+        {3, 0.3f, 1, (gchar *) "null", (gchar *) "/dev/null"},
+      }, 1);
+  fail_unless_equals_int (warnings.size (), 3);
+  fail_unless (warned (warnings, fifo, "not a regular file"));
+  fail_unless (warned (warnings, tmp_dir, "not a regular file"));
+  fail_unless (warned (warnings, "/dev/null", "not a regular file"));
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_huge_image)
+{
+  /* 8000 x 7000 = 56 MP, over the 50 MP limit: decoded, it would show red. */
+  const std::string huge = std::string (tmp_dir) + "/huge.png";
+  write_red_png (huge, 8000, 7000);
+  /* And a label of 32,000 characters, which took seconds per frame to fit. */
+  const std::string long_label (32000, 'x');
+  const std::vector < std::string > warnings = draw_twice ({
+        {0, 0.0f, 1, (gchar *) long_label.c_str (), (gchar *) red_png.c_str ()},
+        {1, 0.1f, 1, (gchar *) "huge", (gchar *) huge.c_str ()},
+      }, 1);
+  fail_unless_equals_int (warnings.size (), 1);
+  fail_unless (warned (warnings, huge,
+          "declares 8000x7000 pixels, more than max-pixels (50000000)"));
+}
+
+GST_END_TEST;
+
 static Suite *
 searchoverlay_suite (void)
 {
@@ -333,6 +539,9 @@ searchoverlay_suite (void)
   tcase_add_test (tc, test_positions);
   tcase_add_test (tc, test_frame_too_small);
   tcase_add_test (tc, test_persist);
+  tcase_add_test (tc, test_fit_text);
+  tcase_add_test (tc, test_source_not_a_file);
+  tcase_add_test (tc, test_huge_image);
   return s;
 }
 

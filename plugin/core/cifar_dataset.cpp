@@ -7,9 +7,11 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/pickle_reader.h"
+#include "core/utf8.h"
 
 namespace vs {
 
@@ -287,41 +289,120 @@ class CifarLoader {
     return batch;
   }
 
-  // What a truncated batch still holds: its labels come before the pixels in
-  // CIFAR's files, so the labels list, the array's shape and the first pixel
-  // bytes are on the reader's stack. Needs the pixels as bytes (python 2's
-  // str or protocol 3+ bytes, as in the official files); python 3's protocol
-  // 2 stores them as text, which is not salvaged.
+  // What a truncated batch still holds. The reader's stack keeps the batch
+  // dict's finished entries as key, value pairs (inside the dict once
+  // SETITEMS ran) and the entry that was being read in parts: a list with
+  // its last items loose after it, or an array as its pieces (shape, then
+  // pixels cut short, or the state tuple before BUILD). Wherever the cut
+  // falls, every record whose label and 3072 pixel bytes are there is kept.
+  // False when the labels are not there.
   bool salvage(const PickleReader& pickle, const std::string& path, Batch* batch,
                int64_t* expected) const {
     const std::vector<const PickleValue*> stack = pickle.partial_stack();
-    const PickleValue* labels = nullptr;
-    const PickleValue* shape = nullptr;
+    std::vector<const PickleValue*> labels;
+    bool have_labels = false;
+    std::string_view pixels;
+    std::string decoded;  // pixels that a python 3 protocol 2 pickle stored as text
+    int64_t rows = -1;
+    auto is_key = [](const PickleValue* v, const char* key) { return v->is_text() && v->text == key; };
     for (size_t i = 0; i < stack.size(); ++i) {
       const PickleValue* v = stack[i];
-      if (v->is_text() && v->text == label_key() && i + 1 < stack.size() &&
-          stack[i + 1]->kind == PickleValue::Kind::List)
-        labels = stack[i + 1];
-      if (v->kind == PickleValue::Kind::Tuple && v->items.size() == 2 &&
-          v->items[0]->kind == PickleValue::Kind::Int && v->items[0]->integer >= 0 &&
-          v->items[1]->kind == PickleValue::Kind::Int &&
-          v->items[1]->integer == CifarDataset::kImageBytes)
-        shape = v;
+      if (v->kind == PickleValue::Kind::Dict) {
+        for (const auto& [key, value] : v->entries) {
+          if (is_key(key, label_key()) && value->kind == PickleValue::Kind::List) {
+            labels = value->items;
+            have_labels = true;
+          }
+          if (is_key(key, "data")) complete_array(pickle, *value, &pixels, &rows);
+        }
+      } else if (is_key(v, label_key()) && i + 1 < stack.size() &&
+                 stack[i + 1]->kind == PickleValue::Kind::List) {
+        labels = stack[i + 1]->items;
+        have_labels = true;
+        for (size_t j = i + 2; j < stack.size() && stack[j]->kind == PickleValue::Kind::Int; ++j)
+          labels.push_back(stack[j]);
+      } else if (is_key(v, "data") && i + 1 < stack.size() &&
+                 !complete_array(pickle, *stack[i + 1], &pixels, &rows)) {
+        partial_array(stack, i + 1, &pixels, &decoded, &rows);
+      }
     }
-    if (!labels || !shape || stack.back()->kind != PickleValue::Kind::Bytes) return false;
+    if (!have_labels) return false;
     *batch = Batch();
-    const std::string& pixels = stack.back()->text;
-    *expected = shape->items[0]->integer;
-    size_t complete = std::min(
-        {labels->items.size(), size_t(*expected), pixels.size() / CifarDataset::kImageBytes});
+    *expected = rows >= 0 ? rows : int64_t(labels.size());
+    const size_t complete = std::min(
+        {labels.size(), size_t(*expected), pixels.size() / CifarDataset::kImageBytes});
     for (size_t r = 0; r < complete; ++r) {
-      const PickleValue* l = labels->items[r];
+      const PickleValue* l = labels[r];
       if (l->kind != PickleValue::Kind::Int || l->integer > 255) return false;
       check_label(path, r, int(l->integer));
       batch->labels.push_back(int(l->integer));
     }
-    batch->pixels.assign(pixels, 0, complete * CifarDataset::kImageBytes);
+    batch->pixels.assign(pixels.substr(0, complete * CifarDataset::kImageBytes));
     return true;
+  }
+
+  // False unless v is a numpy array the reader finished; then its bytes and
+  // rows, unless the array is not a CIFAR one.
+  bool complete_array(const PickleReader& pickle, const PickleValue& v, std::string_view* pixels,
+                      int64_t* rows) const {
+    if (!(v.is_call("numpy.core.multiarray", "_reconstruct") && v.state) &&
+        !(v.is_call("numpy._core.multiarray", "_reconstruct") && v.state) &&
+        !v.is_call("numpy.core.numeric", "_frombuffer") &&
+        !v.is_call("numpy._core.numeric", "_frombuffer"))
+      return false;
+    try {
+      *pixels = uint8_matrix(pickle, v, rows);
+    } catch (const Error&) {
+      *pixels = {};
+      *rows = -1;
+    }
+    return true;
+  }
+
+  // The pieces of an array cut short, from stack[first] to the top: the
+  // shape when it was read, and the longest bytes (the pixels, complete or
+  // not), or the text _codecs.encode turns into them. Tuples of pieces (the
+  // state before BUILD, arguments before REDUCE) are looked into.
+  static void partial_array(const std::vector<const PickleValue*>& stack, size_t first,
+                            std::string_view* pixels, std::string* decoded, int64_t* rows) {
+    std::vector<const PickleValue*> pieces;
+    for (size_t i = first; i < stack.size(); ++i) {
+      const PickleValue* v = stack[i];
+      if (v->kind == PickleValue::Kind::Tuple && !is_shape(*v))
+        pieces.insert(pieces.end(), v->items.begin(), v->items.end());
+      else
+        pieces.push_back(v);
+    }
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const PickleValue* v = pieces[i];
+      if (v->kind == PickleValue::Kind::Bytes && v->text.size() > pixels->size()) *pixels = v->text;
+      if (v->kind == PickleValue::Kind::String && i > 0 &&
+          pieces[i - 1]->is_global("_codecs", "encode")) {
+        // Text cut short may end inside the two bytes of a code point.
+        std::string_view text = v->text;
+        if (!text.empty() && (uint8_t(text.back()) & 0xE0) == 0xC0) text.remove_suffix(1);
+        std::string bytes;
+        if (latin1_from_utf8(text, &bytes) && bytes.size() > pixels->size()) {
+          *decoded = std::move(bytes);
+          *pixels = *decoded;
+        }
+      }
+      if (*rows < 0 && is_shape(*v)) *rows = v->items[0]->integer;
+    }
+  }
+
+  // (rows, 3072) or (rows, 3, 32, 32).
+  static bool is_shape(const PickleValue& v) {
+    if (v.kind != PickleValue::Kind::Tuple || v.items.size() < 2 || v.items.size() > 4)
+      return false;
+    int64_t cols = 1;
+    for (size_t i = 0; i < v.items.size(); ++i) {
+      const PickleValue* d = v.items[i];
+      if (d->kind != PickleValue::Kind::Int || d->integer < 0 || d->integer > (int64_t(1) << 32))
+        return false;
+      if (i > 0) cols *= d->integer;
+    }
+    return cols == CifarDataset::kImageBytes;
   }
 
   // The bytes of a numpy uint8 array of shape (rows, 3072) or (rows, 3, 32, 32),
@@ -389,7 +470,7 @@ class CifarLoader {
         std::ifstream in(path);
         for (std::string line; std::getline(in, line);) {
           while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-          if (!line.empty()) names.push_back(line);
+          if (!line.empty()) names.push_back(valid_utf8(line));
         }
       }
     } else {
@@ -406,7 +487,7 @@ class CifarLoader {
           pickle.reject(root, std::string("the metadata has no '") + key + "' list");
         for (const PickleValue* n : list->items) {
           if (!n->is_text()) pickle.reject(*n, std::string("'") + key + "' holds a non-string");
-          names.push_back(n->text);
+          names.push_back(valid_utf8(n->text));
         }
       }
     }

@@ -43,10 +43,10 @@ struct CifarOptions {
   CifarLabelKind label_kind = CifarLabelKind::Fine;
   // strict: a truncated or corrupt file is an error. Not strict: keep every
   // complete record of a truncated file, and say how many were kept in
-  // warnings(). A python batch whose pickle is damaged otherwise (or whose
-  // pixels a python 3 protocol-2 pickle stored as text) is dropped whole,
-  // with a warning. Records after a damaged batch are numbered on from the
-  // records kept, so sources stay consistent for the same files.
+  // warnings(), wherever the cut falls. A python batch whose pickle is
+  // damaged otherwise is dropped whole, with a warning. Records after a
+  // damaged batch are numbered on from the records kept, so sources stay
+  // consistent for the same files.
   bool strict = true;
 };
 
@@ -71,7 +71,9 @@ class CifarDataset {
   // Record i as packed RGB (32*32*3 bytes, row-major HWC) into out.
   void rgb(size_t i, uint8_t* out) const;
   int label(size_t i) const { return labels_[i]; }
-  // The class name; the number itself when the dataset has no label names.
+  // The class name, valid UTF-8 whatever bytes the file holds (invalid
+  // sequences become U+FFFD); the number itself when the dataset has no label
+  // names.
   const std::string& label_name(int label) const;
   const std::vector<std::string>& label_names() const { return label_names_; }
   // e.g. "cifar10/train/1234": the record index within its own split.

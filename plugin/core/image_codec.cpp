@@ -121,6 +121,14 @@ RgbImage read_image(const std::string& path, uint64_t max_pixels) {
   if (!S_ISREG(st.st_mode))
     throw ImageError(ImageError::Reason::Unreadable, path + " is not a regular file");
   if (st.st_size == 0) throw ImageError(ImageError::Reason::Empty, path + " is empty (0 bytes)");
+  // The file is read whole below: no image within max_pixels takes more than
+  // 8 bytes a pixel (16-bit RGBA TIFF) plus its metadata.
+  const uint64_t max_bytes = max_pixels * 8 + (uint64_t(64) << 20);
+  if (static_cast<uint64_t>(st.st_size) > max_bytes)
+    throw ImageError(ImageError::Reason::TooLarge,
+                     path + " is too large: " + std::to_string(st.st_size >> 20) +
+                         " MiB, more than any image within max-pixels (" +
+                         std::to_string(max_pixels) + ") takes");
 
   const int fd = file.fd();
   const ImageHeader header =

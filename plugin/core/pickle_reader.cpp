@@ -116,9 +116,9 @@ int hex_digit(char c) {
   return -1;
 }
 
-// Python 3 pickles bytes at protocol 2 as _codecs.encode(text, "latin1"):
-// every code point of text is one byte. Returns false if one is above 255.
-bool latin1_from_utf8(const std::string& text, std::string* out) {
+}  // namespace
+
+bool latin1_from_utf8(std::string_view text, std::string* out) {
   out->clear();
   for (size_t i = 0; i < text.size();) {
     uint8_t c = uint8_t(text[i]);
@@ -136,8 +136,6 @@ bool latin1_from_utf8(const std::string& text, std::string* out) {
   }
   return true;
 }
-
-}  // namespace
 
 bool PickleValue::is_global(std::string_view module, std::string_view qualname) const {
   return kind == Kind::Global && text == module && name == qualname;
@@ -458,12 +456,11 @@ const PickleValue& PickleReader::load() {
                               "; only protocols 0 to 5 are known");
         break;
       }
-      case FRAME: {
-        uint64_t len = read_le(8, "FRAME");
-        if (len > size_ - pos_)
-          ended_early("the pickle's last frame is cut short; the file is truncated");
+      case FRAME:
+        // Frames only group opcodes. The last one of a truncated file still
+        // runs as far as it goes, so partial_stack() shows what it holds.
+        read_le(8, "FRAME");
         break;
-      }
       case STOP: {
         const PickleValue* result = pop();
         return *result;

@@ -65,6 +65,10 @@ struct PickleValue {
   const char* kind_name() const;
 };
 
+// Python 3 pickles bytes at protocol 2 as _codecs.encode(text, "latin1"):
+// every code point of text is one byte. Returns false if one is above 255.
+bool latin1_from_utf8(std::string_view text, std::string* out);
+
 class PickleReader {
  public:
   // data must outlive the reader. context names the data in error messages,

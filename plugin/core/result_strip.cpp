@@ -32,12 +32,12 @@ Layout layout_for(int thumb_size) {
   return l;
 }
 
-// Drops characters from the end until text fits in width pixels.
-std::string fit(std::string text, double scale, int width) {
-  int baseline;
-  while (!text.empty() && cv::getTextSize(text, kFont, scale, 1, &baseline).width > width)
-    text.pop_back();
-  return text;
+// Byte length of the first `chars` characters of text; npos when it has fewer.
+size_t chars_end(std::string_view text, size_t chars) {
+  size_t seen = 0;
+  for (size_t i = 0; i < text.size(); ++i)
+    if ((static_cast<uint8_t>(text[i]) & 0xc0) != 0x80 && seen++ == chars) return i;
+  return seen == chars ? text.size() : std::string_view::npos;
 }
 
 int even_down(int v) { return v & ~1; }
@@ -64,8 +64,12 @@ void render(const Layout& l, const std::vector<StripTile>& tiles, size_t count, 
       cv::resize(thumb, target, target.size(), 0, 0, cv::INTER_AREA);
 
     int text_y = origin.y + thumb_size + l.line_height - l.baseline - 1;
+    const auto measure = [&l](std::string_view text) {
+      int baseline;
+      return cv::getTextSize(std::string(text), kFont, l.font_scale, 1, &baseline).width;
+    };
     for (const std::string* line : {&tiles[i].label, &tiles[i].score}) {
-      cv::putText(*strip, fit(*line, l.font_scale, thumb_size), cv::Point(origin.x, text_y),
+      cv::putText(*strip, fit_text(*line, thumb_size, measure), cv::Point(origin.x, text_y),
                   kFont, l.font_scale, kText, 1, cv::LINE_AA);
       text_y += l.line_height;
     }
@@ -83,6 +87,34 @@ int packed_conversion(PixelLayout layout) {
 }
 
 }  // namespace
+
+std::string fit_text(std::string_view text, int width,
+                     const std::function<int(std::string_view)>& measure) {
+  const auto fits = [&](size_t chars) {
+    return measure(text.substr(0, chars_end(text, chars))) <= width;
+  };
+  // Doubling finds a length that does not fit, bisection the longest that
+  // does: prefixes up to twice the answer are measured, never the whole text.
+  size_t fit = 0;
+  size_t over = 1;
+  while (true) {
+    if (chars_end(text, over) == std::string_view::npos) {
+      if (measure(text) <= width) return std::string(text);
+      over = static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+        return (static_cast<uint8_t>(c) & 0xc0) != 0x80;
+      }));
+      break;
+    }
+    if (!fits(over)) break;
+    fit = over;
+    over *= 2;
+  }
+  while (over - fit > 1) {
+    const size_t mid = fit + (over - fit) / 2;
+    (fits(mid) ? fit : over) = mid;
+  }
+  return std::string(text.substr(0, chars_end(text, fit)));
+}
 
 cv::Rect ResultStrip::draw(const std::vector<StripTile>& tiles, int thumb_size,
                            StripEdge edge, const FrameView& frame) {

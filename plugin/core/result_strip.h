@@ -6,7 +6,9 @@
 #include <opencv2/core.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vs {
@@ -30,6 +32,14 @@ struct StripTile {
   std::string label;
   std::string score;
 };
+
+// The longest prefix of text, cut between characters, that measure() says is
+// at most width pixels wide: a caption as a tile has room for it. measure
+// must not shrink as text grows. Measures O(log n) prefixes, none longer
+// than twice what fits plus one character, so a label of any length costs
+// about what a short one does.
+std::string fit_text(std::string_view text, int width,
+                     const std::function<int(std::string_view)>& measure);
 
 class ResultStrip {
  public:

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace vs {
 
@@ -143,7 +144,7 @@ RetrievalSummary RetrievalMetrics::summary() const {
 
 std::string json_quote(const std::string& text) {
   std::string out = "\"";
-  for (const unsigned char c : text) {
+  for (const unsigned char c : valid_utf8(text)) {
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

@@ -1,9 +1,13 @@
 #include "core/thumbnail_cache.h"
 
-#include <opencv2/imgcodecs.hpp>
+
 #include <opencv2/imgproc.hpp>
 
 #include <exception>
+#include <memory>
+
+#include "core/error.h"
+#include "core/image_codec.h"
 
 namespace vs {
 
@@ -53,15 +57,17 @@ cv::Mat ThumbnailCache::read(const std::string& source) {
   if (parse_cifar_source(source, &dataset, &split, &index))
     return read_cifar(source, dataset, split, index);
 
-  cv::Mat bgr = cv::imread(source, cv::IMREAD_COLOR);
-  if (bgr.empty()) {
-    warn_once(source, "Cannot read the gallery image " + source +
+  // read_image opens only regular files (a FIFO or a device could block the
+  // streaming thread forever) and checks the declared size before decoding.
+  RgbImage image;
+  try {
+    image = read_image(source, kMaxPixels);
+  } catch (const Error& e) {
+    warn_once(source, "Cannot show the gallery image: " + std::string(e.what()) +
                           "; its thumbnail is left blank.");
     return {};
   }
-  cv::Mat rgb;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  return rgb;
+  return cv::Mat(image.height, image.width, CV_8UC3, image.pixels.data()).clone();
 }
 
 cv::Mat ThumbnailCache::read_cifar(const std::string& source, const std::string& dataset,
