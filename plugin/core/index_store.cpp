@@ -21,6 +21,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/index_file.h"
 
 namespace vs {
 
@@ -178,7 +179,7 @@ IndexStore IndexStore::load(const std::string& path) {
                 "faissindexer or cifarindexer.");
   std::unique_ptr<faiss::Index> index;
   try {
-    index.reset(faiss::read_index(path.c_str()));
+    index = read_index_file(path);
   } catch (const faiss::FaissException& e) {
     throw Error("Cannot read the FAISS index " + path +
                 ": it is damaged or not a FAISS index file (" + e.msg +
