@@ -16,6 +16,8 @@
 //       own reader rather than the checks before it.
 // Anything but a vs::Error escaping a load or search (a FAISS exception, a
 // failed allocation) aborts the probe, and so does a crash: the test sees it.
+#include <faiss/Index.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -23,8 +25,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <faiss/Index.h>
 
 #include "core/error.h"
 #include "core/index_file.h"
@@ -97,16 +97,27 @@ std::vector<uint8_t> mutate(const std::vector<uint8_t>& original, std::mt19937_6
   switch (rng() % 6) {
     case 0: {  // a few bit flips
       const int flips = 1 + int(rng() % 4);
-      for (int i = 0; i < flips && !bytes.empty(); ++i) bytes[pick(bytes.size())] ^= 1u << (rng() % 8);
+      for (int i = 0; i < flips && !bytes.empty(); ++i)
+        bytes[pick(bytes.size())] ^= 1u << (rng() % 8);
       break;
     }
     case 1:  // a random byte
       if (!bytes.empty()) bytes[pick(bytes.size())] = uint8_t(rng());
       break;
     case 2: {  // an interesting 4- or 8-byte integer
-      static const uint64_t kValues[] = {0, 1, 2, 0xff, 0x7fffffff, 0x80000000, 0xffffffff,
-                                         uint64_t(1) << 32, uint64_t(1) << 40, ~uint64_t(0),
-                                         uint64_t(-2), 9999, 1u << 20};
+      static const uint64_t kValues[] = {0,
+                                         1,
+                                         2,
+                                         0xff,
+                                         0x7fffffff,
+                                         0x80000000,
+                                         0xffffffff,
+                                         uint64_t(1) << 32,
+                                         uint64_t(1) << 40,
+                                         ~uint64_t(0),
+                                         uint64_t(-2),
+                                         9999,
+                                         1u << 20};
       const uint64_t value = kValues[rng() % (sizeof(kValues) / sizeof(kValues[0]))];
       const size_t width = rng() % 2 ? 8 : 4;
       if (bytes.size() >= width) {

@@ -190,7 +190,8 @@ def corruptions():
 
     out["trailing-bytes"] = (serialize(build("Flat", faiss.METRIC_L2)) + b"\0" * 8,
                              "more bytes after it")
-    out["not-an-index"] = (b"this is a text file, not a FAISS index\n", "is this a FAISS index file?")
+    out["not-an-index"] = (b"this is a text file, not a FAISS index\n",
+                           "is this a FAISS index file?")
     out["empty-file"] = (b"", "the file ends at byte 0")
     out["unsupported-lsh"] = (serialize(faiss.IndexLSH(DIMS, 32)), "IndexLSH")
     data = vectors()

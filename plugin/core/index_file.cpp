@@ -1,11 +1,9 @@
 #include "core/index_file.h"
 
 #include <faiss/Index.h>
-#include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPQ.h>
-#include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissException.h>
@@ -20,7 +18,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <unordered_set>
@@ -35,8 +32,8 @@ namespace {
 using idx_t = faiss::Index::idx_t;
 
 constexpr uint32_t fourcc(const char (&s)[5]) {
-  return uint32_t(uint8_t(s[0])) | uint32_t(uint8_t(s[1])) << 8 |
-         uint32_t(uint8_t(s[2])) << 16 | uint32_t(uint8_t(s[3])) << 24;
+  return uint32_t(uint8_t(s[0])) | uint32_t(uint8_t(s[1])) << 8 | uint32_t(uint8_t(s[2])) << 16 |
+         uint32_t(uint8_t(s[3])) << 24;
 }
 
 // index_factory nests at most four deep (IDMap > PreTransform > IVF > HNSW
@@ -77,33 +74,69 @@ std::string printable(uint32_t tag) {
 // FAISS's class for the type tags read_index knows, for messages.
 std::string type_name(uint32_t tag) {
   static const std::pair<uint32_t, const char*> kNames[] = {
-      {fourcc("IxFI"), "IndexFlatIP"}, {fourcc("IxF2"), "IndexFlatL2"}, {fourcc("IxFl"), "IndexFlat"},
-      {fourcc("IxHE"), "IndexLSH"}, {fourcc("IxHe"), "IndexLSH"}, {fourcc("IxPQ"), "IndexPQ (legacy)"},
-      {fourcc("IxPo"), "IndexPQ (legacy)"}, {fourcc("IxPq"), "IndexPQ"},
-      {fourcc("IxRQ"), "IndexResidualQuantizer"}, {fourcc("IxRq"), "IndexResidualQuantizer"},
-      {fourcc("IxLS"), "IndexLocalSearchQuantizer"}, {fourcc("IxPR"), "IndexProductResidualQuantizer"},
-      {fourcc("IxPL"), "IndexProductLocalSearchQuantizer"}, {fourcc("ImRQ"), "ResidualCoarseQuantizer"},
-      {fourcc("IvFl"), "IndexIVFFlat (legacy)"}, {fourcc("IvFL"), "IndexIVFFlat (legacy)"},
-      {fourcc("IwFd"), "IndexIVFFlatDedup"}, {fourcc("IwFl"), "IndexIVFFlat"},
-      {fourcc("IxSQ"), "IndexScalarQuantizer"}, {fourcc("IxLa"), "IndexLattice"},
-      {fourcc("IvSQ"), "IndexIVFScalarQuantizer (legacy)"}, {fourcc("IwSQ"), "IndexIVFScalarQuantizer"},
-      {fourcc("IwSq"), "IndexIVFScalarQuantizer"}, {fourcc("IwLS"), "IndexIVFLocalSearchQuantizer"},
-      {fourcc("IwRQ"), "IndexIVFResidualQuantizer"}, {fourcc("IwSh"), "IndexIVFSpectralHash"},
-      {fourcc("IvPQ"), "IndexIVFPQ (legacy)"}, {fourcc("IvQR"), "IndexIVFPQR (legacy)"},
-      {fourcc("IwPQ"), "IndexIVFPQ"}, {fourcc("IwQR"), "IndexIVFPQR"}, {fourcc("IxPT"), "IndexPreTransform"},
-      {fourcc("Imiq"), "MultiIndexQuantizer"}, {fourcc("IxRF"), "IndexRefine"}, {fourcc("IxMp"), "IndexIDMap"},
-      {fourcc("IxM2"), "IndexIDMap2"}, {fourcc("Ix2L"), "Index2Layer"}, {fourcc("IHNf"), "IndexHNSWFlat"},
-      {fourcc("IHNp"), "IndexHNSWPQ"}, {fourcc("IHNs"), "IndexHNSWSQ"}, {fourcc("IHN2"), "IndexHNSW2Level"},
-      {fourcc("INSf"), "IndexNSGFlat"}, {fourcc("INSp"), "IndexNSGPQ"}, {fourcc("INSs"), "IndexNSGSQ"},
-      {fourcc("INNf"), "IndexNNDescentFlat"}, {fourcc("IPfs"), "IndexPQFastScan"},
-      {fourcc("IwPf"), "IndexIVFPQFastScan"}, {fourcc("IRMf"), "IndexRowwiseMinMax"},
-      {fourcc("IRMh"), "IndexRowwiseMinMaxFP16"}, {fourcc("ILfs"), "IndexLocalSearchQuantizerFastScan"},
-      {fourcc("IRfs"), "IndexResidualQuantizerFastScan"}, {fourcc("PCAm"), "PCAMatrix"},
-      {fourcc("PcAm"), "PCAMatrix"}, {fourcc("Pcam"), "PCAMatrix"}, {fourcc("rrot"), "RandomRotationMatrix"},
-      {fourcc("LTra"), "LinearTransform (OPQ)"}, {fourcc("Viqm"), "ITQMatrix"}, {fourcc("Viqt"), "ITQTransform"},
-      {fourcc("RmDT"), "RemapDimensionsTransform"}, {fourcc("VNrm"), "NormalizationTransform"},
-      {fourcc("VCnt"), "CenteringTransform"}, {fourcc("ilar"), "ArrayInvertedLists"},
-      {fourcc("ilod"), "OnDiskInvertedLists"}, {fourcc("il00"), "no inverted lists"},
+      {fourcc("IxFI"), "IndexFlatIP"},
+      {fourcc("IxF2"), "IndexFlatL2"},
+      {fourcc("IxFl"), "IndexFlat"},
+      {fourcc("IxHE"), "IndexLSH"},
+      {fourcc("IxHe"), "IndexLSH"},
+      {fourcc("IxPQ"), "IndexPQ (legacy)"},
+      {fourcc("IxPo"), "IndexPQ (legacy)"},
+      {fourcc("IxPq"), "IndexPQ"},
+      {fourcc("IxRQ"), "IndexResidualQuantizer"},
+      {fourcc("IxRq"), "IndexResidualQuantizer"},
+      {fourcc("IxLS"), "IndexLocalSearchQuantizer"},
+      {fourcc("IxPR"), "IndexProductResidualQuantizer"},
+      {fourcc("IxPL"), "IndexProductLocalSearchQuantizer"},
+      {fourcc("ImRQ"), "ResidualCoarseQuantizer"},
+      {fourcc("IvFl"), "IndexIVFFlat (legacy)"},
+      {fourcc("IvFL"), "IndexIVFFlat (legacy)"},
+      {fourcc("IwFd"), "IndexIVFFlatDedup"},
+      {fourcc("IwFl"), "IndexIVFFlat"},
+      {fourcc("IxSQ"), "IndexScalarQuantizer"},
+      {fourcc("IxLa"), "IndexLattice"},
+      {fourcc("IvSQ"), "IndexIVFScalarQuantizer (legacy)"},
+      {fourcc("IwSQ"), "IndexIVFScalarQuantizer"},
+      {fourcc("IwSq"), "IndexIVFScalarQuantizer"},
+      {fourcc("IwLS"), "IndexIVFLocalSearchQuantizer"},
+      {fourcc("IwRQ"), "IndexIVFResidualQuantizer"},
+      {fourcc("IwSh"), "IndexIVFSpectralHash"},
+      {fourcc("IvPQ"), "IndexIVFPQ (legacy)"},
+      {fourcc("IvQR"), "IndexIVFPQR (legacy)"},
+      {fourcc("IwPQ"), "IndexIVFPQ"},
+      {fourcc("IwQR"), "IndexIVFPQR"},
+      {fourcc("IxPT"), "IndexPreTransform"},
+      {fourcc("Imiq"), "MultiIndexQuantizer"},
+      {fourcc("IxRF"), "IndexRefine"},
+      {fourcc("IxMp"), "IndexIDMap"},
+      {fourcc("IxM2"), "IndexIDMap2"},
+      {fourcc("Ix2L"), "Index2Layer"},
+      {fourcc("IHNf"), "IndexHNSWFlat"},
+      {fourcc("IHNp"), "IndexHNSWPQ"},
+      {fourcc("IHNs"), "IndexHNSWSQ"},
+      {fourcc("IHN2"), "IndexHNSW2Level"},
+      {fourcc("INSf"), "IndexNSGFlat"},
+      {fourcc("INSp"), "IndexNSGPQ"},
+      {fourcc("INSs"), "IndexNSGSQ"},
+      {fourcc("INNf"), "IndexNNDescentFlat"},
+      {fourcc("IPfs"), "IndexPQFastScan"},
+      {fourcc("IwPf"), "IndexIVFPQFastScan"},
+      {fourcc("IRMf"), "IndexRowwiseMinMax"},
+      {fourcc("IRMh"), "IndexRowwiseMinMaxFP16"},
+      {fourcc("ILfs"), "IndexLocalSearchQuantizerFastScan"},
+      {fourcc("IRfs"), "IndexResidualQuantizerFastScan"},
+      {fourcc("PCAm"), "PCAMatrix"},
+      {fourcc("PcAm"), "PCAMatrix"},
+      {fourcc("Pcam"), "PCAMatrix"},
+      {fourcc("rrot"), "RandomRotationMatrix"},
+      {fourcc("LTra"), "LinearTransform (OPQ)"},
+      {fourcc("Viqm"), "ITQMatrix"},
+      {fourcc("Viqt"), "ITQTransform"},
+      {fourcc("RmDT"), "RemapDimensionsTransform"},
+      {fourcc("VNrm"), "NormalizationTransform"},
+      {fourcc("VCnt"), "CenteringTransform"},
+      {fourcc("ilar"), "ArrayInvertedLists"},
+      {fourcc("ilod"), "OnDiskInvertedLists"},
+      {fourcc("il00"), "no inverted lists"},
   };
   for (const auto& [known, name] : kNames) {
     if (known == tag) return std::string(name) + " (" + printable(tag) + ")";
@@ -114,16 +147,14 @@ std::string type_name(uint32_t tag) {
 uint64_t times(uint64_t a, uint64_t b) {
   uint64_t product;
   if (__builtin_mul_overflow(a, b, &product))
-    throw Damaged("declared sizes " + std::to_string(a) + " x " + std::to_string(b) +
-                  " overflow");
+    throw Damaged("declared sizes " + std::to_string(a) + " x " + std::to_string(b) + " overflow");
   return product;
 }
 
 uint64_t plus(uint64_t a, uint64_t b) {
   uint64_t sum;
   if (__builtin_add_overflow(a, b, &sum))
-    throw Damaged("declared sizes " + std::to_string(a) + " + " + std::to_string(b) +
-                  " overflow");
+    throw Damaged("declared sizes " + std::to_string(a) + " + " + std::to_string(b) + " overflow");
   return sum;
 }
 
@@ -153,7 +184,6 @@ struct Node {
   int32_t metric;
   Pq pq;  // an IndexPQ's quantizer
 };
-
 
 struct Sq {
   uint64_t d, code_size;
@@ -208,8 +238,8 @@ class IndexFileWalk {
   bool read_bool(const char* what) {
     const uint8_t value = read<uint8_t>(what);
     if (value > 1)
-      throw Damaged("the " + std::string(what) + " at byte " + std::to_string(pos_ - 1) +
-                    " is " + std::to_string(value) + ", not 0 or 1");
+      throw Damaged("the " + std::string(what) + " at byte " + std::to_string(pos_ - 1) + " is " +
+                    std::to_string(value) + ", not 0 or 1");
     return value == 1;
   }
 
@@ -221,9 +251,9 @@ class IndexFileWalk {
 
   void skip(uint64_t bytes, const char* what) {
     if (bytes > remaining())
-      throw Damaged("the " + std::string(what) + " at byte " + std::to_string(pos_) +
-                    " needs " + std::to_string(bytes) + " bytes but only " +
-                    std::to_string(remaining()) + " remain in the file");
+      throw Damaged("the " + std::string(what) + " at byte " + std::to_string(pos_) + " needs " +
+                    std::to_string(bytes) + " bytes but only " + std::to_string(remaining()) +
+                    " remain in the file");
     pos_ += bytes;
   }
 
@@ -234,10 +264,9 @@ class IndexFileWalk {
     const size_t at = pos_;
     const uint64_t n = read<uint64_t>(what);
     if (n > remaining() / sizeof(T))
-      throw Damaged("the " + std::string(what) + " at byte " + std::to_string(at) +
-                    " declares " + std::to_string(n) + " entries of " +
-                    std::to_string(sizeof(T)) + " bytes but only " +
-                    std::to_string(remaining()) + " bytes remain in the file");
+      throw Damaged("the " + std::string(what) + " at byte " + std::to_string(at) + " declares " +
+                    std::to_string(n) + " entries of " + std::to_string(sizeof(T)) +
+                    " bytes but only " + std::to_string(remaining()) + " bytes remain in the file");
     Stored<T> stored{data_ + pos_, n};
     pos_ += n * sizeof(T);
     return stored;
@@ -349,8 +378,8 @@ class IndexFileWalk {
     pq.M = read<decltype(faiss::ProductQuantizer::M)>("PQ sub-quantizer count");
     pq.nbits = read<decltype(faiss::ProductQuantizer::nbits)>("PQ bits per code");
     if (pq.M == 0 || pq.d == 0 || pq.d % pq.M != 0)
-      throw Damaged("the product quantizer splits " + std::to_string(pq.d) +
-                    " dimensions into " + std::to_string(pq.M) + " sub-vectors");
+      throw Damaged("the product quantizer splits " + std::to_string(pq.d) + " dimensions into " +
+                    std::to_string(pq.M) + " sub-vectors");
     if (pq.nbits < 1 || pq.nbits > kMaxPqBits)
       throw Damaged("the product quantizer declares " + std::to_string(pq.nbits) +
                     " bits per code");
@@ -376,12 +405,10 @@ class IndexFileWalk {
       throw Damaged("the scalar quantizer declares type " + std::to_string(qtype));
     if (rangestat < faiss::ScalarQuantizer::RS_minmax ||
         rangestat > faiss::ScalarQuantizer::RS_optim)
-      throw Damaged("the scalar quantizer declares range statistic " +
-                    std::to_string(rangestat));
+      throw Damaged("the scalar quantizer declares range statistic " + std::to_string(rangestat));
     if (sq.d < 1 || sq.d > uint64_t(kMaxDims))
       throw Damaged("the scalar quantizer declares " + std::to_string(sq.d) + " dimensions");
-    const faiss::ScalarQuantizer derived(
-        sq.d, faiss::ScalarQuantizer::QuantizerType(qtype));
+    const faiss::ScalarQuantizer derived(sq.d, faiss::ScalarQuantizer::QuantizerType(qtype));
     if (sq.code_size != derived.code_size)
       throw Damaged("the scalar quantizer stores codes of " + std::to_string(sq.code_size) +
                     " bytes but its type makes them " + std::to_string(derived.code_size));
@@ -404,18 +431,23 @@ class IndexFileWalk {
     return sq;
   }
 
+  // The codes of an IndexPQ or IndexScalarQuantizer, one per vector.
+  void codes(const Node& node, uint64_t quantizer_d, uint64_t code_size, const char* kind) {
+    if (quantizer_d != uint64_t(node.d))
+      throw Damaged("the " + std::string(kind) + " index has " + std::to_string(node.d) +
+                    " dimensions but its quantizer " + std::to_string(quantizer_d));
+    const Stored<uint8_t> stored = read_vector<uint8_t>("codes");
+    if (stored.size != times(node.ntotal, code_size))
+      throw Damaged("the " + std::string(kind) + " index holds " + std::to_string(node.ntotal) +
+                    " codes of " + std::to_string(code_size) + " bytes but stores " +
+                    std::to_string(stored.size) + " bytes");
+  }
+
   Node pq_index(uint32_t type) {
     Node node = header(type);
     const Pq pq = product_quantizer();
     node.pq = pq;
-    if (pq.d != uint64_t(node.d))
-      throw Damaged("the PQ index has " + std::to_string(node.d) +
-                    " dimensions but its product quantizer " + std::to_string(pq.d));
-    const Stored<uint8_t> codes = read_vector<uint8_t>("PQ codes");
-    if (codes.size != times(node.ntotal, pq.code_size))
-      throw Damaged("the PQ index holds " + std::to_string(node.ntotal) + " codes of " +
-                    std::to_string(pq.code_size) + " bytes but stores " +
-                    std::to_string(codes.size) + " bytes");
+    codes(node, pq.d, pq.code_size, "PQ");
     const int32_t search_type = read_enum<faiss::IndexPQ::Search_type_t>("PQ search type");
     read_bool("PQ sign encoding flag");
     read<decltype(faiss::IndexPQ::polysemous_ht)>("PQ polysemous threshold");
@@ -428,14 +460,7 @@ class IndexFileWalk {
   Node sq_index(uint32_t type) {
     const Node node = header(type);
     const Sq sq = scalar_quantizer(node.is_trained);
-    if (sq.d != uint64_t(node.d))
-      throw Damaged("the SQ index has " + std::to_string(node.d) +
-                    " dimensions but its scalar quantizer " + std::to_string(sq.d));
-    const Stored<uint8_t> codes = read_vector<uint8_t>("SQ codes");
-    if (codes.size != times(node.ntotal, sq.code_size))
-      throw Damaged("the SQ index holds " + std::to_string(node.ntotal) + " codes of " +
-                    std::to_string(sq.code_size) + " bytes but stores " +
-                    std::to_string(codes.size) + " bytes");
+    codes(node, sq.d, sq.code_size, "SQ");
     return node;
   }
 
@@ -452,10 +477,9 @@ class IndexFileWalk {
                     " dimensions but its coarse quantizer " + std::to_string(quantizer.d));
     if (nlist == 0 || uint64_t(quantizer.ntotal) != nlist)
       throw Damaged("the inverted file has " + std::to_string(nlist) +
-                    " lists but its coarse quantizer holds " +
-                    std::to_string(quantizer.ntotal) + " centroids");
-    if (nprobe == 0)
-      throw Damaged("the inverted file probes 0 lists per search");
+                    " lists but its coarse quantizer holds " + std::to_string(quantizer.ntotal) +
+                    " centroids");
+    if (nprobe == 0) throw Damaged("the inverted file probes 0 lists per search");
 
     const uint8_t map_type = read<uint8_t>("direct map type");
     const Stored<idx_t> map_array = read_vector<idx_t>("direct map");
@@ -503,10 +527,10 @@ class IndexFileWalk {
     const uint64_t lists_nlist = read<size_t>("inverted lists count");
     const uint64_t lists_code_size = read<size_t>("inverted lists code size");
     if (lists_nlist != nlist || lists_code_size != code_size)
-      throw Damaged("the inverted lists declare " + std::to_string(lists_nlist) +
-                    " lists of " + std::to_string(lists_code_size) +
-                    "-byte codes but the index has " + std::to_string(nlist) + " lists of " +
-                    std::to_string(code_size) + "-byte codes");
+      throw Damaged("the inverted lists declare " + std::to_string(lists_nlist) + " lists of " +
+                    std::to_string(lists_code_size) + "-byte codes but the index has " +
+                    std::to_string(nlist) + " lists of " + std::to_string(code_size) +
+                    "-byte codes");
     // nlist equals the coarse quantizer's centroid count, so it is bounded by
     // the file already.
     std::vector<uint64_t> sizes(nlist, 0);
@@ -523,8 +547,8 @@ class IndexFileWalk {
         throw Damaged("the sparse inverted list sizes hold an odd number of values");
       for (uint64_t j = 0; j < stored.size; j += 2) {
         if (stored[j] >= nlist)
-          throw Damaged("the inverted list sizes name list " + std::to_string(stored[j]) +
-                        " of " + std::to_string(nlist));
+          throw Damaged("the inverted list sizes name list " + std::to_string(stored[j]) + " of " +
+                        std::to_string(nlist));
         sizes[stored[j]] = stored[j + 1];
       }
     } else {
@@ -552,9 +576,9 @@ class IndexFileWalk {
       for (uint64_t j = 0; j < sizes[i]; ++j) {
         const idx_t id = lists.ids[i][j];
         if (id < 0 || id >= ntotal)
-          throw Damaged("entry " + std::to_string(j) + " of inverted list " +
-                        std::to_string(i) + " has id " + std::to_string(id) +
-                        " but the index holds " + std::to_string(ntotal) + " vectors");
+          throw Damaged("entry " + std::to_string(j) + " of inverted list " + std::to_string(i) +
+                        " has id " + std::to_string(id) + " but the index holds " +
+                        std::to_string(ntotal) + " vectors");
         if (seen[id])
           throw Damaged("id " + std::to_string(id) + " appears twice in the inverted lists");
         seen[id] = true;
@@ -565,8 +589,8 @@ class IndexFileWalk {
 
   // reconstruct() follows the direct map to (list, offset) without checking.
   static void check_direct_map(uint8_t type, const Stored<idx_t>& array,
-                               const Stored<MapEntry>& pairs,
-                               const InvertedLists& lists, int64_t ntotal) {
+                               const Stored<MapEntry>& pairs, const InvertedLists& lists,
+                               int64_t ntotal) {
     auto check = [&](idx_t id, idx_t lo) {
       const uint64_t list = faiss::lo_listno(lo);
       const uint64_t offset = faiss::lo_offset(lo);
@@ -588,7 +612,8 @@ class IndexFileWalk {
   Node hnsw(uint32_t type, int depth) {
     const Node node = header(type);
     using faiss::HNSW;
-    const auto probas = read_vector<decltype(HNSW::assign_probas)::value_type>("HNSW level probabilities");
+    const auto probas =
+        read_vector<decltype(HNSW::assign_probas)::value_type>("HNSW level probabilities");
     const auto cum = read_vector<decltype(HNSW::cum_nneighbor_per_level)::value_type>(
         "HNSW neighbours per level");
     const auto levels = read_vector<decltype(HNSW::levels)::value_type>("HNSW levels");
@@ -620,19 +645,16 @@ class IndexFileWalk {
                                       {"efConstruction", ef_construction},
                                       {"upper beam", upper_beam}}) {
       if (value < 1 || value > kMaxQueue)
-        throw Damaged("the HNSW graph's " + std::string(name) + " is " +
-                      std::to_string(value) + " (1 to " + std::to_string(kMaxQueue) +
-                      " is plausible)");
+        throw Damaged("the HNSW graph's " + std::string(name) + " is " + std::to_string(value) +
+                      " (1 to " + std::to_string(kMaxQueue) + " is plausible)");
     }
-    check_hnsw_graph(probas.size, cum, levels, offsets, links, entry_point, max_level,
-                     node.ntotal);
+    check_hnsw_graph(probas.size, cum, levels, offsets, links, entry_point, max_level, node.ntotal);
     return node;
   }
 
-  static void check_hnsw_graph(uint64_t n_probas, const Stored<int>& cum,
-                               const Stored<int>& levels, const Stored<size_t>& offsets,
-                               const Stored<int>& links, int64_t entry_point,
-                               int64_t max_level, int64_t ntotal) {
+  static void check_hnsw_graph(uint64_t n_probas, const Stored<int>& cum, const Stored<int>& levels,
+                               const Stored<size_t>& offsets, const Stored<int>& links,
+                               int64_t entry_point, int64_t max_level, int64_t ntotal) {
     // add() draws a node's level from the probabilities and needs a count of
     // neighbours for it.
     if (cum.size < 2 || cum.size != n_probas + 1 || cum[0] != 0)
@@ -640,15 +662,14 @@ class IndexFileWalk {
                     " neighbour counts for " + std::to_string(n_probas) + " levels");
     for (uint64_t l = 1; l < cum.size; ++l) {
       if (cum[l] < cum[l - 1])
-        throw Damaged("the HNSW graph's neighbour counts decrease at level " +
-                      std::to_string(l));
+        throw Damaged("the HNSW graph's neighbour counts decrease at level " + std::to_string(l));
     }
     if (levels.size != uint64_t(ntotal))
       throw Damaged("the HNSW graph has levels for " + std::to_string(levels.size) +
                     " nodes but the index holds " + std::to_string(ntotal) + " vectors");
     if (offsets.size != uint64_t(ntotal) + 1 || offsets[0] != 0)
-      throw Damaged("the HNSW graph has " + std::to_string(offsets.size) +
-                    " link offsets for " + std::to_string(ntotal) + " nodes");
+      throw Damaged("the HNSW graph has " + std::to_string(offsets.size) + " link offsets for " +
+                    std::to_string(ntotal) + " nodes");
     int64_t top = 0;
     for (int64_t i = 0; i < ntotal; ++i) {
       const int level_count = levels[i];
@@ -657,8 +678,7 @@ class IndexFileWalk {
                       std::to_string(level_count) + " levels but the graph has " +
                       std::to_string(cum.size - 1));
       top = std::max<int64_t>(top, level_count);
-      if (offsets[i + 1] < offsets[i] ||
-          offsets[i + 1] - offsets[i] != uint64_t(cum[level_count]))
+      if (offsets[i + 1] < offsets[i] || offsets[i + 1] - offsets[i] != uint64_t(cum[level_count]))
         throw Damaged("HNSW node " + std::to_string(i) + " has " +
                       std::to_string(offsets[i + 1] - offsets[i]) + " link slots but its " +
                       std::to_string(level_count) + " levels need " +
@@ -740,17 +760,16 @@ class IndexFileWalk {
     t.is_trained = read_bool("transform trained flag");
     const std::string what = type_name(type);
     if (t.d_in < 1 || t.d_in > kMaxDims || t.d_out < 1 || t.d_out > kMaxDims)
-      throw Damaged(what + " maps " + std::to_string(t.d_in) + " to " +
-                    std::to_string(t.d_out) + " dimensions");
+      throw Damaged(what + " maps " + std::to_string(t.d_in) + " to " + std::to_string(t.d_out) +
+                    " dimensions");
     if ((centering || normalization) && t.d_in != t.d_out)
-      throw Damaged(what + " maps " + std::to_string(t.d_in) + " to " +
-                    std::to_string(t.d_out) + " dimensions");
+      throw Damaged(what + " maps " + std::to_string(t.d_in) + " to " + std::to_string(t.d_out) +
+                    " dimensions");
     if (linear && t.is_trained &&
         (A.size != times(t.d_in, t.d_out) || (have_bias && b.size != uint64_t(t.d_out))))
-      throw Damaged(what + " maps " + std::to_string(t.d_in) + " to " +
-                    std::to_string(t.d_out) + " dimensions but stores a matrix of " +
-                    std::to_string(A.size) + " and a bias of " + std::to_string(b.size) +
-                    " values");
+      throw Damaged(what + " maps " + std::to_string(t.d_in) + " to " + std::to_string(t.d_out) +
+                    " dimensions but stores a matrix of " + std::to_string(A.size) +
+                    " and a bias of " + std::to_string(b.size) + " values");
     if (centering && t.is_trained && mean.size != uint64_t(t.d_in))
       throw Damaged(what + " has " + std::to_string(t.d_in) + " dimensions but a mean of " +
                     std::to_string(mean.size));
@@ -775,10 +794,14 @@ class IndexFileWalk {
     }
     const Node inner = index(depth + 1);
     if (inner.d != dims || inner.ntotal != node.ntotal)
-      throw Damaged("the transforms give " + std::to_string(dims) + " dimensions and the "
-                    "index holds " + std::to_string(node.ntotal) + " vectors, but the index "
-                    "behind them has " + std::to_string(inner.d) + " dimensions and " +
-                    std::to_string(inner.ntotal) + " vectors");
+      throw Damaged("the transforms give " + std::to_string(dims) +
+                    " dimensions and the "
+                    "index holds " +
+                    std::to_string(node.ntotal) +
+                    " vectors, but the index "
+                    "behind them has " +
+                    std::to_string(inner.d) + " dimensions and " + std::to_string(inner.ntotal) +
+                    " vectors");
     if (node.is_trained && !inner.is_trained)
       throw Damaged("the index behind the transforms is untrained");
     return node;
@@ -837,8 +860,7 @@ std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes,
     throw Error("The FAISS index " + name + " is damaged: " + e.what() + "." + advice);
   } catch (const Unsupported& e) {
     throw Error("The FAISS index " + name + " cannot be checked: " + e.what() +
-                ". visualsearch loads only index types it can check: " + kSupported + "." +
-                advice);
+                ". visualsearch loads only index types it can check: " + kSupported + "." + advice);
   }
   faiss::VectorIOReader reader;
   reader.name = name;
@@ -846,8 +868,8 @@ std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes,
   try {
     return std::unique_ptr<faiss::Index>(faiss::read_index(&reader));
   } catch (const faiss::FaissException& e) {
-    throw Error("The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg +
-                ")." + advice);
+    throw Error("The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg + ")." +
+                advice);
   }
 }
 
@@ -857,7 +879,8 @@ std::unique_ptr<faiss::Index> read_index_file(const std::string& path) {
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT)
-      throw Error("The index file " + path + " does not exist; build it first with "
+      throw Error("The index file " + path +
+                  " does not exist; build it first with "
                   "faissindexer or cifarindexer.");
     throw Error("Cannot open the index file " + path + ": " + std::strerror(err) + ".");
   }
@@ -870,10 +893,10 @@ std::unique_ptr<faiss::Index> read_index_file(const std::string& path) {
     throw Error("Cannot inspect the index file " + path + ": " + std::strerror(errno) + ".");
   if (!S_ISREG(st.st_mode))
     throw Error("The index " + path + " is not a regular file (" +
-                (S_ISDIR(st.st_mode)    ? "a directory"
-                 : S_ISFIFO(st.st_mode) ? "a FIFO"
+                (S_ISDIR(st.st_mode)                          ? "a directory"
+                 : S_ISFIFO(st.st_mode)                       ? "a FIFO"
                  : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                                                             : "a socket") +
+                                                              : "a socket") +
                 "). Point it at an index file written by faissindexer or cifarindexer.");
   std::vector<uint8_t> bytes(st.st_size);
   size_t done = 0;
@@ -883,7 +906,8 @@ std::unique_ptr<faiss::Index> read_index_file(const std::string& path) {
     if (n < 0)
       throw Error("Cannot read the index file " + path + ": " + std::strerror(errno) + ".");
     if (n == 0)
-      throw Error("The index file " + path + " shrank while it was read; is it being "
+      throw Error("The index file " + path +
+                  " shrank while it was read; is it being "
                   "rewritten? Try again once the indexer has finished.");
     done += n;
   }

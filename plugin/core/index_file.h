@@ -10,10 +10,11 @@
 // bytes, from memory. Index types the walk does not know are refused, so what
 // loads has been checked.
 //
-// Memory: everything FAISS allocates from the file is at most the file's size
-// (plus per-object overhead), and the two tables it derives while loading (an
-// IVFPQ's precomputed table, an HNSW-PQ's SDC table) at most 256 times it,
-// which PQ codes of up to 8 bits never exceed.
+// Memory: what FAISS allocates for the file is linear in the file's size (the
+// declared vectors at most the bytes that hold them, list and map overhead a
+// small multiple), and the two tables it derives while loading (an IVFPQ's
+// precomputed table, an HNSW-PQ's SDC table) at most 256 times it, which PQ
+// codes of up to 8 bits never exceed.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +22,9 @@
 #include <string>
 #include <vector>
 
-namespace faiss { struct Index; }
+namespace faiss {
+struct Index;
+}
 
 namespace vs {
 
@@ -30,7 +33,6 @@ std::unique_ptr<faiss::Index> read_index_file(const std::string& path);
 
 // The same checks and read for a file already in memory; name stands for the
 // file in messages.
-std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes,
-                                               const std::string& name);
+std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes, const std::string& name);
 
 }  // namespace vs
