@@ -55,7 +55,9 @@ int search(int argc, char** argv) {
   std::ifstream in(argv[3], std::ios::binary);
   const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
                                 std::istreambuf_iterator<char>());
-  const int dims = vs::IndexStore::load(index_path).dims();
+  // From the catalog, not the index, so that an index the element refuses
+  // still gets queries pushed at it.
+  const int dims = vs::Catalog::load(vs::catalog_path_for(index_path)).facts().dims;
   const size_t n = bytes.size() / (sizeof(float) * dims);
   const float* queries = reinterpret_cast<const float*>(bytes.data());
 
@@ -79,32 +81,34 @@ int search(int argc, char** argv) {
                             assignment.substr(eq + 1).c_str());
   }
 
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  for (size_t q = 0; q < n; q++) {
-    GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 1, nullptr);
-    GST_BUFFER_PTS(buffer) = q * GST_SECOND;
-    gst_buffer_add_embedding_meta(buffer, dims, queries + q * dims, argv[4], kPreprocessing,
-                                  TRUE);
-    gst_app_src_push_buffer(GST_APP_SRC(src), buffer);
-  }
-  gst_app_src_end_of_stream(GST_APP_SRC(src));
-
   int status = 0;
   size_t printed = 0;
-  while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
-    const GstNeighborsMeta* meta = gst_buffer_get_neighbors_meta(gst_sample_get_buffer(sample));
-    if (meta == nullptr) {
-      std::fprintf(stderr, "a query came out without neighbours\n");
-      status = 2;
-    } else {
-      std::printf("%s", gst_visualsearch_metric_to_string(meta->metric));
-      for (guint i = 0; i < meta->n_neighbors; i++)
-        std::printf(" %" G_GINT64_FORMAT ":%.9g", meta->neighbors[i].id,
-                    meta->neighbors[i].distance);
-      std::printf("\n");
-      printed++;
+  // faisssearch fails to start on an index it cannot load; the bus says why.
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE) {
+    for (size_t q = 0; q < n; q++) {
+      GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 1, nullptr);
+      GST_BUFFER_PTS(buffer) = q * GST_SECOND;
+      gst_buffer_add_embedding_meta(buffer, dims, queries + q * dims, argv[4], kPreprocessing,
+                                    TRUE);
+      gst_app_src_push_buffer(GST_APP_SRC(src), buffer);
     }
-    gst_sample_unref(sample);
+    gst_app_src_end_of_stream(GST_APP_SRC(src));
+
+    while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
+      const GstNeighborsMeta* meta = gst_buffer_get_neighbors_meta(gst_sample_get_buffer(sample));
+      if (meta == nullptr) {
+        std::fprintf(stderr, "a query came out without neighbours\n");
+        status = 2;
+      } else {
+        std::printf("%s", gst_visualsearch_metric_to_string(meta->metric));
+        for (guint i = 0; i < meta->n_neighbors; i++)
+          std::printf(" %" G_GINT64_FORMAT ":%.9g", meta->neighbors[i].id,
+                      meta->neighbors[i].distance);
+        std::printf("\n");
+        printed++;
+      }
+      gst_sample_unref(sample);
+    }
   }
 
   GstBus* bus = gst_element_get_bus(pipeline);

@@ -111,6 +111,37 @@ int open_regular_file(const std::string& path, const std::string& what) {
   return fd;
 }
 
+std::vector<uint8_t> read_regular_file(const std::string& path, const std::string& what,
+                                       const std::string& missing_advice) {
+  const int fd = open_regular_file(path, what);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT && !missing_advice.empty())
+      throw Error("The " + what + " file " + path + " does not exist; " + missing_advice);
+    throw Error("Cannot open the " + what + " file " + path + ": " + std::strerror(err) + ".");
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    throw Error("Cannot examine the " + what + " " + path + ": " + std::strerror(errno) + ".");
+  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      throw Error("Cannot read the " + what + " file " + path + ": " + std::strerror(errno) + ".");
+    if (n == 0)
+      throw Error("The " + what + " file " + path + " shrank while it was read; is it being "
+                  "rewritten? Try again once the writer has finished.");
+    done += static_cast<size_t>(n);
+  }
+  return bytes;
+}
+
 void fsync_path(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)

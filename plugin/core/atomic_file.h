@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -48,5 +49,11 @@ std::string directory_of(const std::string& path);
 // vs::Error, calling the file `what` ("index", "catalog"), when it is not a
 // regular file.
 int open_regular_file(const std::string& path, const std::string& what);
+
+// The whole content of the regular file at path (see open_regular_file).
+// Throws vs::Error naming the file as `what`; a missing file says so and how
+// it is made when `missing_advice` is given ("build it first with ...").
+std::vector<uint8_t> read_regular_file(const std::string& path, const std::string& what,
+                                       const std::string& missing_advice = "");
 
 }  // namespace vs

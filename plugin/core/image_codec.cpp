@@ -1,5 +1,7 @@
 #include "core/image_codec.h"
 
+#include "core/atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -111,15 +113,18 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
 }
 
 RgbImage read_image(const std::string& path, uint64_t max_pixels) {
-  // O_NONBLOCK: opening a FIFO without a writer must not wait for one.
-  File file(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (file.fd() < 0)
+  int fd;
+  try {
+    fd = open_regular_file(path, "image");
+  } catch (const Error& e) {
+    throw ImageError(ImageError::Reason::Unreadable, e.what());
+  }
+  if (fd < 0)
     throw ImageError(ImageError::Reason::Unreadable, "cannot open " + path + ": " + errno_text());
+  File file(fd);
   struct stat st;
   if (fstat(file.fd(), &st) != 0)
     throw ImageError(ImageError::Reason::Unreadable, "cannot read " + path + ": " + errno_text());
-  if (!S_ISREG(st.st_mode))
-    throw ImageError(ImageError::Reason::Unreadable, path + " is not a regular file");
   if (st.st_size == 0) throw ImageError(ImageError::Reason::Empty, path + " is empty (0 bytes)");
   // The file is read whole below: no image within max_pixels takes more than
   // 8 bytes a pixel (16-bit RGBA TIFF) plus its metadata.
@@ -130,7 +135,6 @@ RgbImage read_image(const std::string& path, uint64_t max_pixels) {
                          " MiB, more than any image within max-pixels (" +
                          std::to_string(max_pixels) + ") takes");
 
-  const int fd = file.fd();
   const ImageHeader header =
       read_image_header([fd, &path](uint64_t offset, uint8_t* out, size_t n) {
         return read_at(fd, offset, out, n, path);

@@ -26,6 +26,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/index_file.h"
 
 namespace vs {
 
@@ -147,31 +148,6 @@ void add_to_digest(IndexDigest& digest, const void* data, size_t bytes) {
 
 // FAISS's own file reader and writer, plus the digest of every byte that
 // passes, so neither side reads the file twice.
-class DigestingReader : public faiss::IOReader {
- public:
-  DigestingReader(std::FILE* file, const std::string& path) : file_(file) { name = path; }
-
-  size_t operator()(void* ptr, size_t size, size_t nitems) override {
-    const size_t n = std::fread(ptr, size, nitems, file_);
-    add_to_digest(digest_, ptr, n * size);
-    return n;
-  }
-
-  // Reads what FAISS left (nothing, for a sound file) into the digest.
-  IndexDigest finish() {
-    char buffer[1 << 16];
-    size_t n;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file_)) > 0) add_to_digest(digest_, buffer, n);
-    if (std::ferror(file_)) throw Error("Cannot read the FAISS index " + name + ": " +
-                                        std::strerror(errno) + ".");
-    return digest_;
-  }
-
- private:
-  std::FILE* file_;
-  IndexDigest digest_;
-};
-
 class DigestingWriter : public faiss::IOWriter {
  public:
   DigestingWriter(std::FILE* file, const std::string& path) : file_(file) { name = path; }
@@ -237,30 +213,17 @@ IndexStore IndexStore::create(const std::string& index_type, int dims, Metric me
 }
 
 IndexStore IndexStore::load(const std::string& path) {
-  const int fd = open_regular_file(path, "index");
-  if (fd < 0 && errno == ENOENT)
-    throw Error("The index file " + path + " does not exist; build it first with "
-                "faissindexer or cifarindexer.");
-  File file(fd < 0 ? nullptr : ::fdopen(fd, "rb"));
-  if (!file) {
-    const int err = errno;
-    if (fd >= 0) ::close(fd);
-    throw Error("Cannot open the index file " + path + ": " + std::strerror(err) + ".");
-  }
-  DigestingReader reader(file.get(), path);
-  std::unique_ptr<faiss::Index> index;
-  try {
-    index.reset(faiss::read_index(&reader));
-  } catch (const faiss::FaissException& e) {
-    throw Error("Cannot read the FAISS index " + path +
-                ": it is damaged or not a FAISS index file (" + e.msg +
-                "). Rebuild it with faissindexer.");
-  }
+  // Read whole and checked before FAISS reads the same bytes (index_file.h);
+  // the digest that binds the catalog is of those bytes too.
+  std::vector<uint8_t> bytes = read_regular_file(path, "index", kMissingIndexAdvice);
+  IndexDigest digest;
+  add_to_digest(digest, bytes.data(), bytes.size());
+  std::unique_ptr<faiss::Index> index = read_index_bytes(std::move(bytes), path);
   if (index->metric_type != faiss::METRIC_INNER_PRODUCT && index->metric_type != faiss::METRIC_L2)
     throw Error("The FAISS index " + path +
                 " uses a metric other than inner product or L2, which visualsearch does not support.");
   IndexStore store(std::move(index), path);
-  store.file_digest_ = reader.finish();
+  store.file_digest_ = digest;
   return store;
 }
 

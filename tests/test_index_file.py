@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""Index files are checked before FAISS reads them: every supported type
+written by Python faiss loads and searches; damaged, truncated, hostile and
+unsupported files, FIFOs and devices are refused with a message that names the
+file, the fault and the fix, never with a crash, a hang or a memory blow-up;
+faisssearch turns the refusal into an element error. A seeded mutation fuzz
+of valid files ends in a refusal or a working index, every time.
+
+Loads run in index-file-probe under an address-space limit, so a
+multi-gigabyte allocation fails the test instead of going unnoticed.
+
+Usage: test_index_file.py INDEX_FILE_PROBE FAISSSEARCH_FEED
+"""
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+
+import faiss
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import index_fixtures  # noqa: E402
+
+MEMORY_LIMIT = 512 << 20  # bytes of address space for a probe
+# OpenBLAS maps a 128 MB buffer per thread and, when the limit refuses one,
+# retries for ever: one thread keeps the probe well inside the limit.
+PROBE_ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+TIMEOUT = 120
+FUZZ_SEED = 20240611
+FUZZ_ROUNDS = 250  # per file
+FUZZ_FILES = ["flat-l2", "ivf-flat", "ivf-direct-map", "ivf-pq", "ivf-sq8", "hnsw", "hnsw-pq",
+              "pq", "opq-ivf-pq", "pca-ivf-flat", "idmap2-ivf-flat", "ivf-pq-rflat"]
+ADVICE = "Rebuild the index with faissindexer or cifarindexer."
+MODEL = "index-file:1"
+
+
+def limit_memory():
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def probe(binary, *args):
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=TIMEOUT,
+                          env=PROBE_ENV, preexec_fn=limit_memory)
+
+
+def expect_refusal(run, what, *phrases):
+    message = run.stderr.strip()
+    assert run.returncode == 1, (
+        f"{what}: exit status {run.returncode}, expected a refusal (1): {message[-2000:]}")
+    for phrase in phrases:
+        assert phrase in message, f"{what}: {phrase!r} not in the message: {message}"
+    print(f"ok: {what}: {message[:160]}...")
+
+
+def test_valid_files_load(binary, directory):
+    for name, path in index_fixtures.write_valid(directory).items():
+        run = probe(binary, "load", path)
+        assert run.returncode == 0, f"{name}: exit status {run.returncode}: {run.stderr}"
+        expected = 0 if name.startswith("empty") else index_fixtures.COUNT
+        assert run.stdout.strip() == f"loaded {expected}", f"{name}: {run.stdout}"
+        print(f"ok: {name} ({index_fixtures.VALID[name][0]}) loads and searches")
+
+
+def test_corruptions_are_refused(binary, directory):
+    for name, (data, phrase) in index_fixtures.corruptions().items():
+        path = index_fixtures.write(directory, name, data)
+        run = probe(binary, "load", path)
+        expect_refusal(run, name, path, phrase, ADVICE)
+        if name.startswith("unsupported"):
+            assert "visualsearch loads only index types it can check: Flat" in run.stderr
+
+
+def test_special_files(binary, directory):
+    fifo = os.path.join(directory, "fifo.faiss")
+    os.mkfifo(fifo)
+    expect_refusal(probe(binary, "load", fifo), "FIFO", fifo, "is a FIFO, not a regular file")
+    expect_refusal(probe(binary, "load", directory), "directory", "a directory, not a regular file")
+    expect_refusal(probe(binary, "load", "/dev/zero"), "device", "/dev/zero",
+                   "a device, not a regular file")
+    missing = os.path.join(directory, "missing.faiss")
+    expect_refusal(probe(binary, "load", missing), "missing file", missing, "does not exist")
+
+
+def test_every_truncation(binary, directory):
+    # Small files, so that every prefix of each can be tried.
+    small = os.path.join(directory, "small")
+    os.mkdir(small)
+    paths = [index_fixtures.write(small, name, index_fixtures.serialize(
+                 index_fixtures.build(spec, metric, count=20)))
+             for name, (spec, metric) in index_fixtures.VALID.items()]
+    run = probe(binary, "truncate", *paths)
+    assert run.returncode == 0, f"truncate: exit status {run.returncode}: {run.stdout} {run.stderr}"
+    tried = sum(os.path.getsize(p) for p in paths)
+    assert run.stdout.startswith(f"tried {tried} refused {tried} loaded 0"), run.stdout
+    print(f"ok: every truncation of {len(paths)} files refused: {run.stdout.strip()}")
+
+
+def test_fuzz(binary, directory):
+    valid = {name: os.path.join(directory, name + ".faiss") for name in FUZZ_FILES}
+    scratch = os.path.join(directory, "fuzz.faiss")
+    run = probe(binary, "fuzz", str(FUZZ_SEED), str(FUZZ_ROUNDS), scratch, *valid.values())
+    assert run.returncode == 0, (
+        f"fuzz: exit status {run.returncode} (a crash or an unexpected exception): "
+        f"{run.stdout} {run.stderr[-2000:]}")
+    assert run.stdout.startswith(f"tried {FUZZ_ROUNDS * len(FUZZ_FILES)} "), run.stdout
+    print(f"ok: fuzz, seed {FUZZ_SEED}, {len(FUZZ_FILES)} files: {run.stdout.strip()}")
+
+
+def test_faisssearch_element_error(feed, directory):
+    """faisssearch reports the refusal as an element error; without the
+    checks this index loads and the first frame crashes the search."""
+    path = os.path.join(directory, "element.faiss")
+    with open(path, "wb") as f:
+        f.write(index_fixtures.serialize(index_fixtures.build("HNSW16", faiss.METRIC_L2)))
+    run = subprocess.run([feed, "catalog", path, MODEL], capture_output=True, text=True,
+                         timeout=TIMEOUT)
+    assert run.returncode == 0, run.stderr
+    data, phrase = index_fixtures.corruptions()["hnsw-entry-point"]
+    with open(path, "wb") as f:
+        f.write(data)
+    queries = os.path.join(directory, "queries.f32")
+    index_fixtures.vectors(seed=9, count=3).tofile(queries)
+    run = subprocess.run([feed, "search", path, queries, MODEL], capture_output=True,
+                         text=True, timeout=TIMEOUT)
+    message = run.stderr.strip()
+    assert run.returncode == 2, f"faisssearch: exit status {run.returncode}: {message}"
+    for expected in ("Could not load the search index", path, phrase, ADVICE):
+        assert expected in message, f"faisssearch: {expected!r} not in {message}"
+    print(f"ok: faisssearch posts an element error: {message[:160]}...")
+
+
+def main():
+    binary, feed = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory() as directory:
+        test_valid_files_load(binary, directory)
+        test_corruptions_are_refused(binary, directory)
+        test_special_files(binary, directory)
+        test_every_truncation(binary, directory)
+        test_fuzz(binary, directory)
+        test_faisssearch_element_error(feed, directory)
+
+
+if __name__ == "__main__":
+    main()
