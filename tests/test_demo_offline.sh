@@ -55,7 +55,8 @@ if [ "$first" -gt "$indexing" ] || [ "$last" -lt "$sheet" ]; then
 fi
 for at in $banners; do
   # The banner runs from its title to the closing line of #.
-  banner=$(tail -n +"$at" "$log" | sed '/^#\{20,\}$/q')
+  # One sed, no pipe: a reader that stops early would kill the writer with SIGPIPE.
+  banner=$(sed -n "${at},\$ { p; /^#\{20,\}\$/q }" "$log")
   for said in "mini gallery data/cifar-10-mini" "random weights (WEIGHTS=random)" "NOT meaningful" \
               "models/fetch-weights.sh resnet18" "CIFAR10_DIR=/path/to/cifar-10-batches-py pipelines/demo.sh"; do
     grep -qF "$said" <<<"$banner" || fail "the banner at line $at does not say: $said"
