@@ -3,6 +3,8 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <exception>
 #include <memory>
 
@@ -10,6 +12,21 @@
 #include "core/image_codec.h"
 
 namespace vs {
+
+std::vector<uint8_t> encode_thumbnail(const cv::Mat& rgb, int longer_side) {
+  const double scale = static_cast<double>(longer_side) / std::max(rgb.cols, rgb.rows);
+  const cv::Size size(std::max(1, static_cast<int>(std::lround(rgb.cols * scale))),
+                      std::max(1, static_cast<int>(std::lround(rgb.rows * scale))));
+  cv::Mat small;
+  cv::resize(rgb, small, size, 0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  RgbImage image;
+  image.width = small.cols;
+  image.height = small.rows;
+  image.pixels.resize(static_cast<size_t>(small.cols) * small.rows * 3);
+  cv::Mat packed(small.rows, small.cols, CV_8UC3, image.pixels.data());
+  small.copyTo(packed);
+  return encode_jpeg(image, kThumbnailQuality);
+}
 
 ThumbnailCache::ThumbnailCache(size_t capacity, std::string dataset_dir)
     : capacity_(capacity), dataset_dir_(std::move(dataset_dir)) {}

@@ -21,6 +21,16 @@
 
 namespace vs {
 
+// Catalog thumbnails: faissindexer's default longer side, and the JPEG
+// quality (small files, no visible blocks at overlay sizes).
+constexpr int kDefaultThumbnailSize = 128;
+constexpr int kThumbnailQuality = 85;
+
+// A JPEG of rgb (CV_8UC3, RGB) whose longer side is longer_side, aspect kept;
+// larger images are shrunk by area averaging, smaller ones enlarged. Throws
+// vs::Error.
+std::vector<uint8_t> encode_thumbnail(const cv::Mat& rgb, int longer_side);
+
 class ThumbnailCache {
  public:
   // Image files are read only when they are regular files (never a FIFO or
