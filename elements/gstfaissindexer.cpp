@@ -24,6 +24,12 @@
  * With #GstFaissIndexer:export-npy, embeddings.npy and labels.npy are written
  * to the index's directory too.
  *
+ * When the buffers are raw video (embedder passes its frames through), each
+ * item's thumbnail goes into the catalog too: a JPEG whose longer side is
+ * #GstFaissIndexer:thumbnail-size, so searchoverlay and applications can show
+ * results without the original files (video frames, galleries on another
+ * disk). thumbnail-size=0, or caps other than video/x-raw, store none.
+ *
  * The element posts GST_MESSAGE_PROGRESS messages (code "faissindexer"): at
  * the first embedding, every #GstFaissIndexer:progress-interval embeddings,
  * for each phase at EOS, and when done. Their structures also carry the
@@ -41,6 +47,9 @@
 
 #include "gstfaissindexer.h"
 
+#include <gst/video/video.h>
+#include <opencv2/core.hpp>
+
 #include <memory>
 #include <new>
 #include <string>
@@ -48,6 +57,7 @@
 #include "core/error.h"
 #include "core/finite.h"
 #include "core/index_builder.h"
+#include "core/thumbnail_cache.h"
 #include "elements.h"
 #include "meta/visualsearchmeta.h"
 
@@ -61,6 +71,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define DEFAULT_TRAIN_SIZE 0
 #define DEFAULT_EXPORT_NPY FALSE
 #define DEFAULT_PROGRESS_INTERVAL 1000
+#define DEFAULT_THUMBNAIL_SIZE vs::kDefaultThumbnailSize
+#define MAX_THUMBNAIL_SIZE 1024
 
 #define PROGRESS_CODE "faissindexer"
 
@@ -74,6 +86,7 @@ enum
   PROP_TRAIN_SIZE,
   PROP_EXPORT_NPY,
   PROP_PROGRESS_INTERVAL,
+  PROP_THUMBNAIL_SIZE,
 };
 
 struct _GstFaissIndexer
@@ -88,11 +101,17 @@ struct _GstFaissIndexer
   gint64 train_size;
   gboolean export_npy;
   guint progress_interval;
+  guint thumbnail_size;
 
   /* streaming thread only: one run, from start to stop */
   std::unique_ptr < vs::IndexBuilder > builder;
   guint64 skipped;
   guint progress_every;
+  guint thumbnail_longer_side;  /* 0: no thumbnails this run */
+  gboolean have_video;          /* the caps are raw video: info is valid */
+  GstVideoInfo info;
+  GstVideoConverter *to_rgb;    /* NULL when the frames are RGB already */
+  GstVideoInfo rgb_info;
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -116,6 +135,7 @@ static void gst_faiss_indexer_finalize (GObject * object);
 static gboolean gst_faiss_indexer_start (GstBaseSink * sink);
 static gboolean gst_faiss_indexer_stop (GstBaseSink * sink);
 static gboolean gst_faiss_indexer_event (GstBaseSink * sink, GstEvent * event);
+static gboolean gst_faiss_indexer_set_caps (GstBaseSink * sink, GstCaps * caps);
 static GstFlowReturn gst_faiss_indexer_render (GstBaseSink * sink,
     GstBuffer * buffer);
 
@@ -186,6 +206,12 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass * klass)
           "Post a progress message every this many embeddings (0: only at "
           "the start and for the phases at EOS)", 0, G_MAXUINT,
           DEFAULT_PROGRESS_INTERVAL, flags));
+  g_object_class_install_property (gobject_class, PROP_THUMBNAIL_SIZE,
+      g_param_spec_uint ("thumbnail-size", "Thumbnail size",
+          "Store a JPEG thumbnail of each raw video frame in the catalog, "
+          "this many pixels on its longer side, so results can be shown "
+          "without the original files; 0 turns it off", 0, MAX_THUMBNAIL_SIZE,
+          DEFAULT_THUMBNAIL_SIZE, flags));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class,
@@ -197,6 +223,7 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass * klass)
   base_sink_class->start = GST_DEBUG_FUNCPTR (gst_faiss_indexer_start);
   base_sink_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_indexer_stop);
   base_sink_class->event = GST_DEBUG_FUNCPTR (gst_faiss_indexer_event);
+  base_sink_class->set_caps = GST_DEBUG_FUNCPTR (gst_faiss_indexer_set_caps);
   base_sink_class->render = GST_DEBUG_FUNCPTR (gst_faiss_indexer_render);
 
   gst_type_mark_as_plugin_api (GST_TYPE_FAISS_INDEXER_METRIC,
@@ -213,6 +240,9 @@ gst_faiss_indexer_init (GstFaissIndexer * self)
   self->train_size = DEFAULT_TRAIN_SIZE;
   self->export_npy = DEFAULT_EXPORT_NPY;
   self->progress_interval = DEFAULT_PROGRESS_INTERVAL;
+  self->thumbnail_size = DEFAULT_THUMBNAIL_SIZE;
+  self->to_rgb = NULL;
+  self->have_video = FALSE;
   new (&self->builder) std::unique_ptr < vs::IndexBuilder > ();
 
   /* Every buffer is stored; waiting for the clock would only slow indexing. */
@@ -262,6 +292,9 @@ gst_faiss_indexer_set_property (GObject * object, guint prop_id,
     case PROP_PROGRESS_INTERVAL:
       self->progress_interval = g_value_get_uint (value);
       break;
+    case PROP_THUMBNAIL_SIZE:
+      self->thumbnail_size = g_value_get_uint (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -297,6 +330,9 @@ gst_faiss_indexer_get_property (GObject * object, guint prop_id,
       break;
     case PROP_PROGRESS_INTERVAL:
       g_value_set_uint (value, self->progress_interval);
+      break;
+    case PROP_THUMBNAIL_SIZE:
+      g_value_set_uint (value, self->thumbnail_size);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -340,6 +376,7 @@ gst_faiss_indexer_start (GstBaseSink * sink)
   options.train_size = self->train_size;
   options.export_npy = self->export_npy;
   self->progress_every = self->progress_interval;
+  self->thumbnail_longer_side = self->thumbnail_size;
   GST_OBJECT_UNLOCK (self);
 
   self->skipped = 0;
@@ -382,7 +419,78 @@ gst_faiss_indexer_stop (GstBaseSink * sink)
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
   self->builder.reset ();
+  g_clear_pointer (&self->to_rgb, gst_video_converter_free);
+  self->have_video = FALSE;
   return TRUE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* thumbnails */
+
+static gboolean
+gst_faiss_indexer_set_caps (GstBaseSink * sink, GstCaps * caps)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+
+  g_clear_pointer (&self->to_rgb, gst_video_converter_free);
+  self->have_video = gst_video_info_from_caps (&self->info, caps)
+      && GST_VIDEO_INFO_FORMAT (&self->info) != GST_VIDEO_FORMAT_ENCODED;
+  if (!self->have_video) {
+    GST_INFO_OBJECT (self, "no thumbnails from caps %" GST_PTR_FORMAT, caps);
+    return TRUE;
+  }
+  gst_video_info_set_format (&self->rgb_info, GST_VIDEO_FORMAT_RGB,
+      GST_VIDEO_INFO_WIDTH (&self->info), GST_VIDEO_INFO_HEIGHT (&self->info));
+  if (GST_VIDEO_INFO_FORMAT (&self->info) != GST_VIDEO_FORMAT_RGB)
+    self->to_rgb = gst_video_converter_new (&self->info, &self->rgb_info, NULL);
+  if (GST_VIDEO_INFO_FORMAT (&self->info) != GST_VIDEO_FORMAT_RGB
+      && self->to_rgb == NULL) {
+    GST_WARNING_OBJECT (self, "cannot convert %s to RGB: no thumbnails",
+        gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (&self->info)));
+    self->have_video = FALSE;
+  }
+  return TRUE;
+}
+
+/* The frame in buffer as a JPEG thumbnail; empty when the stream is not raw
+ * video. Throws vs::Error. */
+static std::vector < uint8_t >
+make_thumbnail (GstFaissIndexer * self, GstBuffer * buffer)
+{
+  if (self->thumbnail_longer_side == 0 || !self->have_video)
+    return {};
+  GstVideoFrame frame;
+  if (!gst_video_frame_map (&frame, &self->info, buffer, GST_MAP_READ))
+    throw vs::Error ("The frame does not match its caps (" +
+        std::to_string (gst_buffer_get_size (buffer)) + " bytes), so no "
+        "thumbnail can be made of it.");
+  std::vector < uint8_t > jpeg;
+  try {
+    if (self->to_rgb) {
+      /* Scaled after conversion: cv::INTER_AREA averages every pixel, where
+       * the converter's scaler would alias a large shrink. */
+      cv::Mat rgb (GST_VIDEO_INFO_HEIGHT (&self->rgb_info),
+          GST_VIDEO_INFO_WIDTH (&self->rgb_info), CV_8UC3);
+      GstVideoFrame out = { };
+      out.info = self->rgb_info;
+      out.data[0] = rgb.data;
+      out.info.stride[0] = static_cast < gint > (rgb.step[0]);
+      out.info.offset[0] = 0;
+      gst_video_converter_frame (self->to_rgb, &frame, &out);
+      jpeg = vs::encode_thumbnail (rgb, self->thumbnail_longer_side);
+    } else {
+      cv::Mat rgb (GST_VIDEO_FRAME_HEIGHT (&frame),
+          GST_VIDEO_FRAME_WIDTH (&frame), CV_8UC3,
+          GST_VIDEO_FRAME_PLANE_DATA (&frame, 0),
+          GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0));
+      jpeg = vs::encode_thumbnail (rgb, self->thumbnail_longer_side);
+    }
+  } catch (...) {
+    gst_video_frame_unmap (&frame);
+    throw;
+  }
+  gst_video_frame_unmap (&frame);
+  return jpeg;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -474,6 +582,16 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
             builder.location ().c_str (), GST_STR_NULL (embedding->model_id)),
         (NULL));
     g_free (frame);
+    return GST_FLOW_ERROR;
+  }
+
+  try {
+    item.thumbnail = make_thumbnail (self, buffer);
+  } catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("Cannot make the thumbnail of this frame for %s: %s",
+            builder.location ().c_str (), e.what ()),
+        ("Set thumbnail-size=0 to index without thumbnails."));
     return GST_FLOW_ERROR;
   }
 

@@ -2,9 +2,13 @@
  *
  * For every frame that carries a GstNeighborsMeta (from faisssearch), draws a
  * strip of the neighbours' thumbnails along one edge, each captioned with its
- * label and its score as FAISS returned it. Thumbnails are read back through
- * the neighbour's source: CIFAR records ("cifar10/train/17") from the
- * directory in the dataset property, anything else as an image file path.
+ * label and its score as FAISS returned it. With the index property set (the
+ * index faisssearch searches), thumbnails come from its catalog (index +
+ * ".db"), where faissindexer stores them, so the originals need not be at
+ * hand; a catalog renamed over the old one by a writer is reopened. Items
+ * without one are read back through the neighbour's source: CIFAR records
+ * ("cifar10/train/17") from the directory in the dataset property, anything
+ * else as an image file path.
  * They are cached, so steady results cost no disk access. Frames without
  * neighbours pass through untouched, unless persist=true: then the last
  * results stay on screen (embedder's inference-interval and QoS leave frames
@@ -27,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "core/catalog.h"
+#include "core/gallery.h"
 #include "core/result_strip.h"
 #include "core/thumbnail_cache.h"
 #include "elements/elements.h"
@@ -50,6 +56,7 @@ enum
   PROP_MAX_THUMBS,
   PROP_CACHE_SIZE,
   PROP_PERSIST,
+  PROP_INDEX,
 };
 
 /* The C++ side, only touched by stop() and the streaming thread. */
@@ -58,6 +65,8 @@ struct SearchOverlayState
   std::unique_ptr<vs::ThumbnailCache> thumbnails;
   std::string thumbnails_dataset;       /* what thumbnails was made for */
   guint thumbnails_capacity = 0;
+  std::string thumbnails_index;         /* "" when no index is set */
+  vs::FileStamp thumbnails_catalog;     /* the catalog file thumbnails read */
   vs::ResultStrip strip;
   /* The results last drawn; reused from frame to frame, and drawn again on
    * frames without results when persisting. Empty: nothing to persist. */
@@ -75,6 +84,7 @@ struct _GstSearchOverlay
   guint max_thumbs;
   guint cache_size;
   gboolean persist;
+  gchar *index;
 
   SearchOverlayState *state;
 };
@@ -145,6 +155,10 @@ gst_search_overlay_set_property (GObject * object, guint prop_id,
     case PROP_PERSIST:
       self->persist = g_value_get_boolean (value);
       break;
+    case PROP_INDEX:
+      g_free (self->index);
+      self->index = g_value_dup_string (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -177,6 +191,9 @@ gst_search_overlay_get_property (GObject * object, guint prop_id,
       break;
     case PROP_PERSIST:
       g_value_set_boolean (value, self->persist);
+      break;
+    case PROP_INDEX:
+      g_value_set_string (value, self->index);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -304,20 +321,51 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
   const guint cache_size = self->cache_size;
   const gboolean persist = self->persist;
   const char *dataset = self->dataset ? self->dataset : "";
-  const bool new_cache = !st.thumbnails || st.thumbnails_dataset != dataset
-      || st.thumbnails_capacity != cache_size;
+  const char *index = self->index ? self->index : "";
+  bool new_cache = !st.thumbnails || st.thumbnails_dataset != dataset
+      || st.thumbnails_capacity != cache_size || st.thumbnails_index != index;
   /* Copied only when it changed: no allocation per frame. */
   std::string new_dataset = new_cache ? dataset : "";
+  std::string new_index = new_cache ? index : "";
   GST_OBJECT_UNLOCK (self);
 
   if (!fresh && !(persist && !st.tiles.empty ()))
     return GST_FLOW_OK;
 
+  /* faisssearch reloads a rebuilt index: its ids then name other items. */
+  vs::FileStamp catalog_stamp;
+  if (fresh && !(new_cache ? new_index : st.thumbnails_index).empty ()) {
+    catalog_stamp = vs::FileStamp::of (vs::catalog_path_for (new_cache ?
+            new_index : st.thumbnails_index));
+    if (!new_cache && catalog_stamp != st.thumbnails_catalog) {
+      new_cache = true;
+      new_dataset = st.thumbnails_dataset;
+      new_index = st.thumbnails_index;
+    }
+  }
+
   if (new_cache) {
+    std::shared_ptr<vs::CatalogThumbnails> catalog;
+    if (!new_index.empty ()) {
+      try {
+        catalog = vs::CatalogThumbnails::open (vs::catalog_path_for (new_index));
+        if (!catalog)
+          GST_INFO_OBJECT (self, "the catalog of %s holds no thumbnails",
+              new_index.c_str ());
+      }
+      catch (const std::exception & e) {
+        GST_ELEMENT_WARNING (self, RESOURCE, READ,
+            ("Cannot read thumbnails from the catalog of %s: %s Thumbnails "
+                "are read from the original files instead.",
+                new_index.c_str (), e.what ()), (NULL));
+      }
+    }
     st.thumbnails = std::make_unique<vs::ThumbnailCache> (cache_size,
-        new_dataset);
+        new_dataset, std::move (catalog));
     st.thumbnails_dataset = std::move (new_dataset);
+    st.thumbnails_index = std::move (new_index);
     st.thumbnails_capacity = cache_size;
+    st.thumbnails_catalog = catalog_stamp;
   }
 
   try {
@@ -325,8 +373,8 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
       st.tiles.resize (MIN (nmeta->n_neighbors, max_thumbs));
       for (guint i = 0; i < st.tiles.size (); i++) {
         const GstVisualSearchNeighbor *nb = &nmeta->neighbors[i];
-        st.tiles[i].thumbnail = st.thumbnails->get (nb->source ? nb->source :
-            "", thumb_size);
+        st.tiles[i].thumbnail = st.thumbnails->get (nb->id,
+            nb->source ? nb->source : "", thumb_size);
         format_caption (nb, &st.tiles[i]);
       }
     }
@@ -369,6 +417,7 @@ gst_search_overlay_finalize (GObject * object)
 
   delete self->state;
   g_free (self->dataset);
+  g_free (self->index);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -399,6 +448,12 @@ gst_search_overlay_class_init (GstSearchOverlayClass * klass)
           "CIFAR directory (or batch file) that neighbours with sources such "
           "as \"cifar10/train/17\" are read from; image file sources need "
           "none", NULL, flags));
+  g_object_class_install_property (gobject_class, PROP_INDEX,
+      g_param_spec_string ("index", "Index",
+          "The FAISS index the neighbours come from (faisssearch's index): "
+          "thumbnails stored in its catalog (index + \".db\") are drawn "
+          "without reading the originals; unset, or for items without one, "
+          "they are read through each neighbour's source", NULL, flags));
   g_object_class_install_property (gobject_class, PROP_MAX_THUMBS,
       g_param_spec_uint ("max-thumbs", "Maximum thumbnails",
           "Draw at most this many neighbours (fewer when the frame has no "

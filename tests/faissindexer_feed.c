@@ -8,7 +8,11 @@
  * GstSampleMeta (label i % 10, name "class<label>", source "feed/<i>").
  * Progress messages are printed as "progress: <text>" the moment they are
  * posted (a test can wait for "waiting for another writer"); an error goes to
- * stderr with exit status 1. */
+ * stderr with exit status 1.
+ *
+ * With $VS_FEED_FRAME set to WIDTHxHEIGHT:FORMAT (RGB or BGRx), the buffers
+ * are raw video frames of that size, row i filled with the colour
+ * R = 37 * i % 256, G = 255 - R, B = 128. */
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
 
@@ -65,6 +69,15 @@ main (int argc, char **argv)
   }
   const guint dims = (guint) g_ascii_strtoull (argv[2], NULL, 10);
   const gchar *model = g_getenv ("VS_FEED_MODEL");
+  const gchar *frame_spec = g_getenv ("VS_FEED_FRAME");
+  gint width = 0, height = 0;
+  gchar format[8] = "";
+  if (frame_spec && sscanf (frame_spec, "%dx%d:%7s", &width, &height,
+          format) != 3) {
+    fprintf (stderr, "VS_FEED_FRAME: want WIDTHxHEIGHT:FORMAT\n");
+    return 2;
+  }
+  const gboolean bgrx = g_str_equal (format, "BGRx");
   gsize rows;
   gfloat *vectors = load_vectors (argv[1], dims, &rows);
 
@@ -73,6 +86,13 @@ main (int argc, char **argv)
   GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
   GstElement *indexer = gst_bin_get_by_name (GST_BIN (pipeline), "indexer");
   g_object_set (indexer, "location", argv[3], NULL);
+  if (frame_spec) {
+    GstCaps *caps = gst_caps_new_simple ("video/x-raw", "format",
+        G_TYPE_STRING, format, "width", G_TYPE_INT, width, "height",
+        G_TYPE_INT, height, "framerate", GST_TYPE_FRACTION, 0, 1, NULL);
+    g_object_set (src, "caps", caps, NULL);
+    gst_caps_unref (caps);
+  }
   for (int i = 4; i < argc; i++) {
     gchar **kv = g_strsplit (argv[i], "=", 2);
     gst_util_set_object_arg (G_OBJECT (indexer), kv[0], kv[1]);
@@ -84,6 +104,20 @@ main (int argc, char **argv)
 
   for (gsize i = 0; i < rows; i++) {
     GstBuffer *buf = gst_buffer_new ();
+    if (frame_spec) {
+      const gsize bpp = bgrx ? 4 : 3, stride = GST_ROUND_UP_4 (width * bpp);
+      guint8 *pixels = g_malloc0 (stride * height);
+      const guint8 r = 37 * i % 256, g = 255 - r, b = 128;
+      for (gint y = 0; y < height; y++)
+        for (gint x = 0; x < width; x++) {
+          guint8 *p = pixels + y * stride + x * bpp;
+          p[0] = bgrx ? b : r;
+          p[1] = g;
+          p[2] = bgrx ? r : b;
+        }
+      gst_buffer_append_memory (buf, gst_memory_new_wrapped (0, pixels,
+              stride * height, 0, stride * height, pixels, g_free));
+    }
     gchar *name = g_strdup_printf ("class%d", (int) (i % 10));
     gchar *source = g_strdup_printf ("feed/%" G_GSIZE_FORMAT, i);
     gst_buffer_add_embedding_meta (buf, dims, vectors + i * dims,

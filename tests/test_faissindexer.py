@@ -17,7 +17,9 @@ import zlib
 
 import faiss
 import fcntl
+import io
 import numpy as np
+from PIL import Image
 
 FEED = None
 DIMS = 32
@@ -36,12 +38,14 @@ class FaissIndexerFiles(unittest.TestCase):
     def tearDown(self):
         self.dir.cleanup()
 
-    def feed(self, vectors, *props, model=None, expect_ok=True):
+    def feed(self, vectors, *props, model=None, frame=None, expect_ok=True):
         path = os.path.join(self.dir.name, "vectors.f32")
         vectors.astype("<f4").tofile(path)
         env = dict(os.environ)
         if model:
             env["VS_FEED_MODEL"] = model
+        if frame:
+            env["VS_FEED_FRAME"] = frame
         run = subprocess.run([FEED, path, str(DIMS), self.index, *props], env=env,
                              capture_output=True, text=True, timeout=120)
         if expect_ok:
@@ -60,6 +64,67 @@ class FaissIndexerFiles(unittest.TestCase):
         finally:
             db.close()
         return facts, items
+
+    def thumbnails(self):
+        db = sqlite3.connect(self.index + ".db")
+        try:
+            return dict(db.execute("SELECT id, jpeg FROM thumbnails ORDER BY id").fetchall())
+        finally:
+            db.close()
+
+    def assert_thumbnail_of_row(self, jpeg, row, size):
+        image = Image.open(io.BytesIO(jpeg))
+        self.assertEqual(image.format, "JPEG")
+        self.assertEqual(image.size, size)
+        red = 37 * row % 256
+        mean = np.asarray(image.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(axis=0)
+        np.testing.assert_allclose(mean, [red, 255 - red, 128], atol=6)
+
+    def test_thumbnails_of_video_frames(self):
+        vectors = unit_rows(12, 20)
+        self.feed(vectors, frame="200x100:BGRx")
+        thumbs = self.thumbnails()
+        self.assertEqual(sorted(thumbs), list(range(12)))
+        for row, jpeg in thumbs.items():
+            self.assert_thumbnail_of_row(jpeg, row, (128, 64))
+        self.assertEqual(faiss.read_index(self.index).ntotal, 12)
+
+        # Smaller frames are enlarged; another size; RGB needs no conversion.
+        self.feed(vectors[:3], "thumbnail-size=48", frame="30x45:RGB")
+        thumbs = self.thumbnails()
+        self.assertEqual(sorted(thumbs), [0, 1, 2])
+        for row, jpeg in thumbs.items():
+            self.assert_thumbnail_of_row(jpeg, row, (32, 48))
+
+    def test_no_thumbnails_when_off_or_not_video(self):
+        self.feed(unit_rows(5, 21), "thumbnail-size=0", frame="64x64:RGB")
+        self.assertEqual(self.thumbnails(), {})
+        self.feed(unit_rows(5, 21))
+        self.assertEqual(self.thumbnails(), {})
+
+    def test_append_keeps_thumbnails(self):
+        self.feed(unit_rows(5, 22), frame="40x40:RGB")
+        before = self.thumbnails()
+        self.feed(unit_rows(3, 23), "append=true", frame="40x40:RGB")
+        after = self.thumbnails()
+        self.assertEqual(sorted(after), list(range(8)))
+        for row in range(5):
+            self.assertEqual(after[row], before[row])
+        # The appended frames are rows 0..2 of the second feed.
+        for row in range(3):
+            self.assert_thumbnail_of_row(after[5 + row], row, (128, 128))
+
+    def test_append_to_a_schema_2_catalog(self):
+        self.feed(unit_rows(4, 24))
+        db = sqlite3.connect(self.index + ".db")
+        db.execute("DROP TABLE thumbnails")
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+        db.close()
+        self.feed(unit_rows(2, 25), "append=true", frame="16x16:RGB")
+        self.assertEqual(sorted(self.thumbnails()), [4, 5])
+        self.assertEqual(self.catalog()[0][0][5], 6)
+        self.assertEqual(faiss.read_index(self.index).ntotal, 6)
 
     def test_flat_index_catalog_and_npy(self):
         vectors = unit_rows(200, 1)
@@ -156,7 +221,7 @@ class FaissIndexerFiles(unittest.TestCase):
             size, crc = db.execute("SELECT index_bytes, index_crc32 FROM index_facts").fetchone()
         finally:
             db.close()
-        self.assertEqual(version, 2)
+        self.assertEqual(version, 3)
         with open(self.index, "rb") as f:
             content = f.read()
         self.assertEqual(size, len(content))

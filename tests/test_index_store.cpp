@@ -232,6 +232,8 @@ void test_catalog_round_trip() {
   g_assert_cmpint(catalog.count_label(3), ==, 2);
   g_assert_cmpint(catalog.count_label(7), ==, 0);
 
+  g_assert_null(catalog.thumbnails().get());
+
   auto inconsistent = sample_facts();
   inconsistent.count = 5;
   vs::Catalog::write_atomically(path, inconsistent, items);
@@ -329,6 +331,42 @@ void test_catalog_binds_its_index() {
   assert_contains(error_of([&] { vs::Gallery::load(a); }), "not the one its catalog");
 }
 
+// Thumbnails are read on demand from the file the catalog was loaded from,
+// and an appender's new catalog copies the previous one's.
+void test_catalog_thumbnails() {
+  const std::string path = tmp_path("thumbs.faiss.db");
+  const std::vector<uint8_t> first = {1, 2, 3}, second = {0xff, 0, 0xd8}, third = {7};
+  std::vector<vs::CatalogItem> items = {{0, 1, "a", "x/0", first}, {1, 1, "a", "x/1", second},
+                                        {2, 1, "a", "x/2"}};
+  vs::Catalog::write_atomically(path, sample_facts(), items);
+  auto catalog = vs::Catalog::load(path);
+  g_assert_nonnull(catalog.thumbnails().get());
+  g_assert_true(catalog.thumbnail(0) == first);
+  g_assert_true(catalog.thumbnail(1) == second);
+  g_assert_true(catalog.thumbnail(2).empty());
+  g_assert_true(catalog.thumbnail(99).empty());
+  g_assert_true(catalog.item(0)->thumbnail.empty());
+
+  // An appended catalog: ids 0..2 as before, 3 new.
+  auto facts = sample_facts();
+  facts.count = 4;
+  items[0].thumbnail.clear();
+  items[1].thumbnail.clear();
+  items.push_back({3, 2, "b", "x/3", third});
+  const std::string appended = tmp_path("appended.faiss.db");
+  vs::Catalog::write(appended, facts, items, path);
+  // Renamed over the first: the catalog loaded from it still reads its own.
+  std::filesystem::rename(appended, path);
+  g_assert_true(catalog.thumbnail(0) == first);
+  g_assert_true(catalog.thumbnail(3).empty());
+  auto grown = vs::Catalog::load(path);
+  g_assert_true(grown.thumbnail(0) == first);
+  g_assert_true(grown.thumbnail(1) == second);
+  g_assert_true(grown.thumbnail(2).empty());
+  g_assert_true(grown.thumbnail(3) == third);
+  g_assert_true(vs::CatalogThumbnails::open(path)->get(3) == third);
+}
+
 // Catalogs of schema 1 (no index digest) still load, unchecked; a newer
 // schema than this build knows is refused.
 void test_older_and_newer_catalogs() {
@@ -347,9 +385,12 @@ void test_older_and_newer_catalogs() {
   g_assert_false(pair.catalog.facts().index_digest.has_value());
   g_assert_cmpint(pair.catalog.item(2)->label, ==, -1);
 
-  sql(catalog, "PRAGMA user_version = 3;");
+  g_assert_null(pair.catalog.thumbnails().get());
+  g_assert_true(pair.catalog.thumbnail(0).empty());
+
+  sql(catalog, "PRAGMA user_version = 4;");
   auto message = error_of([&] { vs::Catalog::load(catalog); });
-  assert_contains(message, "schema version 3");
+  assert_contains(message, "schema version 4");
   assert_contains(message, catalog);
 }
 
@@ -537,6 +578,7 @@ int main(int argc, char** argv) {
                   test_concurrent_writers_get_own_temporaries);
   g_test_add_func("/atomic_file/remove_stale_temporaries", test_remove_stale_temporaries);
   g_test_add_func("/index_builder/appenders_take_turns", test_appenders_take_turns);
+  g_test_add_func("/catalog/thumbnails", test_catalog_thumbnails);
   g_test_add_func("/index_builder/checks_directory_at_start",
                   test_builder_checks_directory_at_start);
   g_test_add_func("/index_builder/export_failure_says_index_was_written",

@@ -3,7 +3,8 @@
  * record written here), and no pixel outside the strip changes. Sources that
  * are FIFOs, directories or images too large to decode get a blank tile and
  * one warning each; a label of any length is cut to fit with a few
- * measurements. */
+ * measurements. With the index property, thumbnails come from the catalog
+ * when it has them, and from the files otherwise. */
 /* OpenCV first: check's fail() macro would clash with its declarations. */
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -25,6 +26,7 @@
 
 #include <gst/visualsearch/visualsearchmeta.h>
 
+#include "core/catalog.h"
 #include "core/result_strip.h"
 
 static const int kWidth = 320;
@@ -436,14 +438,17 @@ write_red_png (const std::string & path, uint32_t width, uint32_t height)
 }
 
 /* Pushes two frames with these neighbours; returns the warnings posted,
- * after checking that each frame shows `red` thumbnails of red.png. */
+ * after checking that each frame shows `red` thumbnails of red.png and
+ * `green` green ones. */
 static std::vector < std::string >
-draw_twice (const std::vector < GstVisualSearchNeighbor > &nb, int red)
+draw_twice (const std::vector < GstVisualSearchNeighbor > &nb, int red,
+    const char *index = NULL, int green = 0)
 {
   GstVideoInfo info;
   gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGB, kWidth, kHeight);
   GstHarness *h = gst_harness_new ("searchoverlay");
-  g_object_set (h->element, "thumb-size", kThumb, "max-thumbs", 8, NULL);
+  g_object_set (h->element, "thumb-size", kThumb, "max-thumbs", 8,
+      "index", index, NULL);
   gst_harness_set_caps_str (h,
       "video/x-raw,format=RGB,width=320,height=240,framerate=30/1",
       "video/x-raw,format=RGB,width=320,height=240,framerate=30/1");
@@ -461,6 +466,10 @@ draw_twice (const std::vector < GstVisualSearchNeighbor > &nb, int red)
     fail_unless (n >= red * kThumb * kThumb * 8 / 10
         && n < red * kThumb * kThumb + kThumb * kThumb / 2,
         "frame %d: %d red pixels, want %d thumbnails'", frame, n, red);
+    const int g = count_color (to_rgb (&info, out), 0, 255, 0);
+    fail_unless (g >= green * kThumb * kThumb * 8 / 10
+        && g < green * kThumb * kThumb + kThumb * kThumb / 2,
+        "frame %d: %d green pixels, want %d thumbnails'", frame, g, green);
     gst_buffer_unref (out);
     /* Warnings come once per source, with the first frame. */
     const size_t before = warnings.size ();
@@ -527,6 +536,58 @@ GST_START_TEST (test_huge_image)
 
 GST_END_TEST;
 
+/* A catalog whose item 0 has a green thumbnail, item 1 none and item 2 a
+ * damaged one. */
+static std::string
+write_catalog_with_thumbnails (void)
+{
+  const std::string index = std::string (tmp_dir) + "/gallery.faiss";
+  std::vector < uchar > green;
+  fail_unless (cv::imencode (".jpg", cv::Mat (20, 40, CV_8UC3,
+              cv::Scalar (0, 255, 0)), green));
+  vs::IndexFacts facts;
+  facts.dims = 4;
+  facts.metric = "l2";
+  facts.count = 3;
+  std::vector < vs::CatalogItem > items (3);
+  for (int i = 0; i < 3; i++)
+    items[i].id = i;
+  items[0].thumbnail.assign (green.begin (), green.end ());
+  items[2].thumbnail.assign (green.begin (), green.begin () + 40);
+  vs::Catalog::write_atomically (vs::catalog_path_for (index), facts, items);
+  return index;
+}
+
+GST_START_TEST (test_catalog_thumbnails)
+{
+  const std::string index = write_catalog_with_thumbnails ();
+  const std::string gone = std::string (tmp_dir) + "/gone.png";
+  const std::vector < GstVisualSearchNeighbor > nb = {
+    {0, 0.0f, 1, (gchar *) "gone", (gchar *) gone.c_str ()},
+    {1, 0.1f, 1, (gchar *) "red", (gchar *) red_png.c_str ()},
+    {2, 0.2f, 1, (gchar *) "damaged", (gchar *) red_png.c_str ()},
+  };
+  /* Item 0's original is gone, its thumbnail is in the catalog; item 1 has
+   * none there, item 2 a damaged one: both are read from red.png. */
+  std::vector < std::string > warnings = draw_twice (nb, 2, index.c_str (), 1);
+  fail_unless_equals_int (warnings.size (), 1);
+  fail_unless (warned (warnings, "item 2 in the catalog " + index + ".db",
+          "read from their original files instead"));
+
+  /* Without the index, the missing original leaves its tile blank. */
+  warnings = draw_twice (nb, 2);
+  fail_unless_equals_int (warnings.size (), 1);
+  fail_unless (warned (warnings, gone, "Cannot show the gallery image"));
+
+  /* A missing catalog: one warning, then the files. */
+  const std::string elsewhere = std::string (tmp_dir) + "/none.faiss";
+  warnings = draw_twice (nb, 2, elsewhere.c_str ());
+  fail_unless_equals_int (warnings.size (), 2);
+  fail_unless (warned (warnings, elsewhere + ".db", "does not exist"));
+}
+
+GST_END_TEST;
+
 static Suite *
 searchoverlay_suite (void)
 {
@@ -542,6 +603,7 @@ searchoverlay_suite (void)
   tcase_add_test (tc, test_fit_text);
   tcase_add_test (tc, test_source_not_a_file);
   tcase_add_test (tc, test_huge_image);
+  tcase_add_test (tc, test_catalog_thumbnails);
   return s;
 }
 

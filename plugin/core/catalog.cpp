@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
+#include <mutex>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -17,7 +18,7 @@ namespace vs {
 
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 struct DatabaseCloser {
   void operator()(sqlite3* db) const { sqlite3_close(db); }
@@ -62,6 +63,14 @@ class Database {
     return rc;
   }
 
+  sqlite3* get() const { return db_.get(); }
+
+  int user_version() {
+    Statement version = prepare("PRAGMA user_version");
+    step(version.get());
+    return sqlite3_column_int(version.get(), 0);
+  }
+
   void close() {
     if (sqlite3_close(db_.release()) != SQLITE_OK) fail("the database did not close cleanly");
   }
@@ -93,7 +102,63 @@ void bind_text_or_null(Database& db, sqlite3_stmt* stmt, int index, const std::s
   if (rc != SQLITE_OK) db.fail(sqlite3_errstr(rc));
 }
 
+// SQLite would open a FIFO and wait for a writer; refuse anything irregular.
+void check_regular_catalog_file(const std::string& path) {
+  const int fd = open_regular_file(path, "catalog");
+  if (fd < 0 && errno == ENOENT)
+    throw Error("The catalog " + path + " does not exist; it is written beside the index by "
+                "faissindexer (index path + \".db\"). Rebuild the index.");
+  if (fd >= 0) ::close(fd);
+}
+
 }  // namespace
+
+struct CatalogThumbnails::Handle {
+  explicit Handle(Database database) : db(std::move(database)) {}
+  Database db;
+  std::mutex mutex;  // one statement, reset and stepped by one caller at a time
+  Statement select;
+};
+
+CatalogThumbnails::CatalogThumbnails(std::string path, std::unique_ptr<Handle> handle)
+    : path_(std::move(path)), handle_(std::move(handle)) {}
+
+CatalogThumbnails::~CatalogThumbnails() = default;
+
+// Keeps db (already open on path, of this schema) when it holds thumbnails.
+static std::shared_ptr<CatalogThumbnails> adopt_thumbnails(const std::string& path,
+                                                           Database db, int schema);
+
+std::shared_ptr<CatalogThumbnails> CatalogThumbnails::open(const std::string& path) {
+  check_regular_catalog_file(path);
+  Database db(path, SQLITE_OPEN_READONLY, "open");
+  const int schema = db.user_version();
+  return adopt_thumbnails(path, std::move(db), schema);
+}
+
+static std::shared_ptr<CatalogThumbnails> adopt_thumbnails(const std::string& path,
+                                                           Database db, int schema) {
+  if (schema < 3) return nullptr;
+  {
+    Statement any = db.prepare("SELECT 1 FROM thumbnails LIMIT 1");
+    if (db.step(any.get()) != SQLITE_ROW) return nullptr;
+  }
+  auto handle = std::make_unique<CatalogThumbnails::Handle>(std::move(db));
+  handle->select = handle->db.prepare("SELECT jpeg FROM thumbnails WHERE id = ?");
+  return std::shared_ptr<CatalogThumbnails>(new CatalogThumbnails(path, std::move(handle)));
+}
+
+std::vector<uint8_t> CatalogThumbnails::get(int64_t id) const {
+  std::lock_guard<std::mutex> lock(handle_->mutex);
+  sqlite3_stmt* select = handle_->select.get();
+  sqlite3_reset(select);
+  sqlite3_bind_int64(select, 1, id);
+  if (handle_->db.step(select) != SQLITE_ROW) return {};
+  const auto* bytes = static_cast<const uint8_t*>(sqlite3_column_blob(select, 0));
+  std::vector<uint8_t> jpeg(bytes, bytes + sqlite3_column_bytes(select, 0));
+  sqlite3_reset(select);
+  return jpeg;
+}
 
 std::string catalog_path_for(const std::string& index_path) { return index_path + ".db"; }
 
@@ -131,18 +196,11 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
 }
 
 Catalog Catalog::load(const std::string& path) {
-  // SQLite would open a FIFO and wait for a writer; refuse anything irregular.
-  const int fd = open_regular_file(path, "catalog");
-  if (fd < 0 && errno == ENOENT)
-    throw Error("The catalog " + path + " does not exist; it is written beside the index by "
-                "faissindexer (index path + \".db\"). Rebuild the index.");
-  if (fd >= 0) ::close(fd);
+  check_regular_catalog_file(path);
   Database db(path, SQLITE_OPEN_READONLY, "open");
   Catalog catalog;
 
-  Statement version = db.prepare("PRAGMA user_version");
-  db.step(version.get());
-  const int schema = sqlite3_column_int(version.get(), 0);
+  const int schema = db.user_version();
   if (schema > kSchemaVersion)
     throw Error("The catalog " + path + " has schema version " + std::to_string(schema) +
                 ", newer than this visualsearch reads (" + std::to_string(kSchemaVersion) +
@@ -193,11 +251,17 @@ Catalog Catalog::load(const std::string& path) {
   if (static_cast<int64_t>(catalog.items_.size()) != f.count)
     db.fail("it lists " + std::to_string(catalog.items_.size()) + " items but records a count of " +
             std::to_string(f.count));
+  facts.reset();
+  items.reset();
+  // The same connection: a catalog renamed over this one meanwhile cannot
+  // lend it thumbnails of other items.
+  catalog.thumbnails_ = adopt_thumbnails(path, std::move(db), schema);
   return catalog;
 }
 
 void Catalog::write(const std::string& path, const IndexFacts& facts,
-                    const std::vector<CatalogItem>& items) {
+                    const std::vector<CatalogItem>& items,
+                    const std::string& keep_thumbnails_from) {
   // A leftover from a killed run must not be reopened and appended to.
   std::remove(path.c_str());
   Database db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "create");
@@ -205,7 +269,18 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
   // replace_file_atomically flushes it: a journal would only cost time.
   db.exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;");
   db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion) + ";");
+  bool keep_thumbnails = false;
+  if (!keep_thumbnails_from.empty()) {
+    // SQLite cannot attach inside a transaction.
+    Statement attach = db.prepare("ATTACH DATABASE ? AS previous");
+    sqlite3_bind_text(attach.get(), 1, keep_thumbnails_from.c_str(), -1, SQLITE_TRANSIENT);
+    db.step(attach.get());
+    Statement version = db.prepare("PRAGMA previous.user_version");
+    db.step(version.get());
+    keep_thumbnails = sqlite3_column_int(version.get(), 0) >= 3;
+  }
   db.exec("BEGIN;"
+          "CREATE TABLE thumbnails (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);"
           "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, "
           "source TEXT);"
           "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
@@ -237,9 +312,21 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
     bind_text_or_null(db, insert.get(), 4, item.source);
     db.step(insert.get());
   }
+  if (keep_thumbnails) db.exec("INSERT INTO thumbnails SELECT id, jpeg FROM previous.thumbnails;");
+  Statement thumbnail = db.prepare("INSERT INTO thumbnails VALUES (?, ?)");
+  for (const CatalogItem& item : items) {
+    if (item.thumbnail.empty()) continue;
+    sqlite3_reset(thumbnail.get());
+    sqlite3_bind_int64(thumbnail.get(), 1, item.id);
+    sqlite3_bind_blob(thumbnail.get(), 2, item.thumbnail.data(),
+                      static_cast<int>(item.thumbnail.size()), SQLITE_STATIC);
+    db.step(thumbnail.get());
+  }
   fact.reset();
   insert.reset();
+  thumbnail.reset();
   db.exec("COMMIT;");
+  if (!keep_thumbnails_from.empty()) db.exec("DETACH DATABASE previous;");
   db.close();
 }
 
@@ -251,6 +338,10 @@ void Catalog::write_atomically(const std::string& path, const IndexFacts& facts,
 const CatalogItem* Catalog::item(int64_t id) const {
   if (id < 0 || id >= static_cast<int64_t>(items_.size())) return nullptr;
   return &items_[id];
+}
+
+std::vector<uint8_t> Catalog::thumbnail(int64_t id) const {
+  return thumbnails_ ? thumbnails_->get(id) : std::vector<uint8_t>();
 }
 
 int64_t Catalog::count_label(int label) const {

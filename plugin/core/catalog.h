@@ -19,6 +19,9 @@ struct CatalogItem {
   int label = -1;   // 32 bits, as in the metas; a catalog with larger ones is refused
   std::string label_name;
   std::string source;
+  // JPEG to write with the item (Catalog::write); empty: none. Catalog::load
+  // leaves it empty: thumbnails are read one at a time (Catalog::thumbnail).
+  std::vector<uint8_t> thumbnail;
 };
 
 struct IndexFacts {
@@ -47,7 +50,7 @@ std::string utc_timestamp_now();
 void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& incoming,
                                 const std::string& catalog_path);
 
-// File layout (schema version 2, PRAGMA user_version = 2):
+// File layout (schema version 3, PRAGMA user_version = 3):
 //   items(id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT)
 //     one row per index id, 0..count-1; label -1 and NULL strings when unknown;
 //     labels fit 32 bits;
@@ -55,9 +58,36 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
 //               index_type TEXT, count INTEGER, created TEXT,
 //               index_bytes INTEGER, index_crc32 INTEGER)
 //     exactly one row; index_bytes and index_crc32 (the IndexDigest of the
-//     index written with the catalog) are NULL when unknown.
-// Version 1 lacks index_bytes and index_crc32; version 0 is version 1 written
+//     index written with the catalog) are NULL when unknown;
+//   thumbnails(id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL)
+//     a JPEG of the item with index id `id` (faissindexer's thumbnail-size
+//     on its longer side); items without a row have none.
+// Version 2 lacks the thumbnails table; version 1 also lacks index_bytes and index_crc32; version 0 is version 1 written
 // before the version was recorded. Both are read.
+
+// The thumbnails of one catalog file, read one at a time from a handle kept
+// open, so a gallery of a million items costs no memory until one is shown,
+// and a catalog renamed over this one by a writer does not mix in.
+class CatalogThumbnails {
+ public:
+  // nullptr when the catalog has no thumbnails (older schema, or
+  // thumbnail-size=0). Throws vs::Error when the file cannot be read.
+  static std::shared_ptr<CatalogThumbnails> open(const std::string& path);
+  ~CatalogThumbnails();
+
+  // The JPEG bytes of item id; empty when it has none. Throws vs::Error.
+  // Safe to call from several threads.
+  std::vector<uint8_t> get(int64_t id) const;
+  const std::string& path() const { return path_; }
+
+  // An open connection; only catalog.cpp makes one.
+  struct Handle;
+  CatalogThumbnails(std::string path, std::unique_ptr<Handle> handle);
+
+ private:
+  std::string path_;
+  std::unique_ptr<Handle> handle_;
+};
 
 class Catalog {
  public:
@@ -67,9 +97,12 @@ class Catalog {
   // Writes a complete catalog atomically (temp file, fsync, rename).
   static void write_atomically(const std::string& path, const IndexFacts& facts,
                                const std::vector<CatalogItem>& items);
-  // Plain write of a new file at path, for replace_files_atomically.
+  // Plain write of a new file at path, for replace_files_atomically. The
+  // thumbnails of the catalog at keep_thumbnails_from (an appender's previous
+  // catalog; empty: none) are copied over by SQLite, never all in memory.
   static void write(const std::string& path, const IndexFacts& facts,
-                    const std::vector<CatalogItem>& items);
+                    const std::vector<CatalogItem>& items,
+                    const std::string& keep_thumbnails_from = "");
 
   const IndexFacts& facts() const { return facts_; }
   const std::vector<CatalogItem>& items() const { return items_; }
@@ -77,11 +110,17 @@ class Catalog {
   const CatalogItem* item(int64_t id) const;
   // How many gallery items carry this label (the denominator of Recall@k).
   int64_t count_label(int label) const;
+  // The JPEG thumbnail of item id, read from the file now; empty when it has
+  // none. Throws vs::Error.
+  std::vector<uint8_t> thumbnail(int64_t id) const;
+  // nullptr when the catalog holds no thumbnails.
+  const std::shared_ptr<CatalogThumbnails>& thumbnails() const { return thumbnails_; }
 
  private:
   IndexFacts facts_;
   std::vector<CatalogItem> items_;  // items_[i].id == i
   std::unordered_map<int, int64_t> label_counts_;
+  std::shared_ptr<CatalogThumbnails> thumbnails_;
 };
 
 }  // namespace vs

@@ -69,14 +69,17 @@ IndexWithCatalog load_index_with_catalog(const std::string& index_path) {
 }
 
 void write_index_with_catalog(const std::string& index_path, const IndexStore& index,
-                              IndexFacts facts, const std::vector<CatalogItem>& items) {
+                              IndexFacts facts, const std::vector<CatalogItem>& items,
+                              const std::string& keep_thumbnails_from) {
   facts.count = index.size();
   // The index is written first (replace_files_atomically keeps the order), so
   // its digest is known when the catalog is.
   replace_files_atomically(
       {{index_path, [&](const std::string& tmp) { facts.index_digest = index.write(tmp); }},
        {catalog_path_for(index_path),
-        [&](const std::string& tmp) { Catalog::write(tmp, facts, items); }}});
+        [&](const std::string& tmp) {
+         Catalog::write(tmp, facts, items, keep_thumbnails_from);
+       }}});
 }
 
 Gallery Gallery::load(const std::string& index_path) {

@@ -169,7 +169,9 @@ bool IndexBuilder::finish() {
           " left by writers that were killed");
   facts_.created = utc_timestamp_now();
   step_("writing " + options_.location + " and " + catalog_path_);
-  write_index_with_catalog(options_.location, *index_, facts_, items_);
+  // The previous catalog is still in place while the new one is written.
+  write_index_with_catalog(options_.location, *index_, facts_, items_,
+                           have_existing_facts_ ? catalog_path_ : "");
   facts_.count = index_->size();
   if (options_.export_npy) {
     try {

@@ -58,7 +58,9 @@ class IndexBuilder {
   ~IndexBuilder();
 
   // One embedding and the identity of the frame it came from (item.id is
-  // ignored: ids are positions in the index). Throws vs::Error when its
+  // ignored: ids are positions in the index; item.thumbnail is kept until
+  // finish() writes it, so it should be small). An appended index keeps the
+  // thumbnails it had. Throws vs::Error when its
   // model, preprocessing or dims differ from the stream's first embedding or
   // from the index being appended to.
   void add(const float* values, int dims, const std::string& model_id,

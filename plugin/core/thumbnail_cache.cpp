@@ -3,6 +3,8 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <exception>
 #include <memory>
 
@@ -11,18 +13,36 @@
 
 namespace vs {
 
-ThumbnailCache::ThumbnailCache(size_t capacity, std::string dataset_dir)
-    : capacity_(capacity), dataset_dir_(std::move(dataset_dir)) {}
+std::vector<uint8_t> encode_thumbnail(const cv::Mat& rgb, int longer_side) {
+  const double scale = static_cast<double>(longer_side) / std::max(rgb.cols, rgb.rows);
+  const cv::Size size(std::max(1, static_cast<int>(std::lround(rgb.cols * scale))),
+                      std::max(1, static_cast<int>(std::lround(rgb.rows * scale))));
+  cv::Mat small;
+  cv::resize(rgb, small, size, 0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  RgbImage image;
+  image.width = small.cols;
+  image.height = small.rows;
+  image.pixels.resize(static_cast<size_t>(small.cols) * small.rows * 3);
+  cv::Mat packed(small.rows, small.cols, CV_8UC3, image.pixels.data());
+  small.copyTo(packed);
+  return encode_jpeg(image, kThumbnailQuality);
+}
 
-const cv::Mat& ThumbnailCache::get(const std::string& source, int size) {
-  const std::string key = std::to_string(size) + ":" + source;
+ThumbnailCache::ThumbnailCache(size_t capacity, std::string dataset_dir,
+                               std::shared_ptr<CatalogThumbnails> catalog)
+    : capacity_(capacity), dataset_dir_(std::move(dataset_dir)), catalog_(std::move(catalog)) {}
+
+const cv::Mat& ThumbnailCache::get(int64_t id, const std::string& source, int size) {
+  const std::string key =
+      std::to_string(size) + ":" + (catalog_ ? std::to_string(id) : "") + ":" + source;
   auto found = entries_.find(key);
   if (found != entries_.end()) {
     lru_.splice(lru_.begin(), lru_, found->second);
     return found->second->second;
   }
 
-  cv::Mat image = read(source);
+  cv::Mat image = read_catalog(id);
+  if (image.empty()) image = read(source);
   cv::Mat thumb;
   // An unreadable source is cached too (empty), so it costs one attempt.
   if (!image.empty()) {
@@ -47,6 +67,25 @@ std::vector<std::string> ThumbnailCache::take_warnings() {
 
 void ThumbnailCache::warn_once(const std::string& key, const std::string& message) {
   if (warned_.insert(key).second) warnings_.push_back(message);
+}
+
+cv::Mat ThumbnailCache::read_catalog(int64_t id) {
+  if (!catalog_ || id < 0) return {};
+  const std::string name =
+      "the thumbnail of item " + std::to_string(id) + " in the catalog " + catalog_->path();
+  RgbImage image;
+  try {
+    const std::vector<uint8_t> jpeg = catalog_->get(id);
+    if (jpeg.empty()) return {};
+    image = decode_image(jpeg.data(), jpeg.size(), name, kMaxCatalogThumbnailPixels);
+  } catch (const Error& e) {
+    warn_once("catalog:" + catalog_->path(),
+              "Cannot show " + name + ": " + e.what() +
+                  " Such items are read from their original files instead; rebuild the "
+                  "index with faissindexer to repair the catalog.");
+    return {};
+  }
+  return cv::Mat(image.height, image.width, CV_8UC3, image.pixels.data()).clone();
 }
 
 cv::Mat ThumbnailCache::read(const std::string& source) {
