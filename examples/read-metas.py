@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """read-metas: runs a pipeline ending in an appsink named "sink" and prints
-each frame's GstEmbeddingMeta and GstNeighborsMeta, read from the buffers
-through the GstVisualSearch-1.0 typelib (PyGObject).
+each frame's GstSampleMeta, GstEmbeddingMeta and GstNeighborsMeta, read from
+the buffers through the GstVisualSearch-1.0 typelib (PyGObject).
 
     examples/read-metas.py 'cifarsrc location=cifar-10-batches-py split=test
         num-buffers=5 ! embedder ! faisssearch index=cifar.faiss
@@ -26,6 +26,10 @@ from gi.repository import GLib, Gst, GstApp, GstVisualSearch  # noqa: E402,F401
 def print_metas(frame, buf):
     """Prints what visualsearch attached to @buf; returns whether it had anything."""
     print(f"frame {frame} pts {buf.pts / Gst.SECOND:.3f}s")
+    sample = GstVisualSearch.buffer_get_sample_meta(buf)
+    if sample is not None:
+        print(f"  sample id {sample.id} label {sample.label} {sample.label_name or '?'} "
+              f"source {sample.source or '-'}")
     emb = GstVisualSearch.buffer_get_embedding_meta(buf)
     if emb is not None:
         # Array fields are not readable from Python: get_values() copies them.
@@ -41,7 +45,7 @@ def print_metas(frame, buf):
             _, nid, distance, label, name, source = nbs.get_neighbor(i)
             print(f"    {i + 1}. id {nid} distance {distance:.6f} label {label} "
                   f"{name or '?'} source {source or '-'}")
-    return emb is not None or nbs is not None
+    return sample is not None or emb is not None or nbs is not None
 
 
 def main():

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Python applications read the metas through the GstVisualSearch-1.0 typelib:
 examples/read-metas.py, run against the build tree (GI_TYPELIB_PATH and
-LD_LIBRARY_PATH at build/plugin/meta), prints every searched frame's embedding
+LD_LIBRARY_PATH at build/plugin/meta), prints every frame's sample, embedding
 and neighbours, and they agree with the index it searched and with what the C
 example (neighbors-app, reading the struct directly) prints for the same frames.
 
@@ -68,6 +68,15 @@ class TypelibTest(unittest.TestCase):
 
     def test_every_frame_read(self):
         self.assertIn(f"{FRAMES} frames, {FRAMES} with visualsearch metas", self.out)
+
+    def test_samples(self):
+        samples = re.findall(r"sample id (-?\d+) label (-?\d+) (\S+) source (\S+)", self.out)
+        want = [(str(i), str(cifar_fixtures.label("cifar10", "test", i)),
+                 cifar_fixtures.NAMES10[cifar_fixtures.label("cifar10", "test", i)])
+                for i in range(FRAMES)]
+        self.assertEqual([s[:3] for s in samples], want)
+        for s in samples:
+            self.assertNotEqual(s[3], "-")
 
     def test_embeddings(self):
         emb = re.findall(r"embedding dims (\d+) values (\d+) norm ([\d.]+) normalized (\w+)",
