@@ -20,7 +20,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstApp", "1.0")
 gi.require_version("GstVisualSearch", "1.0")
-from gi.repository import GLib, Gst, GstApp, GstVisualSearch  # noqa: E402,F401
+from gi.repository import GLib, Gst, GstApp, GstVisualSearch  # noqa: E402
 
 
 def print_metas(frame, buf):
