@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # An application's view of the metadata library: stage `meson install` into a
 # temporary directory, compile examples/embeddings-app.c with nothing but
-# pkg-config pointing there, and run it against the staged plugin.
+# pkg-config pointing there, and run it against the staged plugin; then run
+# examples/read-metas.py through the staged GIR typelib.
 set -euo pipefail
 : "${VS_BUILD_DIR:?}" "${VS_SOURCE_DIR:?}"
 
@@ -34,3 +35,24 @@ echo "$out"
 echo "$out" | grep -q "^3 frames, 3 with an embedding$" || { echo "FAIL: expected 3 embedded frames"; exit 1; }
 echo "$out" | grep -q "dims 512 norm 1.0000" || { echo "FAIL: expected unit-norm 512-d embeddings"; exit 1; }
 echo "PASS: installed library + pkg-config + staged plugin"
+
+# Built with introspection (it is when gobject-introspection is installed):
+# the .gir goes to share/gir-1.0 and the typelib next to the library, where
+# PyGObject finds them once installed.
+[ -e "$VS_BUILD_DIR/plugin/meta/GstVisualSearch-1.0.typelib" ] || {
+  echo "SKIP: built without introspection"; exit 0; }
+gir=$(find "$stage" -path '*/share/gir-1.0/GstVisualSearch-1.0.gir' | head -n 1)
+typelib=$(find "$stage" -path '*/lib/*girepository-1.0/GstVisualSearch-1.0.typelib' | head -n 1)
+[ -n "$gir" ] || { echo "FAIL: no GstVisualSearch-1.0.gir staged under share/gir-1.0"; exit 1; }
+[ -n "$typelib" ] || { echo "FAIL: no GstVisualSearch-1.0.typelib staged under lib/.../girepository-1.0"; exit 1; }
+
+out=$(LD_LIBRARY_PATH="$(dirname "$lib")" \
+  GI_TYPELIB_PATH="$(dirname "$typelib")" \
+  GST_PLUGIN_PATH_1_0="$(dirname "$plugin")" \
+  GST_REGISTRY_1_0="$stage/registry.bin" \
+  /usr/bin/python3 "$VS_SOURCE_DIR/examples/read-metas.py" \
+  "videotestsrc num-buffers=3 ! video/x-raw,width=96,height=64 ! embedder weights=random input-size=64 resize=0 ! appsink name=sink sync=false")
+echo "$out"
+echo "$out" | grep -q "^3 frames, 3 with visualsearch metas$" || { echo "FAIL: expected 3 frames with metas from Python"; exit 1; }
+echo "$out" | grep -q "embedding dims 512 values 512 norm 1.0000" || { echo "FAIL: expected unit-norm 512-d embeddings from Python"; exit 1; }
+echo "PASS: installed GIR + typelib read from Python"

@@ -11,6 +11,13 @@
 
 #include <string.h>
 
+/**
+ * gst_visualsearch_metric_to_string:
+ * @metric: a #GstVisualSearchMetric
+ *
+ * Returns: (transfer none): the metric's name as the elements' "metric"
+ *   properties spell it ("ip" or "l2"), or "unknown"
+ */
 const gchar *
 gst_visualsearch_metric_to_string (GstVisualSearchMetric metric)
 {
@@ -23,6 +30,13 @@ gst_visualsearch_metric_to_string (GstVisualSearchMetric metric)
   return "unknown";
 }
 
+/**
+ * gst_visualsearch_metric_from_string:
+ * @str: (nullable): "ip" or "l2", in any case
+ * @metric: (out): the metric @str names
+ *
+ * Returns: %TRUE when @str names a metric; @metric is left alone otherwise
+ */
 gboolean
 gst_visualsearch_metric_from_string (const gchar * str,
     GstVisualSearchMetric * metric)
@@ -42,6 +56,11 @@ gst_visualsearch_metric_from_string (const gchar * str,
 
 /* --- GstEmbeddingMeta ---------------------------------------------------- */
 
+/**
+ * gst_embedding_meta_api_get_type:
+ *
+ * Returns: the #GType of the GstEmbeddingMeta API, for gst_buffer_get_meta()
+ */
 GType
 gst_embedding_meta_api_get_type (void)
 {
@@ -88,6 +107,11 @@ gst_embedding_meta_transform (GstBuffer * dest, GstMeta * meta,
       src->model_id, src->preprocessing_id, src->normalized) != NULL;
 }
 
+/**
+ * gst_embedding_meta_get_info:
+ *
+ * Returns: (transfer none): the registration of #GstEmbeddingMeta
+ */
 const GstMetaInfo *
 gst_embedding_meta_get_info (void)
 {
@@ -103,6 +127,54 @@ gst_embedding_meta_get_info (void)
   return info;
 }
 
+/**
+ * gst_buffer_get_embedding_meta:
+ * @buffer: a #GstBuffer
+ *
+ * Returns: (transfer none) (nullable): the embedding of @buffer, or %NULL
+ *   when it has none; valid while @buffer is
+ */
+GstEmbeddingMeta *
+gst_buffer_get_embedding_meta (GstBuffer * buffer)
+{
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+
+  return (GstEmbeddingMeta *) gst_buffer_get_meta (buffer,
+      GST_EMBEDDING_META_API_TYPE);
+}
+
+/**
+ * gst_embedding_meta_get_values:
+ * @meta: a #GstEmbeddingMeta
+ * @n_values: (out): the number of values, @meta's dims
+ *
+ * For language bindings, which cannot read the @values array field.
+ *
+ * Returns: (array length=n_values) (transfer none) (nullable): the
+ *   embedding, owned by @meta
+ */
+const gfloat *
+gst_embedding_meta_get_values (const GstEmbeddingMeta * meta,
+    guint * n_values)
+{
+  g_return_val_if_fail (meta != NULL, NULL);
+  g_return_val_if_fail (n_values != NULL, NULL);
+
+  *n_values = meta->dims;
+  return meta->values;
+}
+
+/**
+ * gst_buffer_add_embedding_meta:
+ * @buffer: a #GstBuffer
+ * @dims: the number of @values
+ * @values: (array length=dims) (nullable): the embedding, copied
+ * @model_id: (nullable): which model produced it
+ * @preprocessing_id: (nullable): how the frame was prepared
+ * @normalized: whether @values has unit L2 norm
+ *
+ * Returns: (transfer none) (nullable): the new meta, or %NULL on bad input
+ */
 GstEmbeddingMeta *
 gst_buffer_add_embedding_meta (GstBuffer * buffer, guint dims,
     const gfloat * values, const gchar * model_id,
@@ -128,6 +200,11 @@ gst_buffer_add_embedding_meta (GstBuffer * buffer, guint dims,
 
 /* --- GstNeighborsMeta ---------------------------------------------------- */
 
+/**
+ * gst_neighbors_meta_api_get_type:
+ *
+ * Returns: the #GType of the GstNeighborsMeta API, for gst_buffer_get_meta()
+ */
 GType
 gst_neighbors_meta_api_get_type (void)
 {
@@ -175,6 +252,11 @@ gst_neighbors_meta_transform (GstBuffer * dest, GstMeta * meta,
       src->neighbors) != NULL;
 }
 
+/**
+ * gst_neighbors_meta_get_info:
+ *
+ * Returns: (transfer none): the registration of #GstNeighborsMeta
+ */
 const GstMetaInfo *
 gst_neighbors_meta_get_info (void)
 {
@@ -190,6 +272,72 @@ gst_neighbors_meta_get_info (void)
   return info;
 }
 
+/**
+ * gst_buffer_get_neighbors_meta:
+ * @buffer: a #GstBuffer
+ *
+ * Returns: (transfer none) (nullable): the nearest neighbours of @buffer, or
+ *   %NULL when it has none; valid while @buffer is
+ */
+GstNeighborsMeta *
+gst_buffer_get_neighbors_meta (GstBuffer * buffer)
+{
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+
+  return (GstNeighborsMeta *) gst_buffer_get_meta (buffer,
+      GST_NEIGHBORS_META_API_TYPE);
+}
+
+/**
+ * gst_neighbors_meta_get_neighbor:
+ * @meta: a #GstNeighborsMeta
+ * @index: which neighbour, 0 (the nearest) to n_neighbors - 1
+ * @id: (out) (optional): the gallery item's id
+ * @distance: (out) (optional): its score in @meta's metric
+ * @label: (out) (optional): its class label, or -1
+ * @label_name: (out) (optional) (nullable) (transfer none): its class name
+ * @source: (out) (optional) (nullable) (transfer none): where its image is
+ *
+ * For language bindings, which cannot read the @neighbors array field.
+ *
+ * Returns: %FALSE when @index is out of range (the out arguments are then
+ *   left alone)
+ */
+gboolean
+gst_neighbors_meta_get_neighbor (const GstNeighborsMeta * meta, guint index,
+    gint64 * id, gfloat * distance, gint * label, const gchar ** label_name,
+    const gchar ** source)
+{
+  const GstVisualSearchNeighbor *nb;
+
+  g_return_val_if_fail (meta != NULL, FALSE);
+
+  if (index >= meta->n_neighbors)
+    return FALSE;
+  nb = &meta->neighbors[index];
+  if (id)
+    *id = nb->id;
+  if (distance)
+    *distance = nb->distance;
+  if (label)
+    *label = nb->label;
+  if (label_name)
+    *label_name = nb->label_name;
+  if (source)
+    *source = nb->source;
+  return TRUE;
+}
+
+/**
+ * gst_buffer_add_neighbors_meta:
+ * @buffer: a #GstBuffer
+ * @metric: the metric the distances are measured in
+ * @n_neighbors: the number of @neighbors
+ * @neighbors: (array length=n_neighbors) (nullable): nearest first, deep-copied
+ *   (strings included)
+ *
+ * Returns: (transfer none) (nullable): the new meta, or %NULL on bad input
+ */
 GstNeighborsMeta *
 gst_buffer_add_neighbors_meta (GstBuffer * buffer,
     GstVisualSearchMetric metric, guint n_neighbors,
@@ -221,6 +369,11 @@ gst_buffer_add_neighbors_meta (GstBuffer * buffer,
 
 /* --- GstSampleMeta ------------------------------------------------------- */
 
+/**
+ * gst_sample_meta_api_get_type:
+ *
+ * Returns: the #GType of the GstSampleMeta API, for gst_buffer_get_meta()
+ */
 GType
 gst_sample_meta_api_get_type (void)
 {
@@ -265,6 +418,11 @@ gst_sample_meta_transform (GstBuffer * dest, GstMeta * meta,
       src->label_name, src->source) != NULL;
 }
 
+/**
+ * gst_sample_meta_get_info:
+ *
+ * Returns: (transfer none): the registration of #GstSampleMeta
+ */
 const GstMetaInfo *
 gst_sample_meta_get_info (void)
 {
@@ -280,6 +438,32 @@ gst_sample_meta_get_info (void)
   return info;
 }
 
+/**
+ * gst_buffer_get_sample_meta:
+ * @buffer: a #GstBuffer
+ *
+ * Returns: (transfer none) (nullable): the dataset sample @buffer was read
+ *   from, or %NULL when it has none; valid while @buffer is
+ */
+GstSampleMeta *
+gst_buffer_get_sample_meta (GstBuffer * buffer)
+{
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+
+  return (GstSampleMeta *) gst_buffer_get_meta (buffer,
+      GST_SAMPLE_META_API_TYPE);
+}
+
+/**
+ * gst_buffer_add_sample_meta:
+ * @buffer: a #GstBuffer
+ * @id: the sample's record index in its split
+ * @label: its class label, or -1
+ * @label_name: (nullable): its class name, copied
+ * @source: (nullable): where it comes from, copied
+ *
+ * Returns: (transfer none) (nullable): the new meta, or %NULL on bad input
+ */
 GstSampleMeta *
 gst_buffer_add_sample_meta (GstBuffer * buffer, gint64 id, gint label,
     const gchar * label_name, const gchar * source)

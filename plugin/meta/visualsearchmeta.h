@@ -1,8 +1,9 @@
 /* visualsearch metadata: embeddings, nearest neighbours and dataset samples
  * attached to GstBuffers.
  *
- * The structs are plain so that C, C++ and Python (PyGObject) applications can
- * read them. Every meta is registered with no tags and a deep-copying transform
+ * The structs are plain so that C and C++ applications can read them; Python
+ * (PyGObject) reads them through the GstVisualSearch-1.0 typelib, with
+ * accessor functions for the arrays. Every meta is registered with no tags and a deep-copying transform
  * function, so it survives videoconvert, videoscale, tee, queue and buffer copies.
  */
 #ifndef __GST_VISUALSEARCH_META_H__
@@ -12,8 +13,14 @@
 
 G_BEGIN_DECLS
 
+/* The library is built with hidden visibility: only what is marked
+ * GST_VISUALSEARCH_API is part of the ABI. */
 #ifndef GST_VISUALSEARCH_API
-#define GST_VISUALSEARCH_API extern
+# ifdef BUILDING_GST_VISUALSEARCH
+#  define GST_VISUALSEARCH_API GST_API_EXPORT
+# else
+#  define GST_VISUALSEARCH_API GST_API_IMPORT
+# endif
 #endif
 
 /**
@@ -61,10 +68,13 @@ GST_VISUALSEARCH_API GType gst_embedding_meta_api_get_type (void);
 GST_VISUALSEARCH_API const GstMetaInfo *gst_embedding_meta_get_info (void);
 #define GST_EMBEDDING_META_INFO (gst_embedding_meta_get_info ())
 
-#define gst_buffer_get_embedding_meta(b) \
-  ((GstEmbeddingMeta *) gst_buffer_get_meta ((b), GST_EMBEDDING_META_API_TYPE))
+GST_VISUALSEARCH_API
+GstEmbeddingMeta *gst_buffer_get_embedding_meta (GstBuffer * buffer);
 
-/* Copies @values. */
+GST_VISUALSEARCH_API
+const gfloat *gst_embedding_meta_get_values (const GstEmbeddingMeta * meta,
+    guint * n_values);
+
 GST_VISUALSEARCH_API
 GstEmbeddingMeta *gst_buffer_add_embedding_meta (GstBuffer * buffer,
     guint dims, const gfloat * values, const gchar * model_id,
@@ -109,10 +119,14 @@ GST_VISUALSEARCH_API GType gst_neighbors_meta_api_get_type (void);
 GST_VISUALSEARCH_API const GstMetaInfo *gst_neighbors_meta_get_info (void);
 #define GST_NEIGHBORS_META_INFO (gst_neighbors_meta_get_info ())
 
-#define gst_buffer_get_neighbors_meta(b) \
-  ((GstNeighborsMeta *) gst_buffer_get_meta ((b), GST_NEIGHBORS_META_API_TYPE))
+GST_VISUALSEARCH_API
+GstNeighborsMeta *gst_buffer_get_neighbors_meta (GstBuffer * buffer);
 
-/* Deep-copies @neighbors (strings included). */
+GST_VISUALSEARCH_API
+gboolean gst_neighbors_meta_get_neighbor (const GstNeighborsMeta * meta,
+    guint index, gint64 * id, gfloat * distance, gint * label,
+    const gchar ** label_name, const gchar ** source);
+
 GST_VISUALSEARCH_API
 GstNeighborsMeta *gst_buffer_add_neighbors_meta (GstBuffer * buffer,
     GstVisualSearchMetric metric, guint n_neighbors,
@@ -142,8 +156,8 @@ GST_VISUALSEARCH_API GType gst_sample_meta_api_get_type (void);
 GST_VISUALSEARCH_API const GstMetaInfo *gst_sample_meta_get_info (void);
 #define GST_SAMPLE_META_INFO (gst_sample_meta_get_info ())
 
-#define gst_buffer_get_sample_meta(b) \
-  ((GstSampleMeta *) gst_buffer_get_meta ((b), GST_SAMPLE_META_API_TYPE))
+GST_VISUALSEARCH_API
+GstSampleMeta *gst_buffer_get_sample_meta (GstBuffer * buffer);
 
 GST_VISUALSEARCH_API
 GstSampleMeta *gst_buffer_add_sample_meta (GstBuffer * buffer, gint64 id,
