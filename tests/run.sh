@@ -16,11 +16,33 @@ ninja -C "$BUILD_DIR"
 
 status=0
 meson test -C "$BUILD_DIR" --print-errorlogs "$@" || status=$?
+logs=("$BUILD_DIR/meson-logs/testlog.json")
 
-# meson's own summary is not a format CI reads; end with the plain count line.
-/usr/bin/python3 - "$BUILD_DIR/meson-logs/testlog.json" <<'PY'
+# The sanitizer stage: the tests of suite 'asan' once more, built with
+# AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer, at
+# -O1 so the build stays short and the reports stay readable
+# (tests/sanitizers/README.md). VS_SKIP_SANITIZERS=1 skips it; CI runs it.
+if [ "${VS_SKIP_SANITIZERS:-0}" != 1 ]; then
+  ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+  if [ -f "$ASAN_BUILD_DIR/build.ninja" ]; then
+    meson setup --reconfigure "$ASAN_BUILD_DIR"
+  else
+    meson setup "$ASAN_BUILD_DIR" --buildtype=debugoptimized -Doptimization=1 \
+      -Db_sanitize=address,undefined \
+      -Dc_args=-fno-omit-frame-pointer -Dcpp_args=-fno-omit-frame-pointer
+  fi
+  ninja -C "$ASAN_BUILD_DIR"
+  meson test -C "$ASAN_BUILD_DIR" --suite asan --timeout-multiplier 3 --print-errorlogs \
+    || status=$?
+  logs+=("$ASAN_BUILD_DIR/meson-logs/testlog.json")
+fi
+
+# meson's own summary is not a format CI reads; end with the plain count line,
+# over both stages.
+/usr/bin/python3 - "${logs[@]}" <<'PY'
 import json, sys
-results = [json.loads(line)["result"] for line in open(sys.argv[1]) if line.strip()]
+results = [json.loads(line)["result"] for log in sys.argv[1:] for line in open(log)
+           if line.strip()]
 passed = sum(r in ("OK", "EXPECTEDFAIL") for r in results)
 skipped = sum(r == "SKIP" for r in results)
 print(f"{passed} passed, {len(results) - passed - skipped} failed, {skipped} skipped")
