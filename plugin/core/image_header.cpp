@@ -304,7 +304,9 @@ ImageHeader read_image_header(const uint8_t* data, size_t size) {
   return read_image_header([data, size](uint64_t offset, uint8_t* out, size_t n) -> size_t {
     if (offset >= size) return 0;
     const size_t count = std::min<uint64_t>(n, size - offset);
-    std::memcpy(out, data + offset, count);
+    // An empty read may come with a null buffer (an empty vector's data()),
+    // which memcpy must not be given even for zero bytes.
+    if (count > 0) std::memcpy(out, data + offset, count);
     return count;
   });
 }
