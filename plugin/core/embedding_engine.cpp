@@ -91,25 +91,6 @@ at::Device parse_device(const std::string& device) {
 
 }  // namespace
 
-bool pixel_layout_from_name(const std::string& name, int* pixel_stride, std::array<int, 3>* offsets) {
-  struct Layout {
-    const char* name;
-    int stride, r, g, b;
-  };
-  static const Layout layouts[] = {
-      {"RGB", 3, 0, 1, 2},  {"BGR", 3, 2, 1, 0},  {"RGBx", 4, 0, 1, 2}, {"BGRx", 4, 2, 1, 0},
-      {"xRGB", 4, 1, 2, 3}, {"xBGR", 4, 3, 2, 1}, {"RGBA", 4, 0, 1, 2}, {"BGRA", 4, 2, 1, 0},
-      {"ARGB", 4, 1, 2, 3}, {"ABGR", 4, 3, 2, 1}, {"GRAY8", 1, 0, 0, 0},
-  };
-  for (const Layout& l : layouts) {
-    if (name != l.name) continue;
-    *pixel_stride = l.stride;
-    *offsets = {{l.r, l.g, l.b}};
-    return true;
-  }
-  return false;
-}
-
 std::string official_weights_filename(const std::string& arch) {
   static const std::pair<const char*, const char*> files[] = {
       {"resnet18", "resnet18-f37072fd.pth"},   {"resnet34", "resnet34-b627a593.pth"},
@@ -419,12 +400,6 @@ std::vector<float> EmbeddingEngine::run() {
     impl_->batch.clear();
     return Impl::to_vector(impl_->forward(input));
   });
-}
-
-std::vector<float> EmbeddingEngine::embed(const std::vector<ImageView>& images) {
-  clear();
-  for (const ImageView& image : images) add(image);
-  return run();
 }
 
 std::vector<float> EmbeddingEngine::embed_preprocessed(const float* nchw, int n, int height,

@@ -59,11 +59,6 @@ struct ImageView {
   std::array<int, 3> offsets{{0, 1, 2}};  // R, G, B
 };
 
-// Pixel layouts by name, as GStreamer spells them: RGB, BGR, RGBx, BGRx,
-// xRGB, xBGR, RGBA, BGRA, ARGB, ABGR, GRAY8. Returns false for others.
-bool pixel_layout_from_name(const std::string& name, int* pixel_stride,
-                            std::array<int, 3>* offsets);
-
 // Official torchvision file names and where torchvision caches them.
 std::string official_weights_filename(const std::string& arch);
 std::vector<std::string> default_weights_paths(const std::string& arch);
@@ -95,7 +90,6 @@ class EmbeddingEngine {
   virtual std::vector<float> run();
   virtual void clear();
 
-  std::vector<float> embed(const std::vector<ImageView>& images);
   // Embeds an already preprocessed, normalised float NCHW batch (n x 3 x h x w).
   std::vector<float> embed_preprocessed(const float* nchw, int n, int height, int width);
 
