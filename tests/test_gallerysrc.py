@@ -35,11 +35,31 @@ def check(ok, what):
         failures.append(what)
 
 
+def run_or_trace(argv, timeout=120):
+    """subprocess.run, but a run that hangs is shown with every thread's stack
+    (gdb, where installed) before the test fails on it."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            trace = subprocess.run(["gdb", "-p", str(proc.pid), "-batch", "-ex",
+                                    "thread apply all bt"], capture_output=True, text=True,
+                                   timeout=120)
+            stacks = trace.stdout + trace.stderr
+        except (OSError, subprocess.TimeoutExpired) as e:
+            stacks = f"(no stacks: {e})"
+        print(f"HANG after {timeout} s: {argv}\n{stacks}", flush=True)
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 class Run:
     def __init__(self, tmp, pipeline):
         pix, emb = os.path.join(tmp, "pixels.raw"), os.path.join(tmp, "emb.f32")
-        res = subprocess.run([GALLERY_RUN, pipeline, pix, emb], capture_output=True,
-                             timeout=120)
+        res = run_or_trace([GALLERY_RUN, pipeline, pix, emb])
         self.rc = res.returncode
         self.stderr = res.stderr.decode(errors="replace")
         self.frames, self.progress, self.warnings, self.errors = [], [], [], []
