@@ -30,13 +30,8 @@ EMBED_TENSOR, EMBEDDER_RUN, MODE = sys.argv[1:4]
 SOURCE = os.environ["VS_SOURCE_DIR"]
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 torch.set_num_threads(2)
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, failures  # noqa: E402
 
 
 def randomise_batch_norms(model, gen):

@@ -26,13 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import image_fixtures as fx  # noqa: E402
 
 GALLERY_RUN = sys.argv[1]
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+from checks import check, failures  # noqa: E402
 
 
 def run_or_trace(argv, timeout=120):

@@ -26,13 +26,7 @@ import image_fixtures as fx  # noqa: E402
 GALLERY_RUN = sys.argv[1]
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 torch.set_num_threads(2)
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+from checks import check, failures  # noqa: E402
 
 
 with tempfile.TemporaryDirectory() as tmp:

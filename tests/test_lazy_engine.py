@@ -21,13 +21,7 @@ from gi.repository import Gst  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import image_fixtures as fx  # noqa: E402
 
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+from checks import check, failures  # noqa: E402
 
 
 def mapped(name):
