@@ -33,8 +33,8 @@
  * `files-total`; they are posted while the pipeline is PLAYING, since
  * gst-launch-1.0 holds a prerolled pipeline in PAUSED while a progress runs.
  *
- * Pictures are decoded by OpenCV in libvisualsearch-codecs.so, opened on the
- * first picture; a video's frames by a decodebin pipeline inside the element,
+ * Pictures are decoded by OpenCV in libvisualsearch-codecs.so, opened when
+ * the walk starts if it holds a picture; a video's frames by a decodebin pipeline inside the element,
  * which converts only the frames it keeps.
  *
  * ## Example launch lines
@@ -455,6 +455,25 @@ gst_gallery_src_start (GstBaseSrc * src)
     GST_ELEMENT_ERROR (self, RESOURCE, READ, ("%s (strict=true)",
             walk->bad.front ().c_str ()), (NULL));
     return FALSE;
+  }
+
+  /* The codecs module is opened here, as soon as the walk is known to hold a
+   * picture, rather than on the first one: a missing module then fails the
+   * state change. The same error posted from the streaming thread in the
+   * first moments of a run is lost by gst-launch-1.0 (1.22 quits its main
+   * loop from the bus sync handler, possibly before it runs it, and then
+   * waits forever). Finding the first picture reads a few bytes per file. */
+  for (const vs::FolderFile & file:walk->folder.files ()) {
+    if (!vs::is_image_file (file.path))
+      continue;
+    try {
+      vs::load_image_codecs ();
+    }
+    catch (const std::exception & e) {
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", e.what ()), (NULL));
+      return FALSE;
+    }
+    break;
   }
 
   self->walk = std::move (walk);

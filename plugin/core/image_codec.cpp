@@ -112,6 +112,27 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
   return image;
 }
 
+void load_image_codecs() {
+  codecs_symbol("vs_codecs_decode");
+}
+
+bool is_image_file(const std::string& path) {
+  int fd;
+  try {
+    fd = open_regular_file(path, "image");
+  } catch (const Error&) {
+    return false;
+  }
+  if (fd < 0) return false;
+  File file(fd);
+  uint8_t magic[kImageMagicBytes];
+  try {
+    return image_format(magic, read_at(fd, 0, magic, sizeof magic, path)) != ImageFormat::Unknown;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 RgbImage read_image(const std::string& path, uint64_t max_pixels) {
   int fd;
   try {

@@ -43,6 +43,16 @@ class ImageError : public Error {
   Reason reason_;
 };
 
+// Opens the codecs module now rather than on the first picture, so that a
+// missing or foreign module fails where a caller can still refuse to start.
+// Throws vs::Error naming the module and kCodecsModuleEnv.
+void load_image_codecs();
+
+// Whether the file at path starts with the magic bytes of a still format
+// read_image() decodes. Reads only those bytes, and only from a regular file;
+// false for anything it cannot read.
+bool is_image_file(const std::string& path);
+
 // The image in the file at path. Opens only a regular file (a FIFO or a
 // device would block or never end). Throws ImageError; vs::Error when the
 // codecs module cannot be opened.
