@@ -16,7 +16,7 @@ VideoSampler::VideoSampler (const std::string & path, GstClockTime interval)
   GError *error = NULL;
   /* System-memory raw video of any format: only the sampled frames are
    * converted to RGB, by the caller, not every decoded one. */
-  pipeline_ = gst_parse_launch ("filesrc name=src ! decodebin ! "
+  pipeline_ = gst_parse_launch ("filesrc name=src ! decodebin name=decode "
       "appsink name=sink caps=video/x-raw sync=false max-buffers=4", &error);
   if (!pipeline_) {
     std::string message = error ? error->message : "unknown error";
@@ -28,6 +28,15 @@ VideoSampler::VideoSampler (const std::string & path, GstClockTime interval)
   g_object_set (src, "location", path.c_str (), NULL);
   gst_object_unref (src);
   sink_ = gst_bin_get_by_name (GST_BIN (pipeline_), "sink");
+  /* The video stream is linked here rather than by gst_parse_launch, so that
+   * a file without one (a sound file, a video whose decoder is missing) is
+   * known as such when decodebin has exposed its streams. Waiting for an
+   * error instead can wait forever: decodebin 1.22 sometimes drops the
+   * not-linked error of a demuxer whose only stream is audio. */
+  GstElement *decode = gst_bin_get_by_name (GST_BIN (pipeline_), "decode");
+  g_signal_connect (decode, "pad-added", G_CALLBACK (pad_added), this);
+  g_signal_connect (decode, "no-more-pads", G_CALLBACK (no_more_pads), this);
+  gst_object_unref (decode);
   if (gst_element_set_state (pipeline_, GST_STATE_PLAYING) ==
       GST_STATE_CHANGE_FAILURE) {
     check_bus ();
@@ -42,6 +51,30 @@ VideoSampler::~VideoSampler ()
   gst_element_set_state (pipeline_, GST_STATE_NULL);
   gst_object_unref (sink_);
   gst_object_unref (pipeline_);
+}
+
+void
+VideoSampler::pad_added (GstElement * decodebin, GstPad * pad,
+    VideoSampler * self)
+{
+  GstCaps *caps = gst_pad_get_current_caps (pad);
+  if (!caps)
+    caps = gst_pad_query_caps (pad, NULL);
+  const bool raw_video = !gst_caps_is_empty (caps) &&
+      gst_structure_has_name (gst_caps_get_structure (caps, 0), "video/x-raw");
+  gst_caps_unref (caps);
+  if (!raw_video || self->has_video_)
+    return;
+  GstPad *sinkpad = gst_element_get_static_pad (self->sink_, "sink");
+  if (gst_pad_link (pad, sinkpad) == GST_PAD_LINK_OK)
+    self->has_video_ = true;
+  gst_object_unref (sinkpad);
+}
+
+void
+VideoSampler::no_more_pads (GstElement * decodebin, VideoSampler * self)
+{
+  self->all_pads_ = true;
 }
 
 void
@@ -99,6 +132,9 @@ VideoSampler::next (GstSample ** sample, GstClockTime * time)
     while (!current_) {
       if (interrupted_)
         return Result::Interrupted;
+      if (all_pads_ && !has_video_)
+        throw Error (path_ + " is neither an image nor a video: it has no "
+            "video stream GStreamer can decode");
       check_bus ();
       current_ = gst_app_sink_try_pull_sample (GST_APP_SINK (sink_),
           POLL_INTERVAL);

@@ -35,6 +35,8 @@ public:
 
 private:
   void check_bus ();
+  static void pad_added (GstElement * decodebin, GstPad * pad, VideoSampler * self);
+  static void no_more_pads (GstElement * decodebin, VideoSampler * self);
 
   std::string path_;
   GstClockTime interval_;
@@ -44,6 +46,10 @@ private:
   GstClockTime target_ = 0;
   guint64 sampled_ = 0;
   std::atomic<bool> interrupted_ { false };
+  /* Set from decodebin's streaming thread: a raw video stream was linked to
+   * the sink; decodebin has exposed every stream it found. */
+  std::atomic<bool> has_video_ { false };
+  std::atomic<bool> all_pads_ { false };
 };
 
 }

@@ -51,9 +51,9 @@ def run_or_trace(argv, timeout=120):
 
 
 class Run:
-    def __init__(self, tmp, pipeline):
+    def __init__(self, tmp, pipeline, timeout=120):
         pix, emb = os.path.join(tmp, "pixels.raw"), os.path.join(tmp, "emb.f32")
-        res = run_or_trace([GALLERY_RUN, pipeline, pix, emb])
+        res = run_or_trace([GALLERY_RUN, pipeline, pix, emb], timeout)
         self.rc = res.returncode
         self.stderr = res.stderr.decode(errors="replace")
         self.frames, self.progress, self.warnings, self.errors = [], [], [], []
@@ -195,7 +195,7 @@ with tempfile.TemporaryDirectory() as tmp:
     for rel, reason in [("bomb.png", "100000x100000"), ("truncated.jpg", "truncated JPEG"),
                         ("empty.jpg", "empty"), ("fifo.png", "not a regular file"),
                         ("loop", "symbolic link loop"), ("corrupt.png", "damaged"),
-                        ("sound.wav", "neither an image nor a video")]:
+                        ("sound.wav", "neither an image nor a video: it has no video stream")]:
         check(f"{rel} is" in warning and reason in warning.split(f"{rel} is", 1)[1].split(";")[0],
               f"... {rel}: {reason}")
 
@@ -211,6 +211,19 @@ with tempfile.TemporaryDirectory() as tmp:
     run = Run(tmp, f"gallerysrc location={root}/clips num-buffers=3")
     check(run.rc == 0 and [f["source"] for f in run.frames] == [s[len("clips/"):] for s in VIDEO_FRAMES[:3]],
           "num-buffers=3 stops in the middle of the second video without hanging")
+
+    # --- a sound file ends its walk every time: decodebin 1.22 sometimes drops
+    # the error of a demuxer whose only stream is audio, and a sampler that
+    # waited for that error waited forever (about one run in three here)
+    sounds = os.path.join(tmp, "sounds")
+    os.makedirs(sounds)
+    os.link(os.path.join(root, "bad", "sound.wav"), os.path.join(sounds, "sound.wav"))
+    ended = 0
+    for _ in range(20):
+        run = Run(tmp, f"gallerysrc location={sounds}", timeout=30)
+        ended += run.rc == 0 and not run.frames and len(run.warnings) == 1 and \
+            "no video stream" in run.warnings[0]
+    check(ended == 20, f"a folder holding only a sound file: 20 of 20 runs end with the warning ({ended})")
 
     # --- label-from=none, recursive=false
     run = Run(tmp, f"gallerysrc location={root} label-from=none")
