@@ -17,6 +17,8 @@ PACKAGES=(
   python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   gobject-introspection libgirepository1.0-dev
   python3-matplotlib python3-pil
+  libsoup-3.0-dev
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

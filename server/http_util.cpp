@@ -1,0 +1,128 @@
+#include "server/http_util.h"
+
+#include <gio/gio.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/utf8.h"
+
+namespace vs::server {
+
+std::string json_string(const std::string& raw) {
+  const std::string s = valid_utf8(raw);
+  std::string out = "\"";
+  for (const unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double value) {
+  if (!std::isfinite(value)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.7g", value);
+  return buf;
+}
+
+std::string json_error(int status, const std::string& message) {
+  return "{\"error\":" + json_string(message) + ",\"status\":" + std::to_string(status) + "}";
+}
+
+std::optional<int64_t> parse_int(const std::string& s, int64_t min, int64_t max) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  int64_t value = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  if (value < min || value > max) return std::nullopt;
+  return value;
+}
+
+std::optional<double> parse_double(const std::string& s) {
+  if (s.empty() || s.size() > 64) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(s.c_str(), &end);
+  if (errno != 0 || end != s.c_str() + s.size() || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
+
+std::optional<std::string> static_file_name(const std::string& path) {
+  if (path == "/") return std::string("index.html");
+  if (path.size() < 2 || path.size() > 64 || path[0] != '/' || path[1] == '.')
+    return std::nullopt;
+  const std::string name = path.substr(1);
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return std::nullopt;
+  }
+  if (name.find("..") != std::string::npos) return std::nullopt;
+  return name;
+}
+
+static bool ends_with(const std::string& s, const char* suffix) {
+  const std::string t(suffix);
+  return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
+}
+
+const char* content_type_for(const std::string& name) {
+  if (ends_with(name, ".html")) return "text/html; charset=utf-8";
+  if (ends_with(name, ".css")) return "text/css; charset=utf-8";
+  if (ends_with(name, ".js")) return "text/javascript; charset=utf-8";
+  if (ends_with(name, ".svg")) return "image/svg+xml";
+  if (ends_with(name, ".png")) return "image/png";
+  if (ends_with(name, ".json")) return "application/json";
+  return "application/octet-stream";
+}
+
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::string& longer = a.size() >= b.size() ? a : b;
+  for (size_t i = 0; i < longer.size(); i++) {
+    const unsigned char x = i < a.size() ? a[i] : 0;
+    const unsigned char y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+void run_on_main(std::function<void()> f) {
+  auto* heap = new std::function<void()>(std::move(f));
+  g_main_context_invoke_full(
+      nullptr, G_PRIORITY_DEFAULT,
+      [](gpointer data) {
+        (*static_cast<std::function<void()>*>(data))();
+        return G_SOURCE_REMOVE;
+      },
+      heap, [](gpointer data) { delete static_cast<std::function<void()>*>(data); });
+}
+
+bool is_loopback(const std::string& address) {
+  if (address == "localhost") return true;
+  GInetAddress* inet = g_inet_address_new_from_string(address.c_str());
+  if (!inet) return false;
+  const bool loopback = g_inet_address_get_is_loopback(inet);
+  g_object_unref(inet);
+  return loopback;
+}
+
+}  // namespace vs::server

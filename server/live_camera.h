@@ -1,0 +1,47 @@
+// The live page's camera: CAMERA ! embedder ! faisssearch ! searchoverlay !
+// jpegenc, its frames streamed as multipart JPEG (/live.mjpeg) and its
+// neighbours as Server-Sent Events (/api/live/events), to any number of
+// clients. A slow client misses frames instead of holding memory.
+#pragma once
+
+#include <gst/gst.h>
+#include <libsoup/soup.h>
+
+#include <string>
+#include <vector>
+
+namespace vs::server {
+
+class LiveCamera {
+ public:
+  // camera: a source in gst-launch-1.0 syntax; embedder: the embedder element
+  // with its settings. Throws vs::Error when the pipeline cannot start.
+  LiveCamera(const std::string& camera, const std::string& embedder, const std::string& index);
+  ~LiveCamera();
+  LiveCamera(const LiveCamera&) = delete;
+  LiveCamera& operator=(const LiveCamera&) = delete;
+
+  // Main context only: msg becomes a stream that lasts until the client goes.
+  void add_events_client(SoupServerMessage* msg);
+  void add_mjpeg_client(SoupServerMessage* msg);
+
+ private:
+  struct Client {
+    SoupServerMessage* msg;
+    bool mjpeg;
+    int pending;  // chunks appended but not written yet
+  };
+  void add_client(SoupServerMessage* msg, bool mjpeg);
+  void broadcast(bool mjpeg, const std::string& chunk);
+  static void on_finished(SoupServerMessage* msg, LiveCamera* self);
+  static void on_wrote_chunk(SoupServerMessage* msg, LiveCamera* self);
+  static GstPadProbeReturn on_neighbors(GstPad* pad, GstPadProbeInfo* info, LiveCamera* self);
+  static GstFlowReturn on_jpeg(GstElement* sink, LiveCamera* self);
+  static GstBusSyncReply on_bus(GstBus* bus, GstMessage* message, LiveCamera* self);
+
+  GstElement* pipeline_ = nullptr;
+  std::vector<Client> clients_;  // main context only
+  guint64 frames_ = 0;           // streaming thread only
+};
+
+}  // namespace vs::server

@@ -1,0 +1,268 @@
+#include "server/search_service.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/video/video.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "gst/visualsearch/visualsearchmeta.h"
+
+namespace vs::server {
+
+using Clock = std::chrono::steady_clock;
+
+static double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+struct QueryPipeline::Job {
+  RgbImage image;
+  Done done;
+  uint64_t sequence = 0;
+  unsigned batch = 0;
+  Clock::time_point submitted, pushed;
+};
+
+QueryPipeline::QueryPipeline(QueryOptions options) : options_(std::move(options)) {
+  start_pipeline();
+  batcher_ = std::thread([this] { batch_loop(); });
+}
+
+QueryPipeline::~QueryPipeline() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    quit_ = true;
+  }
+  wake_.notify_all();
+  batcher_.join();
+  stop_pipeline();
+  fail_in_flight("the server is shutting down");
+  for (auto& job : waiting_) job->done(QueryResult{{}, 0, 0, 0, "the server is shutting down"});
+}
+
+void QueryPipeline::start_pipeline() {
+  // Every query is drained out of the embedder by the event batch_loop()
+  // sends after it, so batch-size only caps how many run together.
+  const std::string description =
+      "appsrc name=src format=time max-bytes=0 ! " + options_.embedder +
+      " batch-size=" + std::to_string(options_.batch_size) +
+      " ! faisssearch name=search k=" + std::to_string(options_.k_max) +
+      " post-messages=false ! appsink name=sink sync=false max-buffers=0";
+  GError* error = nullptr;
+  GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
+  if (!pipeline) {
+    const std::string message = error ? error->message : "unknown error";
+    g_clear_error(&error);
+    throw Error("cannot build the query pipeline '" + description + "': " + message);
+  }
+  g_clear_error(&error);  // a warning about an unknown property, say
+  GstElement* search = gst_bin_get_by_name(GST_BIN(pipeline), "search");
+  g_object_set(search, "index", options_.index.c_str(), NULL);
+  gst_object_unref(search);
+
+  GstBus* bus = gst_element_get_bus(pipeline);
+  gst_bus_set_sync_handler(bus, (GstBusSyncHandler)on_bus, this, nullptr);
+  gst_object_unref(bus);
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  GstAppSinkCallbacks callbacks = {};
+  callbacks.new_sample = [](GstAppSink* s, gpointer self) {
+    return on_sample(GST_ELEMENT(s), static_cast<QueryPipeline*>(self));
+  };
+  gst_app_sink_set_callbacks(GST_APP_SINK(sink), &callbacks, this, nullptr);
+  gst_object_unref(sink);
+
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pipeline_ = pipeline;
+    appsrc_ = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+    broken_ = false;
+    broken_reason_.clear();
+  }
+  // The embedder loads its model and faisssearch its index on the way to
+  // PAUSED, synchronously; the sink prerolls on the first query.
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    std::string reason;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      reason = broken_reason_;
+    }
+    stop_pipeline();
+    throw Error("the query pipeline cannot start: " +
+                (reason.empty() ? std::string("no element said why") : reason));
+  }
+}
+
+void QueryPipeline::stop_pipeline() {
+  GstElement *pipeline, *appsrc;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pipeline = pipeline_;
+    appsrc = appsrc_;
+    pipeline_ = appsrc_ = nullptr;
+  }
+  if (!pipeline) return;
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(appsrc);
+  gst_object_unref(pipeline);
+}
+
+void QueryPipeline::submit(RgbImage image, Done done) {
+  auto job = std::make_unique<Job>();
+  job->image = std::move(image);
+  job->done = std::move(done);
+  job->submitted = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    waiting_.push_back(std::move(job));
+  }
+  wake_.notify_all();
+}
+
+void QueryPipeline::push(Job& job, uint64_t sequence) {
+  GstVideoInfo info;
+  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGB, job.image.width, job.image.height);
+  GstBuffer* buffer = gst_buffer_new_allocate(nullptr, info.size, nullptr);
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_WRITE);
+  const size_t row = static_cast<size_t>(job.image.width) * 3;
+  for (int y = 0; y < job.image.height; y++)
+    std::copy_n(job.image.pixels.data() + y * row, row,
+                map.data + static_cast<size_t>(y) * GST_VIDEO_INFO_PLANE_STRIDE(&info, 0));
+  gst_buffer_unmap(buffer, &map);
+  job.image = RgbImage();
+  GST_BUFFER_PTS(buffer) = sequence * GST_MSECOND;
+  GST_BUFFER_OFFSET(buffer) = sequence;
+  GstCaps* caps = gst_video_info_to_caps(&info);
+  GstSample* sample = gst_sample_new(buffer, caps, nullptr, nullptr);
+  gst_caps_unref(caps);
+  gst_buffer_unref(buffer);
+  gst_app_src_push_sample(GST_APP_SRC(appsrc_), sample);
+  gst_sample_unref(sample);
+}
+
+void QueryPipeline::batch_loop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return quit_ || !waiting_.empty(); });
+    if (quit_) return;
+    // Queries that arrive within the window share one embedder batch.
+    wake_.wait_for(lock, std::chrono::milliseconds(options_.batch_window_ms), [this] {
+      return quit_ || waiting_.size() >= options_.batch_size;
+    });
+    if (quit_) return;
+    if (broken_ || !pipeline_) {
+      lock.unlock();
+      stop_pipeline();
+      std::string failure;
+      try {
+        start_pipeline();
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+      lock.lock();
+      if (!failure.empty()) {
+        for (auto& job : waiting_) {
+          Done done = std::move(job->done);
+          lock.unlock();
+          done(QueryResult{{}, 0, 0, 0, failure});
+          lock.lock();
+        }
+        waiting_.clear();
+        continue;
+      }
+    }
+    const size_t n = std::min<size_t>(waiting_.size(), options_.batch_size);
+    std::vector<Job*> batch;
+    const Clock::time_point now = Clock::now();
+    for (size_t i = 0; i < n; i++) {
+      std::unique_ptr<Job> job = std::move(waiting_.front());
+      waiting_.pop_front();
+      job->sequence = next_sequence_++;
+      job->batch = static_cast<unsigned>(n);
+      job->pushed = now;
+      batch.push_back(job.get());
+      in_flight_.push_back(std::move(job));
+    }
+    GstElement* appsrc = GST_ELEMENT(gst_object_ref(appsrc_));
+    // A job leaves in_flight_ only once its buffer has come out, which is
+    // after push() is done with it.
+    std::vector<std::pair<Job*, uint64_t>> to_push;
+    for (Job* job : batch) to_push.emplace_back(job, job->sequence);
+    lock.unlock();
+    for (auto& [job, sequence] : to_push) push(*job, sequence);
+    // Serialized: it reaches the embedder after the batch and makes it run
+    // what it holds now instead of waiting for batch-size frames.
+    gst_element_send_event(appsrc, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM,
+                                                        gst_structure_new_empty("visualsearch-drain")));
+    gst_object_unref(appsrc);
+    lock.lock();
+  }
+}
+
+GstFlowReturn QueryPipeline::on_sample(GstElement* sink, QueryPipeline* self) {
+  GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink));
+  if (!sample) return GST_FLOW_EOS;
+  GstBuffer* buffer = gst_sample_get_buffer(sample);
+  const uint64_t sequence = GST_BUFFER_OFFSET(buffer);
+  QueryResult result;
+  if (GstNeighborsMeta* meta = gst_buffer_get_neighbors_meta(buffer)) {
+    for (guint i = 0; i < meta->n_neighbors; i++) {
+      const GstVisualSearchNeighbor& n = meta->neighbors[i];
+      result.neighbors.push_back(Neighbor{n.id, n.distance, n.label,
+                                          n.label_name ? n.label_name : "",
+                                          n.source ? n.source : ""});
+    }
+  } else {
+    result.error = "the query frame came out of the pipeline without neighbours";
+  }
+  gst_sample_unref(sample);
+
+  std::unique_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    while (!self->in_flight_.empty() && self->in_flight_.front()->sequence < sequence)
+      self->in_flight_.pop_front();  // cannot happen: frames keep their order
+    if (self->in_flight_.empty() || self->in_flight_.front()->sequence != sequence)
+      return GST_FLOW_OK;
+    job = std::move(self->in_flight_.front());
+    self->in_flight_.pop_front();
+  }
+  const Clock::time_point now = Clock::now();
+  result.queued_ms = ms_between(job->submitted, job->pushed);
+  result.search_ms = ms_between(job->pushed, now);
+  result.batch = job->batch;
+  job->done(std::move(result));
+  return GST_FLOW_OK;
+}
+
+GstBusSyncReply QueryPipeline::on_bus(GstBus*, GstMessage* message, QueryPipeline* self) {
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
+    GError* error = nullptr;
+    gst_message_parse_error(message, &error, nullptr);
+    const std::string reason = error ? error->message : "unknown error";
+    g_clear_error(&error);
+    g_printerr("visualsearch-server: query pipeline: %s\n", reason.c_str());
+    {
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      if (!self->broken_) self->broken_reason_ = reason;
+      self->broken_ = true;
+    }
+    self->fail_in_flight("the search pipeline failed (" + reason + "); it restarts for the next query");
+    self->wake_.notify_all();
+  }
+  return GST_BUS_DROP;
+}
+
+void QueryPipeline::fail_in_flight(const std::string& why) {
+  std::deque<std::unique_ptr<Job>> failed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failed.swap(in_flight_);
+  }
+  for (auto& job : failed) job->done(QueryResult{{}, 0, 0, 0, why});
+}
+
+}  // namespace vs::server

@@ -1,0 +1,92 @@
+// The searches visualsearch-server runs, all through the plugin's elements:
+// an uploaded picture goes through appsrc ! embedder ! faisssearch ! appsink,
+// in batches of whatever arrived within a few milliseconds of each other; a
+// live camera through CAMERA ! embedder ! faisssearch ! searchoverlay ! jpegenc.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/image_codec.h"
+
+namespace vs::server {
+
+struct Neighbor {
+  int64_t id = -1;
+  float distance = 0;
+  int label = -1;
+  std::string label_name;
+  std::string source;
+};
+
+struct QueryResult {
+  std::vector<Neighbor> neighbors;
+  double queued_ms = 0;   // waiting for the batch to start
+  double search_ms = 0;   // embedder + faisssearch, for the whole batch
+  unsigned batch = 0;     // how many queries shared the embedder batch
+  std::string error;      // non-empty: the pipeline failed on this query
+};
+
+struct QueryOptions {
+  std::string index;
+  // The embedder element with its settings, as gst-launch-1.0 syntax: it
+  // takes its configuration from the index's catalog.
+  std::string embedder;
+  unsigned batch_size = 16;
+  unsigned batch_window_ms = 4;  // how long a batch waits for company
+  unsigned k_max = 100;
+};
+
+// One long-running query pipeline. submit() may be called from any thread;
+// done runs on a streaming thread.
+class QueryPipeline {
+ public:
+  using Done = std::function<void(QueryResult)>;
+
+  // Loads the model and the index (an embedder that cannot start is a
+  // vs::Error with the element's message).
+  explicit QueryPipeline(QueryOptions options);
+  ~QueryPipeline();
+  QueryPipeline(const QueryPipeline&) = delete;
+  QueryPipeline& operator=(const QueryPipeline&) = delete;
+
+  // Queries the k_max nearest neighbours of image.
+  void submit(RgbImage image, Done done);
+
+  const QueryOptions& options() const { return options_; }
+
+ private:
+  struct Job;
+  void start_pipeline();
+  void stop_pipeline();
+  void batch_loop();
+  void push(Job& job, uint64_t sequence);
+  static GstFlowReturn on_sample(GstElement* sink, QueryPipeline* self);
+  static GstBusSyncReply on_bus(GstBus* bus, GstMessage* message, QueryPipeline* self);
+  void fail_in_flight(const std::string& why);
+
+  QueryOptions options_;
+  GstElement* pipeline_ = nullptr;
+  GstElement* appsrc_ = nullptr;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::unique_ptr<Job>> waiting_;    // not pushed yet
+  std::deque<std::unique_ptr<Job>> in_flight_;  // pushed, in push order
+  uint64_t next_sequence_ = 0;
+  bool broken_ = false;  // an error stopped the pipeline: restart it
+  std::string broken_reason_;
+  bool quit_ = false;
+  std::thread batcher_;
+};
+
+}  // namespace vs::server

@@ -1,0 +1,169 @@
+// The visualsearch page: upload, paste or drop a picture, see its nearest
+// gallery pictures, click one for more like it; a live tab shows the camera.
+// No framework and nothing from the network but this server.
+"use strict";
+
+// A server started with --token wants it: open the page as /#token=SECRET.
+const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+const withToken = (url) =>
+  token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url;
+
+const $ = (id) => document.getElementById(id);
+let facts = null;
+let events = null;
+
+async function api(url, options = {}) {
+  const headers = Object.assign({}, options.headers || {});
+  if (token) headers.Authorization = "Bearer " + token;
+  const response = await fetch(url, Object.assign({}, options, { headers }));
+  let body;
+  try {
+    body = await response.json();
+  } catch (e) {
+    throw new Error(`the server answered ${response.status} without JSON`);
+  }
+  if (!response.ok) throw new Error(body.error || `the server answered ${response.status}`);
+  return body;
+}
+
+function setStatus(element, text, isError = false) {
+  element.textContent = text;
+  element.classList.toggle("error", isError);
+}
+
+function score(n) {
+  return facts && facts.metric === "l2" ? `distance ${n.distance.toFixed(3)}`
+                                        : `similarity ${n.distance.toFixed(3)}`;
+}
+
+function renderResults(list, neighbors) {
+  list.replaceChildren();
+  for (const n of neighbors) {
+    const li = document.createElement("li");
+    li.tabIndex = 0;
+    li.dataset.id = n.id;
+    li.title = `More like #${n.id}`;
+    const img = document.createElement("img");
+    img.src = withToken(n.thumbnail);
+    img.alt = n.label_name || `item ${n.id}`;
+    img.loading = "lazy";
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = `${n.rank}. ${n.label_name || "(no label)"}`;
+    const detail = document.createElement("span");
+    detail.className = "source";
+    detail.textContent = `${score(n)} · ${n.source}`;
+    meta.append(label, detail);
+    li.append(img, meta);
+    li.addEventListener("click", () => moreLike(n));
+    li.addEventListener("keydown", (e) => { if (e.key === "Enter") moreLike(n); });
+    list.append(li);
+  }
+}
+
+function k() {
+  const value = parseInt($("k").value, 10);
+  return Number.isFinite(value) && value > 0 ? value : 10;
+}
+
+async function search(file) {
+  if (!file) return;
+  showTab("search");
+  $("query").hidden = false;
+  $("query-img").src = URL.createObjectURL(file);
+  $("query-caption").textContent = file.name || "pasted picture";
+  setStatus($("status"), "Searching…");
+  try {
+    const result = await api(`/api/search?k=${k()}`, { method: "POST", body: file });
+    renderResults($("results"), result.neighbors);
+    const t = result.timings;
+    setStatus($("status"), `${result.neighbors.length} results in ${t.total_ms.toFixed(0)} ms ` +
+      `(embedding and search ${t.embed_search_ms.toFixed(0)} ms, batch of ${t.batch}).`);
+  } catch (e) {
+    $("results").replaceChildren();
+    setStatus($("status"), e.message, true);
+  }
+}
+
+async function moreLike(n) {
+  showTab("search");
+  $("query").hidden = false;
+  $("query-img").src = withToken(n.thumbnail);
+  $("query-caption").textContent = `#${n.id} ${n.label_name || ""} (${n.source})`;
+  setStatus($("status"), `Finding pictures like #${n.id}…`);
+  try {
+    const result = await api(`/api/items/${n.id}/similar?k=${k()}`);
+    renderResults($("results"), result.neighbors);
+    setStatus($("status"), `${result.neighbors.length} pictures like #${n.id}.`);
+  } catch (e) {
+    setStatus($("status"), e.message, true);
+  }
+}
+
+function showTab(name) {
+  const live = name === "live";
+  $("search-view").hidden = live;
+  $("live-view").hidden = !live;
+  $("tab-search").classList.toggle("active", !live);
+  $("tab-live").classList.toggle("active", live);
+  if (live) startLive(); else stopLive();
+}
+
+function startLive() {
+  if (!facts || !facts.live) {
+    setStatus($("live-status"), "This server has no camera: start it with --camera.", true);
+    return;
+  }
+  if (events) return;
+  $("live-img").src = withToken("/live.mjpeg");
+  events = new EventSource(withToken("/api/live/events"));
+  events.addEventListener("neighbors", (e) => {
+    const frame = JSON.parse(e.data);
+    renderResults($("live-results"), frame.neighbors);
+    setStatus($("live-status"), `Frame ${frame.frame}: ${frame.neighbors.length} neighbours.`);
+  });
+  events.onerror = () => setStatus($("live-status"), "The live stream was interrupted; retrying…", true);
+}
+
+function stopLive() {
+  if (!events) return;
+  events.close();
+  events = null;
+  $("live-img").removeAttribute("src");
+}
+
+async function loadFacts() {
+  try {
+    facts = await api("/api/index");
+    const labels = facts.labels.filter((l) => l.label >= 0).length;
+    $("facts").textContent = `${facts.count} pictures, ${labels} labels · ${facts.model} · ` +
+      `${facts.index_type} (${facts.metric}, ${facts.dims} dims)`;
+    $("k").max = facts.k_max;
+    $("k").value = Math.min(facts.k_default, facts.k_max);
+  } catch (e) {
+    setStatus($("status"), `Cannot read the index: ${e.message}`, true);
+  }
+}
+
+function init() {
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    search(e.dataTransfer.files[0]);
+  });
+  $("file").addEventListener("change", (e) => search(e.target.files[0]));
+  document.addEventListener("paste", (e) => {
+    const item = [...e.clipboardData.items].find((i) => i.type.startsWith("image/"));
+    if (item) search(item.getAsFile());
+  });
+  $("tab-search").addEventListener("click", () => showTab("search"));
+  $("tab-live").addEventListener("click", () => showTab("live"));
+  loadFacts();
+}
+
+init();
