@@ -451,7 +451,8 @@ weights_text (const std::string & weights)
 }
 
 /* Model and weights files are compared later, by the identity of what they
- * load (the model id): the same file may live elsewhere now. */
+ * load (the model id): the same file may live elsewhere now. So is anything
+ * set against a TorchScript index's model, which has no weights or seed. */
 static std::optional < Contradiction >
 find_contradiction (const vs::EmbeddingConfig & mine, guint set,
     const EmbedderSettings & index)
@@ -469,11 +470,11 @@ find_contradiction (const vs::EmbeddingConfig & mine, guint set,
 
   if (is_set (PROP_MODEL) && !index.torchscript () && mine.model != theirs.model)
     return Contradiction { "model", mine.model, theirs.model };
-  if (is_set (PROP_WEIGHTS)
+  if (is_set (PROP_WEIGHTS) && !index.torchscript ()
       && (mine.weights == "random") != (theirs.weights == "random"))
     return Contradiction { "weights", weights_text (mine.weights),
       weights_text (theirs.weights) };
-  if (is_set (PROP_SEED) && theirs.weights == "random"
+  if (is_set (PROP_SEED) && !index.torchscript () && theirs.weights == "random"
       && mine.seed != theirs.seed)
     return Contradiction { "seed", text (mine.seed), text (theirs.seed) };
   if (is_set (PROP_INPUT_SIZE) && mine.input_size != theirs.input_size)
@@ -620,13 +621,13 @@ gst_embedder_start (GstBaseTransform * trans)
     return FALSE;
   }
   if (recorded && st->engine->model_id () != recorded->model_id) {
+    const std::string loaded = "model=" + config.model +
+        (config.weights.empty ()? "" : " with weights=" + config.weights);
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("model=%s with weights=%s is %s, but the index %s was built with %s. "
-            "Use the model and weights files the index was built with (leave "
-            "model and weights unset to adopt them), or build an index with "
-            "these.", config.model.c_str (),
-            weights_text (config.weights).c_str (),
-            st->engine->model_id ().c_str (), index.c_str (),
+        ("%s is %s, but the index %s was built with %s. Use the model and "
+            "weights files the index was built with (leave model and weights "
+            "unset to adopt them), or build an index with these.",
+            loaded.c_str (), st->engine->model_id ().c_str (), index.c_str (),
             recorded->model_id.c_str ()), (NULL));
     st->engine.reset ();
     return FALSE;
@@ -783,6 +784,12 @@ gst_embedder_sink_event (GstBaseTransform * trans, GstEvent * event)
   GstEmbedder *self = GST_EMBEDDER (trans);
   EmbedderState *st = self->state;
 
+  /* Downstream, the embeddings and their settings are this element's. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM_STICKY
+      && gst_event_has_name (event, VS_EMBEDDER_SETTINGS_EVENT)) {
+    gst_event_unref (event);
+    return TRUE;
+  }
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
     st->drop_buffers ();
     GST_OBJECT_LOCK (self);
