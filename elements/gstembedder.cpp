@@ -6,6 +6,19 @@
  *
  * gst-launch-1.0 filesrc location=clip.mp4 ! decodebin ! embedder model=resnet50 \
  *     batch-size=8 ! fakesink
+ *
+ * Once its caps are set it announces the settings that define its embedding
+ * space downstream (see embedder_settings.h); faissindexer records them in the
+ * catalog. With index=FILE the element adopts the settings recorded for that
+ * index, so a query is embedded exactly as the gallery was:
+ *
+ * gst-launch-1.0 ... ! embedder index=g.faiss ! faisssearch index=g.faiss ! ...
+ *
+ * A property set by the application must then agree with the index (model and
+ * weights files by their identity, the model id); precision, batch-size,
+ * inference-interval, threads and device are free. A catalog without the
+ * record (written before catalog schema 4, or from embeddings no embedder
+ * made) is an error: rebuild the index, or set the properties instead.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -18,12 +31,15 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/catalog.h"
 #include "core/cpu_features.h"
 #include "core/embedding_engine.h"
 #include "core/finite.h"
+#include "elements/embedder_settings.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_embedder_debug);
@@ -42,6 +58,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_embedder_debug);
 #define DEFAULT_THREADS 0
 #define DEFAULT_DEVICE "cpu"
 #define DEFAULT_SEED 42
+#define DEFAULT_INDEX NULL
 
 enum
 {
@@ -59,6 +76,7 @@ enum
   PROP_THREADS,
   PROP_DEVICE,
   PROP_SEED,
+  PROP_INDEX,
   PROP_FRAMES_EMBEDDED,
   PROP_FRAMES_SKIPPED,
   PROP_MEAN_INFERENCE_MS,
@@ -79,6 +97,9 @@ struct EmbedderState
   std::unique_ptr<vs::EmbeddingEngine> engine;
   /* The model property the engine was made from: a name or a file. */
   std::string model;
+  /* What the engine embeds with, announced downstream at caps time. */
+  std::unique_ptr < GstStructure, decltype (&gst_structure_free) >
+      settings { nullptr, gst_structure_free };
 
   GstVideoInfo info;
   /* YUV frames go through RGB first; packed RGB is read in place. */
@@ -137,6 +158,12 @@ struct _GstEmbedder
   guint threads;
   gchar *device;
   guint64 seed;
+  gchar *index;
+  /* Bit 1 << PROP_x for each property the application set: those must agree
+   * with the index, the others are adopted from it. */
+  guint explicit_props;
+  /* Set while start() writes the index's settings into the properties. */
+  gboolean adopting;
   guint64 frames_embedded;
   guint64 frames_skipped;
   /* What the running engine computes in; unset (-1) until start. */
@@ -185,24 +212,6 @@ gst_embedder_precision_get_type (void)
   return type;
 }
 
-/* "0.485,0.456,0.406" -> three floats; false unless exactly three numbers. */
-static bool
-parse_triple (const gchar * str, std::array < float, 3 > *out)
-{
-  if (str == NULL)
-    return false;
-  gchar **parts = g_strsplit (str, ",", -1);
-  bool ok = g_strv_length (parts) == 3;
-  for (guint i = 0; ok && i < 3; i++) {
-    gchar *end = NULL;
-    const gchar *s = g_strstrip (parts[i]);
-    (*out)[i] = static_cast < float >(g_ascii_strtod (s, &end));
-    ok = end != s && *end == '\0';
-  }
-  g_strfreev (parts);
-  return ok;
-}
-
 /* What start() will run in: bf16 on a CPU only where it is native. */
 static vs::Precision
 predicted_precision (vs::Precision asked, const gchar * device)
@@ -220,6 +229,8 @@ gst_embedder_set_property (GObject * object, guint prop_id,
   GstEmbedder *self = GST_EMBEDDER (object);
 
   GST_OBJECT_LOCK (self);
+  if (!self->adopting)
+    self->explicit_props |= 1u << prop_id;
   switch (prop_id) {
     case PROP_MODEL:
       g_free (self->model);
@@ -264,6 +275,10 @@ gst_embedder_set_property (GObject * object, guint prop_id,
       break;
     case PROP_SEED:
       self->seed = g_value_get_uint64 (value);
+      break;
+    case PROP_INDEX:
+      g_free (self->index);
+      self->index = g_value_dup_string (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -318,6 +333,9 @@ gst_embedder_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_SEED:
       g_value_set_uint64 (value, self->seed);
+      break;
+    case PROP_INDEX:
+      g_value_set_string (value, self->index);
       break;
     case PROP_FRAMES_EMBEDDED:
       g_value_set_uint64 (value, self->frames_embedded);
@@ -394,32 +412,181 @@ gst_embedder_set_caps (GstBaseTransform * trans, GstCaps * incaps,
 
 /* ------------------------------------------------------------------------ */
 
+/* The properties as an engine configuration; false, with the offending
+ * property in *invalid, when mean or std does not parse. */
+static bool
+config_from_properties (GstEmbedder * self, vs::EmbeddingConfig * config,
+    std::string * invalid)
+{
+  GST_OBJECT_LOCK (self);
+  config->model = self->model ? self->model : "";
+  config->weights = self->weights ? self->weights : "";
+  config->seed = self->seed;
+  config->input_size = static_cast < int >(self->input_size);
+  config->resize = static_cast < int >(self->resize);
+  if (!parse_triple (self->mean, &config->mean))
+    *invalid = std::string ("mean=") + GST_STR_NULL (self->mean);
+  else if (!parse_triple (self->std, &config->std))
+    *invalid = std::string ("std=") + GST_STR_NULL (self->std);
+  config->normalize = self->normalize;
+  config->precision = self->precision;
+  config->threads = static_cast < int >(self->threads);
+  config->device = self->device ? self->device : "";
+  GST_OBJECT_UNLOCK (self);
+  return invalid->empty ();
+}
+
+/* A property the application set that the index's settings contradict. */
+struct Contradiction
+{
+  const gchar *property;
+  std::string set;
+  std::string recorded;
+};
+
+static std::string
+weights_text (const std::string & weights)
+{
+  return weights.empty ()? "(unset: the official file)" : weights;
+}
+
+/* Model and weights files are compared later, by the identity of what they
+ * load (the model id): the same file may live elsewhere now. So is anything
+ * set against a TorchScript index's model, which has no weights or seed. */
+static std::optional < Contradiction >
+find_contradiction (const vs::EmbeddingConfig & mine, guint set,
+    const EmbedderSettings & index)
+{
+  const vs::EmbeddingConfig & theirs = index.config;
+  auto is_set =[set](guint prop) {
+    return (set & (1u << prop)) != 0;
+  };
+  auto text =[](auto value) {
+    return std::to_string (value);
+  };
+  auto flag =[](bool value) {
+    return std::string (value ? "true" : "false");
+  };
+
+  if (is_set (PROP_MODEL) && !index.torchscript () && mine.model != theirs.model)
+    return Contradiction { "model", mine.model, theirs.model };
+  if (is_set (PROP_WEIGHTS) && !index.torchscript ()
+      && (mine.weights == "random") != (theirs.weights == "random"))
+    return Contradiction { "weights", weights_text (mine.weights),
+      weights_text (theirs.weights) };
+  if (is_set (PROP_SEED) && !index.torchscript () && theirs.weights == "random"
+      && mine.seed != theirs.seed)
+    return Contradiction { "seed", text (mine.seed), text (theirs.seed) };
+  if (is_set (PROP_INPUT_SIZE) && mine.input_size != theirs.input_size)
+    return Contradiction { "input-size", text (mine.input_size),
+      text (theirs.input_size) };
+  if (is_set (PROP_RESIZE) && mine.resize != theirs.resize)
+    return Contradiction { "resize", text (mine.resize), text (theirs.resize) };
+  if (is_set (PROP_MEAN) && mine.mean != theirs.mean)
+    return Contradiction { "mean", format_triple (mine.mean),
+      format_triple (theirs.mean) };
+  if (is_set (PROP_STD) && mine.std != theirs.std)
+    return Contradiction { "std", format_triple (mine.std),
+      format_triple (theirs.std) };
+  if (is_set (PROP_NORMALIZE) && mine.normalize != theirs.normalize)
+    return Contradiction { "normalize", flag (mine.normalize),
+      flag (theirs.normalize) };
+  return std::nullopt;
+}
+
+/* Takes the settings recorded for index into the properties the application
+ * did not set, after checking that those it set agree with them. The
+ * recorded settings, or nullopt after posting an error. */
+static std::optional < EmbedderSettings >
+adopt_index_settings (GstEmbedder * self, const std::string & index)
+{
+  EmbedderSettings recorded;
+  const std::string catalog = vs::catalog_path_for (index);
+  try {
+    const std::string text = vs::Catalog::load_facts (catalog).embedder_config;
+    if (text.empty ()) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("The index %s does not record the embedder settings it was built "
+              "with, so index= cannot adopt them: its catalog %s predates "
+              "catalog schema 4, or its embeddings did not come from an "
+              "embedder. Rebuild the index (faissindexer after an embedder), "
+              "or set model, weights, input-size, resize, mean, std and "
+              "normalize as when it was built instead of index=.",
+              index.c_str (), catalog.c_str ()), (NULL));
+      return std::nullopt;
+    }
+    recorded = embedder_settings_from_string (text);
+  }
+  catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Cannot read the embedder settings of the index %s: %s",
+            index.c_str (), e.what ()), (NULL));
+    return std::nullopt;
+  }
+
+  vs::EmbeddingConfig mine;
+  std::string invalid;
+  config_from_properties (self, &mine, &invalid);
+  GST_OBJECT_LOCK (self);
+  const guint set = self->explicit_props;
+  GST_OBJECT_UNLOCK (self);
+  if (const auto c = find_contradiction (mine, set, recorded)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("%s=%s contradicts the index %s, which was built with %s=%s. Leave "
+            "%s unset to adopt the index's setting, or build an index with "
+            "yours.", c->property, c->set.c_str (), index.c_str (),
+            c->property, c->recorded.c_str (), c->property), (NULL));
+    return std::nullopt;
+  }
+
+  /* Through the properties, with notify (gst-launch-1.0 -v prints them),
+   * without counting as set by the application. */
+  const vs::EmbeddingConfig & c = recorded.config;
+  auto adopt =[self, set](guint prop, const gchar * name, auto value) {
+    if (set & (1u << prop))
+      return;
+    GST_DEBUG_OBJECT (self, "adopting %s from the index", name);
+    GST_OBJECT_LOCK (self);
+    self->adopting = TRUE;
+    GST_OBJECT_UNLOCK (self);
+    g_object_set (self, name, value, NULL);
+    GST_OBJECT_LOCK (self);
+    self->adopting = FALSE;
+    GST_OBJECT_UNLOCK (self);
+  };
+  adopt (PROP_MODEL, "model", c.model.c_str ());
+  adopt (PROP_WEIGHTS, "weights", c.weights.empty ()? NULL : c.weights.c_str ());
+  if (c.weights == "random")
+    adopt (PROP_SEED, "seed", (guint64) c.seed);
+  adopt (PROP_INPUT_SIZE, "input-size", (guint) c.input_size);
+  adopt (PROP_RESIZE, "resize", (guint) c.resize);
+  adopt (PROP_MEAN, "mean", format_triple (c.mean).c_str ());
+  adopt (PROP_STD, "std", format_triple (c.std).c_str ());
+  adopt (PROP_NORMALIZE, "normalize", (gboolean) c.normalize);
+  GST_INFO_OBJECT (self, "embedding as the index %s was built: model %s, "
+      "preprocessing %s", index.c_str (), recorded.model_id.c_str (),
+      recorded.preprocessing_id.c_str ());
+  return recorded;
+}
+
 static gboolean
 gst_embedder_start (GstBaseTransform * trans)
 {
   GstEmbedder *self = GST_EMBEDDER (trans);
-  vs::EmbeddingConfig config;
 
   GST_OBJECT_LOCK (self);
-  config.model = self->model ? self->model : "";
-  config.weights = self->weights ? self->weights : "";
-  config.seed = self->seed;
-  config.input_size = static_cast < int >(self->input_size);
-  config.resize = static_cast < int >(self->resize);
-  std::string invalid;
-  if (!parse_triple (self->mean, &config.mean))
-    invalid = std::string ("mean=") + GST_STR_NULL (self->mean);
-  else if (!parse_triple (self->std, &config.std))
-    invalid = std::string ("std=") + GST_STR_NULL (self->std);
-  config.normalize = self->normalize;
-  config.precision = self->precision;
-  config.threads = static_cast < int >(self->threads);
-  config.device = self->device ? self->device : "";
+  const std::string index = self->index ? self->index : "";
   self->frames_embedded = 0;
   self->frames_skipped = 0;
   GST_OBJECT_UNLOCK (self);
 
-  if (!invalid.empty ()) {
+  std::optional < EmbedderSettings > recorded;
+  if (!index.empty () && !(recorded = adopt_index_settings (self, index)))
+    return FALSE;
+
+  vs::EmbeddingConfig config;
+  std::string invalid;
+  if (!config_from_properties (self, &config, &invalid)) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("Invalid %s: mean and std take three comma-separated numbers such "
             "as \"0.485,0.456,0.406\".", invalid.c_str ()), (NULL));
@@ -434,21 +601,45 @@ gst_embedder_start (GstBaseTransform * trans)
   st->frame_count = 0;
   st->busy_ms = 0.0;
   st->qos_earliest = GST_CLOCK_TIME_NONE;
+  /* A file the index names may have moved since it was built. */
+  const std::string adopted_from = recorded ? " (model and weights as the "
+      "index " + index + " records them; if the file has moved, set model or "
+      "weights to where it is now)" : "";
   try {
     st->engine = vs::load_embedding_engine (config);
   }
   catch (const vs::FileNotFoundError & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s", e.what ()),
-        ("model=%s weights=%s", config.model.c_str (),
-            config.weights.c_str ()));
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s%s", e.what (),
+            adopted_from.c_str ()), ("model=%s weights=%s",
+            config.model.c_str (), config.weights.c_str ()));
     return FALSE;
   }
   catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()),
-        ("model=%s weights=%s", config.model.c_str (),
-            config.weights.c_str ()));
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s%s", e.what (),
+            adopted_from.c_str ()), ("model=%s weights=%s",
+            config.model.c_str (), config.weights.c_str ()));
     return FALSE;
   }
+  if (recorded && st->engine->model_id () != recorded->model_id) {
+    const std::string loaded = "model=" + config.model +
+        (config.weights.empty ()? "" : " with weights=" + config.weights);
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("%s is %s, but the index %s was built with %s. Use the model and "
+            "weights files the index was built with (leave model and weights "
+            "unset to adopt them), or build an index with these.",
+            loaded.c_str (), st->engine->model_id ().c_str (), index.c_str (),
+            recorded->model_id.c_str ()), (NULL));
+    st->engine.reset ();
+    return FALSE;
+  }
+
+  EmbedderSettings announced;
+  announced.config = config;
+  announced.model_id = st->engine->model_id ();
+  announced.preprocessing_id = st->engine->preprocessing_id ();
+  announced.dims = st->engine->dims ();
+  st->settings.reset (embedder_settings_to_structure (announced));
+  GST_DEBUG_OBJECT (self, "announcing %" GST_PTR_FORMAT, st->settings.get ());
 
   for (const std::string & warning:st->engine->warnings ())
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", warning.c_str ()),
@@ -475,6 +666,7 @@ gst_embedder_stop (GstBaseTransform * trans)
 
   st->drop_buffers ();
   st->engine.reset ();
+  st->settings.reset ();
   st->converter.reset ();
   GST_OBJECT_LOCK (trans);
   GST_EMBEDDER (trans)->active_precision = -1;
@@ -592,6 +784,12 @@ gst_embedder_sink_event (GstBaseTransform * trans, GstEvent * event)
   GstEmbedder *self = GST_EMBEDDER (trans);
   EmbedderState *st = self->state;
 
+  /* Downstream, the embeddings and their settings are this element's. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM_STICKY
+      && gst_event_has_name (event, VS_EMBEDDER_SETTINGS_EVENT)) {
+    gst_event_unref (event);
+    return TRUE;
+  }
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
     st->drop_buffers ();
     GST_OBJECT_LOCK (self);
@@ -601,7 +799,15 @@ gst_embedder_sink_event (GstBaseTransform * trans, GstEvent * event)
     /* Held frames came before this event: they must not be overtaken. */
     drain (self);
   }
-  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+  const bool caps = GST_EVENT_TYPE (event) == GST_EVENT_CAPS;
+  if (!GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event))
+    return FALSE;
+  /* After the caps, so the settings reach downstream before any frame. */
+  if (caps && st->settings)
+    gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (trans),
+        gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_STICKY,
+            gst_structure_copy (st->settings.get ())));
+  return TRUE;
 }
 
 static gboolean
@@ -801,6 +1007,7 @@ gst_embedder_finalize (GObject * object)
   g_free (self->mean);
   g_free (self->std);
   g_free (self->device);
+  g_free (self->index);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -820,6 +1027,7 @@ gst_embedder_init (GstEmbedder * self)
   self->threads = DEFAULT_THREADS;
   self->device = g_strdup (DEFAULT_DEVICE);
   self->seed = DEFAULT_SEED;
+  self->index = g_strdup (DEFAULT_INDEX);
   self->active_precision = -1;
   self->state = new EmbedderState ();
 
@@ -908,6 +1116,14 @@ gst_embedder_class_init (GstEmbedderClass * klass)
       g_param_spec_uint64 ("seed", "Seed",
           "Seed of weights=random: the same seed gives the same weights in "
           "every process", 0, G_MAXUINT64, DEFAULT_SEED, rw));
+  g_object_class_install_property (gobject_class, PROP_INDEX,
+      g_param_spec_string ("index", "Index",
+          "A FAISS index built by faissindexer: embed exactly as its gallery "
+          "was, with the model, weights, seed, input-size, resize, mean, std "
+          "and normalize its catalog records (index + \".db\"). Those set "
+          "here too must agree with the index (files by identity), or the "
+          "element fails to start; the others are taken from the index",
+          DEFAULT_INDEX, rw));
   g_object_class_install_property (gobject_class, PROP_FRAMES_EMBEDDED,
       g_param_spec_uint64 ("frames-embedded", "Frames embedded",
           "Frames that received an embedding since the element started", 0,

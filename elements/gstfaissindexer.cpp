@@ -30,6 +30,12 @@
  * results without the original files (video frames, galleries on another
  * disk). thumbnail-size=0, or caps other than video/x-raw, store none.
  *
+ * The catalog also records the settings the embedder upstream announces (see
+ * elements/embedder_settings.h), so that `embedder index=` can adopt them
+ * when searching the index. Settings that do not describe the embeddings that
+ * arrive (another model id or preprocessing) are not recorded, with a
+ * warning.
+ *
  * The element posts GST_MESSAGE_PROGRESS messages (code "faissindexer"): at
  * the first embedding, every #GstFaissIndexer:progress-interval embeddings,
  * for each phase at EOS, and when done. Their structures also carry the
@@ -59,6 +65,7 @@
 #include "core/index_builder.h"
 #include "core/thumbnail_cache.h"
 #include "elements.h"
+#include "embedder_settings.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
@@ -112,6 +119,9 @@ struct _GstFaissIndexer
   GstVideoInfo info;
   GstVideoConverter *to_rgb;    /* NULL when the frames are RGB already */
   GstVideoInfo rgb_info;
+  /* The embedder's settings, announced upstream and not yet checked against
+   * an embedding; NULL when none are pending. */
+  GstStructure *embedder_settings;
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -243,6 +253,7 @@ gst_faiss_indexer_init (GstFaissIndexer * self)
   self->thumbnail_size = DEFAULT_THUMBNAIL_SIZE;
   self->to_rgb = NULL;
   self->have_video = FALSE;
+  self->embedder_settings = NULL;
   new (&self->builder) std::unique_ptr < vs::IndexBuilder > ();
 
   /* Every buffer is stored; waiting for the clock would only slow indexing. */
@@ -255,6 +266,8 @@ gst_faiss_indexer_finalize (GObject * object)
   GstFaissIndexer *self = GST_FAISS_INDEXER (object);
 
   self->builder.~unique_ptr ();
+  if (self->embedder_settings)
+    gst_structure_free (self->embedder_settings);
   g_free (self->location);
   g_free (self->index_type);
 
@@ -420,6 +433,7 @@ gst_faiss_indexer_stop (GstBaseSink * sink)
 
   self->builder.reset ();
   g_clear_pointer (&self->to_rgb, gst_video_converter_free);
+  g_clear_pointer (&self->embedder_settings, gst_structure_free);
   self->have_video = FALSE;
   return TRUE;
 }
@@ -529,6 +543,14 @@ gst_faiss_indexer_event (GstBaseSink * sink, GstEvent * event)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM_STICKY
+      && gst_event_has_name (event, VS_EMBEDDER_SETTINGS_EVENT)) {
+    GST_DEBUG_OBJECT (self, "embedder settings %" GST_PTR_FORMAT,
+        gst_event_get_structure (event));
+    g_clear_pointer (&self->embedder_settings, gst_structure_free);
+    self->embedder_settings =
+        gst_structure_copy (gst_event_get_structure (event));
+  }
   /* Before chaining up: EOS reaches the application only once the files are
    * in place. */
   if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->builder
@@ -541,6 +563,36 @@ gst_faiss_indexer_event (GstBaseSink * sink, GstEvent * event)
 
 /* ------------------------------------------------------------------------ */
 /* buffer path */
+
+/* Hands the pending embedder settings to the builder if they describe this
+ * embedding: an element between embedder and faissindexer could have
+ * replaced the embeddings. */
+static void
+record_embedder_settings (GstFaissIndexer * self,
+    const GstEmbeddingMeta * embedding)
+{
+  const GstStructure *s = self->embedder_settings;
+  const gchar *model_id = gst_structure_get_string (s, "model-id");
+  const gchar *preprocessing_id =
+      gst_structure_get_string (s, "preprocessing-id");
+
+  if (g_strcmp0 (model_id, embedding->model_id) == 0
+      && g_strcmp0 (preprocessing_id, embedding->preprocessing_id) == 0) {
+    gchar *text = gst_structure_to_string (s);
+    self->builder->set_embedder_config (text);
+    g_free (text);
+  } else {
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("The embedder settings announced upstream (model %s, preprocessing "
+            "%s) do not describe the embeddings that arrive (model %s, "
+            "preprocessing %s), so the catalog does not record them and "
+            "embedder index= cannot adopt them from this index.",
+            GST_STR_NULL (model_id), GST_STR_NULL (preprocessing_id),
+            GST_STR_NULL (embedding->model_id),
+            GST_STR_NULL (embedding->preprocessing_id)), (NULL));
+  }
+  g_clear_pointer (&self->embedder_settings, gst_structure_free);
+}
 
 static GstFlowReturn
 gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
@@ -594,6 +646,9 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
         ("Set thumbnail-size=0 to index without thumbnails."));
     return GST_FLOW_ERROR;
   }
+
+  if (self->embedder_settings)
+    record_embedder_settings (self, embedding);
 
   try {
     builder.add (embedding->values, static_cast < int >(embedding->dims),

@@ -13,6 +13,10 @@
  * fields timestamp, stream-time, running-time, duration (guint64), metric
  * (string: "ip" or "l2") and the arrays ids (gint64), distances (float),
  * labels (gint), label-names and sources (string), nearest first.
+ *
+ * After its caps it sends the sticky event VS_INDEX_EVENT (gstfaisssearch.h)
+ * downstream, naming the index and its catalog, so that retrievaleval needs
+ * no index= of its own.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -277,6 +281,23 @@ gst_faiss_search_stop (GstBaseTransform * trans)
         st.index_path.c_str ());
   st.pending.reset ();
   st.gallery.reset ();
+  return TRUE;
+}
+
+static gboolean
+gst_faiss_search_sink_event (GstBaseTransform * trans, GstEvent * event)
+{
+  FaissSearchState & st = *GST_FAISS_SEARCH (trans)->state;
+  const bool caps = GST_EVENT_TYPE (event) == GST_EVENT_CAPS;
+
+  if (!GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event))
+    return FALSE;
+  if (caps)
+    gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (trans),
+        gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_STICKY,
+            gst_structure_new (VS_INDEX_EVENT,
+                "index", G_TYPE_STRING, st.index_path.c_str (),
+                "catalog", G_TYPE_STRING, st.catalog_path.c_str (), NULL)));
   return TRUE;
 }
 
@@ -671,6 +692,7 @@ gst_faiss_search_class_init (GstFaissSearchClass * klass)
 
   trans_class->start = GST_DEBUG_FUNCPTR (gst_faiss_search_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_search_stop);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_faiss_search_sink_event);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_faiss_search_transform_ip);
 }
 

@@ -15,14 +15,16 @@
  * definitions are in plugin/core/retrieval_metrics.h.
  *
  * Recall@k and mAP@k need the number of gallery items of each label, which
- * comes from the gallery's catalog: set #GstRetrievalEval:index (the catalog
- * is the index path + ".db") or #GstRetrievalEval:catalog.
+ * comes from the gallery's catalog. Behind a faisssearch the element finds it
+ * by itself (faisssearch names its index in a sticky event before the first
+ * frame); #GstRetrievalEval:index (the catalog is the index path + ".db") or
+ * #GstRetrievalEval:catalog, when set, win over that.
  *
  * ## Example launch line
  * |[
- * gst-launch-1.0 cifarsrc location=cifar-10-batches-py split=test ! embedder ! \
- *     faisssearch index=train.faiss k=10 post-messages=false ! \
- *     retrievaleval index=train.faiss k=1,5,10 output=metrics.json
+ * gst-launch-1.0 cifarsrc location=cifar-10-batches-py split=test ! \
+ *     embedder index=train.faiss ! faisssearch index=train.faiss k=10 \
+ *     post-messages=false ! retrievaleval k=1,5,10 output=metrics.json
  * ]|
  * With exclude-self=true (the gallery queried with its own images) faisssearch
  * must return one neighbour more than the largest k.
@@ -46,6 +48,7 @@
 #include "core/retrieval_metrics.h"
 #include "core/utf8.h"
 #include "elements.h"
+#include "gstfaisssearch.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_retrieval_eval_debug);
@@ -108,8 +111,11 @@ struct _GstRetrievalEval
   gchar *catalog;
   gchar *index;
 
-  /* constructed in init, destroyed in finalize; holds a run between start and stop */
+  /* constructed in init, destroyed in finalize; holds a run once its
+   * catalog is loaded (at start, or when faisssearch names it), until stop */
   std::unique_ptr < Evaluation > evaluation;
+  /* the catalog of this run could not be loaded: an error was posted */
+  gboolean gallery_failed;
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -176,7 +182,8 @@ gst_retrieval_eval_class_init (GstRetrievalEvalClass * klass)
   g_object_class_install_property (gobject_class, PROP_INDEX,
       g_param_spec_string ("index", "Index",
           "The gallery's FAISS index file, as given to faisssearch; its "
-          "catalog (index + \".db\") is read", NULL,
+          "catalog (index + \".db\") is read. Unset: the index of the "
+          "faisssearch upstream", NULL,
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
               GST_PARAM_MUTABLE_READY)));
 
@@ -285,37 +292,49 @@ gst_retrieval_eval_get_property (GObject * object, guint prop_id,
 /* ------------------------------------------------------------------------ */
 /* lifecycle */
 
-static gboolean
-gst_retrieval_eval_start (GstBaseSink * sink)
+/* The catalog set by the application (catalog, else index + ".db"); empty
+ * when neither is set. */
+static std::string
+explicit_catalog (GstRetrievalEval * self)
 {
-  GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
+  GST_OBJECT_LOCK (self);
+  std::string path;
+  if (self->catalog && *self->catalog)
+    path = self->catalog;
+  else if (self->index && *self->index)
+    path = vs::catalog_path_for (self->index);
+  GST_OBJECT_UNLOCK (self);
+  return path;
+}
 
+/* Parses k; FALSE after posting an error. */
+static gboolean
+parse_ks (GstRetrievalEval * self, std::vector < int >*ks)
+{
   GST_OBJECT_LOCK (self);
   const std::string k_list = self->k ? self->k : "";
-  const bool exclude_self = self->exclude_self;
-  std::string catalog_path;
-  if (self->catalog && *self->catalog)
-    catalog_path = self->catalog;
-  else if (self->index && *self->index)
-    catalog_path = vs::catalog_path_for (self->index);
   GST_OBJECT_UNLOCK (self);
-
-  std::vector < int >ks;
   try {
-    ks = vs::parse_k_list (k_list);
+    *ks = vs::parse_k_list (k_list);
   } catch (const vs::Error & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("Invalid k property: %s", e.what ()), (NULL));
     return FALSE;
   }
+  return TRUE;
+}
 
-  if (catalog_path.empty ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("No gallery catalog to count relevant items in."),
-        ("Set index= to the index faisssearch searches (its catalog is the "
-            "index path + \".db\"), or catalog= to the catalog itself."));
+/* Loads the gallery's catalog and starts the evaluation; FALSE after posting
+ * an error. */
+static gboolean
+load_gallery (GstRetrievalEval * self, const std::string & catalog_path)
+{
+  std::vector < int >ks;
+  if (!parse_ks (self, &ks))
     return FALSE;
-  }
+  GST_OBJECT_LOCK (self);
+  const bool exclude_self = self->exclude_self;
+  GST_OBJECT_UNLOCK (self);
 
   try {
     vs::Catalog gallery = vs::Catalog::load (catalog_path);
@@ -332,8 +351,9 @@ gst_retrieval_eval_start (GstBaseSink * sink)
           ("Lower the largest k or index more images."));
       return FALSE;
     }
-    GST_INFO_OBJECT (self, "gallery %s: %zu items; k=%s, exclude-self=%d",
-        catalog_path.c_str (), gallery_size, k_list.c_str (), exclude_self);
+    GST_INFO_OBJECT (self, "gallery %s: %zu items; k=%d max, exclude-self=%d",
+        catalog_path.c_str (), gallery_size, evaluation->metrics.max_k (),
+        exclude_self);
     self->evaluation = std::move (evaluation);
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
@@ -342,6 +362,37 @@ gst_retrieval_eval_start (GstBaseSink * sink)
     return FALSE;
   }
   return TRUE;
+}
+
+static gboolean
+gst_retrieval_eval_start (GstBaseSink * sink)
+{
+  GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
+  const std::string catalog_path = explicit_catalog (self);
+
+  self->gallery_failed = FALSE;
+  if (!catalog_path.empty ())
+    return load_gallery (self, catalog_path);
+  /* The catalog comes with faisssearch's event; k is checked now. */
+  std::vector < int >ks;
+  return parse_ks (self, &ks);
+}
+
+/* Without a catalog by the first frame (or EOS) there is nothing to count
+ * relevant items in; FALSE, with an error posted once. */
+static gboolean
+have_gallery (GstRetrievalEval * self)
+{
+  if (self->evaluation)
+    return TRUE;
+  if (!self->gallery_failed)
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("No gallery catalog to count relevant items in."),
+        ("Put retrievaleval behind the faisssearch that searches the gallery, "
+            "or set index= to that index (its catalog is the index path + "
+            "\".db\"), or catalog= to the catalog itself."));
+  self->gallery_failed = TRUE;
+  return FALSE;
 }
 
 static gboolean
@@ -487,9 +538,22 @@ gst_retrieval_eval_event (GstBaseSink * sink, GstEvent * event)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
 
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM_STICKY
+      && gst_event_has_name (event, VS_INDEX_EVENT) && !self->evaluation
+      && !self->gallery_failed && explicit_catalog (self).empty ()) {
+    const gchar *catalog =
+        gst_structure_get_string (gst_event_get_structure (event), "catalog");
+    GST_DEBUG_OBJECT (self, "faisssearch upstream reads the catalog %s",
+        GST_STR_NULL (catalog));
+    if (catalog && !load_gallery (self, catalog)) {
+      self->gallery_failed = TRUE;
+      gst_event_unref (event);
+      return FALSE;
+    }
+  }
   /* Before chaining up, so the figures are on the bus ahead of EOS. */
-  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->evaluation
-      && !gst_retrieval_eval_finish (self)) {
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS
+      && (!have_gallery (self) || !gst_retrieval_eval_finish (self))) {
     gst_event_unref (event);
     return FALSE;
   }
@@ -503,6 +567,8 @@ static GstFlowReturn
 gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
+  if (!have_gallery (self))
+    return GST_FLOW_ERROR;
   Evaluation & evaluation = *self->evaluation;
 
   const GstSampleMeta *sample = gst_buffer_get_sample_meta (buffer);

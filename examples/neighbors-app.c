@@ -4,7 +4,8 @@
  *
  *   cc neighbors-app.c $(pkg-config --cflags --libs gstvisualsearch-1.0 gstreamer-app-1.0)
  *   ./a.out 'cifarsrc location=cifar-10-batches-py split=test num-buffers=5
- *       ! embedder ! faisssearch index=cifar.faiss ! appsink name=sink sync=false'
+ *       ! embedder index=cifar.faiss ! faisssearch index=cifar.faiss
+ *       ! appsink name=sink sync=false'
  *
  * Exits non-zero when the pipeline fails or no frame carried neighbours. */
 #include <stdio.h>

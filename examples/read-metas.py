@@ -4,7 +4,7 @@ each frame's GstSampleMeta, GstEmbeddingMeta and GstNeighborsMeta, read from
 the buffers through the GstVisualSearch-1.0 typelib (PyGObject).
 
     examples/read-metas.py 'cifarsrc location=cifar-10-batches-py split=test
-        num-buffers=5 ! embedder ! faisssearch index=cifar.faiss
+        num-buffers=5 ! embedder index=cifar.faiss ! faisssearch index=cifar.faiss
         ! appsink name=sink sync=false'
 
 Needs the typelib and libgstvisualsearch-1.0 where GObject introspection

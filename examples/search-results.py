@@ -5,7 +5,8 @@ prints each frame's nearest gallery images from faisssearch's bus messages.
     examples/search-results.py --index cifar.faiss \\
         --source 'cifarsrc location=cifar-10-batches-py split=test num-buffers=5'
 
-The pipeline is SOURCE ! videoconvert ! embedder EMBEDDER ! faisssearch ! fakesink;
+The pipeline is SOURCE ! videoconvert ! embedder index=INDEX EMBEDDER ! faisssearch
+! fakesink: the embedder takes its model and preprocessing from the index;
 every searched frame posts an element message named "visualsearch" with the
 arrays ids, distances, labels, label-names and sources (nearest first).
 Exits 1 when the pipeline fails and 2 on bad usage.
@@ -38,12 +39,14 @@ def main():
     parser.add_argument("--source", required=True,
                         help="gst-launch description of the frames to search")
     parser.add_argument("--embedder", default="",
-                        help="embedder properties, exactly as when the index was built")
+                        help="more embedder properties, e.g. precision=bf16 batch-size=8 "
+                             "(the model and preprocessing come from the index)")
     parser.add_argument("-k", type=int, default=5, help="neighbours per frame")
     args = parser.parse_args()
 
     Gst.init(None)
-    description = (f"{args.source} ! videoconvert ! embedder {args.embedder} ! "
+    description = (f"{args.source} ! videoconvert ! "
+                   f"embedder index=\"{args.index}\" {args.embedder} ! "
                    f"faisssearch index=\"{args.index}\" k={args.k} ! fakesink")
     try:
         pipeline = Gst.parse_launch(description)

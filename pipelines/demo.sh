@@ -165,8 +165,6 @@ else
 fi
 end_step
 banner
-embedder_props=(model="$MODEL" input-size="$INPUT_SIZE" resize="$RESIZE" precision="$PRECISION")
-[ -n "${WEIGHTS:-}" ] && embedder_props+=(weights="$WEIGHTS")
 export MODEL INPUT_SIZE RESIZE PRECISION WEIGHTS BUILD_DIR
 run() { echo "+ $*"; "$@"; }
 
@@ -178,7 +176,7 @@ step "5/6 Searching $NUM_QUERIES test images as a stream, with the overlay"
 VIDEO="$OUT_DIR/search.avi"
 # framerate paces the source, so the video plays at FPS (cifarsrc otherwise runs as fast as it can).
 run gst-launch-1.0 -q cifarsrc location="$DATASET" split=test num-buffers="$NUM_QUERIES" framerate="$FPS/1" \
-  ! embedder "${embedder_props[@]}" \
+  ! embedder index="$INDEX" precision="$PRECISION" \
   ! faisssearch index="$INDEX" k="$K" post-messages=false \
   ! videoscale ! video/x-raw,width=320,height=320 \
   ! searchoverlay dataset="$DATASET" \
@@ -187,7 +185,7 @@ echo "wrote $VIDEO"
 echo "The first test images and their neighbours, read from faisssearch's bus messages:"
 run /usr/bin/python3 examples/search-results.py --index "$INDEX" -k "$K" \
   --source "cifarsrc location=\"$DATASET\" split=test num-buffers=3" \
-  --embedder "${embedder_props[*]}"
+  --embedder "precision=$PRECISION"
 
 step "6/6 Contact sheet for one test image"
 QUERY="$OUT_DIR/query.png"

@@ -75,8 +75,6 @@ fi
 mkdir -p "$OUT_DIR"
 index="$OUT_DIR/cifar-$INDEX_SPLIT.faiss"
 
-# One embedder description for both halves, so gallery and queries live in
-# the same space (faisssearch also checks the model and preprocessing ids).
 embedder=(embedder model="$MODEL" input-size="$INPUT_SIZE" resize="$RESIZE"
           precision="$PRECISION" batch-size="$BATCH_SIZE")
 [ -n "$WEIGHTS" ] && embedder+=(weights="$WEIGHTS")
@@ -92,10 +90,12 @@ query_limit=()
 [ -n "$NUM_QUERIES" ] && query_limit=(num-buffers="$NUM_QUERIES")
 echo "evaluate-cifar: querying with the $QUERY_SPLIT split, k=$K, exclude-self=$exclude_self"
 start=$(date +%s)
+# The queries are embedded as the index records its gallery was, and
+# retrievaleval reads the gallery's catalog through faisssearch.
 gst-launch-1.0 -q cifarsrc location="$dataset" split="$QUERY_SPLIT" "${query_limit[@]}" ! \
-  "${embedder[@]}" ! \
+  embedder index="$index" precision="$PRECISION" batch-size="$BATCH_SIZE" ! \
   faisssearch index="$index" k="$neighbours" post-messages=false ! \
-  retrievaleval index="$index" k="$K" exclude-self="$exclude_self" output="$OUTPUT" \
+  retrievaleval k="$K" exclude-self="$exclude_self" output="$OUTPUT" \
   || die "evaluation failed (see the error above)."
 echo "evaluate-cifar: evaluated in $(( $(date +%s) - start )) s -> $OUTPUT"
 

@@ -7,15 +7,16 @@
 #
 #   IMAGE          any image GStreamer decodes (PNG, JPEG, ...)
 #   INDEX          an index built by pipelines/index-cifar.sh / faissindexer; the
-#                  query is embedded exactly as its catalog says the gallery was
+#                  query is embedded exactly as the gallery was
 #   --dataset DIR  the CIFAR directory the gallery came from, for the thumbnails
 #                  (gallery images stored as file paths need none)
 #   --out FILE     the contact sheet (default: IMAGE's name + "-results.png")
 #   -k K           how many results (default 5, or $K)
 #
 # Environment: THUMB=96 (thumbnail side in the sheet), BUILD_DIR=build (plugin
-# used when not installed), and MODEL, WEIGHTS, SEED, INPUT_SIZE, RESIZE, MEAN,
-# STD, PRECISION to override the embedder settings read from the catalog.
+# used when not installed), PRECISION=fp32 (or bf16), and MODEL or WEIGHTS
+# when the TorchScript or weights file of the index has moved. The embedder
+# takes everything else from the index (embedder index=INDEX).
 # Exits 1 on any failure, with a message saying what to do.
 set -euo pipefail
 source "$(dirname "$0")/search-setup.sh"

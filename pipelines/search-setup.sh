@@ -3,18 +3,15 @@
 # vs_use_plugin: makes the visualsearch elements available, from the system
 #   or, when not installed, from the build tree $BUILD_DIR (default build/).
 # vs_embedder_for INDEX: fills the array `embedder` with an embedder element
-#   configured exactly as the one that built INDEX, read from its catalog
-#   (INDEX.db): model, random weights and seed, input size, resize, mean, std.
-#   A query embedded any other way would be refused by faisssearch. These
-#   environment variables override what the catalog says:
-#     MODEL       resnet18..resnet152, or a TorchScript file (required when
-#                 the index was built from TorchScript)
-#     WEIGHTS     a torchvision .pth file; "random" for seeded random weights;
-#                 unset: the catalog's random seed, else the torchvision cache
-#     SEED        seed of WEIGHTS=random
-#     INPUT_SIZE  RESIZE  MEAN  STD
-#     PRECISION   fp32 or bf16 (not recorded in the catalog; default fp32)
+#   that adopts the settings INDEX was built with (embedder index=INDEX: model,
+#   weights and seed, input size, resize, mean, std, normalize, as its catalog
+#   INDEX.db records them), so the queries are embedded exactly as the gallery
+#   was. These environment variables add to it:
+#     PRECISION   fp32 or bf16 (not part of the index; default fp32)
 #     INTERVAL    embed every Nth frame (default 1)
+#     MODEL       where the TorchScript file the index was built from is now,
+#                 when it has moved (the embedder checks it is the same file)
+#     WEIGHTS     the same for a torchvision .pth file
 
 vs_die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
@@ -65,44 +62,13 @@ vs_use_plugin() {
   gst-inspect-1.0 faisssearch >/dev/null 2>&1 || vs_die "no faisssearch element in $plugin_dir; rebuild with ninja -C ${BUILD_DIR:-build}"
 }
 
-# The value of key=... in a preprocessing id such as
-# "rgb;resize=0;crop=224;mean=0.485,0.456,0.406;std=0.229,0.224,0.225".
-vs_preprocessing_value() {
-  tr ';' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -n 1
-}
-
 vs_embedder_for() {
-  local index=$1 catalog="$1.db" facts model_id preprocessing model tag seed=""
+  local index=$1
   [ -f "$index" ] || vs_die "no index at $index; build one with pipelines/index-cifar.sh (or cifarindexer / faissindexer)."
-  [ -f "$catalog" ] || vs_die "no catalog at $catalog beside the index; rebuild the index with pipelines/index-cifar.sh."
-  facts=$(sqlite3 -readonly -separator $'\t' "$catalog" \
-    "SELECT model_id, preprocessing_id FROM index_facts" 2>/dev/null) \
-    || vs_die "cannot read the catalog $catalog; rebuild the index with pipelines/index-cifar.sh."
-  model_id=${facts%%$'\t'*}
-  preprocessing=${facts#*$'\t'}
-  model=${model_id%%:*}
-  tag=${model_id#*:}
-  [[ "$tag" =~ ^random-seed([0-9]+)$ ]] && seed=${BASH_REMATCH[1]}
-
-  model=${MODEL:-$model}
-  case "$model" in
-    resnet18|resnet34|resnet50|resnet101|resnet152) ;;
-    *) [ -n "${MODEL:-}" ] || vs_die "the index was built by model '$model_id'; set MODEL to the TorchScript file that made it." ;;
-  esac
-  embedder=(embedder model="$model"
-            input-size="${INPUT_SIZE:-$(vs_preprocessing_value "$preprocessing" crop)}"
-            resize="${RESIZE:-$(vs_preprocessing_value "$preprocessing" resize)}"
-            mean="${MEAN:-$(vs_preprocessing_value "$preprocessing" mean)}"
-            std="${STD:-$(vs_preprocessing_value "$preprocessing" std)}"
-            precision="${PRECISION:-fp32}"
-            inference-interval="${INTERVAL:-1}")
-  if [ -n "${WEIGHTS:-}" ]; then
-    embedder+=(weights="$WEIGHTS")
-    [ "$WEIGHTS" = random ] && embedder+=(seed="${SEED:-${seed:-42}}")
-  elif [ -n "$seed" ]; then
-    echo "$(basename "$0"): the index was built with random weights (seed $seed); so are the queries." >&2
-    embedder+=(weights=random seed="${SEED:-$seed}")
-  fi
+  [ -f "$index.db" ] || vs_die "no catalog at $index.db beside the index; rebuild the index with pipelines/index-cifar.sh."
+  embedder=(embedder index="$index" precision="${PRECISION:-fp32}" inference-interval="${INTERVAL:-1}")
+  if [ -n "${MODEL:-}" ]; then embedder+=(model="$MODEL"); fi
+  if [ -n "${WEIGHTS:-}" ]; then embedder+=(weights="$WEIGHTS"); fi
 }
 
 # Prints the "visualsearch" messages of `gst-launch-1.0 -m` output on stdin as

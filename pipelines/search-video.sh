@@ -7,7 +7,7 @@
 #
 #   INPUT          any video file GStreamer decodes (audio is dropped)
 #   INDEX          an index built by pipelines/index-cifar.sh / faissindexer; the
-#                  frames are embedded exactly as its catalog says the gallery was
+#                  frames are embedded exactly as the gallery was
 #   --dataset DIR  the CIFAR directory the gallery came from, for the thumbnails
 #   --out FILE     the annotated video (default: INPUT's name + "-search.avi");
 #                  its extension picks the format, all from Debian's
@@ -21,8 +21,9 @@
 # results in between), THUMB=64, POSITION=bottom (top, bottom, left, right),
 # WIDTH= (scale the output to this width, keeping the aspect ratio),
 # MESSAGES= (a file for the per-frame results as gst-launch -m prints them),
-# BUILD_DIR=build, and MODEL, WEIGHTS, SEED, INPUT_SIZE, RESIZE, MEAN, STD,
-# PRECISION to override the embedder settings read from the catalog.
+# BUILD_DIR=build, PRECISION=fp32 (or bf16), and MODEL or WEIGHTS when the
+# TorchScript or weights file of the index has moved. The embedder takes
+# everything else from the index (embedder index=INDEX).
 set -euo pipefail
 source "$(dirname "$0")/search-setup.sh"
 

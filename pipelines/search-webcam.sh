@@ -5,7 +5,7 @@
 #   pipelines/search-webcam.sh INDEX [--dataset DIR] [--device DEV] [-k K]
 #
 #   INDEX          an index built by pipelines/index-cifar.sh / faissindexer; the
-#                  frames are embedded exactly as its catalog says the gallery was
+#                  frames are embedded exactly as the gallery was
 #   --dataset DIR  the CIFAR directory the gallery came from, for the thumbnails
 #   --device DEV   the V4L2 camera (default /dev/video0, or $DEVICE)
 #   -k K           results per frame (default 5, or $K)
@@ -16,8 +16,10 @@
 # searched and shown), INTERVAL=1 (embed every Nth frame), PRECISION=fp32 (bf16 is
 # ~3x faster on CPUs with AMX/AVX-512 BF16), THUMB=64, POSITION=bottom,
 # SINK=autovideosink, SOURCE= (a gst-launch source to use instead of the
-# camera, e.g. SOURCE="videotestsrc is-live=true"), BUILD_DIR=build, and MODEL, WEIGHTS, SEED, INPUT_SIZE,
-# RESIZE, MEAN, STD to override the embedder settings read from the catalog.
+# camera, e.g. SOURCE="videotestsrc is-live=true"), BUILD_DIR=build, and
+# MODEL or WEIGHTS when the TorchScript or weights file of the index has
+# moved. The embedder takes everything else from the index (embedder
+# index=INDEX).
 # Without a camera it stops at once with a message and exit status 1.
 set -euo pipefail
 source "$(dirname "$0")/search-setup.sh"

@@ -388,10 +388,53 @@ void test_older_and_newer_catalogs() {
   g_assert_null(pair.catalog.thumbnails().get());
   g_assert_true(pair.catalog.thumbnail(0).empty());
 
-  sql(catalog, "PRAGMA user_version = 4;");
+  sql(catalog, "PRAGMA user_version = 5;");
   auto message = error_of([&] { vs::Catalog::load(catalog); });
-  assert_contains(message, "schema version 4");
+  assert_contains(message, "schema version 5");
   assert_contains(message, catalog);
+}
+
+// The embedder's configuration goes into the catalog and comes back whole,
+// through load() and through load_facts(), which reads no items; a catalog
+// of schema 3 (no embedder_config column) loads with none, and so does one
+// written without it.
+void test_catalog_embedder_config() {
+  const std::string path = tmp_path("config.faiss.db");
+  const std::string config =
+      "visualsearch-embedder-config, model=(string)/models/\\\"odd\\\".pt, "
+      "input-size=(int)224, mean=(string)\"0.5,0.5,0.5\", name=(string)\"caf\xC3\xA9\";";
+  auto facts = sample_facts();
+  facts.embedder_config = config;
+  std::vector<vs::CatalogItem> items = {{0, 1, "a", "s0"}, {1, 2, "b", "s1"}, {2, 1, "a", "s2"}};
+  vs::Catalog::write_atomically(path, facts, items);
+  g_assert_true(vs::Catalog::load(path).facts().embedder_config == config);
+  const vs::IndexFacts only_facts = vs::Catalog::load_facts(path);
+  g_assert_true(only_facts.embedder_config == config);
+  g_assert_cmpstr(only_facts.model_id.c_str(), ==, "resnet18:abcd");
+  g_assert_cmpint(only_facts.count, ==, 3);
+  g_assert_true(only_facts.index_digest == std::nullopt);
+
+  facts.embedder_config.clear();
+  vs::Catalog::write_atomically(path, facts, items);
+  g_assert_true(vs::Catalog::load_facts(path).embedder_config.empty());
+
+  // What visualsearch wrote before the column existed.
+  const std::string old = tmp_path("schema3.faiss.db");
+  sql(old,
+      "PRAGMA user_version = 3;"
+      "CREATE TABLE thumbnails (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);"
+      "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT);"
+      "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
+      "metric TEXT, index_type TEXT, count INTEGER, created TEXT, index_bytes INTEGER, "
+      "index_crc32 INTEGER);"
+      "INSERT INTO index_facts VALUES ('m', 'p', 8, 'l2', 'Flat', 2, 'then', 10, 20);"
+      "INSERT INTO items VALUES (0, 1, 'a', 's0'), (1, 2, 'b', 's1');"
+      "INSERT INTO thumbnails VALUES (1, X'ffd8');");
+  auto loaded = vs::Catalog::load(old);
+  g_assert_true(loaded.facts().embedder_config.empty());
+  g_assert_cmpint(loaded.facts().index_digest->bytes, ==, 10);
+  g_assert_cmpuint(loaded.thumbnail(1).size(), ==, 2);
+  g_assert_cmpstr(vs::Catalog::load_facts(old).model_id.c_str(), ==, "m");
 }
 
 // Labels past 32 bits used to come back truncated (2^32 + 5 as 5); label
@@ -575,6 +618,7 @@ int main(int argc, char** argv) {
   g_test_add_func("/catalog/binds_its_index", test_catalog_binds_its_index);
   g_test_add_func("/catalog/older_and_newer", test_older_and_newer_catalogs);
   g_test_add_func("/catalog/labels_and_text", test_catalog_labels_and_text);
+  g_test_add_func("/catalog/embedder_config", test_catalog_embedder_config);
   g_test_add_func("/index_store/fifo_is_refused", test_fifo_is_refused);
   g_test_add_func("/atomic_file/concurrent_writers_get_own_temporaries",
                   test_concurrent_writers_get_own_temporaries);

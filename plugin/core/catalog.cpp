@@ -18,7 +18,7 @@ namespace vs {
 
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 struct DatabaseCloser {
   void operator()(sqlite3* db) const { sqlite3_close(db); }
@@ -111,6 +111,41 @@ void check_regular_catalog_file(const std::string& path) {
   if (fd >= 0) ::close(fd);
 }
 
+// The schema version of db, refused when newer than this code reads.
+int readable_schema(Database& db, const std::string& path) {
+  const int schema = db.user_version();
+  if (schema > kSchemaVersion)
+    throw Error("The catalog " + path + " has schema version " + std::to_string(schema) +
+                ", newer than this visualsearch reads (" + std::to_string(kSchemaVersion) +
+                "). Update visualsearch, or rebuild the index with this one.");
+  return schema;
+}
+
+IndexFacts read_facts(Database& db, int schema) {
+  Statement facts = db.prepare(
+      std::string("SELECT model_id, preprocessing_id, dims, metric, index_type, count, created") +
+      (schema >= 2 ? ", index_bytes, index_crc32" : "") +
+      (schema >= 4 ? ", embedder_config" : "") + " FROM index_facts");
+  if (db.step(facts.get()) != SQLITE_ROW) db.fail("the index_facts table is empty");
+  IndexFacts f;
+  f.model_id = column_text(facts.get(), 0);
+  f.preprocessing_id = column_text(facts.get(), 1);
+  f.dims = sqlite3_column_int(facts.get(), 2);
+  f.metric = column_text(facts.get(), 3);
+  f.index_type = column_text(facts.get(), 4);
+  f.count = sqlite3_column_int64(facts.get(), 5);
+  f.created = column_text(facts.get(), 6);
+  if (schema >= 2 && sqlite3_column_type(facts.get(), 7) != SQLITE_NULL) {
+    IndexDigest digest;
+    digest.bytes = sqlite3_column_int64(facts.get(), 7);
+    digest.crc32 = static_cast<uint32_t>(sqlite3_column_int64(facts.get(), 8));
+    f.index_digest = digest;
+  }
+  if (schema >= 4) f.embedder_config = valid_utf8(column_text(facts.get(), 9));
+  if (db.step(facts.get()) != SQLITE_DONE) db.fail("the index_facts table has several rows");
+  return f;
+}
+
 }  // namespace
 
 struct CatalogThumbnails::Handle {
@@ -200,31 +235,9 @@ Catalog Catalog::load(const std::string& path) {
   Database db(path, SQLITE_OPEN_READONLY, "open");
   Catalog catalog;
 
-  const int schema = db.user_version();
-  if (schema > kSchemaVersion)
-    throw Error("The catalog " + path + " has schema version " + std::to_string(schema) +
-                ", newer than this visualsearch reads (" + std::to_string(kSchemaVersion) +
-                "). Update visualsearch, or rebuild the index with this one.");
-
-  Statement facts = db.prepare(
-      std::string("SELECT model_id, preprocessing_id, dims, metric, index_type, count, created") +
-      (schema >= 2 ? ", index_bytes, index_crc32" : "") + " FROM index_facts");
-  if (db.step(facts.get()) != SQLITE_ROW) db.fail("the index_facts table is empty");
-  IndexFacts& f = catalog.facts_;
-  f.model_id = column_text(facts.get(), 0);
-  f.preprocessing_id = column_text(facts.get(), 1);
-  f.dims = sqlite3_column_int(facts.get(), 2);
-  f.metric = column_text(facts.get(), 3);
-  f.index_type = column_text(facts.get(), 4);
-  f.count = sqlite3_column_int64(facts.get(), 5);
-  f.created = column_text(facts.get(), 6);
-  if (schema >= 2 && sqlite3_column_type(facts.get(), 7) != SQLITE_NULL) {
-    IndexDigest digest;
-    digest.bytes = sqlite3_column_int64(facts.get(), 7);
-    digest.crc32 = static_cast<uint32_t>(sqlite3_column_int64(facts.get(), 8));
-    f.index_digest = digest;
-  }
-  if (db.step(facts.get()) != SQLITE_DONE) db.fail("the index_facts table has several rows");
+  const int schema = readable_schema(db, path);
+  catalog.facts_ = read_facts(db, schema);
+  const IndexFacts& f = catalog.facts_;
 
   Statement items = db.prepare("SELECT id, label, label_name, source FROM items ORDER BY id");
   while (db.step(items.get()) == SQLITE_ROW) {
@@ -251,12 +264,17 @@ Catalog Catalog::load(const std::string& path) {
   if (static_cast<int64_t>(catalog.items_.size()) != f.count)
     db.fail("it lists " + std::to_string(catalog.items_.size()) + " items but records a count of " +
             std::to_string(f.count));
-  facts.reset();
   items.reset();
   // The same connection: a catalog renamed over this one meanwhile cannot
   // lend it thumbnails of other items.
   catalog.thumbnails_ = adopt_thumbnails(path, std::move(db), schema);
   return catalog;
+}
+
+IndexFacts Catalog::load_facts(const std::string& path) {
+  check_regular_catalog_file(path);
+  Database db(path, SQLITE_OPEN_READONLY, "open");
+  return read_facts(db, readable_schema(db, path));
 }
 
 void Catalog::write(const std::string& path, const IndexFacts& facts,
@@ -285,9 +303,9 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
           "source TEXT);"
           "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
           "metric TEXT, index_type TEXT, count INTEGER, created TEXT, index_bytes INTEGER, "
-          "index_crc32 INTEGER);");
+          "index_crc32 INTEGER, embedder_config TEXT);");
 
-  Statement fact = db.prepare("INSERT INTO index_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  Statement fact = db.prepare("INSERT INTO index_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   bind_text_or_null(db, fact.get(), 1, facts.model_id);
   bind_text_or_null(db, fact.get(), 2, facts.preprocessing_id);
   sqlite3_bind_int(fact.get(), 3, facts.dims);
@@ -301,6 +319,7 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
   bind_int64_or_null(db, fact.get(), 9,
                      facts.index_digest ? std::optional<int64_t>(facts.index_digest->crc32)
                                         : std::nullopt);
+  bind_text_or_null(db, fact.get(), 10, facts.embedder_config);
   db.step(fact.get());
 
   Statement insert = db.prepare("INSERT INTO items VALUES (?, ?, ?, ?)");

@@ -35,6 +35,11 @@ struct IndexFacts {
   // The index file written with this catalog; nullopt in catalogs of schema
   // version 1, which predate it (they load, unchecked).
   std::optional<IndexDigest> index_digest;
+  // The embedder's whole configuration, a serialised GstStructure (see
+  // elements/embedder_settings.h) that `embedder index=` adopts; empty when
+  // unknown: catalogs before schema version 4, or embeddings that did not
+  // come from an embedder.
+  std::string embedder_config;
 };
 
 std::string catalog_path_for(const std::string& index_path);
@@ -50,20 +55,22 @@ std::string utc_timestamp_now();
 void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& incoming,
                                 const std::string& catalog_path);
 
-// File layout (schema version 3, PRAGMA user_version = 3):
+// File layout (schema version 4, PRAGMA user_version = 4):
 //   items(id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT)
 //     one row per index id, 0..count-1; label -1 and NULL strings when unknown;
 //     labels fit 32 bits;
 //   index_facts(model_id TEXT, preprocessing_id TEXT, dims INTEGER, metric TEXT,
 //               index_type TEXT, count INTEGER, created TEXT,
-//               index_bytes INTEGER, index_crc32 INTEGER)
+//               index_bytes INTEGER, index_crc32 INTEGER, embedder_config TEXT)
 //     exactly one row; index_bytes and index_crc32 (the IndexDigest of the
-//     index written with the catalog) are NULL when unknown;
+//     index written with the catalog) and embedder_config are NULL when
+//     unknown;
 //   thumbnails(id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL)
 //     a JPEG of the item with index id `id` (faissindexer's thumbnail-size
 //     on its longer side); items without a row have none.
-// Version 2 lacks the thumbnails table; version 1 also lacks index_bytes and index_crc32; version 0 is version 1 written
-// before the version was recorded. Both are read.
+// Version 3 lacks embedder_config; version 2 also lacks the thumbnails table;
+// version 1 also lacks index_bytes and index_crc32; version 0 is version 1
+// written before the version was recorded. All are read.
 
 // The thumbnails of one catalog file, read one at a time from a handle kept
 // open, so a gallery of a million items costs no memory until one is shown,
@@ -94,6 +101,8 @@ class Catalog {
   // Reads the whole catalog into memory; label names and sources come back
   // as valid UTF-8 (invalid bytes become U+FFFD). Throws vs::Error.
   static Catalog load(const std::string& path);
+  // Only the index facts, without reading the items. Throws vs::Error.
+  static IndexFacts load_facts(const std::string& path);
   // Writes a complete catalog atomically (temp file, fsync, rename).
   static void write_atomically(const std::string& path, const IndexFacts& facts,
                                const std::vector<CatalogItem>& items);

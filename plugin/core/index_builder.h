@@ -66,6 +66,11 @@ class IndexBuilder {
   void add(const float* values, int dims, const std::string& model_id,
            const std::string& preprocessing_id, const CatalogItem& item);
 
+  // The settings of the embedder that makes this run's embeddings, recorded
+  // in the catalog (IndexFacts::embedder_config). An appending run that
+  // brings none keeps those the catalog has.
+  void set_embedder_config(const std::string& config) { facts_.embedder_config = config; }
+
   int64_t added() const { return added_; }
   int64_t existing() const { return existing_; }
 
