@@ -19,24 +19,23 @@ const int kMaxPending = 3;
 
 }  // namespace
 
-LiveCamera::LiveCamera(const std::string& camera, const std::string& embedder,
-                       const std::string& index) {
+LiveCamera::LiveCamera(const std::string& camera, const std::string& index) {
   // A leaky queue before the embedder: a camera faster than the model drops
   // frames instead of queueing them up.
   const std::string description =
       camera + " ! videoconvert ! videoscale ! video/x-raw,width=640,height=480 ! "
-               "queue leaky=downstream max-size-buffers=2 ! " + embedder +
+               "queue leaky=downstream max-size-buffers=2 ! embedder name=embed"
       " ! faisssearch name=search k=5 post-messages=false ! searchoverlay name=overlay ! "
       "videoconvert ! jpegenc quality=75 ! appsink name=sink sync=false max-buffers=2 drop=true";
   GError* error = nullptr;
   pipeline_ = gst_parse_launch(description.c_str(), &error);
-  if (!pipeline_) {
+  if (!pipeline_ || error) {
     const std::string message = error ? error->message : "unknown error";
     g_clear_error(&error);
+    if (pipeline_) gst_object_unref(pipeline_);
     throw Error("cannot build the live pipeline for --camera '" + camera + "': " + message);
   }
-  g_clear_error(&error);
-  for (const char* name : {"search", "overlay"}) {
+  for (const char* name : {"embed", "search", "overlay"}) {
     GstElement* element = gst_bin_get_by_name(GST_BIN(pipeline_), name);
     g_object_set(element, "index", index.c_str(), NULL);
     gst_object_unref(element);

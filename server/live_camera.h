@@ -14,9 +14,10 @@ namespace vs::server {
 
 class LiveCamera {
  public:
-  // camera: a source in gst-launch-1.0 syntax; embedder: the embedder element
-  // with its settings. Throws vs::Error when the pipeline cannot start.
-  LiveCamera(const std::string& camera, const std::string& embedder, const std::string& index);
+  // camera: a source in gst-launch-1.0 syntax; the embedder adopts the
+  // settings index was built with. Throws vs::Error when the pipeline cannot
+  // start.
+  LiveCamera(const std::string& camera, const std::string& index);
   ~LiveCamera();
   LiveCamera(const LiveCamera&) = delete;
   LiveCamera& operator=(const LiveCamera&) = delete;

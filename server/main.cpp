@@ -623,12 +623,11 @@ int main(int argc, char** argv) {
     app->thumbnail_cache = std::make_unique<vs::ThumbnailCache>(256, s.dataset, nullptr);
     QueryOptions query_options;
     query_options.index = s.index;
-    query_options.embedder = "embedder index=\"" + s.index + "\"";
     query_options.batch_size = s.batch_size;
     query_options.k_max = s.k_max + 1;
     app->queries = std::make_unique<QueryPipeline>(query_options);
     if (s.camera != "none")
-      app->live = std::make_unique<LiveCamera>(s.camera, query_options.embedder, s.index);
+      app->live = std::make_unique<LiveCamera>(s.camera, s.index);
   } catch (const std::exception& e) {
     g_printerr("visualsearch-server: %s\n", e.what());
     return 1;
@@ -674,6 +673,7 @@ int main(int argc, char** argv) {
     g_free(text);
   }
   g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+  fflush(stdout);  // whoever started the server waits for the line
 
   GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
   g_unix_signal_add(SIGINT, quit_loop, loop);

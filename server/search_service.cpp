@@ -47,21 +47,27 @@ void QueryPipeline::start_pipeline() {
   // Every query is drained out of the embedder by the event batch_loop()
   // sends after it, so batch-size only caps how many run together.
   const std::string description =
-      "appsrc name=src format=time max-bytes=0 ! " + options_.embedder +
-      " batch-size=" + std::to_string(options_.batch_size) +
+      "appsrc name=src format=time max-bytes=0 ! embedder name=embed batch-size=" +
+      std::to_string(options_.batch_size) +
       " ! faisssearch name=search k=" + std::to_string(options_.k_max) +
       " post-messages=false ! appsink name=sink sync=false max-buffers=0";
   GError* error = nullptr;
   GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
-  if (!pipeline) {
+  // An element that is missing (the plugin not on GST_PLUGIN_PATH) comes
+  // back as an error beside a partial pipeline.
+  if (!pipeline || error) {
     const std::string message = error ? error->message : "unknown error";
     g_clear_error(&error);
-    throw Error("cannot build the query pipeline '" + description + "': " + message);
+    if (pipeline) gst_object_unref(pipeline);
+    throw Error("cannot build the query pipeline '" + description + "': " + message +
+                " (is the visualsearch plugin installed, or on GST_PLUGIN_PATH?)");
   }
-  g_clear_error(&error);  // a warning about an unknown property, say
-  GstElement* search = gst_bin_get_by_name(GST_BIN(pipeline), "search");
-  g_object_set(search, "index", options_.index.c_str(), NULL);
-  gst_object_unref(search);
+  // The embedder adopts the settings the index was built with.
+  for (const char* name : {"embed", "search"}) {
+    GstElement* element = gst_bin_get_by_name(GST_BIN(pipeline), name);
+    g_object_set(element, "index", options_.index.c_str(), NULL);
+    gst_object_unref(element);
+  }
 
   GstBus* bus = gst_element_get_bus(pipeline);
   gst_bus_set_sync_handler(bus, (GstBusSyncHandler)on_bus, this, nullptr);

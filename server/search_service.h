@@ -37,10 +37,7 @@ struct QueryResult {
 };
 
 struct QueryOptions {
-  std::string index;
-  // The embedder element with its settings, as gst-launch-1.0 syntax: it
-  // takes its configuration from the index's catalog.
-  std::string embedder;
+  std::string index;  // the embedder adopts its settings from its catalog
   unsigned batch_size = 16;
   unsigned batch_window_ms = 4;  // how long a batch waits for company
   unsigned k_max = 100;

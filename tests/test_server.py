@@ -1,0 +1,300 @@
+"""visualsearch-server's JSON API on a generated gallery, on 127.0.0.1 only.
+
+Checks: the index facts; every gallery picture finds itself at rank 1, with
+the neighbours faisssearch gives in a pipeline of its own; multipart uploads;
+more like this; thumbnails; every error status (400, 401, 404, 405, 411,
+413) with a JSON message; 50 malformed requests and the server still
+answering; path traversal; the token; refusing a non-loopback bind without
+one; the live camera's events and MJPEG frames; the security headers.
+"""
+import io
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+
+import gi
+from PIL import Image
+
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import server_fixtures as sf  # noqa: E402
+from checks import check, failures  # noqa: E402
+
+
+def js(body):
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def raw(server, data, timeout=10):
+    """Sends bytes on a fresh connection; returns what came back (maybe b"")."""
+    host, port = server.url[len("http://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass
+        return out
+
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    paths = sf.make_gallery(tmp)
+    index = sf.build_index(tmp)
+    gallery = os.path.join(tmp, "gallery")
+    server = sf.Server("--index", index, "--max-upload", "1")
+    try:
+        # --- the index
+        status, ctype, body, headers = server.request("/api/index")
+        facts = js(body) or {}
+        check(status == 200 and ctype.startswith("application/json") and
+              facts.get("count") == 30 and facts.get("dims") == 512 and
+              facts.get("metric") == "ip" and facts.get("thumbnails") is True,
+              f"/api/index: 30 items, 512 dims, ip, thumbnails ({str(facts)[:120]})")
+        check([(l["label_name"], l["count"]) for l in facts.get("labels", [])] ==
+              [(name, 10) for name, _ in sorted(sf.CLASSES)], "/api/index: labels with their counts")
+        csp = headers.get("Content-Security-Policy", "")
+        check("default-src 'none'" in csp and "script-src 'self'" in csp and
+              headers.get("X-Content-Type-Options") == "nosniff",
+              "a strict Content-Security-Policy and nosniff on every answer")
+
+        # --- every picture finds itself first
+        found = 0
+        for i, rel in enumerate(paths):
+            with open(os.path.join(gallery, rel), "rb") as f:
+                status, _, body, _ = server.request("/api/search?k=5", data=f.read())
+            res = js(body) or {}
+            n = res.get("neighbors", [])
+            found += status == 200 and len(n) == 5 and n[0]["source"] == rel and \
+                n[0]["id"] == i and n[0]["rank"] == 1 and abs(n[0]["distance"] - 1) < 1e-3
+        check(found == len(paths), f"each of the {len(paths)} gallery pictures finds itself at rank 1 ({found})")
+        check(all(key in res.get("timings", {}) for key in ("decode_ms", "embed_search_ms", "total_ms")),
+              "a search reports its timings")
+        first = res["neighbors"][0] if res.get("neighbors") else {}
+        check(first.get("thumbnail") == f"/api/items/{first.get('id')}/thumbnail" and
+              first.get("label_name") == rel.split("/")[0],
+              "a neighbour carries its label name and thumbnail URL")
+
+        # --- the same neighbours as faisssearch in a pipeline of its own
+        picture = os.path.join(gallery, paths[12])
+        Gst.init(None)
+        p = Gst.parse_launch(f"filesrc location={picture} ! pngdec ! videoconvert ! "
+                             f"video/x-raw,format=RGB ! embedder index={index} ! "
+                             f"faisssearch index={index} k=8 name=search ! fakesink")
+        ids = []
+        bus = p.get_bus()
+        p.set_state(Gst.State.PLAYING)
+        msg = bus.timed_pop_filtered(60 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR |
+                                     Gst.MessageType.ELEMENT)
+        while msg and msg.type == Gst.MessageType.ELEMENT:
+            s = msg.get_structure()
+            if s and s.has_field("ids"):
+                ids = list(s.get_value("ids"))
+            msg = bus.timed_pop_filtered(60 * Gst.SECOND, Gst.MessageType.EOS |
+                                         Gst.MessageType.ERROR | Gst.MessageType.ELEMENT)
+        p.set_state(Gst.State.NULL)
+        with open(picture, "rb") as f:
+            res = js(server.request("/api/search?k=8", data=f.read())[2]) or {}
+        check(ids and [n["id"] for n in res.get("neighbors", [])] == ids,
+              f"the server's neighbours are faisssearch's in a plain pipeline ({ids[:4]}...)")
+
+        # --- multipart upload, k, max-distance
+        with open(os.path.join(gallery, paths[3]), "rb") as f:
+            png = f.read()
+        boundary = "vsboundary"
+        multipart = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; "
+                     f"filename=\"q.png\"\r\nContent-Type: image/png\r\n\r\n").encode() + png + \
+            f"\r\n--{boundary}--\r\n".encode()
+        status, _, body, _ = server.request(
+            "/api/search?k=3", data=multipart,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        res = js(body) or {}
+        check(status == 200 and [n["source"] for n in res.get("neighbors", [])][:1] == [paths[3]] and
+              len(res["neighbors"]) == 3, "a multipart/form-data upload searches its file (k=3)")
+        status, _, body, _ = server.request("/api/search?k=30&max-distance=0.9999", data=png)
+        res = js(body) or {}
+        check(status == 200 and [n["source"] for n in res.get("neighbors", [])] == [paths[3]],
+              "max-distance keeps only neighbours at least that similar (ip)")
+
+        # --- items, thumbnails, more like this
+        status, _, body, _ = server.request("/api/items/13")
+        check(status == 200 and js(body) == {"id": 13, "label": 1, "label_name": "green",
+                                             "source": paths[13],
+                                             "thumbnail": "/api/items/13/thumbnail"},
+              "/api/items/13 is the catalog's item")
+        status, ctype, body, _ = server.request("/api/items/13/thumbnail")
+        try:
+            thumb = Image.open(io.BytesIO(body))
+            thumb_ok = thumb.format == "JPEG" and max(thumb.size) <= 128
+        except Exception:
+            thumb_ok = False
+        check(status == 200 and ctype == "image/jpeg" and thumb_ok,
+              "/api/items/13/thumbnail is the catalog's JPEG thumbnail")
+        status, _, body, _ = server.request("/api/items/13/similar?k=4")
+        res = js(body) or {}
+        sims = res.get("neighbors", [])
+        check(status == 200 and len(sims) == 4 and all(n["id"] != 13 for n in sims) and
+              [n["rank"] for n in sims] == [1, 2, 3, 4],
+              "more like this: k neighbours of the stored vector, the item itself left out")
+        with open(os.path.join(gallery, paths[13]), "rb") as f:
+            upload = js(server.request("/api/search?k=5", data=f.read())[2]) or {}
+        check([n["id"] for n in upload.get("neighbors", [])][1:] == [n["id"] for n in sims],
+              "more like this agrees with searching the item's own picture")
+
+        # --- errors: status and a JSON message a person can act on
+        def error_case(what, expect, path, **kw):
+            status, ctype, body, _ = server.request(path, **kw)
+            msg = (js(body) or {}).get("error", "")
+            check(status == expect and ctype.startswith("application/json") and len(msg) > 10,
+                  f"{what}: {expect} with a message ({status}: {msg[:70]})")
+        error_case("an undecodable picture", 400, "/api/search", data=b"not a picture" * 10)
+        error_case("a truncated PNG", 400, "/api/search", data=png[:len(png) // 2])
+        error_case("an empty body", 400, "/api/search", data=b"")
+        error_case("k=0", 400, "/api/search?k=0", data=png)
+        error_case("k past --k-max", 400, "/api/search?k=5000", data=png)
+        error_case("max-distance=abc", 400, "/api/search?max-distance=abc", data=png)
+        error_case("an upload past --max-upload", 413, "/api/search", data=b"\0" * (1 << 20 | 1))
+        error_case("GET /api/search", 405, "/api/search")
+        error_case("an unknown id", 404, "/api/items/30")
+        error_case("a negative id", 404, "/api/items/-1")
+        error_case("a huge id", 404, "/api/items/99999999999999999999999")
+        error_case("an unknown item resource", 404, "/api/items/3/nothing")
+        error_case("an unknown API", 404, "/api/nothing")
+        reply = raw(server, b"POST /api/search HTTP/1.1\r\nHost: x\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        check(reply.startswith(b"HTTP/1.1 411"), f"an upload without Content-Length: 411 ({reply[:20]})")
+        bomb = io.BytesIO()
+        Image.new("L", (9000, 9000)).save(bomb, "PNG")
+        error_case("a picture past the pixel limit", 413, "/api/search?k=1", data=bomb.getvalue())
+
+        # --- 50 malformed requests, then a good one
+        rng = random.Random(3)
+        malformed = [
+            b"GARBAGE\r\n\r\n", b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"\x00\xff" * 100,
+            b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort",
+            b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+            b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+            b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 2000 + b"\r\n",
+            b"POST /api/search?k=%ZZ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+            b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+            b"boundary=zz\r\nContent-Length: 10\r\n\r\n--zz\r\nxxxx",
+            b"GET /api/items/%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]
+        while len(malformed) < 50:
+            junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+            malformed.append(rng.choice([junk, b"POST /api/search HTTP/1.1\r\nHost: x\r\n"
+                                         b"Content-Length: " + str(len(junk)).encode() +
+                                         b"\r\n\r\n" + junk]))
+        for data in malformed:
+            raw(server, data, timeout=10)
+        status, _, body, _ = server.request("/api/search?k=1", data=png)
+        check(server.alive() and status == 200 and
+              (js(body) or {}).get("neighbors", [{}])[0].get("source") == paths[3],
+              "after 50 malformed requests the server still answers a good one")
+
+        # --- the page, and nothing outside the web root
+        status, ctype, body, _ = server.request("/")
+        check(status == 200 and ctype.startswith("text/html") and b"app.js" in body,
+              "/ serves the page")
+        status, ctype, _, _ = server.request("/app.js")
+        check(status == 200 and ctype.startswith("text/javascript"), "/app.js as JavaScript")
+        leaks = []
+        for path in [b"/../../../../etc/passwd", b"/%2e%2e/%2e%2e/etc/passwd", b"/..%2f..%2fetc%2fpasswd",
+                     b"//etc/passwd", b"/index.html/../../main.cpp", b"/../main.cpp", b"/.hidden",
+                     b"/web/", b"/%2e%2e%2fmeson.build", b"/etc/passwd",
+                     b"/api/items/1/../../../../etc/passwd"]:
+            reply = raw(server, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if b"root:" in reply or b"#include" in reply or b"project(" in reply or \
+                    not (reply.startswith(b"HTTP/1.1 404") or reply.startswith(b"HTTP/1.1 400")):
+                leaks.append((path, reply[:40]))
+        check(not leaks, f"path traversal and listings get 404 or 400, never a file ({leaks[:2]})")
+    finally:
+        server.stop()
+
+    # --- the token
+    server = sf.Server("--index", index, "--token", "s3cret")
+    try:
+        status, _, body, _ = server.request("/api/index")
+        check(status == 401 and "token" in (js(body) or {}).get("error", ""),
+              "with --token, a request without it: 401")
+        status = server.request("/api/index", headers={"Authorization": "Bearer wrong"})[0]
+        check(status == 401, "a wrong token: 401")
+        status = server.request("/api/index", headers={"Authorization": "Bearer s3cret"})[0]
+        check(status == 200, "Authorization: Bearer TOKEN: 200")
+        status = server.request("/api/items/1/thumbnail?token=s3cret")[0]
+        check(status == 200, "?token=TOKEN (for <img> and EventSource): 200")
+        check(server.request("/api/search", data=png)[0] == 401, "a search without the token: 401")
+        check(server.request("/")[0] == 200, "the page itself loads without the token")
+    finally:
+        server.stop()
+
+    res = subprocess.run([sf.SERVER, "--index", index, "--bind", "0.0.0.0",
+                                        "--port", "0"], capture_output=True, text=True, timeout=60)
+    check(res.returncode == 2 and "--token" in res.stderr,
+          f"binding beyond loopback without --token is refused ({res.stderr.strip()[:80]})")
+    res = subprocess.run([sf.SERVER, "--index", os.path.join(tmp, "none.faiss"),
+                                        "--port", "0"], capture_output=True, text=True, timeout=60)
+    check(res.returncode == 1 and "none.faiss" in res.stderr,
+          f"a missing index is an error naming it ({res.stderr.strip()[:80]})")
+
+    # --- the live camera
+    server = sf.Server("--index", index, "--camera", "videotestsrc is-live=true pattern=ball")
+    try:
+        host, port = server.url[len("http://"):].split(":")
+        with socket.create_connection((host, int(port)), timeout=60) as s:
+            s.sendall(b"GET /api/live/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while got.count(b"event: neighbors") < 3:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        events = [json.loads(line[len(b"data: "):]) for line in got.split(b"\n")
+                  if line.startswith(b"data: {")]
+        check(got.startswith(b"HTTP/1.1 200") and b"text/event-stream" in got and
+              len(events) >= 2 and all(len(e["neighbors"]) == 5 for e in events) and
+              events[-1]["frame"] > events[0]["frame"],
+              f"/api/live/events streams the camera's neighbours ({len(events)} events)")
+        with socket.create_connection((host, int(port)), timeout=60) as s:
+            s.sendall(b"GET /live.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while got.count(b"--vsframe") < 3:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        frames = []
+        for part in got.split(b"--vsframe")[1:-1]:
+            head, _, data = part.partition(b"\r\n\r\n")
+            try:
+                frames.append(Image.open(io.BytesIO(data)).size)
+            except Exception:
+                pass
+        check(b"multipart/x-mixed-replace; boundary=vsframe" in got and len(frames) >= 2 and
+              all(size == (640, 480) for size in frames),
+              f"/live.mjpeg streams 640x480 JPEG frames ({frames[:2]})")
+        check(server.request("/api/index")[0] == 200 and server.alive(),
+              "the server keeps answering after live clients leave")
+    finally:
+        server.stop()
+
+sys.exit(1 if failures else 0)
