@@ -52,10 +52,12 @@ function renderResults(list, neighbors) {
     const label = document.createElement("span");
     label.className = "label";
     label.textContent = `${n.rank}. ${n.label_name || "(no label)"}`;
-    const detail = document.createElement("span");
-    detail.className = "source";
-    detail.textContent = `${score(n)} · ${n.source}`;
-    meta.append(label, detail);
+    const scoreLine = document.createElement("span");
+    scoreLine.textContent = score(n);
+    const source = document.createElement("span");
+    source.className = "source";
+    source.textContent = n.source;
+    meta.append(label, scoreLine, source);
     li.append(img, meta);
     li.addEventListener("click", () => moreLike(n));
     li.addEventListener("keydown", (e) => { if (e.key === "Enter") moreLike(n); });

@@ -1,0 +1,127 @@
+"""The web page in Debian's headless chromium (selenium + chromium-driver),
+against a visualsearch-server on 127.0.0.1 with a videotestsrc camera.
+
+Checks: the index facts show; picking a file shows the query and k results
+with the picture itself first; clicking a result shows pictures like it; the
+live tab shows camera frames and results that update; the page fits a
+phone-sized window without horizontal scrolling; no request leaves the
+server (the browser log has no CSP violation or failed load). Screenshots go
+to the build directory (tests/screenshots/), for the README and for people.
+"""
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import server_fixtures as sf  # noqa: E402
+from checks import check, failures  # noqa: E402
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+SHOTS = os.path.join(sf.BUILD, "tests", "screenshots")
+
+
+def wait_for(what, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            value = what()
+            if value:
+                return value
+        except Exception:
+            pass
+        time.sleep(0.2)
+    return None
+
+
+def browser(width, height):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={width},{height}", "--no-first-run", "--disable-extensions",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-default-apps", "--disable-sync", "--metrics-recording-only"]:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = ChromeService(executable_path="/usr/bin/chromedriver")
+    return webdriver.Chrome(options=options, service=service)
+
+
+os.makedirs(SHOTS, exist_ok=True)
+with tempfile.TemporaryDirectory() as tmp:
+    paths = sf.make_gallery(tmp)
+    index = sf.build_index(tmp)
+    query = os.path.join(tmp, "gallery", paths[14])
+    server = sf.Server("--index", index, "--camera", "videotestsrc is-live=true pattern=ball")
+    driver = None
+    try:
+        driver = browser(1280, 900)
+        driver.set_page_load_timeout(60)
+        driver.get(server.url + "/")
+        facts = wait_for(lambda: "30 pictures" in driver.find_element(By.ID, "facts").text and
+                         driver.find_element(By.ID, "facts").text)
+        check(bool(facts), f"the page shows the index facts ({facts})")
+
+        driver.find_element(By.ID, "k").clear()
+        driver.find_element(By.ID, "k").send_keys("6")
+        driver.find_element(By.ID, "file").send_keys(query)
+        items = wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#results li")) == 6 and
+                         driver.find_elements(By.CSS_SELECTOR, "#results li"))
+        check(bool(items), "picking a file shows k=6 results")
+        first = items[0].text if items else ""
+        check(paths[14] in first and "1." in first, f"the picture itself comes first ({first!r})")
+        loaded = wait_for(lambda: driver.execute_script(
+            "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"))
+        check(bool(loaded), "every result thumbnail loads")
+        check(driver.find_element(By.ID, "query-img").get_attribute("src").startswith("blob:"),
+              "the query shows beside the results")
+        driver.save_screenshot(os.path.join(SHOTS, "search.png"))
+
+        second_id = items[1].get_attribute("data-id") if items else None
+        items[1].click() if items else None
+        status = wait_for(lambda: f"like #{second_id}." in driver.find_element(By.ID, "status").text)
+        after = [li.get_attribute("data-id") for li in driver.find_elements(By.CSS_SELECTOR, "#results li")]
+        check(bool(status) and len(after) == 6 and second_id not in after,
+              f"clicking a result shows pictures like it ({second_id}: {after})")
+        driver.save_screenshot(os.path.join(SHOTS, "more-like-this.png"))
+
+        driver.find_element(By.ID, "tab-live").click()
+        frame = wait_for(lambda: driver.execute_script(
+            "const i = document.getElementById('live-img'); return i.naturalWidth"), timeout=120)
+        check(frame == 640, f"the live tab shows the camera's frames ({frame})")
+        first_status = wait_for(lambda: "Frame" in driver.find_element(By.ID, "live-status").text and
+                                driver.find_element(By.ID, "live-status").text, timeout=120)
+        later = wait_for(lambda: driver.find_element(By.ID, "live-status").text != first_status and
+                         driver.find_element(By.ID, "live-status").text, timeout=60)
+        live_items = driver.find_elements(By.CSS_SELECTOR, "#live-results li")
+        check(bool(first_status) and bool(later) and len(live_items) == 5,
+              f"live results update ({first_status!r} -> {later!r}, {len(live_items)} shown)")
+        driver.save_screenshot(os.path.join(SHOTS, "live.png"))
+        driver.find_element(By.ID, "tab-search").click()
+
+        log = driver.get_log("browser")
+        problems = [e["message"] for e in log if e["level"] == "SEVERE" or
+                    "Content Security Policy" in e["message"]]
+        check(not problems, f"no failed load or CSP violation in the browser log ({problems[:2]})")
+        driver.quit()
+
+        driver = browser(390, 844)
+        driver.get(server.url + "/")
+        wait_for(lambda: "30 pictures" in driver.find_element(By.ID, "facts").text)
+        driver.find_element(By.ID, "file").send_keys(query)
+        wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#results li")) == 10)
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        check(overflow <= 0, f"on a 390 px wide phone screen nothing scrolls sideways ({overflow})")
+        driver.save_screenshot(os.path.join(SHOTS, "phone.png"))
+    finally:
+        if driver:
+            driver.quit()
+        server.stop()
+
+print(f"screenshots in {SHOTS}")
+sys.exit(1 if failures else 0)
