@@ -196,6 +196,7 @@ run pipelines/search-image.sh "$QUERY" "$INDEX" --dataset "$DATASET" --out "$OUT
 end_step
 banner
 say "Done. In $OUT_DIR: the index and its catalog, search.avi, query.png and contact-sheet.png"
+echo "Browse the gallery in a web page: pipelines/serve.sh \"$INDEX\", then open http://127.0.0.1:8080/"
 echo "Time of each step:"
 printf '%s\n' "${timings[@]}"
 printf '%5d s  after the build\n' $(( SECONDS - after_build ))
