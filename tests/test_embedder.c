@@ -292,36 +292,84 @@ GST_START_TEST (test_qos_skips_late_frames)
 
 GST_END_TEST;
 
+/* Changes inference-interval and batch-size from other threads while frames
+ * flow, to values that differ from one write to the next. */
+typedef struct
+{
+  GstElement *element;
+  const gchar *property;
+  const guint *values;
+  guint n_values;
+  gint stop;
+  guint writes;
+} Changer;
+
+static gpointer
+change_property (gpointer data)
+{
+  Changer *c = (Changer *) data;
+  while (!g_atomic_int_get (&c->stop)) {
+    g_object_set (c->element, c->property, c->values[c->writes % c->n_values],
+        NULL);
+    c->writes++;
+    g_usleep (50);
+  }
+  return NULL;
+}
+
 GST_START_TEST (test_stress_live_properties)
 {
-  GstHarness *h = harness_new (SMALL " batch-size=3",
-      "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
-  GValue interval = G_VALUE_INIT, batch = G_VALUE_INIT;
-  g_value_init (&interval, G_TYPE_UINT);
-  g_value_set_uint (&interval, 2);
-  g_value_init (&batch, G_TYPE_UINT);
-  g_value_set_uint (&batch, 1);
-  GstHarnessThread *t1 = gst_harness_stress_property_start_full (h,
-      "inference-interval", &interval, 100);
-  GstHarnessThread *t2 = gst_harness_stress_property_start_full (h,
-      "batch-size", &batch, 100);
-  for (guint i = 0; i < 20; i++)
-    fail_unless_equals_int (gst_harness_push (h, frame_new (h, i)),
-        GST_FLOW_OK);
-  gst_harness_stress_thread_stop (t1);
-  gst_harness_stress_thread_stop (t2);
-  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
-  /* Every frame comes out once, in order, whatever the settings were. */
-  fail_unless_equals_int (gst_harness_buffers_in_queue (h), 20);
-  for (guint i = 0; i < 20; i++) {
-    GstBuffer *out = gst_harness_pull (h);
-    fail_unless_equals_uint64 (GST_BUFFER_PTS (out), i * GST_SECOND / 30);
+  const guint n = 60;
+  const gchar *caps = "video/x-raw,format=RGB,width=32,height=32,"
+      "framerate=30/1";
+  /* Each frame's embedding when it is embedded alone. */
+  GstHarness *ref = harness_new (SMALL, caps);
+  gfloat (*alone)[512] = (gfloat (*)[512]) g_malloc (n * sizeof *alone);
+  for (guint i = 0; i < n; i++) {
+    GstBuffer *out = gst_harness_push_and_pull (ref, frame_new (ref, i));
+    memcpy (alone[i], gst_buffer_get_embedding_meta (out)->values,
+        sizeof alone[i]);
     gst_buffer_unref (out);
   }
-  fail_unless_equals_uint64 (get_u64 (h, "frames-embedded") +
-      get_u64 (h, "frames-skipped"), 20);
-  g_value_unset (&interval);
-  g_value_unset (&batch);
+  gst_harness_teardown (ref);
+
+  GstHarness *h = harness_new (SMALL " batch-size=3", caps);
+  static const guint intervals[] = { 1, 2, 3 }, batches[] = { 1, 2, 5, 3 };
+  Changer c1 = { h->element, "inference-interval", intervals, 3, 0, 0 };
+  Changer c2 = { h->element, "batch-size", batches, 4, 0, 0 };
+  GThread *t1 = g_thread_new ("interval", change_property, &c1);
+  GThread *t2 = g_thread_new ("batch", change_property, &c2);
+  for (guint i = 0; i < n; i++)
+    fail_unless_equals_int (gst_harness_push (h, frame_new (h, i)),
+        GST_FLOW_OK);
+  g_atomic_int_set (&c1.stop, 1);
+  g_atomic_int_set (&c2.stop, 1);
+  g_thread_join (t1);
+  g_thread_join (t2);
+  fail_unless (c1.writes > 3 && c2.writes > 3);
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+
+  /* Every frame comes out once, in order, and a frame that was embedded,
+   * in whatever batch, carries its own embedding. */
+  fail_unless_equals_int (gst_harness_buffers_in_queue (h), n);
+  guint embedded = 0;
+  for (guint i = 0; i < n; i++) {
+    GstBuffer *out = gst_harness_pull (h);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (out), i * GST_SECOND / 30);
+    GstEmbeddingMeta *meta = gst_buffer_get_embedding_meta (out);
+    if (meta) {
+      embedded++;
+      for (guint d = 0; d < 512; d++)
+        fail_unless (fabs (meta->values[d] - alone[i][d]) < 1e-4,
+            "frame %u, value %u: %f embedded alone, %f here", i, d,
+            alone[i][d], meta->values[d]);
+    }
+    gst_buffer_unref (out);
+  }
+  fail_unless_equals_uint64 (get_u64 (h, "frames-embedded"), embedded);
+  fail_unless_equals_uint64 (get_u64 (h, "frames-skipped"), n - embedded);
+  fail_unless (embedded > 0 && embedded < n);
+  g_free (alone);
   gst_harness_teardown (h);
 }
 
