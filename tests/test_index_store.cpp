@@ -434,7 +434,8 @@ void test_catalog_embedder_config() {
   g_assert_true(loaded.facts().embedder_config.empty());
   g_assert_cmpint(loaded.facts().index_digest->bytes, ==, 10);
   g_assert_cmpuint(loaded.thumbnail(1).size(), ==, 2);
-  g_assert_cmpstr(vs::Catalog::load_facts(old).model_id.c_str(), ==, "m");
+  const vs::IndexFacts old_facts = vs::Catalog::load_facts(old);
+  g_assert_cmpstr(old_facts.model_id.c_str(), ==, "m");
 }
 
 // Labels past 32 bits used to come back truncated (2^32 + 5 as 5); label
