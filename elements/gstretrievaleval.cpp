@@ -176,7 +176,8 @@ gst_retrieval_eval_class_init (GstRetrievalEvalClass * klass)
   g_object_class_install_property (gobject_class, PROP_CATALOG,
       g_param_spec_string ("catalog", "Catalog",
           "The gallery's SQLite catalog, which gives the number of gallery "
-          "items per label; overrides the one derived from index", NULL,
+          "items per label; overrides the one derived from index, or from "
+          "the faisssearch upstream", NULL,
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
               GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property (gobject_class, PROP_INDEX,

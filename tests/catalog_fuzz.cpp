@@ -1,8 +1,10 @@
 // Seeded mutation fuzzing of catalog loading: a valid catalog (items with
-// labels, names, sources and thumbnails, facts with the index binding) is
+// labels, names, sources and thumbnails, facts with the index binding and the
+// embedder settings) is
 // written, then COUNT mutated copies (bytes flipped, ranges overwritten, the
 // file cut short) are loaded through vs::Catalog::load and, when that
-// succeeds, read back whole: every item, label counts, every thumbnail.
+// succeeds, read back whole: every item, label counts, every thumbnail, the
+// embedder settings.
 // A damaged catalog may load or be refused with vs::Error; anything else (a
 // crash, another exception, an item that breaks the catalog's own promises)
 // fails.
@@ -42,6 +44,7 @@ void write_file(const std::string& path, const std::vector<char>& bytes) {
 // Reads everything a search or an overlay would; false when the loaded
 // catalog breaks a promise of catalog.h.
 bool read_back(const vs::Catalog& catalog) {
+  if (!vs::is_valid_utf8(catalog.facts().embedder_config)) return false;
   const auto& items = catalog.items();
   for (size_t i = 0; i < items.size(); ++i) {
     const vs::CatalogItem& item = items[i];
@@ -81,6 +84,9 @@ int main(int argc, char** argv) {
   facts.metric = "ip";
   facts.index_type = "Flat";
   facts.created = vs::utc_timestamp_now();
+  facts.embedder_config =
+      "visualsearch-embedder-config, model=(string)/models/caf\xc3\xa9.pt, input-size=(int)224, "
+      "resize=(int)256, mean=(string)\"0.485\\,0.456\\,0.406\";";
   std::vector<vs::CatalogItem> items;
   for (int i = 0; i < 60; ++i) {
     vs::CatalogItem item;

@@ -434,7 +434,6 @@ void test_catalog_embedder_config() {
   g_assert_true(loaded.facts().embedder_config.empty());
   g_assert_cmpint(loaded.facts().index_digest->bytes, ==, 10);
   g_assert_cmpuint(loaded.thumbnail(1).size(), ==, 2);
-  // g_assert_cmpstr keeps the pointer past the statement: no temporary.
   const vs::IndexFacts old_facts = vs::Catalog::load_facts(old);
   g_assert_cmpstr(old_facts.model_id.c_str(), ==, "m");
 }

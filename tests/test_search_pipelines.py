@@ -2,10 +2,13 @@
 """The search scripts in pipelines/, run as a user would: search-image.sh
 finds a gallery image itself and draws the contact sheet, search-video.sh
 writes an annotated video with every frame, search-webcam.sh runs live from a
-test source and stops with a clear message when there is no camera.
+test source and stops with a clear message when there is no camera. Each of
+them, and evaluate-cifar.sh, also runs with an index built by a TorchScript
+model, which the embedder adopts from the index with nothing set.
 
 Usage: test_search_pipelines.py   (VS_SOURCE_DIR and VS_BUILD_DIR set by meson)
 """
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_search_e2e import EMBEDDER, NAMES, write_cifar10  # noqa: E402
+from torchscript_fixtures import write_tiny_torchscript  # noqa: E402
 
 PIPELINES = os.path.join(os.environ["VS_SOURCE_DIR"], "pipelines")
 
@@ -40,6 +44,12 @@ class SearchPipelines(unittest.TestCase):
         cls.index = os.path.join(cls.tmp.name, "gallery.faiss")
         sh("gst-launch-1.0", "-q", "cifarsrc", f"location={cls.dataset}", "split=train", "!",
            *EMBEDDER.split(), "!", "faissindexer", f"location={cls.index}")
+        cls.model = os.path.join(cls.tmp.name, "tiny.pt")
+        write_tiny_torchscript(cls.model, seed=4)
+        cls.ts_index = os.path.join(cls.tmp.name, "tiny.faiss")
+        sh("gst-launch-1.0", "-q", "cifarsrc", f"location={cls.dataset}", "split=train", "!",
+           "embedder", f"model={cls.model}", "input-size=32", "resize=0", "!",
+           "faissindexer", f"location={cls.ts_index}")
 
     @classmethod
     def tearDownClass(cls):
@@ -54,19 +64,23 @@ class SearchPipelines(unittest.TestCase):
             self.assertIn("INDEX", out.stdout)
             self.assertNotEqual(sh(os.path.join(PIPELINES, script), check=False).returncode, 0)
 
-    def test_search_image(self):
+    def search_image(self, index, sheet):
+        """Searches gallery image 7 with search-image.sh; checks it comes first."""
         query = self.path("query.png")
         sh("gst-launch-1.0", "-q", "cifarsrc", f"location={self.dataset}", "offset=7",
            "num-buffers=1", "!", "videoconvert", "!", "pngenc", "!", "filesink",
            f"location={query}")
-        sheet = self.path("sheet.png")
-        out = sh(os.path.join(PIPELINES, "search-image.sh"), query, self.index,
+        out = sh(os.path.join(PIPELINES, "search-image.sh"), query, index,
                  "--dataset", self.dataset, "--out", sheet, "-k", "4", THUMB="64")
         first = [line for line in out.stdout.splitlines() if line.strip().startswith("1.")]
         self.assertEqual(len(first), 1, out.stdout)
         name = NAMES[self.labels["cifar10/train/7"]]
         self.assertRegex(first[0], rf"1\. {name} +1\.0000  id 7  cifar10/train/7")
         self.assertIn(f"contact sheet: {sheet}", out.stdout)
+
+    def test_search_image(self):
+        sheet = self.path("sheet.png")
+        self.search_image(self.index, sheet)
 
         image = np.asarray(Image.open(sheet).convert("RGB")).astype(int)
         # 4 tiles of 64 px with 4 px gaps make a row narrower than the minimum
@@ -111,13 +125,38 @@ class SearchPipelines(unittest.TestCase):
                   WIDTH="160", HEIGHT="120")
         self.assertIn("Got EOS", live.stdout)
 
+    def test_torchscript_index(self):
+        self.search_image(self.ts_index, self.path("ts-sheet.png"))
+
+        clip = self.path("ts-clip.avi")
+        sh("gst-launch-1.0", "-q", "videotestsrc", "num-buffers=6", "!",
+           "video/x-raw,width=64,height=48,framerate=10/1", "!", "jpegenc", "!", "avimux",
+           "!", "filesink", f"location={clip}")
+        messages = self.path("ts-messages.log")
+        sh(os.path.join(PIPELINES, "search-video.sh"), clip, self.ts_index, "--out",
+           self.path("ts-annotated.avi"), "-k", "2", MESSAGES=messages)
+        with open(messages) as f:
+            self.assertEqual(sum("visualsearch, " in line for line in f), 6)
+
+        live = sh(os.path.join(PIPELINES, "search-webcam.sh"), self.ts_index,
+                  SOURCE="videotestsrc is-live=true num-buffers=5", SINK="fakesink",
+                  WIDTH="64", HEIGHT="48")
+        self.assertIn("Got EOS", live.stdout)
+
+        out_dir = self.path("ts-evaluate")
+        out = sh(os.path.join(PIPELINES, "evaluate-cifar.sh"), self.dataset, MODEL=self.model,
+                 INPUT_SIZE="32", RESIZE="0", K="1,3", MAP="none", OUT_DIR=out_dir)
+        self.assertIn("MRR", out.stdout)
+        with open(os.path.join(out_dir, "metrics.json")) as f:
+            self.assertEqual(json.load(f)["queries"], 8)
+
     def test_index_mismatch_is_reported(self):
         query = self.path("noise.png")
         Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(query)
         out = sh(os.path.join(PIPELINES, "search-image.sh"), query, self.index,
-                 check=False, INPUT_SIZE="64")
+                 check=False, MODEL="resnet34")
         self.assertEqual(out.returncode, 1)
-        self.assertIn("different preprocessing", out.stderr)
+        self.assertIn(f"model=resnet34 contradicts the index {self.index}", out.stderr)
         out = sh(os.path.join(PIPELINES, "search-image.sh"), query, self.path("none.faiss"),
                  check=False)
         self.assertEqual(out.returncode, 1)
