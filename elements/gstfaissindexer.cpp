@@ -455,6 +455,9 @@ gst_faiss_indexer_set_caps (GstBaseSink * sink, GstCaps * caps)
   }
   gst_video_info_set_format (&self->rgb_info, GST_VIDEO_FORMAT_RGB,
       GST_VIDEO_INFO_WIDTH (&self->info), GST_VIDEO_INFO_HEIGHT (&self->info));
+  /* The converter refuses two frame rates. */
+  GST_VIDEO_INFO_FPS_N (&self->rgb_info) = GST_VIDEO_INFO_FPS_N (&self->info);
+  GST_VIDEO_INFO_FPS_D (&self->rgb_info) = GST_VIDEO_INFO_FPS_D (&self->info);
   if (GST_VIDEO_INFO_FORMAT (&self->info) != GST_VIDEO_FORMAT_RGB)
     self->to_rgb = gst_video_converter_new (&self->info, &self->rgb_info, NULL);
   if (GST_VIDEO_INFO_FORMAT (&self->info) != GST_VIDEO_FORMAT_RGB

@@ -70,11 +70,11 @@ main (int argc, char **argv)
   const guint dims = (guint) g_ascii_strtoull (argv[2], NULL, 10);
   const gchar *model = g_getenv ("VS_FEED_MODEL");
   const gchar *frame_spec = g_getenv ("VS_FEED_FRAME");
-  gint width = 0, height = 0;
+  gint width = 0, height = 0, fps = 0;
   gchar format[8] = "";
-  if (frame_spec && sscanf (frame_spec, "%dx%d:%7s", &width, &height,
-          format) != 3) {
-    fprintf (stderr, "VS_FEED_FRAME: want WIDTHxHEIGHT:FORMAT\n");
+  if (frame_spec && sscanf (frame_spec, "%dx%d:%7[^@]@%d", &width, &height,
+          format, &fps) < 3) {
+    fprintf (stderr, "VS_FEED_FRAME: want WIDTHxHEIGHT:FORMAT[@FPS]\n");
     return 2;
   }
   const gboolean bgrx = g_str_equal (format, "BGRx");
@@ -89,7 +89,7 @@ main (int argc, char **argv)
   if (frame_spec) {
     GstCaps *caps = gst_caps_new_simple ("video/x-raw", "format",
         G_TYPE_STRING, format, "width", G_TYPE_INT, width, "height",
-        G_TYPE_INT, height, "framerate", GST_TYPE_FRACTION, 0, 1, NULL);
+        G_TYPE_INT, height, "framerate", GST_TYPE_FRACTION, fps, 1, NULL);
     g_object_set (src, "caps", caps, NULL);
     gst_caps_unref (caps);
   }

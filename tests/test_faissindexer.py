@@ -89,6 +89,12 @@ class FaissIndexerFiles(unittest.TestCase):
             self.assert_thumbnail_of_row(jpeg, row, (128, 64))
         self.assertEqual(faiss.read_index(self.index).ntotal, 12)
 
+        # At a frame rate: the converter to RGB keeps it (GStreamer asserted
+        # on the differing rates and made no thumbnails).
+        run = self.feed(vectors[:4], frame="200x100:BGRx@30")
+        self.assertNotIn("CRITICAL", run.stderr)
+        self.assertEqual(sorted(self.thumbnails()), [0, 1, 2, 3])
+
         # Smaller frames are enlarged; another size; RGB needs no conversion.
         self.feed(vectors[:3], "thumbnail-size=48", frame="30x45:RGB")
         thumbs = self.thumbnails()
