@@ -388,10 +388,66 @@ void test_older_and_newer_catalogs() {
   g_assert_null(pair.catalog.thumbnails().get());
   g_assert_true(pair.catalog.thumbnail(0).empty());
 
-  sql(catalog, "PRAGMA user_version = 4;");
+  // Schema 4 is 3 plus index_facts.embedder_config: read all the same.
+  sql(catalog,
+      "PRAGMA user_version = 4;"
+      "ALTER TABLE index_facts ADD COLUMN index_bytes INTEGER;"
+      "ALTER TABLE index_facts ADD COLUMN index_crc32 INTEGER;"
+      "ALTER TABLE index_facts ADD COLUMN embedder_config TEXT;"
+      "CREATE TABLE thumbnails (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);");
+  g_assert_cmpint(vs::Catalog::load(catalog).item(1)->label, ==, 2);
+  g_assert_false(vs::Catalog::load(catalog).item(1)->file.has_value());
+
+  sql(catalog, "PRAGMA user_version = 6;");
   auto message = error_of([&] { vs::Catalog::load(catalog); });
-  assert_contains(message, "schema version 4");
+  assert_contains(message, "schema version 6");
   assert_contains(message, catalog);
+}
+
+// Items of an updated gallery: ids with holes, each with the file it came
+// from; thumbnails of removed items are not carried over.
+void test_catalog_file_identities() {
+  const std::string path = tmp_path("files.faiss.db");
+  vs::IndexFacts facts;
+  facts.dims = 4;
+  facts.metric = "ip";
+  std::vector<vs::CatalogItem> items(3);
+  const int64_t ids[] = {2, 5, 9};
+  for (int i = 0; i < 3; ++i) {
+    items[i].id = ids[i];
+    items[i].source = "v/clip.mp4#t=" + std::to_string(i);
+    items[i].thumbnail = {uint8_t(i), 1};
+  }
+  items[0].file = vs::FileIdentity{"a\xff.jpg", 123, 1700000000123456789, -1};
+  items[2].file = vs::FileIdentity{"v/clip.mp4", 4567, 42, 2.5};
+  facts.count = 3;
+  vs::Catalog::write_atomically(path, facts, items);
+  const vs::Catalog catalog = vs::Catalog::load(path);
+  g_assert_cmpuint(catalog.items().size(), ==, 3);
+  g_assert_null(catalog.item(0));
+  g_assert_null(catalog.item(3));
+  g_assert_cmpstr(catalog.item(5)->source.c_str(), ==, "v/clip.mp4#t=1");
+  g_assert_false(catalog.item(5)->file.has_value());
+  const vs::FileIdentity& still = *catalog.item(2)->file;
+  g_assert_true(still.path == "a\xff.jpg");  // bytes as on disk, not repaired
+  g_assert_cmpint(still.size, ==, 123);
+  g_assert_cmpint(still.mtime_ns, ==, 1700000000123456789);
+  g_assert_cmpfloat(still.time, ==, -1);
+  g_assert_cmpfloat(catalog.item(9)->file->time, ==, 2.5);
+  g_assert_true(catalog.thumbnail(9) == std::vector<uint8_t>({2, 1}));
+
+  // Item 5 removed, 11 added: 5's thumbnail stays behind.
+  std::vector<vs::CatalogItem> kept = {catalog.items()[0], catalog.items()[2]};
+  kept.push_back(items[1]);
+  kept.back().id = 11;
+  kept.back().thumbnail = {7};
+  const std::string next = tmp_path("files2.faiss.db");
+  vs::Catalog::write(next, facts, kept, path);
+  const vs::Catalog updated = vs::Catalog::load(next);
+  g_assert_true(updated.thumbnail(5).empty());
+  g_assert_true(updated.thumbnail(2) == std::vector<uint8_t>({0, 1}));
+  g_assert_true(updated.thumbnail(11) == std::vector<uint8_t>({7}));
+  g_assert_cmpint(updated.item(11)->id, ==, 11);
 }
 
 // Labels past 32 bits used to come back truncated (2^32 + 5 as 5); label
@@ -575,6 +631,7 @@ int main(int argc, char** argv) {
   g_test_add_func("/catalog/binds_its_index", test_catalog_binds_its_index);
   g_test_add_func("/catalog/older_and_newer", test_older_and_newer_catalogs);
   g_test_add_func("/catalog/labels_and_text", test_catalog_labels_and_text);
+  g_test_add_func("/catalog/file_identities", test_catalog_file_identities);
   g_test_add_func("/index_store/fifo_is_refused", test_fifo_is_refused);
   g_test_add_func("/atomic_file/concurrent_writers_get_own_temporaries",
                   test_concurrent_writers_get_own_temporaries);
