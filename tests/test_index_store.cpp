@@ -182,6 +182,45 @@ void test_hnsw_ef_search() {
   g_assert_cmpuint(pretransformed.search(more.data(), 2, 3, params)[1].size(), ==, 3);
 }
 
+// An index with an id map keeps the ids of the vectors that stay, whatever
+// the type: in place where the storage compacts, refilled where it cannot
+// remove (HNSW) or keeps its own numbering (IVF); and it loads again.
+void test_id_map_removal() {
+  const int dims = 8, n = 300;
+  auto data = random_vectors(n, dims, 5);
+  std::vector<int64_t> ids(n);
+  for (int i = 0; i < n; ++i) ids[i] = 1000 + 3 * i;
+  const std::vector<int64_t> removed = {1000, 1003, 1300, 1000 + 3 * (n - 1)};
+  for (const char* type : {"IDMap2,Flat", "IDMap2,HNSW16", "IDMap2,IVF4,Flat", "IDMap2,SQ8",
+                           "IDMap2,PCA4,Flat"}) {
+    auto store = vs::IndexStore::create(type, dims, vs::Metric::L2);
+    g_assert_true(store.has_id_map());
+    if (store.needs_training()) store.train(data.data(), n);
+    store.add_with_ids(data.data(), n, ids.data());
+    store.remove_ids(removed);
+    g_assert_cmpint(store.size(), ==, n - 4);
+    const std::string path = tmp_path("idmap.faiss");
+    store.save_atomically(path);
+    auto loaded = vs::IndexStore::load(path);
+    for (int i : {2, 5, 150, n - 2}) {
+      auto hits = loaded.search(data.data() + i * dims, 1, 1, {});
+      if (std::string(type).find("PCA") == std::string::npos)
+        g_assert_cmpint(hits[0][0].id, ==, ids[i]);
+      if (std::string(type).find("Flat") != std::string::npos &&
+          std::string(type).find("PCA") == std::string::npos)
+        g_assert_cmpfloat(loaded.reconstruct(ids[i])[3], ==, data[i * dims + 3]);
+    }
+    vs::SearchParams exhaustive;
+    exhaustive.nprobe = 4;
+    exhaustive.ef_search = n;
+    auto all = loaded.search(data.data(), 1, n, exhaustive);
+    for (const vs::Hit& hit : all[0])
+      for (int64_t gone : removed) g_assert_cmpint(hit.id, !=, gone);
+  }
+  auto plain = vs::IndexStore::create("Flat", dims, vs::Metric::L2);
+  assert_contains(error_of([&] { plain.remove_ids({1}); }), "no id map");
+}
+
 void test_load_missing_and_corrupt() {
   std::string missing = tmp_path("missing.faiss");
   assert_contains(error_of([&] { vs::IndexStore::load(missing); }), missing);
@@ -624,6 +663,7 @@ int main(int argc, char** argv) {
                   test_ivf_nprobe_save_load_concurrent);
   g_test_add_func("/index_store/hnsw_ef_search", test_hnsw_ef_search);
   g_test_add_func("/index_store/load_missing_and_corrupt", test_load_missing_and_corrupt);
+  g_test_add_func("/index_store/id_map_removal", test_id_map_removal);
   g_test_add_func("/catalog/round_trip", test_catalog_round_trip);
   g_test_add_func("/catalog/same_embedding_space", test_same_embedding_space);
   g_test_add_func("/atomic_file/set_failure_keeps_old_files",
