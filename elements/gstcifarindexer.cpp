@@ -32,6 +32,7 @@
 #include "gstcifarsrc.h"
 #include "gstembedder.h"
 #include "gstfaissindexer.h"
+#include "proxied_property.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_cifar_indexer_debug);
 #define GST_CAT_DEFAULT gst_cifar_indexer_debug
@@ -123,43 +124,6 @@ static void gst_cifar_indexer_get_property (GObject * object, guint prop_id,
 static GstStateChangeReturn gst_cifar_indexer_change_state (GstElement *
     element, GstStateChange transition);
 
-/* A property of ours with the child's type, range, default and flags, so
- * the two can never disagree. */
-static GParamSpec *
-proxy_param_spec (const ProxiedProperty & p, GObjectClass * child_class)
-{
-  GParamSpec *child = g_object_class_find_property (child_class,
-      p.child_property);
-  g_assert (child != NULL);
-  const gchar *blurb = p.blurb ? p.blurb : g_param_spec_get_blurb (child);
-  const GParamFlags flags = (GParamFlags) ((child->flags & (G_PARAM_READWRITE |
-              GST_PARAM_MUTABLE_READY | GST_PARAM_MUTABLE_PLAYING |
-              GST_PARAM_CONTROLLABLE)) | G_PARAM_STATIC_STRINGS);
-
-  if (G_IS_PARAM_SPEC_STRING (child))
-    return g_param_spec_string (p.name, p.nick, blurb,
-        G_PARAM_SPEC_STRING (child)->default_value, flags);
-  if (G_IS_PARAM_SPEC_UINT (child)) {
-    GParamSpecUInt *u = G_PARAM_SPEC_UINT (child);
-    return g_param_spec_uint (p.name, p.nick, blurb, u->minimum, u->maximum,
-        u->default_value, flags);
-  }
-  if (G_IS_PARAM_SPEC_UINT64 (child)) {
-    GParamSpecUInt64 *u = G_PARAM_SPEC_UINT64 (child);
-    return g_param_spec_uint64 (p.name, p.nick, blurb, u->minimum, u->maximum,
-        u->default_value, flags);
-  }
-  if (G_IS_PARAM_SPEC_ENUM (child)) {
-    GParamSpecEnum *e = G_PARAM_SPEC_ENUM (child);
-    return g_param_spec_enum (p.name, p.nick, blurb,
-        G_TYPE_FROM_CLASS (e->enum_class), e->default_value, flags);
-  }
-  g_error ("cifarindexer cannot proxy %s::%s of type %s",
-      G_OBJECT_CLASS_NAME (child_class), p.child_property,
-      G_PARAM_SPEC_TYPE_NAME (child));
-  return NULL;
-}
-
 static void
 gst_cifar_indexer_class_init (GstCifarIndexerClass * klass)
 {
@@ -178,7 +142,9 @@ gst_cifar_indexer_class_init (GstCifarIndexerClass * klass)
 
   for (guint id = PROP_0 + 1; id < N_PROPERTIES; id++)
     g_object_class_install_property (gobject_class, id,
-        proxy_param_spec (proxied[id], child_classes[proxied[id].child]));
+        proxy_param_spec (proxied[id].name, proxied[id].nick,
+            proxied[id].blurb, child_classes[proxied[id].child],
+            proxied[id].child_property));
 
   gst_element_class_set_static_metadata (element_class,
       "CIFAR indexer", "Sink/Analysis",
