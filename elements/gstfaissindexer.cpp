@@ -445,9 +445,10 @@ gst_faiss_indexer_start (GstBaseSink * sink)
               (NULL));
         });
   } catch (const std::exception & e) {
-    if (options.append)
+    if (options.append || options.update)
       GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE,
-          ("Cannot append to the index %s: %s", options.location.c_str (),
+          ("Cannot %s the index %s: %s", options.append ? "append to" :
+              "update", options.location.c_str (),
               e.what ()), (NULL));
     else
       GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
@@ -566,7 +567,8 @@ gst_faiss_indexer_finish (GstFaissIndexer * self)
     std::string files;
     if (const auto & inventory = builder.inventory ()) {
       const vs::FileInventory::Counts c = inventory->counts ();
-      files = "; files: added " + std::to_string (c.added) + ", updated " +
+      files = "; " + std::to_string (builder.added ()) + " frames embedded; "
+          "files: added " + std::to_string (c.added) + ", updated " +
           std::to_string (c.updated) + ", removed " + std::to_string (c.removed) +
           ", unchanged " + std::to_string (c.unchanged) + ", skipped-bad " +
           std::to_string (c.bad) + (inventory->walked_all ()? "" :
