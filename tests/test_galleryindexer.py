@@ -13,7 +13,8 @@ progress message). Checks, for Flat and HNSW (which cannot remove vectors in pla
   scratch of the final tree;
 - Python faiss reads the updated index (IDMap2) and returns the same top-k as
   faisssearch for the same queries;
-- an index faissindexer built is refused by mode=update.
+- an index faissindexer built is refused by mode=update;
+- pipelines/index-folder.sh builds, then updates, printing progress and counts.
 And with checkpoint-interval=1 on a larger tree: a run stopped by Ctrl-C
 (gst-launch-1.0 -e) and one killed by SIGKILL each leave a loadable index, and
 running again completes it, embedding only what is missing, equal to a build
@@ -165,6 +166,28 @@ def faissindexer_index_is_refused(tmp):
           f"an index faissindexer built is refused by mode=update: {error}")
 
 
+def index_folder_script(tmp):
+    tree = os.path.join(tmp, "script")
+    for i in range(3):
+        still(tree, f"a/{i}.png", 200 + i)
+    script = os.path.join(os.environ["VS_SOURCE_DIR"], "pipelines", "index-folder.sh")
+    env = dict(os.environ, WEIGHTS="random", INPUT_SIZE="32", RESIZE="0",
+               BUILD_DIR=os.environ["VS_BUILD_DIR"])
+    index = os.path.join(tmp, "script.faiss")
+    outputs = []
+    for _ in range(2):
+        out = subprocess.run([script, tree, index], capture_output=True, text=True, env=env,
+                             timeout=120)
+        outputs.append(out.stdout)
+        check(out.returncode == 0, f"index-folder.sh exits 0: {out.stderr.strip()[-300:]}")
+    check(re.search(r"files added 3, updated 0, removed 0, unchanged 0, skipped-bad 0 in "
+                    r"[0-9.]+ s", outputs[0]) is not None and
+          re.search(r"\d+/3 files, [0-9.]+ images/s, ETA", outputs[0]) is not None,
+          "index-folder.sh prints plain progress lines and the counts: " + outputs[0])
+    check("files added 0, updated 0, removed 0, unchanged 3, skipped-bad 0" in outputs[1],
+          "index-folder.sh updates: " + outputs[1])
+
+
 def interrupted(tmp):
     """Ctrl-C, then SIGKILL, after the first checkpoint; then a run to the end."""
     tree = os.path.join(tmp, "big")
@@ -207,6 +230,7 @@ def main():
         for index_type in ("Flat", "HNSW16"):
             incremental(tmp, index_type)
         faissindexer_index_is_refused(tmp)
+        index_folder_script(tmp)
         interrupted(tmp)
     if failures:
         sys.exit(f"{len(failures)} checks failed")
