@@ -48,6 +48,7 @@
 #include "gstgalleryindexer.h"
 
 #include "core/file_inventory.h"
+#include "core/image_folder.h"
 #include "elements.h"
 #include "gstembedder.h"
 #include "gstfaissindexer.h"
@@ -150,6 +151,9 @@ struct _GstGalleryIndexer
   /* owned by the bin; NULL only when a child's factory is missing */
   GstElement *children[N_CHILDREN];
   Mode mode;                    /* under the object lock */
+  /* This run links gallerysrc straight to faissindexer, the embedder kept
+   * in READY: no file needs embedding. State changes only. */
+  gboolean bypassed;
 };
 
 #define gst_gallery_indexer_parent_class parent_class
@@ -238,6 +242,7 @@ static void
 gst_gallery_indexer_init (GstGalleryIndexer * self)
 {
   self->mode = DEFAULT_MODE;
+  self->bypassed = FALSE;
   for (int i = 0; i < N_CHILDREN; i++) {
     self->children[i] = gst_element_factory_make (child_factories[i],
         child_names[i]);
@@ -324,6 +329,66 @@ gst_gallery_indexer_get_property (GObject * object, guint prop_id,
     g_param_value_set_default (pspec, value);
 }
 
+/* Whether every file of the folder is held unchanged in the index, so that
+ * the embedder need not even load its model (most of an unchanged update's
+ * time). The walk is gallerysrc's own; anything it would report (an
+ * unreadable folder, a bad label-from) says no, and gallerysrc reports it. */
+static bool
+nothing_to_embed (GstGalleryIndexer * self)
+{
+  auto inventory = gst_faiss_indexer_get_inventory (GST_FAISS_INDEXER
+      (self->children[CHILD_INDEXER]));
+  if (!inventory)
+    return false;
+  gchar *location = NULL, *label_from = NULL;
+  gboolean recursive = TRUE;
+  g_object_get (self->children[CHILD_SOURCE], "location", &location,
+      "recursive", &recursive, "label-from", &label_from, NULL);
+  bool unchanged = location != NULL && label_from != NULL;
+  try {
+    vs::ImageFolderOptions options;
+    options.recursive = recursive;
+    if (unchanged)
+      vs::parse_label_from (label_from, &options);
+    const vs::ImageFolder folder = unchanged ?
+        vs::ImageFolder::scan (location, options) : vs::ImageFolder ();
+    for (const vs::FolderFile & file:folder.files ()) {
+      if (!inventory->holds_unchanged (file.relative, file.path)) {
+        unchanged = false;
+        break;
+      }
+    }
+  } catch (const std::exception & e) {
+    unchanged = false;
+  }
+  g_free (location);
+  g_free (label_from);
+  return unchanged;
+}
+
+/* Links source ! embedder ! indexer, or source ! indexer with the embedder
+ * held in READY. Only while the children are in READY. */
+static void
+set_bypass (GstGalleryIndexer * self, gboolean bypass)
+{
+  GstElement *source = self->children[CHILD_SOURCE];
+  GstElement *embedder = self->children[CHILD_EMBEDDER];
+  GstElement *indexer = self->children[CHILD_INDEXER];
+
+  if (bypass == self->bypassed)
+    return;
+  if (bypass) {
+    gst_element_unlink_many (source, embedder, indexer, NULL);
+    gst_element_link (source, indexer);
+    gst_element_set_locked_state (embedder, TRUE);
+  } else {
+    gst_element_unlink (source, indexer);
+    gst_element_link_many (source, embedder, indexer, NULL);
+    gst_element_set_locked_state (embedder, FALSE);
+  }
+  self->bypassed = bypass;
+}
+
 static GstStateChangeReturn
 gst_gallery_indexer_change_state (GstElement * element,
     GstStateChange transition)
@@ -351,5 +416,17 @@ gst_gallery_indexer_change_state (GstElement * element,
     gst_faiss_indexer_set_gallery_mode (GST_FAISS_INDEXER (self->children
             [CHILD_INDEXER]), TRUE, mode == MODE_UPDATE);
   }
-  return GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+      && nothing_to_embed (self)) {
+    GST_INFO_OBJECT (self, "every file is unchanged: the embedder is not "
+        "started");
+    set_bypass (self, TRUE);
+  }
+  const GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY
+      || (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+          && ret == GST_STATE_CHANGE_FAILURE))
+    set_bypass (self, FALSE);
+  return ret;
 }

@@ -44,10 +44,11 @@ K = 4
 
 def run(gallery, index, *props):
     """Runs galleryindexer; returns (frames embedded, the COMPLETE text of
-    faissindexer, error or None)."""
+    faissindexer, error or None). run.output keeps the whole output."""
     out = subprocess.run(["gst-launch-1.0", "-e", "galleryindexer", f"location={gallery}",
                           f"index={index}", "video-interval=0.5", *EMBEDDER.split(), *props],
                          capture_output=True, text=True, timeout=120)
+    run.output = out.stdout + out.stderr
     complete = [line for line in out.stdout.splitlines()
                 if line.startswith("Progress: (faissindexer)") and "files: added" in line]
     if out.returncode != 0 or len(complete) != 1:
@@ -125,6 +126,9 @@ def incremental(tmp, index_type):
     check(error is None and frames == 0, f"{index_type}: unchanged tree: nothing embedded "
           f"({frames}, {error})")
     check("up to date" in text and "unchanged 10" in text, f"{index_type}: counts: {text}")
+    # The embedder warns of random weights when it loads its model.
+    check("random weights" not in run.output,
+          f"{index_type}: unchanged tree: the embedder does not even load its model")
     check(contents(index).keys() == first.keys(), f"{index_type}: unchanged tree: same items")
 
     os.remove(os.path.join(tree, "dogs", "0.png"))

@@ -23,31 +23,46 @@ FileInventory::FileInventory(const std::vector<CatalogItem>& items) {
   }
 }
 
-bool FileInventory::unchanged(const std::string& relative, const std::string& path) {
+bool FileInventory::stat_file(const std::string& path, FileIdentity* identity) {
   struct stat st;
-  const bool stated = ::stat(path.c_str(), &st) == 0;
+  if (::stat(path.c_str(), &st) != 0) return false;
+  identity->size = st.st_size;
+  identity->mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return true;
+}
+
+const FileInventory::Group* FileInventory::find_unchanged(const FileIdentity& identity) const {
+  auto known = known_.find(identity.path);
+  if (known == known_.end()) return nullptr;
+  for (const Group& group : known->second)
+    // size -1: the items of a video a stopped run did not finish.
+    if (group.size >= 0 && group.size == identity.size && group.mtime_ns == identity.mtime_ns)
+      return &group;
+  return nullptr;
+}
+
+bool FileInventory::holds_unchanged(const std::string& relative, const std::string& path) const {
   FileIdentity identity;
   identity.path = relative;
-  if (stated) {
-    identity.size = st.st_size;
-    identity.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  }
+  if (!stat_file(path, &identity)) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return find_unchanged(identity) != nullptr;
+}
+
+bool FileInventory::unchanged(const std::string& relative, const std::string& path) {
+  FileIdentity identity;
+  identity.path = relative;
+  const bool stated = stat_file(path, &identity);
   std::lock_guard<std::mutex> lock(mutex_);
   met_.insert(relative);
-  auto known = known_.find(relative);
-  if (stated && known != known_.end()) {
-    for (const Group& group : known->second) {
-      // size -1: the items of a video a stopped run did not finish.
-      if (group.size < 0 || group.size != identity.size || group.mtime_ns != identity.mtime_ns)
-        continue;
-      kept_ids_.insert(group.ids.begin(), group.ids.end());
-      ++unchanged_;
-      return true;
-    }
+  if (const Group* group = stated ? find_unchanged(identity) : nullptr) {
+    kept_ids_.insert(group->ids.begin(), group->ids.end());
+    ++unchanged_;
+    return true;
   }
   Pending& pending = pending_[valid_utf8(relative)];
   pending.identity = identity;
-  pending.known = known != known_.end();
+  pending.known = known_.count(relative) > 0;
   return false;
 }
 

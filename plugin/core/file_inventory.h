@@ -29,6 +29,9 @@ class FileInventory {
   // the items it is about to produce. A file that cannot be stat'ed is not
   // unchanged. Safe from any thread.
   bool unchanged(const std::string& relative, const std::string& path);
+  // The same answer without recording anything: whether a walk would skip
+  // the file. Safe from any thread.
+  bool holds_unchanged(const std::string& relative, const std::string& path) const;
 
   // The file a new item with this GstSampleMeta source came from (a relative
   // path, plus "#t=SECONDS" for a video frame, whose time is filled in), as
@@ -61,6 +64,11 @@ class FileInventory {
     int64_t mtime_ns;
     std::vector<int64_t> ids;
   };
+  // stat of path into identity; false when it cannot be read.
+  static bool stat_file(const std::string& path, FileIdentity* identity);
+  // The group of known_ that holds identity unchanged; nullptr if none.
+  const Group* find_unchanged(const FileIdentity& identity) const;
+
   mutable std::mutex mutex_;
   std::map<std::string, std::vector<Group>> known_;  // by relative path
   std::set<int64_t> kept_ids_;
