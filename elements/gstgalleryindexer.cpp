@@ -53,7 +53,7 @@
 #include "gstembedder.h"
 #include "gstfaissindexer.h"
 #include "gstgallerysrc.h"
-#include "proxied_property.h"
+#include "indexing_bin.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_gallery_indexer_debug);
 #define GST_CAT_DEFAULT gst_gallery_indexer_debug
@@ -92,29 +92,8 @@ enum
   PROP_MODE,
 };
 
-enum Child
-{
-  CHILD_SOURCE,
-  CHILD_EMBEDDER,
-  CHILD_INDEXER,
-  N_CHILDREN
-};
-
 static const gchar *const child_factories[N_CHILDREN] = {
   "gallerysrc", "embedder", "faissindexer"
-};
-
-static const gchar *const child_names[N_CHILDREN] = {
-  "source", "embedder", "indexer"
-};
-
-struct ProxiedProperty
-{
-  const gchar *name;
-  const gchar *nick;
-  Child child;
-  const gchar *child_property;
-  const gchar *blurb;           /* NULL: the child's own */
 };
 
 static const ProxiedProperty proxied[N_PROXIED] = {
@@ -195,10 +174,8 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass * klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  GObjectClass *child_classes[N_CHILDREN] = {
-    G_OBJECT_CLASS (g_type_class_ref (GST_TYPE_GALLERY_SRC)),
-    G_OBJECT_CLASS (g_type_class_ref (GST_TYPE_EMBEDDER)),
-    G_OBJECT_CLASS (g_type_class_ref (GST_TYPE_FAISS_INDEXER)),
+  const GType child_types[N_CHILDREN] = {
+    GST_TYPE_GALLERY_SRC, GST_TYPE_EMBEDDER, GST_TYPE_FAISS_INDEXER
   };
   const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE |
       G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
@@ -206,11 +183,8 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass * klass)
   gobject_class->set_property = gst_gallery_indexer_set_property;
   gobject_class->get_property = gst_gallery_indexer_get_property;
 
-  for (guint id = PROP_0 + 1; id < N_PROXIED; id++)
-    g_object_class_install_property (gobject_class, id,
-        proxy_param_spec (proxied[id].name, proxied[id].nick,
-            proxied[id].blurb, child_classes[proxied[id].child],
-            proxied[id].child_property));
+  indexing_bin_install_properties (gobject_class, proxied, N_PROXIED,
+      child_types);
   g_object_class_install_property (gobject_class, PROP_CHECKPOINT_INTERVAL,
       g_param_spec_uint ("checkpoint-interval", "Checkpoint interval",
           "Write the index and catalog atomically every this many seconds "
@@ -243,18 +217,11 @@ gst_gallery_indexer_init (GstGalleryIndexer * self)
 {
   self->mode = DEFAULT_MODE;
   self->bypassed = FALSE;
-  for (int i = 0; i < N_CHILDREN; i++) {
-    self->children[i] = gst_element_factory_make (child_factories[i],
-        child_names[i]);
-    if (self->children[i])
-      gst_bin_add (GST_BIN (self), self->children[i]);
-  }
+  indexing_bin_add_children (GST_BIN (self), child_factories, self->children);
   GstElement *source = self->children[CHILD_SOURCE];
   GstElement *indexer = self->children[CHILD_INDEXER];
   if (!source || !self->children[CHILD_EMBEDDER] || !indexer)
     return;
-  gst_element_link_many (source, self->children[CHILD_EMBEDDER], indexer,
-      NULL);
   g_object_set (indexer, "checkpoint-interval", DEFAULT_CHECKPOINT_INTERVAL,
       NULL);
 
@@ -288,15 +255,11 @@ gst_gallery_indexer_set_property (GObject * object, guint prop_id,
   if (prop_id == PROP_CHECKPOINT_INTERVAL) {
     if (GstElement * indexer = self->children[CHILD_INDEXER])
       g_object_set_property (G_OBJECT (indexer), "checkpoint-interval", value);
-    return;
-  }
-  if (prop_id == PROP_0 || prop_id >= N_PROXIED) {
+  } else if (prop_id == PROP_0 || prop_id >= N_PROXIED) {
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    return;
+  } else {
+    indexing_bin_set_property (self->children, proxied[prop_id], value);
   }
-  if (GstElement * child = self->children[proxied[prop_id].child])
-    g_object_set_property (G_OBJECT (child), proxied[prop_id].child_property,
-        value);
 }
 
 static void
@@ -304,8 +267,6 @@ gst_gallery_indexer_get_property (GObject * object, guint prop_id,
     GValue * value, GParamSpec * pspec)
 {
   GstGalleryIndexer *self = GST_GALLERY_INDEXER (object);
-  GstElement *child = NULL;
-  const gchar *child_property = NULL;
 
   if (prop_id == PROP_MODE) {
     GST_OBJECT_LOCK (self);
@@ -314,19 +275,15 @@ gst_gallery_indexer_get_property (GObject * object, guint prop_id,
     return;
   }
   if (prop_id == PROP_CHECKPOINT_INTERVAL) {
-    child = self->children[CHILD_INDEXER];
-    child_property = "checkpoint-interval";
-  } else if (prop_id > PROP_0 && prop_id < N_PROXIED) {
-    child = self->children[proxied[prop_id].child];
-    child_property = proxied[prop_id].child_property;
-  } else {
+    if (GstElement * indexer = self->children[CHILD_INDEXER])
+      g_object_get_property (G_OBJECT (indexer), "checkpoint-interval", value);
+    else
+      g_param_value_set_default (pspec, value);
+  } else if (prop_id == PROP_0 || prop_id >= N_PROXIED) {
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    return;
+  } else {
+    indexing_bin_get_property (self->children, proxied[prop_id], value, pspec);
   }
-  if (child)
-    g_object_get_property (G_OBJECT (child), child_property, value);
-  else
-    g_param_value_set_default (pspec, value);
 }
 
 /* Whether every file of the folder is held unchanged in the index, so that
@@ -396,16 +353,9 @@ gst_gallery_indexer_change_state (GstElement * element,
   GstGalleryIndexer *self = GST_GALLERY_INDEXER (element);
 
   if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
-    for (int i = 0; i < N_CHILDREN; i++) {
-      if (self->children[i] == NULL) {
-        GST_ELEMENT_ERROR (self, CORE, MISSING_PLUGIN,
-            ("The %s element is missing, so galleryindexer cannot run.",
-                child_factories[i]),
-            ("Check that the visualsearch plugin was built with all its "
-                "elements (gst-inspect-1.0 visualsearch)."));
-        return GST_STATE_CHANGE_FAILURE;
-      }
-    }
+    if (!indexing_bin_check_children (element, self->children,
+            child_factories))
+      return GST_STATE_CHANGE_FAILURE;
     /* faissindexer, a GstBaseSink, starts (loads the index) in NULL to
      * READY. */
     GST_OBJECT_LOCK (self);
