@@ -22,7 +22,12 @@
  * temporaries of killed writers. The directory must exist and be writable at
  * start (READY to PAUSED), before any embedding work.
  * With #GstFaissIndexer:export-npy, embeddings.npy and labels.npy are written
- * to the index's directory too.
+ * to the index's directory too. With #GstFaissIndexer:checkpoint-interval the
+ * index and catalog are also written, the same way, every so many seconds
+ * while embeddings arrive, so that a killed run loses at most that much.
+ *
+ * galleryindexer runs it in gallery mode: an IDMap2 index whose catalog keeps
+ * each item's file, updated incrementally (see galleryindexer).
  *
  * When the buffers are raw video (embedder passes its frames through), each
  * item's thumbnail goes into the catalog too: a JPEG whose longer side is

@@ -156,6 +156,14 @@ def incremental(tmp, index_type):
     frames, _, error = run(tree, scratch, typ, "mode=rebuild")
     check(error is None and frames == 13, f"{index_type}: mode=rebuild embeds everything")
 
+    os.remove(os.path.join(tree, "loose.png"))
+    frames, text, error = run(tree, index, typ)
+    check(error is None and frames == 0 and "removed 1, unchanged 9" in text and
+          "random weights" not in run.output,
+          f"{index_type}: a vanished file alone: removed without loading the model ({text})")
+    check(contents(index).keys() == updated.keys() - {"loose.png"},
+          f"{index_type}: ... its item is gone, the others stay")
+
 
 def faissindexer_index_is_refused(tmp):
     tree = os.path.join(tmp, "plain")

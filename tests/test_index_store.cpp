@@ -368,6 +368,20 @@ void test_catalog_binds_its_index() {
   assert_contains(message, vs::catalog_path_for(a));
   assert_contains(message, "not the one its catalog");
   assert_contains(error_of([&] { vs::Gallery::load(a); }), "not the one its catalog");
+
+  // Ids with holes belong to an id map: beside a plain index they would name
+  // the wrong items.
+  const std::string c = tmp_path("bound-c.faiss");
+  auto data = random_vectors(3, 8, 13);
+  auto plain = vs::IndexStore::create("Flat", 8, vs::Metric::L2);
+  plain.add(data.data(), 3);
+  auto facts = sample_facts();
+  facts.dims = 8;
+  facts.metric = "l2";
+  std::vector<vs::CatalogItem> holes(3);
+  for (int i = 0; i < 3; ++i) holes[i] = {2 * i, 0, "class", "src"};
+  vs::write_index_with_catalog(c, plain, facts, holes);
+  assert_contains(error_of([&] { vs::load_index_with_catalog(c); }), "ids of an id map");
 }
 
 // Thumbnails are read on demand from the file the catalog was loaded from,
@@ -593,6 +607,62 @@ void add_rows(vs::IndexBuilder& builder, const std::vector<float>& data) {
 // Two appending writers used to each read the index and write it back with
 // only their own vectors. The second now waits for the lock (and says so),
 // and gives up after the timeout.
+// A checkpoint in the middle of a video, then the run dies: the next update
+// keeps the finished still, embeds the video again and drops the cut one.
+void test_gallery_checkpoint_and_update() {
+  const std::string dir = tmp_path("tree");
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/a.jpg") << "still";
+  std::ofstream(dir + "/v.mp4") << "video bytes";
+  const std::string location = tmp_path("gallery.faiss");
+  vs::IndexBuildOptions options;
+  options.location = location;
+  options.gallery = options.update = true;
+  options.checkpoint_interval = std::chrono::seconds(1);
+  auto ignore = [](const std::string&) {};
+  const auto rows = random_vectors(8, 8, 21);
+  auto add = [&](vs::IndexBuilder& builder, int row, const std::string& source) {
+    vs::CatalogItem item;
+    item.source = source;
+    builder.add(rows.data() + row * 8, 8, "m", "p", item);
+  };
+  {
+    vs::IndexBuilder builder(options, ignore, ignore);
+    auto inventory = builder.inventory();
+    g_assert_false(inventory->unchanged("a.jpg", dir + "/a.jpg"));
+    add(builder, 0, "a.jpg");
+    g_assert_false(inventory->unchanged("v.mp4", dir + "/v.mp4"));
+    add(builder, 1, "v.mp4#t=0.000");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    add(builder, 2, "v.mp4#t=1.000");  // the checkpoint; then the run dies
+  }
+  {
+    const vs::Catalog catalog = vs::Catalog::load(vs::catalog_path_for(location));
+    g_assert_cmpuint(catalog.items().size(), ==, 3);
+    g_assert_cmpint(catalog.item(0)->file->size, ==, 5);
+    g_assert_cmpint(catalog.item(2)->file->size, ==, -1);  // cut short
+    g_assert_cmpfloat(catalog.item(2)->file->time, ==, 1.0);
+  }
+  vs::IndexBuilder builder(options, ignore, ignore);
+  auto inventory = builder.inventory();
+  g_assert_true(inventory->unchanged("a.jpg", dir + "/a.jpg"));
+  g_assert_false(inventory->unchanged("v.mp4", dir + "/v.mp4"));
+  for (int i = 0; i < 3; ++i) add(builder, 3 + i, "v.mp4#t=" + std::to_string(i) + ".000");
+  inventory->walk_complete();
+  g_assert_true(builder.finish());
+  auto pair = vs::load_index_with_catalog(location);
+  g_assert_cmpint(pair.index.size(), ==, 4);
+  g_assert_cmpstr(pair.catalog.item(0)->source.c_str(), ==, "a.jpg");
+  g_assert_null(pair.catalog.item(1));
+  g_assert_null(pair.catalog.item(2));
+  for (int64_t id = 3; id < 6; ++id) g_assert_cmpint(pair.catalog.item(id)->file->size, ==, 11);
+  g_assert_true(pair.index.reconstruct(5) == std::vector<float>(rows.data() + 5 * 8,
+                                                               rows.data() + 6 * 8));
+  const vs::FileInventory::Counts counts = inventory->counts();
+  g_assert_cmpint(counts.unchanged, ==, 1);
+  g_assert_cmpint(counts.updated, ==, 1);
+}
+
 void test_appenders_take_turns() {
   const std::string location = tmp_path("append.faiss");
   std::vector<std::string> steps;
@@ -677,6 +747,8 @@ int main(int argc, char** argv) {
                   test_concurrent_writers_get_own_temporaries);
   g_test_add_func("/atomic_file/remove_stale_temporaries", test_remove_stale_temporaries);
   g_test_add_func("/index_builder/appenders_take_turns", test_appenders_take_turns);
+  g_test_add_func("/index_builder/gallery_checkpoint_and_update",
+                  test_gallery_checkpoint_and_update);
   g_test_add_func("/catalog/thumbnails", test_catalog_thumbnails);
   g_test_add_func("/index_builder/checks_directory_at_start",
                   test_builder_checks_directory_at_start);
