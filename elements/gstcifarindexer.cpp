@@ -32,6 +32,7 @@
 #include "gstcifarsrc.h"
 #include "gstembedder.h"
 #include "gstfaissindexer.h"
+#include "indexing_bin.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_cifar_indexer_debug);
 #define GST_CAT_DEFAULT gst_cifar_indexer_debug
@@ -54,30 +55,8 @@ enum
   N_PROPERTIES
 };
 
-enum Child
-{
-  CHILD_SOURCE,
-  CHILD_EMBEDDER,
-  CHILD_INDEXER,
-  N_CHILDREN
-};
-
 static const gchar *const child_factories[N_CHILDREN] = {
   "cifarsrc", "embedder", "faissindexer"
-};
-
-static const gchar *const child_names[N_CHILDREN] = {
-  "source", "embedder", "indexer"
-};
-
-/* Which child property each of ours stands for. */
-struct ProxiedProperty
-{
-  const gchar *name;
-  const gchar *nick;
-  Child child;
-  const gchar *child_property;
-  const gchar *blurb;           /* NULL: the child's own */
 };
 
 static const ProxiedProperty proxied[N_PROPERTIES] = {
@@ -123,62 +102,20 @@ static void gst_cifar_indexer_get_property (GObject * object, guint prop_id,
 static GstStateChangeReturn gst_cifar_indexer_change_state (GstElement *
     element, GstStateChange transition);
 
-/* A property of ours with the child's type, range, default and flags, so
- * the two can never disagree. */
-static GParamSpec *
-proxy_param_spec (const ProxiedProperty & p, GObjectClass * child_class)
-{
-  GParamSpec *child = g_object_class_find_property (child_class,
-      p.child_property);
-  g_assert (child != NULL);
-  const gchar *blurb = p.blurb ? p.blurb : g_param_spec_get_blurb (child);
-  const GParamFlags flags = (GParamFlags) ((child->flags & (G_PARAM_READWRITE |
-              GST_PARAM_MUTABLE_READY | GST_PARAM_MUTABLE_PLAYING |
-              GST_PARAM_CONTROLLABLE)) | G_PARAM_STATIC_STRINGS);
-
-  if (G_IS_PARAM_SPEC_STRING (child))
-    return g_param_spec_string (p.name, p.nick, blurb,
-        G_PARAM_SPEC_STRING (child)->default_value, flags);
-  if (G_IS_PARAM_SPEC_UINT (child)) {
-    GParamSpecUInt *u = G_PARAM_SPEC_UINT (child);
-    return g_param_spec_uint (p.name, p.nick, blurb, u->minimum, u->maximum,
-        u->default_value, flags);
-  }
-  if (G_IS_PARAM_SPEC_UINT64 (child)) {
-    GParamSpecUInt64 *u = G_PARAM_SPEC_UINT64 (child);
-    return g_param_spec_uint64 (p.name, p.nick, blurb, u->minimum, u->maximum,
-        u->default_value, flags);
-  }
-  if (G_IS_PARAM_SPEC_ENUM (child)) {
-    GParamSpecEnum *e = G_PARAM_SPEC_ENUM (child);
-    return g_param_spec_enum (p.name, p.nick, blurb,
-        G_TYPE_FROM_CLASS (e->enum_class), e->default_value, flags);
-  }
-  g_error ("cifarindexer cannot proxy %s::%s of type %s",
-      G_OBJECT_CLASS_NAME (child_class), p.child_property,
-      G_PARAM_SPEC_TYPE_NAME (child));
-  return NULL;
-}
-
 static void
 gst_cifar_indexer_class_init (GstCifarIndexerClass * klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  /* The children live in this plugin: their classes are at hand, and kept
-   * for the lifetime of the process like ours. */
-  GObjectClass *child_classes[N_CHILDREN] = {
-    G_OBJECT_CLASS (g_type_class_ref (GST_TYPE_CIFAR_SRC)),
-    G_OBJECT_CLASS (g_type_class_ref (GST_TYPE_EMBEDDER)),
-    G_OBJECT_CLASS (g_type_class_ref (GST_TYPE_FAISS_INDEXER)),
+  const GType child_types[N_CHILDREN] = {
+    GST_TYPE_CIFAR_SRC, GST_TYPE_EMBEDDER, GST_TYPE_FAISS_INDEXER
   };
 
   gobject_class->set_property = gst_cifar_indexer_set_property;
   gobject_class->get_property = gst_cifar_indexer_get_property;
 
-  for (guint id = PROP_0 + 1; id < N_PROPERTIES; id++)
-    g_object_class_install_property (gobject_class, id,
-        proxy_param_spec (proxied[id], child_classes[proxied[id].child]));
+  indexing_bin_install_properties (gobject_class, proxied, N_PROPERTIES,
+      child_types);
 
   gst_element_class_set_static_metadata (element_class,
       "CIFAR indexer", "Sink/Analysis",
@@ -193,16 +130,7 @@ gst_cifar_indexer_class_init (GstCifarIndexerClass * klass)
 static void
 gst_cifar_indexer_init (GstCifarIndexer * self)
 {
-  for (int i = 0; i < N_CHILDREN; i++) {
-    self->children[i] = gst_element_factory_make (child_factories[i],
-        child_names[i]);
-    if (self->children[i])
-      gst_bin_add (GST_BIN (self), self->children[i]);
-  }
-  if (self->children[CHILD_SOURCE] && self->children[CHILD_EMBEDDER]
-      && self->children[CHILD_INDEXER])
-    gst_element_link_many (self->children[CHILD_SOURCE],
-        self->children[CHILD_EMBEDDER], self->children[CHILD_INDEXER], NULL);
+  indexing_bin_add_children (GST_BIN (self), child_factories, self->children);
 }
 
 static void
@@ -211,13 +139,10 @@ gst_cifar_indexer_set_property (GObject * object, guint prop_id,
 {
   GstCifarIndexer *self = GST_CIFAR_INDEXER (object);
 
-  if (prop_id == PROP_0 || prop_id >= N_PROPERTIES) {
+  if (prop_id == PROP_0 || prop_id >= N_PROPERTIES)
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    return;
-  }
-  if (GstElement * child = self->children[proxied[prop_id].child])
-    g_object_set_property (G_OBJECT (child), proxied[prop_id].child_property,
-        value);
+  else
+    indexing_bin_set_property (self->children, proxied[prop_id], value);
 }
 
 static void
@@ -226,15 +151,10 @@ gst_cifar_indexer_get_property (GObject * object, guint prop_id,
 {
   GstCifarIndexer *self = GST_CIFAR_INDEXER (object);
 
-  if (prop_id == PROP_0 || prop_id >= N_PROPERTIES) {
+  if (prop_id == PROP_0 || prop_id >= N_PROPERTIES)
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    return;
-  }
-  if (GstElement * child = self->children[proxied[prop_id].child])
-    g_object_get_property (G_OBJECT (child), proxied[prop_id].child_property,
-        value);
   else
-    g_param_value_set_default (pspec, value);
+    indexing_bin_get_property (self->children, proxied[prop_id], value, pspec);
 }
 
 static GstStateChangeReturn
@@ -243,17 +163,9 @@ gst_cifar_indexer_change_state (GstElement * element,
 {
   GstCifarIndexer *self = GST_CIFAR_INDEXER (element);
 
-  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
-    for (int i = 0; i < N_CHILDREN; i++) {
-      if (self->children[i] == NULL) {
-        GST_ELEMENT_ERROR (self, CORE, MISSING_PLUGIN,
-            ("The %s element is missing, so cifarindexer cannot run.",
-                child_factories[i]),
-            ("Check that the visualsearch plugin was built with all its "
-                "elements (gst-inspect-1.0 visualsearch)."));
-        return GST_STATE_CHANGE_FAILURE;
-      }
-    }
-  }
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY
+      && !indexing_bin_check_children (element, self->children,
+          child_factories))
+    return GST_STATE_CHANGE_FAILURE;
   return GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
 }

@@ -22,7 +22,12 @@
  * temporaries of killed writers. The directory must exist and be writable at
  * start (READY to PAUSED), before any embedding work.
  * With #GstFaissIndexer:export-npy, embeddings.npy and labels.npy are written
- * to the index's directory too.
+ * to the index's directory too. With #GstFaissIndexer:checkpoint-interval the
+ * index and catalog are also written, the same way, every so many seconds
+ * while embeddings arrive, so that a killed run loses at most that much.
+ *
+ * galleryindexer runs it in gallery mode: an IDMap2 index whose catalog keeps
+ * each item's file, updated incrementally (see galleryindexer).
  *
  * When the buffers are raw video (embedder passes its frames through), each
  * item's thumbnail goes into the catalog too: a JPEG whose longer side is
@@ -56,6 +61,7 @@
 #include <gst/video/video.h>
 #include <opencv2/core.hpp>
 
+#include <chrono>
 #include <memory>
 #include <new>
 #include <string>
@@ -80,6 +86,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define DEFAULT_PROGRESS_INTERVAL 1000
 #define DEFAULT_THUMBNAIL_SIZE vs::kDefaultThumbnailSize
 #define MAX_THUMBNAIL_SIZE 1024
+#define DEFAULT_CHECKPOINT_INTERVAL 0
 
 #define PROGRESS_CODE "faissindexer"
 
@@ -94,6 +101,7 @@ enum
   PROP_EXPORT_NPY,
   PROP_PROGRESS_INTERVAL,
   PROP_THUMBNAIL_SIZE,
+  PROP_CHECKPOINT_INTERVAL,
 };
 
 struct _GstFaissIndexer
@@ -109,6 +117,11 @@ struct _GstFaissIndexer
   gboolean export_npy;
   guint progress_interval;
   guint thumbnail_size;
+  guint checkpoint_interval;
+  gboolean gallery;             /* gst_faiss_indexer_set_gallery_mode () */
+  gboolean update;
+  /* the builder's, from start to stop; under the object lock */
+  std::shared_ptr < vs::FileInventory > inventory;
 
   /* streaming thread only: one run, from start to stop */
   std::unique_ptr < vs::IndexBuilder > builder;
@@ -222,6 +235,13 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass * klass)
           "this many pixels on its longer side, so results can be shown "
           "without the original files; 0 turns it off", 0, MAX_THUMBNAIL_SIZE,
           DEFAULT_THUMBNAIL_SIZE, flags));
+  g_object_class_install_property (gobject_class, PROP_CHECKPOINT_INTERVAL,
+      g_param_spec_uint ("checkpoint-interval", "Checkpoint interval",
+          "Also write the index and catalog (atomically, as at EOS) every "
+          "this many seconds while embeddings arrive, so that a killed run "
+          "loses at most this much work; trainable types only once trained "
+          "(train-size). 0: only at EOS", 0, 86400,
+          DEFAULT_CHECKPOINT_INTERVAL, flags));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class,
@@ -251,6 +271,10 @@ gst_faiss_indexer_init (GstFaissIndexer * self)
   self->export_npy = DEFAULT_EXPORT_NPY;
   self->progress_interval = DEFAULT_PROGRESS_INTERVAL;
   self->thumbnail_size = DEFAULT_THUMBNAIL_SIZE;
+  self->checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL;
+  self->gallery = FALSE;
+  self->update = FALSE;
+  new (&self->inventory) std::shared_ptr < vs::FileInventory > ();
   self->to_rgb = NULL;
   self->have_video = FALSE;
   self->embedder_settings = NULL;
@@ -268,6 +292,7 @@ gst_faiss_indexer_finalize (GObject * object)
   self->builder.~unique_ptr ();
   if (self->embedder_settings)
     gst_structure_free (self->embedder_settings);
+  self->inventory.~shared_ptr ();
   g_free (self->location);
   g_free (self->index_type);
 
@@ -308,6 +333,9 @@ gst_faiss_indexer_set_property (GObject * object, guint prop_id,
     case PROP_THUMBNAIL_SIZE:
       self->thumbnail_size = g_value_get_uint (value);
       break;
+    case PROP_CHECKPOINT_INTERVAL:
+      self->checkpoint_interval = g_value_get_uint (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -347,11 +375,33 @@ gst_faiss_indexer_get_property (GObject * object, guint prop_id,
     case PROP_THUMBNAIL_SIZE:
       g_value_set_uint (value, self->thumbnail_size);
       break;
+    case PROP_CHECKPOINT_INTERVAL:
+      g_value_set_uint (value, self->checkpoint_interval);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK (self);
+}
+
+void
+gst_faiss_indexer_set_gallery_mode (GstFaissIndexer * self, gboolean gallery,
+    gboolean update)
+{
+  GST_OBJECT_LOCK (self);
+  self->gallery = gallery;
+  self->update = update;
+  GST_OBJECT_UNLOCK (self);
+}
+
+std::shared_ptr < vs::FileInventory >
+gst_faiss_indexer_get_inventory (GstFaissIndexer * self)
+{
+  GST_OBJECT_LOCK (self);
+  std::shared_ptr < vs::FileInventory > inventory = self->inventory;
+  GST_OBJECT_UNLOCK (self);
+  return inventory;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -388,6 +438,9 @@ gst_faiss_indexer_start (GstBaseSink * sink)
   options.append = self->append;
   options.train_size = self->train_size;
   options.export_npy = self->export_npy;
+  options.gallery = self->gallery;
+  options.update = self->update;
+  options.checkpoint_interval = std::chrono::seconds (self->checkpoint_interval);
   self->progress_every = self->progress_interval;
   self->thumbnail_longer_side = self->thumbnail_size;
   GST_OBJECT_UNLOCK (self);
@@ -410,9 +463,10 @@ gst_faiss_indexer_start (GstBaseSink * sink)
               (NULL));
         });
   } catch (const std::exception & e) {
-    if (options.append)
+    if (options.append || options.update)
       GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE,
-          ("Cannot append to the index %s: %s", options.location.c_str (),
+          ("Cannot %s the index %s: %s", options.append ? "append to" :
+              "update", options.location.c_str (),
               e.what ()), (NULL));
     else
       GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
@@ -420,6 +474,9 @@ gst_faiss_indexer_start (GstBaseSink * sink)
               e.what ()), (NULL));
     return FALSE;
   }
+  GST_OBJECT_LOCK (self);
+  self->inventory = self->builder->inventory ();
+  GST_OBJECT_UNLOCK (self);
   if (self->builder->existing () > 0)
     GST_INFO_OBJECT (self, "appending to %s, which holds %" G_GINT64_FORMAT
         " vectors", options.location.c_str (), self->builder->existing ());
@@ -431,6 +488,9 @@ gst_faiss_indexer_stop (GstBaseSink * sink)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
+  GST_OBJECT_LOCK (self);
+  self->inventory.reset ();
+  GST_OBJECT_UNLOCK (self);
   self->builder.reset ();
   g_clear_pointer (&self->to_rgb, gst_video_converter_free);
   g_clear_pointer (&self->embedder_settings, gst_structure_free);
@@ -525,11 +585,25 @@ gst_faiss_indexer_finish (GstFaissIndexer * self)
         ("Put an embedder upstream, with inference-interval=1, so that every "
             "frame is embedded."));
   try {
-    if (builder.finish ())
+    const bool wrote = builder.finish ();
+    std::string files;
+    if (const auto & inventory = builder.inventory ()) {
+      const vs::FileInventory::Counts c = inventory->counts ();
+      files = "; " + std::to_string (builder.added ()) + " frames embedded; "
+          "files: added " + std::to_string (c.added) + ", updated " +
+          std::to_string (c.updated) + ", removed " + std::to_string (c.removed) +
+          ", unchanged " + std::to_string (c.unchanged) + ", skipped-bad " +
+          std::to_string (c.bad) + (inventory->walked_all ()? "" :
+          " (the walk was stopped before its end: run again to finish it)");
+    }
+    if (wrote)
       post_progress (self, GST_PROGRESS_TYPE_COMPLETE,
-          "wrote " + std::to_string (builder.existing () + builder.added ()) +
-          " vectors to " + builder.location () + " and its catalog " +
-          builder.catalog_path ());
+          "wrote " + std::to_string (builder.existing () + builder.added () -
+              builder.removed ()) + " vectors to " + builder.location () +
+          " and its catalog " + builder.catalog_path () + files);
+    else if (!files.empty ())
+      post_progress (self, GST_PROGRESS_TYPE_COMPLETE,
+          builder.location () + " is up to date" + files);
   } catch (const std::exception & e) {
     post_progress (self, GST_PROGRESS_TYPE_ERROR, e.what ());
     /* The message says whether the previous files are still in place. */

@@ -16,4 +16,20 @@ GType gst_faiss_indexer_metric_get_type (void);
 
 G_END_DECLS
 
+#ifdef __cplusplus
+#include <memory>
+
+namespace vs { class FileInventory; }
+
+/* For galleryindexer, before start: build an IDMap2 index whose items carry
+ * their files' identities, updating the one at location when update is TRUE
+ * (see vs::IndexBuildOptions::gallery and update). */
+void gst_faiss_indexer_set_gallery_mode (GstFaissIndexer * indexer,
+    gboolean gallery, gboolean update);
+/* The files the index holds, from start to stop of a gallery run; nullptr
+ * otherwise. Any thread. */
+std::shared_ptr<vs::FileInventory> gst_faiss_indexer_get_inventory
+    (GstFaissIndexer * indexer);
+#endif
+
 #endif

@@ -583,9 +583,9 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
           ("The index %s returned id %" G_GINT64_FORMAT ", which its catalog "
               "%s does not list; such neighbours carry label -1 and no name.",
               st.index_path.c_str (), hit.id, st.catalog_path.c_str ()),
-          ("The index holds ids of its own (an IndexIDMap built outside "
-              "visualsearch?). Build the index with faissindexer so that its "
-              "ids are 0..n-1, as the catalog expects."));
+          ("The index holds ids its catalog does not know (an IndexIDMap "
+              "built outside visualsearch?). Build the index and catalog "
+              "together with faissindexer or galleryindexer."));
     }
     GstVisualSearchNeighbor nb;
     nb.id = hit.id;

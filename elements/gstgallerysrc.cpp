@@ -116,6 +116,10 @@ struct GalleryWalk
   gint width = 0;               /* of the caps last set */
   gint height = 0;
   bool progress_started = false;
+  /* gst_gallery_src_set_file_filter()'s, for this run */
+  std::function<bool (const std::string &, const std::string &)> skip;
+  std::function<void ()> walked_all;
+  guint64 unchanged = 0;        /* files skip() passed over */
   /* One sentence per file skipped, in walk order. */
   std::vector<std::string> bad;
 };
@@ -133,6 +137,9 @@ struct _GstGallerySrc
   gboolean strict;
 
   std::unique_ptr<GalleryWalk> walk;
+  /* gst_gallery_src_set_file_filter()'s; under the object lock */
+  std::function<bool (const std::string &, const std::string &)> skip;
+  std::function<void ()> walked_all;
   /* A sampler interrupted by unlock(); guarded by the object lock. */
   vs::VideoSampler *sampling;
   gboolean flushing;
@@ -233,6 +240,9 @@ gst_gallery_src_init (GstGallerySrc * self)
   self->max_pixels = DEFAULT_MAX_PIXELS;
   self->strict = DEFAULT_STRICT;
   new (&self->walk) std::unique_ptr < GalleryWalk > ();
+  new (&self->skip) std::function<bool (const std::string &,
+      const std::string &)> ();
+  new (&self->walked_all) std::function<void ()> ();
 
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }
@@ -245,6 +255,8 @@ gst_gallery_src_finalize (GObject * object)
   g_free (self->location);
   g_free (self->label_from);
   self->walk.~unique_ptr ();
+  self->skip.~function ();
+  self->walked_all.~function ();
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -420,6 +432,8 @@ gst_gallery_src_start (GstBaseSrc * src)
   walk->max_pixels = self->max_pixels;
   walk->interval = (GstClockTime) (self->video_interval * GST_SECOND + 0.5);
   walk->strict = self->strict;
+  walk->skip = self->skip;
+  walk->walked_all = self->walked_all;
   GST_OBJECT_UNLOCK (self);
 
   if (walk->location.empty ()) {
@@ -524,6 +538,17 @@ gst_gallery_src_unlock_stop (GstBaseSrc * src)
     self->sampling->resume ();
   GST_OBJECT_UNLOCK (self);
   return TRUE;
+}
+
+void
+gst_gallery_src_set_file_filter (GstGallerySrc * self,
+    std::function<bool (const std::string &, const std::string &)> skip,
+    std::function<void ()> walked_all)
+{
+  GST_OBJECT_LOCK (self);
+  self->skip = std::move (skip);
+  self->walked_all = std::move (walked_all);
+  GST_OBJECT_UNLOCK (self);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -735,13 +760,22 @@ gst_gallery_src_create (GstPushSrc * src, GstBuffer ** buf)
     }
     if (walk.next_file >= files.size ()) {
       GST_DEBUG_OBJECT (self, "all %zu files walked: %" G_GUINT64_FORMAT
-          " frames, %zu skipped", files.size (), walk.frames, walk.bad.size ());
+          " frames, %zu skipped, %" G_GUINT64_FORMAT " unchanged", files.size (),
+          walk.frames, walk.bad.size (), walk.unchanged);
+      if (walk.walked_all)
+        walk.walked_all ();
       post_progress (self, true);
       warn_bad_files (self);
       return GST_FLOW_EOS;
     }
     const size_t index = walk.next_file++;
     const vs::FolderFile & file = files[index];
+    if (walk.skip && walk.skip (file.relative, file.path)) {
+      GST_LOG_OBJECT (self, "file %zu/%zu: %s is unchanged", index + 1,
+          files.size (), file.path.c_str ());
+      walk.unchanged++;
+      continue;
+    }
     GST_DEBUG_OBJECT (self, "file %zu/%zu: %s", index + 1, files.size (),
         file.path.c_str ());
     try {

@@ -20,6 +20,7 @@ plugin_init (GstPlugin * plugin)
   ret |= GST_ELEMENT_REGISTER (searchoverlay, plugin);
   ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
   ret |= GST_ELEMENT_REGISTER (gallerysrc, plugin);
+  ret |= GST_ELEMENT_REGISTER (galleryindexer, plugin);
 
   return ret;
 }

@@ -48,8 +48,9 @@ bool read_back(const vs::Catalog& catalog) {
   const auto& items = catalog.items();
   for (size_t i = 0; i < items.size(); ++i) {
     const vs::CatalogItem& item = items[i];
-    if (item.id != static_cast<int64_t>(i) || catalog.item(item.id) != &item) return false;
+    if ((i > 0 && item.id <= items[i - 1].id) || catalog.item(item.id) != &item) return false;
     if (!vs::is_valid_utf8(item.label_name) || !vs::is_valid_utf8(item.source)) return false;
+    if (item.file && item.file->path.size() > (1 << 20)) return false;
     catalog.count_label(item.label);
     try {
       catalog.thumbnail(item.id);
@@ -57,7 +58,7 @@ bool read_back(const vs::Catalog& catalog) {
       // A damaged thumbnail is the reader's to report, item by item.
     }
   }
-  return catalog.item(static_cast<int64_t>(items.size())) == nullptr;
+  return catalog.item(items.empty() ? 0 : items.back().id + 1) == nullptr;
 }
 
 }  // namespace
@@ -90,11 +91,13 @@ int main(int argc, char** argv) {
   std::vector<vs::CatalogItem> items;
   for (int i = 0; i < 60; ++i) {
     vs::CatalogItem item;
-    item.id = i;
+    item.id = i + i / 10;  // holes, as an updated gallery has
     item.label = i % 7;
     item.label_name = i % 2 ? "caf\xc3\xa9 " + std::to_string(i % 7) : "class " + std::to_string(i % 7);
     item.source = "gallery/" + std::to_string(i) + ".jpg";
     item.thumbnail.assign(40 + i, static_cast<uint8_t>(i));
+    if (i % 3) item.file = vs::FileIdentity{item.source, 1000 + i, 1700000000000000000 + i,
+                                            i % 2 ? i * 0.5 : -1.0};
     items.push_back(item);
   }
   facts.count = static_cast<int64_t>(items.size());

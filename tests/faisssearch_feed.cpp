@@ -7,7 +7,9 @@
 //       QUERIES is raw little-endian float32, the index's dims per query; each
 //       becomes a buffer with a GstEmbeddingMeta pushed through
 //       appsrc ! faisssearch ! appsink. Prints one line per query:
-//       "<metric> <id>:<distance> <id>:<distance> ...", nearest first.
+//       "<metric> <id>:<distance> <id>:<distance> ...", nearest first. The
+//       queries' preprocessing id is "test", or $VS_FEED_PREPROCESSING (to
+//       search an index an embedder built).
 // Errors go to stderr and the exit status is 2.
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
@@ -51,6 +53,8 @@ int write_catalog(const std::string& index_path, const char* model) {
 }
 
 int search(int argc, char** argv) {
+  const char* preprocessing =
+      g_getenv("VS_FEED_PREPROCESSING") ? g_getenv("VS_FEED_PREPROCESSING") : kPreprocessing;
   const std::string index_path = argv[2];
   std::ifstream in(argv[3], std::ios::binary);
   const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
@@ -88,7 +92,7 @@ int search(int argc, char** argv) {
     for (size_t q = 0; q < n; q++) {
       GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 1, nullptr);
       GST_BUFFER_PTS(buffer) = q * GST_SECOND;
-      gst_buffer_add_embedding_meta(buffer, dims, queries + q * dims, argv[4], kPreprocessing,
+      gst_buffer_add_embedding_meta(buffer, dims, queries + q * dims, argv[4], preprocessing,
                                     TRUE);
       gst_app_src_push_buffer(GST_APP_SRC(src), buffer);
     }

@@ -17,19 +17,25 @@ TOOL = os.path.join(os.environ.get("VS_SOURCE_DIR", os.path.dirname(__file__) + 
 NAMES = ["airplane", "automobile", "bird", "cat"]
 
 
-def write_gallery(directory, vectors, labels, index_type="Flat"):
-    """An index and a catalog in faissindexer's layout (catalog.h, schema 1)."""
+def write_gallery(directory, vectors, labels, index_type="Flat", ids=None):
+    """An index and a catalog in faissindexer's layout (catalog.h, schema 1);
+    with ids, an IDMap2 holding vector i under ids[i], as galleryindexer's."""
     path = os.path.join(directory, f"gallery-{index_type.replace(',', '_')}.faiss")
     index = faiss.index_factory(vectors.shape[1], index_type, faiss.METRIC_L2)
     index.train(vectors)
-    index.add(vectors)
+    if ids is None:
+        ids = np.arange(len(vectors))
+        index.add(vectors)
+    else:
+        index = faiss.IndexIDMap2(index)
+        index.add_with_ids(vectors, ids.astype(np.int64))
     faiss.write_index(index, path)
     db = sqlite3.connect(path + ".db")
     db.execute("CREATE TABLE items(id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT)")
     db.execute("CREATE TABLE index_facts(model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
                "metric TEXT, index_type TEXT, count INTEGER, created TEXT)")
     db.executemany("INSERT INTO items VALUES (?, ?, ?, ?)",
-                   [(i, int(l), NAMES[l], f"synth/train/{i}") for i, l in enumerate(labels)])
+                   [(int(i), int(l), NAMES[l], f"synth/train/{i}") for i, l in zip(ids, labels)])
     db.execute("INSERT INTO index_facts VALUES ('resnet18:test', 'rgb', ?, 'l2', ?, ?, '2026-01-01T00:00:00Z')",
                (vectors.shape[1], index_type, len(vectors)))
     db.commit()
@@ -75,6 +81,15 @@ def main():
         assert figures["purity"] == 1.0, figures
         assert figures["nmi"] > 0.99, figures
         assert "purity 1.0000" in proc.stdout, proc.stdout
+
+        # An updated gallery: ids with holes, not in the order they were added.
+        updated = os.path.join(tmp, "updated")
+        os.mkdir(updated)
+        index = write_gallery(updated, vectors, labels, "Flat",
+                              ids=rng.permutation(len(labels)) * 3 + 1)
+        run([index, "--output", png, "--json", report])
+        with open(report) as f:
+            assert json.load(f)["purity"] == 1.0, "IDMap2 rows out of step with the catalog"
 
         # The same vectors with labels that say nothing about them.
         shuffled = rng.permutation(labels)

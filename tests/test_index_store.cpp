@@ -182,6 +182,45 @@ void test_hnsw_ef_search() {
   g_assert_cmpuint(pretransformed.search(more.data(), 2, 3, params)[1].size(), ==, 3);
 }
 
+// An index with an id map keeps the ids of the vectors that stay, whatever
+// the type: in place where the storage compacts, refilled where it cannot
+// remove (HNSW) or keeps its own numbering (IVF); and it loads again.
+void test_id_map_removal() {
+  const int dims = 8, n = 300;
+  auto data = random_vectors(n, dims, 5);
+  std::vector<int64_t> ids(n);
+  for (int i = 0; i < n; ++i) ids[i] = 1000 + 3 * i;
+  const std::vector<int64_t> removed = {1000, 1003, 1300, 1000 + 3 * (n - 1)};
+  for (const char* type : {"IDMap2,Flat", "IDMap2,HNSW16", "IDMap2,IVF4,Flat", "IDMap2,SQ8",
+                           "IDMap2,PCA4,Flat"}) {
+    auto store = vs::IndexStore::create(type, dims, vs::Metric::L2);
+    g_assert_true(store.has_id_map());
+    if (store.needs_training()) store.train(data.data(), n);
+    store.add_with_ids(data.data(), n, ids.data());
+    store.remove_ids(removed);
+    g_assert_cmpint(store.size(), ==, n - 4);
+    const std::string path = tmp_path("idmap.faiss");
+    store.save_atomically(path);
+    auto loaded = vs::IndexStore::load(path);
+    for (int i : {2, 5, 150, n - 2}) {
+      auto hits = loaded.search(data.data() + i * dims, 1, 1, {});
+      if (std::string(type).find("PCA") == std::string::npos)
+        g_assert_cmpint(hits[0][0].id, ==, ids[i]);
+      if (std::string(type).find("Flat") != std::string::npos &&
+          std::string(type).find("PCA") == std::string::npos)
+        g_assert_cmpfloat(loaded.reconstruct(ids[i])[3], ==, data[i * dims + 3]);
+    }
+    vs::SearchParams exhaustive;
+    exhaustive.nprobe = 4;
+    exhaustive.ef_search = n;
+    auto all = loaded.search(data.data(), 1, n, exhaustive);
+    for (const vs::Hit& hit : all[0])
+      for (int64_t gone : removed) g_assert_cmpint(hit.id, !=, gone);
+  }
+  auto plain = vs::IndexStore::create("Flat", dims, vs::Metric::L2);
+  assert_contains(error_of([&] { plain.remove_ids({1}); }), "no id map");
+}
+
 void test_load_missing_and_corrupt() {
   std::string missing = tmp_path("missing.faiss");
   assert_contains(error_of([&] { vs::IndexStore::load(missing); }), missing);
@@ -329,6 +368,20 @@ void test_catalog_binds_its_index() {
   assert_contains(message, vs::catalog_path_for(a));
   assert_contains(message, "not the one its catalog");
   assert_contains(error_of([&] { vs::Gallery::load(a); }), "not the one its catalog");
+
+  // Ids with holes belong to an id map: beside a plain index they would name
+  // the wrong items.
+  const std::string c = tmp_path("bound-c.faiss");
+  auto data = random_vectors(3, 8, 13);
+  auto plain = vs::IndexStore::create("Flat", 8, vs::Metric::L2);
+  plain.add(data.data(), 3);
+  auto facts = sample_facts();
+  facts.dims = 8;
+  facts.metric = "l2";
+  std::vector<vs::CatalogItem> holes(3);
+  for (int i = 0; i < 3; ++i) holes[i] = {2 * i, 0, "class", "src"};
+  vs::write_index_with_catalog(c, plain, facts, holes);
+  assert_contains(error_of([&] { vs::load_index_with_catalog(c); }), "ids of an id map");
 }
 
 // Thumbnails are read on demand from the file the catalog was loaded from,
@@ -388,9 +441,19 @@ void test_older_and_newer_catalogs() {
   g_assert_null(pair.catalog.thumbnails().get());
   g_assert_true(pair.catalog.thumbnail(0).empty());
 
-  sql(catalog, "PRAGMA user_version = 5;");
+  // Schema 4 is 3 plus index_facts.embedder_config: read all the same.
+  sql(catalog,
+      "PRAGMA user_version = 4;"
+      "ALTER TABLE index_facts ADD COLUMN index_bytes INTEGER;"
+      "ALTER TABLE index_facts ADD COLUMN index_crc32 INTEGER;"
+      "ALTER TABLE index_facts ADD COLUMN embedder_config TEXT;"
+      "CREATE TABLE thumbnails (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);");
+  g_assert_cmpint(vs::Catalog::load(catalog).item(1)->label, ==, 2);
+  g_assert_false(vs::Catalog::load(catalog).item(1)->file.has_value());
+
+  sql(catalog, "PRAGMA user_version = 6;");
   auto message = error_of([&] { vs::Catalog::load(catalog); });
-  assert_contains(message, "schema version 5");
+  assert_contains(message, "schema version 6");
   assert_contains(message, catalog);
 }
 
@@ -436,6 +499,52 @@ void test_catalog_embedder_config() {
   g_assert_cmpuint(loaded.thumbnail(1).size(), ==, 2);
   const vs::IndexFacts old_facts = vs::Catalog::load_facts(old);
   g_assert_cmpstr(old_facts.model_id.c_str(), ==, "m");
+}
+
+// Items of an updated gallery: ids with holes, each with the file it came
+// from; thumbnails of removed items are not carried over.
+void test_catalog_file_identities() {
+  const std::string path = tmp_path("files.faiss.db");
+  vs::IndexFacts facts;
+  facts.dims = 4;
+  facts.metric = "ip";
+  std::vector<vs::CatalogItem> items(3);
+  const int64_t ids[] = {2, 5, 9};
+  for (int i = 0; i < 3; ++i) {
+    items[i].id = ids[i];
+    items[i].source = "v/clip.mp4#t=" + std::to_string(i);
+    items[i].thumbnail = {uint8_t(i), 1};
+  }
+  items[0].file = vs::FileIdentity{"a\xff.jpg", 123, 1700000000123456789, -1};
+  items[2].file = vs::FileIdentity{"v/clip.mp4", 4567, 42, 2.5};
+  facts.count = 3;
+  vs::Catalog::write_atomically(path, facts, items);
+  const vs::Catalog catalog = vs::Catalog::load(path);
+  g_assert_cmpuint(catalog.items().size(), ==, 3);
+  g_assert_null(catalog.item(0));
+  g_assert_null(catalog.item(3));
+  g_assert_cmpstr(catalog.item(5)->source.c_str(), ==, "v/clip.mp4#t=1");
+  g_assert_false(catalog.item(5)->file.has_value());
+  const vs::FileIdentity& still = *catalog.item(2)->file;
+  g_assert_true(still.path == "a\xff.jpg");  // bytes as on disk, not repaired
+  g_assert_cmpint(still.size, ==, 123);
+  g_assert_cmpint(still.mtime_ns, ==, 1700000000123456789);
+  g_assert_cmpfloat(still.time, ==, -1);
+  g_assert_cmpfloat(catalog.item(9)->file->time, ==, 2.5);
+  g_assert_true(catalog.thumbnail(9) == std::vector<uint8_t>({2, 1}));
+
+  // Item 5 removed, 11 added: 5's thumbnail stays behind.
+  std::vector<vs::CatalogItem> kept = {catalog.items()[0], catalog.items()[2]};
+  kept.push_back(items[1]);
+  kept.back().id = 11;
+  kept.back().thumbnail = {7};
+  const std::string next = tmp_path("files2.faiss.db");
+  vs::Catalog::write(next, facts, kept, path);
+  const vs::Catalog updated = vs::Catalog::load(next);
+  g_assert_true(updated.thumbnail(5).empty());
+  g_assert_true(updated.thumbnail(2) == std::vector<uint8_t>({0, 1}));
+  g_assert_true(updated.thumbnail(11) == std::vector<uint8_t>({7}));
+  g_assert_cmpint(updated.item(11)->id, ==, 11);
 }
 
 // Labels past 32 bits used to come back truncated (2^32 + 5 as 5); label
@@ -542,6 +651,62 @@ void add_rows(vs::IndexBuilder& builder, const std::vector<float>& data) {
 // Two appending writers used to each read the index and write it back with
 // only their own vectors. The second now waits for the lock (and says so),
 // and gives up after the timeout.
+// A checkpoint in the middle of a video, then the run dies: the next update
+// keeps the finished still, embeds the video again and drops the cut one.
+void test_gallery_checkpoint_and_update() {
+  const std::string dir = tmp_path("tree");
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/a.jpg") << "still";
+  std::ofstream(dir + "/v.mp4") << "video bytes";
+  const std::string location = tmp_path("gallery.faiss");
+  vs::IndexBuildOptions options;
+  options.location = location;
+  options.gallery = options.update = true;
+  options.checkpoint_interval = std::chrono::seconds(1);
+  auto ignore = [](const std::string&) {};
+  const auto rows = random_vectors(8, 8, 21);
+  auto add = [&](vs::IndexBuilder& builder, int row, const std::string& source) {
+    vs::CatalogItem item;
+    item.source = source;
+    builder.add(rows.data() + row * 8, 8, "m", "p", item);
+  };
+  {
+    vs::IndexBuilder builder(options, ignore, ignore);
+    auto inventory = builder.inventory();
+    g_assert_false(inventory->unchanged("a.jpg", dir + "/a.jpg"));
+    add(builder, 0, "a.jpg");
+    g_assert_false(inventory->unchanged("v.mp4", dir + "/v.mp4"));
+    add(builder, 1, "v.mp4#t=0.000");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    add(builder, 2, "v.mp4#t=1.000");  // the checkpoint; then the run dies
+  }
+  {
+    const vs::Catalog catalog = vs::Catalog::load(vs::catalog_path_for(location));
+    g_assert_cmpuint(catalog.items().size(), ==, 3);
+    g_assert_cmpint(catalog.item(0)->file->size, ==, 5);
+    g_assert_cmpint(catalog.item(2)->file->size, ==, -1);  // cut short
+    g_assert_cmpfloat(catalog.item(2)->file->time, ==, 1.0);
+  }
+  vs::IndexBuilder builder(options, ignore, ignore);
+  auto inventory = builder.inventory();
+  g_assert_true(inventory->unchanged("a.jpg", dir + "/a.jpg"));
+  g_assert_false(inventory->unchanged("v.mp4", dir + "/v.mp4"));
+  for (int i = 0; i < 3; ++i) add(builder, 3 + i, "v.mp4#t=" + std::to_string(i) + ".000");
+  inventory->walk_complete();
+  g_assert_true(builder.finish());
+  auto pair = vs::load_index_with_catalog(location);
+  g_assert_cmpint(pair.index.size(), ==, 4);
+  g_assert_cmpstr(pair.catalog.item(0)->source.c_str(), ==, "a.jpg");
+  g_assert_null(pair.catalog.item(1));
+  g_assert_null(pair.catalog.item(2));
+  for (int64_t id = 3; id < 6; ++id) g_assert_cmpint(pair.catalog.item(id)->file->size, ==, 11);
+  g_assert_true(pair.index.reconstruct(5) == std::vector<float>(rows.data() + 5 * 8,
+                                                               rows.data() + 6 * 8));
+  const vs::FileInventory::Counts counts = inventory->counts();
+  g_assert_cmpint(counts.unchanged, ==, 1);
+  g_assert_cmpint(counts.updated, ==, 1);
+}
+
 void test_appenders_take_turns() {
   const std::string location = tmp_path("append.faiss");
   std::vector<std::string> steps;
@@ -612,6 +777,7 @@ int main(int argc, char** argv) {
                   test_ivf_nprobe_save_load_concurrent);
   g_test_add_func("/index_store/hnsw_ef_search", test_hnsw_ef_search);
   g_test_add_func("/index_store/load_missing_and_corrupt", test_load_missing_and_corrupt);
+  g_test_add_func("/index_store/id_map_removal", test_id_map_removal);
   g_test_add_func("/catalog/round_trip", test_catalog_round_trip);
   g_test_add_func("/catalog/same_embedding_space", test_same_embedding_space);
   g_test_add_func("/atomic_file/set_failure_keeps_old_files",
@@ -620,11 +786,14 @@ int main(int argc, char** argv) {
   g_test_add_func("/catalog/older_and_newer", test_older_and_newer_catalogs);
   g_test_add_func("/catalog/labels_and_text", test_catalog_labels_and_text);
   g_test_add_func("/catalog/embedder_config", test_catalog_embedder_config);
+  g_test_add_func("/catalog/file_identities", test_catalog_file_identities);
   g_test_add_func("/index_store/fifo_is_refused", test_fifo_is_refused);
   g_test_add_func("/atomic_file/concurrent_writers_get_own_temporaries",
                   test_concurrent_writers_get_own_temporaries);
   g_test_add_func("/atomic_file/remove_stale_temporaries", test_remove_stale_temporaries);
   g_test_add_func("/index_builder/appenders_take_turns", test_appenders_take_turns);
+  g_test_add_func("/index_builder/gallery_checkpoint_and_update",
+                  test_gallery_checkpoint_and_update);
   g_test_add_func("/catalog/thumbnails", test_catalog_thumbnails);
   g_test_add_func("/index_builder/checks_directory_at_start",
                   test_builder_checks_directory_at_start);

@@ -43,7 +43,12 @@ def read_embeddings(path):
     if index.ntotal == 0:
         fail(f"the index {path} is empty; nothing to draw.")
     try:
-        vectors = index.reconstruct_n(0, index.ntotal)
+        if hasattr(index, "id_map"):
+            # An IDMap2 (galleryindexer): rows in id order, as the catalog's.
+            ids = sorted(faiss.vector_to_array(index.id_map).tolist())
+            vectors = np.stack([index.reconstruct(i) for i in ids])
+        else:
+            vectors = index.reconstruct_n(0, index.ntotal)
     except RuntimeError:
         # IVF indexes keep no id -> list map until asked for one.
         try:

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -18,7 +19,7 @@ namespace vs {
 
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 struct DatabaseCloser {
   void operator()(sqlite3* db) const { sqlite3_close(db); }
@@ -230,6 +231,26 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
               "resize) and metric as when the index was built, or build a new index.");
 }
 
+// items: in increasing id order.
+static void read_file_identities(Database& db, std::vector<CatalogItem>& items) {
+  Statement files = db.prepare("SELECT id, path, size, mtime_ns, time FROM files ORDER BY id");
+  auto item = items.begin();
+  while (db.step(files.get()) == SQLITE_ROW) {
+    const int64_t id = sqlite3_column_int64(files.get(), 0);
+    while (item != items.end() && item->id < id) ++item;
+    if (item == items.end() || item->id != id)
+      db.fail("the files table names item " + std::to_string(id) + ", which it lacks");
+    FileIdentity file;
+    const auto* bytes = static_cast<const char*>(sqlite3_column_blob(files.get(), 1));
+    file.path.assign(bytes ? bytes : "", sqlite3_column_bytes(files.get(), 1));
+    file.size = sqlite3_column_int64(files.get(), 2);
+    file.mtime_ns = sqlite3_column_int64(files.get(), 3);
+    if (sqlite3_column_type(files.get(), 4) != SQLITE_NULL)
+      file.time = sqlite3_column_double(files.get(), 4);
+    item->file = std::move(file);
+  }
+}
+
 Catalog Catalog::load(const std::string& path) {
   check_regular_catalog_file(path);
   Database db(path, SQLITE_OPEN_READONLY, "open");
@@ -255,9 +276,9 @@ Catalog Catalog::load(const std::string& path) {
     }
     item.label_name = valid_utf8(column_text(items.get(), 2));
     item.source = valid_utf8(column_text(items.get(), 3));
-    if (item.id != static_cast<int64_t>(catalog.items_.size()))
-      db.fail("item ids are not 0, 1, 2, ... (id " + std::to_string(item.id) + " at position " +
-              std::to_string(catalog.items_.size()) + ")");
+    if (!catalog.items_.empty() && item.id <= catalog.items_.back().id)
+      db.fail("item ids are not in increasing order (id " + std::to_string(item.id) +
+              " after " + std::to_string(catalog.items_.back().id) + ")");
     ++catalog.label_counts_[item.label];
     catalog.items_.push_back(std::move(item));
   }
@@ -265,6 +286,7 @@ Catalog Catalog::load(const std::string& path) {
     db.fail("it lists " + std::to_string(catalog.items_.size()) + " items but records a count of " +
             std::to_string(f.count));
   items.reset();
+  if (schema >= 5) read_file_identities(db, catalog.items_);
   // The same connection: a catalog renamed over this one meanwhile cannot
   // lend it thumbnails of other items.
   catalog.thumbnails_ = adopt_thumbnails(path, std::move(db), schema);
@@ -299,6 +321,8 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
   }
   db.exec("BEGIN;"
           "CREATE TABLE thumbnails (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);"
+          "CREATE TABLE files (id INTEGER PRIMARY KEY, path BLOB NOT NULL, "
+          "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, time REAL);"
           "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, "
           "source TEXT);"
           "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
@@ -331,7 +355,10 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
     bind_text_or_null(db, insert.get(), 4, item.source);
     db.step(insert.get());
   }
-  if (keep_thumbnails) db.exec("INSERT INTO thumbnails SELECT id, jpeg FROM previous.thumbnails;");
+  // Items removed since (an update) leave their thumbnails behind.
+  if (keep_thumbnails)
+    db.exec("INSERT INTO thumbnails SELECT id, jpeg FROM previous.thumbnails "
+            "WHERE id IN (SELECT id FROM items);");
   Statement thumbnail = db.prepare("INSERT INTO thumbnails VALUES (?, ?)");
   for (const CatalogItem& item : items) {
     if (item.thumbnail.empty()) continue;
@@ -341,9 +368,25 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
                       static_cast<int>(item.thumbnail.size()), SQLITE_STATIC);
     db.step(thumbnail.get());
   }
+  Statement file = db.prepare("INSERT INTO files VALUES (?, ?, ?, ?, ?)");
+  for (const CatalogItem& item : items) {
+    if (!item.file) continue;
+    sqlite3_reset(file.get());
+    sqlite3_bind_int64(file.get(), 1, item.id);
+    sqlite3_bind_blob(file.get(), 2, item.file->path.data(),
+                      static_cast<int>(item.file->path.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(file.get(), 3, item.file->size);
+    sqlite3_bind_int64(file.get(), 4, item.file->mtime_ns);
+    if (item.file->time >= 0)
+      sqlite3_bind_double(file.get(), 5, item.file->time);
+    else
+      sqlite3_bind_null(file.get(), 5);
+    db.step(file.get());
+  }
   fact.reset();
   insert.reset();
   thumbnail.reset();
+  file.reset();
   db.exec("COMMIT;");
   if (!keep_thumbnails_from.empty()) db.exec("DETACH DATABASE previous;");
   db.close();
@@ -355,8 +398,12 @@ void Catalog::write_atomically(const std::string& path, const IndexFacts& facts,
 }
 
 const CatalogItem* Catalog::item(int64_t id) const {
-  if (id < 0 || id >= static_cast<int64_t>(items_.size())) return nullptr;
-  return &items_[id];
+  // Ids are positions unless items were removed (galleryindexer updates).
+  if (id >= 0 && id < static_cast<int64_t>(items_.size()) && items_[id].id == id)
+    return &items_[id];
+  auto it = std::lower_bound(items_.begin(), items_.end(), id,
+                             [](const CatalogItem& item, int64_t key) { return item.id < key; });
+  return it != items_.end() && it->id == id ? &*it : nullptr;
 }
 
 std::vector<uint8_t> Catalog::thumbnail(int64_t id) const {

@@ -14,14 +14,26 @@
 
 namespace vs {
 
+// The file a gallery item came from, so that an update (galleryindexer) can
+// tell unchanged files from changed ones without decoding them.
+struct FileIdentity {
+  std::string path;      // relative to the gallery root, bytes as on disk
+  int64_t size = -1;     // bytes; -1 marks a file whose items are incomplete
+  int64_t mtime_ns = 0;  // modification time, ns since the epoch
+  double time = -1;      // seconds into a video; -1 for a still picture
+};
+
 struct CatalogItem {
-  int64_t id = -1;  // position in the FAISS index
+  // The vector's id in the FAISS index: 0..n-1 by position, or any ids in
+  // increasing order for an index with an id map (IDMap2; galleryindexer).
+  int64_t id = -1;
   int label = -1;   // 32 bits, as in the metas; a catalog with larger ones is refused
   std::string label_name;
   std::string source;
   // JPEG to write with the item (Catalog::write); empty: none. Catalog::load
   // leaves it empty: thumbnails are read one at a time (Catalog::thumbnail).
   std::vector<uint8_t> thumbnail;
+  std::optional<FileIdentity> file;  // nullopt: not from a gallery folder
 };
 
 struct IndexFacts {
@@ -55,10 +67,10 @@ std::string utc_timestamp_now();
 void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& incoming,
                                 const std::string& catalog_path);
 
-// File layout (schema version 4, PRAGMA user_version = 4):
+// File layout (schema version 5, PRAGMA user_version = 5):
 //   items(id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT)
-//     one row per index id, 0..count-1; label -1 and NULL strings when unknown;
-//     labels fit 32 bits;
+//     one row per index id (0..count-1, or the ids of an IDMap2 index);
+//     label -1 and NULL strings when unknown; labels fit 32 bits;
 //   index_facts(model_id TEXT, preprocessing_id TEXT, dims INTEGER, metric TEXT,
 //               index_type TEXT, count INTEGER, created TEXT,
 //               index_bytes INTEGER, index_crc32 INTEGER, embedder_config TEXT)
@@ -67,10 +79,15 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
 //     unknown;
 //   thumbnails(id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL)
 //     a JPEG of the item with index id `id` (faissindexer's thumbnail-size
-//     on its longer side); items without a row have none.
-// Version 3 lacks embedder_config; version 2 also lacks the thumbnails table;
-// version 1 also lacks index_bytes and index_crc32; version 0 is version 1
-// written before the version was recorded. All are read.
+//     on its longer side); items without a row have none;
+//   files(id INTEGER PRIMARY KEY, path BLOB NOT NULL, size INTEGER NOT NULL,
+//         mtime_ns INTEGER NOT NULL, time REAL)
+//     the FileIdentity of item `id` (time NULL for a still); items without a
+//     row did not come from a gallery folder.
+// Version 4 lacks the files table; version 3 also lacks embedder_config;
+// version 2 also lacks the thumbnails table; version 1 also lacks index_bytes
+// and index_crc32; version 0 is version 1 written before the version was
+// recorded. All are read.
 
 // The thumbnails of one catalog file, read one at a time from a handle kept
 // open, so a gallery of a million items costs no memory until one is shown,
@@ -114,6 +131,7 @@ class Catalog {
                     const std::string& keep_thumbnails_from = "");
 
   const IndexFacts& facts() const { return facts_; }
+  // In increasing id order.
   const std::vector<CatalogItem>& items() const { return items_; }
   // nullptr when id is unknown.
   const CatalogItem* item(int64_t id) const;
@@ -127,7 +145,7 @@ class Catalog {
 
  private:
   IndexFacts facts_;
-  std::vector<CatalogItem> items_;  // items_[i].id == i
+  std::vector<CatalogItem> items_;  // ids increasing, not necessarily 0..n-1
   std::unordered_map<int, int64_t> label_counts_;
   std::shared_ptr<CatalogThumbnails> thumbnails_;
 };

@@ -37,6 +37,13 @@ void check_pair(const IndexStore& index, const Catalog& catalog, const std::stri
                 " holds " + std::to_string(index.size()) +
                 " vectors; they were not written together, rebuild both.");
   }
+  // Without an id map the index's ids are positions: the catalog's must be too.
+  if (!index.has_id_map() && !catalog.items().empty() &&
+      catalog.items().back().id != static_cast<int64_t>(catalog.items().size()) - 1) {
+    throw Error("The catalog " + catalog_path + " lists items by ids of an id map (up to " +
+                std::to_string(catalog.items().back().id) + ") but the index " + index_path +
+                " has none; they were not written together, rebuild both.");
+  }
   if (facts.index_digest && index.file_digest() && *facts.index_digest != *index.file_digest()) {
     throw Error("The index " + index_path + " (" + index.file_digest()->describe() +
                 ") is not the one its catalog " + catalog_path + " was written with (" +

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "core/atomic_file.h"
@@ -45,12 +46,23 @@ IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn)
   lock_ = std::make_unique<FileLock>(lock_path_for(options_.location));
   facts_.index_type = options_.index_type;
   facts_.metric = metric_name(options_.metric);
+  last_write_ = std::chrono::steady_clock::now();
+  if (options_.gallery) {
+    // A checkpoint may not be overwritten by another writer meanwhile.
+    take_lock();
+    if (options_.update && file_exists(options_.location)) load_existing();
+    if (!inventory_) inventory_ = std::make_shared<FileInventory>(items_);
+    return;
+  }
   if (!options_.append) return;
 
   // Held until finish(): another appender reading the index meanwhile would
   // write it back without this run's vectors, or this run without its.
   take_lock();
-  if (!file_exists(options_.location)) return;
+  if (file_exists(options_.location)) load_existing();
+}
+
+void IndexBuilder::load_existing() {
   IndexWithCatalog existing = load_index_with_catalog(options_.location);
   const IndexFacts& stored = existing.catalog.facts();
   if (!stored.index_digest)
@@ -63,6 +75,15 @@ IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn)
   have_existing_facts_ = true;
   items_ = existing.catalog.items();
   existing_ = existing.index.size();
+  next_id_ = items_.empty() ? 0 : items_.back().id + 1;
+  keep_thumbnails_from_ = catalog_path_;
+  if (options_.gallery) {
+    if (!existing.index.has_id_map())
+      throw Error("The index " + options_.location + " was not built by galleryindexer (it has "
+                  "no id map, so its items cannot be updated one by one). Build it anew with "
+                  "galleryindexer mode=rebuild, or choose another index file.");
+    inventory_ = std::make_shared<FileInventory>(items_);
+  }
   index_ = std::move(existing.index);
 }
 
@@ -102,13 +123,21 @@ void IndexBuilder::add(const float* values, int dims, const std::string& model_i
     facts_.model_id = model_id;
     facts_.preprocessing_id = preprocessing_id;
     facts_.dims = dims;
-    index_ = IndexStore::create(options_.index_type, dims, options_.metric);
+    index_ = IndexStore::create(options_.gallery ? "IDMap2," + options_.index_type
+                                                 : options_.index_type,
+                                dims, options_.metric);
   }
 
   pending_.insert(pending_.end(), values, values + dims);
   if (options_.export_npy) all_vectors_.insert(all_vectors_.end(), values, values + dims);
   CatalogItem entry = item;
-  entry.id = existing_ + added_;
+  if (index_->has_id_map()) {
+    entry.id = next_id_++;
+    pending_ids_.push_back(entry.id);
+    if (inventory_) entry.file = inventory_->identity_of(entry.source);
+  } else {
+    entry.id = existing_ + added_;
+  }
   items_.push_back(std::move(entry));
   ++added_;
 
@@ -120,6 +149,19 @@ void IndexBuilder::add(const float* values, int dims, const std::string& model_i
   } else if (pending_rows() >= kAddChunk) {
     flush_pending();
   }
+  checkpoint_if_due();
+}
+
+// An untrained index cannot be written: a trainable type from scratch gets
+// its first checkpoint once trained (train-size).
+void IndexBuilder::checkpoint_if_due() {
+  if (options_.checkpoint_interval.count() <= 0 || index_->needs_training() ||
+      std::chrono::steady_clock::now() - last_write_ < options_.checkpoint_interval)
+    return;
+  flush_pending();
+  step_("checkpoint: writing the " + std::to_string(existing_ + added_) + " items so far to " +
+        options_.location);
+  write_files(false);
 }
 
 void IndexBuilder::train_on_pending() {
@@ -134,7 +176,11 @@ void IndexBuilder::train_on_pending() {
 }
 
 void IndexBuilder::flush_pending() {
-  index_->add(pending_.data(), pending_rows());
+  if (index_->has_id_map())
+    index_->add_with_ids(pending_.data(), pending_rows(), pending_ids_.data());
+  else
+    index_->add(pending_.data(), pending_rows());
+  pending_ids_.clear();
   // After a large training set, give the memory back; chunks reuse it.
   if (pending_.capacity() > static_cast<size_t>(2 * kAddChunk * facts_.dims))
     std::vector<float>().swap(pending_);
@@ -143,9 +189,12 @@ void IndexBuilder::flush_pending() {
 }
 
 bool IndexBuilder::finish() {
-  if (added_ == 0) {
+  std::vector<int64_t> stale;
+  if (inventory_ && inventory_->walked_all()) stale = inventory_->stale_ids();
+  if (added_ == 0 && stale.empty()) {
     if (have_existing_facts_) {
-      warn_("No embeddings arrived; " + options_.location + " is left unchanged.");
+      if (!options_.gallery)
+        warn_("No embeddings arrived; " + options_.location + " is left unchanged.");
       return false;
     }
     throw Error("No buffer carried an embedding, so there is nothing to write to " +
@@ -154,25 +203,23 @@ bool IndexBuilder::finish() {
   try {
     if (index_->needs_training()) train_on_pending();
     step_("adding " + std::to_string(pending_rows()) + " vectors; the index will hold " +
-          std::to_string(existing_ + added_));
+          std::to_string(existing_ + added_ - static_cast<int64_t>(stale.size())));
     flush_pending();
+    if (!stale.empty()) {
+      step_("removing the " + std::to_string(stale.size()) +
+            " items of files changed or gone");
+      index_->remove_ids(stale);
+      const std::set<int64_t> gone(stale.begin(), stale.end());
+      items_.erase(std::remove_if(items_.begin(), items_.end(),
+                                  [&](const CatalogItem& item) { return gone.count(item.id); }),
+                   items_.end());
+      removed_ = static_cast<int64_t>(stale.size());
+    }
   } catch (const Error& e) {
     throw Error(std::string(e.what()) + " Nothing was written: any previous index and " +
                 "catalog at " + options_.location + " are unchanged.");
   }
-
-  take_lock();
-  const int stale =
-      remove_stale_temporaries(options_.location) + remove_stale_temporaries(catalog_path_);
-  if (stale > 0)
-    step_("removed " + std::to_string(stale) + " temporary files of " + options_.location +
-          " left by writers that were killed");
-  facts_.created = utc_timestamp_now();
-  step_("writing " + options_.location + " and " + catalog_path_);
-  // The previous catalog is still in place while the new one is written.
-  write_index_with_catalog(options_.location, *index_, facts_, items_,
-                           have_existing_facts_ ? catalog_path_ : "");
-  facts_.count = index_->size();
+  write_files(true);
   if (options_.export_npy) {
     try {
       export_npy();
@@ -186,6 +233,38 @@ bool IndexBuilder::finish() {
   return true;
 }
 
+void IndexBuilder::write_files(bool final) {
+  take_lock();
+  const int stale =
+      remove_stale_temporaries(options_.location) + remove_stale_temporaries(catalog_path_);
+  if (stale > 0)
+    step_("removed " + std::to_string(stale) + " temporary files of " + options_.location +
+          " left by writers that were killed");
+  facts_.created = utc_timestamp_now();
+  if (final) step_("writing " + options_.location + " and " + catalog_path_);
+  // A video cut short (a checkpoint in its middle, a stopped walk) must not
+  // look complete to the next update: its items get no valid identity.
+  std::vector<CatalogItem> unfinished;
+  const std::vector<CatalogItem>* items = &items_;
+  if (inventory_ && !(final && inventory_->walked_all()) && !items_.empty() &&
+      items_.back().file && items_.back().file->time >= 0) {
+    unfinished = items_;
+    const std::string video = items_.back().file->path;
+    for (auto it = unfinished.rbegin(); it != unfinished.rend() && it->file &&
+                                        it->file->time >= 0 && it->file->path == video;
+         ++it)
+      it->file->size = -1;
+    items = &unfinished;
+  }
+  // The previous catalog is still in place while the new one is written.
+  write_index_with_catalog(options_.location, *index_, facts_, *items, keep_thumbnails_from_);
+  facts_.count = index_->size();
+  // Those thumbnails are in the catalog now; the next write copies them.
+  for (CatalogItem& item : items_) std::vector<uint8_t>().swap(item.thumbnail);
+  keep_thumbnails_from_ = catalog_path_;
+  last_write_ = std::chrono::steady_clock::now();
+}
+
 // Rows appended to an earlier index come back from that index: exact for
 // Flat, IVF...,Flat and HNSW, approximate for compressed (PQ, SQ) types.
 void IndexBuilder::export_npy() const {
@@ -193,11 +272,17 @@ void IndexBuilder::export_npy() const {
   step_("writing " + embeddings + " and " + npy_labels_path(options_.location));
   std::vector<float> matrix;
   matrix.reserve(static_cast<size_t>(facts_.count) * facts_.dims);
-  for (int64_t id = 0; id < existing_; ++id) {
+  if (index_->has_id_map()) {
+    for (const CatalogItem& item : items_) {
+      std::vector<float> row = index_->reconstruct(item.id);
+      matrix.insert(matrix.end(), row.begin(), row.end());
+    }
+  }
+  for (int64_t id = 0; !index_->has_id_map() && id < existing_; ++id) {
     std::vector<float> row = index_->reconstruct(id);
     matrix.insert(matrix.end(), row.begin(), row.end());
   }
-  matrix.insert(matrix.end(), all_vectors_.begin(), all_vectors_.end());
+  if (!index_->has_id_map()) matrix.insert(matrix.end(), all_vectors_.begin(), all_vectors_.end());
   std::vector<int64_t> labels;
   labels.reserve(items_.size());
   for (const CatalogItem& item : items_) labels.push_back(item.label);

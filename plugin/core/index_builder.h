@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/catalog.h"
+#include "core/file_inventory.h"
 #include "core/file_lock.h"
 #include "core/index_store.h"
 
@@ -30,6 +31,18 @@ struct IndexBuildOptions {
   int64_t train_size = 0;
   // Also write npy_embeddings_path() and npy_labels_path().
   bool export_npy = false;
+  // An IDMap2 index whose items carry the identity of their files
+  // (galleryindexer): ids are kept when items are removed, and inventory()
+  // tells gallerysrc which files to skip.
+  bool gallery = false;
+  // With gallery: update the existing index at location (created when
+  // absent; it must be a gallery index): keep the items of unchanged files,
+  // add the new ones, and when the walk was complete remove the items of
+  // files changed or gone. Without: build anew.
+  bool update = false;
+  // Write the index and catalog every this often while vectors arrive (0:
+  // only at the end), so that a killed run loses at most this much work.
+  std::chrono::seconds checkpoint_interval{0};
   // How long to wait for another writer of location to finish.
   std::chrono::milliseconds lock_timeout = std::chrono::seconds(60);
 };
@@ -73,6 +86,10 @@ class IndexBuilder {
 
   int64_t added() const { return added_; }
   int64_t existing() const { return existing_; }
+  // Items removed at finish() (gallery updates).
+  int64_t removed() const { return removed_; }
+  // The files the index holds (gallery builds); nullptr otherwise.
+  const std::shared_ptr<FileInventory>& inventory() const { return inventory_; }
 
   // Trains if still needed, adds what is pending and, holding the lock,
   // removes temporaries of killed writers and replaces the index and catalog
@@ -91,6 +108,9 @@ class IndexBuilder {
   void train_on_pending();
   void flush_pending();
   void export_npy() const;
+  void load_existing();
+  void write_files(bool final);
+  void checkpoint_if_due();
 
   IndexBuildOptions options_;
   Report step_;
@@ -102,6 +122,14 @@ class IndexBuilder {
   bool have_existing_facts_ = false;
   std::vector<CatalogItem> items_;
   std::vector<float> pending_;      // arrived, not yet in the index
+  std::vector<int64_t> pending_ids_;  // their ids, for an index with an id map
+  int64_t next_id_ = 0;
+  int64_t removed_ = 0;
+  std::shared_ptr<FileInventory> inventory_;
+  // The catalog whose thumbnails the next write carries over: the previous
+  // one, or the last checkpoint (whose items no longer hold theirs in memory).
+  std::string keep_thumbnails_from_;
+  std::chrono::steady_clock::time_point last_write_;
   std::vector<float> all_vectors_;  // this run's vectors, kept for export_npy only
   int64_t existing_ = 0;
   int64_t added_ = 0;

@@ -2,7 +2,9 @@
 
 #include <faiss/IVFlib.h>
 #include <faiss/Index.h>
+#include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexHNSW.h>
+#include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexIVFPQFastScan.h>
@@ -12,6 +14,7 @@
 #include <faiss/IndexRefine.h>
 #include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissException.h>
+#include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
@@ -51,7 +54,9 @@ struct TrainingNeeds {
 // file, 2^nbits per sub-quantizer for PQ and OPQ. Walks the wrappers
 // index_factory builds.
 void add_training_needs(const faiss::Index* index, TrainingNeeds& needs) {
-  if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+  if (const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
+    add_training_needs(map->index, needs);
+  } else if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
     for (const faiss::VectorTransform* vt : pre->chain) {
       if (const auto* opq = dynamic_cast<const faiss::OPQMatrix*>(vt))
         // OPQMatrix trains an 8-bit PQ of its own unless handed one.
@@ -130,10 +135,20 @@ class SearchParameterChain {
 // The HNSW graph of an index, whether it is the index itself, behind a
 // pre-transform, or the coarse quantizer of an inverted file.
 faiss::HNSW* find_hnsw(faiss::Index* index) {
+  if (auto* map = dynamic_cast<faiss::IndexIDMap*>(index)) return find_hnsw(map->index);
   if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) return find_hnsw(pre->index);
   if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index)) return find_hnsw(ivf->quantizer);
   if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) return &hnsw->hnsw;
   return nullptr;
+}
+
+// Whether remove_ids renumbers the remaining vectors 0..n-1 in order, as
+// IndexIDMap2::remove_ids assumes of the index it wraps. An inverted file
+// keeps its ids, HNSW cannot remove at all.
+bool compacts_on_removal(const faiss::Index* index) {
+  if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index))
+    return compacts_on_removal(pre->index);
+  return dynamic_cast<const faiss::IndexFlatCodes*>(index) != nullptr;
 }
 
 struct FileCloser {
@@ -269,13 +284,61 @@ void IndexStore::add(const float* vectors, int64_t n) {
   }
 }
 
+bool IndexStore::has_id_map() const {
+  return dynamic_cast<const faiss::IndexIDMap2*>(index_.get()) != nullptr;
+}
+
+void IndexStore::add_with_ids(const float* vectors, int64_t n, const int64_t* ids) {
+  if (!index_->is_trained)
+    throw Error("The \"" + description_ + "\" index must be trained before vectors are added.");
+  try {
+    index_->add_with_ids(n, vectors, ids);
+  } catch (const faiss::FaissException& e) {
+    throw Error("Adding " + std::to_string(n) + " vectors to the \"" + description_ +
+                "\" index failed: " + e.msg);
+  }
+}
+
+void IndexStore::remove_ids(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return;
+  auto* map = dynamic_cast<faiss::IndexIDMap2*>(index_.get());
+  if (!map)
+    throw Error("The \"" + description_ + "\" index has no id map, so vectors cannot be "
+                "removed from it; rebuild it (galleryindexer mode=rebuild).");
+  const std::vector<idx_t> keys(ids.begin(), ids.end());
+  faiss::IDSelectorBatch removed(keys.size(), keys.data());
+  try {
+    if (compacts_on_removal(map->index)) {
+      map->remove_ids(removed);
+      return;
+    }
+    std::vector<idx_t> kept_ids;
+    std::vector<float> kept;
+    for (idx_t key : map->id_map) {
+      if (removed.is_member(key)) continue;
+      kept_ids.push_back(key);
+      kept.resize(kept.size() + map->d);
+      map->reconstruct(key, kept.data() + kept.size() - map->d);
+    }
+    map->reset();  // keeps the training
+    map->add_with_ids(static_cast<idx_t>(kept_ids.size()), kept.data(), kept_ids.data());
+  } catch (const faiss::FaissException& e) {
+    throw Error("Removing " + std::to_string(ids.size()) + " vectors from the \"" +
+                description_ + "\" index failed: " + e.msg);
+  }
+}
+
 std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n, int k,
                                                  const SearchParams& params) const {
   std::vector<std::vector<Hit>> results(n);
   if (n <= 0 || k <= 0 || index_->ntotal == 0) return results;
   std::vector<float> distances(n * k);
   std::vector<idx_t> labels(n * k);
-  SearchParameterChain chain(index_.get(), params);
+  // FAISS 1.7.3's IndexIDMap refuses search parameters: search the index it
+  // wraps and translate the positions to ids as IndexIDMap would.
+  const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
+  const faiss::Index* searched = map ? map->index : index_.get();
+  SearchParameterChain chain(searched, params);
   try {
     // FAISS 1.7.3 sizes HNSW's candidate queue from the graph's own efSearch,
     // not the per-call one, so a larger ef-search would only partly apply.
@@ -286,18 +349,21 @@ std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n
       const int stored_ef = hnsw->efSearch;
       if (params.ef_search > 0) hnsw->efSearch = params.ef_search;
       try {
-        index_->search(n, queries, k, distances.data(), labels.data(), chain.get());
+        searched->search(n, queries, k, distances.data(), labels.data(), chain.get());
       } catch (...) {
         hnsw->efSearch = stored_ef;
         throw;
       }
       hnsw->efSearch = stored_ef;
     } else {
-      index_->search(n, queries, k, distances.data(), labels.data(), chain.get());
+      searched->search(n, queries, k, distances.data(), labels.data(), chain.get());
     }
   } catch (const faiss::FaissException& e) {
     throw Error("Searching the \"" + description_ + "\" index failed: " + e.msg);
   }
+  if (map)
+    for (idx_t& label : labels)
+      if (label >= 0) label = map->id_map[label];
   for (int64_t q = 0; q < n; ++q) {
     for (int j = 0; j < k; ++j) {
       idx_t id = labels[q * k + j];
@@ -309,7 +375,7 @@ std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n
 }
 
 std::vector<float> IndexStore::reconstruct(int64_t id) const {
-  if (id < 0 || id >= index_->ntotal)
+  if (id < 0 || (!has_id_map() && id >= index_->ntotal))
     throw Error("Index id " + std::to_string(id) + " is out of range: the \"" + description_ +
                 "\" index holds " + std::to_string(index_->ntotal) + " vectors.");
   std::vector<float> vector(index_->d);

@@ -75,13 +75,23 @@ class IndexStore {
   // Throws vs::Error naming min_training_vectors() when n is below it.
   void train(const float* vectors, int64_t n);
   void add(const float* vectors, int64_t n);  // ids continue from size()
+  // An index with an id map (index type "IDMap2,..."; galleryindexer's) takes
+  // the ids given, removes by id, and keeps the ids of the rest.
+  bool has_id_map() const;
+  void add_with_ids(const float* vectors, int64_t n, const int64_t* ids);
+  // Types whose storage compacts (Flat, PQ, SQ, behind any transform) remove
+  // in place; the others (IVF, HNSW, refine) are refilled from their own
+  // vectors, keeping their training: exact for Flat storage, the decoded
+  // codes re-encoded for compressed ones. Throws vs::Error without an id map.
+  void remove_ids(const std::vector<int64_t>& ids);
   // n queries of dims() floats; at most k hits each, nearest first; FAISS's
   // -1 padding (k > size) is dropped. Safe to call from several threads at
   // once: params travel with the call; HNSW searches are serialised (see
   // index_store.cpp).
   std::vector<std::vector<Hit>> search(const float* queries, int64_t n, int k,
                                        const SearchParams& params) const;
-  // IVF indexes keep a direct map so that this works for them too.
+  // IVF indexes keep a direct map so that this works for them too. id is a
+  // position, or an id of the id map.
   std::vector<float> reconstruct(int64_t id) const;
 
   // Plain write, for callers that replace several files as one

@@ -1,0 +1,19 @@
+/* galleryindexer: gallerysrc ! embedder ! faissindexer in one element, which
+ * updates an index incrementally from its folder. */
+#ifndef __GST_GALLERY_INDEXER_H__
+#define __GST_GALLERY_INDEXER_H__
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#define GST_TYPE_GALLERY_INDEXER (gst_gallery_indexer_get_type ())
+G_DECLARE_FINAL_TYPE (GstGalleryIndexer, gst_gallery_indexer, GST,
+    GALLERY_INDEXER, GstBin)
+
+#define GST_TYPE_GALLERY_INDEXER_MODE (gst_gallery_indexer_mode_get_type ())
+GType gst_gallery_indexer_mode_get_type (void);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Indexes a folder of pictures and videos, or brings its index up to date:
+# galleryindexer (gallerysrc ! embedder ! faissindexer) skips the files that
+# are unchanged since the last run before decoding them, embeds new and
+# changed ones, and removes the items of files that are gone.
+#
+#   pipelines/index-folder.sh DIR [INDEX]
+#
+# INDEX defaults to DIR's name + .faiss in the current directory; its SQLite
+# catalog goes beside it (INDEX.db). Ctrl-C stops cleanly, keeping what was
+# embedded; run again to continue. The rest comes from the environment:
+#   MODEL=resnet18        resnet18..resnet152, or a TorchScript file
+#   WEIGHTS=              torchvision .pth; unset: the torchvision cache;
+#                         random: seeded random weights (offline tests only)
+#   SEED=                 seed of WEIGHTS=random (the embedder's default: 42)
+#   INPUT_SIZE=224        side the model sees
+#   RESIZE=256            shorter side before the centre crop (0 stretches)
+#   PRECISION=fp32        fp32 or bf16
+#   BATCH_SIZE=16         frames embedded together
+#   INDEX_TYPE=Flat       FAISS index_factory string (IVF256,Flat, HNSW32, ...)
+#   METRIC=ip             ip (cosine on the normalised embeddings) or l2
+#   MODE=update           update, or rebuild to index the whole folder anew
+#   LABEL_FROM=folder     folder, none, or csv:FILE
+#   VIDEO_INTERVAL=1.0    seconds between the frames taken from a video
+#   CHECKPOINT_INTERVAL=60  seconds between atomic writes while embedding
+#   BUILD_DIR=build       build tree used when the plugin is not installed
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+
+die() { echo "index-folder: $*" >&2; exit 1; }
+
+case "${1:-}" in
+  -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+esac
+[ $# -ge 1 ] && [ $# -le 2 ] || die "usage: index-folder.sh DIR [INDEX]"
+
+dir=$1
+[ -d "$dir" ] || die "$dir is not a folder."
+index=${2:-$(basename "$(cd "$dir" && pwd)").faiss}
+MODEL=${MODEL:-resnet18}
+INPUT_SIZE=${INPUT_SIZE:-224}
+RESIZE=${RESIZE:-256}
+PRECISION=${PRECISION:-fp32}
+BATCH_SIZE=${BATCH_SIZE:-16}
+INDEX_TYPE=${INDEX_TYPE:-Flat}
+METRIC=${METRIC:-ip}
+MODE=${MODE:-update}
+LABEL_FROM=${LABEL_FROM:-folder}
+VIDEO_INTERVAL=${VIDEO_INTERVAL:-1.0}
+CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-60}
+BUILD_DIR=${BUILD_DIR:-$repo/build}
+
+# Use the build tree when the plugin is not installed.
+if ! gst-inspect-1.0 galleryindexer >/dev/null 2>&1; then
+  [ -d "$BUILD_DIR/plugin" ] || die "the visualsearch plugin is neither installed nor built in $BUILD_DIR; run: meson setup build && ninja -C build"
+  export GST_PLUGIN_PATH="$BUILD_DIR/plugin${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+  gst-inspect-1.0 galleryindexer >/dev/null 2>&1 || die "no galleryindexer element in $BUILD_DIR/plugin; rebuild with ninja -C $BUILD_DIR"
+fi
+
+mkdir -p "$(dirname "$index")"
+indexer=(galleryindexer location="$dir" index="$index" mode="$MODE" model="$MODEL"
+         input-size="$INPUT_SIZE" resize="$RESIZE" precision="$PRECISION"
+         batch-size="$BATCH_SIZE" index-type="$INDEX_TYPE" metric="$METRIC"
+         label-from="$LABEL_FROM" video-interval="$VIDEO_INTERVAL"
+         checkpoint-interval="$CHECKPOINT_INTERVAL")
+[ -n "${WEIGHTS:-}" ] && indexer+=(weights="$WEIGHTS")
+[ -n "${SEED:-}" ] && indexer+=(seed="$SEED")
+
+echo "index-folder: ${indexer[*]}"
+now() { date +%s.%N; }
+start=$(now)
+tty=false
+[ -t 1 ] && tty=true
+decoded=0 last_line=0 summary="" bar=false first=""
+
+# One line of progress: files done/total, images/s (files decoded per second
+# since the first one), and the time left at that rate.
+progress() {
+  local done=$1 total=$2 t
+  t=$(now)
+  awk -v d="$done" -v n="$total" -v k="$((decoded - 1))" -v s="$first" -v t="$t" -v tty="$tty" 'BEGIN {
+    el = t - s; rate = el > 0 ? k / el : 0
+    eta = rate > 0 ? (n - d) / rate : -1
+    etas = eta < 0 ? "--:--" : sprintf("%d:%02d", eta / 60, eta % 60)
+    if (tty == "true") {
+      w = 30; f = n > 0 ? int(w * d / n) : w
+      bar = ""; for (i = 0; i < w; i++) bar = bar (i < f ? "#" : ".")
+      printf "\r[%s] %d/%d files  %.1f images/s  ETA %s ", bar, d, n, rate, etas
+    } else {
+      printf "index-folder: %d/%d files, %.1f images/s, ETA %s\n", d, n, rate, etas
+    }
+  }'
+}
+
+# Ctrl-C reaches gst-launch-1.0 too, which (-e) ends the stream so that
+# what was embedded is written; keep reading until it has.
+trap 'echo; echo "index-folder: stopping, writing what was embedded ..."' INT
+while IFS= read -r line; do
+  case "$line" in
+    "Progress: (gallery) "*" files")
+      decoded=$((decoded + 1))
+      [ -n "$first" ] || first=$(now)
+      counts=${line#"Progress: (gallery) "}
+      counts=${counts%" files"}
+      t=$(date +%s)
+      # A line every few seconds when not on a terminal.
+      if $tty || [ $((t - last_line)) -ge 5 ]; then
+        progress "${counts%/*}" "${counts#*/}"
+        last_line=$t bar=$tty
+      fi ;;
+    "Progress: (faissindexer) "*"files: added"*)
+      summary=${line#*files: } ;;
+    "Progress: (faissindexer) "*)
+      $bar && echo
+      bar=false
+      echo "index-folder: ${line#"Progress: (faissindexer) "}" ;;
+  esac
+done < <(gst-launch-1.0 -e "${indexer[@]}")
+wait $! || die "indexing failed (see the error above); the index $index holds what the last checkpoint wrote."
+trap - INT
+$bar && echo
+seconds=$(awk -v s="$start" -v t="$(now)" 'BEGIN { printf "%.1f", t - s }')
+[ -n "$summary" ] || die "galleryindexer ended without its summary; see the messages above."
+echo "index-folder: files ${summary} in $seconds s"
+facts=$(sqlite3 -readonly -separator ', ' "$index.db" \
+  "SELECT count || ' vectors', dims || ' dims', 'metric ' || metric, 'model ' || model_id
+   FROM index_facts") || die "the catalog $index.db cannot be read."
+echo "index-folder: $index: $facts"
