@@ -50,12 +50,8 @@ INDEX_TYPE=${INDEX_TYPE:-Flat}
 METRIC=${METRIC:-ip}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 
-# Use the build tree when the plugin is not installed.
-if ! gst-inspect-1.0 cifarindexer >/dev/null 2>&1; then
-  [ -d "$BUILD_DIR/plugin" ] || die "the visualsearch plugin is neither installed nor built in $BUILD_DIR; run: meson setup build && ninja -C build"
-  export GST_PLUGIN_PATH="$BUILD_DIR/plugin${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-  gst-inspect-1.0 cifarindexer >/dev/null 2>&1 || die "no cifarindexer element in $BUILD_DIR/plugin; rebuild with ninja -C $BUILD_DIR"
-fi
+source "$here/search-setup.sh"
+vs_use_plugin cifarindexer
 
 mkdir -p "$(dirname "$index")"
 indexer=(cifarindexer dataset="$dataset" index="$index" split="$SPLIT" model="$MODEL"

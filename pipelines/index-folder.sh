@@ -52,12 +52,8 @@ VIDEO_INTERVAL=${VIDEO_INTERVAL:-1.0}
 CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-60}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 
-# Use the build tree when the plugin is not installed.
-if ! gst-inspect-1.0 galleryindexer >/dev/null 2>&1; then
-  [ -d "$BUILD_DIR/plugin" ] || die "the visualsearch plugin is neither installed nor built in $BUILD_DIR; run: meson setup build && ninja -C build"
-  export GST_PLUGIN_PATH="$BUILD_DIR/plugin${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-  gst-inspect-1.0 galleryindexer >/dev/null 2>&1 || die "no galleryindexer element in $BUILD_DIR/plugin; rebuild with ninja -C $BUILD_DIR"
-fi
+source "$here/search-setup.sh"
+vs_use_plugin galleryindexer
 
 mkdir -p "$(dirname "$index")"
 indexer=(galleryindexer location="$dir" index="$index" mode="$MODE" model="$MODEL"

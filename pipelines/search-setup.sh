@@ -1,6 +1,7 @@
-# Sourced by search-image.sh, search-video.sh and search-webcam.sh; not run.
+# Sourced by the search, index and serve scripts; not run.
 #
-# vs_use_plugin: makes the visualsearch elements available, from the system
+# vs_use_plugin [ELEMENT]: makes the visualsearch elements available (checked
+#   with ELEMENT, default faisssearch), from the system
 #   or, when not installed, from the build tree $BUILD_DIR (default build/).
 # vs_embedder_for INDEX: fills the array `embedder` with an embedder element
 #   that adopts the settings INDEX was built with (embedder index=INDEX: model,
@@ -53,13 +54,13 @@ vs_parse_args() {
 }
 
 vs_use_plugin() {
-  local repo
+  local repo element=${1:-faisssearch}
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  if gst-inspect-1.0 faisssearch >/dev/null 2>&1; then return 0; fi
+  if gst-inspect-1.0 "$element" >/dev/null 2>&1; then return 0; fi
   local plugin_dir="${BUILD_DIR:-$repo/build}/plugin"
   [ -d "$plugin_dir" ] || vs_die "the visualsearch plugin is neither installed nor built in ${BUILD_DIR:-$repo/build}; run: meson setup build && ninja -C build"
   export GST_PLUGIN_PATH="$plugin_dir${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-  gst-inspect-1.0 faisssearch >/dev/null 2>&1 || vs_die "no faisssearch element in $plugin_dir; rebuild with ninja -C ${BUILD_DIR:-build}"
+  gst-inspect-1.0 "$element" >/dev/null 2>&1 || vs_die "no $element element in $plugin_dir; rebuild with ninja -C ${BUILD_DIR:-build}"
 }
 
 vs_embedder_for() {

@@ -11,29 +11,6 @@
 
 namespace vs::server {
 
-std::string json_string(const std::string& raw) {
-  const std::string s = valid_utf8(raw);
-  std::string out = "\"";
-  for (const unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string json_number(double value) {
   if (!std::isfinite(value)) return "null";
   char buf[32];
@@ -42,7 +19,7 @@ std::string json_number(double value) {
 }
 
 std::string json_error(int status, const std::string& message) {
-  return "{\"error\":" + json_string(message) + ",\"status\":" + std::to_string(status) + "}";
+  return "{\"error\":" + json_quote(message) + ",\"status\":" + std::to_string(status) + "}";
 }
 
 std::optional<int64_t> parse_int(const std::string& s, int64_t min, int64_t max) {

@@ -9,9 +9,6 @@
 
 namespace vs::server {
 
-// s as a JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD.
-std::string json_string(const std::string& s);
-
 // A finite number as JSON (NaN and infinities, which JSON lacks, as null).
 std::string json_number(double value);
 

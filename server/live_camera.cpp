@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "gst/visualsearch/visualsearchmeta.h"
+#include "core/utf8.h"
 #include "server/http_util.h"
 
 namespace vs::server {
@@ -131,7 +132,7 @@ GstPadProbeReturn LiveCamera::on_neighbors(GstPad*, GstPadProbeInfo* info, LiveC
                           ? std::to_string(GST_BUFFER_PTS(buffer) / GST_MSECOND)
                           : std::string("null")) +
                      ",\"metric\":" +
-                     json_string(gst_visualsearch_metric_to_string(meta->metric)) +
+                     vs::json_quote(gst_visualsearch_metric_to_string(meta->metric)) +
                      ",\"neighbors\":[";
   for (guint i = 0; i < meta->n_neighbors; i++) {
     const GstVisualSearchNeighbor& n = meta->neighbors[i];
@@ -139,8 +140,8 @@ GstPadProbeReturn LiveCamera::on_neighbors(GstPad*, GstPadProbeInfo* info, LiveC
     json += "{\"rank\":" + std::to_string(i + 1) + ",\"id\":" + std::to_string(n.id) +
             ",\"distance\":" + json_number(n.distance) + ",\"label\":" +
             std::to_string(n.label) + ",\"label_name\":" +
-            json_string(n.label_name ? n.label_name : "") + ",\"source\":" +
-            json_string(n.source ? n.source : "") + ",\"thumbnail\":\"/api/items/" +
+            vs::json_quote(n.label_name ? n.label_name : "") + ",\"source\":" +
+            vs::json_quote(n.source ? n.source : "") + ",\"thumbnail\":\"/api/items/" +
             std::to_string(n.id) + "/thumbnail\"}";
   }
   json += "]}";

@@ -28,6 +28,7 @@
 #include "core/image_codec.h"
 #include "core/index_store.h"
 #include "core/thumbnail_cache.h"
+#include "core/utf8.h"
 #include "server/http_util.h"
 #include "server/live_camera.h"
 #include "server/search_service.h"
@@ -116,8 +117,8 @@ bool authorized(SoupServerMessage* msg, GHashTable* query) {
 
 std::string item_json(const vs::CatalogItem& item, const char* extra = "") {
   return "{\"id\":" + std::to_string(item.id) + ",\"label\":" + std::to_string(item.label) +
-         ",\"label_name\":" + json_string(item.label_name) +
-         ",\"source\":" + json_string(item.source) + ",\"thumbnail\":\"/api/items/" +
+         ",\"label_name\":" + vs::json_quote(item.label_name) +
+         ",\"source\":" + vs::json_quote(item.source) + ",\"thumbnail\":\"/api/items/" +
          std::to_string(item.id) + "/thumbnail\"" + extra + "}";
 }
 
@@ -256,7 +257,7 @@ void run_search(SearchJob* job) {
     const std::string json =
         "{\"query\":{\"width\":" + std::to_string(w) + ",\"height\":" + std::to_string(h) +
         "},\"k\":" + std::to_string(job->args.k) + ",\"metric\":" +
-        json_string(app->catalog.facts().metric) + ",\"neighbors\":" +
+        vs::json_quote(app->catalog.facts().metric) + ",\"neighbors\":" +
         neighbors_json(result.neighbors, job->args.k, job->args.max_distance) +
         ",\"timings\":{\"decode_ms\":" + json_number(decode_ms) +
         ",\"queued_ms\":" + json_number(result.queued_ms) +
@@ -371,7 +372,7 @@ void run_similar(SimilarJob* job) {
     for (const vs::Hit& hit : hits.at(0)) neighbors.push_back(Neighbor{hit.id, hit.distance, -1, "", ""});
     json = "{\"item\":" + item_json(*app->catalog.item(job->id)) + ",\"k\":" +
            std::to_string(job->args.k) + ",\"metric\":" +
-           json_string(app->catalog.facts().metric) + ",\"neighbors\":" +
+           vs::json_quote(app->catalog.facts().metric) + ",\"neighbors\":" +
            neighbors_json(neighbors, job->args.k, job->args.max_distance, job->id) + "}";
   } catch (const std::exception& e) {
     status = 500;
@@ -478,8 +479,10 @@ void handle_static(SoupServer*, SoupServerMessage* msg, const char* path, GHashT
   respond(msg, 200, content_type_for(*name), bytes);
 }
 
-void handle_live_events(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query,
-                        gpointer) {
+// /api/live/events (Server-Sent Events) and /live.mjpeg: mjpeg is the
+// handler's user data.
+void handle_live(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query,
+                 gpointer mjpeg) {
   if (!authorized(msg, query)) {
     respond_error(msg, 401, "this server wants its token: Authorization: Bearer TOKEN");
     return;
@@ -489,21 +492,10 @@ void handle_live_events(SoupServer*, SoupServerMessage* msg, const char*, GHashT
     return;
   }
   set_security_headers(msg);
-  app->live->add_events_client(msg);
-}
-
-void handle_live_mjpeg(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query,
-                       gpointer) {
-  if (!authorized(msg, query)) {
-    respond_error(msg, 401, "this server wants its token: Authorization: Bearer TOKEN");
-    return;
-  }
-  if (!app->live) {
-    respond_error(msg, 404, "this server has no camera; start it with --camera");
-    return;
-  }
-  set_security_headers(msg);
-  app->live->add_mjpeg_client(msg);
+  if (mjpeg)
+    app->live->add_mjpeg_client(msg);
+  else
+    app->live->add_events_client(msg);
 }
 
 std::string build_index_json() {
@@ -518,14 +510,14 @@ std::string build_index_json() {
   for (const auto& [label, entry] : labels) {
     if (label_json.size() > 1) label_json += ",";
     label_json += "{\"label\":" + std::to_string(label) + ",\"label_name\":" +
-                  json_string(entry.first) + ",\"count\":" + std::to_string(entry.second) + "}";
+                  vs::json_quote(entry.first) + ",\"count\":" + std::to_string(entry.second) + "}";
   }
   label_json += "]";
-  return "{\"index\":" + json_string(app->settings.index) + ",\"model\":" +
-         json_string(f.model_id) + ",\"preprocessing\":" + json_string(f.preprocessing_id) +
-         ",\"dims\":" + std::to_string(f.dims) + ",\"metric\":" + json_string(f.metric) +
-         ",\"index_type\":" + json_string(f.index_type) + ",\"count\":" +
-         std::to_string(f.count) + ",\"created\":" + json_string(f.created) +
+  return "{\"index\":" + vs::json_quote(app->settings.index) + ",\"model\":" +
+         vs::json_quote(f.model_id) + ",\"preprocessing\":" + vs::json_quote(f.preprocessing_id) +
+         ",\"dims\":" + std::to_string(f.dims) + ",\"metric\":" + vs::json_quote(f.metric) +
+         ",\"index_type\":" + vs::json_quote(f.index_type) + ",\"count\":" +
+         std::to_string(f.count) + ",\"created\":" + vs::json_quote(f.created) +
          ",\"thumbnails\":" + (app->catalog.thumbnails() ? "true" : "false") +
          ",\"live\":" + (app->live ? "true" : "false") + ",\"k_default\":" +
          std::to_string(app->settings.k_default) + ",\"k_max\":" +
@@ -647,9 +639,9 @@ int main(int argc, char** argv) {
   soup_server_add_handler(server, "/api/search", handle_search, nullptr, nullptr);
   soup_server_add_handler(server, "/api/items/", handle_items, nullptr, nullptr);
   soup_server_add_handler(server, "/api/index", handle_index, nullptr, nullptr);
-  soup_server_add_handler(server, "/api/live/events", handle_live_events, nullptr, nullptr);
+  soup_server_add_handler(server, "/api/live/events", handle_live, nullptr, nullptr);
   soup_server_add_handler(server, "/api", handle_api_other, nullptr, nullptr);
-  soup_server_add_handler(server, "/live.mjpeg", handle_live_mjpeg, nullptr, nullptr);
+  soup_server_add_handler(server, "/live.mjpeg", handle_live, GINT_TO_POINTER(1), nullptr);
   soup_server_add_handler(server, nullptr, handle_static, nullptr, nullptr);
 
   GSocketAddress* address = g_inet_socket_address_new_from_string(

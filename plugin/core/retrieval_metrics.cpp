@@ -142,27 +142,6 @@ RetrievalSummary RetrievalMetrics::summary() const {
 
 // --- JSON and table output ---------------------------------------------------
 
-std::string json_quote(const std::string& text) {
-  std::string out = "\"";
-  for (const unsigned char c : valid_utf8(text)) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out += escaped;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 namespace {
 

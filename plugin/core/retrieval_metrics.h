@@ -121,8 +121,4 @@ std::string retrieval_summary_to_json(
 // A plain-text table of the summary, for a terminal.
 std::string retrieval_summary_to_table(const RetrievalSummary& summary);
 
-// A JSON string literal (quotes included) for any text: quotes, backslashes
-// and control characters escaped, invalid UTF-8 replaced by U+FFFD.
-std::string json_quote(const std::string& text);
-
 }  // namespace vs
