@@ -443,13 +443,13 @@ def main():
             if setting:
                 params.set_index_parameter(index, *setting)
             rec, single, batch = python_row(faiss, index, queries, truth)
-            row = f"| {spec} | {label} | {rec:.3f} | {single:.0f} | {batch:.0f} | "
+            row = f"| {spec} | {label} | {rec:.3f} | {single:.3g} | {batch:.3g} | "
             if kind in our_types and with_ours:
                 catalog_for(feed, path)
                 count = args.ours_flat_queries if kind == "flat" else len(queries)
                 o_rec, o_qps, our_start, our_rss = run_ours(
                     feed, path, queries, count, truth, [prop] if prop else [], work)
-                row += f"{o_rec:.3f} | {o_qps:.0f} |"
+                row += f"{o_rec:.3f} | {o_qps:.3g} |"
             else:
                 row += " | |"
             rows.append(row)
