@@ -2,8 +2,11 @@
 """Search at a million: build time, memory, file size, recall@10 and queries/s of
 the index types faissindexer can write, on N x 512 float vectors (default 1M).
 
-    nice -n 19 /usr/bin/python3 tests/bench/bench_scale.py [BUILD_DIR] [--n 1000000]
-        [--types flat,ivf-flat,...] [--ours flat,ivf-flat,hnsw32] [--rebuild]
+    OPENBLAS_NUM_THREADS=1 nice -n 19 /usr/bin/python3 tests/bench/bench_scale.py [BUILD_DIR]
+        [--n 1000000] [--hnsw-n 100000] [--types flat,ivf-flat,...]
+        [--ours flat,ivf-flat,hnsw32] [--rebuild]
+
+(docs/SCALING.md has the figures of one run and what they mean.)
 
 The vectors. The real part: CIFAR-10 sample pictures embedded by torchvision's
 resnet18 in /usr/bin/python3 (random weights, torch.manual_seed(0): this
