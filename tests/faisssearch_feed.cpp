@@ -9,12 +9,15 @@
 //       appsrc ! faisssearch ! appsink. Prints one line per query:
 //       "<metric> <id>:<distance> <id>:<distance> ...", nearest first. The
 //       queries' preprocessing id is "test", or $VS_FEED_PREPROCESSING (to
-//       search an index an embedder built).
+//       search an index an embedder built). On success, stderr gets the time
+//       to start (load the index) and the time from the first push to the
+//       last result, for tests/bench.
 // Errors go to stderr and the exit status is 2.
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
 
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -85,10 +88,18 @@ int search(int argc, char** argv) {
                             assignment.substr(eq + 1).c_str());
   }
 
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
   int status = 0;
   size_t printed = 0;
+  double start_seconds = 0, search_seconds = 0;
+  const Clock::time_point started = Clock::now();
   // faisssearch fails to start on an index it cannot load; the bus says why.
   if (gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE) {
+    start_seconds = seconds_since(started);
+    const Clock::time_point pushed = Clock::now();
     for (size_t q = 0; q < n; q++) {
       GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 1, nullptr);
       GST_BUFFER_PTS(buffer) = q * GST_SECOND;
@@ -113,6 +124,7 @@ int search(int argc, char** argv) {
       }
       gst_sample_unref(sample);
     }
+    search_seconds = seconds_since(pushed);
   }
 
   GstBus* bus = gst_element_get_bus(pipeline);
@@ -124,6 +136,8 @@ int search(int argc, char** argv) {
     status = 2;
   }
   if (printed != n) status = 2;
+  if (status == 0)
+    std::fprintf(stderr, "start %.6f s, %zu queries %.6f s\n", start_seconds, n, search_seconds);
   gst_object_unref(bus);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(searcher);

@@ -1,0 +1,478 @@
+#!/usr/bin/python3
+"""Search at a million: build time, memory, file size, recall@10 and queries/s of
+the index types faissindexer can write, on N x 512 float vectors (default 1M).
+
+    OPENBLAS_NUM_THREADS=1 nice -n 19 /usr/bin/python3 tests/bench/bench_scale.py [BUILD_DIR]
+        [--n 1000000] [--hnsw-n 100000] [--types flat,ivf-flat,...]
+        [--ours flat,ivf-flat,hnsw32] [--rebuild]
+
+(docs/SCALING.md has the figures of one run and what they mean.)
+
+The vectors. The real part: CIFAR-10 sample pictures embedded by torchvision's
+resnet18 in /usr/bin/python3 (random weights, torch.manual_seed(0): this
+machine has no official weights), at their native 32x32, ImageNet mean/std, the
+512-d global average pool, L2-normalised: what `embedder weights=random
+input-size=32 resize=0` stores, up to the weights' values. The synthetic part
+(up to N): a mixture of CLUSTERS Gaussian clusters of log-normal sizes, fitted
+to the real embeddings' statistics: centres drawn from N(mean, a^2 C) and points
+from N(centre, b^2 C), C the real covariance, a^2 + b^2 = 1, then
+L2-normalised like the real ones. Uniform noise would be no test: no index can
+search it well. Queries: held-out real embeddings and held-out points of the
+same clusters; none is in the gallery. Metric: inner product (faissindexer's
+default), so the exact neighbours are those of the Flat index.
+
+Everything lands in BUILD_DIR/bench-scale/ and is reused by reruns: the
+vectors, the exact neighbours, each index file (with its build time), the
+catalogs. --rebuild starts over.
+
+Index types (nlist = 4 sqrt(N), rounded):
+  flat          Flat
+  ivf-flat      IVF{nlist},Flat
+  ivf-sq8       IVF{nlist},SQ8
+  ivf-pq        IVF{nlist},PQ64         (64 bytes a vector, no polysemous training)
+  hnsw32        HNSW32                  (efConstruction 40, FAISS's default)
+  opq-ivf-pq    OPQ64,IVF{nlist},PQ64
+The IVF types share one coarse quantizer, trained once (k-means, 10
+iterations, on a sample of TRAIN_PER_LIST vectors per list), and one assignment
+of the N vectors to their lists; each type's build time is that shared part
+plus its own (training its codes on a sample, encoding, adding). OPQ64 keeps
+512 dims, so its rotation is orthonormal: the quantizer's centroids, rotated,
+are the centroids of the rotated vectors and the lists stay the same.
+
+Measured per type and per nprobe / efSearch: recall@10 against the exact top 10
+(the mean fraction of the exact 10 found in the returned 10); queries/s with
+one thread and one query per call (a live stream) and with every core on all
+queries in one call (a batch); the file's size; the resident memory a fresh
+process needs to load the file (Python faiss.read_index). Ours: the
+faisssearch element (tests/faisssearch-feed: appsrc ! faisssearch k=10 !
+appsink) reads the same file, one query per buffer, and its queries/s, recall
+and the peak resident memory of the whole process are printed beside Python's.
+Figures only: the machine is shared, so the queries/s move with its load.
+"""
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cpu  # noqa: E402
+
+DEFAULT_DATASET = "/work/shared/data/cifar10-sample/cifar-10-batches-py"
+DIMS = 512
+K = 10
+CLUSTERS = 2000
+WITHIN = 0.35            # b^2: the share of the real variance inside a cluster
+REAL_QUERIES = 500
+SYNTHETIC_QUERIES = 500
+TRAIN_PER_LIST = 25      # k-means sample: FAISS asks for 39 a list; 25 keeps 1M affordable here
+CODE_TRAIN = 32768       # PQ / SQ / OPQ training sample
+PQ_ITERATIONS = 10        # k-means iterations of each PQ sub-quantizer (FAISS: 25)
+OPQ_ITERATIONS = 10       # FAISS: 50
+CHUNK = 50000
+MODEL = "bench-scale:resnet18-random-seed0"
+TYPES = ["flat", "ivf-flat", "ivf-sq8", "hnsw32", "ivf-pq", "opq-ivf-pq"]
+NPROBES = [1, 4, 16, 64, 256]
+EF_SEARCHES = [16, 32, 64, 128, 256]
+# The sweep points where our element is run too (each run loads the index anew).
+OURS_NPROBES = [16, 64]
+OURS_EFS = [32, 128]
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- the vectors
+
+def real_embeddings(dataset, path):
+    """CIFAR sample -> resnet18 (random weights, seed 0) -> 512-d, L2-normalised."""
+    if os.path.exists(path):
+        return np.load(path)
+    import torch
+    import torchvision
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    model.fc = torch.nn.Identity()
+    model.eval()
+    images = []
+    for name in sorted(os.listdir(dataset)):
+        if name.startswith(("data_batch", "test_batch")):
+            with open(os.path.join(dataset, name), "rb") as f:
+                images.append(pickle.load(f, encoding="bytes")[b"data"])
+    pixels = np.concatenate(images).reshape(-1, 3, 32, 32).astype("float32") / 255
+    mean = np.array([0.485, 0.456, 0.406], "float32").reshape(1, 3, 1, 1)
+    std = np.array([0.229, 0.224, 0.225], "float32").reshape(1, 3, 1, 1)
+    pixels = (pixels - mean) / std
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(pixels), 256):
+            out.append(model(torch.from_numpy(pixels[i:i + 256])).numpy())
+    emb = normalized(np.concatenate(out))
+    np.save(path, emb)
+    return emb
+
+
+def normalized(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype("float32")
+
+
+def make_vectors(n, dataset, work):
+    """Writes base.npy (n x 512) and queries.npy once; returns their paths."""
+    base_path, query_path = os.path.join(work, "base.npy"), os.path.join(work, "queries.npy")
+    if os.path.exists(base_path) and os.path.exists(query_path):
+        return base_path, query_path
+    real = real_embeddings(dataset, os.path.join(work, "real.npy"))
+    rng = np.random.default_rng(12)
+    real = real[rng.permutation(len(real))]
+    real_queries, real_base = real[:REAL_QUERIES], real[REAL_QUERIES:][:n]
+    mean = real_base.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov(real_base, rowvar=False))
+    # x = mean + z @ root gives x the real covariance.
+    root = (vectors * np.sqrt(np.clip(values, 0, None))).T.astype("float32")
+    centres = mean + np.sqrt(1 - WITHIN) * rng.standard_normal((CLUSTERS, DIMS),
+                                                               dtype="float32") @ root
+    weights = rng.lognormal(sigma=1.0, size=CLUSTERS)
+    weights /= weights.sum()
+
+    def synthetic(count):
+        members = rng.choice(CLUSTERS, size=count, p=weights)
+        noise = rng.standard_normal((count, DIMS), dtype="float32") @ root
+        return normalized(centres[members] + np.sqrt(WITHIN) * noise)
+
+    synthetic_count = n - len(real_base)
+    base = np.lib.format.open_memmap(base_path + ".tmp", mode="w+", dtype="float32",
+                                     shape=(n, DIMS))
+    base[:len(real_base)] = real_base
+    for start in range(0, synthetic_count, CHUNK):
+        count = min(CHUNK, synthetic_count - start)
+        base[len(real_base) + start:len(real_base) + start + count] = synthetic(count)
+    base.flush()
+    del base
+    queries = np.concatenate([real_queries, synthetic(SYNTHETIC_QUERIES)])
+    np.save(query_path, queries)
+    os.replace(base_path + ".tmp", base_path)
+    with open(os.path.join(work, "vectors.json"), "w") as f:
+        json.dump({"n": n, "real": len(real_base), "synthetic": synthetic_count,
+                   "real_queries": len(real_queries), "synthetic_queries": SYNTHETIC_QUERIES,
+                   "real_total": len(real)}, f)
+    return base_path, query_path
+
+
+def chunks(base):
+    for start in range(0, len(base), CHUNK):
+        yield start, np.ascontiguousarray(base[start:start + CHUNK])
+
+
+# ---------------------------------------------------------------- the indexes
+
+class Builder:
+    """Builds each index type once, sharing the IVF quantizer and list assignment."""
+
+    def __init__(self, faiss, base, work, hnsw_n):
+        self.faiss, self.base, self.work = faiss, base, work
+        self.n = len(base)
+        self.hnsw_n = min(hnsw_n or self.n, self.n)
+        self.nlist = int(round(4 * np.sqrt(self.n)))
+        self.rng = np.random.default_rng(5)
+        self._coarse = None
+
+    def sample(self, count):
+        count = min(count, self.n)
+        return np.ascontiguousarray(self.base[np.sort(self.rng.choice(self.n, count,
+                                                                      replace=False))])
+
+    def coarse(self):
+        """(centroids, list of every vector, seconds) computed once, saved."""
+        if self._coarse is not None:
+            return self._coarse
+        path = os.path.join(self.work, f"coarse-{self.nlist}.npz")
+        if os.path.exists(path):
+            saved = np.load(path)
+            self._coarse = saved["centroids"], saved["lists"], float(saved["seconds"])
+            return self._coarse
+        faiss = self.faiss
+        t0 = time.perf_counter()
+        train = self.sample(TRAIN_PER_LIST * self.nlist)
+        kmeans = faiss.Kmeans(DIMS, self.nlist, niter=10, seed=1, max_points_per_centroid=10**6)
+        kmeans.train(train)
+        trained = time.perf_counter() - t0
+        quantizer = faiss.IndexFlatIP(DIMS)
+        quantizer.add(kmeans.centroids)
+        lists = np.empty(self.n, dtype="int64")
+        for start, chunk in chunks(self.base):
+            lists[start:start + len(chunk)] = quantizer.search(chunk, 1)[1][:, 0]
+        seconds = time.perf_counter() - t0
+        log(f"  coarse quantizer: {self.nlist} lists, k-means on {len(train)} vectors "
+            f"{trained:.0f} s, assigning {self.n} vectors {seconds - trained:.0f} s")
+        np.savez(path, centroids=kmeans.centroids, lists=lists, seconds=seconds)
+        self._coarse = kmeans.centroids, lists, seconds
+        return self._coarse
+
+    def ivf(self, codes, transform=None):
+        """IVF index over the shared lists; codes: 'Flat', 'SQ8', 'PQ64'."""
+        faiss = self.faiss
+        centroids, lists, shared = self.coarse()
+        t0 = time.perf_counter()
+        if transform is not None:
+            transform.train(self.sample(CODE_TRAIN))
+            centroids = transform.apply_py(centroids)
+        index = faiss.index_factory(DIMS, f"IVF{self.nlist},{codes}",
+                                    faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.extract_index_ivf(index)
+        ivf.quantizer.add(centroids)   # trained: train() below only trains the codes
+        if not index.is_trained:
+            if isinstance(ivf, faiss.IndexIVFPQ):
+                ivf.pq.cp.niter = PQ_ITERATIONS
+            train = self.sample(CODE_TRAIN)
+            index.train(train if transform is None else transform.apply_py(train))
+        for start, chunk in chunks(self.base):
+            if transform is not None:
+                chunk = transform.apply_py(chunk)
+            part = np.ascontiguousarray(lists[start:start + len(chunk)])
+            ivf.add_core(len(chunk), faiss.swig_ptr(chunk), None, faiss.swig_ptr(part))
+        if transform is not None:
+            index = faiss.IndexPreTransform(transform, index)
+        return index, shared + time.perf_counter() - t0
+
+    def build(self, kind):
+        faiss = self.faiss
+        if kind == "flat":
+            t0 = time.perf_counter()
+            index = faiss.IndexFlatIP(DIMS)
+            for _, chunk in chunks(self.base):
+                index.add(chunk)
+            return index, time.perf_counter() - t0
+        if kind == "hnsw32":
+            t0 = time.perf_counter()
+            index = faiss.IndexHNSWFlat(DIMS, 32, faiss.METRIC_INNER_PRODUCT)
+            for start, chunk in chunks(self.base[:self.hnsw_n]):
+                index.add(chunk)
+                if start % 200000 == 0:
+                    log(f"  hnsw32: {start + len(chunk)} vectors, "
+                        f"{time.perf_counter() - t0:.0f} s")
+            return index, time.perf_counter() - t0
+        if kind == "opq-ivf-pq":
+            opq = faiss.OPQMatrix(DIMS, 64)
+            opq.niter = OPQ_ITERATIONS
+            return self.ivf("PQ64np", transform=opq)
+        return self.ivf({"ivf-flat": "Flat", "ivf-sq8": "SQ8", "ivf-pq": "PQ64np"}[kind])
+
+    def spec(self, kind):
+        return {"flat": "Flat", "ivf-flat": f"IVF{self.nlist},Flat",
+                "ivf-sq8": f"IVF{self.nlist},SQ8", "ivf-pq": f"IVF{self.nlist},PQ64",
+                "hnsw32": "HNSW32" + (f" (first {self.hnsw_n})" if self.hnsw_n < self.n
+                                      else ""), "opq-ivf-pq": f"OPQ64,IVF{self.nlist},PQ64"}[kind]
+
+
+def index_file(faiss, builder, kind, work):
+    """The index file of KIND (built and written once) and its build seconds."""
+    subset = kind == "hnsw32" and builder.hnsw_n < builder.n
+    path = os.path.join(work, f"{kind}-first{builder.hnsw_n}.faiss" if subset else f"{kind}.faiss")
+    meta = path + ".json"
+    if os.path.exists(path) and os.path.exists(meta):
+        with open(meta) as f:
+            return path, json.load(f)["build_seconds"]
+    log(f"building {kind} ({builder.spec(kind)}) on {builder.n} vectors")
+    index, seconds = builder.build(kind)
+    faiss.write_index(index, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    with open(meta, "w") as f:
+        json.dump({"build_seconds": seconds, "spec": builder.spec(kind)}, f)
+    log(f"  {kind}: built in {seconds:.0f} s")
+    return path, seconds
+
+
+# ---------------------------------------------------------------- measuring
+
+def load_rss(path):
+    """MiB of resident memory a fresh /usr/bin/python3 adds by faiss.read_index(path)."""
+    code = ("import faiss, resource, sys\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "index = faiss.read_index(sys.argv[1])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n")
+    out = subprocess.run(["/usr/bin/python3", "-c", code, path], capture_output=True,
+                         text=True, check=True)
+    return int(out.stdout) / 1024
+
+
+def recall(found, exact):
+    return float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact)]))
+
+
+def single_qps(index, queries, budget=3.0):
+    """One thread, one query per call, until the budget is spent (at least 10)."""
+    done, t0 = 0, time.perf_counter()
+    while done < len(queries):
+        index.search(queries[done:done + 1], K)
+        done += 1
+        if done >= 10 and time.perf_counter() - t0 > budget:
+            break
+    return done / (time.perf_counter() - t0)
+
+
+def python_row(faiss, index, queries, exact):
+    faiss.omp_set_num_threads(os.cpu_count())
+    t0 = time.perf_counter()
+    _, found = index.search(queries, K)
+    batch = len(queries) / (time.perf_counter() - t0)
+    faiss.omp_set_num_threads(1)
+    single = single_qps(index, queries)
+    faiss.omp_set_num_threads(os.cpu_count())
+    return recall(found, exact), single, batch
+
+
+def run_ours(feed, path, queries, count, exact, props, work):
+    raw = os.path.join(work, f"queries-{count}.f32")
+    if not os.path.exists(raw):
+        queries[:count].astype("<f4").tofile(raw)
+    # Popen's wait consumes the child's rusage; time(1) keeps it.
+    args = ["/usr/bin/time", "-f", "maxrss %M", feed, "search", path, raw, MODEL, f"k={K}",
+            *props]
+    run = subprocess.run(args, capture_output=True, text=True, env=feed_env(feed), timeout=3600)
+    if run.returncode != 0:
+        raise SystemExit(f"faisssearch-feed {' '.join(args[4:])}: {run.stderr.strip()}")
+    found = [[int(p.split(":")[0]) for p in line.split()[1:]] for line in run.stdout.splitlines()]
+    line = next(l for l in run.stderr.splitlines() if l.startswith("start "))
+    words = line.split()
+    start, seconds = float(words[1]), float(words[5])
+    rss = int(next(l for l in run.stderr.splitlines() if l.startswith("maxrss")).split()[1])
+    return recall(found, exact[:count]), count / seconds, start, rss / 1024
+
+
+def feed_env(feed):
+    build = os.path.dirname(os.path.dirname(feed))
+    # One OpenMP thread: as the Python "1 thread" column, and faisssearch searches one
+    # query per buffer, where more threads only wait on each other.
+    return dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "plugin"),
+                OMP_NUM_THREADS="1")
+
+
+def catalog_for(feed, path):
+    if not os.path.exists(path + ".db"):
+        subprocess.run([feed, "catalog", path, MODEL], check=True, env=feed_env(feed))
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("build", nargs="?", default="build")
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dataset", default=DEFAULT_DATASET)
+    parser.add_argument("--types", default=",".join(TYPES))
+    parser.add_argument("--ours", default="flat,ivf-flat,hnsw32",
+                        help="types also searched with the faisssearch element ('' for none)")
+    parser.add_argument("--ours-flat-queries", type=int, default=100,
+                        help="queries for our element on Flat (each scans all N vectors)")
+    parser.add_argument("--hnsw-n", type=int, default=0,
+                        help="build HNSW32 on the first HNSW_N vectors only (its build is "
+                        "the slowest), measured against their own exact neighbours")
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+
+    import faiss
+
+    work = os.path.join(os.path.abspath(args.build), "bench-scale", f"n{args.n}")
+    if args.rebuild and os.path.isdir(work):
+        import shutil
+        shutil.rmtree(work)
+    os.makedirs(work, exist_ok=True)
+    feed = os.path.join(os.path.abspath(args.build), "tests", "faisssearch-feed")
+    types = [t for t in args.types.split(",") if t]
+    our_types = [t for t in args.ours.split(",") if t]
+
+    print(cpu.describe())
+    print(f"load average at start: {os.getloadavg()[0]:.2f}; faiss {faiss.__version__}, "
+          f"{os.cpu_count()} OpenMP threads for builds and batches")
+    print("command: nice -n 19 /usr/bin/python3 " + " ".join(sys.argv))
+
+    t0 = time.perf_counter()
+    base_path, query_path = make_vectors(args.n, args.dataset, work)
+    base = np.load(base_path, mmap_mode="r")
+    queries = np.load(query_path)
+    with open(os.path.join(work, "vectors.json")) as f:
+        facts = json.load(f)
+    print(f"vectors: {args.n} x {DIMS} float32 in {base_path} ({facts['real']} real "
+          f"CIFAR-10 embeddings, torchvision resnet18, random weights seed 0, 32x32; "
+          f"{facts['synthetic']} synthetic from {CLUSTERS} clusters); queries: "
+          f"{facts['real_queries']} held-out real + {facts['synthetic_queries']} synthetic "
+          f"({time.perf_counter() - t0:.0f} s)")
+
+    builder = Builder(faiss, base, work, args.hnsw_n)
+    flat_path, _ = index_file(faiss, builder, "flat", work)
+    exact_path = os.path.join(work, "exact.npy")
+    if not os.path.exists(exact_path):
+        index = faiss.read_index(flat_path)
+        np.save(exact_path, index.search(queries, K)[1])
+        del index
+    exact = np.load(exact_path)
+    if builder.hnsw_n < builder.n:
+        prefix_exact_path = os.path.join(work, f"exact-first{builder.hnsw_n}.npy")
+        if not os.path.exists(prefix_exact_path):
+            index = faiss.IndexFlatIP(DIMS)
+            index.add(np.ascontiguousarray(base[:builder.hnsw_n]))
+            np.save(prefix_exact_path, index.search(queries, K)[1])
+            del index
+        prefix_exact = np.load(prefix_exact_path)
+
+    header = ("| index | nprobe / efSearch | recall@10 | q/s 1 thread | q/s batch | "
+              "ours: recall@10 | ours q/s | ")
+    rows, summary = [], []
+    for kind in types:
+        path, build_seconds = index_file(faiss, builder, kind, work)
+        size = os.path.getsize(path) / 2**20
+        rss = load_rss(path)
+        index = faiss.read_index(path)
+        spec = builder.spec(kind)
+        if kind.startswith(("ivf", "opq")):
+            params = faiss.ParameterSpace()
+            sweep = [(f"nprobe={p}", ["nprobe", p], f"nprobe={p}", p in OURS_NPROBES)
+                     for p in NPROBES if p <= builder.nlist]
+        elif kind == "hnsw32":
+            params = faiss.ParameterSpace()
+            sweep = [(f"efSearch={e}", ["efSearch", e], f"ef-search={e}", e in OURS_EFS)
+                     for e in EF_SEARCHES]
+        else:
+            params, sweep = None, [("", None, None, True)]
+        truth = prefix_exact if kind == "hnsw32" and builder.hnsw_n < builder.n else exact
+        our_start, our_rss = None, None
+        for label, setting, prop, with_ours in sweep:
+            if setting:
+                params.set_index_parameter(index, *setting)
+            rec, single, batch = python_row(faiss, index, queries, truth)
+            row = f"| {spec} | {label} | {rec:.3f} | {single:.3g} | {batch:.3g} | "
+            if kind in our_types and with_ours:
+                catalog_for(feed, path)
+                count = args.ours_flat_queries if kind == "flat" else len(queries)
+                o_rec, o_qps, our_start, our_rss = run_ours(
+                    feed, path, queries, count, truth, [prop] if prop else [], work)
+                row += f"{o_rec:.3f} | {o_qps:.3g} |"
+            else:
+                row += " | |"
+            rows.append(row)
+            print(row, flush=True)
+        del index
+        summary.append(f"| {spec} | {build_seconds:.0f} | {rss:.0f} | {size:.0f} | "
+                       + (f"{our_start:.1f} | {our_rss:.0f} |" if our_start is not None
+                          else " | |"))
+
+    print(f"\nN = {args.n}, {len(queries)} queries, k = {K}, nlist = {builder.nlist}; "
+          f"load average at the end: {os.getloadavg()[0]:.2f}\n")
+    print("| index | build s | load RSS MiB (Python) | file MiB | ours: start s | "
+          "ours: peak RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(summary))
+    print()
+    print(header)
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
