@@ -292,10 +292,14 @@ def index_file(faiss, builder, kind, work):
 
 def load_rss(path):
     """MiB of resident memory a fresh /usr/bin/python3 adds by faiss.read_index(path)."""
-    code = ("import faiss, resource, sys\n"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's, gigabytes here.
+    code = ("import faiss, sys\n"
+            "def hwm():\n"
+            "    with open('/proc/self/status') as f:\n"
+            "        return next(int(l.split()[1]) for l in f if l.startswith('VmHWM'))\n"
+            "before = hwm()\n"
             "index = faiss.read_index(sys.argv[1])\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n")
+            "print(hwm() - before)\n")
     out = subprocess.run(["/usr/bin/python3", "-c", code, path], capture_output=True,
                          text=True, check=True)
     return int(out.stdout) / 1024
