@@ -52,6 +52,7 @@ struct Settings {
   unsigned k_default = 10;
   unsigned k_max = 100;
   unsigned batch_size = 16;
+  unsigned idle_timeout = 60;  // seconds a connection may stay silent
 };
 
 struct App {
@@ -544,7 +545,8 @@ int main(int argc, char** argv) {
   Settings s;
   gchar *index = nullptr, *bind = nullptr, *camera = nullptr, *token = nullptr,
         *web_root = nullptr, *gallery = nullptr, *dataset = nullptr;
-  gint port = s.port, max_upload_mb = 20, k_max = s.k_max;
+  gint port = s.port, max_upload_mb = 20, k_max = s.k_max,
+       idle_timeout = static_cast<gint>(s.idle_timeout);
   GOptionEntry entries[] = {
       {"index", 'i', 0, G_OPTION_ARG_FILENAME, &index,
        "FAISS index written by faissindexer (its catalog INDEX.db beside it)", "INDEX"},
@@ -567,6 +569,8 @@ int main(int argc, char** argv) {
        "Largest upload in MB (default 20)", "MB"},
       {"k-max", 0, 0, G_OPTION_ARG_INT, &k_max, "Largest k a request may ask (default 100)",
        "K"},
+      {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+       "Close a connection that sends or takes nothing for this long (default 60 s)", "SECONDS"},
       {nullptr}};
   GOptionContext* context = g_option_context_new("- visual search web page and JSON API");
   g_option_context_add_main_entries(context, entries, nullptr);
@@ -583,9 +587,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (port < 0 || port > 65535 || max_upload_mb < 1 || max_upload_mb > 1024 || k_max < 1 ||
-      k_max > 1024) {
-    g_printerr("visualsearch-server: --port must be 0..65535, --max-upload 1..1024 and "
-               "--k-max 1..1024\n");
+      k_max > 1024 || idle_timeout < 1 || idle_timeout > 3600) {
+    g_printerr("visualsearch-server: --port must be 0..65535, --max-upload 1..1024, "
+               "--k-max 1..1024 and --idle-timeout 1..3600\n");
     return 2;
   }
   s.index = index;
@@ -598,6 +602,7 @@ int main(int argc, char** argv) {
   if (dataset) s.dataset = dataset;
   s.max_upload = int64_t(max_upload_mb) << 20;
   s.k_max = static_cast<unsigned>(k_max);
+  s.idle_timeout = static_cast<unsigned>(idle_timeout);
   s.k_default = std::min(s.k_default, s.k_max);
   if (!is_loopback(s.bind) && s.token.empty()) {
     g_printerr("visualsearch-server: binding %s would let anyone on the network search "
@@ -635,6 +640,16 @@ int main(int argc, char** argv) {
       nullptr, 2, FALSE, nullptr);
 
   SoupServer* server = soup_server_new("server-header", "visualsearch-server ", nullptr);
+  // A client that opens a connection and then sends (or reads) nothing, such
+  // as one that never ends its headers, is dropped after --idle-timeout
+  // instead of holding the connection for good. The live streams write every
+  // frame, so a camera that stalls that long drops them too.
+  g_signal_connect(server, "request-started",
+                   G_CALLBACK(+[](SoupServer*, SoupServerMessage* msg, gpointer) {
+                     if (GSocket* socket = soup_server_message_get_socket(msg))
+                       g_socket_set_timeout(socket, app->settings.idle_timeout);
+                   }),
+                   nullptr);
   soup_server_add_early_handler(server, "/api/search", handle_search_early, nullptr, nullptr);
   soup_server_add_handler(server, "/api/search", handle_search, nullptr, nullptr);
   soup_server_add_handler(server, "/api/items/", handle_items, nullptr, nullptr);

@@ -4,7 +4,8 @@ Checks: the index facts; every gallery picture finds itself at rank 1, with
 the neighbours faisssearch gives in a pipeline of its own; multipart uploads;
 more like this; thumbnails; every error status (400, 401, 404, 405, 411,
 413) with a JSON message; 50 malformed requests and the server still
-answering; path traversal; the token; refusing a non-loopback bind without
+answering; path traversal; the token; a connection whose headers never end
+closed after --idle-timeout; refusing a non-loopback bind without
 one; the live camera's events and MJPEG frames; the security headers.
 """
 import io
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 import gi
 from PIL import Image
@@ -233,8 +235,20 @@ with tempfile.TemporaryDirectory() as tmp:
         server.stop()
 
     # --- the token
-    server = sf.Server("--index", index, "--token", "s3cret")
+    server = sf.Server("--index", index, "--token", "s3cret", "--idle-timeout", "3")
     try:
+        # A client that never ends its headers (slowloris) is dropped.
+        host, port = server.url[len("http://"):].split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.sendall(b"GET /api/index HTTP/1.1\r\nHost: x\r\n")
+            start = time.time()
+            try:
+                closed = s.recv(100) == b""
+            except OSError:
+                closed = False
+            waited = time.time() - start
+        check(closed and 2 < waited < 20,
+              f"a connection that never ends its headers is closed after --idle-timeout ({waited:.1f} s)")
         status, _, body, _ = server.request("/api/index")
         check(status == 401 and "token" in (js(body) or {}).get("error", ""),
               "with --token, a request without it: 401")
