@@ -36,6 +36,20 @@ def js(body):
         return None
 
 
+def read_stream(server, path, marker, count):
+    """The start of a streaming answer, read until marker appeared count times."""
+    host, port = server.url[len("http://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while got.count(marker) < count:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
 def raw(server, data, timeout=10):
     """Sends bytes on a fresh connection; returns what came back (maybe b"")."""
     host, port = server.url[len("http://"):].split(":")
@@ -275,29 +289,14 @@ with tempfile.TemporaryDirectory() as tmp:
     # --- the live camera
     server = sf.Server("--index", index, "--camera", "videotestsrc is-live=true pattern=ball")
     try:
-        host, port = server.url[len("http://"):].split(":")
-        with socket.create_connection((host, int(port)), timeout=60) as s:
-            s.sendall(b"GET /api/live/events HTTP/1.1\r\nHost: x\r\n\r\n")
-            got = b""
-            while got.count(b"event: neighbors") < 3:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+        got = read_stream(server, b"/api/live/events", b"event: neighbors", 3)
         events = [json.loads(line[len(b"data: "):]) for line in got.split(b"\n")
                   if line.startswith(b"data: {")]
         check(got.startswith(b"HTTP/1.1 200") and b"text/event-stream" in got and
               len(events) >= 2 and all(len(e["neighbors"]) == 5 for e in events) and
               events[-1]["frame"] > events[0]["frame"],
               f"/api/live/events streams the camera's neighbours ({len(events)} events)")
-        with socket.create_connection((host, int(port)), timeout=60) as s:
-            s.sendall(b"GET /live.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
-            got = b""
-            while got.count(b"--vsframe") < 3:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+        got = read_stream(server, b"/live.mjpeg", b"--vsframe", 3)
         frames = []
         for part in got.split(b"--vsframe")[1:-1]:
             head, _, data = part.partition(b"\r\n\r\n")
