@@ -90,6 +90,11 @@ VideoSampler::check_bus ()
   std::string message = error->message;
   g_error_free (error);
   gst_message_unref (msg);
+  /* The error can come before no-more-pads is seen: without a linked video
+   * stream it says the same as next()'s check. */
+  if (!has_video_)
+    throw Error (path_ + " is neither an image nor a video: it has no video "
+        "stream GStreamer can decode (" + message + ")");
   if (sampled_ == 0)
     throw Error (path_ + " is neither an image nor a video GStreamer can "
         "decode (" + message + ")");
