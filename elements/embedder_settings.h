@@ -27,7 +27,7 @@
 #include <array>
 #include <string>
 
-#include "core/embedding_engine.h"
+#include "core/model/embedding_engine.h"
 
 #define VS_EMBEDDER_SETTINGS_EVENT "visualsearch-embedder-config"
 

@@ -47,7 +47,7 @@
 #include <new>
 #include <string>
 
-#include "core/cifar_dataset.h"
+#include "core/dataset/cifar_dataset.h"
 #include "elements.h"
 #include "meta/visualsearchmeta.h"
 

@@ -35,10 +35,10 @@
 #include <string>
 #include <vector>
 
-#include "core/catalog.h"
-#include "core/cpu_features.h"
-#include "core/embedding_engine.h"
-#include "core/finite.h"
+#include "core/index/catalog.h"
+#include "core/model/cpu_features.h"
+#include "core/model/embedding_engine.h"
+#include "core/base/finite.h"
 #include "elements/embedder_settings.h"
 #include "meta/visualsearchmeta.h"
 

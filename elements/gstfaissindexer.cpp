@@ -66,10 +66,10 @@
 #include <new>
 #include <string>
 
-#include "core/error.h"
-#include "core/finite.h"
-#include "core/index_builder.h"
-#include "core/thumbnail_cache.h"
+#include "core/base/error.h"
+#include "core/base/finite.h"
+#include "core/index/index_builder.h"
+#include "core/render/thumbnail_cache.h"
 #include "elements.h"
 #include "embedder_settings.h"
 #include "meta/visualsearchmeta.h"

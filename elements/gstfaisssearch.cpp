@@ -33,9 +33,9 @@
 #include <thread>
 #include <vector>
 
-#include "core/finite.h"
-#include "core/gallery.h"
-#include "core/utf8.h"
+#include "core/base/finite.h"
+#include "core/index/gallery.h"
+#include "core/base/utf8.h"
 #include "elements/elements.h"
 #include "meta/visualsearchmeta.h"
 

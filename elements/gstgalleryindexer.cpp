@@ -47,8 +47,8 @@
 
 #include "gstgalleryindexer.h"
 
-#include "core/file_inventory.h"
-#include "core/image_folder.h"
+#include "core/dataset/file_inventory.h"
+#include "core/dataset/image_folder.h"
 #include "elements.h"
 #include "gstembedder.h"
 #include "gstfaissindexer.h"

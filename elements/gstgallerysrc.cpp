@@ -59,9 +59,9 @@
 #include <string>
 #include <vector>
 
-#include "core/image_codec.h"
-#include "core/image_folder.h"
-#include "core/utf8.h"
+#include "core/dataset/image_codec.h"
+#include "core/dataset/image_folder.h"
+#include "core/base/utf8.h"
 #include "elements.h"
 #include "meta/visualsearchmeta.h"
 #include "video_sampler.h"

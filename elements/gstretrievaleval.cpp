@@ -12,7 +12,7 @@
  * Precision@k, Recall@k, mAP@k, MRR, top-1 accuracy and per-class figures,
  * prints them as a table on stdout and, when #GstRetrievalEval:output is set,
  * writes them as JSON (schema `visualsearch-retrieval-metrics/1`). The
- * definitions are in plugin/core/retrieval_metrics.h.
+ * definitions are in plugin/core/eval/retrieval_metrics.h.
  *
  * Recall@k and mAP@k need the number of gallery items of each label, which
  * comes from the gallery's catalog. Behind a faisssearch the element finds it
@@ -42,11 +42,11 @@
 #include <unordered_map>
 #include <utility>
 
-#include "core/atomic_file.h"
-#include "core/catalog.h"
-#include "core/error.h"
-#include "core/retrieval_metrics.h"
-#include "core/utf8.h"
+#include "core/index/atomic_file.h"
+#include "core/index/catalog.h"
+#include "core/base/error.h"
+#include "core/eval/retrieval_metrics.h"
+#include "core/base/utf8.h"
 #include "elements.h"
 #include "gstfaisssearch.h"
 #include "meta/visualsearchmeta.h"

@@ -31,10 +31,10 @@
 #include <string>
 #include <vector>
 
-#include "core/catalog.h"
-#include "core/gallery.h"
-#include "core/result_strip.h"
-#include "core/thumbnail_cache.h"
+#include "core/index/catalog.h"
+#include "core/index/gallery.h"
+#include "core/render/result_strip.h"
+#include "core/render/thumbnail_cache.h"
 #include "elements/elements.h"
 #include "meta/visualsearchmeta.h"
 

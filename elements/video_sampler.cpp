@@ -2,7 +2,7 @@
 
 #include <gst/app/gstappsink.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace vs {
 

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/utf8.h"
+#include "core/base/utf8.h"
 
 namespace vs::server {
 

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <functional>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "gst/visualsearch/visualsearchmeta.h"
-#include "core/utf8.h"
+#include "core/base/utf8.h"
 #include "server/http_util.h"
 
 namespace vs::server {

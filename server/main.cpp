@@ -22,13 +22,13 @@
 #include <string>
 #include <vector>
 
-#include "core/atomic_file.h"
-#include "core/catalog.h"
-#include "core/embedding_engine.h"
-#include "core/image_codec.h"
-#include "core/index_store.h"
-#include "core/thumbnail_cache.h"
-#include "core/utf8.h"
+#include "core/index/atomic_file.h"
+#include "core/index/catalog.h"
+#include "core/model/embedding_engine.h"
+#include "core/dataset/image_codec.h"
+#include "core/index/index_store.h"
+#include "core/render/thumbnail_cache.h"
+#include "core/base/utf8.h"
 #include "server/http_util.h"
 #include "server/live_camera.h"
 #include "server/search_service.h"

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "gst/visualsearch/visualsearchmeta.h"
 
 namespace vs::server {

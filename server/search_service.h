@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/image_codec.h"
+#include "core/dataset/image_codec.h"
 
 namespace vs::server {
 

@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-#include "core/catalog.h"
-#include "core/error.h"
-#include "core/utf8.h"
+#include "core/index/catalog.h"
+#include "core/base/error.h"
+#include "core/base/utf8.h"
 
 namespace {
 

@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "core/checkpoint.h"
-#include "core/error.h"
-#include "core/pickle_reader.h"
+#include "core/model/checkpoint.h"
+#include "core/base/error.h"
+#include "core/model/pickle_reader.h"
 
 namespace {
 

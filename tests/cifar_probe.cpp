@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
-#include "core/cifar_dataset.h"
-#include "core/error.h"
-#include "core/utf8.h"
+#include "core/dataset/cifar_dataset.h"
+#include "core/base/error.h"
+#include "core/base/utf8.h"
 
 namespace {
 

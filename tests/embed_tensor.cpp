@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/embedding_engine.h"
+#include "core/model/embedding_engine.h"
 
 int main(int argc, char** argv) {
   if (argc < 6) {

@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "core/catalog.h"
-#include "core/index_store.h"
+#include "core/index/catalog.h"
+#include "core/index/index_store.h"
 #include "meta/visualsearchmeta.h"
 
 namespace {

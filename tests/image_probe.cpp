@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "core/image_codec.h"
-#include "core/image_folder.h"
-#include "core/image_header.h"
+#include "core/dataset/image_codec.h"
+#include "core/dataset/image_folder.h"
+#include "core/dataset/image_header.h"
 
 namespace {
 

@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
-#include "core/index_file.h"
-#include "core/index_store.h"
+#include "core/base/error.h"
+#include "core/index/index_file.h"
+#include "core/index/index_store.h"
 
 namespace {
 

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "core/catalog.h"
+#include "core/index/catalog.h"
 #include "meta/visualsearchmeta.h"
 
 namespace {

@@ -11,9 +11,9 @@
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 
-#include "core/catalog.h"
-#include "core/error.h"
-#include "core/index_store.h"
+#include "core/index/catalog.h"
+#include "core/base/error.h"
+#include "core/index/index_store.h"
 #include "meta/visualsearchmeta.h"
 
 static const guint kDims = 8;

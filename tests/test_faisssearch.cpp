@@ -20,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "core/atomic_file.h"
-#include "core/catalog.h"
-#include "core/gallery.h"
-#include "core/index_store.h"
+#include "core/index/atomic_file.h"
+#include "core/index/catalog.h"
+#include "core/index/gallery.h"
+#include "core/index/index_store.h"
 #include "meta/visualsearchmeta.h"
 
 static const int kDims = 16;

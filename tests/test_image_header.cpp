@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/image_header.h"
+#include "core/dataset/image_header.h"
 
 namespace {
 

@@ -17,13 +17,13 @@
 #include <thread>
 #include <vector>
 
-#include "core/atomic_file.h"
-#include "core/catalog.h"
-#include "core/error.h"
-#include "core/gallery.h"
-#include "core/index_builder.h"
-#include "core/index_store.h"
-#include "core/utf8.h"
+#include "core/index/atomic_file.h"
+#include "core/index/catalog.h"
+#include "core/base/error.h"
+#include "core/index/gallery.h"
+#include "core/index/index_builder.h"
+#include "core/index/index_store.h"
+#include "core/base/utf8.h"
 
 namespace {
 

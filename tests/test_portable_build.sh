@@ -3,7 +3,7 @@
 # -march/-mtune=native or -m<isa> flags in any compile command, and no AVX/AVX-512
 # instruction in the plugin, its static libraries or the metadata library.
 # Wider kernels come from LibTorch/oneDNN/OpenCV, which pick them at run time;
-# our own choice (bf16 or fp32) is made at run time by core/cpu_features.cpp.
+# our own choice (bf16 or fp32) is made at run time by core/model/cpu_features.cpp.
 set -euo pipefail
 build=${VS_BUILD_DIR:?}
 fail=0

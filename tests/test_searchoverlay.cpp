@@ -26,8 +26,8 @@
 
 #include <gst/visualsearch/visualsearchmeta.h>
 
-#include "core/catalog.h"
-#include "core/result_strip.h"
+#include "core/index/catalog.h"
+#include "core/render/result_strip.h"
 
 static const int kWidth = 320;
 static const int kHeight = 240;

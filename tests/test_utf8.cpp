@@ -6,7 +6,7 @@
 #include <random>
 #include <string>
 
-#include "core/utf8.h"
+#include "core/base/utf8.h"
 
 namespace {
 

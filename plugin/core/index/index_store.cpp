@@ -1,0 +1,410 @@
+#include "core/index/index_store.h"
+
+#include <faiss/IVFlib.h>
+#include <faiss/Index.h>
+#include <faiss/IndexFlatCodes.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexIVFPQFastScan.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/IndexPQFastScan.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/IndexRefine.h>
+#include <faiss/VectorTransform.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/IDSelector.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "core/index/atomic_file.h"
+#include "core/base/error.h"
+#include "core/index/index_file.h"
+
+namespace vs {
+
+namespace {
+
+using idx_t = faiss::Index::idx_t;
+
+// FAISS's k-means warns below this many points per centroid.
+constexpr int64_t kPointsPerCentroid = 39;
+
+struct TrainingNeeds {
+  int64_t minimum = 0;
+  int64_t recommended = 0;
+
+  void need_centroids(int64_t k) {
+    minimum = std::max(minimum, k);
+    recommended = std::max(recommended, k * kPointsPerCentroid);
+  }
+};
+
+// k-means needs at least as many points as centroids: nlist for an inverted
+// file, 2^nbits per sub-quantizer for PQ and OPQ. Walks the wrappers
+// index_factory builds.
+void add_training_needs(const faiss::Index* index, TrainingNeeds& needs) {
+  if (const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
+    add_training_needs(map->index, needs);
+  } else if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+    for (const faiss::VectorTransform* vt : pre->chain) {
+      if (const auto* opq = dynamic_cast<const faiss::OPQMatrix*>(vt))
+        // OPQMatrix trains an 8-bit PQ of its own unless handed one.
+        needs.need_centroids(opq->pq ? opq->pq->ksub : 256);
+      else if (!vt->is_trained)
+        needs.need_centroids(1);
+    }
+    add_training_needs(pre->index, needs);
+  } else if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
+    needs.need_centroids(ivf->nlist);
+    if (const auto* ivfpq = dynamic_cast<const faiss::IndexIVFPQ*>(index))
+      needs.need_centroids(ivfpq->pq.ksub);
+    else if (const auto* fast = dynamic_cast<const faiss::IndexIVFPQFastScan*>(index))
+      needs.need_centroids(fast->pq.ksub);
+  } else if (const auto* pq = dynamic_cast<const faiss::IndexPQ*>(index)) {
+    needs.need_centroids(pq->pq.ksub);
+  } else if (const auto* fast = dynamic_cast<const faiss::IndexPQFastScan*>(index)) {
+    needs.need_centroids(fast->pq.ksub);
+  } else if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index)) {
+    add_training_needs(hnsw->storage, needs);
+  } else if (const auto* refine = dynamic_cast<const faiss::IndexRefine*>(index)) {
+    add_training_needs(refine->base_index, needs);
+    add_training_needs(refine->refine_index, needs);
+  } else if (index && !index->is_trained) {
+    needs.need_centroids(1);
+  }
+}
+
+TrainingNeeds training_needs(const faiss::Index* index) {
+  TrainingNeeds needs;
+  if (!index->is_trained) add_training_needs(index, needs);
+  return needs;
+}
+
+// Per-call search parameters, so concurrent searches with different nprobe or
+// efSearch never touch the shared index. The chain mirrors the index's
+// wrappers; a type that takes no parameters gets none (nullptr).
+class SearchParameterChain {
+ public:
+  SearchParameterChain(const faiss::Index* index, const SearchParams& params) {
+    top_ = build(index, params);
+  }
+  const faiss::SearchParameters* get() const { return top_; }
+
+ private:
+  faiss::SearchParameters* build(const faiss::Index* index, const SearchParams& params) {
+    if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+      faiss::SearchParameters* inner = build(pre->index, params);
+      if (!inner) return nullptr;
+      pre_.index_params = inner;
+      return &pre_;
+    }
+    if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
+      ivf_.nprobe = params.nprobe > 0 ? params.nprobe : ivf->nprobe;
+      ivf_.max_codes = ivf->max_codes;
+      ivf_.quantizer_params = build_hnsw(ivf->quantizer, params);
+      return &ivf_;
+    }
+    return build_hnsw(index, params);
+  }
+
+  faiss::SearchParameters* build_hnsw(const faiss::Index* index, const SearchParams& params) {
+    const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index);
+    if (!hnsw) return nullptr;
+    hnsw_.efSearch = params.ef_search > 0 ? params.ef_search : hnsw->hnsw.efSearch;
+    hnsw_.check_relative_distance = hnsw->hnsw.check_relative_distance;
+    return &hnsw_;
+  }
+
+  faiss::SearchParametersPreTransform pre_;
+  faiss::SearchParametersIVF ivf_;
+  faiss::SearchParametersHNSW hnsw_;
+  faiss::SearchParameters* top_ = nullptr;
+};
+
+// The HNSW graph of an index, whether it is the index itself, behind a
+// pre-transform, or the coarse quantizer of an inverted file.
+faiss::HNSW* find_hnsw(faiss::Index* index) {
+  if (auto* map = dynamic_cast<faiss::IndexIDMap*>(index)) return find_hnsw(map->index);
+  if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) return find_hnsw(pre->index);
+  if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index)) return find_hnsw(ivf->quantizer);
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) return &hnsw->hnsw;
+  return nullptr;
+}
+
+// Whether remove_ids renumbers the remaining vectors 0..n-1 in order, as
+// IndexIDMap2::remove_ids assumes of the index it wraps. An inverted file
+// keeps its ids, HNSW cannot remove at all.
+bool compacts_on_removal(const faiss::Index* index) {
+  if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index))
+    return compacts_on_removal(pre->index);
+  return dynamic_cast<const faiss::IndexFlatCodes*>(index) != nullptr;
+}
+
+struct FileCloser {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+using File = std::unique_ptr<std::FILE, FileCloser>;
+
+void add_to_digest(IndexDigest& digest, const void* data, size_t bytes) {
+  digest.crc32 = ::crc32_z(digest.crc32, static_cast<const Bytef*>(data), bytes);
+  digest.bytes += static_cast<int64_t>(bytes);
+}
+
+// FAISS's own file reader and writer, plus the digest of every byte that
+// passes, so neither side reads the file twice.
+class DigestingWriter : public faiss::IOWriter {
+ public:
+  DigestingWriter(std::FILE* file, const std::string& path) : file_(file) { name = path; }
+
+  size_t operator()(const void* ptr, size_t size, size_t nitems) override {
+    const size_t n = std::fwrite(ptr, size, nitems, file_);
+    add_to_digest(digest_, ptr, n * size);
+    return n;
+  }
+
+  const IndexDigest& digest() const { return digest_; }
+
+ private:
+  std::FILE* file_;
+  IndexDigest digest_;
+};
+
+}  // namespace
+
+std::string IndexDigest::describe() const {
+  char text[64];
+  std::snprintf(text, sizeof text, "%" PRId64 " bytes, CRC-32 %08" PRIx32, bytes, crc32);
+  return text;
+}
+
+const char* metric_name(Metric metric) {
+  return metric == Metric::InnerProduct ? "ip" : "l2";
+}
+
+Metric metric_from_name(const std::string& name) {
+  if (name == "ip") return Metric::InnerProduct;
+  if (name == "l2") return Metric::L2;
+  throw Error("Unknown metric \"" + name + "\": use \"ip\" (inner product) or \"l2\".");
+}
+
+IndexStore::IndexStore(std::unique_ptr<faiss::Index> index, std::string description)
+    : index_(std::move(index)),
+      description_(std::move(description)),
+      hnsw_mutex_(std::make_unique<std::mutex>()) {}
+IndexStore::~IndexStore() = default;
+IndexStore::IndexStore(IndexStore&&) noexcept = default;
+IndexStore& IndexStore::operator=(IndexStore&&) noexcept = default;
+
+IndexStore IndexStore::create(const std::string& index_type, int dims, Metric metric) {
+  if (dims <= 0)
+    throw Error("Cannot create a FAISS index with " + std::to_string(dims) + " dimensions.");
+  std::unique_ptr<faiss::Index> index;
+  try {
+    index.reset(faiss::index_factory(
+        dims, index_type.c_str(),
+        metric == Metric::InnerProduct ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2));
+  } catch (const faiss::FaissException& e) {
+    throw Error("FAISS does not understand the index type \"" + index_type +
+                "\" for " + std::to_string(dims) + "-dimensional vectors (" + e.msg +
+                "); use an index_factory string such as Flat, IVF256,Flat, IVF256,PQ16 "
+                "or HNSW32.");
+  }
+  // A direct map keeps reconstruct() working for inverted files (Python
+  // faiss gets it too, it is stored in the file).
+  if (faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index.get()))
+    ivf->set_direct_map_type(faiss::DirectMap::Array);
+  return IndexStore(std::move(index), index_type);
+}
+
+IndexStore IndexStore::load(const std::string& path) {
+  // Read whole and checked before FAISS reads the same bytes (index_file.h);
+  // the digest that binds the catalog is of those bytes too.
+  std::vector<uint8_t> bytes = read_regular_file(path, "index", kMissingIndexAdvice);
+  IndexDigest digest;
+  add_to_digest(digest, bytes.data(), bytes.size());
+  std::unique_ptr<faiss::Index> index = read_index_bytes(std::move(bytes), path);
+  if (index->metric_type != faiss::METRIC_INNER_PRODUCT && index->metric_type != faiss::METRIC_L2)
+    throw Error("The FAISS index " + path +
+                " uses a metric other than inner product or L2, which visualsearch does not support.");
+  IndexStore store(std::move(index), path);
+  store.file_digest_ = digest;
+  return store;
+}
+
+int IndexStore::dims() const { return index_->d; }
+
+int64_t IndexStore::size() const { return index_->ntotal; }
+
+Metric IndexStore::metric() const {
+  return index_->metric_type == faiss::METRIC_INNER_PRODUCT ? Metric::InnerProduct : Metric::L2;
+}
+
+bool IndexStore::needs_training() const { return !index_->is_trained; }
+
+int64_t IndexStore::min_training_vectors() const { return training_needs(index_.get()).minimum; }
+
+int64_t IndexStore::recommended_training_vectors() const {
+  return training_needs(index_.get()).recommended;
+}
+
+void IndexStore::train(const float* vectors, int64_t n) {
+  int64_t minimum = min_training_vectors();
+  if (n < minimum)
+    throw Error("The index type \"" + description_ + "\" needs at least " +
+                std::to_string(minimum) + " training vectors, but only " + std::to_string(n) +
+                " were given. Index more images, or choose a type with fewer lists or "
+                "centroids (e.g. a smaller IVF count, or Flat).");
+  try {
+    index_->train(n, vectors);
+  } catch (const faiss::FaissException& e) {
+    throw Error("Training the \"" + description_ + "\" index on " + std::to_string(n) +
+                " vectors failed: " + e.msg);
+  }
+}
+
+void IndexStore::add(const float* vectors, int64_t n) {
+  if (!index_->is_trained)
+    throw Error("The \"" + description_ + "\" index must be trained before vectors are added.");
+  try {
+    index_->add(n, vectors);
+  } catch (const faiss::FaissException& e) {
+    throw Error("Adding " + std::to_string(n) + " vectors to the \"" + description_ +
+                "\" index failed: " + e.msg);
+  }
+}
+
+bool IndexStore::has_id_map() const {
+  return dynamic_cast<const faiss::IndexIDMap2*>(index_.get()) != nullptr;
+}
+
+void IndexStore::add_with_ids(const float* vectors, int64_t n, const int64_t* ids) {
+  if (!index_->is_trained)
+    throw Error("The \"" + description_ + "\" index must be trained before vectors are added.");
+  try {
+    index_->add_with_ids(n, vectors, ids);
+  } catch (const faiss::FaissException& e) {
+    throw Error("Adding " + std::to_string(n) + " vectors to the \"" + description_ +
+                "\" index failed: " + e.msg);
+  }
+}
+
+void IndexStore::remove_ids(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return;
+  auto* map = dynamic_cast<faiss::IndexIDMap2*>(index_.get());
+  if (!map)
+    throw Error("The \"" + description_ + "\" index has no id map, so vectors cannot be "
+                "removed from it; rebuild it (galleryindexer mode=rebuild).");
+  const std::vector<idx_t> keys(ids.begin(), ids.end());
+  faiss::IDSelectorBatch removed(keys.size(), keys.data());
+  try {
+    if (compacts_on_removal(map->index)) {
+      map->remove_ids(removed);
+      return;
+    }
+    std::vector<idx_t> kept_ids;
+    std::vector<float> kept;
+    for (idx_t key : map->id_map) {
+      if (removed.is_member(key)) continue;
+      kept_ids.push_back(key);
+      kept.resize(kept.size() + map->d);
+      map->reconstruct(key, kept.data() + kept.size() - map->d);
+    }
+    map->reset();  // keeps the training
+    map->add_with_ids(static_cast<idx_t>(kept_ids.size()), kept.data(), kept_ids.data());
+  } catch (const faiss::FaissException& e) {
+    throw Error("Removing " + std::to_string(ids.size()) + " vectors from the \"" +
+                description_ + "\" index failed: " + e.msg);
+  }
+}
+
+std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n, int k,
+                                                 const SearchParams& params) const {
+  std::vector<std::vector<Hit>> results(n);
+  if (n <= 0 || k <= 0 || index_->ntotal == 0) return results;
+  std::vector<float> distances(n * k);
+  std::vector<idx_t> labels(n * k);
+  // FAISS 1.7.3's IndexIDMap refuses search parameters: search the index it
+  // wraps and translate the positions to ids as IndexIDMap would.
+  const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
+  const faiss::Index* searched = map ? map->index : index_.get();
+  SearchParameterChain chain(searched, params);
+  try {
+    // FAISS 1.7.3 sizes HNSW's candidate queue from the graph's own efSearch,
+    // not the per-call one, so a larger ef-search would only partly apply.
+    // Set it on the graph for the call, under a lock every search of this
+    // store takes while the index has a graph.
+    if (faiss::HNSW* hnsw = find_hnsw(index_.get())) {
+      std::lock_guard<std::mutex> lock(*hnsw_mutex_);
+      const int stored_ef = hnsw->efSearch;
+      if (params.ef_search > 0) hnsw->efSearch = params.ef_search;
+      try {
+        searched->search(n, queries, k, distances.data(), labels.data(), chain.get());
+      } catch (...) {
+        hnsw->efSearch = stored_ef;
+        throw;
+      }
+      hnsw->efSearch = stored_ef;
+    } else {
+      searched->search(n, queries, k, distances.data(), labels.data(), chain.get());
+    }
+  } catch (const faiss::FaissException& e) {
+    throw Error("Searching the \"" + description_ + "\" index failed: " + e.msg);
+  }
+  if (map)
+    for (idx_t& label : labels)
+      if (label >= 0) label = map->id_map[label];
+  for (int64_t q = 0; q < n; ++q) {
+    for (int j = 0; j < k; ++j) {
+      idx_t id = labels[q * k + j];
+      if (id < 0) continue;
+      results[q].push_back(Hit{id, distances[q * k + j]});
+    }
+  }
+  return results;
+}
+
+std::vector<float> IndexStore::reconstruct(int64_t id) const {
+  if (id < 0 || (!has_id_map() && id >= index_->ntotal))
+    throw Error("Index id " + std::to_string(id) + " is out of range: the \"" + description_ +
+                "\" index holds " + std::to_string(index_->ntotal) + " vectors.");
+  std::vector<float> vector(index_->d);
+  try {
+    index_->reconstruct(id, vector.data());
+  } catch (const faiss::FaissException& e) {
+    throw Error("The \"" + description_ + "\" index cannot give back stored vectors: " + e.msg);
+  }
+  return vector;
+}
+
+IndexDigest IndexStore::write(const std::string& path) const {
+  File file(std::fopen(path.c_str(), "wb"));
+  if (!file)
+    throw Error("Cannot create the FAISS index " + path + ": " + std::strerror(errno) + ".");
+  DigestingWriter writer(file.get(), path);
+  try {
+    faiss::write_index(index_.get(), &writer);
+  } catch (const faiss::FaissException& e) {
+    throw Error("Cannot write the FAISS index to " + path + ": " + e.msg);
+  }
+  // fclose flushes: a full disk may only show here.
+  if (std::fclose(file.release()) != 0)
+    throw Error("Cannot write the FAISS index to " + path + ": " + std::strerror(errno) + ".");
+  return writer.digest();
+}
+
+void IndexStore::save_atomically(const std::string& path) const {
+  replace_file_atomically(path, [this](const std::string& tmp) { write(tmp); });
+}
+
+}  // namespace vs

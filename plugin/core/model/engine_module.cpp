@@ -1,0 +1,12 @@
+// The engine module's one entry point, looked up by load_embedding_engine():
+// everything else the plugin calls on the engine is virtual.
+#include "core/model/embedding_engine.h"
+
+extern "C" __attribute__((visibility("default"))) vs::EmbeddingEngine* vs_embedding_engine_new(
+    const vs::EmbeddingConfig* config, size_t config_size) {
+  // A module left over from another build would read the config wrongly.
+  if (config_size != sizeof(vs::EmbeddingConfig))
+    throw vs::Error("the embedding engine module does not match this plugin (another build?): "
+                    "reinstall visualsearch");
+  return new vs::EmbeddingEngine(*config);
+}
