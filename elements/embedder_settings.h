@@ -4,7 +4,7 @@
  *
  * The embedder announces them in a sticky custom downstream event named
  * VS_EMBEDDER_SETTINGS_EVENT once its caps are set. An event rather than an
- * upstream query from faissindexer, or a field of GstEmbeddingMeta: a sticky
+ * upstream query from faissindexer, or a field of GstVisualSearchEmbeddingMeta: a sticky
  * event follows the stream through queues, tees, converters and bins such as
  * cifarindexer, reaches every element downstream before the first buffer,
  * stays with the pad for late links, and leaves the meta's public struct

@@ -3,7 +3,7 @@
  * @title: cifarsrc
  *
  * Reads CIFAR-10 or CIFAR-100 and pushes every image as a 32x32 RGB video
- * frame that carries a #GstSampleMeta: id (the record's position in the
+ * frame that carries a #GstVisualSearchSampleMeta: id (the record's position in the
  * selected split order, counted from the first record of the split, not from
  * #GstCifarSrc:offset), label, label name and source, e.g.
  * `cifar10/train/1234` (the index within its own split, which the
@@ -209,7 +209,7 @@ gst_cifar_src_class_init (GstCifarSrcClass * klass)
   gst_element_class_set_static_metadata (element_class,
       "CIFAR dataset source", "Source/Video",
       "Reads CIFAR-10/100 (python and binary formats) and pushes 32x32 RGB "
-      "frames carrying their label as GstSampleMeta",
+      "frames carrying their label as GstVisualSearchSampleMeta",
       "visualsearch developers");
 
   basesrc_class->get_caps = GST_DEBUG_FUNCPTR (gst_cifar_src_get_caps);
@@ -517,7 +517,7 @@ gst_cifar_src_create (GstPushSrc * src, GstBuffer ** buf)
 
   const int label = dataset.label (i);
   const std::string source = dataset.source (i);
-  gst_buffer_add_sample_meta (buffer, static_cast < gint64 > (i), label,
+  gst_buffer_add_visualsearch_sample_meta (buffer, static_cast < gint64 > (i), label,
       dataset.label_name (label).c_str (), source.c_str ());
   GST_LOG_OBJECT (self, "record %zu: %s, label %d", i, source.c_str (), label);
 

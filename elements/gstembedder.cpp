@@ -1,7 +1,7 @@
 /* visualsearch
  *
  * embedder: runs each video frame through a ResNet (torchvision weights, native
- * C++) or a TorchScript module and attaches the embedding as GstEmbeddingMeta.
+ * C++) or a TorchScript module and attaches the embedding as GstVisualSearchEmbeddingMeta.
  * Buffers pass through unchanged.
  *
  * gst-launch-1.0 filesrc location=clip.mp4 ! decodebin ! embedder model=resnet50 \
@@ -738,7 +738,7 @@ run_batch (GstEmbedder * self)
         non_finite++;
         continue;
       }
-      gst_buffer_add_embedding_meta (h.buffer, dims, v,
+      gst_buffer_add_visualsearch_embedding_meta (h.buffer, dims, v,
           st->engine->model_id ().c_str (),
           st->engine->preprocessing_id ().c_str (), st->normalized);
     }
@@ -1150,7 +1150,7 @@ gst_embedder_class_init (GstEmbedderClass * klass)
   gst_element_class_set_static_metadata (element_class, "Frame embedder",
       "Filter/Analysis/Video",
       "Attaches a ResNet or TorchScript embedding of each frame as "
-      "GstEmbeddingMeta, with torchvision-exact preprocessing",
+      "GstVisualSearchEmbeddingMeta, with torchvision-exact preprocessing",
       "visualsearch developers");
 
   trans_class->start = GST_DEBUG_FUNCPTR (gst_embedder_start);

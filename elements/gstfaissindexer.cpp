@@ -2,8 +2,8 @@
  * SECTION:element-faissindexer
  * @title: faissindexer
  *
- * Builds a gallery for faisssearch: adds the #GstEmbeddingMeta of every
- * buffer to a FAISS index, and the frame's identity from its #GstSampleMeta
+ * Builds a gallery for faisssearch: adds the #GstVisualSearchEmbeddingMeta of every
+ * buffer to a FAISS index, and the frame's identity from its #GstVisualSearchSampleMeta
  * (label, label name, source; from cifarsrc) to the SQLite catalog beside it
  * (#GstFaissIndexer:location + ".db"). Index id N is the Nth embedding.
  * Buffers without an embedding are counted and skipped, with a warning at EOS.
@@ -646,7 +646,7 @@ gst_faiss_indexer_event (GstBaseSink * sink, GstEvent * event)
  * replaced the embeddings. */
 static void
 record_embedder_settings (GstFaissIndexer * self,
-    const GstEmbeddingMeta * embedding)
+    const GstVisualSearchEmbeddingMeta * embedding)
 {
   const GstStructure *s = self->embedder_settings;
   const gchar *model_id = gst_structure_get_string (s, "model-id");
@@ -675,7 +675,7 @@ static GstFlowReturn
 gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
-  GstEmbeddingMeta *embedding = gst_buffer_get_embedding_meta (buffer);
+  GstVisualSearchEmbeddingMeta *embedding = gst_buffer_get_visualsearch_embedding_meta (buffer);
 
   if (embedding == NULL) {
     GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buffer);
@@ -684,7 +684,7 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
   }
 
   vs::CatalogItem item;
-  GstSampleMeta *sample = gst_buffer_get_sample_meta (buffer);
+  GstVisualSearchSampleMeta *sample = gst_buffer_get_visualsearch_sample_meta (buffer);
   if (sample) {
     item.label = sample->label;
     item.label_name = sample->label_name ? sample->label_name : "";

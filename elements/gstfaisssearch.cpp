@@ -1,7 +1,7 @@
 /* faisssearch: nearest gallery neighbours of each frame's embedding.
  *
- * Reads the GstEmbeddingMeta that embedder attached, searches the FAISS index
- * built by faissindexer, and attaches the hits as a GstNeighborsMeta, named
+ * Reads the GstVisualSearchEmbeddingMeta that embedder attached, searches the FAISS index
+ * built by faissindexer, and attaches the hits as a GstVisualSearchNeighborsMeta, named
  * through the index's catalog. Optionally posts them on the bus as well.
  *
  * Example:
@@ -309,7 +309,7 @@ gst_faiss_search_sink_event (GstBaseTransform * trans, GstEvent * event)
  * goes on with the previous index and the user gets a warning. */
 static void
 gst_faiss_search_adopt_reload (GstFaissSearch * self,
-    const GstEmbeddingMeta * emeta)
+    const GstVisualSearchEmbeddingMeta * emeta)
 {
   FaissSearchState & st = *self->state;
   std::shared_ptr<const vs::Gallery> gallery = std::move (st.pending->gallery);
@@ -348,7 +348,7 @@ gst_faiss_search_adopt_reload (GstFaissSearch * self,
  * never waits for the disk. */
 static void
 gst_faiss_search_check_reload (GstFaissSearch * self,
-    const GstEmbeddingMeta * emeta)
+    const GstVisualSearchEmbeddingMeta * emeta)
 {
   FaissSearchState & st = *self->state;
 
@@ -459,7 +459,7 @@ value_array_append (GValue * array, T v)
 
 static void
 gst_faiss_search_post_message (GstFaissSearch * self, GstBuffer * buf,
-    const GstNeighborsMeta * nmeta)
+    const GstVisualSearchNeighborsMeta * nmeta)
 {
   GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
   const GstClockTime ts = GST_BUFFER_PTS (buf);
@@ -502,7 +502,7 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
   FaissSearchState & st = *self->state;
-  const GstEmbeddingMeta *emeta = gst_buffer_get_embedding_meta (buf);
+  const GstVisualSearchEmbeddingMeta *emeta = gst_buffer_get_visualsearch_embedding_meta (buf);
 
   if (emeta == NULL) {
     GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buf);
@@ -600,7 +600,7 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   const GstVisualSearchMetric metric =
       gallery.metric () == vs::Metric::InnerProduct ?
       GST_VISUALSEARCH_METRIC_INNER_PRODUCT : GST_VISUALSEARCH_METRIC_L2;
-  GstNeighborsMeta *nmeta = gst_buffer_add_neighbors_meta (buf, metric,
+  GstVisualSearchNeighborsMeta *nmeta = gst_buffer_add_visualsearch_neighbors_meta (buf, metric,
       st.neighbors.size (), st.neighbors.data ());
 
   GST_LOG_OBJECT (self, "%u neighbours, nearest %" G_GINT64_FORMAT " at %f",

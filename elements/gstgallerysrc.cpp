@@ -4,7 +4,7 @@
  *
  * Walks a folder and pushes every still image in it as one RGB frame at its
  * native size, and every video as one frame every
- * #GstGallerySrc:video-interval seconds. Each frame carries a #GstSampleMeta:
+ * #GstGallerySrc:video-interval seconds. Each frame carries a #GstVisualSearchSampleMeta:
  * id (frames counted from 0 in walk order), label, label name and source, the
  * file's path relative to #GstGallerySrc:location (`cats/tabby.jpg`), plus
  * `#t=SECONDS` for a video frame (`clips/visit.mp4#t=12.000`).
@@ -219,7 +219,7 @@ gst_gallery_src_class_init (GstGallerySrcClass * klass)
   gst_element_class_set_static_metadata (element_class,
       "Picture and video folder source", "Source/Video",
       "Walks a folder and pushes every picture and sampled video frame as "
-      "native-size RGB, labelled by folder or CSV, with GstSampleMeta",
+      "native-size RGB, labelled by folder or CSV, with GstVisualSearchSampleMeta",
       "visualsearch developers");
 
   basesrc_class->negotiate = GST_DEBUG_FUNCPTR (gst_gallery_src_negotiate);
@@ -625,7 +625,7 @@ new_frame (GstGallerySrc * self, const vs::FolderFile & file,
   const std::string source = frame_source (file, time);
   const char *label_name = file.label >= 0 ?
       walk.label_names[file.label].c_str () : NULL;
-  gst_buffer_add_sample_meta (buffer, (gint64) walk.frames, file.label,
+  gst_buffer_add_visualsearch_sample_meta (buffer, (gint64) walk.frames, file.label,
       label_name, source.c_str ());
   GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": %s, %dx%d, label %d",
       walk.frames, source.c_str (), GST_VIDEO_INFO_WIDTH (info),

@@ -3,8 +3,8 @@
  * @title: retrievaleval
  *
  * Measures how well a nearest-neighbour search retrieves images of the same
- * class. Every buffer must carry a #GstSampleMeta (the query's label and
- * source, from cifarsrc) and a #GstNeighborsMeta (the ranked gallery items,
+ * class. Every buffer must carry a #GstVisualSearchSampleMeta (the query's label and
+ * source, from cifarsrc) and a #GstVisualSearchNeighborsMeta (the ranked gallery items,
  * from faisssearch); buffers missing either, or whose sample has no label,
  * are counted and skipped.
  *
@@ -495,8 +495,8 @@ gst_retrieval_eval_finish (GstRetrievalEval * self)
     GST_ELEMENT_WARNING (self, STREAM, FORMAT,
         ("%" G_GUINT64_FORMAT " buffers lacked sample or neighbours "
             "metadata, or a label, and were not counted.", evaluation.skipped),
-        ("retrievaleval needs a GstSampleMeta (e.g. from cifarsrc) and a "
-            "GstNeighborsMeta (from faisssearch) on each buffer."));
+        ("retrievaleval needs a GstVisualSearchSampleMeta (e.g. from cifarsrc) and a "
+            "GstVisualSearchNeighborsMeta (from faisssearch) on each buffer."));
   }
   if (evaluation.metrics.queries () == 0) {
     GST_ELEMENT_WARNING (self, STREAM, FORMAT,
@@ -572,8 +572,8 @@ gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
     return GST_FLOW_ERROR;
   Evaluation & evaluation = *self->evaluation;
 
-  const GstSampleMeta *sample = gst_buffer_get_sample_meta (buffer);
-  const GstNeighborsMeta *found = gst_buffer_get_neighbors_meta (buffer);
+  const GstVisualSearchSampleMeta *sample = gst_buffer_get_visualsearch_sample_meta (buffer);
+  const GstVisualSearchNeighborsMeta *found = gst_buffer_get_visualsearch_neighbors_meta (buffer);
   if (!sample || !found || sample->label < 0) {
     GST_LOG_OBJECT (self, "%" GST_PTR_FORMAT " skipped: %s", buffer,
         !sample ? "no sample metadata" : !found ? "no neighbours metadata" :

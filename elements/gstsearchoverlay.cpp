@@ -1,6 +1,6 @@
 /* searchoverlay: draws each frame's nearest gallery images onto it.
  *
- * For every frame that carries a GstNeighborsMeta (from faisssearch), draws a
+ * For every frame that carries a GstVisualSearchNeighborsMeta (from faisssearch), draws a
  * strip of the neighbours' thumbnails along one edge, each captioned with its
  * label and its score as FAISS returned it. With the index property set (the
  * index faisssearch searches), thumbnails come from its catalog (index +
@@ -233,7 +233,7 @@ gst_search_overlay_sink_event (GstBaseTransform * trans, GstEvent * event)
 static gboolean
 has_neighbors (GstBuffer * buffer)
 {
-  const GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (buffer);
+  const GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (buffer);
   return nmeta != NULL && nmeta->n_neighbors > 0;
 }
 
@@ -311,7 +311,7 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
 {
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (filter);
   SearchOverlayState & st = *self->state;
-  const GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (frame->buffer);
+  const GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (frame->buffer);
   const bool fresh = has_neighbors (frame->buffer);
 
   GST_OBJECT_LOCK (self);

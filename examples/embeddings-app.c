@@ -1,5 +1,5 @@
 /* embeddings-app: runs a pipeline ending in an appsink named "sink" and
- * prints the GstEmbeddingMeta of every frame, read through the installed
+ * prints the GstVisualSearchEmbeddingMeta of every frame, read through the installed
  * gstvisualsearch-1.0 library:
  *
  *   cc embeddings-app.c $(pkg-config --cflags --libs gstvisualsearch-1.0 gstreamer-app-1.0)
@@ -18,7 +18,7 @@
   "! embedder weights=random ! appsink name=sink sync=false"
 
 static void
-print_embedding (guint frame, GstBuffer * buf, const GstEmbeddingMeta * meta)
+print_embedding (guint frame, GstBuffer * buf, const GstVisualSearchEmbeddingMeta * meta)
 {
   gdouble norm = 0.0;
   guint i;
@@ -63,7 +63,7 @@ main (int argc, char **argv)
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   while ((sample = gst_app_sink_pull_sample (GST_APP_SINK (sink))) != NULL) {
     GstBuffer *buf = gst_sample_get_buffer (sample);
-    GstEmbeddingMeta *meta = gst_buffer_get_embedding_meta (buf);
+    GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (buf);
 
     if (meta != NULL) {
       print_embedding (frames, buf, meta);

@@ -1,5 +1,5 @@
 /* neighbors-app: runs a search pipeline ending in an appsink named "sink" and
- * prints the GstNeighborsMeta of every frame, read through the
+ * prints the GstVisualSearchNeighborsMeta of every frame, read through the
  * gstvisualsearch-1.0 metadata library:
  *
  *   cc neighbors-app.c $(pkg-config --cflags --libs gstvisualsearch-1.0 gstreamer-app-1.0)
@@ -15,7 +15,7 @@
 #include <gst/visualsearch/visualsearchmeta.h>
 
 static void
-print_neighbors (guint frame, GstBuffer * buf, const GstNeighborsMeta * meta)
+print_neighbors (guint frame, GstBuffer * buf, const GstVisualSearchNeighborsMeta * meta)
 {
   guint i;
 
@@ -64,7 +64,7 @@ main (int argc, char **argv)
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   while ((sample = gst_app_sink_pull_sample (GST_APP_SINK (sink))) != NULL) {
     GstBuffer *buf = gst_sample_get_buffer (sample);
-    GstNeighborsMeta *meta = gst_buffer_get_neighbors_meta (buf);
+    GstVisualSearchNeighborsMeta *meta = gst_buffer_get_visualsearch_neighbors_meta (buf);
 
     if (meta != NULL) {
       print_neighbors (frames, buf, meta);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """read-metas: runs a pipeline ending in an appsink named "sink" and prints
-each frame's GstSampleMeta, GstEmbeddingMeta and GstNeighborsMeta, read from
-the buffers through the GstVisualSearch-1.0 typelib (PyGObject).
+each frame's GstVisualSearchSampleMeta, GstVisualSearchEmbeddingMeta and
+GstVisualSearchNeighborsMeta, read from the buffers through the GstVisualSearch-1.0
+typelib (PyGObject).
 
     examples/read-metas.py 'cifarsrc location=cifar-10-batches-py split=test
         num-buffers=5 ! embedder index=cifar.faiss ! faisssearch index=cifar.faiss
@@ -26,18 +27,18 @@ from gi.repository import GLib, Gst, GstApp, GstVisualSearch  # noqa: E402
 def print_metas(frame, buf):
     """Prints what visualsearch attached to @buf; returns whether it had anything."""
     print(f"frame {frame} pts {buf.pts / Gst.SECOND:.3f}s")
-    sample = GstVisualSearch.buffer_get_sample_meta(buf)
+    sample = GstVisualSearch.buffer_get_visualsearch_sample_meta(buf)
     if sample is not None:
         print(f"  sample id {sample.id} label {sample.label} {sample.label_name or '?'} "
               f"source {sample.source or '-'}")
-    emb = GstVisualSearch.buffer_get_embedding_meta(buf)
+    emb = GstVisualSearch.buffer_get_visualsearch_embedding_meta(buf)
     if emb is not None:
         # Array fields are not readable from Python: get_values() copies them.
         values = emb.get_values()
         norm = math.sqrt(sum(v * v for v in values))
         print(f"  embedding dims {emb.dims} values {len(values)} norm {norm:.6f} "
               f"normalized {bool(emb.normalized)} model {emb.model_id}")
-    nbs = GstVisualSearch.buffer_get_neighbors_meta(buf)
+    nbs = GstVisualSearch.buffer_get_visualsearch_neighbors_meta(buf)
     if nbs is not None:
         metric = GstVisualSearch.metric_to_string(nbs.metric)
         print(f"  neighbours {nbs.n_neighbors} metric {metric}")

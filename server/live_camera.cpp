@@ -125,7 +125,7 @@ void LiveCamera::on_wrote_chunk(SoupServerMessage* msg, LiveCamera* self) {
 
 GstPadProbeReturn LiveCamera::on_neighbors(GstPad*, GstPadProbeInfo* info, LiveCamera* self) {
   GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
-  GstNeighborsMeta* meta = gst_buffer_get_neighbors_meta(buffer);
+  GstVisualSearchNeighborsMeta* meta = gst_buffer_get_visualsearch_neighbors_meta(buffer);
   if (!meta) return GST_PAD_PROBE_OK;
   std::string json = "{\"frame\":" + std::to_string(self->frames_++) + ",\"pts_ms\":" +
                      (GST_BUFFER_PTS_IS_VALID(buffer)

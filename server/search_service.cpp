@@ -214,7 +214,7 @@ GstFlowReturn QueryPipeline::on_sample(GstElement* sink, QueryPipeline* self) {
   GstBuffer* buffer = gst_sample_get_buffer(sample);
   const uint64_t sequence = GST_BUFFER_OFFSET(buffer);
   QueryResult result;
-  if (GstNeighborsMeta* meta = gst_buffer_get_neighbors_meta(buffer)) {
+  if (GstVisualSearchNeighborsMeta* meta = gst_buffer_get_visualsearch_neighbors_meta(buffer)) {
     for (guint i = 0; i < meta->n_neighbors; i++) {
       const GstVisualSearchNeighbor& n = meta->neighbors[i];
       result.neighbors.push_back(Neighbor{n.id, n.distance, n.label,

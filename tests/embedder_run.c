@@ -1,5 +1,5 @@
 /* Pushes raw video frames through a pipeline fragment and writes what comes
- * out: the embeddings (GstEmbeddingMeta) or the raw frames. The parity tests
+ * out: the embeddings (GstVisualSearchEmbeddingMeta) or the raw frames. The parity tests
  * and the benchmark drive embedder through it.
  *
  *   embedder-run CAPS FRAMES OUT MODE "FRAGMENT" [REPEAT]
@@ -37,7 +37,7 @@ static void
 collect (Output * o, GstSample * sample)
 {
   GstBuffer *buf = gst_sample_get_buffer (sample);
-  GstEmbeddingMeta *meta = gst_buffer_get_embedding_meta (buf);
+  GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (buf);
 
   if (o->buffers < o->n_pts && GST_BUFFER_PTS (buf) != o->pts[o->buffers])
     o->pts_ok = FALSE;

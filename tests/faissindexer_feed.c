@@ -3,9 +3,9 @@
  *   faissindexer-feed VECTORS DIMS LOCATION [property=value ...]
  *
  * VECTORS is a file of float32 rows of DIMS values, or "random:N" for N
- * pseudo-random rows. Row i goes out with a GstEmbeddingMeta (model id from
+ * pseudo-random rows. Row i goes out with a GstVisualSearchEmbeddingMeta (model id from
  * $VS_FEED_MODEL, default "resnet18:feed"; preprocessing "feed") and a
- * GstSampleMeta (label i % 10, name "class<label>", source "feed/<i>").
+ * GstVisualSearchSampleMeta (label i % 10, name "class<label>", source "feed/<i>").
  * Progress messages are printed as "progress: <text>" the moment they are
  * posted (a test can wait for "waiting for another writer"); an error goes to
  * stderr with exit status 1.
@@ -120,9 +120,9 @@ main (int argc, char **argv)
     }
     gchar *name = g_strdup_printf ("class%d", (int) (i % 10));
     gchar *source = g_strdup_printf ("feed/%" G_GSIZE_FORMAT, i);
-    gst_buffer_add_embedding_meta (buf, dims, vectors + i * dims,
+    gst_buffer_add_visualsearch_embedding_meta (buf, dims, vectors + i * dims,
         model ? model : "resnet18:feed", "feed", FALSE);
-    gst_buffer_add_sample_meta (buf, i, i % 10, name, source);
+    gst_buffer_add_visualsearch_sample_meta (buf, i, i % 10, name, source);
     g_free (name);
     g_free (source);
     if (gst_app_src_push_buffer (GST_APP_SRC (src), buf) != GST_FLOW_OK)

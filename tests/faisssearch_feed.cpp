@@ -5,7 +5,7 @@
 //       (label = id % 10, label name "class<label>", source "vec/<id>")
 //   faisssearch-feed search INDEX QUERIES MODEL [PROPERTY=VALUE ...]
 //       QUERIES is raw little-endian float32, the index's dims per query; each
-//       becomes a buffer with a GstEmbeddingMeta pushed through
+//       becomes a buffer with a GstVisualSearchEmbeddingMeta pushed through
 //       appsrc ! faisssearch ! appsink. Prints one line per query:
 //       "<metric> <id>:<distance> <id>:<distance> ...", nearest first. The
 //       queries' preprocessing id is "test", or $VS_FEED_PREPROCESSING (to
@@ -103,14 +103,14 @@ int search(int argc, char** argv) {
     for (size_t q = 0; q < n; q++) {
       GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 1, nullptr);
       GST_BUFFER_PTS(buffer) = q * GST_SECOND;
-      gst_buffer_add_embedding_meta(buffer, dims, queries + q * dims, argv[4], preprocessing,
+      gst_buffer_add_visualsearch_embedding_meta(buffer, dims, queries + q * dims, argv[4], preprocessing,
                                     TRUE);
       gst_app_src_push_buffer(GST_APP_SRC(src), buffer);
     }
     gst_app_src_end_of_stream(GST_APP_SRC(src));
 
     while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
-      const GstNeighborsMeta* meta = gst_buffer_get_neighbors_meta(gst_sample_get_buffer(sample));
+      const GstVisualSearchNeighborsMeta* meta = gst_buffer_get_visualsearch_neighbors_meta(gst_sample_get_buffer(sample));
       if (meta == nullptr) {
         std::fprintf(stderr, "a query came out without neighbours\n");
         status = 2;

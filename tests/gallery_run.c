@@ -5,7 +5,7 @@
  *
  * PIPELINE is everything before "! appsink", e.g. "gallerysrc location=g".
  * PIXELS gets each frame's RGB rows packed (no stride padding); EMBEDDINGS
- * the floats of each frame's GstEmbeddingMeta, if any. stdout gets one
+ * the floats of each frame's GstVisualSearchEmbeddingMeta, if any. stdout gets one
  * tab-separated line per event:
  *   frame  id  label  label_name  source  width  height  pts  embedded
  *   progress  type  done  total
@@ -94,8 +94,8 @@ report (GstSample * sample, FILE * pixels, FILE * embeddings)
         GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, 0) * width, pixels);
   gst_video_frame_unmap (&frame);
 
-  GstSampleMeta *meta = gst_buffer_get_sample_meta (buf);
-  GstEmbeddingMeta *emb = gst_buffer_get_embedding_meta (buf);
+  GstVisualSearchSampleMeta *meta = gst_buffer_get_visualsearch_sample_meta (buf);
+  GstVisualSearchEmbeddingMeta *emb = gst_buffer_get_visualsearch_embedding_meta (buf);
   if (emb)
     fwrite (emb->values, sizeof (gfloat), emb->dims, embeddings);
   printf ("frame\t%" G_GINT64_FORMAT "\t%d\t%s\t%s\t%d\t%d\t%" G_GUINT64_FORMAT

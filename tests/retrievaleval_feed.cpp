@@ -7,7 +7,7 @@
 //   query <label> <label name> <source> <gallery id> <gallery id> ...
 //   bare                                      (a buffer with no metadata)
 // The gallery becomes the catalog at CATALOG; each query becomes a buffer
-// with a GstSampleMeta and a GstNeighborsMeta listing those gallery items,
+// with a GstVisualSearchSampleMeta and a GstVisualSearchNeighborsMeta listing those gallery items,
 // pushed through appsrc into retrievaleval with the given properties.
 // Prints the "retrieval-metrics" element message on stdout; an error message
 // goes to stderr and the exit status is 2.
@@ -44,7 +44,7 @@ struct Query {
 GstBuffer* make_buffer(const Query& q, const std::vector<vs::CatalogItem>& gallery) {
   GstBuffer* buffer = gst_buffer_new_allocate(nullptr, 1, nullptr);
   if (q.bare) return buffer;
-  gst_buffer_add_sample_meta(buffer, 0, q.label, q.label_name.c_str(), q.source.c_str());
+  gst_buffer_add_visualsearch_sample_meta(buffer, 0, q.label, q.label_name.c_str(), q.source.c_str());
   std::vector<GstVisualSearchNeighbor> neighbours;
   for (const int64_t id : q.neighbours) {
     const vs::CatalogItem& item = gallery.at(id);
@@ -52,7 +52,7 @@ GstBuffer* make_buffer(const Query& q, const std::vector<vs::CatalogItem>& galle
                           const_cast<gchar*>(item.label_name.c_str()),
                           const_cast<gchar*>(item.source.c_str())});
   }
-  gst_buffer_add_neighbors_meta(buffer, GST_VISUALSEARCH_METRIC_L2, neighbours.size(),
+  gst_buffer_add_visualsearch_neighbors_meta(buffer, GST_VISUALSEARCH_METRIC_L2, neighbours.size(),
                                 neighbours.data());
   return buffer;
 }

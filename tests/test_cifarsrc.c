@@ -52,7 +52,7 @@ dataset_path (const gchar * name)
   return g_build_filename (data_dir, name, NULL);
 }
 
-/* Checks one frame: pixels (HWC RGB), PTS, and its GstSampleMeta. */
+/* Checks one frame: pixels (HWC RGB), PTS, and its GstVisualSearchSampleMeta. */
 static void
 check_frame (GstBuffer * buf, const gchar * dataset, const gchar * split,
     gint index, gint64 id, gboolean coarse)
@@ -60,7 +60,7 @@ check_frame (GstBuffer * buf, const gchar * dataset, const gchar * split,
   GstMapInfo map;
   gchar *source;
   gint label = expected_label (dataset, split, index, coarse);
-  GstSampleMeta *meta = gst_buffer_get_sample_meta (buf);
+  GstVisualSearchSampleMeta *meta = gst_buffer_get_visualsearch_sample_meta (buf);
 
   fail_unless (meta != NULL);
   source = g_strdup_printf ("%s/%s/%d", dataset, split, index);

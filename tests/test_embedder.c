@@ -67,7 +67,7 @@ GST_START_TEST (test_every_format_accepted_and_unchanged)
     GstBuffer *copy = gst_buffer_copy_deep (in);
     GstBuffer *out = gst_harness_push_and_pull (h, in);
     fail_unless (out != NULL);
-    GstEmbeddingMeta *meta = gst_buffer_get_embedding_meta (out);
+    GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (out);
     fail_unless (meta != NULL, "no embedding for %s", formats[f]);
     fail_unless_equals_int (meta->dims, 512);
     fail_unless_equals_string (meta->model_id, "resnet18:random-seed42");
@@ -177,7 +177,7 @@ GST_START_TEST (test_inference_interval)
       "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
   for (guint i = 0; i < 7; i++) {
     GstBuffer *out = gst_harness_push_and_pull (h, frame_new (h, i));
-    fail_unless_equals_int (gst_buffer_get_embedding_meta (out) != NULL,
+    fail_unless_equals_int (gst_buffer_get_visualsearch_embedding_meta (out) != NULL,
         i % 3 == 0);
     gst_buffer_unref (out);
   }
@@ -210,11 +210,11 @@ GST_START_TEST (test_batch_order_and_eos_drain)
   fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
   fail_unless_equals_int (gst_harness_buffers_in_queue (h), 9);
 
-  GstEmbeddingMeta *first = NULL;
+  GstVisualSearchEmbeddingMeta *first = NULL;
   for (guint i = 0; i < 9; i++) {
     GstBuffer *out = gst_harness_pull (h);
     fail_unless_equals_uint64 (GST_BUFFER_PTS (out), i * GST_SECOND / 30);
-    GstEmbeddingMeta *meta = gst_buffer_get_embedding_meta (out);
+    GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (out);
     fail_unless_equals_int (meta != NULL, i % 2 == 0);
     /* Batched frames get their own embedding, not a neighbour's. */
     if (meta && first)
@@ -239,7 +239,7 @@ GST_START_TEST (test_batch_order_and_eos_drain)
   h = harness_new (SMALL, "video/x-raw,format=RGB,width=32,height=32,"
       "framerate=30/1");
   GstBuffer *out = gst_harness_push_and_pull (h, frame_new (h, 0));
-  GstEmbeddingMeta *alone = gst_buffer_get_embedding_meta (out);
+  GstVisualSearchEmbeddingMeta *alone = gst_buffer_get_visualsearch_embedding_meta (out);
   for (guint i = 0; i < 512; i++)
     fail_unless (fabs (alone->values[i] - first->values[i]) < 1e-5);
   gst_buffer_unref (out);
@@ -280,9 +280,9 @@ GST_START_TEST (test_qos_skips_late_frames)
   fail_unless (gst_harness_push_upstream_event (h,
           gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 2.0, GST_SECOND, 0)));
   GstBuffer *late = gst_harness_push_and_pull (h, frame_new (h, 3));
-  fail_unless (gst_buffer_get_embedding_meta (late) == NULL);
+  fail_unless (gst_buffer_get_visualsearch_embedding_meta (late) == NULL);
   GstBuffer *ok = gst_harness_push_and_pull (h, frame_new (h, 90));
-  fail_unless (gst_buffer_get_embedding_meta (ok) != NULL);
+  fail_unless (gst_buffer_get_visualsearch_embedding_meta (ok) != NULL);
   fail_unless_equals_uint64 (get_u64 (h, "frames-skipped"), 1);
   fail_unless_equals_uint64 (get_u64 (h, "frames-embedded"), 1);
   gst_buffer_unref (late);
@@ -327,7 +327,7 @@ GST_START_TEST (test_stress_live_properties)
   gfloat (*alone)[512] = (gfloat (*)[512]) g_malloc (n * sizeof *alone);
   for (guint i = 0; i < n; i++) {
     GstBuffer *out = gst_harness_push_and_pull (ref, frame_new (ref, i));
-    memcpy (alone[i], gst_buffer_get_embedding_meta (out)->values,
+    memcpy (alone[i], gst_buffer_get_visualsearch_embedding_meta (out)->values,
         sizeof alone[i]);
     gst_buffer_unref (out);
   }
@@ -356,7 +356,7 @@ GST_START_TEST (test_stress_live_properties)
   for (guint i = 0; i < n; i++) {
     GstBuffer *out = gst_harness_pull (h);
     fail_unless_equals_uint64 (GST_BUFFER_PTS (out), i * GST_SECOND / 30);
-    GstEmbeddingMeta *meta = gst_buffer_get_embedding_meta (out);
+    GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (out);
     if (meta) {
       embedded++;
       for (guint d = 0; d < 512; d++)
@@ -488,7 +488,7 @@ GST_START_TEST (test_elongated_frames_not_embedded)
   for (guint i = 0; i < 3; i++) {
     GstBuffer *out = gst_harness_push_and_pull (h, frame_new (h, i));
     fail_unless (out != NULL);
-    fail_unless (gst_buffer_get_embedding_meta (out) == NULL);
+    fail_unless (gst_buffer_get_visualsearch_embedding_meta (out) == NULL);
     gst_buffer_unref (out);
   }
   GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
@@ -515,7 +515,7 @@ GST_START_TEST (test_elongated_frames_not_embedded)
   gst_harness_set_src_caps_str (h,
       "video/x-raw,format=GRAY8,width=4,height=128,framerate=30/1");
   GstBuffer *out = gst_harness_push_and_pull (h, frame_new (h, 3));
-  fail_unless (gst_buffer_get_embedding_meta (out) != NULL);
+  fail_unless (gst_buffer_get_visualsearch_embedding_meta (out) != NULL);
   gst_buffer_unref (out);
   fail_unless_equals_uint64 (get_u64 (h, "frames-embedded"), 1);
 

@@ -1,5 +1,5 @@
-/* faissindexer through a GstHarness: buffers carrying GstEmbeddingMeta and
- * GstSampleMeta go in, the index and catalog that come out are read back with
+/* faissindexer through a GstHarness: buffers carrying GstVisualSearchEmbeddingMeta and
+ * GstVisualSearchSampleMeta go in, the index and catalog that come out are read back with
  * vs::IndexStore and vs::Catalog. Python faiss / sqlite3 / numpy interplay is
  * in test_faissindexer.py. */
 #include <cmath>
@@ -78,11 +78,11 @@ struct Indexer
   {
     GstBuffer *buf = gst_buffer_new ();
     if (values)
-      gst_buffer_add_embedding_meta (buf, kDims, values, model, kPrep, FALSE);
+      gst_buffer_add_visualsearch_embedding_meta (buf, kDims, values, model, kPrep, FALSE);
     if (with_sample) {
       std::string name = "class" + std::to_string (i % 10);
       std::string source = "test/train/" + std::to_string (i);
-      gst_buffer_add_sample_meta (buf, i, i % 10, name.c_str (),
+      gst_buffer_add_visualsearch_sample_meta (buf, i, i % 10, name.c_str (),
           source.c_str ());
     }
     return gst_harness_push (h, buf);
@@ -253,7 +253,7 @@ GST_START_TEST (test_non_finite_embedding_is_an_error)
     /* Without a sample meta the frame is named by its time. */
     GstBuffer *buf = gst_buffer_new ();
     GST_BUFFER_PTS (buf) = 2 * GST_SECOND;
-    gst_buffer_add_embedding_meta (buf, kDims, &v[2 * kDims], kModel, kPrep,
+    gst_buffer_add_visualsearch_embedding_meta (buf, kDims, &v[2 * kDims], kModel, kPrep,
         FALSE);
     fail_unless_equals_int (gst_harness_push (indexer.h, buf), GST_FLOW_ERROR);
     error = indexer.first (GST_MESSAGE_ERROR);

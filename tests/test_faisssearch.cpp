@@ -1,5 +1,5 @@
 /* faisssearch on its own: galleries written here with vs::IndexStore and
- * vs::Catalog (what faissindexer writes), queries pushed as GstEmbeddingMeta
+ * vs::Catalog (what faissindexer writes), queries pushed as GstVisualSearchEmbeddingMeta
  * through a GstHarness. */
 /* FAISS pulls in <iostream>, whose fail() gstcheck's macro would rename. */
 #include <faiss/IndexFlat.h>
@@ -92,7 +92,7 @@ query_buffer (const float *values, const char *model_id = kModel,
   GstBuffer *buf = gst_buffer_new_allocate (NULL, 16, NULL);
   GST_BUFFER_PTS (buf) = 40 * GST_MSECOND;
   GST_BUFFER_DURATION (buf) = 40 * GST_MSECOND;
-  gst_buffer_add_embedding_meta (buf, dims, values, model_id, kPrep, TRUE);
+  gst_buffer_add_visualsearch_embedding_meta (buf, dims, values, model_id, kPrep, TRUE);
   return buf;
 }
 
@@ -144,7 +144,7 @@ GST_START_TEST (test_finds_itself_first)
 
   for (int i = 0; i < g.size (); i += 7) {
     GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (i)));
-    GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+    GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
     fail_unless (nmeta != NULL);
     fail_unless_equals_int (nmeta->metric, GST_VISUALSEARCH_METRIC_L2);
     fail_unless_equals_int (nmeta->n_neighbors, 3);
@@ -210,7 +210,7 @@ GST_START_TEST (test_bus_message)
   /* No embedding: no search, no message, no neighbours. */
   GstBuffer *plain = gst_buffer_new_allocate (NULL, 16, NULL);
   GstBuffer *out = gst_harness_push_and_pull (h, plain);
-  fail_unless (gst_buffer_get_neighbors_meta (out) == NULL);
+  fail_unless (gst_buffer_get_visualsearch_neighbors_meta (out) == NULL);
   fail_unless (pop_element_message (bus) == NULL);
   gst_buffer_unref (out);
 
@@ -230,7 +230,7 @@ GST_START_TEST (test_k_larger_than_index)
   TestGallery g = write_gallery ("small.faiss", 6, vs::Metric::L2, 3);
   GstHarness *h = search_harness (g.path, "k=1024");
   GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (0)));
-  GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+  GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
   fail_unless_equals_int (nmeta->n_neighbors, 6);
   for (guint i = 0; i < nmeta->n_neighbors; i++)
     fail_unless (nmeta->neighbors[i].id >= 0 && nmeta->neighbors[i].id < 6);
@@ -244,7 +244,7 @@ static guint
 count_neighbors (GstHarness * h, const float *query)
 {
   GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (query));
-  guint n = gst_buffer_get_neighbors_meta (out)->n_neighbors;
+  guint n = gst_buffer_get_visualsearch_neighbors_meta (out)->n_neighbors;
   gst_buffer_unref (out);
   return n;
 }
@@ -323,7 +323,7 @@ GST_START_TEST (test_non_finite_query_warns_once)
   for (const std::vector < float >*q : { &nan_query, &inf_query, &nan_query }) {
     GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (q->data ()));
     fail_unless (out != NULL);
-    fail_unless (gst_buffer_get_neighbors_meta (out) == NULL);
+    fail_unless (gst_buffer_get_visualsearch_neighbors_meta (out) == NULL);
     gst_buffer_unref (out);
   }
   GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
@@ -343,7 +343,7 @@ GST_START_TEST (test_non_finite_query_warns_once)
 
   /* A finite query still finds its neighbours. */
   GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (5)));
-  GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+  GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
   fail_unless (nmeta != NULL && nmeta->n_neighbors > 0);
   fail_unless_equals_int64 (nmeta->neighbors[0].id, 5);
   gst_buffer_unref (out);
@@ -406,7 +406,7 @@ GST_START_TEST (test_reload_mid_stream)
   gst_element_set_bus (h->element, bus);
 
   GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (a.vector (3)));
-  fail_unless (std::fabs (gst_buffer_get_neighbors_meta (out)->
+  fail_unless (std::fabs (gst_buffer_get_visualsearch_neighbors_meta (out)->
           neighbors[0].distance) < 1e-5);
   gst_buffer_unref (out);
 
@@ -417,7 +417,7 @@ GST_START_TEST (test_reload_mid_stream)
   gboolean switched = FALSE;
   for (int frame = 0; frame < 200 && !switched; frame++) {
     out = gst_harness_push_and_pull (h, query_buffer (b.vector (11)));
-    GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+    GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
     fail_unless (nmeta != NULL && nmeta->n_neighbors == 1);
     switched = nmeta->neighbors[0].id == 11
         && std::fabs (nmeta->neighbors[0].distance) < 1e-5;
@@ -431,7 +431,7 @@ GST_START_TEST (test_reload_mid_stream)
   GstMessage *warning = NULL;
   for (int frame = 0; frame < 200 && warning == NULL; frame++) {
     out = gst_harness_push_and_pull (h, query_buffer (b.vector (4)));
-    GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+    GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
     fail_unless_equals_int64 (nmeta->neighbors[0].id, 4);
     gst_buffer_unref (out);
     warning = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
@@ -454,7 +454,7 @@ GST_START_TEST (test_ivf_nprobe)
   GstHarness *h = search_harness (g.path, "k=5 nprobe=8");
   for (int i = 0; i < 400; i += 37) {
     GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (i)));
-    fail_unless_equals_int64 (gst_buffer_get_neighbors_meta (out)->
+    fail_unless_equals_int64 (gst_buffer_get_visualsearch_neighbors_meta (out)->
         neighbors[0].id, i);
     gst_buffer_unref (out);
   }
@@ -470,7 +470,7 @@ search_many (gpointer data)
   GstHarness *h = search_harness (g->path, "k=2");
   for (int i = 0; i < g->size (); i++) {
     GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g->vector (i)));
-    if (gst_buffer_get_neighbors_meta (out)->neighbors[0].id != i)
+    if (gst_buffer_get_visualsearch_neighbors_meta (out)->neighbors[0].id != i)
       return GINT_TO_POINTER (FALSE);
     gst_buffer_unref (out);
   }
@@ -595,7 +595,7 @@ GST_START_TEST (test_ids_outside_the_catalog_warn_once)
   for (int round = 0; round < 3; round++) {
     GstBuffer *out = gst_harness_push_and_pull (h,
         query_buffer (&vectors[4 * kDims]));
-    GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (out);
+    GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
     fail_unless_equals_int64 (nmeta->neighbors[0].id, 1000);
     fail_unless_equals_int (nmeta->neighbors[0].label, -1);
     gst_buffer_unref (out);

@@ -20,19 +20,19 @@ make_frame_with_metas (void)
   gst_buffer_memset (buf, 0, 0x80, 32 * 24 * 3);
   gst_buffer_add_video_meta (buf, GST_VIDEO_FRAME_FLAG_NONE,
       GST_VIDEO_FORMAT_RGB, 32, 24);
-  gst_buffer_add_embedding_meta (buf, 4, values, "resnet18:test",
+  gst_buffer_add_visualsearch_embedding_meta (buf, 4, values, "resnet18:test",
       "rgb;resize=0;crop=32", TRUE);
-  gst_buffer_add_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, 2, nb);
-  gst_buffer_add_sample_meta (buf, 42, 3, "cat", "cifar10/test/42");
+  gst_buffer_add_visualsearch_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, 2, nb);
+  gst_buffer_add_visualsearch_sample_meta (buf, 42, 3, "cat", "cifar10/test/42");
   return buf;
 }
 
 static void
 check_metas (GstBuffer * buf)
 {
-  GstEmbeddingMeta *emeta = gst_buffer_get_embedding_meta (buf);
-  GstNeighborsMeta *nmeta = gst_buffer_get_neighbors_meta (buf);
-  GstSampleMeta *smeta = gst_buffer_get_sample_meta (buf);
+  GstVisualSearchEmbeddingMeta *emeta = gst_buffer_get_visualsearch_embedding_meta (buf);
+  GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (buf);
+  GstVisualSearchSampleMeta *smeta = gst_buffer_get_visualsearch_sample_meta (buf);
   guint i;
 
   fail_unless (emeta != NULL, "embedding meta lost");
@@ -83,17 +83,17 @@ GST_START_TEST (test_add_get_and_copy_is_deep)
 {
   GstBuffer *buf = make_frame_with_metas ();
   GstBuffer *copy;
-  GstEmbeddingMeta *orig, *copied;
+  GstVisualSearchEmbeddingMeta *orig, *copied;
 
   check_metas (buf);
   copy = gst_buffer_copy (buf);
   check_metas (copy);
 
-  orig = gst_buffer_get_embedding_meta (buf);
-  copied = gst_buffer_get_embedding_meta (copy);
+  orig = gst_buffer_get_visualsearch_embedding_meta (buf);
+  copied = gst_buffer_get_visualsearch_embedding_meta (copy);
   fail_unless (orig->values != copied->values, "copy shares the values array");
-  fail_unless (gst_buffer_get_neighbors_meta (buf)->neighbors !=
-      gst_buffer_get_neighbors_meta (copy)->neighbors);
+  fail_unless (gst_buffer_get_visualsearch_neighbors_meta (buf)->neighbors !=
+      gst_buffer_get_visualsearch_neighbors_meta (copy)->neighbors);
 
   /* The copy outlives the original. */
   gst_buffer_unref (buf);
@@ -106,10 +106,10 @@ GST_END_TEST;
 GST_START_TEST (test_add_without_optional_strings)
 {
   GstBuffer *buf = gst_buffer_new ();
-  GstSampleMeta *s = gst_buffer_add_sample_meta (buf, 1, -1, NULL, NULL);
-  GstEmbeddingMeta *e = gst_buffer_add_embedding_meta (buf, 0, NULL, NULL,
+  GstVisualSearchSampleMeta *s = gst_buffer_add_visualsearch_sample_meta (buf, 1, -1, NULL, NULL);
+  GstVisualSearchEmbeddingMeta *e = gst_buffer_add_visualsearch_embedding_meta (buf, 0, NULL, NULL,
       NULL, FALSE);
-  GstNeighborsMeta *n = gst_buffer_add_neighbors_meta (buf,
+  GstVisualSearchNeighborsMeta *n = gst_buffer_add_visualsearch_neighbors_meta (buf,
       GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 0, NULL);
 
   fail_unless (s && e && n);

@@ -104,7 +104,7 @@ add_neighbors (GstBuffer * buf)
     {3, 0.25f, 3, (gchar *) "cat", (gchar *) "cifar10/train/3"},
     {7, 0.5f, -1, NULL, NULL},
   };
-  gst_buffer_add_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, 3, nb);
+  gst_buffer_add_visualsearch_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, 3, nb);
 }
 
 static bool
@@ -458,7 +458,7 @@ draw_twice (const std::vector < GstVisualSearchNeighbor > &nb, int red,
   std::vector < std::string > warnings;
   for (int frame = 0; frame < 2; frame++) {
     GstBuffer *buf = grey_frame (&info);
-    gst_buffer_add_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, nb.size (),
+    gst_buffer_add_visualsearch_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, nb.size (),
         nb.data ());
     GstBuffer *out = gst_harness_push_and_pull (h, buf);
     fail_unless (out != NULL);

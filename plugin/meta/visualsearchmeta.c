@@ -54,30 +54,30 @@ gst_visualsearch_metric_from_string (const gchar * str,
   return FALSE;
 }
 
-/* --- GstEmbeddingMeta ---------------------------------------------------- */
+/* --- GstVisualSearchEmbeddingMeta ---------------------------------------------------- */
 
 /**
- * gst_embedding_meta_api_get_type:
+ * gst_visualsearch_embedding_meta_api_get_type:
  *
- * Returns: the #GType of the GstEmbeddingMeta API, for gst_buffer_get_meta()
+ * Returns: the #GType of the GstVisualSearchEmbeddingMeta API, for gst_buffer_get_meta()
  */
 GType
-gst_embedding_meta_api_get_type (void)
+gst_visualsearch_embedding_meta_api_get_type (void)
 {
   static GType type = 0;
   static const gchar *tags[] = { NULL };
 
   if (g_once_init_enter (&type)) {
-    GType _type = gst_meta_api_type_register ("GstEmbeddingMetaAPI", tags);
+    GType _type = gst_meta_api_type_register ("GstVisualSearchEmbeddingMetaAPI", tags);
     g_once_init_leave (&type, _type);
   }
   return type;
 }
 
 static gboolean
-gst_embedding_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+gst_visualsearch_embedding_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
 {
-  GstEmbeddingMeta *emeta = (GstEmbeddingMeta *) meta;
+  GstVisualSearchEmbeddingMeta *emeta = (GstVisualSearchEmbeddingMeta *) meta;
 
   emeta->dims = 0;
   emeta->values = NULL;
@@ -88,9 +88,9 @@ gst_embedding_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
 }
 
 static void
-gst_embedding_meta_free (GstMeta * meta, GstBuffer * buffer)
+gst_visualsearch_embedding_meta_free (GstMeta * meta, GstBuffer * buffer)
 {
-  GstEmbeddingMeta *emeta = (GstEmbeddingMeta *) meta;
+  GstVisualSearchEmbeddingMeta *emeta = (GstVisualSearchEmbeddingMeta *) meta;
 
   g_free (emeta->values);
   g_free (emeta->model_id);
@@ -98,54 +98,54 @@ gst_embedding_meta_free (GstMeta * meta, GstBuffer * buffer)
 }
 
 static gboolean
-gst_embedding_meta_transform (GstBuffer * dest, GstMeta * meta,
+gst_visualsearch_embedding_meta_transform (GstBuffer * dest, GstMeta * meta,
     GstBuffer * buffer, GQuark type, gpointer data)
 {
-  GstEmbeddingMeta *src = (GstEmbeddingMeta *) meta;
+  GstVisualSearchEmbeddingMeta *src = (GstVisualSearchEmbeddingMeta *) meta;
 
-  return gst_buffer_add_embedding_meta (dest, src->dims, src->values,
+  return gst_buffer_add_visualsearch_embedding_meta (dest, src->dims, src->values,
       src->model_id, src->preprocessing_id, src->normalized) != NULL;
 }
 
 /**
- * gst_embedding_meta_get_info:
+ * gst_visualsearch_embedding_meta_get_info:
  *
- * Returns: (transfer none): the registration of #GstEmbeddingMeta
+ * Returns: (transfer none): the registration of #GstVisualSearchEmbeddingMeta
  */
 const GstMetaInfo *
-gst_embedding_meta_get_info (void)
+gst_visualsearch_embedding_meta_get_info (void)
 {
   static const GstMetaInfo *info = NULL;
 
   if (g_once_init_enter ((GstMetaInfo **) & info)) {
-    const GstMetaInfo *mi = gst_meta_register (GST_EMBEDDING_META_API_TYPE,
-        "GstEmbeddingMeta", sizeof (GstEmbeddingMeta),
-        gst_embedding_meta_init, gst_embedding_meta_free,
-        gst_embedding_meta_transform);
+    const GstMetaInfo *mi = gst_meta_register (GST_VISUALSEARCH_EMBEDDING_META_API_TYPE,
+        "GstVisualSearchEmbeddingMeta", sizeof (GstVisualSearchEmbeddingMeta),
+        gst_visualsearch_embedding_meta_init, gst_visualsearch_embedding_meta_free,
+        gst_visualsearch_embedding_meta_transform);
     g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
   }
   return info;
 }
 
 /**
- * gst_buffer_get_embedding_meta:
+ * gst_buffer_get_visualsearch_embedding_meta:
  * @buffer: a #GstBuffer
  *
  * Returns: (transfer none) (nullable): the embedding of @buffer, or %NULL
  *   when it has none; valid while @buffer is
  */
-GstEmbeddingMeta *
-gst_buffer_get_embedding_meta (GstBuffer * buffer)
+GstVisualSearchEmbeddingMeta *
+gst_buffer_get_visualsearch_embedding_meta (GstBuffer * buffer)
 {
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
 
-  return (GstEmbeddingMeta *) gst_buffer_get_meta (buffer,
-      GST_EMBEDDING_META_API_TYPE);
+  return (GstVisualSearchEmbeddingMeta *) gst_buffer_get_meta (buffer,
+      GST_VISUALSEARCH_EMBEDDING_META_API_TYPE);
 }
 
 /**
- * gst_embedding_meta_get_values:
- * @meta: a #GstEmbeddingMeta
+ * gst_visualsearch_embedding_meta_get_values:
+ * @meta: a #GstVisualSearchEmbeddingMeta
  * @n_values: (out): the number of values, @meta's dims
  *
  * For language bindings, which cannot read the @values array field.
@@ -154,7 +154,7 @@ gst_buffer_get_embedding_meta (GstBuffer * buffer)
  *   embedding, owned by @meta
  */
 const gfloat *
-gst_embedding_meta_get_values (const GstEmbeddingMeta * meta,
+gst_visualsearch_embedding_meta_get_values (const GstVisualSearchEmbeddingMeta * meta,
     guint * n_values)
 {
   g_return_val_if_fail (meta != NULL, NULL);
@@ -165,7 +165,7 @@ gst_embedding_meta_get_values (const GstEmbeddingMeta * meta,
 }
 
 /**
- * gst_buffer_add_embedding_meta:
+ * gst_buffer_add_visualsearch_embedding_meta:
  * @buffer: a #GstBuffer
  * @dims: the number of @values
  * @values: (array length=dims) (nullable): the embedding, copied
@@ -175,18 +175,18 @@ gst_embedding_meta_get_values (const GstEmbeddingMeta * meta,
  *
  * Returns: (transfer none) (nullable): the new meta, or %NULL on bad input
  */
-GstEmbeddingMeta *
-gst_buffer_add_embedding_meta (GstBuffer * buffer, guint dims,
+GstVisualSearchEmbeddingMeta *
+gst_buffer_add_visualsearch_embedding_meta (GstBuffer * buffer, guint dims,
     const gfloat * values, const gchar * model_id,
     const gchar * preprocessing_id, gboolean normalized)
 {
-  GstEmbeddingMeta *meta;
+  GstVisualSearchEmbeddingMeta *meta;
 
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
   g_return_val_if_fail (dims == 0 || values != NULL, NULL);
 
-  meta = (GstEmbeddingMeta *) gst_buffer_add_meta (buffer,
-      GST_EMBEDDING_META_INFO, NULL);
+  meta = (GstVisualSearchEmbeddingMeta *) gst_buffer_add_meta (buffer,
+      GST_VISUALSEARCH_EMBEDDING_META_INFO, NULL);
   if (meta == NULL)
     return NULL;
 
@@ -198,30 +198,30 @@ gst_buffer_add_embedding_meta (GstBuffer * buffer, guint dims,
   return meta;
 }
 
-/* --- GstNeighborsMeta ---------------------------------------------------- */
+/* --- GstVisualSearchNeighborsMeta ---------------------------------------------------- */
 
 /**
- * gst_neighbors_meta_api_get_type:
+ * gst_visualsearch_neighbors_meta_api_get_type:
  *
- * Returns: the #GType of the GstNeighborsMeta API, for gst_buffer_get_meta()
+ * Returns: the #GType of the GstVisualSearchNeighborsMeta API, for gst_buffer_get_meta()
  */
 GType
-gst_neighbors_meta_api_get_type (void)
+gst_visualsearch_neighbors_meta_api_get_type (void)
 {
   static GType type = 0;
   static const gchar *tags[] = { NULL };
 
   if (g_once_init_enter (&type)) {
-    GType _type = gst_meta_api_type_register ("GstNeighborsMetaAPI", tags);
+    GType _type = gst_meta_api_type_register ("GstVisualSearchNeighborsMetaAPI", tags);
     g_once_init_leave (&type, _type);
   }
   return type;
 }
 
 static gboolean
-gst_neighbors_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+gst_visualsearch_neighbors_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
 {
-  GstNeighborsMeta *nmeta = (GstNeighborsMeta *) meta;
+  GstVisualSearchNeighborsMeta *nmeta = (GstVisualSearchNeighborsMeta *) meta;
 
   nmeta->metric = GST_VISUALSEARCH_METRIC_INNER_PRODUCT;
   nmeta->n_neighbors = 0;
@@ -230,9 +230,9 @@ gst_neighbors_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
 }
 
 static void
-gst_neighbors_meta_free (GstMeta * meta, GstBuffer * buffer)
+gst_visualsearch_neighbors_meta_free (GstMeta * meta, GstBuffer * buffer)
 {
-  GstNeighborsMeta *nmeta = (GstNeighborsMeta *) meta;
+  GstVisualSearchNeighborsMeta *nmeta = (GstVisualSearchNeighborsMeta *) meta;
   guint i;
 
   for (i = 0; i < nmeta->n_neighbors; i++) {
@@ -243,54 +243,54 @@ gst_neighbors_meta_free (GstMeta * meta, GstBuffer * buffer)
 }
 
 static gboolean
-gst_neighbors_meta_transform (GstBuffer * dest, GstMeta * meta,
+gst_visualsearch_neighbors_meta_transform (GstBuffer * dest, GstMeta * meta,
     GstBuffer * buffer, GQuark type, gpointer data)
 {
-  GstNeighborsMeta *src = (GstNeighborsMeta *) meta;
+  GstVisualSearchNeighborsMeta *src = (GstVisualSearchNeighborsMeta *) meta;
 
-  return gst_buffer_add_neighbors_meta (dest, src->metric, src->n_neighbors,
+  return gst_buffer_add_visualsearch_neighbors_meta (dest, src->metric, src->n_neighbors,
       src->neighbors) != NULL;
 }
 
 /**
- * gst_neighbors_meta_get_info:
+ * gst_visualsearch_neighbors_meta_get_info:
  *
- * Returns: (transfer none): the registration of #GstNeighborsMeta
+ * Returns: (transfer none): the registration of #GstVisualSearchNeighborsMeta
  */
 const GstMetaInfo *
-gst_neighbors_meta_get_info (void)
+gst_visualsearch_neighbors_meta_get_info (void)
 {
   static const GstMetaInfo *info = NULL;
 
   if (g_once_init_enter ((GstMetaInfo **) & info)) {
-    const GstMetaInfo *mi = gst_meta_register (GST_NEIGHBORS_META_API_TYPE,
-        "GstNeighborsMeta", sizeof (GstNeighborsMeta),
-        gst_neighbors_meta_init, gst_neighbors_meta_free,
-        gst_neighbors_meta_transform);
+    const GstMetaInfo *mi = gst_meta_register (GST_VISUALSEARCH_NEIGHBORS_META_API_TYPE,
+        "GstVisualSearchNeighborsMeta", sizeof (GstVisualSearchNeighborsMeta),
+        gst_visualsearch_neighbors_meta_init, gst_visualsearch_neighbors_meta_free,
+        gst_visualsearch_neighbors_meta_transform);
     g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
   }
   return info;
 }
 
 /**
- * gst_buffer_get_neighbors_meta:
+ * gst_buffer_get_visualsearch_neighbors_meta:
  * @buffer: a #GstBuffer
  *
  * Returns: (transfer none) (nullable): the nearest neighbours of @buffer, or
  *   %NULL when it has none; valid while @buffer is
  */
-GstNeighborsMeta *
-gst_buffer_get_neighbors_meta (GstBuffer * buffer)
+GstVisualSearchNeighborsMeta *
+gst_buffer_get_visualsearch_neighbors_meta (GstBuffer * buffer)
 {
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
 
-  return (GstNeighborsMeta *) gst_buffer_get_meta (buffer,
-      GST_NEIGHBORS_META_API_TYPE);
+  return (GstVisualSearchNeighborsMeta *) gst_buffer_get_meta (buffer,
+      GST_VISUALSEARCH_NEIGHBORS_META_API_TYPE);
 }
 
 /**
- * gst_neighbors_meta_get_neighbor:
- * @meta: a #GstNeighborsMeta
+ * gst_visualsearch_neighbors_meta_get_neighbor:
+ * @meta: a #GstVisualSearchNeighborsMeta
  * @index: which neighbour, 0 (the nearest) to n_neighbors - 1
  * @id: (out) (optional): the gallery item's id
  * @distance: (out) (optional): its score in @meta's metric
@@ -304,7 +304,7 @@ gst_buffer_get_neighbors_meta (GstBuffer * buffer)
  *   left alone)
  */
 gboolean
-gst_neighbors_meta_get_neighbor (const GstNeighborsMeta * meta, guint index,
+gst_visualsearch_neighbors_meta_get_neighbor (const GstVisualSearchNeighborsMeta * meta, guint index,
     gint64 * id, gfloat * distance, gint * label, const gchar ** label_name,
     const gchar ** source)
 {
@@ -329,7 +329,7 @@ gst_neighbors_meta_get_neighbor (const GstNeighborsMeta * meta, guint index,
 }
 
 /**
- * gst_buffer_add_neighbors_meta:
+ * gst_buffer_add_visualsearch_neighbors_meta:
  * @buffer: a #GstBuffer
  * @metric: the metric the distances are measured in
  * @n_neighbors: the number of @neighbors
@@ -338,19 +338,19 @@ gst_neighbors_meta_get_neighbor (const GstNeighborsMeta * meta, guint index,
  *
  * Returns: (transfer none) (nullable): the new meta, or %NULL on bad input
  */
-GstNeighborsMeta *
-gst_buffer_add_neighbors_meta (GstBuffer * buffer,
+GstVisualSearchNeighborsMeta *
+gst_buffer_add_visualsearch_neighbors_meta (GstBuffer * buffer,
     GstVisualSearchMetric metric, guint n_neighbors,
     const GstVisualSearchNeighbor * neighbors)
 {
-  GstNeighborsMeta *meta;
+  GstVisualSearchNeighborsMeta *meta;
   guint i;
 
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
   g_return_val_if_fail (n_neighbors == 0 || neighbors != NULL, NULL);
 
-  meta = (GstNeighborsMeta *) gst_buffer_add_meta (buffer,
-      GST_NEIGHBORS_META_INFO, NULL);
+  meta = (GstVisualSearchNeighborsMeta *) gst_buffer_add_meta (buffer,
+      GST_VISUALSEARCH_NEIGHBORS_META_INFO, NULL);
   if (meta == NULL)
     return NULL;
 
@@ -367,30 +367,30 @@ gst_buffer_add_neighbors_meta (GstBuffer * buffer,
   return meta;
 }
 
-/* --- GstSampleMeta ------------------------------------------------------- */
+/* --- GstVisualSearchSampleMeta ------------------------------------------------------- */
 
 /**
- * gst_sample_meta_api_get_type:
+ * gst_visualsearch_sample_meta_api_get_type:
  *
- * Returns: the #GType of the GstSampleMeta API, for gst_buffer_get_meta()
+ * Returns: the #GType of the GstVisualSearchSampleMeta API, for gst_buffer_get_meta()
  */
 GType
-gst_sample_meta_api_get_type (void)
+gst_visualsearch_sample_meta_api_get_type (void)
 {
   static GType type = 0;
   static const gchar *tags[] = { NULL };
 
   if (g_once_init_enter (&type)) {
-    GType _type = gst_meta_api_type_register ("GstSampleMetaAPI", tags);
+    GType _type = gst_meta_api_type_register ("GstVisualSearchSampleMetaAPI", tags);
     g_once_init_leave (&type, _type);
   }
   return type;
 }
 
 static gboolean
-gst_sample_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+gst_visualsearch_sample_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
 {
-  GstSampleMeta *smeta = (GstSampleMeta *) meta;
+  GstVisualSearchSampleMeta *smeta = (GstVisualSearchSampleMeta *) meta;
 
   smeta->id = -1;
   smeta->label = -1;
@@ -400,62 +400,62 @@ gst_sample_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
 }
 
 static void
-gst_sample_meta_free (GstMeta * meta, GstBuffer * buffer)
+gst_visualsearch_sample_meta_free (GstMeta * meta, GstBuffer * buffer)
 {
-  GstSampleMeta *smeta = (GstSampleMeta *) meta;
+  GstVisualSearchSampleMeta *smeta = (GstVisualSearchSampleMeta *) meta;
 
   g_free (smeta->label_name);
   g_free (smeta->source);
 }
 
 static gboolean
-gst_sample_meta_transform (GstBuffer * dest, GstMeta * meta,
+gst_visualsearch_sample_meta_transform (GstBuffer * dest, GstMeta * meta,
     GstBuffer * buffer, GQuark type, gpointer data)
 {
-  GstSampleMeta *src = (GstSampleMeta *) meta;
+  GstVisualSearchSampleMeta *src = (GstVisualSearchSampleMeta *) meta;
 
-  return gst_buffer_add_sample_meta (dest, src->id, src->label,
+  return gst_buffer_add_visualsearch_sample_meta (dest, src->id, src->label,
       src->label_name, src->source) != NULL;
 }
 
 /**
- * gst_sample_meta_get_info:
+ * gst_visualsearch_sample_meta_get_info:
  *
- * Returns: (transfer none): the registration of #GstSampleMeta
+ * Returns: (transfer none): the registration of #GstVisualSearchSampleMeta
  */
 const GstMetaInfo *
-gst_sample_meta_get_info (void)
+gst_visualsearch_sample_meta_get_info (void)
 {
   static const GstMetaInfo *info = NULL;
 
   if (g_once_init_enter ((GstMetaInfo **) & info)) {
-    const GstMetaInfo *mi = gst_meta_register (GST_SAMPLE_META_API_TYPE,
-        "GstSampleMeta", sizeof (GstSampleMeta),
-        gst_sample_meta_init, gst_sample_meta_free,
-        gst_sample_meta_transform);
+    const GstMetaInfo *mi = gst_meta_register (GST_VISUALSEARCH_SAMPLE_META_API_TYPE,
+        "GstVisualSearchSampleMeta", sizeof (GstVisualSearchSampleMeta),
+        gst_visualsearch_sample_meta_init, gst_visualsearch_sample_meta_free,
+        gst_visualsearch_sample_meta_transform);
     g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
   }
   return info;
 }
 
 /**
- * gst_buffer_get_sample_meta:
+ * gst_buffer_get_visualsearch_sample_meta:
  * @buffer: a #GstBuffer
  *
  * Returns: (transfer none) (nullable): the dataset sample @buffer was read
  *   from, or %NULL when it has none; valid while @buffer is
  */
-GstSampleMeta *
-gst_buffer_get_sample_meta (GstBuffer * buffer)
+GstVisualSearchSampleMeta *
+gst_buffer_get_visualsearch_sample_meta (GstBuffer * buffer)
 {
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
 
-  return (GstSampleMeta *) gst_buffer_get_meta (buffer,
-      GST_SAMPLE_META_API_TYPE);
+  return (GstVisualSearchSampleMeta *) gst_buffer_get_meta (buffer,
+      GST_VISUALSEARCH_SAMPLE_META_API_TYPE);
 }
 
 /**
- * gst_buffer_add_sample_meta:
+ * gst_buffer_add_visualsearch_sample_meta:
  * @buffer: a #GstBuffer
  * @id: the sample's record index in its split
  * @label: its class label, or -1
@@ -464,16 +464,16 @@ gst_buffer_get_sample_meta (GstBuffer * buffer)
  *
  * Returns: (transfer none) (nullable): the new meta, or %NULL on bad input
  */
-GstSampleMeta *
-gst_buffer_add_sample_meta (GstBuffer * buffer, gint64 id, gint label,
+GstVisualSearchSampleMeta *
+gst_buffer_add_visualsearch_sample_meta (GstBuffer * buffer, gint64 id, gint label,
     const gchar * label_name, const gchar * source)
 {
-  GstSampleMeta *meta;
+  GstVisualSearchSampleMeta *meta;
 
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
 
-  meta = (GstSampleMeta *) gst_buffer_add_meta (buffer,
-      GST_SAMPLE_META_INFO, NULL);
+  meta = (GstVisualSearchSampleMeta *) gst_buffer_add_meta (buffer,
+      GST_VISUALSEARCH_SAMPLE_META_INFO, NULL);
   if (meta == NULL)
     return NULL;
 

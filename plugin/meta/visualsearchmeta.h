@@ -45,7 +45,7 @@ gboolean gst_visualsearch_metric_from_string (const gchar * str,
 /* ------------------------------------------------------------------------ */
 
 /**
- * GstEmbeddingMeta:
+ * GstVisualSearchEmbeddingMeta:
  * @meta: parent #GstMeta
  * @dims: number of values
  * @values: (array length=dims): the embedding, owned by the meta
@@ -61,22 +61,22 @@ typedef struct {
   gchar *model_id;
   gchar *preprocessing_id;
   gboolean normalized;
-} GstEmbeddingMeta;
+} GstVisualSearchEmbeddingMeta;
 
-GST_VISUALSEARCH_API GType gst_embedding_meta_api_get_type (void);
-#define GST_EMBEDDING_META_API_TYPE (gst_embedding_meta_api_get_type ())
-GST_VISUALSEARCH_API const GstMetaInfo *gst_embedding_meta_get_info (void);
-#define GST_EMBEDDING_META_INFO (gst_embedding_meta_get_info ())
-
-GST_VISUALSEARCH_API
-GstEmbeddingMeta *gst_buffer_get_embedding_meta (GstBuffer * buffer);
+GST_VISUALSEARCH_API GType gst_visualsearch_embedding_meta_api_get_type (void);
+#define GST_VISUALSEARCH_EMBEDDING_META_API_TYPE (gst_visualsearch_embedding_meta_api_get_type ())
+GST_VISUALSEARCH_API const GstMetaInfo *gst_visualsearch_embedding_meta_get_info (void);
+#define GST_VISUALSEARCH_EMBEDDING_META_INFO (gst_visualsearch_embedding_meta_get_info ())
 
 GST_VISUALSEARCH_API
-const gfloat *gst_embedding_meta_get_values (const GstEmbeddingMeta * meta,
+GstVisualSearchEmbeddingMeta *gst_buffer_get_visualsearch_embedding_meta (GstBuffer * buffer);
+
+GST_VISUALSEARCH_API
+const gfloat *gst_visualsearch_embedding_meta_get_values (const GstVisualSearchEmbeddingMeta * meta,
     guint * n_values);
 
 GST_VISUALSEARCH_API
-GstEmbeddingMeta *gst_buffer_add_embedding_meta (GstBuffer * buffer,
+GstVisualSearchEmbeddingMeta *gst_buffer_add_visualsearch_embedding_meta (GstBuffer * buffer,
     guint dims, const gfloat * values, const gchar * model_id,
     const gchar * preprocessing_id, gboolean normalized);
 
@@ -100,7 +100,7 @@ typedef struct {
 } GstVisualSearchNeighbor;
 
 /**
- * GstNeighborsMeta:
+ * GstVisualSearchNeighborsMeta:
  * @meta: parent #GstMeta
  * @metric: the metric @distance is measured in
  * @n_neighbors: number of entries in @neighbors
@@ -112,30 +112,30 @@ typedef struct {
   GstVisualSearchMetric metric;
   guint n_neighbors;
   GstVisualSearchNeighbor *neighbors;
-} GstNeighborsMeta;
+} GstVisualSearchNeighborsMeta;
 
-GST_VISUALSEARCH_API GType gst_neighbors_meta_api_get_type (void);
-#define GST_NEIGHBORS_META_API_TYPE (gst_neighbors_meta_api_get_type ())
-GST_VISUALSEARCH_API const GstMetaInfo *gst_neighbors_meta_get_info (void);
-#define GST_NEIGHBORS_META_INFO (gst_neighbors_meta_get_info ())
-
-GST_VISUALSEARCH_API
-GstNeighborsMeta *gst_buffer_get_neighbors_meta (GstBuffer * buffer);
+GST_VISUALSEARCH_API GType gst_visualsearch_neighbors_meta_api_get_type (void);
+#define GST_VISUALSEARCH_NEIGHBORS_META_API_TYPE (gst_visualsearch_neighbors_meta_api_get_type ())
+GST_VISUALSEARCH_API const GstMetaInfo *gst_visualsearch_neighbors_meta_get_info (void);
+#define GST_VISUALSEARCH_NEIGHBORS_META_INFO (gst_visualsearch_neighbors_meta_get_info ())
 
 GST_VISUALSEARCH_API
-gboolean gst_neighbors_meta_get_neighbor (const GstNeighborsMeta * meta,
+GstVisualSearchNeighborsMeta *gst_buffer_get_visualsearch_neighbors_meta (GstBuffer * buffer);
+
+GST_VISUALSEARCH_API
+gboolean gst_visualsearch_neighbors_meta_get_neighbor (const GstVisualSearchNeighborsMeta * meta,
     guint index, gint64 * id, gfloat * distance, gint * label,
     const gchar ** label_name, const gchar ** source);
 
 GST_VISUALSEARCH_API
-GstNeighborsMeta *gst_buffer_add_neighbors_meta (GstBuffer * buffer,
+GstVisualSearchNeighborsMeta *gst_buffer_add_visualsearch_neighbors_meta (GstBuffer * buffer,
     GstVisualSearchMetric metric, guint n_neighbors,
     const GstVisualSearchNeighbor * neighbors);
 
 /* ------------------------------------------------------------------------ */
 
 /**
- * GstSampleMeta:
+ * GstVisualSearchSampleMeta:
  * @meta: parent #GstMeta
  * @id: the sample's id in its dataset split (record index)
  * @label: class label, or -1 when unknown
@@ -149,18 +149,18 @@ typedef struct {
   gint label;
   gchar *label_name;
   gchar *source;
-} GstSampleMeta;
+} GstVisualSearchSampleMeta;
 
-GST_VISUALSEARCH_API GType gst_sample_meta_api_get_type (void);
-#define GST_SAMPLE_META_API_TYPE (gst_sample_meta_api_get_type ())
-GST_VISUALSEARCH_API const GstMetaInfo *gst_sample_meta_get_info (void);
-#define GST_SAMPLE_META_INFO (gst_sample_meta_get_info ())
-
-GST_VISUALSEARCH_API
-GstSampleMeta *gst_buffer_get_sample_meta (GstBuffer * buffer);
+GST_VISUALSEARCH_API GType gst_visualsearch_sample_meta_api_get_type (void);
+#define GST_VISUALSEARCH_SAMPLE_META_API_TYPE (gst_visualsearch_sample_meta_api_get_type ())
+GST_VISUALSEARCH_API const GstMetaInfo *gst_visualsearch_sample_meta_get_info (void);
+#define GST_VISUALSEARCH_SAMPLE_META_INFO (gst_visualsearch_sample_meta_get_info ())
 
 GST_VISUALSEARCH_API
-GstSampleMeta *gst_buffer_add_sample_meta (GstBuffer * buffer, gint64 id,
+GstVisualSearchSampleMeta *gst_buffer_get_visualsearch_sample_meta (GstBuffer * buffer);
+
+GST_VISUALSEARCH_API
+GstVisualSearchSampleMeta *gst_buffer_add_visualsearch_sample_meta (GstBuffer * buffer, gint64 id,
     gint label, const gchar * label_name, const gchar * source);
 
 G_END_DECLS

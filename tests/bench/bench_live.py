@@ -105,7 +105,7 @@ def measure(index, dataset, precision, qos, interval, seconds, warmup):
         running = segment.to_running_time(Gst.Format.TIME, buf.pts)
         if not neighbors_api:
             try:
-                neighbors_api.append(GObject.type_from_name("GstNeighborsMetaAPI"))
+                neighbors_api.append(GObject.type_from_name("GstVisualSearchNeighborsMetaAPI"))
             except RuntimeError:
                 pass
         embedded = bool(neighbors_api) and buf.get_meta(neighbors_api[0]) is not None

@@ -33,7 +33,7 @@ class FileInventory {
   // the file. Safe from any thread.
   bool holds_unchanged(const std::string& relative, const std::string& path) const;
 
-  // The file a new item with this GstSampleMeta source came from (a relative
+  // The file a new item with this GstVisualSearchSampleMeta source came from (a relative
   // path, plus "#t=SECONDS" for a video frame, whose time is filled in), as
   // noted by unchanged(); nullopt when the walk did not announce it.
   std::optional<FileIdentity> identity_of(const std::string& source);
