@@ -38,6 +38,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_embedder  # noqa: E402
 import cpu  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import model_fixtures  # noqa: E402
+
 spec = importlib.util.spec_from_file_location("export_torchscript", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "export-torchscript.py"))
 exporter = importlib.util.module_from_spec(spec)
@@ -63,12 +66,7 @@ def state_dict(weights):
     gen = torch.Generator().manual_seed(1234)
     torch.manual_seed(7)
     model = torchvision.models.resnet18(weights=None)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5, generator=gen)
-            m.bias.data.normal_(0, 0.1, generator=gen)
-            m.running_mean.normal_(0, 0.1, generator=gen)
-            m.running_var.uniform_(0.5, 2.0, generator=gen)
+    model_fixtures.randomise_batch_norms(model, gen)
     return model.state_dict()
 
 
