@@ -52,7 +52,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_embedder_debug);
 #define DEFAULT_MEAN "0.485,0.456,0.406"
 #define DEFAULT_STD "0.229,0.224,0.225"
 #define DEFAULT_NORMALIZE TRUE
-#define DEFAULT_PRECISION vs::Precision::FP32
+#define DEFAULT_PRECISION vs::Precision::AUTO
 #define DEFAULT_BATCH_SIZE 1
 #define DEFAULT_INFERENCE_INTERVAL 1
 #define DEFAULT_THREADS 0
@@ -202,6 +202,9 @@ gst_embedder_precision_get_type (void)
     {static_cast < gint > (vs::Precision::BF16),
           "bfloat16 weights and activations: several times faster on CPUs "
           "with AVX-512 BF16 or AMX, within 0.99 cosine of fp32", "bf16"},
+    {static_cast < gint > (vs::Precision::AUTO),
+          "the fastest of these whose embeddings stay within 0.999 cosine of "
+          "fp32 on this CPU, checked on a calibration batch at start", "auto"},
     {0, NULL, NULL},
   };
 
@@ -212,11 +215,15 @@ gst_embedder_precision_get_type (void)
   return type;
 }
 
-/* What start() will run in: bf16 on a CPU only where it is native. */
+/* What start() will run in: bf16 on a CPU only where it is native; auto
+ * tries bf16 only there, and start() may still keep fp32 (see
+ * EmbeddingEngine::precision_reason()). */
 static vs::Precision
 predicted_precision (vs::Precision asked, const gchar * device)
 {
   const bool cpu = device == NULL || g_str_has_prefix (device, "cpu");
+  if (asked == vs::Precision::AUTO)
+    return cpu && vs::native_bf16 ()? vs::Precision::BF16 : vs::Precision::FP32;
   if (asked == vs::Precision::BF16 && cpu && !vs::native_bf16 ())
     return vs::Precision::FP32;
   return asked;
@@ -650,10 +657,11 @@ gst_embedder_start (GstBaseTransform * trans)
   GST_OBJECT_UNLOCK (self);
   const vs::CpuFeatures & cpu = vs::cpu_features ();
   GST_INFO_OBJECT (self, "model %s (%d dims), preprocessing %s, precision %s "
-      "(asked %s) on %s (avx2 %d, avx512bw/vl/dq %d, avx512_bf16 %d, "
+      "(asked %s: %s) on %s (avx2 %d, avx512bw/vl/dq %d, avx512_bf16 %d, "
       "amx_bf16 %d)", st->engine->model_id ().c_str (), st->engine->dims (),
       st->engine->preprocessing_id ().c_str (), vs::precision_name (active),
-      vs::precision_name (config.precision), cpu.model.c_str (), cpu.avx2,
+      vs::precision_name (config.precision),
+      st->engine->precision_reason ().c_str (), cpu.model.c_str (), cpu.avx2,
       cpu.avx512bw && cpu.avx512vl && cpu.avx512dq, cpu.avx512_bf16,
       cpu.amx_bf16);
   return TRUE;
@@ -1092,7 +1100,8 @@ gst_embedder_class_init (GstEmbedderClass * klass)
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
           "Arithmetic of the model; bf16 needs a CPU with native bf16 and "
-          "otherwise runs as fp32 (see active-precision)",
+          "otherwise runs as fp32; auto picks the fastest that stays within "
+          "0.999 cosine of fp32 here (see active-precision)",
           GST_TYPE_EMBEDDER_PRECISION,
           static_cast < gint > (DEFAULT_PRECISION), rw));
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
@@ -1135,11 +1144,12 @@ gst_embedder_class_init (GstEmbedderClass * klass)
           "that made a NaN or infinite embedding)", 0, G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_ACTIVE_PRECISION,
       g_param_spec_enum ("active-precision", "Active precision",
-          "The arithmetic the model really runs in: precision=bf16 runs as "
-          "fp32 (with a warning) on a CPU without native bf16 (AVX512_BF16 "
-          "or AMX-BF16), or when VISUALSEARCH_HIDE_NATIVE_BF16=1 is set",
-          GST_TYPE_EMBEDDER_PRECISION, static_cast < gint > (DEFAULT_PRECISION),
-          ro));
+          "The arithmetic the model really runs in (fp32 or bf16, never "
+          "auto): precision=bf16 runs as fp32 (with a warning) on a CPU "
+          "without native bf16 (AVX512_BF16 or AMX-BF16), or when "
+          "VISUALSEARCH_HIDE_NATIVE_BF16=1 is set; before start, a guess",
+          GST_TYPE_EMBEDDER_PRECISION,
+          static_cast < gint > (vs::Precision::FP32), ro));
   g_object_class_install_property (gobject_class, PROP_MEAN_INFERENCE_MS,
       g_param_spec_double ("mean-inference-ms", "Mean inference time",
           "Mean milliseconds spent per embedded frame (preprocessing and "

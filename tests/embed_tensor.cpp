@@ -3,8 +3,9 @@
 //
 //   embed-tensor IN.f32 N H W OUT.f32 [key=value ...]
 //
-// keys: model, weights, precision (fp32|bf16), normalize (0|1), seed, threads.
-// stdout: dims=, model_id=, active_precision= lines, and a warning= line each.
+// keys: model, weights, precision (fp32|bf16|auto), normalize (0|1), seed, threads.
+// stdout: dims=, model_id=, active_precision=, precision_reason= lines, and a
+// warning= line each.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -21,13 +22,18 @@ int main(int argc, char** argv) {
   }
   const int n = std::atoi(argv[2]), h = std::atoi(argv[3]), w = std::atoi(argv[4]);
   vs::EmbeddingConfig config;
+  // The parity checks compare fp32 unless told otherwise.
+  config.precision = vs::Precision::FP32;
   for (int i = 6; i < argc; ++i) {
     const std::string arg = argv[i];
     const size_t eq = arg.find('=');
     const std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
     if (key == "model") config.model = value;
     else if (key == "weights") config.weights = value;
-    else if (key == "precision") config.precision = value == "bf16" ? vs::Precision::BF16 : vs::Precision::FP32;
+    else if (key == "precision")
+      config.precision = value == "bf16"   ? vs::Precision::BF16
+                         : value == "auto" ? vs::Precision::AUTO
+                                           : vs::Precision::FP32;
     else if (key == "normalize") config.normalize = value != "0";
     else if (key == "seed") config.seed = std::stoull(value);
     else if (key == "threads") config.threads = std::stoi(value);
@@ -49,7 +55,8 @@ int main(int argc, char** argv) {
     std::ofstream(argv[5], std::ios::binary)
         .write(reinterpret_cast<const char*>(out.data()), out.size() * sizeof(float));
     std::cout << "dims=" << engine.dims() << "\nmodel_id=" << engine.model_id()
-              << "\nactive_precision=" << vs::precision_name(engine.active_precision()) << "\n";
+              << "\nactive_precision=" << vs::precision_name(engine.active_precision())
+              << "\nprecision_reason=" << engine.precision_reason() << "\n";
     for (const std::string& warning : engine.warnings()) std::cout << "warning=" << warning << "\n";
   } catch (const std::exception& e) {
     std::cerr << "ERROR: " << e.what() << "\n";

@@ -12,6 +12,9 @@ statistics and affines randomised too, so a mis-mapped name shows):
       /proc/cpuinfo, plus avx512bw/vl/dq) it runs as bf16 with cosine >= 0.99
       against fp32; elsewhere, and on every CPU with
       VISUALSEARCH_HIDE_NATIVE_BF16=1, it runs as fp32 and says so.
+  (d) auto: resolves to fp32 or bf16, within cosine 0.999 of fp32 (fp32
+      itself, without a warning, on a CPU without native bf16 or with it
+      hidden).
 torchscript: two architectures exported by models/export-torchscript.py with
 random weights give torchvision's output, through the engine and the element.
 """
@@ -32,15 +35,7 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 torch.set_num_threads(2)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checks import check, failures  # noqa: E402
-
-
-def randomise_batch_norms(model, gen):
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5, generator=gen)
-            m.bias.data.normal_(0, 0.1, generator=gen)
-            m.running_mean.normal_(0, 0.1, generator=gen)
-            m.running_var.uniform_(0.5, 2.0, generator=gen)
+from model_fixtures import randomise_batch_norms  # noqa: E402
 
 
 def reference(model, x):
@@ -102,6 +97,23 @@ def check_bf16(tmp, x, ref, name, **props):
           f"(cosine {cos:.6f})")
 
 
+def check_auto(tmp, x, ref, name, **props):
+    emb, info = embed_tensor(tmp, x, with_info=True, precision="auto", **props)
+    cos = cosine(emb, ref).min().item()
+    check(info["active_precision"] in ("fp32", "bf16") and cos >= 0.999 and not info["warnings"],
+          f"(d) {name} auto runs {info['active_precision']} ({info['precision_reason']}), "
+          f"min cosine {cos:.6f} >= 0.999")
+    if not NATIVE_BF16:
+        check(info["active_precision"] == "fp32" and cos >= 0.99999,
+              f"(d) {name} auto on a CPU without native bf16 is fp32")
+    emb, info = embed_tensor(tmp, x, with_info=True, precision="auto",
+                             env={"VISUALSEARCH_HIDE_NATIVE_BF16": "1"}, **props)
+    cos = cosine(emb, ref).min().item()
+    check(info["active_precision"] == "fp32" and cos >= 0.99999 and not info["warnings"]
+          and "VISUALSEARCH_HIDE_NATIVE_BF16" in info["precision_reason"],
+          f"(d) {name} auto with native bf16 hidden: fp32 ({info['precision_reason']})")
+
+
 def run_pipeline(tmp, caps, frames, fragment, mode="meta"):
     """Pushes raw frames through appsrc ! FRAGMENT ! appsink."""
     inp, out = os.path.join(tmp, "frames.raw"), os.path.join(tmp, "out.bin")
@@ -154,9 +166,10 @@ def resnet_parity(tmp):
 
         # (c) bf16 against fp32, as this CPU allows
         check_bf16(tmp, x, ref, arch, model=arch, weights=path)
+        check_auto(tmp, x, ref, arch, model=arch, weights=path)
 
         # (b) uint8 frames through the element
-        fragment = f"embedder model={arch} weights={path} batch-size=2"
+        fragment = f"embedder model={arch} weights={path} batch-size=2 precision=fp32"
         frame_cases = [("RGB", 320, 240), ("RGB", 223, 131), ("BGRx", 200, 300), ("I420", 176, 144)]
         # resnet50 is slow here: the layouts are the same code as for resnet18.
         for fmt, w, h in frame_cases if arch == "resnet18" else frame_cases[::3]:
@@ -215,10 +228,11 @@ def torchscript_parity(tmp):
         diff = (ours - ref).abs().max().item() if ours.shape == ref.shape else float("nan")
         check(diff <= 1e-4, f"{name} TorchScript, same tensor: max |diff| {diff:.2e} <= 1e-4")
         check_bf16(tmp, x, ref, f"{name} TorchScript", model=pt)
+        check_auto(tmp, x, ref, f"{name} TorchScript", model=pt)
 
         rgb = [smooth_image(gen, 240, 320, 3) for _ in range(2)]
         info, data = run_pipeline(tmp, "video/x-raw,format=RGB,width=320,height=240,framerate=30/1",
-                                  rgb, f"embedder model={pt}")
+                                  rgb, f"embedder model={pt} precision=fp32")
         got = torch.from_numpy(data.reshape(len(rgb), -1))
         want = reference(model, torch.stack([torchvision_transform(f) for f in rgb]))
         cos = cosine(got, want).min().item() if got.shape == want.shape else float("nan")

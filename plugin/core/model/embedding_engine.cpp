@@ -1,6 +1,7 @@
 #include "core/model/embedding_engine.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <glib.h>
@@ -230,31 +231,99 @@ struct EmbeddingEngine::Impl {
   std::optional<torch::jit::Module> script;
   int dims = 0;
   std::string model_id;
+  std::string precision_reason = "fp32 as asked";
   std::vector<std::string> warnings;
   std::vector<at::Tensor> batch;
 
   explicit Impl(const EmbeddingConfig& c) : config(c), preprocess(c) {
     device = parse_device(c.device);
-    dtype = choose_dtype(c.precision);
     threads = c.threads > 0 ? c.threads : default_threads();
     at::set_num_threads(threads);
+    // auto loads fp32, the reference the faster arithmetic is checked against.
+    const bool try_bf16 = c.precision == Precision::AUTO && auto_may_use_bf16();
+    dtype = c.precision == Precision::BF16 ? choose_bf16() : at::kFloat;
     c10::InferenceMode guard;
     if (is_resnet_arch(c.model))
       load_resnet();
     else
       load_torchscript();
+    if (try_bf16) calibrate_bf16();
   }
 
   // bf16 only where the CPU runs it natively: elsewhere oneDNN's bf16 reorder
   // refuses to start (AVX2 only) or emulates it slower than fp32, so fp32 it
   // is, and the user is told once why.
-  at::ScalarType choose_dtype(Precision asked) {
-    if (asked != Precision::BF16) return at::kFloat;
+  at::ScalarType choose_bf16() {
     std::string why_not;
-    if (!device.is_cpu() || native_bf16(&why_not)) return at::kBFloat16;
+    if (!device.is_cpu() || native_bf16(&why_not)) {
+      precision_reason = "bf16 as asked";
+      return at::kBFloat16;
+    }
     warnings.push_back("precision=bf16 runs as fp32: " + why_not +
                        ". The embeddings are those of fp32 (active-precision shows what ran).");
+    precision_reason = "bf16 asked, but " + why_not;
     return at::kFloat;
+  }
+
+  // Only native bf16 is faster than fp32 (emulated bf16 is two orders of
+  // magnitude slower); other devices keep fp32, the one arithmetic checked there.
+  bool auto_may_use_bf16() {
+    std::string why_not;
+    if (!device.is_cpu())
+      precision_reason = "auto keeps fp32 on " + config.device;
+    else if (!native_bf16(&why_not))
+      precision_reason = "auto chose fp32: " + why_not;
+    else
+      return true;
+    return false;
+  }
+
+  // Keeps bf16 only if its embeddings of a calibration batch stay within
+  // kAutoMinCosine of fp32's: how close they come depends on the model. Any
+  // failure of the bf16 path leaves fp32 running.
+  void calibrate_bf16() {
+    const at::Tensor x = calibration_batch();
+    const at::Tensor reference = forward(x);
+    std::optional<torch::jit::Module> fp32_script;
+    double cosine = -1.0;
+    std::string failure;
+    try {
+      if (resnet) {
+        resnet->to(device, at::kBFloat16);
+      } else {
+        fp32_script = script->deepcopy();
+        script->to(at::kBFloat16);
+      }
+      dtype = at::kBFloat16;
+      cosine = at::cosine_similarity(forward(x), reference, 1).min().item<double>();
+    } catch (const std::exception& e) {
+      failure = summary(e);
+    }
+    char cos_text[G_ASCII_DTOSTR_BUF_SIZE];
+    g_ascii_formatd(cos_text, sizeof cos_text, "%.5f", cosine);
+    if (failure.empty() && cosine >= kAutoMinCosine) {
+      precision_reason = std::string("auto chose bf16: native on this CPU, calibration cosine ") +
+                         cos_text + " to fp32";
+      return;
+    }
+    precision_reason = failure.empty()
+                           ? std::string("auto chose fp32: bf16 came only within cosine ") +
+                                 cos_text + " of fp32 on the calibration batch"
+                           : "auto chose fp32: bf16 failed (" + failure + ")";
+    dtype = at::kFloat;
+    if (resnet)
+      resnet->to(device, at::kFloat);
+    else if (fp32_script)
+      script = std::move(*fp32_script);
+  }
+
+  // Smooth random images (noise upsampled from 7x7) at the input size: the
+  // low-frequency content photographs have, and the same batch in every run.
+  at::Tensor calibration_batch() const {
+    const int64_t s = config.input_size;
+    at::Generator gen = at::detail::createCPUGenerator(20261126);
+    const at::Tensor coarse = at::randn({4, 3, 7, 7}, gen);
+    return at::upsample_bilinear2d(coarse, {s, s}, false);
   }
 
   void load_resnet() {
@@ -420,6 +489,8 @@ int EmbeddingEngine::dims() const { return impl_->dims; }
 const std::string& EmbeddingEngine::model_id() const { return impl_->model_id; }
 const std::string& EmbeddingEngine::preprocessing_id() const { return impl_->preprocess.id(); }
 const std::vector<std::string>& EmbeddingEngine::warnings() const { return impl_->warnings; }
+
+const std::string& EmbeddingEngine::precision_reason() const { return impl_->precision_reason; }
 
 Precision EmbeddingEngine::active_precision() const {
   return impl_->dtype == at::kBFloat16 ? Precision::BF16 : Precision::FP32;

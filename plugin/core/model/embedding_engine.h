@@ -13,10 +13,17 @@
 
 namespace vs {
 
-enum class Precision { FP32, BF16 };
+// AUTO picks, when the model loads, the fastest arithmetic whose embeddings stay
+// within kAutoMinCosine of fp32 on this CPU; active_precision() tells which.
+enum class Precision { FP32, BF16, AUTO };
 inline const char* precision_name(Precision precision) {
-  return precision == Precision::BF16 ? "bf16" : "fp32";
+  switch (precision) {
+    case Precision::BF16: return "bf16";
+    case Precision::AUTO: return "auto";
+    default: return "fp32";
+  }
 }
+constexpr double kAutoMinCosine = 0.999;
 
 // With resize > 0, frames whose resized longer side would exceed this many
 // times resize are refused (the embedder's resize blurb repeats the figure).
@@ -36,7 +43,7 @@ struct EmbeddingConfig {
   std::array<float, 3> mean{{0.485f, 0.456f, 0.406f}};
   std::array<float, 3> std{{0.229f, 0.224f, 0.225f}};
   bool normalize = true;
-  Precision precision = Precision::FP32;
+  Precision precision = Precision::AUTO;
   int threads = 0;  // 0 = number of cores
   std::string device = "cpu";
 };
@@ -98,9 +105,11 @@ class EmbeddingEngine {
   virtual const std::string& model_id() const;
   // "rgb;resize=256;crop=224;mean=0.485,0.456,0.406;std=0.229,0.224,0.225"
   virtual const std::string& preprocessing_id() const;
-  // The arithmetic actually used: bf16 asked for on a CPU without native bf16
-  // runs in fp32 (see native_bf16() in core/model/cpu_features.h).
+  // The arithmetic actually used (never AUTO): bf16 asked for on a CPU without
+  // native bf16 runs in fp32 (see native_bf16() in core/model/cpu_features.h).
   virtual Precision active_precision() const;
+  // Why active_precision() is what it is, in a sentence, for the debug log.
+  virtual const std::string& precision_reason() const;
   // What the user should be told, e.g. that random weights are in use or that
   // bf16 fell back to fp32; one sentence each.
   virtual const std::vector<std::string>& warnings() const;

@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+"""Would a post-training int8 resnet18 be worth shipping as precision=int8?
+
+    nice /usr/bin/python3 tests/bench/bench_int8.py [BUILD_DIR] [--weights FILE.pth]
+        [--dataset DIR/cifar-10-batches-py] [--engine onednn|qnnpack] [--seconds S]
+
+Quantizes resnet18 post-training, static, as models/export-torchscript.py
+--int8 does (quantize_resnet(): torchvision's quantizable resnet18, convs fused
+with their batch norms and ReLUs, per-channel weights), with LibTorch's
+quantized engine (onednn by default; this LibTorch 1.13 has onednn and
+qnnpack, no fbgemm), activations calibrated on 256 CIFAR training images
+resized to 224. It is traced to TorchScript and measured, at 224 batch
+16 with 2 threads, side by side in rounds against:
+  - the same int8 TorchScript through our TorchScript path (tests/embedder-run,
+    `appsrc ! embedder model=INT8.pt resize=0 ...`, as bench_embedder.py),
+  - our native fp32 (precision=fp32), the same way,
+  - torchvision fp32 in this process.
+Quality, on 1000 CIFAR test images resized to 224: cosine of the int8
+embeddings to fp32's, and P@10 of each (leave-one-out, same class relevant).
+The gate (issue 12): int8 >= 1.5x our fp32, cosine >= 0.99, P@10 within 0.01.
+Without --weights (or the official file in the torch hub cache) the weights
+are random with randomised batch-norm statistics: cosine and the speed are
+still measured, but P@10 then says little about real use.
+"""
+import argparse
+import importlib.util
+import os
+import pickle
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_embedder  # noqa: E402
+import cpu  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import model_fixtures  # noqa: E402
+
+spec = importlib.util.spec_from_file_location("export_torchscript", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "export-torchscript.py"))
+exporter = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(exporter)
+
+DEFAULT_DATASET = "/work/shared/data/cifar10-sample/cifar-10-batches-py"
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def cifar(dataset, name, n):
+    with open(os.path.join(dataset, name), "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    x = torch.from_numpy(np.asarray(d[b"data"][:n]).reshape(-1, 3, 32, 32))
+    x = torch.nn.functional.interpolate(x.float() / 255, size=(224, 224), mode="bilinear",
+                                        align_corners=False, antialias=False)
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    return x, np.asarray(d[b"labels"][:n])
+
+
+def state_dict(weights):
+    if weights:
+        return torch.load(weights, map_location="cpu")
+    gen = torch.Generator().manual_seed(1234)
+    torch.manual_seed(7)
+    model = torchvision.models.resnet18(weights=None)
+    model_fixtures.randomise_batch_norms(model, gen)
+    return model.state_dict()
+
+
+def embed(model, x):
+    with torch.no_grad():
+        return torch.cat([torch.nn.functional.normalize(model(b), dim=1) for b in x.split(16)])
+
+
+def precision_at_10(emb, labels):
+    sims = emb @ emb.T
+    sims.fill_diagonal_(-float("inf"))
+    top = sims.topk(10, dim=1).indices.numpy()
+    return float((labels[top] == labels[:, None]).mean())
+
+
+def rate(model, x, seconds):
+    with torch.no_grad():
+        model(x)
+        done, start = 0, time.perf_counter()
+        while done == 0 or time.perf_counter() - start < seconds:
+            model(x)
+            done += x.shape[0]
+        return done / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("build", nargs="?", default="build")
+    parser.add_argument("--weights", help="torchvision resnet18 .pth (default: the hub cache's "
+                        "official file if present, else random)")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET)
+    parser.add_argument("--engine", default="onednn", choices=["onednn", "qnnpack"])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--queries", type=int, default=1000)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    weights = args.weights
+    if weights is None:
+        hub = os.path.join(torch.hub.get_dir(), "checkpoints", "resnet18-f37072fd.pth")
+        weights = hub if os.path.exists(hub) else None
+    print(cpu.describe(), flush=True)
+    print(f"weights: {weights or 'random (randomised batch norms)'}; quantized engine "
+          f"{args.engine} (supported: {', '.join(torch.backends.quantized.supported_engines)})",
+          flush=True)
+
+    state = state_dict(weights)
+    fp32 = torchvision.models.resnet18(weights=None)
+    fp32.load_state_dict(state)
+    fp32.fc = torch.nn.Identity()
+    fp32.eval()
+    calib, _ = cifar(args.dataset, "data_batch_1", 256)
+    int8 = exporter.quantize_resnet("resnet18", fp32, calib, args.engine)
+
+    x, labels = cifar(args.dataset, "test_batch", args.queries)
+    e32, e8 = embed(fp32, x), embed(int8, x)
+    cos = torch.nn.functional.cosine_similarity(e32, e8, dim=1)
+    p32, p8 = precision_at_10(e32, labels), precision_at_10(e8, labels)
+
+    batch = x[:16].contiguous()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "resnet18-int8.pt")
+        int8.save(path)
+        for _ in range(args.rounds):
+            tv32 = rate(fp32, batch, args.seconds)
+            py8 = rate(int8, batch, args.seconds)
+            ours32 = bench_embedder.our_rate(args.build, "resnet18", 224, 16, "fp32", tv32,
+                                             args.seconds, tmp)
+            ours8 = bench_embedder.our_rate(args.build, path, 224, 16, "fp32", py8,
+                                            args.seconds, tmp)
+            rows.append((tv32, ours32, py8, ours8))
+            print("  round: tv fp32 %.1f, ours fp32 %.1f, int8 in Python %.1f, int8 through "
+                  "embedder %.1f img/s" % rows[-1], file=sys.stderr, flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print("%-22s %10s %10s %12s %14s %12s" % ("resnet18 @224 b16", "tv fp32", "ours fp32",
+                                                "int8 Python", "int8 embedder", "int8/ours32"))
+    for tv32, ours32, py8, ours8 in rows:
+        print("%-22s %10.1f %10.1f %12.1f %14.1f %11.2fx" % ("img/s", tv32, ours32, py8, ours8,
+                                                              ours8 / ours32))
+    print(f"cosine int8 to fp32 over {len(labels)} CIFAR test images at 224: min {cos.min():.4f},"
+          f" mean {cos.mean():.4f}")
+    print(f"P@10: fp32 {p32:.4f}, int8 {p8:.4f} (difference {p8 - p32:+.4f})")
+    print("gate: int8 >= 1.5x ours fp32, cosine >= 0.99, |P@10 difference| <= 0.01")
+
+
+if __name__ == "__main__":
+    main()
