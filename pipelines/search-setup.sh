@@ -3,6 +3,7 @@
 # vs_use_plugin [ELEMENT]: makes the visualsearch elements available (checked
 #   with ELEMENT, default faisssearch), from the system
 #   or, when not installed, from the build tree $BUILD_DIR (default build/).
+# vs_k_max LIST: the largest cut-off of a K list such as 1,5,10.
 # vs_embedder_for INDEX: fills the array `embedder` with an embedder element
 #   that adopts the settings INDEX was built with (embedder index=INDEX: model,
 #   weights and seed, input size, resize, mean, std, normalize, as its catalog
@@ -51,6 +52,16 @@ vs_parse_args() {
   done
   [ ${#positional[@]} -eq "$wanted" ] || vs_usage 2
   [[ "$k" =~ ^[0-9]+$ ]] && [ "$k" -ge 1 ] || vs_die "-k must be a positive number, not '$k'."
+}
+
+# vs_k_max LIST: the largest of a list of cut-offs such as 1,5,10; dies
+# when LIST is not such a list.
+vs_k_max() {
+  local k_max
+  k_max=$(tr ',' '\n' <<<"$1" | tr -d ' ' | sort -n | tail -1)
+  [[ "$k_max" =~ ^[0-9]+$ ]] && [ "$k_max" -ge 1 ] \
+    || vs_die "K must be a list of whole numbers such as 1,5,10, not \"$1\"."
+  echo "$k_max"
 }
 
 vs_use_plugin() {
