@@ -44,15 +44,7 @@ dir=$1
 QUERY_FRACTION=${QUERY_FRACTION:-0.2}
 SPLIT_SEED=${SPLIT_SEED:-0}
 K=${K:-1,5,10}
-MODEL=${MODEL:-resnet18}
-INPUT_SIZE=${INPUT_SIZE:-224}
-RESIZE=${RESIZE:-256}
-PRECISION=${PRECISION:-fp32}
-BATCH_SIZE=${BATCH_SIZE:-16}
-INDEX_TYPE=${INDEX_TYPE:-Flat}
-METRIC=${METRIC:-ip}
-LABEL_FROM=${LABEL_FROM:-folder}
-VIDEO_INTERVAL=${VIDEO_INTERVAL:-1.0}
+vs_folder_settings
 OUT_DIR=${OUT_DIR:-evaluate-folder-out}
 OUTPUT=${OUTPUT:-$OUT_DIR/metrics.json}
 
@@ -63,10 +55,7 @@ mkdir -p "$OUT_DIR"
 index="$OUT_DIR/gallery.faiss"
 walk=(location="$dir" label-from="$LABEL_FROM" video-interval="$VIDEO_INTERVAL"
       query-fraction="$QUERY_FRACTION" split-seed="$SPLIT_SEED")
-embedder=(embedder model="$MODEL" input-size="$INPUT_SIZE" resize="$RESIZE"
-          precision="$PRECISION" batch-size="$BATCH_SIZE")
-[ -n "${WEIGHTS:-}" ] && embedder+=(weights="$WEIGHTS")
-[ -n "${SEED:-}" ] && embedder+=(seed="$SEED")
+embedder=(embedder "${embedding[@]}")
 
 echo "evaluate-folder: indexing the gallery side of $dir (query-fraction $QUERY_FRACTION, split-seed $SPLIT_SEED) with ${embedder[*]:1}"
 start=$(date +%s)
