@@ -10,6 +10,7 @@
 // (CIFAR records from --dataset).
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include "core/duplicates.h"
 #include "core/error.h"
 #include "core/gallery.h"
+#include "core/image_codec.h"
 #include "core/result_strip.h"
 #include "core/thumbnail_cache.h"
 
@@ -173,6 +175,12 @@ void run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The codecs module is looked for beside the code that loads it (the
+  // plugin's folder, for the plugin) or in the build tree: installed, this
+  // tool is in bin/, so point it at the module installed with the plugin.
+  if (!std::getenv(vs::kCodecsModuleEnv) && access(VS_BUILT_CODECS_MODULE, R_OK) != 0 &&
+      access(VS_INSTALLED_CODECS_MODULE, R_OK) == 0)
+    setenv(vs::kCodecsModuleEnv, VS_INSTALLED_CODECS_MODULE, 0);
   try {
     run(parse(argc, argv));
   } catch (const std::exception& e) {
