@@ -97,7 +97,7 @@ vs_use_plugin() {
 
 vs_embedder_for() {
   local index=$1
-  [ -f "$index" ] || vs_die "no index at $index; build one with pipelines/index-cifar.sh (or cifarindexer / faissindexer)."
+  [ -f "$index" ] || vs_die "no index at $index; build one with pipelines/index-folder.sh or pipelines/index-cifar.sh (or galleryindexer / cifarindexer / faissindexer)."
   [ -f "$index.db" ] || vs_die "no catalog at $index.db beside the index; rebuild the index with pipelines/index-cifar.sh."
   embedder=(embedder index="$index" precision="${PRECISION:-fp32}" inference-interval="${INTERVAL:-1}")
   if [ -n "${MODEL:-}" ]; then embedder+=(model="$MODEL"); fi
