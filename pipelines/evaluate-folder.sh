@@ -49,6 +49,11 @@ OUT_DIR=${OUT_DIR:-evaluate-folder-out}
 OUTPUT=${OUTPUT:-$OUT_DIR/metrics.json}
 
 k_max=$(vs_k_max "$K")
+# gst-launch-1.0 would only warn about a value out of range and keep the default.
+awk -v f="$QUERY_FRACTION" 'BEGIN { exit !(f ~ /^[0-9]*\.?[0-9]+$/ && f >= 0.001 && f <= 0.999) }' \
+  || vs_die "QUERY_FRACTION must be a number from 0.001 to 0.999, not \"$QUERY_FRACTION\"."
+[[ "$SPLIT_SEED" =~ ^[0-9]+$ ]] && [ "$SPLIT_SEED" -le 4294967295 ] \
+  || vs_die "SPLIT_SEED must be a whole number from 0 to 4294967295, not \"$SPLIT_SEED\"."
 vs_use_plugin retrievaleval
 
 mkdir -p "$OUT_DIR"

@@ -150,6 +150,12 @@ def main():
               "gallerysrc splits the same way again with the same seed")
         check(sorted(split_sources(root, "queries", 4)) != sorted(query_sources),
               "another seed splits another way")
+
+        # gst-launch-1.0 would keep the default for a value out of range.
+        bad = subprocess.run([SCRIPT, root], capture_output=True, text=True, timeout=60,
+                             env=dict(env, QUERY_FRACTION="1.5"))
+        check(bad.returncode == 1 and "QUERY_FRACTION must be a number from 0.001 to 0.999"
+              in bad.stderr, "an impossible QUERY_FRACTION is refused: " + bad.stderr)
     sys.exit(1 if failures else 0)
 
 
