@@ -120,6 +120,7 @@ struct _GstFaissIndexer
   guint checkpoint_interval;
   gboolean gallery;             /* gst_faiss_indexer_set_gallery_mode () */
   gboolean update;
+  gchar *gallery_root;
   /* the builder's, from start to stop; under the object lock */
   std::shared_ptr < vs::FileInventory > inventory;
 
@@ -295,6 +296,7 @@ gst_faiss_indexer_finalize (GObject * object)
   self->inventory.~shared_ptr ();
   g_free (self->location);
   g_free (self->index_type);
+  g_free (self->gallery_root);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -387,11 +389,13 @@ gst_faiss_indexer_get_property (GObject * object, guint prop_id,
 
 void
 gst_faiss_indexer_set_gallery_mode (GstFaissIndexer * self, gboolean gallery,
-    gboolean update)
+    gboolean update, const gchar * root)
 {
   GST_OBJECT_LOCK (self);
   self->gallery = gallery;
   self->update = update;
+  g_free (self->gallery_root);
+  self->gallery_root = g_strdup (root);
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -440,6 +444,7 @@ gst_faiss_indexer_start (GstBaseSink * sink)
   options.export_npy = self->export_npy;
   options.gallery = self->gallery;
   options.update = self->update;
+  options.gallery_root = self->gallery_root ? self->gallery_root : "";
   options.checkpoint_interval = std::chrono::seconds (self->checkpoint_interval);
   self->progress_every = self->progress_interval;
   self->thumbnail_longer_side = self->thumbnail_size;

@@ -363,8 +363,14 @@ gst_gallery_indexer_change_state (GstElement * element,
     GST_OBJECT_UNLOCK (self);
     GST_INFO_OBJECT (self, "mode %s", mode == MODE_UPDATE ? "update" :
         "rebuild");
+    /* Absolute, so that a search run from anywhere finds the originals. */
+    gchar *location = NULL;
+    g_object_get (self->children[CHILD_SOURCE], "location", &location, NULL);
+    gchar *root = location ? g_canonicalize_filename (location, NULL) : NULL;
     gst_faiss_indexer_set_gallery_mode (GST_FAISS_INDEXER (self->children
-            [CHILD_INDEXER]), TRUE, mode == MODE_UPDATE);
+            [CHILD_INDEXER]), TRUE, mode == MODE_UPDATE, root);
+    g_free (root);
+    g_free (location);
   }
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
       && nothing_to_embed (self)) {

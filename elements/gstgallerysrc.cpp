@@ -33,6 +33,12 @@
  * `files-total`; they are posted while the pipeline is PLAYING, since
  * gst-launch-1.0 holds a prerolled pipeline in PAUSED while a progress runs.
  *
+ * For retrieval evaluation (pipelines/evaluate-folder.sh), #GstGallerySrc:split
+ * keeps one side of a split stratified by label: `queries` keeps about
+ * #GstGallerySrc:query-fraction of each label's files (at least one, never
+ * all), chosen by #GstGallerySrc:split-seed; `gallery` keeps the others.
+ * Labels keep their numbers on both sides.
+ *
  * Pictures are decoded by OpenCV in libvisualsearch-codecs.so, opened when
  * the walk starts if it holds a picture; a video's frames by a decodebin pipeline inside the element,
  * which converts only the frames it keeps.
@@ -74,6 +80,9 @@ GST_DEBUG_CATEGORY_STATIC (gst_gallery_src_debug);
 #define DEFAULT_VIDEO_INTERVAL 1.0
 #define DEFAULT_MAX_PIXELS vs::kDefaultMaxPixels
 #define DEFAULT_STRICT FALSE
+#define DEFAULT_SPLIT vs::FolderSplit::All
+#define DEFAULT_QUERY_FRACTION 0.2
+#define DEFAULT_SPLIT_SEED 0
 /* Each frame's nominal duration: frames are pushed as fast as downstream
  * takes them, with monotonic timestamps that are the same in every run. */
 #define FRAME_DURATION GST_MSECOND
@@ -89,6 +98,9 @@ enum
   PROP_VIDEO_INTERVAL,
   PROP_MAX_PIXELS,
   PROP_STRICT,
+  PROP_SPLIT,
+  PROP_QUERY_FRACTION,
+  PROP_SPLIT_SEED,
 };
 
 /* The walk in progress. Only start(), stop() and the streaming thread touch
@@ -135,6 +147,9 @@ struct _GstGallerySrc
   gdouble video_interval;
   guint64 max_pixels;
   gboolean strict;
+  vs::FolderSplit split;
+  gdouble query_fraction;
+  guint split_seed;
 
   std::unique_ptr<GalleryWalk> walk;
   /* gst_gallery_src_set_file_filter()'s; under the object lock */
@@ -171,6 +186,27 @@ G_DEFINE_TYPE_WITH_CODE (GstGallerySrc, gst_gallery_src, GST_TYPE_PUSH_SRC,
         "Folder of pictures and videos source"));
 GST_ELEMENT_REGISTER_DEFINE (gallerysrc, "gallerysrc", GST_RANK_NONE,
     GST_TYPE_GALLERY_SRC);
+
+static GType
+gst_gallery_src_split_get_type (void)
+{
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+    {(gint) vs::FolderSplit::All, "Every file", "all"},
+    {(gint) vs::FolderSplit::Gallery,
+        "The files that are not queries of the split", "gallery"},
+    {(gint) vs::FolderSplit::Queries,
+        "The query-fraction of each label's files chosen by split-seed",
+        "queries"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstGallerySrcSplit", values);
+    g_once_init_leave (&type, t);
+  }
+  return (GType) type;
+}
 
 static void
 gst_gallery_src_class_init (GstGallerySrcClass * klass)
@@ -214,6 +250,20 @@ gst_gallery_src_class_init (GstGallerySrcClass * klass)
           "Fail on the first file that is not a readable picture or video; "
           "when false, skip such files and name them in a warning at the end",
           DEFAULT_STRICT, flags));
+  g_object_class_install_property (gobject_class, PROP_SPLIT,
+      g_param_spec_enum ("split", "Split",
+          "Walk every file, or one side of a split by label for retrieval "
+          "evaluation: the queries, or the gallery (all the other files)",
+          gst_gallery_src_split_get_type (), (gint) DEFAULT_SPLIT, flags));
+  g_object_class_install_property (gobject_class, PROP_QUERY_FRACTION,
+      g_param_spec_double ("query-fraction", "Query fraction",
+          "With split: the share of each label's files that are queries "
+          "(rounded, at least one and never all of them)", 0.001, 0.999,
+          DEFAULT_QUERY_FRACTION, flags));
+  g_object_class_install_property (gobject_class, PROP_SPLIT_SEED,
+      g_param_spec_uint ("split-seed", "Split seed",
+          "With split: which files are queries; the same seed always splits "
+          "a folder the same way", 0, G_MAXUINT, DEFAULT_SPLIT_SEED, flags));
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
@@ -229,6 +279,9 @@ gst_gallery_src_class_init (GstGallerySrcClass * klass)
   basesrc_class->unlock = GST_DEBUG_FUNCPTR (gst_gallery_src_unlock);
   basesrc_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_gallery_src_unlock_stop);
   pushsrc_class->create = GST_DEBUG_FUNCPTR (gst_gallery_src_create);
+
+  gst_type_mark_as_plugin_api (gst_gallery_src_split_get_type (),
+      (GstPluginAPIFlags) 0);
 }
 
 static void
@@ -239,6 +292,9 @@ gst_gallery_src_init (GstGallerySrc * self)
   self->video_interval = DEFAULT_VIDEO_INTERVAL;
   self->max_pixels = DEFAULT_MAX_PIXELS;
   self->strict = DEFAULT_STRICT;
+  self->split = DEFAULT_SPLIT;
+  self->query_fraction = DEFAULT_QUERY_FRACTION;
+  self->split_seed = DEFAULT_SPLIT_SEED;
   new (&self->walk) std::unique_ptr < GalleryWalk > ();
   new (&self->skip) std::function<bool (const std::string &,
       const std::string &)> ();
@@ -289,6 +345,15 @@ gst_gallery_src_set_property (GObject * object, guint prop_id,
     case PROP_STRICT:
       self->strict = g_value_get_boolean (value);
       break;
+    case PROP_SPLIT:
+      self->split = (vs::FolderSplit) g_value_get_enum (value);
+      break;
+    case PROP_QUERY_FRACTION:
+      self->query_fraction = g_value_get_double (value);
+      break;
+    case PROP_SPLIT_SEED:
+      self->split_seed = g_value_get_uint (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -321,6 +386,15 @@ gst_gallery_src_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_STRICT:
       g_value_set_boolean (value, self->strict);
+      break;
+    case PROP_SPLIT:
+      g_value_set_enum (value, (gint) self->split);
+      break;
+    case PROP_QUERY_FRACTION:
+      g_value_set_double (value, self->query_fraction);
+      break;
+    case PROP_SPLIT_SEED:
+      g_value_set_uint (value, self->split_seed);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -429,6 +503,9 @@ gst_gallery_src_start (GstBaseSrc * src)
   walk->location = self->location ? self->location : "";
   const std::string label_from = self->label_from ? self->label_from : "";
   options.recursive = self->recursive;
+  options.split = self->split;
+  options.query_fraction = self->query_fraction;
+  options.split_seed = self->split_seed;
   walk->max_pixels = self->max_pixels;
   walk->interval = (GstClockTime) (self->video_interval * GST_SECOND + 0.5);
   walk->strict = self->strict;

@@ -2,13 +2,16 @@
  *
  * For every frame that carries a GstVisualSearchNeighborsMeta (from faisssearch), draws a
  * strip of the neighbours' thumbnails along one edge, each captioned with its
- * label and its score as FAISS returned it. With the index property set (the
- * index faisssearch searches), thumbnails come from its catalog (index +
- * ".db"), where faissindexer stores them, so the originals need not be at
- * hand; a catalog renamed over the old one by a writer is reopened. Items
- * without one are read back through the neighbour's source: CIFAR records
- * ("cifar10/train/17") from the directory in the dataset property, anything
- * else as an image file path.
+ * label and its score as FAISS returned it. Thumbnails come from the catalog
+ * of the index faisssearch searches (index + ".db"), where faissindexer
+ * stores them, so the originals need not be at hand; a catalog renamed over
+ * the old one by a writer is reopened. The element finds that index by itself
+ * (faisssearch names it in a sticky event before the first frame); the index
+ * property, when set, wins. Items without a thumbnail are read back through
+ * the neighbour's source: CIFAR records ("cifar10/train/17") from the
+ * directory in the dataset property, anything else as an image file path,
+ * relative to the gallery folder the catalog records (galleryindexer's
+ * location).
  * They are cached, so steady results cost no disk access. Frames without
  * neighbours pass through untouched, unless persist=true: then the last
  * results stay on screen (embedder's inference-interval and QoS leave frames
@@ -36,6 +39,7 @@
 #include "core/render/result_strip.h"
 #include "core/render/thumbnail_cache.h"
 #include "elements/elements.h"
+#include "elements/gstfaisssearch.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_search_overlay_debug);
@@ -65,7 +69,8 @@ struct SearchOverlayState
   std::unique_ptr<vs::ThumbnailCache> thumbnails;
   std::string thumbnails_dataset;       /* what thumbnails was made for */
   guint thumbnails_capacity = 0;
-  std::string thumbnails_index;         /* "" when no index is set */
+  std::string thumbnails_index;         /* "" when no index is known */
+  std::string stream_index;             /* named by faisssearch upstream */
   vs::FileStamp thumbnails_catalog;     /* the catalog file thumbnails read */
   vs::ResultStrip strip;
   /* The results last drawn; reused from frame to frame, and drawn again on
@@ -213,6 +218,7 @@ gst_search_overlay_stop (GstBaseTransform * trans)
   /* A CIFAR split held for thumbnails is ~150 MB: let it go with the stream. */
   self->state->thumbnails.reset ();
   self->state->tiles.clear ();
+  self->state->stream_index.clear ();
   return TRUE;
 }
 
@@ -224,6 +230,14 @@ gst_search_overlay_sink_event (GstBaseTransform * trans, GstEvent * event)
   /* Results from before a seek or flush describe frames that are gone. */
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
     self->state->tiles.clear ();
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM_STICKY
+      && gst_event_has_name (event, VS_INDEX_EVENT)) {
+    const gchar *index =
+        gst_structure_get_string (gst_event_get_structure (event), "index");
+    GST_DEBUG_OBJECT (self, "faisssearch upstream searches %s",
+        GST_STR_NULL (index));
+    self->state->stream_index = index ? index : "";
+  }
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
 }
 
@@ -321,7 +335,8 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
   const guint cache_size = self->cache_size;
   const gboolean persist = self->persist;
   const char *dataset = self->dataset ? self->dataset : "";
-  const char *index = self->index ? self->index : "";
+  const char *index = self->index && *self->index ? self->index :
+      st.stream_index.c_str ();
   bool new_cache = !st.thumbnails || st.thumbnails_dataset != dataset
       || st.thumbnails_capacity != cache_size || st.thumbnails_index != index;
   /* Copied only when it changed: no allocation per frame. */
@@ -346,9 +361,12 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
 
   if (new_cache) {
     std::shared_ptr<vs::CatalogThumbnails> catalog;
+    std::string files_root;
     if (!new_index.empty ()) {
       try {
-        catalog = vs::CatalogThumbnails::open (vs::catalog_path_for (new_index));
+        const std::string path = vs::catalog_path_for (new_index);
+        files_root = vs::Catalog::load_facts (path).gallery_root;
+        catalog = vs::CatalogThumbnails::open (path);
         if (!catalog)
           GST_INFO_OBJECT (self, "the catalog of %s holds no thumbnails",
               new_index.c_str ());
@@ -361,7 +379,7 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
       }
     }
     st.thumbnails = std::make_unique<vs::ThumbnailCache> (cache_size,
-        new_dataset, std::move (catalog));
+        new_dataset, std::move (catalog), std::move (files_root));
     st.thumbnails_dataset = std::move (new_dataset);
     st.thumbnails_index = std::move (new_index);
     st.thumbnails_capacity = cache_size;
@@ -450,10 +468,11 @@ gst_search_overlay_class_init (GstSearchOverlayClass * klass)
           "none", NULL, flags));
   g_object_class_install_property (gobject_class, PROP_INDEX,
       g_param_spec_string ("index", "Index",
-          "The FAISS index the neighbours come from (faisssearch's index): "
-          "thumbnails stored in its catalog (index + \".db\") are drawn "
-          "without reading the originals; unset, or for items without one, "
-          "they are read through each neighbour's source", NULL, flags));
+          "The FAISS index the neighbours come from; unset: the index the "
+          "faisssearch upstream names. Thumbnails stored in its catalog "
+          "(index + \".db\") are drawn without reading the originals; items "
+          "without one are read through their source, relative to the "
+          "gallery folder the catalog records", NULL, flags));
   g_object_class_install_property (gobject_class, PROP_MAX_THUMBS,
       g_param_spec_uint ("max-thumbs", "Maximum thumbnails",
           "Draw at most this many neighbours (fewer when the frame has no "

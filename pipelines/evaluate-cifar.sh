@@ -62,8 +62,8 @@ if ! gst-inspect-1.0 retrievaleval >/dev/null 2>&1; then
   gst-inspect-1.0 retrievaleval >/dev/null 2>&1 || die "no retrievaleval element in $BUILD_DIR/plugin; rebuild with ninja -C $BUILD_DIR"
 fi
 
-k_max=$(tr ',' '\n' <<<"$K" | tr -d ' ' | sort -n | tail -1)
-[[ "$k_max" =~ ^[0-9]+$ ]] || die "K must be a list of whole numbers such as 1,5,10, not \"$K\"."
+source "$here/search-setup.sh"
+k_max=$(vs_k_max "$K")
 exclude_self=false
 neighbours=$k_max
 if [ "$INDEX_SPLIT" = "$QUERY_SPLIT" ]; then

@@ -19,6 +19,8 @@
 #   BATCH_SIZE=16         frames embedded together
 #   INDEX_TYPE=Flat       FAISS index_factory string (IVF256,Flat, HNSW32, ...)
 #   METRIC=ip             ip (cosine on the normalised embeddings) or l2
+#   THUMBNAIL_SIZE=128    longer side of the JPEG thumbnails kept in the
+#                         catalog; 0 keeps none (the originals are shown)
 #   MODE=update           update, or rebuild to index the whole folder anew
 #   LABEL_FROM=folder     folder, none, or csv:FILE
 #   VIDEO_INTERVAL=1.0    seconds between the frames taken from a video
@@ -39,30 +41,20 @@ esac
 dir=$1
 [ -d "$dir" ] || die "$dir is not a folder."
 index=${2:-$(basename "$(cd "$dir" && pwd)").faiss}
-MODEL=${MODEL:-resnet18}
-INPUT_SIZE=${INPUT_SIZE:-224}
-RESIZE=${RESIZE:-256}
-PRECISION=${PRECISION:-fp32}
-BATCH_SIZE=${BATCH_SIZE:-16}
-INDEX_TYPE=${INDEX_TYPE:-Flat}
-METRIC=${METRIC:-ip}
+THUMBNAIL_SIZE=${THUMBNAIL_SIZE:-128}
 MODE=${MODE:-update}
-LABEL_FROM=${LABEL_FROM:-folder}
-VIDEO_INTERVAL=${VIDEO_INTERVAL:-1.0}
 CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-60}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 
 source "$here/search-setup.sh"
+vs_folder_settings
 vs_use_plugin galleryindexer
 
 mkdir -p "$(dirname "$index")"
-indexer=(galleryindexer location="$dir" index="$index" mode="$MODE" model="$MODEL"
-         input-size="$INPUT_SIZE" resize="$RESIZE" precision="$PRECISION"
-         batch-size="$BATCH_SIZE" index-type="$INDEX_TYPE" metric="$METRIC"
+indexer=(galleryindexer location="$dir" index="$index" mode="$MODE" "${embedding[@]}"
+         index-type="$INDEX_TYPE" metric="$METRIC" thumbnail-size="$THUMBNAIL_SIZE"
          label-from="$LABEL_FROM" video-interval="$VIDEO_INTERVAL"
          checkpoint-interval="$CHECKPOINT_INTERVAL")
-[ -n "${WEIGHTS:-}" ] && indexer+=(weights="$WEIGHTS")
-[ -n "${SEED:-}" ] && indexer+=(seed="$SEED")
 
 echo "index-folder: ${indexer[*]}"
 now() { date +%s.%N; }

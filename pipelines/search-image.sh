@@ -6,8 +6,8 @@
 #   pipelines/search-image.sh IMAGE INDEX [--dataset DIR] [--out SHEET.png] [-k K]
 #
 #   IMAGE          any image GStreamer decodes (PNG, JPEG, ...)
-#   INDEX          an index built by pipelines/index-cifar.sh / faissindexer; the
-#                  query is embedded exactly as the gallery was
+#   INDEX          an index built by pipelines/index-folder.sh, index-cifar.sh or
+#                  faissindexer; the query is embedded exactly as the gallery was
 #   --dataset DIR  the CIFAR directory the gallery came from, for the thumbnails
 #                  (gallery images stored as file paths need none)
 #   --out FILE     the contact sheet (default: IMAGE's name + "-results.png")

@@ -3,6 +3,12 @@
 # vs_use_plugin [ELEMENT]: makes the visualsearch elements available (checked
 #   with ELEMENT, default faisssearch), from the system
 #   or, when not installed, from the build tree $BUILD_DIR (default build/).
+# vs_k_max LIST: the largest cut-off of a K list such as 1,5,10.
+# vs_folder_settings: the settings a folder gallery is embedded and indexed
+#   with (index-folder.sh, evaluate-folder.sh), from the environment: MODEL,
+#   INPUT_SIZE, RESIZE, PRECISION, BATCH_SIZE, INDEX_TYPE, METRIC, LABEL_FROM
+#   and VIDEO_INTERVAL get their defaults, and the array `embedding` the
+#   embedder properties they make (with WEIGHTS and SEED when set).
 # vs_embedder_for INDEX: fills the array `embedder` with an embedder element
 #   that adopts the settings INDEX was built with (embedder index=INDEX: model,
 #   weights and seed, input size, resize, mean, std, normalize, as its catalog
@@ -53,6 +59,32 @@ vs_parse_args() {
   [[ "$k" =~ ^[0-9]+$ ]] && [ "$k" -ge 1 ] || vs_die "-k must be a positive number, not '$k'."
 }
 
+# vs_k_max LIST: the largest of a list of cut-offs such as 1,5,10; dies
+# when LIST is not such a list.
+vs_k_max() {
+  local k_max
+  k_max=$(tr ',' '\n' <<<"$1" | tr -d ' ' | sort -n | tail -1)
+  [[ "$k_max" =~ ^[0-9]+$ ]] && [ "$k_max" -ge 1 ] \
+    || vs_die "K must be a list of whole numbers such as 1,5,10, not \"$1\"."
+  echo "$k_max"
+}
+
+vs_folder_settings() {
+  MODEL=${MODEL:-resnet18}
+  INPUT_SIZE=${INPUT_SIZE:-224}
+  RESIZE=${RESIZE:-256}
+  PRECISION=${PRECISION:-fp32}
+  BATCH_SIZE=${BATCH_SIZE:-16}
+  INDEX_TYPE=${INDEX_TYPE:-Flat}
+  METRIC=${METRIC:-ip}
+  LABEL_FROM=${LABEL_FROM:-folder}
+  VIDEO_INTERVAL=${VIDEO_INTERVAL:-1.0}
+  embedding=(model="$MODEL" input-size="$INPUT_SIZE" resize="$RESIZE" precision="$PRECISION"
+             batch-size="$BATCH_SIZE")
+  if [ -n "${WEIGHTS:-}" ]; then embedding+=(weights="$WEIGHTS"); fi
+  if [ -n "${SEED:-}" ]; then embedding+=(seed="$SEED"); fi
+}
+
 vs_use_plugin() {
   local repo element=${1:-faisssearch}
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,7 +97,7 @@ vs_use_plugin() {
 
 vs_embedder_for() {
   local index=$1
-  [ -f "$index" ] || vs_die "no index at $index; build one with pipelines/index-cifar.sh (or cifarindexer / faissindexer)."
+  [ -f "$index" ] || vs_die "no index at $index; build one with pipelines/index-folder.sh or pipelines/index-cifar.sh (or galleryindexer / cifarindexer / faissindexer)."
   [ -f "$index.db" ] || vs_die "no catalog at $index.db beside the index; rebuild the index with pipelines/index-cifar.sh."
   embedder=(embedder index="$index" precision="${PRECISION:-fp32}" inference-interval="${INTERVAL:-1}")
   if [ -n "${MODEL:-}" ]; then embedder+=(model="$MODEL"); fi

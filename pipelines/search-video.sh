@@ -6,8 +6,8 @@
 #   pipelines/search-video.sh INPUT INDEX [--dataset DIR] [--out OUTPUT] [-k K]
 #
 #   INPUT          any video file GStreamer decodes (audio is dropped)
-#   INDEX          an index built by pipelines/index-cifar.sh / faissindexer; the
-#                  frames are embedded exactly as the gallery was
+#   INDEX          an index built by pipelines/index-folder.sh, index-cifar.sh or
+#                  faissindexer; the frames are embedded exactly as the gallery was
 #   --dataset DIR  the CIFAR directory the gallery came from, for the thumbnails
 #   --out FILE     the annotated video (default: INPUT's name + "-search.avi");
 #                  its extension picks the format, all from Debian's

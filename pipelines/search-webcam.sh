@@ -4,8 +4,8 @@
 #
 #   pipelines/search-webcam.sh INDEX [--dataset DIR] [--device DEV] [-k K]
 #
-#   INDEX          an index built by pipelines/index-cifar.sh / faissindexer; the
-#                  frames are embedded exactly as the gallery was
+#   INDEX          an index built by pipelines/index-folder.sh, index-cifar.sh or
+#                  faissindexer; the frames are embedded exactly as the gallery was
 #   --dataset DIR  the CIFAR directory the gallery came from, for the thumbnails
 #   --device DEV   the V4L2 camera (default /dev/video0, or $DEVICE)
 #   -k K           results per frame (default 5, or $K)

@@ -227,7 +227,7 @@ class FaissIndexerFiles(unittest.TestCase):
             size, crc = db.execute("SELECT index_bytes, index_crc32 FROM index_facts").fetchone()
         finally:
             db.close()
-        self.assertEqual(version, 5)
+        self.assertEqual(version, 6)
         with open(self.index, "rb") as f:
             content = f.read()
         self.assertEqual(size, len(content))

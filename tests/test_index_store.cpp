@@ -451,9 +451,19 @@ void test_older_and_newer_catalogs() {
   g_assert_cmpint(vs::Catalog::load(catalog).item(1)->label, ==, 2);
   g_assert_false(vs::Catalog::load(catalog).item(1)->file.has_value());
 
-  sql(catalog, "PRAGMA user_version = 6;");
+  // Schema 5 adds the files table; without index_facts.gallery_root the
+  // catalog loads with none.
+  sql(catalog,
+      "PRAGMA user_version = 5;"
+      "CREATE TABLE files (id INTEGER PRIMARY KEY, path BLOB NOT NULL, "
+      "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, time REAL);"
+      "INSERT INTO files VALUES (1, 'b/x.jpg', 10, 20, NULL);");
+  g_assert_true(vs::Catalog::load(catalog).item(1)->file->path == "b/x.jpg");
+  g_assert_true(vs::Catalog::load_facts(catalog).gallery_root.empty());
+
+  sql(catalog, "PRAGMA user_version = 7;");
   auto message = error_of([&] { vs::Catalog::load(catalog); });
-  assert_contains(message, "schema version 6");
+  assert_contains(message, "schema version 7");
   assert_contains(message, catalog);
 }
 
@@ -480,6 +490,12 @@ void test_catalog_embedder_config() {
   facts.embedder_config.clear();
   vs::Catalog::write_atomically(path, facts, items);
   g_assert_true(vs::Catalog::load_facts(path).embedder_config.empty());
+  g_assert_true(vs::Catalog::load_facts(path).gallery_root.empty());
+
+  // The gallery folder is kept byte for byte, whatever its encoding.
+  facts.gallery_root = "/photos/caf\xE9 ";
+  vs::Catalog::write_atomically(path, facts, items);
+  g_assert_true(vs::Catalog::load(path).facts().gallery_root == facts.gallery_root);
 
   // What visualsearch wrote before the column existed.
   const std::string old = tmp_path("schema3.faiss.db");

@@ -6,10 +6,17 @@ test source and stops with a clear message when there is no camera. Each of
 them, and evaluate-cifar.sh, also runs with an index built by a TorchScript
 model, which the embedder adopts from the index with nothing set.
 
+FolderGallery: the same scripts with a gallery folder indexed by
+index-folder.sh, run from another directory: the overlay finds the index by
+itself and draws the catalog's thumbnails even when the folder has moved, and
+with thumbnail-size=0 it reads the originals relative to the folder the
+catalog records.
+
 Usage: test_search_pipelines.py   (VS_SOURCE_DIR and VS_BUILD_DIR set by meson)
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,10 +32,10 @@ from torchscript_fixtures import write_tiny_torchscript  # noqa: E402
 PIPELINES = os.path.join(os.environ["VS_SOURCE_DIR"], "pipelines")
 
 
-def sh(*args, check=True, **env):
+def sh(*args, check=True, cwd=None, **env):
     run_env = dict(os.environ, BUILD_DIR=os.environ["VS_BUILD_DIR"], **env)
     result = subprocess.run(list(args), capture_output=True, text=True, env=run_env,
-                            timeout=180)
+                            timeout=180, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout}\n{result.stderr}")
@@ -161,6 +168,97 @@ class SearchPipelines(unittest.TestCase):
                  check=False)
         self.assertEqual(out.returncode, 1)
         self.assertIn("index-cifar.sh", out.stderr)
+
+
+def blocks(seed, size=(48, 40)):
+    """A picture of coarse random blocks: its thumbnails at any scale still
+    look like it, unlike pixel noise."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 256, (5, 6, 3), dtype=np.uint8))
+    return small.resize(size, Image.NEAREST)
+
+
+def first_tile(sheet, thumb):
+    """The first result's thumbnail in a search-image.sh sheet (k <= 4, so the
+    query box is 320x240)."""
+    image = np.asarray(Image.open(sheet).convert("RGB")).astype(int)
+    strip_top = 240 + int(np.argmax((image[240:, 0] == 24).all(axis=1)))
+    return image[strip_top + 4:strip_top + 4 + thumb, 4:4 + thumb]
+
+
+class FolderGallery(unittest.TestCase):
+    THUMB = 64
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        # A relative folder name with a space, indexed from its parent: the
+        # catalog must record where it is, not how it was named.
+        cls.folder = os.path.join(cls.tmp.name, "my photos")
+        cls.pictures = {}
+        for c, name in enumerate(("cats", "dogs")):
+            for i in range(3):
+                rel = f"{name}/pic {i}.png"
+                os.makedirs(os.path.join(cls.folder, name), exist_ok=True)
+                blocks(10 * c + i).save(os.path.join(cls.folder, rel))
+                cls.pictures[rel] = name
+        script = os.path.join(PIPELINES, "index-folder.sh")
+        settings = dict(WEIGHTS="random", INPUT_SIZE="32", RESIZE="0")
+        cls.index = os.path.join(cls.tmp.name, "thumbs.faiss")
+        sh(script, "my photos", "thumbs.faiss", cwd=cls.tmp.name, **settings)
+        cls.bare = os.path.join(cls.tmp.name, "bare.faiss")
+        sh(script, "my photos", "bare.faiss", cwd=cls.tmp.name, THUMBNAIL_SIZE="0", **settings)
+        cls.elsewhere = os.path.join(cls.tmp.name, "elsewhere")
+        os.mkdir(cls.elsewhere)
+        cls.query = os.path.join(cls.tmp.name, "query.png")
+        shutil.copy(os.path.join(cls.folder, "dogs/pic 1.png"), cls.query)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def search_image(self, index, sheet):
+        out = sh(os.path.join(PIPELINES, "search-image.sh"), self.query, index, "--out", sheet,
+                 "-k", "3", THUMB=str(self.THUMB), cwd=self.elsewhere)
+        self.assertRegex(out.stdout, r"1\. dogs +1\.0000  id \d+  dogs/pic 1\.png")
+        self.assertNotIn("Cannot show", out.stderr)
+        expected = np.asarray(blocks(11).resize((self.THUMB, self.THUMB), Image.BILINEAR),
+                              dtype=int)
+        tile = first_tile(sheet, self.THUMB)
+        self.assertLess(np.abs(tile - expected).mean(), 20,
+                        "the first thumbnail is the query's picture")
+
+    def test_search_image_reads_the_originals_from_the_recorded_folder(self):
+        self.search_image(self.bare, os.path.join(self.tmp.name, "bare.png"))
+
+    def test_search_image_shows_catalog_thumbnails_without_the_folder(self):
+        moved = self.folder + " moved"
+        os.rename(self.folder, moved)
+        try:
+            self.search_image(self.index, os.path.join(self.tmp.name, "thumbs.png"))
+        finally:
+            os.rename(moved, self.folder)
+
+    def test_search_video_and_webcam(self):
+        clip = os.path.join(self.tmp.name, "clip.avi")
+        sh("gst-launch-1.0", "-q", "videotestsrc", "num-buffers=4", "pattern=ball", "!",
+           "video/x-raw,width=96,height=72,framerate=10/1", "!", "jpegenc", "!", "avimux",
+           "!", "filesink", f"location={clip}")
+        messages = os.path.join(self.tmp.name, "messages.log")
+        sh(os.path.join(PIPELINES, "search-video.sh"), clip, self.bare, "--out",
+           os.path.join(self.tmp.name, "annotated.avi"), "-k", "2", MESSAGES=messages,
+           THUMB="16", cwd=self.elsewhere)
+        with open(messages) as f:
+            log = f.read()
+        self.assertEqual(log.count("visualsearch, "), 4)
+        self.assertRegex(log, r'sources=\(string\)< "(cats|dogs)/pic\\ \d\.png"')
+        self.assertNotIn("Cannot show", log)
+
+        live = sh(os.path.join(PIPELINES, "search-webcam.sh"), self.bare,
+                  SOURCE="videotestsrc is-live=true num-buffers=5", SINK="fakesink",
+                  WIDTH="96", HEIGHT="72", THUMB="16", cwd=self.elsewhere)
+        self.assertIn("Got EOS", live.stdout)
+        self.assertNotIn("Cannot show", live.stdout + live.stderr)
 
 
 if __name__ == "__main__":

@@ -439,10 +439,11 @@ write_red_png (const std::string & path, uint32_t width, uint32_t height)
 
 /* Pushes two frames with these neighbours; returns the warnings posted,
  * after checking that each frame shows `red` thumbnails of red.png and
- * `green` green ones. */
+ * `green` green ones. searched: the index a faisssearch upstream would name
+ * in its sticky event (none when NULL). */
 static std::vector < std::string >
 draw_twice (const std::vector < GstVisualSearchNeighbor > &nb, int red,
-    const char *index = NULL, int green = 0)
+    const char *index = NULL, int green = 0, const char *searched = NULL)
 {
   GstVideoInfo info;
   gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGB, kWidth, kHeight);
@@ -452,6 +453,12 @@ draw_twice (const std::vector < GstVisualSearchNeighbor > &nb, int red,
   gst_harness_set_caps_str (h,
       "video/x-raw,format=RGB,width=320,height=240,framerate=30/1",
       "video/x-raw,format=RGB,width=320,height=240,framerate=30/1");
+  if (searched)
+    fail_unless (gst_harness_push_event (h,
+            gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_STICKY,
+                gst_structure_new ("visualsearch-index", "index", G_TYPE_STRING,
+                    searched, "catalog", G_TYPE_STRING,
+                    vs::catalog_path_for (searched).c_str (), NULL))));
   GstBus *bus = gst_bus_new ();
   gst_element_set_bus (h->element, bus);
 
@@ -582,6 +589,16 @@ GST_START_TEST (test_catalog_thumbnails)
   /* A missing catalog: one warning, then the files. */
   const std::string elsewhere = std::string (tmp_dir) + "/none.faiss";
   warnings = draw_twice (nb, 2, elsewhere.c_str ());
+  fail_unless_equals_int (warnings.size (), 2);
+  fail_unless (warned (warnings, elsewhere + ".db", "does not exist"));
+
+  /* Behind a faisssearch the overlay finds the catalog by itself... */
+  warnings = draw_twice (nb, 2, NULL, 1, index.c_str ());
+  fail_unless_equals_int (warnings.size (), 1);
+  fail_unless (warned (warnings, "item 2 in the catalog " + index + ".db",
+          "read from their original files instead"));
+  /* ...and the index property, when set, wins. */
+  warnings = draw_twice (nb, 2, elsewhere.c_str (), 0, index.c_str ());
   fail_unless_equals_int (warnings.size (), 2);
   fail_unless (warned (warnings, elsewhere + ".db", "does not exist"));
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -21,6 +22,40 @@ namespace vs {
 namespace {
 
 using DirId = std::pair<uint64_t, uint64_t>;  // device, inode
+
+// FNV-1a over the seed and the path, then SplitMix64's finaliser: stable
+// across runs and machines, unlike std::hash.
+uint64_t split_key(uint32_t seed, const std::string& relative) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&h](unsigned char byte) { h = (h ^ byte) * 0x100000001b3ull; };
+  for (int i = 0; i < 4; ++i) mix(static_cast<unsigned char>(seed >> (8 * i)));
+  for (char c : relative) mix(static_cast<unsigned char>(c));
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
+}
+
+// Keeps the files of one side of the split, in walk order.
+void keep_split(std::vector<FolderFile>* files, const ImageFolderOptions& options) {
+  std::map<int, std::vector<std::pair<uint64_t, size_t>>> by_label;
+  for (size_t i = 0; i < files->size(); ++i)
+    by_label[(*files)[i].label].emplace_back(split_key(options.split_seed, (*files)[i].relative),
+                                             i);
+  std::vector<bool> query(files->size(), false);
+  for (auto& [label, members] : by_label) {
+    const int64_t n = static_cast<int64_t>(members.size());
+    if (n < 2) continue;
+    const int64_t wanted = std::llround(options.query_fraction * static_cast<double>(n));
+    std::sort(members.begin(), members.end());
+    for (int64_t q = 0; q < std::clamp<int64_t>(wanted, 1, n - 1); ++q)
+      query[members[q].second] = true;
+  }
+  const bool want_queries = options.split == FolderSplit::Queries;
+  std::vector<FolderFile> kept;
+  for (size_t i = 0; i < files->size(); ++i)
+    if (query[i] == want_queries) kept.push_back(std::move((*files)[i]));
+  files->swap(kept);
+}
 
 std::string lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -270,6 +305,7 @@ ImageFolder ImageFolder::scan(const std::string& root_path, const ImageFolderOpt
     }
     if (auto it = numbers.find(name); !name.empty() && it != numbers.end()) file.label = it->second;
   }
+  if (options.split != FolderSplit::All) keep_split(&folder.files_, options);
   return folder;
 }
 

@@ -18,10 +18,21 @@ namespace vs {
 
 enum class LabelSource { Folder, None, Csv };
 
+// Which side of an evaluation split the walk keeps.
+enum class FolderSplit { All, Gallery, Queries };
+
 struct ImageFolderOptions {
   bool recursive = true;  // false: only the files directly in the root
   LabelSource labels = LabelSource::Folder;
   std::string csv_path;   // LabelSource::Csv: the CSV with path and label columns
+  // A split stratified by label, by file (a video's frames stay on one side):
+  // of each label's n files, round(query_fraction * n) but at least 1 and at
+  // most n - 1 are queries (none when n is 1), the ones first in the order of
+  // a hash of split_seed and their relative path. The same folder and seed
+  // always split the same way, and adding a file moves no other one across.
+  FolderSplit split = FolderSplit::All;
+  double query_fraction = 0.2;
+  uint32_t split_seed = 0;
 };
 
 // "folder", "none" or "csv:FILE" (a label-from property) into options; throws

@@ -19,7 +19,7 @@ namespace vs {
 
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 
 struct DatabaseCloser {
   void operator()(sqlite3* db) const { sqlite3_close(db); }
@@ -126,7 +126,8 @@ IndexFacts read_facts(Database& db, int schema) {
   Statement facts = db.prepare(
       std::string("SELECT model_id, preprocessing_id, dims, metric, index_type, count, created") +
       (schema >= 2 ? ", index_bytes, index_crc32" : "") +
-      (schema >= 4 ? ", embedder_config" : "") + " FROM index_facts");
+      (schema >= 4 ? ", embedder_config" : "") + (schema >= 6 ? ", gallery_root" : "") +
+      " FROM index_facts");
   if (db.step(facts.get()) != SQLITE_ROW) db.fail("the index_facts table is empty");
   IndexFacts f;
   f.model_id = column_text(facts.get(), 0);
@@ -143,6 +144,10 @@ IndexFacts read_facts(Database& db, int schema) {
     f.index_digest = digest;
   }
   if (schema >= 4) f.embedder_config = valid_utf8(column_text(facts.get(), 9));
+  if (schema >= 6) {
+    const auto* root = static_cast<const char*>(sqlite3_column_blob(facts.get(), 10));
+    f.gallery_root.assign(root ? root : "", sqlite3_column_bytes(facts.get(), 10));
+  }
   if (db.step(facts.get()) != SQLITE_DONE) db.fail("the index_facts table has several rows");
   return f;
 }
@@ -327,9 +332,10 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
           "source TEXT);"
           "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
           "metric TEXT, index_type TEXT, count INTEGER, created TEXT, index_bytes INTEGER, "
-          "index_crc32 INTEGER, embedder_config TEXT);");
+          "index_crc32 INTEGER, embedder_config TEXT, gallery_root BLOB);");
 
-  Statement fact = db.prepare("INSERT INTO index_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  Statement fact =
+      db.prepare("INSERT INTO index_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   bind_text_or_null(db, fact.get(), 1, facts.model_id);
   bind_text_or_null(db, fact.get(), 2, facts.preprocessing_id);
   sqlite3_bind_int(fact.get(), 3, facts.dims);
@@ -344,6 +350,11 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
                      facts.index_digest ? std::optional<int64_t>(facts.index_digest->crc32)
                                         : std::nullopt);
   bind_text_or_null(db, fact.get(), 10, facts.embedder_config);
+  if (facts.gallery_root.empty())
+    sqlite3_bind_null(fact.get(), 11);
+  else
+    sqlite3_bind_blob(fact.get(), 11, facts.gallery_root.data(),
+                      static_cast<int>(facts.gallery_root.size()), SQLITE_STATIC);
   db.step(fact.get());
 
   Statement insert = db.prepare("INSERT INTO items VALUES (?, ?, ?, ?)");

@@ -52,6 +52,11 @@ struct IndexFacts {
   // unknown: catalogs before schema version 4, or embeddings that did not
   // come from an embedder.
   std::string embedder_config;
+  // The folder whose files the items' sources are relative to (an absolute
+  // path, bytes as on disk), so that originals can be read back wherever the
+  // reader runs; empty when the items are not files of one folder, and in
+  // catalogs before schema version 6.
+  std::string gallery_root;
 };
 
 std::string catalog_path_for(const std::string& index_path);
@@ -67,16 +72,17 @@ std::string utc_timestamp_now();
 void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& incoming,
                                 const std::string& catalog_path);
 
-// File layout (schema version 5, PRAGMA user_version = 5):
+// File layout (schema version 6, PRAGMA user_version = 6):
 //   items(id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, source TEXT)
 //     one row per index id (0..count-1, or the ids of an IDMap2 index);
 //     label -1 and NULL strings when unknown; labels fit 32 bits;
 //   index_facts(model_id TEXT, preprocessing_id TEXT, dims INTEGER, metric TEXT,
 //               index_type TEXT, count INTEGER, created TEXT,
-//               index_bytes INTEGER, index_crc32 INTEGER, embedder_config TEXT)
+//               index_bytes INTEGER, index_crc32 INTEGER, embedder_config TEXT,
+//               gallery_root BLOB)
 //     exactly one row; index_bytes and index_crc32 (the IndexDigest of the
-//     index written with the catalog) and embedder_config are NULL when
-//     unknown;
+//     index written with the catalog), embedder_config and gallery_root are
+//     NULL when unknown;
 //   thumbnails(id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL)
 //     a JPEG of the item with index id `id` (faissindexer's thumbnail-size
 //     on its longer side); items without a row have none;
@@ -84,7 +90,7 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
 //         mtime_ns INTEGER NOT NULL, time REAL)
 //     the FileIdentity of item `id` (time NULL for a still); items without a
 //     row did not come from a gallery folder.
-// Version 4 lacks the files table; version 3 also lacks embedder_config;
+// Version 5 lacks gallery_root; version 4 also lacks the files table; version 3 also lacks embedder_config;
 // version 2 also lacks the thumbnails table; version 1 also lacks index_bytes
 // and index_crc32; version 0 is version 1 written before the version was
 // recorded. All are read.

@@ -52,6 +52,8 @@ IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn)
     take_lock();
     if (options_.update && file_exists(options_.location)) load_existing();
     if (!inventory_) inventory_ = std::make_shared<FileInventory>(items_);
+    // The folder may have moved since: its sources are relative to where it is now.
+    facts_.gallery_root = options_.gallery_root;
     return;
   }
   if (!options_.append) return;

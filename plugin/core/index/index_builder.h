@@ -35,6 +35,9 @@ struct IndexBuildOptions {
   // (galleryindexer): ids are kept when items are removed, and inventory()
   // tells gallerysrc which files to skip.
   bool gallery = false;
+  // With gallery: the folder the items' sources are relative to, recorded in
+  // the catalog (IndexFacts::gallery_root) so readers find the originals.
+  std::string gallery_root;
   // With gallery: update the existing index at location (created when
   // absent; it must be a gallery index): keep the items of unchanged files,
   // add the new ones, and when the walk was complete remove the items of

@@ -2,6 +2,7 @@
 
 #include <faiss/IVFlib.h>
 #include <faiss/Index.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
@@ -13,6 +14,7 @@
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/VectorTransform.h>
+#include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
@@ -370,6 +372,40 @@ std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n
       if (id < 0) continue;
       results[q].push_back(Hit{id, distances[q * k + j]});
     }
+  }
+  return results;
+}
+
+std::vector<std::vector<Hit>> IndexStore::range_search(const float* queries, int64_t n,
+                                                       float radius) const {
+  std::vector<std::vector<Hit>> results(n);
+  if (n <= 0 || index_->ntotal == 0) return results;
+  const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
+  const faiss::Index* searched = map ? map->index : index_.get();
+  faiss::RangeSearchResult found(n);
+  try {
+    try {
+      searched->range_search(n, queries, radius, &found);
+    } catch (const faiss::FaissException&) {
+      // Not implemented for this type: exact, over what it stores.
+      std::vector<float> stored(static_cast<size_t>(searched->ntotal) * searched->d);
+      searched->reconstruct_n(0, searched->ntotal, stored.data());
+      faiss::IndexFlat flat(searched->d, searched->metric_type);
+      flat.add(searched->ntotal, stored.data());
+      flat.range_search(n, queries, radius, &found);
+    }
+  } catch (const faiss::FaissException& e) {
+    throw Error("Range-searching the \"" + description_ + "\" index failed: " + e.msg);
+  }
+  const bool similarity = index_->metric_type == faiss::METRIC_INNER_PRODUCT;
+  for (int64_t q = 0; q < n; ++q) {
+    for (size_t j = found.lims[q]; j < found.lims[q + 1]; ++j) {
+      const idx_t position = found.labels[j];
+      results[q].push_back(Hit{map ? map->id_map[position] : position, found.distances[j]});
+    }
+    std::sort(results[q].begin(), results[q].end(), [similarity](const Hit& a, const Hit& b) {
+      return similarity ? a.distance > b.distance : a.distance < b.distance;
+    });
   }
   return results;
 }

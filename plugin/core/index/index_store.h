@@ -90,6 +90,13 @@ class IndexStore {
   // index_store.cpp).
   std::vector<std::vector<Hit>> search(const float* queries, int64_t n, int k,
                                        const SearchParams& params) const;
+  // Every stored vector within radius of each of n queries, as FAISS's range
+  // search counts it (similarity above radius for inner product, squared L2
+  // below it for l2), nearest first. Types without a range search of their
+  // own in FAISS 1.7.3 (HNSW, PQ, SQ) are searched exactly over their
+  // reconstructed vectors. Throws vs::Error.
+  std::vector<std::vector<Hit>> range_search(const float* queries, int64_t n,
+                                             float radius) const;
   // IVF indexes keep a direct map so that this works for them too. id is a
   // position, or an id of the id map.
   std::vector<float> reconstruct(int64_t id) const;

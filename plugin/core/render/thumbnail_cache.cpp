@@ -29,8 +29,11 @@ std::vector<uint8_t> encode_thumbnail(const cv::Mat& rgb, int longer_side) {
 }
 
 ThumbnailCache::ThumbnailCache(size_t capacity, std::string dataset_dir,
-                               std::shared_ptr<CatalogThumbnails> catalog)
-    : capacity_(capacity), dataset_dir_(std::move(dataset_dir)), catalog_(std::move(catalog)) {}
+                               std::shared_ptr<CatalogThumbnails> catalog, std::string files_root)
+    : capacity_(capacity),
+      dataset_dir_(std::move(dataset_dir)),
+      catalog_(std::move(catalog)),
+      files_root_(std::move(files_root)) {}
 
 const cv::Mat& ThumbnailCache::get(int64_t id, const std::string& source, int size) {
   const std::string key =
@@ -98,9 +101,11 @@ cv::Mat ThumbnailCache::read(const std::string& source) {
 
   // read_image opens only regular files (a FIFO or a device could block the
   // streaming thread forever) and checks the declared size before decoding.
+  const std::string path =
+      files_root_.empty() || source[0] == '/' ? source : files_root_ + "/" + source;
   RgbImage image;
   try {
-    image = read_image(source, kMaxPixels);
+    image = read_image(path, kMaxPixels);
   } catch (const Error& e) {
     warn_once(source, "Cannot show the gallery image: " + std::string(e.what()) +
                           "; its thumbnail is left blank.");

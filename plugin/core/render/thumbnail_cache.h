@@ -47,9 +47,12 @@ class ThumbnailCache {
 
   // capacity: thumbnails kept; dataset_dir: where CIFAR sources are read
   // (empty: CIFAR sources cannot be shown); catalog: the thumbnails of the
-  // index the neighbours come from (nullptr: none).
+  // index the neighbours come from (nullptr: none); files_root: the folder
+  // relative file sources are read from (the catalog's gallery_root; empty:
+  // the current directory).
   ThumbnailCache(size_t capacity, std::string dataset_dir,
-                 std::shared_ptr<CatalogThumbnails> catalog = nullptr);
+                 std::shared_ptr<CatalogThumbnails> catalog = nullptr,
+                 std::string files_root = "");
 
   // The size x size RGB thumbnail (CV_8UC3) of index item id: the catalog's
   // when it has one, else read through source; an empty Mat when neither
@@ -71,6 +74,7 @@ class ThumbnailCache {
   size_t capacity_;
   std::string dataset_dir_;
   std::shared_ptr<CatalogThumbnails> catalog_;
+  std::string files_root_;
   std::list<Entry> lru_;  // most recent first
   std::unordered_map<std::string, std::list<Entry>::iterator> entries_;
   // Each split is opened once, on first use; nullptr when it failed to open.

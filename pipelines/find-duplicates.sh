@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Finds groups of near-duplicate pictures in a gallery: prints each group's
+# items and writes a PNG contact sheet of the largest groups, a row each.
+#
+#   pipelines/find-duplicates.sh INDEX [--dataset DIR] [--out SHEET.png]
+#
+#   INDEX          an index built by index-folder.sh (or any faissindexer index)
+#   --dataset DIR  the CIFAR directory of a CIFAR gallery, for thumbnails the
+#                  catalog lacks (folder galleries need none)
+#   --out FILE     the contact sheet (default: INDEX's name + "-duplicates.png")
+#
+# Each item is range-searched against the index; items at most MAX_DISTANCE
+# apart are linked, and linked items form a group (a chain of near copies is
+# one group). MAX_DISTANCE is in the index's metric: for ip (the default) a
+# cosine distance, 1 - similarity (default 0.05); for l2 the squared L2
+# distance faisssearch reports (default 0.1). Copies, resized copies and
+# JPEG re-encodes are usually well inside the default; raise it to also group
+# similar shots. Environment: MAX_DISTANCE, SHEET_GROUPS=8 (rows of the sheet),
+# THUMB=96 (thumbnail side in the sheet), BUILD_DIR=build (the tool used when
+# not installed).
+set -euo pipefail
+source "$(dirname "$0")/search-setup.sh"
+
+dataset="" out="" k=1
+vs_parse_args 1 "$@"
+index=${positional[0]}
+[ -f "$index" ] || vs_die "no index at $index; build one with pipelines/index-folder.sh."
+out=${out:-"${index%.faiss}-duplicates.png"}
+
+tool=$(command -v visualsearch-find-duplicates || true)
+if [ -z "$tool" ]; then
+  repo=$(cd "$(dirname "$0")/.." && pwd)
+  tool="${BUILD_DIR:-$repo/build}/tools/visualsearch-find-duplicates"
+  [ -x "$tool" ] || vs_die "visualsearch-find-duplicates is neither installed nor built in ${BUILD_DIR:-$repo/build}; run: meson setup build && ninja -C build"
+fi
+
+args=("$index" --sheet "$out" --groups "${SHEET_GROUPS:-8}" --thumb "${THUMB:-96}")
+[ -n "${MAX_DISTANCE:-}" ] && args+=(--max-distance "$MAX_DISTANCE")
+[ -n "$dataset" ] && args+=(--dataset "$dataset")
+"$tool" "${args[@]}" || vs_die "finding duplicates failed (see above)."
