@@ -24,17 +24,17 @@
 
 #include "elements/gstfaisssearch.h"
 
+#include <chrono>
 #include <exception>
 #include <forward_list>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/finite.h"
 #include "core/gallery.h"
+#include "core/gallery_reload.h"
 #include "core/utf8.h"
 #include "elements/elements.h"
 #include "meta/visualsearchmeta.h"
@@ -52,7 +52,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
 
 /* A replaced index is loaded once its files have stopped changing for this
  * long, so the index and the catalog written just after it are read as a pair. */
-#define RELOAD_SETTLE_TIME (200 * G_TIME_SPAN_MILLISECOND)
+static constexpr std::chrono::milliseconds kReloadSettleTime (200);
 
 enum
 {
@@ -66,34 +66,14 @@ enum
   PROP_RELOAD,
 };
 
-/* The outcome of a background load, shared by the loading thread and the
- * element, so that the element can walk away from a load that never ends (a
- * hung network mount) and still shut down. */
-struct ReloadSlot
-{
-  std::mutex lock;
-  bool done = false;
-  std::shared_ptr<const vs::Gallery> gallery;
-  std::string error;
-};
-
 /* The C++ side of the element. Only start(), stop() and the streaming thread
  * touch it, and never at the same time, so it needs no lock. */
 struct FaissSearchState
 {
-  std::string index_path;
-  std::string catalog_path;
   std::shared_ptr<const vs::Gallery> gallery;
 
-  /* Reload: the files the gallery (or the last attempt) was loaded from, the
-   * replacement waiting for its files to settle, and the load under way. */
-  vs::FileStamp loaded_index;
-  vs::FileStamp loaded_catalog;
-  bool settling = false;
-  vs::FileStamp candidate_index;
-  vs::FileStamp candidate_catalog;
-  gint64 candidate_since = 0;
-  std::shared_ptr<ReloadSlot> pending;
+  /* The index and catalog paths, and when to load them again. */
+  std::unique_ptr<vs::GalleryReload> reload;
 
   /* Ids the catalog does not list are reported once per gallery. */
   bool warned_unknown_id = false;
@@ -221,32 +201,31 @@ gst_faiss_search_start (GstBaseTransform * trans)
   FaissSearchState & st = *self->state;
 
   GST_OBJECT_LOCK (self);
-  st.index_path = self->index ? self->index : "";
+  const std::string index_path = self->index ? self->index : "";
   GST_OBJECT_UNLOCK (self);
 
-  if (st.index_path.empty ()) {
+  if (index_path.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("No index to search: set the 'index' property to an index file."),
         ("Build one with pipelines/index-cifar.sh or faissindexer."));
     return FALSE;
   }
 
-  st.catalog_path = vs::catalog_path_for (st.index_path);
+  st.reload = std::make_unique<vs::GalleryReload> (index_path,
+      kReloadSettleTime);
   st.warned_non_finite = false;
-  st.loaded_index = vs::FileStamp::of (st.index_path);
-  st.loaded_catalog = vs::FileStamp::of (st.catalog_path);
-  st.settling = false;
+  st.reload->mark_loaded ();
   try {
     st.gallery = std::make_shared<const vs::Gallery> (
-        vs::Gallery::load (st.index_path));
+        vs::Gallery::load (index_path));
   }
   catch (const std::exception & e) {
     /* GST_ELEMENT_ERROR takes its code as a token; the code depends on why. */
     gst_element_message_full (GST_ELEMENT (self), GST_MESSAGE_ERROR,
-        GST_RESOURCE_ERROR, st.loaded_index.exists ?
+        GST_RESOURCE_ERROR, st.reload->index_existed () ?
         GST_RESOURCE_ERROR_OPEN_READ : GST_RESOURCE_ERROR_NOT_FOUND,
         g_strdup_printf ("Could not load the search index %s: %s",
-            st.index_path.c_str (), e.what ()),
+            index_path.c_str (), e.what ()),
         g_strdup ("Build the index and its catalog with "
             "pipelines/index-cifar.sh (or faissindexer), then point 'index' "
             "at it."), __FILE__, GST_FUNCTION, __LINE__);
@@ -259,9 +238,9 @@ gst_faiss_search_start (GstBaseTransform * trans)
     GST_WARNING_OBJECT (self, "the catalog %s predates the record of its "
         "index (catalog schema 1): whether the two belong together was not "
         "checked. Rebuild the index to get that check.",
-        st.catalog_path.c_str ());
+        st.reload->catalog_path ().c_str ());
   GST_INFO_OBJECT (self, "loaded %s: %" G_GINT64_FORMAT " vectors of %d dims, "
-      "metric %s, type %s, model %s", st.index_path.c_str (),
+      "metric %s, type %s, model %s", index_path.c_str (),
       st.gallery->size (), st.gallery->dims (),
       vs::metric_name (st.gallery->metric ()), facts.index_type.c_str (),
       facts.model_id.c_str ());
@@ -274,12 +253,8 @@ gst_faiss_search_stop (GstBaseTransform * trans)
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
   FaissSearchState & st = *self->state;
 
-  /* A reload still running is left to finish, or hang, on its own: it only
-   * touches its slot. */
-  if (st.pending)
-    GST_DEBUG_OBJECT (self, "abandoning the reload of %s still under way",
-        st.index_path.c_str ());
-  st.pending.reset ();
+  /* A reload still running is left to finish, or hang, on its own. */
+  st.reload.reset ();
   st.gallery.reset ();
   return TRUE;
 }
@@ -296,8 +271,9 @@ gst_faiss_search_sink_event (GstBaseTransform * trans, GstEvent * event)
     gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (trans),
         gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_STICKY,
             gst_structure_new (VS_INDEX_EVENT,
-                "index", G_TYPE_STRING, st.index_path.c_str (),
-                "catalog", G_TYPE_STRING, st.catalog_path.c_str (), NULL)));
+                "index", G_TYPE_STRING, st.reload->index_path ().c_str (),
+                "catalog", G_TYPE_STRING, st.reload->catalog_path ().c_str (),
+                NULL)));
   return TRUE;
 }
 
@@ -312,10 +288,10 @@ gst_faiss_search_adopt_reload (GstFaissSearch * self,
     const GstEmbeddingMeta * emeta)
 {
   FaissSearchState & st = *self->state;
-  std::shared_ptr<const vs::Gallery> gallery = std::move (st.pending->gallery);
-  std::string error = std::move (st.pending->error);
+  vs::GalleryReload::Loaded loaded = st.reload->take ();
+  std::shared_ptr<const vs::Gallery> gallery = std::move (loaded.gallery);
+  std::string error = std::move (loaded.error);
 
-  st.pending.reset ();
   if (gallery) {
     try {
       gallery->check_query (emeta->model_id, emeta->preprocessing_id,
@@ -328,18 +304,18 @@ gst_faiss_search_adopt_reload (GstFaissSearch * self,
   if (!error.empty ()) {
     GST_ELEMENT_WARNING (self, RESOURCE, READ,
         ("Could not switch to the replaced index %s; still searching the "
-            "previous one. %s", st.index_path.c_str (), error.c_str ()),
-        (NULL));
+            "previous one. %s", st.reload->index_path ().c_str (),
+            error.c_str ()), (NULL));
     return;
   }
 
   if (!gallery->facts ().index_digest)
     GST_WARNING_OBJECT (self, "the catalog %s predates the record of its "
         "index: whether the two belong together was not checked",
-        st.catalog_path.c_str ());
+        st.reload->catalog_path ().c_str ());
   st.warned_unknown_id = false;
   GST_INFO_OBJECT (self, "reloaded %s: %" G_GINT64_FORMAT " vectors",
-      st.index_path.c_str (), gallery->size ());
+      st.reload->index_path ().c_str (), gallery->size ());
   st.gallery = std::move (gallery);
 }
 
@@ -352,62 +328,22 @@ gst_faiss_search_check_reload (GstFaissSearch * self,
 {
   FaissSearchState & st = *self->state;
 
-  if (st.pending) {
-    bool done;
-    {
-      std::lock_guard<std::mutex> lock (st.pending->lock);
-      done = st.pending->done;
-    }
-    if (done)
+  switch (st.reload->poll (std::chrono::steady_clock::now ())) {
+    case vs::GalleryReload::Step::Settling:
+      GST_DEBUG_OBJECT (self, "%s changed, waiting for it to settle",
+          st.reload->index_path ().c_str ());
+      break;
+    case vs::GalleryReload::Step::Started:
+      GST_INFO_OBJECT (self, "reloading %s",
+          st.reload->index_path ().c_str ());
+      break;
+    case vs::GalleryReload::Step::Finished:
       gst_faiss_search_adopt_reload (self, emeta);
-    return;
+      break;
+    case vs::GalleryReload::Step::Unchanged:
+    case vs::GalleryReload::Step::Loading:
+      break;
   }
-
-  const vs::FileStamp index = vs::FileStamp::of (st.index_path);
-  const vs::FileStamp catalog = vs::FileStamp::of (st.catalog_path);
-  if ((index == st.loaded_index && catalog == st.loaded_catalog)
-      || !index.exists || !catalog.exists) {
-    st.settling = false;
-    return;
-  }
-
-  const gint64 now = g_get_monotonic_time ();
-  if (!st.settling || index != st.candidate_index
-      || catalog != st.candidate_catalog) {
-    GST_DEBUG_OBJECT (self, "%s changed, waiting for it to settle",
-        st.index_path.c_str ());
-    st.settling = true;
-    st.candidate_index = index;
-    st.candidate_catalog = catalog;
-    st.candidate_since = now;
-    return;
-  }
-  if (now - st.candidate_since < RELOAD_SETTLE_TIME)
-    return;
-
-  GST_INFO_OBJECT (self, "reloading %s", st.index_path.c_str ());
-  st.settling = false;
-  /* Recorded before the load so that a broken file is tried once, not on
-   * every frame, until it changes again. */
-  st.loaded_index = index;
-  st.loaded_catalog = catalog;
-  st.pending = std::make_shared<ReloadSlot> ();
-  /* Detached: stop() must not wait for a load stuck on the disk. */
-  std::thread ([slot = st.pending, path = st.index_path]() {
-        std::shared_ptr<const vs::Gallery> gallery;
-        std::string error;
-        try {
-          gallery = std::make_shared<const vs::Gallery> (
-              vs::Gallery::load (path));
-        }
-        catch (const std::exception & e) {
-          error = e.what ();
-        }
-        std::lock_guard<std::mutex> lock (slot->lock);
-        slot->gallery = std::move (gallery);
-        slot->error = std::move (error);
-        slot->done = true;
-      }).detach ();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -532,7 +468,8 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE,
         ("The index %s was built by another embedder than the one in this "
-            "pipeline. %s", st.index_path.c_str (), e.what ()), (NULL));
+            "pipeline. %s", st.reload->index_path ().c_str (), e.what ()),
+        (NULL));
     return GST_FLOW_ERROR;
   }
 
@@ -560,8 +497,8 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   }
   catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-        ("Searching the index %s failed: %s", st.index_path.c_str (),
-            e.what ()), (NULL));
+        ("Searching the index %s failed: %s",
+            st.reload->index_path ().c_str (), e.what ()), (NULL));
     return GST_FLOW_ERROR;
   }
 
@@ -582,7 +519,8 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
       GST_ELEMENT_WARNING (self, STREAM, FAILED,
           ("The index %s returned id %" G_GINT64_FORMAT ", which its catalog "
               "%s does not list; such neighbours carry label -1 and no name.",
-              st.index_path.c_str (), hit.id, st.catalog_path.c_str ()),
+              st.reload->index_path ().c_str (), hit.id,
+              st.reload->catalog_path ().c_str ()),
           ("The index holds ids its catalog does not know (an IndexIDMap "
               "built outside visualsearch?). Build the index and catalog "
               "together with faissindexer or galleryindexer."));
