@@ -49,6 +49,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
 #define DEFAULT_MAX_DISTANCE G_MAXDOUBLE
 #define DEFAULT_POST_MESSAGES TRUE
 #define DEFAULT_RELOAD FALSE
+#define DEFAULT_MMAP FALSE
 
 /* A replaced index is loaded once its files have stopped changing for this
  * long, so the index and the catalog written just after it are read as a pair. */
@@ -64,6 +65,7 @@ enum
   PROP_MAX_DISTANCE,
   PROP_POST_MESSAGES,
   PROP_RELOAD,
+  PROP_MMAP,
 };
 
 /* The C++ side of the element. Only start(), stop() and the streaming thread
@@ -98,6 +100,7 @@ struct _GstFaissSearch
   gdouble max_distance;
   gboolean post_messages;
   gboolean reload;
+  gboolean mmap;
 
   FaissSearchState *state;
 };
@@ -148,6 +151,9 @@ gst_faiss_search_set_property (GObject * object, guint prop_id,
     case PROP_RELOAD:
       self->reload = g_value_get_boolean (value);
       break;
+    case PROP_MMAP:
+      self->mmap = g_value_get_boolean (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -184,6 +190,9 @@ gst_faiss_search_get_property (GObject * object, guint prop_id,
     case PROP_RELOAD:
       g_value_set_boolean (value, self->reload);
       break;
+    case PROP_MMAP:
+      g_value_set_boolean (value, self->mmap);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -202,6 +211,8 @@ gst_faiss_search_start (GstBaseTransform * trans)
 
   GST_OBJECT_LOCK (self);
   const std::string index_path = self->index ? self->index : "";
+  const vs::IndexLoadMode mode = self->mmap ?
+      vs::IndexLoadMode::Map : vs::IndexLoadMode::Copy;
   GST_OBJECT_UNLOCK (self);
 
   if (index_path.empty ()) {
@@ -211,13 +222,13 @@ gst_faiss_search_start (GstBaseTransform * trans)
     return FALSE;
   }
 
-  st.reload = std::make_unique<vs::GalleryReload> (index_path,
+  st.reload = std::make_unique<vs::GalleryReload> (index_path, mode,
       kReloadSettleTime);
   st.warned_non_finite = false;
   st.reload->mark_loaded ();
   try {
     st.gallery = std::make_shared<const vs::Gallery> (
-        vs::Gallery::load (index_path));
+        vs::Gallery::load (index_path, mode));
   }
   catch (const std::exception & e) {
     /* GST_ELEMENT_ERROR takes its code as a token; the code depends on why. */
@@ -244,6 +255,11 @@ gst_faiss_search_start (GstBaseTransform * trans)
       st.gallery->size (), st.gallery->dims (),
       vs::metric_name (st.gallery->metric ()), facts.index_type.c_str (),
       facts.model_id.c_str ());
+  if (mode == vs::IndexLoadMode::Map)
+    GST_INFO_OBJECT (self, st.gallery->mapped ()?
+        "searching %s in place from its file (mmap)" :
+        "%s is loaded into memory: mmap applies to Flat and IVF indexes only",
+        index_path.c_str ());
   return TRUE;
 }
 
@@ -620,6 +636,17 @@ gst_faiss_search_class_init (GstFaissSearchClass * klass)
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
               GST_PARAM_MUTABLE_PLAYING)));
 
+  g_object_class_install_property (gobject_class, PROP_MMAP,
+      g_param_spec_boolean ("mmap", "Map the index",
+          "Search the index from its file's pages instead of a copy in "
+          "memory: starts without reading the vectors in, and processes "
+          "searching one file share its pages. Flat (also with an id map) "
+          "and IVF (Flat, PQ, SQ) indexes; others are loaded into memory "
+          "as without it. The file must be replaced by renaming, never "
+          "rewritten in place", DEFAULT_MMAP,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
+
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
@@ -643,6 +670,7 @@ gst_faiss_search_init (GstFaissSearch * self)
   self->max_distance = DEFAULT_MAX_DISTANCE;
   self->post_messages = DEFAULT_POST_MESSAGES;
   self->reload = DEFAULT_RELOAD;
+  self->mmap = DEFAULT_MMAP;
   self->state = new FaissSearchState ();
 
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);

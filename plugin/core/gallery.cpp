@@ -55,14 +55,14 @@ void check_pair(const IndexStore& index, const Catalog& catalog, const std::stri
 
 }  // namespace
 
-IndexWithCatalog load_index_with_catalog(const std::string& index_path) {
+IndexWithCatalog load_index_with_catalog(const std::string& index_path, IndexLoadMode mode) {
   const std::string catalog_path = catalog_path_for(index_path);
   // A writer renames the index, then the catalog: a reader between the two
   // renames sees a mismatch, and a changed file on disk, and reads again.
   for (int attempt = 1;; ++attempt) {
     const FileStamp index_before = FileStamp::of(index_path);
     const FileStamp catalog_before = FileStamp::of(catalog_path);
-    IndexStore index = IndexStore::load(index_path);
+    IndexStore index = IndexStore::load(index_path, mode);
     Catalog catalog = Catalog::load(catalog_path);
     try {
       check_pair(index, catalog, index_path, catalog_path);
@@ -89,8 +89,8 @@ void write_index_with_catalog(const std::string& index_path, const IndexStore& i
        }}});
 }
 
-Gallery Gallery::load(const std::string& index_path) {
-  IndexWithCatalog pair = load_index_with_catalog(index_path);
+Gallery Gallery::load(const std::string& index_path, IndexLoadMode mode) {
+  IndexWithCatalog pair = load_index_with_catalog(index_path, mode);
   return Gallery(index_path, std::move(pair.index), std::move(pair.catalog));
 }
 

@@ -17,9 +17,11 @@ struct GalleryReload::Slot {
   Loaded loaded;
 };
 
-GalleryReload::GalleryReload(std::string index_path, std::chrono::milliseconds settle_time)
+GalleryReload::GalleryReload(std::string index_path, IndexLoadMode mode,
+                             std::chrono::milliseconds settle_time)
     : index_path_(std::move(index_path)),
       catalog_path_(catalog_path_for(index_path_)),
+      mode_(mode),
       settle_time_(settle_time) {}
 
 GalleryReload::~GalleryReload() = default;
@@ -66,10 +68,10 @@ GalleryReload::Step GalleryReload::poll(std::chrono::steady_clock::time_point no
   loaded_catalog_ = catalog;
   pending_ = std::make_shared<Slot>();
   // Detached: the owner must not wait for a load stuck on the disk.
-  std::thread([slot = pending_, path = index_path_]() {
+  std::thread([slot = pending_, path = index_path_, mode = mode_]() {
     Loaded loaded;
     try {
-      loaded.gallery = std::make_shared<const Gallery>(Gallery::load(path));
+      loaded.gallery = std::make_shared<const Gallery>(Gallery::load(path, mode));
     } catch (const std::exception& e) {
       loaded.error = e.what();
     }

@@ -34,7 +34,8 @@ class GalleryReload {
     Finished,   // a load finished: take its outcome with take()
   };
 
-  GalleryReload(std::string index_path, std::chrono::milliseconds settle_time);
+  // Reloads load as Gallery::load(index_path, mode).
+  GalleryReload(std::string index_path, IndexLoadMode mode, std::chrono::milliseconds settle_time);
   // A load still running is left to finish, or hang on a dead mount, on its
   // own: it touches nothing of this object.
   ~GalleryReload();
@@ -61,6 +62,7 @@ class GalleryReload {
 
   std::string index_path_;
   std::string catalog_path_;
+  IndexLoadMode mode_;
   std::chrono::milliseconds settle_time_;
   FileStamp loaded_index_;
   FileStamp loaded_catalog_;

@@ -227,18 +227,17 @@ IndexStore IndexStore::create(const std::string& index_type, int dims, Metric me
   return IndexStore(std::move(index), index_type);
 }
 
-IndexStore IndexStore::load(const std::string& path) {
-  // Read whole and checked before FAISS reads the same bytes (index_file.h);
-  // the digest that binds the catalog is of those bytes too.
-  std::vector<uint8_t> bytes = read_regular_file(path, "index", kMissingIndexAdvice);
-  IndexDigest digest;
-  add_to_digest(digest, bytes.data(), bytes.size());
-  std::unique_ptr<faiss::Index> index = read_index_bytes(std::move(bytes), path);
-  if (index->metric_type != faiss::METRIC_INNER_PRODUCT && index->metric_type != faiss::METRIC_L2)
+IndexStore IndexStore::load(const std::string& path, IndexLoadMode mode) {
+  // Checked before FAISS reads the same bytes (index_file.h); the digest that
+  // binds the catalog is of those bytes too.
+  IndexFile file = read_index_file(path, mode);
+  if (file.index->metric_type != faiss::METRIC_INNER_PRODUCT &&
+      file.index->metric_type != faiss::METRIC_L2)
     throw Error("The FAISS index " + path +
                 " uses a metric other than inner product or L2, which visualsearch does not support.");
-  IndexStore store(std::move(index), path);
-  store.file_digest_ = digest;
+  IndexStore store(std::move(file.index), path);
+  store.file_digest_ = IndexDigest{file.bytes, file.crc32};
+  store.mapped_ = file.mapped;
   return store;
 }
 

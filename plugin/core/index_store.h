@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/index_file.h"
+
 namespace faiss { struct Index; }
 
 namespace vs {
@@ -60,7 +62,12 @@ class IndexStore {
   static IndexStore create(const std::string& index_type, int dims, Metric metric);
   // Throws vs::Error naming the file for a missing or corrupt index, or a
   // path that is not a regular file (a FIFO would block the read for good).
-  static IndexStore load(const std::string& path);
+  // With IndexLoadMode::Map the types index_file.h names search the file's
+  // pages in place (mapped()); the others are loaded as with Copy.
+  static IndexStore load(const std::string& path, IndexLoadMode mode = IndexLoadMode::Copy);
+  // Whether the index searches its file's pages in place; such an index
+  // cannot be changed.
+  bool mapped() const { return mapped_; }
 
   int dims() const;
   int64_t size() const;
@@ -110,6 +117,7 @@ class IndexStore {
   std::string description_;  // the factory string, or the file it came from
   std::unique_ptr<std::mutex> hnsw_mutex_;
   std::optional<IndexDigest> file_digest_;
+  bool mapped_ = false;
 };
 
 }  // namespace vs
