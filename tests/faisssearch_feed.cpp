@@ -11,7 +11,9 @@
 //       queries' preprocessing id is "test", or $VS_FEED_PREPROCESSING (to
 //       search an index an embedder built). On success, stderr gets the time
 //       to start (load the index) and the time from the first push to the
-//       last result, for tests/bench.
+//       last result, for tests/bench. With $VS_FEED_HOLD set, it then
+//       prints "held" to stderr and keeps the pipeline (and its index) until
+//       stdin closes, so that a benchmark can measure several at once.
 // Errors go to stderr and the exit status is 2.
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
@@ -138,6 +140,12 @@ int search(int argc, char** argv) {
   if (printed != n) status = 2;
   if (status == 0)
     std::fprintf(stderr, "start %.6f s, %zu queries %.6f s\n", start_seconds, n, search_seconds);
+  if (g_getenv("VS_FEED_HOLD")) {
+    std::fprintf(stderr, "held\n");
+    std::fflush(stderr);
+    while (std::getchar() != EOF) {
+    }
+  }
   gst_object_unref(bus);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(searcher);

@@ -924,7 +924,7 @@ class MappedFile {
 
 // Bytes are copied, digested and let go of in steps of this many, so that a
 // load never holds much of the file beside what it built from it.
-constexpr size_t kStep = size_t(64) << 20;
+constexpr size_t kStep = size_t(16) << 20;
 
 // The CRC-32 of a mapped file's bytes [begin, end), letting go of them as it
 // goes.
