@@ -14,6 +14,14 @@
  * (string: "ip" or "l2") and the arrays ids (gint64), distances (float),
  * labels (gint), label-names and sources (string), nearest first.
  *
+ * With max-batch above 1, frames are held and their embeddings searched
+ * together in fewer FAISS calls (offline evaluation: retrievaleval over a
+ * test set), each frame getting exactly the neighbours it gets alone. A batch
+ * is searched when it is full, and before any serialized event (caps,
+ * segment, EOS, gap...) or drain query passes, so frames and events keep
+ * their order; a flush drops it. A live upstream gets no batching: each frame
+ * is searched as it comes, as with max-batch=1.
+ *
  * After its caps it sends the sticky event VS_INDEX_EVENT (gstfaisssearch.h)
  * downstream, naming the index and its catalog, so that retrievaleval needs
  * no index= of its own.
@@ -50,6 +58,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
 #define DEFAULT_POST_MESSAGES TRUE
 #define DEFAULT_RELOAD FALSE
 #define DEFAULT_MMAP FALSE
+#define DEFAULT_MAX_BATCH 1
+#define MAX_MAX_BATCH 1024
 
 /* A replaced index is loaded once its files have stopped changing for this
  * long, so the index and the catalog written just after it are read as a pair. */
@@ -66,6 +76,7 @@ enum
   PROP_POST_MESSAGES,
   PROP_RELOAD,
   PROP_MMAP,
+  PROP_MAX_BATCH,
 };
 
 /* The C++ side of the element. Only start(), stop() and the streaming thread
@@ -83,9 +94,23 @@ struct FaissSearchState
   /* Whether the user was told of a NaN or infinite query. */
   bool warned_non_finite = false;
 
+  /* Batching: the frames held for one search (a reference each), and
+   * whether upstream is live (asked at the first frame; then none is held). */
+  std::vector<GstBuffer *> held;
+  std::optional<bool> live;
+
   /* Reused from frame to frame. */
   std::vector<vs::Neighbor> hits;
   std::vector<GstVisualSearchNeighbor> neighbors;
+  std::vector<float> batch_queries;
+  std::vector<std::vector<vs::Neighbor>> batch_hits;
+
+  void drop_held ()
+  {
+    for (GstBuffer * buf : held)
+      gst_buffer_unref (buf);
+    held.clear ();
+  }
 };
 
 struct _GstFaissSearch
@@ -101,6 +126,7 @@ struct _GstFaissSearch
   gboolean post_messages;
   gboolean reload;
   gboolean mmap;
+  guint max_batch;
 
   FaissSearchState *state;
 };
@@ -154,6 +180,9 @@ gst_faiss_search_set_property (GObject * object, guint prop_id,
     case PROP_MMAP:
       self->mmap = g_value_get_boolean (value);
       break;
+    case PROP_MAX_BATCH:
+      self->max_batch = g_value_get_uint (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -193,6 +222,9 @@ gst_faiss_search_get_property (GObject * object, guint prop_id,
     case PROP_MMAP:
       g_value_set_boolean (value, self->mmap);
       break;
+    case PROP_MAX_BATCH:
+      g_value_set_uint (value, self->max_batch);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -225,6 +257,7 @@ gst_faiss_search_start (GstBaseTransform * trans)
   st.reload = std::make_unique<vs::GalleryReload> (index_path, mode,
       kReloadSettleTime);
   st.warned_non_finite = false;
+  st.live.reset ();
   st.reload->mark_loaded ();
   try {
     st.gallery = std::make_shared<const vs::Gallery> (
@@ -269,17 +302,27 @@ gst_faiss_search_stop (GstBaseTransform * trans)
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
   FaissSearchState & st = *self->state;
 
+  st.drop_held ();
   /* A reload still running is left to finish, or hang, on its own. */
   st.reload.reset ();
   st.gallery.reset ();
   return TRUE;
 }
 
+static GstFlowReturn gst_faiss_search_drain (GstFaissSearch * self);
+
 static gboolean
 gst_faiss_search_sink_event (GstBaseTransform * trans, GstEvent * event)
 {
   FaissSearchState & st = *GST_FAISS_SEARCH (trans)->state;
   const bool caps = GST_EVENT_TYPE (event) == GST_EVENT_CAPS;
+
+  /* Held frames go before the event that follows them; a flush drops them.
+   * The event passes even if they could not (an error was posted). */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
+    st.drop_held ();
+  else if (GST_EVENT_IS_SERIALIZED (event))
+    gst_faiss_search_drain (GST_FAISS_SEARCH (trans));
 
   if (!GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event))
     return FALSE;
@@ -449,36 +492,48 @@ gst_faiss_search_post_message (GstFaissSearch * self, GstBuffer * buf,
       gst_message_new_element (GST_OBJECT (self), s));
 }
 
-static GstFlowReturn
-gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
+/* The search settings, read once per search. */
+struct SearchSettings
 {
-  GstFaissSearch *self = GST_FAISS_SEARCH (trans);
-  FaissSearchState & st = *self->state;
-  const GstEmbeddingMeta *emeta = gst_buffer_get_embedding_meta (buf);
+  int k;
+  vs::SearchParams params;
+  std::optional<float> max_distance;
+  gboolean post_messages;
+  gboolean reload;
+};
 
+static SearchSettings
+gst_faiss_search_settings (GstFaissSearch * self)
+{
+  SearchSettings settings;
+  GST_OBJECT_LOCK (self);
+  settings.k = self->k;
+  settings.params.nprobe = self->nprobe;
+  settings.params.ef_search = self->ef_search;
+  if (self->max_distance != DEFAULT_MAX_DISTANCE)
+    settings.max_distance = self->max_distance;
+  settings.post_messages = self->post_messages;
+  settings.reload = self->reload;
+  GST_OBJECT_UNLOCK (self);
+  return settings;
+}
+
+/* Whether the embedding of buf can be searched: FALSE with flow OK for a
+ * frame that passes without neighbours, with an error for one from another
+ * embedder than the index's. */
+static gboolean
+gst_faiss_search_accepts (GstFaissSearch * self, GstBuffer * buf,
+    const GstEmbeddingMeta * emeta, GstFlowReturn * flow)
+{
+  FaissSearchState & st = *self->state;
+
+  *flow = GST_FLOW_OK;
   if (emeta == NULL) {
     GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buf);
-    return GST_FLOW_OK;
+    return FALSE;
   }
-
-  GST_OBJECT_LOCK (self);
-  const int k = self->k;
-  vs::SearchParams params;
-  params.nprobe = self->nprobe;
-  params.ef_search = self->ef_search;
-  std::optional<float> max_distance;
-  if (self->max_distance != DEFAULT_MAX_DISTANCE)
-    max_distance = self->max_distance;
-  const gboolean post_messages = self->post_messages;
-  const gboolean reload = self->reload;
-  GST_OBJECT_UNLOCK (self);
-
-  if (reload)
-    gst_faiss_search_check_reload (self, emeta);
-
-  const vs::Gallery & gallery = *st.gallery;
   try {
-    gallery.check_query (emeta->model_id, emeta->preprocessing_id,
+    st.gallery->check_query (emeta->model_id, emeta->preprocessing_id,
         emeta->dims);
   }
   catch (const std::exception & e) {
@@ -486,7 +541,8 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
         ("The index %s was built by another embedder than the one in this "
             "pipeline. %s", st.reload->index_path ().c_str (), e.what ()),
         (NULL));
-    return GST_FLOW_ERROR;
+    *flow = GST_FLOW_ERROR;
+    return FALSE;
   }
 
   /* FAISS would find no neighbour for it, without a word. */
@@ -505,18 +561,18 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
           ("value %u of %u is %f", (guint) bad, emeta->dims,
               emeta->values[bad]));
     }
-    return GST_FLOW_OK;
+    return FALSE;
   }
+  return TRUE;
+}
 
-  try {
-    gallery.search (emeta->values, k, params, max_distance, &st.hits);
-  }
-  catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-        ("Searching the index %s failed: %s",
-            st.reload->index_path ().c_str (), e.what ()), (NULL));
-    return GST_FLOW_ERROR;
-  }
+/* Attaches the hits of buf's embedding as a GstNeighborsMeta, and posts
+ * them when asked to. */
+static void
+gst_faiss_search_attach (GstFaissSearch * self, GstBuffer * buf,
+    const std::vector<vs::Neighbor> & hits, gboolean post_messages)
+{
+  FaissSearchState & st = *self->state;
 
   /* Metas and bus messages carry UTF-8 (PyGObject crashes on anything else),
    * whatever bytes a catalog holds. Repaired copies live until the meta has
@@ -529,7 +585,7 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     return const_cast < gchar * >(repaired.front ().c_str ());
   };
   st.neighbors.clear ();
-  for (const vs::Neighbor & hit:st.hits) {
+  for (const vs::Neighbor & hit:hits) {
     if (!hit.item && !st.warned_unknown_id) {
       st.warned_unknown_id = true;
       GST_ELEMENT_WARNING (self, STREAM, FAILED,
@@ -552,7 +608,7 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   }
 
   const GstVisualSearchMetric metric =
-      gallery.metric () == vs::Metric::InnerProduct ?
+      st.gallery->metric () == vs::Metric::InnerProduct ?
       GST_VISUALSEARCH_METRIC_INNER_PRODUCT : GST_VISUALSEARCH_METRIC_L2;
   GstNeighborsMeta *nmeta = gst_buffer_add_neighbors_meta (buf, metric,
       st.neighbors.size (), st.neighbors.data ());
@@ -563,7 +619,151 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 
   if (post_messages)
     gst_faiss_search_post_message (self, buf, nmeta);
+}
+
+static GstFlowReturn
+gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
+{
+  GstFaissSearch *self = GST_FAISS_SEARCH (trans);
+  FaissSearchState & st = *self->state;
+  const GstEmbeddingMeta *emeta = gst_buffer_get_embedding_meta (buf);
+  const SearchSettings settings = gst_faiss_search_settings (self);
+
+  if (emeta && settings.reload)
+    gst_faiss_search_check_reload (self, emeta);
+
+  GstFlowReturn flow;
+  if (!gst_faiss_search_accepts (self, buf, emeta, &flow))
+    return flow;
+
+  try {
+    st.gallery->search (emeta->values, settings.k, settings.params,
+        settings.max_distance, &st.hits);
+  }
+  catch (const std::exception & e) {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+        ("Searching the index %s failed: %s",
+            st.reload->index_path ().c_str (), e.what ()), (NULL));
+    return GST_FLOW_ERROR;
+  }
+  gst_faiss_search_attach (self, buf, st.hits, settings.post_messages);
   return GST_FLOW_OK;
+}
+
+/* Searches the held frames in one go and pushes them, in order. */
+static GstFlowReturn
+gst_faiss_search_drain (GstFaissSearch * self)
+{
+  FaissSearchState & st = *self->state;
+  if (st.held.empty ())
+    return GST_FLOW_OK;
+
+  const SearchSettings settings = gst_faiss_search_settings (self);
+  std::vector<GstBuffer *> held;
+  held.swap (st.held);
+
+  /* One gallery for the whole batch: a replaced index is taken up between
+   * batches. */
+  if (settings.reload) {
+    for (GstBuffer * buf : held) {
+      if (const GstEmbeddingMeta * emeta = gst_buffer_get_embedding_meta (buf)) {
+        gst_faiss_search_check_reload (self, emeta);
+        break;
+      }
+    }
+  }
+
+  GstFlowReturn flow = GST_FLOW_OK;
+  std::vector<bool> searched (held.size (), false);
+  st.batch_queries.clear ();
+  for (size_t i = 0; i < held.size () && flow == GST_FLOW_OK; i++) {
+    const GstEmbeddingMeta *emeta = gst_buffer_get_embedding_meta (held[i]);
+    searched[i] = gst_faiss_search_accepts (self, held[i], emeta, &flow);
+    if (searched[i])
+      st.batch_queries.insert (st.batch_queries.end (), emeta->values,
+          emeta->values + emeta->dims);
+  }
+  if (flow == GST_FLOW_OK && !st.batch_queries.empty ()) {
+    try {
+      st.gallery->search_batch (st.batch_queries.data (),
+          st.batch_queries.size () / st.gallery->dims (), settings.k,
+          settings.params, settings.max_distance, &st.batch_hits);
+    }
+    catch (const std::exception & e) {
+      GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+          ("Searching the index %s failed: %s",
+              st.reload->index_path ().c_str (), e.what ()), (NULL));
+      flow = GST_FLOW_ERROR;
+    }
+  }
+  GST_LOG_OBJECT (self, "searched a batch of %zu frames",
+      st.batch_queries.size () / st.gallery->dims ());
+
+  size_t next_hits = 0;
+  for (size_t i = 0; i < held.size (); i++) {
+    if (flow != GST_FLOW_OK) {
+      gst_buffer_unref (held[i]);
+      continue;
+    }
+    if (searched[i])
+      gst_faiss_search_attach (self, held[i], st.batch_hits[next_hits++],
+          settings.post_messages);
+    flow = gst_pad_push (GST_BASE_TRANSFORM_SRC_PAD (self), held[i]);
+  }
+  return flow;
+}
+
+/* With max-batch above 1 and a source that is not live, holds the frame for
+ * a batch; otherwise it goes the usual way, to transform_ip. */
+static GstFlowReturn
+gst_faiss_search_submit_input_buffer (GstBaseTransform * trans,
+    gboolean is_discont, GstBuffer * buf)
+{
+  GstFaissSearch *self = GST_FAISS_SEARCH (trans);
+  FaissSearchState & st = *self->state;
+
+  GST_OBJECT_LOCK (self);
+  const guint max_batch = self->max_batch;
+  GST_OBJECT_UNLOCK (self);
+
+  if (max_batch > 1 && !st.live) {
+    GstQuery *query = gst_query_new_latency ();
+    gboolean live = FALSE;
+    if (gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (trans), query))
+      gst_query_parse_latency (query, &live, NULL, NULL);
+    gst_query_unref (query);
+    st.live = live;
+    if (live)
+      GST_INFO_OBJECT (self, "upstream is live: frames are searched one by "
+          "one, as they come, whatever max-batch says");
+  }
+  if (max_batch <= 1 || *st.live) {
+    if (!st.held.empty ()) {
+      GstFlowReturn flow = gst_faiss_search_drain (self);
+      if (flow != GST_FLOW_OK) {
+        gst_buffer_unref (buf);
+        return flow;
+      }
+    }
+    return GST_BASE_TRANSFORM_CLASS (parent_class)->submit_input_buffer (trans,
+        is_discont, buf);
+  }
+
+  st.held.push_back (gst_buffer_make_writable (buf));
+  if (st.held.size () < max_batch)
+    return GST_FLOW_OK;
+  return gst_faiss_search_drain (self);
+}
+
+static gboolean
+gst_faiss_search_query (GstBaseTransform * trans, GstPadDirection direction,
+    GstQuery * query)
+{
+  /* Downstream is to see every frame that came before the drain. */
+  if (direction == GST_PAD_SINK && GST_QUERY_TYPE (query) == GST_QUERY_DRAIN)
+    gst_faiss_search_drain (GST_FAISS_SEARCH (trans));
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction,
+      query);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -647,6 +847,16 @@ gst_faiss_search_class_init (GstFaissSearchClass * klass)
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
               GST_PARAM_MUTABLE_READY)));
 
+  g_object_class_install_property (gobject_class, PROP_MAX_BATCH,
+      g_param_spec_uint ("max-batch", "Maximum batch",
+          "Search up to this many frames' embeddings together, for offline "
+          "evaluation: frames are held until the batch is full or an event, "
+          "such as EOS, follows them. Each frame gets the neighbours it gets "
+          "alone. A live source gets no batching", 1, MAX_MAX_BATCH,
+          DEFAULT_MAX_BATCH,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
+
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
@@ -659,6 +869,9 @@ gst_faiss_search_class_init (GstFaissSearchClass * klass)
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_search_stop);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_faiss_search_sink_event);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_faiss_search_transform_ip);
+  trans_class->submit_input_buffer =
+      GST_DEBUG_FUNCPTR (gst_faiss_search_submit_input_buffer);
+  trans_class->query = GST_DEBUG_FUNCPTR (gst_faiss_search_query);
 }
 
 static void
@@ -671,6 +884,7 @@ gst_faiss_search_init (GstFaissSearch * self)
   self->post_messages = DEFAULT_POST_MESSAGES;
   self->reload = DEFAULT_RELOAD;
   self->mmap = DEFAULT_MMAP;
+  self->max_batch = DEFAULT_MAX_BATCH;
   self->state = new FaissSearchState ();
 
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);

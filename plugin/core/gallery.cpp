@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "core/atomic_file.h"
@@ -113,10 +114,27 @@ void Gallery::check_query(const char* model_id, const char* preprocessing_id,
 
 void Gallery::search(const float* query, int k, const SearchParams& params,
                      std::optional<float> max_distance, std::vector<Neighbor>* out) const {
+  name_hits(index_.search(query, 1, k, params).front(), max_distance, out);
+}
+
+void Gallery::search_batch(const float* queries, int64_t n, int k, const SearchParams& params,
+                           std::optional<float> max_distance,
+                           std::vector<std::vector<Neighbor>>* out) const {
+  out->resize(n);
+  const int64_t step = index_.exact_batch_size();
+  for (int64_t first = 0; first < n; first += step) {
+    const int64_t count = std::min(step, n - first);
+    const std::vector<std::vector<Hit>> hits =
+        index_.search(queries + first * dims(), count, k, params);
+    for (int64_t q = 0; q < count; ++q) name_hits(hits[q], max_distance, &(*out)[first + q]);
+  }
+}
+
+void Gallery::name_hits(const std::vector<Hit>& hits, std::optional<float> max_distance,
+                        std::vector<Neighbor>* out) const {
   out->clear();
-  const std::vector<std::vector<Hit>> hits = index_.search(query, 1, k, params);
   const bool larger_is_closer = index_.metric() == Metric::InnerProduct;
-  for (const Hit& hit : hits.front()) {
+  for (const Hit& hit : hits) {
     if (max_distance) {
       const bool past = larger_is_closer ? hit.distance < *max_distance
                                          : hit.distance > *max_distance;

@@ -67,9 +67,16 @@ class Gallery {
   // product below it. out is reused to spare the caller an allocation per query.
   void search(const float* query, int k, const SearchParams& params,
               std::optional<float> max_distance, std::vector<Neighbor>* out) const;
+  // search() for n queries, one after another in queries, in few FAISS calls;
+  // (*out)[i] is exactly what search() gives query i.
+  void search_batch(const float* queries, int64_t n, int k, const SearchParams& params,
+                    std::optional<float> max_distance,
+                    std::vector<std::vector<Neighbor>>* out) const;
 
  private:
   Gallery(std::string index_path, IndexStore index, Catalog catalog);
+  void name_hits(const std::vector<Hit>& hits, std::optional<float> max_distance,
+                 std::vector<Neighbor>* out) const;
 
   std::string index_path_;
   IndexStore index_;

@@ -18,6 +18,7 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/utils/distances.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -149,6 +150,20 @@ bool compacts_on_removal(const faiss::Index* index) {
   if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index))
     return compacts_on_removal(pre->index);
   return dynamic_cast<const faiss::IndexFlatCodes*>(index) != nullptr;
+}
+
+// See IndexStore::exact_batch_size. A transform multiplies all the queries
+// of a call at once; an IndexPQ's distance tables use BLAS for sub-vectors of
+// 16 dimensions or more (ProductQuantizer::compute_distance_tables); flat
+// distances (Flat, an IVF's coarse quantizer) from
+// faiss::distance_compute_blas_threshold queries on.
+int64_t exact_batch_size(const faiss::Index* index) {
+  if (const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index))
+    return exact_batch_size(map->index);
+  if (dynamic_cast<const faiss::IndexPreTransform*>(index)) return 1;
+  if (const auto* pq = dynamic_cast<const faiss::IndexPQ*>(index))
+    if (pq->pq.dsub >= 16) return 1;
+  return std::max(1, faiss::distance_compute_blas_threshold - 1);
 }
 
 struct FileCloser {
@@ -372,6 +387,8 @@ std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n
   }
   return results;
 }
+
+int64_t IndexStore::exact_batch_size() const { return vs::exact_batch_size(index_.get()); }
 
 std::vector<float> IndexStore::reconstruct(int64_t id) const {
   if (id < 0 || (!has_id_map() && id >= index_->ntotal))
