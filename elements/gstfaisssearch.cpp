@@ -622,6 +622,15 @@ gst_faiss_search_attach (GstFaissSearch * self, GstBuffer * buf,
 }
 
 static GstFlowReturn
+gst_faiss_search_failed (GstFaissSearch * self, const std::exception & e)
+{
+  GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+      ("Searching the index %s failed: %s",
+          self->state->reload->index_path ().c_str (), e.what ()), (NULL));
+  return GST_FLOW_ERROR;
+}
+
+static GstFlowReturn
 gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
@@ -641,10 +650,7 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
         settings.max_distance, &st.hits);
   }
   catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-        ("Searching the index %s failed: %s",
-            st.reload->index_path ().c_str (), e.what ()), (NULL));
-    return GST_FLOW_ERROR;
+    return gst_faiss_search_failed (self, e);
   }
   gst_faiss_search_attach (self, buf, st.hits, settings.post_messages);
   return GST_FLOW_OK;
@@ -690,10 +696,7 @@ gst_faiss_search_drain (GstFaissSearch * self)
           settings.params, settings.max_distance, &st.batch_hits);
     }
     catch (const std::exception & e) {
-      GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-          ("Searching the index %s failed: %s",
-              st.reload->index_path ().c_str (), e.what ()), (NULL));
-      flow = GST_FLOW_ERROR;
+      flow = gst_faiss_search_failed (self, e);
     }
   }
   GST_LOG_OBJECT (self, "searched a batch of %zu frames",

@@ -752,6 +752,10 @@ GST_START_TEST (test_batches_equal_single_frames)
     const std::vector < std::string > single = search_stream (g, "nprobe=3");
     fail_unless (batch_log.find ("searched a batch of 7 frames") !=
         std::string::npos, "%s: no batch was searched", type);
+    /* A mapped Flat is searched from the file's pages, in batches too. */
+    if (g_str_equal (type, "Flat"))
+      fail_unless (search_stream (g, "max-batch=8 nprobe=3 mmap=true") ==
+          single, "mapped Flat: other hits in batches");
     fail_unless_equals_int (batched.size (), single.size ());
     for (size_t i = 0; i < batched.size (); i++)
       fail_unless (batched[i] == single[i], "%s, item %zu: %s, alone "

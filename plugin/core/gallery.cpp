@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <utility>
 
 #include "core/atomic_file.h"
@@ -120,14 +119,9 @@ void Gallery::search(const float* query, int k, const SearchParams& params,
 void Gallery::search_batch(const float* queries, int64_t n, int k, const SearchParams& params,
                            std::optional<float> max_distance,
                            std::vector<std::vector<Neighbor>>* out) const {
+  const std::vector<std::vector<Hit>> hits = index_.search_batch(queries, n, k, params);
   out->resize(n);
-  const int64_t step = index_.exact_batch_size();
-  for (int64_t first = 0; first < n; first += step) {
-    const int64_t count = std::min(step, n - first);
-    const std::vector<std::vector<Hit>> hits =
-        index_.search(queries + first * dims(), count, k, params);
-    for (int64_t q = 0; q < count; ++q) name_hits(hits[q], max_distance, &(*out)[first + q]);
-  }
+  for (int64_t q = 0; q < n; ++q) name_hits(hits[q], max_distance, &(*out)[q]);
 }
 
 void Gallery::name_hits(const std::vector<Hit>& hits, std::optional<float> max_distance,

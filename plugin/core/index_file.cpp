@@ -1004,6 +1004,8 @@ class MappedFlat : public faiss::Index {
     std::memcpy(recons, vectors_ + key * d, sizeof(float) * d);
   }
 
+  const float* vectors() const { return vectors_; }
+
  private:
   [[noreturn]] static void read_only() {
     FAISS_THROW_MSG("the index is mapped from its file (mmap) and cannot be changed");
@@ -1089,6 +1091,11 @@ std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes,
   reader.name = name;
   reader.data = std::move(bytes);
   return faiss_read(name, [&] { return faiss::read_index(&reader); });
+}
+
+const float* mapped_flat_vectors(const faiss::Index* index) {
+  const auto* flat = dynamic_cast<const MappedFlat*>(index);
+  return flat ? flat->vectors() : nullptr;
 }
 
 IndexFile read_index_file(const std::string& path, IndexLoadMode mode) {

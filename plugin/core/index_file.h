@@ -60,6 +60,10 @@ struct IndexFile {
 // Throws vs::Error naming the file, what is wrong with it and what to do.
 IndexFile read_index_file(const std::string& path, IndexLoadMode mode);
 
+// The vectors of a Flat index read with IndexLoadMode::Map, in place; nullptr
+// for any other index.
+const float* mapped_flat_vectors(const faiss::Index* index);
+
 // The same checks and a copy for a file already in memory; name stands for
 // the file in messages.
 std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes, const std::string& name);

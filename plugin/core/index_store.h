@@ -97,11 +97,12 @@ class IndexStore {
   // index_store.cpp).
   std::vector<std::vector<Hit>> search(const float* queries, int64_t n, int k,
                                        const SearchParams& params) const;
-  // The most queries one search() call takes while giving each exactly the
-  // hits it gets alone: from some count on, FAISS computes distances (flat,
-  // PQ tables) and transforms (PCA, OPQ) by matrix products, rounded
-  // otherwise than one query's.
-  int64_t exact_batch_size() const;
+  // search() for n queries, whose hits are exactly those search() gives each
+  // query alone, also where FAISS's own batches would round otherwise (see
+  // index_store.cpp). Flat indexes read their vectors once per batch rather
+  // than once per query.
+  std::vector<std::vector<Hit>> search_batch(const float* queries, int64_t n, int k,
+                                             const SearchParams& params) const;
   // IVF indexes keep a direct map so that this works for them too. id is a
   // position, or an id of the id map.
   std::vector<float> reconstruct(int64_t id) const;
