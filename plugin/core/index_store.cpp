@@ -21,6 +21,7 @@
 #include <faiss/index_io.h>
 #include <faiss/utils/Heap.h>
 #include <faiss/utils/distances.h>
+#include <omp.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -188,15 +189,22 @@ void blocked_flat_search(const float* xb, int64_t nb, int64_t d, const float* x,
                          int k, float* D, idx_t* I) {
   for (int64_t q = 0; q < n; ++q) faiss::heap_heapify<C>(k, D + q * k, I + q * k);
   const int64_t block = std::max<int64_t>(1, (int64_t(256) << 10) / (d * sizeof(float)));
-  for (int64_t j0 = 0; j0 < nb; j0 += block) {
-    const int64_t j1 = std::min(nb, j0 + block);
-#pragma omp parallel for if (n > 1)
-    for (int64_t q = 0; q < n; ++q) {
-      float* heap_dis = D + q * k;
-      idx_t* heap_ids = I + q * k;
-      for (int64_t j = j0; j < j1; ++j) {
-        const float dis = distance(x + q * d, xb + j * d, d);
-        if (C::cmp(heap_dis[0], dis)) faiss::heap_replace_top<C>(k, heap_dis, heap_ids, dis, j);
+  // Each thread takes a share of the queries through every block: one
+  // parallel region per batch, not one per block, whose barriers cost a lot
+  // on a busy machine.
+#pragma omp parallel if (n > 1)
+  {
+    const int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
+    const int64_t q0 = n * thread / threads, q1 = n * (thread + 1) / threads;
+    for (int64_t j0 = 0; j0 < nb; j0 += block) {
+      const int64_t j1 = std::min(nb, j0 + block);
+      for (int64_t q = q0; q < q1; ++q) {
+        float* heap_dis = D + q * k;
+        idx_t* heap_ids = I + q * k;
+        for (int64_t j = j0; j < j1; ++j) {
+          const float dis = distance(x + q * d, xb + j * d, d);
+          if (C::cmp(heap_dis[0], dis)) faiss::heap_replace_top<C>(k, heap_dis, heap_ids, dis, j);
+        }
       }
     }
   }
