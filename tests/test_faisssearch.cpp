@@ -518,15 +518,15 @@ GST_START_TEST (test_fifo_index_is_an_error)
 GST_END_TEST;
 
 static std::string
-reload_log;
+faisssearch_log;
 
 static void
-collect_reload_log (GstDebugCategory * category, GstDebugLevel level,
+collect_faisssearch_log (GstDebugCategory * category, GstDebugLevel level,
     const gchar * file, const gchar * function, gint line, GObject * object,
     GstDebugMessage * message, gpointer user_data)
 {
   if (g_str_equal (gst_debug_category_get_name (category), "faisssearch"))
-    reload_log += std::string (gst_debug_message_get (message)) + "\n";
+    faisssearch_log += std::string (gst_debug_message_get (message)) + "\n";
 }
 
 /* A reload that never finishes (here SQLite waits on a FIFO where it looks
@@ -538,21 +538,21 @@ GST_START_TEST (test_shutdown_during_endless_reload)
   GstHarness *h = search_harness (a.path, "k=1 reload=true");
   gst_buffer_unref (gst_harness_push_and_pull (h, query_buffer (a.vector (0))));
 
-  reload_log.clear ();
+  faisssearch_log.clear ();
   gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_INFO);
-  gst_debug_add_log_function (collect_reload_log, NULL, NULL);
+  gst_debug_add_log_function (collect_faisssearch_log, NULL, NULL);
   TestGallery b = write_gallery ("stuck.faiss", 12, vs::Metric::L2, 23);
   const std::string journal = vs::catalog_path_for (b.path) + "-journal";
   fail_unless (mkfifo (journal.c_str (), 0600) == 0);
   for (int frame = 0; frame < 500
-      && reload_log.find ("reloading") == std::string::npos; frame++) {
+      && faisssearch_log.find ("reloading") == std::string::npos; frame++) {
     gst_buffer_unref (gst_harness_push_and_pull (h,
             query_buffer (a.vector (0))));
     g_usleep (10 * G_TIME_SPAN_MILLISECOND);
   }
-  gst_debug_remove_log_function (collect_reload_log);
+  gst_debug_remove_log_function (collect_faisssearch_log);
   gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_NONE);
-  fail_unless (reload_log.find ("reloading") != std::string::npos,
+  fail_unless (faisssearch_log.find ("reloading") != std::string::npos,
       "the reload never started");
 
   gst_harness_teardown (h);
@@ -663,18 +663,6 @@ record_item (GstPad * pad, GstPadProbeInfo * info, gpointer data)
   return GST_PAD_PROBE_OK;
 }
 
-static std::string
-batch_log;
-
-static void
-collect_batch_log (GstDebugCategory * category, GstDebugLevel level,
-    const gchar * file, const gchar * function, gint line, GObject * object,
-    GstDebugMessage * message, gpointer user_data)
-{
-  if (g_str_equal (gst_debug_category_get_name (category), "faisssearch"))
-    batch_log += std::string (gst_debug_message_get (message)) + "\n";
-}
-
 /* Pushes queries of g (every 7th without an embedding, one with a NaN) from
  * a non-live appsrc through faisssearch, switching caps after the 10th, and
  * returns what came out. */
@@ -742,15 +730,15 @@ GST_START_TEST (test_batches_equal_single_frames)
           "PCA8,Flat", "PQ1np"}) {
     TestGallery g = write_gallery (("batch" + std::to_string (n++)).c_str (),
         400, vs::Metric::L2, 30, kModel, type);
-    batch_log.clear ();
+    faisssearch_log.clear ();
     gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_LOG);
-    gst_debug_add_log_function (collect_batch_log, NULL, NULL);
+    gst_debug_add_log_function (collect_faisssearch_log, NULL, NULL);
     const std::vector < std::string > batched = search_stream (g,
         "max-batch=8 nprobe=3");
-    gst_debug_remove_log_function (collect_batch_log);
+    gst_debug_remove_log_function (collect_faisssearch_log);
     gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_NONE);
     const std::vector < std::string > single = search_stream (g, "nprobe=3");
-    fail_unless (batch_log.find ("searched a batch of 7 frames") !=
+    fail_unless (faisssearch_log.find ("searched a batch of 7 frames") !=
         std::string::npos, "%s: no batch was searched", type);
     /* A mapped Flat is searched from the file's pages, in batches too. */
     if (g_str_equal (type, "Flat"))
