@@ -15,8 +15,10 @@
  * labels (gint), label-names and sources (string), nearest first.
  *
  * With max-batch above 1, frames are held and their embeddings searched
- * together in fewer FAISS calls (offline evaluation: retrievaleval over a
- * test set), each frame getting exactly the neighbours it gets alone. A batch
+ * together (offline evaluation: retrievaleval over a test set): a Flat index
+ * is read once per batch instead of once per frame, other types get a FAISS
+ * call for several frames where that keeps hits exact. Each frame gets
+ * exactly the neighbours it gets alone. A batch
  * is searched when it is full, and before any serialized event (caps,
  * segment, EOS, gap...) or drain query passes, so frames and events keep
  * their order; a flush drops it. A live upstream gets no batching: each frame
