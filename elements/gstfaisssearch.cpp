@@ -14,6 +14,16 @@
  * (string: "ip" or "l2") and the arrays ids (gint64), distances (float),
  * labels (gint), label-names and sources (string), nearest first.
  *
+ * With max-batch above 1, frames are held and their embeddings searched
+ * together (offline evaluation: retrievaleval over a test set): a Flat index
+ * is read once per batch instead of once per frame, other types get a FAISS
+ * call for several frames where that keeps hits exact. Each frame gets
+ * exactly the neighbours it gets alone. A batch
+ * is searched when it is full, and before any serialized event (caps,
+ * segment, EOS, gap...) or drain query passes, so frames and events keep
+ * their order; a flush drops it. A live upstream gets no batching: each frame
+ * is searched as it comes, as with max-batch=1.
+ *
  * After its caps it sends the sticky event VS_INDEX_EVENT (gstfaisssearch.h)
  * downstream, naming the index and its catalog, so that retrievaleval needs
  * no index= of its own.
@@ -24,17 +34,17 @@
 
 #include "elements/gstfaisssearch.h"
 
+#include <chrono>
 #include <exception>
 #include <forward_list>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/base/finite.h"
 #include "core/index/gallery.h"
+#include "core/index/gallery_reload.h"
 #include "core/base/utf8.h"
 #include "elements/elements.h"
 #include "meta/visualsearchmeta.h"
@@ -49,10 +59,13 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
 #define DEFAULT_MAX_DISTANCE G_MAXDOUBLE
 #define DEFAULT_POST_MESSAGES TRUE
 #define DEFAULT_RELOAD FALSE
+#define DEFAULT_MMAP FALSE
+#define DEFAULT_MAX_BATCH 1
+#define MAX_MAX_BATCH 1024
 
 /* A replaced index is loaded once its files have stopped changing for this
  * long, so the index and the catalog written just after it are read as a pair. */
-#define RELOAD_SETTLE_TIME (200 * G_TIME_SPAN_MILLISECOND)
+static constexpr std::chrono::milliseconds kReloadSettleTime (200);
 
 enum
 {
@@ -64,36 +77,18 @@ enum
   PROP_MAX_DISTANCE,
   PROP_POST_MESSAGES,
   PROP_RELOAD,
-};
-
-/* The outcome of a background load, shared by the loading thread and the
- * element, so that the element can walk away from a load that never ends (a
- * hung network mount) and still shut down. */
-struct ReloadSlot
-{
-  std::mutex lock;
-  bool done = false;
-  std::shared_ptr<const vs::Gallery> gallery;
-  std::string error;
+  PROP_MMAP,
+  PROP_MAX_BATCH,
 };
 
 /* The C++ side of the element. Only start(), stop() and the streaming thread
  * touch it, and never at the same time, so it needs no lock. */
 struct FaissSearchState
 {
-  std::string index_path;
-  std::string catalog_path;
   std::shared_ptr<const vs::Gallery> gallery;
 
-  /* Reload: the files the gallery (or the last attempt) was loaded from, the
-   * replacement waiting for its files to settle, and the load under way. */
-  vs::FileStamp loaded_index;
-  vs::FileStamp loaded_catalog;
-  bool settling = false;
-  vs::FileStamp candidate_index;
-  vs::FileStamp candidate_catalog;
-  gint64 candidate_since = 0;
-  std::shared_ptr<ReloadSlot> pending;
+  /* The index and catalog paths, and when to load them again. */
+  std::unique_ptr<vs::GalleryReload> reload;
 
   /* Ids the catalog does not list are reported once per gallery. */
   bool warned_unknown_id = false;
@@ -101,9 +96,23 @@ struct FaissSearchState
   /* Whether the user was told of a NaN or infinite query. */
   bool warned_non_finite = false;
 
+  /* Batching: the frames held for one search (a reference each), and
+   * whether upstream is live (asked at the first frame; then none is held). */
+  std::vector<GstBuffer *> held;
+  std::optional<bool> live;
+
   /* Reused from frame to frame. */
   std::vector<vs::Neighbor> hits;
   std::vector<GstVisualSearchNeighbor> neighbors;
+  std::vector<float> batch_queries;
+  std::vector<std::vector<vs::Neighbor>> batch_hits;
+
+  void drop_held ()
+  {
+    for (GstBuffer * buf : held)
+      gst_buffer_unref (buf);
+    held.clear ();
+  }
 };
 
 struct _GstFaissSearch
@@ -118,6 +127,8 @@ struct _GstFaissSearch
   gdouble max_distance;
   gboolean post_messages;
   gboolean reload;
+  gboolean mmap;
+  guint max_batch;
 
   FaissSearchState *state;
 };
@@ -168,6 +179,12 @@ gst_faiss_search_set_property (GObject * object, guint prop_id,
     case PROP_RELOAD:
       self->reload = g_value_get_boolean (value);
       break;
+    case PROP_MMAP:
+      self->mmap = g_value_get_boolean (value);
+      break;
+    case PROP_MAX_BATCH:
+      self->max_batch = g_value_get_uint (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -204,6 +221,12 @@ gst_faiss_search_get_property (GObject * object, guint prop_id,
     case PROP_RELOAD:
       g_value_set_boolean (value, self->reload);
       break;
+    case PROP_MMAP:
+      g_value_set_boolean (value, self->mmap);
+      break;
+    case PROP_MAX_BATCH:
+      g_value_set_uint (value, self->max_batch);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -221,32 +244,34 @@ gst_faiss_search_start (GstBaseTransform * trans)
   FaissSearchState & st = *self->state;
 
   GST_OBJECT_LOCK (self);
-  st.index_path = self->index ? self->index : "";
+  const std::string index_path = self->index ? self->index : "";
+  const vs::IndexLoadMode mode = self->mmap ?
+      vs::IndexLoadMode::Map : vs::IndexLoadMode::Copy;
   GST_OBJECT_UNLOCK (self);
 
-  if (st.index_path.empty ()) {
+  if (index_path.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("No index to search: set the 'index' property to an index file."),
         ("Build one with pipelines/index-cifar.sh or faissindexer."));
     return FALSE;
   }
 
-  st.catalog_path = vs::catalog_path_for (st.index_path);
+  st.reload = std::make_unique<vs::GalleryReload> (index_path, mode,
+      kReloadSettleTime);
   st.warned_non_finite = false;
-  st.loaded_index = vs::FileStamp::of (st.index_path);
-  st.loaded_catalog = vs::FileStamp::of (st.catalog_path);
-  st.settling = false;
+  st.live.reset ();
+  st.reload->mark_loaded ();
   try {
     st.gallery = std::make_shared<const vs::Gallery> (
-        vs::Gallery::load (st.index_path));
+        vs::Gallery::load (index_path, mode));
   }
   catch (const std::exception & e) {
     /* GST_ELEMENT_ERROR takes its code as a token; the code depends on why. */
     gst_element_message_full (GST_ELEMENT (self), GST_MESSAGE_ERROR,
-        GST_RESOURCE_ERROR, st.loaded_index.exists ?
+        GST_RESOURCE_ERROR, st.reload->index_existed () ?
         GST_RESOURCE_ERROR_OPEN_READ : GST_RESOURCE_ERROR_NOT_FOUND,
         g_strdup_printf ("Could not load the search index %s: %s",
-            st.index_path.c_str (), e.what ()),
+            index_path.c_str (), e.what ()),
         g_strdup ("Build the index and its catalog with "
             "pipelines/index-cifar.sh (or faissindexer), then point 'index' "
             "at it."), __FILE__, GST_FUNCTION, __LINE__);
@@ -259,12 +284,17 @@ gst_faiss_search_start (GstBaseTransform * trans)
     GST_WARNING_OBJECT (self, "the catalog %s predates the record of its "
         "index (catalog schema 1): whether the two belong together was not "
         "checked. Rebuild the index to get that check.",
-        st.catalog_path.c_str ());
+        st.reload->catalog_path ().c_str ());
   GST_INFO_OBJECT (self, "loaded %s: %" G_GINT64_FORMAT " vectors of %d dims, "
-      "metric %s, type %s, model %s", st.index_path.c_str (),
+      "metric %s, type %s, model %s", index_path.c_str (),
       st.gallery->size (), st.gallery->dims (),
       vs::metric_name (st.gallery->metric ()), facts.index_type.c_str (),
       facts.model_id.c_str ());
+  if (mode == vs::IndexLoadMode::Map)
+    GST_INFO_OBJECT (self, st.gallery->mapped ()?
+        "searching %s in place from its file (mmap)" :
+        "%s is loaded into memory: mmap applies to Flat and IVF indexes only",
+        index_path.c_str ());
   return TRUE;
 }
 
@@ -274,15 +304,14 @@ gst_faiss_search_stop (GstBaseTransform * trans)
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
   FaissSearchState & st = *self->state;
 
-  /* A reload still running is left to finish, or hang, on its own: it only
-   * touches its slot. */
-  if (st.pending)
-    GST_DEBUG_OBJECT (self, "abandoning the reload of %s still under way",
-        st.index_path.c_str ());
-  st.pending.reset ();
+  st.drop_held ();
+  /* A reload still running is left to finish, or hang, on its own. */
+  st.reload.reset ();
   st.gallery.reset ();
   return TRUE;
 }
+
+static GstFlowReturn gst_faiss_search_drain (GstFaissSearch * self);
 
 static gboolean
 gst_faiss_search_sink_event (GstBaseTransform * trans, GstEvent * event)
@@ -290,14 +319,22 @@ gst_faiss_search_sink_event (GstBaseTransform * trans, GstEvent * event)
   FaissSearchState & st = *GST_FAISS_SEARCH (trans)->state;
   const bool caps = GST_EVENT_TYPE (event) == GST_EVENT_CAPS;
 
+  /* Held frames go before the event that follows them; a flush drops them.
+   * The event passes even if they could not (an error was posted). */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
+    st.drop_held ();
+  else if (GST_EVENT_IS_SERIALIZED (event))
+    gst_faiss_search_drain (GST_FAISS_SEARCH (trans));
+
   if (!GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event))
     return FALSE;
   if (caps)
     gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (trans),
         gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_STICKY,
             gst_structure_new (VS_INDEX_EVENT,
-                "index", G_TYPE_STRING, st.index_path.c_str (),
-                "catalog", G_TYPE_STRING, st.catalog_path.c_str (), NULL)));
+                "index", G_TYPE_STRING, st.reload->index_path ().c_str (),
+                "catalog", G_TYPE_STRING, st.reload->catalog_path ().c_str (),
+                NULL)));
   return TRUE;
 }
 
@@ -312,10 +349,10 @@ gst_faiss_search_adopt_reload (GstFaissSearch * self,
     const GstVisualSearchEmbeddingMeta * emeta)
 {
   FaissSearchState & st = *self->state;
-  std::shared_ptr<const vs::Gallery> gallery = std::move (st.pending->gallery);
-  std::string error = std::move (st.pending->error);
+  vs::GalleryReload::Loaded loaded = st.reload->take ();
+  std::shared_ptr<const vs::Gallery> gallery = std::move (loaded.gallery);
+  std::string error = std::move (loaded.error);
 
-  st.pending.reset ();
   if (gallery) {
     try {
       gallery->check_query (emeta->model_id, emeta->preprocessing_id,
@@ -328,18 +365,18 @@ gst_faiss_search_adopt_reload (GstFaissSearch * self,
   if (!error.empty ()) {
     GST_ELEMENT_WARNING (self, RESOURCE, READ,
         ("Could not switch to the replaced index %s; still searching the "
-            "previous one. %s", st.index_path.c_str (), error.c_str ()),
-        (NULL));
+            "previous one. %s", st.reload->index_path ().c_str (),
+            error.c_str ()), (NULL));
     return;
   }
 
   if (!gallery->facts ().index_digest)
     GST_WARNING_OBJECT (self, "the catalog %s predates the record of its "
         "index: whether the two belong together was not checked",
-        st.catalog_path.c_str ());
+        st.reload->catalog_path ().c_str ());
   st.warned_unknown_id = false;
   GST_INFO_OBJECT (self, "reloaded %s: %" G_GINT64_FORMAT " vectors",
-      st.index_path.c_str (), gallery->size ());
+      st.reload->index_path ().c_str (), gallery->size ());
   st.gallery = std::move (gallery);
 }
 
@@ -352,62 +389,22 @@ gst_faiss_search_check_reload (GstFaissSearch * self,
 {
   FaissSearchState & st = *self->state;
 
-  if (st.pending) {
-    bool done;
-    {
-      std::lock_guard<std::mutex> lock (st.pending->lock);
-      done = st.pending->done;
-    }
-    if (done)
+  switch (st.reload->poll (std::chrono::steady_clock::now ())) {
+    case vs::GalleryReload::Step::Settling:
+      GST_DEBUG_OBJECT (self, "%s changed, waiting for it to settle",
+          st.reload->index_path ().c_str ());
+      break;
+    case vs::GalleryReload::Step::Started:
+      GST_INFO_OBJECT (self, "reloading %s",
+          st.reload->index_path ().c_str ());
+      break;
+    case vs::GalleryReload::Step::Finished:
       gst_faiss_search_adopt_reload (self, emeta);
-    return;
+      break;
+    case vs::GalleryReload::Step::Unchanged:
+    case vs::GalleryReload::Step::Loading:
+      break;
   }
-
-  const vs::FileStamp index = vs::FileStamp::of (st.index_path);
-  const vs::FileStamp catalog = vs::FileStamp::of (st.catalog_path);
-  if ((index == st.loaded_index && catalog == st.loaded_catalog)
-      || !index.exists || !catalog.exists) {
-    st.settling = false;
-    return;
-  }
-
-  const gint64 now = g_get_monotonic_time ();
-  if (!st.settling || index != st.candidate_index
-      || catalog != st.candidate_catalog) {
-    GST_DEBUG_OBJECT (self, "%s changed, waiting for it to settle",
-        st.index_path.c_str ());
-    st.settling = true;
-    st.candidate_index = index;
-    st.candidate_catalog = catalog;
-    st.candidate_since = now;
-    return;
-  }
-  if (now - st.candidate_since < RELOAD_SETTLE_TIME)
-    return;
-
-  GST_INFO_OBJECT (self, "reloading %s", st.index_path.c_str ());
-  st.settling = false;
-  /* Recorded before the load so that a broken file is tried once, not on
-   * every frame, until it changes again. */
-  st.loaded_index = index;
-  st.loaded_catalog = catalog;
-  st.pending = std::make_shared<ReloadSlot> ();
-  /* Detached: stop() must not wait for a load stuck on the disk. */
-  std::thread ([slot = st.pending, path = st.index_path]() {
-        std::shared_ptr<const vs::Gallery> gallery;
-        std::string error;
-        try {
-          gallery = std::make_shared<const vs::Gallery> (
-              vs::Gallery::load (path));
-        }
-        catch (const std::exception & e) {
-          error = e.what ();
-        }
-        std::lock_guard<std::mutex> lock (slot->lock);
-        slot->gallery = std::move (gallery);
-        slot->error = std::move (error);
-        slot->done = true;
-      }).detach ();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -497,43 +494,57 @@ gst_faiss_search_post_message (GstFaissSearch * self, GstBuffer * buf,
       gst_message_new_element (GST_OBJECT (self), s));
 }
 
-static GstFlowReturn
-gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
+/* The search settings, read once per search. */
+struct SearchSettings
 {
-  GstFaissSearch *self = GST_FAISS_SEARCH (trans);
-  FaissSearchState & st = *self->state;
-  const GstVisualSearchEmbeddingMeta *emeta = gst_buffer_get_visualsearch_embedding_meta (buf);
+  int k;
+  vs::SearchParams params;
+  std::optional<float> max_distance;
+  gboolean post_messages;
+  gboolean reload;
+};
 
+static SearchSettings
+gst_faiss_search_settings (GstFaissSearch * self)
+{
+  SearchSettings settings;
+  GST_OBJECT_LOCK (self);
+  settings.k = self->k;
+  settings.params.nprobe = self->nprobe;
+  settings.params.ef_search = self->ef_search;
+  if (self->max_distance != DEFAULT_MAX_DISTANCE)
+    settings.max_distance = self->max_distance;
+  settings.post_messages = self->post_messages;
+  settings.reload = self->reload;
+  GST_OBJECT_UNLOCK (self);
+  return settings;
+}
+
+/* Whether the embedding of buf can be searched: FALSE with flow OK for a
+ * frame that passes without neighbours, with an error for one from another
+ * embedder than the index's. */
+static gboolean
+gst_faiss_search_accepts (GstFaissSearch * self, GstBuffer * buf,
+    const GstVisualSearchEmbeddingMeta * emeta, GstFlowReturn * flow)
+{
+  FaissSearchState & st = *self->state;
+
+  *flow = GST_FLOW_OK;
   if (emeta == NULL) {
     GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buf);
-    return GST_FLOW_OK;
+    return FALSE;
   }
-
-  GST_OBJECT_LOCK (self);
-  const int k = self->k;
-  vs::SearchParams params;
-  params.nprobe = self->nprobe;
-  params.ef_search = self->ef_search;
-  std::optional<float> max_distance;
-  if (self->max_distance != DEFAULT_MAX_DISTANCE)
-    max_distance = self->max_distance;
-  const gboolean post_messages = self->post_messages;
-  const gboolean reload = self->reload;
-  GST_OBJECT_UNLOCK (self);
-
-  if (reload)
-    gst_faiss_search_check_reload (self, emeta);
-
-  const vs::Gallery & gallery = *st.gallery;
   try {
-    gallery.check_query (emeta->model_id, emeta->preprocessing_id,
+    st.gallery->check_query (emeta->model_id, emeta->preprocessing_id,
         emeta->dims);
   }
   catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE,
         ("The index %s was built by another embedder than the one in this "
-            "pipeline. %s", st.index_path.c_str (), e.what ()), (NULL));
-    return GST_FLOW_ERROR;
+            "pipeline. %s", st.reload->index_path ().c_str (), e.what ()),
+        (NULL));
+    *flow = GST_FLOW_ERROR;
+    return FALSE;
   }
 
   /* FAISS would find no neighbour for it, without a word. */
@@ -552,18 +563,18 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
           ("value %u of %u is %f", (guint) bad, emeta->dims,
               emeta->values[bad]));
     }
-    return GST_FLOW_OK;
+    return FALSE;
   }
+  return TRUE;
+}
 
-  try {
-    gallery.search (emeta->values, k, params, max_distance, &st.hits);
-  }
-  catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-        ("Searching the index %s failed: %s", st.index_path.c_str (),
-            e.what ()), (NULL));
-    return GST_FLOW_ERROR;
-  }
+/* Attaches the hits of buf's embedding as a GstVisualSearchNeighborsMeta, and posts
+ * them when asked to. */
+static void
+gst_faiss_search_attach (GstFaissSearch * self, GstBuffer * buf,
+    const std::vector<vs::Neighbor> & hits, gboolean post_messages)
+{
+  FaissSearchState & st = *self->state;
 
   /* Metas and bus messages carry UTF-8 (PyGObject crashes on anything else),
    * whatever bytes a catalog holds. Repaired copies live until the meta has
@@ -576,13 +587,14 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     return const_cast < gchar * >(repaired.front ().c_str ());
   };
   st.neighbors.clear ();
-  for (const vs::Neighbor & hit:st.hits) {
+  for (const vs::Neighbor & hit:hits) {
     if (!hit.item && !st.warned_unknown_id) {
       st.warned_unknown_id = true;
       GST_ELEMENT_WARNING (self, STREAM, FAILED,
           ("The index %s returned id %" G_GINT64_FORMAT ", which its catalog "
               "%s does not list; such neighbours carry label -1 and no name.",
-              st.index_path.c_str (), hit.id, st.catalog_path.c_str ()),
+              st.reload->index_path ().c_str (), hit.id,
+              st.reload->catalog_path ().c_str ()),
           ("The index holds ids its catalog does not know (an IndexIDMap "
               "built outside visualsearch?). Build the index and catalog "
               "together with faissindexer or galleryindexer."));
@@ -598,7 +610,7 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   }
 
   const GstVisualSearchMetric metric =
-      gallery.metric () == vs::Metric::InnerProduct ?
+      st.gallery->metric () == vs::Metric::InnerProduct ?
       GST_VISUALSEARCH_METRIC_INNER_PRODUCT : GST_VISUALSEARCH_METRIC_L2;
   GstVisualSearchNeighborsMeta *nmeta = gst_buffer_add_visualsearch_neighbors_meta (buf, metric,
       st.neighbors.size (), st.neighbors.data ());
@@ -609,7 +621,154 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 
   if (post_messages)
     gst_faiss_search_post_message (self, buf, nmeta);
+}
+
+static GstFlowReturn
+gst_faiss_search_failed (GstFaissSearch * self, const std::exception & e)
+{
+  GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+      ("Searching the index %s failed: %s",
+          self->state->reload->index_path ().c_str (), e.what ()), (NULL));
+  return GST_FLOW_ERROR;
+}
+
+static GstFlowReturn
+gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
+{
+  GstFaissSearch *self = GST_FAISS_SEARCH (trans);
+  FaissSearchState & st = *self->state;
+  const GstVisualSearchEmbeddingMeta *emeta = gst_buffer_get_visualsearch_embedding_meta (buf);
+  const SearchSettings settings = gst_faiss_search_settings (self);
+
+  if (emeta && settings.reload)
+    gst_faiss_search_check_reload (self, emeta);
+
+  GstFlowReturn flow;
+  if (!gst_faiss_search_accepts (self, buf, emeta, &flow))
+    return flow;
+
+  try {
+    st.gallery->search (emeta->values, settings.k, settings.params,
+        settings.max_distance, &st.hits);
+  }
+  catch (const std::exception & e) {
+    return gst_faiss_search_failed (self, e);
+  }
+  gst_faiss_search_attach (self, buf, st.hits, settings.post_messages);
   return GST_FLOW_OK;
+}
+
+/* Searches the held frames in one go and pushes them, in order. */
+static GstFlowReturn
+gst_faiss_search_drain (GstFaissSearch * self)
+{
+  FaissSearchState & st = *self->state;
+  if (st.held.empty ())
+    return GST_FLOW_OK;
+
+  const SearchSettings settings = gst_faiss_search_settings (self);
+  std::vector<GstBuffer *> held;
+  held.swap (st.held);
+
+  /* One gallery for the whole batch: a replaced index is taken up between
+   * batches. */
+  if (settings.reload) {
+    for (GstBuffer * buf : held) {
+      if (const GstVisualSearchEmbeddingMeta * emeta = gst_buffer_get_visualsearch_embedding_meta (buf)) {
+        gst_faiss_search_check_reload (self, emeta);
+        break;
+      }
+    }
+  }
+
+  GstFlowReturn flow = GST_FLOW_OK;
+  std::vector<bool> searched (held.size (), false);
+  st.batch_queries.clear ();
+  for (size_t i = 0; i < held.size () && flow == GST_FLOW_OK; i++) {
+    const GstVisualSearchEmbeddingMeta *emeta = gst_buffer_get_visualsearch_embedding_meta (held[i]);
+    searched[i] = gst_faiss_search_accepts (self, held[i], emeta, &flow);
+    if (searched[i])
+      st.batch_queries.insert (st.batch_queries.end (), emeta->values,
+          emeta->values + emeta->dims);
+  }
+  if (flow == GST_FLOW_OK && !st.batch_queries.empty ()) {
+    try {
+      st.gallery->search_batch (st.batch_queries.data (),
+          st.batch_queries.size () / st.gallery->dims (), settings.k,
+          settings.params, settings.max_distance, &st.batch_hits);
+    }
+    catch (const std::exception & e) {
+      flow = gst_faiss_search_failed (self, e);
+    }
+  }
+  GST_LOG_OBJECT (self, "searched a batch of %zu frames",
+      st.batch_queries.size () / st.gallery->dims ());
+
+  size_t next_hits = 0;
+  for (size_t i = 0; i < held.size (); i++) {
+    if (flow != GST_FLOW_OK) {
+      gst_buffer_unref (held[i]);
+      continue;
+    }
+    if (searched[i])
+      gst_faiss_search_attach (self, held[i], st.batch_hits[next_hits++],
+          settings.post_messages);
+    flow = gst_pad_push (GST_BASE_TRANSFORM_SRC_PAD (self), held[i]);
+  }
+  return flow;
+}
+
+/* With max-batch above 1 and a source that is not live, holds the frame for
+ * a batch; otherwise it goes the usual way, to transform_ip. */
+static GstFlowReturn
+gst_faiss_search_submit_input_buffer (GstBaseTransform * trans,
+    gboolean is_discont, GstBuffer * buf)
+{
+  GstFaissSearch *self = GST_FAISS_SEARCH (trans);
+  FaissSearchState & st = *self->state;
+
+  GST_OBJECT_LOCK (self);
+  const guint max_batch = self->max_batch;
+  GST_OBJECT_UNLOCK (self);
+
+  if (max_batch > 1 && !st.live) {
+    GstQuery *query = gst_query_new_latency ();
+    gboolean live = FALSE;
+    if (gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (trans), query))
+      gst_query_parse_latency (query, &live, NULL, NULL);
+    gst_query_unref (query);
+    st.live = live;
+    if (live)
+      GST_INFO_OBJECT (self, "upstream is live: frames are searched one by "
+          "one, as they come, whatever max-batch says");
+  }
+  if (max_batch <= 1 || *st.live) {
+    if (!st.held.empty ()) {
+      GstFlowReturn flow = gst_faiss_search_drain (self);
+      if (flow != GST_FLOW_OK) {
+        gst_buffer_unref (buf);
+        return flow;
+      }
+    }
+    return GST_BASE_TRANSFORM_CLASS (parent_class)->submit_input_buffer (trans,
+        is_discont, buf);
+  }
+
+  st.held.push_back (gst_buffer_make_writable (buf));
+  if (st.held.size () < max_batch)
+    return GST_FLOW_OK;
+  return gst_faiss_search_drain (self);
+}
+
+static gboolean
+gst_faiss_search_query (GstBaseTransform * trans, GstPadDirection direction,
+    GstQuery * query)
+{
+  /* Downstream is to see every frame that came before the drain. */
+  if (direction == GST_PAD_SINK && GST_QUERY_TYPE (query) == GST_QUERY_DRAIN)
+    gst_faiss_search_drain (GST_FAISS_SEARCH (trans));
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction,
+      query);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -682,6 +841,27 @@ gst_faiss_search_class_init (GstFaissSearchClass * klass)
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
               GST_PARAM_MUTABLE_PLAYING)));
 
+  g_object_class_install_property (gobject_class, PROP_MMAP,
+      g_param_spec_boolean ("mmap", "Map the index",
+          "Search the index from its file's pages instead of a copy in "
+          "memory: starts without reading the vectors in, and processes "
+          "searching one file share its pages. Flat (also with an id map) "
+          "and IVF (Flat, PQ, SQ) indexes; others are loaded into memory "
+          "as without it. The file must be replaced by renaming, never "
+          "rewritten in place", DEFAULT_MMAP,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
+
+  g_object_class_install_property (gobject_class, PROP_MAX_BATCH,
+      g_param_spec_uint ("max-batch", "Maximum batch",
+          "Search up to this many frames' embeddings together, for offline "
+          "evaluation: frames are held until the batch is full or an event, "
+          "such as EOS, follows them. Each frame gets the neighbours it gets "
+          "alone. A live source gets no batching", 1, MAX_MAX_BATCH,
+          DEFAULT_MAX_BATCH,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
+
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
@@ -694,6 +874,9 @@ gst_faiss_search_class_init (GstFaissSearchClass * klass)
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_search_stop);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_faiss_search_sink_event);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_faiss_search_transform_ip);
+  trans_class->submit_input_buffer =
+      GST_DEBUG_FUNCPTR (gst_faiss_search_submit_input_buffer);
+  trans_class->query = GST_DEBUG_FUNCPTR (gst_faiss_search_query);
 }
 
 static void
@@ -705,6 +888,8 @@ gst_faiss_search_init (GstFaissSearch * self)
   self->max_distance = DEFAULT_MAX_DISTANCE;
   self->post_messages = DEFAULT_POST_MESSAGES;
   self->reload = DEFAULT_RELOAD;
+  self->mmap = DEFAULT_MMAP;
+  self->max_batch = DEFAULT_MAX_BATCH;
   self->state = new FaissSearchState ();
 
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);

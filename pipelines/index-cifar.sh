@@ -67,9 +67,10 @@ gst-launch-1.0 "${indexer[@]}" | sed -un 's/^Progress: (faissindexer) /index-cif
   || die "indexing failed (see the error above); any previous $index is intact."
 seconds=$(( $(date +%s) - start ))
 
-facts=$(sqlite3 -readonly -separator ', ' "$index.db" \
+catalog=$(vs_catalog_of "$index")
+facts=$(sqlite3 -readonly -separator ', ' "$catalog" \
   "SELECT count || ' vectors', dims || ' dims', 'metric ' || metric, 'model ' || model_id,
           'preprocessing ' || preprocessing_id FROM index_facts") \
-  || die "the catalog $index.db cannot be read."
-echo "index-cifar: wrote $index ($(du -h "$index" | cut -f1)) and its catalog $index.db in $seconds s"
+  || die "the catalog $catalog cannot be read."
+echo "index-cifar: wrote $index ($(du -h "$index" | cut -f1)) and its catalog $catalog in $seconds s"
 echo "index-cifar: $facts"

@@ -112,7 +112,8 @@ $bar && echo
 seconds=$(awk -v s="$start" -v t="$(now)" 'BEGIN { printf "%.1f", t - s }')
 [ -n "$summary" ] || die "galleryindexer ended without its summary; see the messages above."
 echo "index-folder: files ${summary} in $seconds s"
-facts=$(sqlite3 -readonly -separator ', ' "$index.db" \
+catalog=$(vs_catalog_of "$index")
+facts=$(sqlite3 -readonly -separator ', ' "$catalog" \
   "SELECT count || ' vectors', dims || ' dims', 'metric ' || metric, 'model ' || model_id
-   FROM index_facts") || die "the catalog $index.db cannot be read."
+   FROM index_facts") || die "the catalog $catalog cannot be read."
 echo "index-folder: $index: $facts"

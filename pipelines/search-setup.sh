@@ -95,10 +95,14 @@ vs_use_plugin() {
   gst-inspect-1.0 "$element" >/dev/null 2>&1 || vs_die "no $element element in $plugin_dir; rebuild with ninja -C ${BUILD_DIR:-build}"
 }
 
+# The catalog beside an index, as plugin/core/index/catalog.cpp's catalog_path_for names it.
+vs_catalog_of() { printf '%s.db' "$1"; }
+
 vs_embedder_for() {
-  local index=$1
+  local index=$1 catalog
+  catalog=$(vs_catalog_of "$index")
   [ -f "$index" ] || vs_die "no index at $index; build one with pipelines/index-folder.sh or pipelines/index-cifar.sh (or galleryindexer / cifarindexer / faissindexer)."
-  [ -f "$index.db" ] || vs_die "no catalog at $index.db beside the index; rebuild the index with pipelines/index-cifar.sh."
+  [ -f "$catalog" ] || vs_die "no catalog at $catalog beside the index; rebuild the index with pipelines/index-cifar.sh."
   embedder=(embedder index="$index" precision="${PRECISION:-fp32}" inference-interval="${INTERVAL:-1}")
   if [ -n "${MODEL:-}" ]; then embedder+=(model="$MODEL"); fi
   if [ -n "${WEIGHTS:-}" ]; then embedder+=(weights="$WEIGHTS"); fi

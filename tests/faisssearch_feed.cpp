@@ -11,13 +11,19 @@
 //       queries' preprocessing id is "test", or $VS_FEED_PREPROCESSING (to
 //       search an index an embedder built). On success, stderr gets the time
 //       to start (load the index) and the time from the first push to the
-//       last result, for tests/bench.
+//       last result, for tests/bench. With $VS_FEED_HOLD set, it then
+//       prints "held" to stderr and keeps the pipeline (and its index) until
+//       stdin closes, so that a benchmark can measure several at once. With
+//       $VS_FEED_LABELS naming a file of int32 labels, one per query, each
+//       buffer also carries a GstVisualSearchSampleMeta with its label and the results
+//       go to retrievaleval as well (whose table goes to stdout too).
 // Errors go to stderr and the exit status is 2.
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -68,10 +74,21 @@ int search(int argc, char** argv) {
   const size_t n = bytes.size() / (sizeof(float) * dims);
   const float* queries = reinterpret_cast<const float*>(bytes.data());
 
+  std::vector<int32_t> labels;
+  if (const char* labels_path = g_getenv("VS_FEED_LABELS")) {
+    std::ifstream labels_in(labels_path, std::ios::binary);
+    labels.resize(n);
+    labels_in.read(reinterpret_cast<char*>(labels.data()), n * sizeof(int32_t));
+  }
   GError* error = nullptr;
   GstElement* pipeline = gst_parse_launch(
-      "appsrc name=src format=time caps=application/octet-stream ! faisssearch name=search "
-      "post-messages=false ! appsink name=sink sync=false",
+      labels.empty() ? "appsrc name=src format=time caps=application/octet-stream ! faisssearch "
+                       "name=search post-messages=false ! appsink name=sink sync=false"
+                     : "appsrc name=src format=time caps=application/octet-stream ! faisssearch "
+                       "name=search post-messages=false ! tee name=t ! queue max-size-buffers=0 "
+                       "max-size-bytes=0 max-size-time=0 ! appsink name=sink sync=false t. ! "
+                       "queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! "
+                       "retrievaleval",
       &error);
   if (pipeline == nullptr) {
     std::fprintf(stderr, "%s\n", error->message);
@@ -105,6 +122,8 @@ int search(int argc, char** argv) {
       GST_BUFFER_PTS(buffer) = q * GST_SECOND;
       gst_buffer_add_visualsearch_embedding_meta(buffer, dims, queries + q * dims, argv[4], preprocessing,
                                     TRUE);
+      if (!labels.empty())
+        gst_buffer_add_visualsearch_sample_meta(buffer, q, labels[q], "", "");
       gst_app_src_push_buffer(GST_APP_SRC(src), buffer);
     }
     gst_app_src_end_of_stream(GST_APP_SRC(src));
@@ -138,6 +157,12 @@ int search(int argc, char** argv) {
   if (printed != n) status = 2;
   if (status == 0)
     std::fprintf(stderr, "start %.6f s, %zu queries %.6f s\n", start_seconds, n, search_seconds);
+  if (g_getenv("VS_FEED_HOLD")) {
+    std::fprintf(stderr, "held\n");
+    std::fflush(stderr);
+    while (std::getchar() != EOF) {
+    }
+  }
   gst_object_unref(bus);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(searcher);

@@ -4,6 +4,15 @@
 //   index-file-probe load FILE
 //       loads FILE and, if it loads, searches a few queries. Prints
 //       "loaded <vectors>"; a refusal prints its message to stderr, exit 1.
+//   index-file-probe map FILE
+//       loads FILE as faisssearch mmap=true does (IndexLoadMode::Map) and as
+//       without it, and searches the same queries in both, one at a time and
+//       in a batch (FAISS's BLAS path): the hits must be equal. Prints
+//       "mapped yes|no loaded <vectors>"; a refusal prints its message to
+//       stderr, exit 1; different hits exit 2.
+//   index-file-probe peak FILE
+//       loads FILE (IndexLoadMode::Copy) and prints "grew <KiB>": how much the
+//       peak resident memory (VmHWM) rose while it loaded.
 //   index-file-probe truncate FILE...
 //       every proper prefix of every FILE, checked and read from memory
 //       (vs::read_index_bytes): all must be refused. Prints "tried N refused R
@@ -79,6 +88,67 @@ bool load_and_search(const std::string& path, std::string* message, int64_t* vec
     *message = e.what();
     return false;
   }
+}
+
+// Queries of dims() floats, the same for every call.
+std::vector<float> queries(int n, int dims) {
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal;
+  std::vector<float> q(size_t(n) * dims);
+  for (float& x : q) x = normal(rng);
+  return q;
+}
+
+bool same_hits(const std::vector<std::vector<vs::Hit>>& a,
+               const std::vector<std::vector<vs::Hit>>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t q = 0; q < a.size(); ++q) {
+    if (a[q].size() != b[q].size()) return false;
+    for (size_t j = 0; j < a[q].size(); ++j)
+      if (a[q][j].id != b[q][j].id || a[q][j].distance != b[q][j].distance) return false;
+  }
+  return true;
+}
+
+int map_and_compare(const std::string& path) {
+  try {
+    const vs::IndexStore mapped = vs::IndexStore::load(path, vs::IndexLoadMode::Map);
+    const vs::IndexStore copied = vs::IndexStore::load(path);
+    if (mapped.file_digest() != copied.file_digest()) {
+      std::fprintf(stderr, "the digests differ\n");
+      return 2;
+    }
+    for (int n : {1, 3, 40}) {
+      const std::vector<float> q = queries(n, mapped.dims());
+      const int k = 7;
+      if (!same_hits(mapped.search(q.data(), n, k, vs::SearchParams{}),
+                     copied.search(q.data(), n, k, vs::SearchParams{}))) {
+        std::fprintf(stderr, "%d queries: the mapped index finds other hits\n", n);
+        return 2;
+      }
+    }
+    std::printf("mapped %s loaded %lld\n", mapped.mapped() ? "yes" : "no",
+                (long long)mapped.size());
+    return 0;
+  } catch (const vs::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}
+
+long peak_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+int load_peak(const std::string& path) {
+  const long before = peak_kib();
+  const vs::IndexStore store = vs::IndexStore::load(path);
+  std::printf("grew %ld\n", peak_kib() - before);
+  return 0;
 }
 
 void try_bytes(const std::string& scratch, const std::vector<uint8_t>& bytes, Counts& counts) {
@@ -170,6 +240,8 @@ int main(int argc, char** argv) {
     std::printf("loaded %lld\n", (long long)vectors);
     return 0;
   }
+  if (mode == "map" && argc == 3) return map_and_compare(argv[2]);
+  if (mode == "peak" && argc == 3) return load_peak(argv[2]);
   if (mode == "truncate" && argc >= 3) {
     Counts counts;
     for (int f = 2; f < argc; ++f) {

@@ -6,6 +6,8 @@
 #include <faiss/IndexIDMap.h>
 #include <faiss/index_io.h>
 
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 
@@ -17,6 +19,7 @@
 
 #include <cmath>
 #include <random>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -515,15 +518,15 @@ GST_START_TEST (test_fifo_index_is_an_error)
 GST_END_TEST;
 
 static std::string
-reload_log;
+faisssearch_log;
 
 static void
-collect_reload_log (GstDebugCategory * category, GstDebugLevel level,
+collect_faisssearch_log (GstDebugCategory * category, GstDebugLevel level,
     const gchar * file, const gchar * function, gint line, GObject * object,
     GstDebugMessage * message, gpointer user_data)
 {
   if (g_str_equal (gst_debug_category_get_name (category), "faisssearch"))
-    reload_log += std::string (gst_debug_message_get (message)) + "\n";
+    faisssearch_log += std::string (gst_debug_message_get (message)) + "\n";
 }
 
 /* A reload that never finishes (here SQLite waits on a FIFO where it looks
@@ -535,21 +538,21 @@ GST_START_TEST (test_shutdown_during_endless_reload)
   GstHarness *h = search_harness (a.path, "k=1 reload=true");
   gst_buffer_unref (gst_harness_push_and_pull (h, query_buffer (a.vector (0))));
 
-  reload_log.clear ();
+  faisssearch_log.clear ();
   gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_INFO);
-  gst_debug_add_log_function (collect_reload_log, NULL, NULL);
+  gst_debug_add_log_function (collect_faisssearch_log, NULL, NULL);
   TestGallery b = write_gallery ("stuck.faiss", 12, vs::Metric::L2, 23);
   const std::string journal = vs::catalog_path_for (b.path) + "-journal";
   fail_unless (mkfifo (journal.c_str (), 0600) == 0);
   for (int frame = 0; frame < 500
-      && reload_log.find ("reloading") == std::string::npos; frame++) {
+      && faisssearch_log.find ("reloading") == std::string::npos; frame++) {
     gst_buffer_unref (gst_harness_push_and_pull (h,
             query_buffer (a.vector (0))));
     g_usleep (10 * G_TIME_SPAN_MILLISECOND);
   }
-  gst_debug_remove_log_function (collect_reload_log);
+  gst_debug_remove_log_function (collect_faisssearch_log);
   gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_NONE);
-  fail_unless (reload_log.find ("reloading") != std::string::npos,
+  fail_unless (faisssearch_log.find ("reloading") != std::string::npos,
       "the reload never started");
 
   gst_harness_teardown (h);
@@ -618,6 +621,182 @@ GST_START_TEST (test_ids_outside_the_catalog_warn_once)
 
 GST_END_TEST;
 
+/* What left faisssearch, in order: buffers with their neighbours, and
+ * events. */
+struct Record
+{
+  std::mutex lock;
+  std::vector < std::string > items;
+};
+
+static GstPadProbeReturn
+record_item (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  Record *record = static_cast < Record * >(data);
+  std::string item;
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+    item = "buffer " + std::to_string (GST_BUFFER_PTS (buf));
+    if (GstVisualSearchNeighborsMeta * nmeta = gst_buffer_get_visualsearch_neighbors_meta (buf)) {
+      for (guint i = 0; i < nmeta->n_neighbors; i++) {
+        char hit[64];
+        /* %a: every bit of the distance. */
+        g_snprintf (hit, sizeof hit, " %" G_GINT64_FORMAT ":%a",
+            nmeta->neighbors[i].id, nmeta->neighbors[i].distance);
+        item += hit;
+      }
+    } else {
+      item += " none";
+    }
+  } else {
+    GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+    item = GST_EVENT_TYPE_NAME (event);
+    if (GST_EVENT_TYPE (event) == GST_EVENT_CAPS) {
+      GstCaps *caps;
+      gst_event_parse_caps (event, &caps);
+      item += std::string (" ") + gst_structure_get_name (gst_caps_get_structure
+          (caps, 0));
+    }
+  }
+  std::lock_guard < std::mutex > guard (record->lock);
+  record->items.push_back (item);
+  return GST_PAD_PROBE_OK;
+}
+
+/* Pushes queries of g (every 7th without an embedding, one with a NaN) from
+ * a non-live appsrc through faisssearch, switching caps after the 10th, and
+ * returns what came out. */
+static std::vector < std::string >
+search_stream (const TestGallery & g, const char *properties)
+{
+  gchar *desc = g_strdup_printf ("appsrc name=src format=time ! faisssearch "
+      "name=search index=%s k=5 post-messages=false %s ! fakesink sync=false",
+      g.path.c_str (), properties);
+  GstElement *pipeline = gst_parse_launch (desc, NULL);
+  g_free (desc);
+  fail_unless (pipeline != NULL);
+  Record record;
+  GstElement *search = gst_bin_get_by_name (GST_BIN (pipeline), "search");
+  GstPad *src_pad = gst_element_get_static_pad (search, "src");
+  gst_pad_add_probe (src_pad, (GstPadProbeType) (GST_PAD_PROBE_TYPE_BUFFER |
+          GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM), record_item, &record, NULL);
+  gst_object_unref (src_pad);
+  gst_object_unref (search);
+  GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING) !=
+      GST_STATE_CHANGE_FAILURE);
+
+  GstCaps *first = gst_caps_new_empty_simple ("application/x-first");
+  GstCaps *second = gst_caps_new_empty_simple ("application/x-second");
+  std::vector < float >nan_query (g.vector (0), g.vector (0) + kDims);
+  nan_query[3] = NAN;
+  for (int i = 0; i < 40; i++) {
+    GstBuffer *buf;
+    if (i % 7 == 3)
+      buf = gst_buffer_new_allocate (NULL, 16, NULL);
+    else
+      buf = query_buffer (i == 12 ? nan_query.data () : g.vector ((i * 13) %
+              g.size ()));
+    GST_BUFFER_PTS (buf) = i * GST_MSECOND;
+    GstSample *sample = gst_sample_new (buf, i < 10 ? first : second, NULL,
+        NULL);
+    gst_buffer_unref (buf);
+    fail_unless_equals_int (gst_app_src_push_sample (GST_APP_SRC (src),
+            sample), GST_FLOW_OK);
+    gst_sample_unref (sample);
+  }
+  gst_app_src_end_of_stream (GST_APP_SRC (src));
+  GstBus *bus = gst_element_get_bus (pipeline);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
+      (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless_equals_int (GST_MESSAGE_TYPE (msg), GST_MESSAGE_EOS);
+  gst_message_unref (msg);
+  gst_object_unref (bus);
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_caps_unref (first);
+  gst_caps_unref (second);
+  gst_object_unref (src);
+  gst_object_unref (pipeline);
+  return record.items;
+}
+
+/* max-batch searches several frames in one go; each frame must get exactly
+ * what it gets alone, and frames and events must leave in the order they
+ * came. */
+GST_START_TEST (test_batches_equal_single_frames)
+{
+  int n = 0;
+  for (const char *type : {"Flat", "IVF8,Flat", "HNSW8", "IVF8,PQ4np",
+          "PCA8,Flat", "PQ1np"}) {
+    TestGallery g = write_gallery (("batch" + std::to_string (n++)).c_str (),
+        400, vs::Metric::L2, 30, kModel, type);
+    faisssearch_log.clear ();
+    gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_LOG);
+    gst_debug_add_log_function (collect_faisssearch_log, NULL, NULL);
+    const std::vector < std::string > batched = search_stream (g,
+        "max-batch=8 nprobe=3");
+    gst_debug_remove_log_function (collect_faisssearch_log);
+    gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_NONE);
+    const std::vector < std::string > single = search_stream (g, "nprobe=3");
+    fail_unless (faisssearch_log.find ("searched a batch of 7 frames") !=
+        std::string::npos, "%s: no batch was searched", type);
+    /* A mapped Flat is searched from the file's pages, in batches too. */
+    if (g_str_equal (type, "Flat"))
+      fail_unless (search_stream (g, "max-batch=8 nprobe=3 mmap=true") ==
+          single, "mapped Flat: other hits in batches");
+    fail_unless_equals_int (batched.size (), single.size ());
+    for (size_t i = 0; i < batched.size (); i++)
+      fail_unless (batched[i] == single[i], "%s, item %zu: %s, alone "
+          "%s", type, i, batched[i].c_str (), single[i].c_str ());
+    /* The caps switch comes out between the 10th and 11th buffer. */
+    size_t caps = 0;
+    while (caps < batched.size ()
+        && batched[caps] != "caps application/x-second")
+      caps++;
+    fail_unless (caps < batched.size () && batched[caps - 1] ==
+        single[caps - 1] && batched[caps - 1].rfind ("buffer 9000000",
+            0) == 0, "%s: the caps moved", type);
+    fail_unless (batched.back () == "eos", "%s", batched.back ().c_str ());
+  }
+}
+
+GST_END_TEST;
+
+/* A live source is never made to wait for a batch to fill. */
+GST_START_TEST (test_live_frames_are_not_held)
+{
+  TestGallery g = write_gallery ("live-batch.faiss", 50, vs::Metric::L2, 31);
+  gchar *desc = g_strdup_printf ("appsrc name=src is-live=true format=time "
+      "caps=application/octet-stream ! faisssearch index=%s max-batch=16 "
+      "post-messages=false ! appsink name=sink sync=false", g.path.c_str ());
+  GstElement *pipeline = gst_parse_launch (desc, NULL);
+  g_free (desc);
+  GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  for (int i = 0; i < 3; i++) {
+    GstBuffer *buf = query_buffer (g.vector (i));
+    GST_BUFFER_PTS (buf) = i * GST_MSECOND;
+    fail_unless_equals_int (gst_app_src_push_buffer (GST_APP_SRC (src), buf),
+        GST_FLOW_OK);
+    /* Without a frame after it, and no EOS: a held frame never comes. */
+    GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink),
+        30 * GST_SECOND);
+    fail_unless (sample != NULL, "live frame %d was held", i);
+    GstVisualSearchNeighborsMeta *nmeta =
+        gst_buffer_get_visualsearch_neighbors_meta (gst_sample_get_buffer (sample));
+    fail_unless (nmeta != NULL);
+    fail_unless_equals_int64 (nmeta->neighbors[0].id, i);
+    gst_sample_unref (sample);
+  }
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (src);
+  gst_object_unref (sink);
+  gst_object_unref (pipeline);
+}
+
+GST_END_TEST;
+
 static Suite *
 faisssearch_suite (void)
 {
@@ -640,6 +819,8 @@ faisssearch_suite (void)
   tcase_add_test (tc, test_fifo_index_is_an_error);
   tcase_add_test (tc, test_shutdown_during_endless_reload);
   tcase_add_test (tc, test_ids_outside_the_catalog_warn_once);
+  tcase_add_test (tc, test_batches_equal_single_frames);
+  tcase_add_test (tc, test_live_frames_are_not_held);
   return s;
 }
 

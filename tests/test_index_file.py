@@ -71,6 +71,59 @@ def test_corruptions_are_refused(binary, directory):
             assert "visualsearch loads only index types it can check: Flat" in run.stderr
 
 
+# mmap=true searches these in place; the others load as without it.
+MAPPED = {"flat-l2", "flat-ip", "idmap-flat", "idmap2-flat", "ivf-flat", "ivf-flat-ip", "ivf-pq",
+          "ivf-pq-ip", "ivf-pq-no-residual", "ivf-pq-4bit", "ivf-sq8", "ivf-sq4",
+          "ivf-hnsw-quantizer", "opq-ivf-pq", "pca-ivf-flat", "ivf-pq-rflat", "idmap2-ivf-flat",
+          "ivf-direct-map", "empty-ivf"}
+
+
+def test_mapped_files(binary, directory):
+    """Mapped or not, every valid file gives the hits it gives when copied;
+    damaged ones, and truncated Flat and IVF files, are refused as when
+    copied."""
+    for name, path in index_fixtures.write_valid(directory).items():
+        run = probe(binary, "map", path)
+        assert run.returncode == 0, f"{name}: exit status {run.returncode}: {run.stderr}"
+        expected = 0 if name.startswith("empty") else index_fixtures.COUNT
+        mapped = "yes" if name in MAPPED else "no"
+        assert run.stdout.strip() == f"mapped {mapped} loaded {expected}", f"{name}: {run.stdout}"
+        print(f"ok: {name} mapped: {mapped}, same hits as copied")
+    for name, (data, phrase) in index_fixtures.corruptions().items():
+        path = index_fixtures.write(directory, name, data)
+        expect_refusal(probe(binary, "map", path), name + " (mapped)", path, phrase, ADVICE)
+    valid = index_fixtures.write_valid(directory)
+    for name in ["flat-l2", "idmap2-flat", "ivf-pq", "empty-ivf"]:
+        with open(valid[name], "rb") as f:
+            data = f.read()
+        for size in [0, 1, 40, len(data) // 2, len(data) - 8, len(data) - 1]:
+            path = index_fixtures.write(directory, f"{name}-{size}", data[:size])
+            expect_refusal(probe(binary, "map", path), f"{name} cut at {size} (mapped)", path,
+                           ADVICE)
+
+
+def test_load_holds_the_index_once(binary, directory):
+    """A load used to read the whole file and then have FAISS copy it: twice
+    the index in memory at its peak. The file is mapped and let go of as FAISS
+    copies it now."""
+    import numpy as np
+    vectors = np.random.default_rng(5).standard_normal((48000, 512)).astype("float32")
+    index = faiss.IndexFlatL2(512)
+    index.add(vectors)
+    del vectors
+    path = os.path.join(directory, "large-flat.faiss")
+    faiss.write_index(index, path)
+    del index
+    size_kib = os.path.getsize(path) // 1024
+    run = subprocess.run([binary, "peak", path], capture_output=True, text=True,
+                         timeout=TIMEOUT, env=PROBE_ENV)
+    assert run.returncode == 0, run.stderr
+    grew = int(run.stdout.split()[1])
+    assert grew < 1.4 * size_kib, f"loading {size_kib} KiB raised the peak by {grew} KiB"
+    print(f"ok: loading {size_kib} KiB raised the peak by {grew} KiB")
+    os.remove(path)
+
+
 def test_special_files(binary, directory):
     fifo = os.path.join(directory, "fifo.faiss")
     os.mkfifo(fifo)
@@ -135,6 +188,8 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         test_valid_files_load(binary, directory)
         test_corruptions_are_refused(binary, directory)
+        test_mapped_files(binary, directory)
+        test_load_holds_the_index_once(binary, directory)
         test_special_files(binary, directory)
         test_every_truncation(binary, directory)
         test_fuzz(binary, directory)

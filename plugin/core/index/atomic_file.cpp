@@ -111,8 +111,8 @@ int open_regular_file(const std::string& path, const std::string& what) {
   return fd;
 }
 
-std::vector<uint8_t> read_regular_file(const std::string& path, const std::string& what,
-                                       const std::string& missing_advice) {
+int open_regular_file_or_throw(const std::string& path, const std::string& what,
+                               const std::string& missing_advice) {
   const int fd = open_regular_file(path, what);
   if (fd < 0) {
     const int err = errno;
@@ -120,6 +120,12 @@ std::vector<uint8_t> read_regular_file(const std::string& path, const std::strin
       throw Error("The " + what + " file " + path + " does not exist; " + missing_advice);
     throw Error("Cannot open the " + what + " file " + path + ": " + std::strerror(err) + ".");
   }
+  return fd;
+}
+
+std::vector<uint8_t> read_regular_file(const std::string& path, const std::string& what,
+                                       const std::string& missing_advice) {
+  const int fd = open_regular_file_or_throw(path, what, missing_advice);
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }

@@ -50,6 +50,11 @@ std::string directory_of(const std::string& path);
 // regular file.
 int open_regular_file(const std::string& path, const std::string& what);
 
+// open_regular_file, throwing vs::Error when it fails: a missing file is
+// said to be missing, and how it is made when `missing_advice` is given.
+int open_regular_file_or_throw(const std::string& path, const std::string& what,
+                               const std::string& missing_advice = "");
+
 // The whole content of the regular file at path (see open_regular_file).
 // Throws vs::Error naming the file as `what`; a missing file says so and how
 // it is made when `missing_advice` is given ("build it first with ...").

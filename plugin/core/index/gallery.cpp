@@ -55,14 +55,14 @@ void check_pair(const IndexStore& index, const Catalog& catalog, const std::stri
 
 }  // namespace
 
-IndexWithCatalog load_index_with_catalog(const std::string& index_path) {
+IndexWithCatalog load_index_with_catalog(const std::string& index_path, IndexLoadMode mode) {
   const std::string catalog_path = catalog_path_for(index_path);
   // A writer renames the index, then the catalog: a reader between the two
   // renames sees a mismatch, and a changed file on disk, and reads again.
   for (int attempt = 1;; ++attempt) {
     const FileStamp index_before = FileStamp::of(index_path);
     const FileStamp catalog_before = FileStamp::of(catalog_path);
-    IndexStore index = IndexStore::load(index_path);
+    IndexStore index = IndexStore::load(index_path, mode);
     Catalog catalog = Catalog::load(catalog_path);
     try {
       check_pair(index, catalog, index_path, catalog_path);
@@ -89,8 +89,8 @@ void write_index_with_catalog(const std::string& index_path, const IndexStore& i
        }}});
 }
 
-Gallery Gallery::load(const std::string& index_path) {
-  IndexWithCatalog pair = load_index_with_catalog(index_path);
+Gallery Gallery::load(const std::string& index_path, IndexLoadMode mode) {
+  IndexWithCatalog pair = load_index_with_catalog(index_path, mode);
   return Gallery(index_path, std::move(pair.index), std::move(pair.catalog));
 }
 
@@ -113,10 +113,22 @@ void Gallery::check_query(const char* model_id, const char* preprocessing_id,
 
 void Gallery::search(const float* query, int k, const SearchParams& params,
                      std::optional<float> max_distance, std::vector<Neighbor>* out) const {
+  name_hits(index_.search(query, 1, k, params).front(), max_distance, out);
+}
+
+void Gallery::search_batch(const float* queries, int64_t n, int k, const SearchParams& params,
+                           std::optional<float> max_distance,
+                           std::vector<std::vector<Neighbor>>* out) const {
+  const std::vector<std::vector<Hit>> hits = index_.search_batch(queries, n, k, params);
+  out->resize(n);
+  for (int64_t q = 0; q < n; ++q) name_hits(hits[q], max_distance, &(*out)[q]);
+}
+
+void Gallery::name_hits(const std::vector<Hit>& hits, std::optional<float> max_distance,
+                        std::vector<Neighbor>* out) const {
   out->clear();
-  const std::vector<std::vector<Hit>> hits = index_.search(query, 1, k, params);
   const bool larger_is_closer = index_.metric() == Metric::InnerProduct;
-  for (const Hit& hit : hits.front()) {
+  for (const Hit& hit : hits) {
     if (max_distance) {
       const bool past = larger_is_closer ? hit.distance < *max_distance
                                          : hit.distance > *max_distance;

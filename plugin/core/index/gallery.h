@@ -31,7 +31,9 @@ struct IndexWithCatalog {
 // without one, from before schema version 2, is not checked: see
 // IndexFacts::index_digest). A pair read while a writer replaced it is read
 // again.
-IndexWithCatalog load_index_with_catalog(const std::string& index_path);
+// mode: see IndexStore::load.
+IndexWithCatalog load_index_with_catalog(const std::string& index_path,
+                                         IndexLoadMode mode = IndexLoadMode::Copy);
 
 // Replaces index_path and its catalog atomically (replace_files_atomically),
 // the catalog recording the digest of the index written with it. facts.count
@@ -43,8 +45,8 @@ void write_index_with_catalog(const std::string& index_path, const IndexStore& i
 
 class Gallery {
  public:
-  // load_index_with_catalog(index_path), kept for searching.
-  static Gallery load(const std::string& index_path);
+  // load_index_with_catalog(index_path, mode), kept for searching.
+  static Gallery load(const std::string& index_path, IndexLoadMode mode = IndexLoadMode::Copy);
 
   const std::string& index_path() const { return index_path_; }
   // facts().index_digest is nullopt when the catalog is too old to bind the
@@ -53,6 +55,7 @@ class Gallery {
   Metric metric() const { return index_.metric(); }
   int64_t size() const { return index_.size(); }
   int dims() const { return index_.dims(); }
+  bool mapped() const { return index_.mapped(); }
 
   // Throws vs::Error, saying which model built the index and which one
   // produced the query, unless embeddings made by this model and
@@ -64,9 +67,16 @@ class Gallery {
   // product below it. out is reused to spare the caller an allocation per query.
   void search(const float* query, int k, const SearchParams& params,
               std::optional<float> max_distance, std::vector<Neighbor>* out) const;
+  // search() for n queries, one after another in queries, in few FAISS calls;
+  // (*out)[i] is exactly what search() gives query i.
+  void search_batch(const float* queries, int64_t n, int k, const SearchParams& params,
+                    std::optional<float> max_distance,
+                    std::vector<std::vector<Neighbor>>* out) const;
 
  private:
   Gallery(std::string index_path, IndexStore index, Catalog catalog);
+  void name_hits(const std::vector<Hit>& hits, std::optional<float> max_distance,
+                 std::vector<Neighbor>* out) const;
 
   std::string index_path_;
   IndexStore index_;

@@ -3,6 +3,7 @@
 #include "core/index/atomic_file.h"
 
 #include <faiss/Index.h>
+#include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPQ.h>
@@ -14,12 +15,16 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
 #include <faiss/invlists/DirectMap.h>
+#include <faiss/utils/distances.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <unordered_set>
@@ -216,11 +221,20 @@ class IndexFileWalk {
   IndexFileWalk(const uint8_t* data, size_t size) : data_(data), size_(size) {}
 
   void run() {
-    index(0);
+    root_ = index(0);
     if (pos_ != size_)
       throw Damaged("the index ends at byte " + std::to_string(pos_) + " but the file has " +
                     std::to_string(size_ - pos_) + " more bytes after it");
   }
+
+  // What IndexLoadMode::Map needs, once run() has passed.
+  const Node& root() const { return root_; }
+  // The last flat index's vectors, and the last id map's ids: those of the
+  // root's when it is Flat or an id map over Flat.
+  const Stored<float>& flat_vectors() const { return flat_vectors_; }
+  const Stored<idx_t>& id_map_ids() const { return id_map_ids_; }
+  uint32_t root_inner_type() const { return root_inner_type_; }
+  bool has_inverted_lists() const { return has_inverted_lists_; }
 
  private:
   uint64_t remaining() const { return size_ - pos_; }
@@ -370,6 +384,7 @@ class IndexFileWalk {
       throw Damaged("the flat index holds " + std::to_string(node.ntotal) + " vectors of " +
                     std::to_string(node.d) + " dimensions, " + std::to_string(expected) +
                     " floats, but its data declares " + std::to_string(floats) + " floats");
+    flat_vectors_ = Stored<float>{data_ + pos_, floats};
     skip(times(floats, sizeof(float)), "flat vector data");
     return node;
   }
@@ -526,6 +541,7 @@ class IndexFileWalk {
     const size_t at = pos_;
     const uint32_t type = read<uint32_t>("inverted lists type");
     if (type != fourcc("ilar")) throw_unknown(type, at, "inverted lists");
+    has_inverted_lists_ = true;
     const uint64_t lists_nlist = read<size_t>("inverted lists count");
     const uint64_t lists_code_size = read<size_t>("inverted lists code size");
     if (lists_nlist != nlist || lists_code_size != code_size)
@@ -813,6 +829,8 @@ class IndexFileWalk {
     const Node node = header(type);
     const Node inner = index(depth + 1);
     const Stored<idx_t> ids = read_vector<idx_t>("id map");
+    id_map_ids_ = ids;
+    if (depth == 0) root_inner_type_ = inner.type;
     if (inner.d != node.d || inner.ntotal != node.ntotal || ids.size != uint64_t(node.ntotal))
       throw Damaged(type_name(type) + " holds " + std::to_string(node.ntotal) + " vectors of " +
                     std::to_string(node.d) + " dimensions and " + std::to_string(ids.size) +
@@ -849,34 +867,260 @@ class IndexFileWalk {
   const uint8_t* data_;
   size_t size_;
   size_t pos_ = 0;
+  Node root_{};
+  Stored<float> flat_vectors_;
+  Stored<idx_t> id_map_ids_;
+  uint32_t root_inner_type_ = 0;
+  bool has_inverted_lists_ = false;
 };
+
+// A regular file mapped read-only (see open_regular_file). Throws vs::Error.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path)
+      : fd_(open_regular_file_or_throw(path, "index", kMissingIndexAdvice)) {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) {
+      const int err = errno;
+      ::close(fd_);
+      throw Error("Cannot examine the index " + path + ": " + std::strerror(err) + ".");
+    }
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ == 0) return;  // mmap refuses length 0; the walk finds it truncated
+    void* data = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+    if (data == MAP_FAILED) {
+      const int err = errno;
+      ::close(fd_);
+      throw Error("Cannot map the index file " + path + " into memory: " + std::strerror(err) +
+                  ".");
+    }
+    data_ = static_cast<const uint8_t*>(data);
+  }
+  ~MappedFile() {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    ::close(fd_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  int fd() const { return fd_; }
+
+  // Lets go of the pages wholly inside [begin, end): they leave this
+  // process's memory and stay in the page cache, to be read again on use.
+  void release(size_t begin, size_t end) const {
+    static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    begin = (begin + page - 1) / page * page;
+    end = std::min(end, size_) / page * page;
+    if (end > begin) ::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
+  }
+
+ private:
+  int fd_ = -1;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Bytes are copied, digested and let go of in steps of this many, so that a
+// load never holds much of the file beside what it built from it.
+constexpr size_t kStep = size_t(16) << 20;
+
+// The CRC-32 of a mapped file's bytes [begin, end), letting go of them as it
+// goes.
+uint32_t crc_of(const MappedFile& file, size_t begin, size_t end, uint32_t crc) {
+  for (size_t at = begin; at < end; at += kStep) {
+    const size_t n = std::min(kStep, end - at);
+    crc = ::crc32_z(crc, file.data() + at, n);
+    file.release(at, at + n);
+  }
+  return crc;
+}
+
+// FAISS's reader over a mapped file: the bytes it copies are digested and
+// then let go of, so the file is held once, in FAISS's structures.
+class MappedFileReader : public faiss::IOReader {
+ public:
+  MappedFileReader(const MappedFile& file, const std::string& path) : file_(file) { name = path; }
+
+  size_t operator()(void* ptr, size_t size, size_t nitems) override {
+    if (size == 0) return 0;
+    nitems = std::min(nitems, (file_.size() - pos_) / size);
+    uint8_t* out = static_cast<uint8_t*>(ptr);
+    for (size_t left = size * nitems; left > 0;) {
+      const size_t n = std::min(kStep, left);
+      std::memcpy(out, file_.data() + pos_, n);
+      crc_ = ::crc32_z(crc_, out, n);
+      file_.release(released_, pos_ + n);
+      released_ = pos_ + n;
+      pos_ += n;
+      out += n;
+      left -= n;
+    }
+    return nitems;
+  }
+
+  // The CRC-32 of the whole file, reading what FAISS left.
+  uint32_t crc32() const { return crc_of(file_, pos_, file_.size(), crc_); }
+
+ private:
+  const MappedFile& file_;
+  size_t pos_ = 0;
+  size_t released_ = 0;
+  uint32_t crc_ = 0;
+};
+
+// A flat index whose vectors stay in the mapped file. Its search is
+// IndexFlat's (faiss/IndexFlat.cpp, 1.7.3), the same functions over the same
+// vectors, so it returns what IndexFlat would; it cannot be changed.
+class MappedFlat : public faiss::Index {
+ public:
+  MappedFlat(std::shared_ptr<const MappedFile> file, const float* vectors, const Node& node)
+      : faiss::Index(node.d, faiss::MetricType(node.metric)),
+        file_(std::move(file)),
+        vectors_(vectors) {
+    ntotal = node.ntotal;
+  }
+
+  void add(idx_t, const float*) override { read_only(); }
+  void reset() override { read_only(); }
+  size_t remove_ids(const faiss::IDSelector&) override { read_only(); }
+
+  void search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
+              const faiss::SearchParameters* params) const override {
+    const faiss::IDSelector* sel = params ? params->sel : nullptr;
+    FAISS_THROW_IF_NOT(k > 0);
+    if (metric_type == faiss::METRIC_INNER_PRODUCT) {
+      faiss::float_minheap_array_t res = {size_t(n), size_t(k), labels, distances};
+      faiss::knn_inner_product(x, vectors_, d, n, ntotal, &res, sel);
+    } else {
+      faiss::float_maxheap_array_t res = {size_t(n), size_t(k), labels, distances};
+      faiss::knn_L2sqr(x, vectors_, d, n, ntotal, &res, nullptr, sel);
+    }
+  }
+
+  void reconstruct(idx_t key, float* recons) const override {
+    FAISS_THROW_IF_NOT(key >= 0 && key < ntotal);
+    std::memcpy(recons, vectors_ + key * d, sizeof(float) * d);
+  }
+
+  const float* vectors() const { return vectors_; }
+
+ private:
+  [[noreturn]] static void read_only() {
+    FAISS_THROW_MSG("the index is mapped from its file (mmap) and cannot be changed");
+  }
+
+  std::shared_ptr<const MappedFile> file_;
+  const float* vectors_;
+};
+
+// Map mode for Flat, bare or in an id map; nullptr for other types.
+std::unique_ptr<faiss::Index> map_flat(const IndexFileWalk& walk,
+                                       const std::shared_ptr<const MappedFile>& file) {
+  const Node& root = walk.root();
+  const bool id_map = root.type == fourcc("IxMp") || root.type == fourcc("IxM2");
+  if (!is_flat(id_map ? walk.root_inner_type() : root.type)) return nullptr;
+  // The vectors are read in place; x86-64 loads floats at any address.
+  auto flat = std::make_unique<MappedFlat>(
+      file, reinterpret_cast<const float*>(walk.flat_vectors().data), root);
+  if (!id_map) return flat;
+  std::unique_ptr<faiss::IndexIDMap> map(root.type == fourcc("IxM2") ? new faiss::IndexIDMap2
+                                                                     : new faiss::IndexIDMap);
+  map->d = root.d;
+  map->metric_type = faiss::MetricType(root.metric);
+  map->is_trained = root.is_trained;
+  map->ntotal = root.ntotal;
+  const Stored<idx_t>& ids = walk.id_map_ids();
+  map->id_map.resize(ids.size);
+  if (ids.size) std::memcpy(map->id_map.data(), ids.data, ids.size * sizeof(idx_t));
+  map->index = flat.release();
+  map->own_fields = true;
+  if (auto* map2 = dynamic_cast<faiss::IndexIDMap2*>(map.get())) map2->construct_rev_map();
+  return map;
+}
+
+// Map mode for IVF types: FAISS maps the inverted lists itself, reading the
+// rest through a stream of the same open file.
+std::unique_ptr<faiss::Index> map_inverted_lists(const MappedFile& file, const std::string& path) {
+  const int fd = ::dup(file.fd());
+  std::FILE* stream = fd >= 0 ? ::fdopen(fd, "rb") : nullptr;
+  if (!stream) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    throw Error("Cannot read the index file " + path + ": " + std::strerror(err) + ".");
+  }
+  faiss::FileIOReader reader(stream);
+  reader.need_close = true;
+  reader.name = path;
+  return std::unique_ptr<faiss::Index>(faiss::read_index(&reader, faiss::IO_FLAG_MMAP));
+}
+
+const char kRebuildAdvice[] = " Rebuild the index with faissindexer or cifarindexer.";
+
+// The walk of data, turning its findings into vs::Errors naming the file.
+void check_index_bytes(IndexFileWalk& walk, const std::string& name) {
+  try {
+    walk.run();
+  } catch (const Damaged& e) {
+    throw Error("The FAISS index " + name + " is damaged: " + e.what() + "." + kRebuildAdvice);
+  } catch (const Unsupported& e) {
+    throw Error("The FAISS index " + name + " cannot be checked: " + e.what() +
+                ". visualsearch loads only index types it can check: " + kSupported + "." +
+                kRebuildAdvice);
+  }
+}
+
+template <class Read>
+std::unique_ptr<faiss::Index> faiss_read(const std::string& name, Read read) {
+  try {
+    return std::unique_ptr<faiss::Index>(read());
+  } catch (const faiss::FaissException& e) {
+    throw Error("The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg + ")." +
+                kRebuildAdvice);
+  }
+}
 
 }  // namespace
 
 std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes,
                                                const std::string& name) {
-  const std::string advice = " Rebuild the index with faissindexer or cifarindexer.";
-  try {
-    IndexFileWalk(bytes.data(), bytes.size()).run();
-  } catch (const Damaged& e) {
-    throw Error("The FAISS index " + name + " is damaged: " + e.what() + "." + advice);
-  } catch (const Unsupported& e) {
-    throw Error("The FAISS index " + name + " cannot be checked: " + e.what() +
-                ". visualsearch loads only index types it can check: " + kSupported + "." + advice);
-  }
+  IndexFileWalk walk(bytes.data(), bytes.size());
+  check_index_bytes(walk, name);
   faiss::VectorIOReader reader;
   reader.name = name;
   reader.data = std::move(bytes);
-  try {
-    return std::unique_ptr<faiss::Index>(faiss::read_index(&reader));
-  } catch (const faiss::FaissException& e) {
-    throw Error("The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg + ")." +
-                advice);
-  }
+  return faiss_read(name, [&] { return faiss::read_index(&reader); });
 }
 
-std::unique_ptr<faiss::Index> read_index_file(const std::string& path) {
-  return read_index_bytes(read_regular_file(path, "index", kMissingIndexAdvice), path);
+const float* mapped_flat_vectors(const faiss::Index* index) {
+  const auto* flat = dynamic_cast<const MappedFlat*>(index);
+  return flat ? flat->vectors() : nullptr;
+}
+
+IndexFile read_index_file(const std::string& path, IndexLoadMode mode) {
+  auto file = std::make_shared<const MappedFile>(path);
+  IndexFileWalk walk(file->data(), file->size());
+  check_index_bytes(walk, path);
+  // The walk touched headers, ids and links; FAISS reads them again in order.
+  file->release(0, file->size());
+
+  IndexFile out;
+  out.bytes = static_cast<int64_t>(file->size());
+  if (mode == IndexLoadMode::Map) {
+    out.index = map_flat(walk, file);
+    if (!out.index && walk.has_inverted_lists())
+      out.index = faiss_read(path, [&] { return map_inverted_lists(*file, path).release(); });
+    if (out.index) {
+      out.mapped = true;
+      out.crc32 = crc_of(*file, 0, file->size(), 0);
+      return out;
+    }
+  }
+  MappedFileReader reader(*file, path);
+  out.index = faiss_read(path, [&] { return faiss::read_index(&reader); });
+  out.crc32 = reader.crc32();
+  return out;
 }
 
 }  // namespace vs

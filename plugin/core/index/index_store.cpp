@@ -20,6 +20,9 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/utils/Heap.h>
+#include <faiss/utils/distances.h>
+#include <omp.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -27,6 +30,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <utility>
 
 #include "core/index/atomic_file.h"
@@ -153,6 +157,80 @@ bool compacts_on_removal(const faiss::Index* index) {
   return dynamic_cast<const faiss::IndexFlatCodes*>(index) != nullptr;
 }
 
+// The most queries one FAISS search call takes while giving each exactly the
+// hits it gets alone. A transform multiplies all the queries of a call at
+// once; an IndexPQ's distance tables use BLAS for sub-vectors of 16
+// dimensions or more (ProductQuantizer::compute_distance_tables); flat
+// distances (Flat, an IVF's coarse quantizer) from
+// faiss::distance_compute_blas_threshold queries on. The rounding of a
+// matrix product differs from that of one query's.
+int64_t exact_batch_size(const faiss::Index* index) {
+  if (const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index))
+    return exact_batch_size(map->index);
+  if (dynamic_cast<const faiss::IndexPreTransform*>(index)) return 1;
+  if (const auto* pq = dynamic_cast<const faiss::IndexPQ*>(index))
+    if (pq->pq.dsub >= 16) return 1;
+  return std::max(1, faiss::distance_compute_blas_threshold - 1);
+}
+
+// The stored vectors of a Flat index, copied or mapped; nullptr otherwise.
+const float* flat_vectors(const faiss::Index* index) {
+  if (const auto* flat = dynamic_cast<const faiss::IndexFlat*>(index)) return flat->get_xb();
+  return mapped_flat_vectors(index);
+}
+
+// FAISS's search of a few queries over flat vectors (knn_inner_product and
+// knn_L2sqr below faiss::distance_compute_blas_threshold queries and
+// distance_compute_min_k_reservoir neighbours: the same distance function
+// and heap, fed the vectors in the same order), with the vectors read in
+// blocks that stay in cache while every query of the batch goes over them,
+// instead of once per query from memory. The hits are exactly FAISS's.
+template <class C, float (*distance)(const float*, const float*, size_t)>
+void blocked_flat_search(const float* xb, int64_t nb, int64_t d, const float* x, int64_t n,
+                         int k, float* D, idx_t* I) {
+  for (int64_t q = 0; q < n; ++q) faiss::heap_heapify<C>(k, D + q * k, I + q * k);
+  const int64_t block = std::max<int64_t>(1, (int64_t(256) << 10) / (d * sizeof(float)));
+  // Each thread takes a share of the queries through every block: one
+  // parallel region per batch, not one per block, whose barriers cost a lot
+  // on a busy machine.
+#pragma omp parallel if (n > 1)
+  {
+    const int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
+    const int64_t q0 = n * thread / threads, q1 = n * (thread + 1) / threads;
+    for (int64_t j0 = 0; j0 < nb; j0 += block) {
+      const int64_t j1 = std::min(nb, j0 + block);
+      for (int64_t q = q0; q < q1; ++q) {
+        float* heap_dis = D + q * k;
+        idx_t* heap_ids = I + q * k;
+        for (int64_t j = j0; j < j1; ++j) {
+          const float dis = distance(x + q * d, xb + j * d, d);
+          if (C::cmp(heap_dis[0], dis)) faiss::heap_replace_top<C>(k, heap_dis, heap_ids, dis, j);
+        }
+      }
+    }
+  }
+  for (int64_t q = 0; q < n; ++q) faiss::heap_reorder<C>(k, D + q * k, I + q * k);
+}
+
+// FAISS's labels and distances as hits: positions turned into the ids of an
+// id map as IndexIDMap would, FAISS's -1 padding dropped.
+std::vector<std::vector<Hit>> to_hits(const faiss::IndexIDMap* map, int64_t n, int k,
+                                      std::vector<idx_t>& labels,
+                                      const std::vector<float>& distances) {
+  std::vector<std::vector<Hit>> results(n);
+  if (map)
+    for (idx_t& label : labels)
+      if (label >= 0) label = map->id_map[label];
+  for (int64_t q = 0; q < n; ++q) {
+    for (int j = 0; j < k; ++j) {
+      idx_t id = labels[q * k + j];
+      if (id < 0) continue;
+      results[q].push_back(Hit{id, distances[q * k + j]});
+    }
+  }
+  return results;
+}
+
 struct FileCloser {
   void operator()(std::FILE* file) const { std::fclose(file); }
 };
@@ -229,18 +307,17 @@ IndexStore IndexStore::create(const std::string& index_type, int dims, Metric me
   return IndexStore(std::move(index), index_type);
 }
 
-IndexStore IndexStore::load(const std::string& path) {
-  // Read whole and checked before FAISS reads the same bytes (index_file.h);
-  // the digest that binds the catalog is of those bytes too.
-  std::vector<uint8_t> bytes = read_regular_file(path, "index", kMissingIndexAdvice);
-  IndexDigest digest;
-  add_to_digest(digest, bytes.data(), bytes.size());
-  std::unique_ptr<faiss::Index> index = read_index_bytes(std::move(bytes), path);
-  if (index->metric_type != faiss::METRIC_INNER_PRODUCT && index->metric_type != faiss::METRIC_L2)
+IndexStore IndexStore::load(const std::string& path, IndexLoadMode mode) {
+  // Checked before FAISS reads the same bytes (index_file.h); the digest that
+  // binds the catalog is of those bytes too.
+  IndexFile file = read_index_file(path, mode);
+  if (file.index->metric_type != faiss::METRIC_INNER_PRODUCT &&
+      file.index->metric_type != faiss::METRIC_L2)
     throw Error("The FAISS index " + path +
                 " uses a metric other than inner product or L2, which visualsearch does not support.");
-  IndexStore store(std::move(index), path);
-  store.file_digest_ = digest;
+  IndexStore store(std::move(file.index), path);
+  store.file_digest_ = IndexDigest{file.bytes, file.crc32};
+  store.mapped_ = file.mapped;
   return store;
 }
 
@@ -332,8 +409,7 @@ void IndexStore::remove_ids(const std::vector<int64_t>& ids) {
 
 std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n, int k,
                                                  const SearchParams& params) const {
-  std::vector<std::vector<Hit>> results(n);
-  if (n <= 0 || k <= 0 || index_->ntotal == 0) return results;
+  if (n <= 0 || k <= 0 || index_->ntotal == 0) return std::vector<std::vector<Hit>>(n);
   std::vector<float> distances(n * k);
   std::vector<idx_t> labels(n * k);
   // FAISS 1.7.3's IndexIDMap refuses search parameters: search the index it
@@ -363,17 +439,34 @@ std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n
   } catch (const faiss::FaissException& e) {
     throw Error("Searching the \"" + description_ + "\" index failed: " + e.msg);
   }
-  if (map)
-    for (idx_t& label : labels)
-      if (label >= 0) label = map->id_map[label];
-  for (int64_t q = 0; q < n; ++q) {
-    for (int j = 0; j < k; ++j) {
-      idx_t id = labels[q * k + j];
-      if (id < 0) continue;
-      results[q].push_back(Hit{id, distances[q * k + j]});
+  return to_hits(map, n, k, labels, distances);
+}
+
+std::vector<std::vector<Hit>> IndexStore::search_batch(const float* queries, int64_t n, int k,
+                                                       const SearchParams& params) const {
+  const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
+  const faiss::Index* searched = map ? map->index : index_.get();
+  const float* xb = flat_vectors(searched);
+  if (!xb || k >= faiss::distance_compute_min_k_reservoir || n <= 1 || size() == 0) {
+    std::vector<std::vector<Hit>> results;
+    const int64_t step = exact_batch_size(index_.get());
+    for (int64_t first = 0; first < n; first += step) {
+      std::vector<std::vector<Hit>> part =
+          search(queries + first * dims(), std::min(step, n - first), k, params);
+      std::move(part.begin(), part.end(), std::back_inserter(results));
     }
+    results.resize(n);
+    return results;
   }
-  return results;
+  std::vector<float> distances(n * k);
+  std::vector<idx_t> labels(n * k);
+  if (searched->metric_type == faiss::METRIC_INNER_PRODUCT)
+    blocked_flat_search<faiss::CMin<float, idx_t>, faiss::fvec_inner_product>(
+        xb, searched->ntotal, searched->d, queries, n, k, distances.data(), labels.data());
+  else
+    blocked_flat_search<faiss::CMax<float, idx_t>, faiss::fvec_L2sqr>(
+        xb, searched->ntotal, searched->d, queries, n, k, distances.data(), labels.data());
+  return to_hits(map, n, k, labels, distances);
 }
 
 std::vector<std::vector<Hit>> IndexStore::range_search(const float* queries, int64_t n,

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/index/index_file.h"
+
 namespace faiss { struct Index; }
 
 namespace vs {
@@ -60,7 +62,12 @@ class IndexStore {
   static IndexStore create(const std::string& index_type, int dims, Metric metric);
   // Throws vs::Error naming the file for a missing or corrupt index, or a
   // path that is not a regular file (a FIFO would block the read for good).
-  static IndexStore load(const std::string& path);
+  // With IndexLoadMode::Map the types index_file.h names search the file's
+  // pages in place (mapped()); the others are loaded as with Copy.
+  static IndexStore load(const std::string& path, IndexLoadMode mode = IndexLoadMode::Copy);
+  // Whether the index searches its file's pages in place; such an index
+  // cannot be changed.
+  bool mapped() const { return mapped_; }
 
   int dims() const;
   int64_t size() const;
@@ -97,6 +104,12 @@ class IndexStore {
   // reconstructed vectors. Throws vs::Error.
   std::vector<std::vector<Hit>> range_search(const float* queries, int64_t n,
                                              float radius) const;
+  // search() for n queries, whose hits are exactly those search() gives each
+  // query alone, also where FAISS's own batches would round otherwise (see
+  // index_store.cpp). Flat indexes read their vectors once per batch rather
+  // than once per query.
+  std::vector<std::vector<Hit>> search_batch(const float* queries, int64_t n, int k,
+                                             const SearchParams& params) const;
   // IVF indexes keep a direct map so that this works for them too. id is a
   // position, or an id of the id map.
   std::vector<float> reconstruct(int64_t id) const;
@@ -117,6 +130,7 @@ class IndexStore {
   std::string description_;  // the factory string, or the file it came from
   std::unique_ptr<std::mutex> hnsw_mutex_;
   std::optional<IndexDigest> file_digest_;
+  bool mapped_ = false;
 };
 
 }  // namespace vs
