@@ -21,7 +21,7 @@
 #                     or a path to a .pth file
 #   VS_WEIGHTS_BASE_URL  where models/fetch-weights.sh downloads the weights from
 #   MODEL=resnet18  INPUT_SIZE=224 (64 with the random-weight fallback)
-#   RESIZE=0 (stretch 32x32 to INPUT_SIZE)  PRECISION=fp32
+#   RESIZE=0 (stretch 32x32 to INPUT_SIZE)  PRECISION=auto
 #   NUM_QUERIES=100   test images searched in the stream, FPS=10 frames a second
 #   K=5               neighbours per query
 #   OUT_DIR=demo-out  where the index, the video, the contact sheet and the logs go
@@ -36,7 +36,7 @@ MODEL=${MODEL:-resnet18}
 input_size_forced=${INPUT_SIZE:+yes}
 INPUT_SIZE=${INPUT_SIZE:-224}
 RESIZE=${RESIZE:-0}
-PRECISION=${PRECISION:-fp32}
+PRECISION=${PRECISION:-auto}
 NUM_QUERIES=${NUM_QUERIES:-100}
 FPS=${FPS:-10}
 K=${K:-5}

@@ -15,7 +15,7 @@
 #   SEED=                 seed of WEIGHTS=random (the embedder's default: 42)
 #   INPUT_SIZE=224        side the model sees
 #   RESIZE=256            shorter side before the centre crop (0 stretches)
-#   PRECISION=fp32        fp32 or bf16
+#   PRECISION=auto        auto (fastest within cosine 0.999 of fp32), fp32 or bf16
 #   BATCH_SIZE=16         frames embedded together
 #   INDEX_TYPE=Flat       FAISS index_factory string (IVF256,Flat, HNSW32, ...)
 #   METRIC=ip             ip (cosine on the normalised embeddings) or l2

@@ -14,7 +14,7 @@
 #   weights and seed, input size, resize, mean, std, normalize, as its catalog
 #   INDEX.db records them), so the queries are embedded exactly as the gallery
 #   was. These environment variables add to it:
-#     PRECISION   fp32 or bf16 (not part of the index; default fp32)
+#     PRECISION   auto, fp32 or bf16 (not part of the index; default auto)
 #     INTERVAL    embed every Nth frame (default 1)
 #     MODEL       where the TorchScript file the index was built from is now,
 #                 when it has moved (the embedder checks it is the same file)
@@ -73,7 +73,7 @@ vs_folder_settings() {
   MODEL=${MODEL:-resnet18}
   INPUT_SIZE=${INPUT_SIZE:-224}
   RESIZE=${RESIZE:-256}
-  PRECISION=${PRECISION:-fp32}
+  PRECISION=${PRECISION:-auto}
   BATCH_SIZE=${BATCH_SIZE:-16}
   INDEX_TYPE=${INDEX_TYPE:-Flat}
   METRIC=${METRIC:-ip}
@@ -103,7 +103,7 @@ vs_embedder_for() {
   catalog=$(vs_catalog_of "$index")
   [ -f "$index" ] || vs_die "no index at $index; build one with pipelines/index-folder.sh or pipelines/index-cifar.sh (or galleryindexer / cifarindexer / faissindexer)."
   [ -f "$catalog" ] || vs_die "no catalog at $catalog beside the index; rebuild the index with pipelines/index-cifar.sh."
-  embedder=(embedder index="$index" precision="${PRECISION:-fp32}" inference-interval="${INTERVAL:-1}")
+  embedder=(embedder index="$index" precision="${PRECISION:-auto}" inference-interval="${INTERVAL:-1}")
   if [ -n "${MODEL:-}" ]; then embedder+=(model="$MODEL"); fi
   if [ -n "${WEIGHTS:-}" ]; then embedder+=(weights="$WEIGHTS"); fi
 }

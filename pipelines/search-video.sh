@@ -21,7 +21,7 @@
 # results in between), THUMB=64, POSITION=bottom (top, bottom, left, right),
 # WIDTH= (scale the output to this width, keeping the aspect ratio),
 # MESSAGES= (a file for the per-frame results as gst-launch -m prints them),
-# BUILD_DIR=build, PRECISION=fp32 (or bf16), and MODEL or WEIGHTS when the
+# BUILD_DIR=build, PRECISION=auto (or fp32, bf16), and MODEL or WEIGHTS when the
 # TorchScript or weights file of the index has moved. The embedder takes
 # everything else from the index (embedder index=INDEX).
 set -euo pipefail
