@@ -1,6 +1,5 @@
 #include "core/index/index_file.h"
 
-#include "core/index/atomic_file.h"
 
 #include <faiss/Index.h>
 #include <faiss/IndexIVF.h>
@@ -873,10 +872,6 @@ std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes,
     throw Error("The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg + ")." +
                 advice);
   }
-}
-
-std::unique_ptr<faiss::Index> read_index_file(const std::string& path) {
-  return read_index_bytes(read_regular_file(path, "index", kMissingIndexAdvice), path);
 }
 
 }  // namespace vs

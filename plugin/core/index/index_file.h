@@ -30,11 +30,9 @@ namespace vs {
 
 constexpr const char* kMissingIndexAdvice = "build it first with faissindexer or cifarindexer.";
 
-// Throws vs::Error naming the file, what is wrong with it and what to do.
-std::unique_ptr<faiss::Index> read_index_file(const std::string& path);
-
-// The same checks and read for a file already in memory; name stands for the
-// file in messages.
+// Checks the bytes of an index file, then has FAISS read them; name stands
+// for the file in messages. Throws vs::Error naming the file, what is wrong
+// with it and what to do.
 std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes, const std::string& name);
 
 }  // namespace vs
