@@ -49,6 +49,7 @@
 
 #include "core/dataset/cifar_dataset.h"
 #include "elements.h"
+#include "element_error.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_cifar_src_debug);
@@ -385,25 +386,6 @@ gst_cifar_src_is_seekable (GstBaseSrc * src)
   return FALSE;
 }
 
-static void
-post_open_error (GstCifarSrc * self, const vs::CifarError & e)
-{
-  switch (e.reason ()) {
-    case vs::CifarError::Reason::NotFound:
-      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s", e.what ()), (NULL));
-      break;
-    case vs::CifarError::Reason::Unreadable:
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("%s", e.what ()), (NULL));
-      break;
-    case vs::CifarError::Reason::Corrupt:
-      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("%s", e.what ()), (NULL));
-      break;
-    case vs::CifarError::Reason::Settings:
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()), (NULL));
-      break;
-  }
-}
-
 static gboolean
 gst_cifar_src_start (GstBaseSrc * src)
 {
@@ -435,10 +417,10 @@ gst_cifar_src_start (GstBaseSrc * src)
     self->dataset = std::make_unique < vs::CifarDataset >
         (vs::CifarDataset::open (location, options));
   } catch (const vs::CifarError & e) {
-    post_open_error (self, e);
+    VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
     return FALSE;
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+    VS_ELEMENT_ERROR (self, e,
         ("Cannot read the CIFAR dataset at %s: %s", location.c_str (),
             e.what ()), (NULL));
     return FALSE;

@@ -72,6 +72,7 @@
 #include "core/render/thumbnail_cache.h"
 #include "elements.h"
 #include "embedder_settings.h"
+#include "element_error.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
@@ -469,12 +470,12 @@ gst_faiss_indexer_start (GstBaseSink * sink)
         });
   } catch (const std::exception & e) {
     if (options.append || options.update)
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE,
+      VS_ELEMENT_ERROR (self, e,
           ("Cannot %s the index %s: %s", options.append ? "append to" :
               "update", options.location.c_str (),
               e.what ()), (NULL));
     else
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+      VS_ELEMENT_ERROR (self, e,
           ("Cannot write the index %s: %s", options.location.c_str (),
               e.what ()), (NULL));
     return FALSE;
@@ -543,7 +544,7 @@ make_thumbnail (GstFaissIndexer * self, GstBuffer * buffer)
     return {};
   GstVideoFrame frame;
   if (!gst_video_frame_map (&frame, &self->info, buffer, GST_MAP_READ))
-    throw vs::Error ("The frame does not match its caps (" +
+    throw vs::Error (vs::ErrorKind::Format, "The frame does not match its caps (" +
         std::to_string (gst_buffer_get_size (buffer)) + " bytes), so no "
         "thumbnail can be made of it.");
   std::vector < uint8_t > jpeg;
@@ -612,7 +613,7 @@ gst_faiss_indexer_finish (GstFaissIndexer * self)
   } catch (const std::exception & e) {
     post_progress (self, GST_PROGRESS_TYPE_ERROR, e.what ());
     /* The message says whether the previous files are still in place. */
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+    VS_ELEMENT_ERROR (self, e,
         ("Could not finish the index %s: %s", builder.location ().c_str (),
             e.what ()), (NULL));
     return FALSE;
@@ -722,7 +723,7 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
   try {
     item.thumbnail = make_thumbnail (self, buffer);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+    VS_ELEMENT_ERROR (self, e,
         ("Cannot make the thumbnail of this frame for %s: %s",
             builder.location ().c_str (), e.what ()),
         ("Set thumbnail-size=0 to index without thumbnails."));
@@ -737,7 +738,7 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
         embedding->model_id ? embedding->model_id : "",
         embedding->preprocessing_id ? embedding->preprocessing_id : "", item);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+    VS_ELEMENT_ERROR (self, e,
         ("Cannot index this embedding into %s: %s",
             builder.location ().c_str (), e.what ()), (NULL));
     return GST_FLOW_ERROR;

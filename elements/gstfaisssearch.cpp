@@ -37,6 +37,7 @@
 #include "core/index/gallery.h"
 #include "core/base/utf8.h"
 #include "elements/elements.h"
+#include "element_error.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
@@ -241,15 +242,10 @@ gst_faiss_search_start (GstBaseTransform * trans)
         vs::Gallery::load (st.index_path));
   }
   catch (const std::exception & e) {
-    /* GST_ELEMENT_ERROR takes its code as a token; the code depends on why. */
-    gst_element_message_full (GST_ELEMENT (self), GST_MESSAGE_ERROR,
-        GST_RESOURCE_ERROR, st.loaded_index.exists ?
-        GST_RESOURCE_ERROR_OPEN_READ : GST_RESOURCE_ERROR_NOT_FOUND,
-        g_strdup_printf ("Could not load the search index %s: %s",
+    VS_ELEMENT_ERROR (self, e, ("Could not load the search index %s: %s",
             st.index_path.c_str (), e.what ()),
-        g_strdup ("Build the index and its catalog with "
-            "pipelines/index-cifar.sh (or faissindexer), then point 'index' "
-            "at it."), __FILE__, GST_FUNCTION, __LINE__);
+        ("Build the index and its catalog with pipelines/index-cifar.sh (or "
+            "faissindexer), then point 'index' at it."));
     return FALSE;
   }
 
@@ -530,7 +526,7 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
         emeta->dims);
   }
   catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE,
+    VS_ELEMENT_ERROR (self, e,
         ("The index %s was built by another embedder than the one in this "
             "pipeline. %s", st.index_path.c_str (), e.what ()), (NULL));
     return GST_FLOW_ERROR;
@@ -559,7 +555,7 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     gallery.search (emeta->values, k, params, max_distance, &st.hits);
   }
   catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+    VS_ELEMENT_ERROR (self, e,
         ("Searching the index %s failed: %s", st.index_path.c_str (),
             e.what ()), (NULL));
     return GST_FLOW_ERROR;

@@ -70,6 +70,7 @@
 #include "core/base/utf8.h"
 #include "elements.h"
 #include "meta/visualsearchmeta.h"
+#include "element_error.h"
 #include "video_sampler.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_gallery_src_debug);
@@ -522,13 +523,13 @@ gst_gallery_src_start (GstBaseSrc * src)
   try {
     vs::parse_label_from (label_from, &options);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()), (NULL));
+    VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
     return FALSE;
   }
   try {
     walk->folder = vs::ImageFolder::scan (walk->location, options);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("%s",
+    VS_ELEMENT_ERROR (self, e, ("%s",
             vs::valid_utf8 (e.what ()).c_str ()), (NULL));
     return FALSE;
   }
@@ -561,7 +562,7 @@ gst_gallery_src_start (GstBaseSrc * src)
       vs::load_image_codecs ();
     }
     catch (const std::exception & e) {
-      GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", e.what ()), (NULL));
+      VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
       return FALSE;
     }
     break;
@@ -878,7 +879,7 @@ gst_gallery_src_create (GstPushSrc * src, GstBuffer ** buf)
       }
     } catch (const std::exception & e) {
       /* The codecs module itself is missing: no file can be read. */
-      GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", e.what ()), (NULL));
+      VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
       return GST_FLOW_ERROR;
     }
   }

@@ -53,6 +53,7 @@
 #include "core/base/utf8.h"
 #include "elements.h"
 #include "gstfaisssearch.h"
+#include "element_error.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_retrieval_eval_debug);
@@ -339,7 +340,7 @@ parse_ks (GstRetrievalEval * self, std::vector < int >*ks)
   try {
     *ks = vs::parse_k_list (k_list);
   } catch (const vs::Error & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+    VS_ELEMENT_ERROR (self, e,
         ("Invalid k property: %s", e.what ()), (NULL));
     return FALSE;
   }
@@ -378,7 +379,7 @@ load_gallery (GstRetrievalEval * self, const std::string & catalog_path)
         exclude_self);
     self->evaluation = std::move (evaluation);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+    VS_ELEMENT_ERROR (self, e,
         ("Could not read the gallery catalog %s.", catalog_path.c_str ()),
         ("%s", e.what ()));
     return FALSE;
@@ -501,7 +502,7 @@ write_json (const std::string & path, const std::string & json)
     out << json;
     out.close ();
     if (!out)
-      throw vs::Error ("could not write " + tmp_path +
+      throw vs::Error (vs::ErrorKind::Write, "could not write " + tmp_path +
           "; check that the disk has space and the directory is writable.");
   });
 }
@@ -550,7 +551,7 @@ gst_retrieval_eval_finish (GstRetrievalEval * self)
     };
     write_json (output, vs::retrieval_summary_to_json (summary, extra));
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+    VS_ELEMENT_ERROR (self, e,
         ("Could not write the metrics to %s.", output.c_str ()),
         ("%s", e.what ()));
     return FALSE;

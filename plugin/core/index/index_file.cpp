@@ -858,9 +858,9 @@ std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes,
   try {
     IndexFileWalk(bytes.data(), bytes.size()).run();
   } catch (const Damaged& e) {
-    throw Error("The FAISS index " + name + " is damaged: " + e.what() + "." + advice);
+    throw Error(ErrorKind::Corrupt, "The FAISS index " + name + " is damaged: " + e.what() + "." + advice);
   } catch (const Unsupported& e) {
-    throw Error("The FAISS index " + name + " cannot be checked: " + e.what() +
+    throw Error(ErrorKind::Format, "The FAISS index " + name + " cannot be checked: " + e.what() +
                 ". visualsearch loads only index types it can check: " + kSupported + "." + advice);
   }
   faiss::VectorIOReader reader;
@@ -869,7 +869,7 @@ std::unique_ptr<faiss::Index> read_index_bytes(std::vector<uint8_t> bytes,
   try {
     return std::unique_ptr<faiss::Index>(faiss::read_index(&reader));
   } catch (const faiss::FaissException& e) {
-    throw Error("The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg + ")." +
+    throw Error(ErrorKind::Corrupt, "The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg + ")." +
                 advice);
   }
 }

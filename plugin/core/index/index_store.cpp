@@ -197,7 +197,7 @@ const char* metric_name(Metric metric) {
 Metric metric_from_name(const std::string& name) {
   if (name == "ip") return Metric::InnerProduct;
   if (name == "l2") return Metric::L2;
-  throw Error("Unknown metric \"" + name + "\": use \"ip\" (inner product) or \"l2\".");
+  throw Error(ErrorKind::Settings, "Unknown metric \"" + name + "\": use \"ip\" (inner product) or \"l2\".");
 }
 
 IndexStore::IndexStore(std::unique_ptr<faiss::Index> index, std::string description)
@@ -210,14 +210,14 @@ IndexStore& IndexStore::operator=(IndexStore&&) noexcept = default;
 
 IndexStore IndexStore::create(const std::string& index_type, int dims, Metric metric) {
   if (dims <= 0)
-    throw Error("Cannot create a FAISS index with " + std::to_string(dims) + " dimensions.");
+    throw Error(ErrorKind::Settings, "Cannot create a FAISS index with " + std::to_string(dims) + " dimensions.");
   std::unique_ptr<faiss::Index> index;
   try {
     index.reset(faiss::index_factory(
         dims, index_type.c_str(),
         metric == Metric::InnerProduct ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2));
   } catch (const faiss::FaissException& e) {
-    throw Error("FAISS does not understand the index type \"" + index_type +
+    throw Error(ErrorKind::Settings, "FAISS does not understand the index type \"" + index_type +
                 "\" for " + std::to_string(dims) + "-dimensional vectors (" + e.msg +
                 "); use an index_factory string such as Flat, IVF256,Flat, IVF256,PQ16 "
                 "or HNSW32.");
@@ -237,7 +237,7 @@ IndexStore IndexStore::load(const std::string& path) {
   add_to_digest(digest, bytes.data(), bytes.size());
   std::unique_ptr<faiss::Index> index = read_index_bytes(std::move(bytes), path);
   if (index->metric_type != faiss::METRIC_INNER_PRODUCT && index->metric_type != faiss::METRIC_L2)
-    throw Error("The FAISS index " + path +
+    throw Error(ErrorKind::Format, "The FAISS index " + path +
                 " uses a metric other than inner product or L2, which visualsearch does not support.");
   IndexStore store(std::move(index), path);
   store.file_digest_ = digest;
@@ -263,7 +263,7 @@ int64_t IndexStore::recommended_training_vectors() const {
 void IndexStore::train(const float* vectors, int64_t n) {
   int64_t minimum = min_training_vectors();
   if (n < minimum)
-    throw Error("The index type \"" + description_ + "\" needs at least " +
+    throw Error(ErrorKind::Settings, "The index type \"" + description_ + "\" needs at least " +
                 std::to_string(minimum) + " training vectors, but only " + std::to_string(n) +
                 " were given. Index more images, or choose a type with fewer lists or "
                 "centroids (e.g. a smaller IVF count, or Flat).");
@@ -305,7 +305,7 @@ void IndexStore::remove_ids(const std::vector<int64_t>& ids) {
   if (ids.empty()) return;
   auto* map = dynamic_cast<faiss::IndexIDMap2*>(index_.get());
   if (!map)
-    throw Error("The \"" + description_ + "\" index has no id map, so vectors cannot be "
+    throw Error(ErrorKind::Format, "The \"" + description_ + "\" index has no id map, so vectors cannot be "
                 "removed from it; rebuild it (galleryindexer mode=rebuild).");
   const std::vector<idx_t> keys(ids.begin(), ids.end());
   faiss::IDSelectorBatch removed(keys.size(), keys.data());
@@ -426,16 +426,16 @@ std::vector<float> IndexStore::reconstruct(int64_t id) const {
 IndexDigest IndexStore::write(const std::string& path) const {
   File file(std::fopen(path.c_str(), "wb"));
   if (!file)
-    throw Error("Cannot create the FAISS index " + path + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Write, "Cannot create the FAISS index " + path + ": " + std::strerror(errno) + ".");
   DigestingWriter writer(file.get(), path);
   try {
     faiss::write_index(index_.get(), &writer);
   } catch (const faiss::FaissException& e) {
-    throw Error("Cannot write the FAISS index to " + path + ": " + e.msg);
+    throw Error(ErrorKind::Write, "Cannot write the FAISS index to " + path + ": " + e.msg);
   }
   // fclose flushes: a full disk may only show here.
   if (std::fclose(file.release()) != 0)
-    throw Error("Cannot write the FAISS index to " + path + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Write, "Cannot write the FAISS index to " + path + ": " + std::strerror(errno) + ".");
   return writer.digest();
 }
 
