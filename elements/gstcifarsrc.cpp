@@ -88,8 +88,8 @@ struct _GstCifarSrc
   gint fps_n;
   gint fps_d;
 
-  /* constructed in init, destroyed in finalize; open between start and stop */
-  std::unique_ptr < vs::CifarDataset > dataset;
+  /* the C++ state: created in start, destroyed in stop */
+  vs::CifarDataset *dataset;
   /* streaming state, set in start */
   guint64 position;             /* next record */
   guint64 frames;               /* frames pushed since start */
@@ -235,7 +235,6 @@ gst_cifar_src_init (GstCifarSrc * self)
   self->strict = DEFAULT_STRICT;
   self->fps_n = DEFAULT_FPS_N;
   self->fps_d = DEFAULT_FPS_D;
-  new (&self->dataset) std::unique_ptr < vs::CifarDataset > ();
 
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }
@@ -246,7 +245,6 @@ gst_cifar_src_finalize (GObject * object)
   GstCifarSrc *self = GST_CIFAR_SRC (object);
 
   g_free (self->location);
-  self->dataset.~unique_ptr ();
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -414,7 +412,7 @@ gst_cifar_src_start (GstBaseSrc * src)
   }
 
   try {
-    self->dataset = std::make_unique < vs::CifarDataset >
+    self->dataset = new vs::CifarDataset
         (vs::CifarDataset::open (location, options));
   } catch (const vs::CifarError & e) {
     VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
@@ -438,7 +436,8 @@ gst_cifar_src_start (GstBaseSrc * src)
         ("The offset %" G_GUINT64_FORMAT " is past the end of the selected "
             "records of %s (%zu); choose an offset below %zu.", offset,
             location.c_str (), dataset.size (), dataset.size ()), (NULL));
-    self->dataset.reset ();
+    delete self->dataset;
+    self->dataset = NULL;
     return FALSE;
   }
   self->position = offset;
@@ -451,7 +450,8 @@ gst_cifar_src_stop (GstBaseSrc * src)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (src);
 
-  self->dataset.reset ();
+  delete self->dataset;
+  self->dataset = NULL;
   return TRUE;
 }
 

@@ -122,11 +122,10 @@ struct _GstFaissIndexer
   gboolean gallery;             /* gst_faiss_indexer_set_gallery_mode () */
   gboolean update;
   gchar *gallery_root;
-  /* the builder's, from start to stop; under the object lock */
-  std::shared_ptr < vs::FileInventory > inventory;
-
-  /* streaming thread only: one run, from start to stop */
-  std::unique_ptr < vs::IndexBuilder > builder;
+  /* the C++ state of one run: created in start, destroyed in stop, both
+   * under the object lock (gst_faiss_indexer_get_inventory() reads it);
+   * otherwise used by the streaming thread only */
+  vs::IndexBuilder *builder;
   guint64 skipped;
   guint progress_every;
   guint thumbnail_longer_side;  /* 0: no thumbnails this run */
@@ -276,11 +275,9 @@ gst_faiss_indexer_init (GstFaissIndexer * self)
   self->checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL;
   self->gallery = FALSE;
   self->update = FALSE;
-  new (&self->inventory) std::shared_ptr < vs::FileInventory > ();
   self->to_rgb = NULL;
   self->have_video = FALSE;
   self->embedder_settings = NULL;
-  new (&self->builder) std::unique_ptr < vs::IndexBuilder > ();
 
   /* Every buffer is stored; waiting for the clock would only slow indexing. */
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
@@ -291,10 +288,8 @@ gst_faiss_indexer_finalize (GObject * object)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (object);
 
-  self->builder.~unique_ptr ();
   if (self->embedder_settings)
     gst_structure_free (self->embedder_settings);
-  self->inventory.~shared_ptr ();
   g_free (self->location);
   g_free (self->index_type);
   g_free (self->gallery_root);
@@ -404,7 +399,8 @@ std::shared_ptr < vs::FileInventory >
 gst_faiss_indexer_get_inventory (GstFaissIndexer * self)
 {
   GST_OBJECT_LOCK (self);
-  std::shared_ptr < vs::FileInventory > inventory = self->inventory;
+  std::shared_ptr < vs::FileInventory > inventory =
+      self->builder ? self->builder->inventory () : nullptr;
   GST_OBJECT_UNLOCK (self);
   return inventory;
 }
@@ -459,8 +455,9 @@ gst_faiss_indexer_start (GstBaseSink * sink)
     return FALSE;
   }
 
+  vs::IndexBuilder *builder;
   try {
-    self->builder = std::make_unique < vs::IndexBuilder > (options,
+    builder = new vs::IndexBuilder (options,
         [self](const std::string & step) {
           post_progress (self, GST_PROGRESS_TYPE_CONTINUE, step);
         },
@@ -481,7 +478,7 @@ gst_faiss_indexer_start (GstBaseSink * sink)
     return FALSE;
   }
   GST_OBJECT_LOCK (self);
-  self->inventory = self->builder->inventory ();
+  self->builder = builder;
   GST_OBJECT_UNLOCK (self);
   if (self->builder->existing () > 0)
     GST_INFO_OBJECT (self, "appending to %s, which holds %" G_GINT64_FORMAT
@@ -495,9 +492,11 @@ gst_faiss_indexer_stop (GstBaseSink * sink)
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
   GST_OBJECT_LOCK (self);
-  self->inventory.reset ();
+  vs::IndexBuilder *builder = self->builder;
+  self->builder = NULL;
   GST_OBJECT_UNLOCK (self);
-  self->builder.reset ();
+  /* Outside the object lock: the destructor closes files. */
+  delete builder;
   g_clear_pointer (&self->to_rgb, gst_video_converter_free);
   g_clear_pointer (&self->embedder_settings, gst_structure_free);
   self->have_video = FALSE;

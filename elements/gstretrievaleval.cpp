@@ -119,9 +119,9 @@ struct _GstRetrievalEval
   gchar *index;
   gboolean print_table;
 
-  /* constructed in init, destroyed in finalize; holds a run once its
-   * catalog is loaded (at start, or when faisssearch names it), until stop */
-  std::unique_ptr < Evaluation > evaluation;
+  /* the C++ state of a run: created once its catalog is loaded (at start,
+   * or when faisssearch names it), destroyed in stop */
+  Evaluation *evaluation;
   /* the catalog of this run could not be loaded: an error was posted */
   gboolean gallery_failed;
 };
@@ -222,7 +222,6 @@ gst_retrieval_eval_init (GstRetrievalEval * self)
   self->k = g_strdup (DEFAULT_K);
   self->exclude_self = DEFAULT_EXCLUDE_SELF;
   self->print_table = DEFAULT_PRINT_TABLE;
-  new (&self->evaluation) std::unique_ptr < Evaluation > ();
 
   /* Metrics count every frame; nothing is gained by waiting for a clock. */
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
@@ -233,7 +232,6 @@ gst_retrieval_eval_finalize (GObject * object)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (object);
 
-  self->evaluation.~unique_ptr ();
   g_free (self->k);
   g_free (self->output);
   g_free (self->catalog);
@@ -377,7 +375,7 @@ load_gallery (GstRetrievalEval * self, const std::string & catalog_path)
     GST_INFO_OBJECT (self, "gallery %s: %zu items; k=%d max, exclude-self=%d",
         catalog_path.c_str (), gallery_size, evaluation->metrics.max_k (),
         exclude_self);
-    self->evaluation = std::move (evaluation);
+    self->evaluation = evaluation.release ();
   } catch (const std::exception & e) {
     VS_ELEMENT_ERROR (self, e,
         ("Could not read the gallery catalog %s.", catalog_path.c_str ()),
@@ -423,7 +421,8 @@ gst_retrieval_eval_stop (GstBaseSink * sink)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
 
-  self->evaluation.reset ();
+  delete self->evaluation;
+  self->evaluation = NULL;
   return TRUE;
 }
 
