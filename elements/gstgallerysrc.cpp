@@ -104,6 +104,13 @@ enum
   PROP_SPLIT_SEED,
 };
 
+/* What gst_gallery_src_set_file_filter() was given. */
+struct FileFilter
+{
+  std::function<bool (const std::string &, const std::string &)> skip;
+  std::function<void ()> walked_all;
+};
+
 /* The walk in progress. Only start(), stop() and the streaming thread touch
  * it, never at the same time; unlock() reaches the sampler only. */
 struct GalleryWalk
@@ -152,10 +159,10 @@ struct _GstGallerySrc
   gdouble query_fraction;
   guint split_seed;
 
-  std::unique_ptr<GalleryWalk> walk;
-  /* gst_gallery_src_set_file_filter()'s; under the object lock */
-  std::function<bool (const std::string &, const std::string &)> skip;
-  std::function<void ()> walked_all;
+  /* the C++ state of a run: created in start, destroyed in stop */
+  GalleryWalk *walk;
+  /* NULL until gst_gallery_src_set_file_filter(); under the object lock */
+  FileFilter *filter;
   /* A sampler interrupted by unlock(); guarded by the object lock. */
   vs::VideoSampler *sampling;
   gboolean flushing;
@@ -296,10 +303,6 @@ gst_gallery_src_init (GstGallerySrc * self)
   self->split = DEFAULT_SPLIT;
   self->query_fraction = DEFAULT_QUERY_FRACTION;
   self->split_seed = DEFAULT_SPLIT_SEED;
-  new (&self->walk) std::unique_ptr < GalleryWalk > ();
-  new (&self->skip) std::function<bool (const std::string &,
-      const std::string &)> ();
-  new (&self->walked_all) std::function<void ()> ();
 
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }
@@ -311,9 +314,7 @@ gst_gallery_src_finalize (GObject * object)
 
   g_free (self->location);
   g_free (self->label_from);
-  self->walk.~unique_ptr ();
-  self->skip.~function ();
-  self->walked_all.~function ();
+  delete self->filter;
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -510,8 +511,10 @@ gst_gallery_src_start (GstBaseSrc * src)
   walk->max_pixels = self->max_pixels;
   walk->interval = (GstClockTime) (self->video_interval * GST_SECOND + 0.5);
   walk->strict = self->strict;
-  walk->skip = self->skip;
-  walk->walked_all = self->walked_all;
+  if (self->filter) {
+    walk->skip = self->filter->skip;
+    walk->walked_all = self->filter->walked_all;
+  }
   GST_OBJECT_UNLOCK (self);
 
   if (walk->location.empty ()) {
@@ -568,7 +571,7 @@ gst_gallery_src_start (GstBaseSrc * src)
     break;
   }
 
-  self->walk = std::move (walk);
+  self->walk = walk.release ();
   return TRUE;
 }
 
@@ -588,7 +591,8 @@ gst_gallery_src_stop (GstBaseSrc * src)
   GstGallerySrc *self = GST_GALLERY_SRC (src);
 
   set_sampling (self, NULL);
-  self->walk.reset ();
+  delete self->walk;
+  self->walk = NULL;
   return TRUE;
 }
 
@@ -623,10 +627,13 @@ gst_gallery_src_set_file_filter (GstGallerySrc * self,
     std::function<bool (const std::string &, const std::string &)> skip,
     std::function<void ()> walked_all)
 {
+  FileFilter *filter = new FileFilter { std::move (skip),
+    std::move (walked_all) };
+
   GST_OBJECT_LOCK (self);
-  self->skip = std::move (skip);
-  self->walked_all = std::move (walked_all);
+  std::swap (filter, self->filter);
   GST_OBJECT_UNLOCK (self);
+  delete filter;
 }
 
 /* ------------------------------------------------------------------------ */
