@@ -1,6 +1,5 @@
 #include "core/index/index_file.h"
 
-
 #include <faiss/Index.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
