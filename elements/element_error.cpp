@@ -6,64 +6,52 @@
 
 #include "core/base/error.h"
 
-static void
-error_code_for_exception (const std::exception & e, GQuark * domain,
-    gint * code)
+namespace {
+
+struct ErrorCode
+{
+  GQuark domain;
+  gint code;
+};
+
+ErrorCode
+error_code_for_exception (const std::exception & e)
 {
   const vs::Error *error = dynamic_cast < const vs::Error * >(&e);
   switch (error ? error->kind () : vs::ErrorKind::Failed) {
     case vs::ErrorKind::NotFound:
-      *domain = GST_RESOURCE_ERROR;
-      *code = GST_RESOURCE_ERROR_NOT_FOUND;
-      return;
+      return {GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND};
     case vs::ErrorKind::Read:
-      *domain = GST_RESOURCE_ERROR;
-      *code = GST_RESOURCE_ERROR_OPEN_READ;
-      return;
+      return {GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ};
     case vs::ErrorKind::Write:
-      *domain = GST_RESOURCE_ERROR;
-      *code = GST_RESOURCE_ERROR_WRITE;
-      return;
+      return {GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_WRITE};
     case vs::ErrorKind::Busy:
-      *domain = GST_RESOURCE_ERROR;
-      *code = GST_RESOURCE_ERROR_BUSY;
-      return;
+      return {GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_BUSY};
     case vs::ErrorKind::Settings:
-      *domain = GST_RESOURCE_ERROR;
-      *code = GST_RESOURCE_ERROR_SETTINGS;
-      return;
+      return {GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS};
     case vs::ErrorKind::Corrupt:
-      *domain = GST_STREAM_ERROR;
-      *code = GST_STREAM_ERROR_DECODE;
-      return;
+      return {GST_STREAM_ERROR, GST_STREAM_ERROR_DECODE};
     case vs::ErrorKind::Format:
-      *domain = GST_STREAM_ERROR;
-      *code = GST_STREAM_ERROR_FORMAT;
-      return;
+      return {GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT};
     case vs::ErrorKind::Mismatch:
-      *domain = GST_STREAM_ERROR;
-      *code = GST_STREAM_ERROR_WRONG_TYPE;
-      return;
+      return {GST_STREAM_ERROR, GST_STREAM_ERROR_WRONG_TYPE};
     case vs::ErrorKind::Module:
-      *domain = GST_LIBRARY_ERROR;
-      *code = GST_LIBRARY_ERROR_INIT;
-      return;
+      return {GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT};
     case vs::ErrorKind::Failed:
       break;
   }
-  *domain = GST_LIBRARY_ERROR;
-  *code = GST_LIBRARY_ERROR_FAILED;
+  return {GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_FAILED};
 }
+
+}  // namespace
 
 void
 vs_element_post_exception (GstElement * element, GstMessageType type,
     const std::exception & e, gchar * text, gchar * debug, const gchar * file,
     const gchar * function, gint line)
 {
-  GQuark domain;
-  gint code;
+  const ErrorCode c = error_code_for_exception (e);
 
-  error_code_for_exception (e, &domain, &code);
-  gst_element_message_full (element, type, domain, code, text, debug, file,
-      function, line);
+  gst_element_message_full (element, type, c.domain, c.code, text, debug,
+      file, function, line);
 }
