@@ -43,8 +43,6 @@
 
 #include "gstcifarsrc.h"
 
-#include <memory>
-#include <new>
 #include <string>
 
 #include "core/dataset/cifar_dataset.h"

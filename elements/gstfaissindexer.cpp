@@ -63,7 +63,6 @@
 
 #include <chrono>
 #include <memory>
-#include <new>
 #include <string>
 
 #include "core/base/error.h"

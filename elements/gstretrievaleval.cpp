@@ -41,7 +41,6 @@
 
 #include <fstream>
 #include <memory>
-#include <new>
 #include <string>
 #include <unordered_map>
 #include <utility>
