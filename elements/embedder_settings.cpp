@@ -43,7 +43,7 @@ embedder_settings_from_string (const std::string & text)
   std::unique_ptr < GstStructure, decltype (&gst_structure_free) >
       st (gst_structure_from_string (text.c_str (), NULL), gst_structure_free);
   if (!st || !gst_structure_has_name (st.get (), VS_EMBEDDER_SETTINGS_EVENT))
-    throw vs::Error ("its embedder settings are not a " VS_EMBEDDER_SETTINGS_EVENT
+    throw vs::Error (vs::ErrorKind::Corrupt, "its embedder settings are not a " VS_EMBEDDER_SETTINGS_EVENT
         " structure: \"" + text + "\"");
 
   EmbedderSettings s;
@@ -51,20 +51,20 @@ embedder_settings_from_string (const std::string & text)
   auto string_field = [&](const char *name, std::string * out) {
     const gchar *value = gst_structure_get_string (st.get (), name);
     if (value == NULL)
-      throw vs::Error (std::string ("its embedder settings lack the string ") +
+      throw vs::Error (vs::ErrorKind::Corrupt, std::string ("its embedder settings lack the string ") +
           name);
     *out = value;
   };
   auto int_field = [&](const char *name, int *out) {
     if (!gst_structure_get_int (st.get (), name, out))
-      throw vs::Error (std::string ("its embedder settings lack the integer ") +
+      throw vs::Error (vs::ErrorKind::Corrupt, std::string ("its embedder settings lack the integer ") +
           name);
   };
   auto triple_field = [&](const char *name, std::array < float, 3 > *out) {
     std::string value;
     string_field (name, &value);
     if (!parse_triple (value.c_str (), out))
-      throw vs::Error (std::string ("its embedder settings give ") + name +
+      throw vs::Error (vs::ErrorKind::Corrupt, std::string ("its embedder settings give ") + name +
           " as \"" + value + "\", not three numbers");
   };
 
@@ -74,7 +74,7 @@ embedder_settings_from_string (const std::string & text)
   if (c.weights == "random") {
     guint64 seed;
     if (!gst_structure_get_uint64 (st.get (), "seed", &seed))
-      throw vs::Error ("its embedder settings have weights=random but no seed");
+      throw vs::Error (vs::ErrorKind::Corrupt, "its embedder settings have weights=random but no seed");
     c.seed = seed;
   }
   int_field ("input-size", &c.input_size);
@@ -83,7 +83,7 @@ embedder_settings_from_string (const std::string & text)
   triple_field ("std", &c.std);
   gboolean normalize;
   if (!gst_structure_get_boolean (st.get (), "normalize", &normalize))
-    throw vs::Error ("its embedder settings lack the boolean normalize");
+    throw vs::Error (vs::ErrorKind::Corrupt, "its embedder settings lack the boolean normalize");
   c.normalize = normalize;
   string_field ("model-id", &s.model_id);
   string_field ("preprocessing-id", &s.preprocessing_id);

@@ -43,12 +43,11 @@
 
 #include "gstcifarsrc.h"
 
-#include <memory>
-#include <new>
 #include <string>
 
 #include "core/dataset/cifar_dataset.h"
 #include "elements.h"
+#include "element_error.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_cifar_src_debug);
@@ -87,8 +86,8 @@ struct _GstCifarSrc
   gint fps_n;
   gint fps_d;
 
-  /* constructed in init, destroyed in finalize; open between start and stop */
-  std::unique_ptr < vs::CifarDataset > dataset;
+  /* the C++ state: created in start, destroyed in stop */
+  vs::CifarDataset *dataset;
   /* streaming state, set in start */
   guint64 position;             /* next record */
   guint64 frames;               /* frames pushed since start */
@@ -234,7 +233,6 @@ gst_cifar_src_init (GstCifarSrc * self)
   self->strict = DEFAULT_STRICT;
   self->fps_n = DEFAULT_FPS_N;
   self->fps_d = DEFAULT_FPS_D;
-  new (&self->dataset) std::unique_ptr < vs::CifarDataset > ();
 
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }
@@ -245,7 +243,6 @@ gst_cifar_src_finalize (GObject * object)
   GstCifarSrc *self = GST_CIFAR_SRC (object);
 
   g_free (self->location);
-  self->dataset.~unique_ptr ();
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -385,25 +382,6 @@ gst_cifar_src_is_seekable (GstBaseSrc * src)
   return FALSE;
 }
 
-static void
-post_open_error (GstCifarSrc * self, const vs::CifarError & e)
-{
-  switch (e.reason ()) {
-    case vs::CifarError::Reason::NotFound:
-      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s", e.what ()), (NULL));
-      break;
-    case vs::CifarError::Reason::Unreadable:
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("%s", e.what ()), (NULL));
-      break;
-    case vs::CifarError::Reason::Corrupt:
-      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("%s", e.what ()), (NULL));
-      break;
-    case vs::CifarError::Reason::Settings:
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()), (NULL));
-      break;
-  }
-}
-
 static gboolean
 gst_cifar_src_start (GstBaseSrc * src)
 {
@@ -432,13 +410,13 @@ gst_cifar_src_start (GstBaseSrc * src)
   }
 
   try {
-    self->dataset = std::make_unique < vs::CifarDataset >
+    self->dataset = new vs::CifarDataset
         (vs::CifarDataset::open (location, options));
   } catch (const vs::CifarError & e) {
-    post_open_error (self, e);
+    VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
     return FALSE;
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+    VS_ELEMENT_ERROR (self, e,
         ("Cannot read the CIFAR dataset at %s: %s", location.c_str (),
             e.what ()), (NULL));
     return FALSE;
@@ -456,7 +434,8 @@ gst_cifar_src_start (GstBaseSrc * src)
         ("The offset %" G_GUINT64_FORMAT " is past the end of the selected "
             "records of %s (%zu); choose an offset below %zu.", offset,
             location.c_str (), dataset.size (), dataset.size ()), (NULL));
-    self->dataset.reset ();
+    delete self->dataset;
+    self->dataset = NULL;
     return FALSE;
   }
   self->position = offset;
@@ -469,7 +448,8 @@ gst_cifar_src_stop (GstBaseSrc * src)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (src);
 
-  self->dataset.reset ();
+  delete self->dataset;
+  self->dataset = NULL;
   return TRUE;
 }
 

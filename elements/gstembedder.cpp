@@ -39,6 +39,7 @@
 #include "core/model/cpu_features.h"
 #include "core/model/embedding_engine.h"
 #include "core/base/finite.h"
+#include "elements/element_error.h"
 #include "elements/embedder_settings.h"
 #include "meta/visualsearchmeta.h"
 
@@ -406,7 +407,7 @@ gst_embedder_set_caps (GstBaseTransform * trans, GstCaps * incaps,
     st->embeddable = true;
   }
   catch (const std::exception & e) {
-    GST_ELEMENT_WARNING (self, STREAM, FORMAT,
+    VS_ELEMENT_WARNING (self, e,
         ("Cannot embed these frames: %s. They pass without an embedding.",
             e.what ()), ("caps %" GST_PTR_FORMAT, incaps));
     st->embeddable = false;
@@ -525,7 +526,7 @@ adopt_index_settings (GstEmbedder * self, const std::string & index)
     recorded = embedder_settings_from_string (text);
   }
   catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+    VS_ELEMENT_ERROR (self, e,
         ("Cannot read the embedder settings of the index %s: %s",
             index.c_str (), e.what ()), (NULL));
     return std::nullopt;
@@ -615,14 +616,8 @@ gst_embedder_start (GstBaseTransform * trans)
   try {
     st->engine = vs::load_embedding_engine (config);
   }
-  catch (const vs::FileNotFoundError & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s%s", e.what (),
-            adopted_from.c_str ()), ("model=%s weights=%s",
-            config.model.c_str (), config.weights.c_str ()));
-    return FALSE;
-  }
   catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s%s", e.what (),
+    VS_ELEMENT_ERROR (self, e, ("%s%s", e.what (),
             adopted_from.c_str ()), ("model=%s weights=%s",
             config.model.c_str (), config.weights.c_str ()));
     return FALSE;
@@ -723,7 +718,7 @@ run_batch (GstEmbedder * self)
       values = st->engine->run ();
     }
     catch (const std::exception & e) {
-      GST_ELEMENT_ERROR (self, STREAM, FAILED,
+      VS_ELEMENT_ERROR (self, e,
           ("Embedding a batch of %u frames failed: %s", (guint) n, e.what ()),
           (NULL));
       ok = false;
@@ -936,7 +931,7 @@ add_frame (GstEmbedder * self, GstBuffer * buf)
     st->engine->add (view);
   }
   catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Cannot preprocess a frame."),
+    VS_ELEMENT_ERROR (self, e, ("Cannot preprocess a frame."),
         ("%s", e.what ()));
     ok = false;
   }

@@ -63,7 +63,6 @@
 
 #include <chrono>
 #include <memory>
-#include <new>
 #include <string>
 
 #include "core/base/error.h"
@@ -72,6 +71,7 @@
 #include "core/render/thumbnail_cache.h"
 #include "elements.h"
 #include "embedder_settings.h"
+#include "element_error.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
@@ -121,11 +121,10 @@ struct _GstFaissIndexer
   gboolean gallery;             /* gst_faiss_indexer_set_gallery_mode () */
   gboolean update;
   gchar *gallery_root;
-  /* the builder's, from start to stop; under the object lock */
-  std::shared_ptr < vs::FileInventory > inventory;
-
-  /* streaming thread only: one run, from start to stop */
-  std::unique_ptr < vs::IndexBuilder > builder;
+  /* the C++ state of one run: created in start, destroyed in stop, both
+   * under the object lock (gst_faiss_indexer_get_inventory() reads it);
+   * otherwise used by the streaming thread only */
+  vs::IndexBuilder *builder;
   guint64 skipped;
   guint progress_every;
   guint thumbnail_longer_side;  /* 0: no thumbnails this run */
@@ -275,11 +274,9 @@ gst_faiss_indexer_init (GstFaissIndexer * self)
   self->checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL;
   self->gallery = FALSE;
   self->update = FALSE;
-  new (&self->inventory) std::shared_ptr < vs::FileInventory > ();
   self->to_rgb = NULL;
   self->have_video = FALSE;
   self->embedder_settings = NULL;
-  new (&self->builder) std::unique_ptr < vs::IndexBuilder > ();
 
   /* Every buffer is stored; waiting for the clock would only slow indexing. */
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
@@ -290,10 +287,8 @@ gst_faiss_indexer_finalize (GObject * object)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (object);
 
-  self->builder.~unique_ptr ();
   if (self->embedder_settings)
     gst_structure_free (self->embedder_settings);
-  self->inventory.~shared_ptr ();
   g_free (self->location);
   g_free (self->index_type);
   g_free (self->gallery_root);
@@ -403,7 +398,8 @@ std::shared_ptr < vs::FileInventory >
 gst_faiss_indexer_get_inventory (GstFaissIndexer * self)
 {
   GST_OBJECT_LOCK (self);
-  std::shared_ptr < vs::FileInventory > inventory = self->inventory;
+  std::shared_ptr < vs::FileInventory > inventory =
+      self->builder ? self->builder->inventory () : nullptr;
   GST_OBJECT_UNLOCK (self);
   return inventory;
 }
@@ -458,8 +454,9 @@ gst_faiss_indexer_start (GstBaseSink * sink)
     return FALSE;
   }
 
+  vs::IndexBuilder *builder;
   try {
-    self->builder = std::make_unique < vs::IndexBuilder > (options,
+    builder = new vs::IndexBuilder (options,
         [self](const std::string & step) {
           post_progress (self, GST_PROGRESS_TYPE_CONTINUE, step);
         },
@@ -469,18 +466,18 @@ gst_faiss_indexer_start (GstBaseSink * sink)
         });
   } catch (const std::exception & e) {
     if (options.append || options.update)
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE,
+      VS_ELEMENT_ERROR (self, e,
           ("Cannot %s the index %s: %s", options.append ? "append to" :
               "update", options.location.c_str (),
               e.what ()), (NULL));
     else
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+      VS_ELEMENT_ERROR (self, e,
           ("Cannot write the index %s: %s", options.location.c_str (),
               e.what ()), (NULL));
     return FALSE;
   }
   GST_OBJECT_LOCK (self);
-  self->inventory = self->builder->inventory ();
+  self->builder = builder;
   GST_OBJECT_UNLOCK (self);
   if (self->builder->existing () > 0)
     GST_INFO_OBJECT (self, "appending to %s, which holds %" G_GINT64_FORMAT
@@ -494,9 +491,11 @@ gst_faiss_indexer_stop (GstBaseSink * sink)
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
   GST_OBJECT_LOCK (self);
-  self->inventory.reset ();
+  vs::IndexBuilder *builder = self->builder;
+  self->builder = NULL;
   GST_OBJECT_UNLOCK (self);
-  self->builder.reset ();
+  /* Outside the object lock: the destructor closes files. */
+  delete builder;
   g_clear_pointer (&self->to_rgb, gst_video_converter_free);
   g_clear_pointer (&self->embedder_settings, gst_structure_free);
   self->have_video = FALSE;
@@ -543,7 +542,7 @@ make_thumbnail (GstFaissIndexer * self, GstBuffer * buffer)
     return {};
   GstVideoFrame frame;
   if (!gst_video_frame_map (&frame, &self->info, buffer, GST_MAP_READ))
-    throw vs::Error ("The frame does not match its caps (" +
+    throw vs::Error (vs::ErrorKind::Format, "The frame does not match its caps (" +
         std::to_string (gst_buffer_get_size (buffer)) + " bytes), so no "
         "thumbnail can be made of it.");
   std::vector < uint8_t > jpeg;
@@ -612,7 +611,7 @@ gst_faiss_indexer_finish (GstFaissIndexer * self)
   } catch (const std::exception & e) {
     post_progress (self, GST_PROGRESS_TYPE_ERROR, e.what ());
     /* The message says whether the previous files are still in place. */
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+    VS_ELEMENT_ERROR (self, e,
         ("Could not finish the index %s: %s", builder.location ().c_str (),
             e.what ()), (NULL));
     return FALSE;
@@ -722,7 +721,7 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
   try {
     item.thumbnail = make_thumbnail (self, buffer);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+    VS_ELEMENT_ERROR (self, e,
         ("Cannot make the thumbnail of this frame for %s: %s",
             builder.location ().c_str (), e.what ()),
         ("Set thumbnail-size=0 to index without thumbnails."));
@@ -737,7 +736,7 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
         embedding->model_id ? embedding->model_id : "",
         embedding->preprocessing_id ? embedding->preprocessing_id : "", item);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+    VS_ELEMENT_ERROR (self, e,
         ("Cannot index this embedding into %s: %s",
             builder.location ().c_str (), e.what ()), (NULL));
     return GST_FLOW_ERROR;

@@ -47,6 +47,7 @@
 #include "core/index/gallery_reload.h"
 #include "core/base/utf8.h"
 #include "elements/elements.h"
+#include "element_error.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
@@ -266,15 +267,10 @@ gst_faiss_search_start (GstBaseTransform * trans)
         vs::Gallery::load (index_path, mode));
   }
   catch (const std::exception & e) {
-    /* GST_ELEMENT_ERROR takes its code as a token; the code depends on why. */
-    gst_element_message_full (GST_ELEMENT (self), GST_MESSAGE_ERROR,
-        GST_RESOURCE_ERROR, st.reload->index_existed () ?
-        GST_RESOURCE_ERROR_OPEN_READ : GST_RESOURCE_ERROR_NOT_FOUND,
-        g_strdup_printf ("Could not load the search index %s: %s",
+    VS_ELEMENT_ERROR (self, e, ("Could not load the search index %s: %s",
             index_path.c_str (), e.what ()),
-        g_strdup ("Build the index and its catalog with "
-            "pipelines/index-cifar.sh (or faissindexer), then point 'index' "
-            "at it."), __FILE__, GST_FUNCTION, __LINE__);
+        ("Build the index and its catalog with pipelines/index-cifar.sh (or "
+            "faissindexer), then point 'index' at it."));
     return FALSE;
   }
 
@@ -539,7 +535,7 @@ gst_faiss_search_accepts (GstFaissSearch * self, GstBuffer * buf,
         emeta->dims);
   }
   catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE,
+    VS_ELEMENT_ERROR (self, e,
         ("The index %s was built by another embedder than the one in this "
             "pipeline. %s", st.reload->index_path ().c_str (), e.what ()),
         (NULL));
@@ -626,8 +622,7 @@ gst_faiss_search_attach (GstFaissSearch * self, GstBuffer * buf,
 static GstFlowReturn
 gst_faiss_search_failed (GstFaissSearch * self, const std::exception & e)
 {
-  GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-      ("Searching the index %s failed: %s",
+  VS_ELEMENT_ERROR (self, e, ("Searching the index %s failed: %s",
           self->state->reload->index_path ().c_str (), e.what ()), (NULL));
   return GST_FLOW_ERROR;
 }

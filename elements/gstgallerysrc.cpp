@@ -61,7 +61,6 @@
 
 #include <cstring>
 #include <memory>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -70,6 +69,7 @@
 #include "core/base/utf8.h"
 #include "elements.h"
 #include "meta/visualsearchmeta.h"
+#include "element_error.h"
 #include "video_sampler.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_gallery_src_debug);
@@ -101,6 +101,13 @@ enum
   PROP_SPLIT,
   PROP_QUERY_FRACTION,
   PROP_SPLIT_SEED,
+};
+
+/* What gst_gallery_src_set_file_filter() was given. */
+struct FileFilter
+{
+  std::function<bool (const std::string &, const std::string &)> skip;
+  std::function<void ()> walked_all;
 };
 
 /* The walk in progress. Only start(), stop() and the streaming thread touch
@@ -151,10 +158,10 @@ struct _GstGallerySrc
   gdouble query_fraction;
   guint split_seed;
 
-  std::unique_ptr<GalleryWalk> walk;
-  /* gst_gallery_src_set_file_filter()'s; under the object lock */
-  std::function<bool (const std::string &, const std::string &)> skip;
-  std::function<void ()> walked_all;
+  /* the C++ state of a run: created in start, destroyed in stop */
+  GalleryWalk *walk;
+  /* NULL until gst_gallery_src_set_file_filter(); under the object lock */
+  FileFilter *filter;
   /* A sampler interrupted by unlock(); guarded by the object lock. */
   vs::VideoSampler *sampling;
   gboolean flushing;
@@ -295,10 +302,6 @@ gst_gallery_src_init (GstGallerySrc * self)
   self->split = DEFAULT_SPLIT;
   self->query_fraction = DEFAULT_QUERY_FRACTION;
   self->split_seed = DEFAULT_SPLIT_SEED;
-  new (&self->walk) std::unique_ptr < GalleryWalk > ();
-  new (&self->skip) std::function<bool (const std::string &,
-      const std::string &)> ();
-  new (&self->walked_all) std::function<void ()> ();
 
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }
@@ -310,9 +313,7 @@ gst_gallery_src_finalize (GObject * object)
 
   g_free (self->location);
   g_free (self->label_from);
-  self->walk.~unique_ptr ();
-  self->skip.~function ();
-  self->walked_all.~function ();
+  delete self->filter;
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -509,8 +510,10 @@ gst_gallery_src_start (GstBaseSrc * src)
   walk->max_pixels = self->max_pixels;
   walk->interval = (GstClockTime) (self->video_interval * GST_SECOND + 0.5);
   walk->strict = self->strict;
-  walk->skip = self->skip;
-  walk->walked_all = self->walked_all;
+  if (self->filter) {
+    walk->skip = self->filter->skip;
+    walk->walked_all = self->filter->walked_all;
+  }
   GST_OBJECT_UNLOCK (self);
 
   if (walk->location.empty ()) {
@@ -522,13 +525,13 @@ gst_gallery_src_start (GstBaseSrc * src)
   try {
     vs::parse_label_from (label_from, &options);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()), (NULL));
+    VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
     return FALSE;
   }
   try {
     walk->folder = vs::ImageFolder::scan (walk->location, options);
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("%s",
+    VS_ELEMENT_ERROR (self, e, ("%s",
             vs::valid_utf8 (e.what ()).c_str ()), (NULL));
     return FALSE;
   }
@@ -561,13 +564,13 @@ gst_gallery_src_start (GstBaseSrc * src)
       vs::load_image_codecs ();
     }
     catch (const std::exception & e) {
-      GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", e.what ()), (NULL));
+      VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
       return FALSE;
     }
     break;
   }
 
-  self->walk = std::move (walk);
+  self->walk = walk.release ();
   return TRUE;
 }
 
@@ -587,7 +590,8 @@ gst_gallery_src_stop (GstBaseSrc * src)
   GstGallerySrc *self = GST_GALLERY_SRC (src);
 
   set_sampling (self, NULL);
-  self->walk.reset ();
+  delete self->walk;
+  self->walk = NULL;
   return TRUE;
 }
 
@@ -622,10 +626,13 @@ gst_gallery_src_set_file_filter (GstGallerySrc * self,
     std::function<bool (const std::string &, const std::string &)> skip,
     std::function<void ()> walked_all)
 {
+  FileFilter *filter = new FileFilter { std::move (skip),
+    std::move (walked_all) };
+
   GST_OBJECT_LOCK (self);
-  self->skip = std::move (skip);
-  self->walked_all = std::move (walked_all);
+  std::swap (filter, self->filter);
   GST_OBJECT_UNLOCK (self);
+  delete filter;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -878,7 +885,7 @@ gst_gallery_src_create (GstPushSrc * src, GstBuffer ** buf)
       }
     } catch (const std::exception & e) {
       /* The codecs module itself is missing: no file can be read. */
-      GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", e.what ()), (NULL));
+      VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
       return GST_FLOW_ERROR;
     }
   }

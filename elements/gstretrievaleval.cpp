@@ -10,9 +10,12 @@
  *
  * At EOS the element posts an element message named `retrieval-metrics` with
  * Precision@k, Recall@k, mAP@k, MRR, top-1 accuracy and per-class figures,
- * prints them as a table on stdout and, when #GstRetrievalEval:output is set,
- * writes them as JSON (schema `visualsearch-retrieval-metrics/1`). The
- * definitions are in plugin/core/eval/retrieval_metrics.h.
+ * logs them as a table (`GST_DEBUG=retrievaleval:4`) and, when
+ * #GstRetrievalEval:output is set, writes them as JSON (schema
+ * `visualsearch-retrieval-metrics/1`). An element writes nothing on stdout
+ * that the application did not ask for: #GstRetrievalEval:print-table prints
+ * the table there too, for gst-launch-1.0. The definitions are in
+ * plugin/core/eval/retrieval_metrics.h.
  *
  * Recall@k and mAP@k need the number of gallery items of each label, which
  * comes from the gallery's catalog. Behind a faisssearch the element finds it
@@ -24,7 +27,8 @@
  * |[
  * gst-launch-1.0 cifarsrc location=cifar-10-batches-py split=test ! \
  *     embedder index=train.faiss ! faisssearch index=train.faiss k=10 \
- *     post-messages=false ! retrievaleval k=1,5,10 output=metrics.json
+ *     post-messages=false ! retrievaleval k=1,5,10 output=metrics.json \
+ *     print-table=true
  * ]|
  * With exclude-self=true (the gallery queried with its own images) faisssearch
  * must return one neighbour more than the largest k.
@@ -37,7 +41,6 @@
 
 #include <fstream>
 #include <memory>
-#include <new>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -49,6 +52,7 @@
 #include "core/base/utf8.h"
 #include "elements.h"
 #include "gstfaisssearch.h"
+#include "element_error.h"
 #include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_retrieval_eval_debug);
@@ -56,6 +60,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_retrieval_eval_debug);
 
 #define DEFAULT_K "1,5,10"
 #define DEFAULT_EXCLUDE_SELF FALSE
+#define DEFAULT_PRINT_TABLE FALSE
 
 enum
 {
@@ -65,6 +70,7 @@ enum
   PROP_OUTPUT,
   PROP_CATALOG,
   PROP_INDEX,
+  PROP_PRINT_TABLE,
 };
 
 namespace {
@@ -110,10 +116,11 @@ struct _GstRetrievalEval
   gchar *output;
   gchar *catalog;
   gchar *index;
+  gboolean print_table;
 
-  /* constructed in init, destroyed in finalize; holds a run once its
-   * catalog is loaded (at start, or when faisssearch names it), until stop */
-  std::unique_ptr < Evaluation > evaluation;
+  /* the C++ state of a run: created once its catalog is loaded (at start,
+   * or when faisssearch names it), destroyed in stop */
+  Evaluation *evaluation;
   /* the catalog of this run could not be loaded: an error was posted */
   gboolean gallery_failed;
 };
@@ -187,6 +194,13 @@ gst_retrieval_eval_class_init (GstRetrievalEvalClass * klass)
           "faisssearch upstream", NULL,
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
               GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property (gobject_class, PROP_PRINT_TABLE,
+      g_param_spec_boolean ("print-table", "Print table",
+          "Also print the figures as a table on stdout at EOS (for "
+          "gst-launch-1.0); they are always in the retrieval-metrics element "
+          "message and the debug log", DEFAULT_PRINT_TABLE,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+              GST_PARAM_MUTABLE_READY)));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class,
@@ -206,7 +220,7 @@ gst_retrieval_eval_init (GstRetrievalEval * self)
 {
   self->k = g_strdup (DEFAULT_K);
   self->exclude_self = DEFAULT_EXCLUDE_SELF;
-  new (&self->evaluation) std::unique_ptr < Evaluation > ();
+  self->print_table = DEFAULT_PRINT_TABLE;
 
   /* Metrics count every frame; nothing is gained by waiting for a clock. */
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
@@ -217,7 +231,6 @@ gst_retrieval_eval_finalize (GObject * object)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (object);
 
-  self->evaluation.~unique_ptr ();
   g_free (self->k);
   g_free (self->output);
   g_free (self->catalog);
@@ -253,6 +266,9 @@ gst_retrieval_eval_set_property (GObject * object, guint prop_id,
       g_free (self->index);
       self->index = g_value_dup_string (value);
       break;
+    case PROP_PRINT_TABLE:
+      self->print_table = g_value_get_boolean (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -282,6 +298,9 @@ gst_retrieval_eval_get_property (GObject * object, guint prop_id,
       break;
     case PROP_INDEX:
       g_value_set_string (value, self->index);
+      break;
+    case PROP_PRINT_TABLE:
+      g_value_set_boolean (value, self->print_table);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -318,7 +337,7 @@ parse_ks (GstRetrievalEval * self, std::vector < int >*ks)
   try {
     *ks = vs::parse_k_list (k_list);
   } catch (const vs::Error & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+    VS_ELEMENT_ERROR (self, e,
         ("Invalid k property: %s", e.what ()), (NULL));
     return FALSE;
   }
@@ -355,9 +374,9 @@ load_gallery (GstRetrievalEval * self, const std::string & catalog_path)
     GST_INFO_OBJECT (self, "gallery %s: %zu items; k=%d max, exclude-self=%d",
         catalog_path.c_str (), gallery_size, evaluation->metrics.max_k (),
         exclude_self);
-    self->evaluation = std::move (evaluation);
+    self->evaluation = evaluation.release ();
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+    VS_ELEMENT_ERROR (self, e,
         ("Could not read the gallery catalog %s.", catalog_path.c_str ()),
         ("%s", e.what ()));
     return FALSE;
@@ -401,7 +420,8 @@ gst_retrieval_eval_stop (GstBaseSink * sink)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
 
-  self->evaluation.reset ();
+  delete self->evaluation;
+  self->evaluation = NULL;
   return TRUE;
 }
 
@@ -480,7 +500,7 @@ write_json (const std::string & path, const std::string & json)
     out << json;
     out.close ();
     if (!out)
-      throw vs::Error ("could not write " + tmp_path +
+      throw vs::Error (vs::ErrorKind::Write, "could not write " + tmp_path +
           "; check that the disk has space and the directory is writable.");
   });
 }
@@ -509,11 +529,15 @@ gst_retrieval_eval_finish (GstRetrievalEval * self)
   gst_element_post_message (GST_ELEMENT (self),
       gst_message_new_element (GST_OBJECT (self), s));
 
-  g_print ("%s", vs::retrieval_summary_to_table (summary).c_str ());
+  const std::string table = vs::retrieval_summary_to_table (summary);
+  GST_INFO_OBJECT (self, "\n%s", table.c_str ());
 
   GST_OBJECT_LOCK (self);
   const std::string output = self->output ? self->output : "";
+  const gboolean print_table = self->print_table;
   GST_OBJECT_UNLOCK (self);
+  if (print_table)
+    g_print ("%s", table.c_str ());
   if (output.empty ())
     return TRUE;
 
@@ -525,7 +549,7 @@ gst_retrieval_eval_finish (GstRetrievalEval * self)
     };
     write_json (output, vs::retrieval_summary_to_json (summary, extra));
   } catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+    VS_ELEMENT_ERROR (self, e,
         ("Could not write the metrics to %s.", output.c_str ()),
         ("%s", e.what ()));
     return FALSE;

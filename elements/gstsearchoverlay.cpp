@@ -39,6 +39,7 @@
 #include "core/render/result_strip.h"
 #include "core/render/thumbnail_cache.h"
 #include "elements/elements.h"
+#include "elements/element_error.h"
 #include "elements/gstfaisssearch.h"
 #include "meta/visualsearchmeta.h"
 
@@ -372,7 +373,7 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
               new_index.c_str ());
       }
       catch (const std::exception & e) {
-        GST_ELEMENT_WARNING (self, RESOURCE, READ,
+        VS_ELEMENT_WARNING (self, e,
             ("Cannot read thumbnails from the catalog of %s: %s Thumbnails "
                 "are read from the original files instead.",
                 new_index.c_str (), e.what ()), (NULL));
@@ -414,7 +415,7 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
           view.width, view.height, thumb_size);
   }
   catch (const std::exception & e) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+    VS_ELEMENT_ERROR (self, e,
         ("Could not draw the search results: %s", e.what ()), (NULL));
     return GST_FLOW_ERROR;
   }

@@ -40,7 +40,7 @@ VideoSampler::VideoSampler (const std::string & path, GstClockTime interval)
   if (gst_element_set_state (pipeline_, GST_STATE_PLAYING) ==
       GST_STATE_CHANGE_FAILURE) {
     check_bus ();
-    throw Error (path + " cannot be opened for decoding");
+    throw Error (ErrorKind::Read, path + " cannot be opened for decoding");
   }
 }
 
@@ -93,12 +93,12 @@ VideoSampler::check_bus ()
   /* The error can come before no-more-pads is seen: without a linked video
    * stream it says the same as next()'s check. */
   if (!has_video_)
-    throw Error (path_ + " is neither an image nor a video: it has no video "
+    throw Error (ErrorKind::Format, path_ + " is neither an image nor a video: it has no video "
         "stream GStreamer can decode (" + message + ")");
   if (sampled_ == 0)
-    throw Error (path_ + " is neither an image nor a video GStreamer can "
+    throw Error (ErrorKind::Format, path_ + " is neither an image nor a video GStreamer can "
         "decode (" + message + ")");
-  throw Error ("decoding the video " + path_ + " failed after " +
+  throw Error (ErrorKind::Corrupt, "decoding the video " + path_ + " failed after " +
       std::to_string (sampled_) + " frames (" + message + ")");
 }
 
@@ -138,14 +138,14 @@ VideoSampler::next (GstSample ** sample, GstClockTime * time)
       if (interrupted_)
         return Result::Interrupted;
       if (all_pads_ && !has_video_)
-        throw Error (path_ + " is neither an image nor a video: it has no "
+        throw Error (ErrorKind::Format, path_ + " is neither an image nor a video: it has no "
             "video stream GStreamer can decode");
       check_bus ();
       current_ = gst_app_sink_try_pull_sample (GST_APP_SINK (sink_),
           POLL_INTERVAL);
       if (!current_ && gst_app_sink_is_eos (GST_APP_SINK (sink_))) {
         if (sampled_ == 0)
-          throw Error (path_ + " is neither an image nor a video: GStreamer "
+          throw Error (ErrorKind::Format, path_ + " is neither an image nor a video: GStreamer "
               "decoded no video frame from it");
         return Result::End;
       }

@@ -95,7 +95,7 @@ start=$(date +%s)
 gst-launch-1.0 -q cifarsrc location="$dataset" split="$QUERY_SPLIT" "${query_limit[@]}" ! \
   embedder index="$index" precision="$PRECISION" batch-size="$BATCH_SIZE" ! \
   faisssearch index="$index" k="$neighbours" post-messages=false ! \
-  retrievaleval k="$K" exclude-self="$exclude_self" output="$OUTPUT" \
+  retrievaleval k="$K" exclude-self="$exclude_self" output="$OUTPUT" print-table=true \
   || die "evaluation failed (see the error above)."
 echo "evaluate-cifar: evaluated in $(( $(date +%s) - start )) s -> $OUTPUT"
 

@@ -76,6 +76,6 @@ start=$(date +%s)
 gst-launch-1.0 -q gallerysrc "${walk[@]}" split=queries ! \
   embedder index="$index" precision="$PRECISION" batch-size="$BATCH_SIZE" ! \
   faisssearch index="$index" k="$k_max" post-messages=false ! \
-  retrievaleval k="$K" output="$OUTPUT" \
+  retrievaleval k="$K" output="$OUTPUT" print-table=true \
   || vs_die "evaluation failed (see the error above)."
 echo "evaluate-folder: evaluated in $(( $(date +%s) - start )) s -> $OUTPUT"

@@ -333,27 +333,31 @@ GST_START_TEST (test_errors)
   const struct
   {
     const gchar *props;
+    GQuark domain;
     gint code;
     const gchar *words[2];
   } cases[] = {
-    {"", GST_RESOURCE_ERROR_NOT_FOUND, {"location", NULL}},
-    {"location=%s/nope", GST_RESOURCE_ERROR_NOT_FOUND,
+    {"", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, {"location", NULL}},
+    {"location=%s/nope", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
         {"nope", "does not exist"}},
-    {"location=%s/broken/empty-dir", GST_RESOURCE_ERROR_NOT_FOUND,
-        {"empty-dir", "no CIFAR dataset"}},
-    {"location=%s/broken/missing-batch", GST_RESOURCE_ERROR_NOT_FOUND,
-        {"data_batch_3", "missing"}},
-    {"location=%s/broken/truncated-bin", GST_RESOURCE_ERROR_READ,
+    {"location=%s/broken/empty-dir", GST_RESOURCE_ERROR,
+        GST_RESOURCE_ERROR_NOT_FOUND, {"empty-dir", "no CIFAR dataset"}},
+    {"location=%s/broken/missing-batch", GST_RESOURCE_ERROR,
+        GST_RESOURCE_ERROR_NOT_FOUND, {"data_batch_3", "missing"}},
+    /* A damaged file is a stream that cannot be decoded, not a missing or
+     * unreadable resource. */
+    {"location=%s/broken/truncated-bin", GST_STREAM_ERROR,
+          GST_STREAM_ERROR_DECODE,
         {"data_batch_2.bin",
             "the file is truncated: 3 of 4 records complete; re-download it"}},
-    {"location=%s/broken/truncated-py", GST_RESOURCE_ERROR_READ,
-        {"data_batch_2", "truncated"}},
-    {"location=%s/broken/bad-label-bin split=test", GST_RESOURCE_ERROR_READ,
-        {"test_batch.bin", "label 200"}},
+    {"location=%s/broken/truncated-py", GST_STREAM_ERROR,
+        GST_STREAM_ERROR_DECODE, {"data_batch_2", "truncated"}},
+    {"location=%s/broken/bad-label-bin split=test", GST_STREAM_ERROR,
+        GST_STREAM_ERROR_DECODE, {"test_batch.bin", "label 200"}},
     {"location=%s/cifar-10-batches-bin label-kind=coarse",
-        GST_RESOURCE_ERROR_SETTINGS, {"coarse", NULL}},
+        GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, {"coarse", NULL}},
     {"location=%s/cifar-10-batches-bin split=test offset=9",
-        GST_RESOURCE_ERROR_SETTINGS, {"offset 9", NULL}},
+        GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, {"offset 9", NULL}},
   };
 
   for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
@@ -362,9 +366,8 @@ GST_START_TEST (test_errors)
     GError *error = run_pipeline (props, &buffers, NULL);
 
     fail_unless (error != NULL, "no error for %s", props);
-    fail_unless (error->domain == GST_RESOURCE_ERROR
-        && error->code == cases[c].code, "wrong error for %s: %s", props,
-        error->message);
+    fail_unless (g_error_matches (error, cases[c].domain, cases[c].code),
+        "wrong error for %s: %s", props, error->message);
     for (guint w = 0; w < 2 && cases[c].words[w]; w++)
       fail_unless (strstr (error->message, cases[c].words[w]) != NULL,
           "'%s' not in '%s'", cases[c].words[w], error->message);

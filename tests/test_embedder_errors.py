@@ -87,21 +87,26 @@ def messages(got, kind):
     return [m for m in got["messages"] if m["type"] == kind]
 
 
-def expect_error(props, code, *needles):
+def expect_error(props, domain_code, *needles):
     res = subprocess.run([sys.executable, "-c", CHILD, props], capture_output=True, text=True)
     try:
         got = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         got = {"type": "crash", "message": res.stderr[-2000:]}
     msg = got.get("message", "")
-    ok = (got["type"] == "error" and got.get("domain") == "gst-resource-error-quark"
-          and got.get("code") == code and all(n in msg for n in needles))
+    ok = (got["type"] == "error" and (got.get("domain"), got.get("code")) == domain_code
+          and all(n in msg for n in needles))
     print(("ok   " if ok else "FAIL ") + props + "\n       -> " + json.dumps(got), flush=True)
     if not ok:
         failures.append(props)
 
 
-NOT_FOUND, SETTINGS = 3, 13  # GstResourceError values
+# (domain, code) as the embedder posts them for each kind of vs::Error
+NOT_FOUND = ("gst-resource-error-quark", 3)   # GST_RESOURCE_ERROR_NOT_FOUND
+SETTINGS = ("gst-resource-error-quark", 13)   # GST_RESOURCE_ERROR_SETTINGS
+DECODE = ("gst-stream-error-quark", 7)        # GST_STREAM_ERROR_DECODE: a damaged file
+FORMAT = ("gst-stream-error-quark", 11)       # GST_STREAM_ERROR_FORMAT: not a file we read
+LIBRARY_FAILED = ("gst-library-error-quark", 1)
 README = "models/README.md"
 
 
@@ -204,7 +209,7 @@ with tempfile.TemporaryDirectory() as tmp:
     garbage = os.path.join(tmp, "garbage.pth")
     with open(garbage, "wb") as f:
         f.write(os.urandom(4096))
-    expect_error(f"weights={garbage}", SETTINGS, garbage, README)
+    expect_error(f"weights={garbage}", FORMAT, garbage, README)
 
     # Broken weights would make every embedding NaN.
     for key, value in [("layer2.1.conv1.weight", float("nan")),
@@ -212,11 +217,11 @@ with tempfile.TemporaryDirectory() as tmp:
         broken = dict(r18)
         broken[key] = torch.full_like(r18[key], value)
         path = save(f"nonfinite-{key}.pth", broken)
-        expect_error(f"weights={path}", SETTINGS, path, f"'{key}'", "NaN or infinite", README)
+        expect_error(f"weights={path}", DECODE, path, f"'{key}'", "NaN or infinite", README)
     negative = dict(r18)
     negative["layer3.0.bn1.running_var"] = -torch.ones_like(r18["layer3.0.bn1.running_var"])
     path = save("negative-var.pth", negative)
-    expect_error(f"weights={path}", SETTINGS, path, "'layer3.0.bn1.running_var'", "negative", README)
+    expect_error(f"weights={path}", DECODE, path, "'layer3.0.bn1.running_var'", "negative", README)
 
     # A small file must not make the loader allocate what a resnet18 never
     # needs: each of these inflates to 100 MB (or holds a 1.3 MB directory),
@@ -227,18 +232,18 @@ with tempfile.TemporaryDirectory() as tmp:
     expect("a hand-written checkpoint loads (the fixtures below differ from it in one way)",
            run_ok["end"] == "eos" and run_ok["embedded"] == 1, run_ok)
     path = save_by_hand(os.path.join(tmp, "grown.pth"), r18, grow=("layer1.0.conv1.weight", 25_000_000))
-    expect_error(f"weights={path}", SETTINGS, path, "needed take 44744448", "storages hold", README)
+    expect_error(f"weights={path}", DECODE, path, "needed take 44744448", "storages hold", README)
     path = save_by_hand(os.path.join(tmp, "long-pickle.pth"), r18, pickle_padding=100_000_000)
-    expect_error(f"weights={path}", SETTINGS, path, "data.pkl takes 1000", README)
+    expect_error(f"weights={path}", DECODE, path, "data.pkl takes 1000", README)
     path = save_by_hand(os.path.join(tmp, "long-directory.pth"), r18, extra_records=20000)
-    expect_error(f"weights={path}", SETTINGS, path, "zip directory takes", README)
+    expect_error(f"weights={path}", DECODE, path, "zip directory takes", README)
 
     expect_error(f"weights={tmp}/absent.pth", NOT_FOUND, f"{tmp}/absent.pth", "fetch-weights.sh", README)
 
     bad_script = os.path.join(tmp, "bad.pt")
     with open(bad_script, "wb") as f:
         f.write(b"this is not a TorchScript archive")
-    expect_error(f"model={bad_script}", SETTINGS, bad_script, "export-torchscript.py", README)
+    expect_error(f"model={bad_script}", FORMAT, bad_script, "export-torchscript.py", README)
 
     class FeatureMap(torch.nn.Module):
         def forward(self, x):
@@ -246,7 +251,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
     four_d = os.path.join(tmp, "four_d.pt")
     torch.jit.script(FeatureMap()).save(four_d)
-    expect_error(f"model={four_d}", SETTINGS, four_d, "(N, D)", README)
+    expect_error(f"model={four_d}", FORMAT, four_d, "(N, D)", README)
 
     class RaisesForOneFrame(torch.nn.Module):
         def forward(self, x):
@@ -256,7 +261,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
     raises = os.path.join(tmp, "raises.pt")
     torch.jit.script(RaisesForOneFrame()).save(raises)
-    expect_error(f"model={raises}", SETTINGS, raises, "refuses single frames")
+    expect_error(f"model={raises}", LIBRARY_FAILED, raises, "refuses single frames")
 
     def frames(props, n=4, sink="fakesink"):
         return (f"videotestsrc num-buffers={n} ! video/x-raw,width=40,height=30 ! "

@@ -20,7 +20,6 @@ cycle takes ~20 ms rather than the ~0.6 s that building a ResNet-18 with
 random weights takes; the native ResNet path gets RESNET_CYCLES cycles of its
 own.
 """
-import contextlib
 import ctypes
 import os
 import subprocess
@@ -65,20 +64,6 @@ def slope(ys):
     return sum((x - mx) * (y - my) for x, y in enumerate(ys)) / sum((x - mx) ** 2 for x in range(n))
 
 
-@contextlib.contextmanager
-def quiet_stdout():
-    """retrievaleval prints its table at every EOS; 200 of them bury the figures."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def run_to_eos(pipeline):
     pipeline.set_state(Gst.State.PLAYING)
     msg = pipeline.get_bus().timed_pop_filtered(
@@ -119,10 +104,9 @@ class Leaks(unittest.TestCase):
         pipeline = Gst.parse_launch(description)
         start = time.monotonic()
         rss = []
-        with quiet_stdout():
-            for _ in range(cycles):
-                run_to_eos(pipeline)
-                rss.append(rss_kb())
+        for _ in range(cycles):
+            run_to_eos(pipeline)
+            rss.append(rss_kb())
         per_cycle = slope(rss[warmup:])
         print(f"{name}: {cycles} cycles in {time.monotonic() - start:.1f} s, RSS "
               f"{rss[0] / 1024:.1f} -> {rss[warmup] / 1024:.1f} (cycle {warmup}) -> "

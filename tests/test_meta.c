@@ -146,6 +146,78 @@ GST_START_TEST (test_survives_videoconvert)
 
 GST_END_TEST;
 
+/* An embedding describes the whole picture: a copy of part of the buffer
+ * loses it and its neighbours, but still comes from the same sample. */
+GST_START_TEST (test_partial_copy_keeps_only_the_sample)
+{
+  GstBuffer *buf = make_frame_with_metas ();
+  GstBuffer *part = gst_buffer_copy_region (buf, GST_BUFFER_COPY_ALL, 0,
+      32 * 3 * 12);
+  GstVisualSearchSampleMeta *smeta =
+      gst_buffer_get_visualsearch_sample_meta (part);
+
+  fail_unless (gst_buffer_get_visualsearch_embedding_meta (part) == NULL,
+      "a part of the frame kept the embedding of the whole");
+  fail_unless (gst_buffer_get_visualsearch_neighbors_meta (part) == NULL,
+      "a part of the frame kept the neighbours of the whole");
+  fail_unless (smeta != NULL, "sample meta lost");
+  fail_unless_equals_int64 (smeta->id, 42);
+  fail_unless_equals_string (smeta->source, "cifar10/test/42");
+  gst_buffer_unref (part);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+/* Applies each meta's transform function of src to a new buffer. */
+static GstBuffer *
+transform_metas (GstBuffer * src, GQuark type, gpointer data)
+{
+  GstBuffer *dest = gst_buffer_new_allocate (NULL, 64 * 48 * 3, NULL);
+  gpointer state = NULL;
+  GstMeta *meta;
+
+  while ((meta = gst_buffer_iterate_meta (src, &state)))
+    if (meta->info->api != GST_VIDEO_META_API_TYPE)
+      fail_unless (meta->info->transform_func (dest, meta, src, type, data));
+  return dest;
+}
+
+GST_START_TEST (test_scale_keeps_everything)
+{
+  GstBuffer *buf = make_frame_with_metas ();
+  GstVideoInfo in, out;
+  GstVideoMetaTransform scale = { &in, &out };
+  GstBuffer *scaled;
+
+  gst_video_info_set_format (&in, GST_VIDEO_FORMAT_RGB, 32, 24);
+  gst_video_info_set_format (&out, GST_VIDEO_FORMAT_RGB, 64, 48);
+  scaled = transform_metas (buf, gst_video_meta_transform_scale_get_quark (),
+      &scale);
+  check_metas (scaled);
+  gst_buffer_unref (scaled);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+/* A transform the library does not know (a crop's, in later GStreamer) may
+ * cut the picture. */
+GST_START_TEST (test_unknown_transform_keeps_only_the_sample)
+{
+  GstBuffer *buf = make_frame_with_metas ();
+  GstBuffer *other = transform_metas (buf,
+      g_quark_from_static_string ("gst-video-matrix"), NULL);
+
+  fail_unless (gst_buffer_get_visualsearch_embedding_meta (other) == NULL);
+  fail_unless (gst_buffer_get_visualsearch_neighbors_meta (other) == NULL);
+  fail_unless (gst_buffer_get_visualsearch_sample_meta (other) != NULL, "sample meta lost");
+  gst_buffer_unref (other);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_survives_videoscale)
 {
   run_through ("videoscale", "video/x-raw,format=RGB,width=64,height=48");
@@ -172,6 +244,9 @@ meta_suite (void)
   tcase_add_test (tc, test_add_get_and_copy_is_deep);
   tcase_add_test (tc, test_add_without_optional_strings);
   tcase_add_test (tc, test_survives_videoconvert);
+  tcase_add_test (tc, test_partial_copy_keeps_only_the_sample);
+  tcase_add_test (tc, test_scale_keeps_everything);
+  tcase_add_test (tc, test_unknown_transform_keeps_only_the_sample);
   tcase_add_test (tc, test_survives_videoscale);
   tcase_add_test (tc, test_survives_tee_queue_chain);
   return s;

@@ -1,8 +1,9 @@
-/* visualsearch metadata: see visualsearchmeta.h.
+/* visualsearch metadata: see visualsearchmeta.h, whose introduction says
+ * what each transform does to each meta and why.
  *
- * The metas carry no tags: nothing in them depends on the frame's size,
- * colourspace or memory, so every transform (copy, scale, convert) is a deep
- * copy. GstBaseTransform only copies metas that have a transform function. */
+ * The metas carry no tags, so that elements which know nothing of them pass
+ * them on (GstBaseTransform only copies a tagless meta, and only if it has a
+ * transform function). */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -97,12 +98,29 @@ gst_visualsearch_embedding_meta_free (GstMeta * meta, GstBuffer * buffer)
   g_free (emeta->preprocessing_id);
 }
 
+/* Whether a transform keeps the whole picture of the frame, so that an
+ * embedding of it, and the neighbours found for that, still describe the new
+ * buffer: a copy of the whole buffer, or a scale ("gst-video-scale", named
+ * here so that the library needs no GstVideo). A copy of part of the buffer
+ * and every other transform (a crop, or what later GStreamer versions add)
+ * may not keep it. */
+static gboolean
+keeps_whole_picture (GQuark type, gpointer data)
+{
+  if (GST_META_TRANSFORM_IS_COPY (type))
+    return !((GstMetaTransformCopy *) data)->region;
+  return type == g_quark_from_static_string ("gst-video-scale");
+}
+
 static gboolean
 gst_visualsearch_embedding_meta_transform (GstBuffer * dest, GstMeta * meta,
     GstBuffer * buffer, GQuark type, gpointer data)
 {
   GstVisualSearchEmbeddingMeta *src = (GstVisualSearchEmbeddingMeta *) meta;
 
+  /* Dropped: TRUE, as nothing failed. */
+  if (!keeps_whole_picture (type, data))
+    return TRUE;
   return gst_buffer_add_visualsearch_embedding_meta (dest, src->dims, src->values,
       src->model_id, src->preprocessing_id, src->normalized) != NULL;
 }
@@ -248,6 +266,8 @@ gst_visualsearch_neighbors_meta_transform (GstBuffer * dest, GstMeta * meta,
 {
   GstVisualSearchNeighborsMeta *src = (GstVisualSearchNeighborsMeta *) meta;
 
+  if (!keeps_whole_picture (type, data))
+    return TRUE;
   return gst_buffer_add_visualsearch_neighbors_meta (dest, src->metric, src->n_neighbors,
       src->neighbors) != NULL;
 }
@@ -414,6 +434,7 @@ gst_visualsearch_sample_meta_transform (GstBuffer * dest, GstMeta * meta,
 {
   GstVisualSearchSampleMeta *src = (GstVisualSearchSampleMeta *) meta;
 
+  /* Whatever is done to the pixels, they still come from this sample. */
   return gst_buffer_add_visualsearch_sample_meta (dest, src->id, src->label,
       src->label_name, src->source) != NULL;
 }

@@ -3,8 +3,29 @@
  *
  * The structs are plain so that C and C++ applications can read them; Python
  * (PyGObject) reads them through the GstVisualSearch-1.0 typelib, with
- * accessor functions for the arrays. Every meta is registered with no tags and a deep-copying transform
- * function, so it survives videoconvert, videoscale, tee, queue and buffer copies.
+ * accessor functions for the arrays.
+ *
+ * Transforms. The metas are registered without tags, so elements that know
+ * nothing of them (videoconvert, videoscale, videorate, tee, queue, encoders)
+ * pass them on; where a buffer is copied, the copy gets its own deep copy.
+ * What each kind of transform does:
+ *
+ * | transform                          | embedding, neighbours | sample |
+ * |------------------------------------|-----------------------|--------|
+ * | copy of the whole buffer           | deep copy             | deep copy |
+ * | scale ("gst-video-scale")          | deep copy             | deep copy |
+ * | copy of a part of the buffer       | dropped               | deep copy |
+ * | any other (e.g. a crop's matrix)   | dropped               | deep copy |
+ *
+ * An embedding describes the whole picture the embedder saw, and the
+ * neighbours were found for that embedding: a scaled or colour-converted
+ * frame shows the same picture (the embedder resizes and converts anyway),
+ * a part of it does not, so both go with a partial copy and with any
+ * transform that may cut the picture. A sample meta says where the pixels
+ * came from, which stays true of any part of them. Tagless metas reach a
+ * transform function only as a copy, though: an element that crops by
+ * copying its metas whole (videocrop in GStreamer 1.22 does so) keeps the
+ * embedding of the uncropped frame. Embed after cropping, not before.
  */
 #ifndef __GST_VISUALSEARCH_META_H__
 #define __GST_VISUALSEARCH_META_H__
@@ -52,6 +73,10 @@ gboolean gst_visualsearch_metric_from_string (const gchar * str,
  * @model_id: which model produced it, e.g. "resnet18:f37072fd"
  * @preprocessing_id: how the frame was prepared, e.g. "rgb;resize=256;crop=224;mean=...;std=..."
  * @normalized: whether @values has unit L2 norm
+ *
+ * The embedding of the buffer's whole picture. Copied with the whole buffer
+ * and through a scale; dropped by a partial copy or any other transform (see
+ * the introduction).
  */
 typedef struct {
   GstMeta meta;
@@ -105,6 +130,9 @@ typedef struct {
  * @metric: the metric @distance is measured in
  * @n_neighbors: number of entries in @neighbors
  * @neighbors: (array length=n_neighbors): nearest first, owned by the meta
+ *
+ * The gallery items nearest to the buffer's #GstVisualSearchEmbeddingMeta; it goes where
+ * that goes (see the introduction).
  */
 typedef struct {
   GstMeta meta;
@@ -141,6 +169,9 @@ GstVisualSearchNeighborsMeta *gst_buffer_add_visualsearch_neighbors_meta (GstBuf
  * @label: class label, or -1 when unknown
  * @label_name: (nullable): class name
  * @source: (nullable): where the sample comes from, e.g. "cifar10/train/1234"
+ *
+ * Which dataset sample the buffer's pixels come from; every transform keeps
+ * it, as it stays true of any part of them.
  */
 typedef struct {
   GstMeta meta;

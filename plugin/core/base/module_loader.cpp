@@ -46,11 +46,11 @@ void* open_module(const std::string& name, const char* env, const std::string& b
     if (access(path.c_str(), R_OK) != 0) continue;
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle)
-      throw Error("cannot open the module " + path + ": " + dlerror() +
+      throw Error(ErrorKind::Module, "cannot open the module " + path + ": " + dlerror() +
                   " (are its libraries installed? scripts/install-deps.sh installs them)");
     return handles[name] = handle;
   }
-  throw Error("the module " + name + " was not found (looked for " + tried +
+  throw Error(ErrorKind::Module, "the module " + name + " was not found (looked for " + tried +
               "): reinstall visualsearch, or set " + env + " to its path");
 }
 
@@ -61,7 +61,7 @@ void* module_symbol(const std::string& name, const char* env, const std::string&
   void* handle = open_module(name, env, build_path);
   void* address = dlsym(handle, symbol);
   if (!address)
-    throw Error("the module " + name + " has no " + symbol +
+    throw Error(ErrorKind::Module, "the module " + name + " has no " + symbol +
                 " (a module of another visualsearch version?): reinstall visualsearch");
   return address;
 }

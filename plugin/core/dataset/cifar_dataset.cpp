@@ -57,11 +57,11 @@ std::string join(const std::string& dir, const std::string& name) {
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    throw CifarError(CifarError::Reason::Unreadable,
+    throw CifarError(ErrorKind::Read,
                      "Cannot read " + path + ": " + std::strerror(errno));
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad())
-    throw CifarError(CifarError::Reason::Unreadable,
+    throw CifarError(ErrorKind::Read,
                      "Cannot read " + path + ": " + std::strerror(errno));
   return data;
 }
@@ -110,7 +110,7 @@ void add_split_files(Layout* layout, CifarSplit split) {
         {join(layout->dir, (layout->name == "cifar10" ? "test_batch" : "test") + sfx), true});
   for (const BatchFile& f : files)
     if (!is_regular(f.path))
-      throw CifarError(CifarError::Reason::NotFound, "The " + layout->name + " dataset at " +
+      throw CifarError(ErrorKind::NotFound, "The " + layout->name + " dataset at " +
                                                          layout->dir + " is incomplete: " + f.path +
                                                          " is missing; re-download the dataset.");
   layout->files = std::move(files);
@@ -188,7 +188,7 @@ class CifarLoader {
   void damaged(const std::string& message, const std::string& kept,
                std::vector<std::string>* warnings) const {
     if (options_.strict)
-      throw CifarError(CifarError::Reason::Corrupt, message + "; re-download it.");
+      throw CifarError(ErrorKind::Corrupt, message + "; re-download it.");
     warnings->push_back(message + "; " + kept + ".");
   }
 
@@ -199,7 +199,7 @@ class CifarLoader {
 
   void check_label(const std::string& path, size_t record, int label) const {
     if (label < 0 || label >= classes(layout_.name, options_.label_kind))
-      throw CifarError(CifarError::Reason::Corrupt,
+      throw CifarError(ErrorKind::Corrupt,
                        path + ": record " + std::to_string(record) + " has label " +
                            std::to_string(label) + ", which " + layout_.name +
                            " does not have; the file is corrupt or not a " + layout_.name +
@@ -279,7 +279,7 @@ class CifarLoader {
         return batch;
       }
       if (options_.strict)
-        throw CifarError(CifarError::Reason::Corrupt,
+        throw CifarError(ErrorKind::Corrupt,
                          std::string(e.what()) + ". Re-download the file.");
       warnings->push_back(std::string(e.what()) +
                           ". Skipped the whole batch: a damaged pickle "
@@ -494,7 +494,7 @@ class CifarLoader {
     const size_t expected = size_t(classes(layout_.name, options_.label_kind));
     if (names.size() == expected) return names;
     if (!names.empty())
-      throw CifarError(CifarError::Reason::Corrupt,
+      throw CifarError(ErrorKind::Corrupt,
                        path + ": lists " + std::to_string(names.size()) +
                            " label names instead of " + std::to_string(expected) +
                            "; the file is corrupt, re-download it.");
@@ -514,7 +514,7 @@ CifarDataset CifarDataset::open(const std::string& location, const CifarOptions&
     throw;
   } catch (const Error& e) {
     // The pickle reader's own errors, e.g. in the label names file.
-    throw CifarError(CifarError::Reason::Corrupt, e.what());
+    throw CifarError(ErrorKind::Corrupt, e.what());
   }
 }
 
@@ -528,27 +528,27 @@ CifarDataset CifarLoader::open(const std::string& location, const CifarOptions& 
       found = is_directory(join(location, sub)) && detect_directory(join(location, sub), &layout);
     }
     if (!found)
-      throw CifarError(CifarError::Reason::NotFound,
+      throw CifarError(ErrorKind::NotFound,
                        location +
                            " holds no CIFAR dataset: expected the files of cifar-10-batches-py "
                            "(data_batch_1..5, test_batch), cifar-100-python (train, test, meta), "
                            "cifar-10-batches-bin (data_batch_1..5.bin, test_batch.bin) or "
                            "cifar-100-binary (train.bin, test.bin).");
     if (options.label_kind == CifarLabelKind::Coarse && layout.name != "cifar100")
-      throw CifarError(CifarError::Reason::Settings,
+      throw CifarError(ErrorKind::Settings,
                        location + ": coarse labels exist only in CIFAR-100; use fine labels.");
     add_split_files(&layout, options.split);
   } else if (is_regular(location)) {
     int batch_number = 0;
     if (!detect_file(location, &layout, &batch_number))
       throw CifarError(
-          CifarError::Reason::NotFound,
+          ErrorKind::NotFound,
           "Cannot tell which CIFAR file " + location +
               " is: expected data_batch_N or "
               "test_batch (CIFAR-10), train or test (CIFAR-100), with .bin for the binary "
               "format.");
     if (options.label_kind == CifarLabelKind::Coarse && layout.name != "cifar100")
-      throw CifarError(CifarError::Reason::Settings,
+      throw CifarError(ErrorKind::Settings,
                        location + ": coarse labels exist only in CIFAR-100; use fine labels.");
     for (int b = 1; b < batch_number; ++b) {
       std::string previous =
@@ -557,7 +557,7 @@ CifarDataset CifarLoader::open(const std::string& location, const CifarOptions& 
                                                  : kOfficialBatchRecords;
     }
   } else {
-    throw CifarError(CifarError::Reason::NotFound,
+    throw CifarError(ErrorKind::NotFound,
                      "The CIFAR dataset location " + location +
                          " does not exist; set it to the "
                          "dataset directory (e.g. cifar-10-batches-py) or one batch file.");

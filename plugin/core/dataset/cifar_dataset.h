@@ -18,21 +18,15 @@
 
 namespace vs {
 
-// What CifarDataset::open found wrong, so that an element can choose its
-// error code; what() is the sentence to show.
+// What CifarDataset::open found wrong, with its kind: NotFound (the
+// location, or a batch file the split needs, is missing), Read, Corrupt
+// (truncated, wrong shape, bad label, not a CIFAR file) or Settings (options
+// that do not fit the dataset, e.g. coarse labels on CIFAR-10). A type of its
+// own so that the loader can tell it from the pickle reader's errors, which
+// it rewords.
 class CifarError : public Error {
  public:
-  enum class Reason {
-    NotFound,    // the location, or a batch file the split needs, is missing
-    Unreadable,  // a file exists but cannot be read (permissions, I/O)
-    Corrupt,     // truncated, wrong shape, bad label, not a CIFAR file
-    Settings,    // options that do not fit the dataset (coarse labels on CIFAR-10)
-  };
-  CifarError(Reason reason, const std::string& message) : Error(message), reason_(reason) {}
-  Reason reason() const { return reason_; }
-
- private:
-  Reason reason_;
+  using Error::Error;
 };
 
 enum class CifarSplit { Train, Test, All };

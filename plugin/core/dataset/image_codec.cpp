@@ -25,7 +25,7 @@ void* codecs_symbol(const char* symbol) {
     const auto version = reinterpret_cast<VsCodecsAbiVersion>(module_symbol(
         kModuleName, kCodecsModuleEnv, VS_CODECS_MODULE_BUILD_PATH, "vs_codecs_abi_version"));
     if (version() != VS_CODECS_ABI_VERSION)
-      throw Error(std::string("the module ") + kModuleName +
+      throw Error(ErrorKind::Module, std::string("the module ") + kModuleName +
                   " does not match this plugin (another build?): reinstall visualsearch");
     return true;
   }();

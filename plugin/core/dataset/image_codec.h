@@ -36,10 +36,22 @@ class ImageError : public Error {
     TooLarge,    // the header declares more than max_pixels
     Corrupt,     // a known format, but truncated or damaged
   };
-  ImageError(Reason reason, const std::string& message) : Error(message), reason_(reason) {}
+  ImageError(Reason reason, const std::string& message)
+      : Error(kind_of(reason), message), reason_(reason) {}
   Reason reason() const { return reason_; }
 
  private:
+  static ErrorKind kind_of(Reason reason) {
+    switch (reason) {
+      case Reason::Unreadable: return ErrorKind::Read;
+      case Reason::NotAnImage: return ErrorKind::Format;
+      case Reason::TooLarge: return ErrorKind::Settings;  // see max_pixels
+      case Reason::Empty:
+      case Reason::Corrupt: break;
+    }
+    return ErrorKind::Corrupt;
+  }
+
   Reason reason_;
 };
 

@@ -160,12 +160,12 @@ class Walker {
 std::map<std::string, std::string> read_label_csv(const std::string& csv_path) {
   std::ifstream in(csv_path, std::ios::binary);
   if (!in)
-    throw Error("cannot open the labels CSV " + csv_path + ": " + std::strerror(errno) +
+    throw Error(ErrorKind::Read, "cannot open the labels CSV " + csv_path + ": " + std::strerror(errno) +
                 "; check the path in label-from=csv:FILE");
   std::ostringstream text;
   text << in.rdbuf();
   const std::vector<std::vector<std::string>> rows = parse_csv(text.str());
-  if (rows.empty()) throw Error("the labels CSV " + csv_path + " is empty; it needs a header "
+  if (rows.empty()) throw Error(ErrorKind::Format, "the labels CSV " + csv_path + " is empty; it needs a header "
                                 "row naming a path and a label column (path,label)");
   int path_column = -1, label_column = -1;
   std::string found;
@@ -176,7 +176,7 @@ std::map<std::string, std::string> read_label_csv(const std::string& csv_path) {
     if (name == "label") label_column = static_cast<int>(i);
   }
   if (path_column < 0 || label_column < 0)
-    throw Error("the labels CSV " + csv_path + " has no " +
+    throw Error(ErrorKind::Format, "the labels CSV " + csv_path + " has no " +
                 (path_column < 0 ? "'path'" : "'label'") + " column in its header (it has: " +
                 found + "); name the file column 'path' and the class column 'label'");
   std::map<std::string, std::string> labels;
@@ -206,7 +206,7 @@ void parse_label_from(const std::string& text, ImageFolderOptions* options) {
     options->labels = LabelSource::Csv;
     options->csv_path = text.substr(4);
   } else {
-    throw Error("label-from '" + text + "' is not understood: use 'folder' (the first-level "
+    throw Error(ErrorKind::Settings, "label-from '" + text + "' is not understood: use 'folder' (the first-level "
                 "folder name), 'none', or 'csv:FILE' (a CSV with path and label columns)");
   }
 }
@@ -258,13 +258,13 @@ ImageFolder ImageFolder::scan(const std::string& root_path, const ImageFolderOpt
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   struct stat st;
   if (stat(root.c_str(), &st) != 0)
-    throw Error("the gallery folder " + root + " cannot be read: " + std::strerror(errno) +
+    throw Error(errno == ENOENT ? ErrorKind::NotFound : ErrorKind::Read, "the gallery folder " + root + " cannot be read: " + std::strerror(errno) +
                 "; set location to an existing folder");
   if (!S_ISDIR(st.st_mode))
-    throw Error("the gallery location " + root + " is not a folder; set location to the folder "
+    throw Error(ErrorKind::Settings, "the gallery location " + root + " is not a folder; set location to the folder "
                 "that holds the pictures and videos");
   if (access(root.c_str(), R_OK | X_OK) != 0)
-    throw Error("the gallery folder " + root + " cannot be read: " + std::strerror(errno) +
+    throw Error(ErrorKind::Read, "the gallery folder " + root + " cannot be read: " + std::strerror(errno) +
                 "; check its permissions");
 
   std::map<std::string, std::string> csv_labels;

@@ -21,18 +21,18 @@ std::vector<int> parse_k_list(const std::string& text) {
         first == std::string::npos ? std::string() : item.substr(first, last - first + 1);
     if (digits.empty() || digits.size() > 9 ||
         digits.find_first_not_of("0123456789") != std::string::npos) {
-      throw Error("the k list \"" + text + "\" has \"" + item +
+      throw Error(ErrorKind::Settings, "the k list \"" + text + "\" has \"" + item +
                   "\", which is not a positive whole number; write it like \"1,5,10\".");
     }
     const int k = std::stoi(digits);
     if (k < 1) {
-      throw Error("the k list \"" + text + "\" has k=" + digits +
+      throw Error(ErrorKind::Settings, "the k list \"" + text + "\" has k=" + digits +
                   "; every k must be at least 1.");
     }
     ks.push_back(k);
   }
   if (ks.empty()) {
-    throw Error("the k list \"" + text + "\" is empty; write it like \"1,5,10\".");
+    throw Error(ErrorKind::Settings, "the k list \"" + text + "\" is empty; write it like \"1,5,10\".");
   }
   std::sort(ks.begin(), ks.end());
   ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
@@ -44,7 +44,7 @@ RetrievalMetrics::RetrievalMetrics(std::vector<int> ks, bool exclude_self)
   std::sort(ks_.begin(), ks_.end());
   ks_.erase(std::unique(ks_.begin(), ks_.end()), ks_.end());
   if (ks_.empty() || ks_.front() < 1) {
-    throw Error("retrieval metrics need at least one k, and every k must be at least 1.");
+    throw Error(ErrorKind::Settings, "retrieval metrics need at least one k, and every k must be at least 1.");
   }
   overall_.precision.assign(ks_.size(), 0.0);
   overall_.recall.assign(ks_.size(), 0.0);

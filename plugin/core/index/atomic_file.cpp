@@ -45,10 +45,10 @@ std::string create_temporary(const std::string& path) {
       return tmp;
     }
     if (errno != EEXIST)
-      throw Error("Cannot create a temporary file beside " + path + ": " +
+      throw Error(ErrorKind::Write, "Cannot create a temporary file beside " + path + ": " +
                   std::strerror(errno) + ". Its directory must exist and be writable.");
   }
-  throw Error("Cannot find a free temporary file name beside " + path + ".");
+  throw Error(ErrorKind::Write, "Cannot find a free temporary file name beside " + path + ".");
 }
 
 // The writer's pid when name is one of path's temporaries, else 0.
@@ -99,11 +99,11 @@ int open_regular_file(const std::string& path, const std::string& what) {
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    throw Error("Cannot examine the " + what + " " + path + ": " + std::strerror(err) + ".");
+    throw Error(ErrorKind::Read, "Cannot examine the " + what + " " + path + ": " + std::strerror(err) + ".");
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw Error("The " + what + " " + path + " is " + file_kind(st.st_mode) +
+    throw Error(ErrorKind::Read, "The " + what + " " + path + " is " + file_kind(st.st_mode) +
                 ", not a regular file; point to the " + what + " file itself.");
   }
   // Reads of a regular file never block; clear the flag for those who poll.
@@ -117,8 +117,8 @@ int open_regular_file_or_throw(const std::string& path, const std::string& what,
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT && !missing_advice.empty())
-      throw Error("The " + what + " file " + path + " does not exist; " + missing_advice);
-    throw Error("Cannot open the " + what + " file " + path + ": " + std::strerror(err) + ".");
+      throw Error(ErrorKind::NotFound, "The " + what + " file " + path + " does not exist; " + missing_advice);
+    throw Error(ErrorKind::Read, "Cannot open the " + what + " file " + path + ": " + std::strerror(err) + ".");
   }
   return fd;
 }
@@ -132,16 +132,16 @@ std::vector<uint8_t> read_regular_file(const std::string& path, const std::strin
   } closer{fd};
   struct stat st;
   if (::fstat(fd, &st) != 0)
-    throw Error("Cannot examine the " + what + " " + path + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Read, "Cannot examine the " + what + " " + path + ": " + std::strerror(errno) + ".");
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      throw Error("Cannot read the " + what + " file " + path + ": " + std::strerror(errno) + ".");
+      throw Error(ErrorKind::Read, "Cannot read the " + what + " file " + path + ": " + std::strerror(errno) + ".");
     if (n == 0)
-      throw Error("The " + what + " file " + path + " shrank while it was read; is it being "
+      throw Error(ErrorKind::Read, "The " + what + " file " + path + " shrank while it was read; is it being "
                   "rewritten? Try again once the writer has finished.");
     done += static_cast<size_t>(n);
   }
@@ -151,13 +151,13 @@ std::vector<uint8_t> read_regular_file(const std::string& path, const std::strin
 void fsync_path(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    throw Error("Cannot open " + path + " to flush it: " + std::strerror(errno));
+    throw Error(ErrorKind::Write, "Cannot open " + path + " to flush it: " + std::strerror(errno));
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
   // Some filesystems refuse fsync on directories; the rename is still atomic.
   if (rc != 0 && err != EINVAL && err != EROFS)
-    throw Error("Cannot flush " + path + " to disk: " + std::strerror(err));
+    throw Error(ErrorKind::Write, "Cannot flush " + path + " to disk: " + std::strerror(err));
 }
 
 void replace_file_atomically(const std::string& path,
@@ -178,7 +178,7 @@ void replace_files_atomically(const std::vector<FileReplacement>& files) {
     }
   } catch (const Error& e) {
     remove_tmps();
-    throw Error(std::string(e.what()) + " Nothing was replaced: the previous " +
+    throw Error(e.kind(), std::string(e.what()) + " Nothing was replaced: the previous " +
                 (files.size() > 1 ? "files are" : "file is") + " intact.");
   } catch (...) {
     remove_tmps();
@@ -191,7 +191,7 @@ void replace_files_atomically(const std::vector<FileReplacement>& files) {
       remove_tmps();
       std::string replaced;
       for (size_t j = 0; j < i; ++j) replaced += (j ? ", " : "") + files[j].path;
-      throw Error("Cannot move the new file into place at " + files[i].path + ": " +
+      throw Error(ErrorKind::Write, "Cannot move the new file into place at " + files[i].path + ": " +
                   std::strerror(err) + "." +
                   (i == 0 ? " Nothing was replaced: the previous files are intact."
                           : " " + replaced + " already holds the new content, so the set "
@@ -206,7 +206,7 @@ int remove_stale_temporaries(const std::string& path) {
   const std::string target = base_name(path);
   std::unique_ptr<DIR, DirCloser> listing(::opendir(dir.c_str()));
   if (!listing)
-    throw Error("Cannot list the directory " + dir + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Read, "Cannot list the directory " + dir + ": " + std::strerror(errno) + ".");
   int removed = 0;
   while (const dirent* entry = ::readdir(listing.get())) {
     const pid_t owner = temporary_owner(entry->d_name, target);

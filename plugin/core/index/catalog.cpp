@@ -37,7 +37,8 @@ class Database {
     int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
     db_.reset(db);
     if (rc != SQLITE_OK)
-      throw Error("Cannot " + action + " the catalog " + path + ": " +
+      throw Error((flags & SQLITE_OPEN_CREATE) ? ErrorKind::Write : ErrorKind::Read,
+                  "Cannot " + action + " the catalog " + path + ": " +
                   (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) + ".");
   }
 
@@ -77,7 +78,7 @@ class Database {
   }
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error("The catalog " + path_ + " is unusable: " + what +
+    throw Error(ErrorKind::Corrupt, "The catalog " + path_ + " is unusable: " + what +
                 ". Rebuild the index and its catalog with faissindexer.");
   }
 
@@ -107,7 +108,7 @@ void bind_text_or_null(Database& db, sqlite3_stmt* stmt, int index, const std::s
 void check_regular_catalog_file(const std::string& path) {
   const int fd = open_regular_file(path, "catalog");
   if (fd < 0 && errno == ENOENT)
-    throw Error("The catalog " + path + " does not exist; it is written beside the index by "
+    throw Error(ErrorKind::NotFound, "The catalog " + path + " does not exist; it is written beside the index by "
                 "faissindexer (index path + \".db\"). Rebuild the index.");
   if (fd >= 0) ::close(fd);
 }
@@ -116,7 +117,7 @@ void check_regular_catalog_file(const std::string& path) {
 int readable_schema(Database& db, const std::string& path) {
   const int schema = db.user_version();
   if (schema > kSchemaVersion)
-    throw Error("The catalog " + path + " has schema version " + std::to_string(schema) +
+    throw Error(ErrorKind::Format, "The catalog " + path + " has schema version " + std::to_string(schema) +
                 ", newer than this visualsearch reads (" + std::to_string(kSchemaVersion) +
                 "). Update visualsearch, or rebuild the index with this one.");
   return schema;
@@ -231,7 +232,7 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
     difference = "different metric: the index ranks by metric " + stored.metric +
                  ", but metric " + incoming.metric + " was asked for";
   if (difference.empty()) return;
-  throw Error("The embeddings do not match the index described by " + catalog_path + " (" +
+  throw Error(ErrorKind::Mismatch, "The embeddings do not match the index described by " + catalog_path + " (" +
               difference + "). Use the same embedder settings (model, weights, input size, "
               "resize) and metric as when the index was built, or build a new index.");
 }
@@ -273,7 +274,7 @@ Catalog Catalog::load(const std::string& path) {
       // sqlite3_column_int would keep the low 32 bits of a larger label.
       const int64_t label = sqlite3_column_int64(items.get(), 1);
       if (label < std::numeric_limits<int>::min() || label > std::numeric_limits<int>::max())
-        throw Error("The catalog " + path + " gives item " + std::to_string(item.id) +
+        throw Error(ErrorKind::Corrupt, "The catalog " + path + " gives item " + std::to_string(item.id) +
                     " the label " + std::to_string(label) +
                     ", which does not fit the 32-bit labels of visualsearch. Number the "
                     "classes from 0 and rebuild the index.");

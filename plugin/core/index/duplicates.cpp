@@ -40,7 +40,7 @@ std::vector<DuplicateGroup> find_duplicate_groups(const IndexStore& index,
                                                   const std::vector<int64_t>& ids,
                                                   double max_distance) {
   if (!(max_distance >= 0))
-    throw Error("The distance limit for duplicates must be 0 or more, not " +
+    throw Error(ErrorKind::Settings, "The distance limit for duplicates must be 0 or more, not " +
                 std::to_string(max_distance) + ".");
   const bool ip = index.metric() == Metric::InnerProduct;
   // FAISS keeps similarities above the radius for ip, distances below it for l2.

@@ -24,7 +24,6 @@ class FileLock {
   // on_wait is called once, before waiting. Throws vs::Error when the
   // timeout passes.
   void lock(std::chrono::milliseconds timeout, const std::function<void()>& on_wait);
-  bool locked() const { return locked_; }
   const std::string& path() const { return path_; }
 
  private:

@@ -22,17 +22,17 @@ void check_pair(const IndexStore& index, const Catalog& catalog, const std::stri
                 const std::string& catalog_path) {
   const IndexFacts& facts = catalog.facts();
   if (facts.dims != index.dims()) {
-    throw Error("The catalog " + catalog_path + " describes " + std::to_string(facts.dims) +
+    throw Error(ErrorKind::Corrupt, "The catalog " + catalog_path + " describes " + std::to_string(facts.dims) +
                 "-dimensional embeddings but the index " + index_path + " holds " +
                 std::to_string(index.dims()) + "-dimensional ones; rebuild both together.");
   }
   if (facts.metric != metric_name(index.metric())) {
-    throw Error("The catalog " + catalog_path + " says metric '" + facts.metric +
+    throw Error(ErrorKind::Corrupt, "The catalog " + catalog_path + " says metric '" + facts.metric +
                 "' but the index " + index_path + " uses '" + metric_name(index.metric()) +
                 "'; rebuild both together.");
   }
   if (static_cast<int64_t>(catalog.items().size()) != index.size()) {
-    throw Error("The catalog " + catalog_path + " lists " +
+    throw Error(ErrorKind::Corrupt, "The catalog " + catalog_path + " lists " +
                 std::to_string(catalog.items().size()) + " items but the index " + index_path +
                 " holds " + std::to_string(index.size()) +
                 " vectors; they were not written together, rebuild both.");
@@ -40,12 +40,12 @@ void check_pair(const IndexStore& index, const Catalog& catalog, const std::stri
   // Without an id map the index's ids are positions: the catalog's must be too.
   if (!index.has_id_map() && !catalog.items().empty() &&
       catalog.items().back().id != static_cast<int64_t>(catalog.items().size()) - 1) {
-    throw Error("The catalog " + catalog_path + " lists items by ids of an id map (up to " +
+    throw Error(ErrorKind::Corrupt, "The catalog " + catalog_path + " lists items by ids of an id map (up to " +
                 std::to_string(catalog.items().back().id) + ") but the index " + index_path +
                 " has none; they were not written together, rebuild both.");
   }
   if (facts.index_digest && index.file_digest() && *facts.index_digest != *index.file_digest()) {
-    throw Error("The index " + index_path + " (" + index.file_digest()->describe() +
+    throw Error(ErrorKind::Corrupt, "The index " + index_path + " (" + index.file_digest()->describe() +
                 ") is not the one its catalog " + catalog_path + " was written with (" +
                 facts.index_digest->describe() +
                 "): a writer was stopped between replacing the two, or several wrote at "

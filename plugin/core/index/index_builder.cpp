@@ -42,7 +42,7 @@ IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn)
       warn_(std::move(warn)),
       catalog_path_(catalog_path_for(options_.location)) {
   if (options_.location.empty())
-    throw Error("No index file given: set location to the path of the index to write.");
+    throw Error(ErrorKind::Settings, "No index file given: set location to the path of the index to write.");
   lock_ = std::make_unique<FileLock>(lock_path_for(options_.location));
   facts_.index_type = options_.index_type;
   facts_.metric = metric_name(options_.metric);
@@ -81,7 +81,7 @@ void IndexBuilder::load_existing() {
   keep_thumbnails_from_ = catalog_path_;
   if (options_.gallery) {
     if (!existing.index.has_id_map())
-      throw Error("The index " + options_.location + " was not built by galleryindexer (it has "
+      throw Error(ErrorKind::Format, "The index " + options_.location + " was not built by galleryindexer (it has "
                   "no id map, so its items cannot be updated one by one). Build it anew with "
                   "galleryindexer mode=rebuild, or choose another index file.");
     inventory_ = std::make_shared<FileInventory>(items_);
@@ -109,11 +109,11 @@ void IndexBuilder::add(const float* values, int dims, const std::string& model_i
   incoming.model_id = model_id;
   incoming.preprocessing_id = preprocessing_id;
   incoming.dims = dims;
-  if (dims <= 0) throw Error("An embedding with no values cannot be indexed.");
+  if (dims <= 0) throw Error(ErrorKind::Format, "An embedding with no values cannot be indexed.");
   if (added_ > 0) {
     if (model_id != facts_.model_id || preprocessing_id != facts_.preprocessing_id ||
         dims != facts_.dims)
-      throw Error("Embedding " + std::to_string(added_ + 1) + " comes from model " + model_id +
+      throw Error(ErrorKind::Mismatch, "Embedding " + std::to_string(added_ + 1) + " comes from model " + model_id +
                   " (preprocessing " + preprocessing_id + ", " + std::to_string(dims) +
                   " dims), but the stream started with model " + facts_.model_id +
                   " (preprocessing " + facts_.preprocessing_id + ", " +
@@ -199,7 +199,7 @@ bool IndexBuilder::finish() {
         warn_("No embeddings arrived; " + options_.location + " is left unchanged.");
       return false;
     }
-    throw Error("No buffer carried an embedding, so there is nothing to write to " +
+    throw Error(ErrorKind::Format, "No buffer carried an embedding, so there is nothing to write to " +
                 options_.location + ". Put an embedder upstream of the indexer.");
   }
   try {
@@ -218,7 +218,7 @@ bool IndexBuilder::finish() {
       removed_ = static_cast<int64_t>(stale.size());
     }
   } catch (const Error& e) {
-    throw Error(std::string(e.what()) + " Nothing was written: any previous index and " +
+    throw Error(e.kind(), std::string(e.what()) + " Nothing was written: any previous index and " +
                 "catalog at " + options_.location + " are unchanged.");
   }
   write_files(true);
@@ -226,7 +226,7 @@ bool IndexBuilder::finish() {
     try {
       export_npy();
     } catch (const Error& e) {
-      throw Error("The index " + options_.location + " and its catalog " + catalog_path_ +
+      throw Error(ErrorKind::Write, "The index " + options_.location + " and its catalog " + catalog_path_ +
                   " were replaced and hold the new " + std::to_string(facts_.count) +
                   " vectors, but the NumPy export failed: " + e.what());
     }

@@ -1,7 +1,5 @@
 #include "core/index/index_file.h"
 
-#include "core/index/atomic_file.h"
-
 #include <faiss/Index.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
@@ -883,7 +881,7 @@ class MappedFile {
     if (::fstat(fd_, &st) != 0) {
       const int err = errno;
       ::close(fd_);
-      throw Error("Cannot examine the index " + path + ": " + std::strerror(err) + ".");
+      throw Error(ErrorKind::Read, "Cannot examine the index " + path + ": " + std::strerror(err) + ".");
     }
     size_ = static_cast<size_t>(st.st_size);
     if (size_ == 0) return;  // mmap refuses length 0; the walk finds it truncated
@@ -891,7 +889,7 @@ class MappedFile {
     if (data == MAP_FAILED) {
       const int err = errno;
       ::close(fd_);
-      throw Error("Cannot map the index file " + path + " into memory: " + std::strerror(err) +
+      throw Error(ErrorKind::Read, "Cannot map the index file " + path + " into memory: " + std::strerror(err) +
                   ".");
     }
     data_ = static_cast<const uint8_t*>(data);
@@ -1048,7 +1046,7 @@ std::unique_ptr<faiss::Index> map_inverted_lists(const MappedFile& file, const s
   if (!stream) {
     const int err = errno;
     if (fd >= 0) ::close(fd);
-    throw Error("Cannot read the index file " + path + ": " + std::strerror(err) + ".");
+    throw Error(ErrorKind::Read, "Cannot read the index file " + path + ": " + std::strerror(err) + ".");
   }
   faiss::FileIOReader reader(stream);
   reader.need_close = true;
@@ -1063,9 +1061,9 @@ void check_index_bytes(IndexFileWalk& walk, const std::string& name) {
   try {
     walk.run();
   } catch (const Damaged& e) {
-    throw Error("The FAISS index " + name + " is damaged: " + e.what() + "." + kRebuildAdvice);
+    throw Error(ErrorKind::Corrupt, "The FAISS index " + name + " is damaged: " + e.what() + "." + kRebuildAdvice);
   } catch (const Unsupported& e) {
-    throw Error("The FAISS index " + name + " cannot be checked: " + e.what() +
+    throw Error(ErrorKind::Format, "The FAISS index " + name + " cannot be checked: " + e.what() +
                 ". visualsearch loads only index types it can check: " + kSupported + "." +
                 kRebuildAdvice);
   }
@@ -1076,7 +1074,7 @@ std::unique_ptr<faiss::Index> faiss_read(const std::string& name, Read read) {
   try {
     return std::unique_ptr<faiss::Index>(read());
   } catch (const faiss::FaissException& e) {
-    throw Error("The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg + ")." +
+    throw Error(ErrorKind::Corrupt, "The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg + ")." +
                 kRebuildAdvice);
   }
 }

@@ -275,7 +275,7 @@ const char* metric_name(Metric metric) {
 Metric metric_from_name(const std::string& name) {
   if (name == "ip") return Metric::InnerProduct;
   if (name == "l2") return Metric::L2;
-  throw Error("Unknown metric \"" + name + "\": use \"ip\" (inner product) or \"l2\".");
+  throw Error(ErrorKind::Settings, "Unknown metric \"" + name + "\": use \"ip\" (inner product) or \"l2\".");
 }
 
 IndexStore::IndexStore(std::unique_ptr<faiss::Index> index, std::string description)
@@ -288,14 +288,14 @@ IndexStore& IndexStore::operator=(IndexStore&&) noexcept = default;
 
 IndexStore IndexStore::create(const std::string& index_type, int dims, Metric metric) {
   if (dims <= 0)
-    throw Error("Cannot create a FAISS index with " + std::to_string(dims) + " dimensions.");
+    throw Error(ErrorKind::Settings, "Cannot create a FAISS index with " + std::to_string(dims) + " dimensions.");
   std::unique_ptr<faiss::Index> index;
   try {
     index.reset(faiss::index_factory(
         dims, index_type.c_str(),
         metric == Metric::InnerProduct ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2));
   } catch (const faiss::FaissException& e) {
-    throw Error("FAISS does not understand the index type \"" + index_type +
+    throw Error(ErrorKind::Settings, "FAISS does not understand the index type \"" + index_type +
                 "\" for " + std::to_string(dims) + "-dimensional vectors (" + e.msg +
                 "); use an index_factory string such as Flat, IVF256,Flat, IVF256,PQ16 "
                 "or HNSW32.");
@@ -313,7 +313,7 @@ IndexStore IndexStore::load(const std::string& path, IndexLoadMode mode) {
   IndexFile file = read_index_file(path, mode);
   if (file.index->metric_type != faiss::METRIC_INNER_PRODUCT &&
       file.index->metric_type != faiss::METRIC_L2)
-    throw Error("The FAISS index " + path +
+    throw Error(ErrorKind::Format, "The FAISS index " + path +
                 " uses a metric other than inner product or L2, which visualsearch does not support.");
   IndexStore store(std::move(file.index), path);
   store.file_digest_ = IndexDigest{file.bytes, file.crc32};
@@ -340,7 +340,7 @@ int64_t IndexStore::recommended_training_vectors() const {
 void IndexStore::train(const float* vectors, int64_t n) {
   int64_t minimum = min_training_vectors();
   if (n < minimum)
-    throw Error("The index type \"" + description_ + "\" needs at least " +
+    throw Error(ErrorKind::Settings, "The index type \"" + description_ + "\" needs at least " +
                 std::to_string(minimum) + " training vectors, but only " + std::to_string(n) +
                 " were given. Index more images, or choose a type with fewer lists or "
                 "centroids (e.g. a smaller IVF count, or Flat).");
@@ -382,7 +382,7 @@ void IndexStore::remove_ids(const std::vector<int64_t>& ids) {
   if (ids.empty()) return;
   auto* map = dynamic_cast<faiss::IndexIDMap2*>(index_.get());
   if (!map)
-    throw Error("The \"" + description_ + "\" index has no id map, so vectors cannot be "
+    throw Error(ErrorKind::Format, "The \"" + description_ + "\" index has no id map, so vectors cannot be "
                 "removed from it; rebuild it (galleryindexer mode=rebuild).");
   const std::vector<idx_t> keys(ids.begin(), ids.end());
   faiss::IDSelectorBatch removed(keys.size(), keys.data());
@@ -488,7 +488,7 @@ std::vector<std::vector<Hit>> IndexStore::range_search(const float* queries, int
       flat.range_search(n, queries, radius, &found);
     }
   } catch (const faiss::FaissException& e) {
-    throw Error("Range-searching the \"" + description_ + "\" index failed: " + e.msg);
+    throw Error(ErrorKind::Failed, "Range-searching the \"" + description_ + "\" index failed: " + e.msg);
   }
   const bool similarity = index_->metric_type == faiss::METRIC_INNER_PRODUCT;
   for (int64_t q = 0; q < n; ++q) {
@@ -519,16 +519,16 @@ std::vector<float> IndexStore::reconstruct(int64_t id) const {
 IndexDigest IndexStore::write(const std::string& path) const {
   File file(std::fopen(path.c_str(), "wb"));
   if (!file)
-    throw Error("Cannot create the FAISS index " + path + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Write, "Cannot create the FAISS index " + path + ": " + std::strerror(errno) + ".");
   DigestingWriter writer(file.get(), path);
   try {
     faiss::write_index(index_.get(), &writer);
   } catch (const faiss::FaissException& e) {
-    throw Error("Cannot write the FAISS index to " + path + ": " + e.msg);
+    throw Error(ErrorKind::Write, "Cannot write the FAISS index to " + path + ": " + e.msg);
   }
   // fclose flushes: a full disk may only show here.
   if (std::fclose(file.release()) != 0)
-    throw Error("Cannot write the FAISS index to " + path + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Write, "Cannot write the FAISS index to " + path + ": " + std::strerror(errno) + ".");
   return writer.digest();
 }
 

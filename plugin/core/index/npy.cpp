@@ -38,11 +38,11 @@ void write_npy(const std::string& path, const std::string& header, const void* d
                size_t bytes) {
   replace_file_atomically(path, [&](const std::string& tmp) {
     std::unique_ptr<std::FILE, FileCloser> file(std::fopen(tmp.c_str(), "wb"));
-    if (!file) throw Error("Cannot create " + tmp + ": " + std::strerror(errno));
+    if (!file) throw Error(ErrorKind::Write, "Cannot create " + tmp + ": " + std::strerror(errno));
     if (std::fwrite(header.data(), 1, header.size(), file.get()) != header.size() ||
         (bytes > 0 && std::fwrite(data, 1, bytes, file.get()) != bytes) ||
         std::fclose(file.release()) != 0)
-      throw Error("Cannot write " + path + ": " + std::strerror(errno));
+      throw Error(ErrorKind::Write, "Cannot write " + path + ": " + std::strerror(errno));
   });
 }
 

@@ -26,7 +26,7 @@ bool file_exists(const std::string& path) { return g_file_test(path.c_str(), G_F
 
 std::string sha256_prefix(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path);
+  if (!in) throw Error(ErrorKind::Read, "cannot read " + path);
   GChecksum* sum = g_checksum_new(G_CHECKSUM_SHA256);
   std::vector<char> chunk(1 << 20);
   while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0)
@@ -78,16 +78,16 @@ at::Device parse_device(const std::string& device) {
   if (device == "cpu") return at::kCPU;
   if (device.rfind("cuda", 0) == 0) {
     if (!at::hasCUDA())
-      throw Error("device=" + device +
+      throw Error(ErrorKind::Settings, "device=" + device +
                   " is not available: this LibTorch was built without CUDA (or no GPU is "
                   "visible); use device=cpu");
     try {
       return at::Device(device);
     } catch (const c10::Error& e) {
-      throw Error("device='" + device + "' is not a valid device: " + first_line(e.what()));
+      throw Error(ErrorKind::Settings, "device='" + device + "' is not a valid device: " + first_line(e.what()));
     }
   }
-  throw Error("unknown device '" + device + "': use cpu or cuda");
+  throw Error(ErrorKind::Settings, "unknown device '" + device + "': use cpu or cuda");
 }
 
 }  // namespace
@@ -100,7 +100,7 @@ std::string official_weights_filename(const std::string& arch) {
   };
   for (const auto& [name, file] : files)
     if (arch == name) return file;
-  throw Error("no official weights file is known for '" + arch + "'");
+  throw Error(ErrorKind::Settings, "no official weights file is known for '" + arch + "'");
 }
 
 std::vector<std::string> default_weights_paths(const std::string& arch) {
@@ -123,15 +123,15 @@ class Preprocessor {
         resize_(c.resize),
         mean_(at::tensor(at::ArrayRef<float>(c.mean.data(), 3)).view({3, 1, 1})),
         std_(at::tensor(at::ArrayRef<float>(c.std.data(), 3)).view({3, 1, 1})) {
-    if (size_ <= 0) throw Error("input-size must be positive");
-    if (resize_ < 0) throw Error("resize must be 0 (stretch) or positive");
+    if (size_ <= 0) throw Error(ErrorKind::Settings, "input-size must be positive");
+    if (resize_ < 0) throw Error(ErrorKind::Settings, "resize must be 0 (stretch) or positive");
     // A NaN, an infinity or a zero here turns every embedding into NaN.
     for (float m : c.mean)
       if (!std::isfinite(m))
-        throw Error("mean=" + format_triple(c.mean) + " is not three finite numbers");
+        throw Error(ErrorKind::Settings, "mean=" + format_triple(c.mean) + " is not three finite numbers");
     for (float s : c.std)
       if (!std::isfinite(s) || !(s > 0.0f))
-        throw Error("std=" + format_triple(c.std) +
+        throw Error(ErrorKind::Settings, "std=" + format_triple(c.std) +
                     " is not three finite positive numbers (each channel is divided by it)");
     id_ = "rgb;resize=" + std::to_string(resize_) + ";crop=" + std::to_string(size_) +
           ";mean=" + format_triple(c.mean) + ";std=" + format_triple(c.std);
@@ -153,10 +153,10 @@ class Preprocessor {
   // become a huge image (256x2097152: 6.8 GB, 24 s) for one centre crop.
   void check_frame_size(int width, int height) const {
     if (width <= 0 || height <= 0)
-      throw Error("invalid frame size " + std::to_string(width) + "x" + std::to_string(height));
+      throw Error(ErrorKind::Format, "invalid frame size " + std::to_string(width) + "x" + std::to_string(height));
     const auto [w, h] = resized_size(width, height);
     if (resize_ == 0 || std::max(w, h) <= kMaxResizeAspect * resize_) return;
-    throw Error("frames of " + std::to_string(width) + "x" + std::to_string(height) +
+    throw Error(ErrorKind::Format, "frames of " + std::to_string(width) + "x" + std::to_string(height) +
                 " would be resized to " + std::to_string(w) + "x" + std::to_string(h) +
                 " for resize=" + std::to_string(resize_) + ", more elongated than the " +
                 std::to_string(kMaxResizeAspect) + ":1 the embedder accepts; crop them first "
@@ -168,10 +168,10 @@ class Preprocessor {
   at::Tensor operator()(const ImageView& v) const {
     if (!v.data || v.width <= 0 || v.height <= 0 || v.pixel_stride <= 0 ||
         v.stride < int64_t{v.width} * v.pixel_stride)
-      throw Error("invalid image: " + std::to_string(v.width) + "x" + std::to_string(v.height) +
+      throw Error(ErrorKind::Format, "invalid image: " + std::to_string(v.width) + "x" + std::to_string(v.height) +
                   " with row stride " + std::to_string(v.stride));
     for (int o : v.offsets)
-      if (o < 0 || o >= v.pixel_stride) throw Error("invalid pixel layout");
+      if (o < 0 || o >= v.pixel_stride) throw Error(ErrorKind::Format, "invalid pixel layout");
     check_frame_size(v.width, v.height);
 
     auto* data = const_cast<uint8_t*>(v.data);
@@ -344,13 +344,13 @@ struct EmbeddingEngine::Impl {
         if (path.empty()) {
           std::string list;
           for (const std::string& p : tried) list += (list.empty() ? "" : ", ") + p;
-          throw FileNotFoundError("no " + arch + " weights found (looked for " + list +
+          throw Error(ErrorKind::NotFound, "no " + arch + " weights found (looked for " + list +
                                   "): run models/fetch-weights.sh " + arch +
                                   ", set weights=/path/file.pth, or weights=random for an "
                                   "offline try (" + kReadme + ")");
         }
       } else if (!file_exists(path)) {
-        throw FileNotFoundError("weights file " + path + " does not exist: run "
+        throw Error(ErrorKind::NotFound, "weights file " + path + " does not exist: run "
                                 "models/fetch-weights.sh " + arch + ", fix weights=, or use "
                                 "weights=random for an offline try (" + kReadme + ")");
       }
@@ -364,7 +364,7 @@ struct EmbeddingEngine::Impl {
   void load_torchscript() {
     const std::string& path = config.model;
     if (!file_exists(path))
-      throw FileNotFoundError("model '" + path + "' is neither a known ResNet (resnet18, resnet34, "
+      throw Error(ErrorKind::NotFound, "model '" + path + "' is neither a known ResNet (resnet18, resnet34, "
                               "resnet50, resnet101, resnet152) nor an existing TorchScript file; "
                               "export one with models/export-torchscript.py (" + kReadme + ")");
     try {
@@ -372,7 +372,7 @@ struct EmbeddingEngine::Impl {
       script->eval();
       if (dtype != at::kFloat) script->to(dtype);
     } catch (const std::exception& e) {
-      throw Error(path + " is not a loadable TorchScript module (" + summary(e) +
+      throw Error(ErrorKind::Format, path + " is not a loadable TorchScript module (" + summary(e) +
                   "); export one with models/export-torchscript.py (" + kReadme + ")");
     }
     model_id = "torchscript:" + sha256_prefix(path);
@@ -380,7 +380,7 @@ struct EmbeddingEngine::Impl {
     const int64_t s = config.input_size;
     const at::Tensor probe = forward(at::zeros({1, 3, s, s}));
     if (probe.size(1) == 0)
-      throw Error("TorchScript model " + path + " returned empty embeddings (" + kReadme + ")");
+      throw Error(ErrorKind::Format, "TorchScript model " + path + " returned empty embeddings (" + kReadme + ")");
     dims = static_cast<int>(probe.size(1));
   }
 
@@ -402,12 +402,12 @@ struct EmbeddingEngine::Impl {
         throw Error("TorchScript model " + config.model + " failed: " + summary(e));
       }
       if (out.dim() != 2 || out.size(0) != n)
-        throw Error("TorchScript model " + config.model + " returned a tensor of " +
+        throw Error(ErrorKind::Format, "TorchScript model " + config.model + " returned a tensor of " +
                     std::to_string(out.dim()) + " dimensions for a batch of " + std::to_string(n) +
                     "; its forward must return (N, D) embeddings (" + kReadme + ")");
       // Callers read dims() values per frame.
       if (dims > 0 && out.size(1) != dims)
-        throw Error("TorchScript model " + config.model + " returned embeddings of " +
+        throw Error(ErrorKind::Format, "TorchScript model " + config.model + " returned embeddings of " +
                     std::to_string(out.size(1)) + " values for a batch of " + std::to_string(n) +
                     " frames, but of " + std::to_string(dims) + " values when it was loaded; "
                     "its output width must not depend on the batch or the frames (" +

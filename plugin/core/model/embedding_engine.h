@@ -48,13 +48,6 @@ struct EmbeddingConfig {
   std::string device = "cpu";
 };
 
-// Thrown when a weights file (or TorchScript file) does not exist, so that
-// callers can report "not found" apart from "unusable".
-class FileNotFoundError : public Error {
- public:
-  using Error::Error;
-};
-
 // One 8-bit interleaved image: red, green and blue are found at byte offsets
 // within each pixel of `pixel_stride` bytes (1 with all offsets 0 for grey).
 struct ImageView {
@@ -77,7 +70,7 @@ std::vector<std::string> default_weights_paths(const std::string& arch);
 // at link time; a non-virtual member is for code linked with the engine.
 class EmbeddingEngine {
  public:
-  // Loads the model; throws FileNotFoundError or vs::Error.
+  // Loads the model; throws vs::Error (kind NotFound when a file is missing).
   explicit EmbeddingEngine(const EmbeddingConfig& config);
   virtual ~EmbeddingEngine();
   EmbeddingEngine(const EmbeddingEngine&) = delete;
@@ -120,7 +113,7 @@ class EmbeddingEngine {
 };
 
 // Opens the engine module (see EmbeddingEngine) and loads the model there.
-// Throws FileNotFoundError or vs::Error, also when the module cannot be opened.
+// Throws vs::Error, also when the module cannot be opened.
 std::unique_ptr<EmbeddingEngine> load_embedding_engine(const EmbeddingConfig& config);
 
 // Environment variable naming the engine module's file, for installs moved

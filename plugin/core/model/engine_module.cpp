@@ -6,7 +6,8 @@ extern "C" __attribute__((visibility("default"))) vs::EmbeddingEngine* vs_embedd
     const vs::EmbeddingConfig* config, size_t config_size) {
   // A module left over from another build would read the config wrongly.
   if (config_size != sizeof(vs::EmbeddingConfig))
-    throw vs::Error("the embedding engine module does not match this plugin (another build?): "
+    throw vs::Error(vs::ErrorKind::Module,
+                    "the embedding engine module does not match this plugin (another build?): "
                     "reinstall visualsearch");
   return new vs::EmbeddingEngine(*config);
 }
