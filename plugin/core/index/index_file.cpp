@@ -29,6 +29,7 @@
 #include <utility>
 
 #include "core/base/error.h"
+#include "core/index/atomic_file.h"
 
 namespace vs {
 
