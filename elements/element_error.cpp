@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -15,9 +16,9 @@ struct ErrorCode
 };
 
 ErrorCode
-error_code_for_exception (const std::exception & e)
+error_code_for_exception (const std::exception &e)
 {
-  const vs::Error *error = dynamic_cast < const vs::Error * >(&e);
+  const vs::Error *error = dynamic_cast<const vs::Error *> (&e);
   switch (error ? error->kind () : vs::ErrorKind::Failed) {
     case vs::ErrorKind::NotFound:
       return {GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND};
@@ -43,15 +44,15 @@ error_code_for_exception (const std::exception & e)
   return {GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_FAILED};
 }
 
-}  // namespace
+} // namespace
 
 void
-vs_element_post_exception (GstElement * element, GstMessageType type,
-    const std::exception & e, gchar * text, gchar * debug, const gchar * file,
-    const gchar * function, gint line)
+vs_element_post_exception (GstElement *element, GstMessageType type,
+    const std::exception &e, gchar *text, gchar *debug, const gchar *file,
+    const gchar *function, gint line)
 {
   const ErrorCode c = error_code_for_exception (e);
 
-  gst_element_message_full (element, type, c.domain, c.code, text, debug,
-      file, function, line);
+  gst_element_message_full (element, type, c.domain, c.code, text, debug, file,
+      function, line);
 }

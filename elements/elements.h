@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Element registration entry points, one per element of the plugin. */
 #ifndef __VISUALSEARCH_ELEMENTS_H__
 #define __VISUALSEARCH_ELEMENTS_H__

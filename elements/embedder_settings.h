@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The settings that define an embedder's embedding space, as they travel from
  * embedder to faissindexer and as the catalog keeps them, so that
  * `embedder index=FILE` can embed queries exactly as the gallery was.
@@ -48,16 +49,16 @@ struct EmbedderSettings
 
 /* The event's structure (the caller owns it). File paths become absolute, so
  * that the index serves from any working directory. */
-GstStructure *embedder_settings_to_structure (const EmbedderSettings & s);
+GstStructure *embedder_settings_to_structure (const EmbedderSettings &s);
 
 /* Parses what embedder_settings_to_structure() made, as the catalog keeps
  * it. Throws vs::Error saying what is missing or malformed. */
-EmbedderSettings embedder_settings_from_string (const std::string & text);
+EmbedderSettings embedder_settings_from_string (const std::string &text);
 
 /* "0.485,0.456,0.406" <-> three floats; parse_triple is false unless the text
  * holds exactly three numbers. format_triple writes each float with the fewest
  * digits that read back as the same float, whatever the locale. */
-bool parse_triple (const gchar * text, std::array < float, 3 > *out);
-std::string format_triple (const std::array < float, 3 > &values);
+bool parse_triple (const gchar *text, std::array<float, 3> *out);
+std::string format_triple (const std::array<float, 3> &values);
 
 #endif

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /**
  * SECTION:element-cifarindexer
  * @title: cifarindexer
@@ -55,29 +56,28 @@ enum
   N_PROPERTIES
 };
 
-static const gchar *const child_factories[N_CHILDREN] = {
-  "cifarsrc", "embedder", "faissindexer"
-};
+static const gchar *const child_factories[N_CHILDREN] = {"cifarsrc", "embedder",
+    "faissindexer"};
 
 static const ProxiedProperty proxied[N_PROPERTIES] = {
-  {},
-  {"dataset", "Dataset", CHILD_SOURCE, "location",
-      "The CIFAR-10/100 dataset directory (python or binary format) or one "
+    {},
+    {"dataset", "Dataset", CHILD_SOURCE, "location",
+        "The CIFAR-10/100 dataset directory (python or binary format) or one "
         "batch file"},
-  {"split", "Split", CHILD_SOURCE, "split",
-      "Which records to index; ignored when dataset is one batch file"},
-  {"model", "Model", CHILD_EMBEDDER, "model", NULL},
-  {"weights", "Weights", CHILD_EMBEDDER, "weights", NULL},
-  {"seed", "Seed", CHILD_EMBEDDER, "seed", NULL},
-  {"precision", "Precision", CHILD_EMBEDDER, "precision", NULL},
-  {"batch-size", "Batch size", CHILD_EMBEDDER, "batch-size", NULL},
-  {"input-size", "Input size", CHILD_EMBEDDER, "input-size", NULL},
-  {"resize", "Resize", CHILD_EMBEDDER, "resize", NULL},
-  {"index", "Index", CHILD_INDEXER, "location",
-      "The FAISS index file to write; its SQLite catalog goes beside it "
+    {"split", "Split", CHILD_SOURCE, "split",
+        "Which records to index; ignored when dataset is one batch file"},
+    {"model", "Model", CHILD_EMBEDDER, "model", NULL},
+    {"weights", "Weights", CHILD_EMBEDDER, "weights", NULL},
+    {"seed", "Seed", CHILD_EMBEDDER, "seed", NULL},
+    {"precision", "Precision", CHILD_EMBEDDER, "precision", NULL},
+    {"batch-size", "Batch size", CHILD_EMBEDDER, "batch-size", NULL},
+    {"input-size", "Input size", CHILD_EMBEDDER, "input-size", NULL},
+    {"resize", "Resize", CHILD_EMBEDDER, "resize", NULL},
+    {"index", "Index", CHILD_INDEXER, "location",
+        "The FAISS index file to write; its SQLite catalog goes beside it "
         "(index + \".db\")"},
-  {"index-type", "Index type", CHILD_INDEXER, "index-type", NULL},
-  {"metric", "Metric", CHILD_INDEXER, "metric", NULL},
+    {"index-type", "Index type", CHILD_INDEXER, "index-type", NULL},
+    {"metric", "Metric", CHILD_INDEXER, "metric", NULL},
 };
 
 struct _GstCifarIndexer
@@ -95,21 +95,20 @@ G_DEFINE_TYPE_WITH_CODE (GstCifarIndexer, gst_cifar_indexer, GST_TYPE_BIN,
 GST_ELEMENT_REGISTER_DEFINE (cifarindexer, "cifarindexer", GST_RANK_NONE,
     GST_TYPE_CIFAR_INDEXER);
 
-static void gst_cifar_indexer_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec);
-static void gst_cifar_indexer_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec);
-static GstStateChangeReturn gst_cifar_indexer_change_state (GstElement *
-    element, GstStateChange transition);
+static void gst_cifar_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_cifar_indexer_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static GstStateChangeReturn gst_cifar_indexer_change_state (GstElement *element,
+    GstStateChange transition);
 
 static void
-gst_cifar_indexer_class_init (GstCifarIndexerClass * klass)
+gst_cifar_indexer_class_init (GstCifarIndexerClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  const GType child_types[N_CHILDREN] = {
-    GST_TYPE_CIFAR_SRC, GST_TYPE_EMBEDDER, GST_TYPE_FAISS_INDEXER
-  };
+  const GType child_types[N_CHILDREN] = {GST_TYPE_CIFAR_SRC, GST_TYPE_EMBEDDER,
+      GST_TYPE_FAISS_INDEXER};
 
   gobject_class->set_property = gst_cifar_indexer_set_property;
   gobject_class->get_property = gst_cifar_indexer_get_property;
@@ -117,8 +116,8 @@ gst_cifar_indexer_class_init (GstCifarIndexerClass * klass)
   indexing_bin_install_properties (gobject_class, proxied, N_PROPERTIES,
       child_types);
 
-  gst_element_class_set_static_metadata (element_class,
-      "CIFAR indexer", "Sink/Analysis",
+  gst_element_class_set_static_metadata (element_class, "CIFAR indexer",
+      "Sink/Analysis",
       "Embeds a CIFAR-10/100 split and writes a FAISS index and catalog of "
       "it (cifarsrc ! embedder ! faissindexer)",
       "visualsearch developers <visualsearch@example.org>");
@@ -128,14 +127,14 @@ gst_cifar_indexer_class_init (GstCifarIndexerClass * klass)
 }
 
 static void
-gst_cifar_indexer_init (GstCifarIndexer * self)
+gst_cifar_indexer_init (GstCifarIndexer *self)
 {
   indexing_bin_add_children (GST_BIN (self), child_factories, self->children);
 }
 
 static void
-gst_cifar_indexer_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_cifar_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
 {
   GstCifarIndexer *self = GST_CIFAR_INDEXER (object);
 
@@ -146,8 +145,8 @@ gst_cifar_indexer_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_cifar_indexer_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec)
+gst_cifar_indexer_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
 {
   GstCifarIndexer *self = GST_CIFAR_INDEXER (object);
 
@@ -158,8 +157,7 @@ gst_cifar_indexer_get_property (GObject * object, guint prop_id,
 }
 
 static GstStateChangeReturn
-gst_cifar_indexer_change_state (GstElement * element,
-    GstStateChange transition)
+gst_cifar_indexer_change_state (GstElement *element, GstStateChange transition)
 {
   GstCifarIndexer *self = GST_CIFAR_INDEXER (element);
 

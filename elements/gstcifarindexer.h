@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cifarindexer: the static CIFAR indexer, cifarsrc ! embedder ! faissindexer
  * in one element. */
 #ifndef __GST_CIFAR_INDEXER_H__

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /**
  * SECTION:element-cifarsrc
  * @title: cifarsrc
@@ -89,8 +90,8 @@ struct _GstCifarSrc
   /* the C++ state: created in start, destroyed in stop */
   vs::CifarDataset *dataset;
   /* streaming state, set in start */
-  guint64 position;             /* next record */
-  guint64 frames;               /* frames pushed since start */
+  guint64 position; /* next record */
+  guint64 frames; /* frames pushed since start */
   gint stream_fps_n;
   gint stream_fps_d;
 };
@@ -108,15 +109,15 @@ gst_cifar_src_split_get_type (void)
 {
   static gsize type = 0;
   static const GEnumValue values[] = {
-    {GST_CIFAR_SRC_SPLIT_TRAIN, "The training batches", "train"},
-    {GST_CIFAR_SRC_SPLIT_TEST, "The test batch", "test"},
-    {GST_CIFAR_SRC_SPLIT_ALL, "The training batches, then the test batch",
-        "all"},
-    {0, NULL, NULL},
+      {GST_CIFAR_SRC_SPLIT_TRAIN, "The training batches", "train"},
+      {GST_CIFAR_SRC_SPLIT_TEST, "The test batch", "test"},
+      {GST_CIFAR_SRC_SPLIT_ALL, "The training batches, then the test batch",
+          "all"},
+      {0, NULL, NULL},
   };
   if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstCifarSrcSplit",
-            values));
+    g_once_init_leave (&type,
+        g_enum_register_static ("GstCifarSrcSplit", values));
   return (GType) type;
 }
 
@@ -126,11 +127,13 @@ gst_cifar_src_label_kind_get_type (void)
 {
   static gsize type = 0;
   static const GEnumValue values[] = {
-    {GST_CIFAR_SRC_LABEL_KIND_FINE, "The fine classes (CIFAR-10's 10, "
-          "CIFAR-100's 100)", "fine"},
-    {GST_CIFAR_SRC_LABEL_KIND_COARSE, "CIFAR-100's 20 superclasses",
-        "coarse"},
-    {0, NULL, NULL},
+      {GST_CIFAR_SRC_LABEL_KIND_FINE,
+          "The fine classes (CIFAR-10's 10, "
+          "CIFAR-100's 100)",
+          "fine"},
+      {GST_CIFAR_SRC_LABEL_KIND_COARSE, "CIFAR-100's 20 superclasses",
+          "coarse"},
+      {0, NULL, NULL},
   };
   if (g_once_init_enter (&type))
     g_once_init_leave (&type,
@@ -138,20 +141,19 @@ gst_cifar_src_label_kind_get_type (void)
   return (GType) type;
 }
 
-static void gst_cifar_src_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec);
-static void gst_cifar_src_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec);
-static void gst_cifar_src_finalize (GObject * object);
-static GstCaps *gst_cifar_src_get_caps (GstBaseSrc * src, GstCaps * filter);
-static gboolean gst_cifar_src_query (GstBaseSrc * src, GstQuery * query);
-static gboolean gst_cifar_src_is_seekable (GstBaseSrc * src);
-static gboolean gst_cifar_src_start (GstBaseSrc * src);
-static gboolean gst_cifar_src_stop (GstBaseSrc * src);
-static void gst_cifar_src_get_times (GstBaseSrc * src, GstBuffer * buffer,
-    GstClockTime * start, GstClockTime * end);
-static GstFlowReturn gst_cifar_src_create (GstPushSrc * src,
-    GstBuffer ** buf);
+static void gst_cifar_src_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_cifar_src_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static void gst_cifar_src_finalize (GObject *object);
+static GstCaps *gst_cifar_src_get_caps (GstBaseSrc *src, GstCaps *filter);
+static gboolean gst_cifar_src_query (GstBaseSrc *src, GstQuery *query);
+static gboolean gst_cifar_src_is_seekable (GstBaseSrc *src);
+static gboolean gst_cifar_src_start (GstBaseSrc *src);
+static gboolean gst_cifar_src_stop (GstBaseSrc *src);
+static void gst_cifar_src_get_times (GstBaseSrc *src, GstBuffer *buffer,
+    GstClockTime *start, GstClockTime *end);
+static GstFlowReturn gst_cifar_src_create (GstPushSrc *src, GstBuffer **buf);
 
 #define gst_cifar_src_parent_class parent_class
 G_DEFINE_TYPE_WITH_CODE (GstCifarSrc, gst_cifar_src, GST_TYPE_PUSH_SRC,
@@ -161,14 +163,14 @@ GST_ELEMENT_REGISTER_DEFINE (cifarsrc, "cifarsrc", GST_RANK_NONE,
     GST_TYPE_CIFAR_SRC);
 
 static void
-gst_cifar_src_class_init (GstCifarSrcClass * klass)
+gst_cifar_src_class_init (GstCifarSrcClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseSrcClass *basesrc_class = GST_BASE_SRC_CLASS (klass);
   GstPushSrcClass *pushsrc_class = GST_PUSH_SRC_CLASS (klass);
-  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE |
-      G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
 
   gobject_class->set_property = gst_cifar_src_set_property;
   gobject_class->get_property = gst_cifar_src_get_property;
@@ -177,7 +179,8 @@ gst_cifar_src_class_init (GstCifarSrcClass * klass)
   g_object_class_install_property (gobject_class, PROP_LOCATION,
       g_param_spec_string ("location", "Location",
           "The CIFAR dataset directory (e.g. cifar-10-batches-py, "
-          "cifar-100-binary) or one batch file", NULL, flags));
+          "cifar-100-binary) or one batch file",
+          NULL, flags));
   g_object_class_install_property (gobject_class, PROP_SPLIT,
       g_param_spec_enum ("split", "Split",
           "Which records to read; ignored when location is one batch file",
@@ -190,8 +193,8 @@ gst_cifar_src_class_init (GstCifarSrcClass * klass)
   g_object_class_install_property (gobject_class, PROP_LABEL_KIND,
       g_param_spec_enum ("label-kind", "Label kind",
           "Which labels to attach: fine classes, or CIFAR-100's coarse "
-          "superclasses", GST_TYPE_CIFAR_SRC_LABEL_KIND, DEFAULT_LABEL_KIND,
-          flags));
+          "superclasses",
+          GST_TYPE_CIFAR_SRC_LABEL_KIND, DEFAULT_LABEL_KIND, flags));
   g_object_class_install_property (gobject_class, PROP_STRICT,
       g_param_spec_boolean ("strict", "Strict",
           "Fail on a truncated or corrupt file; when false, push every "
@@ -201,12 +204,12 @@ gst_cifar_src_class_init (GstCifarSrcClass * klass)
       gst_param_spec_fraction ("framerate", "Frame rate",
           "Frames per second: 0/1 pushes frames as fast as downstream takes "
           "them; any other rate makes the element a live source paced by the "
-          "pipeline clock", 0, 1, G_MAXINT, 1, DEFAULT_FPS_N, DEFAULT_FPS_D,
-          flags));
+          "pipeline clock",
+          0, 1, G_MAXINT, 1, DEFAULT_FPS_N, DEFAULT_FPS_D, flags));
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
-  gst_element_class_set_static_metadata (element_class,
-      "CIFAR dataset source", "Source/Video",
+  gst_element_class_set_static_metadata (element_class, "CIFAR dataset source",
+      "Source/Video",
       "Reads CIFAR-10/100 (python and binary formats) and pushes 32x32 RGB "
       "frames carrying their label as GstVisualSearchSampleMeta",
       "visualsearch developers");
@@ -225,7 +228,7 @@ gst_cifar_src_class_init (GstCifarSrcClass * klass)
 }
 
 static void
-gst_cifar_src_init (GstCifarSrc * self)
+gst_cifar_src_init (GstCifarSrc *self)
 {
   self->split = DEFAULT_SPLIT;
   self->offset = DEFAULT_OFFSET;
@@ -238,7 +241,7 @@ gst_cifar_src_init (GstCifarSrc * self)
 }
 
 static void
-gst_cifar_src_finalize (GObject * object)
+gst_cifar_src_finalize (GObject *object)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (object);
 
@@ -248,8 +251,8 @@ gst_cifar_src_finalize (GObject * object)
 }
 
 static void
-gst_cifar_src_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_cifar_src_set_property (GObject *object, guint prop_id, const GValue *value,
+    GParamSpec *pspec)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (object);
 
@@ -288,8 +291,8 @@ gst_cifar_src_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_cifar_src_get_property (GObject * object, guint prop_id, GValue * value,
-    GParamSpec * pspec)
+gst_cifar_src_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (object);
 
@@ -324,17 +327,16 @@ gst_cifar_src_get_property (GObject * object, guint prop_id, GValue * value,
 /* caps */
 
 static GstCaps *
-gst_cifar_src_get_caps (GstBaseSrc * src, GstCaps * filter)
+gst_cifar_src_get_caps (GstBaseSrc *src, GstCaps *filter)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (src);
 
   GST_OBJECT_LOCK (self);
-  GstCaps *caps = gst_caps_new_simple ("video/x-raw",
-      "format", G_TYPE_STRING, "RGB",
-      "width", G_TYPE_INT, vs::CifarDataset::kWidth,
-      "height", G_TYPE_INT, vs::CifarDataset::kHeight,
-      "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1,
-      "framerate", GST_TYPE_FRACTION, self->fps_n, self->fps_d, NULL);
+  GstCaps *caps =
+      gst_caps_new_simple ("video/x-raw", "format", G_TYPE_STRING, "RGB",
+          "width", G_TYPE_INT, vs::CifarDataset::kWidth, "height", G_TYPE_INT,
+          vs::CifarDataset::kHeight, "pixel-aspect-ratio", GST_TYPE_FRACTION, 1,
+          1, "framerate", GST_TYPE_FRACTION, self->fps_n, self->fps_d, NULL);
   GST_OBJECT_UNLOCK (self);
 
   if (filter) {
@@ -350,7 +352,7 @@ gst_cifar_src_get_caps (GstBaseSrc * src, GstCaps * filter)
 /* lifecycle */
 
 static GstClockTime
-frame_pts (GstCifarSrc * self, guint64 frame)
+frame_pts (GstCifarSrc *self, guint64 frame)
 {
   if (self->stream_fps_n == 0)
     return frame * UNPACED_FRAME_DURATION;
@@ -359,7 +361,7 @@ frame_pts (GstCifarSrc * self, guint64 frame)
 }
 
 static gboolean
-gst_cifar_src_query (GstBaseSrc * src, GstQuery * query)
+gst_cifar_src_query (GstBaseSrc *src, GstQuery *query)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (src);
 
@@ -377,13 +379,13 @@ gst_cifar_src_query (GstBaseSrc * src, GstQuery * query)
 }
 
 static gboolean
-gst_cifar_src_is_seekable (GstBaseSrc * src)
+gst_cifar_src_is_seekable (GstBaseSrc *src)
 {
   return FALSE;
 }
 
 static gboolean
-gst_cifar_src_start (GstBaseSrc * src)
+gst_cifar_src_start (GstBaseSrc *src)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (src);
   vs::CifarOptions options;
@@ -391,10 +393,11 @@ gst_cifar_src_start (GstBaseSrc * src)
   GST_OBJECT_LOCK (self);
   const std::string location = self->location ? self->location : "";
   options.split = self->split == GST_CIFAR_SRC_SPLIT_TEST ? vs::CifarSplit::Test
-      : self->split == GST_CIFAR_SRC_SPLIT_ALL ? vs::CifarSplit::All
-      : vs::CifarSplit::Train;
-  options.label_kind = self->label_kind == GST_CIFAR_SRC_LABEL_KIND_COARSE ?
-      vs::CifarLabelKind::Coarse : vs::CifarLabelKind::Fine;
+      : self->split == GST_CIFAR_SRC_SPLIT_ALL            ? vs::CifarSplit::All
+                                               : vs::CifarSplit::Train;
+  options.label_kind = self->label_kind == GST_CIFAR_SRC_LABEL_KIND_COARSE
+      ? vs::CifarLabelKind::Coarse
+      : vs::CifarLabelKind::Fine;
   options.strict = self->strict;
   const guint64 offset = self->offset;
   self->stream_fps_n = self->fps_n;
@@ -404,26 +407,27 @@ gst_cifar_src_start (GstBaseSrc * src)
   if (location.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("No CIFAR dataset given; set the 'location' property to the dataset "
-            "directory (e.g. cifar-10-batches-py) or one batch file."),
+         "directory (e.g. cifar-10-batches-py) or one batch file."),
         (NULL));
     return FALSE;
   }
 
   try {
-    self->dataset = new vs::CifarDataset
-        (vs::CifarDataset::open (location, options));
-  } catch (const vs::CifarError & e) {
+    self->dataset =
+        new vs::CifarDataset (vs::CifarDataset::open (location, options));
+  } catch (const vs::CifarError &e) {
     VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
     return FALSE;
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Cannot read the CIFAR dataset at %s: %s", location.c_str (),
-            e.what ()), (NULL));
+            e.what ()),
+        (NULL));
     return FALSE;
   }
 
-  const vs::CifarDataset & dataset = *self->dataset;
-  for (const std::string & warning:dataset.warnings ())
+  const vs::CifarDataset &dataset = *self->dataset;
+  for (const std::string &warning : dataset.warnings ())
     GST_ELEMENT_WARNING (self, RESOURCE, READ, ("%s", warning.c_str ()),
         (NULL));
   GST_INFO_OBJECT (self, "opened %s at %s: %zu records",
@@ -432,8 +436,9 @@ gst_cifar_src_start (GstBaseSrc * src)
   if (dataset.size () > 0 && offset >= dataset.size ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("The offset %" G_GUINT64_FORMAT " is past the end of the selected "
-            "records of %s (%zu); choose an offset below %zu.", offset,
-            location.c_str (), dataset.size (), dataset.size ()), (NULL));
+         "records of %s (%zu); choose an offset below %zu.",
+            offset, location.c_str (), dataset.size (), dataset.size ()),
+        (NULL));
     delete self->dataset;
     self->dataset = NULL;
     return FALSE;
@@ -444,7 +449,7 @@ gst_cifar_src_start (GstBaseSrc * src)
 }
 
 static gboolean
-gst_cifar_src_stop (GstBaseSrc * src)
+gst_cifar_src_stop (GstBaseSrc *src)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (src);
 
@@ -457,8 +462,8 @@ gst_cifar_src_stop (GstBaseSrc * src)
 /* the buffer path */
 
 static void
-gst_cifar_src_get_times (GstBaseSrc * src, GstBuffer * buffer,
-    GstClockTime * start, GstClockTime * end)
+gst_cifar_src_get_times (GstBaseSrc *src, GstBuffer *buffer,
+    GstClockTime *start, GstClockTime *end)
 {
   /* Only a live source waits on the clock; otherwise push at once. */
   if (!gst_base_src_is_live (src)) {
@@ -466,15 +471,16 @@ gst_cifar_src_get_times (GstBaseSrc * src, GstBuffer * buffer,
     return;
   }
   *start = GST_BUFFER_PTS (buffer);
-  *end = GST_BUFFER_DURATION_IS_VALID (buffer) ?
-      *start + GST_BUFFER_DURATION (buffer) : GST_CLOCK_TIME_NONE;
+  *end = GST_BUFFER_DURATION_IS_VALID (buffer)
+      ? *start + GST_BUFFER_DURATION (buffer)
+      : GST_CLOCK_TIME_NONE;
 }
 
 static GstFlowReturn
-gst_cifar_src_create (GstPushSrc * src, GstBuffer ** buf)
+gst_cifar_src_create (GstPushSrc *src, GstBuffer **buf)
 {
   GstCifarSrc *self = GST_CIFAR_SRC (src);
-  const vs::CifarDataset & dataset = *self->dataset;
+  const vs::CifarDataset &dataset = *self->dataset;
 
   if (self->position >= dataset.size ()) {
     GST_DEBUG_OBJECT (self, "all %zu records pushed", dataset.size ());
@@ -482,8 +488,8 @@ gst_cifar_src_create (GstPushSrc * src, GstBuffer ** buf)
   }
 
   const size_t i = self->position;
-  GstBuffer *buffer = gst_buffer_new_allocate (NULL,
-      vs::CifarDataset::kImageBytes, NULL);
+  GstBuffer *buffer =
+      gst_buffer_new_allocate (NULL, vs::CifarDataset::kImageBytes, NULL);
   GstMapInfo map;
   gst_buffer_map (buffer, &map, GST_MAP_WRITE);
   dataset.rgb (i, map.data);
@@ -497,8 +503,8 @@ gst_cifar_src_create (GstPushSrc * src, GstBuffer ** buf)
 
   const int label = dataset.label (i);
   const std::string source = dataset.source (i);
-  gst_buffer_add_visualsearch_sample_meta (buffer, static_cast < gint64 > (i), label,
-      dataset.label_name (label).c_str (), source.c_str ());
+  gst_buffer_add_visualsearch_sample_meta (buffer, static_cast<gint64> (i),
+      label, dataset.label_name (label).c_str (), source.c_str ());
   GST_LOG_OBJECT (self, "record %zu: %s, label %d", i, source.c_str (), label);
 
   self->position++;

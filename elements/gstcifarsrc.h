@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cifarsrc: CIFAR-10/100 images as 32x32 RGB video frames with their label. */
 #ifndef __GST_CIFAR_SRC_H__
 #define __GST_CIFAR_SRC_H__
@@ -12,7 +13,8 @@ G_BEGIN_DECLS
  * @GST_CIFAR_SRC_SPLIT_TEST: the test batch
  * @GST_CIFAR_SRC_SPLIT_ALL: the training batches, then the test batch
  */
-typedef enum {
+typedef enum
+{
   GST_CIFAR_SRC_SPLIT_TRAIN,
   GST_CIFAR_SRC_SPLIT_TEST,
   GST_CIFAR_SRC_SPLIT_ALL,
@@ -23,7 +25,8 @@ typedef enum {
  * @GST_CIFAR_SRC_LABEL_KIND_FINE: the 10 CIFAR-10 or 100 CIFAR-100 classes
  * @GST_CIFAR_SRC_LABEL_KIND_COARSE: the 20 CIFAR-100 superclasses
  */
-typedef enum {
+typedef enum
+{
   GST_CIFAR_SRC_LABEL_KIND_FINE,
   GST_CIFAR_SRC_LABEL_KIND_COARSE,
 } GstCifarSrcLabelKind;

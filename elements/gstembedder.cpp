@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* visualsearch
  *
  * embedder: runs each video frame through a ResNet (torchvision weights, native
@@ -99,13 +100,13 @@ struct EmbedderState
   /* The model property the engine was made from: a name or a file. */
   std::string model;
   /* What the engine embeds with, announced downstream at caps time. */
-  std::unique_ptr < GstStructure, decltype (&gst_structure_free) >
-      settings { nullptr, gst_structure_free };
+  std::unique_ptr<GstStructure, decltype (&gst_structure_free)>
+      settings{nullptr, gst_structure_free};
 
   GstVideoInfo info;
   /* YUV frames go through RGB first; packed RGB is read in place. */
   std::unique_ptr<GstVideoConverter, decltype (&gst_video_converter_free)>
-      converter { nullptr, gst_video_converter_free };
+      converter{nullptr, gst_video_converter_free};
   GstVideoInfo rgb_info;
   std::vector<uint8_t> rgb;
 
@@ -125,10 +126,10 @@ struct EmbedderState
 
   void drop_buffers ()
   {
-    for (HeldBuffer & h : held)
+    for (HeldBuffer &h : held)
       gst_buffer_unref (h.buffer);
     held.clear ();
-    for (GstBuffer * b : ready)
+    for (GstBuffer *b : ready)
       gst_buffer_unref (b);
     ready.clear ();
     if (engine)
@@ -180,33 +181,34 @@ G_DEFINE_TYPE_WITH_CODE (GstEmbedder, gst_embedder, GST_TYPE_BASE_TRANSFORM,
 GST_ELEMENT_REGISTER_DEFINE (embedder, "embedder", GST_RANK_NONE,
     GST_TYPE_EMBEDDER);
 
-#define VIDEO_FORMATS "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, ARGB, " \
-    "ABGR, GRAY8, I420, NV12, YUY2 }"
+#define VIDEO_FORMATS \
+  "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, ARGB, " \
+  "ABGR, GRAY8, I420, NV12, YUY2 }"
 
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS)));
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+        GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS)));
 
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS)));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
+        GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS)));
 
 GType
 gst_embedder_precision_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    {static_cast < gint > (vs::Precision::FP32),
-        "32-bit float, matches torchvision to 1e-4", "fp32"},
-    {static_cast < gint > (vs::Precision::BF16),
+      {static_cast<gint> (vs::Precision::FP32),
+          "32-bit float, matches torchvision to 1e-4", "fp32"},
+      {static_cast<gint> (vs::Precision::BF16),
           "bfloat16 weights and activations: several times faster on CPUs "
-          "with AVX-512 BF16 or AMX, within 0.99 cosine of fp32", "bf16"},
-    {static_cast < gint > (vs::Precision::AUTO),
+          "with AVX-512 BF16 or AMX, within 0.99 cosine of fp32",
+          "bf16"},
+      {static_cast<gint> (vs::Precision::AUTO),
           "the fastest of these whose embeddings stay within 0.999 cosine of "
-          "fp32 on this CPU, checked on a calibration batch at start", "auto"},
-    {0, NULL, NULL},
+          "fp32 on this CPU, checked on a calibration batch at start",
+          "auto"},
+      {0, NULL, NULL},
   };
 
   if (g_once_init_enter (&type)) {
@@ -220,19 +222,20 @@ gst_embedder_precision_get_type (void)
  * tries bf16 only there, and start() may still keep fp32 (see
  * EmbeddingEngine::precision_reason()). */
 static vs::Precision
-predicted_precision (vs::Precision asked, const gchar * device)
+predicted_precision (vs::Precision asked, const gchar *device)
 {
   const bool cpu = device == NULL || g_str_has_prefix (device, "cpu");
   if (asked == vs::Precision::AUTO)
-    return cpu && vs::native_bf16 ()? vs::Precision::BF16 : vs::Precision::FP32;
+    return cpu && vs::native_bf16 () ? vs::Precision::BF16
+                                     : vs::Precision::FP32;
   if (asked == vs::Precision::BF16 && cpu && !vs::native_bf16 ())
     return vs::Precision::FP32;
   return asked;
 }
 
 static void
-gst_embedder_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_embedder_set_property (GObject *object, guint prop_id, const GValue *value,
+    GParamSpec *pspec)
 {
   GstEmbedder *self = GST_EMBEDDER (object);
 
@@ -266,7 +269,7 @@ gst_embedder_set_property (GObject * object, guint prop_id,
       self->normalize = g_value_get_boolean (value);
       break;
     case PROP_PRECISION:
-      self->precision = static_cast < vs::Precision > (g_value_get_enum (value));
+      self->precision = static_cast<vs::Precision> (g_value_get_enum (value));
       break;
     case PROP_BATCH_SIZE:
       self->batch_size = g_value_get_uint (value);
@@ -296,8 +299,8 @@ gst_embedder_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_embedder_get_property (GObject * object, guint prop_id, GValue * value,
-    GParamSpec * pspec)
+gst_embedder_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
 {
   GstEmbedder *self = GST_EMBEDDER (object);
 
@@ -325,7 +328,7 @@ gst_embedder_get_property (GObject * object, guint prop_id, GValue * value,
       g_value_set_boolean (value, self->normalize);
       break;
     case PROP_PRECISION:
-      g_value_set_enum (value, static_cast < gint > (self->precision));
+      g_value_set_enum (value, static_cast<gint> (self->precision));
       break;
     case PROP_BATCH_SIZE:
       g_value_set_uint (value, self->batch_size);
@@ -352,13 +355,16 @@ gst_embedder_get_property (GObject * object, guint prop_id, GValue * value,
       g_value_set_uint64 (value, self->frames_skipped);
       break;
     case PROP_ACTIVE_PRECISION:
-      g_value_set_enum (value, self->active_precision >= 0 ?
-          self->active_precision : static_cast < gint >
-          (predicted_precision (self->precision, self->device)));
+      g_value_set_enum (value,
+          self->active_precision >= 0
+              ? self->active_precision
+              : static_cast<gint> (predicted_precision (self->precision,
+                  self->device)));
       break;
     case PROP_MEAN_INFERENCE_MS:
-      g_value_set_double (value, self->frames_embedded ?
-          self->state->busy_ms / self->frames_embedded : 0.0);
+      g_value_set_double (value,
+          self->frames_embedded ? self->state->busy_ms / self->frames_embedded
+                                : 0.0);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -370,8 +376,8 @@ gst_embedder_get_property (GObject * object, guint prop_id, GValue * value,
 /* ------------------------------------------------------------------------ */
 
 static gboolean
-gst_embedder_set_caps (GstBaseTransform * trans, GstCaps * incaps,
-    GstCaps * outcaps)
+gst_embedder_set_caps (GstBaseTransform *trans, GstCaps *incaps,
+    GstCaps *outcaps)
 {
   GstEmbedder *self = GST_EMBEDDER (trans);
   EmbedderState *st = self->state;
@@ -392,7 +398,7 @@ gst_embedder_set_caps (GstBaseTransform * trans, GstCaps * incaps,
     GST_VIDEO_INFO_INTERLACE_MODE (&st->rgb_info) =
         GST_VIDEO_INFO_INTERLACE_MODE (&st->info);
     st->converter.reset (gst_video_converter_new (&st->info, &st->rgb_info,
-            NULL));
+        NULL));
     if (!st->converter) {
       GST_ERROR_OBJECT (self, "cannot convert %s to RGB",
           GST_VIDEO_INFO_NAME (&st->info));
@@ -405,11 +411,11 @@ gst_embedder_set_caps (GstBaseTransform * trans, GstCaps * incaps,
     st->engine->check_frame_size (GST_VIDEO_INFO_WIDTH (&st->info),
         GST_VIDEO_INFO_HEIGHT (&st->info));
     st->embeddable = true;
-  }
-  catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_WARNING (self, e,
         ("Cannot embed these frames: %s. They pass without an embedding.",
-            e.what ()), ("caps %" GST_PTR_FORMAT, incaps));
+            e.what ()),
+        ("caps %" GST_PTR_FORMAT, incaps));
     st->embeddable = false;
   }
   GST_DEBUG_OBJECT (self, "embedding %dx%d %s frames",
@@ -423,22 +429,22 @@ gst_embedder_set_caps (GstBaseTransform * trans, GstCaps * incaps,
 /* The properties as an engine configuration; false, with the offending
  * property in *invalid, when mean or std does not parse. */
 static bool
-config_from_properties (GstEmbedder * self, vs::EmbeddingConfig * config,
-    std::string * invalid)
+config_from_properties (GstEmbedder *self, vs::EmbeddingConfig *config,
+    std::string *invalid)
 {
   GST_OBJECT_LOCK (self);
   config->model = self->model ? self->model : "";
   config->weights = self->weights ? self->weights : "";
   config->seed = self->seed;
-  config->input_size = static_cast < int >(self->input_size);
-  config->resize = static_cast < int >(self->resize);
+  config->input_size = static_cast<int> (self->input_size);
+  config->resize = static_cast<int> (self->resize);
   if (!parse_triple (self->mean, &config->mean))
     *invalid = std::string ("mean=") + GST_STR_NULL (self->mean);
   else if (!parse_triple (self->std, &config->std))
     *invalid = std::string ("std=") + GST_STR_NULL (self->std);
   config->normalize = self->normalize;
   config->precision = self->precision;
-  config->threads = static_cast < int >(self->threads);
+  config->threads = static_cast<int> (self->threads);
   config->device = self->device ? self->device : "";
   GST_OBJECT_UNLOCK (self);
   return invalid->empty ();
@@ -453,60 +459,57 @@ struct Contradiction
 };
 
 static std::string
-weights_text (const std::string & weights)
+weights_text (const std::string &weights)
 {
-  return weights.empty ()? "(unset: the official file)" : weights;
+  return weights.empty () ? "(unset: the official file)" : weights;
 }
 
 /* Model and weights files are compared later, by the identity of what they
  * load (the model id): the same file may live elsewhere now. So is anything
  * set against a TorchScript index's model, which has no weights or seed. */
-static std::optional < Contradiction >
-find_contradiction (const vs::EmbeddingConfig & mine, guint set,
-    const EmbedderSettings & index)
+static std::optional<Contradiction>
+find_contradiction (const vs::EmbeddingConfig &mine, guint set,
+    const EmbedderSettings &index)
 {
-  const vs::EmbeddingConfig & theirs = index.config;
-  auto is_set =[set](guint prop) {
-    return (set & (1u << prop)) != 0;
-  };
-  auto text =[](auto value) {
-    return std::to_string (value);
-  };
-  auto flag =[](bool value) {
+  const vs::EmbeddingConfig &theirs = index.config;
+  auto is_set = [set] (guint prop) { return (set & (1u << prop)) != 0; };
+  auto text = [] (auto value) { return std::to_string (value); };
+  auto flag = [] (bool value) {
     return std::string (value ? "true" : "false");
   };
 
-  if (is_set (PROP_MODEL) && !index.torchscript () && mine.model != theirs.model)
-    return Contradiction { "model", mine.model, theirs.model };
+  if (is_set (PROP_MODEL) && !index.torchscript ()
+      && mine.model != theirs.model)
+    return Contradiction{"model", mine.model, theirs.model};
   if (is_set (PROP_WEIGHTS) && !index.torchscript ()
       && (mine.weights == "random") != (theirs.weights == "random"))
-    return Contradiction { "weights", weights_text (mine.weights),
-      weights_text (theirs.weights) };
+    return Contradiction{"weights", weights_text (mine.weights),
+        weights_text (theirs.weights)};
   if (is_set (PROP_SEED) && !index.torchscript () && theirs.weights == "random"
       && mine.seed != theirs.seed)
-    return Contradiction { "seed", text (mine.seed), text (theirs.seed) };
+    return Contradiction{"seed", text (mine.seed), text (theirs.seed)};
   if (is_set (PROP_INPUT_SIZE) && mine.input_size != theirs.input_size)
-    return Contradiction { "input-size", text (mine.input_size),
-      text (theirs.input_size) };
+    return Contradiction{"input-size", text (mine.input_size),
+        text (theirs.input_size)};
   if (is_set (PROP_RESIZE) && mine.resize != theirs.resize)
-    return Contradiction { "resize", text (mine.resize), text (theirs.resize) };
+    return Contradiction{"resize", text (mine.resize), text (theirs.resize)};
   if (is_set (PROP_MEAN) && mine.mean != theirs.mean)
-    return Contradiction { "mean", format_triple (mine.mean),
-      format_triple (theirs.mean) };
+    return Contradiction{"mean", format_triple (mine.mean),
+        format_triple (theirs.mean)};
   if (is_set (PROP_STD) && mine.std != theirs.std)
-    return Contradiction { "std", format_triple (mine.std),
-      format_triple (theirs.std) };
+    return Contradiction{"std", format_triple (mine.std),
+        format_triple (theirs.std)};
   if (is_set (PROP_NORMALIZE) && mine.normalize != theirs.normalize)
-    return Contradiction { "normalize", flag (mine.normalize),
-      flag (theirs.normalize) };
+    return Contradiction{"normalize", flag (mine.normalize),
+        flag (theirs.normalize)};
   return std::nullopt;
 }
 
 /* Takes the settings recorded for index into the properties the application
  * did not set, after checking that those it set agree with them. The
  * recorded settings, or nullopt after posting an error. */
-static std::optional < EmbedderSettings >
-adopt_index_settings (GstEmbedder * self, const std::string & index)
+static std::optional<EmbedderSettings>
+adopt_index_settings (GstEmbedder *self, const std::string &index)
 {
   EmbedderSettings recorded;
   const std::string catalog = vs::catalog_path_for (index);
@@ -515,20 +518,21 @@ adopt_index_settings (GstEmbedder * self, const std::string & index)
     if (text.empty ()) {
       GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
           ("The index %s does not record the embedder settings it was built "
-              "with, so index= cannot adopt them: its catalog %s predates "
-              "catalog schema 4, or its embeddings did not come from an "
-              "embedder. Rebuild the index (faissindexer after an embedder), "
-              "or set model, weights, input-size, resize, mean, std and "
-              "normalize as when it was built instead of index=.",
-              index.c_str (), catalog.c_str ()), (NULL));
+           "with, so index= cannot adopt them: its catalog %s predates "
+           "catalog schema 4, or its embeddings did not come from an "
+           "embedder. Rebuild the index (faissindexer after an embedder), "
+           "or set model, weights, input-size, resize, mean, std and "
+           "normalize as when it was built instead of index=.",
+              index.c_str (), catalog.c_str ()),
+          (NULL));
       return std::nullopt;
     }
     recorded = embedder_settings_from_string (text);
-  }
-  catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Cannot read the embedder settings of the index %s: %s",
-            index.c_str (), e.what ()), (NULL));
+            index.c_str (), e.what ()),
+        (NULL));
     return std::nullopt;
   }
 
@@ -541,16 +545,18 @@ adopt_index_settings (GstEmbedder * self, const std::string & index)
   if (const auto c = find_contradiction (mine, set, recorded)) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("%s=%s contradicts the index %s, which was built with %s=%s. Leave "
-            "%s unset to adopt the index's setting, or build an index with "
-            "yours.", c->property, c->set.c_str (), index.c_str (),
-            c->property, c->recorded.c_str (), c->property), (NULL));
+         "%s unset to adopt the index's setting, or build an index with "
+         "yours.",
+            c->property, c->set.c_str (), index.c_str (), c->property,
+            c->recorded.c_str (), c->property),
+        (NULL));
     return std::nullopt;
   }
 
   /* Through the properties, with notify (gst-launch-1.0 -v prints them),
    * without counting as set by the application. */
-  const vs::EmbeddingConfig & c = recorded.config;
-  auto adopt =[self, set](guint prop, const gchar * name, auto value) {
+  const vs::EmbeddingConfig &c = recorded.config;
+  auto adopt = [self, set] (guint prop, const gchar *name, auto value) {
     if (set & (1u << prop))
       return;
     GST_DEBUG_OBJECT (self, "adopting %s from the index", name);
@@ -563,7 +569,8 @@ adopt_index_settings (GstEmbedder * self, const std::string & index)
     GST_OBJECT_UNLOCK (self);
   };
   adopt (PROP_MODEL, "model", c.model.c_str ());
-  adopt (PROP_WEIGHTS, "weights", c.weights.empty ()? NULL : c.weights.c_str ());
+  adopt (PROP_WEIGHTS, "weights",
+      c.weights.empty () ? NULL : c.weights.c_str ());
   if (c.weights == "random")
     adopt (PROP_SEED, "seed", (guint64) c.seed);
   adopt (PROP_INPUT_SIZE, "input-size", (guint) c.input_size);
@@ -571,14 +578,16 @@ adopt_index_settings (GstEmbedder * self, const std::string & index)
   adopt (PROP_MEAN, "mean", format_triple (c.mean).c_str ());
   adopt (PROP_STD, "std", format_triple (c.std).c_str ());
   adopt (PROP_NORMALIZE, "normalize", (gboolean) c.normalize);
-  GST_INFO_OBJECT (self, "embedding as the index %s was built: model %s, "
-      "preprocessing %s", index.c_str (), recorded.model_id.c_str (),
+  GST_INFO_OBJECT (self,
+      "embedding as the index %s was built: model %s, "
+      "preprocessing %s",
+      index.c_str (), recorded.model_id.c_str (),
       recorded.preprocessing_id.c_str ());
   return recorded;
 }
 
 static gboolean
-gst_embedder_start (GstBaseTransform * trans)
+gst_embedder_start (GstBaseTransform *trans)
 {
   GstEmbedder *self = GST_EMBEDDER (trans);
 
@@ -588,7 +597,7 @@ gst_embedder_start (GstBaseTransform * trans)
   self->frames_skipped = 0;
   GST_OBJECT_UNLOCK (self);
 
-  std::optional < EmbedderSettings > recorded;
+  std::optional<EmbedderSettings> recorded;
   if (!index.empty () && !(recorded = adopt_index_settings (self, index)))
     return FALSE;
 
@@ -597,7 +606,9 @@ gst_embedder_start (GstBaseTransform * trans)
   if (!config_from_properties (self, &config, &invalid)) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("Invalid %s: mean and std take three comma-separated numbers such "
-            "as \"0.485,0.456,0.406\".", invalid.c_str ()), (NULL));
+         "as \"0.485,0.456,0.406\".",
+            invalid.c_str ()),
+        (NULL));
     return FALSE;
   }
 
@@ -611,26 +622,29 @@ gst_embedder_start (GstBaseTransform * trans)
   st->qos_earliest = GST_CLOCK_TIME_NONE;
   /* A file the index names may have moved since it was built. */
   const std::string adopted_from = recorded ? " (model and weights as the "
-      "index " + index + " records them; if the file has moved, set model or "
-      "weights to where it is now)" : "";
+                                              "index "
+          + index
+          + " records them; if the file has moved, set model or "
+            "weights to where it is now)"
+                                            : "";
   try {
     st->engine = vs::load_embedding_engine (config);
-  }
-  catch (const std::exception & e) {
-    VS_ELEMENT_ERROR (self, e, ("%s%s", e.what (),
-            adopted_from.c_str ()), ("model=%s weights=%s",
-            config.model.c_str (), config.weights.c_str ()));
+  } catch (const std::exception &e) {
+    VS_ELEMENT_ERROR (self, e, ("%s%s", e.what (), adopted_from.c_str ()),
+        ("model=%s weights=%s", config.model.c_str (),
+            config.weights.c_str ()));
     return FALSE;
   }
   if (recorded && st->engine->model_id () != recorded->model_id) {
-    const std::string loaded = "model=" + config.model +
-        (config.weights.empty ()? "" : " with weights=" + config.weights);
+    const std::string loaded = "model=" + config.model
+        + (config.weights.empty () ? "" : " with weights=" + config.weights);
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("%s is %s, but the index %s was built with %s. Use the model and "
-            "weights files the index was built with (leave model and weights "
-            "unset to adopt them), or build an index with these.",
+         "weights files the index was built with (leave model and weights "
+         "unset to adopt them), or build an index with these.",
             loaded.c_str (), st->engine->model_id ().c_str (), index.c_str (),
-            recorded->model_id.c_str ()), (NULL));
+            recorded->model_id.c_str ()),
+        (NULL));
     st->engine.reset ();
     return FALSE;
   }
@@ -643,17 +657,19 @@ gst_embedder_start (GstBaseTransform * trans)
   st->settings.reset (embedder_settings_to_structure (announced));
   GST_DEBUG_OBJECT (self, "announcing %" GST_PTR_FORMAT, st->settings.get ());
 
-  for (const std::string & warning:st->engine->warnings ())
+  for (const std::string &warning : st->engine->warnings ())
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", warning.c_str ()),
         (NULL));
   const vs::Precision active = st->engine->active_precision ();
   GST_OBJECT_LOCK (self);
-  self->active_precision = static_cast < gint > (active);
+  self->active_precision = static_cast<gint> (active);
   GST_OBJECT_UNLOCK (self);
-  const vs::CpuFeatures & cpu = vs::cpu_features ();
-  GST_INFO_OBJECT (self, "model %s (%d dims), preprocessing %s, precision %s "
+  const vs::CpuFeatures &cpu = vs::cpu_features ();
+  GST_INFO_OBJECT (self,
+      "model %s (%d dims), preprocessing %s, precision %s "
       "(asked %s: %s) on %s (avx2 %d, avx512bw/vl/dq %d, avx512_bf16 %d, "
-      "amx_bf16 %d)", st->engine->model_id ().c_str (), st->engine->dims (),
+      "amx_bf16 %d)",
+      st->engine->model_id ().c_str (), st->engine->dims (),
       st->engine->preprocessing_id ().c_str (), vs::precision_name (active),
       vs::precision_name (config.precision),
       st->engine->precision_reason ().c_str (), cpu.model.c_str (), cpu.avx2,
@@ -663,7 +679,7 @@ gst_embedder_start (GstBaseTransform * trans)
 }
 
 static gboolean
-gst_embedder_stop (GstBaseTransform * trans)
+gst_embedder_stop (GstBaseTransform *trans)
 {
   EmbedderState *st = GST_EMBEDDER (trans)->state;
 
@@ -682,22 +698,23 @@ gst_embedder_stop (GstBaseTransform * trans)
 /* A frame whose embedding holds NaN or infinity passes without one: such a
  * vector would poison an index or a search. The first one is reported. */
 static void
-report_non_finite (GstEmbedder * self, GstBuffer * buf, const float *values,
+report_non_finite (GstEmbedder *self, GstBuffer *buf, const float *values,
     size_t bad)
 {
   EmbedderState *st = self->state;
 
-  GST_DEBUG_OBJECT (self, "embedding of the frame at %" GST_TIME_FORMAT
+  GST_DEBUG_OBJECT (self,
+      "embedding of the frame at %" GST_TIME_FORMAT
       " has %f at %u: passing the frame without it",
       GST_TIME_ARGS (GST_BUFFER_PTS (buf)), values[bad], (guint) bad);
   if (st->warned_non_finite)
     return;
   st->warned_non_finite = true;
   GST_ELEMENT_WARNING (self, STREAM, FAILED,
-      ("Model %s (%s) made a NaN or infinite embedding for the frame at %"
-          GST_TIME_FORMAT ": it and any other such frame pass without an "
-          "embedding (frames-skipped counts them).", st->model.c_str (),
-          st->engine->model_id ().c_str (),
+      ("Model %s (%s) made a NaN or infinite embedding for the frame at "
+       "%" GST_TIME_FORMAT ": it and any other such frame pass without an "
+       "embedding (frames-skipped counts them).",
+          st->model.c_str (), st->engine->model_id ().c_str (),
           GST_TIME_ARGS (GST_BUFFER_PTS (buf))),
       ("value %u of %u is %f", (guint) bad, (guint) st->engine->dims (),
           values[bad]));
@@ -705,7 +722,7 @@ report_non_finite (GstEmbedder * self, GstBuffer * buf, const float *values,
 
 /* Runs the pending batch and releases every held frame, in order. */
 static bool
-run_batch (GstEmbedder * self)
+run_batch (GstEmbedder *self)
 {
   EmbedderState *st = self->state;
   bool ok = true;
@@ -713,17 +730,16 @@ run_batch (GstEmbedder * self)
   if (st->engine->pending () > 0) {
     const size_t n = st->engine->pending ();
     const auto t0 = std::chrono::steady_clock::now ();
-    std::vector < float >values;
+    std::vector<float> values;
     try {
       values = st->engine->run ();
-    }
-    catch (const std::exception & e) {
+    } catch (const std::exception &e) {
       VS_ELEMENT_ERROR (self, e,
           ("Embedding a batch of %u frames failed: %s", (guint) n, e.what ()),
           (NULL));
       ok = false;
     }
-    const std::chrono::duration < double, std::milli > took =
+    const std::chrono::duration<double, std::milli> took =
         std::chrono::steady_clock::now () - t0;
     GST_LOG_OBJECT (self, "embedded %u frames in %.1f ms", (guint) n,
         took.count ());
@@ -731,7 +747,7 @@ run_batch (GstEmbedder * self)
     const guint dims = st->engine->dims ();
     size_t row = 0;
     guint64 non_finite = 0;
-    for (HeldBuffer & h:st->held) {
+    for (HeldBuffer &h : st->held) {
       if (!h.embed || !ok)
         continue;
       const float *v = &values[row++ * dims];
@@ -753,7 +769,7 @@ run_batch (GstEmbedder * self)
     }
     GST_OBJECT_UNLOCK (self);
   }
-  for (HeldBuffer & h:st->held)
+  for (HeldBuffer &h : st->held)
     st->ready.push_back (h.buffer);
   st->held.clear ();
   return ok;
@@ -761,7 +777,7 @@ run_batch (GstEmbedder * self)
 
 /* Pushes every frame still held, e.g. before EOS or a new segment. */
 static GstFlowReturn
-drain (GstEmbedder * self)
+drain (GstEmbedder *self)
 {
   EmbedderState *st = self->state;
   GstFlowReturn ret = GST_FLOW_OK;
@@ -782,7 +798,7 @@ drain (GstEmbedder * self)
 }
 
 static gboolean
-gst_embedder_sink_event (GstBaseTransform * trans, GstEvent * event)
+gst_embedder_sink_event (GstBaseTransform *trans, GstEvent *event)
 {
   GstEmbedder *self = GST_EMBEDDER (trans);
   EmbedderState *st = self->state;
@@ -814,17 +830,17 @@ gst_embedder_sink_event (GstBaseTransform * trans, GstEvent * event)
 }
 
 static gboolean
-gst_embedder_query (GstBaseTransform * trans, GstPadDirection direction,
-    GstQuery * query)
+gst_embedder_query (GstBaseTransform *trans, GstPadDirection direction,
+    GstQuery *query)
 {
   if (direction == GST_PAD_SINK && GST_QUERY_TYPE (query) == GST_QUERY_DRAIN)
     drain (GST_EMBEDDER (trans));
-  return GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction,
-      query);
+  return GST_BASE_TRANSFORM_CLASS (parent_class)
+      ->query (trans, direction, query);
 }
 
 static gboolean
-gst_embedder_src_event (GstBaseTransform * trans, GstEvent * event)
+gst_embedder_src_event (GstBaseTransform *trans, GstEvent *event)
 {
   GstEmbedder *self = GST_EMBEDDER (trans);
 
@@ -841,8 +857,8 @@ gst_embedder_src_event (GstBaseTransform * trans, GstEvent * event)
     if (diff > 0)
       self->state->qos_earliest = timestamp + 2 * diff;
     else
-      self->state->qos_earliest = timestamp > (GstClockTime) - diff ?
-          timestamp + diff : 0;
+      self->state->qos_earliest =
+          timestamp > (GstClockTime) -diff ? timestamp + diff : 0;
     GST_OBJECT_UNLOCK (self);
   }
   return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
@@ -850,15 +866,16 @@ gst_embedder_src_event (GstBaseTransform * trans, GstEvent * event)
 
 /* Whether downstream is so late that this frame should go without meta. */
 static bool
-too_late (GstEmbedder * self, GstBuffer * buf)
+too_late (GstEmbedder *self, GstBuffer *buf)
 {
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
 
   if (!gst_base_transform_is_qos_enabled (trans)
       || trans->segment.format != GST_FORMAT_TIME)
     return false;
-  const GstClockTime running_time = gst_segment_to_running_time (&trans->segment,
-      GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
+  const GstClockTime running_time =
+      gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME,
+          GST_BUFFER_PTS (buf));
   GST_OBJECT_LOCK (self);
   const GstClockTime earliest = self->state->qos_earliest;
   GST_OBJECT_UNLOCK (self);
@@ -866,17 +883,19 @@ too_late (GstEmbedder * self, GstBuffer * buf)
       || !GST_CLOCK_TIME_IS_VALID (earliest) || running_time > earliest)
     return false;
 
-  GST_DEBUG_OBJECT (self, "frame at %" GST_TIME_FORMAT " is late (earliest %"
-      GST_TIME_FORMAT "): not embedding it", GST_TIME_ARGS (running_time),
-      GST_TIME_ARGS (earliest));
+  GST_DEBUG_OBJECT (self,
+      "frame at %" GST_TIME_FORMAT " is late (earliest %" GST_TIME_FORMAT
+      "): not embedding it",
+      GST_TIME_ARGS (running_time), GST_TIME_ARGS (earliest));
   GST_OBJECT_LOCK (self);
   const guint64 embedded = self->frames_embedded;
   const guint64 skipped = self->frames_skipped + 1;
   GST_OBJECT_UNLOCK (self);
-  GstMessage *msg = gst_message_new_qos (GST_OBJECT_CAST (self), FALSE,
-      running_time, gst_segment_to_stream_time (&trans->segment,
-          GST_FORMAT_TIME, GST_BUFFER_PTS (buf)), GST_BUFFER_PTS (buf),
-      GST_BUFFER_DURATION (buf));
+  GstMessage *msg =
+      gst_message_new_qos (GST_OBJECT_CAST (self), FALSE, running_time,
+          gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME,
+              GST_BUFFER_PTS (buf)),
+          GST_BUFFER_PTS (buf), GST_BUFFER_DURATION (buf));
   gst_message_set_qos_stats (msg, GST_FORMAT_BUFFERS, embedded, skipped);
   gst_element_post_message (GST_ELEMENT_CAST (self), msg);
   return true;
@@ -884,7 +903,7 @@ too_late (GstEmbedder * self, GstBuffer * buf)
 
 /* Preprocesses one frame into the engine's pending batch. */
 static bool
-add_frame (GstEmbedder * self, GstBuffer * buf)
+add_frame (GstEmbedder *self, GstBuffer *buf)
 {
   EmbedderState *st = self->state;
   GstVideoFrame frame;
@@ -901,41 +920,46 @@ add_frame (GstEmbedder * self, GstBuffer * buf)
   GstVideoFrame rgb;
   bool have_rgb = false;
   if (st->converter) {
-    GstBuffer *wrapped = gst_buffer_new_wrapped_full (static_cast < GstMemoryFlags > (0),
-        st->rgb.data (), st->rgb.size (), 0, st->rgb.size (), NULL, NULL);
-    have_rgb = gst_video_frame_map (&rgb, &st->rgb_info, wrapped, GST_MAP_WRITE);
+    GstBuffer *wrapped =
+        gst_buffer_new_wrapped_full (static_cast<GstMemoryFlags> (0),
+            st->rgb.data (), st->rgb.size (), 0, st->rgb.size (), NULL, NULL);
+    have_rgb =
+        gst_video_frame_map (&rgb, &st->rgb_info, wrapped, GST_MAP_WRITE);
     gst_buffer_unref (wrapped);
     if (!have_rgb) {
       gst_video_frame_unmap (&frame);
-      GST_ELEMENT_ERROR (self, CORE, FAILED, ("Cannot convert to RGB."), (NULL));
+      GST_ELEMENT_ERROR (self, CORE, FAILED, ("Cannot convert to RGB."),
+          (NULL));
       return false;
     }
     gst_video_converter_frame (st->converter.get (), &frame, &rgb);
-    view.data = static_cast < const uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA (&rgb, 0));
+    view.data =
+        static_cast<const uint8_t *> (GST_VIDEO_FRAME_PLANE_DATA (&rgb, 0));
     view.stride = GST_VIDEO_FRAME_PLANE_STRIDE (&rgb, 0);
     view.pixel_stride = 3;
     view.offsets = {{0, 1, 2}};
   } else {
     const GstVideoFormatInfo *finfo = frame.info.finfo;
-    view.data = static_cast < const uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA (&frame, 0));
+    view.data =
+        static_cast<const uint8_t *> (GST_VIDEO_FRAME_PLANE_DATA (&frame, 0));
     view.stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
     view.pixel_stride = GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, 0);
     for (guint c = 0; c < 3; c++)
-      view.offsets[c] = GST_VIDEO_FORMAT_INFO_IS_GRAY (finfo) ? 0 :
-          GST_VIDEO_FRAME_COMP_POFFSET (&frame, c);
+      view.offsets[c] = GST_VIDEO_FORMAT_INFO_IS_GRAY (finfo)
+          ? 0
+          : GST_VIDEO_FRAME_COMP_POFFSET (&frame, c);
   }
 
   bool ok = true;
   const auto t0 = std::chrono::steady_clock::now ();
   try {
     st->engine->add (view);
-  }
-  catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e, ("Cannot preprocess a frame."),
         ("%s", e.what ()));
     ok = false;
   }
-  const std::chrono::duration < double, std::milli > took =
+  const std::chrono::duration<double, std::milli> took =
       std::chrono::steady_clock::now () - t0;
   GST_OBJECT_LOCK (self);
   st->busy_ms += took.count ();
@@ -948,8 +972,8 @@ add_frame (GstEmbedder * self, GstBuffer * buf)
 }
 
 static GstFlowReturn
-gst_embedder_submit_input_buffer (GstBaseTransform * trans,
-    gboolean is_discont, GstBuffer * buf)
+gst_embedder_submit_input_buffer (GstBaseTransform *trans, gboolean is_discont,
+    GstBuffer *buf)
 {
   GstEmbedder *self = GST_EMBEDDER (trans);
   EmbedderState *st = self->state;
@@ -985,7 +1009,7 @@ gst_embedder_submit_input_buffer (GstBaseTransform * trans,
 }
 
 static GstFlowReturn
-gst_embedder_generate_output (GstBaseTransform * trans, GstBuffer ** outbuf)
+gst_embedder_generate_output (GstBaseTransform *trans, GstBuffer **outbuf)
 {
   EmbedderState *st = GST_EMBEDDER (trans)->state;
 
@@ -1000,7 +1024,7 @@ gst_embedder_generate_output (GstBaseTransform * trans, GstBuffer ** outbuf)
 /* ------------------------------------------------------------------------ */
 
 static void
-gst_embedder_finalize (GObject * object)
+gst_embedder_finalize (GObject *object)
 {
   GstEmbedder *self = GST_EMBEDDER (object);
 
@@ -1015,7 +1039,7 @@ gst_embedder_finalize (GObject * object)
 }
 
 static void
-gst_embedder_init (GstEmbedder * self)
+gst_embedder_init (GstEmbedder *self)
 {
   self->model = g_strdup (DEFAULT_MODEL);
   self->weights = g_strdup (DEFAULT_WEIGHTS);
@@ -1039,17 +1063,17 @@ gst_embedder_init (GstEmbedder * self)
 }
 
 static void
-gst_embedder_class_init (GstEmbedderClass * klass)
+gst_embedder_class_init (GstEmbedderClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
-  const GParamFlags rw = static_cast < GParamFlags > (G_PARAM_READWRITE |
-      G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  const GParamFlags live = static_cast < GParamFlags > (G_PARAM_READWRITE |
-      G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
-  const GParamFlags ro = static_cast < GParamFlags > (G_PARAM_READABLE |
-      G_PARAM_STATIC_STRINGS);
+  const GParamFlags rw = static_cast<GParamFlags> (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const GParamFlags live = static_cast<GParamFlags> (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
+  const GParamFlags ro =
+      static_cast<GParamFlags> (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   gobject_class->set_property = gst_embedder_set_property;
   gobject_class->get_property = gst_embedder_get_property;
@@ -1064,10 +1088,12 @@ gst_embedder_class_init (GstEmbedderClass * klass)
   g_object_class_install_property (gobject_class, PROP_WEIGHTS,
       g_param_spec_string ("weights", "Weights",
           "torchvision .pth state dict of the ResNet; unset: the official file "
-          "(e.g. resnet18-f37072fd.pth) under $TORCH_HOME/hub/checkpoints, else "
+          "(e.g. resnet18-f37072fd.pth) under $TORCH_HOME/hub/checkpoints, "
+          "else "
           "~/.cache/torch/hub/checkpoints; \"random\": deterministic random "
           "weights from 'seed' (meaningless for similarity). See "
-          "models/README.md", DEFAULT_WEIGHTS, rw));
+          "models/README.md",
+          DEFAULT_WEIGHTS, rw));
   g_object_class_install_property (gobject_class, PROP_INPUT_SIZE,
       g_param_spec_uint ("input-size", "Input size",
           "Side of the square the model sees (centre crop)", 1, 4096,
@@ -1079,15 +1105,18 @@ gst_embedder_class_init (GstEmbedderClass * klass)
           "CIFAR at 32x32). The longer side keeps the aspect ratio, so frames "
           "more elongated than 32:1 (whose resized longer side would exceed "
           "32 x resize) are not embedded: a warning at caps time, then they "
-          "pass without an embedding", 0, 8192, DEFAULT_RESIZE, rw));
+          "pass without an embedding",
+          0, 8192, DEFAULT_RESIZE, rw));
   g_object_class_install_property (gobject_class, PROP_MEAN,
       g_param_spec_string ("mean", "Mean",
           "Per-channel (R,G,B) mean subtracted after scaling to [0,1], as "
-          "three comma-separated finite numbers", DEFAULT_MEAN, rw));
+          "three comma-separated finite numbers",
+          DEFAULT_MEAN, rw));
   g_object_class_install_property (gobject_class, PROP_STD,
       g_param_spec_string ("std", "Standard deviation",
           "Per-channel (R,G,B) standard deviation divided by after the mean, "
-          "as three comma-separated positive numbers", DEFAULT_STD, rw));
+          "as three comma-separated positive numbers",
+          DEFAULT_STD, rw));
   g_object_class_install_property (gobject_class, PROP_NORMALIZE,
       g_param_spec_boolean ("normalize", "Normalize",
           "L2-normalise the embedding (inner product = cosine similarity)",
@@ -1097,17 +1126,19 @@ gst_embedder_class_init (GstEmbedderClass * klass)
           "Arithmetic of the model; bf16 needs a CPU with native bf16 and "
           "otherwise runs as fp32; auto picks the fastest that stays within "
           "0.999 cosine of fp32 here (see active-precision)",
-          GST_TYPE_EMBEDDER_PRECISION,
-          static_cast < gint > (DEFAULT_PRECISION), rw));
+          GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (DEFAULT_PRECISION),
+          rw));
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
       g_param_spec_uint ("batch-size", "Batch size",
           "Frames held back and embedded together (throughput for offline "
           "indexing; adds latency). Order and timestamps are kept; EOS and "
-          "flushes drain the batch", 1, 1024, DEFAULT_BATCH_SIZE, live));
+          "flushes drain the batch",
+          1, 1024, DEFAULT_BATCH_SIZE, live));
   g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
       g_param_spec_uint ("inference-interval", "Inference interval",
           "Embed every Nth frame; the frames in between pass without "
-          "metadata", 1, G_MAXUINT, DEFAULT_INFERENCE_INTERVAL, live));
+          "metadata",
+          1, G_MAXUINT, DEFAULT_INFERENCE_INTERVAL, live));
   g_object_class_install_property (gobject_class, PROP_THREADS,
       g_param_spec_uint ("threads", "Threads",
           "Intra-op threads of the model; 0 = the number of cores", 0, 1024,
@@ -1119,7 +1150,8 @@ gst_embedder_class_init (GstEmbedderClass * klass)
   g_object_class_install_property (gobject_class, PROP_SEED,
       g_param_spec_uint64 ("seed", "Seed",
           "Seed of weights=random: the same seed gives the same weights in "
-          "every process", 0, G_MAXUINT64, DEFAULT_SEED, rw));
+          "every process",
+          0, G_MAXUINT64, DEFAULT_SEED, rw));
   g_object_class_install_property (gobject_class, PROP_INDEX,
       g_param_spec_string ("index", "Index",
           "A FAISS index built by faissindexer: embed exactly as its gallery "
@@ -1136,19 +1168,21 @@ gst_embedder_class_init (GstEmbedderClass * klass)
       g_param_spec_uint64 ("frames-skipped", "Frames skipped",
           "Frames passed without an embedding (inference-interval, QoS when "
           "downstream is late, frames too elongated for resize, or a model "
-          "that made a NaN or infinite embedding)", 0, G_MAXUINT64, 0, ro));
+          "that made a NaN or infinite embedding)",
+          0, G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_ACTIVE_PRECISION,
       g_param_spec_enum ("active-precision", "Active precision",
           "The arithmetic the model really runs in (fp32 or bf16, never "
           "auto): precision=bf16 runs as fp32 (with a warning) on a CPU "
           "without native bf16 (AVX512_BF16 or AMX-BF16), or when "
           "VISUALSEARCH_HIDE_NATIVE_BF16=1 is set; before start, a guess",
-          GST_TYPE_EMBEDDER_PRECISION,
-          static_cast < gint > (vs::Precision::FP32), ro));
+          GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (vs::Precision::FP32),
+          ro));
   g_object_class_install_property (gobject_class, PROP_MEAN_INFERENCE_MS,
       g_param_spec_double ("mean-inference-ms", "Mean inference time",
           "Mean milliseconds spent per embedded frame (preprocessing and "
-          "model)", 0.0, G_MAXDOUBLE, 0.0, ro));
+          "model)",
+          0.0, G_MAXDOUBLE, 0.0, ro));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -1170,5 +1204,5 @@ gst_embedder_class_init (GstEmbedderClass * klass)
       GST_DEBUG_FUNCPTR (gst_embedder_generate_output);
 
   gst_type_mark_as_plugin_api (GST_TYPE_EMBEDDER_PRECISION,
-      static_cast < GstPluginAPIFlags > (0));
+      static_cast<GstPluginAPIFlags> (0));
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* embedder: attaches a ResNet (or TorchScript) embedding to video frames. */
 #ifndef __GST_EMBEDDER_H__
 #define __GST_EMBEDDER_H__

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /**
  * SECTION:element-faissindexer
  * @title: faissindexer
@@ -118,7 +119,7 @@ struct _GstFaissIndexer
   guint progress_interval;
   guint thumbnail_size;
   guint checkpoint_interval;
-  gboolean gallery;             /* gst_faiss_indexer_set_gallery_mode () */
+  gboolean gallery; /* gst_faiss_indexer_set_gallery_mode () */
   gboolean update;
   gchar *gallery_root;
   /* the C++ state of one run: created in start, destroyed in stop, both
@@ -127,10 +128,10 @@ struct _GstFaissIndexer
   vs::IndexBuilder *builder;
   guint64 skipped;
   guint progress_every;
-  guint thumbnail_longer_side;  /* 0: no thumbnails this run */
-  gboolean have_video;          /* the caps are raw video: info is valid */
+  guint thumbnail_longer_side; /* 0: no thumbnails this run */
+  gboolean have_video; /* the caps are raw video: info is valid */
   GstVideoInfo info;
-  GstVideoConverter *to_rgb;    /* NULL when the frames are RGB already */
+  GstVideoConverter *to_rgb; /* NULL when the frames are RGB already */
   GstVideoInfo rgb_info;
   /* The embedder's settings, announced upstream and not yet checked against
    * an embedding; NULL when none are pending. */
@@ -138,39 +139,36 @@ struct _GstFaissIndexer
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS_ANY);
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
 #define gst_faiss_indexer_parent_class parent_class
-G_DEFINE_TYPE_WITH_CODE (GstFaissIndexer, gst_faiss_indexer,
-    GST_TYPE_BASE_SINK,
+G_DEFINE_TYPE_WITH_CODE (GstFaissIndexer, gst_faiss_indexer, GST_TYPE_BASE_SINK,
     GST_DEBUG_CATEGORY_INIT (gst_faiss_indexer_debug, "faissindexer", 0,
         "Builds a FAISS index and catalog from embeddings"));
 GST_ELEMENT_REGISTER_DEFINE (faissindexer, "faissindexer", GST_RANK_NONE,
     GST_TYPE_FAISS_INDEXER);
 
-static void gst_faiss_indexer_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec);
-static void gst_faiss_indexer_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec);
-static void gst_faiss_indexer_finalize (GObject * object);
-static gboolean gst_faiss_indexer_start (GstBaseSink * sink);
-static gboolean gst_faiss_indexer_stop (GstBaseSink * sink);
-static gboolean gst_faiss_indexer_event (GstBaseSink * sink, GstEvent * event);
-static gboolean gst_faiss_indexer_set_caps (GstBaseSink * sink, GstCaps * caps);
-static GstFlowReturn gst_faiss_indexer_render (GstBaseSink * sink,
-    GstBuffer * buffer);
+static void gst_faiss_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_faiss_indexer_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static void gst_faiss_indexer_finalize (GObject *object);
+static gboolean gst_faiss_indexer_start (GstBaseSink *sink);
+static gboolean gst_faiss_indexer_stop (GstBaseSink *sink);
+static gboolean gst_faiss_indexer_event (GstBaseSink *sink, GstEvent *event);
+static gboolean gst_faiss_indexer_set_caps (GstBaseSink *sink, GstCaps *caps);
+static GstFlowReturn gst_faiss_indexer_render (GstBaseSink *sink,
+    GstBuffer *buffer);
 
 GType
 gst_faiss_indexer_metric_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    {static_cast < gint > (vs::Metric::InnerProduct),
-        "Inner product; cosine similarity for normalised embeddings", "ip"},
-    {static_cast < gint > (vs::Metric::L2), "Squared Euclidean distance", "l2"},
-    {0, NULL, NULL},
+      {static_cast<gint> (vs::Metric::InnerProduct),
+          "Inner product; cosine similarity for normalised embeddings", "ip"},
+      {static_cast<gint> (vs::Metric::L2), "Squared Euclidean distance", "l2"},
+      {0, NULL, NULL},
   };
 
   if (g_once_init_enter (&type)) {
@@ -181,13 +179,13 @@ gst_faiss_indexer_metric_get_type (void)
 }
 
 static void
-gst_faiss_indexer_class_init (GstFaissIndexerClass * klass)
+gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseSinkClass *base_sink_class = GST_BASE_SINK_CLASS (klass);
-  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE |
-      G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
 
   gobject_class->set_property = gst_faiss_indexer_set_property;
   gobject_class->get_property = gst_faiss_indexer_get_property;
@@ -196,19 +194,21 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass * klass)
   g_object_class_install_property (gobject_class, PROP_LOCATION,
       g_param_spec_string ("location", "Location",
           "The FAISS index file to write; the SQLite catalog goes beside it "
-          "(location + \".db\")", DEFAULT_LOCATION, flags));
+          "(location + \".db\")",
+          DEFAULT_LOCATION, flags));
   g_object_class_install_property (gobject_class, PROP_INDEX_TYPE,
       g_param_spec_string ("index-type", "Index type",
           "FAISS index_factory string: Flat (exact), IVF<n>,Flat, "
           "IVF<n>,PQ<m>, HNSW<m>, OPQ<m>,IVF<n>,PQ<m>... (PQ<m>np skips "
           "FAISS's slow polysemous training); ignored when appending (the "
-          "existing index keeps its type)", DEFAULT_INDEX_TYPE,
-          flags));
+          "existing index keeps its type)",
+          DEFAULT_INDEX_TYPE, flags));
   g_object_class_install_property (gobject_class, PROP_METRIC,
       g_param_spec_enum ("metric", "Metric",
           "Similarity the index ranks by; ip on normalised embeddings is "
-          "cosine similarity", GST_TYPE_FAISS_INDEXER_METRIC,
-          static_cast < gint > (DEFAULT_METRIC), flags));
+          "cosine similarity",
+          GST_TYPE_FAISS_INDEXER_METRIC, static_cast<gint> (DEFAULT_METRIC),
+          flags));
   g_object_class_install_property (gobject_class, PROP_APPEND,
       g_param_spec_boolean ("append", "Append",
           "Add to the existing index and catalog at location (created when "
@@ -218,34 +218,36 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass * klass)
       g_param_spec_int64 ("train-size", "Training set size",
           "Trainable index types: train on the first this many embeddings, "
           "then add the rest as they come (less memory); 0 trains on all of "
-          "them at EOS", 0, G_MAXINT64, DEFAULT_TRAIN_SIZE, flags));
+          "them at EOS",
+          0, G_MAXINT64, DEFAULT_TRAIN_SIZE, flags));
   g_object_class_install_property (gobject_class, PROP_EXPORT_NPY,
       g_param_spec_boolean ("export-npy", "Export NumPy",
           "Also write embeddings.npy (float32, count x dims) and labels.npy "
           "(int64, -1 when unknown) into the index's directory, row N = index "
-          "id N", DEFAULT_EXPORT_NPY, flags));
+          "id N",
+          DEFAULT_EXPORT_NPY, flags));
   g_object_class_install_property (gobject_class, PROP_PROGRESS_INTERVAL,
       g_param_spec_uint ("progress-interval", "Progress interval",
           "Post a progress message every this many embeddings (0: only at "
-          "the start and for the phases at EOS)", 0, G_MAXUINT,
-          DEFAULT_PROGRESS_INTERVAL, flags));
+          "the start and for the phases at EOS)",
+          0, G_MAXUINT, DEFAULT_PROGRESS_INTERVAL, flags));
   g_object_class_install_property (gobject_class, PROP_THUMBNAIL_SIZE,
       g_param_spec_uint ("thumbnail-size", "Thumbnail size",
           "Store a JPEG thumbnail of each raw video frame in the catalog, "
           "this many pixels on its longer side, so results can be shown "
-          "without the original files; 0 turns it off", 0, MAX_THUMBNAIL_SIZE,
-          DEFAULT_THUMBNAIL_SIZE, flags));
+          "without the original files; 0 turns it off",
+          0, MAX_THUMBNAIL_SIZE, DEFAULT_THUMBNAIL_SIZE, flags));
   g_object_class_install_property (gobject_class, PROP_CHECKPOINT_INTERVAL,
       g_param_spec_uint ("checkpoint-interval", "Checkpoint interval",
           "Also write the index and catalog (atomically, as at EOS) every "
           "this many seconds while embeddings arrive, so that a killed run "
           "loses at most this much work; trainable types only once trained "
-          "(train-size). 0: only at EOS", 0, 86400,
-          DEFAULT_CHECKPOINT_INTERVAL, flags));
+          "(train-size). 0: only at EOS",
+          0, 86400, DEFAULT_CHECKPOINT_INTERVAL, flags));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
-  gst_element_class_set_static_metadata (element_class,
-      "FAISS indexer", "Sink/Analysis",
+  gst_element_class_set_static_metadata (element_class, "FAISS indexer",
+      "Sink/Analysis",
       "Collects embeddings into a FAISS index and an SQLite catalog of the "
       "frames they came from, written atomically at EOS",
       "visualsearch developers <visualsearch@example.org>");
@@ -261,7 +263,7 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass * klass)
 }
 
 static void
-gst_faiss_indexer_init (GstFaissIndexer * self)
+gst_faiss_indexer_init (GstFaissIndexer *self)
 {
   self->location = g_strdup (DEFAULT_LOCATION);
   self->index_type = g_strdup (DEFAULT_INDEX_TYPE);
@@ -283,7 +285,7 @@ gst_faiss_indexer_init (GstFaissIndexer * self)
 }
 
 static void
-gst_faiss_indexer_finalize (GObject * object)
+gst_faiss_indexer_finalize (GObject *object)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (object);
 
@@ -297,8 +299,8 @@ gst_faiss_indexer_finalize (GObject * object)
 }
 
 static void
-gst_faiss_indexer_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_faiss_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (object);
 
@@ -313,7 +315,7 @@ gst_faiss_indexer_set_property (GObject * object, guint prop_id,
       self->index_type = g_value_dup_string (value);
       break;
     case PROP_METRIC:
-      self->metric = static_cast < vs::Metric > (g_value_get_enum (value));
+      self->metric = static_cast<vs::Metric> (g_value_get_enum (value));
       break;
     case PROP_APPEND:
       self->append = g_value_get_boolean (value);
@@ -341,8 +343,8 @@ gst_faiss_indexer_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_faiss_indexer_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec)
+gst_faiss_indexer_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (object);
 
@@ -355,7 +357,7 @@ gst_faiss_indexer_get_property (GObject * object, guint prop_id,
       g_value_set_string (value, self->index_type);
       break;
     case PROP_METRIC:
-      g_value_set_enum (value, static_cast < gint > (self->metric));
+      g_value_set_enum (value, static_cast<gint> (self->metric));
       break;
     case PROP_APPEND:
       g_value_set_boolean (value, self->append);
@@ -383,8 +385,8 @@ gst_faiss_indexer_get_property (GObject * object, guint prop_id,
 }
 
 void
-gst_faiss_indexer_set_gallery_mode (GstFaissIndexer * self, gboolean gallery,
-    gboolean update, const gchar * root)
+gst_faiss_indexer_set_gallery_mode (GstFaissIndexer *self, gboolean gallery,
+    gboolean update, const gchar *root)
 {
   GST_OBJECT_LOCK (self);
   self->gallery = gallery;
@@ -394,11 +396,11 @@ gst_faiss_indexer_set_gallery_mode (GstFaissIndexer * self, gboolean gallery,
   GST_OBJECT_UNLOCK (self);
 }
 
-std::shared_ptr < vs::FileInventory >
-gst_faiss_indexer_get_inventory (GstFaissIndexer * self)
+std::shared_ptr<vs::FileInventory>
+gst_faiss_indexer_get_inventory (GstFaissIndexer *self)
 {
   GST_OBJECT_LOCK (self);
-  std::shared_ptr < vs::FileInventory > inventory =
+  std::shared_ptr<vs::FileInventory> inventory =
       self->builder ? self->builder->inventory () : nullptr;
   GST_OBJECT_UNLOCK (self);
   return inventory;
@@ -408,16 +410,15 @@ gst_faiss_indexer_get_inventory (GstFaissIndexer * self)
 /* progress */
 
 static void
-post_progress (GstFaissIndexer * self, GstProgressType type,
-    const std::string & text)
+post_progress (GstFaissIndexer *self, GstProgressType type,
+    const std::string &text)
 {
   GstMessage *message = gst_message_new_progress (GST_OBJECT (self), type,
       PROGRESS_CODE, text.c_str ());
   guint64 indexed = self->builder ? self->builder->added () : 0;
 
-  gst_structure_set (gst_message_writable_structure (message),
-      "indexed", G_TYPE_UINT64, indexed,
-      "skipped", G_TYPE_UINT64, self->skipped, NULL);
+  gst_structure_set (gst_message_writable_structure (message), "indexed",
+      G_TYPE_UINT64, indexed, "skipped", G_TYPE_UINT64, self->skipped, NULL);
   GST_INFO_OBJECT (self, "%s", text.c_str ());
   gst_element_post_message (GST_ELEMENT (self), message);
 }
@@ -426,7 +427,7 @@ post_progress (GstFaissIndexer * self, GstProgressType type,
 /* lifecycle */
 
 static gboolean
-gst_faiss_indexer_start (GstBaseSink * sink)
+gst_faiss_indexer_start (GstBaseSink *sink)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
   vs::IndexBuildOptions options;
@@ -441,52 +442,56 @@ gst_faiss_indexer_start (GstBaseSink * sink)
   options.gallery = self->gallery;
   options.update = self->update;
   options.gallery_root = self->gallery_root ? self->gallery_root : "";
-  options.checkpoint_interval = std::chrono::seconds (self->checkpoint_interval);
+  options.checkpoint_interval =
+      std::chrono::seconds (self->checkpoint_interval);
   self->progress_every = self->progress_interval;
   self->thumbnail_longer_side = self->thumbnail_size;
   GST_OBJECT_UNLOCK (self);
 
   self->skipped = 0;
   if (options.location.empty ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("No index file to write."),
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No index file to write."),
         ("Set location to the path of the FAISS index to build."));
     return FALSE;
   }
 
   vs::IndexBuilder *builder;
   try {
-    builder = new vs::IndexBuilder (options,
-        [self](const std::string & step) {
+    builder = new vs::IndexBuilder (
+        options,
+        [self] (const std::string &step) {
           post_progress (self, GST_PROGRESS_TYPE_CONTINUE, step);
         },
-        [self](const std::string & warning) {
+        [self] (const std::string &warning) {
           GST_ELEMENT_WARNING (self, STREAM, FAILED, ("%s", warning.c_str ()),
               (NULL));
         });
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     if (options.append || options.update)
       VS_ELEMENT_ERROR (self, e,
-          ("Cannot %s the index %s: %s", options.append ? "append to" :
-              "update", options.location.c_str (),
-              e.what ()), (NULL));
+          ("Cannot %s the index %s: %s",
+              options.append ? "append to" : "update",
+              options.location.c_str (), e.what ()),
+          (NULL));
     else
       VS_ELEMENT_ERROR (self, e,
           ("Cannot write the index %s: %s", options.location.c_str (),
-              e.what ()), (NULL));
+              e.what ()),
+          (NULL));
     return FALSE;
   }
   GST_OBJECT_LOCK (self);
   self->builder = builder;
   GST_OBJECT_UNLOCK (self);
   if (self->builder->existing () > 0)
-    GST_INFO_OBJECT (self, "appending to %s, which holds %" G_GINT64_FORMAT
-        " vectors", options.location.c_str (), self->builder->existing ());
+    GST_INFO_OBJECT (self,
+        "appending to %s, which holds %" G_GINT64_FORMAT " vectors",
+        options.location.c_str (), self->builder->existing ());
   return TRUE;
 }
 
 static gboolean
-gst_faiss_indexer_stop (GstBaseSink * sink)
+gst_faiss_indexer_stop (GstBaseSink *sink)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
@@ -506,7 +511,7 @@ gst_faiss_indexer_stop (GstBaseSink * sink)
 /* thumbnails */
 
 static gboolean
-gst_faiss_indexer_set_caps (GstBaseSink * sink, GstCaps * caps)
+gst_faiss_indexer_set_caps (GstBaseSink *sink, GstCaps *caps)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
@@ -535,27 +540,29 @@ gst_faiss_indexer_set_caps (GstBaseSink * sink, GstCaps * caps)
 
 /* The frame in buffer as a JPEG thumbnail; empty when the stream is not raw
  * video. Throws vs::Error. */
-static std::vector < uint8_t >
-make_thumbnail (GstFaissIndexer * self, GstBuffer * buffer)
+static std::vector<uint8_t>
+make_thumbnail (GstFaissIndexer *self, GstBuffer *buffer)
 {
   if (self->thumbnail_longer_side == 0 || !self->have_video)
     return {};
   GstVideoFrame frame;
   if (!gst_video_frame_map (&frame, &self->info, buffer, GST_MAP_READ))
-    throw vs::Error (vs::ErrorKind::Format, "The frame does not match its caps (" +
-        std::to_string (gst_buffer_get_size (buffer)) + " bytes), so no "
-        "thumbnail can be made of it.");
-  std::vector < uint8_t > jpeg;
+    throw vs::Error (vs::ErrorKind::Format,
+        "The frame does not match its caps ("
+            + std::to_string (gst_buffer_get_size (buffer))
+            + " bytes), so no "
+              "thumbnail can be made of it.");
+  std::vector<uint8_t> jpeg;
   try {
     if (self->to_rgb) {
       /* Scaled after conversion: cv::INTER_AREA averages every pixel, where
        * the converter's scaler would alias a large shrink. */
       cv::Mat rgb (GST_VIDEO_INFO_HEIGHT (&self->rgb_info),
           GST_VIDEO_INFO_WIDTH (&self->rgb_info), CV_8UC3);
-      GstVideoFrame out = { };
+      GstVideoFrame out = {};
       out.info = self->rgb_info;
       out.data[0] = rgb.data;
-      out.info.stride[0] = static_cast < gint > (rgb.step[0]);
+      out.info.stride[0] = static_cast<gint> (rgb.step[0]);
       out.info.offset[0] = 0;
       gst_video_converter_frame (self->to_rgb, &frame, &out);
       jpeg = vs::encode_thumbnail (rgb, self->thumbnail_longer_side);
@@ -578,49 +585,57 @@ make_thumbnail (GstFaissIndexer * self, GstBuffer * buffer)
 /* EOS: train, add, write */
 
 static gboolean
-gst_faiss_indexer_finish (GstFaissIndexer * self)
+gst_faiss_indexer_finish (GstFaissIndexer *self)
 {
-  vs::IndexBuilder & builder = *self->builder;
+  vs::IndexBuilder &builder = *self->builder;
 
   if (self->skipped > 0)
     GST_ELEMENT_WARNING (self, STREAM, FAILED,
         ("%" G_GUINT64_FORMAT " buffers carried no embedding and were not "
-            "indexed.", self->skipped),
+         "indexed.",
+            self->skipped),
         ("Put an embedder upstream, with inference-interval=1, so that every "
-            "frame is embedded."));
+         "frame is embedded."));
   try {
     const bool wrote = builder.finish ();
     std::string files;
-    if (const auto & inventory = builder.inventory ()) {
+    if (const auto &inventory = builder.inventory ()) {
       const vs::FileInventory::Counts c = inventory->counts ();
-      files = "; " + std::to_string (builder.added ()) + " frames embedded; "
-          "files: added " + std::to_string (c.added) + ", updated " +
-          std::to_string (c.updated) + ", removed " + std::to_string (c.removed) +
-          ", unchanged " + std::to_string (c.unchanged) + ", skipped-bad " +
-          std::to_string (c.bad) + (inventory->walked_all ()? "" :
-          " (the walk was stopped before its end: run again to finish it)");
+      files = "; " + std::to_string (builder.added ())
+          + " frames embedded; "
+            "files: added "
+          + std::to_string (c.added) + ", updated " + std::to_string (c.updated)
+          + ", removed " + std::to_string (c.removed) + ", unchanged "
+          + std::to_string (c.unchanged) + ", skipped-bad "
+          + std::to_string (c.bad)
+          + (inventory->walked_all () ? ""
+                                      : " (the walk was stopped before its "
+                                        "end: run again to finish it)");
     }
     if (wrote)
       post_progress (self, GST_PROGRESS_TYPE_COMPLETE,
-          "wrote " + std::to_string (builder.existing () + builder.added () -
-              builder.removed ()) + " vectors to " + builder.location () +
-          " and its catalog " + builder.catalog_path () + files);
+          "wrote "
+              + std::to_string (builder.existing () + builder.added ()
+                  - builder.removed ())
+              + " vectors to " + builder.location () + " and its catalog "
+              + builder.catalog_path () + files);
     else if (!files.empty ())
       post_progress (self, GST_PROGRESS_TYPE_COMPLETE,
           builder.location () + " is up to date" + files);
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     post_progress (self, GST_PROGRESS_TYPE_ERROR, e.what ());
     /* The message says whether the previous files are still in place. */
     VS_ELEMENT_ERROR (self, e,
         ("Could not finish the index %s: %s", builder.location ().c_str (),
-            e.what ()), (NULL));
+            e.what ()),
+        (NULL));
     return FALSE;
   }
   return TRUE;
 }
 
 static gboolean
-gst_faiss_indexer_event (GstBaseSink * sink, GstEvent * event)
+gst_faiss_indexer_event (GstBaseSink *sink, GstEvent *event)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
@@ -649,8 +664,8 @@ gst_faiss_indexer_event (GstBaseSink * sink, GstEvent * event)
  * embedding: an element between embedder and faissindexer could have
  * replaced the embeddings. */
 static void
-record_embedder_settings (GstFaissIndexer * self,
-    const GstVisualSearchEmbeddingMeta * embedding)
+record_embedder_settings (GstFaissIndexer *self,
+    const GstVisualSearchEmbeddingMeta *embedding)
 {
   const GstStructure *s = self->embedder_settings;
   const gchar *model_id = gst_structure_get_string (s, "model-id");
@@ -665,21 +680,23 @@ record_embedder_settings (GstFaissIndexer * self,
   } else {
     GST_ELEMENT_WARNING (self, STREAM, FAILED,
         ("The embedder settings announced upstream (model %s, preprocessing "
-            "%s) do not describe the embeddings that arrive (model %s, "
-            "preprocessing %s), so the catalog does not record them and "
-            "embedder index= cannot adopt them from this index.",
+         "%s) do not describe the embeddings that arrive (model %s, "
+         "preprocessing %s), so the catalog does not record them and "
+         "embedder index= cannot adopt them from this index.",
             GST_STR_NULL (model_id), GST_STR_NULL (preprocessing_id),
             GST_STR_NULL (embedding->model_id),
-            GST_STR_NULL (embedding->preprocessing_id)), (NULL));
+            GST_STR_NULL (embedding->preprocessing_id)),
+        (NULL));
   }
   g_clear_pointer (&self->embedder_settings, gst_structure_free);
 }
 
 static GstFlowReturn
-gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
+gst_faiss_indexer_render (GstBaseSink *sink, GstBuffer *buffer)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
-  GstVisualSearchEmbeddingMeta *embedding = gst_buffer_get_visualsearch_embedding_meta (buffer);
+  GstVisualSearchEmbeddingMeta *embedding =
+      gst_buffer_get_visualsearch_embedding_meta (buffer);
 
   if (embedding == NULL) {
     GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buffer);
@@ -688,30 +705,31 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
   }
 
   vs::CatalogItem item;
-  GstVisualSearchSampleMeta *sample = gst_buffer_get_visualsearch_sample_meta (buffer);
+  GstVisualSearchSampleMeta *sample =
+      gst_buffer_get_visualsearch_sample_meta (buffer);
   if (sample) {
     item.label = sample->label;
     item.label_name = sample->label_name ? sample->label_name : "";
     item.source = sample->source ? sample->source : "";
   }
 
-  vs::IndexBuilder & builder = *self->builder;
+  vs::IndexBuilder &builder = *self->builder;
   /* One NaN makes every distance to the vector NaN: the index would hold
    * garbage that no search can find or rank. */
   const size_t bad = vs::first_non_finite (embedding->values, embedding->dims);
   if (bad < embedding->dims) {
-    gchar *frame = sample ?
-        g_strdup_printf ("sample %" G_GINT64_FORMAT " (%s)", sample->id,
-        item.source.c_str ()) : GST_BUFFER_PTS_IS_VALID (buffer) ?
-        g_strdup_printf ("the frame at %" GST_TIME_FORMAT,
-        GST_TIME_ARGS (GST_BUFFER_PTS (buffer))) :
-        g_strdup_printf ("frame %" G_GINT64_FORMAT " of the stream",
-        builder.added () + (gint64) self->skipped + 1);
+    gchar *frame = sample ? g_strdup_printf ("sample %" G_GINT64_FORMAT " (%s)",
+                       sample->id, item.source.c_str ())
+        : GST_BUFFER_PTS_IS_VALID (buffer)
+        ? g_strdup_printf ("the frame at %" GST_TIME_FORMAT,
+            GST_TIME_ARGS (GST_BUFFER_PTS (buffer)))
+        : g_strdup_printf ("frame %" G_GINT64_FORMAT " of the stream",
+            builder.added () + (gint64) self->skipped + 1);
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
         ("The embedding of %s holds NaN or infinite values (value %u of %u "
-            "is %f): refusing to index it into %s. The model %s is broken for "
-            "this input.", frame, (guint) bad,
-            embedding->dims, embedding->values[bad],
+         "is %f): refusing to index it into %s. The model %s is broken for "
+         "this input.",
+            frame, (guint) bad, embedding->dims, embedding->values[bad],
             builder.location ().c_str (), GST_STR_NULL (embedding->model_id)),
         (NULL));
     g_free (frame);
@@ -720,7 +738,7 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
 
   try {
     item.thumbnail = make_thumbnail (self, buffer);
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Cannot make the thumbnail of this frame for %s: %s",
             builder.location ().c_str (), e.what ()),
@@ -732,21 +750,23 @@ gst_faiss_indexer_render (GstBaseSink * sink, GstBuffer * buffer)
     record_embedder_settings (self, embedding);
 
   try {
-    builder.add (embedding->values, static_cast < int >(embedding->dims),
+    builder.add (embedding->values, static_cast<int> (embedding->dims),
         embedding->model_id ? embedding->model_id : "",
         embedding->preprocessing_id ? embedding->preprocessing_id : "", item);
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Cannot index this embedding into %s: %s",
-            builder.location ().c_str (), e.what ()), (NULL));
+            builder.location ().c_str (), e.what ()),
+        (NULL));
     return GST_FLOW_ERROR;
   }
 
   const int64_t added = builder.added ();
   if (added == 1)
-    post_progress (self, GST_PROGRESS_TYPE_START, "indexing embeddings of " +
-        std::to_string (embedding->dims) + " dims from " +
-        (embedding->model_id ? embedding->model_id : "an unnamed model"));
+    post_progress (self, GST_PROGRESS_TYPE_START,
+        "indexing embeddings of " + std::to_string (embedding->dims)
+            + " dims from "
+            + (embedding->model_id ? embedding->model_id : "an unnamed model"));
   else if (self->progress_every > 0 && added % self->progress_every == 0)
     post_progress (self, GST_PROGRESS_TYPE_CONTINUE,
         "collected " + std::to_string (added) + " embeddings");

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* faisssearch: nearest gallery neighbours of each frame's embedding.
  *
  * Reads the GstVisualSearchEmbeddingMeta that embedder attached, searches the FAISS index
@@ -106,11 +107,11 @@ struct FaissSearchState
   std::vector<vs::Neighbor> hits;
   std::vector<GstVisualSearchNeighbor> neighbors;
   std::vector<float> batch_queries;
-  std::vector<std::vector<vs::Neighbor>> batch_hits;
+  std::vector<std::vector<vs::Neighbor> > batch_hits;
 
   void drop_held ()
   {
-    for (GstBuffer * buf : held)
+    for (GstBuffer *buf : held)
       gst_buffer_unref (buf);
     held.clear ();
   }
@@ -151,8 +152,8 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
 /* Properties */
 
 static void
-gst_faiss_search_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_faiss_search_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (object);
 
@@ -194,8 +195,8 @@ gst_faiss_search_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_faiss_search_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec)
+gst_faiss_search_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (object);
 
@@ -239,15 +240,15 @@ gst_faiss_search_get_property (GObject * object, guint prop_id,
 /* Lifecycle */
 
 static gboolean
-gst_faiss_search_start (GstBaseTransform * trans)
+gst_faiss_search_start (GstBaseTransform *trans)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
-  FaissSearchState & st = *self->state;
+  FaissSearchState &st = *self->state;
 
   GST_OBJECT_LOCK (self);
   const std::string index_path = self->index ? self->index : "";
-  const vs::IndexLoadMode mode = self->mmap ?
-      vs::IndexLoadMode::Map : vs::IndexLoadMode::Copy;
+  const vs::IndexLoadMode mode =
+      self->mmap ? vs::IndexLoadMode::Map : vs::IndexLoadMode::Copy;
   GST_OBJECT_UNLOCK (self);
 
   if (index_path.empty ()) {
@@ -257,48 +258,52 @@ gst_faiss_search_start (GstBaseTransform * trans)
     return FALSE;
   }
 
-  st.reload = std::make_unique<vs::GalleryReload> (index_path, mode,
-      kReloadSettleTime);
+  st.reload =
+      std::make_unique<vs::GalleryReload> (index_path, mode, kReloadSettleTime);
   st.warned_non_finite = false;
   st.live.reset ();
   st.reload->mark_loaded ();
   try {
-    st.gallery = std::make_shared<const vs::Gallery> (
-        vs::Gallery::load (index_path, mode));
-  }
-  catch (const std::exception & e) {
-    VS_ELEMENT_ERROR (self, e, ("Could not load the search index %s: %s",
-            index_path.c_str (), e.what ()),
+    st.gallery =
+        std::make_shared<const vs::Gallery> (vs::Gallery::load (index_path,
+            mode));
+  } catch (const std::exception &e) {
+    VS_ELEMENT_ERROR (self, e,
+        ("Could not load the search index %s: %s", index_path.c_str (),
+            e.what ()),
         ("Build the index and its catalog with pipelines/index-cifar.sh (or "
-            "faissindexer), then point 'index' at it."));
+         "faissindexer), then point 'index' at it."));
     return FALSE;
   }
 
   st.warned_unknown_id = false;
-  const vs::IndexFacts & facts = st.gallery->facts ();
+  const vs::IndexFacts &facts = st.gallery->facts ();
   if (!facts.index_digest)
-    GST_WARNING_OBJECT (self, "the catalog %s predates the record of its "
+    GST_WARNING_OBJECT (self,
+        "the catalog %s predates the record of its "
         "index (catalog schema 1): whether the two belong together was not "
         "checked. Rebuild the index to get that check.",
         st.reload->catalog_path ().c_str ());
-  GST_INFO_OBJECT (self, "loaded %s: %" G_GINT64_FORMAT " vectors of %d dims, "
-      "metric %s, type %s, model %s", index_path.c_str (),
-      st.gallery->size (), st.gallery->dims (),
+  GST_INFO_OBJECT (self,
+      "loaded %s: %" G_GINT64_FORMAT " vectors of %d dims, "
+      "metric %s, type %s, model %s",
+      index_path.c_str (), st.gallery->size (), st.gallery->dims (),
       vs::metric_name (st.gallery->metric ()), facts.index_type.c_str (),
       facts.model_id.c_str ());
   if (mode == vs::IndexLoadMode::Map)
-    GST_INFO_OBJECT (self, st.gallery->mapped ()?
-        "searching %s in place from its file (mmap)" :
-        "%s is loaded into memory: mmap applies to Flat and IVF indexes only",
+    GST_INFO_OBJECT (self,
+        st.gallery->mapped () ? "searching %s in place from its file (mmap)"
+                              : "%s is loaded into memory: mmap applies to "
+                                "Flat and IVF indexes only",
         index_path.c_str ());
   return TRUE;
 }
 
 static gboolean
-gst_faiss_search_stop (GstBaseTransform * trans)
+gst_faiss_search_stop (GstBaseTransform *trans)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
-  FaissSearchState & st = *self->state;
+  FaissSearchState &st = *self->state;
 
   st.drop_held ();
   /* A reload still running is left to finish, or hang, on its own. */
@@ -307,12 +312,12 @@ gst_faiss_search_stop (GstBaseTransform * trans)
   return TRUE;
 }
 
-static GstFlowReturn gst_faiss_search_drain (GstFaissSearch * self);
+static GstFlowReturn gst_faiss_search_drain (GstFaissSearch *self);
 
 static gboolean
-gst_faiss_search_sink_event (GstBaseTransform * trans, GstEvent * event)
+gst_faiss_search_sink_event (GstBaseTransform *trans, GstEvent *event)
 {
-  FaissSearchState & st = *GST_FAISS_SEARCH (trans)->state;
+  FaissSearchState &st = *GST_FAISS_SEARCH (trans)->state;
   const bool caps = GST_EVENT_TYPE (event) == GST_EVENT_CAPS;
 
   /* Held frames go before the event that follows them; a flush drops them.
@@ -327,10 +332,9 @@ gst_faiss_search_sink_event (GstBaseTransform * trans, GstEvent * event)
   if (caps)
     gst_pad_push_event (GST_BASE_TRANSFORM_SRC_PAD (trans),
         gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_STICKY,
-            gst_structure_new (VS_INDEX_EVENT,
-                "index", G_TYPE_STRING, st.reload->index_path ().c_str (),
-                "catalog", G_TYPE_STRING, st.reload->catalog_path ().c_str (),
-                NULL)));
+            gst_structure_new (VS_INDEX_EVENT, "index", G_TYPE_STRING,
+                st.reload->index_path ().c_str (), "catalog", G_TYPE_STRING,
+                st.reload->catalog_path ().c_str (), NULL)));
   return TRUE;
 }
 
@@ -341,10 +345,10 @@ gst_faiss_search_sink_event (GstBaseTransform * trans, GstEvent * event)
  * built by another model than the one embedding the stream: then the stream
  * goes on with the previous index and the user gets a warning. */
 static void
-gst_faiss_search_adopt_reload (GstFaissSearch * self,
-    const GstVisualSearchEmbeddingMeta * emeta)
+gst_faiss_search_adopt_reload (GstFaissSearch *self,
+    const GstVisualSearchEmbeddingMeta *emeta)
 {
-  FaissSearchState & st = *self->state;
+  FaissSearchState &st = *self->state;
   vs::GalleryReload::Loaded loaded = st.reload->take ();
   std::shared_ptr<const vs::Gallery> gallery = std::move (loaded.gallery);
   std::string error = std::move (loaded.error);
@@ -353,21 +357,22 @@ gst_faiss_search_adopt_reload (GstFaissSearch * self,
     try {
       gallery->check_query (emeta->model_id, emeta->preprocessing_id,
           emeta->dims);
-    }
-    catch (const std::exception & e) {
+    } catch (const std::exception &e) {
       error = e.what ();
     }
   }
   if (!error.empty ()) {
     GST_ELEMENT_WARNING (self, RESOURCE, READ,
         ("Could not switch to the replaced index %s; still searching the "
-            "previous one. %s", st.reload->index_path ().c_str (),
-            error.c_str ()), (NULL));
+         "previous one. %s",
+            st.reload->index_path ().c_str (), error.c_str ()),
+        (NULL));
     return;
   }
 
   if (!gallery->facts ().index_digest)
-    GST_WARNING_OBJECT (self, "the catalog %s predates the record of its "
+    GST_WARNING_OBJECT (self,
+        "the catalog %s predates the record of its "
         "index: whether the two belong together was not checked",
         st.reload->catalog_path ().c_str ());
   st.warned_unknown_id = false;
@@ -380,10 +385,10 @@ gst_faiss_search_adopt_reload (GstFaissSearch * self,
  * catalog) over the old ones and loads them in the background, so the stream
  * never waits for the disk. */
 static void
-gst_faiss_search_check_reload (GstFaissSearch * self,
-    const GstVisualSearchEmbeddingMeta * emeta)
+gst_faiss_search_check_reload (GstFaissSearch *self,
+    const GstVisualSearchEmbeddingMeta *emeta)
 {
-  FaissSearchState & st = *self->state;
+  FaissSearchState &st = *self->state;
 
   switch (st.reload->poll (std::chrono::steady_clock::now ())) {
     case vs::GalleryReload::Step::Settling:
@@ -391,8 +396,7 @@ gst_faiss_search_check_reload (GstFaissSearch * self,
           st.reload->index_path ().c_str ());
       break;
     case vs::GalleryReload::Step::Started:
-      GST_INFO_OBJECT (self, "reloading %s",
-          st.reload->index_path ().c_str ());
+      GST_INFO_OBJECT (self, "reloading %s", st.reload->index_path ().c_str ());
       break;
     case vs::GalleryReload::Step::Finished:
       gst_faiss_search_adopt_reload (self, emeta);
@@ -415,35 +419,36 @@ value_array_new (void)
 }
 
 static void
-value_init_set (GValue * value, gint64 v)
+value_init_set (GValue *value, gint64 v)
 {
   g_value_init (value, G_TYPE_INT64);
   g_value_set_int64 (value, v);
 }
 
 static void
-value_init_set (GValue * value, gfloat v)
+value_init_set (GValue *value, gfloat v)
 {
   g_value_init (value, G_TYPE_FLOAT);
   g_value_set_float (value, v);
 }
 
 static void
-value_init_set (GValue * value, gint v)
+value_init_set (GValue *value, gint v)
 {
   g_value_init (value, G_TYPE_INT);
   g_value_set_int (value, v);
 }
 
 static void
-value_init_set (GValue * value, const gchar * v)
+value_init_set (GValue *value, const gchar *v)
 {
   g_value_init (value, G_TYPE_STRING);
   g_value_set_string (value, v);
 }
 
-template < typename T > static void
-value_array_append (GValue * array, T v)
+template <typename T>
+static void
+value_array_append (GValue *array, T v)
 {
   GValue value = G_VALUE_INIT;
   value_init_set (&value, v);
@@ -451,8 +456,8 @@ value_array_append (GValue * array, T v)
 }
 
 static void
-gst_faiss_search_post_message (GstFaissSearch * self, GstBuffer * buf,
-    const GstVisualSearchNeighborsMeta * nmeta)
+gst_faiss_search_post_message (GstFaissSearch *self, GstBuffer *buf,
+    const GstVisualSearchNeighborsMeta *nmeta)
 {
   GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
   const GstClockTime ts = GST_BUFFER_PTS (buf);
@@ -467,19 +472,16 @@ gst_faiss_search_post_message (GstFaissSearch * self, GstBuffer * buf,
     value_array_append<gint64> (&ids, nb->id);
     value_array_append<gfloat> (&distances, nb->distance);
     value_array_append<gint> (&labels, nb->label);
-    value_array_append<const gchar *>(&label_names, nb->label_name);
-    value_array_append<const gchar *>(&sources, nb->source);
+    value_array_append<const gchar *> (&label_names, nb->label_name);
+    value_array_append<const gchar *> (&sources, nb->source);
   }
 
-  GstStructure *s = gst_structure_new ("visualsearch",
-      "timestamp", G_TYPE_UINT64, ts,
-      "stream-time", G_TYPE_UINT64,
-      gst_segment_to_stream_time (segment, GST_FORMAT_TIME, ts),
-      "running-time", G_TYPE_UINT64,
-      gst_segment_to_running_time (segment, GST_FORMAT_TIME, ts),
-      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf),
-      "metric", G_TYPE_STRING, gst_visualsearch_metric_to_string (nmeta->metric),
-      NULL);
+  GstStructure *s = gst_structure_new ("visualsearch", "timestamp",
+      G_TYPE_UINT64, ts, "stream-time", G_TYPE_UINT64,
+      gst_segment_to_stream_time (segment, GST_FORMAT_TIME, ts), "running-time",
+      G_TYPE_UINT64, gst_segment_to_running_time (segment, GST_FORMAT_TIME, ts),
+      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf), "metric",
+      G_TYPE_STRING, gst_visualsearch_metric_to_string (nmeta->metric), NULL);
   gst_structure_take_value (s, "ids", &ids);
   gst_structure_take_value (s, "distances", &distances);
   gst_structure_take_value (s, "labels", &labels);
@@ -501,7 +503,7 @@ struct SearchSettings
 };
 
 static SearchSettings
-gst_faiss_search_settings (GstFaissSearch * self)
+gst_faiss_search_settings (GstFaissSearch *self)
 {
   SearchSettings settings;
   GST_OBJECT_LOCK (self);
@@ -520,10 +522,10 @@ gst_faiss_search_settings (GstFaissSearch * self)
  * frame that passes without neighbours, with an error for one from another
  * embedder than the index's. */
 static gboolean
-gst_faiss_search_accepts (GstFaissSearch * self, GstBuffer * buf,
-    const GstVisualSearchEmbeddingMeta * emeta, GstFlowReturn * flow)
+gst_faiss_search_accepts (GstFaissSearch *self, GstBuffer *buf,
+    const GstVisualSearchEmbeddingMeta *emeta, GstFlowReturn *flow)
 {
-  FaissSearchState & st = *self->state;
+  FaissSearchState &st = *self->state;
 
   *flow = GST_FLOW_OK;
   if (emeta == NULL) {
@@ -533,11 +535,11 @@ gst_faiss_search_accepts (GstFaissSearch * self, GstBuffer * buf,
   try {
     st.gallery->check_query (emeta->model_id, emeta->preprocessing_id,
         emeta->dims);
-  }
-  catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("The index %s was built by another embedder than the one in this "
-            "pipeline. %s", st.reload->index_path ().c_str (), e.what ()),
+         "pipeline. %s",
+            st.reload->index_path ().c_str (), e.what ()),
         (NULL));
     *flow = GST_FLOW_ERROR;
     return FALSE;
@@ -546,15 +548,17 @@ gst_faiss_search_accepts (GstFaissSearch * self, GstBuffer * buf,
   /* FAISS would find no neighbour for it, without a word. */
   const size_t bad = vs::first_non_finite (emeta->values, emeta->dims);
   if (bad < emeta->dims) {
-    GST_DEBUG_OBJECT (self, "query at %" GST_TIME_FORMAT " has %f at %u: "
-        "no neighbours", GST_TIME_ARGS (GST_BUFFER_PTS (buf)),
-        emeta->values[bad], (guint) bad);
+    GST_DEBUG_OBJECT (self,
+        "query at %" GST_TIME_FORMAT " has %f at %u: "
+        "no neighbours",
+        GST_TIME_ARGS (GST_BUFFER_PTS (buf)), emeta->values[bad], (guint) bad);
     if (!st.warned_non_finite) {
       st.warned_non_finite = true;
       GST_ELEMENT_WARNING (self, STREAM, FAILED,
           ("The embedding of the frame at %" GST_TIME_FORMAT " (model %s) "
-              "holds NaN or infinite values: it and any other such frame "
-              "pass without neighbours.", GST_TIME_ARGS (GST_BUFFER_PTS (buf)),
+           "holds NaN or infinite values: it and any other such frame "
+           "pass without neighbours.",
+              GST_TIME_ARGS (GST_BUFFER_PTS (buf)),
               GST_STR_NULL (emeta->model_id)),
           ("value %u of %u is %f", (guint) bad, emeta->dims,
               emeta->values[bad]));
@@ -567,33 +571,33 @@ gst_faiss_search_accepts (GstFaissSearch * self, GstBuffer * buf,
 /* Attaches the hits of buf's embedding as a GstVisualSearchNeighborsMeta, and posts
  * them when asked to. */
 static void
-gst_faiss_search_attach (GstFaissSearch * self, GstBuffer * buf,
-    const std::vector<vs::Neighbor> & hits, gboolean post_messages)
+gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
+    const std::vector<vs::Neighbor> &hits, gboolean post_messages)
 {
-  FaissSearchState & st = *self->state;
+  FaissSearchState &st = *self->state;
 
   /* Metas and bus messages carry UTF-8 (PyGObject crashes on anything else),
    * whatever bytes a catalog holds. Repaired copies live until the meta has
    * copied them; valid text, the usual case, is not copied. */
-  std::forward_list < std::string > repaired;
-  auto utf8 =[&repaired] (const std::string & text) {
+  std::forward_list<std::string> repaired;
+  auto utf8 = [&repaired] (const std::string &text) {
     if (vs::is_valid_utf8 (text))
-      return const_cast < gchar * >(text.c_str ());
+      return const_cast<gchar *> (text.c_str ());
     repaired.push_front (vs::valid_utf8 (text));
-    return const_cast < gchar * >(repaired.front ().c_str ());
+    return const_cast<gchar *> (repaired.front ().c_str ());
   };
   st.neighbors.clear ();
-  for (const vs::Neighbor & hit:hits) {
+  for (const vs::Neighbor &hit : hits) {
     if (!hit.item && !st.warned_unknown_id) {
       st.warned_unknown_id = true;
       GST_ELEMENT_WARNING (self, STREAM, FAILED,
           ("The index %s returned id %" G_GINT64_FORMAT ", which its catalog "
-              "%s does not list; such neighbours carry label -1 and no name.",
+           "%s does not list; such neighbours carry label -1 and no name.",
               st.reload->index_path ().c_str (), hit.id,
               st.reload->catalog_path ().c_str ()),
           ("The index holds ids its catalog does not know (an IndexIDMap "
-              "built outside visualsearch?). Build the index and catalog "
-              "together with faissindexer or galleryindexer."));
+           "built outside visualsearch?). Build the index and catalog "
+           "together with faissindexer or galleryindexer."));
     }
     GstVisualSearchNeighbor nb;
     nb.id = hit.id;
@@ -606,10 +610,12 @@ gst_faiss_search_attach (GstFaissSearch * self, GstBuffer * buf,
   }
 
   const GstVisualSearchMetric metric =
-      st.gallery->metric () == vs::Metric::InnerProduct ?
-      GST_VISUALSEARCH_METRIC_INNER_PRODUCT : GST_VISUALSEARCH_METRIC_L2;
-  GstVisualSearchNeighborsMeta *nmeta = gst_buffer_add_visualsearch_neighbors_meta (buf, metric,
-      st.neighbors.size (), st.neighbors.data ());
+      st.gallery->metric () == vs::Metric::InnerProduct
+      ? GST_VISUALSEARCH_METRIC_INNER_PRODUCT
+      : GST_VISUALSEARCH_METRIC_L2;
+  GstVisualSearchNeighborsMeta *nmeta =
+      gst_buffer_add_visualsearch_neighbors_meta (buf, metric,
+          st.neighbors.size (), st.neighbors.data ());
 
   GST_LOG_OBJECT (self, "%u neighbours, nearest %" G_GINT64_FORMAT " at %f",
       nmeta->n_neighbors, nmeta->n_neighbors ? nmeta->neighbors[0].id : -1,
@@ -620,19 +626,22 @@ gst_faiss_search_attach (GstFaissSearch * self, GstBuffer * buf,
 }
 
 static GstFlowReturn
-gst_faiss_search_failed (GstFaissSearch * self, const std::exception & e)
+gst_faiss_search_failed (GstFaissSearch *self, const std::exception &e)
 {
-  VS_ELEMENT_ERROR (self, e, ("Searching the index %s failed: %s",
-          self->state->reload->index_path ().c_str (), e.what ()), (NULL));
+  VS_ELEMENT_ERROR (self, e,
+      ("Searching the index %s failed: %s",
+          self->state->reload->index_path ().c_str (), e.what ()),
+      (NULL));
   return GST_FLOW_ERROR;
 }
 
 static GstFlowReturn
-gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
+gst_faiss_search_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
-  FaissSearchState & st = *self->state;
-  const GstVisualSearchEmbeddingMeta *emeta = gst_buffer_get_visualsearch_embedding_meta (buf);
+  FaissSearchState &st = *self->state;
+  const GstVisualSearchEmbeddingMeta *emeta =
+      gst_buffer_get_visualsearch_embedding_meta (buf);
   const SearchSettings settings = gst_faiss_search_settings (self);
 
   if (emeta && settings.reload)
@@ -645,8 +654,7 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   try {
     st.gallery->search (emeta->values, settings.k, settings.params,
         settings.max_distance, &st.hits);
-  }
-  catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     return gst_faiss_search_failed (self, e);
   }
   gst_faiss_search_attach (self, buf, st.hits, settings.post_messages);
@@ -655,9 +663,9 @@ gst_faiss_search_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 
 /* Searches the held frames in one go and pushes them, in order. */
 static GstFlowReturn
-gst_faiss_search_drain (GstFaissSearch * self)
+gst_faiss_search_drain (GstFaissSearch *self)
 {
-  FaissSearchState & st = *self->state;
+  FaissSearchState &st = *self->state;
   if (st.held.empty ())
     return GST_FLOW_OK;
 
@@ -668,8 +676,9 @@ gst_faiss_search_drain (GstFaissSearch * self)
   /* One gallery for the whole batch: a replaced index is taken up between
    * batches. */
   if (settings.reload) {
-    for (GstBuffer * buf : held) {
-      if (const GstVisualSearchEmbeddingMeta * emeta = gst_buffer_get_visualsearch_embedding_meta (buf)) {
+    for (GstBuffer *buf : held) {
+      if (const GstVisualSearchEmbeddingMeta *emeta =
+              gst_buffer_get_visualsearch_embedding_meta (buf)) {
         gst_faiss_search_check_reload (self, emeta);
         break;
       }
@@ -680,7 +689,8 @@ gst_faiss_search_drain (GstFaissSearch * self)
   std::vector<bool> searched (held.size (), false);
   st.batch_queries.clear ();
   for (size_t i = 0; i < held.size () && flow == GST_FLOW_OK; i++) {
-    const GstVisualSearchEmbeddingMeta *emeta = gst_buffer_get_visualsearch_embedding_meta (held[i]);
+    const GstVisualSearchEmbeddingMeta *emeta =
+        gst_buffer_get_visualsearch_embedding_meta (held[i]);
     searched[i] = gst_faiss_search_accepts (self, held[i], emeta, &flow);
     if (searched[i])
       st.batch_queries.insert (st.batch_queries.end (), emeta->values,
@@ -691,8 +701,7 @@ gst_faiss_search_drain (GstFaissSearch * self)
       st.gallery->search_batch (st.batch_queries.data (),
           st.batch_queries.size () / st.gallery->dims (), settings.k,
           settings.params, settings.max_distance, &st.batch_hits);
-    }
-    catch (const std::exception & e) {
+    } catch (const std::exception &e) {
       flow = gst_faiss_search_failed (self, e);
     }
   }
@@ -716,11 +725,11 @@ gst_faiss_search_drain (GstFaissSearch * self)
 /* With max-batch above 1 and a source that is not live, holds the frame for
  * a batch; otherwise it goes the usual way, to transform_ip. */
 static GstFlowReturn
-gst_faiss_search_submit_input_buffer (GstBaseTransform * trans,
-    gboolean is_discont, GstBuffer * buf)
+gst_faiss_search_submit_input_buffer (GstBaseTransform *trans,
+    gboolean is_discont, GstBuffer *buf)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
-  FaissSearchState & st = *self->state;
+  FaissSearchState &st = *self->state;
 
   GST_OBJECT_LOCK (self);
   const guint max_batch = self->max_batch;
@@ -734,7 +743,8 @@ gst_faiss_search_submit_input_buffer (GstBaseTransform * trans,
     gst_query_unref (query);
     st.live = live;
     if (live)
-      GST_INFO_OBJECT (self, "upstream is live: frames are searched one by "
+      GST_INFO_OBJECT (self,
+          "upstream is live: frames are searched one by "
           "one, as they come, whatever max-batch says");
   }
   if (max_batch <= 1 || *st.live) {
@@ -745,8 +755,8 @@ gst_faiss_search_submit_input_buffer (GstBaseTransform * trans,
         return flow;
       }
     }
-    return GST_BASE_TRANSFORM_CLASS (parent_class)->submit_input_buffer (trans,
-        is_discont, buf);
+    return GST_BASE_TRANSFORM_CLASS (parent_class)
+        ->submit_input_buffer (trans, is_discont, buf);
   }
 
   st.held.push_back (gst_buffer_make_writable (buf));
@@ -756,21 +766,21 @@ gst_faiss_search_submit_input_buffer (GstBaseTransform * trans,
 }
 
 static gboolean
-gst_faiss_search_query (GstBaseTransform * trans, GstPadDirection direction,
-    GstQuery * query)
+gst_faiss_search_query (GstBaseTransform *trans, GstPadDirection direction,
+    GstQuery *query)
 {
   /* Downstream is to see every frame that came before the drain. */
   if (direction == GST_PAD_SINK && GST_QUERY_TYPE (query) == GST_QUERY_DRAIN)
     gst_faiss_search_drain (GST_FAISS_SEARCH (trans));
-  return GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction,
-      query);
+  return GST_BASE_TRANSFORM_CLASS (parent_class)
+      ->query (trans, direction, query);
 }
 
 /* ------------------------------------------------------------------------ */
 /* GObject */
 
 static void
-gst_faiss_search_finalize (GObject * object)
+gst_faiss_search_finalize (GObject *object)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (object);
 
@@ -780,7 +790,7 @@ gst_faiss_search_finalize (GObject * object)
 }
 
 static void
-gst_faiss_search_class_init (GstFaissSearchClass * klass)
+gst_faiss_search_class_init (GstFaissSearchClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
@@ -793,48 +803,53 @@ gst_faiss_search_class_init (GstFaissSearchClass * klass)
   g_object_class_install_property (gobject_class, PROP_INDEX,
       g_param_spec_string ("index", "Index",
           "FAISS index file to search, as written by faissindexer; its "
-          "catalog (the same path + \".db\") must sit beside it", NULL,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_READY)));
+          "catalog (the same path + \".db\") must sit beside it",
+          NULL,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property (gobject_class, PROP_K,
       g_param_spec_uint ("k", "k",
           "How many nearest neighbours to return per frame (fewer when the "
-          "index holds fewer)", 1, MAX_K, DEFAULT_K,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_PLAYING)));
+          "index holds fewer)",
+          1, MAX_K, DEFAULT_K,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property (gobject_class, PROP_NPROBE,
       g_param_spec_int ("nprobe", "nprobe",
           "IVF indexes: how many inverted lists to visit (0 = the index's "
-          "own setting)", 0, G_MAXINT, DEFAULT_NPROBE,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_PLAYING)));
+          "own setting)",
+          0, G_MAXINT, DEFAULT_NPROBE,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property (gobject_class, PROP_EF_SEARCH,
       g_param_spec_int ("ef-search", "efSearch",
           "HNSW indexes: size of the search queue (0 = the index's own "
-          "setting)", 0, G_MAXINT, DEFAULT_EF_SEARCH,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_PLAYING)));
+          "setting)",
+          0, G_MAXINT, DEFAULT_EF_SEARCH,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property (gobject_class, PROP_MAX_DISTANCE,
       g_param_spec_double ("max-distance", "Maximum distance",
           "Drop neighbours past this score, in the index's metric: l2 drops "
           "squared distances above it, ip drops inner products below it "
-          "(the default keeps all)", -G_MAXDOUBLE, G_MAXDOUBLE,
-          DEFAULT_MAX_DISTANCE,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_PLAYING)));
+          "(the default keeps all)",
+          -G_MAXDOUBLE, G_MAXDOUBLE, DEFAULT_MAX_DISTANCE,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
       g_param_spec_boolean ("post-messages", "Post messages",
           "Post a \"visualsearch\" element message with the neighbours of "
-          "every searched frame", DEFAULT_POST_MESSAGES,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_PLAYING)));
+          "every searched frame",
+          DEFAULT_POST_MESSAGES,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property (gobject_class, PROP_RELOAD,
       g_param_spec_boolean ("reload", "Reload",
           "Watch the index file and switch to a new one, loaded in the "
           "background, when it is replaced; the stream keeps flowing",
           DEFAULT_RELOAD,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_PLAYING)));
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
 
   g_object_class_install_property (gobject_class, PROP_MMAP,
       g_param_spec_boolean ("mmap", "Map the index",
@@ -843,19 +858,20 @@ gst_faiss_search_class_init (GstFaissSearchClass * klass)
           "searching one file share its pages. Flat (also with an id map) "
           "and IVF (Flat, PQ, SQ) indexes; others are loaded into memory "
           "as without it. The file must be replaced by renaming, never "
-          "rewritten in place", DEFAULT_MMAP,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_READY)));
+          "rewritten in place",
+          DEFAULT_MMAP,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
 
   g_object_class_install_property (gobject_class, PROP_MAX_BATCH,
       g_param_spec_uint ("max-batch", "Maximum batch",
           "Search up to this many frames' embeddings together, for offline "
           "evaluation: frames are held until the batch is full or an event, "
           "such as EOS, follows them. Each frame gets the neighbours it gets "
-          "alone. A live source gets no batching", 1, MAX_MAX_BATCH,
-          DEFAULT_MAX_BATCH,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_READY)));
+          "alone. A live source gets no batching",
+          1, MAX_MAX_BATCH, DEFAULT_MAX_BATCH,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -875,7 +891,7 @@ gst_faiss_search_class_init (GstFaissSearchClass * klass)
 }
 
 static void
-gst_faiss_search_init (GstFaissSearch * self)
+gst_faiss_search_init (GstFaissSearch *self)
 {
   self->k = DEFAULT_K;
   self->nprobe = DEFAULT_NPROBE;

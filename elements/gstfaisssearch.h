@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* faisssearch: nearest gallery neighbours of each frame's embedding. */
 #ifndef __GST_FAISS_SEARCH_H__
 #define __GST_FAISS_SEARCH_H__

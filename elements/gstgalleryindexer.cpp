@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /**
  * SECTION:element-galleryindexer
  * @title: galleryindexer
@@ -92,35 +93,34 @@ enum
   PROP_MODE,
 };
 
-static const gchar *const child_factories[N_CHILDREN] = {
-  "gallerysrc", "embedder", "faissindexer"
-};
+static const gchar *const child_factories[N_CHILDREN] = {"gallerysrc",
+    "embedder", "faissindexer"};
 
 static const ProxiedProperty proxied[N_PROXIED] = {
-  {},
-  {"location", "Location", CHILD_SOURCE, "location",
-      "The folder of pictures and videos to index"},
-  {"recursive", "Recursive", CHILD_SOURCE, "recursive", NULL},
-  {"label-from", "Label from", CHILD_SOURCE, "label-from", NULL},
-  {"video-interval", "Video interval", CHILD_SOURCE, "video-interval", NULL},
-  {"max-pixels", "Maximum pixels", CHILD_SOURCE, "max-pixels", NULL},
-  {"strict", "Strict", CHILD_SOURCE, "strict", NULL},
-  {"model", "Model", CHILD_EMBEDDER, "model", NULL},
-  {"weights", "Weights", CHILD_EMBEDDER, "weights", NULL},
-  {"seed", "Seed", CHILD_EMBEDDER, "seed", NULL},
-  {"precision", "Precision", CHILD_EMBEDDER, "precision", NULL},
-  {"batch-size", "Batch size", CHILD_EMBEDDER, "batch-size", NULL},
-  {"input-size", "Input size", CHILD_EMBEDDER, "input-size", NULL},
-  {"resize", "Resize", CHILD_EMBEDDER, "resize", NULL},
-  {"index", "Index", CHILD_INDEXER, "location",
-      "The FAISS index file to write or update; its SQLite catalog goes "
+    {},
+    {"location", "Location", CHILD_SOURCE, "location",
+        "The folder of pictures and videos to index"},
+    {"recursive", "Recursive", CHILD_SOURCE, "recursive", NULL},
+    {"label-from", "Label from", CHILD_SOURCE, "label-from", NULL},
+    {"video-interval", "Video interval", CHILD_SOURCE, "video-interval", NULL},
+    {"max-pixels", "Maximum pixels", CHILD_SOURCE, "max-pixels", NULL},
+    {"strict", "Strict", CHILD_SOURCE, "strict", NULL},
+    {"model", "Model", CHILD_EMBEDDER, "model", NULL},
+    {"weights", "Weights", CHILD_EMBEDDER, "weights", NULL},
+    {"seed", "Seed", CHILD_EMBEDDER, "seed", NULL},
+    {"precision", "Precision", CHILD_EMBEDDER, "precision", NULL},
+    {"batch-size", "Batch size", CHILD_EMBEDDER, "batch-size", NULL},
+    {"input-size", "Input size", CHILD_EMBEDDER, "input-size", NULL},
+    {"resize", "Resize", CHILD_EMBEDDER, "resize", NULL},
+    {"index", "Index", CHILD_INDEXER, "location",
+        "The FAISS index file to write or update; its SQLite catalog goes "
         "beside it (index + \".db\")"},
-  {"index-type", "Index type", CHILD_INDEXER, "index-type",
-      "FAISS index_factory string, wrapped in an IDMap2 so that items keep "
+    {"index-type", "Index type", CHILD_INDEXER, "index-type",
+        "FAISS index_factory string, wrapped in an IDMap2 so that items keep "
         "their ids across updates: Flat (exact), IVF<n>,Flat, IVF<n>,PQ<m>, "
         "HNSW<m>, ...; ignored when updating (the index keeps its type)"},
-  {"metric", "Metric", CHILD_INDEXER, "metric", NULL},
-  {"thumbnail-size", "Thumbnail size", CHILD_INDEXER, "thumbnail-size", NULL},
+    {"metric", "Metric", CHILD_INDEXER, "metric", NULL},
+    {"thumbnail-size", "Thumbnail size", CHILD_INDEXER, "thumbnail-size", NULL},
 };
 
 struct _GstGalleryIndexer
@@ -129,7 +129,7 @@ struct _GstGalleryIndexer
 
   /* owned by the bin; NULL only when a child's factory is missing */
   GstElement *children[N_CHILDREN];
-  Mode mode;                    /* under the object lock */
+  Mode mode; /* under the object lock */
   /* This run links gallerysrc straight to faissindexer, the embedder kept
    * in READY: no file needs embedding. State changes only. */
   gboolean bypassed;
@@ -142,24 +142,29 @@ G_DEFINE_TYPE_WITH_CODE (GstGalleryIndexer, gst_gallery_indexer, GST_TYPE_BIN,
 GST_ELEMENT_REGISTER_DEFINE (galleryindexer, "galleryindexer", GST_RANK_NONE,
     GST_TYPE_GALLERY_INDEXER);
 
-static void gst_gallery_indexer_set_property (GObject * object,
-    guint prop_id, const GValue * value, GParamSpec * pspec);
-static void gst_gallery_indexer_get_property (GObject * object,
-    guint prop_id, GValue * value, GParamSpec * pspec);
-static GstStateChangeReturn gst_gallery_indexer_change_state (GstElement *
-    element, GstStateChange transition);
+static void gst_gallery_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_gallery_indexer_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static GstStateChangeReturn
+gst_gallery_indexer_change_state (GstElement *element,
+    GstStateChange transition);
 
 GType
 gst_gallery_indexer_mode_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    {MODE_UPDATE, "Update the existing index: skip unchanged files, add new "
+      {MODE_UPDATE,
+          "Update the existing index: skip unchanged files, add new "
           "ones, embed changed ones again, remove vanished ones (a new index "
-          "when there is none)", "update"},
-    {MODE_REBUILD, "Index the whole folder anew, replacing any index at "
-          "index", "rebuild"},
-    {0, NULL, NULL},
+          "when there is none)",
+          "update"},
+      {MODE_REBUILD,
+          "Index the whole folder anew, replacing any index at "
+          "index",
+          "rebuild"},
+      {0, NULL, NULL},
   };
 
   if (g_once_init_enter (&type)) {
@@ -170,15 +175,14 @@ gst_gallery_indexer_mode_get_type (void)
 }
 
 static void
-gst_gallery_indexer_class_init (GstGalleryIndexerClass * klass)
+gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  const GType child_types[N_CHILDREN] = {
-    GST_TYPE_GALLERY_SRC, GST_TYPE_EMBEDDER, GST_TYPE_FAISS_INDEXER
-  };
-  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE |
-      G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const GType child_types[N_CHILDREN] = {GST_TYPE_GALLERY_SRC,
+      GST_TYPE_EMBEDDER, GST_TYPE_FAISS_INDEXER};
+  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
 
   gobject_class->set_property = gst_gallery_indexer_set_property;
   gobject_class->get_property = gst_gallery_indexer_get_property;
@@ -195,11 +199,11 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass * klass)
       g_param_spec_enum ("mode", "Mode",
           "update: keep the items of unchanged files (skipped before "
           "decoding), add new and changed files, remove vanished ones; "
-          "rebuild: index the folder anew", GST_TYPE_GALLERY_INDEXER_MODE,
-          DEFAULT_MODE, flags));
+          "rebuild: index the folder anew",
+          GST_TYPE_GALLERY_INDEXER_MODE, DEFAULT_MODE, flags));
 
-  gst_element_class_set_static_metadata (element_class,
-      "Gallery indexer", "Sink/Analysis",
+  gst_element_class_set_static_metadata (element_class, "Gallery indexer",
+      "Sink/Analysis",
       "Embeds every picture and video frame of a folder into a FAISS index "
       "and catalog, and keeps them up to date incrementally (gallerysrc ! "
       "embedder ! faissindexer)",
@@ -213,7 +217,7 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass * klass)
 }
 
 static void
-gst_gallery_indexer_init (GstGalleryIndexer * self)
+gst_gallery_indexer_init (GstGalleryIndexer *self)
 {
   self->mode = DEFAULT_MODE;
   self->bypassed = FALSE;
@@ -229,20 +233,21 @@ gst_gallery_indexer_init (GstGalleryIndexer * self)
    * its writer lock, when the indexer starts, before the source does)
    * whether each file is unchanged. The children live as long as the bin. */
   GstFaissIndexer *faiss = GST_FAISS_INDEXER (indexer);
-  gst_gallery_src_set_file_filter (GST_GALLERY_SRC (source),
-      [faiss](const std::string & relative, const std::string & path) {
+  gst_gallery_src_set_file_filter (
+      GST_GALLERY_SRC (source),
+      [faiss] (const std::string &relative, const std::string &path) {
         auto inventory = gst_faiss_indexer_get_inventory (faiss);
         return inventory && inventory->unchanged (relative, path);
       },
-      [faiss]() {
+      [faiss] () {
         if (auto inventory = gst_faiss_indexer_get_inventory (faiss))
           inventory->walk_complete ();
       });
 }
 
 static void
-gst_gallery_indexer_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_gallery_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
 {
   GstGalleryIndexer *self = GST_GALLERY_INDEXER (object);
 
@@ -253,7 +258,7 @@ gst_gallery_indexer_set_property (GObject * object, guint prop_id,
     return;
   }
   if (prop_id == PROP_CHECKPOINT_INTERVAL) {
-    if (GstElement * indexer = self->children[CHILD_INDEXER])
+    if (GstElement *indexer = self->children[CHILD_INDEXER])
       g_object_set_property (G_OBJECT (indexer), "checkpoint-interval", value);
   } else if (prop_id == PROP_0 || prop_id >= N_PROXIED) {
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -263,8 +268,8 @@ gst_gallery_indexer_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_gallery_indexer_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec)
+gst_gallery_indexer_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
 {
   GstGalleryIndexer *self = GST_GALLERY_INDEXER (object);
 
@@ -275,7 +280,7 @@ gst_gallery_indexer_get_property (GObject * object, guint prop_id,
     return;
   }
   if (prop_id == PROP_CHECKPOINT_INTERVAL) {
-    if (GstElement * indexer = self->children[CHILD_INDEXER])
+    if (GstElement *indexer = self->children[CHILD_INDEXER])
       g_object_get_property (G_OBJECT (indexer), "checkpoint-interval", value);
     else
       g_param_value_set_default (pspec, value);
@@ -291,10 +296,11 @@ gst_gallery_indexer_get_property (GObject * object, guint prop_id,
  * time). The walk is gallerysrc's own; anything it would report (an
  * unreadable folder, a bad label-from) says no, and gallerysrc reports it. */
 static bool
-nothing_to_embed (GstGalleryIndexer * self)
+nothing_to_embed (GstGalleryIndexer *self)
 {
-  auto inventory = gst_faiss_indexer_get_inventory (GST_FAISS_INDEXER
-      (self->children[CHILD_INDEXER]));
+  auto inventory =
+      gst_faiss_indexer_get_inventory (GST_FAISS_INDEXER (self->children
+                                                              [CHILD_INDEXER]));
   if (!inventory)
     return false;
   gchar *location = NULL, *label_from = NULL;
@@ -307,15 +313,16 @@ nothing_to_embed (GstGalleryIndexer * self)
     options.recursive = recursive;
     if (unchanged)
       vs::parse_label_from (label_from, &options);
-    const vs::ImageFolder folder = unchanged ?
-        vs::ImageFolder::scan (location, options) : vs::ImageFolder ();
-    for (const vs::FolderFile & file:folder.files ()) {
+    const vs::ImageFolder folder = unchanged
+        ? vs::ImageFolder::scan (location, options)
+        : vs::ImageFolder ();
+    for (const vs::FolderFile &file : folder.files ()) {
       if (!inventory->holds_unchanged (file.relative, file.path)) {
         unchanged = false;
         break;
       }
     }
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     unchanged = false;
   }
   g_free (location);
@@ -326,7 +333,7 @@ nothing_to_embed (GstGalleryIndexer * self)
 /* Links source ! embedder ! indexer, or source ! indexer with the embedder
  * held in READY. Only while the children are in READY. */
 static void
-set_bypass (GstGalleryIndexer * self, gboolean bypass)
+set_bypass (GstGalleryIndexer *self, gboolean bypass)
 {
   GstElement *source = self->children[CHILD_SOURCE];
   GstElement *embedder = self->children[CHILD_EMBEDDER];
@@ -347,34 +354,35 @@ set_bypass (GstGalleryIndexer * self, gboolean bypass)
 }
 
 static GstStateChangeReturn
-gst_gallery_indexer_change_state (GstElement * element,
+gst_gallery_indexer_change_state (GstElement *element,
     GstStateChange transition)
 {
   GstGalleryIndexer *self = GST_GALLERY_INDEXER (element);
 
   if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
-    if (!indexing_bin_check_children (element, self->children,
-            child_factories))
+    if (!indexing_bin_check_children (element, self->children, child_factories))
       return GST_STATE_CHANGE_FAILURE;
     /* faissindexer, a GstBaseSink, starts (loads the index) in NULL to
      * READY. */
     GST_OBJECT_LOCK (self);
     const Mode mode = self->mode;
     GST_OBJECT_UNLOCK (self);
-    GST_INFO_OBJECT (self, "mode %s", mode == MODE_UPDATE ? "update" :
-        "rebuild");
+    GST_INFO_OBJECT (self, "mode %s",
+        mode == MODE_UPDATE ? "update" : "rebuild");
     /* Absolute, so that a search run from anywhere finds the originals. */
     gchar *location = NULL;
     g_object_get (self->children[CHILD_SOURCE], "location", &location, NULL);
     gchar *root = location ? g_canonicalize_filename (location, NULL) : NULL;
     gst_faiss_indexer_set_gallery_mode (GST_FAISS_INDEXER (self->children
-            [CHILD_INDEXER]), TRUE, mode == MODE_UPDATE, root);
+                                                               [CHILD_INDEXER]),
+        TRUE, mode == MODE_UPDATE, root);
     g_free (root);
     g_free (location);
   }
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
       && nothing_to_embed (self)) {
-    GST_INFO_OBJECT (self, "every file is unchanged: the embedder is not "
+    GST_INFO_OBJECT (self,
+        "every file is unchanged: the embedder is not "
         "started");
     set_bypass (self, TRUE);
   }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* galleryindexer: gallerysrc ! embedder ! faissindexer in one element, which
  * updates an index incrementally from its folder. */
 #ifndef __GST_GALLERY_INDEXER_H__

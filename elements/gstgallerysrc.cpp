@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /**
  * SECTION:element-gallerysrc
  * @title: gallerysrc
@@ -116,7 +117,7 @@ struct GalleryWalk
 {
   std::string location;
   vs::ImageFolder folder;
-  std::vector<std::string> label_names;       /* valid UTF-8 */
+  std::vector<std::string> label_names; /* valid UTF-8 */
   guint64 max_pixels = DEFAULT_MAX_PIXELS;
   GstClockTime interval = GST_SECOND;
   bool strict = false;
@@ -126,19 +127,19 @@ struct GalleryWalk
   std::unique_ptr<vs::VideoSampler> video;
   size_t video_file = 0;
   std::unique_ptr<GstVideoConverter, decltype (&gst_video_converter_free)>
-      converter { nullptr, gst_video_converter_free };
+      converter{nullptr, gst_video_converter_free};
   GstVideoInfo converter_in;
 
   guint64 frames = 0;
-  gint frame_width = 0;         /* of the frame last made */
+  gint frame_width = 0; /* of the frame last made */
   gint frame_height = 0;
-  gint width = 0;               /* of the caps last set */
+  gint width = 0; /* of the caps last set */
   gint height = 0;
   bool progress_started = false;
   /* gst_gallery_src_set_file_filter()'s, for this run */
   std::function<bool (const std::string &, const std::string &)> skip;
   std::function<void ()> walked_all;
-  guint64 unchanged = 0;        /* files skip() passed over */
+  guint64 unchanged = 0; /* files skip() passed over */
   /* One sentence per file skipped, in walk order. */
   std::vector<std::string> bad;
 };
@@ -167,25 +168,25 @@ struct _GstGallerySrc
   gboolean flushing;
 };
 
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS ("video/x-raw, format = (string) RGB, "
-        "width = (int) [ 1, MAX ], height = (int) [ 1, MAX ], "
-        "pixel-aspect-ratio = (fraction) 1/1, framerate = (fraction) 0/1"));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
+        GST_STATIC_CAPS ("video/x-raw, format = (string) RGB, "
+                         "width = (int) [ 1, MAX ], height = (int) [ 1, MAX ], "
+                         "pixel-aspect-ratio = (fraction) 1/1, framerate = "
+                         "(fraction) 0/1"));
 
-static void gst_gallery_src_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec);
-static void gst_gallery_src_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec);
-static void gst_gallery_src_finalize (GObject * object);
-static gboolean gst_gallery_src_negotiate (GstBaseSrc * src);
-static gboolean gst_gallery_src_is_seekable (GstBaseSrc * src);
-static gboolean gst_gallery_src_start (GstBaseSrc * src);
-static gboolean gst_gallery_src_stop (GstBaseSrc * src);
-static gboolean gst_gallery_src_unlock (GstBaseSrc * src);
-static gboolean gst_gallery_src_unlock_stop (GstBaseSrc * src);
-static GstFlowReturn gst_gallery_src_create (GstPushSrc * src,
-    GstBuffer ** buf);
+static void gst_gallery_src_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_gallery_src_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static void gst_gallery_src_finalize (GObject *object);
+static gboolean gst_gallery_src_negotiate (GstBaseSrc *src);
+static gboolean gst_gallery_src_is_seekable (GstBaseSrc *src);
+static gboolean gst_gallery_src_start (GstBaseSrc *src);
+static gboolean gst_gallery_src_stop (GstBaseSrc *src);
+static gboolean gst_gallery_src_unlock (GstBaseSrc *src);
+static gboolean gst_gallery_src_unlock_stop (GstBaseSrc *src);
+static GstFlowReturn gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf);
 
 #define gst_gallery_src_parent_class parent_class
 G_DEFINE_TYPE_WITH_CODE (GstGallerySrc, gst_gallery_src, GST_TYPE_PUSH_SRC,
@@ -199,13 +200,13 @@ gst_gallery_src_split_get_type (void)
 {
   static gsize type = 0;
   static const GEnumValue values[] = {
-    {(gint) vs::FolderSplit::All, "Every file", "all"},
-    {(gint) vs::FolderSplit::Gallery,
-        "The files that are not queries of the split", "gallery"},
-    {(gint) vs::FolderSplit::Queries,
-        "The query-fraction of each label's files chosen by split-seed",
-        "queries"},
-    {0, NULL, NULL},
+      {(gint) vs::FolderSplit::All, "Every file", "all"},
+      {(gint) vs::FolderSplit::Gallery,
+          "The files that are not queries of the split", "gallery"},
+      {(gint) vs::FolderSplit::Queries,
+          "The query-fraction of each label's files chosen by split-seed",
+          "queries"},
+      {0, NULL, NULL},
   };
 
   if (g_once_init_enter (&type)) {
@@ -216,14 +217,14 @@ gst_gallery_src_split_get_type (void)
 }
 
 static void
-gst_gallery_src_class_init (GstGallerySrcClass * klass)
+gst_gallery_src_class_init (GstGallerySrcClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseSrcClass *basesrc_class = GST_BASE_SRC_CLASS (klass);
   GstPushSrcClass *pushsrc_class = GST_PUSH_SRC_CLASS (klass);
-  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE |
-      G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
 
   gobject_class->set_property = gst_gallery_src_set_property;
   gobject_class->get_property = gst_gallery_src_get_property;
@@ -235,7 +236,8 @@ gst_gallery_src_class_init (GstGallerySrcClass * klass)
   g_object_class_install_property (gobject_class, PROP_RECURSIVE,
       g_param_spec_boolean ("recursive", "Recursive",
           "Walk the sub-folders too; when false, only the files directly in "
-          "location", DEFAULT_RECURSIVE, flags));
+          "location",
+          DEFAULT_RECURSIVE, flags));
   g_object_class_install_property (gobject_class, PROP_LABEL_FROM,
       g_param_spec_string ("label-from", "Label from",
           "Where labels come from: 'folder' (the first-level folder under "
@@ -250,8 +252,8 @@ gst_gallery_src_class_init (GstGallerySrcClass * klass)
       g_param_spec_uint64 ("max-pixels", "Maximum pixels",
           "Skip pictures whose header declares more pixels than this (width "
           "x height), before decoding them, so a decompression bomb cannot "
-          "exhaust memory; and videos whose frames are larger", 1, G_MAXUINT64, DEFAULT_MAX_PIXELS,
-          flags));
+          "exhaust memory; and videos whose frames are larger",
+          1, G_MAXUINT64, DEFAULT_MAX_PIXELS, flags));
   g_object_class_install_property (gobject_class, PROP_STRICT,
       g_param_spec_boolean ("strict", "Strict",
           "Fail on the first file that is not a readable picture or video; "
@@ -265,18 +267,20 @@ gst_gallery_src_class_init (GstGallerySrcClass * klass)
   g_object_class_install_property (gobject_class, PROP_QUERY_FRACTION,
       g_param_spec_double ("query-fraction", "Query fraction",
           "With split: the share of each label's files that are queries "
-          "(rounded, at least one and never all of them)", 0.001, 0.999,
-          DEFAULT_QUERY_FRACTION, flags));
+          "(rounded, at least one and never all of them)",
+          0.001, 0.999, DEFAULT_QUERY_FRACTION, flags));
   g_object_class_install_property (gobject_class, PROP_SPLIT_SEED,
       g_param_spec_uint ("split-seed", "Split seed",
           "With split: which files are queries; the same seed always splits "
-          "a folder the same way", 0, G_MAXUINT, DEFAULT_SPLIT_SEED, flags));
+          "a folder the same way",
+          0, G_MAXUINT, DEFAULT_SPLIT_SEED, flags));
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
       "Picture and video folder source", "Source/Video",
       "Walks a folder and pushes every picture and sampled video frame as "
-      "native-size RGB, labelled by folder or CSV, with GstVisualSearchSampleMeta",
+      "native-size RGB, labelled by folder or CSV, with "
+      "GstVisualSearchSampleMeta",
       "visualsearch developers");
 
   basesrc_class->negotiate = GST_DEBUG_FUNCPTR (gst_gallery_src_negotiate);
@@ -292,7 +296,7 @@ gst_gallery_src_class_init (GstGallerySrcClass * klass)
 }
 
 static void
-gst_gallery_src_init (GstGallerySrc * self)
+gst_gallery_src_init (GstGallerySrc *self)
 {
   self->recursive = DEFAULT_RECURSIVE;
   self->label_from = g_strdup (DEFAULT_LABEL_FROM);
@@ -307,7 +311,7 @@ gst_gallery_src_init (GstGallerySrc * self)
 }
 
 static void
-gst_gallery_src_finalize (GObject * object)
+gst_gallery_src_finalize (GObject *object)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (object);
 
@@ -319,8 +323,8 @@ gst_gallery_src_finalize (GObject * object)
 }
 
 static void
-gst_gallery_src_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_gallery_src_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (object);
 
@@ -363,8 +367,8 @@ gst_gallery_src_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_gallery_src_get_property (GObject * object, guint prop_id, GValue * value,
-    GParamSpec * pspec)
+gst_gallery_src_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (object);
 
@@ -410,18 +414,17 @@ gst_gallery_src_get_property (GObject * object, guint prop_id, GValue * value,
 static GstCaps *
 frame_caps (gint width, gint height)
 {
-  return gst_caps_new_simple ("video/x-raw",
-      "format", G_TYPE_STRING, "RGB",
+  return gst_caps_new_simple ("video/x-raw", "format", G_TYPE_STRING, "RGB",
       "width", G_TYPE_INT, width, "height", G_TYPE_INT, height,
-      "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1,
-      "framerate", GST_TYPE_FRACTION, 0, 1, NULL);
+      "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, "framerate",
+      GST_TYPE_FRACTION, 0, 1, NULL);
 }
 
 /* Sets the caps of a width x height frame unless they are set already. */
 static gboolean
-set_frame_size (GstGallerySrc * self, gint width, gint height)
+set_frame_size (GstGallerySrc *self, gint width, gint height)
 {
-  GalleryWalk & walk = *self->walk;
+  GalleryWalk &walk = *self->walk;
 
   if (walk.width == width && walk.height == height)
     return TRUE;
@@ -440,7 +443,7 @@ set_frame_size (GstGallerySrc * self, gint width, gint height)
 /* The size is known only once a frame is decoded, so caps are set then, in
  * create(); a reconfigure asks for the current ones again. */
 static gboolean
-gst_gallery_src_negotiate (GstBaseSrc * src)
+gst_gallery_src_negotiate (GstBaseSrc *src)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (src);
 
@@ -456,7 +459,7 @@ gst_gallery_src_negotiate (GstBaseSrc * src)
 /* lifecycle */
 
 static gboolean
-gst_gallery_src_is_seekable (GstBaseSrc * src)
+gst_gallery_src_is_seekable (GstBaseSrc *src)
 {
   return FALSE;
 }
@@ -466,38 +469,38 @@ gst_gallery_src_is_seekable (GstBaseSrc * src)
  * source prerolls in the middle of its walk. The first message is the
  * START, the last the COMPLETE. */
 static void
-post_progress (GstGallerySrc * self, bool complete)
+post_progress (GstGallerySrc *self, bool complete)
 {
-  GalleryWalk & walk = *self->walk;
+  GalleryWalk &walk = *self->walk;
   GST_OBJECT_LOCK (self);
   const bool playing = GST_STATE (self) == GST_STATE_PLAYING;
   GST_OBJECT_UNLOCK (self);
   if (!complete && !playing)
     return;
   const GstProgressType type = complete ? GST_PROGRESS_TYPE_COMPLETE
-      : walk.progress_started ? GST_PROGRESS_TYPE_CONTINUE
-      : GST_PROGRESS_TYPE_START;
+      : walk.progress_started           ? GST_PROGRESS_TYPE_CONTINUE
+                                        : GST_PROGRESS_TYPE_START;
   walk.progress_started = true;
 
   const guint64 total = walk.folder.files ().size ();
   const guint64 done = walk.next_file;
-  gchar *text = g_strdup_printf ("%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
-      " files", done, total);
-  GstMessage *msg = gst_message_new_progress (GST_OBJECT (self), type,
-      "gallery", text);
+  gchar *text =
+      g_strdup_printf ("%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " files",
+          done, total);
+  GstMessage *msg =
+      gst_message_new_progress (GST_OBJECT (self), type, "gallery", text);
   g_free (text);
-  gst_structure_set (gst_message_writable_structure (msg),
-      "files-done", G_TYPE_UINT64, done,
-      "files-total", G_TYPE_UINT64, total,
-      "percent", G_TYPE_INT, total ? (gint) (done * 100 / total) : 100, NULL);
+  gst_structure_set (gst_message_writable_structure (msg), "files-done",
+      G_TYPE_UINT64, done, "files-total", G_TYPE_UINT64, total, "percent",
+      G_TYPE_INT, total ? (gint) (done * 100 / total) : 100, NULL);
   gst_element_post_message (GST_ELEMENT (self), msg);
 }
 
 static gboolean
-gst_gallery_src_start (GstBaseSrc * src)
+gst_gallery_src_start (GstBaseSrc *src)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (src);
-  auto walk = std::make_unique < GalleryWalk > ();
+  auto walk = std::make_unique<GalleryWalk> ();
   vs::ImageFolderOptions options;
 
   GST_OBJECT_LOCK (self);
@@ -519,35 +522,36 @@ gst_gallery_src_start (GstBaseSrc * src)
   if (walk->location.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("No gallery folder given; set the 'location' property to the folder "
-            "of pictures and videos."), (NULL));
+         "of pictures and videos."),
+        (NULL));
     return FALSE;
   }
   try {
     vs::parse_label_from (label_from, &options);
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
     return FALSE;
   }
   try {
     walk->folder = vs::ImageFolder::scan (walk->location, options);
-  } catch (const std::exception & e) {
-    VS_ELEMENT_ERROR (self, e, ("%s",
-            vs::valid_utf8 (e.what ()).c_str ()), (NULL));
+  } catch (const std::exception &e) {
+    VS_ELEMENT_ERROR (self, e, ("%s", vs::valid_utf8 (e.what ()).c_str ()),
+        (NULL));
     return FALSE;
   }
-  for (const std::string & name:walk->folder.label_names ())
+  for (const std::string &name : walk->folder.label_names ())
     walk->label_names.push_back (vs::valid_utf8 (name));
-  for (const vs::SkippedEntry & entry:walk->folder.skipped ())
-    walk->bad.push_back (vs::valid_utf8 (walk->location + "/" +
-            entry.relative + " is " + entry.reason));
+  for (const vs::SkippedEntry &entry : walk->folder.skipped ())
+    walk->bad.push_back (vs::valid_utf8 (walk->location + "/" + entry.relative
+        + " is " + entry.reason));
   GST_INFO_OBJECT (self, "%s: %zu files, %zu labels, %zu entries skipped",
       walk->location.c_str (), walk->folder.files ().size (),
       walk->label_names.size (), walk->bad.size ());
-  for (const std::string & bad:walk->bad)
+  for (const std::string &bad : walk->bad)
     GST_WARNING_OBJECT (self, "skipped: %s", bad.c_str ());
   if (walk->strict && !walk->bad.empty ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("%s (strict=true)",
-            walk->bad.front ().c_str ()), (NULL));
+    GST_ELEMENT_ERROR (self, RESOURCE, READ,
+        ("%s (strict=true)", walk->bad.front ().c_str ()), (NULL));
     return FALSE;
   }
 
@@ -557,13 +561,12 @@ gst_gallery_src_start (GstBaseSrc * src)
    * first moments of a run is lost by gst-launch-1.0 (1.22 quits its main
    * loop from the bus sync handler, possibly before it runs it, and then
    * waits forever). Finding the first picture reads a few bytes per file. */
-  for (const vs::FolderFile & file:walk->folder.files ()) {
+  for (const vs::FolderFile &file : walk->folder.files ()) {
     if (!vs::is_image_file (file.path))
       continue;
     try {
       vs::load_image_codecs ();
-    }
-    catch (const std::exception & e) {
+    } catch (const std::exception &e) {
       VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
       return FALSE;
     }
@@ -575,7 +578,7 @@ gst_gallery_src_start (GstBaseSrc * src)
 }
 
 static void
-set_sampling (GstGallerySrc * self, vs::VideoSampler * sampler)
+set_sampling (GstGallerySrc *self, vs::VideoSampler *sampler)
 {
   GST_OBJECT_LOCK (self);
   self->sampling = sampler;
@@ -585,7 +588,7 @@ set_sampling (GstGallerySrc * self, vs::VideoSampler * sampler)
 }
 
 static gboolean
-gst_gallery_src_stop (GstBaseSrc * src)
+gst_gallery_src_stop (GstBaseSrc *src)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (src);
 
@@ -596,7 +599,7 @@ gst_gallery_src_stop (GstBaseSrc * src)
 }
 
 static gboolean
-gst_gallery_src_unlock (GstBaseSrc * src)
+gst_gallery_src_unlock (GstBaseSrc *src)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (src);
 
@@ -609,7 +612,7 @@ gst_gallery_src_unlock (GstBaseSrc * src)
 }
 
 static gboolean
-gst_gallery_src_unlock_stop (GstBaseSrc * src)
+gst_gallery_src_unlock_stop (GstBaseSrc *src)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (src);
 
@@ -622,12 +625,11 @@ gst_gallery_src_unlock_stop (GstBaseSrc * src)
 }
 
 void
-gst_gallery_src_set_file_filter (GstGallerySrc * self,
+gst_gallery_src_set_file_filter (GstGallerySrc *self,
     std::function<bool (const std::string &, const std::string &)> skip,
     std::function<void ()> walked_all)
 {
-  FileFilter *filter = new FileFilter { std::move (skip),
-    std::move (walked_all) };
+  FileFilter *filter = new FileFilter{std::move (skip), std::move (walked_all)};
 
   GST_OBJECT_LOCK (self);
   std::swap (filter, self->filter);
@@ -641,25 +643,25 @@ gst_gallery_src_set_file_filter (GstGallerySrc * self,
 /* Records a file that is no readable picture or video; with strict, that is
  * an error. */
 static GstFlowReturn
-skip_bad_file (GstGallerySrc * self, const std::string & reason)
+skip_bad_file (GstGallerySrc *self, const std::string &reason)
 {
-  GalleryWalk & walk = *self->walk;
+  GalleryWalk &walk = *self->walk;
   const std::string sentence = vs::valid_utf8 (reason);
 
   GST_WARNING_OBJECT (self, "skipped: %s", sentence.c_str ());
   walk.bad.push_back (sentence);
   if (walk.strict) {
-    GST_ELEMENT_ERROR (self, STREAM, DECODE, ("%s (strict=true)",
-            sentence.c_str ()), (NULL));
+    GST_ELEMENT_ERROR (self, STREAM, DECODE,
+        ("%s (strict=true)", sentence.c_str ()), (NULL));
     return GST_FLOW_ERROR;
   }
   return GST_FLOW_OK;
 }
 
 static void
-warn_bad_files (GstGallerySrc * self)
+warn_bad_files (GstGallerySrc *self)
 {
-  const GalleryWalk & walk = *self->walk;
+  const GalleryWalk &walk = *self->walk;
   if (walk.bad.empty ())
     return;
   std::string named, all;
@@ -669,21 +671,25 @@ warn_bad_files (GstGallerySrc * self)
     all += walk.bad[i] + "\n";
   }
   if (walk.bad.size () > BAD_FILES_NAMED)
-    named += "; and " + std::to_string (walk.bad.size () - BAD_FILES_NAMED) +
-        " more (listed in the details, and by GST_DEBUG=gallerysrc:2)";
+    named += "; and " + std::to_string (walk.bad.size () - BAD_FILES_NAMED)
+        + " more (listed in the details, and by GST_DEBUG=gallerysrc:2)";
   const std::string location = vs::valid_utf8 (walk.location);
   if (walk.bad.size () == 1)
-    GST_ELEMENT_WARNING (self, RESOURCE, READ, ("Skipped 1 file in %s that is "
-            "not a readable picture or video: %s", location.c_str (),
-            named.c_str ()), ("%s", all.c_str ()));
+    GST_ELEMENT_WARNING (self, RESOURCE, READ,
+        ("Skipped 1 file in %s that is "
+         "not a readable picture or video: %s",
+            location.c_str (), named.c_str ()),
+        ("%s", all.c_str ()));
   else
-    GST_ELEMENT_WARNING (self, RESOURCE, READ, ("Skipped %zu files in %s that "
-            "are not readable pictures or videos: %s", walk.bad.size (),
-            location.c_str (), named.c_str ()), ("%s", all.c_str ()));
+    GST_ELEMENT_WARNING (self, RESOURCE, READ,
+        ("Skipped %zu files in %s that "
+         "are not readable pictures or videos: %s",
+            walk.bad.size (), location.c_str (), named.c_str ()),
+        ("%s", all.c_str ()));
 }
 
 static std::string
-frame_source (const vs::FolderFile & file, GstClockTime time)
+frame_source (const vs::FolderFile &file, GstClockTime time)
 {
   std::string source = vs::valid_utf8 (file.relative);
   if (GST_CLOCK_TIME_IS_VALID (time)) {
@@ -696,10 +702,10 @@ frame_source (const vs::FolderFile & file, GstClockTime time)
 
 /* A buffer of the frame size, its meta and timestamps set. */
 static GstBuffer *
-new_frame (GstGallerySrc * self, const vs::FolderFile & file,
-    GstClockTime time, GstVideoInfo * info)
+new_frame (GstGallerySrc *self, const vs::FolderFile &file, GstClockTime time,
+    GstVideoInfo *info)
 {
-  GalleryWalk & walk = *self->walk;
+  GalleryWalk &walk = *self->walk;
   GstBuffer *buffer = gst_buffer_new_allocate (NULL, info->size, NULL);
 
   GST_BUFFER_PTS (buffer) = walk.frames * FRAME_DURATION;
@@ -707,10 +713,10 @@ new_frame (GstGallerySrc * self, const vs::FolderFile & file,
   GST_BUFFER_OFFSET (buffer) = walk.frames;
   GST_BUFFER_OFFSET_END (buffer) = walk.frames + 1;
   const std::string source = frame_source (file, time);
-  const char *label_name = file.label >= 0 ?
-      walk.label_names[file.label].c_str () : NULL;
-  gst_buffer_add_visualsearch_sample_meta (buffer, (gint64) walk.frames, file.label,
-      label_name, source.c_str ());
+  const char *label_name =
+      file.label >= 0 ? walk.label_names[file.label].c_str () : NULL;
+  gst_buffer_add_visualsearch_sample_meta (buffer, (gint64) walk.frames,
+      file.label, label_name, source.c_str ());
   GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": %s, %dx%d, label %d",
       walk.frames, source.c_str (), GST_VIDEO_INFO_WIDTH (info),
       GST_VIDEO_INFO_HEIGHT (info), file.label);
@@ -721,8 +727,8 @@ new_frame (GstGallerySrc * self, const vs::FolderFile & file,
 }
 
 static GstBuffer *
-still_frame (GstGallerySrc * self, const vs::FolderFile & file,
-    const vs::RgbImage & image)
+still_frame (GstGallerySrc *self, const vs::FolderFile &file,
+    const vs::RgbImage &image)
 {
   GstVideoInfo info;
   gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGB, image.width,
@@ -742,10 +748,10 @@ still_frame (GstGallerySrc * self, const vs::FolderFile & file,
 /* The sampled video frame as an RGB buffer, or NULL (with *reason) when it
  * cannot be one. */
 static GstBuffer *
-video_frame (GstGallerySrc * self, const vs::FolderFile & file,
-    GstSample * sample, GstClockTime time, std::string * reason)
+video_frame (GstGallerySrc *self, const vs::FolderFile &file, GstSample *sample,
+    GstClockTime time, std::string *reason)
 {
-  GalleryWalk & walk = *self->walk;
+  GalleryWalk &walk = *self->walk;
   GstVideoInfo in;
   if (!gst_video_info_from_caps (&in, gst_sample_get_caps (sample))) {
     *reason = file.path + " decodes to video GStreamer cannot describe";
@@ -753,10 +759,10 @@ video_frame (GstGallerySrc * self, const vs::FolderFile & file,
   }
   const guint64 pixels = (guint64) in.width * in.height;
   if (pixels > walk.max_pixels) {
-    *reason = file.path + " is too large: its video frames have " +
-        std::to_string (in.width) + "x" + std::to_string (in.height) +
-        " pixels, more than max-pixels (" + std::to_string (walk.max_pixels) +
-        ")";
+    *reason = file.path + " is too large: its video frames have "
+        + std::to_string (in.width) + "x" + std::to_string (in.height)
+        + " pixels, more than max-pixels (" + std::to_string (walk.max_pixels)
+        + ")";
     return NULL;
   }
   GstVideoInfo out;
@@ -770,8 +776,9 @@ video_frame (GstGallerySrc * self, const vs::FolderFile & file,
     walk.converter_in = in;
   }
   GstVideoFrame src_frame, dst_frame;
-  if (!walk.converter || !gst_video_frame_map (&src_frame, &in,
-          gst_sample_get_buffer (sample), GST_MAP_READ)) {
+  if (!walk.converter
+      || !gst_video_frame_map (&src_frame, &in, gst_sample_get_buffer (sample),
+          GST_MAP_READ)) {
     *reason = file.path + " decodes to frames that cannot be read";
     return NULL;
   }
@@ -784,9 +791,9 @@ video_frame (GstGallerySrc * self, const vs::FolderFile & file,
 }
 
 static void
-end_video (GstGallerySrc * self)
+end_video (GstGallerySrc *self)
 {
-  GalleryWalk & walk = *self->walk;
+  GalleryWalk &walk = *self->walk;
 
   set_sampling (self, NULL);
   GST_INFO_OBJECT (self, "%s: %" G_GUINT64_FORMAT " frames",
@@ -799,10 +806,10 @@ end_video (GstGallerySrc * self)
 /* The next frame of the video being sampled: *buf, or NULL when it has
  * ended or failed. */
 static GstFlowReturn
-next_video_frame (GstGallerySrc * self, GstBuffer ** buf)
+next_video_frame (GstGallerySrc *self, GstBuffer **buf)
 {
-  GalleryWalk & walk = *self->walk;
-  const vs::FolderFile & file = walk.folder.files ()[walk.video_file];
+  GalleryWalk &walk = *self->walk;
+  const vs::FolderFile &file = walk.folder.files ()[walk.video_file];
   GstSample *sample = NULL;
   GstClockTime time = 0;
   std::string reason;
@@ -811,7 +818,7 @@ next_video_frame (GstGallerySrc * self, GstBuffer ** buf)
   *buf = NULL;
   try {
     result = walk.video->next (&sample, &time);
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     reason = e.what ();
     result = vs::VideoSampler::Result::End;
   }
@@ -824,16 +831,16 @@ next_video_frame (GstGallerySrc * self, GstBuffer ** buf)
   if (*buf)
     return GST_FLOW_OK;
   end_video (self);
-  return reason.empty ()? GST_FLOW_OK : skip_bad_file (self, reason);
+  return reason.empty () ? GST_FLOW_OK : skip_bad_file (self, reason);
 }
 
 static GstFlowReturn
-gst_gallery_src_create (GstPushSrc * src, GstBuffer ** buf)
+gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
 {
   GstGallerySrc *self = GST_GALLERY_SRC (src);
-  GalleryWalk & walk = *self->walk;
+  GalleryWalk &walk = *self->walk;
   GstBuffer *buffer = NULL;
-  const std::vector < vs::FolderFile > &files = walk.folder.files ();
+  const std::vector<vs::FolderFile> &files = walk.folder.files ();
 
   while (!buffer) {
     if (walk.video) {
@@ -843,9 +850,10 @@ gst_gallery_src_create (GstPushSrc * src, GstBuffer ** buf)
       continue;
     }
     if (walk.next_file >= files.size ()) {
-      GST_DEBUG_OBJECT (self, "all %zu files walked: %" G_GUINT64_FORMAT
-          " frames, %zu skipped, %" G_GUINT64_FORMAT " unchanged", files.size (),
-          walk.frames, walk.bad.size (), walk.unchanged);
+      GST_DEBUG_OBJECT (self,
+          "all %zu files walked: %" G_GUINT64_FORMAT
+          " frames, %zu skipped, %" G_GUINT64_FORMAT " unchanged",
+          files.size (), walk.frames, walk.bad.size (), walk.unchanged);
       if (walk.walked_all)
         walk.walked_all ();
       post_progress (self, true);
@@ -853,7 +861,7 @@ gst_gallery_src_create (GstPushSrc * src, GstBuffer ** buf)
       return GST_FLOW_EOS;
     }
     const size_t index = walk.next_file++;
-    const vs::FolderFile & file = files[index];
+    const vs::FolderFile &file = files[index];
     if (walk.skip && walk.skip (file.relative, file.path)) {
       GST_LOG_OBJECT (self, "file %zu/%zu: %s is unchanged", index + 1,
           files.size (), file.path.c_str ());
@@ -866,7 +874,7 @@ gst_gallery_src_create (GstPushSrc * src, GstBuffer ** buf)
       const vs::RgbImage image = vs::read_image (file.path, walk.max_pixels);
       buffer = still_frame (self, file, image);
       post_progress (self, false);
-    } catch (const vs::ImageError & e) {
+    } catch (const vs::ImageError &e) {
       if (e.reason () != vs::ImageError::Reason::NotAnImage) {
         post_progress (self, false);
         if (skip_bad_file (self, e.what ()) != GST_FLOW_OK)
@@ -874,16 +882,16 @@ gst_gallery_src_create (GstPushSrc * src, GstBuffer ** buf)
         continue;
       }
       try {
-        walk.video = std::make_unique < vs::VideoSampler > (file.path,
-            walk.interval);
+        walk.video =
+            std::make_unique<vs::VideoSampler> (file.path, walk.interval);
         walk.video_file = index;
         set_sampling (self, walk.video.get ());
-      } catch (const std::exception & video_error) {
+      } catch (const std::exception &video_error) {
         post_progress (self, false);
         if (skip_bad_file (self, video_error.what ()) != GST_FLOW_OK)
           return GST_FLOW_ERROR;
       }
-    } catch (const std::exception & e) {
+    } catch (const std::exception &e) {
       /* The codecs module itself is missing: no file can be read. */
       VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
       return GST_FLOW_ERROR;
@@ -892,10 +900,12 @@ gst_gallery_src_create (GstPushSrc * src, GstBuffer ** buf)
 
   if (!set_frame_size (self, walk.frame_width, walk.frame_height)) {
     gst_buffer_unref (buffer);
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Downstream does not accept "
-            "%dx%d RGB frames; gallerysrc pushes every picture at its own "
-            "size, so put videoscale and videoconvert after it.",
-            walk.frame_width, walk.frame_height), (NULL));
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+        ("Downstream does not accept "
+         "%dx%d RGB frames; gallerysrc pushes every picture at its own "
+         "size, so put videoscale and videoconvert after it.",
+            walk.frame_width, walk.frame_height),
+        (NULL));
     return GST_FLOW_NOT_NEGOTIATED;
   }
   *buf = buffer;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gallerysrc: every picture and video under a folder, as native-size RGB
  * frames with their label and source. */
 #ifndef __GST_GALLERY_SRC_H__
@@ -22,7 +23,7 @@ G_END_DECLS
  * no frame; walked_all is called when the walk reaches the end of the folder
  * (not when it is stopped early). Either may be empty. Set before start; the
  * streaming thread calls them. */
-void gst_gallery_src_set_file_filter (GstGallerySrc * src,
+void gst_gallery_src_set_file_filter (GstGallerySrc *src,
     std::function<bool (const std::string &, const std::string &)> skip,
     std::function<void ()> walked_all);
 #endif

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /**
  * SECTION:element-retrievaleval
  * @title: retrievaleval
@@ -85,7 +86,7 @@ struct Evaluation
         metrics (std::move (ks), exclude_self)
   {
     if (exclude_self) {
-      for (const auto & item : catalog.items ())
+      for (const auto &item : catalog.items ())
         ++source_counts[item.source];
     }
   }
@@ -99,12 +100,12 @@ struct Evaluation
 
   std::string catalog_path;
   vs::Catalog catalog;
-  std::unordered_map < std::string, int64_t > source_counts;
+  std::unordered_map<std::string, int64_t> source_counts;
   vs::RetrievalMetrics metrics;
   guint64 skipped = 0;
 };
 
-}  // namespace
+} // namespace
 
 struct _GstRetrievalEval
 {
@@ -126,9 +127,7 @@ struct _GstRetrievalEval
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS_ANY);
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
 #define gst_retrieval_eval_parent_class parent_class
 G_DEFINE_TYPE_WITH_CODE (GstRetrievalEval, gst_retrieval_eval,
@@ -138,19 +137,19 @@ G_DEFINE_TYPE_WITH_CODE (GstRetrievalEval, gst_retrieval_eval,
 GST_ELEMENT_REGISTER_DEFINE (retrievaleval, "retrievaleval", GST_RANK_NONE,
     GST_TYPE_RETRIEVAL_EVAL);
 
-static void gst_retrieval_eval_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec);
-static void gst_retrieval_eval_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec);
-static void gst_retrieval_eval_finalize (GObject * object);
-static gboolean gst_retrieval_eval_start (GstBaseSink * sink);
-static gboolean gst_retrieval_eval_stop (GstBaseSink * sink);
-static gboolean gst_retrieval_eval_event (GstBaseSink * sink, GstEvent * event);
-static GstFlowReturn gst_retrieval_eval_render (GstBaseSink * sink,
-    GstBuffer * buffer);
+static void gst_retrieval_eval_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_retrieval_eval_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static void gst_retrieval_eval_finalize (GObject *object);
+static gboolean gst_retrieval_eval_start (GstBaseSink *sink);
+static gboolean gst_retrieval_eval_stop (GstBaseSink *sink);
+static gboolean gst_retrieval_eval_event (GstBaseSink *sink, GstEvent *event);
+static GstFlowReturn gst_retrieval_eval_render (GstBaseSink *sink,
+    GstBuffer *buffer);
 
 static void
-gst_retrieval_eval_class_init (GstRetrievalEvalClass * klass)
+gst_retrieval_eval_class_init (GstRetrievalEvalClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
@@ -164,47 +163,52 @@ gst_retrieval_eval_class_init (GstRetrievalEvalClass * klass)
       g_param_spec_string ("k", "k values",
           "Comma-separated cut-offs at which to measure, e.g. \"1,5,10\"; the "
           "largest must not exceed the neighbours each frame carries (one "
-          "fewer with exclude-self)", DEFAULT_K,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_READY)));
+          "fewer with exclude-self)",
+          DEFAULT_K,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property (gobject_class, PROP_EXCLUDE_SELF,
       g_param_spec_boolean ("exclude-self", "Exclude self",
           "Leave-one-out: drop the neighbour whose source is the query's own, "
           "for when the gallery is queried with its own images",
           DEFAULT_EXCLUDE_SELF,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_READY)));
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property (gobject_class, PROP_OUTPUT,
       g_param_spec_string ("output", "Output",
           "JSON file to write the figures to at EOS (replaced atomically); "
-          "none when unset", NULL,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_READY)));
+          "none when unset",
+          NULL,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property (gobject_class, PROP_CATALOG,
       g_param_spec_string ("catalog", "Catalog",
           "The gallery's SQLite catalog, which gives the number of gallery "
           "items per label; overrides the one derived from index, or from "
-          "the faisssearch upstream", NULL,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_READY)));
+          "the faisssearch upstream",
+          NULL,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property (gobject_class, PROP_INDEX,
       g_param_spec_string ("index", "Index",
           "The gallery's FAISS index file, as given to faisssearch; its "
           "catalog (index + \".db\") is read. Unset: the index of the "
-          "faisssearch upstream", NULL,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_READY)));
+          "faisssearch upstream",
+          NULL,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property (gobject_class, PROP_PRINT_TABLE,
       g_param_spec_boolean ("print-table", "Print table",
           "Also print the figures as a table on stdout at EOS (for "
           "gst-launch-1.0); they are always in the retrieval-metrics element "
-          "message and the debug log", DEFAULT_PRINT_TABLE,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-              GST_PARAM_MUTABLE_READY)));
+          "message and the debug log",
+          DEFAULT_PRINT_TABLE,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
-  gst_element_class_set_static_metadata (element_class,
-      "Retrieval evaluation", "Sink/Analysis",
+  gst_element_class_set_static_metadata (element_class, "Retrieval evaluation",
+      "Sink/Analysis",
       "Measures Precision@k, Recall@k, mAP@k and MRR of the neighbours found "
       "for labelled query frames",
       "visualsearch developers");
@@ -216,7 +220,7 @@ gst_retrieval_eval_class_init (GstRetrievalEvalClass * klass)
 }
 
 static void
-gst_retrieval_eval_init (GstRetrievalEval * self)
+gst_retrieval_eval_init (GstRetrievalEval *self)
 {
   self->k = g_strdup (DEFAULT_K);
   self->exclude_self = DEFAULT_EXCLUDE_SELF;
@@ -227,7 +231,7 @@ gst_retrieval_eval_init (GstRetrievalEval * self)
 }
 
 static void
-gst_retrieval_eval_finalize (GObject * object)
+gst_retrieval_eval_finalize (GObject *object)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (object);
 
@@ -240,8 +244,8 @@ gst_retrieval_eval_finalize (GObject * object)
 }
 
 static void
-gst_retrieval_eval_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_retrieval_eval_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (object);
 
@@ -277,8 +281,8 @@ gst_retrieval_eval_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_retrieval_eval_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec)
+gst_retrieval_eval_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (object);
 
@@ -315,7 +319,7 @@ gst_retrieval_eval_get_property (GObject * object, guint prop_id,
 /* The catalog set by the application (catalog, else index + ".db"); empty
  * when neither is set. */
 static std::string
-explicit_catalog (GstRetrievalEval * self)
+explicit_catalog (GstRetrievalEval *self)
 {
   GST_OBJECT_LOCK (self);
   std::string path;
@@ -329,16 +333,15 @@ explicit_catalog (GstRetrievalEval * self)
 
 /* Parses k; FALSE after posting an error. */
 static gboolean
-parse_ks (GstRetrievalEval * self, std::vector < int >*ks)
+parse_ks (GstRetrievalEval *self, std::vector<int> *ks)
 {
   GST_OBJECT_LOCK (self);
   const std::string k_list = self->k ? self->k : "";
   GST_OBJECT_UNLOCK (self);
   try {
     *ks = vs::parse_k_list (k_list);
-  } catch (const vs::Error & e) {
-    VS_ELEMENT_ERROR (self, e,
-        ("Invalid k property: %s", e.what ()), (NULL));
+  } catch (const vs::Error &e) {
+    VS_ELEMENT_ERROR (self, e, ("Invalid k property: %s", e.what ()), (NULL));
     return FALSE;
   }
   return TRUE;
@@ -347,9 +350,9 @@ parse_ks (GstRetrievalEval * self, std::vector < int >*ks)
 /* Loads the gallery's catalog and starts the evaluation; FALSE after posting
  * an error. */
 static gboolean
-load_gallery (GstRetrievalEval * self, const std::string & catalog_path)
+load_gallery (GstRetrievalEval *self, const std::string &catalog_path)
 {
-  std::vector < int >ks;
+  std::vector<int> ks;
   if (!parse_ks (self, &ks))
     return FALSE;
   GST_OBJECT_LOCK (self);
@@ -358,14 +361,14 @@ load_gallery (GstRetrievalEval * self, const std::string & catalog_path)
 
   try {
     vs::Catalog gallery = vs::Catalog::load (catalog_path);
-    auto evaluation = std::make_unique < Evaluation > (catalog_path,
+    auto evaluation = std::make_unique<Evaluation> (catalog_path,
         std::move (gallery), std::move (ks), exclude_self);
     const size_t gallery_size = evaluation->catalog.items ().size ();
     if (gallery_size < evaluation->neighbours_needed ()) {
       GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
           ("k=%d needs %u neighbours per query%s, but the gallery in %s holds "
-              "only %zu items.", evaluation->metrics.max_k (),
-              evaluation->neighbours_needed (),
+           "only %zu items.",
+              evaluation->metrics.max_k (), evaluation->neighbours_needed (),
               exclude_self ? " (one more for exclude-self)" : "",
               catalog_path.c_str (), gallery_size),
           ("Lower the largest k or index more images."));
@@ -375,7 +378,7 @@ load_gallery (GstRetrievalEval * self, const std::string & catalog_path)
         catalog_path.c_str (), gallery_size, evaluation->metrics.max_k (),
         exclude_self);
     self->evaluation = evaluation.release ();
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Could not read the gallery catalog %s.", catalog_path.c_str ()),
         ("%s", e.what ()));
@@ -385,7 +388,7 @@ load_gallery (GstRetrievalEval * self, const std::string & catalog_path)
 }
 
 static gboolean
-gst_retrieval_eval_start (GstBaseSink * sink)
+gst_retrieval_eval_start (GstBaseSink *sink)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
   const std::string catalog_path = explicit_catalog (self);
@@ -394,14 +397,14 @@ gst_retrieval_eval_start (GstBaseSink * sink)
   if (!catalog_path.empty ())
     return load_gallery (self, catalog_path);
   /* The catalog comes with faisssearch's event; k is checked now. */
-  std::vector < int >ks;
+  std::vector<int> ks;
   return parse_ks (self, &ks);
 }
 
 /* Without a catalog by the first frame (or EOS) there is nothing to count
  * relevant items in; FALSE, with an error posted once. */
 static gboolean
-have_gallery (GstRetrievalEval * self)
+have_gallery (GstRetrievalEval *self)
 {
   if (self->evaluation)
     return TRUE;
@@ -409,14 +412,14 @@ have_gallery (GstRetrievalEval * self)
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("No gallery catalog to count relevant items in."),
         ("Put retrievaleval behind the faisssearch that searches the gallery, "
-            "or set index= to that index (its catalog is the index path + "
-            "\".db\"), or catalog= to the catalog itself."));
+         "or set index= to that index (its catalog is the index path + "
+         "\".db\"), or catalog= to the catalog itself."));
   self->gallery_failed = TRUE;
   return FALSE;
 }
 
 static gboolean
-gst_retrieval_eval_stop (GstBaseSink * sink)
+gst_retrieval_eval_stop (GstBaseSink *sink)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
 
@@ -429,8 +432,8 @@ gst_retrieval_eval_stop (GstBaseSink * sink)
 /* results at EOS */
 
 static void
-take_double_array (GstStructure * s, const gchar * field,
-    const std::vector < double >&values)
+take_double_array (GstStructure *s, const gchar *field,
+    const std::vector<double> &values)
 {
   GValue array = G_VALUE_INIT;
 
@@ -445,10 +448,9 @@ take_double_array (GstStructure * s, const gchar * field,
 }
 
 static void
-set_figures (GstStructure * s, const vs::RetrievalFigures & f)
+set_figures (GstStructure *s, const vs::RetrievalFigures &f)
 {
-  gst_structure_set (s,
-      "queries", G_TYPE_INT64, (gint64) f.queries,
+  gst_structure_set (s, "queries", G_TYPE_INT64, (gint64) f.queries,
       "queries-with-relevant", G_TYPE_INT64, (gint64) f.queries_with_relevant,
       "mrr", G_TYPE_DOUBLE, f.mrr, "accuracy", G_TYPE_DOUBLE, f.accuracy, NULL);
   take_double_array (s, "precision", f.precision);
@@ -459,11 +461,11 @@ set_figures (GstStructure * s, const vs::RetrievalFigures & f)
 /* The element message: the overall figures as fields (arrays aligned with
  * "k") and one "class" structure per label in "per-class". */
 static GstStructure *
-summary_to_structure (const vs::RetrievalSummary & summary, guint64 skipped)
+summary_to_structure (const vs::RetrievalSummary &summary, guint64 skipped)
 {
-  GstStructure *s = gst_structure_new ("retrieval-metrics",
-      "exclude-self", G_TYPE_BOOLEAN, summary.exclude_self,
-      "skipped", G_TYPE_UINT64, skipped, NULL);
+  GstStructure *s =
+      gst_structure_new ("retrieval-metrics", "exclude-self", G_TYPE_BOOLEAN,
+          summary.exclude_self, "skipped", G_TYPE_UINT64, skipped, NULL);
 
   GValue ks = G_VALUE_INIT;
   gst_value_array_init (&ks, summary.ks.size ());
@@ -478,10 +480,9 @@ summary_to_structure (const vs::RetrievalSummary & summary, guint64 skipped)
 
   GValue classes = G_VALUE_INIT;
   gst_value_array_init (&classes, summary.per_class.size ());
-  for (const auto & cls : summary.per_class) {
-    GstStructure *c = gst_structure_new ("class",
-        "label", G_TYPE_INT, cls.label,
-        "label-name", G_TYPE_STRING, cls.label_name.c_str (), NULL);
+  for (const auto &cls : summary.per_class) {
+    GstStructure *c = gst_structure_new ("class", "label", G_TYPE_INT,
+        cls.label, "label-name", G_TYPE_STRING, cls.label_name.c_str (), NULL);
     set_figures (c, cls.figures);
     GValue item = G_VALUE_INIT;
     g_value_init (&item, GST_TYPE_STRUCTURE);
@@ -493,30 +494,34 @@ summary_to_structure (const vs::RetrievalSummary & summary, guint64 skipped)
 }
 
 static void
-write_json (const std::string & path, const std::string & json)
+write_json (const std::string &path, const std::string &json)
 {
-  vs::replace_file_atomically (path, [&json] (const std::string & tmp_path) {
+  vs::replace_file_atomically (path, [&json] (const std::string &tmp_path) {
     std::ofstream out (tmp_path, std::ios::binary | std::ios::trunc);
     out << json;
     out.close ();
     if (!out)
-      throw vs::Error (vs::ErrorKind::Write, "could not write " + tmp_path +
-          "; check that the disk has space and the directory is writable.");
+      throw vs::Error (vs::ErrorKind::Write,
+          "could not write " + tmp_path
+              + "; check that the disk has space and the directory is "
+                "writable.");
   });
 }
 
 /* Reports the figures; FALSE after posting an error. */
 static gboolean
-gst_retrieval_eval_finish (GstRetrievalEval * self)
+gst_retrieval_eval_finish (GstRetrievalEval *self)
 {
-  Evaluation & evaluation = *self->evaluation;
+  Evaluation &evaluation = *self->evaluation;
 
   if (evaluation.skipped > 0) {
     GST_ELEMENT_WARNING (self, STREAM, FORMAT,
         ("%" G_GUINT64_FORMAT " buffers lacked sample or neighbours "
-            "metadata, or a label, and were not counted.", evaluation.skipped),
-        ("retrievaleval needs a GstVisualSearchSampleMeta (e.g. from cifarsrc) and a "
-            "GstVisualSearchNeighborsMeta (from faisssearch) on each buffer."));
+         "metadata, or a label, and were not counted.",
+            evaluation.skipped),
+        ("retrievaleval needs a GstVisualSearchSampleMeta (e.g. from cifarsrc) "
+         "and a "
+         "GstVisualSearchNeighborsMeta (from faisssearch) on each buffer."));
   }
   if (evaluation.metrics.queries () == 0) {
     GST_ELEMENT_WARNING (self, STREAM, FORMAT,
@@ -542,13 +547,13 @@ gst_retrieval_eval_finish (GstRetrievalEval * self)
     return TRUE;
 
   try {
-    const std::vector < std::pair < std::string, std::string >> extra = {
-      {"skipped", std::to_string (evaluation.skipped)},
-      {"catalog", vs::json_quote (evaluation.catalog_path)},
-      {"gallery_items", std::to_string (evaluation.catalog.items ().size ())},
+    const std::vector<std::pair<std::string, std::string> > extra = {
+        {"skipped", std::to_string (evaluation.skipped)},
+        {"catalog", vs::json_quote (evaluation.catalog_path)},
+        {"gallery_items", std::to_string (evaluation.catalog.items ().size ())},
     };
     write_json (output, vs::retrieval_summary_to_json (summary, extra));
-  } catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Could not write the metrics to %s.", output.c_str ()),
         ("%s", e.what ()));
@@ -559,7 +564,7 @@ gst_retrieval_eval_finish (GstRetrievalEval * self)
 }
 
 static gboolean
-gst_retrieval_eval_event (GstBaseSink * sink, GstEvent * event)
+gst_retrieval_eval_event (GstBaseSink *sink, GstEvent *event)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
 
@@ -589,19 +594,22 @@ gst_retrieval_eval_event (GstBaseSink * sink, GstEvent * event)
 /* buffer path */
 
 static GstFlowReturn
-gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
+gst_retrieval_eval_render (GstBaseSink *sink, GstBuffer *buffer)
 {
   GstRetrievalEval *self = GST_RETRIEVAL_EVAL (sink);
   if (!have_gallery (self))
     return GST_FLOW_ERROR;
-  Evaluation & evaluation = *self->evaluation;
+  Evaluation &evaluation = *self->evaluation;
 
-  const GstVisualSearchSampleMeta *sample = gst_buffer_get_visualsearch_sample_meta (buffer);
-  const GstVisualSearchNeighborsMeta *found = gst_buffer_get_visualsearch_neighbors_meta (buffer);
+  const GstVisualSearchSampleMeta *sample =
+      gst_buffer_get_visualsearch_sample_meta (buffer);
+  const GstVisualSearchNeighborsMeta *found =
+      gst_buffer_get_visualsearch_neighbors_meta (buffer);
   if (!sample || !found || sample->label < 0) {
     GST_LOG_OBJECT (self, "%" GST_PTR_FORMAT " skipped: %s", buffer,
-        !sample ? "no sample metadata" : !found ? "no neighbours metadata" :
-        "the sample has no label");
+        !sample      ? "no sample metadata"
+            : !found ? "no neighbours metadata"
+                     : "the sample has no label");
     ++evaluation.skipped;
     return GST_FLOW_OK;
   }
@@ -609,13 +617,13 @@ gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
   if (found->n_neighbors < evaluation.neighbours_needed ()) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
         ("Query %s carries %u neighbours, but k=%d%s needs %u.",
-            sample->source ? vs::valid_utf8 (sample->source).c_str () :
-            "(no source)",
+            sample->source ? vs::valid_utf8 (sample->source).c_str ()
+                           : "(no source)",
             found->n_neighbors, evaluation.metrics.max_k (),
-            evaluation.metrics.exclude_self ()? " with exclude-self" : "",
+            evaluation.metrics.exclude_self () ? " with exclude-self" : "",
             evaluation.neighbours_needed ()),
         ("Set faisssearch k to at least %u (and do not let max-distance drop "
-            "neighbours), or lower retrievaleval's largest k.",
+         "neighbours), or lower retrievaleval's largest k.",
             evaluation.neighbours_needed ()));
     return GST_FLOW_ERROR;
   }
@@ -624,8 +632,8 @@ gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
   query.label = sample->label;
   /* Reported in a GstStructure and in JSON, which both need UTF-8, whatever
    * the element upstream put in the meta. */
-  query.label_name = vs::valid_utf8 (sample->label_name ? sample->label_name :
-      "");
+  query.label_name =
+      vs::valid_utf8 (sample->label_name ? sample->label_name : "");
   query.source = sample->source ? sample->source : "";
   query.relevant_in_gallery = evaluation.catalog.count_label (sample->label);
   if (evaluation.metrics.exclude_self ()) {
@@ -635,7 +643,7 @@ gst_retrieval_eval_render (GstBaseSink * sink, GstBuffer * buffer)
   }
   query.neighbours.reserve (found->n_neighbors);
   for (guint i = 0; i < found->n_neighbors; ++i) {
-    const GstVisualSearchNeighbor & n = found->neighbors[i];
+    const GstVisualSearchNeighbor &n = found->neighbors[i];
     query.neighbours.push_back ({n.label, n.source ? n.source : ""});
   }
 

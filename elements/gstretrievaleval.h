@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* retrievaleval: retrieval quality (Precision@k, Recall@k, mAP@k, MRR) of the
  * neighbours faisssearch attaches to dataset frames. */
 #ifndef __GST_RETRIEVAL_EVAL_H__

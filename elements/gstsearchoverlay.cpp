@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* searchoverlay: draws each frame's nearest gallery images onto it.
  *
  * For every frame that carries a GstVisualSearchNeighborsMeta (from faisssearch), draws a
@@ -68,11 +69,11 @@ enum
 struct SearchOverlayState
 {
   std::unique_ptr<vs::ThumbnailCache> thumbnails;
-  std::string thumbnails_dataset;       /* what thumbnails was made for */
+  std::string thumbnails_dataset; /* what thumbnails was made for */
   guint thumbnails_capacity = 0;
-  std::string thumbnails_index;         /* "" when no index is known */
-  std::string stream_index;             /* named by faisssearch upstream */
-  vs::FileStamp thumbnails_catalog;     /* the catalog file thumbnails read */
+  std::string thumbnails_index; /* "" when no index is known */
+  std::string stream_index; /* named by faisssearch upstream */
+  vs::FileStamp thumbnails_catalog; /* the catalog file thumbnails read */
   vs::ResultStrip strip;
   /* The results last drawn; reused from frame to frame, and drawn again on
    * frames without results when persisting. Empty: nothing to persist. */
@@ -115,13 +116,14 @@ gst_search_overlay_position_get_type (void)
 {
   static gsize type = 0;
   static const GEnumValue values[] = {
-    {GST_SEARCH_OVERLAY_POSITION_TOP, "A row along the top edge", "top"},
-    {GST_SEARCH_OVERLAY_POSITION_BOTTOM, "A row along the bottom edge",
-        "bottom"},
-    {GST_SEARCH_OVERLAY_POSITION_LEFT, "A column along the left edge", "left"},
-    {GST_SEARCH_OVERLAY_POSITION_RIGHT, "A column along the right edge",
-        "right"},
-    {0, NULL, NULL},
+      {GST_SEARCH_OVERLAY_POSITION_TOP, "A row along the top edge", "top"},
+      {GST_SEARCH_OVERLAY_POSITION_BOTTOM, "A row along the bottom edge",
+          "bottom"},
+      {GST_SEARCH_OVERLAY_POSITION_LEFT, "A column along the left edge",
+          "left"},
+      {GST_SEARCH_OVERLAY_POSITION_RIGHT, "A column along the right edge",
+          "right"},
+      {0, NULL, NULL},
   };
 
   if (g_once_init_enter (&type)) {
@@ -135,8 +137,8 @@ gst_search_overlay_position_get_type (void)
 /* Properties */
 
 static void
-gst_search_overlay_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_search_overlay_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
 {
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (object);
 
@@ -173,8 +175,8 @@ gst_search_overlay_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_search_overlay_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec)
+gst_search_overlay_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
 {
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (object);
 
@@ -212,7 +214,7 @@ gst_search_overlay_get_property (GObject * object, guint prop_id,
 /* Lifecycle */
 
 static gboolean
-gst_search_overlay_stop (GstBaseTransform * trans)
+gst_search_overlay_stop (GstBaseTransform *trans)
 {
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (trans);
 
@@ -224,7 +226,7 @@ gst_search_overlay_stop (GstBaseTransform * trans)
 }
 
 static gboolean
-gst_search_overlay_sink_event (GstBaseTransform * trans, GstEvent * event)
+gst_search_overlay_sink_event (GstBaseTransform *trans, GstEvent *event)
 {
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (trans);
 
@@ -246,17 +248,17 @@ gst_search_overlay_sink_event (GstBaseTransform * trans, GstEvent * event)
 /* The buffer path */
 
 static gboolean
-has_neighbors (GstBuffer * buffer)
+has_neighbors (GstBuffer *buffer)
 {
-  const GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (buffer);
+  const GstVisualSearchNeighborsMeta *nmeta =
+      gst_buffer_get_visualsearch_neighbors_meta (buffer);
   return nmeta != NULL && nmeta->n_neighbors > 0;
 }
 
 /* Frames with nothing to draw are not even mapped: in passthrough mode the
  * base class hands them on as they came. */
 static void
-gst_search_overlay_before_transform (GstBaseTransform * trans,
-    GstBuffer * buffer)
+gst_search_overlay_before_transform (GstBaseTransform *trans, GstBuffer *buffer)
 {
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (trans);
 
@@ -264,8 +266,8 @@ gst_search_overlay_before_transform (GstBaseTransform * trans,
   const gboolean persist = self->persist;
   GST_OBJECT_UNLOCK (self);
 
-  gst_base_transform_set_passthrough (trans, !has_neighbors (buffer)
-      && !(persist && !self->state->tiles.empty ()));
+  gst_base_transform_set_passthrough (trans,
+      !has_neighbors (buffer) && !(persist && !self->state->tiles.empty ()));
 }
 
 static vs::PixelLayout
@@ -303,7 +305,7 @@ strip_edge (GstSearchOverlayPosition position)
 }
 
 static void
-format_caption (const GstVisualSearchNeighbor * nb, vs::StripTile * tile)
+format_caption (const GstVisualSearchNeighbor *nb, vs::StripTile *tile)
 {
   char text[64];
 
@@ -321,12 +323,13 @@ format_caption (const GstVisualSearchNeighbor * nb, vs::StripTile * tile)
 }
 
 static GstFlowReturn
-gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
-    GstVideoFrame * frame)
+gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
+    GstVideoFrame *frame)
 {
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (filter);
-  SearchOverlayState & st = *self->state;
-  const GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (frame->buffer);
+  SearchOverlayState &st = *self->state;
+  const GstVisualSearchNeighborsMeta *nmeta =
+      gst_buffer_get_visualsearch_neighbors_meta (frame->buffer);
   const bool fresh = has_neighbors (frame->buffer);
 
   GST_OBJECT_LOCK (self);
@@ -336,8 +339,8 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
   const guint cache_size = self->cache_size;
   const gboolean persist = self->persist;
   const char *dataset = self->dataset ? self->dataset : "";
-  const char *index = self->index && *self->index ? self->index :
-      st.stream_index.c_str ();
+  const char *index =
+      self->index && *self->index ? self->index : st.stream_index.c_str ();
   bool new_cache = !st.thumbnails || st.thumbnails_dataset != dataset
       || st.thumbnails_capacity != cache_size || st.thumbnails_index != index;
   /* Copied only when it changed: no allocation per frame. */
@@ -351,8 +354,9 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
   /* faisssearch reloads a rebuilt index: its ids then name other items. */
   vs::FileStamp catalog_stamp;
   if (fresh && !(new_cache ? new_index : st.thumbnails_index).empty ()) {
-    catalog_stamp = vs::FileStamp::of (vs::catalog_path_for (new_cache ?
-            new_index : st.thumbnails_index));
+    catalog_stamp = vs::FileStamp::of (vs::catalog_path_for (new_cache
+            ? new_index
+            : st.thumbnails_index));
     if (!new_cache && catalog_stamp != st.thumbnails_catalog) {
       new_cache = true;
       new_dataset = st.thumbnails_dataset;
@@ -371,12 +375,12 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
         if (!catalog)
           GST_INFO_OBJECT (self, "the catalog of %s holds no thumbnails",
               new_index.c_str ());
-      }
-      catch (const std::exception & e) {
+      } catch (const std::exception &e) {
         VS_ELEMENT_WARNING (self, e,
             ("Cannot read thumbnails from the catalog of %s: %s Thumbnails "
-                "are read from the original files instead.",
-                new_index.c_str (), e.what ()), (NULL));
+             "are read from the original files instead.",
+                new_index.c_str (), e.what ()),
+            (NULL));
       }
     }
     st.thumbnails = std::make_unique<vs::ThumbnailCache> (cache_size,
@@ -404,8 +408,9 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
     view.height = GST_VIDEO_FRAME_HEIGHT (frame);
     for (guint p = 0; p < 3; p++) {
       const bool mapped = p < GST_VIDEO_FRAME_N_PLANES (frame);
-      view.planes[p] = mapped ?
-          static_cast<uint8_t *>(GST_VIDEO_FRAME_PLANE_DATA (frame, p)) : NULL;
+      view.planes[p] = mapped
+          ? static_cast<uint8_t *> (GST_VIDEO_FRAME_PLANE_DATA (frame, p))
+          : NULL;
       view.strides[p] = mapped ? GST_VIDEO_FRAME_PLANE_STRIDE (frame, p) : 0;
     }
 
@@ -413,14 +418,13 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
     if (drawn.empty ())
       GST_LOG_OBJECT (self, "a %dx%d frame has no room for %d px thumbnails",
           view.width, view.height, thumb_size);
-  }
-  catch (const std::exception & e) {
+  } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Could not draw the search results: %s", e.what ()), (NULL));
     return GST_FLOW_ERROR;
   }
 
-  for (const std::string & warning:st.thumbnails->take_warnings ())
+  for (const std::string &warning : st.thumbnails->take_warnings ())
     GST_ELEMENT_WARNING (self, RESOURCE, READ, ("%s", warning.c_str ()),
         (NULL));
   return GST_FLOW_OK;
@@ -430,7 +434,7 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter * filter,
 /* GObject */
 
 static void
-gst_search_overlay_finalize (GObject * object)
+gst_search_overlay_finalize (GObject *object)
 {
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (object);
 
@@ -441,14 +445,14 @@ gst_search_overlay_finalize (GObject * object)
 }
 
 static void
-gst_search_overlay_class_init (GstSearchOverlayClass * klass)
+gst_search_overlay_class_init (GstSearchOverlayClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
   GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS (klass);
-  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE |
-      G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
+  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
 
   gobject_class->set_property = gst_search_overlay_set_property;
   gobject_class->get_property = gst_search_overlay_get_property;
@@ -466,22 +470,25 @@ gst_search_overlay_class_init (GstSearchOverlayClass * klass)
       g_param_spec_string ("dataset", "Dataset",
           "CIFAR directory (or batch file) that neighbours with sources such "
           "as \"cifar10/train/17\" are read from; image file sources need "
-          "none", NULL, flags));
+          "none",
+          NULL, flags));
   g_object_class_install_property (gobject_class, PROP_INDEX,
       g_param_spec_string ("index", "Index",
           "The FAISS index the neighbours come from; unset: the index the "
           "faisssearch upstream names. Thumbnails stored in its catalog "
           "(index + \".db\") are drawn without reading the originals; items "
           "without one are read through their source, relative to the "
-          "gallery folder the catalog records", NULL, flags));
+          "gallery folder the catalog records",
+          NULL, flags));
   g_object_class_install_property (gobject_class, PROP_MAX_THUMBS,
       g_param_spec_uint ("max-thumbs", "Maximum thumbnails",
           "Draw at most this many neighbours (fewer when the frame has no "
-          "room)", 1, 1024, DEFAULT_MAX_THUMBS, flags));
+          "room)",
+          1, 1024, DEFAULT_MAX_THUMBS, flags));
   g_object_class_install_property (gobject_class, PROP_CACHE_SIZE,
       g_param_spec_uint ("cache-size", "Cache size",
-          "How many thumbnails to keep in memory", 1, 65536,
-          DEFAULT_CACHE_SIZE, flags));
+          "How many thumbnails to keep in memory", 1, 65536, DEFAULT_CACHE_SIZE,
+          flags));
   g_object_class_install_property (gobject_class, PROP_PERSIST,
       g_param_spec_boolean ("persist", "Persist",
           "Keep drawing the last results on frames that carry none (frames "
@@ -493,7 +500,8 @@ gst_search_overlay_class_init (GstSearchOverlayClass * klass)
   gst_element_class_set_static_metadata (element_class,
       "Search results overlay", "Filter/Effect/Video",
       "Draws the nearest gallery images of each frame, with labels and "
-      "scores, onto the frame", "visualsearch developers");
+      "scores, onto the frame",
+      "visualsearch developers");
 
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_search_overlay_stop);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_search_overlay_sink_event);
@@ -507,7 +515,7 @@ gst_search_overlay_class_init (GstSearchOverlayClass * klass)
 }
 
 static void
-gst_search_overlay_init (GstSearchOverlay * self)
+gst_search_overlay_init (GstSearchOverlay *self)
 {
   self->thumb_size = DEFAULT_THUMB_SIZE;
   self->position = DEFAULT_POSITION;

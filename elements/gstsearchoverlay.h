@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* searchoverlay: draws each frame's nearest gallery images onto it. */
 #ifndef __GST_SEARCH_OVERLAY_H__
 #define __GST_SEARCH_OVERLAY_H__
@@ -22,8 +23,8 @@ typedef enum
 } GstSearchOverlayPosition;
 
 #define GST_TYPE_SEARCH_OVERLAY (gst_search_overlay_get_type ())
-G_DECLARE_FINAL_TYPE (GstSearchOverlay, gst_search_overlay, GST,
-    SEARCH_OVERLAY, GstVideoFilter)
+G_DECLARE_FINAL_TYPE (GstSearchOverlay, gst_search_overlay, GST, SEARCH_OVERLAY,
+    GstVideoFilter)
 
 G_END_DECLS
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -5,17 +6,20 @@
 #include "indexing_bin.h"
 
 GParamSpec *
-proxy_param_spec (const gchar * name, const gchar * nick, const gchar * blurb,
-    GObjectClass * child_class, const gchar * child_property)
+proxy_param_spec (const gchar *name, const gchar *nick, const gchar *blurb,
+    GObjectClass *child_class, const gchar *child_property)
 {
-  GParamSpec *child = g_object_class_find_property (child_class,
-      child_property);
+  GParamSpec *child =
+      g_object_class_find_property (child_class, child_property);
   g_assert (child != NULL);
   if (!blurb)
     blurb = g_param_spec_get_blurb (child);
-  const GParamFlags flags = (GParamFlags) ((child->flags & (G_PARAM_READWRITE |
-              GST_PARAM_MUTABLE_READY | GST_PARAM_MUTABLE_PLAYING |
-              GST_PARAM_CONTROLLABLE)) | G_PARAM_STATIC_STRINGS);
+  const GParamFlags flags =
+      (GParamFlags) ((child->flags
+                         & (G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY
+                             | GST_PARAM_MUTABLE_PLAYING
+                             | GST_PARAM_CONTROLLABLE))
+          | G_PARAM_STATIC_STRINGS);
 
   if (G_IS_PARAM_SPEC_STRING (child))
     return g_param_spec_string (name, nick, blurb,
@@ -48,13 +52,12 @@ proxy_param_spec (const gchar * name, const gchar * nick, const gchar * blurb,
   return NULL;
 }
 
-static const gchar *const child_names[N_CHILDREN] = {
-  "source", "embedder", "indexer"
-};
+static const gchar *const child_names[N_CHILDREN] = {"source", "embedder",
+    "indexer"};
 
 void
-indexing_bin_add_children (GstBin * bin,
-    const gchar * const factories[N_CHILDREN], GstElement * children[N_CHILDREN])
+indexing_bin_add_children (GstBin *bin,
+    const gchar *const factories[N_CHILDREN], GstElement *children[N_CHILDREN])
 {
   for (int i = 0; i < N_CHILDREN; i++) {
     children[i] = gst_element_factory_make (factories[i], child_names[i]);
@@ -68,43 +71,44 @@ indexing_bin_add_children (GstBin * bin,
 }
 
 void
-indexing_bin_install_properties (GObjectClass * klass,
-    const ProxiedProperty * properties, guint n,
+indexing_bin_install_properties (GObjectClass *klass,
+    const ProxiedProperty *properties, guint n,
     const GType child_types[N_CHILDREN])
 {
   for (guint id = 1; id < n; id++) {
-    const ProxiedProperty & p = properties[id];
+    const ProxiedProperty &p = properties[id];
     /* The children live in this plugin: their classes are at hand, and kept
      * for the lifetime of the process like the bin's. */
     GObjectClass *child_class =
         G_OBJECT_CLASS (g_type_class_ref (child_types[p.child]));
-    g_object_class_install_property (klass, id, proxy_param_spec (p.name,
-            p.nick, p.blurb, child_class, p.child_property));
+    g_object_class_install_property (klass, id,
+        proxy_param_spec (p.name, p.nick, p.blurb, child_class,
+            p.child_property));
   }
 }
 
 void
-indexing_bin_set_property (GstElement * const children[N_CHILDREN],
-    const ProxiedProperty & property, const GValue * value)
+indexing_bin_set_property (GstElement *const children[N_CHILDREN],
+    const ProxiedProperty &property, const GValue *value)
 {
-  if (GstElement * child = children[property.child])
+  if (GstElement *child = children[property.child])
     g_object_set_property (G_OBJECT (child), property.child_property, value);
 }
 
 void
-indexing_bin_get_property (GstElement * const children[N_CHILDREN],
-    const ProxiedProperty & property, GValue * value, GParamSpec * pspec)
+indexing_bin_get_property (GstElement *const children[N_CHILDREN],
+    const ProxiedProperty &property, GValue *value, GParamSpec *pspec)
 {
-  if (GstElement * child = children[property.child])
+  if (GstElement *child = children[property.child])
     g_object_get_property (G_OBJECT (child), property.child_property, value);
   else
     g_param_value_set_default (pspec, value);
 }
 
 gboolean
-indexing_bin_check_children (GstElement * bin,
-    GstElement * const children[N_CHILDREN],
-    const gchar * const factories[N_CHILDREN])
+indexing_bin_check_children (GstElement *bin,
+    GstElement *const children[N_CHILDREN],
+    const gchar *const factories[N_CHILDREN])
 {
   for (int i = 0; i < N_CHILDREN; i++) {
     if (children[i] == NULL) {
@@ -112,7 +116,7 @@ indexing_bin_check_children (GstElement * bin,
           ("The %s element is missing, so %s cannot run.", factories[i],
               GST_OBJECT_NAME (gst_element_get_factory (bin))),
           ("Check that the visualsearch plugin was built with all its "
-              "elements (gst-inspect-1.0 visualsearch)."));
+           "elements (gst-inspect-1.0 visualsearch)."));
       return FALSE;
     }
   }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the indexing bins (cifarindexer, galleryindexer) share: three children
  * source ! embedder ! indexer, and properties that stand for theirs. */
 #ifndef __VISUALSEARCH_INDEXING_BIN_H__
@@ -20,35 +21,34 @@ struct ProxiedProperty
   const gchar *nick;
   IndexingChild child;
   const gchar *child_property;
-  const gchar *blurb;           /* NULL: the child's own */
+  const gchar *blurb; /* NULL: the child's own */
 };
 
 /* Makes the children from factories (named source, embedder, indexer), adds
  * them to bin and links them; a missing factory leaves NULL. */
-void indexing_bin_add_children (GstBin * bin,
-    const gchar * const factories[N_CHILDREN], GstElement * children[N_CHILDREN]);
+void indexing_bin_add_children (GstBin *bin,
+    const gchar *const factories[N_CHILDREN], GstElement *children[N_CHILDREN]);
 
 /* Installs properties[1..n-1] as property ids 1..n-1, each with the type,
  * range, default and flags of the child's, so the two can never disagree. */
-void indexing_bin_install_properties (GObjectClass * klass,
-    const ProxiedProperty * properties, guint n,
+void indexing_bin_install_properties (GObjectClass *klass,
+    const ProxiedProperty *properties, guint n,
     const GType child_types[N_CHILDREN]);
 
 /* A property with the type, range, default and flags of child_property of
  * child_class; blurb NULL takes the child's own. */
-GParamSpec *proxy_param_spec (const gchar * name, const gchar * nick,
-    const gchar * blurb, GObjectClass * child_class,
-    const gchar * child_property);
+GParamSpec *proxy_param_spec (const gchar *name, const gchar *nick,
+    const gchar *blurb, GObjectClass *child_class, const gchar *child_property);
 
-void indexing_bin_set_property (GstElement * const children[N_CHILDREN],
-    const ProxiedProperty & property, const GValue * value);
-void indexing_bin_get_property (GstElement * const children[N_CHILDREN],
-    const ProxiedProperty & property, GValue * value, GParamSpec * pspec);
+void indexing_bin_set_property (GstElement *const children[N_CHILDREN],
+    const ProxiedProperty &property, const GValue *value);
+void indexing_bin_get_property (GstElement *const children[N_CHILDREN],
+    const ProxiedProperty &property, GValue *value, GParamSpec *pspec);
 
 /* FALSE, after an element error naming the missing element, unless every
  * child exists. For NULL to READY. */
-gboolean indexing_bin_check_children (GstElement * bin,
-    GstElement * const children[N_CHILDREN],
-    const gchar * const factories[N_CHILDREN]);
+gboolean indexing_bin_check_children (GstElement *bin,
+    GstElement *const children[N_CHILDREN],
+    const gchar *const factories[N_CHILDREN]);
 
 #endif

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "video_sampler.h"
 
 #include <gst/app/gstappsink.h>
@@ -10,19 +11,21 @@ namespace vs {
  * interrupt() again. */
 static const GstClockTime POLL_INTERVAL = 100 * GST_MSECOND;
 
-VideoSampler::VideoSampler (const std::string & path, GstClockTime interval)
+VideoSampler::VideoSampler (const std::string &path, GstClockTime interval)
     : path_ (path), interval_ (interval)
 {
   GError *error = NULL;
   /* System-memory raw video of any format: only the sampled frames are
    * converted to RGB, by the caller, not every decoded one. */
   pipeline_ = gst_parse_launch ("filesrc name=src ! decodebin name=decode "
-      "appsink name=sink caps=video/x-raw sync=false max-buffers=4", &error);
+                                "appsink name=sink caps=video/x-raw sync=false "
+                                "max-buffers=4",
+      &error);
   if (!pipeline_) {
     std::string message = error ? error->message : "unknown error";
     g_clear_error (&error);
-    throw Error ("cannot build a pipeline to decode " + path + ": " + message +
-        " (is gst-plugins-base installed?)");
+    throw Error ("cannot build a pipeline to decode " + path + ": " + message
+        + " (is gst-plugins-base installed?)");
   }
   GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline_), "src");
   g_object_set (src, "location", path.c_str (), NULL);
@@ -37,8 +40,8 @@ VideoSampler::VideoSampler (const std::string & path, GstClockTime interval)
   g_signal_connect (decode, "pad-added", G_CALLBACK (pad_added), this);
   g_signal_connect (decode, "no-more-pads", G_CALLBACK (no_more_pads), this);
   gst_object_unref (decode);
-  if (gst_element_set_state (pipeline_, GST_STATE_PLAYING) ==
-      GST_STATE_CHANGE_FAILURE) {
+  if (gst_element_set_state (pipeline_, GST_STATE_PLAYING)
+      == GST_STATE_CHANGE_FAILURE) {
     check_bus ();
     throw Error (ErrorKind::Read, path + " cannot be opened for decoding");
   }
@@ -54,14 +57,14 @@ VideoSampler::~VideoSampler ()
 }
 
 void
-VideoSampler::pad_added (GstElement * decodebin, GstPad * pad,
-    VideoSampler * self)
+VideoSampler::pad_added (GstElement *decodebin, GstPad *pad, VideoSampler *self)
 {
   GstCaps *caps = gst_pad_get_current_caps (pad);
   if (!caps)
     caps = gst_pad_query_caps (pad, NULL);
-  const bool raw_video = !gst_caps_is_empty (caps) &&
-      gst_structure_has_name (gst_caps_get_structure (caps, 0), "video/x-raw");
+  const bool raw_video = !gst_caps_is_empty (caps)
+      && gst_structure_has_name (gst_caps_get_structure (caps, 0),
+          "video/x-raw");
   gst_caps_unref (caps);
   if (!raw_video || self->has_video_)
     return;
@@ -72,7 +75,7 @@ VideoSampler::pad_added (GstElement * decodebin, GstPad * pad,
 }
 
 void
-VideoSampler::no_more_pads (GstElement * decodebin, VideoSampler * self)
+VideoSampler::no_more_pads (GstElement *decodebin, VideoSampler *self)
 {
   self->all_pads_ = true;
 }
@@ -93,32 +96,40 @@ VideoSampler::check_bus ()
   /* The error can come before no-more-pads is seen: without a linked video
    * stream it says the same as next()'s check. */
   if (!has_video_)
-    throw Error (ErrorKind::Format, path_ + " is neither an image nor a video: it has no video "
-        "stream GStreamer can decode (" + message + ")");
+    throw Error (ErrorKind::Format,
+        path_
+            + " is neither an image nor a video: it has no video "
+              "stream GStreamer can decode ("
+            + message + ")");
   if (sampled_ == 0)
-    throw Error (ErrorKind::Format, path_ + " is neither an image nor a video GStreamer can "
-        "decode (" + message + ")");
-  throw Error (ErrorKind::Corrupt, "decoding the video " + path_ + " failed after " +
-      std::to_string (sampled_) + " frames (" + message + ")");
+    throw Error (ErrorKind::Format,
+        path_
+            + " is neither an image nor a video GStreamer can "
+              "decode ("
+            + message + ")");
+  throw Error (ErrorKind::Corrupt,
+      "decoding the video " + path_ + " failed after "
+          + std::to_string (sampled_) + " frames (" + message + ")");
 }
 
 /* When the frame in sample stops being shown, in stream time. */
 static GstClockTime
-frame_end (GstSample * sample)
+frame_end (GstSample *sample)
 {
   GstBuffer *buffer = gst_sample_get_buffer (sample);
   const GstSegment *segment = gst_sample_get_segment (sample);
   GstClockTime pts = GST_BUFFER_PTS (buffer);
   if (!GST_CLOCK_TIME_IS_VALID (pts))
     return GST_CLOCK_TIME_NONE;
-  GstClockTime end = pts + (GST_BUFFER_DURATION_IS_VALID (buffer) ?
-      GST_BUFFER_DURATION (buffer) : 1);
-  return segment ? gst_segment_to_stream_time (segment, GST_FORMAT_TIME, end) :
-      end;
+  GstClockTime end = pts
+      + (GST_BUFFER_DURATION_IS_VALID (buffer) ? GST_BUFFER_DURATION (buffer)
+                                               : 1);
+  return segment ? gst_segment_to_stream_time (segment, GST_FORMAT_TIME, end)
+                 : end;
 }
 
 VideoSampler::Result
-VideoSampler::next (GstSample ** sample, GstClockTime * time)
+VideoSampler::next (GstSample **sample, GstClockTime *time)
 {
   for (;;) {
     /* The frame on hand covers the next sampling time: that is the one. */
@@ -138,15 +149,19 @@ VideoSampler::next (GstSample ** sample, GstClockTime * time)
       if (interrupted_)
         return Result::Interrupted;
       if (all_pads_ && !has_video_)
-        throw Error (ErrorKind::Format, path_ + " is neither an image nor a video: it has no "
-            "video stream GStreamer can decode");
+        throw Error (ErrorKind::Format,
+            path_
+                + " is neither an image nor a video: it has no "
+                  "video stream GStreamer can decode");
       check_bus ();
-      current_ = gst_app_sink_try_pull_sample (GST_APP_SINK (sink_),
-          POLL_INTERVAL);
+      current_ =
+          gst_app_sink_try_pull_sample (GST_APP_SINK (sink_), POLL_INTERVAL);
       if (!current_ && gst_app_sink_is_eos (GST_APP_SINK (sink_))) {
         if (sampled_ == 0)
-          throw Error (ErrorKind::Format, path_ + " is neither an image nor a video: GStreamer "
-              "decoded no video frame from it");
+          throw Error (ErrorKind::Format,
+              path_
+                  + " is neither an image nor a video: GStreamer "
+                    "decoded no video frame from it");
         return Result::End;
       }
     }

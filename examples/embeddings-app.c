@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* embeddings-app: runs a pipeline ending in an appsink named "sink" and
  * prints the GstVisualSearchEmbeddingMeta of every frame, read through the installed
  * gstvisualsearch-1.0 library:
@@ -18,7 +19,8 @@
   "! embedder weights=random ! appsink name=sink sync=false"
 
 static void
-print_embedding (guint frame, GstBuffer * buf, const GstVisualSearchEmbeddingMeta * meta)
+print_embedding (guint frame, GstBuffer *buf,
+    const GstVisualSearchEmbeddingMeta *meta)
 {
   gdouble norm = 0.0;
   guint i;
@@ -27,8 +29,9 @@ print_embedding (guint frame, GstBuffer * buf, const GstVisualSearchEmbeddingMet
     norm += (gdouble) meta->values[i] * meta->values[i];
 
   g_print ("frame %u pts %" GST_TIME_FORMAT " dims %u norm %.4f model %s "
-      "preprocessing %s first [", frame, GST_TIME_ARGS (GST_BUFFER_PTS (buf)),
-      meta->dims, sqrt (norm), meta->model_id, meta->preprocessing_id);
+           "preprocessing %s first [",
+      frame, GST_TIME_ARGS (GST_BUFFER_PTS (buf)), meta->dims, sqrt (norm),
+      meta->model_id, meta->preprocessing_id);
   for (i = 0; i < MIN (meta->dims, 4); i++)
     g_print ("%s%.5f", i ? ", " : "", meta->values[i]);
   g_print ("]\n");
@@ -63,7 +66,8 @@ main (int argc, char **argv)
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   while ((sample = gst_app_sink_pull_sample (GST_APP_SINK (sink))) != NULL) {
     GstBuffer *buf = gst_sample_get_buffer (sample);
-    GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (buf);
+    GstVisualSearchEmbeddingMeta *meta =
+        gst_buffer_get_visualsearch_embedding_meta (buf);
 
     if (meta != NULL) {
       print_embedding (frames, buf, meta);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* neighbors-app: runs a search pipeline ending in an appsink named "sink" and
  * prints the GstVisualSearchNeighborsMeta of every frame, read through the
  * gstvisualsearch-1.0 metadata library:
@@ -15,20 +16,21 @@
 #include <gst/visualsearch/visualsearchmeta.h>
 
 static void
-print_neighbors (guint frame, GstBuffer * buf, const GstVisualSearchNeighborsMeta * meta)
+print_neighbors (guint frame, GstBuffer *buf,
+    const GstVisualSearchNeighborsMeta *meta)
 {
   guint i;
 
-  g_print ("frame %u pts %" GST_TIME_FORMAT " metric %s neighbours %u\n",
-      frame, GST_TIME_ARGS (GST_BUFFER_PTS (buf)),
+  g_print ("frame %u pts %" GST_TIME_FORMAT " metric %s neighbours %u\n", frame,
+      GST_TIME_ARGS (GST_BUFFER_PTS (buf)),
       gst_visualsearch_metric_to_string (meta->metric), meta->n_neighbors);
   for (i = 0; i < meta->n_neighbors; i++) {
     const GstVisualSearchNeighbor *nb = &meta->neighbors[i];
 
     g_print ("  %u. id %" G_GINT64_FORMAT " label %d %s distance %.6f "
-        "source %s\n", i + 1, nb->id, nb->label,
-        nb->label_name ? nb->label_name : "?", nb->distance,
-        nb->source ? nb->source : "-");
+             "source %s\n",
+        i + 1, nb->id, nb->label, nb->label_name ? nb->label_name : "?",
+        nb->distance, nb->source ? nb->source : "-");
   }
 }
 
@@ -64,7 +66,8 @@ main (int argc, char **argv)
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   while ((sample = gst_app_sink_pull_sample (GST_APP_SINK (sink))) != NULL) {
     GstBuffer *buf = gst_sample_get_buffer (sample);
-    GstVisualSearchNeighborsMeta *meta = gst_buffer_get_visualsearch_neighbors_meta (buf);
+    GstVisualSearchNeighborsMeta *meta =
+        gst_buffer_get_visualsearch_neighbors_meta (buf);
 
     if (meta != NULL) {
       print_neighbors (frames, buf, meta);

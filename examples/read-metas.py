@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """read-metas: runs a pipeline ending in an appsink named "sink" and prints
 each frame's GstVisualSearchSampleMeta, GstVisualSearchEmbeddingMeta and
 GstVisualSearchNeighborsMeta, read from the buffers through the GstVisualSearch-1.0

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """search-results: runs a visual search pipeline from Python (PyGObject) and
 prints each frame's nearest gallery images from faisssearch's bus messages.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Export a torchvision model, classifier removed, as TorchScript for embedder.
 
     /usr/bin/python3 models/export-torchscript.py MODEL OUT.pt [--weights W]

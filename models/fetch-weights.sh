@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Downloads official torchvision ResNet checkpoints into the torch hub cache,
 # where `embedder` (and torchvision itself) look for them, and checks each one
 # the way torchvision does: the hex digits after the last '-' in the file name

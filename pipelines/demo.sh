@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The main job: build visualsearch, get CIFAR-10 and ResNet-18 weights, index
 # the training images, search the test images as a stream with the overlay,
 # and leave an annotated video, a contact sheet and the printed results.

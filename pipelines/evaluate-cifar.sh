@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Retrieval quality on CIFAR: index one split, query with the other, print
 # Precision@k, Recall@k, mAP@k, MRR and per-class precision, and draw the
 # gallery's embedding map.

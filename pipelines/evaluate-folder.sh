@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Retrieval quality on a folder of labelled pictures (and videos): splits it
 # by label into queries and gallery, indexes the gallery, searches it with
 # each query and prints Precision@k, Recall@k, mAP@k, MRR and per-class

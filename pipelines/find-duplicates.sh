@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Finds groups of near-duplicate pictures in a gallery: prints each group's
 # items and writes a PNG contact sheet of the largest groups, a row each.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds the gallery for the search scripts: embeds a CIFAR-10/100 split with
 # cifarindexer (cifarsrc ! embedder ! faissindexer) and writes a FAISS index
 # and its SQLite catalog (INDEX.db).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Indexes a folder of pictures and videos, or brings its index up to date:
 # galleryindexer (gallerysrc ! embedder ! faissindexer) skips the files that
 # are unchanged since the last run before decoding them, embeds new and

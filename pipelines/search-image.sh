@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Search one image: prints its k most similar gallery images and writes a PNG
 # contact sheet, the query on top and the results (thumbnail, label, score)
 # below it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Sourced by the search, index and serve scripts; not run.
 #
 # vs_use_plugin [ELEMENT]: makes the visualsearch elements available (checked

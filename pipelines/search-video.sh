@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Search every frame of a video file and write an annotated copy: each frame
 # carries a strip of its k most similar gallery images (thumbnail, label,
 # score).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Live search: every webcam frame is matched against the gallery and shown
 # with a strip of its most similar images (thumbnail, label, score).
 #

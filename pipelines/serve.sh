@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Starts visualsearch-server (the web page and JSON API) on an index and
 # prints the address to open in a browser. Ctrl-C stops it.
 #

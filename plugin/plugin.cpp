@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* visualsearch: content-based image retrieval in GStreamer pipelines. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -8,7 +9,7 @@
 #include "elements/elements.h"
 
 static gboolean
-plugin_init (GstPlugin * plugin)
+plugin_init (GstPlugin *plugin)
 {
   gboolean ret = FALSE;
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs every system package visualsearch needs on Debian 12 (bookworm).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
@@ -19,6 +20,7 @@ PACKAGES=(
   python3-matplotlib python3-pil
   libsoup-3.0-dev
   chromium chromium-driver python3-selenium
+  clang-format-14
 )
 
 missing=()

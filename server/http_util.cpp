@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "server/http_util.h"
 
 #include <gio/gio.h>
@@ -44,8 +45,7 @@ std::optional<double> parse_double(const std::string& s) {
 
 std::optional<std::string> static_file_name(const std::string& path) {
   if (path == "/") return std::string("index.html");
-  if (path.size() < 2 || path.size() > 64 || path[0] != '/' || path[1] == '.')
-    return std::nullopt;
+  if (path.size() < 2 || path.size() > 64 || path[0] != '/' || path[1] == '.') return std::nullopt;
   const std::string name = path.substr(1);
   for (const char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

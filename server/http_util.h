@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Small pieces of the HTTP server that need no server: JSON text, request
 // parameters, and the checks on what a request may name.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "server/live_camera.h"
 
 #include <gst/app/gstappsink.h>
@@ -6,8 +7,8 @@
 #include <functional>
 
 #include "core/base/error.h"
-#include "gst/visualsearch/visualsearchmeta.h"
 #include "core/base/utf8.h"
+#include "gst/visualsearch/visualsearchmeta.h"
 #include "server/http_util.h"
 
 namespace vs::server {
@@ -24,8 +25,9 @@ LiveCamera::LiveCamera(const std::string& camera, const std::string& index) {
   // A leaky queue before the embedder: a camera faster than the model drops
   // frames instead of queueing them up.
   const std::string description =
-      camera + " ! videoconvert ! videoscale ! video/x-raw,width=640,height=480 ! "
-               "queue leaky=downstream max-size-buffers=2 ! embedder name=embed"
+      camera +
+      " ! videoconvert ! videoscale ! video/x-raw,width=640,height=480 ! "
+      "queue leaky=downstream max-size-buffers=2 ! embedder name=embed"
       " ! faisssearch name=search k=5 post-messages=false ! searchoverlay name=overlay ! "
       "videoconvert ! jpegenc quality=75 ! appsink name=sink sync=false max-buffers=2 drop=true";
   GError* error = nullptr;
@@ -127,22 +129,20 @@ GstPadProbeReturn LiveCamera::on_neighbors(GstPad*, GstPadProbeInfo* info, LiveC
   GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
   GstVisualSearchNeighborsMeta* meta = gst_buffer_get_visualsearch_neighbors_meta(buffer);
   if (!meta) return GST_PAD_PROBE_OK;
-  std::string json = "{\"frame\":" + std::to_string(self->frames_++) + ",\"pts_ms\":" +
-                     (GST_BUFFER_PTS_IS_VALID(buffer)
-                          ? std::to_string(GST_BUFFER_PTS(buffer) / GST_MSECOND)
-                          : std::string("null")) +
-                     ",\"metric\":" +
-                     vs::json_quote(gst_visualsearch_metric_to_string(meta->metric)) +
-                     ",\"neighbors\":[";
+  std::string json =
+      "{\"frame\":" + std::to_string(self->frames_++) + ",\"pts_ms\":" +
+      (GST_BUFFER_PTS_IS_VALID(buffer) ? std::to_string(GST_BUFFER_PTS(buffer) / GST_MSECOND)
+                                       : std::string("null")) +
+      ",\"metric\":" + vs::json_quote(gst_visualsearch_metric_to_string(meta->metric)) +
+      ",\"neighbors\":[";
   for (guint i = 0; i < meta->n_neighbors; i++) {
     const GstVisualSearchNeighbor& n = meta->neighbors[i];
     if (i) json += ",";
     json += "{\"rank\":" + std::to_string(i + 1) + ",\"id\":" + std::to_string(n.id) +
-            ",\"distance\":" + json_number(n.distance) + ",\"label\":" +
-            std::to_string(n.label) + ",\"label_name\":" +
-            vs::json_quote(n.label_name ? n.label_name : "") + ",\"source\":" +
-            vs::json_quote(n.source ? n.source : "") + ",\"thumbnail\":\"/api/items/" +
-            std::to_string(n.id) + "/thumbnail\"}";
+            ",\"distance\":" + json_number(n.distance) + ",\"label\":" + std::to_string(n.label) +
+            ",\"label_name\":" + vs::json_quote(n.label_name ? n.label_name : "") +
+            ",\"source\":" + vs::json_quote(n.source ? n.source : "") +
+            ",\"thumbnail\":\"/api/items/" + std::to_string(n.id) + "/thumbnail\"}";
   }
   json += "]}";
   std::string event = "event: neighbors\ndata: " + json + "\n\n";
@@ -157,8 +157,9 @@ GstFlowReturn LiveCamera::on_jpeg(GstElement* sink, LiveCamera* self) {
   GstMapInfo map;
   std::string chunk;
   if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
-    chunk = std::string("--") + kBoundary + "\r\nContent-Type: image/jpeg\r\nContent-Length: " +
-            std::to_string(map.size) + "\r\n\r\n";
+    chunk = std::string("--") + kBoundary +
+            "\r\nContent-Type: image/jpeg\r\nContent-Length: " + std::to_string(map.size) +
+            "\r\n\r\n";
     chunk.append(reinterpret_cast<const char*>(map.data), map.size);
     chunk += "\r\n";
     gst_buffer_unmap(buffer, &map);

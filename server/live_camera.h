@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // The live page's camera: CAMERA ! embedder ! faisssearch ! searchoverlay !
 // jpegenc, its frames streamed as multipart JPEG (/live.mjpeg) and its
 // neighbours as Server-Sent Events (/api/live/events), to any number of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // visualsearch-server: a web page and a JSON API in front of the plugin's
 // elements. Model and index are loaded once; every query runs through a
 // pipeline (server/search_service.h). README.md documents the API.
@@ -11,24 +12,24 @@
 
 #include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
-#include <optional>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/base/utf8.h"
+#include "core/dataset/image_codec.h"
 #include "core/index/atomic_file.h"
 #include "core/index/catalog.h"
-#include "core/model/embedding_engine.h"
-#include "core/dataset/image_codec.h"
 #include "core/index/index_store.h"
+#include "core/model/embedding_engine.h"
 #include "core/render/thumbnail_cache.h"
-#include "core/base/utf8.h"
 #include "server/http_util.h"
 #include "server/live_camera.h"
 #include "server/search_service.h"
@@ -106,15 +107,13 @@ std::string query_value(GHashTable* query, const char* key) {
 // <img> of the live stream, EventSource).
 bool authorized(SoupServerMessage* msg, GHashTable* query) {
   if (app->settings.token.empty()) return true;
-  const char* header = soup_message_headers_get_one(
-      soup_server_message_get_request_headers(msg), "Authorization");
-  if (header && g_str_has_prefix(header, "Bearer ") &&
-      same_secret(header + 7, app->settings.token))
+  const char* header =
+      soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
+  if (header && g_str_has_prefix(header, "Bearer ") && same_secret(header + 7, app->settings.token))
     return true;
   const std::string given = query_value(query, "token");
   return !given.empty() && same_secret(given, app->settings.token);
 }
-
 
 std::string item_json(const vs::CatalogItem& item, const char* extra = "") {
   return "{\"id\":" + std::to_string(item.id) + ",\"label\":" + std::to_string(item.label) +
@@ -133,10 +132,12 @@ std::string neighbors_json(const std::vector<Neighbor>& neighbors, unsigned k,
     if (max_distance && (l2 ? n.distance > *max_distance : n.distance < *max_distance)) continue;
     if (rank == k) break;
     const vs::CatalogItem* item = app->catalog.item(n.id);
-    vs::CatalogItem shown = item ? *item : vs::CatalogItem{n.id, n.label, n.label_name, n.source, {}};
+    vs::CatalogItem shown =
+        item ? *item : vs::CatalogItem{n.id, n.label, n.label_name, n.source, {}};
     if (rank) out += ",";
-    out += item_json(shown, (",\"rank\":" + std::to_string(++rank) +
-                             ",\"distance\":" + json_number(n.distance)).c_str());
+    out += item_json(
+        shown, (",\"rank\":" + std::to_string(++rank) + ",\"distance\":" + json_number(n.distance))
+                   .c_str());
   }
   return out + "]";
 }
@@ -153,8 +154,9 @@ bool parse_search_args(SoupServerMessage* msg, GHashTable* query, SearchArgs* ar
   if (!k.empty()) {
     const auto v = parse_int(k, 1, app->settings.k_max);
     if (!v) {
-      respond_error(msg, 400, "k must be a whole number from 1 to " +
-                                  std::to_string(app->settings.k_max) + ", not '" + k + "'");
+      respond_error(msg, 400,
+                    "k must be a whole number from 1 to " + std::to_string(app->settings.k_max) +
+                        ", not '" + k + "'");
       return false;
     }
     args->k = static_cast<unsigned>(*v);
@@ -175,8 +177,8 @@ bool parse_search_args(SoupServerMessage* msg, GHashTable* query, SearchArgs* ar
 GBytes* upload_bytes(SoupServerMessage* msg, std::string* error) {
   SoupMessageBody* body = soup_server_message_get_request_body(msg);
   GBytes* bytes = soup_message_body_flatten(body);
-  const char* type = soup_message_headers_get_content_type(
-      soup_server_message_get_request_headers(msg), nullptr);
+  const char* type =
+      soup_message_headers_get_content_type(soup_server_message_get_request_headers(msg), nullptr);
   if (type && g_ascii_strcasecmp(type, "multipart/form-data") == 0) {
     SoupMultipart* multipart =
         soup_multipart_new_from_message(soup_server_message_get_request_headers(msg), bytes);
@@ -241,10 +243,10 @@ void run_search(SearchJob* job) {
   g_bytes_unref(job->bytes);
   const int w = image.width, h = image.height;
   if (std::max(w, h) > vs::kMaxResizeAspect * std::min(w, h)) {
-    finish_search(job, 400, json_error(400, "the picture is " + std::to_string(w) + "x" +
-                                                std::to_string(h) + ", more elongated than " +
-                                                std::to_string(vs::kMaxResizeAspect) +
-                                                ":1; crop it first"));
+    finish_search(job, 400,
+                  json_error(400, "the picture is " + std::to_string(w) + "x" + std::to_string(h) +
+                                      ", more elongated than " +
+                                      std::to_string(vs::kMaxResizeAspect) + ":1; crop it first"));
     return;
   }
   const double decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
@@ -257,20 +259,19 @@ void run_search(SearchJob* job) {
         std::chrono::duration<double, std::milli>(Clock::now() - job->received).count();
     const std::string json =
         "{\"query\":{\"width\":" + std::to_string(w) + ",\"height\":" + std::to_string(h) +
-        "},\"k\":" + std::to_string(job->args.k) + ",\"metric\":" +
-        vs::json_quote(app->catalog.facts().metric) + ",\"neighbors\":" +
-        neighbors_json(result.neighbors, job->args.k, job->args.max_distance) +
+        "},\"k\":" + std::to_string(job->args.k) +
+        ",\"metric\":" + vs::json_quote(app->catalog.facts().metric) +
+        ",\"neighbors\":" + neighbors_json(result.neighbors, job->args.k, job->args.max_distance) +
         ",\"timings\":{\"decode_ms\":" + json_number(decode_ms) +
         ",\"queued_ms\":" + json_number(result.queued_ms) +
         ",\"embed_search_ms\":" + json_number(result.search_ms) +
-        ",\"batch\":" + std::to_string(result.batch) +
-        ",\"total_ms\":" + json_number(total_ms) + "}}";
+        ",\"batch\":" + std::to_string(result.batch) + ",\"total_ms\":" + json_number(total_ms) +
+        "}}";
     finish_search(job, 200, json);
   });
 }
 
-void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query,
-                   gpointer) {
+void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query, gpointer) {
   if (!authorized(msg, query)) {
     respond_error(msg, 401, "this server wants its token: Authorization: Bearer TOKEN");
     return;
@@ -283,8 +284,9 @@ void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*
   if (!parse_search_args(msg, query, &args)) return;
   SoupMessageBody* body = soup_server_message_get_request_body(msg);
   if (body->length > app->settings.max_upload) {
-    respond_error(msg, 413, "the upload is larger than the limit of " +
-                                std::to_string(app->settings.max_upload >> 20) + " MB");
+    respond_error(msg, 413,
+                  "the upload is larger than the limit of " +
+                      std::to_string(app->settings.max_upload >> 20) + " MB");
     return;
   }
   std::string error;
@@ -295,8 +297,9 @@ void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*
   }
   if (g_bytes_get_size(bytes) == 0) {
     g_bytes_unref(bytes);
-    respond_error(msg, 400, "the request has no picture; send it as the body "
-                            "(curl --data-binary @photo.jpg) or as a multipart file");
+    respond_error(msg, 400,
+                  "the request has no picture; send it as the body "
+                  "(curl --data-binary @photo.jpg) or as a multipart file");
     return;
   }
   auto* job = new SearchJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), bytes, args, Clock::now()};
@@ -306,8 +309,7 @@ void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*
 
 // Rejects a too large or unsized upload from its headers, before libsoup
 // reads the body into memory.
-void handle_search_early(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
-                         gpointer) {
+void handle_search_early(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) {
   SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
   if (g_strcmp0(soup_server_message_get_method(msg), "POST") != 0) return;
   if (soup_message_headers_get_encoding(headers) != SOUP_ENCODING_CONTENT_LENGTH) {
@@ -315,8 +317,9 @@ void handle_search_early(SoupServer*, SoupServerMessage* msg, const char*, GHash
     return;
   }
   if (soup_message_headers_get_content_length(headers) > app->settings.max_upload)
-    respond_error(msg, 413, "the upload is larger than the limit of " +
-                                std::to_string(app->settings.max_upload >> 20) + " MB");
+    respond_error(msg, 413,
+                  "the upload is larger than the limit of " +
+                      std::to_string(app->settings.max_upload >> 20) + " MB");
 }
 
 std::vector<uint8_t> file_thumbnail(const std::string& source) {
@@ -324,8 +327,7 @@ std::vector<uint8_t> file_thumbnail(const std::string& source) {
   // Only a file inside the gallery root, whatever the catalog says.
   char* root = realpath(app->settings.gallery.c_str(), nullptr);
   char* path = realpath((app->settings.gallery + "/" + source).c_str(), nullptr);
-  const bool inside = root && path && g_str_has_prefix(path, root) &&
-                      path[strlen(root)] == '/';
+  const bool inside = root && path && g_str_has_prefix(path, root) && path[strlen(root)] == '/';
   const std::string resolved = path ? path : "";
   free(root);
   free(path);
@@ -334,9 +336,7 @@ std::vector<uint8_t> file_thumbnail(const std::string& source) {
     const vs::RgbImage image = vs::read_image(resolved, app->settings.max_pixels);
     cv::Mat rgb(image.height, image.width, CV_8UC3, const_cast<uint8_t*>(image.pixels.data()));
     return vs::encode_thumbnail(rgb, vs::kDefaultThumbnailSize);
-  } catch (const std::exception&) {
-    return {};
-  }
+  } catch (const std::exception&) { return {}; }
 }
 
 std::vector<uint8_t> thumbnail_jpeg(const vs::CatalogItem& item) {
@@ -370,10 +370,11 @@ void run_similar(SimilarJob* job) {
       hits = app->store->search(vector.data(), 1, static_cast<int>(job->args.k) + 1, {});
     }
     std::vector<Neighbor> neighbors;
-    for (const vs::Hit& hit : hits.at(0)) neighbors.push_back(Neighbor{hit.id, hit.distance, -1, "", ""});
-    json = "{\"item\":" + item_json(*app->catalog.item(job->id)) + ",\"k\":" +
-           std::to_string(job->args.k) + ",\"metric\":" +
-           vs::json_quote(app->catalog.facts().metric) + ",\"neighbors\":" +
+    for (const vs::Hit& hit : hits.at(0))
+      neighbors.push_back(Neighbor{hit.id, hit.distance, -1, "", ""});
+    json = "{\"item\":" + item_json(*app->catalog.item(job->id)) +
+           ",\"k\":" + std::to_string(job->args.k) +
+           ",\"metric\":" + vs::json_quote(app->catalog.facts().metric) + ",\"neighbors\":" +
            neighbors_json(neighbors, job->args.k, job->args.max_distance, job->id) + "}";
   } catch (const std::exception& e) {
     status = 500;
@@ -405,8 +406,9 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
   const auto id = parse_int(id_text, 0, INT64_MAX);
   const vs::CatalogItem* item = id ? app->catalog.item(*id) : nullptr;
   if (!item) {
-    respond_error(msg, 404, "no gallery item '" + id_text + "'; ids run from 0 to " +
-                                std::to_string(app->catalog.facts().count - 1));
+    respond_error(msg, 404,
+                  "no gallery item '" + id_text + "'; ids run from 0 to " +
+                      std::to_string(app->catalog.facts().count - 1));
     return;
   }
   if (what.empty()) {
@@ -420,9 +422,11 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
       return;
     }
     if (jpeg.empty()) {
-      respond_error(msg, 404, "item " + id_text + " has no thumbnail in the catalog, and its "
-                              "source cannot be read (start the server with --gallery or "
-                              "--dataset to show originals)");
+      respond_error(msg, 404,
+                    "item " + id_text +
+                        " has no thumbnail in the catalog, and its "
+                        "source cannot be read (start the server with --gallery or "
+                        "--dataset to show originals)");
       return;
     }
     set_security_headers(msg);
@@ -440,8 +444,7 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
   }
 }
 
-void handle_index(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query,
-                  gpointer) {
+void handle_index(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query, gpointer) {
   if (!authorized(msg, query)) {
     respond_error(msg, 401, "this server wants its token: Authorization: Bearer TOKEN");
     return;
@@ -451,12 +454,12 @@ void handle_index(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* 
 
 void handle_api_other(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
                       gpointer) {
-  respond_error(msg, 404, std::string("no API at ") + path +
-                              "; see /api/index, /api/search, /api/items/{id}");
+  respond_error(
+      msg, 404,
+      std::string("no API at ") + path + "; see /api/index, /api/search, /api/items/{id}");
 }
 
-void handle_static(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
-                   gpointer) {
+void handle_static(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, gpointer) {
   const char* method = soup_server_message_get_method(msg);
   if (g_strcmp0(method, "GET") != 0 && g_strcmp0(method, "HEAD") != 0) {
     respond_error(msg, 405, "the page is read with GET");
@@ -469,9 +472,7 @@ void handle_static(SoupServer*, SoupServerMessage* msg, const char* path, GHashT
       const std::vector<uint8_t> data =
           vs::read_regular_file(app->settings.web_root + "/" + *name, "web page file");
       bytes.assign(data.begin(), data.end());
-    } catch (const std::exception&) {
-      bytes.clear();
-    }
+    } catch (const std::exception&) { bytes.clear(); }
   }
   if (!name || bytes.empty()) {
     respond(msg, 404, "text/plain; charset=utf-8", "Not found\n");
@@ -510,19 +511,21 @@ std::string build_index_json() {
   std::string label_json = "[";
   for (const auto& [label, entry] : labels) {
     if (label_json.size() > 1) label_json += ",";
-    label_json += "{\"label\":" + std::to_string(label) + ",\"label_name\":" +
-                  vs::json_quote(entry.first) + ",\"count\":" + std::to_string(entry.second) + "}";
+    label_json += "{\"label\":" + std::to_string(label) +
+                  ",\"label_name\":" + vs::json_quote(entry.first) +
+                  ",\"count\":" + std::to_string(entry.second) + "}";
   }
   label_json += "]";
-  return "{\"index\":" + vs::json_quote(app->settings.index) + ",\"model\":" +
-         vs::json_quote(f.model_id) + ",\"preprocessing\":" + vs::json_quote(f.preprocessing_id) +
+  return "{\"index\":" + vs::json_quote(app->settings.index) +
+         ",\"model\":" + vs::json_quote(f.model_id) +
+         ",\"preprocessing\":" + vs::json_quote(f.preprocessing_id) +
          ",\"dims\":" + std::to_string(f.dims) + ",\"metric\":" + vs::json_quote(f.metric) +
-         ",\"index_type\":" + vs::json_quote(f.index_type) + ",\"count\":" +
-         std::to_string(f.count) + ",\"created\":" + vs::json_quote(f.created) +
+         ",\"index_type\":" + vs::json_quote(f.index_type) +
+         ",\"count\":" + std::to_string(f.count) + ",\"created\":" + vs::json_quote(f.created) +
          ",\"thumbnails\":" + (app->catalog.thumbnails() ? "true" : "false") +
-         ",\"live\":" + (app->live ? "true" : "false") + ",\"k_default\":" +
-         std::to_string(app->settings.k_default) + ",\"k_max\":" +
-         std::to_string(app->settings.k_max) + ",\"labels\":" + label_json + "}";
+         ",\"live\":" + (app->live ? "true" : "false") +
+         ",\"k_default\":" + std::to_string(app->settings.k_default) +
+         ",\"k_max\":" + std::to_string(app->settings.k_max) + ",\"labels\":" + label_json + "}";
 }
 
 gboolean quit_loop(gpointer loop) {
@@ -543,15 +546,14 @@ std::string default_web_root() {
 
 int main(int argc, char** argv) {
   Settings s;
-  gchar *index = nullptr, *bind = nullptr, *camera = nullptr, *token = nullptr,
-        *web_root = nullptr, *gallery = nullptr, *dataset = nullptr;
+  gchar *index = nullptr, *bind = nullptr, *camera = nullptr, *token = nullptr, *web_root = nullptr,
+        *gallery = nullptr, *dataset = nullptr;
   gint port = s.port, max_upload_mb = 20, k_max = s.k_max,
        idle_timeout = static_cast<gint>(s.idle_timeout);
   GOptionEntry entries[] = {
       {"index", 'i', 0, G_OPTION_ARG_FILENAME, &index,
        "FAISS index written by faissindexer (its catalog INDEX.db beside it)", "INDEX"},
-      {"port", 'p', 0, G_OPTION_ARG_INT, &port, "TCP port (0: any free one; default 8080)",
-       "PORT"},
+      {"port", 'p', 0, G_OPTION_ARG_INT, &port, "TCP port (0: any free one; default 8080)", "PORT"},
       {"bind", 'b', 0, G_OPTION_ARG_STRING, &bind,
        "Address to listen on (default 127.0.0.1; others need --token)", "ADDRESS"},
       {"camera", 'c', 0, G_OPTION_ARG_STRING, &camera,
@@ -565,10 +567,9 @@ int main(int argc, char** argv) {
        "Gallery folder, to show originals of items without a catalog thumbnail", "DIR"},
       {"dataset", 'd', 0, G_OPTION_ARG_FILENAME, &dataset,
        "CIFAR folder, to show CIFAR items without a catalog thumbnail", "DIR"},
-      {"max-upload", 0, 0, G_OPTION_ARG_INT, &max_upload_mb,
-       "Largest upload in MB (default 20)", "MB"},
-      {"k-max", 0, 0, G_OPTION_ARG_INT, &k_max, "Largest k a request may ask (default 100)",
-       "K"},
+      {"max-upload", 0, 0, G_OPTION_ARG_INT, &max_upload_mb, "Largest upload in MB (default 20)",
+       "MB"},
+      {"k-max", 0, 0, G_OPTION_ARG_INT, &k_max, "Largest k a request may ask (default 100)", "K"},
       {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
        "Close a connection that sends or takes nothing for this long (default 60 s)", "SECONDS"},
       {nullptr}};
@@ -582,14 +583,16 @@ int main(int argc, char** argv) {
   }
   g_option_context_free(context);
   if (!index) {
-    g_printerr("visualsearch-server: --index INDEX is required (an index built by "
-               "pipelines/index-cifar.sh, index-folder.sh or faissindexer)\n");
+    g_printerr(
+        "visualsearch-server: --index INDEX is required (an index built by "
+        "pipelines/index-cifar.sh, index-folder.sh or faissindexer)\n");
     return 2;
   }
   if (port < 0 || port > 65535 || max_upload_mb < 1 || max_upload_mb > 1024 || k_max < 1 ||
       k_max > 1024 || idle_timeout < 1 || idle_timeout > 3600) {
-    g_printerr("visualsearch-server: --port must be 0..65535, --max-upload 1..1024, "
-               "--k-max 1..1024 and --idle-timeout 1..3600\n");
+    g_printerr(
+        "visualsearch-server: --port must be 0..65535, --max-upload 1..1024, "
+        "--k-max 1..1024 and --idle-timeout 1..3600\n");
     return 2;
   }
   s.index = index;
@@ -605,9 +608,10 @@ int main(int argc, char** argv) {
   s.idle_timeout = static_cast<unsigned>(idle_timeout);
   s.k_default = std::min(s.k_default, s.k_max);
   if (!is_loopback(s.bind) && s.token.empty()) {
-    g_printerr("visualsearch-server: binding %s would let anyone on the network search "
-               "and read the gallery; give --token SECRET too, or bind 127.0.0.1\n",
-               s.bind.c_str());
+    g_printerr(
+        "visualsearch-server: binding %s would let anyone on the network search "
+        "and read the gallery; give --token SECRET too, or bind 127.0.0.1\n",
+        s.bind.c_str());
     return 2;
   }
 
@@ -623,8 +627,7 @@ int main(int argc, char** argv) {
     query_options.batch_size = s.batch_size;
     query_options.k_max = s.k_max + 1;
     app->queries = std::make_unique<QueryPipeline>(query_options);
-    if (s.camera != "none")
-      app->live = std::make_unique<LiveCamera>(s.camera, s.index);
+    if (s.camera != "none") app->live = std::make_unique<LiveCamera>(s.camera, s.index);
   } catch (const std::exception& e) {
     g_printerr("visualsearch-server: %s\n", e.what());
     return 1;

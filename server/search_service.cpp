@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "server/search_service.h"
 
 #include <gst/app/gstappsink.h>
@@ -155,9 +156,8 @@ void QueryPipeline::batch_loop() {
     wake_.wait(lock, [this] { return quit_ || !waiting_.empty(); });
     if (quit_) return;
     // Queries that arrive within the window share one embedder batch.
-    wake_.wait_for(lock, std::chrono::milliseconds(options_.batch_window_ms), [this] {
-      return quit_ || waiting_.size() >= options_.batch_size;
-    });
+    wake_.wait_for(lock, std::chrono::milliseconds(options_.batch_window_ms),
+                   [this] { return quit_ || waiting_.size() >= options_.batch_size; });
     if (quit_) return;
     if (broken_ || !pipeline_) {
       lock.unlock();
@@ -165,9 +165,7 @@ void QueryPipeline::batch_loop() {
       std::string failure;
       try {
         start_pipeline();
-      } catch (const std::exception& e) {
-        failure = e.what();
-      }
+      } catch (const std::exception& e) { failure = e.what(); }
       lock.lock();
       if (!failure.empty()) {
         for (auto& job : waiting_) {
@@ -201,8 +199,9 @@ void QueryPipeline::batch_loop() {
     for (auto& [job, sequence] : to_push) push(*job, sequence);
     // Serialized: it reaches the embedder after the batch and makes it run
     // what it holds now instead of waiting for batch-size frames.
-    gst_element_send_event(appsrc, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM,
-                                                        gst_structure_new_empty("visualsearch-drain")));
+    gst_element_send_event(appsrc,
+                           gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM,
+                                                gst_structure_new_empty("visualsearch-drain")));
     gst_object_unref(appsrc);
     lock.lock();
   }
@@ -217,9 +216,8 @@ GstFlowReturn QueryPipeline::on_sample(GstElement* sink, QueryPipeline* self) {
   if (GstVisualSearchNeighborsMeta* meta = gst_buffer_get_visualsearch_neighbors_meta(buffer)) {
     for (guint i = 0; i < meta->n_neighbors; i++) {
       const GstVisualSearchNeighbor& n = meta->neighbors[i];
-      result.neighbors.push_back(Neighbor{n.id, n.distance, n.label,
-                                          n.label_name ? n.label_name : "",
-                                          n.source ? n.source : ""});
+      result.neighbors.push_back(Neighbor{
+          n.id, n.distance, n.label, n.label_name ? n.label_name : "", n.source ? n.source : ""});
     }
   } else {
     result.error = "the query frame came out of the pipeline without neighbours";
@@ -256,7 +254,8 @@ GstBusSyncReply QueryPipeline::on_bus(GstBus*, GstMessage* message, QueryPipelin
       if (!self->broken_) self->broken_reason_ = reason;
       self->broken_ = true;
     }
-    self->fail_in_flight("the search pipeline failed (" + reason + "); it restarts for the next query");
+    self->fail_in_flight("the search pipeline failed (" + reason +
+                         "); it restarts for the next query");
     self->wake_.notify_all();
   }
   return GST_BUS_DROP;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // The searches visualsearch-server runs, all through the plugin's elements:
 // an uploaded picture goes through appsrc ! embedder ! faisssearch ! appsink,
 // in batches of whatever arrived within a few milliseconds of each other; a
@@ -30,10 +31,10 @@ struct Neighbor {
 
 struct QueryResult {
   std::vector<Neighbor> neighbors;
-  double queued_ms = 0;   // waiting for the batch to start
-  double search_ms = 0;   // embedder + faisssearch, for the whole batch
-  unsigned batch = 0;     // how many queries shared the embedder batch
-  std::string error;      // non-empty: the pipeline failed on this query
+  double queued_ms = 0;  // waiting for the batch to start
+  double search_ms = 0;  // embedder + faisssearch, for the whole batch
+  unsigned batch = 0;    // how many queries shared the embedder batch
+  std::string error;     // non-empty: the pipeline failed on this query
 };
 
 struct QueryOptions {

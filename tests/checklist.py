@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Collects failed checks so that a test script reports all of them in one run."""
 import sys
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Writes small CIFAR-10/100 datasets in both official formats, plus broken ones.
 
 Usage: cifar_fixtures.py OUTDIR

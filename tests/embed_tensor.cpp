@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // Runs the embedding engine on an already preprocessed float32 NCHW batch, so
 // the parity test can compare the model alone with torchvision's.
 //
@@ -15,51 +16,65 @@
 
 #include "core/model/embedding_engine.h"
 
-int main(int argc, char** argv) {
+int
+main (int argc, char **argv)
+{
   if (argc < 6) {
-    std::cerr << "usage: " << argv[0] << " IN.f32 N H W OUT.f32 [key=value ...]\n";
+    std::cerr << "usage: " << argv[0]
+              << " IN.f32 N H W OUT.f32 [key=value ...]\n";
     return 2;
   }
-  const int n = std::atoi(argv[2]), h = std::atoi(argv[3]), w = std::atoi(argv[4]);
+  const int n = std::atoi (argv[2]), h = std::atoi (argv[3]),
+            w = std::atoi (argv[4]);
   vs::EmbeddingConfig config;
   // The parity checks compare fp32 unless told otherwise.
   config.precision = vs::Precision::FP32;
   for (int i = 6; i < argc; ++i) {
     const std::string arg = argv[i];
-    const size_t eq = arg.find('=');
-    const std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
-    if (key == "model") config.model = value;
-    else if (key == "weights") config.weights = value;
+    const size_t eq = arg.find ('=');
+    const std::string key = arg.substr (0, eq), value = arg.substr (eq + 1);
+    if (key == "model")
+      config.model = value;
+    else if (key == "weights")
+      config.weights = value;
     else if (key == "precision")
-      config.precision = value == "bf16"   ? vs::Precision::BF16
-                         : value == "auto" ? vs::Precision::AUTO
-                                           : vs::Precision::FP32;
-    else if (key == "normalize") config.normalize = value != "0";
-    else if (key == "seed") config.seed = std::stoull(value);
-    else if (key == "threads") config.threads = std::stoi(value);
+      config.precision = value == "bf16" ? vs::Precision::BF16
+          : value == "auto"              ? vs::Precision::AUTO
+                                         : vs::Precision::FP32;
+    else if (key == "normalize")
+      config.normalize = value != "0";
+    else if (key == "seed")
+      config.seed = std::stoull (value);
+    else if (key == "threads")
+      config.threads = std::stoi (value);
     else {
       std::cerr << "unknown key " << key << "\n";
       return 2;
     }
   }
 
-  std::vector<float> input(static_cast<size_t>(n) * 3 * h * w);
-  std::ifstream in(argv[1], std::ios::binary);
-  if (!in.read(reinterpret_cast<char*>(input.data()), input.size() * sizeof(float))) {
-    std::cerr << argv[1] << ": expected " << input.size() << " floats\n";
+  std::vector<float> input (static_cast<size_t> (n) * 3 * h * w);
+  std::ifstream in (argv[1], std::ios::binary);
+  if (!in.read (reinterpret_cast<char *> (input.data ()),
+          input.size () * sizeof (float))) {
+    std::cerr << argv[1] << ": expected " << input.size () << " floats\n";
     return 2;
   }
   try {
-    vs::EmbeddingEngine engine(config);
-    const std::vector<float> out = engine.embed_preprocessed(input.data(), n, h, w);
-    std::ofstream(argv[5], std::ios::binary)
-        .write(reinterpret_cast<const char*>(out.data()), out.size() * sizeof(float));
-    std::cout << "dims=" << engine.dims() << "\nmodel_id=" << engine.model_id()
-              << "\nactive_precision=" << vs::precision_name(engine.active_precision())
-              << "\nprecision_reason=" << engine.precision_reason() << "\n";
-    for (const std::string& warning : engine.warnings()) std::cout << "warning=" << warning << "\n";
-  } catch (const std::exception& e) {
-    std::cerr << "ERROR: " << e.what() << "\n";
+    vs::EmbeddingEngine engine (config);
+    const std::vector<float> out =
+        engine.embed_preprocessed (input.data (), n, h, w);
+    std::ofstream (argv[5], std::ios::binary)
+        .write (reinterpret_cast<const char *> (out.data ()),
+            out.size () * sizeof (float));
+    std::cout << "dims=" << engine.dims ()
+              << "\nmodel_id=" << engine.model_id () << "\nactive_precision="
+              << vs::precision_name (engine.active_precision ())
+              << "\nprecision_reason=" << engine.precision_reason () << "\n";
+    for (const std::string &warning : engine.warnings ())
+      std::cout << "warning=" << warning << "\n";
+  } catch (const std::exception &e) {
+    std::cerr << "ERROR: " << e.what () << "\n";
     return 1;
   }
   return 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Pushes raw video frames through a pipeline fragment and writes what comes
  * out: the embeddings (GstVisualSearchEmbeddingMeta) or the raw frames. The parity tests
  * and the benchmark drive embedder through it.
@@ -34,10 +35,11 @@ typedef struct
 } Output;
 
 static void
-collect (Output * o, GstSample * sample)
+collect (Output *o, GstSample *sample)
 {
   GstBuffer *buf = gst_sample_get_buffer (sample);
-  GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (buf);
+  GstVisualSearchEmbeddingMeta *meta =
+      gst_buffer_get_visualsearch_embedding_meta (buf);
 
   if (o->buffers < o->n_pts && GST_BUFFER_PTS (buf) != o->pts[o->buffers])
     o->pts_ok = FALSE;
@@ -91,7 +93,8 @@ main (int argc, char **argv)
   const guint n_frames = size / info.size;
 
   gchar *desc = g_strdup_printf ("appsrc name=src format=time ! %s ! "
-      "appsink name=sink sync=false", argv[5]);
+                                 "appsink name=sink sync=false",
+      argv[5]);
   GstElement *pipeline = gst_parse_launch (desc, &err);
   g_free (desc);
   if (!pipeline) {
@@ -104,7 +107,7 @@ main (int argc, char **argv)
       NULL);
   g_object_set (sink, "max-buffers", 0, NULL);
 
-  Output o = { 0 };
+  Output o = {0};
   o.out = fopen (argv[3], "wb");
   o.raw = strcmp (argv[4], "raw") == 0;
   o.n_pts = n_frames * repeat;
@@ -121,8 +124,8 @@ main (int argc, char **argv)
   gboolean failed = FALSE;
   for (guint r = 0; r < repeat && !failed; r++) {
     for (guint i = 0; i < n_frames && !failed; i++) {
-      GstBuffer *buf = gst_buffer_new_memdup (frames + (gsize) i * info.size,
-          info.size);
+      GstBuffer *buf =
+          gst_buffer_new_memdup (frames + (gsize) i * info.size, info.size);
       GST_BUFFER_PTS (buf) = pushed * GST_SECOND / 30;
       GST_BUFFER_DURATION (buf) = GST_SECOND / 30;
       o.pts[pushed++] = GST_BUFFER_PTS (buf);
@@ -176,9 +179,9 @@ main (int argc, char **argv)
   gst_element_set_state (pipeline, GST_STATE_NULL);
 
   printf ("model_id=%s\npreprocessing_id=%s\ndims=%u\nbuffers=%u\n"
-      "embedded=%u\npts_in_order=%d\n", GST_STR_NULL (o.model_id),
-      GST_STR_NULL (o.preprocessing_id), o.dims, o.buffers, o.embedded,
-      o.pts_ok && o.buffers == pushed);
+          "embedded=%u\npts_in_order=%d\n",
+      GST_STR_NULL (o.model_id), GST_STR_NULL (o.preprocessing_id), o.dims,
+      o.buffers, o.embedded, o.pts_ok && o.buffers == pushed);
   fclose (o.out);
   g_free (o.pts);
   g_free (o.model_id);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Feeds embeddings to faissindexer through appsrc, for the Python tests.
  *
  *   faissindexer-feed VECTORS DIMS LOCATION [property=value ...]
@@ -23,7 +24,7 @@
 #include <gst/visualsearch/visualsearchmeta.h>
 
 static GstBusSyncReply
-print_progress (GstBus * bus, GstMessage * m, gpointer user_data)
+print_progress (GstBus *bus, GstMessage *m, gpointer user_data)
 {
   if (GST_MESSAGE_TYPE (m) != GST_MESSAGE_PROGRESS)
     return GST_BUS_PASS;
@@ -36,7 +37,7 @@ print_progress (GstBus * bus, GstMessage * m, gpointer user_data)
 }
 
 static gfloat *
-load_vectors (const gchar * spec, guint dims, gsize * rows)
+load_vectors (const gchar *spec, guint dims, gsize *rows)
 {
   if (g_str_has_prefix (spec, "random:")) {
     GRand *rand = g_rand_new_with_seed (7);
@@ -72,8 +73,9 @@ main (int argc, char **argv)
   const gchar *frame_spec = g_getenv ("VS_FEED_FRAME");
   gint width = 0, height = 0, fps = 0;
   gchar format[8] = "";
-  if (frame_spec && sscanf (frame_spec, "%dx%d:%7[^@]@%d", &width, &height,
-          format, &fps) < 3) {
+  if (frame_spec
+      && sscanf (frame_spec, "%dx%d:%7[^@]@%d", &width, &height, format, &fps)
+          < 3) {
     fprintf (stderr, "VS_FEED_FRAME: want WIDTHxHEIGHT:FORMAT[@FPS]\n");
     return 2;
   }
@@ -82,14 +84,16 @@ main (int argc, char **argv)
   gfloat *vectors = load_vectors (argv[1], dims, &rows);
 
   GstElement *pipeline = gst_parse_launch ("appsrc name=src format=time "
-      "block=true max-buffers=256 ! faissindexer name=indexer", NULL);
+                                           "block=true max-buffers=256 ! "
+                                           "faissindexer name=indexer",
+      NULL);
   GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
   GstElement *indexer = gst_bin_get_by_name (GST_BIN (pipeline), "indexer");
   g_object_set (indexer, "location", argv[3], NULL);
   if (frame_spec) {
-    GstCaps *caps = gst_caps_new_simple ("video/x-raw", "format",
-        G_TYPE_STRING, format, "width", G_TYPE_INT, width, "height",
-        G_TYPE_INT, height, "framerate", GST_TYPE_FRACTION, fps, 1, NULL);
+    GstCaps *caps = gst_caps_new_simple ("video/x-raw", "format", G_TYPE_STRING,
+        format, "width", G_TYPE_INT, width, "height", G_TYPE_INT, height,
+        "framerate", GST_TYPE_FRACTION, fps, 1, NULL);
     g_object_set (src, "caps", caps, NULL);
     gst_caps_unref (caps);
   }
@@ -115,8 +119,9 @@ main (int argc, char **argv)
           p[1] = g;
           p[2] = bgrx ? r : b;
         }
-      gst_buffer_append_memory (buf, gst_memory_new_wrapped (0, pixels,
-              stride * height, 0, stride * height, pixels, g_free));
+      gst_buffer_append_memory (buf,
+          gst_memory_new_wrapped (0, pixels, stride * height, 0,
+              stride * height, pixels, g_free));
     }
     gchar *name = g_strdup_printf ("class%d", (int) (i % 10));
     gchar *source = g_strdup_printf ("feed/%" G_GSIZE_FORMAT, i);

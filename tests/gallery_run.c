@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Runs a pipeline that ends in appsink and reports every frame and bus
  * message, for test_gallerysrc.py (PyGObject cannot read our metas):
  *
@@ -36,7 +37,7 @@ progress_type (GstProgressType type)
 
 /* Prints the messages waiting on the bus; returns FALSE after EOS or an error. */
 static gboolean
-drain_bus (GstBus * bus, int *rc)
+drain_bus (GstBus *bus, int *rc)
 {
   GstMessage *msg;
   gboolean more = TRUE;
@@ -44,7 +45,7 @@ drain_bus (GstBus * bus, int *rc)
     GError *e = NULL;
     gchar *dbg = NULL;
     switch (GST_MESSAGE_TYPE (msg)) {
-      case GST_MESSAGE_PROGRESS:{
+      case GST_MESSAGE_PROGRESS: {
         const GstStructure *s = gst_message_get_structure (msg);
         GstProgressType type;
         guint64 done = 0, total = 0;
@@ -79,7 +80,7 @@ drain_bus (GstBus * bus, int *rc)
 }
 
 static void
-report (GstSample * sample, FILE * pixels, FILE * embeddings)
+report (GstSample *sample, FILE *pixels, FILE *embeddings)
 {
   GstBuffer *buf = gst_sample_get_buffer (sample);
   GstVideoInfo info;
@@ -89,17 +90,20 @@ report (GstSample * sample, FILE * pixels, FILE * embeddings)
   const gint width = GST_VIDEO_FRAME_WIDTH (&frame);
   const gint height = GST_VIDEO_FRAME_HEIGHT (&frame);
   for (gint y = 0; y < height; y++)
-    fwrite ((guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0) +
-        y * GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0), 1,
-        GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, 0) * width, pixels);
+    fwrite ((guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0)
+            + y * GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0),
+        1, GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, 0) * width, pixels);
   gst_video_frame_unmap (&frame);
 
-  GstVisualSearchSampleMeta *meta = gst_buffer_get_visualsearch_sample_meta (buf);
-  GstVisualSearchEmbeddingMeta *emb = gst_buffer_get_visualsearch_embedding_meta (buf);
+  GstVisualSearchSampleMeta *meta =
+      gst_buffer_get_visualsearch_sample_meta (buf);
+  GstVisualSearchEmbeddingMeta *emb =
+      gst_buffer_get_visualsearch_embedding_meta (buf);
   if (emb)
     fwrite (emb->values, sizeof (gfloat), emb->dims, embeddings);
   printf ("frame\t%" G_GINT64_FORMAT "\t%d\t%s\t%s\t%d\t%d\t%" G_GUINT64_FORMAT
-      "\t%d\n", meta ? meta->id : -1, meta ? meta->label : -2,
+          "\t%d\n",
+      meta ? meta->id : -1, meta ? meta->label : -2,
       meta && meta->label_name ? meta->label_name : "(null)",
       meta ? meta->source : "(no meta)", width, height, GST_BUFFER_PTS (buf),
       emb != NULL);
@@ -129,19 +133,20 @@ main (int argc, char **argv)
 
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   for (;;) {
-    GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink),
-        GST_SECOND / 10);
+    GstSample *sample =
+        gst_app_sink_try_pull_sample (GST_APP_SINK (sink), GST_SECOND / 10);
     if (sample) {
       report (sample, pixels, embeddings);
       gst_sample_unref (sample);
     }
-    if (!drain_bus (bus, &rc) || (!sample
-            && gst_app_sink_is_eos (GST_APP_SINK (sink))))
+    if (!drain_bus (bus, &rc)
+        || (!sample && gst_app_sink_is_eos (GST_APP_SINK (sink))))
       break;
   }
   /* Frames still queued after EOS. */
   GstSample *sample;
-  while (rc == 0 && (sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink), 0))) {
+  while (rc == 0
+      && (sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink), 0))) {
     report (sample, pixels, embeddings);
     gst_sample_unref (sample);
   }

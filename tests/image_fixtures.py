@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Generated image files for the image-codec and gallerysrc tests.
 
 Every still format the gallery reads, written by PIL (python3-pil), plus

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """FAISS index files for the index-file tests, written by Python faiss: a valid
 file of every type visualsearch loads, one it refuses for its type, and
 targeted corruptions of valid ones (each named after what it breaks).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Random-weight torchvision models whose batch norms are not the identity, so
 that a mis-mapped parameter name, or arithmetic that loses precision, shows."""
 import torch

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The retrieval metrics of plugin/core/eval/retrieval_metrics.h, recomputed
 independently with NumPy arrays, for the tests that check retrievaleval."""
 import numpy as np

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what visualsearch needs, builds it, and runs the whole test suite.
 # Exits non-zero on any failure.
 set -euo pipefail

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What the server tests share: a generated gallery indexed through the
 plugin, and a visualsearch-server started on a free 127.0.0.1 port.
 

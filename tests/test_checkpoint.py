@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """PickleReader and load_checkpoint against what Python itself writes.
 
 Usage: test_checkpoint.py PATH/TO/checkpoint_probe

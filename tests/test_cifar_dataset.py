@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """CifarDataset on CIFAR-10/100 files in both formats, written by cifar_fixtures.py,
 truncated at every byte around and after the pixels, and mutated at random.
 

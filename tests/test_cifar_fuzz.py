@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """CifarDataset on mutated CIFAR files: deterministic (fixed seeds), every
 python pickle style and the binary format, batches and label name files.
 

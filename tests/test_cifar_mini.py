@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The mini gallery shipped for the demo (data/cifar-10-mini) is a complete CIFAR-10
 in the official python format: cifarsrc reads it with strict=true, every record
 whole, and it stays small and balanced across the classes.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """cifarindexer end to end on a tiny generated CIFAR-10 (python format) with
 random embedder weights: the index and catalog it writes, its properties
 reaching the children, pipelines/index-cifar.sh, and errors."""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cifarsrc on small CIFAR-10/100 datasets that tests/cifar_fixtures.py writes
  * into a temporary directory (both formats, python 2 and 3 pickles, broken
  * copies). Pixels and labels follow the formulas of cifar_fixtures.py. */
@@ -16,27 +17,27 @@
 
 static gchar *data_dir;
 
-static const gchar *names10[] = { "airplane", "automobile", "bird", "cat",
-  "deer", "dog", "frog", "horse", "ship", "truck"
-};
+static const gchar *names10[] = {"airplane", "automobile", "bird", "cat",
+    "deer", "dog", "frog", "horse", "ship", "truck"};
 
 static gboolean
-is_cifar100 (const gchar * dataset)
+is_cifar100 (const gchar *dataset)
 {
   return strcmp (dataset, "cifar100") == 0;
 }
 
 static guint8
-expected_pixel (const gchar * dataset, const gchar * split, gint index,
-    gint c, gint y, gint x)
+expected_pixel (const gchar *dataset, const gchar *split, gint index, gint c,
+    gint y, gint x)
 {
-  return (index * 37 + c * 101 + y * 7 + x * 3 +
-      (strcmp (split, "test") == 0 ? 53 : 0) +
-      (is_cifar100 (dataset) ? 11 : 0)) % 256;
+  return (index * 37 + c * 101 + y * 7 + x * 3
+             + (strcmp (split, "test") == 0 ? 53 : 0)
+             + (is_cifar100 (dataset) ? 11 : 0))
+      % 256;
 }
 
 static gint
-expected_label (const gchar * dataset, const gchar * split, gint index,
+expected_label (const gchar *dataset, const gchar *split, gint index,
     gboolean coarse)
 {
   gint t = strcmp (split, "test") == 0 ? 1 : 0;
@@ -47,20 +48,21 @@ expected_label (const gchar * dataset, const gchar * split, gint index,
 }
 
 static gchar *
-dataset_path (const gchar * name)
+dataset_path (const gchar *name)
 {
   return g_build_filename (data_dir, name, NULL);
 }
 
 /* Checks one frame: pixels (HWC RGB), PTS, and its GstVisualSearchSampleMeta. */
 static void
-check_frame (GstBuffer * buf, const gchar * dataset, const gchar * split,
+check_frame (GstBuffer *buf, const gchar *dataset, const gchar *split,
     gint index, gint64 id, gboolean coarse)
 {
   GstMapInfo map;
   gchar *source;
   gint label = expected_label (dataset, split, index, coarse);
-  GstVisualSearchSampleMeta *meta = gst_buffer_get_visualsearch_sample_meta (buf);
+  GstVisualSearchSampleMeta *meta =
+      gst_buffer_get_visualsearch_sample_meta (buf);
 
   fail_unless (meta != NULL);
   source = g_strdup_printf ("%s/%s/%d", dataset, split, index);
@@ -87,7 +89,7 @@ check_frame (GstBuffer * buf, const gchar * dataset, const gchar * split,
 }
 
 static GstHarness *
-harness_for (const gchar * dir, const gchar * split)
+harness_for (const gchar *dir, const gchar *split)
 {
   GstHarness *h = gst_harness_new ("cifarsrc");
   gchar *location = dataset_path (dir);
@@ -99,7 +101,7 @@ harness_for (const gchar * dir, const gchar * split)
 }
 
 static void
-expect_eos (GstHarness * h)
+expect_eos (GstHarness *h)
 {
   GstEvent *event;
   while ((event = gst_harness_pull_event (h)) != NULL) {
@@ -154,12 +156,12 @@ GST_START_TEST (test_every_format)
     const gchar *dataset;
     gint train, test;
   } formats[] = {
-    {"cifar-10-batches-py", "cifar10", TRAIN10, TEST10},
-    {"cifar10-py3", "cifar10", TRAIN10, TEST10},
-    {"cifar10-p5", "cifar10", TRAIN10, TEST10},
-    {"cifar-10-batches-bin", "cifar10", TRAIN10, TEST10},
-    {"cifar-100-python", "cifar100", TRAIN100, TEST100},
-    {"cifar-100-binary", "cifar100", TRAIN100, TEST100},
+      {"cifar-10-batches-py", "cifar10", TRAIN10, TEST10},
+      {"cifar10-py3", "cifar10", TRAIN10, TEST10},
+      {"cifar10-p5", "cifar10", TRAIN10, TEST10},
+      {"cifar-10-batches-bin", "cifar10", TRAIN10, TEST10},
+      {"cifar-100-python", "cifar100", TRAIN100, TEST100},
+      {"cifar-100-binary", "cifar100", TRAIN100, TEST100},
   };
 
   for (guint f = 0; f < G_N_ELEMENTS (formats); f++) {
@@ -184,8 +186,8 @@ GST_START_TEST (test_offset_num_buffers_split_all)
 {
   GstHarness *h = harness_for ("cifar-10-batches-bin", "all");
 
-  g_object_set (h->element, "offset", (guint64) (TRAIN10 - 2),
-      "num-buffers", 4, NULL);
+  g_object_set (h->element, "offset", (guint64) (TRAIN10 - 2), "num-buffers", 4,
+      NULL);
   gst_harness_play (h);
   for (gint k = 0; k < 4; k++) {
     GstBuffer *buf = gst_harness_pull (h);
@@ -224,8 +226,8 @@ GST_END_TEST;
 GST_START_TEST (test_single_batch_file)
 {
   GstHarness *h = gst_harness_new ("cifarsrc");
-  gchar *location = g_build_filename (data_dir, "cifar-10-batches-py",
-      "data_batch_2", NULL);
+  gchar *location =
+      g_build_filename (data_dir, "cifar-10-batches-py", "data_batch_2", NULL);
 
   g_object_set (h->element, "location", location, NULL);
   gst_harness_play (h);
@@ -285,10 +287,11 @@ GST_END_TEST;
 /* Runs `cifarsrc PROPS ! fakesink` to the end. Returns the error posted, if
  * any; counts buffers and keeps the first warning's message. */
 static GError *
-run_pipeline (const gchar * props, guint * buffers, gchar ** warning)
+run_pipeline (const gchar *props, guint *buffers, gchar **warning)
 {
   gchar *desc = g_strdup_printf ("cifarsrc name=src %s ! fakesink name=sink "
-      "signal-handoffs=true", props);
+                                 "signal-handoffs=true",
+      props);
   GstElement *pipeline = gst_parse_launch (desc, NULL);
   GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
   GstBus *bus = gst_element_get_bus (pipeline);
@@ -303,8 +306,8 @@ run_pipeline (const gchar * props, guint * buffers, gchar ** warning)
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   for (;;) {
     GstMessage *msg = gst_bus_timed_pop_filtered (bus, 20 * GST_SECOND,
-        (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR |
-            GST_MESSAGE_WARNING));
+        (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR
+            | GST_MESSAGE_WARNING));
     fail_unless (msg != NULL, "the pipeline neither ended nor failed");
     GstMessageType type = GST_MESSAGE_TYPE (msg);
     if (type == GST_MESSAGE_WARNING && warning && *warning == NULL) {
@@ -337,27 +340,29 @@ GST_START_TEST (test_errors)
     gint code;
     const gchar *words[2];
   } cases[] = {
-    {"", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, {"location", NULL}},
-    {"location=%s/nope", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
-        {"nope", "does not exist"}},
-    {"location=%s/broken/empty-dir", GST_RESOURCE_ERROR,
-        GST_RESOURCE_ERROR_NOT_FOUND, {"empty-dir", "no CIFAR dataset"}},
-    {"location=%s/broken/missing-batch", GST_RESOURCE_ERROR,
-        GST_RESOURCE_ERROR_NOT_FOUND, {"data_batch_3", "missing"}},
-    /* A damaged file is a stream that cannot be decoded, not a missing or
+      {"", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+          {"location", NULL}},
+      {"location=%s/nope", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+          {"nope", "does not exist"}},
+      {"location=%s/broken/empty-dir", GST_RESOURCE_ERROR,
+          GST_RESOURCE_ERROR_NOT_FOUND, {"empty-dir", "no CIFAR dataset"}},
+      {"location=%s/broken/missing-batch", GST_RESOURCE_ERROR,
+          GST_RESOURCE_ERROR_NOT_FOUND, {"data_batch_3", "missing"}},
+      /* A damaged file is a stream that cannot be decoded, not a missing or
      * unreadable resource. */
-    {"location=%s/broken/truncated-bin", GST_STREAM_ERROR,
+      {"location=%s/broken/truncated-bin", GST_STREAM_ERROR,
           GST_STREAM_ERROR_DECODE,
-        {"data_batch_2.bin",
-            "the file is truncated: 3 of 4 records complete; re-download it"}},
-    {"location=%s/broken/truncated-py", GST_STREAM_ERROR,
-        GST_STREAM_ERROR_DECODE, {"data_batch_2", "truncated"}},
-    {"location=%s/broken/bad-label-bin split=test", GST_STREAM_ERROR,
-        GST_STREAM_ERROR_DECODE, {"test_batch.bin", "label 200"}},
-    {"location=%s/cifar-10-batches-bin label-kind=coarse",
-        GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, {"coarse", NULL}},
-    {"location=%s/cifar-10-batches-bin split=test offset=9",
-        GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, {"offset 9", NULL}},
+          {"data_batch_2.bin",
+              "the file is truncated: 3 of 4 records complete; re-download "
+              "it"}},
+      {"location=%s/broken/truncated-py", GST_STREAM_ERROR,
+          GST_STREAM_ERROR_DECODE, {"data_batch_2", "truncated"}},
+      {"location=%s/broken/bad-label-bin split=test", GST_STREAM_ERROR,
+          GST_STREAM_ERROR_DECODE, {"test_batch.bin", "label 200"}},
+      {"location=%s/cifar-10-batches-bin label-kind=coarse", GST_RESOURCE_ERROR,
+          GST_RESOURCE_ERROR_SETTINGS, {"coarse", NULL}},
+      {"location=%s/cifar-10-batches-bin split=test offset=9",
+          GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, {"offset 9", NULL}},
   };
 
   for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
@@ -386,8 +391,8 @@ GST_START_TEST (test_lenient_truncated)
   {
     const gchar *dir, *file, *count;
   } cases[] = {
-    {"truncated-bin", "data_batch_2.bin", "3 of 4 records complete"},
-    {"truncated-py", "data_batch_2", "3 of 5 records complete"},
+      {"truncated-bin", "data_batch_2.bin", "3 of 4 records complete"},
+      {"truncated-py", "data_batch_2", "3 of 5 records complete"},
   };
 
   for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
@@ -413,7 +418,8 @@ GST_START_TEST (test_state_cycles)
 {
   gchar *location = dataset_path ("cifar-100-binary");
   gchar *desc = g_strdup_printf ("cifarsrc location=%s split=test ! "
-      "fakesink name=sink signal-handoffs=true", location);
+                                 "fakesink name=sink signal-handoffs=true",
+      location);
   GstElement *pipeline = gst_parse_launch (desc, NULL);
   GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
   GstBus *bus = gst_element_get_bus (pipeline);
@@ -424,22 +430,22 @@ GST_START_TEST (test_state_cycles)
   for (gint round = 0; round < 5; round++) {
     GstMessage *msg;
     buffers = 0;
-    fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING) !=
-        GST_STATE_CHANGE_FAILURE);
+    fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+        != GST_STATE_CHANGE_FAILURE);
     msg = gst_bus_timed_pop_filtered (bus, 10 * GST_SECOND,
         (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
     fail_unless (msg != NULL && GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS);
     gst_message_unref (msg);
     fail_unless_equals_int (buffers, TEST100);
-    fail_unless (gst_element_set_state (pipeline, GST_STATE_NULL) ==
-        GST_STATE_CHANGE_SUCCESS);
+    fail_unless (gst_element_set_state (pipeline, GST_STATE_NULL)
+        == GST_STATE_CHANGE_SUCCESS);
   }
   /* and stopping half-way, while frames flow */
   for (gint round = 0; round < 3; round++) {
-    fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING) !=
-        GST_STATE_CHANGE_FAILURE);
-    fail_unless (gst_element_set_state (pipeline, GST_STATE_NULL) ==
-        GST_STATE_CHANGE_SUCCESS);
+    fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+        != GST_STATE_CHANGE_FAILURE);
+    fail_unless (gst_element_set_state (pipeline, GST_STATE_NULL)
+        == GST_STATE_CHANGE_SUCCESS);
   }
   gst_object_unref (bus);
   gst_object_unref (sink);
@@ -465,8 +471,8 @@ GST_START_TEST (test_properties)
   fail_unless (location == NULL);
   fail_unless_equals_uint64 (offset, 0);
   fail_unless (strict);
-  fail_unless_equals_int (split, 0);    /* train */
-  fail_unless_equals_int (label_kind, 0);       /* fine */
+  fail_unless_equals_int (split, 0); /* train */
+  fail_unless_equals_int (label_kind, 0); /* fine */
   fail_unless (!gst_base_src_is_live (GST_BASE_SRC (src)));
 
   g_object_set (src, "location", "/x", "offset", (guint64) 3, "strict", FALSE,
@@ -478,7 +484,7 @@ GST_START_TEST (test_properties)
   fail_unless_equals_string (location, "/x");
   fail_unless_equals_uint64 (offset, 3);
   fail_unless (!strict);
-  fail_unless_equals_int (split, 2);    /* all */
+  fail_unless_equals_int (split, 2); /* all */
   g_value_init (&framerate, GST_TYPE_FRACTION);
   g_object_get_property (G_OBJECT (src), "framerate", &framerate);
   fail_unless_equals_int (gst_value_get_fraction_numerator (&framerate), 30);
@@ -503,10 +509,10 @@ write_fixtures (void)
   fail_unless (source_dir != NULL, "VS_SOURCE_DIR is not set");
   data_dir = g_dir_make_tmp ("cifarsrc-XXXXXX", NULL);
   script = g_build_filename (source_dir, "tests", "cifar_fixtures.py", NULL);
-  const gchar *argv[] = { "/usr/bin/python3", script, data_dir, NULL };
-  fail_unless (g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_DEFAULT,
-          NULL, NULL, NULL, &err, &status, &error), "%s",
-      error ? error->message : "");
+  const gchar *argv[] = {"/usr/bin/python3", script, data_dir, NULL};
+  fail_unless (g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_DEFAULT, NULL,
+                   NULL, NULL, &err, &status, &error),
+      "%s", error ? error->message : "");
   fail_unless (g_spawn_check_wait_status (status, NULL),
       "cifar_fixtures.py failed: %s", err);
   g_free (err);
@@ -516,7 +522,7 @@ write_fixtures (void)
 static void
 remove_fixtures (void)
 {
-  const gchar *argv[] = { "rm", "-rf", data_dir, NULL };
+  const gchar *argv[] = {"rm", "-rf", data_dir, NULL};
   g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
       NULL, NULL, NULL, NULL);
   g_free (data_dir);

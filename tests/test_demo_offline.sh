@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # pipelines/demo.sh as a new user runs it on a machine without network: from a
 # clean copy of the tree (the already built build tree reused), an empty home,
 # no arguments and no environment but the two download URLs, pointed at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* embedder element: caps, properties, interval, batching, QoS, state changes
  * and the errors that need no weights file (those are in
  * test_embedder_errors.py). Random weights at 32x32 keep it fast. */
@@ -9,27 +10,28 @@
 #define SMALL "weights=random input-size=32 resize=0 threads=1"
 
 static GstElement *
-make_embedder (const gchar * props)
+make_embedder (const gchar *props)
 {
   gchar *desc = g_strdup_printf ("embedder %s", props);
   GError *err = NULL;
   GstElement *e = gst_parse_launch (desc, &err);
-  fail_unless (e != NULL, "cannot create %s: %s", desc, err ? err->message : "");
+  fail_unless (e != NULL, "cannot create %s: %s", desc,
+      err ? err->message : "");
   g_free (desc);
   return e;
 }
 
 static GstHarness *
-harness_new (const gchar * props, const gchar * caps)
+harness_new (const gchar *props, const gchar *caps)
 {
-  GstHarness *h = gst_harness_new_with_element (make_embedder (props), "sink",
-      "src");
+  GstHarness *h =
+      gst_harness_new_with_element (make_embedder (props), "sink", "src");
   gst_harness_set_src_caps_str (h, caps);
   return h;
 }
 
 static GstBuffer *
-frame_new (GstHarness * h, guint index)
+frame_new (GstHarness *h, guint index)
 {
   GstCaps *caps = gst_pad_get_current_caps (h->srcpad);
   GstVideoInfo info;
@@ -47,7 +49,7 @@ frame_new (GstHarness * h, guint index)
 }
 
 static guint64
-get_u64 (GstHarness * h, const gchar * name)
+get_u64 (GstHarness *h, const gchar *name)
 {
   guint64 v;
   g_object_get (h->element, name, &v, NULL);
@@ -56,18 +58,19 @@ get_u64 (GstHarness * h, const gchar * name)
 
 GST_START_TEST (test_every_format_accepted_and_unchanged)
 {
-  const gchar *formats[] = { "RGB", "BGR", "RGBx", "BGRx", "xRGB", "xBGR",
-    "RGBA", "BGRA", "ARGB", "ABGR", "GRAY8", "I420", "NV12", "YUY2"
-  };
+  const gchar *formats[] = {"RGB", "BGR", "RGBx", "BGRx", "xRGB", "xBGR",
+      "RGBA", "BGRA", "ARGB", "ABGR", "GRAY8", "I420", "NV12", "YUY2"};
   for (guint f = 0; f < G_N_ELEMENTS (formats); f++) {
     gchar *caps = g_strdup_printf ("video/x-raw,format=%s,width=38,height=26,"
-        "framerate=30/1", formats[f]);
+                                   "framerate=30/1",
+        formats[f]);
     GstHarness *h = harness_new (SMALL, caps);
     GstBuffer *in = frame_new (h, f);
     GstBuffer *copy = gst_buffer_copy_deep (in);
     GstBuffer *out = gst_harness_push_and_pull (h, in);
     fail_unless (out != NULL);
-    GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (out);
+    GstVisualSearchEmbeddingMeta *meta =
+        gst_buffer_get_visualsearch_embedding_meta (out);
     fail_unless (meta != NULL, "no embedding for %s", formats[f]);
     fail_unless_equals_int (meta->dims, 512);
     fail_unless_equals_string (meta->model_id, "resnet18:random-seed42");
@@ -97,9 +100,9 @@ GST_END_TEST;
 GST_START_TEST (test_unsupported_caps_rejected)
 {
   const gchar *caps[] = {
-    "video/x-raw,format=NV21,width=32,height=32,framerate=30/1",
-    "video/x-raw,format=RGB16,width=32,height=32,framerate=30/1",
-    "audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved",
+      "video/x-raw,format=NV21,width=32,height=32,framerate=30/1",
+      "video/x-raw,format=RGB16,width=32,height=32,framerate=30/1",
+      "audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved",
   };
   for (guint i = 0; i < G_N_ELEMENTS (caps); i++) {
     GstElement *e = make_embedder (SMALL);
@@ -140,7 +143,7 @@ GST_START_TEST (test_properties)
   fail_unless_equals_int (interval, 1);
   fail_unless_equals_int (threads, 0);
   fail_unless (normalize);
-  fail_unless_equals_int (precision, 2);        /* auto */
+  fail_unless_equals_int (precision, 2); /* auto */
   fail_unless_equals_uint64 (seed, 42);
   fail_unless (ms == 0.0);
   g_free (model);
@@ -163,8 +166,8 @@ GST_START_TEST (test_properties)
   g_free (model);
   g_free (mean);
 
-  GParamSpec *ro = g_object_class_find_property (G_OBJECT_GET_CLASS (e),
-      "frames-embedded");
+  GParamSpec *ro =
+      g_object_class_find_property (G_OBJECT_GET_CLASS (e), "frames-embedded");
   fail_if (ro->flags & G_PARAM_WRITABLE);
   gst_object_unref (e);
 }
@@ -177,7 +180,8 @@ GST_START_TEST (test_inference_interval)
       "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
   for (guint i = 0; i < 7; i++) {
     GstBuffer *out = gst_harness_push_and_pull (h, frame_new (h, i));
-    fail_unless_equals_int (gst_buffer_get_visualsearch_embedding_meta (out) != NULL,
+    fail_unless_equals_int (gst_buffer_get_visualsearch_embedding_meta (out)
+            != NULL,
         i % 3 == 0);
     gst_buffer_unref (out);
   }
@@ -214,11 +218,13 @@ GST_START_TEST (test_batch_order_and_eos_drain)
   for (guint i = 0; i < 9; i++) {
     GstBuffer *out = gst_harness_pull (h);
     fail_unless_equals_uint64 (GST_BUFFER_PTS (out), i * GST_SECOND / 30);
-    GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (out);
+    GstVisualSearchEmbeddingMeta *meta =
+        gst_buffer_get_visualsearch_embedding_meta (out);
     fail_unless_equals_int (meta != NULL, i % 2 == 0);
     /* Batched frames get their own embedding, not a neighbour's. */
     if (meta && first)
-      fail_if (memcmp (meta->values, first->values, 512 * sizeof (gfloat)) == 0);
+      fail_if (memcmp (meta->values, first->values, 512 * sizeof (gfloat))
+          == 0);
     if (i == 0) {
       single = out;
       first = meta;
@@ -236,10 +242,12 @@ GST_START_TEST (test_batch_order_and_eos_drain)
   gst_harness_teardown (h);
 
   /* The same frame alone (batch of one) gives the same embedding. */
-  h = harness_new (SMALL, "video/x-raw,format=RGB,width=32,height=32,"
+  h = harness_new (SMALL,
+      "video/x-raw,format=RGB,width=32,height=32,"
       "framerate=30/1");
   GstBuffer *out = gst_harness_push_and_pull (h, frame_new (h, 0));
-  GstVisualSearchEmbeddingMeta *alone = gst_buffer_get_visualsearch_embedding_meta (out);
+  GstVisualSearchEmbeddingMeta *alone =
+      gst_buffer_get_visualsearch_embedding_meta (out);
   for (guint i = 0; i < 512; i++)
     fail_unless (fabs (alone->values[i] - first->values[i]) < 1e-5);
   gst_buffer_unref (out);
@@ -278,7 +286,7 @@ GST_START_TEST (test_qos_skips_late_frames)
       "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
   /* Downstream reports it is one second late at running time 0. */
   fail_unless (gst_harness_push_upstream_event (h,
-          gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 2.0, GST_SECOND, 0)));
+      gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 2.0, GST_SECOND, 0)));
   GstBuffer *late = gst_harness_push_and_pull (h, frame_new (h, 3));
   fail_unless (gst_buffer_get_visualsearch_embedding_meta (late) == NULL);
   GstBuffer *ok = gst_harness_push_and_pull (h, frame_new (h, 90));
@@ -321,7 +329,7 @@ GST_START_TEST (test_stress_live_properties)
 {
   const guint n = 60;
   const gchar *caps = "video/x-raw,format=RGB,width=32,height=32,"
-      "framerate=30/1";
+                      "framerate=30/1";
   /* Each frame's embedding when it is embedded alone. */
   GstHarness *ref = harness_new (SMALL, caps);
   gfloat (*alone)[512] = (gfloat (*)[512]) g_malloc (n * sizeof *alone);
@@ -334,9 +342,9 @@ GST_START_TEST (test_stress_live_properties)
   gst_harness_teardown (ref);
 
   GstHarness *h = harness_new (SMALL " batch-size=3", caps);
-  static const guint intervals[] = { 1, 2, 3 }, batches[] = { 1, 2, 5, 3 };
-  Changer c1 = { h->element, "inference-interval", intervals, 3, 0, 0 };
-  Changer c2 = { h->element, "batch-size", batches, 4, 0, 0 };
+  static const guint intervals[] = {1, 2, 3}, batches[] = {1, 2, 5, 3};
+  Changer c1 = {h->element, "inference-interval", intervals, 3, 0, 0};
+  Changer c2 = {h->element, "batch-size", batches, 4, 0, 0};
   GThread *t1 = g_thread_new ("interval", change_property, &c1);
   GThread *t2 = g_thread_new ("batch", change_property, &c2);
   for (guint i = 0; i < n; i++)
@@ -356,13 +364,14 @@ GST_START_TEST (test_stress_live_properties)
   for (guint i = 0; i < n; i++) {
     GstBuffer *out = gst_harness_pull (h);
     fail_unless_equals_uint64 (GST_BUFFER_PTS (out), i * GST_SECOND / 30);
-    GstVisualSearchEmbeddingMeta *meta = gst_buffer_get_visualsearch_embedding_meta (out);
+    GstVisualSearchEmbeddingMeta *meta =
+        gst_buffer_get_visualsearch_embedding_meta (out);
     if (meta) {
       embedded++;
       for (guint d = 0; d < 512; d++)
         fail_unless (fabs (meta->values[d] - alone[i][d]) < 1e-4,
-            "frame %u, value %u: %f embedded alone, %f here", i, d,
-            alone[i][d], meta->values[d]);
+            "frame %u, value %u: %f embedded alone, %f here", i, d, alone[i][d],
+            meta->values[d]);
     }
     gst_buffer_unref (out);
   }
@@ -378,12 +387,14 @@ GST_END_TEST;
 GST_START_TEST (test_repeated_state_changes)
 {
   GstElement *p = gst_parse_launch ("videotestsrc num-buffers=3 ! "
-      "video/x-raw,width=40,height=30 ! embedder name=e " SMALL " batch-size=2 ! "
-      "fakesink name=sink", NULL);
+                                    "video/x-raw,width=40,height=30 ! embedder "
+                                    "name=e " SMALL " batch-size=2 ! "
+                                    "fakesink name=sink",
+      NULL);
   GstElement *embedder = gst_bin_get_by_name (GST_BIN (p), "e");
   for (guint round = 0; round < 3; round++) {
-    fail_unless (gst_element_set_state (p, GST_STATE_PLAYING) !=
-        GST_STATE_CHANGE_FAILURE);
+    fail_unless (gst_element_set_state (p, GST_STATE_PLAYING)
+        != GST_STATE_CHANGE_FAILURE);
     GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (p),
         30 * GST_SECOND, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
     fail_unless (m && GST_MESSAGE_TYPE (m) == GST_MESSAGE_EOS);
@@ -391,8 +402,8 @@ GST_START_TEST (test_repeated_state_changes)
     guint64 embedded;
     g_object_get (embedder, "frames-embedded", &embedded, NULL);
     fail_unless_equals_uint64 (embedded, 3);
-    fail_unless (gst_element_set_state (p, GST_STATE_NULL) ==
-        GST_STATE_CHANGE_SUCCESS);
+    fail_unless (gst_element_set_state (p, GST_STATE_NULL)
+        == GST_STATE_CHANGE_SUCCESS);
   }
   /* And PAUSED -> NULL before any data flowed. */
   gst_element_set_state (p, GST_STATE_PAUSED);
@@ -405,10 +416,11 @@ GST_END_TEST;
 
 /* Starts embedder with props; returns the error message it posts. */
 static GError *
-start_error (const gchar * props)
+start_error (const gchar *props)
 {
   gchar *desc = g_strdup_printf ("videotestsrc num-buffers=1 ! embedder %s ! "
-      "fakesink", props);
+                                 "fakesink",
+      props);
   GstElement *p = gst_parse_launch (desc, NULL);
   g_free (desc);
   gst_element_set_state (p, GST_STATE_PLAYING);
@@ -424,15 +436,19 @@ start_error (const gchar * props)
   return err;
 }
 
-#define assert_error(props, domain, code, ...) G_STMT_START { \
-  GError *err = start_error (props); \
-  fail_unless (g_error_matches (err, domain, code), "%s: %s", props, err->message); \
-  const gchar *needles[] = { __VA_ARGS__ }; \
-  for (guint i = 0; i < G_N_ELEMENTS (needles); i++) \
-    fail_unless (strstr (err->message, needles[i]) != NULL, \
-        "'%s' not in '%s'", needles[i], err->message); \
-  g_error_free (err); \
-} G_STMT_END
+#define assert_error(props, domain, code, ...) \
+  G_STMT_START \
+  { \
+    GError *err = start_error (props); \
+    fail_unless (g_error_matches (err, domain, code), "%s: %s", props, \
+        err->message); \
+    const gchar *needles[] = {__VA_ARGS__}; \
+    for (guint i = 0; i < G_N_ELEMENTS (needles); i++) \
+      fail_unless (strstr (err->message, needles[i]) != NULL, \
+          "'%s' not in '%s'", needles[i], err->message); \
+    g_error_free (err); \
+  } \
+  G_STMT_END
 
 GST_START_TEST (test_errors)
 {
@@ -478,7 +494,7 @@ GST_END_TEST;
 GST_START_TEST (test_elongated_frames_not_embedded)
 {
   GstElement *e = make_embedder ("weights=random input-size=8 resize=8 "
-      "threads=1");
+                                 "threads=1");
   GstBus *bus = gst_bus_new ();
   gst_element_set_bus (e, bus);
   GstHarness *h = gst_harness_new_with_element (e, "sink", "src");
@@ -529,15 +545,16 @@ GST_END_TEST;
 /* Plays the pipeline to EOS, failing on an error; returns the warnings'
  * messages (free with g_strfreev). */
 static gchar **
-play_to_eos (GstElement * p)
+play_to_eos (GstElement *p)
 {
   GPtrArray *warnings = g_ptr_array_new ();
-  fail_unless (gst_element_set_state (p, GST_STATE_PLAYING) !=
-      GST_STATE_CHANGE_FAILURE);
+  fail_unless (gst_element_set_state (p, GST_STATE_PLAYING)
+      != GST_STATE_CHANGE_FAILURE);
   for (;;) {
-    GstMessage *m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (p),
-        30 * GST_SECOND, (GstMessageType) (GST_MESSAGE_EOS |
-            GST_MESSAGE_ERROR | GST_MESSAGE_WARNING));
+    GstMessage *m =
+        gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (p), 30 * GST_SECOND,
+            (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR
+                | GST_MESSAGE_WARNING));
     fail_unless (m != NULL);
     fail_if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR);
     if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_EOS) {
@@ -560,20 +577,22 @@ play_to_eos (GstElement * p)
 GST_START_TEST (test_bf16_fallback)
 {
   g_setenv ("VISUALSEARCH_HIDE_NATIVE_BF16", "1", TRUE);
-  GstElement *p = gst_parse_launch ("videotestsrc num-buffers=2 ! "
-      "video/x-raw,width=40,height=30 ! embedder name=e " SMALL
-      " precision=bf16 ! fakesink", NULL);
+  GstElement *p =
+      gst_parse_launch ("videotestsrc num-buffers=2 ! "
+                        "video/x-raw,width=40,height=30 ! embedder "
+                        "name=e " SMALL " precision=bf16 ! fakesink",
+          NULL);
   GstElement *e = gst_bin_get_by_name (GST_BIN (p), "e");
   gint active;
   g_object_get (e, "active-precision", &active, NULL);
   fail_unless_equals_int (active, 0);
-  GParamSpec *spec = g_object_class_find_property (G_OBJECT_GET_CLASS (e),
-      "active-precision");
+  GParamSpec *spec =
+      g_object_class_find_property (G_OBJECT_GET_CLASS (e), "active-precision");
   fail_if (spec->flags & G_PARAM_WRITABLE);
 
   gchar **messages = play_to_eos (p);
   guint warnings = 0;
-  for (gchar ** w = messages; *w; w++)
+  for (gchar **w = messages; *w; w++)
     if (strstr (*w, "precision=bf16 runs as fp32")) {
       fail_unless (strstr (*w, "VISUALSEARCH_HIDE_NATIVE_BF16"));
       warnings++;
@@ -602,8 +621,9 @@ GST_START_TEST (test_auto_precision)
     if (hide)
       g_setenv ("VISUALSEARCH_HIDE_NATIVE_BF16", "1", TRUE);
     GstElement *p = gst_parse_launch ("videotestsrc num-buffers=2 ! "
-        "video/x-raw,width=40,height=30 ! embedder name=e " SMALL
-        " ! fakesink", NULL);
+                                      "video/x-raw,width=40,height=30 ! "
+                                      "embedder name=e " SMALL " ! fakesink",
+        NULL);
     GstElement *e = gst_bin_get_by_name (GST_BIN (p), "e");
     gint asked, active;
     g_object_get (e, "precision", &asked, "active-precision", &active, NULL);
@@ -612,7 +632,7 @@ GST_START_TEST (test_auto_precision)
       fail_unless_equals_int (active, 0);
     /* Only the one about random weights. */
     gchar **warnings = play_to_eos (p);
-    for (gchar ** w = warnings; *w; w++)
+    for (gchar **w = warnings; *w; w++)
       fail_if (strstr (*w, "precision"), "%s", *w);
     g_strfreev (warnings);
     g_object_get (e, "active-precision", &active, NULL);

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """embedder's errors for unusable weights and models: each must be an element
 error that names the file, the first bad key with the shapes, and what to do.
 Also what reaches the stream from a model that misbehaves while running: an

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """embedder against torchvision, on random-weight checkpoints made here.
 
     test_embedder_parity.py EMBED_TENSOR EMBEDDER_RUN resnet|torchscript

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """tools/embedding-map.py on generated indexes: the PNG is a real, non-empty
 image; k-means purity is 1 for well-separated labelled clusters and near chance
 for shuffled labels; IVF indexes work; a catalog that does not match fails."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pipelines/evaluate-cifar.sh end to end on a generated CIFAR-10 (binary
 format): cifarsrc ! embedder ! faissindexer, then cifarsrc ! embedder !
 faisssearch ! retrievaleval, then the embedding map.

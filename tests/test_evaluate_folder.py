@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pipelines/evaluate-folder.sh end to end on a generated folder of labelled
 pictures and a video: the split is stratified by label and by file, and the
 figures equal a NumPy computation over the same split.

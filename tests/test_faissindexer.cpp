@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* faissindexer through a GstHarness: buffers carrying GstVisualSearchEmbeddingMeta and
  * GstVisualSearchSampleMeta go in, the index and catalog that come out are read back with
  * vs::IndexStore and vs::Catalog. Python faiss / sqlite3 / numpy interplay is
@@ -28,13 +29,13 @@ tmp_path (const char *name)
   return tmp_dir + "/" + name;
 }
 
-static std::vector < float >
+static std::vector<float>
 random_vectors (int n, unsigned seed)
 {
   std::mt19937 rng (seed);
-  std::normal_distribution < float >normal;
-  std::vector < float >v (n * kDims);
-  for (float &x:v)
+  std::normal_distribution<float> normal;
+  std::vector<float> v (n * kDims);
+  for (float &x : v)
     x = normal (rng);
   return v;
 }
@@ -46,13 +47,13 @@ struct Indexer
   GstHarness *h;
   GstBus *bus;
 
-  explicit Indexer (const std::string & location, const char *extra_props = "")
+  explicit Indexer (const std::string &location, const char *extra_props = "")
   {
     GstElement *element = gst_element_factory_make ("faissindexer", NULL);
     fail_unless (element != NULL);
     g_object_set (element, "location", location.c_str (), NULL);
     gchar **props = g_strsplit (extra_props, " ", -1);
-    for (gchar ** p = props; *p; p++) {
+    for (gchar **p = props; *p; p++) {
       gchar **kv = g_strsplit (*p, "=", 2);
       if (kv[0] && kv[1])
         gst_util_set_object_arg (G_OBJECT (element), kv[0], kv[1]);
@@ -78,7 +79,8 @@ struct Indexer
   {
     GstBuffer *buf = gst_buffer_new ();
     if (values)
-      gst_buffer_add_visualsearch_embedding_meta (buf, kDims, values, model, kPrep, FALSE);
+      gst_buffer_add_visualsearch_embedding_meta (buf, kDims, values, model,
+          kPrep, FALSE);
     if (with_sample) {
       std::string name = "class" + std::to_string (i % 10);
       std::string source = "test/train/" + std::to_string (i);
@@ -97,7 +99,7 @@ struct Indexer
   std::string first (GstMessageType type)
   {
     std::string text;
-    while (GstMessage * m = gst_bus_pop (bus)) {
+    while (GstMessage *m = gst_bus_pop (bus)) {
       if (GST_MESSAGE_TYPE (m) == type && text.empty ()) {
         GError *err = NULL;
         gchar *debug = NULL;
@@ -116,7 +118,7 @@ struct Indexer
 };
 
 static void
-assert_contains (const std::string & text, const std::string & part)
+assert_contains (const std::string &text, const std::string &part)
 {
   fail_unless (text.find (part) != std::string::npos,
       "expected \"%s\" in \"%s\"", part.c_str (), text.c_str ());
@@ -124,7 +126,7 @@ assert_contains (const std::string & text, const std::string & part)
 
 /* Pushes n embeddings (ids first_id...) and EOS; returns the EOS result. */
 static gboolean
-index_vectors (const std::string & location, const std::vector < float >&v,
+index_vectors (const std::string &location, const std::vector<float> &v,
     const char *props = "", int first_id = 0)
 {
   Indexer indexer (location, props);
@@ -138,7 +140,7 @@ GST_START_TEST (test_flat_with_identity_and_progress)
 {
   const std::string location = tmp_path ("flat.faiss");
   auto v = random_vectors (30, 1);
-  guint progress[GST_PROGRESS_TYPE_CANCELED + 1] = { 0 };
+  guint progress[GST_PROGRESS_TYPE_CANCELED + 1] = {0};
   guint64 last_indexed = 0;
   std::string warning;
   {
@@ -149,13 +151,13 @@ GST_START_TEST (test_flat_with_identity_and_progress)
         fail_unless_equals_int (indexer.push (NULL, 1000 + i), GST_FLOW_OK);
     }
     fail_unless (indexer.eos ());
-    while (GstMessage * m = gst_bus_pop (indexer.bus)) {
+    while (GstMessage *m = gst_bus_pop (indexer.bus)) {
       if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_PROGRESS) {
         GstProgressType type;
         gst_message_parse_progress (m, &type, NULL, NULL);
         progress[type]++;
         fail_unless (gst_structure_get_uint64 (gst_message_get_structure (m),
-                "indexed", &last_indexed));
+            "indexed", &last_indexed));
       } else if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_WARNING) {
         GError *err;
         gst_message_parse_warning (m, &err, NULL);
@@ -253,8 +255,8 @@ GST_START_TEST (test_non_finite_embedding_is_an_error)
     /* Without a sample meta the frame is named by its time. */
     GstBuffer *buf = gst_buffer_new ();
     GST_BUFFER_PTS (buf) = 2 * GST_SECOND;
-    gst_buffer_add_visualsearch_embedding_meta (buf, kDims, &v[2 * kDims], kModel, kPrep,
-        FALSE);
+    gst_buffer_add_visualsearch_embedding_meta (buf, kDims, &v[2 * kDims],
+        kModel, kPrep, FALSE);
     fail_unless_equals_int (gst_harness_push (indexer.h, buf), GST_FLOW_ERROR);
     error = indexer.first (GST_MESSAGE_ERROR);
     assert_contains (error, "the frame at 0:00:02.000000000");
@@ -279,8 +281,10 @@ GST_START_TEST (test_too_few_vectors_keeps_previous_index)
   assert_contains (error, "at least 64 training vectors");
   assert_contains (error, location);
   fail_unless_equals_int (vs::IndexStore::load (location).size (), 5);
-  fail_unless_equals_int (vs::Catalog::load (vs::catalog_path_for (location)).
-      facts ().count, 5);
+  fail_unless_equals_int (vs::Catalog::load (vs::catalog_path_for (location))
+                              .facts ()
+                              .count,
+      5);
 }
 
 GST_END_TEST;
@@ -293,12 +297,12 @@ GST_START_TEST (test_trainable_types)
     const char *props;
     const char *type;
   } cases[] = {
-    {"index-type=IVF4,Flat", "IVF4,Flat"},
-    {"index-type=IVF4,Flat train-size=100", "IVF4,Flat"},
-    {"index-type=HNSW8", "HNSW8"},
-    {"index-type=IVF2,PQ2x4", "IVF2,PQ2x4"},
+      {"index-type=IVF4,Flat", "IVF4,Flat"},
+      {"index-type=IVF4,Flat train-size=100", "IVF4,Flat"},
+      {"index-type=HNSW8", "HNSW8"},
+      {"index-type=IVF2,PQ2x4", "IVF2,PQ2x4"},
   };
-  for (auto & c:cases) {
+  for (auto &c : cases) {
     const std::string location = tmp_path ("trained.faiss");
     fail_unless (index_vectors (location, v, c.props), "%s", c.props);
     fail_unless_equals_int (vs::IndexStore::load (location).size (), 300);
@@ -350,8 +354,7 @@ static std::string
 start_error (const char *props)
 {
   GstElement *element =
-      gst_parse_launch (("faissindexer " + std::string (props)).c_str (),
-      NULL);
+      gst_parse_launch (("faissindexer " + std::string (props)).c_str (), NULL);
   GstBus *bus = gst_bus_new ();
   gst_element_set_bus (element, bus);
   fail_unless_equals_int (gst_element_set_state (element, GST_STATE_PAUSED),
@@ -377,7 +380,8 @@ GST_START_TEST (test_start_errors)
 
   assert_contains (start_error (""), "No index file");
   std::string error =
-      start_error (("location=" + location + " append=true metric=l2").c_str ());
+      start_error (("location=" + location + " append=true metric=l2")
+                       .c_str ());
   assert_contains (error, "different metric");
   assert_contains (error, "metric ip");
   assert_contains (error, "metric l2");
@@ -429,8 +433,8 @@ int
 main (int argc, char **argv)
 {
   gst_check_init (&argc, &argv);
-  int failed = gst_check_run_suite (faissindexer_suite (), "faissindexer",
-      __FILE__);
+  int failed =
+      gst_check_run_suite (faissindexer_suite (), "faissindexer", __FILE__);
   std::filesystem::remove_all (tmp_dir);
   return failed;
 }

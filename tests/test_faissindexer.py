@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """faissindexer's files as Python users see them: the index in Python faiss,
 the catalog in sqlite3, the export in NumPy; and a writer killed mid-write.
 

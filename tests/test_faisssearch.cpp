@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* faisssearch on its own: galleries written here with vs::IndexStore and
  * vs::Catalog (what faissindexer writes), queries pushed as GstVisualSearchEmbeddingMeta
  * through a GstHarness. */
@@ -36,9 +37,15 @@ static const char *kPrep = "rgb;resize=0;crop=32";
 struct TestGallery
 {
   std::string path;
-  std::vector<float> vectors;   /* n * kDims */
-  int64_t size () const { return vectors.size () / kDims; }
-  const float *vector (int64_t i) const { return &vectors[i * kDims]; }
+  std::vector<float> vectors; /* n * kDims */
+  int64_t size () const
+  {
+    return vectors.size () / kDims;
+  }
+  const float *vector (int64_t i) const
+  {
+    return &vectors[i * kDims];
+  }
 };
 
 static gchar *tmp_dir;
@@ -47,12 +54,12 @@ static gchar *tmp_dir;
  * "class<label>", source "cifar10/train/<i>". */
 static TestGallery
 write_gallery (const char *name, int n, vs::Metric metric, unsigned seed,
-    const char *model_id = kModel, const std::string & index_type = "Flat")
+    const char *model_id = kModel, const std::string &index_type = "Flat")
 {
   TestGallery g;
   g.path = std::string (tmp_dir) + "/" + name;
   std::mt19937 rng (seed);
-  std::normal_distribution < float >normal;
+  std::normal_distribution<float> normal;
   g.vectors.resize (n * kDims);
   for (int i = 0; i < n; i++) {
     float norm = 0;
@@ -77,7 +84,7 @@ write_gallery (const char *name, int n, vs::Metric metric, unsigned seed,
   facts.index_type = index_type;
   facts.count = n;
   facts.created = vs::utc_timestamp_now ();
-  std::vector < vs::CatalogItem > items (n);
+  std::vector<vs::CatalogItem> items (n);
   for (int i = 0; i < n; i++) {
     items[i].id = i;
     items[i].label = i % 10;
@@ -95,15 +102,16 @@ query_buffer (const float *values, const char *model_id = kModel,
   GstBuffer *buf = gst_buffer_new_allocate (NULL, 16, NULL);
   GST_BUFFER_PTS (buf) = 40 * GST_MSECOND;
   GST_BUFFER_DURATION (buf) = 40 * GST_MSECOND;
-  gst_buffer_add_visualsearch_embedding_meta (buf, dims, values, model_id, kPrep, TRUE);
+  gst_buffer_add_visualsearch_embedding_meta (buf, dims, values, model_id,
+      kPrep, TRUE);
   return buf;
 }
 
 static GstHarness *
-search_harness (const std::string & index, const char *extra = "")
+search_harness (const std::string &index, const char *extra = "")
 {
-  gchar *desc = g_strdup_printf ("faisssearch index=%s %s", index.c_str (),
-      extra);
+  gchar *desc =
+      g_strdup_printf ("faisssearch index=%s %s", index.c_str (), extra);
   GstHarness *h = gst_harness_new_parse (desc);
   g_free (desc);
   gst_harness_set_src_caps_str (h, "application/octet-stream");
@@ -112,15 +120,15 @@ search_harness (const std::string & index, const char *extra = "")
 
 /* The harness wraps a parsed description in a bin. */
 static GstElement *
-search_of (GstHarness * h)
+search_of (GstHarness *h)
 {
   GstElement *search = gst_harness_find_element (h, "faisssearch");
-  gst_object_unref (search);    /* the harness keeps it alive */
+  gst_object_unref (search); /* the harness keeps it alive */
   return search;
 }
 
 static GstMessage *
-pop_element_message (GstBus * bus)
+pop_element_message (GstBus *bus)
 {
   return gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
 }
@@ -147,7 +155,8 @@ GST_START_TEST (test_finds_itself_first)
 
   for (int i = 0; i < g.size (); i += 7) {
     GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (i)));
-    GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
+    GstVisualSearchNeighborsMeta *nmeta =
+        gst_buffer_get_visualsearch_neighbors_meta (out);
     fail_unless (nmeta != NULL);
     fail_unless_equals_int (nmeta->metric, GST_VISUALSEARCH_METRIC_L2);
     fail_unless_equals_int (nmeta->n_neighbors, 3);
@@ -199,15 +208,20 @@ GST_START_TEST (test_bus_message)
   fail_unless_equals_int (gst_value_array_get_size (ids), 4);
   fail_unless_equals_int (gst_value_array_get_size (sources), 4);
   fail_unless_equals_int64 (g_value_get_int64 (gst_value_array_get_value (ids,
-              0)), 5);
-  fail_unless (std::fabs (g_value_get_float (gst_value_array_get_value
-              (distances, 0)) - 1.0f) < 1e-5);
+                                0)),
+      5);
+  fail_unless (
+      std::fabs (g_value_get_float (gst_value_array_get_value (distances, 0))
+          - 1.0f)
+      < 1e-5);
   fail_unless_equals_int (g_value_get_int (gst_value_array_get_value (labels,
-              0)), 5);
-  fail_unless_equals_string (g_value_get_string (gst_value_array_get_value
-          (names, 0)), "class5");
-  fail_unless_equals_string (g_value_get_string (gst_value_array_get_value
-          (sources, 0)), "cifar10/train/5");
+                              0)),
+      5);
+  fail_unless_equals_string (
+      g_value_get_string (gst_value_array_get_value (names, 0)), "class5");
+  fail_unless_equals_string (
+      g_value_get_string (gst_value_array_get_value (sources, 0)),
+      "cifar10/train/5");
   gst_message_unref (msg);
 
   /* No embedding: no search, no message, no neighbours. */
@@ -233,7 +247,8 @@ GST_START_TEST (test_k_larger_than_index)
   TestGallery g = write_gallery ("small.faiss", 6, vs::Metric::L2, 3);
   GstHarness *h = search_harness (g.path, "k=1024");
   GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (0)));
-  GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
+  GstVisualSearchNeighborsMeta *nmeta =
+      gst_buffer_get_visualsearch_neighbors_meta (out);
   fail_unless_equals_int (nmeta->n_neighbors, 6);
   for (guint i = 0; i < nmeta->n_neighbors; i++)
     fail_unless (nmeta->neighbors[i].id >= 0 && nmeta->neighbors[i].id < 6);
@@ -244,7 +259,7 @@ GST_START_TEST (test_k_larger_than_index)
 GST_END_TEST;
 
 static guint
-count_neighbors (GstHarness * h, const float *query)
+count_neighbors (GstHarness *h, const float *query)
 {
   GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (query));
   guint n = gst_buffer_get_visualsearch_neighbors_meta (out)->n_neighbors;
@@ -286,8 +301,9 @@ GST_START_TEST (test_model_mismatch_is_an_error)
   GstBus *bus = gst_bus_new ();
   gst_element_set_bus (h->element, bus);
 
-  fail_unless_equals_int (gst_harness_push (h, query_buffer (g.vector (0),
-              "resnet50:other")), GST_FLOW_ERROR);
+  fail_unless_equals_int (gst_harness_push (h,
+                              query_buffer (g.vector (0), "resnet50:other")),
+      GST_FLOW_ERROR);
   GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
   fail_unless (msg != NULL);
   GError *err = NULL;
@@ -299,9 +315,10 @@ GST_START_TEST (test_model_mismatch_is_an_error)
   g_error_free (err);
   gst_message_unref (msg);
 
-  std::vector < float >wider (kDims * 2, 0.1f);
-  fail_unless_equals_int (gst_harness_push (h, query_buffer (wider.data (),
-              kModel, kDims * 2)), GST_FLOW_ERROR);
+  std::vector<float> wider (kDims * 2, 0.1f);
+  fail_unless_equals_int (gst_harness_push (h,
+                              query_buffer (wider.data (), kModel, kDims * 2)),
+      GST_FLOW_ERROR);
 
   gst_element_set_bus (h->element, NULL);
   gst_object_unref (bus);
@@ -319,11 +336,11 @@ GST_START_TEST (test_non_finite_query_warns_once)
   GstBus *bus = gst_bus_new ();
   gst_element_set_bus (h->element, bus);
 
-  std::vector < float >nan_query (g.vector (3), g.vector (3) + kDims);
+  std::vector<float> nan_query (g.vector (3), g.vector (3) + kDims);
   nan_query[7] = NAN;
-  std::vector < float >inf_query (g.vector (4), g.vector (4) + kDims);
+  std::vector<float> inf_query (g.vector (4), g.vector (4) + kDims);
   inf_query[0] = INFINITY;
-  for (const std::vector < float >*q : { &nan_query, &inf_query, &nan_query }) {
+  for (const std::vector<float> *q : {&nan_query, &inf_query, &nan_query}) {
     GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (q->data ()));
     fail_unless (out != NULL);
     fail_unless (gst_buffer_get_visualsearch_neighbors_meta (out) == NULL);
@@ -341,12 +358,14 @@ GST_START_TEST (test_non_finite_query_warns_once)
   g_error_free (err);
   gst_message_unref (msg);
   fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING) == NULL);
-  fail_unless (gst_bus_pop_filtered (bus, (GstMessageType) (GST_MESSAGE_ERROR
-              | GST_MESSAGE_ELEMENT)) == NULL);
+  fail_unless (gst_bus_pop_filtered (bus,
+                   (GstMessageType) (GST_MESSAGE_ERROR | GST_MESSAGE_ELEMENT))
+      == NULL);
 
   /* A finite query still finds its neighbours. */
   GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (5)));
-  GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
+  GstVisualSearchNeighborsMeta *nmeta =
+      gst_buffer_get_visualsearch_neighbors_meta (out);
   fail_unless (nmeta != NULL && nmeta->n_neighbors > 0);
   fail_unless_equals_int64 (nmeta->neighbors[0].id, 5);
   gst_buffer_unref (out);
@@ -359,7 +378,7 @@ GST_START_TEST (test_non_finite_query_warns_once)
 GST_END_TEST;
 
 static void
-expect_start_error (const std::string & index, const char *needle)
+expect_start_error (const std::string &index, const char *needle)
 {
   GstElement *search = gst_element_factory_make ("faisssearch", NULL);
   GstBus *bus = gst_bus_new ();
@@ -390,7 +409,7 @@ GST_START_TEST (test_missing_or_corrupt_index)
 
   std::string corrupt = std::string (tmp_dir) + "/corrupt.faiss";
   fail_unless (g_file_set_contents (corrupt.c_str (), "not an index", -1,
-          NULL));
+      NULL));
   expect_start_error (corrupt, corrupt.c_str ());
 
   /* An index without its catalog cannot name its neighbours. */
@@ -409,18 +428,21 @@ GST_START_TEST (test_reload_mid_stream)
   gst_element_set_bus (h->element, bus);
 
   GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (a.vector (3)));
-  fail_unless (std::fabs (gst_buffer_get_visualsearch_neighbors_meta (out)->
-          neighbors[0].distance) < 1e-5);
+  fail_unless (std::fabs (gst_buffer_get_visualsearch_neighbors_meta (out)
+                              ->neighbors[0]
+                              .distance)
+      < 1e-5);
   gst_buffer_unref (out);
 
   /* A different gallery renamed over the first; the stream goes on and
    * switches to it within a few frames. */
-  std::vector < float >old_query (a.vector (3), a.vector (3) + kDims);
+  std::vector<float> old_query (a.vector (3), a.vector (3) + kDims);
   TestGallery b = write_gallery ("live.faiss", 12, vs::Metric::L2, 8);
   gboolean switched = FALSE;
   for (int frame = 0; frame < 200 && !switched; frame++) {
     out = gst_harness_push_and_pull (h, query_buffer (b.vector (11)));
-    GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
+    GstVisualSearchNeighborsMeta *nmeta =
+        gst_buffer_get_visualsearch_neighbors_meta (out);
     fail_unless (nmeta != NULL && nmeta->n_neighbors == 1);
     switched = nmeta->neighbors[0].id == 11
         && std::fabs (nmeta->neighbors[0].distance) < 1e-5;
@@ -434,7 +456,8 @@ GST_START_TEST (test_reload_mid_stream)
   GstMessage *warning = NULL;
   for (int frame = 0; frame < 200 && warning == NULL; frame++) {
     out = gst_harness_push_and_pull (h, query_buffer (b.vector (4)));
-    GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
+    GstVisualSearchNeighborsMeta *nmeta =
+        gst_buffer_get_visualsearch_neighbors_meta (out);
     fail_unless_equals_int64 (nmeta->neighbors[0].id, 4);
     gst_buffer_unref (out);
     warning = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
@@ -452,13 +475,15 @@ GST_END_TEST;
 
 GST_START_TEST (test_ivf_nprobe)
 {
-  TestGallery g = write_gallery ("ivf.faiss", 400, vs::Metric::L2, 9,
-      kModel, "IVF8,Flat");
+  TestGallery g =
+      write_gallery ("ivf.faiss", 400, vs::Metric::L2, 9, kModel, "IVF8,Flat");
   GstHarness *h = search_harness (g.path, "k=5 nprobe=8");
   for (int i = 0; i < 400; i += 37) {
     GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g.vector (i)));
-    fail_unless_equals_int64 (gst_buffer_get_visualsearch_neighbors_meta (out)->
-        neighbors[0].id, i);
+    fail_unless_equals_int64 (gst_buffer_get_visualsearch_neighbors_meta (out)
+                                  ->neighbors[0]
+                                  .id,
+        i);
     gst_buffer_unref (out);
   }
   gst_harness_teardown (h);
@@ -469,10 +494,11 @@ GST_END_TEST;
 static gpointer
 search_many (gpointer data)
 {
-  const TestGallery *g = static_cast < const TestGallery * >(data);
+  const TestGallery *g = static_cast<const TestGallery *> (data);
   GstHarness *h = search_harness (g->path, "k=2");
   for (int i = 0; i < g->size (); i++) {
-    GstBuffer *out = gst_harness_push_and_pull (h, query_buffer (g->vector (i)));
+    GstBuffer *out =
+        gst_harness_push_and_pull (h, query_buffer (g->vector (i)));
     if (gst_buffer_get_visualsearch_neighbors_meta (out)->neighbors[0].id != i)
       return GINT_TO_POINTER (FALSE);
     gst_buffer_unref (out);
@@ -501,7 +527,8 @@ GST_START_TEST (test_index_of_another_catalog_is_refused)
   TestGallery a = write_gallery ("pair-a.faiss", 30, vs::Metric::L2, 20);
   TestGallery b = write_gallery ("pair-b.faiss", 30, vs::Metric::L2, 21);
   fail_unless (rename (vs::catalog_path_for (b.path).c_str (),
-          vs::catalog_path_for (a.path).c_str ()) == 0);
+                   vs::catalog_path_for (a.path).c_str ())
+      == 0);
   expect_start_error (a.path, "not the one its catalog");
 }
 
@@ -517,13 +544,12 @@ GST_START_TEST (test_fifo_index_is_an_error)
 
 GST_END_TEST;
 
-static std::string
-faisssearch_log;
+static std::string faisssearch_log;
 
 static void
-collect_faisssearch_log (GstDebugCategory * category, GstDebugLevel level,
-    const gchar * file, const gchar * function, gint line, GObject * object,
-    GstDebugMessage * message, gpointer user_data)
+collect_faisssearch_log (GstDebugCategory *category, GstDebugLevel level,
+    const gchar *file, const gchar *function, gint line, GObject *object,
+    GstDebugMessage *message, gpointer user_data)
 {
   if (g_str_equal (gst_debug_category_get_name (category), "faisssearch"))
     faisssearch_log += std::string (gst_debug_message_get (message)) + "\n";
@@ -544,10 +570,11 @@ GST_START_TEST (test_shutdown_during_endless_reload)
   TestGallery b = write_gallery ("stuck.faiss", 12, vs::Metric::L2, 23);
   const std::string journal = vs::catalog_path_for (b.path) + "-journal";
   fail_unless (mkfifo (journal.c_str (), 0600) == 0);
-  for (int frame = 0; frame < 500
-      && faisssearch_log.find ("reloading") == std::string::npos; frame++) {
+  for (int frame = 0;
+       frame < 500 && faisssearch_log.find ("reloading") == std::string::npos;
+       frame++) {
     gst_buffer_unref (gst_harness_push_and_pull (h,
-            query_buffer (a.vector (0))));
+        query_buffer (a.vector (0))));
     g_usleep (10 * G_TIME_SPAN_MILLISECOND);
   }
   gst_debug_remove_log_function (collect_faisssearch_log);
@@ -571,8 +598,8 @@ GST_START_TEST (test_ids_outside_the_catalog_warn_once)
 {
   const int n = 5;
   const std::string path = std::string (tmp_dir) + "/idmap.faiss";
-  std::vector < float >vectors (n * kDims, 0.0f);
-  std::vector < faiss::Index::idx_t > ids = { 0, 1, 2, 3, 1000 };
+  std::vector<float> vectors (n * kDims, 0.0f);
+  std::vector<faiss::Index::idx_t> ids = {0, 1, 2, 3, 1000};
   for (int i = 0; i < n; i++)
     vectors[i * kDims + i] = 1.0f;
   faiss::IndexFlatL2 flat (kDims);
@@ -587,24 +614,25 @@ GST_START_TEST (test_ids_outside_the_catalog_warn_once)
   facts.metric = "l2";
   facts.count = n;
   facts.index_digest = vs::IndexStore::load (path).file_digest ();
-  std::vector < vs::CatalogItem > items (n);
+  std::vector<vs::CatalogItem> items (n);
   for (int i = 0; i < n; i++)
-    items[i] = vs::CatalogItem { i, i, "class", "src" };
+    items[i] = vs::CatalogItem{i, i, "class", "src"};
   vs::Catalog::write_atomically (vs::catalog_path_for (path), facts, items);
 
   GstHarness *h = search_harness (path, "k=1");
   GstBus *bus = gst_bus_new ();
   gst_element_set_bus (h->element, bus);
   for (int round = 0; round < 3; round++) {
-    GstBuffer *out = gst_harness_push_and_pull (h,
-        query_buffer (&vectors[4 * kDims]));
-    GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (out);
+    GstBuffer *out =
+        gst_harness_push_and_pull (h, query_buffer (&vectors[4 * kDims]));
+    GstVisualSearchNeighborsMeta *nmeta =
+        gst_buffer_get_visualsearch_neighbors_meta (out);
     fail_unless_equals_int64 (nmeta->neighbors[0].id, 1000);
     fail_unless_equals_int (nmeta->neighbors[0].label, -1);
     gst_buffer_unref (out);
   }
   int warnings = 0;
-  while (GstMessage * m = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING)) {
+  while (GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING)) {
     GError *err = NULL;
     gst_message_parse_warning (m, &err, NULL);
     fail_unless (strstr (err->message, "1000") != NULL, "%s", err->message);
@@ -626,18 +654,19 @@ GST_END_TEST;
 struct Record
 {
   std::mutex lock;
-  std::vector < std::string > items;
+  std::vector<std::string> items;
 };
 
 static GstPadProbeReturn
-record_item (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+record_item (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
-  Record *record = static_cast < Record * >(data);
+  Record *record = static_cast<Record *> (data);
   std::string item;
   if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
     GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
     item = "buffer " + std::to_string (GST_BUFFER_PTS (buf));
-    if (GstVisualSearchNeighborsMeta * nmeta = gst_buffer_get_visualsearch_neighbors_meta (buf)) {
+    if (GstVisualSearchNeighborsMeta *nmeta =
+            gst_buffer_get_visualsearch_neighbors_meta (buf)) {
       for (guint i = 0; i < nmeta->n_neighbors; i++) {
         char hit[64];
         /* %a: every bit of the distance. */
@@ -654,11 +683,11 @@ record_item (GstPad * pad, GstPadProbeInfo * info, gpointer data)
     if (GST_EVENT_TYPE (event) == GST_EVENT_CAPS) {
       GstCaps *caps;
       gst_event_parse_caps (event, &caps);
-      item += std::string (" ") + gst_structure_get_name (gst_caps_get_structure
-          (caps, 0));
+      item += std::string (" ")
+          + gst_structure_get_name (gst_caps_get_structure (caps, 0));
     }
   }
-  std::lock_guard < std::mutex > guard (record->lock);
+  std::lock_guard<std::mutex> guard (record->lock);
   record->items.push_back (item);
   return GST_PAD_PROBE_OK;
 }
@@ -666,11 +695,12 @@ record_item (GstPad * pad, GstPadProbeInfo * info, gpointer data)
 /* Pushes queries of g (every 7th without an embedding, one with a NaN) from
  * a non-live appsrc through faisssearch, switching caps after the 10th, and
  * returns what came out. */
-static std::vector < std::string >
-search_stream (const TestGallery & g, const char *properties)
+static std::vector<std::string>
+search_stream (const TestGallery &g, const char *properties)
 {
   gchar *desc = g_strdup_printf ("appsrc name=src format=time ! faisssearch "
-      "name=search index=%s k=5 post-messages=false %s ! fakesink sync=false",
+                                 "name=search index=%s k=5 post-messages=false "
+                                 "%s ! fakesink sync=false",
       g.path.c_str (), properties);
   GstElement *pipeline = gst_parse_launch (desc, NULL);
   g_free (desc);
@@ -678,31 +708,33 @@ search_stream (const TestGallery & g, const char *properties)
   Record record;
   GstElement *search = gst_bin_get_by_name (GST_BIN (pipeline), "search");
   GstPad *src_pad = gst_element_get_static_pad (search, "src");
-  gst_pad_add_probe (src_pad, (GstPadProbeType) (GST_PAD_PROBE_TYPE_BUFFER |
-          GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM), record_item, &record, NULL);
+  gst_pad_add_probe (src_pad,
+      (GstPadProbeType) (GST_PAD_PROBE_TYPE_BUFFER
+          | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      record_item, &record, NULL);
   gst_object_unref (src_pad);
   gst_object_unref (search);
   GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
-  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING) !=
-      GST_STATE_CHANGE_FAILURE);
+  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+      != GST_STATE_CHANGE_FAILURE);
 
   GstCaps *first = gst_caps_new_empty_simple ("application/x-first");
   GstCaps *second = gst_caps_new_empty_simple ("application/x-second");
-  std::vector < float >nan_query (g.vector (0), g.vector (0) + kDims);
+  std::vector<float> nan_query (g.vector (0), g.vector (0) + kDims);
   nan_query[3] = NAN;
   for (int i = 0; i < 40; i++) {
     GstBuffer *buf;
     if (i % 7 == 3)
       buf = gst_buffer_new_allocate (NULL, 16, NULL);
     else
-      buf = query_buffer (i == 12 ? nan_query.data () : g.vector ((i * 13) %
-              g.size ()));
+      buf = query_buffer (i == 12 ? nan_query.data ()
+                                  : g.vector ((i * 13) % g.size ()));
     GST_BUFFER_PTS (buf) = i * GST_MSECOND;
-    GstSample *sample = gst_sample_new (buf, i < 10 ? first : second, NULL,
-        NULL);
+    GstSample *sample =
+        gst_sample_new (buf, i < 10 ? first : second, NULL, NULL);
     gst_buffer_unref (buf);
-    fail_unless_equals_int (gst_app_src_push_sample (GST_APP_SRC (src),
-            sample), GST_FLOW_OK);
+    fail_unless_equals_int (gst_app_src_push_sample (GST_APP_SRC (src), sample),
+        GST_FLOW_OK);
     gst_sample_unref (sample);
   }
   gst_app_src_end_of_stream (GST_APP_SRC (src));
@@ -726,36 +758,40 @@ search_stream (const TestGallery & g, const char *properties)
 GST_START_TEST (test_batches_equal_single_frames)
 {
   int n = 0;
-  for (const char *type : {"Flat", "IVF8,Flat", "HNSW8", "IVF8,PQ4np",
-          "PCA8,Flat", "PQ1np"}) {
+  for (const char *type :
+      {"Flat", "IVF8,Flat", "HNSW8", "IVF8,PQ4np", "PCA8,Flat", "PQ1np"}) {
     TestGallery g = write_gallery (("batch" + std::to_string (n++)).c_str (),
         400, vs::Metric::L2, 30, kModel, type);
     faisssearch_log.clear ();
     gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_LOG);
     gst_debug_add_log_function (collect_faisssearch_log, NULL, NULL);
-    const std::vector < std::string > batched = search_stream (g,
-        "max-batch=8 nprobe=3");
+    const std::vector<std::string> batched =
+        search_stream (g, "max-batch=8 nprobe=3");
     gst_debug_remove_log_function (collect_faisssearch_log);
     gst_debug_set_threshold_for_name ("faisssearch", GST_LEVEL_NONE);
-    const std::vector < std::string > single = search_stream (g, "nprobe=3");
-    fail_unless (faisssearch_log.find ("searched a batch of 7 frames") !=
-        std::string::npos, "%s: no batch was searched", type);
+    const std::vector<std::string> single = search_stream (g, "nprobe=3");
+    fail_unless (faisssearch_log.find ("searched a batch of 7 frames")
+            != std::string::npos,
+        "%s: no batch was searched", type);
     /* A mapped Flat is searched from the file's pages, in batches too. */
     if (g_str_equal (type, "Flat"))
-      fail_unless (search_stream (g, "max-batch=8 nprobe=3 mmap=true") ==
-          single, "mapped Flat: other hits in batches");
+      fail_unless (search_stream (g, "max-batch=8 nprobe=3 mmap=true")
+              == single,
+          "mapped Flat: other hits in batches");
     fail_unless_equals_int (batched.size (), single.size ());
     for (size_t i = 0; i < batched.size (); i++)
-      fail_unless (batched[i] == single[i], "%s, item %zu: %s, alone "
-          "%s", type, i, batched[i].c_str (), single[i].c_str ());
+      fail_unless (batched[i] == single[i],
+          "%s, item %zu: %s, alone "
+          "%s",
+          type, i, batched[i].c_str (), single[i].c_str ());
     /* The caps switch comes out between the 10th and 11th buffer. */
     size_t caps = 0;
     while (caps < batched.size ()
         && batched[caps] != "caps application/x-second")
       caps++;
-    fail_unless (caps < batched.size () && batched[caps - 1] ==
-        single[caps - 1] && batched[caps - 1].rfind ("buffer 9000000",
-            0) == 0, "%s: the caps moved", type);
+    fail_unless (caps < batched.size () && batched[caps - 1] == single[caps - 1]
+            && batched[caps - 1].rfind ("buffer 9000000", 0) == 0,
+        "%s: the caps moved", type);
     fail_unless (batched.back () == "eos", "%s", batched.back ().c_str ());
   }
 }
@@ -766,9 +802,12 @@ GST_END_TEST;
 GST_START_TEST (test_live_frames_are_not_held)
 {
   TestGallery g = write_gallery ("live-batch.faiss", 50, vs::Metric::L2, 31);
-  gchar *desc = g_strdup_printf ("appsrc name=src is-live=true format=time "
-      "caps=application/octet-stream ! faisssearch index=%s max-batch=16 "
-      "post-messages=false ! appsink name=sink sync=false", g.path.c_str ());
+  gchar *desc =
+      g_strdup_printf ("appsrc name=src is-live=true format=time "
+                       "caps=application/octet-stream ! faisssearch index=%s "
+                       "max-batch=16 "
+                       "post-messages=false ! appsink name=sink sync=false",
+          g.path.c_str ());
   GstElement *pipeline = gst_parse_launch (desc, NULL);
   g_free (desc);
   GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
@@ -780,11 +819,12 @@ GST_START_TEST (test_live_frames_are_not_held)
     fail_unless_equals_int (gst_app_src_push_buffer (GST_APP_SRC (src), buf),
         GST_FLOW_OK);
     /* Without a frame after it, and no EOS: a held frame never comes. */
-    GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink),
-        30 * GST_SECOND);
+    GstSample *sample =
+        gst_app_sink_try_pull_sample (GST_APP_SINK (sink), 30 * GST_SECOND);
     fail_unless (sample != NULL, "live frame %d was held", i);
     GstVisualSearchNeighborsMeta *nmeta =
-        gst_buffer_get_visualsearch_neighbors_meta (gst_sample_get_buffer (sample));
+        gst_buffer_get_visualsearch_neighbors_meta (
+            gst_sample_get_buffer (sample));
     fail_unless (nmeta != NULL);
     fail_unless_equals_int64 (nmeta->neighbors[0].id, i);
     gst_sample_unref (sample);

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # models/fetch-weights.sh against a real HTTP server on 127.0.0.1: a good file
 # lands in the cache, a file whose hash does not match its name is refused and
 # leaves nothing behind, a missing file is a clear error, and a server that

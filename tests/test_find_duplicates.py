@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pipelines/find-duplicates.sh (visualsearch-find-duplicates) on a generated
 folder: distinct pictures plus near-duplicates of two of them (an exact copy,
 a resized copy, a JPEG re-encode), indexed by index-folder.sh with random

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """galleryindexer: incremental updates of a folder gallery, on generated trees
 with random embedder weights at input size 32.
 

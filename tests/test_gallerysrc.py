@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gallerysrc on a generated folder tree.
 
     test_gallerysrc.py GALLERY_RUN

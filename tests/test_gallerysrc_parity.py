@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gallerysrc ! embedder against torchvision, and the embedder on a stream of
 mixed sizes.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Python applications read the metas through the GstVisualSearch-1.0 typelib:
 examples/read-metas.py, run against the build tree (GI_TYPELIB_PATH and
 LD_LIBRARY_PATH at build/plugin/meta), prints every frame's sample, embedding

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """plugin/core's image reading: the header sniffer and the codecs module.
 
     test_image_codec.py IMAGE_PROBE

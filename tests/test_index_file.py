@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Index files are checked before FAISS reads them: every supported type
 written by Python faiss loads and searches; damaged, truncated, hostile and
 unsupported files, FIFOs and devices are refused with a message that names the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """One source of truth for the embedder's settings: faissindexer and
 cifarindexer record the settings the embedder announces in the catalog
 (schema 4), and `embedder index=FILE` adopts them.

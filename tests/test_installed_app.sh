@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # An application's view of the metadata library: stage `meson install` into a
 # temporary directory, compile examples/embeddings-app.c with nothing but
 # pkg-config pointing there, and run it against the staged plugin; then run

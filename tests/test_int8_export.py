@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """models/export-torchscript.py --int8: a post-training int8 resnet18 that embedder runs.
 
     test_int8_export.py EMBED_TENSOR

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Loading the plugin does not load LibTorch: only an embedder that starts does.
 Nor the image codecs module: only the first picture that gallerysrc decodes.
 

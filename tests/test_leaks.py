@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Memory that grows with each NULL -> PLAYING -> NULL cycle of a pipeline.
 
 Usage: test_leaks.py [Leaks.test_NAME...]

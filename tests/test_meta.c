@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The metadata library: add/get helpers, deep copies, and survival through
  * the elements that commonly sit between embedder and its consumers. */
 #include <gst/check/gstcheck.h>
@@ -6,15 +7,15 @@
 
 #include "visualsearchmeta.h"
 
-static const gfloat values[4] = { 0.5f, -0.25f, 0.125f, 1.0f };
+static const gfloat values[4] = {0.5f, -0.25f, 0.125f, 1.0f};
 
 static GstBuffer *
 make_frame_with_metas (void)
 {
   GstBuffer *buf = gst_buffer_new_allocate (NULL, 32 * 24 * 3, NULL);
   GstVisualSearchNeighbor nb[2] = {
-    {7, 0.25f, 3, (gchar *) "cat", (gchar *) "cifar10/train/7"},
-    {9, 0.5f, 5, (gchar *) "dog", NULL},
+      {7, 0.25f, 3, (gchar *) "cat", (gchar *) "cifar10/train/7"},
+      {9, 0.5f, 5, (gchar *) "dog", NULL},
   };
 
   gst_buffer_memset (buf, 0, 0x80, 32 * 24 * 3);
@@ -22,17 +23,22 @@ make_frame_with_metas (void)
       GST_VIDEO_FORMAT_RGB, 32, 24);
   gst_buffer_add_visualsearch_embedding_meta (buf, 4, values, "resnet18:test",
       "rgb;resize=0;crop=32", TRUE);
-  gst_buffer_add_visualsearch_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, 2, nb);
-  gst_buffer_add_visualsearch_sample_meta (buf, 42, 3, "cat", "cifar10/test/42");
+  gst_buffer_add_visualsearch_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2,
+      2, nb);
+  gst_buffer_add_visualsearch_sample_meta (buf, 42, 3, "cat",
+      "cifar10/test/42");
   return buf;
 }
 
 static void
-check_metas (GstBuffer * buf)
+check_metas (GstBuffer *buf)
 {
-  GstVisualSearchEmbeddingMeta *emeta = gst_buffer_get_visualsearch_embedding_meta (buf);
-  GstVisualSearchNeighborsMeta *nmeta = gst_buffer_get_visualsearch_neighbors_meta (buf);
-  GstVisualSearchSampleMeta *smeta = gst_buffer_get_visualsearch_sample_meta (buf);
+  GstVisualSearchEmbeddingMeta *emeta =
+      gst_buffer_get_visualsearch_embedding_meta (buf);
+  GstVisualSearchNeighborsMeta *nmeta =
+      gst_buffer_get_visualsearch_neighbors_meta (buf);
+  GstVisualSearchSampleMeta *smeta =
+      gst_buffer_get_visualsearch_sample_meta (buf);
   guint i;
 
   fail_unless (emeta != NULL, "embedding meta lost");
@@ -65,10 +71,11 @@ GST_START_TEST (test_metric_strings)
 {
   GstVisualSearchMetric m;
 
-  fail_unless_equals_string (gst_visualsearch_metric_to_string
-      (GST_VISUALSEARCH_METRIC_INNER_PRODUCT), "ip");
-  fail_unless_equals_string (gst_visualsearch_metric_to_string
-      (GST_VISUALSEARCH_METRIC_L2), "l2");
+  fail_unless_equals_string (
+      gst_visualsearch_metric_to_string (GST_VISUALSEARCH_METRIC_INNER_PRODUCT),
+      "ip");
+  fail_unless_equals_string (
+      gst_visualsearch_metric_to_string (GST_VISUALSEARCH_METRIC_L2), "l2");
   fail_unless (gst_visualsearch_metric_from_string ("L2", &m));
   fail_unless_equals_int (m, GST_VISUALSEARCH_METRIC_L2);
   fail_unless (gst_visualsearch_metric_from_string ("ip", &m));
@@ -92,8 +99,8 @@ GST_START_TEST (test_add_get_and_copy_is_deep)
   orig = gst_buffer_get_visualsearch_embedding_meta (buf);
   copied = gst_buffer_get_visualsearch_embedding_meta (copy);
   fail_unless (orig->values != copied->values, "copy shares the values array");
-  fail_unless (gst_buffer_get_visualsearch_neighbors_meta (buf)->neighbors !=
-      gst_buffer_get_visualsearch_neighbors_meta (copy)->neighbors);
+  fail_unless (gst_buffer_get_visualsearch_neighbors_meta (buf)->neighbors
+      != gst_buffer_get_visualsearch_neighbors_meta (copy)->neighbors);
 
   /* The copy outlives the original. */
   gst_buffer_unref (buf);
@@ -106,11 +113,14 @@ GST_END_TEST;
 GST_START_TEST (test_add_without_optional_strings)
 {
   GstBuffer *buf = gst_buffer_new ();
-  GstVisualSearchSampleMeta *s = gst_buffer_add_visualsearch_sample_meta (buf, 1, -1, NULL, NULL);
-  GstVisualSearchEmbeddingMeta *e = gst_buffer_add_visualsearch_embedding_meta (buf, 0, NULL, NULL,
-      NULL, FALSE);
-  GstVisualSearchNeighborsMeta *n = gst_buffer_add_visualsearch_neighbors_meta (buf,
-      GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 0, NULL);
+  GstVisualSearchSampleMeta *s =
+      gst_buffer_add_visualsearch_sample_meta (buf, 1, -1, NULL, NULL);
+  GstVisualSearchEmbeddingMeta *e =
+      gst_buffer_add_visualsearch_embedding_meta (buf, 0, NULL, NULL, NULL,
+          FALSE);
+  GstVisualSearchNeighborsMeta *n =
+      gst_buffer_add_visualsearch_neighbors_meta (buf,
+          GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 0, NULL);
 
   fail_unless (s && e && n);
   fail_unless (s->label_name == NULL && s->source == NULL);
@@ -124,7 +134,7 @@ GST_END_TEST;
 /* Runs one RGB 32x24 frame through a real pipeline that converts the format,
  * scales, and fans out through tee and queue, then checks the metas. */
 static void
-run_through (const gchar * launch, const gchar * out_caps)
+run_through (const gchar *launch, const gchar *out_caps)
 {
   GstHarness *h = gst_harness_new_parse (launch);
   GstBuffer *out;
@@ -151,8 +161,8 @@ GST_END_TEST;
 GST_START_TEST (test_partial_copy_keeps_only_the_sample)
 {
   GstBuffer *buf = make_frame_with_metas ();
-  GstBuffer *part = gst_buffer_copy_region (buf, GST_BUFFER_COPY_ALL, 0,
-      32 * 3 * 12);
+  GstBuffer *part =
+      gst_buffer_copy_region (buf, GST_BUFFER_COPY_ALL, 0, 32 * 3 * 12);
   GstVisualSearchSampleMeta *smeta =
       gst_buffer_get_visualsearch_sample_meta (part);
 
@@ -171,7 +181,7 @@ GST_END_TEST;
 
 /* Applies each meta's transform function of src to a new buffer. */
 static GstBuffer *
-transform_metas (GstBuffer * src, GQuark type, gpointer data)
+transform_metas (GstBuffer *src, GQuark type, gpointer data)
 {
   GstBuffer *dest = gst_buffer_new_allocate (NULL, 64 * 48 * 3, NULL);
   gpointer state = NULL;
@@ -187,7 +197,7 @@ GST_START_TEST (test_scale_keeps_everything)
 {
   GstBuffer *buf = make_frame_with_metas ();
   GstVideoInfo in, out;
-  GstVideoMetaTransform scale = { &in, &out };
+  GstVideoMetaTransform scale = {&in, &out};
   GstBuffer *scaled;
 
   gst_video_info_set_format (&in, GST_VIDEO_FORMAT_RGB, 32, 24);
@@ -211,7 +221,8 @@ GST_START_TEST (test_unknown_transform_keeps_only_the_sample)
 
   fail_unless (gst_buffer_get_visualsearch_embedding_meta (other) == NULL);
   fail_unless (gst_buffer_get_visualsearch_neighbors_meta (other) == NULL);
-  fail_unless (gst_buffer_get_visualsearch_sample_meta (other) != NULL, "sample meta lost");
+  fail_unless (gst_buffer_get_visualsearch_sample_meta (other) != NULL,
+      "sample meta lost");
   gst_buffer_unref (other);
   gst_buffer_unref (buf);
 }

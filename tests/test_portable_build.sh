@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Nothing in the build is compiled for the build machine's CPU only: no
 # -march/-mtune=native or -m<isa> flags in any compile command, and no AVX/AVX-512
 # instruction in the plugin, its static libraries or the metadata library.

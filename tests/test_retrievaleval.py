@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """retrievaleval against an independent NumPy computation of the metrics.
 
 Usage: test_retrievaleval.py FEED_TOOL

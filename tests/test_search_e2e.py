@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """End to end: a CIFAR-10 gallery written here is indexed with random weights
 (cifarsrc ! embedder ! faissindexer), then searched through the same embedder:
 every gallery image finds itself first at distance ~0, the bus messages carry

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Search parity: faisssearch returns the neighbours Python faiss returns, on
 the same index file, for the same queries: Flat (l2 and ip), IVF with several
 nprobe values and HNSW with efSearch. The index files are written by Python

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The search scripts in pipelines/, run as a user would: search-image.sh
 finds a gallery image itself and draws the contact sheet, search-video.sh
 writes an annotated video with every frame, search-webcam.sh runs live from a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* searchoverlay: in every supported format, the strip of thumbnails appears
  * along the chosen edge, shows the gallery images (an image file and a CIFAR
  * record written here), and no pixel outside the strip changes. Sources that
@@ -45,27 +46,28 @@ setup (void)
 {
   tmp_dir = g_dir_make_tmp ("searchoverlay-XXXXXX", NULL);
   red_png = std::string (tmp_dir) + "/red.png";
-  fail_unless (cv::imwrite (red_png, cv::Mat (20, 30, CV_8UC3,
-              cv::Scalar (0, 0, 255))));
+  fail_unless (cv::imwrite (red_png,
+      cv::Mat (20, 30, CV_8UC3, cv::Scalar (0, 0, 255))));
 
   cifar_dir = std::string (tmp_dir) + "/cifar-10-batches-bin";
   g_mkdir (cifar_dir.c_str (), 0755);
   std::ofstream meta (cifar_dir + "/batches.meta.txt");
   for (const char *name : {"airplane", "automobile", "bird", "cat", "deer",
-          "dog", "frog", "horse", "ship", "truck"})
+           "dog", "frog", "horse", "ship", "truck"})
     meta << name << "\n";
   /* The directory form needs all five training batches; keep them tiny. */
   for (int b = 1; b <= 5; b++) {
-    std::ofstream batch (cifar_dir + "/data_batch_" + std::to_string (b) +
-        ".bin", std::ios::binary);
+    std::ofstream batch (cifar_dir + "/data_batch_" + std::to_string (b)
+            + ".bin",
+        std::ios::binary);
     for (int record = 0; record < (b == 1 ? 10 : 1); record++) {
-      std::vector < char >bytes (1 + 3072, 0);
+      std::vector<char> bytes (1 + 3072, 0);
       bytes[0] = (char) record;
       const bool blue = b == 1 && record == 3;
       for (int plane = 0; plane < 3; plane++)
         for (int i = 0; i < 1024; i++)
-          bytes[1 + plane * 1024 + i] = (char) (blue && plane == 2 ? 255 :
-              (blue ? 0 : 100));
+          bytes[1 + plane * 1024 + i] =
+              (char) (blue && plane == 2 ? 255 : (blue ? 0 : 100));
       batch.write (bytes.data (), bytes.size ());
     }
   }
@@ -82,29 +84,31 @@ teardown (void)
 
 /* A mid-grey frame. */
 static GstBuffer *
-grey_frame (const GstVideoInfo * info)
+grey_frame (const GstVideoInfo *info)
 {
   GstBuffer *buf = gst_buffer_new_allocate (NULL, info->size, NULL);
   GstVideoFrame frame;
   fail_unless (gst_video_frame_map (&frame, info, buf, GST_MAP_WRITE));
   for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES (&frame); p++) {
     guint8 *data = (guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&frame, p);
-    memset (data, 128, GST_VIDEO_FRAME_PLANE_STRIDE (&frame, p) *
-        GST_VIDEO_FRAME_COMP_HEIGHT (&frame, p == 0 ? 0 : 1));
+    memset (data, 128,
+        GST_VIDEO_FRAME_PLANE_STRIDE (&frame, p)
+            * GST_VIDEO_FRAME_COMP_HEIGHT (&frame, p == 0 ? 0 : 1));
   }
   gst_video_frame_unmap (&frame);
   return buf;
 }
 
 static void
-add_neighbors (GstBuffer * buf)
+add_neighbors (GstBuffer *buf)
 {
   GstVisualSearchNeighbor nb[3] = {
-    {0, 0.0f, 3, (gchar *) "red", (gchar *) red_png.c_str ()},
-    {3, 0.25f, 3, (gchar *) "cat", (gchar *) "cifar10/train/3"},
-    {7, 0.5f, -1, NULL, NULL},
+      {0, 0.0f, 3, (gchar *) "red", (gchar *) red_png.c_str ()},
+      {3, 0.25f, 3, (gchar *) "cat", (gchar *) "cifar10/train/3"},
+      {7, 0.5f, -1, NULL, NULL},
   };
-  gst_buffer_add_visualsearch_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, 3, nb);
+  gst_buffer_add_visualsearch_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2,
+      3, nb);
 }
 
 static bool
@@ -122,8 +126,8 @@ in_band (const char *position, int x, int y)
 /* Every byte of every plane outside the band is as it was; returns how many
  * pixels of the first plane changed inside it. */
 static int
-check_only_band_changed (const GstVideoInfo * info, GstBuffer * before,
-    GstBuffer * after, const char *position)
+check_only_band_changed (const GstVideoInfo *info, GstBuffer *before,
+    GstBuffer *after, const char *position)
 {
   GstVideoFrame a, b;
   int changed = 0;
@@ -142,7 +146,8 @@ check_only_band_changed (const GstVideoInfo * info, GstBuffer * before,
         const int x = col * kWidth / comp_w;
         const int y = row * kHeight / comp_h;
         const bool differs = memcmp (pa + row * stride + col * pstride,
-            pb + row * stride + col * pstride, pstride) != 0;
+                                 pb + row * stride + col * pstride, pstride)
+            != 0;
         if (differs && !in_band (position, x, y))
           fail ("%s: pixel (%d,%d) of plane %u changed outside the strip",
               position, x, y, p);
@@ -157,7 +162,7 @@ check_only_band_changed (const GstVideoInfo * info, GstBuffer * before,
 }
 
 static cv::Mat
-to_rgb (const GstVideoInfo * info, GstBuffer * buf)
+to_rgb (const GstVideoInfo *info, GstBuffer *buf)
 {
   GstMapInfo map;
   fail_unless (gst_buffer_map (buf, &map, GST_MAP_READ));
@@ -192,12 +197,12 @@ to_rgb (const GstVideoInfo * info, GstBuffer * buf)
 }
 
 static int
-count_color (const cv::Mat & rgb, int r, int g, int b)
+count_color (const cv::Mat &rgb, int r, int g, int b)
 {
   int n = 0;
   for (int y = 0; y < rgb.rows; y++)
     for (int x = 0; x < rgb.cols; x++) {
-      const cv::Vec3b & px = rgb.at < cv::Vec3b > (y, x);
+      const cv::Vec3b &px = rgb.at<cv::Vec3b> (y, x);
       if (std::abs (px[0] - r) < 60 && std::abs (px[1] - g) < 60
           && std::abs (px[2] - b) < 60)
         n++;
@@ -210,7 +215,8 @@ check_format (const char *format, const char *position)
 {
   GstVideoInfo info;
   gchar *caps = g_strdup_printf ("video/x-raw,format=%s,width=%d,height=%d,"
-      "framerate=30/1", format, kWidth, kHeight);
+                                 "framerate=30/1",
+      format, kWidth, kHeight);
   GstCaps *c = gst_caps_from_string (caps);
   fail_unless (gst_video_info_from_caps (&info, c));
   gst_caps_unref (c);
@@ -241,7 +247,8 @@ check_format (const char *format, const char *position)
   GstBuffer *plain_out = gst_harness_push_and_pull (h, gst_buffer_ref (plain));
   fail_unless (plain_out == plain);
   fail_unless_equals_int (check_only_band_changed (&info, reference, plain_out,
-          position), 0);
+                              position),
+      0);
   gst_buffer_unref (plain_out);
   gst_buffer_unref (plain);
 
@@ -308,8 +315,8 @@ GST_START_TEST (test_persist)
 
   /* A frame the embedder skipped shows the same strip. */
   GstBuffer *second = gst_harness_push_and_pull (h, grey_frame (&info));
-  fail_unless (check_only_band_changed (&info, reference, second,
-          "bottom") >= 3 * kThumb * kThumb);
+  fail_unless (check_only_band_changed (&info, reference, second, "bottom")
+      >= 3 * kThumb * kThumb);
   GstMapInfo map;
   fail_unless (gst_buffer_map (first, &map, GST_MAP_READ));
   fail_unless (gst_buffer_memcmp (second, 0, map.data, map.size) == 0);
@@ -323,7 +330,8 @@ GST_START_TEST (test_persist)
   gst_harness_push_event (h, gst_event_new_segment (&segment));
   GstBuffer *third = gst_harness_push_and_pull (h, grey_frame (&info));
   fail_unless_equals_int (check_only_band_changed (&info, reference, third,
-          "bottom"), 0);
+                              "bottom"),
+      0);
 
   gst_buffer_unref (first);
   gst_buffer_unref (second);
@@ -337,7 +345,7 @@ GST_END_TEST;
 /* The longest prefix that fits, found the slow way. */
 static std::string
 fit_by_dropping (std::string text, int width,
-    const std::function < int (std::string_view) > &measure)
+    const std::function<int (std::string_view)> &measure)
 {
   while (!text.empty () && measure (text) > width) {
     char dropped;
@@ -353,12 +361,13 @@ GST_START_TEST (test_fit_text)
 {
   int calls = 0;
   size_t longest = 0;
-  const auto measure =[&](std::string_view text) {
+  const auto measure = [&] (std::string_view text) {
     calls++;
     longest = std::max (longest, text.size ());
     int baseline;
     return cv::getTextSize (std::string (text), cv::FONT_HERSHEY_SIMPLEX, 0.3,
-        1, &baseline).width;
+        1, &baseline)
+        .width;
   };
 
   /* A 32,000-character label at the narrowest thumbnails: the old loop
@@ -379,11 +388,12 @@ GST_START_TEST (test_fit_text)
 
   /* Same answer as the slow way, never cutting a UTF-8 sequence. */
   for (const char *text : {"", "a", "airplane", "automobile and more",
-          "caf\xc3\xa9 \xe2\x98\x83\xe2\x98\x83\xe2\x98\x83 \xf0\x9d\x84\x9e",
-          "\xe2\x98\x83\xe2\x98\x83\xe2\x98\x83\xe2\x98\x83\xe2\x98\x83"})
+           "caf\xc3\xa9 \xe2\x98\x83\xe2\x98\x83\xe2\x98\x83 \xf0\x9d\x84\x9e",
+           "\xe2\x98\x83\xe2\x98\x83\xe2\x98\x83\xe2\x98\x83\xe2\x98\x83"})
     for (int width : {0, 5, 16, 40, 100, 1000})
-      fail_unless (vs::fit_text (text, width, measure) ==
-          fit_by_dropping (text, width, measure), "'%s' at %d", text, width);
+      fail_unless (vs::fit_text (text, width, measure)
+              == fit_by_dropping (text, width, measure),
+          "'%s' at %d", text, width);
 }
 
 GST_END_TEST;
@@ -391,16 +401,15 @@ GST_END_TEST;
 /* A width x height solid red PNG, written row by row: far too big to build
  * in memory as an image, yet small on disk. */
 static void
-write_red_png (const std::string & path, uint32_t width, uint32_t height)
+write_red_png (const std::string &path, uint32_t width, uint32_t height)
 {
   std::ofstream out (path, std::ios::binary);
-  const auto chunk =[&](const char *type, const std::string & data) {
+  const auto chunk = [&] (const char *type, const std::string &data) {
     const std::string body = std::string (type, 4) + data;
     const uint32_t crc = crc32 (0, (const Bytef *) body.data (), body.size ());
     for (uint32_t v : {(uint32_t) data.size (), crc}) {
-      const char be[4] = { (char) (v >> 24), (char) (v >> 16), (char) (v >> 8),
-        (char) v
-      };
+      const char be[4] = {(char) (v >> 24), (char) (v >> 16), (char) (v >> 8),
+          (char) v};
       if (v == crc)
         out.write (body.data (), body.size ());
       out.write (be, 4);
@@ -410,15 +419,15 @@ write_red_png (const std::string & path, uint32_t width, uint32_t height)
   for (uint32_t v : {width, height})
     for (int shift : {24, 16, 8, 0})
       ihdr.push_back ((char) (v >> shift));
-  ihdr += std::string ("\x08\x02\x00\x00\x00", 5);      /* 8-bit RGB */
+  ihdr += std::string ("\x08\x02\x00\x00\x00", 5); /* 8-bit RGB */
   out.write ("\x89PNG\r\n\x1a\n", 8);
   chunk ("IHDR", ihdr);
 
   /* Row 0 with the Sub filter, the rest with Up: all but one pixel is zero. */
-  z_stream z = { };
+  z_stream z = {};
   fail_unless (deflateInit (&z, 6) == Z_OK);
   std::string row (1 + 3 * (size_t) width, '\0'), idat;
-  std::vector < unsigned char >buf (1 << 16);
+  std::vector<unsigned char> buf (1 << 16);
   for (uint32_t y = 0; y < height; y++) {
     row[0] = y == 0 ? 1 : 2;
     row[1] = y == 0 ? (char) 255 : 0;
@@ -441,46 +450,46 @@ write_red_png (const std::string & path, uint32_t width, uint32_t height)
  * after checking that each frame shows `red` thumbnails of red.png and
  * `green` green ones. searched: the index a faisssearch upstream would name
  * in its sticky event (none when NULL). */
-static std::vector < std::string >
-draw_twice (const std::vector < GstVisualSearchNeighbor > &nb, int red,
+static std::vector<std::string>
+draw_twice (const std::vector<GstVisualSearchNeighbor> &nb, int red,
     const char *index = NULL, int green = 0, const char *searched = NULL)
 {
   GstVideoInfo info;
   gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGB, kWidth, kHeight);
   GstHarness *h = gst_harness_new ("searchoverlay");
-  g_object_set (h->element, "thumb-size", kThumb, "max-thumbs", 8,
-      "index", index, NULL);
+  g_object_set (h->element, "thumb-size", kThumb, "max-thumbs", 8, "index",
+      index, NULL);
   gst_harness_set_caps_str (h,
       "video/x-raw,format=RGB,width=320,height=240,framerate=30/1",
       "video/x-raw,format=RGB,width=320,height=240,framerate=30/1");
   if (searched)
     fail_unless (gst_harness_push_event (h,
-            gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_STICKY,
-                gst_structure_new ("visualsearch-index", "index", G_TYPE_STRING,
-                    searched, "catalog", G_TYPE_STRING,
-                    vs::catalog_path_for (searched).c_str (), NULL))));
+        gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_STICKY,
+            gst_structure_new ("visualsearch-index", "index", G_TYPE_STRING,
+                searched, "catalog", G_TYPE_STRING,
+                vs::catalog_path_for (searched).c_str (), NULL))));
   GstBus *bus = gst_bus_new ();
   gst_element_set_bus (h->element, bus);
 
-  std::vector < std::string > warnings;
+  std::vector<std::string> warnings;
   for (int frame = 0; frame < 2; frame++) {
     GstBuffer *buf = grey_frame (&info);
-    gst_buffer_add_visualsearch_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2, nb.size (),
-        nb.data ());
+    gst_buffer_add_visualsearch_neighbors_meta (buf, GST_VISUALSEARCH_METRIC_L2,
+        nb.size (), nb.data ());
     GstBuffer *out = gst_harness_push_and_pull (h, buf);
     fail_unless (out != NULL);
     const int n = count_color (to_rgb (&info, out), 255, 0, 0);
     fail_unless (n >= red * kThumb * kThumb * 8 / 10
-        && n < red * kThumb * kThumb + kThumb * kThumb / 2,
+            && n < red * kThumb * kThumb + kThumb * kThumb / 2,
         "frame %d: %d red pixels, want %d thumbnails'", frame, n, red);
     const int g = count_color (to_rgb (&info, out), 0, 255, 0);
     fail_unless (g >= green * kThumb * kThumb * 8 / 10
-        && g < green * kThumb * kThumb + kThumb * kThumb / 2,
+            && g < green * kThumb * kThumb + kThumb * kThumb / 2,
         "frame %d: %d green pixels, want %d thumbnails'", frame, g, green);
     gst_buffer_unref (out);
     /* Warnings come once per source, with the first frame. */
     const size_t before = warnings.size ();
-    while (GstMessage * msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING)) {
+    while (GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING)) {
       GError *err = NULL;
       gst_message_parse_warning (msg, &err, NULL);
       warnings.push_back (err->message);
@@ -497,11 +506,12 @@ draw_twice (const std::vector < GstVisualSearchNeighbor > &nb, int red,
 }
 
 static bool
-warned (const std::vector < std::string > &warnings, const std::string & source,
+warned (const std::vector<std::string> &warnings, const std::string &source,
     const char *words)
 {
-  for (const std::string & w:warnings)
-    if (w.find (source) != std::string::npos && w.find (words) != std::string::npos)
+  for (const std::string &w : warnings)
+    if (w.find (source) != std::string::npos
+        && w.find (words) != std::string::npos)
       return true;
   return false;
 }
@@ -511,12 +521,14 @@ GST_START_TEST (test_source_not_a_file)
   /* Opening a FIFO for reading waited for a writer forever. */
   const std::string fifo = std::string (tmp_dir) + "/fifo.png";
   fail_unless (mkfifo (fifo.c_str (), 0600) == 0);
-  const std::vector < std::string > warnings = draw_twice ({
-        {0, 0.0f, 1, (gchar *) "red", (gchar *) red_png.c_str ()},
-        {1, 0.1f, 1, (gchar *) "fifo", (gchar *) fifo.c_str ()},
-        {2, 0.2f, 1, (gchar *) "dir", tmp_dir},
-        {3, 0.3f, 1, (gchar *) "null", (gchar *) "/dev/null"},
-      }, 1);
+  const std::vector<std::string> warnings = draw_twice (
+      {
+          {0, 0.0f, 1, (gchar *) "red", (gchar *) red_png.c_str ()},
+          {1, 0.1f, 1, (gchar *) "fifo", (gchar *) fifo.c_str ()},
+          {2, 0.2f, 1, (gchar *) "dir", tmp_dir},
+          {3, 0.3f, 1, (gchar *) "null", (gchar *) "/dev/null"},
+      },
+      1);
   fail_unless_equals_int (warnings.size (), 3);
   fail_unless (warned (warnings, fifo, "not a regular file"));
   fail_unless (warned (warnings, tmp_dir, "not a regular file"));
@@ -532,13 +544,16 @@ GST_START_TEST (test_huge_image)
   write_red_png (huge, 8000, 7000);
   /* And a label of 32,000 characters, which took seconds per frame to fit. */
   const std::string long_label (32000, 'x');
-  const std::vector < std::string > warnings = draw_twice ({
-        {0, 0.0f, 1, (gchar *) long_label.c_str (), (gchar *) red_png.c_str ()},
-        {1, 0.1f, 1, (gchar *) "huge", (gchar *) huge.c_str ()},
-      }, 1);
+  const std::vector<std::string> warnings = draw_twice (
+      {
+          {0, 0.0f, 1, (gchar *) long_label.c_str (),
+              (gchar *) red_png.c_str ()},
+          {1, 0.1f, 1, (gchar *) "huge", (gchar *) huge.c_str ()},
+      },
+      1);
   fail_unless_equals_int (warnings.size (), 1);
   fail_unless (warned (warnings, huge,
-          "declares 8000x7000 pixels, more than max-pixels (50000000)"));
+      "declares 8000x7000 pixels, more than max-pixels (50000000)"));
 }
 
 GST_END_TEST;
@@ -549,14 +564,14 @@ static std::string
 write_catalog_with_thumbnails (void)
 {
   const std::string index = std::string (tmp_dir) + "/gallery.faiss";
-  std::vector < uchar > green;
-  fail_unless (cv::imencode (".jpg", cv::Mat (20, 40, CV_8UC3,
-              cv::Scalar (0, 255, 0)), green));
+  std::vector<uchar> green;
+  fail_unless (cv::imencode (".jpg",
+      cv::Mat (20, 40, CV_8UC3, cv::Scalar (0, 255, 0)), green));
   vs::IndexFacts facts;
   facts.dims = 4;
   facts.metric = "l2";
   facts.count = 3;
-  std::vector < vs::CatalogItem > items (3);
+  std::vector<vs::CatalogItem> items (3);
   for (int i = 0; i < 3; i++)
     items[i].id = i;
   items[0].thumbnail.assign (green.begin (), green.end ());
@@ -569,17 +584,17 @@ GST_START_TEST (test_catalog_thumbnails)
 {
   const std::string index = write_catalog_with_thumbnails ();
   const std::string gone = std::string (tmp_dir) + "/gone.png";
-  const std::vector < GstVisualSearchNeighbor > nb = {
-    {0, 0.0f, 1, (gchar *) "gone", (gchar *) gone.c_str ()},
-    {1, 0.1f, 1, (gchar *) "red", (gchar *) red_png.c_str ()},
-    {2, 0.2f, 1, (gchar *) "damaged", (gchar *) red_png.c_str ()},
+  const std::vector<GstVisualSearchNeighbor> nb = {
+      {0, 0.0f, 1, (gchar *) "gone", (gchar *) gone.c_str ()},
+      {1, 0.1f, 1, (gchar *) "red", (gchar *) red_png.c_str ()},
+      {2, 0.2f, 1, (gchar *) "damaged", (gchar *) red_png.c_str ()},
   };
   /* Item 0's original is gone, its thumbnail is in the catalog; item 1 has
    * none there, item 2 a damaged one: both are read from red.png. */
-  std::vector < std::string > warnings = draw_twice (nb, 2, index.c_str (), 1);
+  std::vector<std::string> warnings = draw_twice (nb, 2, index.c_str (), 1);
   fail_unless_equals_int (warnings.size (), 1);
   fail_unless (warned (warnings, "item 2 in the catalog " + index + ".db",
-          "read from their original files instead"));
+      "read from their original files instead"));
 
   /* Without the index, the missing original leaves its tile blank. */
   warnings = draw_twice (nb, 2);
@@ -596,7 +611,7 @@ GST_START_TEST (test_catalog_thumbnails)
   warnings = draw_twice (nb, 2, NULL, 1, index.c_str ());
   fail_unless_equals_int (warnings.size (), 1);
   fail_unless (warned (warnings, "item 2 in the catalog " + index + ".db",
-          "read from their original files instead"));
+      "read from their original files instead"));
   /* ...and the index property, when set, wins. */
   warnings = draw_twice (nb, 2, elsewhere.c_str (), 0, index.c_str ());
   fail_unless_equals_int (warnings.size (), 2);

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """visualsearch-server's JSON API on a generated gallery, on 127.0.0.1 only.
 
 Checks: the index facts; every gallery picture finds itself at rank 1, with

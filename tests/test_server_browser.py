@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The web page in Debian's headless chromium (selenium + chromium-driver),
 against a visualsearch-server on 127.0.0.1 with a videotestsrc camera.
 

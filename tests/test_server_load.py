@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A bounded load test of visualsearch-server, on 127.0.0.1 only: 16 clients
 search at once, one round of 10 s to warm up and two rounds of 20 s, then it
 stops by itself. Checks: no error and no wrong answer; the server's RSS does

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A tiny TorchScript embedding model for tests that need an index built by a
 TorchScript model: one strided convolution, flattened, so that every 32x32
 input gives its own 512-dimensional embedding (random images find

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Draw a visualsearch index as a 2-D map and measure how well it clusters.
 
 Reads a FAISS index written by faissindexer and its SQLite catalog (the index

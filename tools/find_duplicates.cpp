@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // visualsearch-find-duplicates: the groups of near-duplicate pictures in a
 // gallery index, printed, and a contact sheet of the largest groups.
 //
@@ -8,9 +9,9 @@
 // pipelines/find-duplicates.sh is the way to run it. Thumbnails come from the
 // catalog, or else from the originals under the gallery folder it records
 // (CIFAR records from --dataset).
+#include <unistd.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -19,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "core/index/duplicates.h"
 #include "core/base/error.h"
-#include "core/index/gallery.h"
 #include "core/dataset/image_codec.h"
+#include "core/index/duplicates.h"
+#include "core/index/gallery.h"
 #include "core/render/result_strip.h"
 #include "core/render/thumbnail_cache.h"
 
@@ -56,8 +57,8 @@ double number(const std::string& name, const char* text, double low, double high
   const double value = std::strtod(text, &end);
   if (end == text || *end != '\0' || !(value >= low && value <= high)) {
     char message[160];
-    std::snprintf(message, sizeof message, "%s must be a number from %g to %g, not '",
-                  name.c_str(), low, high);
+    std::snprintf(message, sizeof message, "%s must be a number from %g to %g, not '", name.c_str(),
+                  low, high);
     throw vs::Error(message + std::string(text) + "'.");
   }
   return value;
@@ -122,10 +123,9 @@ cv::Mat contact_sheet(const std::vector<vs::DuplicateGroup>& groups, const vs::C
       const cv::Mat& image = thumbnails.get(id, source, thumb);
       if (!image.empty()) image.copyTo(sheet(tile));
       const std::string name = source.substr(source.find_last_of('/') + 1);
-      cv::putText(sheet, vs::fit_text(name.empty() ? "id " + std::to_string(id) : name, thumb,
-                                      measure),
-                  cv::Point(tile.x, tile.y + thumb + kLine - 4), kFont, kFontScale, kText, 1,
-                  cv::LINE_AA);
+      cv::putText(
+          sheet, vs::fit_text(name.empty() ? "id " + std::to_string(id) : name, thumb, measure),
+          cv::Point(tile.x, tile.y + thumb + kLine - 4), kFont, kFontScale, kText, 1, cv::LINE_AA);
     }
   }
   return sheet;

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Writes cifar-10-batches-py/ here: a small CIFAR-10 in the official python format.
 
 Usage: make-mini.py SOURCE    (SOURCE: a cifar-10-batches-py directory, the full set or a sample)

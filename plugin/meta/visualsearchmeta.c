@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* visualsearch metadata: see visualsearchmeta.h, whose introduction says
  * what each transform does to each meta and why.
  *
@@ -39,8 +40,8 @@ gst_visualsearch_metric_to_string (GstVisualSearchMetric metric)
  * Returns: %TRUE when @str names a metric; @metric is left alone otherwise
  */
 gboolean
-gst_visualsearch_metric_from_string (const gchar * str,
-    GstVisualSearchMetric * metric)
+gst_visualsearch_metric_from_string (const gchar *str,
+    GstVisualSearchMetric *metric)
 {
   if (str == NULL)
     return FALSE;
@@ -66,17 +67,19 @@ GType
 gst_visualsearch_embedding_meta_api_get_type (void)
 {
   static GType type = 0;
-  static const gchar *tags[] = { NULL };
+  static const gchar *tags[] = {NULL};
 
   if (g_once_init_enter (&type)) {
-    GType _type = gst_meta_api_type_register ("GstVisualSearchEmbeddingMetaAPI", tags);
+    GType _type =
+        gst_meta_api_type_register ("GstVisualSearchEmbeddingMetaAPI", tags);
     g_once_init_leave (&type, _type);
   }
   return type;
 }
 
 static gboolean
-gst_visualsearch_embedding_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+gst_visualsearch_embedding_meta_init (GstMeta *meta, gpointer params,
+    GstBuffer *buffer)
 {
   GstVisualSearchEmbeddingMeta *emeta = (GstVisualSearchEmbeddingMeta *) meta;
 
@@ -89,7 +92,7 @@ gst_visualsearch_embedding_meta_init (GstMeta * meta, gpointer params, GstBuffer
 }
 
 static void
-gst_visualsearch_embedding_meta_free (GstMeta * meta, GstBuffer * buffer)
+gst_visualsearch_embedding_meta_free (GstMeta *meta, GstBuffer *buffer)
 {
   GstVisualSearchEmbeddingMeta *emeta = (GstVisualSearchEmbeddingMeta *) meta;
 
@@ -113,16 +116,17 @@ keeps_whole_picture (GQuark type, gpointer data)
 }
 
 static gboolean
-gst_visualsearch_embedding_meta_transform (GstBuffer * dest, GstMeta * meta,
-    GstBuffer * buffer, GQuark type, gpointer data)
+gst_visualsearch_embedding_meta_transform (GstBuffer *dest, GstMeta *meta,
+    GstBuffer *buffer, GQuark type, gpointer data)
 {
   GstVisualSearchEmbeddingMeta *src = (GstVisualSearchEmbeddingMeta *) meta;
 
   /* Dropped: TRUE, as nothing failed. */
   if (!keeps_whole_picture (type, data))
     return TRUE;
-  return gst_buffer_add_visualsearch_embedding_meta (dest, src->dims, src->values,
-      src->model_id, src->preprocessing_id, src->normalized) != NULL;
+  return gst_buffer_add_visualsearch_embedding_meta (dest, src->dims,
+             src->values, src->model_id, src->preprocessing_id, src->normalized)
+      != NULL;
 }
 
 /**
@@ -135,12 +139,15 @@ gst_visualsearch_embedding_meta_get_info (void)
 {
   static const GstMetaInfo *info = NULL;
 
-  if (g_once_init_enter ((GstMetaInfo **) & info)) {
-    const GstMetaInfo *mi = gst_meta_register (GST_VISUALSEARCH_EMBEDDING_META_API_TYPE,
-        "GstVisualSearchEmbeddingMeta", sizeof (GstVisualSearchEmbeddingMeta),
-        gst_visualsearch_embedding_meta_init, gst_visualsearch_embedding_meta_free,
-        gst_visualsearch_embedding_meta_transform);
-    g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
+  if (g_once_init_enter ((GstMetaInfo **) &info)) {
+    const GstMetaInfo *mi =
+        gst_meta_register (GST_VISUALSEARCH_EMBEDDING_META_API_TYPE,
+            "GstVisualSearchEmbeddingMeta",
+            sizeof (GstVisualSearchEmbeddingMeta),
+            gst_visualsearch_embedding_meta_init,
+            gst_visualsearch_embedding_meta_free,
+            gst_visualsearch_embedding_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) &info, (GstMetaInfo *) mi);
   }
   return info;
 }
@@ -153,7 +160,7 @@ gst_visualsearch_embedding_meta_get_info (void)
  *   when it has none; valid while @buffer is
  */
 GstVisualSearchEmbeddingMeta *
-gst_buffer_get_visualsearch_embedding_meta (GstBuffer * buffer)
+gst_buffer_get_visualsearch_embedding_meta (GstBuffer *buffer)
 {
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
 
@@ -172,8 +179,9 @@ gst_buffer_get_visualsearch_embedding_meta (GstBuffer * buffer)
  *   embedding, owned by @meta
  */
 const gfloat *
-gst_visualsearch_embedding_meta_get_values (const GstVisualSearchEmbeddingMeta * meta,
-    guint * n_values)
+gst_visualsearch_embedding_meta_get_values (const GstVisualSearchEmbeddingMeta
+                                                *meta,
+    guint *n_values)
 {
   g_return_val_if_fail (meta != NULL, NULL);
   g_return_val_if_fail (n_values != NULL, NULL);
@@ -194,9 +202,9 @@ gst_visualsearch_embedding_meta_get_values (const GstVisualSearchEmbeddingMeta *
  * Returns: (transfer none) (nullable): the new meta, or %NULL on bad input
  */
 GstVisualSearchEmbeddingMeta *
-gst_buffer_add_visualsearch_embedding_meta (GstBuffer * buffer, guint dims,
-    const gfloat * values, const gchar * model_id,
-    const gchar * preprocessing_id, gboolean normalized)
+gst_buffer_add_visualsearch_embedding_meta (GstBuffer *buffer, guint dims,
+    const gfloat *values, const gchar *model_id, const gchar *preprocessing_id,
+    gboolean normalized)
 {
   GstVisualSearchEmbeddingMeta *meta;
 
@@ -227,17 +235,19 @@ GType
 gst_visualsearch_neighbors_meta_api_get_type (void)
 {
   static GType type = 0;
-  static const gchar *tags[] = { NULL };
+  static const gchar *tags[] = {NULL};
 
   if (g_once_init_enter (&type)) {
-    GType _type = gst_meta_api_type_register ("GstVisualSearchNeighborsMetaAPI", tags);
+    GType _type =
+        gst_meta_api_type_register ("GstVisualSearchNeighborsMetaAPI", tags);
     g_once_init_leave (&type, _type);
   }
   return type;
 }
 
 static gboolean
-gst_visualsearch_neighbors_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+gst_visualsearch_neighbors_meta_init (GstMeta *meta, gpointer params,
+    GstBuffer *buffer)
 {
   GstVisualSearchNeighborsMeta *nmeta = (GstVisualSearchNeighborsMeta *) meta;
 
@@ -248,7 +258,7 @@ gst_visualsearch_neighbors_meta_init (GstMeta * meta, gpointer params, GstBuffer
 }
 
 static void
-gst_visualsearch_neighbors_meta_free (GstMeta * meta, GstBuffer * buffer)
+gst_visualsearch_neighbors_meta_free (GstMeta *meta, GstBuffer *buffer)
 {
   GstVisualSearchNeighborsMeta *nmeta = (GstVisualSearchNeighborsMeta *) meta;
   guint i;
@@ -261,15 +271,16 @@ gst_visualsearch_neighbors_meta_free (GstMeta * meta, GstBuffer * buffer)
 }
 
 static gboolean
-gst_visualsearch_neighbors_meta_transform (GstBuffer * dest, GstMeta * meta,
-    GstBuffer * buffer, GQuark type, gpointer data)
+gst_visualsearch_neighbors_meta_transform (GstBuffer *dest, GstMeta *meta,
+    GstBuffer *buffer, GQuark type, gpointer data)
 {
   GstVisualSearchNeighborsMeta *src = (GstVisualSearchNeighborsMeta *) meta;
 
   if (!keeps_whole_picture (type, data))
     return TRUE;
-  return gst_buffer_add_visualsearch_neighbors_meta (dest, src->metric, src->n_neighbors,
-      src->neighbors) != NULL;
+  return gst_buffer_add_visualsearch_neighbors_meta (dest, src->metric,
+             src->n_neighbors, src->neighbors)
+      != NULL;
 }
 
 /**
@@ -282,12 +293,15 @@ gst_visualsearch_neighbors_meta_get_info (void)
 {
   static const GstMetaInfo *info = NULL;
 
-  if (g_once_init_enter ((GstMetaInfo **) & info)) {
-    const GstMetaInfo *mi = gst_meta_register (GST_VISUALSEARCH_NEIGHBORS_META_API_TYPE,
-        "GstVisualSearchNeighborsMeta", sizeof (GstVisualSearchNeighborsMeta),
-        gst_visualsearch_neighbors_meta_init, gst_visualsearch_neighbors_meta_free,
-        gst_visualsearch_neighbors_meta_transform);
-    g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
+  if (g_once_init_enter ((GstMetaInfo **) &info)) {
+    const GstMetaInfo *mi =
+        gst_meta_register (GST_VISUALSEARCH_NEIGHBORS_META_API_TYPE,
+            "GstVisualSearchNeighborsMeta",
+            sizeof (GstVisualSearchNeighborsMeta),
+            gst_visualsearch_neighbors_meta_init,
+            gst_visualsearch_neighbors_meta_free,
+            gst_visualsearch_neighbors_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) &info, (GstMetaInfo *) mi);
   }
   return info;
 }
@@ -300,7 +314,7 @@ gst_visualsearch_neighbors_meta_get_info (void)
  *   %NULL when it has none; valid while @buffer is
  */
 GstVisualSearchNeighborsMeta *
-gst_buffer_get_visualsearch_neighbors_meta (GstBuffer * buffer)
+gst_buffer_get_visualsearch_neighbors_meta (GstBuffer *buffer)
 {
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
 
@@ -324,9 +338,10 @@ gst_buffer_get_visualsearch_neighbors_meta (GstBuffer * buffer)
  *   left alone)
  */
 gboolean
-gst_visualsearch_neighbors_meta_get_neighbor (const GstVisualSearchNeighborsMeta * meta, guint index,
-    gint64 * id, gfloat * distance, gint * label, const gchar ** label_name,
-    const gchar ** source)
+gst_visualsearch_neighbors_meta_get_neighbor (const GstVisualSearchNeighborsMeta
+                                                  *meta,
+    guint index, gint64 *id, gfloat *distance, gint *label,
+    const gchar **label_name, const gchar **source)
 {
   const GstVisualSearchNeighbor *nb;
 
@@ -359,9 +374,9 @@ gst_visualsearch_neighbors_meta_get_neighbor (const GstVisualSearchNeighborsMeta
  * Returns: (transfer none) (nullable): the new meta, or %NULL on bad input
  */
 GstVisualSearchNeighborsMeta *
-gst_buffer_add_visualsearch_neighbors_meta (GstBuffer * buffer,
+gst_buffer_add_visualsearch_neighbors_meta (GstBuffer *buffer,
     GstVisualSearchMetric metric, guint n_neighbors,
-    const GstVisualSearchNeighbor * neighbors)
+    const GstVisualSearchNeighbor *neighbors)
 {
   GstVisualSearchNeighborsMeta *meta;
   guint i;
@@ -398,17 +413,19 @@ GType
 gst_visualsearch_sample_meta_api_get_type (void)
 {
   static GType type = 0;
-  static const gchar *tags[] = { NULL };
+  static const gchar *tags[] = {NULL};
 
   if (g_once_init_enter (&type)) {
-    GType _type = gst_meta_api_type_register ("GstVisualSearchSampleMetaAPI", tags);
+    GType _type =
+        gst_meta_api_type_register ("GstVisualSearchSampleMetaAPI", tags);
     g_once_init_leave (&type, _type);
   }
   return type;
 }
 
 static gboolean
-gst_visualsearch_sample_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+gst_visualsearch_sample_meta_init (GstMeta *meta, gpointer params,
+    GstBuffer *buffer)
 {
   GstVisualSearchSampleMeta *smeta = (GstVisualSearchSampleMeta *) meta;
 
@@ -420,7 +437,7 @@ gst_visualsearch_sample_meta_init (GstMeta * meta, gpointer params, GstBuffer * 
 }
 
 static void
-gst_visualsearch_sample_meta_free (GstMeta * meta, GstBuffer * buffer)
+gst_visualsearch_sample_meta_free (GstMeta *meta, GstBuffer *buffer)
 {
   GstVisualSearchSampleMeta *smeta = (GstVisualSearchSampleMeta *) meta;
 
@@ -429,14 +446,15 @@ gst_visualsearch_sample_meta_free (GstMeta * meta, GstBuffer * buffer)
 }
 
 static gboolean
-gst_visualsearch_sample_meta_transform (GstBuffer * dest, GstMeta * meta,
-    GstBuffer * buffer, GQuark type, gpointer data)
+gst_visualsearch_sample_meta_transform (GstBuffer *dest, GstMeta *meta,
+    GstBuffer *buffer, GQuark type, gpointer data)
 {
   GstVisualSearchSampleMeta *src = (GstVisualSearchSampleMeta *) meta;
 
   /* Whatever is done to the pixels, they still come from this sample. */
   return gst_buffer_add_visualsearch_sample_meta (dest, src->id, src->label,
-      src->label_name, src->source) != NULL;
+             src->label_name, src->source)
+      != NULL;
 }
 
 /**
@@ -449,12 +467,14 @@ gst_visualsearch_sample_meta_get_info (void)
 {
   static const GstMetaInfo *info = NULL;
 
-  if (g_once_init_enter ((GstMetaInfo **) & info)) {
-    const GstMetaInfo *mi = gst_meta_register (GST_VISUALSEARCH_SAMPLE_META_API_TYPE,
-        "GstVisualSearchSampleMeta", sizeof (GstVisualSearchSampleMeta),
-        gst_visualsearch_sample_meta_init, gst_visualsearch_sample_meta_free,
-        gst_visualsearch_sample_meta_transform);
-    g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
+  if (g_once_init_enter ((GstMetaInfo **) &info)) {
+    const GstMetaInfo *mi =
+        gst_meta_register (GST_VISUALSEARCH_SAMPLE_META_API_TYPE,
+            "GstVisualSearchSampleMeta", sizeof (GstVisualSearchSampleMeta),
+            gst_visualsearch_sample_meta_init,
+            gst_visualsearch_sample_meta_free,
+            gst_visualsearch_sample_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) &info, (GstMetaInfo *) mi);
   }
   return info;
 }
@@ -467,7 +487,7 @@ gst_visualsearch_sample_meta_get_info (void)
  *   from, or %NULL when it has none; valid while @buffer is
  */
 GstVisualSearchSampleMeta *
-gst_buffer_get_visualsearch_sample_meta (GstBuffer * buffer)
+gst_buffer_get_visualsearch_sample_meta (GstBuffer *buffer)
 {
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
 
@@ -486,8 +506,8 @@ gst_buffer_get_visualsearch_sample_meta (GstBuffer * buffer)
  * Returns: (transfer none) (nullable): the new meta, or %NULL on bad input
  */
 GstVisualSearchSampleMeta *
-gst_buffer_add_visualsearch_sample_meta (GstBuffer * buffer, gint64 id, gint label,
-    const gchar * label_name, const gchar * source)
+gst_buffer_add_visualsearch_sample_meta (GstBuffer *buffer, gint64 id,
+    gint label, const gchar *label_name, const gchar *source)
 {
   GstVisualSearchSampleMeta *meta;
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* visualsearch metadata: embeddings, nearest neighbours and dataset samples
  * attached to GstBuffers.
  *
@@ -37,11 +38,11 @@ G_BEGIN_DECLS
 /* The library is built with hidden visibility: only what is marked
  * GST_VISUALSEARCH_API is part of the ABI. */
 #ifndef GST_VISUALSEARCH_API
-# ifdef BUILDING_GST_VISUALSEARCH
-#  define GST_VISUALSEARCH_API GST_API_EXPORT
-# else
-#  define GST_VISUALSEARCH_API GST_API_IMPORT
-# endif
+#ifdef BUILDING_GST_VISUALSEARCH
+#define GST_VISUALSEARCH_API GST_API_EXPORT
+#else
+#define GST_VISUALSEARCH_API GST_API_IMPORT
+#endif
 #endif
 
 /**
@@ -51,7 +52,8 @@ G_BEGIN_DECLS
  * @GST_VISUALSEARCH_METRIC_L2: squared Euclidean distance, as FAISS returns it;
  *   smaller is closer.
  */
-typedef enum {
+typedef enum
+{
   GST_VISUALSEARCH_METRIC_INNER_PRODUCT = 0,
   GST_VISUALSEARCH_METRIC_L2 = 1,
 } GstVisualSearchMetric;
@@ -60,8 +62,8 @@ GST_VISUALSEARCH_API
 const gchar *gst_visualsearch_metric_to_string (GstVisualSearchMetric metric);
 
 GST_VISUALSEARCH_API
-gboolean gst_visualsearch_metric_from_string (const gchar * str,
-    GstVisualSearchMetric * metric);
+gboolean gst_visualsearch_metric_from_string (const gchar *str,
+    GstVisualSearchMetric *metric);
 
 /* ------------------------------------------------------------------------ */
 
@@ -78,7 +80,8 @@ gboolean gst_visualsearch_metric_from_string (const gchar * str,
  * and through a scale; dropped by a partial copy or any other transform (see
  * the introduction).
  */
-typedef struct {
+typedef struct
+{
   GstMeta meta;
 
   guint dims;
@@ -89,21 +92,28 @@ typedef struct {
 } GstVisualSearchEmbeddingMeta;
 
 GST_VISUALSEARCH_API GType gst_visualsearch_embedding_meta_api_get_type (void);
-#define GST_VISUALSEARCH_EMBEDDING_META_API_TYPE (gst_visualsearch_embedding_meta_api_get_type ())
-GST_VISUALSEARCH_API const GstMetaInfo *gst_visualsearch_embedding_meta_get_info (void);
-#define GST_VISUALSEARCH_EMBEDDING_META_INFO (gst_visualsearch_embedding_meta_get_info ())
+#define GST_VISUALSEARCH_EMBEDDING_META_API_TYPE \
+  (gst_visualsearch_embedding_meta_api_get_type ())
+GST_VISUALSEARCH_API const GstMetaInfo *
+gst_visualsearch_embedding_meta_get_info (void);
+#define GST_VISUALSEARCH_EMBEDDING_META_INFO \
+  (gst_visualsearch_embedding_meta_get_info ())
 
 GST_VISUALSEARCH_API
-GstVisualSearchEmbeddingMeta *gst_buffer_get_visualsearch_embedding_meta (GstBuffer * buffer);
+GstVisualSearchEmbeddingMeta *
+gst_buffer_get_visualsearch_embedding_meta (GstBuffer *buffer);
 
 GST_VISUALSEARCH_API
-const gfloat *gst_visualsearch_embedding_meta_get_values (const GstVisualSearchEmbeddingMeta * meta,
-    guint * n_values);
+const gfloat *
+gst_visualsearch_embedding_meta_get_values (const GstVisualSearchEmbeddingMeta
+                                                *meta,
+    guint *n_values);
 
 GST_VISUALSEARCH_API
-GstVisualSearchEmbeddingMeta *gst_buffer_add_visualsearch_embedding_meta (GstBuffer * buffer,
-    guint dims, const gfloat * values, const gchar * model_id,
-    const gchar * preprocessing_id, gboolean normalized);
+GstVisualSearchEmbeddingMeta *
+gst_buffer_add_visualsearch_embedding_meta (GstBuffer *buffer, guint dims,
+    const gfloat *values, const gchar *model_id, const gchar *preprocessing_id,
+    gboolean normalized);
 
 /* ------------------------------------------------------------------------ */
 
@@ -116,7 +126,8 @@ GstVisualSearchEmbeddingMeta *gst_buffer_add_visualsearch_embedding_meta (GstBuf
  * @source: (nullable): where the gallery image can be read back, e.g.
  *   "cifar10/train/1234" or a file path
  */
-typedef struct {
+typedef struct
+{
   gint64 id;
   gfloat distance;
   gint label;
@@ -134,7 +145,8 @@ typedef struct {
  * The gallery items nearest to the buffer's #GstVisualSearchEmbeddingMeta; it goes where
  * that goes (see the introduction).
  */
-typedef struct {
+typedef struct
+{
   GstMeta meta;
 
   GstVisualSearchMetric metric;
@@ -143,22 +155,29 @@ typedef struct {
 } GstVisualSearchNeighborsMeta;
 
 GST_VISUALSEARCH_API GType gst_visualsearch_neighbors_meta_api_get_type (void);
-#define GST_VISUALSEARCH_NEIGHBORS_META_API_TYPE (gst_visualsearch_neighbors_meta_api_get_type ())
-GST_VISUALSEARCH_API const GstMetaInfo *gst_visualsearch_neighbors_meta_get_info (void);
-#define GST_VISUALSEARCH_NEIGHBORS_META_INFO (gst_visualsearch_neighbors_meta_get_info ())
+#define GST_VISUALSEARCH_NEIGHBORS_META_API_TYPE \
+  (gst_visualsearch_neighbors_meta_api_get_type ())
+GST_VISUALSEARCH_API const GstMetaInfo *
+gst_visualsearch_neighbors_meta_get_info (void);
+#define GST_VISUALSEARCH_NEIGHBORS_META_INFO \
+  (gst_visualsearch_neighbors_meta_get_info ())
 
 GST_VISUALSEARCH_API
-GstVisualSearchNeighborsMeta *gst_buffer_get_visualsearch_neighbors_meta (GstBuffer * buffer);
+GstVisualSearchNeighborsMeta *
+gst_buffer_get_visualsearch_neighbors_meta (GstBuffer *buffer);
 
 GST_VISUALSEARCH_API
-gboolean gst_visualsearch_neighbors_meta_get_neighbor (const GstVisualSearchNeighborsMeta * meta,
-    guint index, gint64 * id, gfloat * distance, gint * label,
-    const gchar ** label_name, const gchar ** source);
+gboolean
+gst_visualsearch_neighbors_meta_get_neighbor (const GstVisualSearchNeighborsMeta
+                                                  *meta,
+    guint index, gint64 *id, gfloat *distance, gint *label,
+    const gchar **label_name, const gchar **source);
 
 GST_VISUALSEARCH_API
-GstVisualSearchNeighborsMeta *gst_buffer_add_visualsearch_neighbors_meta (GstBuffer * buffer,
+GstVisualSearchNeighborsMeta *
+gst_buffer_add_visualsearch_neighbors_meta (GstBuffer *buffer,
     GstVisualSearchMetric metric, guint n_neighbors,
-    const GstVisualSearchNeighbor * neighbors);
+    const GstVisualSearchNeighbor *neighbors);
 
 /* ------------------------------------------------------------------------ */
 
@@ -173,7 +192,8 @@ GstVisualSearchNeighborsMeta *gst_buffer_add_visualsearch_neighbors_meta (GstBuf
  * Which dataset sample the buffer's pixels come from; every transform keeps
  * it, as it stays true of any part of them.
  */
-typedef struct {
+typedef struct
+{
   GstMeta meta;
 
   gint64 id;
@@ -183,16 +203,21 @@ typedef struct {
 } GstVisualSearchSampleMeta;
 
 GST_VISUALSEARCH_API GType gst_visualsearch_sample_meta_api_get_type (void);
-#define GST_VISUALSEARCH_SAMPLE_META_API_TYPE (gst_visualsearch_sample_meta_api_get_type ())
-GST_VISUALSEARCH_API const GstMetaInfo *gst_visualsearch_sample_meta_get_info (void);
-#define GST_VISUALSEARCH_SAMPLE_META_INFO (gst_visualsearch_sample_meta_get_info ())
+#define GST_VISUALSEARCH_SAMPLE_META_API_TYPE \
+  (gst_visualsearch_sample_meta_api_get_type ())
+GST_VISUALSEARCH_API const GstMetaInfo *
+gst_visualsearch_sample_meta_get_info (void);
+#define GST_VISUALSEARCH_SAMPLE_META_INFO \
+  (gst_visualsearch_sample_meta_get_info ())
 
 GST_VISUALSEARCH_API
-GstVisualSearchSampleMeta *gst_buffer_get_visualsearch_sample_meta (GstBuffer * buffer);
+GstVisualSearchSampleMeta *
+gst_buffer_get_visualsearch_sample_meta (GstBuffer *buffer);
 
 GST_VISUALSEARCH_API
-GstVisualSearchSampleMeta *gst_buffer_add_visualsearch_sample_meta (GstBuffer * buffer, gint64 id,
-    gint label, const gchar * label_name, const gchar * source);
+GstVisualSearchSampleMeta *
+gst_buffer_add_visualsearch_sample_meta (GstBuffer *buffer, gint64 id,
+    gint label, const gchar *label_name, const gchar *source);
 
 G_END_DECLS
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // The visualsearch page: upload, paste or drop a picture, see its nearest
 // gallery pictures, click one for more like it; a live tab shows the camera.
 // No framework and nothing from the network but this server.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Offline evaluation through faisssearch ! retrievaleval, frames searched one
 at a time (max-batch=1) and in batches: 10,000 queries.
 

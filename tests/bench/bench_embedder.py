@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Images per second of embedder against torchvision, in the same run.
 
     /usr/bin/python3 tests/bench/bench_embedder.py [BUILD_DIR] [--seconds S]

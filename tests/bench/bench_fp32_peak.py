@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """How close fp32 resnet18/50 at 224, batch 16, come to this CPU's fp32 peak.
 
     nice /usr/bin/python3 tests/bench/bench_fp32_peak.py [BUILD_DIR] [--seconds S] [--rounds R]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Incremental gallery update: the whole process that finds a gallery of small
 generated JPEGs unchanged, against the first build of it.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Indexing CIFAR: cifarindexer against the Python way, images/s and peak memory.
 
     /usr/bin/python3 tests/bench/bench_index_cifar.py [BUILD_DIR]

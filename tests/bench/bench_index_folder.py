@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Indexing a folder of JPEG photos at 224: galleryindexer against the Python
 way, whole-process images/s.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Would a post-training int8 resnet18 be worth shipping as precision=int8?
 
     nice /usr/bin/python3 tests/bench/bench_int8.py [BUILD_DIR] [--weights FILE.pth]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Live search: delivered fps, embedded fps and end-to-end latency.
 
     /usr/bin/python3 tests/bench/bench_live.py [BUILD_DIR] [--seconds S] [--gallery N]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """faisssearch on a large Flat index, copied into memory and with mmap=true:
 time to start (load the index) and memory of three processes searching the
 same file at once.

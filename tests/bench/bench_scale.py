@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Search at a million: build time, memory, file size, recall@10 and queries/s of
 the index types faissindexer can write, on N x 512 float vectors (default 1M).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """visualsearch-server against the command line, side by side in one run.
 
     /usr/bin/python3 tests/bench/bench_server.py BUILD_DIR [--dataset DIR] [--gallery N]

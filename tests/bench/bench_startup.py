@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Start-up: what loading the plugin adds to a pipeline, and the embedder's own start.
 
     /usr/bin/python3 tests/bench/bench_startup.py [BUILD_DIR] [--runs N]

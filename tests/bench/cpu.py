@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What CPU a benchmark ran on, read from /proc/cpuinfo, for the first line of
 every benchmark's output: figures from different CPUs are not comparable."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Where fp32 resnet18 at 224, batch 16, spends its time on this CPU.
 
     nice /usr/bin/python3 tests/bench/profile_resnet18.py [--repeat N]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Linked into every test program of a build with -Db_sanitize=address...:
  * LeakSanitizer ignores what shared libraries allocate in their initialisers,
  * before main(). Those allocations happen once per process, so they cannot
@@ -15,11 +16,11 @@ lsan_ignore_initialisers (void)
 
 /* The executable's .preinit_array runs before any shared library's
  * initialisers, its .init_array after all of them. */
-__attribute__ ((section (".preinit_array"), used))
-static void (*const vs_lsan_preinit) (void) = lsan_ignore_initialisers;
+__attribute__ ((section (".preinit_array"),
+    used)) static void (*const vs_lsan_preinit) (void) =
+    lsan_ignore_initialisers;
 
-__attribute__ ((constructor))
-static void
+__attribute__ ((constructor)) static void
 lsan_check_from_main (void)
 {
   __lsan_enable ();

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Embeddings must be finite: one NaN makes every distance to the vector NaN,
 // so an index would hold garbage and a search would silently find nothing.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/base/module_loader.h"
 
 #include <dlfcn.h>
@@ -46,12 +47,13 @@ void* open_module(const std::string& name, const char* env, const std::string& b
     if (access(path.c_str(), R_OK) != 0) continue;
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle)
-      throw Error(ErrorKind::Module, "cannot open the module " + path + ": " + dlerror() +
-                  " (are its libraries installed? scripts/install-deps.sh installs them)");
+      throw Error(ErrorKind::Module,
+                  "cannot open the module " + path + ": " + dlerror() +
+                      " (are its libraries installed? scripts/install-deps.sh installs them)");
     return handles[name] = handle;
   }
   throw Error(ErrorKind::Module, "the module " + name + " was not found (looked for " + tried +
-              "): reinstall visualsearch, or set " + env + " to its path");
+                                     "): reinstall visualsearch, or set " + env + " to its path");
 }
 
 }  // namespace
@@ -61,8 +63,9 @@ void* module_symbol(const std::string& name, const char* env, const std::string&
   void* handle = open_module(name, env, build_path);
   void* address = dlsym(handle, symbol);
   if (!address)
-    throw Error(ErrorKind::Module, "the module " + name + " has no " + symbol +
-                " (a module of another visualsearch version?): reinstall visualsearch");
+    throw Error(ErrorKind::Module,
+                "the module " + name + " has no " + symbol +
+                    " (a module of another visualsearch version?): reinstall visualsearch");
   return address;
 }
 

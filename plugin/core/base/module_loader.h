@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Heavy libraries (LibTorch; OpenCV's image codecs, which pull in GDAL) live
 // in modules of their own that the plugin opens on first use, so that loading
 // the plugin costs what GStreamer itself costs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Text that crosses into GStreamer (metas, bus messages), SQLite or JSON must
 // be valid UTF-8: label names come from files (CIFAR's batches.meta, a
 // catalog) as raw bytes, and PyGObject or a JSON reader fails on anything else.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/dataset/cifar_dataset.h"
 
 #include <sys/stat.h>
@@ -10,8 +11,8 @@
 #include <string_view>
 
 #include "core/base/error.h"
-#include "core/model/pickle_reader.h"
 #include "core/base/utf8.h"
+#include "core/model/pickle_reader.h"
 
 namespace vs {
 
@@ -56,13 +57,10 @@ std::string join(const std::string& dir, const std::string& name) {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw CifarError(ErrorKind::Read,
-                     "Cannot read " + path + ": " + std::strerror(errno));
+  if (!in) throw CifarError(ErrorKind::Read, "Cannot read " + path + ": " + std::strerror(errno));
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad())
-    throw CifarError(ErrorKind::Read,
-                     "Cannot read " + path + ": " + std::strerror(errno));
+    throw CifarError(ErrorKind::Read, "Cannot read " + path + ": " + std::strerror(errno));
   return data;
 }
 
@@ -110,9 +108,9 @@ void add_split_files(Layout* layout, CifarSplit split) {
         {join(layout->dir, (layout->name == "cifar10" ? "test_batch" : "test") + sfx), true});
   for (const BatchFile& f : files)
     if (!is_regular(f.path))
-      throw CifarError(ErrorKind::NotFound, "The " + layout->name + " dataset at " +
-                                                         layout->dir + " is incomplete: " + f.path +
-                                                         " is missing; re-download the dataset.");
+      throw CifarError(ErrorKind::NotFound, "The " + layout->name + " dataset at " + layout->dir +
+                                                " is incomplete: " + f.path +
+                                                " is missing; re-download the dataset.");
   layout->files = std::move(files);
 }
 
@@ -187,8 +185,7 @@ class CifarLoader {
   // a warning that says what was kept.
   void damaged(const std::string& message, const std::string& kept,
                std::vector<std::string>* warnings) const {
-    if (options_.strict)
-      throw CifarError(ErrorKind::Corrupt, message + "; re-download it.");
+    if (options_.strict) throw CifarError(ErrorKind::Corrupt, message + "; re-download it.");
     warnings->push_back(message + "; " + kept + ".");
   }
 
@@ -199,11 +196,11 @@ class CifarLoader {
 
   void check_label(const std::string& path, size_t record, int label) const {
     if (label < 0 || label >= classes(layout_.name, options_.label_kind))
-      throw CifarError(ErrorKind::Corrupt,
-                       path + ": record " + std::to_string(record) + " has label " +
-                           std::to_string(label) + ", which " + layout_.name +
-                           " does not have; the file is corrupt or not a " + layout_.name +
-                           " batch.");
+      throw CifarError(ErrorKind::Corrupt, path + ": record " + std::to_string(record) +
+                                               " has label " + std::to_string(label) + ", which " +
+                                               layout_.name +
+                                               " does not have; the file is corrupt or not a " +
+                                               layout_.name + " batch.");
   }
 
   Batch read_binary(const std::string& path, std::vector<std::string>* warnings) {
@@ -279,8 +276,7 @@ class CifarLoader {
         return batch;
       }
       if (options_.strict)
-        throw CifarError(ErrorKind::Corrupt,
-                         std::string(e.what()) + ". Re-download the file.");
+        throw CifarError(ErrorKind::Corrupt, std::string(e.what()) + ". Re-download the file.");
       warnings->push_back(std::string(e.what()) +
                           ". Skipped the whole batch: a damaged pickle "
                           "cannot be read in part.");
@@ -304,7 +300,9 @@ class CifarLoader {
     std::string_view pixels;
     std::string decoded;  // pixels that a python 3 protocol 2 pickle stored as text
     int64_t rows = -1;
-    auto is_key = [](const PickleValue* v, const char* key) { return v->is_text() && v->text == key; };
+    auto is_key = [](const PickleValue* v, const char* key) {
+      return v->is_text() && v->text == key;
+    };
     for (size_t i = 0; i < stack.size(); ++i) {
       const PickleValue* v = stack[i];
       if (v->kind == PickleValue::Kind::Dict) {
@@ -329,8 +327,8 @@ class CifarLoader {
     if (!have_labels) return false;
     *batch = Batch();
     *expected = rows >= 0 ? rows : int64_t(labels.size());
-    const size_t complete = std::min(
-        {labels.size(), size_t(*expected), pixels.size() / CifarDataset::kImageBytes});
+    const size_t complete =
+        std::min({labels.size(), size_t(*expected), pixels.size() / CifarDataset::kImageBytes});
     for (size_t r = 0; r < complete; ++r) {
       const PickleValue* l = labels[r];
       if (l->kind != PickleValue::Kind::Int || l->integer > 255) return false;
@@ -494,10 +492,10 @@ class CifarLoader {
     const size_t expected = size_t(classes(layout_.name, options_.label_kind));
     if (names.size() == expected) return names;
     if (!names.empty())
-      throw CifarError(ErrorKind::Corrupt,
-                       path + ": lists " + std::to_string(names.size()) +
-                           " label names instead of " + std::to_string(expected) +
-                           "; the file is corrupt, re-download it.");
+      throw CifarError(ErrorKind::Corrupt, path + ": lists " + std::to_string(names.size()) +
+                                               " label names instead of " +
+                                               std::to_string(expected) +
+                                               "; the file is corrupt, re-download it.");
     warnings->push_back("No label names: " + path + " is missing, so labels are named by number.");
     for (size_t i = 0; i < expected; ++i) names.push_back(std::to_string(i));
     return names;
@@ -510,9 +508,7 @@ class CifarLoader {
 CifarDataset CifarDataset::open(const std::string& location, const CifarOptions& options) {
   try {
     return CifarLoader::open(location, options);
-  } catch (const CifarError&) {
-    throw;
-  } catch (const Error& e) {
+  } catch (const CifarError&) { throw; } catch (const Error& e) {
     // The pickle reader's own errors, e.g. in the label names file.
     throw CifarError(ErrorKind::Corrupt, e.what());
   }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // CIFAR-10 / CIFAR-100 in both official formats (python pickle and binary),
 // detected from the files present.
 //
@@ -94,7 +95,7 @@ class CifarDataset {
 };
 
 // Parses a source such as "cifar10/test/17". Returns false when it is not one.
-bool parse_cifar_source(const std::string& source, std::string* dataset,
-                        CifarSplit* split, int64_t* index);
+bool parse_cifar_source(const std::string& source, std::string* dataset, CifarSplit* split,
+                        int64_t* index);
 
 }  // namespace vs

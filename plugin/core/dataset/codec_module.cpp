@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // libvisualsearch-codecs.so: OpenCV's imgcodecs behind the C interface of
 // core/dataset/codec_module.h. imgcodecs links GDAL and about a hundred libraries on
 // Debian, so only this module links it, and the plugin opens it on the first
@@ -36,8 +37,7 @@ bool export_rgb(const cv::Mat& bgr, VsCodecsAlloc alloc, void* context) {
 VS_EXPORT int vs_codecs_abi_version(void) { return VS_CODECS_ABI_VERSION; }
 
 VS_EXPORT int vs_codecs_decode(const uint8_t* data, size_t size, int* width, int* height,
-                               VsCodecsAlloc alloc, void* context, char* error,
-                               size_t error_size) {
+                               VsCodecsAlloc alloc, void* context, char* error, size_t error_size) {
   try {
     const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
     // IMREAD_COLOR: 8-bit BGR whatever the file holds (grey, alpha, 16-bit),
@@ -48,9 +48,7 @@ VS_EXPORT int vs_codecs_decode(const uint8_t* data, size_t size, int* width, int
     *width = bgr.cols;
     *height = bgr.rows;
     return 0;
-  } catch (const std::exception& e) {
-    return fail(error, error_size, e.what());
-  }
+  } catch (const std::exception& e) { return fail(error, error_size, e.what()); }
 }
 
 VS_EXPORT int vs_codecs_encode_jpeg(const uint8_t* rgb, int width, int height, int quality,
@@ -67,7 +65,5 @@ VS_EXPORT int vs_codecs_encode_jpeg(const uint8_t* rgb, int width, int height, i
     if (!out) return fail(error, error_size, "out of memory");
     std::memcpy(out, encoded.data(), encoded.size());
     return 0;
-  } catch (const std::exception& e) {
-    return fail(error, error_size, e.what());
-  }
+  } catch (const std::exception& e) { return fail(error, error_size, e.what()); }
 }

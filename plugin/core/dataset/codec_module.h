@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // The C interface of libvisualsearch-codecs.so, the module that holds
 // OpenCV's image codecs (see core/dataset/image_codec.h, its only caller). Plain C
 // types only, so the plugin and a module of the same version agree on every
@@ -22,8 +23,7 @@ typedef int (*VsCodecsAbiVersion)(void);
 // in a buffer from alloc, with its EXIF orientation applied. Returns 0, or -1
 // with a sentence in error.
 typedef int (*VsCodecsDecode)(const uint8_t* data, size_t size, int* width, int* height,
-                              VsCodecsAlloc alloc, void* context, char* error,
-                              size_t error_size);
+                              VsCodecsAlloc alloc, void* context, char* error, size_t error_size);
 
 // Encodes packed RGB rows as a baseline JPEG into a buffer from alloc (called
 // once, with the encoded size). Returns 0, or -1 with a sentence in error.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // What an index holds of a gallery folder, matched against a new walk of it:
 // the bridge between gallerysrc, which asks before decoding each file whether
 // the index holds it unchanged (same size and modification time), and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/dataset/image_codec.h"
 
 #include "core/index/atomic_file.h"
@@ -10,9 +11,9 @@
 #include <cstring>
 #include <utility>
 
+#include "core/base/module_loader.h"
 #include "core/dataset/codec_module.h"
 #include "core/dataset/image_header.h"
-#include "core/base/module_loader.h"
 
 namespace vs {
 
@@ -25,8 +26,9 @@ void* codecs_symbol(const char* symbol) {
     const auto version = reinterpret_cast<VsCodecsAbiVersion>(module_symbol(
         kModuleName, kCodecsModuleEnv, VS_CODECS_MODULE_BUILD_PATH, "vs_codecs_abi_version"));
     if (version() != VS_CODECS_ABI_VERSION)
-      throw Error(ErrorKind::Module, std::string("the module ") + kModuleName +
-                  " does not match this plugin (another build?): reinstall visualsearch");
+      throw Error(ErrorKind::Module,
+                  std::string("the module ") + kModuleName +
+                      " does not match this plugin (another build?): reinstall visualsearch");
     return true;
   }();
   (void)checked;
@@ -37,16 +39,16 @@ uint8_t* grow(void* context, size_t size) {
   auto* buffer = static_cast<std::vector<uint8_t>*>(context);
   try {
     buffer->resize(size);
-  } catch (const std::bad_alloc&) {
-    return nullptr;
-  }
+  } catch (const std::bad_alloc&) { return nullptr; }
   return buffer->data();
 }
 
 class File {
  public:
   explicit File(int fd) : fd_(fd) {}
-  ~File() { if (fd_ >= 0) close(fd_); }
+  ~File() {
+    if (fd_ >= 0) close(fd_);
+  }
   File(const File&) = delete;
   File& operator=(const File&) = delete;
   int fd() const { return fd_; }
@@ -75,13 +77,14 @@ size_t read_at(int fd, uint64_t offset, uint8_t* out, size_t n, const std::strin
 void check_header(const ImageHeader& header, const std::string& name, uint64_t max_pixels) {
   if (header.format == ImageFormat::Unknown)
     throw ImageError(ImageError::Reason::NotAnImage,
-                     name + " is not an image in a known format (JPEG, PNG, WebP, TIFF, BMP, "
-                            "PNM or JPEG 2000)");
+                     name +
+                         " is not an image in a known format (JPEG, PNG, WebP, TIFF, BMP, "
+                         "PNM or JPEG 2000)");
   const std::string format = image_format_name(header.format);
   if (!header.has_size())
-    throw ImageError(ImageError::Reason::Corrupt,
-                     name + " is a damaged or truncated " + format + " (its header declares no "
-                            "valid size)");
+    throw ImageError(ImageError::Reason::Corrupt, name + " is a damaged or truncated " + format +
+                                                      " (its header declares no "
+                                                      "valid size)");
   // Compared by division so that two 32-bit sizes cannot overflow the product.
   if (header.width > max_pixels / header.height)
     throw ImageError(ImageError::Reason::TooLarge,
@@ -104,42 +107,34 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
   const auto decode = reinterpret_cast<VsCodecsDecode>(codecs_symbol("vs_codecs_decode"));
   RgbImage image;
   char error[512] = "";
-  if (decode(data, size, &image.width, &image.height, grow, &image.pixels, error,
-             sizeof error) != 0)
-    throw ImageError(ImageError::Reason::Corrupt,
-                     name + " is a damaged or truncated " +
-                         image_format_name(header.format) + " (" + error + ")");
+  if (decode(data, size, &image.width, &image.height, grow, &image.pixels, error, sizeof error) !=
+      0)
+    throw ImageError(ImageError::Reason::Corrupt, name + " is a damaged or truncated " +
+                                                      image_format_name(header.format) + " (" +
+                                                      error + ")");
   return image;
 }
 
-void load_image_codecs() {
-  codecs_symbol("vs_codecs_decode");
-}
+void load_image_codecs() { codecs_symbol("vs_codecs_decode"); }
 
 bool is_image_file(const std::string& path) {
   int fd;
   try {
     fd = open_regular_file(path, "image");
-  } catch (const Error&) {
-    return false;
-  }
+  } catch (const Error&) { return false; }
   if (fd < 0) return false;
   File file(fd);
   uint8_t magic[kImageMagicBytes];
   try {
     return image_format(magic, read_at(fd, 0, magic, sizeof magic, path)) != ImageFormat::Unknown;
-  } catch (const Error&) {
-    return false;
-  }
+  } catch (const Error&) { return false; }
 }
 
 RgbImage read_image(const std::string& path, uint64_t max_pixels) {
   int fd;
   try {
     fd = open_regular_file(path, "image");
-  } catch (const Error& e) {
-    throw ImageError(ImageError::Reason::Unreadable, e.what());
-  }
+  } catch (const Error& e) { throw ImageError(ImageError::Reason::Unreadable, e.what()); }
   if (fd < 0)
     throw ImageError(ImageError::Reason::Unreadable, "cannot open " + path + ": " + errno_text());
   File file(fd);
@@ -169,8 +164,7 @@ RgbImage read_image(const std::string& path, uint64_t max_pixels) {
 }
 
 std::vector<uint8_t> encode_jpeg(const RgbImage& image, int quality) {
-  const auto encode =
-      reinterpret_cast<VsCodecsEncodeJpeg>(codecs_symbol("vs_codecs_encode_jpeg"));
+  const auto encode = reinterpret_cast<VsCodecsEncodeJpeg>(codecs_symbol("vs_codecs_encode_jpeg"));
   std::vector<uint8_t> jpeg;
   char error[512] = "";
   if (encode(image.pixels.data(), image.width, image.height, quality, grow, &jpeg, error,

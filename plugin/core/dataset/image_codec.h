@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Still images in and out: decoding by content (JPEG, PNG, WebP, TIFF, BMP,
 // PNM, JPEG 2000) with the EXIF orientation applied, and JPEG encoding. The
 // codecs are OpenCV's, in libvisualsearch-codecs.so, which is opened on the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/dataset/image_folder.h"
 
 #include <dirent.h>
@@ -134,8 +135,9 @@ class Walker {
       if (!recursive_) return;
       const DirId id{st.st_dev, st.st_ino};
       if (std::find(path_.begin(), path_.end(), id) != path_.end())
-        skipped_->push_back({relative, "a symbolic link loop (it leads back to a folder that "
-                                       "contains it)"});
+        skipped_->push_back({relative,
+                             "a symbolic link loop (it leads back to a folder that "
+                             "contains it)"});
       else if (!visited_.count(id))
         walk(path, relative + "/", st);
       return;
@@ -160,13 +162,16 @@ class Walker {
 std::map<std::string, std::string> read_label_csv(const std::string& csv_path) {
   std::ifstream in(csv_path, std::ios::binary);
   if (!in)
-    throw Error(ErrorKind::Read, "cannot open the labels CSV " + csv_path + ": " + std::strerror(errno) +
-                "; check the path in label-from=csv:FILE");
+    throw Error(ErrorKind::Read, "cannot open the labels CSV " + csv_path + ": " +
+                                     std::strerror(errno) +
+                                     "; check the path in label-from=csv:FILE");
   std::ostringstream text;
   text << in.rdbuf();
   const std::vector<std::vector<std::string>> rows = parse_csv(text.str());
-  if (rows.empty()) throw Error(ErrorKind::Format, "the labels CSV " + csv_path + " is empty; it needs a header "
-                                "row naming a path and a label column (path,label)");
+  if (rows.empty())
+    throw Error(ErrorKind::Format, "the labels CSV " + csv_path +
+                                       " is empty; it needs a header "
+                                       "row naming a path and a label column (path,label)");
   int path_column = -1, label_column = -1;
   std::string found;
   for (size_t i = 0; i < rows[0].size(); ++i) {
@@ -176,9 +181,10 @@ std::map<std::string, std::string> read_label_csv(const std::string& csv_path) {
     if (name == "label") label_column = static_cast<int>(i);
   }
   if (path_column < 0 || label_column < 0)
-    throw Error(ErrorKind::Format, "the labels CSV " + csv_path + " has no " +
-                (path_column < 0 ? "'path'" : "'label'") + " column in its header (it has: " +
-                found + "); name the file column 'path' and the class column 'label'");
+    throw Error(ErrorKind::Format,
+                "the labels CSV " + csv_path + " has no " +
+                    (path_column < 0 ? "'path'" : "'label'") + " column in its header (it has: " +
+                    found + "); name the file column 'path' and the class column 'label'");
   std::map<std::string, std::string> labels;
   for (size_t r = 1; r < rows.size(); ++r) {
     const std::vector<std::string>& row = rows[r];
@@ -206,8 +212,10 @@ void parse_label_from(const std::string& text, ImageFolderOptions* options) {
     options->labels = LabelSource::Csv;
     options->csv_path = text.substr(4);
   } else {
-    throw Error(ErrorKind::Settings, "label-from '" + text + "' is not understood: use 'folder' (the first-level "
-                "folder name), 'none', or 'csv:FILE' (a CSV with path and label columns)");
+    throw Error(ErrorKind::Settings,
+                "label-from '" + text +
+                    "' is not understood: use 'folder' (the first-level "
+                    "folder name), 'none', or 'csv:FILE' (a CSV with path and label columns)");
   }
 }
 
@@ -258,22 +266,23 @@ ImageFolder ImageFolder::scan(const std::string& root_path, const ImageFolderOpt
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   struct stat st;
   if (stat(root.c_str(), &st) != 0)
-    throw Error(errno == ENOENT ? ErrorKind::NotFound : ErrorKind::Read, "the gallery folder " + root + " cannot be read: " + std::strerror(errno) +
-                "; set location to an existing folder");
+    throw Error(errno == ENOENT ? ErrorKind::NotFound : ErrorKind::Read,
+                "the gallery folder " + root + " cannot be read: " + std::strerror(errno) +
+                    "; set location to an existing folder");
   if (!S_ISDIR(st.st_mode))
-    throw Error(ErrorKind::Settings, "the gallery location " + root + " is not a folder; set location to the folder "
-                "that holds the pictures and videos");
+    throw Error(ErrorKind::Settings, "the gallery location " + root +
+                                         " is not a folder; set location to the folder "
+                                         "that holds the pictures and videos");
   if (access(root.c_str(), R_OK | X_OK) != 0)
-    throw Error(ErrorKind::Read, "the gallery folder " + root + " cannot be read: " + std::strerror(errno) +
-                "; check its permissions");
+    throw Error(ErrorKind::Read, "the gallery folder " + root + " cannot be read: " +
+                                     std::strerror(errno) + "; check its permissions");
 
   std::map<std::string, std::string> csv_labels;
   if (options.labels == LabelSource::Csv) csv_labels = read_label_csv(options.csv_path);
 
   ImageFolder folder;
   // The labels CSV may sit inside the gallery; it is no picture.
-  const DirId csv_id = options.labels == LabelSource::Csv ? file_id(options.csv_path)
-                                                          : DirId{0, 0};
+  const DirId csv_id = options.labels == LabelSource::Csv ? file_id(options.csv_path) : DirId{0, 0};
   Walker(options.recursive, csv_id, &folder.files_, &folder.skipped_).walk(root, "", st);
 
   std::map<std::string, int> numbers;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Any folder as a gallery: the files under it in a stable order (sorted by
 // name, depth first, as torchvision's ImageFolder sorts), each with a label
 // from its first-level folder (the Caltech-101 layout), from a CSV of
@@ -24,7 +25,7 @@ enum class FolderSplit { All, Gallery, Queries };
 struct ImageFolderOptions {
   bool recursive = true;  // false: only the files directly in the root
   LabelSource labels = LabelSource::Folder;
-  std::string csv_path;   // LabelSource::Csv: the CSV with path and label columns
+  std::string csv_path;  // LabelSource::Csv: the CSV with path and label columns
   // A split stratified by label, by file (a video's frames stay on one side):
   // of each label's n files, round(query_fraction * n) but at least 1 and at
   // most n - 1 are queries (none when n is 1), the ones first in the order of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/dataset/image_header.h"
 
 #include <algorithm>
@@ -21,7 +22,9 @@ bool starts_with(const uint8_t* data, size_t size, const char* magic, size_t n) 
   return size >= n && std::memcmp(data, magic, n) == 0;
 }
 
-bool is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_space(uint8_t c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 // A window on the image read on demand; every read says whether it got all
 // it asked for, so a truncated header reads as "no size", never as garbage.
@@ -103,7 +106,8 @@ ImageHeader webp_header(const Bytes& bytes) {
     return sized(ImageFormat::WebP, (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
   }
   if (std::memcmp(chunk, "VP8X", 4) == 0)  // flags (4 bytes), canvas size - 1 (24 bits each)
-    return sized(ImageFormat::WebP, uint64_t(le24(payload + 4)) + 1, uint64_t(le24(payload + 7)) + 1);
+    return sized(ImageFormat::WebP, uint64_t(le24(payload + 4)) + 1,
+                 uint64_t(le24(payload + 7)) + 1);
   return {};
 }
 
@@ -129,8 +133,10 @@ ImageHeader tiff_header(const Bytes& bytes, bool little, bool big_tiff) {
     const uint32_t tag = u16(entry), type = u16(entry + 2);
     const uint8_t* value = entry + (big_tiff ? 12 : 8);
     // SHORT values sit in the first bytes of the value field; LONG or LONG8 fill it.
-    const uint64_t number = type == 3 ? u16(value) : type == 4 ? u32(value)
-                          : type == 16 ? u64(value) : 0;
+    const uint64_t number = type == 3    ? u16(value)
+                            : type == 4  ? u32(value)
+                            : type == 16 ? u64(value)
+                                         : 0;
     if (tag == 256) width = number;
     if (tag == 257) height = number;
   }

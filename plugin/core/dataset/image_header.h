@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // What an image file is and how large it says it is, read from its first
 // bytes and header alone: the format by its magic bytes (never the file name),
 // the dimensions from the header, so that a decompression bomb is refused

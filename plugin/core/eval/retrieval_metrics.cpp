@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/eval/retrieval_metrics.h"
 
 #include <algorithm>
@@ -21,18 +22,20 @@ std::vector<int> parse_k_list(const std::string& text) {
         first == std::string::npos ? std::string() : item.substr(first, last - first + 1);
     if (digits.empty() || digits.size() > 9 ||
         digits.find_first_not_of("0123456789") != std::string::npos) {
-      throw Error(ErrorKind::Settings, "the k list \"" + text + "\" has \"" + item +
-                  "\", which is not a positive whole number; write it like \"1,5,10\".");
+      throw Error(ErrorKind::Settings,
+                  "the k list \"" + text + "\" has \"" + item +
+                      "\", which is not a positive whole number; write it like \"1,5,10\".");
     }
     const int k = std::stoi(digits);
     if (k < 1) {
-      throw Error(ErrorKind::Settings, "the k list \"" + text + "\" has k=" + digits +
-                  "; every k must be at least 1.");
+      throw Error(ErrorKind::Settings,
+                  "the k list \"" + text + "\" has k=" + digits + "; every k must be at least 1.");
     }
     ks.push_back(k);
   }
   if (ks.empty()) {
-    throw Error(ErrorKind::Settings, "the k list \"" + text + "\" is empty; write it like \"1,5,10\".");
+    throw Error(ErrorKind::Settings,
+                "the k list \"" + text + "\" is empty; write it like \"1,5,10\".");
   }
   std::sort(ks.begin(), ks.end());
   ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
@@ -44,7 +47,8 @@ RetrievalMetrics::RetrievalMetrics(std::vector<int> ks, bool exclude_self)
   std::sort(ks_.begin(), ks_.end());
   ks_.erase(std::unique(ks_.begin(), ks_.end()), ks_.end());
   if (ks_.empty() || ks_.front() < 1) {
-    throw Error(ErrorKind::Settings, "retrieval metrics need at least one k, and every k must be at least 1.");
+    throw Error(ErrorKind::Settings,
+                "retrieval metrics need at least one k, and every k must be at least 1.");
   }
   overall_.precision.assign(ks_.size(), 0.0);
   overall_.recall.assign(ks_.size(), 0.0);
@@ -98,9 +102,8 @@ void RetrievalMetrics::add(const QueryResult& query) {
 }
 
 void RetrievalMetrics::accumulate(Accumulator& acc, const std::vector<double>& precision,
-                                  const std::vector<double>& recall,
-                                  const std::vector<double>& ap, bool has_relevant,
-                                  double reciprocal_rank, double top1) const {
+                                  const std::vector<double>& recall, const std::vector<double>& ap,
+                                  bool has_relevant, double reciprocal_rank, double top1) const {
   ++acc.queries;
   for (size_t j = 0; j < ks_.size(); ++j) acc.precision[j] += precision[j];
   if (has_relevant) {
@@ -141,7 +144,6 @@ RetrievalSummary RetrievalMetrics::summary() const {
 }
 
 // --- JSON and table output ---------------------------------------------------
-
 
 namespace {
 
@@ -223,9 +225,10 @@ std::string retrieval_summary_to_table(const RetrievalSummary& summary) {
   std::snprintf(line, sizeof line, "  MRR %6.4f   top-1 accuracy %6.4f\n", all.mrr, all.accuracy);
   out += line;
   if (all.queries_with_relevant < all.queries) {
-    std::snprintf(line, sizeof line,
-                  "  %lld queries have no same-label item in the gallery (left out of R@k, mAP@k)\n",
-                  static_cast<long long>(all.queries - all.queries_with_relevant));
+    std::snprintf(
+        line, sizeof line,
+        "  %lld queries have no same-label item in the gallery (left out of R@k, mAP@k)\n",
+        static_cast<long long>(all.queries - all.queries_with_relevant));
     out += line;
   }
   if (summary.per_class.empty()) return out;

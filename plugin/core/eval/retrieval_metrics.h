@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Retrieval quality of a nearest-neighbour search, from ranked result lists.
 //
 // Per query q with label y, a ranked neighbour list n_1, n_2, ... (nearest

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/atomic_file.h"
 
 #include <dirent.h>
@@ -31,8 +32,7 @@ constexpr size_t kRandomLength = 6;
 // (0666 less the umask) rather than 0600: it is renamed into place, and the
 // index must stay readable by whoever could read the old one.
 std::string create_temporary(const std::string& path) {
-  static const char kAlphabet[] =
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uniform_int_distribution<size_t> pick(0, sizeof kAlphabet - 2);
   const std::string prefix = path + kTmpInfix + std::to_string(::getpid()) + ".";
@@ -46,7 +46,8 @@ std::string create_temporary(const std::string& path) {
     }
     if (errno != EEXIST)
       throw Error(ErrorKind::Write, "Cannot create a temporary file beside " + path + ": " +
-                  std::strerror(errno) + ". Its directory must exist and be writable.");
+                                        std::strerror(errno) +
+                                        ". Its directory must exist and be writable.");
   }
   throw Error(ErrorKind::Write, "Cannot find a free temporary file name beside " + path + ".");
 }
@@ -99,12 +100,14 @@ int open_regular_file(const std::string& path, const std::string& what) {
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    throw Error(ErrorKind::Read, "Cannot examine the " + what + " " + path + ": " + std::strerror(err) + ".");
+    throw Error(ErrorKind::Read,
+                "Cannot examine the " + what + " " + path + ": " + std::strerror(err) + ".");
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     throw Error(ErrorKind::Read, "The " + what + " " + path + " is " + file_kind(st.st_mode) +
-                ", not a regular file; point to the " + what + " file itself.");
+                                     ", not a regular file; point to the " + what +
+                                     " file itself.");
   }
   // Reads of a regular file never block; clear the flag for those who poll.
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -117,8 +120,10 @@ int open_regular_file_or_throw(const std::string& path, const std::string& what,
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT && !missing_advice.empty())
-      throw Error(ErrorKind::NotFound, "The " + what + " file " + path + " does not exist; " + missing_advice);
-    throw Error(ErrorKind::Read, "Cannot open the " + what + " file " + path + ": " + std::strerror(err) + ".");
+      throw Error(ErrorKind::NotFound,
+                  "The " + what + " file " + path + " does not exist; " + missing_advice);
+    throw Error(ErrorKind::Read,
+                "Cannot open the " + what + " file " + path + ": " + std::strerror(err) + ".");
   }
   return fd;
 }
@@ -132,17 +137,20 @@ std::vector<uint8_t> read_regular_file(const std::string& path, const std::strin
   } closer{fd};
   struct stat st;
   if (::fstat(fd, &st) != 0)
-    throw Error(ErrorKind::Read, "Cannot examine the " + what + " " + path + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Read,
+                "Cannot examine the " + what + " " + path + ": " + std::strerror(errno) + ".");
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      throw Error(ErrorKind::Read, "Cannot read the " + what + " file " + path + ": " + std::strerror(errno) + ".");
+      throw Error(ErrorKind::Read,
+                  "Cannot read the " + what + " file " + path + ": " + std::strerror(errno) + ".");
     if (n == 0)
-      throw Error(ErrorKind::Read, "The " + what + " file " + path + " shrank while it was read; is it being "
-                  "rewritten? Try again once the writer has finished.");
+      throw Error(ErrorKind::Read, "The " + what + " file " + path +
+                                       " shrank while it was read; is it being "
+                                       "rewritten? Try again once the writer has finished.");
     done += static_cast<size_t>(n);
   }
   return bytes;
@@ -179,7 +187,7 @@ void replace_files_atomically(const std::vector<FileReplacement>& files) {
   } catch (const Error& e) {
     remove_tmps();
     throw Error(e.kind(), std::string(e.what()) + " Nothing was replaced: the previous " +
-                (files.size() > 1 ? "files are" : "file is") + " intact.");
+                              (files.size() > 1 ? "files are" : "file is") + " intact.");
   } catch (...) {
     remove_tmps();
     throw;
@@ -191,11 +199,13 @@ void replace_files_atomically(const std::vector<FileReplacement>& files) {
       remove_tmps();
       std::string replaced;
       for (size_t j = 0; j < i; ++j) replaced += (j ? ", " : "") + files[j].path;
-      throw Error(ErrorKind::Write, "Cannot move the new file into place at " + files[i].path + ": " +
-                  std::strerror(err) + "." +
-                  (i == 0 ? " Nothing was replaced: the previous files are intact."
-                          : " " + replaced + " already holds the new content, so the set "
-                            "no longer belongs together: write it again."));
+      throw Error(ErrorKind::Write,
+                  "Cannot move the new file into place at " + files[i].path + ": " +
+                      std::strerror(err) + "." +
+                      (i == 0 ? " Nothing was replaced: the previous files are intact."
+                              : " " + replaced +
+                                    " already holds the new content, so the set "
+                                    "no longer belongs together: write it again."));
     }
   }
   for (const auto& file : files) fsync_path(directory_of(file.path));
@@ -206,7 +216,8 @@ int remove_stale_temporaries(const std::string& path) {
   const std::string target = base_name(path);
   std::unique_ptr<DIR, DirCloser> listing(::opendir(dir.c_str()));
   if (!listing)
-    throw Error(ErrorKind::Read, "Cannot list the directory " + dir + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Read,
+                "Cannot list the directory " + dir + ": " + std::strerror(errno) + ".");
   int removed = 0;
   while (const dirent* entry = ::readdir(listing.get())) {
     const pid_t owner = temporary_owner(entry->d_name, target);

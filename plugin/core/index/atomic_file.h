@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Atomic replacement of a file: write a temporary file in the same directory,
 // fsync it, rename it over the target, fsync the directory. A crash at any
 // point leaves either the old file or the new one, never a torn one.
 #pragma once
 
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 

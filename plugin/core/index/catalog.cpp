@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/catalog.h"
 
 #include <sqlite3.h>
@@ -11,9 +12,9 @@
 #include <limits>
 #include <mutex>
 
-#include "core/index/atomic_file.h"
 #include "core/base/error.h"
 #include "core/base/utf8.h"
+#include "core/index/atomic_file.h"
 
 namespace vs {
 
@@ -39,7 +40,7 @@ class Database {
     if (rc != SQLITE_OK)
       throw Error((flags & SQLITE_OPEN_CREATE) ? ErrorKind::Write : ErrorKind::Read,
                   "Cannot " + action + " the catalog " + path + ": " +
-                  (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) + ".");
+                      (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) + ".");
   }
 
   void exec(const std::string& sql) {
@@ -79,7 +80,7 @@ class Database {
 
   [[noreturn]] void fail(const std::string& what) const {
     throw Error(ErrorKind::Corrupt, "The catalog " + path_ + " is unusable: " + what +
-                ". Rebuild the index and its catalog with faissindexer.");
+                                        ". Rebuild the index and its catalog with faissindexer.");
   }
 
  private:
@@ -92,8 +93,7 @@ std::string column_text(sqlite3_stmt* stmt, int column) {
   return text ? reinterpret_cast<const char*>(text) : std::string();
 }
 
-void bind_int64_or_null(Database& db, sqlite3_stmt* stmt, int index,
-                        std::optional<int64_t> value) {
+void bind_int64_or_null(Database& db, sqlite3_stmt* stmt, int index, std::optional<int64_t> value) {
   int rc = value ? sqlite3_bind_int64(stmt, index, *value) : sqlite3_bind_null(stmt, index);
   if (rc != SQLITE_OK) db.fail(sqlite3_errstr(rc));
 }
@@ -108,8 +108,9 @@ void bind_text_or_null(Database& db, sqlite3_stmt* stmt, int index, const std::s
 void check_regular_catalog_file(const std::string& path) {
   const int fd = open_regular_file(path, "catalog");
   if (fd < 0 && errno == ENOENT)
-    throw Error(ErrorKind::NotFound, "The catalog " + path + " does not exist; it is written beside the index by "
-                "faissindexer (index path + \".db\"). Rebuild the index.");
+    throw Error(ErrorKind::NotFound, "The catalog " + path +
+                                         " does not exist; it is written beside the index by "
+                                         "faissindexer (index path + \".db\"). Rebuild the index.");
   if (fd >= 0) ::close(fd);
 }
 
@@ -117,18 +118,18 @@ void check_regular_catalog_file(const std::string& path) {
 int readable_schema(Database& db, const std::string& path) {
   const int schema = db.user_version();
   if (schema > kSchemaVersion)
-    throw Error(ErrorKind::Format, "The catalog " + path + " has schema version " + std::to_string(schema) +
-                ", newer than this visualsearch reads (" + std::to_string(kSchemaVersion) +
-                "). Update visualsearch, or rebuild the index with this one.");
+    throw Error(ErrorKind::Format,
+                "The catalog " + path + " has schema version " + std::to_string(schema) +
+                    ", newer than this visualsearch reads (" + std::to_string(kSchemaVersion) +
+                    "). Update visualsearch, or rebuild the index with this one.");
   return schema;
 }
 
 IndexFacts read_facts(Database& db, int schema) {
   Statement facts = db.prepare(
       std::string("SELECT model_id, preprocessing_id, dims, metric, index_type, count, created") +
-      (schema >= 2 ? ", index_bytes, index_crc32" : "") +
-      (schema >= 4 ? ", embedder_config" : "") + (schema >= 6 ? ", gallery_root" : "") +
-      " FROM index_facts");
+      (schema >= 2 ? ", index_bytes, index_crc32" : "") + (schema >= 4 ? ", embedder_config" : "") +
+      (schema >= 6 ? ", gallery_root" : "") + " FROM index_facts");
   if (db.step(facts.get()) != SQLITE_ROW) db.fail("the index_facts table is empty");
   IndexFacts f;
   f.model_id = column_text(facts.get(), 0);
@@ -168,8 +169,8 @@ CatalogThumbnails::CatalogThumbnails(std::string path, std::unique_ptr<Handle> h
 CatalogThumbnails::~CatalogThumbnails() = default;
 
 // Keeps db (already open on path, of this schema) when it holds thumbnails.
-static std::shared_ptr<CatalogThumbnails> adopt_thumbnails(const std::string& path,
-                                                           Database db, int schema);
+static std::shared_ptr<CatalogThumbnails> adopt_thumbnails(const std::string& path, Database db,
+                                                           int schema);
 
 std::shared_ptr<CatalogThumbnails> CatalogThumbnails::open(const std::string& path) {
   check_regular_catalog_file(path);
@@ -178,8 +179,8 @@ std::shared_ptr<CatalogThumbnails> CatalogThumbnails::open(const std::string& pa
   return adopt_thumbnails(path, std::move(db), schema);
 }
 
-static std::shared_ptr<CatalogThumbnails> adopt_thumbnails(const std::string& path,
-                                                           Database db, int schema) {
+static std::shared_ptr<CatalogThumbnails> adopt_thumbnails(const std::string& path, Database db,
+                                                           int schema) {
   if (schema < 3) return nullptr;
   {
     Statement any = db.prepare("SELECT 1 FROM thumbnails LIMIT 1");
@@ -221,20 +222,20 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
                  ", the new embeddings come from " + incoming.model_id;
   else if (!incoming.preprocessing_id.empty() &&
            incoming.preprocessing_id != stored.preprocessing_id)
-    difference = "different preprocessing: the index was built with \"" +
-                 stored.preprocessing_id + "\", the new embeddings with \"" +
-                 incoming.preprocessing_id + "\"";
+    difference = "different preprocessing: the index was built with \"" + stored.preprocessing_id +
+                 "\", the new embeddings with \"" + incoming.preprocessing_id + "\"";
   else if (incoming.dims != 0 && incoming.dims != stored.dims)
     difference = "different dimensions: the index holds " + std::to_string(stored.dims) +
-                 "-dimensional vectors, the new embeddings have " +
-                 std::to_string(incoming.dims);
+                 "-dimensional vectors, the new embeddings have " + std::to_string(incoming.dims);
   else if (!incoming.metric.empty() && incoming.metric != stored.metric)
-    difference = "different metric: the index ranks by metric " + stored.metric +
-                 ", but metric " + incoming.metric + " was asked for";
+    difference = "different metric: the index ranks by metric " + stored.metric + ", but metric " +
+                 incoming.metric + " was asked for";
   if (difference.empty()) return;
-  throw Error(ErrorKind::Mismatch, "The embeddings do not match the index described by " + catalog_path + " (" +
-              difference + "). Use the same embedder settings (model, weights, input size, "
-              "resize) and metric as when the index was built, or build a new index.");
+  throw Error(ErrorKind::Mismatch,
+              "The embeddings do not match the index described by " + catalog_path + " (" +
+                  difference +
+                  "). Use the same embedder settings (model, weights, input size, "
+                  "resize) and metric as when the index was built, or build a new index.");
 }
 
 // items: in increasing id order.
@@ -274,17 +275,18 @@ Catalog Catalog::load(const std::string& path) {
       // sqlite3_column_int would keep the low 32 bits of a larger label.
       const int64_t label = sqlite3_column_int64(items.get(), 1);
       if (label < std::numeric_limits<int>::min() || label > std::numeric_limits<int>::max())
-        throw Error(ErrorKind::Corrupt, "The catalog " + path + " gives item " + std::to_string(item.id) +
-                    " the label " + std::to_string(label) +
-                    ", which does not fit the 32-bit labels of visualsearch. Number the "
-                    "classes from 0 and rebuild the index.");
+        throw Error(ErrorKind::Corrupt,
+                    "The catalog " + path + " gives item " + std::to_string(item.id) +
+                        " the label " + std::to_string(label) +
+                        ", which does not fit the 32-bit labels of visualsearch. Number the "
+                        "classes from 0 and rebuild the index.");
       item.label = static_cast<int>(label);
     }
     item.label_name = valid_utf8(column_text(items.get(), 2));
     item.source = valid_utf8(column_text(items.get(), 3));
     if (!catalog.items_.empty() && item.id <= catalog.items_.back().id)
-      db.fail("item ids are not in increasing order (id " + std::to_string(item.id) +
-              " after " + std::to_string(catalog.items_.back().id) + ")");
+      db.fail("item ids are not in increasing order (id " + std::to_string(item.id) + " after " +
+              std::to_string(catalog.items_.back().id) + ")");
     ++catalog.label_counts_[item.label];
     catalog.items_.push_back(std::move(item));
   }
@@ -325,18 +327,18 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
     db.step(version.get());
     keep_thumbnails = sqlite3_column_int(version.get(), 0) >= 3;
   }
-  db.exec("BEGIN;"
-          "CREATE TABLE thumbnails (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);"
-          "CREATE TABLE files (id INTEGER PRIMARY KEY, path BLOB NOT NULL, "
-          "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, time REAL);"
-          "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, "
-          "source TEXT);"
-          "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
-          "metric TEXT, index_type TEXT, count INTEGER, created TEXT, index_bytes INTEGER, "
-          "index_crc32 INTEGER, embedder_config TEXT, gallery_root BLOB);");
+  db.exec(
+      "BEGIN;"
+      "CREATE TABLE thumbnails (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);"
+      "CREATE TABLE files (id INTEGER PRIMARY KEY, path BLOB NOT NULL, "
+      "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, time REAL);"
+      "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, "
+      "source TEXT);"
+      "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
+      "metric TEXT, index_type TEXT, count INTEGER, created TEXT, index_bytes INTEGER, "
+      "index_crc32 INTEGER, embedder_config TEXT, gallery_root BLOB);");
 
-  Statement fact =
-      db.prepare("INSERT INTO index_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  Statement fact = db.prepare("INSERT INTO index_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   bind_text_or_null(db, fact.get(), 1, facts.model_id);
   bind_text_or_null(db, fact.get(), 2, facts.preprocessing_id);
   sqlite3_bind_int(fact.get(), 3, facts.dims);
@@ -344,12 +346,12 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
   bind_text_or_null(db, fact.get(), 5, facts.index_type);
   sqlite3_bind_int64(fact.get(), 6, facts.count);
   bind_text_or_null(db, fact.get(), 7, facts.created);
-  bind_int64_or_null(db, fact.get(), 8,
-                     facts.index_digest ? std::optional<int64_t>(facts.index_digest->bytes)
-                                        : std::nullopt);
-  bind_int64_or_null(db, fact.get(), 9,
-                     facts.index_digest ? std::optional<int64_t>(facts.index_digest->crc32)
-                                        : std::nullopt);
+  bind_int64_or_null(
+      db, fact.get(), 8,
+      facts.index_digest ? std::optional<int64_t>(facts.index_digest->bytes) : std::nullopt);
+  bind_int64_or_null(
+      db, fact.get(), 9,
+      facts.index_digest ? std::optional<int64_t>(facts.index_digest->crc32) : std::nullopt);
   bind_text_or_null(db, fact.get(), 10, facts.embedder_config);
   if (facts.gallery_root.empty())
     sqlite3_bind_null(fact.get(), 11);
@@ -369,8 +371,9 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
   }
   // Items removed since (an update) leave their thumbnails behind.
   if (keep_thumbnails)
-    db.exec("INSERT INTO thumbnails SELECT id, jpeg FROM previous.thumbnails "
-            "WHERE id IN (SELECT id FROM items);");
+    db.exec(
+        "INSERT INTO thumbnails SELECT id, jpeg FROM previous.thumbnails "
+        "WHERE id IN (SELECT id FROM items);");
   Statement thumbnail = db.prepare("INSERT INTO thumbnails VALUES (?, ?)");
   for (const CatalogItem& item : items) {
     if (item.thumbnail.empty()) continue;

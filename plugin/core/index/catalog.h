@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // The SQLite catalog stored beside an index (index path + ".db"): what each
 // index id is (label, label name, source) and how the index was built, so a
 // search with a different embedder fails with a clear message.
@@ -27,7 +28,7 @@ struct CatalogItem {
   // The vector's id in the FAISS index: 0..n-1 by position, or any ids in
   // increasing order for an index with an id map (IDMap2; galleryindexer).
   int64_t id = -1;
-  int label = -1;   // 32 bits, as in the metas; a catalog with larger ones is refused
+  int label = -1;  // 32 bits, as in the metas; a catalog with larger ones is refused
   std::string label_name;
   std::string source;
   // JPEG to write with the item (Catalog::write); empty: none. Catalog::load
@@ -43,7 +44,7 @@ struct IndexFacts {
   std::string metric;      // "ip" or "l2"
   std::string index_type;  // FAISS index_factory string
   int64_t count = 0;
-  std::string created;     // ISO 8601 UTC
+  std::string created;  // ISO 8601 UTC
   // The index file written with this catalog; nullopt in catalogs of schema
   // version 1, which predate it (they load, unchecked).
   std::optional<IndexDigest> index_digest;
@@ -90,10 +91,9 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
 //         mtime_ns INTEGER NOT NULL, time REAL)
 //     the FileIdentity of item `id` (time NULL for a still); items without a
 //     row did not come from a gallery folder.
-// Version 5 lacks gallery_root; version 4 also lacks the files table; version 3 also lacks embedder_config;
-// version 2 also lacks the thumbnails table; version 1 also lacks index_bytes
-// and index_crc32; version 0 is version 1 written before the version was
-// recorded. All are read.
+// Version 5 lacks gallery_root; version 4 also lacks the files table; version 3 also lacks
+// embedder_config; version 2 also lacks the thumbnails table; version 1 also lacks index_bytes and
+// index_crc32; version 0 is version 1 written before the version was recorded. All are read.
 
 // The thumbnails of one catalog file, read one at a time from a handle kept
 // open, so a gallery of a million items costs no memory until one is shown,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/duplicates.h"
 
 #include <algorithm>
@@ -41,7 +42,7 @@ std::vector<DuplicateGroup> find_duplicate_groups(const IndexStore& index,
                                                   double max_distance) {
   if (!(max_distance >= 0))
     throw Error(ErrorKind::Settings, "The distance limit for duplicates must be 0 or more, not " +
-                std::to_string(max_distance) + ".");
+                                         std::to_string(max_distance) + ".");
   const bool ip = index.metric() == Metric::InnerProduct;
   // FAISS keeps similarities above the radius for ip, distances below it for l2.
   const float radius = static_cast<float>(ip ? 1.0 - max_distance : max_distance);

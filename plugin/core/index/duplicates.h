@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Near-duplicates in a gallery: each item's vector is range-searched against
 // the index, items within the distance limit of one another are linked, and
 // linked items form a group (so a chain of near copies, each close to the

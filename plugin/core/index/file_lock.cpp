@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/file_lock.h"
 
 #include <fcntl.h>
@@ -9,8 +10,8 @@
 #include <cstring>
 #include <thread>
 
-#include "core/index/atomic_file.h"
 #include "core/base/error.h"
+#include "core/index/atomic_file.h"
 
 namespace vs {
 
@@ -29,12 +30,14 @@ FileLock::FileLock(std::string path) : path_(std::move(path)) {
   const std::string dir = directory_of(path_);
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0)
-    throw Error(ErrorKind::NotFound, "The directory " + dir + " does not exist (" + std::strerror(errno) +
-                "): create it, or choose a location in an existing directory.");
+    throw Error(ErrorKind::NotFound,
+                "The directory " + dir + " does not exist (" + std::strerror(errno) +
+                    "): create it, or choose a location in an existing directory.");
   if (!S_ISDIR(st.st_mode))
     throw Error(ErrorKind::Write, dir + " is not a directory: choose a location in a directory.");
-  throw Error(ErrorKind::Write, "Cannot write in the directory " + dir + " (creating " + path_ + ": " +
-              std::strerror(err) + "): make it writable, or choose another location.");
+  throw Error(ErrorKind::Write, "Cannot write in the directory " + dir + " (creating " + path_ +
+                                    ": " + std::strerror(err) +
+                                    "): make it writable, or choose another location.");
 }
 
 FileLock::~FileLock() {
@@ -51,9 +54,10 @@ void FileLock::lock(std::chrono::milliseconds timeout, const std::function<void(
     if (errno != EWOULDBLOCK)
       throw Error("Cannot lock " + path_ + ": " + std::strerror(errno) + ".");
     if (std::chrono::steady_clock::now() >= deadline)
-      throw Error(ErrorKind::Busy, "Another writer has held the lock " + path_ + " for more than " +
-                  std::to_string(timeout.count() / 1000) +
-                  " s. Wait until it has finished (its pipeline reached EOS), then run again.");
+      throw Error(ErrorKind::Busy,
+                  "Another writer has held the lock " + path_ + " for more than " +
+                      std::to_string(timeout.count() / 1000) +
+                      " s. Wait until it has finished (its pipeline reached EOS), then run again.");
     if (!waited && on_wait) on_wait();
     waited = true;
     std::this_thread::sleep_for(kPollInterval);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // An exclusive flock(2) on a lock file beside the files it guards, so that
 // writers of one index (in one process or several) take turns at its
 // read-modify-write instead of overwriting each other's work.

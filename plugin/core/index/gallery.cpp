@@ -1,18 +1,17 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/gallery.h"
 
 #include <sys/stat.h>
 
 #include <utility>
 
-#include "core/index/atomic_file.h"
 #include "core/base/error.h"
+#include "core/index/atomic_file.h"
 
 namespace vs {
 
 Gallery::Gallery(std::string index_path, IndexStore index, Catalog catalog)
-    : index_path_(std::move(index_path)),
-      index_(std::move(index)),
-      catalog_(std::move(catalog)) {}
+    : index_path_(std::move(index_path)), index_(std::move(index)), catalog_(std::move(catalog)) {}
 
 namespace {
 
@@ -22,34 +21,38 @@ void check_pair(const IndexStore& index, const Catalog& catalog, const std::stri
                 const std::string& catalog_path) {
   const IndexFacts& facts = catalog.facts();
   if (facts.dims != index.dims()) {
-    throw Error(ErrorKind::Corrupt, "The catalog " + catalog_path + " describes " + std::to_string(facts.dims) +
-                "-dimensional embeddings but the index " + index_path + " holds " +
-                std::to_string(index.dims()) + "-dimensional ones; rebuild both together.");
+    throw Error(ErrorKind::Corrupt,
+                "The catalog " + catalog_path + " describes " + std::to_string(facts.dims) +
+                    "-dimensional embeddings but the index " + index_path + " holds " +
+                    std::to_string(index.dims()) + "-dimensional ones; rebuild both together.");
   }
   if (facts.metric != metric_name(index.metric())) {
-    throw Error(ErrorKind::Corrupt, "The catalog " + catalog_path + " says metric '" + facts.metric +
-                "' but the index " + index_path + " uses '" + metric_name(index.metric()) +
-                "'; rebuild both together.");
+    throw Error(ErrorKind::Corrupt, "The catalog " + catalog_path + " says metric '" +
+                                        facts.metric + "' but the index " + index_path + " uses '" +
+                                        metric_name(index.metric()) + "'; rebuild both together.");
   }
   if (static_cast<int64_t>(catalog.items().size()) != index.size()) {
     throw Error(ErrorKind::Corrupt, "The catalog " + catalog_path + " lists " +
-                std::to_string(catalog.items().size()) + " items but the index " + index_path +
-                " holds " + std::to_string(index.size()) +
-                " vectors; they were not written together, rebuild both.");
+                                        std::to_string(catalog.items().size()) +
+                                        " items but the index " + index_path + " holds " +
+                                        std::to_string(index.size()) +
+                                        " vectors; they were not written together, rebuild both.");
   }
   // Without an id map the index's ids are positions: the catalog's must be too.
   if (!index.has_id_map() && !catalog.items().empty() &&
       catalog.items().back().id != static_cast<int64_t>(catalog.items().size()) - 1) {
-    throw Error(ErrorKind::Corrupt, "The catalog " + catalog_path + " lists items by ids of an id map (up to " +
-                std::to_string(catalog.items().back().id) + ") but the index " + index_path +
-                " has none; they were not written together, rebuild both.");
+    throw Error(ErrorKind::Corrupt,
+                "The catalog " + catalog_path + " lists items by ids of an id map (up to " +
+                    std::to_string(catalog.items().back().id) + ") but the index " + index_path +
+                    " has none; they were not written together, rebuild both.");
   }
   if (facts.index_digest && index.file_digest() && *facts.index_digest != *index.file_digest()) {
-    throw Error(ErrorKind::Corrupt, "The index " + index_path + " (" + index.file_digest()->describe() +
-                ") is not the one its catalog " + catalog_path + " was written with (" +
-                facts.index_digest->describe() +
-                "): a writer was stopped between replacing the two, or several wrote at "
-                "once. Run the indexer again to rewrite both.");
+    throw Error(ErrorKind::Corrupt,
+                "The index " + index_path + " (" + index.file_digest()->describe() +
+                    ") is not the one its catalog " + catalog_path + " was written with (" +
+                    facts.index_digest->describe() +
+                    "): a writer was stopped between replacing the two, or several wrote at "
+                    "once. Run the indexer again to rewrite both.");
   }
 }
 
@@ -84,9 +87,7 @@ void write_index_with_catalog(const std::string& index_path, const IndexStore& i
   replace_files_atomically(
       {{index_path, [&](const std::string& tmp) { facts.index_digest = index.write(tmp); }},
        {catalog_path_for(index_path),
-        [&](const std::string& tmp) {
-         Catalog::write(tmp, facts, items, keep_thumbnails_from);
-       }}});
+        [&](const std::string& tmp) { Catalog::write(tmp, facts, items, keep_thumbnails_from); }}});
 }
 
 Gallery Gallery::load(const std::string& index_path, IndexLoadMode mode) {
@@ -94,8 +95,7 @@ Gallery Gallery::load(const std::string& index_path, IndexLoadMode mode) {
   return Gallery(index_path, std::move(pair.index), std::move(pair.catalog));
 }
 
-void Gallery::check_query(const char* model_id, const char* preprocessing_id,
-                          int dims) const {
+void Gallery::check_query(const char* model_id, const char* preprocessing_id, int dims) const {
   const IndexFacts& facts = catalog_.facts();
   model_id = model_id ? model_id : "";
   preprocessing_id = preprocessing_id ? preprocessing_id : "";
@@ -130,8 +130,8 @@ void Gallery::name_hits(const std::vector<Hit>& hits, std::optional<float> max_d
   const bool larger_is_closer = index_.metric() == Metric::InnerProduct;
   for (const Hit& hit : hits) {
     if (max_distance) {
-      const bool past = larger_is_closer ? hit.distance < *max_distance
-                                         : hit.distance > *max_distance;
+      const bool past =
+          larger_is_closer ? hit.distance < *max_distance : hit.distance > *max_distance;
       // Hits come nearest first: everything after the first one past is too.
       if (past) break;
     }

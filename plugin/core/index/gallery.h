@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // A searchable gallery: a FAISS index and the catalog beside it, loaded
 // together and checked against each other, so that every hit can be named
 // (label, source) and a query from the wrong embedder is refused.
@@ -15,8 +16,8 @@ namespace vs {
 
 struct Neighbor {
   int64_t id;
-  float distance;             // as FAISS returns it
-  const CatalogItem* item;    // nullptr when the catalog does not know the id
+  float distance;           // as FAISS returns it
+  const CatalogItem* item;  // nullptr when the catalog does not know the id
 };
 
 // An index and its catalog as read from disk, checked to belong together.

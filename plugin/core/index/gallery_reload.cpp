@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/gallery_reload.h"
 
 #include <exception>
@@ -72,9 +73,7 @@ GalleryReload::Step GalleryReload::poll(std::chrono::steady_clock::time_point no
     Loaded loaded;
     try {
       loaded.gallery = std::make_shared<const Gallery>(Gallery::load(path, mode));
-    } catch (const std::exception& e) {
-      loaded.error = e.what();
-    }
+    } catch (const std::exception& e) { loaded.error = e.what(); }
     std::lock_guard<std::mutex> lock(slot->lock);
     slot->loaded = std::move(loaded);
     slot->done = true;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // When to reload a gallery whose files were replaced, and the load itself in
 // the background, so that a stream searching it never waits for the disk.
 //

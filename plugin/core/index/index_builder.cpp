@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/index_builder.h"
 
 #include <sys/stat.h>
@@ -6,8 +7,8 @@
 #include <set>
 #include <utility>
 
-#include "core/index/atomic_file.h"
 #include "core/base/error.h"
+#include "core/index/atomic_file.h"
 #include "core/index/gallery.h"
 #include "core/index/npy.h"
 
@@ -42,7 +43,8 @@ IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn)
       warn_(std::move(warn)),
       catalog_path_(catalog_path_for(options_.location)) {
   if (options_.location.empty())
-    throw Error(ErrorKind::Settings, "No index file given: set location to the path of the index to write.");
+    throw Error(ErrorKind::Settings,
+                "No index file given: set location to the path of the index to write.");
   lock_ = std::make_unique<FileLock>(lock_path_for(options_.location));
   facts_.index_type = options_.index_type;
   facts_.metric = metric_name(options_.metric);
@@ -81,9 +83,11 @@ void IndexBuilder::load_existing() {
   keep_thumbnails_from_ = catalog_path_;
   if (options_.gallery) {
     if (!existing.index.has_id_map())
-      throw Error(ErrorKind::Format, "The index " + options_.location + " was not built by galleryindexer (it has "
-                  "no id map, so its items cannot be updated one by one). Build it anew with "
-                  "galleryindexer mode=rebuild, or choose another index file.");
+      throw Error(ErrorKind::Format,
+                  "The index " + options_.location +
+                      " was not built by galleryindexer (it has "
+                      "no id map, so its items cannot be updated one by one). Build it anew with "
+                      "galleryindexer mode=rebuild, or choose another index file.");
     inventory_ = std::make_shared<FileInventory>(items_);
   }
   index_ = std::move(existing.index);
@@ -113,21 +117,22 @@ void IndexBuilder::add(const float* values, int dims, const std::string& model_i
   if (added_ > 0) {
     if (model_id != facts_.model_id || preprocessing_id != facts_.preprocessing_id ||
         dims != facts_.dims)
-      throw Error(ErrorKind::Mismatch, "Embedding " + std::to_string(added_ + 1) + " comes from model " + model_id +
-                  " (preprocessing " + preprocessing_id + ", " + std::to_string(dims) +
-                  " dims), but the stream started with model " + facts_.model_id +
-                  " (preprocessing " + facts_.preprocessing_id + ", " +
-                  std::to_string(facts_.dims) +
-                  " dims). One index holds the embeddings of one model and preprocessing.");
+      throw Error(ErrorKind::Mismatch,
+                  "Embedding " + std::to_string(added_ + 1) + " comes from model " + model_id +
+                      " (preprocessing " + preprocessing_id + ", " + std::to_string(dims) +
+                      " dims), but the stream started with model " + facts_.model_id +
+                      " (preprocessing " + facts_.preprocessing_id + ", " +
+                      std::to_string(facts_.dims) +
+                      " dims). One index holds the embeddings of one model and preprocessing.");
   } else if (have_existing_facts_) {
     check_same_embedding_space(facts_, incoming, catalog_path_);
   } else {
     facts_.model_id = model_id;
     facts_.preprocessing_id = preprocessing_id;
     facts_.dims = dims;
-    index_ = IndexStore::create(options_.gallery ? "IDMap2," + options_.index_type
-                                                 : options_.index_type,
-                                dims, options_.metric);
+    index_ =
+        IndexStore::create(options_.gallery ? "IDMap2," + options_.index_type : options_.index_type,
+                           dims, options_.metric);
   }
 
   pending_.insert(pending_.end(), values, values + dims);
@@ -199,8 +204,9 @@ bool IndexBuilder::finish() {
         warn_("No embeddings arrived; " + options_.location + " is left unchanged.");
       return false;
     }
-    throw Error(ErrorKind::Format, "No buffer carried an embedding, so there is nothing to write to " +
-                options_.location + ". Put an embedder upstream of the indexer.");
+    throw Error(ErrorKind::Format,
+                "No buffer carried an embedding, so there is nothing to write to " +
+                    options_.location + ". Put an embedder upstream of the indexer.");
   }
   try {
     if (index_->needs_training()) train_on_pending();
@@ -208,8 +214,7 @@ bool IndexBuilder::finish() {
           std::to_string(existing_ + added_ - static_cast<int64_t>(stale.size())));
     flush_pending();
     if (!stale.empty()) {
-      step_("removing the " + std::to_string(stale.size()) +
-            " items of files changed or gone");
+      step_("removing the " + std::to_string(stale.size()) + " items of files changed or gone");
       index_->remove_ids(stale);
       const std::set<int64_t> gone(stale.begin(), stale.end());
       items_.erase(std::remove_if(items_.begin(), items_.end(),
@@ -219,16 +224,17 @@ bool IndexBuilder::finish() {
     }
   } catch (const Error& e) {
     throw Error(e.kind(), std::string(e.what()) + " Nothing was written: any previous index and " +
-                "catalog at " + options_.location + " are unchanged.");
+                              "catalog at " + options_.location + " are unchanged.");
   }
   write_files(true);
   if (options_.export_npy) {
     try {
       export_npy();
     } catch (const Error& e) {
-      throw Error(ErrorKind::Write, "The index " + options_.location + " and its catalog " + catalog_path_ +
-                  " were replaced and hold the new " + std::to_string(facts_.count) +
-                  " vectors, but the NumPy export failed: " + e.what());
+      throw Error(ErrorKind::Write, "The index " + options_.location + " and its catalog " +
+                                        catalog_path_ + " were replaced and hold the new " +
+                                        std::to_string(facts_.count) +
+                                        " vectors, but the NumPy export failed: " + e.what());
     }
   }
   lock_.reset();
@@ -248,12 +254,12 @@ void IndexBuilder::write_files(bool final) {
   // look complete to the next update: its items get no valid identity.
   std::vector<CatalogItem> unfinished;
   const std::vector<CatalogItem>* items = &items_;
-  if (inventory_ && !(final && inventory_->walked_all()) && !items_.empty() &&
-      items_.back().file && items_.back().file->time >= 0) {
+  if (inventory_ && !(final && inventory_->walked_all()) && !items_.empty() && items_.back().file &&
+      items_.back().file->time >= 0) {
     unfinished = items_;
     const std::string video = items_.back().file->path;
-    for (auto it = unfinished.rbegin(); it != unfinished.rend() && it->file &&
-                                        it->file->time >= 0 && it->file->path == video;
+    for (auto it = unfinished.rbegin();
+         it != unfinished.rend() && it->file && it->file->time >= 0 && it->file->path == video;
          ++it)
       it->file->size = -1;
     items = &unfinished;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Builds a FAISS index and its catalog from a stream of embeddings: what
 // faissindexer does, without GStreamer. Vectors go into the index as they
 // arrive once it can take them (a Flat or HNSW index at once, a trainable one
@@ -12,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "core/index/catalog.h"
 #include "core/dataset/file_inventory.h"
+#include "core/index/catalog.h"
 #include "core/index/file_lock.h"
 #include "core/index/index_store.h"
 
@@ -124,7 +125,7 @@ class IndexBuilder {
   IndexFacts facts_;  // of the index being built; dims 0 until the first embedding
   bool have_existing_facts_ = false;
   std::vector<CatalogItem> items_;
-  std::vector<float> pending_;      // arrived, not yet in the index
+  std::vector<float> pending_;        // arrived, not yet in the index
   std::vector<int64_t> pending_ids_;  // their ids, for an index with an id map
   int64_t next_id_ = 0;
   int64_t removed_ = 0;

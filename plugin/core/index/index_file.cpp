@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/index_file.h"
 
 #include <faiss/Index.h>
@@ -309,8 +310,7 @@ class IndexFileWalk {
       throw Damaged(what + " declares " + std::to_string(node.ntotal) + " vectors");
     switch (node.metric) {
       case faiss::METRIC_INNER_PRODUCT:
-      case faiss::METRIC_L2:
-        break;
+      case faiss::METRIC_L2: break;
       case faiss::METRIC_L1:
       case faiss::METRIC_Linf:
       case faiss::METRIC_Lp:
@@ -337,28 +337,20 @@ class IndexFileWalk {
     switch (type) {
       case fourcc("IxF2"):
       case fourcc("IxFI"):
-      case fourcc("IxFl"):
-        return flat(type);
-      case fourcc("IxPq"):
-        return pq_index(type);
-      case fourcc("IxSQ"):
-        return sq_index(type);
+      case fourcc("IxFl"): return flat(type);
+      case fourcc("IxPq"): return pq_index(type);
+      case fourcc("IxSQ"): return sq_index(type);
       case fourcc("IwFl"):
       case fourcc("IwPQ"):
       case fourcc("IwSQ"):
-      case fourcc("IwSq"):
-        return ivf(type, depth);
+      case fourcc("IwSq"): return ivf(type, depth);
       case fourcc("IHNf"):
       case fourcc("IHNp"):
-      case fourcc("IHNs"):
-        return hnsw(type, depth);
-      case fourcc("IxPT"):
-        return pretransform(type, depth);
+      case fourcc("IHNs"): return hnsw(type, depth);
+      case fourcc("IxPT"): return pretransform(type, depth);
       case fourcc("IxMp"):
-      case fourcc("IxM2"):
-        return id_map(type, depth);
-      case fourcc("IxRF"):
-        return refine(type, depth);
+      case fourcc("IxM2"): return id_map(type, depth);
+      case fourcc("IxRF"): return refine(type, depth);
     }
     throw_unknown(type, at, "index");
   }
@@ -433,13 +425,9 @@ class IndexFileWalk {
     switch (qtype) {
       case faiss::ScalarQuantizer::QT_8bit:
       case faiss::ScalarQuantizer::QT_4bit:
-      case faiss::ScalarQuantizer::QT_6bit:
-        ranges = 2 * sq.d;
-        break;
+      case faiss::ScalarQuantizer::QT_6bit: ranges = 2 * sq.d; break;
       case faiss::ScalarQuantizer::QT_8bit_uniform:
-      case faiss::ScalarQuantizer::QT_4bit_uniform:
-        ranges = 2;
-        break;
+      case faiss::ScalarQuantizer::QT_4bit_uniform: ranges = 2; break;
     }
     if (trained && stored.size != ranges)
       throw Damaged("the scalar quantizer needs " + std::to_string(ranges) +
@@ -882,7 +870,8 @@ class MappedFile {
     if (::fstat(fd_, &st) != 0) {
       const int err = errno;
       ::close(fd_);
-      throw Error(ErrorKind::Read, "Cannot examine the index " + path + ": " + std::strerror(err) + ".");
+      throw Error(ErrorKind::Read,
+                  "Cannot examine the index " + path + ": " + std::strerror(err) + ".");
     }
     size_ = static_cast<size_t>(st.st_size);
     if (size_ == 0) return;  // mmap refuses length 0; the walk finds it truncated
@@ -890,8 +879,8 @@ class MappedFile {
     if (data == MAP_FAILED) {
       const int err = errno;
       ::close(fd_);
-      throw Error(ErrorKind::Read, "Cannot map the index file " + path + " into memory: " + std::strerror(err) +
-                  ".");
+      throw Error(ErrorKind::Read, "Cannot map the index file " + path +
+                                       " into memory: " + std::strerror(err) + ".");
     }
     data_ = static_cast<const uint8_t*>(data);
   }
@@ -1047,7 +1036,8 @@ std::unique_ptr<faiss::Index> map_inverted_lists(const MappedFile& file, const s
   if (!stream) {
     const int err = errno;
     if (fd >= 0) ::close(fd);
-    throw Error(ErrorKind::Read, "Cannot read the index file " + path + ": " + std::strerror(err) + ".");
+    throw Error(ErrorKind::Read,
+                "Cannot read the index file " + path + ": " + std::strerror(err) + ".");
   }
   faiss::FileIOReader reader(stream);
   reader.need_close = true;
@@ -1062,11 +1052,12 @@ void check_index_bytes(IndexFileWalk& walk, const std::string& name) {
   try {
     walk.run();
   } catch (const Damaged& e) {
-    throw Error(ErrorKind::Corrupt, "The FAISS index " + name + " is damaged: " + e.what() + "." + kRebuildAdvice);
+    throw Error(ErrorKind::Corrupt,
+                "The FAISS index " + name + " is damaged: " + e.what() + "." + kRebuildAdvice);
   } catch (const Unsupported& e) {
     throw Error(ErrorKind::Format, "The FAISS index " + name + " cannot be checked: " + e.what() +
-                ". visualsearch loads only index types it can check: " + kSupported + "." +
-                kRebuildAdvice);
+                                       ". visualsearch loads only index types it can check: " +
+                                       kSupported + "." + kRebuildAdvice);
   }
 }
 
@@ -1075,8 +1066,9 @@ std::unique_ptr<faiss::Index> faiss_read(const std::string& name, Read read) {
   try {
     return std::unique_ptr<faiss::Index>(read());
   } catch (const faiss::FaissException& e) {
-    throw Error(ErrorKind::Corrupt, "The FAISS index " + name + " is damaged: FAISS cannot read it (" + e.msg + ")." +
-                kRebuildAdvice);
+    throw Error(ErrorKind::Corrupt, "The FAISS index " + name +
+                                        " is damaged: FAISS cannot read it (" + e.msg + ")." +
+                                        kRebuildAdvice);
   }
 }
 

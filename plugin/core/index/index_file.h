@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Reads FAISS index files without trusting them.
 //
 // FAISS 1.7.3's reader sizes every vector from the file before reading it and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/index_store.h"
 
 #include <faiss/IVFlib.h>
@@ -33,8 +34,8 @@
 #include <iterator>
 #include <utility>
 
-#include "core/index/atomic_file.h"
 #include "core/base/error.h"
+#include "core/index/atomic_file.h"
 #include "core/index/index_file.h"
 
 namespace vs {
@@ -186,8 +187,8 @@ const float* flat_vectors(const faiss::Index* index) {
 // blocks that stay in cache while every query of the batch goes over them,
 // instead of once per query from memory. The hits are exactly FAISS's.
 template <class C, float (*distance)(const float*, const float*, size_t)>
-void blocked_flat_search(const float* xb, int64_t nb, int64_t d, const float* x, int64_t n,
-                         int k, float* D, idx_t* I) {
+void blocked_flat_search(const float* xb, int64_t nb, int64_t d, const float* x, int64_t n, int k,
+                         float* D, idx_t* I) {
   for (int64_t q = 0; q < n; ++q) faiss::heap_heapify<C>(k, D + q * k, I + q * k);
   const int64_t block = std::max<int64_t>(1, (int64_t(256) << 10) / (d * sizeof(float)));
   // Each thread takes a share of the queries through every block: one
@@ -268,14 +269,13 @@ std::string IndexDigest::describe() const {
   return text;
 }
 
-const char* metric_name(Metric metric) {
-  return metric == Metric::InnerProduct ? "ip" : "l2";
-}
+const char* metric_name(Metric metric) { return metric == Metric::InnerProduct ? "ip" : "l2"; }
 
 Metric metric_from_name(const std::string& name) {
   if (name == "ip") return Metric::InnerProduct;
   if (name == "l2") return Metric::L2;
-  throw Error(ErrorKind::Settings, "Unknown metric \"" + name + "\": use \"ip\" (inner product) or \"l2\".");
+  throw Error(ErrorKind::Settings,
+              "Unknown metric \"" + name + "\": use \"ip\" (inner product) or \"l2\".");
 }
 
 IndexStore::IndexStore(std::unique_ptr<faiss::Index> index, std::string description)
@@ -288,17 +288,19 @@ IndexStore& IndexStore::operator=(IndexStore&&) noexcept = default;
 
 IndexStore IndexStore::create(const std::string& index_type, int dims, Metric metric) {
   if (dims <= 0)
-    throw Error(ErrorKind::Settings, "Cannot create a FAISS index with " + std::to_string(dims) + " dimensions.");
+    throw Error(ErrorKind::Settings,
+                "Cannot create a FAISS index with " + std::to_string(dims) + " dimensions.");
   std::unique_ptr<faiss::Index> index;
   try {
     index.reset(faiss::index_factory(
         dims, index_type.c_str(),
         metric == Metric::InnerProduct ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2));
   } catch (const faiss::FaissException& e) {
-    throw Error(ErrorKind::Settings, "FAISS does not understand the index type \"" + index_type +
-                "\" for " + std::to_string(dims) + "-dimensional vectors (" + e.msg +
-                "); use an index_factory string such as Flat, IVF256,Flat, IVF256,PQ16 "
-                "or HNSW32.");
+    throw Error(ErrorKind::Settings,
+                "FAISS does not understand the index type \"" + index_type + "\" for " +
+                    std::to_string(dims) + "-dimensional vectors (" + e.msg +
+                    "); use an index_factory string such as Flat, IVF256,Flat, IVF256,PQ16 "
+                    "or HNSW32.");
   }
   // A direct map keeps reconstruct() working for inverted files (Python
   // faiss gets it too, it is stored in the file).
@@ -313,8 +315,10 @@ IndexStore IndexStore::load(const std::string& path, IndexLoadMode mode) {
   IndexFile file = read_index_file(path, mode);
   if (file.index->metric_type != faiss::METRIC_INNER_PRODUCT &&
       file.index->metric_type != faiss::METRIC_L2)
-    throw Error(ErrorKind::Format, "The FAISS index " + path +
-                " uses a metric other than inner product or L2, which visualsearch does not support.");
+    throw Error(
+        ErrorKind::Format,
+        "The FAISS index " + path +
+            " uses a metric other than inner product or L2, which visualsearch does not support.");
   IndexStore store(std::move(file.index), path);
   store.file_digest_ = IndexDigest{file.bytes, file.crc32};
   store.mapped_ = file.mapped;
@@ -340,10 +344,11 @@ int64_t IndexStore::recommended_training_vectors() const {
 void IndexStore::train(const float* vectors, int64_t n) {
   int64_t minimum = min_training_vectors();
   if (n < minimum)
-    throw Error(ErrorKind::Settings, "The index type \"" + description_ + "\" needs at least " +
-                std::to_string(minimum) + " training vectors, but only " + std::to_string(n) +
-                " were given. Index more images, or choose a type with fewer lists or "
-                "centroids (e.g. a smaller IVF count, or Flat).");
+    throw Error(ErrorKind::Settings,
+                "The index type \"" + description_ + "\" needs at least " +
+                    std::to_string(minimum) + " training vectors, but only " + std::to_string(n) +
+                    " were given. Index more images, or choose a type with fewer lists or "
+                    "centroids (e.g. a smaller IVF count, or Flat).");
   try {
     index_->train(n, vectors);
   } catch (const faiss::FaissException& e) {
@@ -382,8 +387,10 @@ void IndexStore::remove_ids(const std::vector<int64_t>& ids) {
   if (ids.empty()) return;
   auto* map = dynamic_cast<faiss::IndexIDMap2*>(index_.get());
   if (!map)
-    throw Error(ErrorKind::Format, "The \"" + description_ + "\" index has no id map, so vectors cannot be "
-                "removed from it; rebuild it (galleryindexer mode=rebuild).");
+    throw Error(ErrorKind::Format,
+                "The \"" + description_ +
+                    "\" index has no id map, so vectors cannot be "
+                    "removed from it; rebuild it (galleryindexer mode=rebuild).");
   const std::vector<idx_t> keys(ids.begin(), ids.end());
   faiss::IDSelectorBatch removed(keys.size(), keys.data());
   try {
@@ -402,8 +409,8 @@ void IndexStore::remove_ids(const std::vector<int64_t>& ids) {
     map->reset();  // keeps the training
     map->add_with_ids(static_cast<idx_t>(kept_ids.size()), kept.data(), kept_ids.data());
   } catch (const faiss::FaissException& e) {
-    throw Error("Removing " + std::to_string(ids.size()) + " vectors from the \"" +
-                description_ + "\" index failed: " + e.msg);
+    throw Error("Removing " + std::to_string(ids.size()) + " vectors from the \"" + description_ +
+                "\" index failed: " + e.msg);
   }
 }
 
@@ -488,7 +495,8 @@ std::vector<std::vector<Hit>> IndexStore::range_search(const float* queries, int
       flat.range_search(n, queries, radius, &found);
     }
   } catch (const faiss::FaissException& e) {
-    throw Error(ErrorKind::Failed, "Range-searching the \"" + description_ + "\" index failed: " + e.msg);
+    throw Error(ErrorKind::Failed,
+                "Range-searching the \"" + description_ + "\" index failed: " + e.msg);
   }
   const bool similarity = index_->metric_type == faiss::METRIC_INNER_PRODUCT;
   for (int64_t q = 0; q < n; ++q) {
@@ -519,7 +527,8 @@ std::vector<float> IndexStore::reconstruct(int64_t id) const {
 IndexDigest IndexStore::write(const std::string& path) const {
   File file(std::fopen(path.c_str(), "wb"));
   if (!file)
-    throw Error(ErrorKind::Write, "Cannot create the FAISS index " + path + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Write,
+                "Cannot create the FAISS index " + path + ": " + std::strerror(errno) + ".");
   DigestingWriter writer(file.get(), path);
   try {
     faiss::write_index(index_.get(), &writer);
@@ -528,7 +537,8 @@ IndexDigest IndexStore::write(const std::string& path) const {
   }
   // fclose flushes: a full disk may only show here.
   if (std::fclose(file.release()) != 0)
-    throw Error(ErrorKind::Write, "Cannot write the FAISS index to " + path + ": " + std::strerror(errno) + ".");
+    throw Error(ErrorKind::Write,
+                "Cannot write the FAISS index to " + path + ": " + std::strerror(errno) + ".");
   return writer.digest();
 }
 

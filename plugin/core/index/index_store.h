@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // A FAISS index held in memory, built through index_factory, saved with
 // faiss::write_index so that Python faiss reads it.
 #pragma once
@@ -11,7 +12,9 @@
 
 #include "core/index/index_file.h"
 
-namespace faiss { struct Index; }
+namespace faiss {
+struct Index;
+}
 
 namespace vs {
 
@@ -102,8 +105,7 @@ class IndexStore {
   // below it for l2), nearest first. Types without a range search of their
   // own in FAISS 1.7.3 (HNSW, PQ, SQ) are searched exactly over their
   // reconstructed vectors. Throws vs::Error.
-  std::vector<std::vector<Hit>> range_search(const float* queries, int64_t n,
-                                             float radius) const;
+  std::vector<std::vector<Hit>> range_search(const float* queries, int64_t n, float radius) const;
   // search() for n queries, whose hits are exactly those search() gives each
   // query alone, also where FAISS's own batches would round otherwise (see
   // index_store.cpp). Flat indexes read their vectors once per batch rather

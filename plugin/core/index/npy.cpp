@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/index/npy.h"
 
 #include <cerrno>
@@ -5,8 +6,8 @@
 #include <cstring>
 #include <memory>
 
-#include "core/index/atomic_file.h"
 #include "core/base/error.h"
+#include "core/index/atomic_file.h"
 
 namespace vs {
 
@@ -22,8 +23,8 @@ struct FileCloser {
 // The header dict padded with spaces so that magic + header is a multiple
 // of 64 bytes, as numpy writes it.
 std::string npy_header(const char* descr, const std::string& shape) {
-  std::string dict = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " +
-                     shape + ", }";
+  std::string dict =
+      std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   const size_t preamble = 10;  // magic (6) + version (2) + header length (2)
   size_t total = preamble + dict.size() + 1;
   dict.append((64 - total % 64) % 64, ' ');
@@ -34,8 +35,7 @@ std::string npy_header(const char* descr, const std::string& shape) {
   return header + dict;
 }
 
-void write_npy(const std::string& path, const std::string& header, const void* data,
-               size_t bytes) {
+void write_npy(const std::string& path, const std::string& header, const void* data, size_t bytes) {
   replace_file_atomically(path, [&](const std::string& tmp) {
     std::unique_ptr<std::FILE, FileCloser> file(std::fopen(tmp.c_str(), "wb"));
     if (!file) throw Error(ErrorKind::Write, "Cannot create " + tmp + ": " + std::strerror(errno));

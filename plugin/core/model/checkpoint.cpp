@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/model/checkpoint.h"
 
 #include <cstdio>
@@ -47,7 +48,10 @@ class CheckpointReader {
   CheckpointReader(const ZipArchive& zip, const CheckpointLimits& limits, StateDict* tensors,
                    std::vector<std::string>* storage_of,
                    std::unordered_map<std::string, StorageDecl>* storages)
-      : zip_(zip), limits_(limits), tensors_(tensors), storage_of_(storage_of),
+      : zip_(zip),
+        limits_(limits),
+        tensors_(tensors),
+        storage_of_(storage_of),
         storages_(storages) {}
 
   void read() {
@@ -63,23 +67,27 @@ class CheckpointReader {
       }
     }
     if (!pkl)
-      throw Error(ErrorKind::Format, zip_.path() +
-                  ": the zip archive has no <name>/data.pkl record, so it was not "
-                  "written by torch.save");
+      throw Error(ErrorKind::Format,
+                  zip_.path() +
+                      ": the zip archive has no <name>/data.pkl record, so it was not "
+                      "written by torch.save");
     if (const ZipArchive::Entry* order = zip_.find(prefix_ + "byteorder")) {
       if (order->size > 16)
-        throw Error(ErrorKind::Corrupt, zip_.path() + ": its byteorder record is " + std::to_string(order->size) +
-                    " bytes long; the file is corrupt");
+        throw Error(ErrorKind::Corrupt, zip_.path() + ": its byteorder record is " +
+                                            std::to_string(order->size) +
+                                            " bytes long; the file is corrupt");
       std::vector<uint8_t> text = zip_.read(*order);
       if (std::string(text.begin(), text.end()) != "little")
-        throw Error(ErrorKind::Format, zip_.path() +
-                    ": the tensors were saved big-endian, which is not supported; "
-                    "re-save them on a little-endian machine");
+        throw Error(ErrorKind::Format,
+                    zip_.path() +
+                        ": the tensors were saved big-endian, which is not supported; "
+                        "re-save them on a little-endian machine");
     }
     if (pkl->size > limits_.max_pickle_bytes)
-      throw Error(ErrorKind::Corrupt, zip_.path() + ": its " + pkl->name + " takes " + std::to_string(pkl->size) +
-                  " bytes, more than the " + std::to_string(limits_.max_pickle_bytes) +
-                  " expected of this file; it is not the file expected, or it is corrupt");
+      throw Error(ErrorKind::Corrupt,
+                  zip_.path() + ": its " + pkl->name + " takes " + std::to_string(pkl->size) +
+                      " bytes, more than the " + std::to_string(limits_.max_pickle_bytes) +
+                      " expected of this file; it is not the file expected, or it is corrupt");
     std::vector<uint8_t> program = zip_.read(*pkl);
     PickleReader pickle(program.data(), program.size(), zip_.path() + " (" + pkl->name + ")");
     pickle_ = &pickle;
@@ -114,9 +122,10 @@ class CheckpointReader {
  private:
   [[noreturn]] void not_a_state_dict(const PickleReader& pickle, const PickleValue& v) const {
     if (zip_.find(prefix_ + "constants.pkl"))
-      throw Error(ErrorKind::Format, zip_.path() +
-                  ": it is a TorchScript module (torch.jit.save), not a state dict; "
-                  "load it as a TorchScript model instead");
+      throw Error(ErrorKind::Format,
+                  zip_.path() +
+                      ": it is a TorchScript module (torch.jit.save), not a state dict; "
+                      "load it as a TorchScript model instead");
     if (v.kind == PickleValue::Kind::Call && v.callable->kind == PickleValue::Kind::Global)
       pickle.reject(v, "the checkpoint holds a whole " + v.callable->text + "." + v.callable->name +
                            " object, not a state dict; save it with "
@@ -217,14 +226,15 @@ class CheckpointReader {
     const ZipArchive::Entry* entry = zip_.find(record);
     if (!entry)
       throw Error(ErrorKind::Corrupt, zip_.path() + ": the archive has no record " + record +
-                  " for a tensor's data; the file is incomplete");
+                                          " for a tensor's data; the file is incomplete");
     // The directory's size is what reading the record allocates; torch.save
     // writes exactly the declared storage.
     const uint64_t needed = uint64_t(numel) * dtype_size(st->dtype);
     if (numel >= kMaxExtent || entry->size != needed)
-      throw Error(ErrorKind::Corrupt, zip_.path() + ": record " + record + " holds " + std::to_string(entry->size) +
-                  " bytes, but its storage is declared as " + std::to_string(needed) +
-                  "; the file is corrupt");
+      throw Error(ErrorKind::Corrupt, zip_.path() + ": record " + record + " holds " +
+                                          std::to_string(entry->size) +
+                                          " bytes, but its storage is declared as " +
+                                          std::to_string(needed) + "; the file is corrupt");
     return storages_->emplace(key, StorageDecl{st->dtype, numel, entry}).first->second;
   }
 
@@ -350,9 +360,10 @@ auto with_context(F&& f) {
 Checkpoint::Checkpoint(const std::string& path, const CheckpointLimits& limits) {
   with_context([&] {
     if (is_legacy_torch_save(path))
-      throw Error(ErrorKind::Format, path +
-                  ": it is in the legacy (pre-1.6) torch.save format; re-save it with "
-                  "torch.save(obj, path, _use_new_zipfile_serialization=True)");
+      throw Error(ErrorKind::Format,
+                  path +
+                      ": it is in the legacy (pre-1.6) torch.save format; re-save it with "
+                      "torch.save(obj, path, _use_new_zipfile_serialization=True)");
     impl_ = std::make_unique<Impl>(path, limits);
   });
 }
@@ -374,16 +385,18 @@ StateDict Checkpoint::load(const std::vector<std::string>& keys, uint64_t max_by
     uint64_t total = 0;
     for (const std::string& key : keys) {
       auto it = index.find(key);
-      if (it == index.end()) throw Error(ErrorKind::Settings, path() + ": it holds no tensor '" + key + "'");
+      if (it == index.end())
+        throw Error(ErrorKind::Settings, path() + ": it holds no tensor '" + key + "'");
       wanted.push_back(it->second);
       const std::string& storage = d.storage_of[it->second];
       if (bytes.emplace(storage, nullptr).second) total += d.storages.at(storage).record->size;
     }
     if (total > max_bytes)
-      throw Error(ErrorKind::Corrupt, path() + ": the tensors needed take " + std::to_string(max_bytes) +
-                  " bytes, but their storages hold " + std::to_string(total) +
-                  "; the file is corrupt, or its tensors are views of larger ones (re-save "
-                  "them with tensor.clone())");
+      throw Error(ErrorKind::Corrupt,
+                  path() + ": the tensors needed take " + std::to_string(max_bytes) +
+                      " bytes, but their storages hold " + std::to_string(total) +
+                      "; the file is corrupt, or its tensors are views of larger ones (re-save "
+                      "them with tensor.clone())");
 
     StateDict out;
     for (size_t i : wanted) {

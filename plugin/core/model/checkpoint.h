@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // A PyTorch checkpoint (torch.save zip archive) read without Python or
 // torch::pickle_load: the official torchvision .pth files carry an
 // OrderedDict with `_metadata`, which torch::pickle_load rejects.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/model/cpu_features.h"
 
 #include <cstdlib>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // What this CPU can run, read at run time with CPUID (never from compile-time
 // flags), so one binary picks the right arithmetic on every x86-64 machine.
 #pragma once

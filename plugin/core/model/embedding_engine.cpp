@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/model/embedding_engine.h"
 
 #include <ATen/ATen.h>
@@ -22,7 +23,9 @@ namespace {
 
 const char* const kReadme = "see models/README.md";
 
-bool file_exists(const std::string& path) { return g_file_test(path.c_str(), G_FILE_TEST_IS_REGULAR); }
+bool file_exists(const std::string& path) {
+  return g_file_test(path.c_str(), G_FILE_TEST_IS_REGULAR);
+}
 
 std::string sha256_prefix(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -78,13 +81,15 @@ at::Device parse_device(const std::string& device) {
   if (device == "cpu") return at::kCPU;
   if (device.rfind("cuda", 0) == 0) {
     if (!at::hasCUDA())
-      throw Error(ErrorKind::Settings, "device=" + device +
-                  " is not available: this LibTorch was built without CUDA (or no GPU is "
-                  "visible); use device=cpu");
+      throw Error(ErrorKind::Settings,
+                  "device=" + device +
+                      " is not available: this LibTorch was built without CUDA (or no GPU is "
+                      "visible); use device=cpu");
     try {
       return at::Device(device);
     } catch (const c10::Error& e) {
-      throw Error(ErrorKind::Settings, "device='" + device + "' is not a valid device: " + first_line(e.what()));
+      throw Error(ErrorKind::Settings,
+                  "device='" + device + "' is not a valid device: " + first_line(e.what()));
     }
   }
   throw Error(ErrorKind::Settings, "unknown device '" + device + "': use cpu or cuda");
@@ -128,11 +133,13 @@ class Preprocessor {
     // A NaN, an infinity or a zero here turns every embedding into NaN.
     for (float m : c.mean)
       if (!std::isfinite(m))
-        throw Error(ErrorKind::Settings, "mean=" + format_triple(c.mean) + " is not three finite numbers");
+        throw Error(ErrorKind::Settings,
+                    "mean=" + format_triple(c.mean) + " is not three finite numbers");
     for (float s : c.std)
       if (!std::isfinite(s) || !(s > 0.0f))
-        throw Error(ErrorKind::Settings, "std=" + format_triple(c.std) +
-                    " is not three finite positive numbers (each channel is divided by it)");
+        throw Error(ErrorKind::Settings,
+                    "std=" + format_triple(c.std) +
+                        " is not three finite positive numbers (each channel is divided by it)");
     id_ = "rgb;resize=" + std::to_string(resize_) + ";crop=" + std::to_string(size_) +
           ";mean=" + format_triple(c.mean) + ";std=" + format_triple(c.std);
   }
@@ -153,23 +160,27 @@ class Preprocessor {
   // become a huge image (256x2097152: 6.8 GB, 24 s) for one centre crop.
   void check_frame_size(int width, int height) const {
     if (width <= 0 || height <= 0)
-      throw Error(ErrorKind::Format, "invalid frame size " + std::to_string(width) + "x" + std::to_string(height));
+      throw Error(ErrorKind::Format,
+                  "invalid frame size " + std::to_string(width) + "x" + std::to_string(height));
     const auto [w, h] = resized_size(width, height);
     if (resize_ == 0 || std::max(w, h) <= kMaxResizeAspect * resize_) return;
-    throw Error(ErrorKind::Format, "frames of " + std::to_string(width) + "x" + std::to_string(height) +
-                " would be resized to " + std::to_string(w) + "x" + std::to_string(h) +
-                " for resize=" + std::to_string(resize_) + ", more elongated than the " +
-                std::to_string(kMaxResizeAspect) + ":1 the embedder accepts; crop them first "
-                "(e.g. aspectratiocrop or videocrop), or set resize=0 to stretch them to "
-                "input-size");
+    throw Error(ErrorKind::Format,
+                "frames of " + std::to_string(width) + "x" + std::to_string(height) +
+                    " would be resized to " + std::to_string(w) + "x" + std::to_string(h) +
+                    " for resize=" + std::to_string(resize_) + ", more elongated than the " +
+                    std::to_string(kMaxResizeAspect) +
+                    ":1 the embedder accepts; crop them first "
+                    "(e.g. aspectratiocrop or videocrop), or set resize=0 to stretch them to "
+                    "input-size");
   }
 
   // (3, size, size) float tensor.
   at::Tensor operator()(const ImageView& v) const {
     if (!v.data || v.width <= 0 || v.height <= 0 || v.pixel_stride <= 0 ||
         v.stride < int64_t{v.width} * v.pixel_stride)
-      throw Error(ErrorKind::Format, "invalid image: " + std::to_string(v.width) + "x" + std::to_string(v.height) +
-                  " with row stride " + std::to_string(v.stride));
+      throw Error(ErrorKind::Format, "invalid image: " + std::to_string(v.width) + "x" +
+                                         std::to_string(v.height) + " with row stride " +
+                                         std::to_string(v.stride));
     for (int o : v.offsets)
       if (o < 0 || o >= v.pixel_stride) throw Error(ErrorKind::Format, "invalid pixel layout");
     check_frame_size(v.width, v.height);
@@ -182,14 +193,14 @@ class Preprocessor {
       rgb = at::from_blob(data + v.offsets[0], {v.height, v.width, 3},
                           {v.stride, v.pixel_stride, step}, at::kByte);
     } else {
-      rgb = at::from_blob(data, {v.height, v.width, v.pixel_stride},
-                          {v.stride, v.pixel_stride, 1}, at::kByte)
+      rgb = at::from_blob(data, {v.height, v.width, v.pixel_stride}, {v.stride, v.pixel_stride, 1},
+                          at::kByte)
                 .index_select(2, at::tensor({int64_t{v.offsets[0]}, int64_t{v.offsets[1]},
                                              int64_t{v.offsets[2]}}));
     }
     // One pass from interleaved uint8 to planar float.
-    at::Tensor img = at::empty({1, 3, v.height, v.width}, at::kFloat)
-                         .copy_(rgb.permute({2, 0, 1}).unsqueeze(0));
+    at::Tensor img =
+        at::empty({1, 3, v.height, v.width}, at::kFloat).copy_(rgb.permute({2, 0, 1}).unsqueeze(0));
 
     const auto [out_w, out_h] = resized_size(v.width, v.height);
     if (out_h != v.height || out_w != v.width)
@@ -296,9 +307,7 @@ struct EmbeddingEngine::Impl {
       }
       dtype = at::kBFloat16;
       cosine = at::cosine_similarity(forward(x), reference, 1).min().item<double>();
-    } catch (const std::exception& e) {
-      failure = summary(e);
-    }
+    } catch (const std::exception& e) { failure = summary(e); }
     char cos_text[G_ASCII_DTOSTR_BUF_SIZE];
     g_ascii_formatd(cos_text, sizeof cos_text, "%.5f", cosine);
     if (failure.empty() && cosine >= kAutoMinCosine) {
@@ -331,10 +340,11 @@ struct EmbeddingEngine::Impl {
     if (config.weights == "random") {
       resnet = ResNet::random(arch, config.seed);
       model_id = arch + ":random-seed" + std::to_string(config.seed);
-      warnings.push_back(arch + " runs with random weights (weights=random, seed " +
-                std::to_string(config.seed) +
-                "): the embeddings are reproducible but meaningless for visual similarity. "
-                "Fetch real weights with models/fetch-weights.sh " + arch + " (" + kReadme + ").");
+      warnings.push_back(
+          arch + " runs with random weights (weights=random, seed " + std::to_string(config.seed) +
+          "): the embeddings are reproducible but meaningless for visual similarity. "
+          "Fetch real weights with models/fetch-weights.sh " +
+          arch + " (" + kReadme + ").");
     } else {
       std::string path = config.weights;
       if (path.empty()) {
@@ -344,15 +354,21 @@ struct EmbeddingEngine::Impl {
         if (path.empty()) {
           std::string list;
           for (const std::string& p : tried) list += (list.empty() ? "" : ", ") + p;
-          throw Error(ErrorKind::NotFound, "no " + arch + " weights found (looked for " + list +
-                                  "): run models/fetch-weights.sh " + arch +
-                                  ", set weights=/path/file.pth, or weights=random for an "
-                                  "offline try (" + kReadme + ")");
+          throw Error(ErrorKind::NotFound,
+                      "no " + arch + " weights found (looked for " + list +
+                          "): run models/fetch-weights.sh " + arch +
+                          ", set weights=/path/file.pth, or weights=random for an "
+                          "offline try (" +
+                          kReadme + ")");
         }
       } else if (!file_exists(path)) {
-        throw Error(ErrorKind::NotFound, "weights file " + path + " does not exist: run "
-                                "models/fetch-weights.sh " + arch + ", fix weights=, or use "
-                                "weights=random for an offline try (" + kReadme + ")");
+        throw Error(ErrorKind::NotFound, "weights file " + path +
+                                             " does not exist: run "
+                                             "models/fetch-weights.sh " +
+                                             arch +
+                                             ", fix weights=, or use "
+                                             "weights=random for an offline try (" +
+                                             kReadme + ")");
       }
       resnet = ResNet::from_checkpoint(arch, path);
       model_id = arch + ":" + weights_id(path);
@@ -364,23 +380,28 @@ struct EmbeddingEngine::Impl {
   void load_torchscript() {
     const std::string& path = config.model;
     if (!file_exists(path))
-      throw Error(ErrorKind::NotFound, "model '" + path + "' is neither a known ResNet (resnet18, resnet34, "
-                              "resnet50, resnet101, resnet152) nor an existing TorchScript file; "
-                              "export one with models/export-torchscript.py (" + kReadme + ")");
+      throw Error(ErrorKind::NotFound,
+                  "model '" + path +
+                      "' is neither a known ResNet (resnet18, resnet34, "
+                      "resnet50, resnet101, resnet152) nor an existing TorchScript file; "
+                      "export one with models/export-torchscript.py (" +
+                      kReadme + ")");
     try {
       script = torch::jit::load(path, device);
       script->eval();
       if (dtype != at::kFloat) script->to(dtype);
     } catch (const std::exception& e) {
       throw Error(ErrorKind::Format, path + " is not a loadable TorchScript module (" + summary(e) +
-                  "); export one with models/export-torchscript.py (" + kReadme + ")");
+                                         "); export one with models/export-torchscript.py (" +
+                                         kReadme + ")");
     }
     model_id = "torchscript:" + sha256_prefix(path);
     // The width every later batch must have too.
     const int64_t s = config.input_size;
     const at::Tensor probe = forward(at::zeros({1, 3, s, s}));
     if (probe.size(1) == 0)
-      throw Error(ErrorKind::Format, "TorchScript model " + path + " returned empty embeddings (" + kReadme + ")");
+      throw Error(ErrorKind::Format,
+                  "TorchScript model " + path + " returned empty embeddings (" + kReadme + ")");
     dims = static_cast<int>(probe.size(1));
   }
 
@@ -402,16 +423,20 @@ struct EmbeddingEngine::Impl {
         throw Error("TorchScript model " + config.model + " failed: " + summary(e));
       }
       if (out.dim() != 2 || out.size(0) != n)
-        throw Error(ErrorKind::Format, "TorchScript model " + config.model + " returned a tensor of " +
-                    std::to_string(out.dim()) + " dimensions for a batch of " + std::to_string(n) +
-                    "; its forward must return (N, D) embeddings (" + kReadme + ")");
+        throw Error(ErrorKind::Format, "TorchScript model " + config.model +
+                                           " returned a tensor of " + std::to_string(out.dim()) +
+                                           " dimensions for a batch of " + std::to_string(n) +
+                                           "; its forward must return (N, D) embeddings (" +
+                                           kReadme + ")");
       // Callers read dims() values per frame.
       if (dims > 0 && out.size(1) != dims)
-        throw Error(ErrorKind::Format, "TorchScript model " + config.model + " returned embeddings of " +
-                    std::to_string(out.size(1)) + " values for a batch of " + std::to_string(n) +
-                    " frames, but of " + std::to_string(dims) + " values when it was loaded; "
-                    "its output width must not depend on the batch or the frames (" +
-                    kReadme + ")");
+        throw Error(ErrorKind::Format,
+                    "TorchScript model " + config.model + " returned embeddings of " +
+                        std::to_string(out.size(1)) + " values for a batch of " +
+                        std::to_string(n) + " frames, but of " + std::to_string(dims) +
+                        " values when it was loaded; "
+                        "its output width must not depend on the batch or the frames (" +
+                        kReadme + ")");
     }
     out = out.to(at::kCPU, at::kFloat).contiguous();
     if (config.normalize)
@@ -433,9 +458,7 @@ template <typename F>
 auto translate_errors(const std::string& what, F&& f) {
   try {
     return f();
-  } catch (const c10::Error& e) {
-    throw Error(what + ": " + first_line(e.what()));
-  }
+  } catch (const c10::Error& e) { throw Error(what + ": " + first_line(e.what())); }
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Image embeddings: torchvision-exact preprocessing followed by a ResNet
 // (native C++, torchvision parameter names) or any TorchScript module.
 // This header is free of LibTorch so that elements can include it cheaply.

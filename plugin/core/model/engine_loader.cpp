@@ -1,7 +1,8 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // load_embedding_engine(): the LibTorch engine, from its module (see
 // core/base/module_loader.h). Kept free of LibTorch, like everything the plugin links.
-#include "core/model/embedding_engine.h"
 #include "core/base/module_loader.h"
+#include "core/model/embedding_engine.h"
 
 namespace vs {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // The engine module's one entry point, looked up by load_embedding_engine():
 // everything else the plugin calls on the engine is virtual.
 #include "core/model/embedding_engine.h"

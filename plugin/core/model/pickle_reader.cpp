@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/model/pickle_reader.h"
 
 #include <algorithm>
@@ -180,7 +181,8 @@ PickleReader::PickleReader(const uint8_t* data, size_t size, std::string context
 }
 
 void PickleReader::fail(size_t offset, const std::string& what) const {
-  throw Error(ErrorKind::Corrupt, context_ + ": " + what + " (at byte " + std::to_string(offset) + ")");
+  throw Error(ErrorKind::Corrupt,
+              context_ + ": " + what + " (at byte " + std::to_string(offset) + ")");
 }
 
 void PickleReader::ended_early(const std::string& what) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // A small Python pickle virtual machine (protocols 0-5) for data we do not
 // trust: torch.save's data.pkl and CIFAR's python batches. It executes no
 // Python: GLOBAL/STACK_GLOBAL become Global nodes and REDUCE/NEWOBJ become
@@ -19,10 +20,16 @@ namespace vs {
 
 struct PickleValue {
   enum class Kind {
-    None, Bool, Int, Float,
-    String,        // text: UTF-8 as stored (unicode opcodes)
-    Bytes,         // text: raw bytes (bytes, bytearray, and python 2 str)
-    List, Tuple, Dict, Set,
+    None,
+    Bool,
+    Int,
+    Float,
+    String,  // text: UTF-8 as stored (unicode opcodes)
+    Bytes,   // text: raw bytes (bytes, bytearray, and python 2 str)
+    List,
+    Tuple,
+    Dict,
+    Set,
     Global,        // text: module, name: qualified name
     Call,          // callable(args...), an object under construction
     PersistentId,  // items[0]: the id, resolved by the caller

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/model/resnet.h"
 
 #include <array>
@@ -8,8 +9,8 @@
 #include <set>
 #include <sstream>
 
-#include "core/model/checkpoint.h"
 #include "core/base/error.h"
+#include "core/model/checkpoint.h"
 
 namespace vs {
 namespace {
@@ -31,7 +32,9 @@ const std::map<std::string, ArchSpec>& archs() {
 const ArchSpec& arch_spec(const std::string& arch) {
   auto it = archs().find(arch);
   if (it == archs().end())
-    throw Error(ErrorKind::Settings, "unknown ResNet '" + arch + "': use resnet18, resnet34, resnet50, resnet101 or resnet152");
+    throw Error(
+        ErrorKind::Settings,
+        "unknown ResNet '" + arch + "': use resnet18, resnet34, resnet50, resnet101 or resnet152");
   return it->second;
 }
 
@@ -116,7 +119,8 @@ at::Tensor to_double(const RawTensor& t, const std::string& path, const std::str
     if (t.shape[i] > 0) last += (t.shape[i] - 1) * t.strides[i];
   const int64_t elements = static_cast<int64_t>(t.storage->size() / dtype_size(t.dtype));
   if (t.storage_offset < 0 || last >= elements)
-    throw Error(ErrorKind::Corrupt, path + ": tensor '" + key + "' lies outside its storage; the file is damaged");
+    throw Error(ErrorKind::Corrupt,
+                path + ": tensor '" + key + "' lies outside its storage; the file is damaged");
   auto* base = const_cast<uint8_t*>(t.storage->data()) + t.storage_offset * dtype_size(t.dtype);
   return at::from_blob(base, t.shape, t.strides, at::TensorOptions().dtype(aten_dtype(t.dtype)))
       .to(at::kDouble);
@@ -146,8 +150,9 @@ ConvSource checkpoint_source(const std::string& arch, const Plan& plan,
 
   const std::string found = detect_arch(declared);
   if (!found.empty() && found != arch)
-    throw Error(ErrorKind::Settings, path + " holds " + found + " weights, not " + arch + ": set model=" + found +
-                " or point weights= at a " + arch + " file");
+    throw Error(ErrorKind::Settings, path + " holds " + found + " weights, not " + arch +
+                                         ": set model=" + found + " or point weights= at a " +
+                                         arch + " file");
 
   std::set<std::string> expected;
   std::vector<std::string> needed;
@@ -156,11 +161,12 @@ ConvSource checkpoint_source(const std::string& arch, const Plan& plan,
     expected.insert(key);
     auto it = declared.find(key);
     if (it == declared.end())
-      throw Error(ErrorKind::Settings, path + " is not a torchvision " + arch + " state dict: key '" + key +
-                  "' is missing");
+      throw Error(ErrorKind::Settings, path + " is not a torchvision " + arch +
+                                           " state dict: key '" + key + "' is missing");
     if (it->second->shape != shape)
-      throw Error(ErrorKind::Settings, path + " does not fit " + arch + ": key '" + key + "' has shape " +
-                  shape_str(it->second->shape) + ", expected " + shape_str(shape));
+      throw Error(ErrorKind::Settings, path + " does not fit " + arch + ": key '" + key +
+                                           "' has shape " + shape_str(it->second->shape) +
+                                           ", expected " + shape_str(shape));
     needed.push_back(key);
     needed_bytes += uint64_t(numel(*it->second)) * dtype_size(it->second->dtype);
   };
@@ -173,7 +179,8 @@ ConvSource checkpoint_source(const std::string& arch, const Plan& plan,
   }
   for (const auto& [key, tensor] : checkpoint.tensors()) {
     if (expected.count(key) || key.rfind("fc.", 0) == 0) continue;
-    throw Error(ErrorKind::Settings, path + " does not fit " + arch + ": unexpected key '" + key + "'");
+    throw Error(ErrorKind::Settings,
+                path + " does not fit " + arch + ": unexpected key '" + key + "'");
   }
 
   std::map<std::string, RawTensor> tensors;
@@ -184,15 +191,18 @@ ConvSource checkpoint_source(const std::string& arch, const Plan& plan,
       const at::Tensor t = to_double(tensors.at(key), path, key);
       // A NaN or infinity here would make every embedding NaN.
       if (!at::isfinite(t).all().item<bool>())
-        throw Error(ErrorKind::Corrupt, path + ": tensor '" + key + "' holds NaN or infinite values; the weights "
-                    "are broken (a diverged training run?): use another file");
+        throw Error(ErrorKind::Corrupt,
+                    path + ": tensor '" + key +
+                        "' holds NaN or infinite values; the weights "
+                        "are broken (a diverged training run?): use another file");
       return t;
     };
     ConvBN p{get(c.conv_key + ".weight"), get(c.bn_key + ".weight"), get(c.bn_key + ".bias"),
              get(c.bn_key + ".running_mean"), get(c.bn_key + ".running_var")};
     if ((p.var < 0).any().item<bool>())
-      throw Error(ErrorKind::Corrupt, path + ": tensor '" + c.bn_key + ".running_var' holds negative variances; "
-                  "the weights are broken: use another file");
+      throw Error(ErrorKind::Corrupt, path + ": tensor '" + c.bn_key +
+                                          ".running_var' holds negative variances; "
+                                          "the weights are broken: use another file");
     return p;
   };
 }
@@ -334,7 +344,7 @@ at::Tensor ResNet::conv(const at::Tensor& x, const Conv& c) const {
 
 at::Tensor ResNet::forward(const at::Tensor& input) const {
   at::Tensor x = mkldnn_ ? input.to(at::kFloat).contiguous().to_mkldnn(dtype_)
-                        : input.to(dtype_).contiguous(at::MemoryFormat::ChannelsLast);
+                         : input.to(dtype_).contiguous(at::MemoryFormat::ChannelsLast);
   x = conv(x, stem_).relu_();
   x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
   for (const Block& b : blocks_) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Native ResNet-18/34/50/101/152 on ATen ops, with torchvision's parameter
 // names so that the official checkpoint files load as they are. Only the
 // feature extractor is built: the output is layer4, globally average-pooled.

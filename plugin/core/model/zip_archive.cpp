@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/model/zip_archive.h"
 
 #include <fcntl.h>
@@ -63,14 +64,15 @@ bool ZipArchive::looks_like_zip(const uint8_t* head, size_t n) {
 void ZipArchive::read_at(uint64_t offset, void* out, size_t n, const char* what) const {
   if (offset > file_size_ || n > file_size_ - offset)
     throw Error(ErrorKind::Corrupt, path_ + ": the " + what + " lies beyond the end of the file (" +
-                std::to_string(file_size_) + " bytes); the file is truncated");
+                                        std::to_string(file_size_) +
+                                        " bytes); the file is truncated");
   auto* dst = static_cast<uint8_t*>(out);
   while (n > 0) {
     ssize_t got = ::pread(fd_, dst, n, off_t(offset));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0)
       throw Error(ErrorKind::Read, path_ + ": cannot read the " + what + ": " +
-                  (got < 0 ? std::strerror(errno) : "unexpected end of file"));
+                                       (got < 0 ? std::strerror(errno) : "unexpected end of file"));
     dst += got;
     offset += uint64_t(got);
     n -= size_t(got);
@@ -94,7 +96,8 @@ void ZipArchive::read_directory(uint64_t max_directory_bytes) {
     size_t head_n = size_t(std::min<uint64_t>(file_size_, 4));
     read_at(0, head, head_n, "start of the file");
     if (looks_like_zip(head, head_n))
-      throw Error(ErrorKind::Corrupt, path_ + ": the zip archive has no central directory; the file is truncated");
+      throw Error(ErrorKind::Corrupt,
+                  path_ + ": the zip archive has no central directory; the file is truncated");
     throw Error(ErrorKind::Format, path_ + ": not a zip archive");
   }
   const uint8_t* end = &tail[end_pos];
@@ -105,29 +108,35 @@ void ZipArchive::read_directory(uint64_t max_directory_bytes) {
 
   if (count == 0xFFFF || dir_size == 0xFFFFFFFF || dir_offset == 0xFFFFFFFF) {
     if (end_offset < kZip64LocatorSize)
-      throw Error(ErrorKind::Corrupt, path_ + ": the ZIP64 directory locator is missing; the file is corrupt");
+      throw Error(ErrorKind::Corrupt,
+                  path_ + ": the ZIP64 directory locator is missing; the file is corrupt");
     uint8_t locator[kZip64LocatorSize];
     read_at(end_offset - kZip64LocatorSize, locator, sizeof locator, "ZIP64 locator");
     if (le(locator, 4) != kZip64LocatorSig)
-      throw Error(ErrorKind::Corrupt, path_ + ": the ZIP64 directory locator is missing; the file is corrupt");
+      throw Error(ErrorKind::Corrupt,
+                  path_ + ": the ZIP64 directory locator is missing; the file is corrupt");
     uint8_t end64[kZip64EndSize];
     read_at(le(locator + 8, 8), end64, sizeof end64, "ZIP64 end record");
     if (le(end64, 4) != kZip64EndSig)
-      throw Error(ErrorKind::Corrupt, path_ + ": the ZIP64 end record is damaged; the file is corrupt");
+      throw Error(ErrorKind::Corrupt,
+                  path_ + ": the ZIP64 end record is damaged; the file is corrupt");
     count = le(end64 + 32, 8);
     dir_size = le(end64 + 40, 8);
     dir_offset = le(end64 + 48, 8);
   }
   if (count > dir_size / kCentralHeaderSize)
-    throw Error(ErrorKind::Corrupt, path_ + ": the zip directory is implausible (" + std::to_string(count) +
-                " entries in " + std::to_string(dir_size) + " bytes); the file is corrupt");
+    throw Error(ErrorKind::Corrupt, path_ + ": the zip directory is implausible (" +
+                                        std::to_string(count) + " entries in " +
+                                        std::to_string(dir_size) + " bytes); the file is corrupt");
   if (dir_offset > file_size_ || dir_size > file_size_ - dir_offset)
-    throw Error(ErrorKind::Corrupt, path_ + ": the zip directory lies beyond the end of the file (" +
-                std::to_string(file_size_) + " bytes); the file is truncated");
+    throw Error(ErrorKind::Corrupt,
+                path_ + ": the zip directory lies beyond the end of the file (" +
+                    std::to_string(file_size_) + " bytes); the file is truncated");
   if (dir_size > max_directory_bytes)
-    throw Error(ErrorKind::Corrupt, path_ + ": the zip directory takes " + std::to_string(dir_size) +
-                " bytes, more than the " + std::to_string(max_directory_bytes) +
-                " expected of this file; it is not the file expected, or it is corrupt");
+    throw Error(ErrorKind::Corrupt,
+                path_ + ": the zip directory takes " + std::to_string(dir_size) +
+                    " bytes, more than the " + std::to_string(max_directory_bytes) +
+                    " expected of this file; it is not the file expected, or it is corrupt");
   std::vector<uint8_t> dir(static_cast<size_t>(dir_size));
   read_at(dir_offset, dir.data(), dir.size(), "zip directory");
 
@@ -136,7 +145,7 @@ void ZipArchive::read_directory(uint64_t max_directory_bytes) {
   for (uint64_t i = 0; i < count; ++i) {
     if (dir.size() - pos < kCentralHeaderSize || le(&dir[pos], 4) != kCentralHeaderSig)
       throw Error(ErrorKind::Corrupt, path_ + ": zip directory entry " + std::to_string(i) +
-                  " is damaged; the file is corrupt");
+                                          " is damaged; the file is corrupt");
     const uint8_t* h = &dir[pos];
     Entry e;
     e.method = uint16_t(le(h + 10, 2));
@@ -149,7 +158,7 @@ void ZipArchive::read_directory(uint64_t max_directory_bytes) {
     e.local_header_offset = le(h + 42, 4);
     if (dir.size() - pos - kCentralHeaderSize < name_len + extra_len + comment_len)
       throw Error(ErrorKind::Corrupt, path_ + ": zip directory entry " + std::to_string(i) +
-                  " runs past the directory; the file is corrupt");
+                                          " runs past the directory; the file is corrupt");
     e.name.assign(reinterpret_cast<const char*>(h + kCentralHeaderSize), name_len);
 
     // ZIP64 extra field: 64-bit values for exactly the fields saturated above.
@@ -165,7 +174,7 @@ void ZipArchive::read_directory(uint64_t max_directory_bytes) {
           if (*field != 0xFFFFFFFF) return;
           if (left < 8)
             throw Error(ErrorKind::Corrupt, path_ + ": the ZIP64 field of " + e.name +
-                        " is short; the file is corrupt");
+                                                " is short; the file is corrupt");
           *field = le(f, 8);
           f += 8;
           left -= 8;
@@ -191,18 +200,22 @@ std::vector<uint8_t> ZipArchive::read(const Entry& entry) const {
   uint8_t local[kLocalHeaderSize];
   read_at(entry.local_header_offset, local, sizeof local, ("header of " + entry.name).c_str());
   if (le(local, 4) != kLocalHeaderSig)
-    throw Error(ErrorKind::Corrupt, path_ + ": the header of " + entry.name + " is damaged; the file is corrupt");
+    throw Error(ErrorKind::Corrupt,
+                path_ + ": the header of " + entry.name + " is damaged; the file is corrupt");
   uint64_t data_offset =
       entry.local_header_offset + kLocalHeaderSize + le(local + 26, 2) + le(local + 28, 2);
   if (entry.method != 0 && entry.method != 8)
     throw Error(ErrorKind::Format, path_ + ": " + entry.name + " uses zip compression method " +
-                std::to_string(entry.method) + "; only stored and deflated entries are supported");
+                                       std::to_string(entry.method) +
+                                       "; only stored and deflated entries are supported");
   if (entry.compressed_size > file_size_ ||
       (entry.method == 0 && entry.size != entry.compressed_size))
-    throw Error(ErrorKind::Corrupt, path_ + ": the sizes of " + entry.name + " are inconsistent; the file is corrupt");
+    throw Error(ErrorKind::Corrupt,
+                path_ + ": the sizes of " + entry.name + " are inconsistent; the file is corrupt");
   // A deflated stream expands at most ~1032:1; beyond that the size is a lie.
   if (entry.method == 8 && entry.size / 1032 > entry.compressed_size + 1)
-    throw Error(ErrorKind::Corrupt, path_ + ": the sizes of " + entry.name + " are inconsistent; the file is corrupt");
+    throw Error(ErrorKind::Corrupt,
+                path_ + ": the sizes of " + entry.name + " are inconsistent; the file is corrupt");
 
   std::vector<uint8_t> out(size_t(entry.size));
   const std::string what = "data of " + entry.name;
@@ -222,8 +235,9 @@ std::vector<uint8_t> ZipArchive::read(const Entry& entry) const {
     uint64_t produced = zs.total_out;
     inflateEnd(&zs);
     if (rc != Z_STREAM_END || produced != out.size())
-      throw Error(ErrorKind::Corrupt, path_ + ": " + entry.name +
-                  " does not inflate to its recorded size; the file is corrupt");
+      throw Error(ErrorKind::Corrupt,
+                  path_ + ": " + entry.name +
+                      " does not inflate to its recorded size; the file is corrupt");
   }
   uint32_t crc = 0;
   for (size_t done = 0; done < out.size();) {
@@ -232,7 +246,8 @@ std::vector<uint8_t> ZipArchive::read(const Entry& entry) const {
     done += chunk;
   }
   if (crc != entry.crc32)
-    throw Error(ErrorKind::Corrupt, path_ + ": " + entry.name + " fails its CRC check; the file is corrupt");
+    throw Error(ErrorKind::Corrupt,
+                path_ + ": " + entry.name + " fails its CRC check; the file is corrupt");
   return out;
 }
 

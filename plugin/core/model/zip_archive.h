@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Read-only access to a zip archive such as the one torch.save writes: the
 // central directory (ZIP64 included), stored or deflated entries, CRC-checked.
 // Entries are read on demand, so opening a large checkpoint costs only its

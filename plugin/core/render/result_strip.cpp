@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/render/result_strip.h"
 
 #include <opencv2/imgproc.hpp>
@@ -69,8 +70,8 @@ void render(const Layout& l, const std::vector<StripTile>& tiles, size_t count, 
       return cv::getTextSize(std::string(text), kFont, l.font_scale, 1, &baseline).width;
     };
     for (const std::string* line : {&tiles[i].label, &tiles[i].score}) {
-      cv::putText(*strip, fit_text(*line, thumb_size, measure), cv::Point(origin.x, text_y),
-                  kFont, l.font_scale, kText, 1, cv::LINE_AA);
+      cv::putText(*strip, fit_text(*line, thumb_size, measure), cv::Point(origin.x, text_y), kFont,
+                  l.font_scale, kText, 1, cv::LINE_AA);
       text_y += l.line_height;
     }
   }
@@ -116,15 +117,16 @@ std::string fit_text(std::string_view text, int width,
   return std::string(text.substr(0, chars_end(text, fit)));
 }
 
-cv::Rect ResultStrip::draw(const std::vector<StripTile>& tiles, int thumb_size,
-                           StripEdge edge, const FrameView& frame) {
+cv::Rect ResultStrip::draw(const std::vector<StripTile>& tiles, int thumb_size, StripEdge edge,
+                           const FrameView& frame) {
   const Layout l = layout_for(thumb_size);
   const bool vertical = edge == StripEdge::Left || edge == StripEdge::Right;
   const int step = vertical ? l.tile_height + l.gap : thumb_size + l.gap;
   const int room = vertical ? frame.height : frame.width;
   const int across = vertical ? thumb_size + 2 * l.gap : l.tile_height + 2 * l.gap;
   if (across > (vertical ? frame.width : frame.height)) return {};
-  const size_t count = std::min(tiles.size(), static_cast<size_t>(std::max(0, (room - l.gap) / step)));
+  const size_t count =
+      std::min(tiles.size(), static_cast<size_t>(std::max(0, (room - l.gap) / step)));
   if (count == 0) return {};
 
   // Even sizes and offsets keep chroma-subsampled layouts aligned.
@@ -171,7 +173,8 @@ void ResultStrip::write(const cv::Rect& where, const FrameView& frame) {
       cv::cvtColor(rgb, converted_, cv::COLOR_RGB2YUV_I420);
       const int cw = where.width / 2;
       const int ch = where.height / 2;
-      converted_.rowRange(0, where.height).copyTo(plane(0, frame.height, frame.width, CV_8UC1)(where));
+      converted_.rowRange(0, where.height)
+          .copyTo(plane(0, frame.height, frame.width, CV_8UC1)(where));
       const uint8_t* u = converted_.ptr<uint8_t>(where.height);
       const uint8_t* v = u + cw * ch;
       const int cx = where.x / 2;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // The strip searchoverlay draws: one tile per neighbour (thumbnail, label,
 // score) along an edge of the frame, rendered in RGB and written into the
 // frame's own pixel layout.

@@ -1,5 +1,5 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/render/thumbnail_cache.h"
-
 
 #include <opencv2/imgproc.hpp>
 
@@ -142,7 +142,8 @@ cv::Mat ThumbnailCache::read_cifar(const std::string& source, const std::string&
   if (record < 0) {
     warn_once("mismatch:" + data->name(),
               "The neighbour " + source + " is not in the " + data->name() + " dataset at " +
-                  dataset_dir_ + " (the index was built from another dataset?); its thumbnail "
+                  dataset_dir_ +
+                  " (the index was built from another dataset?); its thumbnail "
                   "is left blank.");
     return {};
   }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Gallery images read back from the catalog's thumbnails, or else through a
 // neighbour's source ("cifar10/train/17" or an image file path), and kept as
 // square thumbnails, least recently used first out, so an overlay can draw the
@@ -17,8 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/index/catalog.h"
 #include "core/dataset/cifar_dataset.h"
+#include "core/index/catalog.h"
 
 namespace vs {
 
@@ -51,8 +52,7 @@ class ThumbnailCache {
   // relative file sources are read from (the catalog's gallery_root; empty:
   // the current directory).
   ThumbnailCache(size_t capacity, std::string dataset_dir,
-                 std::shared_ptr<CatalogThumbnails> catalog = nullptr,
-                 std::string files_root = "");
+                 std::shared_ptr<CatalogThumbnails> catalog = nullptr, std::string files_root = "");
 
   // The size x size RGB thumbnail (CV_8UC3) of index item id: the catalog's
   // when it has one, else read through source; an empty Mat when neither
