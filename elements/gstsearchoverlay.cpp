@@ -1,27 +1,36 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* searchoverlay: draws each frame's nearest gallery images onto it.
+/**
+ * SECTION:element-searchoverlay
+ * @title: searchoverlay
  *
- * For every frame that carries a GstVisualSearchNeighborsMeta (from faisssearch), draws a
- * strip of the neighbours' thumbnails along one edge, each captioned with its
- * label and its score as FAISS returned it. Thumbnails come from the catalog
- * of the index faisssearch searches (index + ".db"), where faissindexer
- * stores them, so the originals need not be at hand; a catalog renamed over
- * the old one by a writer is reopened. The element finds that index by itself
- * (faisssearch names it in a sticky event before the first frame); the index
- * property, when set, wins. Items without a thumbnail are read back through
- * the neighbour's source: CIFAR records ("cifar10/train/17") from the
- * directory in the dataset property, anything else as an image file path,
- * relative to the gallery folder the catalog records (galleryindexer's
- * location).
- * They are cached, so steady results cost no disk access. Frames without
- * neighbours pass through untouched, unless persist=true: then the last
- * results stay on screen (embedder's inference-interval and QoS leave frames
- * without an embedding, which would make the strip flicker).
+ * Draws each frame's nearest gallery images onto it. For every frame that
+ * carries a #GstVisualSearchNeighborsMeta (from faisssearch), draws a strip
+ * of the neighbours' thumbnails along one edge, each captioned with its label
+ * and its score as FAISS returned it.
  *
- * Example:
- *   gst-launch-1.0 v4l2src ! videoconvert ! embedder ! faisssearch index=cifar.faiss !
- *       searchoverlay dataset=cifar-10-batches-py position=bottom ! videoconvert !
- *       autovideosink
+ * Thumbnails come from the catalog of the index faisssearch searches (index +
+ * ".db"), where faissindexer stores them, so the originals need not be at
+ * hand; a catalog renamed over the old one by a writer is reopened. The
+ * element finds that index by itself (faisssearch names it in a sticky event
+ * before the first frame); #GstSearchOverlay:index, when set, wins. Items
+ * without a thumbnail are read back through the neighbour's source: CIFAR
+ * records ("cifar10/train/17") from the directory in
+ * #GstSearchOverlay:dataset, anything else as an image file path, relative to
+ * the gallery folder the catalog records (galleryindexer's location). They
+ * are cached, so steady results cost no disk access.
+ *
+ * Frames without neighbours pass through untouched, unless
+ * #GstSearchOverlay:persist is set: then the last results stay on screen
+ * (embedder's inference-interval and QoS leave frames without an embedding,
+ * which would make the strip flicker).
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 v4l2src ! videoconvert ! embedder index=cifar.faiss ! \
+ *     faisssearch index=cifar.faiss ! \
+ *     searchoverlay dataset=cifar-10-batches-py position=bottom ! \
+ *     videoconvert ! autovideosink
+ * ]|
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -65,7 +74,8 @@ enum
   PROP_INDEX,
 };
 
-/* The C++ side, only touched by stop() and the streaming thread. */
+/* The C++ state of a stream, only touched by start, stop and the streaming
+ * thread. */
 struct SearchOverlayState
 {
   std::unique_ptr<vs::ThumbnailCache> thumbnails;
@@ -93,16 +103,9 @@ struct _GstSearchOverlay
   gboolean persist;
   gchar *index;
 
+  /* created in start, destroyed in stop */
   SearchOverlayState *state;
 };
-
-#define gst_search_overlay_parent_class parent_class
-G_DEFINE_TYPE_WITH_CODE (GstSearchOverlay, gst_search_overlay,
-    GST_TYPE_VIDEO_FILTER,
-    GST_DEBUG_CATEGORY_INIT (gst_search_overlay_debug, "searchoverlay", 0,
-        "Draws search results onto video frames"));
-GST_ELEMENT_REGISTER_DEFINE (searchoverlay, "searchoverlay", GST_RANK_NONE,
-    GST_TYPE_SEARCH_OVERLAY);
 
 #define VIDEO_CAPS GST_VIDEO_CAPS_MAKE ("{ RGB, BGR, RGBx, BGRx, I420, NV12 }")
 
@@ -133,8 +136,119 @@ gst_search_overlay_position_get_type (void)
   return (GType) type;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Properties */
+#define gst_search_overlay_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE (GstSearchOverlay, gst_search_overlay,
+    GST_TYPE_VIDEO_FILTER,
+    GST_DEBUG_CATEGORY_INIT (gst_search_overlay_debug, "searchoverlay", 0,
+        "Draws search results onto video frames"));
+GST_ELEMENT_REGISTER_DEFINE (searchoverlay, "searchoverlay", GST_RANK_NONE,
+    GST_TYPE_SEARCH_OVERLAY);
+
+static void gst_search_overlay_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_search_overlay_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static void gst_search_overlay_finalize (GObject *object);
+static gboolean gst_search_overlay_start (GstBaseTransform *trans);
+static gboolean gst_search_overlay_stop (GstBaseTransform *trans);
+static gboolean gst_search_overlay_sink_event (GstBaseTransform *trans,
+    GstEvent *event);
+static void gst_search_overlay_before_transform (GstBaseTransform *trans,
+    GstBuffer *buffer);
+static GstFlowReturn
+gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
+    GstVideoFrame *frame);
+
+static void
+gst_search_overlay_class_init (GstSearchOverlayClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+  GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS (klass);
+  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
+
+  gobject_class->set_property = gst_search_overlay_set_property;
+  gobject_class->get_property = gst_search_overlay_get_property;
+  gobject_class->finalize = gst_search_overlay_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_THUMB_SIZE,
+      g_param_spec_uint ("thumb-size", "Thumbnail size",
+          "Width and height of each neighbour's thumbnail, in pixels", 16, 512,
+          DEFAULT_THUMB_SIZE, flags));
+  g_object_class_install_property (gobject_class, PROP_POSITION,
+      g_param_spec_enum ("position", "Position",
+          "Frame edge along which the strip of results is drawn",
+          gst_search_overlay_position_get_type (), DEFAULT_POSITION, flags));
+  g_object_class_install_property (gobject_class, PROP_DATASET,
+      g_param_spec_string ("dataset", "Dataset",
+          "CIFAR directory (or batch file) that neighbours with sources such "
+          "as \"cifar10/train/17\" are read from; image file sources need "
+          "none",
+          NULL, flags));
+  g_object_class_install_property (gobject_class, PROP_INDEX,
+      g_param_spec_string ("index", "Index",
+          "The FAISS index the neighbours come from; unset: the index the "
+          "faisssearch upstream names. Thumbnails stored in its catalog "
+          "(index + \".db\") are drawn without reading the originals; items "
+          "without one are read through their source, relative to the "
+          "gallery folder the catalog records",
+          NULL, flags));
+  g_object_class_install_property (gobject_class, PROP_MAX_THUMBS,
+      g_param_spec_uint ("max-thumbs", "Maximum thumbnails",
+          "Draw at most this many neighbours (fewer when the frame has no "
+          "room)",
+          1, 1024, DEFAULT_MAX_THUMBS, flags));
+  g_object_class_install_property (gobject_class, PROP_CACHE_SIZE,
+      g_param_spec_uint ("cache-size", "Cache size",
+          "How many thumbnails to keep in memory", 1, 65536, DEFAULT_CACHE_SIZE,
+          flags));
+  g_object_class_install_property (gobject_class, PROP_PERSIST,
+      g_param_spec_boolean ("persist", "Persist",
+          "Keep drawing the last results on frames that carry none (frames "
+          "the embedder skipped), until new results or a flush arrive",
+          DEFAULT_PERSIST, flags));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (element_class,
+      "Search results overlay", "Filter/Effect/Video",
+      "Draws the nearest gallery images of each frame, with labels and "
+      "scores, onto the frame",
+      "visualsearch developers");
+
+  trans_class->start = GST_DEBUG_FUNCPTR (gst_search_overlay_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR (gst_search_overlay_stop);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_search_overlay_sink_event);
+  trans_class->before_transform =
+      GST_DEBUG_FUNCPTR (gst_search_overlay_before_transform);
+  filter_class->transform_frame_ip =
+      GST_DEBUG_FUNCPTR (gst_search_overlay_transform_frame_ip);
+
+  gst_type_mark_as_plugin_api (gst_search_overlay_position_get_type (),
+      (GstPluginAPIFlags) 0);
+}
+
+static void
+gst_search_overlay_init (GstSearchOverlay *self)
+{
+  self->thumb_size = DEFAULT_THUMB_SIZE;
+  self->position = DEFAULT_POSITION;
+  self->max_thumbs = DEFAULT_MAX_THUMBS;
+  self->cache_size = DEFAULT_CACHE_SIZE;
+  self->persist = DEFAULT_PERSIST;
+}
+
+static void
+gst_search_overlay_finalize (GObject *object)
+{
+  GstSearchOverlay *self = GST_SEARCH_OVERLAY (object);
+
+  g_free (self->dataset);
+  g_free (self->index);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
 
 static void
 gst_search_overlay_set_property (GObject *object, guint prop_id,
@@ -214,14 +328,22 @@ gst_search_overlay_get_property (GObject *object, guint prop_id, GValue *value,
 /* Lifecycle */
 
 static gboolean
+gst_search_overlay_start (GstBaseTransform *trans)
+{
+  GstSearchOverlay *self = GST_SEARCH_OVERLAY (trans);
+
+  self->state = new SearchOverlayState ();
+  return TRUE;
+}
+
+static gboolean
 gst_search_overlay_stop (GstBaseTransform *trans)
 {
   GstSearchOverlay *self = GST_SEARCH_OVERLAY (trans);
 
   /* A CIFAR split held for thumbnails is ~150 MB: let it go with the stream. */
-  self->state->thumbnails.reset ();
-  self->state->tiles.clear ();
-  self->state->stream_index.clear ();
+  delete self->state;
+  self->state = NULL;
   return TRUE;
 }
 
@@ -428,99 +550,4 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
     GST_ELEMENT_WARNING (self, RESOURCE, READ, ("%s", warning.c_str ()),
         (NULL));
   return GST_FLOW_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* GObject */
-
-static void
-gst_search_overlay_finalize (GObject *object)
-{
-  GstSearchOverlay *self = GST_SEARCH_OVERLAY (object);
-
-  delete self->state;
-  g_free (self->dataset);
-  g_free (self->index);
-  G_OBJECT_CLASS (parent_class)->finalize (object);
-}
-
-static void
-gst_search_overlay_class_init (GstSearchOverlayClass *klass)
-{
-  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
-  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
-  GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS (klass);
-  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE
-      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
-
-  gobject_class->set_property = gst_search_overlay_set_property;
-  gobject_class->get_property = gst_search_overlay_get_property;
-  gobject_class->finalize = gst_search_overlay_finalize;
-
-  g_object_class_install_property (gobject_class, PROP_THUMB_SIZE,
-      g_param_spec_uint ("thumb-size", "Thumbnail size",
-          "Width and height of each neighbour's thumbnail, in pixels", 16, 512,
-          DEFAULT_THUMB_SIZE, flags));
-  g_object_class_install_property (gobject_class, PROP_POSITION,
-      g_param_spec_enum ("position", "Position",
-          "Frame edge along which the strip of results is drawn",
-          gst_search_overlay_position_get_type (), DEFAULT_POSITION, flags));
-  g_object_class_install_property (gobject_class, PROP_DATASET,
-      g_param_spec_string ("dataset", "Dataset",
-          "CIFAR directory (or batch file) that neighbours with sources such "
-          "as \"cifar10/train/17\" are read from; image file sources need "
-          "none",
-          NULL, flags));
-  g_object_class_install_property (gobject_class, PROP_INDEX,
-      g_param_spec_string ("index", "Index",
-          "The FAISS index the neighbours come from; unset: the index the "
-          "faisssearch upstream names. Thumbnails stored in its catalog "
-          "(index + \".db\") are drawn without reading the originals; items "
-          "without one are read through their source, relative to the "
-          "gallery folder the catalog records",
-          NULL, flags));
-  g_object_class_install_property (gobject_class, PROP_MAX_THUMBS,
-      g_param_spec_uint ("max-thumbs", "Maximum thumbnails",
-          "Draw at most this many neighbours (fewer when the frame has no "
-          "room)",
-          1, 1024, DEFAULT_MAX_THUMBS, flags));
-  g_object_class_install_property (gobject_class, PROP_CACHE_SIZE,
-      g_param_spec_uint ("cache-size", "Cache size",
-          "How many thumbnails to keep in memory", 1, 65536, DEFAULT_CACHE_SIZE,
-          flags));
-  g_object_class_install_property (gobject_class, PROP_PERSIST,
-      g_param_spec_boolean ("persist", "Persist",
-          "Keep drawing the last results on frames that carry none (frames "
-          "the embedder skipped), until new results or a flush arrive",
-          DEFAULT_PERSIST, flags));
-
-  gst_element_class_add_static_pad_template (element_class, &sink_template);
-  gst_element_class_add_static_pad_template (element_class, &src_template);
-  gst_element_class_set_static_metadata (element_class,
-      "Search results overlay", "Filter/Effect/Video",
-      "Draws the nearest gallery images of each frame, with labels and "
-      "scores, onto the frame",
-      "visualsearch developers");
-
-  trans_class->stop = GST_DEBUG_FUNCPTR (gst_search_overlay_stop);
-  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_search_overlay_sink_event);
-  trans_class->before_transform =
-      GST_DEBUG_FUNCPTR (gst_search_overlay_before_transform);
-  filter_class->transform_frame_ip =
-      GST_DEBUG_FUNCPTR (gst_search_overlay_transform_frame_ip);
-
-  gst_type_mark_as_plugin_api (gst_search_overlay_position_get_type (),
-      (GstPluginAPIFlags) 0);
-}
-
-static void
-gst_search_overlay_init (GstSearchOverlay *self)
-{
-  self->thumb_size = DEFAULT_THUMB_SIZE;
-  self->position = DEFAULT_POSITION;
-  self->max_thumbs = DEFAULT_MAX_THUMBS;
-  self->cache_size = DEFAULT_CACHE_SIZE;
-  self->persist = DEFAULT_PERSIST;
-  self->state = new SearchOverlayState ();
 }
