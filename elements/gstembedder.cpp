@@ -1,25 +1,35 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* visualsearch
+/**
+ * SECTION:element-embedder
+ * @title: embedder
  *
- * embedder: runs each video frame through a ResNet (torchvision weights, native
- * C++) or a TorchScript module and attaches the embedding as GstVisualSearchEmbeddingMeta.
- * Buffers pass through unchanged.
- *
- * gst-launch-1.0 filesrc location=clip.mp4 ! decodebin ! embedder model=resnet50 \
- *     batch-size=8 ! fakesink
+ * Runs each video frame through a ResNet (torchvision weights, native C++) or
+ * a TorchScript module and attaches the embedding as a
+ * #GstVisualSearchEmbeddingMeta. Buffers pass through unchanged; frames can
+ * be batched (#GstEmbedder:batch-size), thinned out
+ * (#GstEmbedder:inference-interval) or, when downstream is late, skipped by
+ * QoS.
  *
  * Once its caps are set it announces the settings that define its embedding
- * space downstream (see embedder_settings.h); faissindexer records them in the
- * catalog. With index=FILE the element adopts the settings recorded for that
- * index, so a query is embedded exactly as the gallery was:
+ * space downstream (see embedder_settings.h); faissindexer records them in
+ * the catalog. With #GstEmbedder:index the element adopts the settings
+ * recorded for that index, so a query is embedded exactly as the gallery
+ * was. A property set by the application must then agree with the index
+ * (model and weights files by their identity, the model id); precision,
+ * batch-size, inference-interval, threads and device are free. A catalog
+ * without the record (written before catalog schema 4, or from embeddings no
+ * embedder made) is an error: rebuild the index, or set the properties
+ * instead.
  *
- * gst-launch-1.0 ... ! embedder index=g.faiss ! faisssearch index=g.faiss ! ...
- *
- * A property set by the application must then agree with the index (model and
- * weights files by their identity, the model id); precision, batch-size,
- * inference-interval, threads and device are free. A catalog without the
- * record (written before catalog schema 4, or from embeddings no embedder
- * made) is an error: rebuild the index, or set the properties instead.
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 filesrc location=clip.mp4 ! decodebin ! videoconvert ! \
+ *     embedder model=resnet50 batch-size=8 ! fakesink
+ * ]|
+ * |[
+ * gst-launch-1.0 v4l2src ! videoconvert ! embedder index=g.faiss ! \
+ *     faisssearch index=g.faiss ! fakesink
+ * ]|
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -92,8 +102,9 @@ struct HeldBuffer
   bool embed;
 };
 
-/* The C++ side of the element. start(), stop(), the caps and the streaming
- * thread touch it, never at the same time, so it needs no lock. */
+/* The C++ state of a stream: created in start, destroyed in stop. start(),
+ * stop(), the caps and the streaming thread touch it, never at the same time,
+ * so it needs no lock. */
 struct EmbedderState
 {
   std::unique_ptr<vs::EmbeddingEngine> engine;
@@ -121,8 +132,6 @@ struct EmbedderState
   /* Whether the user was told that the model made a non-finite embedding. */
   bool warned_non_finite = false;
   guint64 frame_count = 0;
-  GstClockTime qos_earliest = GST_CLOCK_TIME_NONE;
-  double busy_ms = 0.0;
 
   void drop_buffers ()
   {
@@ -168,18 +177,17 @@ struct _GstEmbedder
   gboolean adopting;
   guint64 frames_embedded;
   guint64 frames_skipped;
+  /* Milliseconds spent preprocessing and running the model since start. */
+  double busy_ms;
+  /* Frames due before this running time go without embedding; set from
+   * downstream's thread by QoS events. */
+  GstClockTime qos_earliest;
   /* What the running engine computes in; unset (-1) until start. */
   gint active_precision;
 
+  /* created in start, destroyed in stop */
   EmbedderState *state;
 };
-
-#define gst_embedder_parent_class parent_class
-G_DEFINE_TYPE_WITH_CODE (GstEmbedder, gst_embedder, GST_TYPE_BASE_TRANSFORM,
-    GST_DEBUG_CATEGORY_INIT (gst_embedder_debug, "embedder", 0,
-        "ResNet / TorchScript frame embeddings"));
-GST_ELEMENT_REGISTER_DEFINE (embedder, "embedder", GST_RANK_NONE,
-    GST_TYPE_EMBEDDER);
 
 #define VIDEO_FORMATS \
   "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, ARGB, " \
@@ -217,6 +225,219 @@ gst_embedder_precision_get_type (void)
   }
   return type;
 }
+
+#define gst_embedder_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE (GstEmbedder, gst_embedder, GST_TYPE_BASE_TRANSFORM,
+    GST_DEBUG_CATEGORY_INIT (gst_embedder_debug, "embedder", 0,
+        "ResNet / TorchScript frame embeddings"));
+GST_ELEMENT_REGISTER_DEFINE (embedder, "embedder", GST_RANK_NONE,
+    GST_TYPE_EMBEDDER);
+
+static void gst_embedder_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_embedder_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static void gst_embedder_finalize (GObject *object);
+static gboolean gst_embedder_start (GstBaseTransform *trans);
+static gboolean gst_embedder_stop (GstBaseTransform *trans);
+static gboolean gst_embedder_set_caps (GstBaseTransform *trans, GstCaps *incaps,
+    GstCaps *outcaps);
+static gboolean gst_embedder_sink_event (GstBaseTransform *trans,
+    GstEvent *event);
+static gboolean gst_embedder_src_event (GstBaseTransform *trans,
+    GstEvent *event);
+static gboolean gst_embedder_query (GstBaseTransform *trans,
+    GstPadDirection direction, GstQuery *query);
+static GstFlowReturn gst_embedder_submit_input_buffer (GstBaseTransform *trans,
+    gboolean is_discont, GstBuffer *buf);
+static GstFlowReturn gst_embedder_generate_output (GstBaseTransform *trans,
+    GstBuffer **outbuf);
+
+static void
+gst_embedder_class_init (GstEmbedderClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+  const GParamFlags rw = static_cast<GParamFlags> (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const GParamFlags live = static_cast<GParamFlags> (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
+  const GParamFlags ro =
+      static_cast<GParamFlags> (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  gobject_class->set_property = gst_embedder_set_property;
+  gobject_class->get_property = gst_embedder_get_property;
+  gobject_class->finalize = gst_embedder_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_MODEL,
+      g_param_spec_string ("model", "Model",
+          "resnet18, resnet34, resnet50, resnet101, resnet152 (native, "
+          "torchvision weights), or the path of a TorchScript file whose "
+          "forward maps a normalised NCHW float batch to (N, D) embeddings",
+          DEFAULT_MODEL, rw));
+  g_object_class_install_property (gobject_class, PROP_WEIGHTS,
+      g_param_spec_string ("weights", "Weights",
+          "torchvision .pth state dict of the ResNet; unset: the official file "
+          "(e.g. resnet18-f37072fd.pth) under $TORCH_HOME/hub/checkpoints, "
+          "else "
+          "~/.cache/torch/hub/checkpoints; \"random\": deterministic random "
+          "weights from 'seed' (meaningless for similarity). See "
+          "models/README.md",
+          DEFAULT_WEIGHTS, rw));
+  g_object_class_install_property (gobject_class, PROP_INPUT_SIZE,
+      g_param_spec_uint ("input-size", "Input size",
+          "Side of the square the model sees (centre crop)", 1, 4096,
+          DEFAULT_INPUT_SIZE, rw));
+  g_object_class_install_property (gobject_class, PROP_RESIZE,
+      g_param_spec_uint ("resize", "Resize",
+          "Shorter side after the antialiased bilinear resize and before the "
+          "centre crop; 0 stretches the frame straight to input-size (e.g. "
+          "CIFAR at 32x32). The longer side keeps the aspect ratio, so frames "
+          "more elongated than 32:1 (whose resized longer side would exceed "
+          "32 x resize) are not embedded: a warning at caps time, then they "
+          "pass without an embedding",
+          0, 8192, DEFAULT_RESIZE, rw));
+  g_object_class_install_property (gobject_class, PROP_MEAN,
+      g_param_spec_string ("mean", "Mean",
+          "Per-channel (R,G,B) mean subtracted after scaling to [0,1], as "
+          "three comma-separated finite numbers",
+          DEFAULT_MEAN, rw));
+  g_object_class_install_property (gobject_class, PROP_STD,
+      g_param_spec_string ("std", "Standard deviation",
+          "Per-channel (R,G,B) standard deviation divided by after the mean, "
+          "as three comma-separated positive numbers",
+          DEFAULT_STD, rw));
+  g_object_class_install_property (gobject_class, PROP_NORMALIZE,
+      g_param_spec_boolean ("normalize", "Normalize",
+          "L2-normalise the embedding (inner product = cosine similarity)",
+          DEFAULT_NORMALIZE, rw));
+  g_object_class_install_property (gobject_class, PROP_PRECISION,
+      g_param_spec_enum ("precision", "Precision",
+          "Arithmetic of the model; bf16 needs a CPU with native bf16 and "
+          "otherwise runs as fp32; auto picks the fastest that stays within "
+          "0.999 cosine of fp32 here (see active-precision)",
+          GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (DEFAULT_PRECISION),
+          rw));
+  g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
+      g_param_spec_uint ("batch-size", "Batch size",
+          "Frames held back and embedded together (throughput for offline "
+          "indexing; adds latency). Order and timestamps are kept; EOS and "
+          "flushes drain the batch",
+          1, 1024, DEFAULT_BATCH_SIZE, live));
+  g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
+      g_param_spec_uint ("inference-interval", "Inference interval",
+          "Embed every Nth frame; the frames in between pass without "
+          "metadata",
+          1, G_MAXUINT, DEFAULT_INFERENCE_INTERVAL, live));
+  g_object_class_install_property (gobject_class, PROP_THREADS,
+      g_param_spec_uint ("threads", "Threads",
+          "Intra-op threads of the model; 0 = the number of cores", 0, 1024,
+          DEFAULT_THREADS, rw));
+  g_object_class_install_property (gobject_class, PROP_DEVICE,
+      g_param_spec_string ("device", "Device",
+          "cpu, or cuda / cuda:N when LibTorch was built with CUDA",
+          DEFAULT_DEVICE, rw));
+  g_object_class_install_property (gobject_class, PROP_SEED,
+      g_param_spec_uint64 ("seed", "Seed",
+          "Seed of weights=random: the same seed gives the same weights in "
+          "every process",
+          0, G_MAXUINT64, DEFAULT_SEED, rw));
+  g_object_class_install_property (gobject_class, PROP_INDEX,
+      g_param_spec_string ("index", "Index",
+          "A FAISS index built by faissindexer: embed exactly as its gallery "
+          "was, with the model, weights, seed, input-size, resize, mean, std "
+          "and normalize its catalog records (index + \".db\"). Those set "
+          "here too must agree with the index (files by identity), or the "
+          "element fails to start; the others are taken from the index",
+          DEFAULT_INDEX, rw));
+  g_object_class_install_property (gobject_class, PROP_FRAMES_EMBEDDED,
+      g_param_spec_uint64 ("frames-embedded", "Frames embedded",
+          "Frames that received an embedding since the element started", 0,
+          G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_FRAMES_SKIPPED,
+      g_param_spec_uint64 ("frames-skipped", "Frames skipped",
+          "Frames passed without an embedding (inference-interval, QoS when "
+          "downstream is late, frames too elongated for resize, or a model "
+          "that made a NaN or infinite embedding)",
+          0, G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_ACTIVE_PRECISION,
+      g_param_spec_enum ("active-precision", "Active precision",
+          "The arithmetic the model really runs in (fp32 or bf16, never "
+          "auto): precision=bf16 runs as fp32 (with a warning) on a CPU "
+          "without native bf16 (AVX512_BF16 or AMX-BF16), or when "
+          "VISUALSEARCH_HIDE_NATIVE_BF16=1 is set; before start, a guess",
+          GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (vs::Precision::FP32),
+          ro));
+  g_object_class_install_property (gobject_class, PROP_MEAN_INFERENCE_MS,
+      g_param_spec_double ("mean-inference-ms", "Mean inference time",
+          "Mean milliseconds spent per embedded frame (preprocessing and "
+          "model)",
+          0.0, G_MAXDOUBLE, 0.0, ro));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (element_class, "Frame embedder",
+      "Filter/Analysis/Video",
+      "Attaches a ResNet or TorchScript embedding of each frame as "
+      "GstVisualSearchEmbeddingMeta, with torchvision-exact preprocessing",
+      "visualsearch developers");
+
+  trans_class->start = GST_DEBUG_FUNCPTR (gst_embedder_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR (gst_embedder_stop);
+  trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_embedder_set_caps);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_embedder_sink_event);
+  trans_class->src_event = GST_DEBUG_FUNCPTR (gst_embedder_src_event);
+  trans_class->query = GST_DEBUG_FUNCPTR (gst_embedder_query);
+  trans_class->submit_input_buffer =
+      GST_DEBUG_FUNCPTR (gst_embedder_submit_input_buffer);
+  trans_class->generate_output =
+      GST_DEBUG_FUNCPTR (gst_embedder_generate_output);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_EMBEDDER_PRECISION,
+      static_cast<GstPluginAPIFlags> (0));
+}
+
+static void
+gst_embedder_init (GstEmbedder *self)
+{
+  self->model = g_strdup (DEFAULT_MODEL);
+  self->weights = g_strdup (DEFAULT_WEIGHTS);
+  self->input_size = DEFAULT_INPUT_SIZE;
+  self->resize = DEFAULT_RESIZE;
+  self->mean = g_strdup (DEFAULT_MEAN);
+  self->std = g_strdup (DEFAULT_STD);
+  self->normalize = DEFAULT_NORMALIZE;
+  self->precision = DEFAULT_PRECISION;
+  self->batch_size = DEFAULT_BATCH_SIZE;
+  self->inference_interval = DEFAULT_INFERENCE_INTERVAL;
+  self->threads = DEFAULT_THREADS;
+  self->device = g_strdup (DEFAULT_DEVICE);
+  self->seed = DEFAULT_SEED;
+  self->index = g_strdup (DEFAULT_INDEX);
+  self->active_precision = -1;
+  self->qos_earliest = GST_CLOCK_TIME_NONE;
+
+  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
+  gst_base_transform_set_qos_enabled (GST_BASE_TRANSFORM (self), TRUE);
+}
+
+static void
+gst_embedder_finalize (GObject *object)
+{
+  GstEmbedder *self = GST_EMBEDDER (object);
+
+  g_free (self->model);
+  g_free (self->weights);
+  g_free (self->mean);
+  g_free (self->std);
+  g_free (self->device);
+  g_free (self->index);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Properties */
 
 /* What start() will run in: bf16 on a CPU only where it is native; auto
  * tries bf16 only there, and start() may still keep fp32 (see
@@ -363,8 +584,7 @@ gst_embedder_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_MEAN_INFERENCE_MS:
       g_value_set_double (value,
-          self->frames_embedded ? self->state->busy_ms / self->frames_embedded
-                                : 0.0);
+          self->frames_embedded ? self->busy_ms / self->frames_embedded : 0.0);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -374,57 +594,7 @@ gst_embedder_get_property (GObject *object, guint prop_id, GValue *value,
 }
 
 /* ------------------------------------------------------------------------ */
-
-static gboolean
-gst_embedder_set_caps (GstBaseTransform *trans, GstCaps *incaps,
-    GstCaps *outcaps)
-{
-  GstEmbedder *self = GST_EMBEDDER (trans);
-  EmbedderState *st = self->state;
-
-  if (!gst_video_info_from_caps (&st->info, incaps)) {
-    GST_ERROR_OBJECT (self, "invalid caps %" GST_PTR_FORMAT, incaps);
-    return FALSE;
-  }
-  st->converter.reset ();
-  if (GST_VIDEO_INFO_IS_YUV (&st->info)) {
-    gst_video_info_set_format (&st->rgb_info, GST_VIDEO_FORMAT_RGB,
-        GST_VIDEO_INFO_WIDTH (&st->info), GST_VIDEO_INFO_HEIGHT (&st->info));
-    /* The converter only changes the format, so the rest must agree. */
-    GST_VIDEO_INFO_FPS_N (&st->rgb_info) = GST_VIDEO_INFO_FPS_N (&st->info);
-    GST_VIDEO_INFO_FPS_D (&st->rgb_info) = GST_VIDEO_INFO_FPS_D (&st->info);
-    GST_VIDEO_INFO_PAR_N (&st->rgb_info) = GST_VIDEO_INFO_PAR_N (&st->info);
-    GST_VIDEO_INFO_PAR_D (&st->rgb_info) = GST_VIDEO_INFO_PAR_D (&st->info);
-    GST_VIDEO_INFO_INTERLACE_MODE (&st->rgb_info) =
-        GST_VIDEO_INFO_INTERLACE_MODE (&st->info);
-    st->converter.reset (gst_video_converter_new (&st->info, &st->rgb_info,
-        NULL));
-    if (!st->converter) {
-      GST_ERROR_OBJECT (self, "cannot convert %s to RGB",
-          GST_VIDEO_INFO_NAME (&st->info));
-      return FALSE;
-    }
-    st->rgb.resize (GST_VIDEO_INFO_SIZE (&st->rgb_info));
-  }
-  /* Told once here rather than for every frame; the stream goes on. */
-  try {
-    st->engine->check_frame_size (GST_VIDEO_INFO_WIDTH (&st->info),
-        GST_VIDEO_INFO_HEIGHT (&st->info));
-    st->embeddable = true;
-  } catch (const std::exception &e) {
-    VS_ELEMENT_WARNING (self, e,
-        ("Cannot embed these frames: %s. They pass without an embedding.",
-            e.what ()),
-        ("caps %" GST_PTR_FORMAT, incaps));
-    st->embeddable = false;
-  }
-  GST_DEBUG_OBJECT (self, "embedding %dx%d %s frames",
-      GST_VIDEO_INFO_WIDTH (&st->info), GST_VIDEO_INFO_HEIGHT (&st->info),
-      GST_VIDEO_INFO_NAME (&st->info));
-  return TRUE;
-}
-
-/* ------------------------------------------------------------------------ */
+/* Lifecycle */
 
 /* The properties as an engine configuration; false, with the offending
  * property in *invalid, when mean or std does not parse. */
@@ -595,6 +765,8 @@ gst_embedder_start (GstBaseTransform *trans)
   const std::string index = self->index ? self->index : "";
   self->frames_embedded = 0;
   self->frames_skipped = 0;
+  self->busy_ms = 0.0;
+  self->qos_earliest = GST_CLOCK_TIME_NONE;
   GST_OBJECT_UNLOCK (self);
 
   std::optional<EmbedderSettings> recorded;
@@ -612,14 +784,9 @@ gst_embedder_start (GstBaseTransform *trans)
     return FALSE;
   }
 
-  EmbedderState *st = self->state;
+  auto st = std::make_unique<EmbedderState> ();
   st->model = config.model;
   st->normalized = config.normalize;
-  st->embeddable = true;
-  st->warned_non_finite = false;
-  st->frame_count = 0;
-  st->busy_ms = 0.0;
-  st->qos_earliest = GST_CLOCK_TIME_NONE;
   /* A file the index names may have moved since it was built. */
   const std::string adopted_from = recorded ? " (model and weights as the "
                                               "index "
@@ -645,7 +812,6 @@ gst_embedder_start (GstBaseTransform *trans)
             loaded.c_str (), st->engine->model_id ().c_str (), index.c_str (),
             recorded->model_id.c_str ()),
         (NULL));
-    st->engine.reset ();
     return FALSE;
   }
 
@@ -675,25 +841,77 @@ gst_embedder_start (GstBaseTransform *trans)
       st->engine->precision_reason ().c_str (), cpu.model.c_str (), cpu.avx2,
       cpu.avx512bw && cpu.avx512vl && cpu.avx512dq, cpu.avx512_bf16,
       cpu.amx_bf16);
+  self->state = st.release ();
   return TRUE;
 }
 
 static gboolean
 gst_embedder_stop (GstBaseTransform *trans)
 {
-  EmbedderState *st = GST_EMBEDDER (trans)->state;
+  GstEmbedder *self = GST_EMBEDDER (trans);
 
-  st->drop_buffers ();
-  st->engine.reset ();
-  st->settings.reset ();
-  st->converter.reset ();
-  GST_OBJECT_LOCK (trans);
-  GST_EMBEDDER (trans)->active_precision = -1;
-  GST_OBJECT_UNLOCK (trans);
+  delete self->state;
+  self->state = NULL;
+  GST_OBJECT_LOCK (self);
+  self->active_precision = -1;
+  GST_OBJECT_UNLOCK (self);
   return TRUE;
 }
 
 /* ------------------------------------------------------------------------ */
+/* Caps */
+
+static gboolean
+gst_embedder_set_caps (GstBaseTransform *trans, GstCaps *incaps,
+    GstCaps *outcaps)
+{
+  GstEmbedder *self = GST_EMBEDDER (trans);
+  EmbedderState *st = self->state;
+
+  if (!gst_video_info_from_caps (&st->info, incaps)) {
+    GST_ERROR_OBJECT (self, "invalid caps %" GST_PTR_FORMAT, incaps);
+    return FALSE;
+  }
+  st->converter.reset ();
+  if (GST_VIDEO_INFO_IS_YUV (&st->info)) {
+    gst_video_info_set_format (&st->rgb_info, GST_VIDEO_FORMAT_RGB,
+        GST_VIDEO_INFO_WIDTH (&st->info), GST_VIDEO_INFO_HEIGHT (&st->info));
+    /* The converter only changes the format, so the rest must agree. */
+    GST_VIDEO_INFO_FPS_N (&st->rgb_info) = GST_VIDEO_INFO_FPS_N (&st->info);
+    GST_VIDEO_INFO_FPS_D (&st->rgb_info) = GST_VIDEO_INFO_FPS_D (&st->info);
+    GST_VIDEO_INFO_PAR_N (&st->rgb_info) = GST_VIDEO_INFO_PAR_N (&st->info);
+    GST_VIDEO_INFO_PAR_D (&st->rgb_info) = GST_VIDEO_INFO_PAR_D (&st->info);
+    GST_VIDEO_INFO_INTERLACE_MODE (&st->rgb_info) =
+        GST_VIDEO_INFO_INTERLACE_MODE (&st->info);
+    st->converter.reset (gst_video_converter_new (&st->info, &st->rgb_info,
+        NULL));
+    if (!st->converter) {
+      GST_ERROR_OBJECT (self, "cannot convert %s to RGB",
+          GST_VIDEO_INFO_NAME (&st->info));
+      return FALSE;
+    }
+    st->rgb.resize (GST_VIDEO_INFO_SIZE (&st->rgb_info));
+  }
+  /* Told once here rather than for every frame; the stream goes on. */
+  try {
+    st->engine->check_frame_size (GST_VIDEO_INFO_WIDTH (&st->info),
+        GST_VIDEO_INFO_HEIGHT (&st->info));
+    st->embeddable = true;
+  } catch (const std::exception &e) {
+    VS_ELEMENT_WARNING (self, e,
+        ("Cannot embed these frames: %s. They pass without an embedding.",
+            e.what ()),
+        ("caps %" GST_PTR_FORMAT, incaps));
+    st->embeddable = false;
+  }
+  GST_DEBUG_OBJECT (self, "embedding %dx%d %s frames",
+      GST_VIDEO_INFO_WIDTH (&st->info), GST_VIDEO_INFO_HEIGHT (&st->info),
+      GST_VIDEO_INFO_NAME (&st->info));
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The buffer path */
 
 /* A frame whose embedding holds NaN or infinity passes without one: such a
  * vector would poison an index or a search. The first one is reported. */
@@ -762,7 +980,7 @@ run_batch (GstEmbedder *self)
           st->engine->preprocessing_id ().c_str (), st->normalized);
     }
     GST_OBJECT_LOCK (self);
-    st->busy_ms += took.count ();
+    self->busy_ms += took.count ();
     if (ok) {
       self->frames_embedded += n - non_finite;
       self->frames_skipped += non_finite;
@@ -812,7 +1030,7 @@ gst_embedder_sink_event (GstBaseTransform *trans, GstEvent *event)
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
     st->drop_buffers ();
     GST_OBJECT_LOCK (self);
-    st->qos_earliest = GST_CLOCK_TIME_NONE;
+    self->qos_earliest = GST_CLOCK_TIME_NONE;
     GST_OBJECT_UNLOCK (self);
   } else if (GST_EVENT_IS_SERIALIZED (event)) {
     /* Held frames came before this event: they must not be overtaken. */
@@ -855,9 +1073,9 @@ gst_embedder_src_event (GstBaseTransform *trans, GstEvent *event)
     /* As GstBaseTransform does: when late, aim past the lateness twice so
      * that skipping actually catches up. */
     if (diff > 0)
-      self->state->qos_earliest = timestamp + 2 * diff;
+      self->qos_earliest = timestamp + 2 * diff;
     else
-      self->state->qos_earliest =
+      self->qos_earliest =
           timestamp > (GstClockTime) -diff ? timestamp + diff : 0;
     GST_OBJECT_UNLOCK (self);
   }
@@ -877,7 +1095,7 @@ too_late (GstEmbedder *self, GstBuffer *buf)
       gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME,
           GST_BUFFER_PTS (buf));
   GST_OBJECT_LOCK (self);
-  const GstClockTime earliest = self->state->qos_earliest;
+  const GstClockTime earliest = self->qos_earliest;
   GST_OBJECT_UNLOCK (self);
   if (!GST_CLOCK_TIME_IS_VALID (running_time)
       || !GST_CLOCK_TIME_IS_VALID (earliest) || running_time > earliest)
@@ -962,7 +1180,7 @@ add_frame (GstEmbedder *self, GstBuffer *buf)
   const std::chrono::duration<double, std::milli> took =
       std::chrono::steady_clock::now () - t0;
   GST_OBJECT_LOCK (self);
-  st->busy_ms += took.count ();
+  self->busy_ms += took.count ();
   GST_OBJECT_UNLOCK (self);
 
   if (have_rgb)
@@ -1019,190 +1237,4 @@ gst_embedder_generate_output (GstBaseTransform *trans, GstBuffer **outbuf)
     st->ready.pop_front ();
   }
   return GST_FLOW_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-
-static void
-gst_embedder_finalize (GObject *object)
-{
-  GstEmbedder *self = GST_EMBEDDER (object);
-
-  delete self->state;
-  g_free (self->model);
-  g_free (self->weights);
-  g_free (self->mean);
-  g_free (self->std);
-  g_free (self->device);
-  g_free (self->index);
-  G_OBJECT_CLASS (parent_class)->finalize (object);
-}
-
-static void
-gst_embedder_init (GstEmbedder *self)
-{
-  self->model = g_strdup (DEFAULT_MODEL);
-  self->weights = g_strdup (DEFAULT_WEIGHTS);
-  self->input_size = DEFAULT_INPUT_SIZE;
-  self->resize = DEFAULT_RESIZE;
-  self->mean = g_strdup (DEFAULT_MEAN);
-  self->std = g_strdup (DEFAULT_STD);
-  self->normalize = DEFAULT_NORMALIZE;
-  self->precision = DEFAULT_PRECISION;
-  self->batch_size = DEFAULT_BATCH_SIZE;
-  self->inference_interval = DEFAULT_INFERENCE_INTERVAL;
-  self->threads = DEFAULT_THREADS;
-  self->device = g_strdup (DEFAULT_DEVICE);
-  self->seed = DEFAULT_SEED;
-  self->index = g_strdup (DEFAULT_INDEX);
-  self->active_precision = -1;
-  self->state = new EmbedderState ();
-
-  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
-  gst_base_transform_set_qos_enabled (GST_BASE_TRANSFORM (self), TRUE);
-}
-
-static void
-gst_embedder_class_init (GstEmbedderClass *klass)
-{
-  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
-  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
-  const GParamFlags rw = static_cast<GParamFlags> (G_PARAM_READWRITE
-      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  const GParamFlags live = static_cast<GParamFlags> (G_PARAM_READWRITE
-      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
-  const GParamFlags ro =
-      static_cast<GParamFlags> (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-
-  gobject_class->set_property = gst_embedder_set_property;
-  gobject_class->get_property = gst_embedder_get_property;
-  gobject_class->finalize = gst_embedder_finalize;
-
-  g_object_class_install_property (gobject_class, PROP_MODEL,
-      g_param_spec_string ("model", "Model",
-          "resnet18, resnet34, resnet50, resnet101, resnet152 (native, "
-          "torchvision weights), or the path of a TorchScript file whose "
-          "forward maps a normalised NCHW float batch to (N, D) embeddings",
-          DEFAULT_MODEL, rw));
-  g_object_class_install_property (gobject_class, PROP_WEIGHTS,
-      g_param_spec_string ("weights", "Weights",
-          "torchvision .pth state dict of the ResNet; unset: the official file "
-          "(e.g. resnet18-f37072fd.pth) under $TORCH_HOME/hub/checkpoints, "
-          "else "
-          "~/.cache/torch/hub/checkpoints; \"random\": deterministic random "
-          "weights from 'seed' (meaningless for similarity). See "
-          "models/README.md",
-          DEFAULT_WEIGHTS, rw));
-  g_object_class_install_property (gobject_class, PROP_INPUT_SIZE,
-      g_param_spec_uint ("input-size", "Input size",
-          "Side of the square the model sees (centre crop)", 1, 4096,
-          DEFAULT_INPUT_SIZE, rw));
-  g_object_class_install_property (gobject_class, PROP_RESIZE,
-      g_param_spec_uint ("resize", "Resize",
-          "Shorter side after the antialiased bilinear resize and before the "
-          "centre crop; 0 stretches the frame straight to input-size (e.g. "
-          "CIFAR at 32x32). The longer side keeps the aspect ratio, so frames "
-          "more elongated than 32:1 (whose resized longer side would exceed "
-          "32 x resize) are not embedded: a warning at caps time, then they "
-          "pass without an embedding",
-          0, 8192, DEFAULT_RESIZE, rw));
-  g_object_class_install_property (gobject_class, PROP_MEAN,
-      g_param_spec_string ("mean", "Mean",
-          "Per-channel (R,G,B) mean subtracted after scaling to [0,1], as "
-          "three comma-separated finite numbers",
-          DEFAULT_MEAN, rw));
-  g_object_class_install_property (gobject_class, PROP_STD,
-      g_param_spec_string ("std", "Standard deviation",
-          "Per-channel (R,G,B) standard deviation divided by after the mean, "
-          "as three comma-separated positive numbers",
-          DEFAULT_STD, rw));
-  g_object_class_install_property (gobject_class, PROP_NORMALIZE,
-      g_param_spec_boolean ("normalize", "Normalize",
-          "L2-normalise the embedding (inner product = cosine similarity)",
-          DEFAULT_NORMALIZE, rw));
-  g_object_class_install_property (gobject_class, PROP_PRECISION,
-      g_param_spec_enum ("precision", "Precision",
-          "Arithmetic of the model; bf16 needs a CPU with native bf16 and "
-          "otherwise runs as fp32; auto picks the fastest that stays within "
-          "0.999 cosine of fp32 here (see active-precision)",
-          GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (DEFAULT_PRECISION),
-          rw));
-  g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
-      g_param_spec_uint ("batch-size", "Batch size",
-          "Frames held back and embedded together (throughput for offline "
-          "indexing; adds latency). Order and timestamps are kept; EOS and "
-          "flushes drain the batch",
-          1, 1024, DEFAULT_BATCH_SIZE, live));
-  g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
-      g_param_spec_uint ("inference-interval", "Inference interval",
-          "Embed every Nth frame; the frames in between pass without "
-          "metadata",
-          1, G_MAXUINT, DEFAULT_INFERENCE_INTERVAL, live));
-  g_object_class_install_property (gobject_class, PROP_THREADS,
-      g_param_spec_uint ("threads", "Threads",
-          "Intra-op threads of the model; 0 = the number of cores", 0, 1024,
-          DEFAULT_THREADS, rw));
-  g_object_class_install_property (gobject_class, PROP_DEVICE,
-      g_param_spec_string ("device", "Device",
-          "cpu, or cuda / cuda:N when LibTorch was built with CUDA",
-          DEFAULT_DEVICE, rw));
-  g_object_class_install_property (gobject_class, PROP_SEED,
-      g_param_spec_uint64 ("seed", "Seed",
-          "Seed of weights=random: the same seed gives the same weights in "
-          "every process",
-          0, G_MAXUINT64, DEFAULT_SEED, rw));
-  g_object_class_install_property (gobject_class, PROP_INDEX,
-      g_param_spec_string ("index", "Index",
-          "A FAISS index built by faissindexer: embed exactly as its gallery "
-          "was, with the model, weights, seed, input-size, resize, mean, std "
-          "and normalize its catalog records (index + \".db\"). Those set "
-          "here too must agree with the index (files by identity), or the "
-          "element fails to start; the others are taken from the index",
-          DEFAULT_INDEX, rw));
-  g_object_class_install_property (gobject_class, PROP_FRAMES_EMBEDDED,
-      g_param_spec_uint64 ("frames-embedded", "Frames embedded",
-          "Frames that received an embedding since the element started", 0,
-          G_MAXUINT64, 0, ro));
-  g_object_class_install_property (gobject_class, PROP_FRAMES_SKIPPED,
-      g_param_spec_uint64 ("frames-skipped", "Frames skipped",
-          "Frames passed without an embedding (inference-interval, QoS when "
-          "downstream is late, frames too elongated for resize, or a model "
-          "that made a NaN or infinite embedding)",
-          0, G_MAXUINT64, 0, ro));
-  g_object_class_install_property (gobject_class, PROP_ACTIVE_PRECISION,
-      g_param_spec_enum ("active-precision", "Active precision",
-          "The arithmetic the model really runs in (fp32 or bf16, never "
-          "auto): precision=bf16 runs as fp32 (with a warning) on a CPU "
-          "without native bf16 (AVX512_BF16 or AMX-BF16), or when "
-          "VISUALSEARCH_HIDE_NATIVE_BF16=1 is set; before start, a guess",
-          GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (vs::Precision::FP32),
-          ro));
-  g_object_class_install_property (gobject_class, PROP_MEAN_INFERENCE_MS,
-      g_param_spec_double ("mean-inference-ms", "Mean inference time",
-          "Mean milliseconds spent per embedded frame (preprocessing and "
-          "model)",
-          0.0, G_MAXDOUBLE, 0.0, ro));
-
-  gst_element_class_add_static_pad_template (element_class, &sink_template);
-  gst_element_class_add_static_pad_template (element_class, &src_template);
-  gst_element_class_set_static_metadata (element_class, "Frame embedder",
-      "Filter/Analysis/Video",
-      "Attaches a ResNet or TorchScript embedding of each frame as "
-      "GstVisualSearchEmbeddingMeta, with torchvision-exact preprocessing",
-      "visualsearch developers");
-
-  trans_class->start = GST_DEBUG_FUNCPTR (gst_embedder_start);
-  trans_class->stop = GST_DEBUG_FUNCPTR (gst_embedder_stop);
-  trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_embedder_set_caps);
-  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_embedder_sink_event);
-  trans_class->src_event = GST_DEBUG_FUNCPTR (gst_embedder_src_event);
-  trans_class->query = GST_DEBUG_FUNCPTR (gst_embedder_query);
-  trans_class->submit_input_buffer =
-      GST_DEBUG_FUNCPTR (gst_embedder_submit_input_buffer);
-  trans_class->generate_output =
-      GST_DEBUG_FUNCPTR (gst_embedder_generate_output);
-
-  gst_type_mark_as_plugin_api (GST_TYPE_EMBEDDER_PRECISION,
-      static_cast<GstPluginAPIFlags> (0));
 }
