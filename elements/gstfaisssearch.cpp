@@ -1,33 +1,42 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* faisssearch: nearest gallery neighbours of each frame's embedding.
+/**
+ * SECTION:element-faisssearch
+ * @title: faisssearch
  *
- * Reads the GstVisualSearchEmbeddingMeta that embedder attached, searches the FAISS index
- * built by faissindexer, and attaches the hits as a GstVisualSearchNeighborsMeta, named
- * through the index's catalog. Optionally posts them on the bus as well.
+ * Finds the nearest gallery neighbours of each frame's embedding. Reads the
+ * #GstVisualSearchEmbeddingMeta that embedder attached, searches the FAISS
+ * index built by faissindexer, and attaches the hits as a
+ * #GstVisualSearchNeighborsMeta, named through the index's catalog (the index
+ * path + ".db"). Frames without an embedding pass untouched.
  *
- * Example:
- *   gst-launch-1.0 -m filesrc location=cat.png ! decodebin ! videoconvert !
- *       imagefreeze num-buffers=1 ! embedder ! faisssearch index=cifar.faiss k=5 !
- *       fakesink
+ * Unless #GstFaissSearch:post-messages is off, each searched frame posts an
+ * element message named `visualsearch` with the fields timestamp,
+ * stream-time, running-time, duration (guint64), metric (string: "ip" or
+ * "l2") and the arrays ids (gint64), distances (float), labels (gint),
+ * label-names and sources (string), nearest first.
  *
- * Each searched frame posts an element message named "visualsearch" with the
- * fields timestamp, stream-time, running-time, duration (guint64), metric
- * (string: "ip" or "l2") and the arrays ids (gint64), distances (float),
- * labels (gint), label-names and sources (string), nearest first.
+ * With #GstFaissSearch:max-batch above 1, frames are held and their
+ * embeddings searched together (offline evaluation: retrievaleval over a test
+ * set): a Flat index is read once per batch instead of once per frame, other
+ * types get a FAISS call for several frames where that keeps hits exact.
+ * Each frame gets exactly the neighbours it gets alone. A batch is searched
+ * when it is full, and before any serialized event (caps, segment, EOS,
+ * gap...) or drain query passes, so frames and events keep their order; a
+ * flush drops it. A live upstream gets no batching: each frame is searched
+ * as it comes, as with max-batch=1.
  *
- * With max-batch above 1, frames are held and their embeddings searched
- * together (offline evaluation: retrievaleval over a test set): a Flat index
- * is read once per batch instead of once per frame, other types get a FAISS
- * call for several frames where that keeps hits exact. Each frame gets
- * exactly the neighbours it gets alone. A batch
- * is searched when it is full, and before any serialized event (caps,
- * segment, EOS, gap...) or drain query passes, so frames and events keep
- * their order; a flush drops it. A live upstream gets no batching: each frame
- * is searched as it comes, as with max-batch=1.
+ * With #GstFaissSearch:reload, an index that faissindexer renames over the
+ * searched one is loaded in the background and taken over between frames.
+ * After its caps the element sends the sticky event VS_INDEX_EVENT
+ * (gstfaisssearch.h) downstream, naming the index and its catalog, so that
+ * retrievaleval and searchoverlay need no index of their own.
  *
- * After its caps it sends the sticky event VS_INDEX_EVENT (gstfaisssearch.h)
- * downstream, naming the index and its catalog, so that retrievaleval needs
- * no index= of its own.
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 -m filesrc location=cat.png ! decodebin ! videoconvert ! \
+ *     imagefreeze num-buffers=1 ! embedder index=cifar.faiss ! \
+ *     faisssearch index=cifar.faiss k=5 ! fakesink
+ * ]|
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -83,8 +92,9 @@ enum
   PROP_MAX_BATCH,
 };
 
-/* The C++ side of the element. Only start(), stop() and the streaming thread
- * touch it, and never at the same time, so it needs no lock. */
+/* The C++ state of a stream: created in start, destroyed in stop. Only
+ * start(), stop() and the streaming thread touch it, and never at the same
+ * time, so it needs no lock. */
 struct FaissSearchState
 {
   std::shared_ptr<const vs::Gallery> gallery;
@@ -115,6 +125,11 @@ struct FaissSearchState
       gst_buffer_unref (buf);
     held.clear ();
   }
+
+  ~FaissSearchState ()
+  {
+    drop_held ();
+  }
 };
 
 struct _GstFaissSearch
@@ -132,8 +147,14 @@ struct _GstFaissSearch
   gboolean mmap;
   guint max_batch;
 
+  /* created in start, destroyed in stop */
   FaissSearchState *state;
 };
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
 #define gst_faiss_search_parent_class parent_class
 G_DEFINE_TYPE_WITH_CODE (GstFaissSearch, gst_faiss_search,
@@ -143,10 +164,148 @@ G_DEFINE_TYPE_WITH_CODE (GstFaissSearch, gst_faiss_search,
 GST_ELEMENT_REGISTER_DEFINE (faisssearch, "faisssearch", GST_RANK_NONE,
     GST_TYPE_FAISS_SEARCH);
 
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+static void gst_faiss_search_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_faiss_search_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static void gst_faiss_search_finalize (GObject *object);
+static gboolean gst_faiss_search_start (GstBaseTransform *trans);
+static gboolean gst_faiss_search_stop (GstBaseTransform *trans);
+static gboolean gst_faiss_search_sink_event (GstBaseTransform *trans,
+    GstEvent *event);
+static gboolean gst_faiss_search_query (GstBaseTransform *trans,
+    GstPadDirection direction, GstQuery *query);
+static GstFlowReturn gst_faiss_search_transform_ip (GstBaseTransform *trans,
+    GstBuffer *buf);
+static GstFlowReturn
+gst_faiss_search_submit_input_buffer (GstBaseTransform *trans,
+    gboolean is_discont, GstBuffer *buf);
+static GstFlowReturn gst_faiss_search_drain (GstFaissSearch *self);
+
+static void
+gst_faiss_search_class_init (GstFaissSearchClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+
+  gobject_class->set_property = gst_faiss_search_set_property;
+  gobject_class->get_property = gst_faiss_search_get_property;
+  gobject_class->finalize = gst_faiss_search_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_INDEX,
+      g_param_spec_string ("index", "Index",
+          "FAISS index file to search, as written by faissindexer; its "
+          "catalog (the same path + \".db\") must sit beside it",
+          NULL,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property (gobject_class, PROP_K,
+      g_param_spec_uint ("k", "k",
+          "How many nearest neighbours to return per frame (fewer when the "
+          "index holds fewer)",
+          1, MAX_K, DEFAULT_K,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
+  g_object_class_install_property (gobject_class, PROP_NPROBE,
+      g_param_spec_int ("nprobe", "nprobe",
+          "IVF indexes: how many inverted lists to visit (0 = the index's "
+          "own setting)",
+          0, G_MAXINT, DEFAULT_NPROBE,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
+  g_object_class_install_property (gobject_class, PROP_EF_SEARCH,
+      g_param_spec_int ("ef-search", "efSearch",
+          "HNSW indexes: size of the search queue (0 = the index's own "
+          "setting)",
+          0, G_MAXINT, DEFAULT_EF_SEARCH,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
+  g_object_class_install_property (gobject_class, PROP_MAX_DISTANCE,
+      g_param_spec_double ("max-distance", "Maximum distance",
+          "Drop neighbours past this score, in the index's metric: l2 drops "
+          "squared distances above it, ip drops inner products below it "
+          "(the default keeps all)",
+          -G_MAXDOUBLE, G_MAXDOUBLE, DEFAULT_MAX_DISTANCE,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
+  g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
+      g_param_spec_boolean ("post-messages", "Post messages",
+          "Post a \"visualsearch\" element message with the neighbours of "
+          "every searched frame",
+          DEFAULT_POST_MESSAGES,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
+  g_object_class_install_property (gobject_class, PROP_RELOAD,
+      g_param_spec_boolean ("reload", "Reload",
+          "Watch the index file and switch to a new one, loaded in the "
+          "background, when it is replaced; the stream keeps flowing",
+          DEFAULT_RELOAD,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
+
+  g_object_class_install_property (gobject_class, PROP_MMAP,
+      g_param_spec_boolean ("mmap", "Map the index",
+          "Search the index from its file's pages instead of a copy in "
+          "memory: starts without reading the vectors in, and processes "
+          "searching one file share its pages. Flat (also with an id map) "
+          "and IVF (Flat, PQ, SQ) indexes; others are loaded into memory "
+          "as without it. The file must be replaced by renaming, never "
+          "rewritten in place",
+          DEFAULT_MMAP,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
+
+  g_object_class_install_property (gobject_class, PROP_MAX_BATCH,
+      g_param_spec_uint ("max-batch", "Maximum batch",
+          "Search up to this many frames' embeddings together, for offline "
+          "evaluation: frames are held until the batch is full or an event, "
+          "such as EOS, follows them. Each frame gets the neighbours it gets "
+          "alone. A live source gets no batching",
+          1, MAX_MAX_BATCH, DEFAULT_MAX_BATCH,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY)));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (element_class,
+      "FAISS similarity search", "Filter/Analysis/Video",
+      "Finds the nearest gallery images of each frame's embedding in a FAISS "
+      "index and attaches them as metadata",
+      "visualsearch developers");
+
+  trans_class->start = GST_DEBUG_FUNCPTR (gst_faiss_search_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_search_stop);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_faiss_search_sink_event);
+  trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_faiss_search_transform_ip);
+  trans_class->submit_input_buffer =
+      GST_DEBUG_FUNCPTR (gst_faiss_search_submit_input_buffer);
+  trans_class->query = GST_DEBUG_FUNCPTR (gst_faiss_search_query);
+}
+
+static void
+gst_faiss_search_init (GstFaissSearch *self)
+{
+  self->k = DEFAULT_K;
+  self->nprobe = DEFAULT_NPROBE;
+  self->ef_search = DEFAULT_EF_SEARCH;
+  self->max_distance = DEFAULT_MAX_DISTANCE;
+  self->post_messages = DEFAULT_POST_MESSAGES;
+  self->reload = DEFAULT_RELOAD;
+  self->mmap = DEFAULT_MMAP;
+  self->max_batch = DEFAULT_MAX_BATCH;
+
+  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
+}
+
+static void
+gst_faiss_search_finalize (GObject *object)
+{
+  GstFaissSearch *self = GST_FAISS_SEARCH (object);
+
+  g_free (self->index);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Properties */
@@ -243,7 +402,6 @@ static gboolean
 gst_faiss_search_start (GstBaseTransform *trans)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
-  FaissSearchState &st = *self->state;
 
   GST_OBJECT_LOCK (self);
   const std::string index_path = self->index ? self->index : "";
@@ -258,10 +416,10 @@ gst_faiss_search_start (GstBaseTransform *trans)
     return FALSE;
   }
 
+  auto state = std::make_unique<FaissSearchState> ();
+  FaissSearchState &st = *state;
   st.reload =
       std::make_unique<vs::GalleryReload> (index_path, mode, kReloadSettleTime);
-  st.warned_non_finite = false;
-  st.live.reset ();
   st.reload->mark_loaded ();
   try {
     st.gallery =
@@ -276,7 +434,6 @@ gst_faiss_search_start (GstBaseTransform *trans)
     return FALSE;
   }
 
-  st.warned_unknown_id = false;
   const vs::IndexFacts &facts = st.gallery->facts ();
   if (!facts.index_digest)
     GST_WARNING_OBJECT (self,
@@ -296,6 +453,7 @@ gst_faiss_search_start (GstBaseTransform *trans)
                               : "%s is loaded into memory: mmap applies to "
                                 "Flat and IVF indexes only",
         index_path.c_str ());
+  self->state = state.release ();
   return TRUE;
 }
 
@@ -303,16 +461,12 @@ static gboolean
 gst_faiss_search_stop (GstBaseTransform *trans)
 {
   GstFaissSearch *self = GST_FAISS_SEARCH (trans);
-  FaissSearchState &st = *self->state;
 
-  st.drop_held ();
   /* A reload still running is left to finish, or hang, on its own. */
-  st.reload.reset ();
-  st.gallery.reset ();
+  delete self->state;
+  self->state = NULL;
   return TRUE;
 }
-
-static GstFlowReturn gst_faiss_search_drain (GstFaissSearch *self);
 
 static gboolean
 gst_faiss_search_sink_event (GstBaseTransform *trans, GstEvent *event)
@@ -774,134 +928,4 @@ gst_faiss_search_query (GstBaseTransform *trans, GstPadDirection direction,
     gst_faiss_search_drain (GST_FAISS_SEARCH (trans));
   return GST_BASE_TRANSFORM_CLASS (parent_class)
       ->query (trans, direction, query);
-}
-
-/* ------------------------------------------------------------------------ */
-/* GObject */
-
-static void
-gst_faiss_search_finalize (GObject *object)
-{
-  GstFaissSearch *self = GST_FAISS_SEARCH (object);
-
-  delete self->state;
-  g_free (self->index);
-  G_OBJECT_CLASS (parent_class)->finalize (object);
-}
-
-static void
-gst_faiss_search_class_init (GstFaissSearchClass *klass)
-{
-  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
-  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
-
-  gobject_class->set_property = gst_faiss_search_set_property;
-  gobject_class->get_property = gst_faiss_search_get_property;
-  gobject_class->finalize = gst_faiss_search_finalize;
-
-  g_object_class_install_property (gobject_class, PROP_INDEX,
-      g_param_spec_string ("index", "Index",
-          "FAISS index file to search, as written by faissindexer; its "
-          "catalog (the same path + \".db\") must sit beside it",
-          NULL,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY)));
-  g_object_class_install_property (gobject_class, PROP_K,
-      g_param_spec_uint ("k", "k",
-          "How many nearest neighbours to return per frame (fewer when the "
-          "index holds fewer)",
-          1, MAX_K, DEFAULT_K,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING)));
-  g_object_class_install_property (gobject_class, PROP_NPROBE,
-      g_param_spec_int ("nprobe", "nprobe",
-          "IVF indexes: how many inverted lists to visit (0 = the index's "
-          "own setting)",
-          0, G_MAXINT, DEFAULT_NPROBE,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING)));
-  g_object_class_install_property (gobject_class, PROP_EF_SEARCH,
-      g_param_spec_int ("ef-search", "efSearch",
-          "HNSW indexes: size of the search queue (0 = the index's own "
-          "setting)",
-          0, G_MAXINT, DEFAULT_EF_SEARCH,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING)));
-  g_object_class_install_property (gobject_class, PROP_MAX_DISTANCE,
-      g_param_spec_double ("max-distance", "Maximum distance",
-          "Drop neighbours past this score, in the index's metric: l2 drops "
-          "squared distances above it, ip drops inner products below it "
-          "(the default keeps all)",
-          -G_MAXDOUBLE, G_MAXDOUBLE, DEFAULT_MAX_DISTANCE,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING)));
-  g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
-      g_param_spec_boolean ("post-messages", "Post messages",
-          "Post a \"visualsearch\" element message with the neighbours of "
-          "every searched frame",
-          DEFAULT_POST_MESSAGES,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING)));
-  g_object_class_install_property (gobject_class, PROP_RELOAD,
-      g_param_spec_boolean ("reload", "Reload",
-          "Watch the index file and switch to a new one, loaded in the "
-          "background, when it is replaced; the stream keeps flowing",
-          DEFAULT_RELOAD,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING)));
-
-  g_object_class_install_property (gobject_class, PROP_MMAP,
-      g_param_spec_boolean ("mmap", "Map the index",
-          "Search the index from its file's pages instead of a copy in "
-          "memory: starts without reading the vectors in, and processes "
-          "searching one file share its pages. Flat (also with an id map) "
-          "and IVF (Flat, PQ, SQ) indexes; others are loaded into memory "
-          "as without it. The file must be replaced by renaming, never "
-          "rewritten in place",
-          DEFAULT_MMAP,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY)));
-
-  g_object_class_install_property (gobject_class, PROP_MAX_BATCH,
-      g_param_spec_uint ("max-batch", "Maximum batch",
-          "Search up to this many frames' embeddings together, for offline "
-          "evaluation: frames are held until the batch is full or an event, "
-          "such as EOS, follows them. Each frame gets the neighbours it gets "
-          "alone. A live source gets no batching",
-          1, MAX_MAX_BATCH, DEFAULT_MAX_BATCH,
-          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY)));
-
-  gst_element_class_add_static_pad_template (element_class, &sink_template);
-  gst_element_class_add_static_pad_template (element_class, &src_template);
-  gst_element_class_set_static_metadata (element_class,
-      "FAISS similarity search", "Filter/Analysis/Video",
-      "Finds the nearest gallery images of each frame's embedding in a FAISS "
-      "index and attaches them as metadata",
-      "visualsearch developers");
-
-  trans_class->start = GST_DEBUG_FUNCPTR (gst_faiss_search_start);
-  trans_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_search_stop);
-  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_faiss_search_sink_event);
-  trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_faiss_search_transform_ip);
-  trans_class->submit_input_buffer =
-      GST_DEBUG_FUNCPTR (gst_faiss_search_submit_input_buffer);
-  trans_class->query = GST_DEBUG_FUNCPTR (gst_faiss_search_query);
-}
-
-static void
-gst_faiss_search_init (GstFaissSearch *self)
-{
-  self->k = DEFAULT_K;
-  self->nprobe = DEFAULT_NPROBE;
-  self->ef_search = DEFAULT_EF_SEARCH;
-  self->max_distance = DEFAULT_MAX_DISTANCE;
-  self->post_messages = DEFAULT_POST_MESSAGES;
-  self->reload = DEFAULT_RELOAD;
-  self->mmap = DEFAULT_MMAP;
-  self->max_batch = DEFAULT_MAX_BATCH;
-  self->state = new FaissSearchState ();
-
-  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
 }
