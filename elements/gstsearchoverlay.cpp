@@ -250,6 +250,9 @@ gst_search_overlay_finalize (GObject *object)
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Properties */
+
 static void
 gst_search_overlay_set_property (GObject *object, guint prop_id,
     const GValue *value, GParamSpec *pspec)
