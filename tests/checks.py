@@ -71,7 +71,7 @@ def gst_launch(*description, timeout=120, **kwargs):
 def expect_error(got, what, *phrases, rc=None):
     """Checks that something failed and said why. got is a CompletedProcess
     (it failed: rc, or any non-zero status if rc is None; the phrases are in
-    its stderr or stdout) or a callable (it raised; the phrases are in the
+    its stderr) or a callable (it raised; the phrases are in the
     exception's text). Returns the message."""
     if callable(got):
         try:
@@ -82,7 +82,7 @@ def expect_error(got, what, *phrases, rc=None):
         else:
             message, failed = "(no exception)", False
     else:
-        message = (got.stderr or "") + (got.stdout or "")
+        message = got.stderr or ""
         failed = got.returncode != 0 if rc is None else got.returncode == rc
         if not failed:
             message = f"exit status {got.returncode}: {message}"
