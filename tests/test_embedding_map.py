@@ -112,7 +112,8 @@ def main():
         other = os.path.join(tmp, "other")
         os.mkdir(other)
         small = write_gallery(other, vectors[:10], labels[:10])
-        proc = checks.run([sys.executable, TOOL, index, "--catalog", small + ".db", "--output", png])
+        proc = checks.run([sys.executable, TOOL, index, "--catalog", small + ".db",
+                           "--output", png])
         expect_error(proc, "a catalog from another index is refused",
                      "lists 10 items but the index holds 400")
     finish()
