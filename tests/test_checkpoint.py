@@ -23,7 +23,7 @@ import torch
 import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checklist import check, finish  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 PROBE = sys.argv[1]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cifar_fixtures as fx  # noqa: E402
-from checklist import check, finish  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 PROBE = sys.argv[1]
 

@@ -8,13 +8,16 @@ Usage: test_cifar_mini.py   (VS_SOURCE_DIR set by meson)
 """
 import os
 import pickle
-import unittest
+import sys
 
 import gi
 import numpy as np
 
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, finish  # noqa: E402
 
 MINI = os.path.join(os.environ["VS_SOURCE_DIR"], "data", "cifar-10-mini")
 BATCHES = os.path.join(MINI, "cifar-10-batches-py")
@@ -54,43 +57,40 @@ def frames(split):
     return out
 
 
-class CifarMini(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        Gst.init(None)
+def expect(split, names, per_class):
+    got = frames(split)
+    batches = [load(n) for n in names]
+    labels = [label for b in batches for label in b[b"labels"]]
+    planar = np.concatenate([b[b"data"] for b in batches])
+    check(planar.dtype == np.uint8, f"{split}: the pixels are bytes", planar.dtype)
+    counts = np.bincount(labels, minlength=10).tolist()
+    check(counts == [per_class] * 10, f"{split}: {per_class} records of each class", counts)
+    check(len(got) == len(labels), f"{split}: cifarsrc reads every record",
+          f"{len(got)} frames for {len(labels)} records")
+    rgb = planar.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    differ = [i for i, frame in enumerate(got) if not np.array_equal(frame, rgb[i])]
+    check(not differ, f"{split}: every frame has the record's pixels",
+          f"records {differ[:10]} differ" if differ else None)
+    for n, b in zip(names, batches):
+        check(sorted(b) == [b"batch_label", b"data", b"filenames", b"labels"],
+              f"{split} {n}: the official keys", sorted(b))
+        check(len(b[b"filenames"]) == len(b[b"labels"]), f"{split} {n}: a file name per label")
 
-    def expect(self, split, names, per_class):
-        got = frames(split)
-        batches = [load(n) for n in names]
-        labels = [label for b in batches for label in b[b"labels"]]
-        planar = np.concatenate([b[b"data"] for b in batches])
-        self.assertEqual(planar.dtype, np.uint8)
-        self.assertEqual(np.bincount(labels, minlength=10).tolist(), [per_class] * 10,
-                         f"{split}: not balanced across the classes")
-        self.assertEqual(len(got), len(labels), f"{split}: cifarsrc read another number of records")
-        rgb = planar.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        for i, frame in enumerate(got):
-            np.testing.assert_array_equal(frame, rgb[i], f"{split} record {i}")
-        for b in batches:
-            self.assertEqual(sorted(b), [b"batch_label", b"data", b"filenames", b"labels"])
-            self.assertEqual(len(b[b"filenames"]), len(b[b"labels"]))
 
-    def test_train_is_500_whole_records(self):
-        self.expect("train", [f"data_batch_{i}" for i in range(1, 6)], 50)
-
-    def test_test_is_100_whole_records(self):
-        self.expect("test", ["test_batch"], 10)
-
-    def test_meta_and_size(self):
-        meta = load("batches.meta")
-        self.assertEqual(meta[b"label_names"],
-                         [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog",
-                          b"horse", b"ship", b"truck"])
-        size = sum(os.path.getsize(os.path.join(root, f))
-                   for root, _, files in os.walk(MINI) for f in files)
-        self.assertLess(size, 2_000_000, "data/cifar-10-mini must stay under 2 MB")
-        self.assertTrue(os.path.isfile(os.path.join(MINI, "README.md")))
+def meta_and_size():
+    meta = load("batches.meta")
+    check(meta[b"label_names"] == [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog",
+                                   b"frog", b"horse", b"ship", b"truck"],
+          "batches.meta names CIFAR-10's classes in order", meta[b"label_names"])
+    size = sum(os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(MINI) for f in files)
+    check(size < 2_000_000, "data/cifar-10-mini stays under 2 MB", size)
+    check(os.path.isfile(os.path.join(MINI, "README.md")), "data/cifar-10-mini has a README.md")
 
 
 if __name__ == "__main__":
-    unittest.main()
+    Gst.init(None)
+    expect("train", [f"data_batch_{i}" for i in range(1, 6)], 50)
+    expect("test", ["test_batch"], 10)
+    meta_and_size()
+    finish()

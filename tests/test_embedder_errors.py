@@ -20,6 +20,9 @@ import zipfile
 import torch
 import torchvision
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, finish  # noqa: E402
+
 CHILD = r"""
 import json, sys
 import gi
@@ -67,8 +70,6 @@ p.set_state(Gst.State.NULL)
 print(json.dumps(out))
 """
 
-failures = []
-
 
 def run(pipeline):
     res = subprocess.run([sys.executable, "-c", RUN, pipeline], capture_output=True, text=True)
@@ -78,28 +79,19 @@ def run(pipeline):
         return {"end": "crash", "messages": [], "stderr": res.stderr[-2000:]}
 
 
-def expect(what, ok, got):
-    print(("ok   " if ok else "FAIL ") + what + "\n       -> " + json.dumps(got), flush=True)
-    if not ok:
-        failures.append(what)
-
-
 def messages(got, kind):
     return [m for m in got["messages"] if m["type"] == kind]
 
 
-def expect_error(props, domain_code, *needles):
+def refused(props, domain_code, *needles):
     res = subprocess.run([sys.executable, "-c", CHILD, props], capture_output=True, text=True)
     try:
         got = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         got = {"type": "crash", "message": res.stderr[-2000:]}
     msg = got.get("message", "")
-    ok = (got["type"] == "error" and (got.get("domain"), got.get("code")) == domain_code
-          and all(n in msg for n in needles))
-    print(("ok   " if ok else "FAIL ") + props + "\n       -> " + json.dumps(got), flush=True)
-    if not ok:
-        failures.append(props)
+    check(got["type"] == "error" and (got.get("domain"), got.get("code")) == domain_code
+          and all(n in msg for n in needles), props, json.dumps(got))
 
 
 # (domain, code) as the embedder posts them for each kind of vs::Error
@@ -184,33 +176,33 @@ with tempfile.TemporaryDirectory() as tmp:
 
     r18 = torchvision.models.resnet18(weights=None).state_dict()
     r50 = save("r50.pth", torchvision.models.resnet50(weights=None).state_dict())
-    expect_error(f"model=resnet18 weights={r50}", SETTINGS, r50, "resnet50", "model=resnet50", README)
+    refused(f"model=resnet18 weights={r50}", SETTINGS, r50, "resnet50", "model=resnet50", README)
     r34 = save("r34.pth", torchvision.models.resnet34(weights=None).state_dict())
-    expect_error(f"model=resnet18 weights={r34}", SETTINGS, r34, "resnet34", README)
+    refused(f"model=resnet18 weights={r34}", SETTINGS, r34, "resnet34", README)
 
     missing = dict(r18)
     del missing["layer2.0.bn1.running_var"]
     path = save("missing.pth", missing)
-    expect_error(f"weights={path}", SETTINGS, path, "'layer2.0.bn1.running_var'", "missing", README)
+    refused(f"weights={path}", SETTINGS, path, "'layer2.0.bn1.running_var'", "missing", README)
 
     bad_shape = dict(r18)
     bad_shape["layer3.1.conv2.weight"] = torch.zeros(256, 256, 1, 1)
     path = save("shape.pth", bad_shape)
-    expect_error(f"weights={path}", SETTINGS, path, "'layer3.1.conv2.weight'",
+    refused(f"weights={path}", SETTINGS, path, "'layer3.1.conv2.weight'",
                  "[256, 256, 1, 1]", "[256, 256, 3, 3]", README)
 
     extra = dict(r18)
     extra["layer1.0.se.weight"] = torch.zeros(4)
     path = save("extra.pth", extra)
-    expect_error(f"weights={path}", SETTINGS, path, "'layer1.0.se.weight'", README)
+    refused(f"weights={path}", SETTINGS, path, "'layer1.0.se.weight'", README)
 
     not_resnet = save("mobilenet.pth", torchvision.models.mobilenet_v3_small(weights=None).state_dict())
-    expect_error(f"weights={not_resnet}", SETTINGS, not_resnet, README)
+    refused(f"weights={not_resnet}", SETTINGS, not_resnet, README)
 
     garbage = os.path.join(tmp, "garbage.pth")
     with open(garbage, "wb") as f:
         f.write(os.urandom(4096))
-    expect_error(f"weights={garbage}", FORMAT, garbage, README)
+    refused(f"weights={garbage}", FORMAT, garbage, README)
 
     # Broken weights would make every embedding NaN.
     for key, value in [("layer2.1.conv1.weight", float("nan")),
@@ -218,11 +210,11 @@ with tempfile.TemporaryDirectory() as tmp:
         broken = dict(r18)
         broken[key] = torch.full_like(r18[key], value)
         path = save(f"nonfinite-{key}.pth", broken)
-        expect_error(f"weights={path}", DECODE, path, f"'{key}'", "NaN or infinite", README)
+        refused(f"weights={path}", DECODE, path, f"'{key}'", "NaN or infinite", README)
     negative = dict(r18)
     negative["layer3.0.bn1.running_var"] = -torch.ones_like(r18["layer3.0.bn1.running_var"])
     path = save("negative-var.pth", negative)
-    expect_error(f"weights={path}", DECODE, path, "'layer3.0.bn1.running_var'", "negative", README)
+    refused(f"weights={path}", DECODE, path, "'layer3.0.bn1.running_var'", "negative", README)
 
     # A small file must not make the loader allocate what a resnet18 never
     # needs: each of these inflates to 100 MB (or holds a 1.3 MB directory),
@@ -230,21 +222,22 @@ with tempfile.TemporaryDirectory() as tmp:
     path = save_by_hand(os.path.join(tmp, "by-hand.pth"), r18)
     run_ok = run(f"videotestsrc num-buffers=1 ! video/x-raw,width=40,height=30 ! embedder name=e "
                  f"weights={path} input-size=32 resize=0 ! fakesink")
-    expect("a hand-written checkpoint loads (the fixtures below differ from it in one way)",
-           run_ok["end"] == "eos" and run_ok["embedded"] == 1, run_ok)
+    check(run_ok["end"] == "eos" and run_ok["embedded"] == 1,
+          "a hand-written checkpoint loads (the fixtures below differ from it in one way)",
+          json.dumps(run_ok))
     path = save_by_hand(os.path.join(tmp, "grown.pth"), r18, grow=("layer1.0.conv1.weight", 25_000_000))
-    expect_error(f"weights={path}", DECODE, path, "needed take 44744448", "storages hold", README)
+    refused(f"weights={path}", DECODE, path, "needed take 44744448", "storages hold", README)
     path = save_by_hand(os.path.join(tmp, "long-pickle.pth"), r18, pickle_padding=100_000_000)
-    expect_error(f"weights={path}", DECODE, path, "data.pkl takes 1000", README)
+    refused(f"weights={path}", DECODE, path, "data.pkl takes 1000", README)
     path = save_by_hand(os.path.join(tmp, "long-directory.pth"), r18, extra_records=20000)
-    expect_error(f"weights={path}", DECODE, path, "zip directory takes", README)
+    refused(f"weights={path}", DECODE, path, "zip directory takes", README)
 
-    expect_error(f"weights={tmp}/absent.pth", NOT_FOUND, f"{tmp}/absent.pth", "fetch-weights.sh", README)
+    refused(f"weights={tmp}/absent.pth", NOT_FOUND, f"{tmp}/absent.pth", "fetch-weights.sh", README)
 
     bad_script = os.path.join(tmp, "bad.pt")
     with open(bad_script, "wb") as f:
         f.write(b"this is not a TorchScript archive")
-    expect_error(f"model={bad_script}", FORMAT, bad_script, "export-torchscript.py", README)
+    refused(f"model={bad_script}", FORMAT, bad_script, "export-torchscript.py", README)
 
     class FeatureMap(torch.nn.Module):
         def forward(self, x):
@@ -252,7 +245,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
     four_d = os.path.join(tmp, "four_d.pt")
     torch.jit.script(FeatureMap()).save(four_d)
-    expect_error(f"model={four_d}", FORMAT, four_d, "(N, D)", README)
+    refused(f"model={four_d}", FORMAT, four_d, "(N, D)", README)
 
     class RaisesForOneFrame(torch.nn.Module):
         def forward(self, x):
@@ -262,7 +255,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
     raises = os.path.join(tmp, "raises.pt")
     torch.jit.script(RaisesForOneFrame()).save(raises)
-    expect_error(f"model={raises}", LIBRARY_FAILED, raises, "refuses single frames")
+    refused(f"model={raises}", LIBRARY_FAILED, raises, "refuses single frames")
 
     def frames(props, n=4, sink="fakesink"):
         return (f"videotestsrc num-buffers={n} ! video/x-raw,width=40,height=30 ! "
@@ -280,10 +273,11 @@ with tempfile.TemporaryDirectory() as tmp:
     torch.jit.script(WidthFollowsBatch()).save(shrinks)
     got = run(frames(f"model={shrinks} batch-size=2"))
     errors = messages(got, "error")
-    expect("an output width that changes after load is an error naming the model and both widths",
-           got["end"] == "error" and errors[0]["domain"] == STREAM
-           and all(n in errors[0]["message"] for n in [shrinks, "4 values", "8 values"])
-           and got["embedded"] == 0, got)
+    check(got["end"] == "error" and errors[0]["domain"] == STREAM
+          and all(n in errors[0]["message"] for n in [shrinks, "4 values", "8 values"])
+          and got["embedded"] == 0,
+          "an output width that changes after load is an error naming the model and both widths",
+          json.dumps(got))
 
     # Frames 1 and 3 (the second of each batch) get NaN.
     class NaNForSecondFrame(torch.nn.Module):
@@ -305,18 +299,16 @@ with tempfile.TemporaryDirectory() as tmp:
                      sink=f"faissindexer location={index}"))
     warnings = [m for m in messages(got, "warning") if "NaN or infinite" in m["message"]]
     import faiss
-    expect("NaN embeddings: one warning naming the model, those frames pass without one, "
-           "and the index holds only the finite ones",
-           got["end"] == "eos" and len(warnings) == 1 and some_nan in warnings[0]["message"]
-           and "0:00:00.033333333" in warnings[0]["message"]
-           and got["embedded"] == 2 and got["skipped"] == 2
-           and faiss.read_index(index).ntotal == 2, got)
+    check(got["end"] == "eos" and len(warnings) == 1 and some_nan in warnings[0]["message"]
+          and "0:00:00.033333333" in warnings[0]["message"]
+          and got["embedded"] == 2 and got["skipped"] == 2
+          and faiss.read_index(index).ntotal == 2,
+          "NaN embeddings: one warning naming the model, those frames pass without one, "
+          "and the index holds only the finite ones", json.dumps(got))
     got = run(frames(f"model={all_inf} normalize=false"))
     warnings = [m for m in messages(got, "warning") if "NaN or infinite" in m["message"]]
-    expect("infinite embeddings: one warning, no embedding reaches the stream",
-           got["end"] == "eos" and len(warnings) == 1 and all_inf in warnings[0]["message"]
-           and got["embedded"] == 0 and got["skipped"] == 4, got)
+    check(got["end"] == "eos" and len(warnings) == 1 and all_inf in warnings[0]["message"]
+          and got["embedded"] == 0 and got["skipped"] == 4,
+          "infinite embeddings: one warning, no embedding reaches the stream", json.dumps(got))
 
-if failures:
-    print(f"{len(failures)} case(s) failed")
-    sys.exit(1)
+finish()

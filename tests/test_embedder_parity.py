@@ -35,7 +35,7 @@ SOURCE = os.environ["VS_SOURCE_DIR"]
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 torch.set_num_threads(2)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checks import check, failures  # noqa: E402
+from checks import check, finish  # noqa: E402
 from model_fixtures import randomise_batch_norms  # noqa: E402
 
 
@@ -243,6 +243,4 @@ def torchscript_parity(tmp):
 
 with tempfile.TemporaryDirectory() as tmp:
     resnet_parity(tmp) if MODE == "resnet" else torchscript_parity(tmp)
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
+finish()

@@ -16,13 +16,14 @@ Usage: test_error_kinds.py   (run by meson, with the plugin of the build tree)
 import os
 import sqlite3
 import sys
-import tempfile
-import unittest
 
 import gi
 
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, finish, tmp_dir  # noqa: E402
 
 EMBEDDER = "embedder weights=random seed=7 input-size=32 resize=0"
 FRAMES = "videotestsrc num-buffers=4 ! video/x-raw,width=40,height=30"
@@ -46,100 +47,91 @@ def first_error(description):
     return error.domain, error.code, error.message
 
 
-class ErrorKinds(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.index = cls.path("gallery.faiss")
-        assert first_error(f"{FRAMES} ! {EMBEDDER} ! faissindexer location={cls.index}") is None
-        with open(cls.index, "rb") as f:
-            cls.index_bytes = f.read()
+def element_error(what, description, domain, code, *needles):
+    """Checks that the pipeline's first error has the domain, the code and
+    every needle."""
+    got = first_error(description)
+    check(got is not None and (got[0], got[1]) == (DOMAINS[domain], int(code))
+          and all(n in got[2] for n in needles),
+          f"{what}: {domain.__name__} {code.value_nick}", got or f"{description}: no error")
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
 
-    @classmethod
-    def path(cls, name):
-        return os.path.join(cls.tmp.name, name)
+def main():
+    Gst.init(None)
+    with tmp_dir() as tmp:
+        def path(name):
+            return os.path.join(tmp, name)
 
-    def copy_index(self, name, index_bytes=None, catalog=True):
-        """A copy of the gallery index (with other bytes if given) and, if
-        catalog, of its catalog."""
-        path = self.path(name)
-        with open(path, "wb") as f:
-            f.write(self.index_bytes if index_bytes is None else index_bytes)
-        if catalog:
-            with open(self.index + ".db", "rb") as src, open(path + ".db", "wb") as dst:
-                dst.write(src.read())
-        return path
+        gallery = path("gallery.faiss")
+        if not check(first_error(f"{FRAMES} ! {EMBEDDER} ! faissindexer location={gallery}")
+                     is None, "the gallery index is written"):
+            finish()
+        with open(gallery, "rb") as f:
+            gallery_bytes = f.read()
 
-    def assert_error(self, description, domain, code, *needles):
-        got = first_error(description)
-        self.assertIsNotNone(got, f"{description}: no error")
-        self.assertEqual((got[0], got[1]), (DOMAINS[domain], int(code)),
-                         f"{description}: wrong domain or code for: {got[2]}")
-        for needle in needles:
-            self.assertIn(needle, got[2])
+        def copy_index(name, index_bytes=None, catalog=True):
+            """A copy of the gallery index (with other bytes if given) and, if
+            catalog, of its catalog."""
+            copy = path(name)
+            with open(copy, "wb") as f:
+                f.write(gallery_bytes if index_bytes is None else index_bytes)
+            if catalog:
+                with open(gallery + ".db", "rb") as src, open(copy + ".db", "wb") as dst:
+                    dst.write(src.read())
+            return copy
 
-    def search(self, index):
-        return f"{FRAMES} ! {EMBEDDER} ! faisssearch index={index} ! fakesink"
+        def search(index):
+            return f"{FRAMES} ! {EMBEDDER} ! faisssearch index={index} ! fakesink"
 
-    def test_missing_index(self):
-        missing = self.path("missing.faiss")
-        self.assert_error(self.search(missing), Gst.ResourceError, Gst.ResourceError.NOT_FOUND,
-                          missing)
+        missing = path("missing.faiss")
+        element_error("missing index", search(missing), Gst.ResourceError,
+                      Gst.ResourceError.NOT_FOUND, missing)
 
-    def test_index_without_catalog(self):
-        index = self.copy_index("alone.faiss", catalog=False)
-        self.assert_error(self.search(index), Gst.ResourceError, Gst.ResourceError.NOT_FOUND,
-                          index + ".db")
+        index = copy_index("alone.faiss", catalog=False)
+        element_error("index without its catalog", search(index), Gst.ResourceError,
+                      Gst.ResourceError.NOT_FOUND, index + ".db")
 
-    def test_damaged_index(self):
-        index = self.copy_index("truncated.faiss", self.index_bytes[:len(self.index_bytes) // 2])
-        self.assert_error(self.search(index), Gst.StreamError, Gst.StreamError.DECODE,
-                          index, "damaged")
+        index = copy_index("truncated.faiss", gallery_bytes[:len(gallery_bytes) // 2])
+        element_error("damaged index", search(index), Gst.StreamError, Gst.StreamError.DECODE,
+                      index, "damaged")
 
-    def test_damaged_catalog(self):
-        index = self.copy_index("bad-catalog.faiss", catalog=False)
+        index = copy_index("bad-catalog.faiss", catalog=False)
         with open(index + ".db", "wb") as f:
             f.write(b"not a database " * 100)
-        self.assert_error(self.search(index), Gst.StreamError, Gst.StreamError.DECODE,
-                          index + ".db")
+        element_error("damaged catalog", search(index), Gst.StreamError, Gst.StreamError.DECODE,
+                      index + ".db")
 
-    def test_newer_catalog(self):
-        index = self.copy_index("newer.faiss")
+        index = copy_index("newer.faiss")
         db = sqlite3.connect(index + ".db")
         db.execute("PRAGMA user_version = 999")
         db.close()
-        self.assert_error(f"{FRAMES} ! embedder index={index} ! fakesink",
-                          Gst.StreamError, Gst.StreamError.FORMAT, "999", "Update visualsearch")
+        element_error("catalog of a newer visualsearch",
+                      f"{FRAMES} ! embedder index={index} ! fakesink",
+                      Gst.StreamError, Gst.StreamError.FORMAT, "999", "Update visualsearch")
 
-    def test_missing_weights(self):
-        weights = self.path("absent.pth")
-        self.assert_error(f"{FRAMES} ! embedder weights={weights} ! fakesink",
-                          Gst.ResourceError, Gst.ResourceError.NOT_FOUND, weights)
+        weights = path("absent.pth")
+        element_error("missing weights", f"{FRAMES} ! embedder weights={weights} ! fakesink",
+                      Gst.ResourceError, Gst.ResourceError.NOT_FOUND, weights)
 
-    def test_property_against_index(self):
-        self.assert_error(f"{FRAMES} ! embedder index={self.index} input-size=64 ! fakesink",
-                          Gst.ResourceError, Gst.ResourceError.SETTINGS, "input-size=64")
+        element_error("a property against the index",
+                      f"{FRAMES} ! embedder index={gallery} input-size=64 ! fakesink",
+                      Gst.ResourceError, Gst.ResourceError.SETTINGS, "input-size=64")
 
-    def test_index_of_another_embedder(self):
         other = EMBEDDER.replace("seed=7", "seed=8")
-        self.assert_error(f"{FRAMES} ! {other} ! faisssearch index={self.index} ! fakesink",
-                          Gst.StreamError, Gst.StreamError.WRONG_TYPE, self.index)
+        element_error("index of another embedder",
+                      f"{FRAMES} ! {other} ! faisssearch index={gallery} ! fakesink",
+                      Gst.StreamError, Gst.StreamError.WRONG_TYPE, gallery)
 
-    def test_index_in_missing_folder(self):
-        index = self.path("no-such-folder/gallery.faiss")
-        self.assert_error(f"{FRAMES} ! {EMBEDDER} ! faissindexer location={index}",
-                          Gst.ResourceError, Gst.ResourceError.NOT_FOUND, "no-such-folder")
+        index = path("no-such-folder/gallery.faiss")
+        element_error("index in a missing folder",
+                      f"{FRAMES} ! {EMBEDDER} ! faissindexer location={index}",
+                      Gst.ResourceError, Gst.ResourceError.NOT_FOUND, "no-such-folder")
 
-    def test_bad_k(self):
-        self.assert_error(f"{self.search(self.index).replace(' ! fakesink', '')} ! "
-                          f"retrievaleval k=0,5", Gst.ResourceError, Gst.ResourceError.SETTINGS,
-                          "k=0")
+        element_error("retrievaleval k=0,5",
+                      f"{search(gallery).replace(' ! fakesink', '')} ! retrievaleval k=0,5",
+                      Gst.ResourceError, Gst.ResourceError.SETTINGS, "k=0")
+    finish()
 
 
 if __name__ == "__main__":
-    Gst.init(None)
-    sys.exit(0 if unittest.main(exit=False, verbosity=2).result.wasSuccessful() else 1)
+    main()

@@ -9,14 +9,15 @@ the index file and its catalog; the element's JSON must agree to 1e-6."""
 import json
 import os
 import sqlite3
-import subprocess
 import sys
-import tempfile
 
 import faiss
 import numpy as np
 
-from retrieval_reference import numpy_metrics
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
+from checks import check, finish, tmp_dir  # noqa: E402
+from retrieval_reference import numpy_metrics  # noqa: E402
 
 SOURCE_DIR = os.environ["VS_SOURCE_DIR"]
 SCRIPT = os.path.join(SOURCE_DIR, "pipelines", "evaluate-cifar.sh")
@@ -47,12 +48,11 @@ def write_cifar10_bin(directory, rng, per_batch=8, test_count=12):
         f.write("\n".join(NAMES) + "\n")
 
 
-def run_script(dataset, out_dir, **env):
+def run_script(dataset, out_dir, what, **env):
     environment = dict(os.environ, OUT_DIR=out_dir, WEIGHTS="random", INPUT_SIZE="32",
                        RESIZE="0", BATCH_SIZE="8", BUILD_DIR=os.environ["VS_BUILD_DIR"], **env)
-    proc = subprocess.run([SCRIPT, dataset], env=environment, capture_output=True, text=True,
-                          timeout=240)
-    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+    proc = checks.run([SCRIPT, dataset], timeout=240, env=environment)
+    check(proc.returncode == 0, what, (proc.returncode, proc.stdout, proc.stderr))
     return proc.stdout
 
 
@@ -71,42 +71,50 @@ def leave_one_out_reference(index_path, ks):
 
 def main():
     rng = np.random.default_rng(7)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tmp_dir() as tmp:
         dataset = os.path.join(tmp, "cifar-10-batches-bin")
         write_cifar10_bin(dataset, rng)
 
         out = os.path.join(tmp, "loo")
-        stdout = run_script(dataset, out, K="1,3,5", QUERY_SPLIT="train")
-        assert "P@k" in stdout and "MRR" in stdout, stdout
+        stdout = run_script(dataset, out, "leave-one-out on train runs", K="1,3,5",
+                            QUERY_SPLIT="train")
+        check("P@k" in stdout and "MRR" in stdout, "the script prints the table", stdout)
         with open(os.path.join(out, "metrics.json")) as f:
             result = json.load(f)
-        assert result["exclude_self"] is True and result["queries"] == 40, result
-        assert result["gallery_items"] == 40 and result["skipped"] == 0
+        check(result["exclude_self"] is True and result["queries"] == 40
+              and result["gallery_items"] == 40 and result["skipped"] == 0,
+              "leave-one-out: 40 queries over 40 items, self excluded, none skipped", result)
 
         gallery, queries = leave_one_out_reference(os.path.join(out, "cifar-train.faiss"), [1, 3, 5])
-        assert all(q[2] == gallery[q[3][0]][2] for q in queries), "each image is its own nearest"
+        check(all(q[2] == gallery[q[3][0]][2] for q in queries), "each image is its own nearest")
         overall, per_class = numpy_metrics(gallery, queries, [1, 3, 5], True)
         for key in ("precision", "recall", "map"):
             for k, want in overall[key].items():
-                assert abs(result[key][k] - want) <= TOL, (key, k, result[key][k], want)
-        assert abs(result["mrr"] - overall["mrr"]) <= TOL
-        assert abs(result["accuracy"] - overall["accuracy"]) <= TOL
-        assert set(result["per_class"]) == set(per_class)
+                check(abs(result[key][k] - want) <= TOL, f"{key}@{k} as NumPy's",
+                      (result[key][k], want))
+        for key in ("mrr", "accuracy"):
+            check(abs(result[key] - overall[key]) <= TOL, f"{key} as NumPy's",
+                  (result[key], overall[key]))
+        check(set(result["per_class"]) == set(per_class), "the same classes as NumPy's",
+              (sorted(result["per_class"]), sorted(per_class)))
 
         png = os.path.join(out, "embedding-map.png")
         with open(png, "rb") as f:
-            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+            check(f.read(8) == b"\x89PNG\r\n\x1a\n", "the embedding map is a PNG")
         with open(os.path.join(out, "embedding-map.json")) as f:
-            assert 0.25 <= json.load(f)["purity"] <= 1.0
+            purity = json.load(f)["purity"]
+        check(0.25 <= purity <= 1.0, "the map's purity is above chance", purity)
 
         # The default: train is the gallery, test queries it.
         out = os.path.join(tmp, "test")
-        run_script(dataset, out, NUM_QUERIES="10", MAP="none")
+        run_script(dataset, out, "the default split runs", NUM_QUERIES="10", MAP="none")
         with open(os.path.join(out, "metrics.json")) as f:
             result = json.load(f)
-        assert result["exclude_self"] is False and result["queries"] == 10, result
-        assert not os.path.exists(os.path.join(out, "embedding-map.png"))
-    print("evaluate-cifar: all checks passed")
+        check(result["exclude_self"] is False and result["queries"] == 10,
+              "test queries train: 10 queries, self kept", result)
+        check(not os.path.exists(os.path.join(out, "embedding-map.png")),
+              "MAP=none draws no map")
+    finish()
 
 
 if __name__ == "__main__":

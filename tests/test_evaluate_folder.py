@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checks import check, failures  # noqa: E402
+from checks import check, finish  # noqa: E402
 from retrieval_reference import numpy_metrics  # noqa: E402
 
 GALLERY_RUN = sys.argv[1]
@@ -157,7 +157,7 @@ def main():
                              env=dict(env, QUERY_FRACTION="1.5"))
         check(bad.returncode == 1 and "QUERY_FRACTION must be a number from 0.001 to 0.999"
               in bad.stderr, "an impossible QUERY_FRACTION is refused: " + bad.stderr)
-    sys.exit(1 if failures else 0)
+    finish()
 
 
 if __name__ == "__main__":

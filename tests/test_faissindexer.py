@@ -6,14 +6,13 @@ usage: test_faissindexer.py FAISSINDEXER_FEED
 """
 import glob
 import os
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import unittest
 import zlib
 
 import faiss
@@ -21,6 +20,10 @@ import fcntl
 import io
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
+from checks import check, finish, tmp_dir  # noqa: E402
 
 FEED = None
 DIMS = 32
@@ -31,28 +34,26 @@ def unit_rows(n, seed):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-class FaissIndexerFiles(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.TemporaryDirectory()
-        self.index = os.path.join(self.dir.name, "gallery.faiss")
+class Case:
+    """One test's directory and the index in it."""
 
-    def tearDown(self):
-        self.dir.cleanup()
+    def __init__(self, directory):
+        self.dir = directory
+        self.index = os.path.join(directory, "gallery.faiss")
 
     def feed(self, vectors, *props, model=None, frame=None, expect_ok=True):
-        path = os.path.join(self.dir.name, "vectors.f32")
+        path = os.path.join(self.dir, "vectors.f32")
         vectors.astype("<f4").tofile(path)
         env = dict(os.environ)
         if model:
             env["VS_FEED_MODEL"] = model
         if frame:
             env["VS_FEED_FRAME"] = frame
-        run = subprocess.run([FEED, path, str(DIMS), self.index, *props], env=env,
-                             capture_output=True, text=True, timeout=120)
-        if expect_ok:
-            self.assertEqual(run.returncode, 0, run.stderr)
-        else:
-            self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        run = checks.run([FEED, path, str(DIMS), self.index, *props], env=env)
+        what = (f"{len(vectors)} vectors, {' '.join(props)} model={model} frame={frame}: "
+                + ("indexed" if expect_ok else "refused (exit status 1)"))
+        check(run.returncode == (0 if expect_ok else 1), what,
+              f"exit status {run.returncode}: {run.stdout} {run.stderr}")
         return run
 
     def catalog(self):
@@ -73,274 +74,312 @@ class FaissIndexerFiles(unittest.TestCase):
         finally:
             db.close()
 
-    def assert_thumbnail_of_row(self, jpeg, row, size):
-        image = Image.open(io.BytesIO(jpeg))
-        self.assertEqual(image.format, "JPEG")
-        self.assertEqual(image.size, size)
-        red = 37 * row % 256
-        mean = np.asarray(image.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(axis=0)
-        np.testing.assert_allclose(mean, [red, 255 - red, 128], atol=6)
-
-    def test_thumbnails_of_video_frames(self):
-        vectors = unit_rows(12, 20)
-        self.feed(vectors, frame="200x100:BGRx")
-        thumbs = self.thumbnails()
-        self.assertEqual(sorted(thumbs), list(range(12)))
-        for row, jpeg in thumbs.items():
-            self.assert_thumbnail_of_row(jpeg, row, (128, 64))
-        self.assertEqual(faiss.read_index(self.index).ntotal, 12)
-
-        # At a frame rate: the converter to RGB keeps it (GStreamer asserted
-        # on the differing rates and made no thumbnails).
-        run = self.feed(vectors[:4], frame="200x100:BGRx@30")
-        self.assertNotIn("CRITICAL", run.stderr)
-        self.assertEqual(sorted(self.thumbnails()), [0, 1, 2, 3])
-
-        # Smaller frames are enlarged; another size; RGB needs no conversion.
-        self.feed(vectors[:3], "thumbnail-size=48", frame="30x45:RGB")
-        thumbs = self.thumbnails()
-        self.assertEqual(sorted(thumbs), [0, 1, 2])
-        for row, jpeg in thumbs.items():
-            self.assert_thumbnail_of_row(jpeg, row, (32, 48))
-
-    def test_no_thumbnails_when_off_or_not_video(self):
-        self.feed(unit_rows(5, 21), "thumbnail-size=0", frame="64x64:RGB")
-        self.assertEqual(self.thumbnails(), {})
-        self.feed(unit_rows(5, 21))
-        self.assertEqual(self.thumbnails(), {})
-
-    def test_append_keeps_thumbnails(self):
-        self.feed(unit_rows(5, 22), frame="40x40:RGB")
-        before = self.thumbnails()
-        self.feed(unit_rows(3, 23), "append=true", frame="40x40:RGB")
-        after = self.thumbnails()
-        self.assertEqual(sorted(after), list(range(8)))
-        for row in range(5):
-            self.assertEqual(after[row], before[row])
-        # The appended frames are rows 0..2 of the second feed.
-        for row in range(3):
-            self.assert_thumbnail_of_row(after[5 + row], row, (128, 128))
-
-    def test_append_to_a_schema_2_catalog(self):
-        self.feed(unit_rows(4, 24))
-        db = sqlite3.connect(self.index + ".db")
-        db.execute("DROP TABLE thumbnails")
-        db.execute("PRAGMA user_version = 2")
-        db.commit()
-        db.close()
-        self.feed(unit_rows(2, 25), "append=true", frame="16x16:RGB")
-        self.assertEqual(sorted(self.thumbnails()), [4, 5])
-        self.assertEqual(self.catalog()[0][0][5], 6)
-        self.assertEqual(faiss.read_index(self.index).ntotal, 6)
-
-    def test_flat_index_catalog_and_npy(self):
-        vectors = unit_rows(200, 1)
-        run = self.feed(vectors, "export-npy=true", "progress-interval=50")
-        self.assertIn("progress: collected 100 embeddings", run.stdout)
-
-        index = faiss.read_index(self.index)
-        self.assertEqual(index.ntotal, 200)
-        self.assertEqual(index.d, DIMS)
-        self.assertEqual(index.metric_type, faiss.METRIC_INNER_PRODUCT)
-        np.testing.assert_array_equal(index.reconstruct_n(0, 200), vectors)
-
-        reference = faiss.IndexFlatIP(DIMS)
-        reference.add(vectors)
-        queries = unit_rows(8, 2)
-        d_ours, i_ours = index.search(queries, 5)
-        d_ref, i_ref = reference.search(queries, 5)
-        np.testing.assert_array_equal(i_ours, i_ref)
-        np.testing.assert_allclose(d_ours, d_ref, rtol=1e-6)
-
-        facts, items = self.catalog()
-        self.assertEqual(len(facts), 1)
-        model, prep, dims, metric, index_type, count, created = facts[0]
-        self.assertEqual((model, prep, dims, metric, index_type, count),
-                         ("resnet18:feed", "feed", DIMS, "ip", "Flat", 200))
-        self.assertRegex(created, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-        self.assertEqual(len(items), 200)
-        self.assertEqual(items[17], (17, 7, "class7", "feed/17"))
-
-        embeddings = np.load(os.path.join(self.dir.name, "embeddings.npy"))
-        labels = np.load(os.path.join(self.dir.name, "labels.npy"))
-        self.assertEqual(embeddings.dtype, np.float32)
-        np.testing.assert_array_equal(embeddings, vectors)
-        self.assertEqual(labels.dtype, np.int64)
-        np.testing.assert_array_equal(labels, np.arange(200) % 10)
-
-    def test_factory_strings(self):
-        vectors = unit_rows(400, 3)
-        reference = faiss.IndexFlatL2(DIMS)
-        reference.add(vectors)
-        queries = vectors[:10] + 0.01
-        _, i_ref = reference.search(queries, 4)
-        for index_type, exact in [("IVF8,Flat", True), ("HNSW16", False),
-                                  ("IVF4,PQ8np", False), ("PCA32,IVF4,Flat", False)]:
-            with self.subTest(index_type=index_type):
-                self.feed(vectors, "index-type=" + index_type, "metric=l2")
-                index = faiss.read_index(self.index)
-                self.assertEqual(index.ntotal, 400)
-                self.assertEqual(self.catalog()[0][0][4], index_type)
-                if index_type.startswith("IVF"):
-                    faiss.extract_index_ivf(index).nprobe = 8
-                _, found = index.search(queries, 4)
-                if exact:
-                    # IVF with every list probed is exhaustive; its direct
-                    # map gives back the stored vectors.
-                    np.testing.assert_array_equal(found, i_ref)
-                    np.testing.assert_array_equal(index.reconstruct(123), vectors[123])
-                else:
-                    # Each query sits next to its own gallery vector.
-                    np.testing.assert_array_equal(found[:, 0], np.arange(10))
-
-    def test_too_few_vectors_names_the_minimum(self):
-        run = self.feed(unit_rows(20, 4), "index-type=IVF64,Flat", expect_ok=False)
-        self.assertIn("at least 64 training vectors", run.stderr)
-        self.assertFalse(os.path.exists(self.index))
-        run = self.feed(unit_rows(100, 4), "index-type=IVF2,PQ8np", expect_ok=False)
-        self.assertIn("at least 256 training vectors", run.stderr)
-
-    def test_append_and_mismatch(self):
-        first, second = unit_rows(120, 5), unit_rows(30, 6)
-        self.feed(first)
-        self.feed(second, "append=true")
-        index = faiss.read_index(self.index)
-        self.assertEqual(index.ntotal, 150)
-        np.testing.assert_array_equal(index.reconstruct_n(0, 150), np.vstack([first, second]))
-        facts, items = self.catalog()
-        self.assertEqual(facts[0][5], 150)
-        self.assertEqual([row[0] for row in items], list(range(150)))
-
-        run = self.feed(second, "append=true", model="resnet50:other", expect_ok=False)
-        self.assertIn("resnet50:other", run.stderr)
-        self.assertIn("resnet18:feed", run.stderr)
-        run = self.feed(second, "append=true", "metric=l2", expect_ok=False)
-        self.assertIn("metric ip", run.stderr)
-        self.assertIn("metric l2", run.stderr)
-        self.assertEqual(faiss.read_index(self.index).ntotal, 150)
-        self.assertEqual(self.catalog()[0][0][5], 150)
-
-    def test_catalog_records_its_index(self):
-        self.feed(unit_rows(50, 8))
-        db = sqlite3.connect(self.index + ".db")
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            size, crc = db.execute("SELECT index_bytes, index_crc32 FROM index_facts").fetchone()
-        finally:
-            db.close()
-        self.assertEqual(version, 6)
-        with open(self.index, "rb") as f:
-            content = f.read()
-        self.assertEqual(size, len(content))
-        self.assertEqual(crc, zlib.crc32(content))
-        self.assertEqual(faiss.read_index(self.index).ntotal, 50)
-
-    def appender(self, vectors, name, env_extra=None):
-        path = os.path.join(self.dir.name, name)
+    def appender(self, vectors, name):
+        path = os.path.join(self.dir, name)
         vectors.astype("<f4").tofile(path)
         return subprocess.Popen([FEED, path, str(DIMS), self.index, "append=true"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def test_concurrent_appenders_keep_both(self):
-        # Two appending runs at once used to both exit 0 with one run's
-        # vectors lost: each wrote back what it had read plus its own.
-        base, first, second = unit_rows(1017, 9), unit_rows(100, 10), unit_rows(100, 11)
-        self.feed(base)
-        runs = [self.appender(first, "first.f32"), self.appender(second, "second.f32")]
-        for run in runs:
-            out, err = run.communicate(timeout=120)
-            self.assertEqual(run.returncode, 0, err)
-        index = faiss.read_index(self.index)
-        self.assertEqual(index.ntotal, 1217)
-        stored = index.reconstruct_n(0, 1217)
-        np.testing.assert_array_equal(stored[:1017], base)
-        added = {row.tobytes() for row in stored[1017:]}
-        self.assertEqual(added, {row.tobytes() for row in np.vstack([first, second])})
-        facts, items = self.catalog()
-        self.assertEqual(facts[0][5], 1217)
-        self.assertEqual(len(items), 1217)
-
-    def test_appender_waits_for_the_lock_and_reads_after_it(self):
-        # An appender reads the index only once it holds the lock, so what
-        # another writer replaced meanwhile is kept.
-        base, other, mine = unit_rows(40, 12), unit_rows(7, 13), unit_rows(5, 14)
-        self.feed(base)
-        bigger = os.path.join(self.dir.name, "bigger.faiss")
-        for path in (self.index, self.index + ".db"):
-            shutil.copy(path, path.replace("gallery.faiss", "bigger.faiss"))
-        subprocess.run([FEED, self.vectors_file(other), str(DIMS), bigger, "append=true"],
-                       check=True, capture_output=True, timeout=120)
-        with open(self.index + ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            run = self.appender(mine, "mine.f32")
-            waiting = False
-            for line in run.stdout:
-                if "waiting for another writer" in line:
-                    waiting = True
-                    break
-            self.assertTrue(waiting, "the appender did not wait for the lock")
-            self.assertIn(self.index + ".lock", line)
-            os.replace(bigger, self.index)
-            os.replace(bigger + ".db", self.index + ".db")
-        out, err = run.communicate(timeout=120)
-        self.assertEqual(run.returncode, 0, err)
-        index = faiss.read_index(self.index)
-        self.assertEqual(index.ntotal, 52)
-        np.testing.assert_array_equal(index.reconstruct_n(0, 52), np.vstack([base, other, mine]))
-
     def vectors_file(self, vectors):
-        path = os.path.join(self.dir.name, "extra.f32")
+        path = os.path.join(self.dir, "extra.f32")
         vectors.astype("<f4").tofile(path)
         return path
 
-    def test_missing_directory_fails_before_any_work(self):
-        missing = os.path.join(self.dir.name, "not-there")
-        self.index = os.path.join(missing, "gallery.faiss")
-        run = self.feed(unit_rows(20, 15), expect_ok=False)
-        self.assertIn(missing, run.stderr)
-        self.assertIn("does not exist", run.stderr)
-        self.assertNotIn("indexing embeddings", run.stdout)
 
-    def test_kill_mid_write_keeps_previous_index(self):
-        previous = unit_rows(100, 7)
-        self.feed(previous)
-        # A big index takes a while to write: SIGKILL the writer as soon as
-        # its temporary file appears.
-        child = subprocess.Popen([FEED, "random:150000", "256", self.index],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        pattern = "%s.tmp.%d.*" % (self.index, child.pid)
-        deadline = time.monotonic() + 90
-        while not glob.glob(pattern) and child.poll() is None:
-            self.assertLess(time.monotonic(), deadline, "the writer never started writing")
-            time.sleep(0.001)
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        self.assertEqual(child.returncode, -signal.SIGKILL,
-                         "the writer finished before it could be killed")
-        self.assertTrue(glob.glob(pattern), "the writer was not caught mid-write")
+def check_thumbnail_of_row(jpeg, row, size, what):
+    image = Image.open(io.BytesIO(jpeg))
+    red = 37 * row % 256
+    mean = np.asarray(image.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(axis=0)
+    check(image.format == "JPEG" and image.size == size
+          and np.allclose(mean, [red, 255 - red, 128], rtol=0, atol=6),
+          f"{what}: row {row}'s thumbnail is a {size[0]}x{size[1]} JPEG of its frame",
+          (image.format, image.size, mean))
 
-        index = faiss.read_index(self.index)
-        self.assertEqual(index.ntotal, 100)
-        np.testing.assert_array_equal(index.reconstruct_n(0, 100), previous)
-        facts, items = self.catalog()
-        self.assertEqual(facts[0][5], 100)
-        self.assertEqual(len(items), 100)
 
-        # The leftover temporary does not stand in the way of the next run,
-        # which removes it: its writer is gone. A temporary of a live
-        # process, or a file that only looks like one, stays.
-        live = "%s.tmp.%d.AbC123" % (self.index, os.getpid())
-        lookalike = self.index + ".tmp.notes"
-        for path in (live, lookalike):
-            open(path, "w").close()
-        run = self.feed(previous[:10])
-        self.assertEqual(faiss.read_index(self.index).ntotal, 10)
-        self.assertEqual(glob.glob(pattern), [])
-        self.assertIn("left by writers that were killed", run.stdout)
-        self.assertTrue(os.path.exists(live))
-        self.assertTrue(os.path.exists(lookalike))
+def thumbnails_of_video_frames(c):
+    vectors = unit_rows(12, 20)
+    c.feed(vectors, frame="200x100:BGRx")
+    thumbs = c.thumbnails()
+    check(sorted(thumbs) == list(range(12)), "a thumbnail per row", sorted(thumbs))
+    for row, jpeg in thumbs.items():
+        check_thumbnail_of_row(jpeg, row, (128, 64), "200x100 BGRx")
+    check(faiss.read_index(c.index).ntotal == 12, "12 vectors indexed with their thumbnails")
+
+    # At a frame rate: the converter to RGB keeps it (GStreamer asserted
+    # on the differing rates and made no thumbnails).
+    run = c.feed(vectors[:4], frame="200x100:BGRx@30")
+    check("CRITICAL" not in run.stderr, "frames at a frame rate: no GStreamer assertion",
+          run.stderr)
+    check(sorted(c.thumbnails()) == [0, 1, 2, 3], "frames at a frame rate: thumbnails",
+          sorted(c.thumbnails()))
+
+    # Smaller frames are enlarged; another size; RGB needs no conversion.
+    c.feed(vectors[:3], "thumbnail-size=48", frame="30x45:RGB")
+    thumbs = c.thumbnails()
+    check(sorted(thumbs) == [0, 1, 2], "small RGB frames: a thumbnail per row", sorted(thumbs))
+    for row, jpeg in thumbs.items():
+        check_thumbnail_of_row(jpeg, row, (32, 48), "30x45 RGB, thumbnail-size=48")
+
+
+def no_thumbnails_when_off_or_not_video(c):
+    c.feed(unit_rows(5, 21), "thumbnail-size=0", frame="64x64:RGB")
+    check(c.thumbnails() == {}, "thumbnail-size=0: no thumbnails")
+    c.feed(unit_rows(5, 21))
+    check(c.thumbnails() == {}, "no video frames: no thumbnails")
+
+
+def append_keeps_thumbnails(c):
+    c.feed(unit_rows(5, 22), frame="40x40:RGB")
+    before = c.thumbnails()
+    c.feed(unit_rows(3, 23), "append=true", frame="40x40:RGB")
+    after = c.thumbnails()
+    check(sorted(after) == list(range(8)), "append: a thumbnail for each of the 8 rows",
+          sorted(after))
+    check(all(after.get(row) == before.get(row) for row in range(5)),
+          "append: the first 5 thumbnails are kept")
+    # The appended frames are rows 0..2 of the second feed.
+    for row in range(3):
+        check_thumbnail_of_row(after[5 + row], row, (128, 128), "appended")
+
+
+def append_to_a_schema_2_catalog(c):
+    c.feed(unit_rows(4, 24))
+    db = sqlite3.connect(c.index + ".db")
+    db.execute("DROP TABLE thumbnails")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    c.feed(unit_rows(2, 25), "append=true", frame="16x16:RGB")
+    check(sorted(c.thumbnails()) == [4, 5], "schema 2: the appended rows get thumbnails",
+          sorted(c.thumbnails()))
+    check(c.catalog()[0][0][5] == 6 and faiss.read_index(c.index).ntotal == 6,
+          "schema 2: 6 rows in the catalog and the index")
+
+
+def flat_index_catalog_and_npy(c):
+    vectors = unit_rows(200, 1)
+    run = c.feed(vectors, "export-npy=true", "progress-interval=50")
+    check("progress: collected 100 embeddings" in run.stdout, "progress is reported",
+          run.stdout)
+
+    index = faiss.read_index(c.index)
+    check((index.ntotal, index.d, index.metric_type) == (200, DIMS, faiss.METRIC_INNER_PRODUCT),
+          "a Flat inner-product index of 200 vectors", (index.ntotal, index.d, index.metric_type))
+    check(np.array_equal(index.reconstruct_n(0, 200), vectors), "the vectors are stored as fed")
+
+    reference = faiss.IndexFlatIP(DIMS)
+    reference.add(vectors)
+    queries = unit_rows(8, 2)
+    d_ours, i_ours = index.search(queries, 5)
+    d_ref, i_ref = reference.search(queries, 5)
+    check(np.array_equal(i_ours, i_ref) and np.allclose(d_ours, d_ref, rtol=1e-6, atol=0),
+          "searches as Python faiss's IndexFlatIP", (i_ours, i_ref))
+
+    facts, items = c.catalog()
+    check(len(facts) == 1, "one row of index facts", facts)
+    model, prep, dims, metric, index_type, count, created = facts[0]
+    check((model, prep, dims, metric, index_type, count)
+          == ("resnet18:feed", "feed", DIMS, "ip", "Flat", 200), "the index facts", facts[0])
+    check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", created),
+          "created is an ISO 8601 UTC time", created)
+    check(len(items) == 200 and items[17] == (17, 7, "class7", "feed/17"),
+          "the catalog's items", items[17:18])
+
+    embeddings = np.load(os.path.join(c.dir, "embeddings.npy"))
+    labels = np.load(os.path.join(c.dir, "labels.npy"))
+    check(embeddings.dtype == np.float32 and np.array_equal(embeddings, vectors),
+          "embeddings.npy: float32, the vectors as fed", embeddings.dtype)
+    check(labels.dtype == np.int64 and np.array_equal(labels, np.arange(200) % 10),
+          "labels.npy: int64, the labels as fed", labels.dtype)
+
+
+def factory_strings(c):
+    vectors = unit_rows(400, 3)
+    reference = faiss.IndexFlatL2(DIMS)
+    reference.add(vectors)
+    queries = vectors[:10] + 0.01
+    _, i_ref = reference.search(queries, 4)
+    for index_type, exact in [("IVF8,Flat", True), ("HNSW16", False),
+                              ("IVF4,PQ8np", False), ("PCA32,IVF4,Flat", False)]:
+        c.feed(vectors, "index-type=" + index_type, "metric=l2")
+        index = faiss.read_index(c.index)
+        check(index.ntotal == 400 and c.catalog()[0][0][4] == index_type,
+              f"{index_type}: 400 vectors, the type in the catalog", index.ntotal)
+        if index_type.startswith("IVF"):
+            faiss.extract_index_ivf(index).nprobe = 8
+        _, found = index.search(queries, 4)
+        if exact:
+            # IVF with every list probed is exhaustive; its direct
+            # map gives back the stored vectors.
+            check(np.array_equal(found, i_ref)
+                  and np.array_equal(index.reconstruct(123), vectors[123]),
+                  f"{index_type}: exhaustive search and the direct map", found)
+        else:
+            # Each query sits next to its own gallery vector.
+            check(np.array_equal(found[:, 0], np.arange(10)),
+                  f"{index_type}: each query finds its own gallery vector", found[:, 0])
+
+
+def too_few_vectors_names_the_minimum(c):
+    run = c.feed(unit_rows(20, 4), "index-type=IVF64,Flat", expect_ok=False)
+    check("at least 64 training vectors" in run.stderr, "IVF64 names its minimum", run.stderr)
+    check(not os.path.exists(c.index), "a refused index is not written")
+    run = c.feed(unit_rows(100, 4), "index-type=IVF2,PQ8np", expect_ok=False)
+    check("at least 256 training vectors" in run.stderr, "PQ8 names its minimum", run.stderr)
+
+
+def append_and_mismatch(c):
+    first, second = unit_rows(120, 5), unit_rows(30, 6)
+    c.feed(first)
+    c.feed(second, "append=true")
+    index = faiss.read_index(c.index)
+    check(index.ntotal == 150
+          and np.array_equal(index.reconstruct_n(0, 150), np.vstack([first, second])),
+          "append: the index holds both feeds in order", index.ntotal)
+    facts, items = c.catalog()
+    check(facts[0][5] == 150 and [row[0] for row in items] == list(range(150)),
+          "append: the catalog counts and lists 150 items", facts[0])
+
+    run = c.feed(second, "append=true", model="resnet50:other", expect_ok=False)
+    check("resnet50:other" in run.stderr and "resnet18:feed" in run.stderr,
+          "append from another model: refused, naming both", run.stderr)
+    run = c.feed(second, "append=true", "metric=l2", expect_ok=False)
+    check("metric ip" in run.stderr and "metric l2" in run.stderr,
+          "append with another metric: refused, naming both", run.stderr)
+    check(faiss.read_index(c.index).ntotal == 150 and c.catalog()[0][0][5] == 150,
+          "refused appends change nothing")
+
+
+def catalog_records_its_index(c):
+    c.feed(unit_rows(50, 8))
+    db = sqlite3.connect(c.index + ".db")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        size, crc = db.execute("SELECT index_bytes, index_crc32 FROM index_facts").fetchone()
+    finally:
+        db.close()
+    check(version == 6, "catalog schema 6", version)
+    with open(c.index, "rb") as f:
+        content = f.read()
+    check(size == len(content) and crc == zlib.crc32(content),
+          "the catalog records the index's size and CRC-32", (size, crc))
+    check(faiss.read_index(c.index).ntotal == 50, "50 vectors indexed")
+
+
+def concurrent_appenders_keep_both(c):
+    # Two appending runs at once used to both exit 0 with one run's
+    # vectors lost: each wrote back what it had read plus its own.
+    base, first, second = unit_rows(1017, 9), unit_rows(100, 10), unit_rows(100, 11)
+    c.feed(base)
+    runs = [c.appender(first, "first.f32"), c.appender(second, "second.f32")]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        check(run.returncode == 0, "a concurrent appender succeeds", err)
+    index = faiss.read_index(c.index)
+    check(index.ntotal == 1217, "concurrent appenders: 1217 vectors", index.ntotal)
+    stored = index.reconstruct_n(0, index.ntotal)
+    check(np.array_equal(stored[:1017], base), "concurrent appenders: the base is kept")
+    added = {row.tobytes() for row in stored[1017:]}
+    check(added == {row.tobytes() for row in np.vstack([first, second])},
+          "concurrent appenders: both runs' vectors are kept")
+    facts, items = c.catalog()
+    check(facts[0][5] == 1217 and len(items) == 1217,
+          "concurrent appenders: the catalog counts and lists 1217 items", facts[0])
+
+
+def appender_waits_for_the_lock_and_reads_after_it(c):
+    # An appender reads the index only once it holds the lock, so what
+    # another writer replaced meanwhile is kept.
+    base, other, mine = unit_rows(40, 12), unit_rows(7, 13), unit_rows(5, 14)
+    c.feed(base)
+    bigger = os.path.join(c.dir, "bigger.faiss")
+    for path in (c.index, c.index + ".db"):
+        shutil.copy(path, path.replace("gallery.faiss", "bigger.faiss"))
+    subprocess.run([FEED, c.vectors_file(other), str(DIMS), bigger, "append=true"],
+                   check=True, capture_output=True, timeout=120)
+    with open(c.index + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run = c.appender(mine, "mine.f32")
+        waiting, line = False, ""
+        for line in run.stdout:
+            if "waiting for another writer" in line:
+                waiting = True
+                break
+        check(waiting and c.index + ".lock" in line,
+              "the appender waits for the lock, naming the lock file", line)
+        os.replace(bigger, c.index)
+        os.replace(bigger + ".db", c.index + ".db")
+    out, err = run.communicate(timeout=120)
+    check(run.returncode == 0, "the waiting appender succeeds", err)
+    index = faiss.read_index(c.index)
+    check(index.ntotal == 52
+          and np.array_equal(index.reconstruct_n(0, 52), np.vstack([base, other, mine])),
+          "the appender adds to what the other writer left", index.ntotal)
+
+
+def missing_directory_fails_before_any_work(c):
+    missing = os.path.join(c.dir, "not-there")
+    c.index = os.path.join(missing, "gallery.faiss")
+    run = c.feed(unit_rows(20, 15), expect_ok=False)
+    check(missing in run.stderr and "does not exist" in run.stderr,
+          "a missing directory is named", run.stderr)
+    check("indexing embeddings" not in run.stdout, "a missing directory fails before any work",
+          run.stdout)
+
+
+def kill_mid_write_keeps_previous_index(c):
+    previous = unit_rows(100, 7)
+    c.feed(previous)
+    # A big index takes a while to write: SIGKILL the writer as soon as
+    # its temporary file appears.
+    child = subprocess.Popen([FEED, "random:150000", "256", c.index],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pattern = "%s.tmp.%d.*" % (c.index, child.pid)
+    deadline = time.monotonic() + 90
+    while not glob.glob(pattern) and child.poll() is None:
+        if time.monotonic() > deadline:
+            child.kill()
+            raise AssertionError("the writer never started writing")
+        time.sleep(0.001)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    check(child.returncode == -signal.SIGKILL, "the writer is killed before it finishes",
+          child.returncode)
+    check(glob.glob(pattern), "the writer is caught mid-write")
+
+    index = faiss.read_index(c.index)
+    check(index.ntotal == 100 and np.array_equal(index.reconstruct_n(0, 100), previous),
+          "the previous index is intact", index.ntotal)
+    facts, items = c.catalog()
+    check(facts[0][5] == 100 and len(items) == 100, "the previous catalog is intact", facts[0])
+
+    # The leftover temporary does not stand in the way of the next run,
+    # which removes it: its writer is gone. A temporary of a live
+    # process, or a file that only looks like one, stays.
+    live = "%s.tmp.%d.AbC123" % (c.index, os.getpid())
+    lookalike = c.index + ".tmp.notes"
+    for path in (live, lookalike):
+        open(path, "w").close()
+    run = c.feed(previous[:10])
+    check(faiss.read_index(c.index).ntotal == 10, "the next run writes its index")
+    check(glob.glob(pattern) == [] and "left by writers that were killed" in run.stdout,
+          "the next run removes the killed writer's temporary and says so", run.stdout)
+    check(os.path.exists(live) and os.path.exists(lookalike),
+          "a live process's temporary and a lookalike stay")
+
+
+CASES = [append_and_mismatch, append_keeps_thumbnails, append_to_a_schema_2_catalog,
+         appender_waits_for_the_lock_and_reads_after_it, catalog_records_its_index,
+         concurrent_appenders_keep_both, factory_strings, flat_index_catalog_and_npy,
+         kill_mid_write_keeps_previous_index, missing_directory_fails_before_any_work,
+         no_thumbnails_when_off_or_not_video, thumbnails_of_video_frames,
+         too_few_vectors_names_the_minimum]
 
 
 if __name__ == "__main__":
-    FEED = sys.argv.pop(1)
-    unittest.main(verbosity=2)
+    FEED = sys.argv[1]
+    for case in CASES:
+        print(f"-- {case.__name__}", flush=True)
+        with tmp_dir() as directory:
+            case(Case(directory))
+    finish()

@@ -9,13 +9,14 @@ contact sheet has a row per group with the pictures' thumbnails; bad input
 ends with a message."""
 import os
 import re
-import subprocess
 import sys
-import tempfile
-import unittest
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
+from checks import check, expect_error, finish, tmp_dir  # noqa: E402
 
 SCRIPTS = os.path.join(os.environ["VS_SOURCE_DIR"], "pipelines")
 THUMB = 48
@@ -32,11 +33,13 @@ def blocks(seed, size=(96, 80)):
         size, Image.BILINEAR)
 
 
-def sh(*args, check=True, **env):
-    run = subprocess.run(list(args), capture_output=True, text=True, timeout=180,
-                         env=dict(os.environ, BUILD_DIR=os.environ["VS_BUILD_DIR"], **env))
-    if check and run.returncode != 0:
-        raise AssertionError(f"{args[0]} failed:\n{run.stdout}\n{run.stderr}")
+def sh(what, *args, **env):
+    """Runs a script; checks that it succeeds if what is given."""
+    run = checks.run(list(args), timeout=180,
+                     env=dict(os.environ, BUILD_DIR=os.environ["VS_BUILD_DIR"], **env))
+    if what:
+        check(run.returncode == 0, what,
+              None if run.returncode == 0 else f"{run.stdout}\n{run.stderr}")
     return run
 
 
@@ -50,11 +53,9 @@ def groups_of(stdout):
     return groups
 
 
-class FindDuplicates(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        root = os.path.join(cls.tmp.name, "gallery")
+def main():
+    with tmp_dir() as tmp:
+        root = os.path.join(tmp, "gallery")
         for d in ("pics", "copies"):
             os.makedirs(os.path.join(root, d))
         for s in range(8):
@@ -62,37 +63,37 @@ class FindDuplicates(unittest.TestCase):
         blocks(0).save(os.path.join(root, "copies/copy of 0.png"))
         blocks(0).resize((72, 60), Image.BICUBIC).save(os.path.join(root, "copies/small 0.png"))
         blocks(1).save(os.path.join(root, "copies/caf\u00e9 1.jpg"), quality=70)
-        cls.indexes = {}
+        indexes = {}
         for metric, index_type in (("ip", "Flat"), ("l2", "HNSW32")):
-            index = os.path.join(cls.tmp.name, f"{metric}.faiss")
-            sh(os.path.join(SCRIPTS, "index-folder.sh"), root, index, WEIGHTS="random",
+            index = os.path.join(tmp, f"{metric}.faiss")
+            sh(f"index-folder.sh builds a {metric} {index_type} index",
+               os.path.join(SCRIPTS, "index-folder.sh"), root, index, WEIGHTS="random",
                INPUT_SIZE="64", RESIZE="0", METRIC=metric, INDEX_TYPE=index_type)
-            cls.indexes[metric] = index
+            indexes[metric] = index
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
+        def find(metric, **env):
+            sheet = os.path.join(tmp, f"{metric}-sheet.png")
+            what = f"find-duplicates.sh runs on the {metric} index {env}"
+            out = sh(what, os.path.join(SCRIPTS, "find-duplicates.sh"), indexes[metric], "--out",
+                     sheet, MAX_DISTANCE=LIMITS[metric], THUMB=str(THUMB), **env)
+            return out.stdout, sheet
 
-    def find(self, metric, **env):
-        sheet = os.path.join(self.tmp.name, f"{metric}-sheet.png")
-        out = sh(os.path.join(SCRIPTS, "find-duplicates.sh"), self.indexes[metric], "--out",
-                 sheet, MAX_DISTANCE=LIMITS[metric], THUMB=str(THUMB), **env)
-        return out.stdout, sheet
-
-    def test_groups_are_the_families(self):
+        # The groups are the families.
         for metric in ("ip", "l2"):
-            with self.subTest(metric=metric):
-                stdout, _ = self.find(metric)
-                self.assertEqual(groups_of(stdout), FAMILIES, stdout)
-                self.assertIn("2 groups, 5 items in them", stdout)
-                self.assertIn("squared L2" if metric == "l2" else "cosine distance", stdout)
+            stdout, _ = find(metric)
+            check(groups_of(stdout) == FAMILIES, f"{metric}: the groups are the two families",
+                  stdout)
+            check("2 groups, 5 items in them" in stdout, f"{metric}: the summary", stdout)
+            check(("squared L2" if metric == "l2" else "cosine distance") in stdout,
+                  f"{metric}: the distance is named", stdout)
 
-    def test_contact_sheet(self):
-        stdout, sheet = self.find("ip")
-        self.assertIn(f"contact sheet of the 2 largest groups: {sheet}", stdout)
+        # The contact sheet.
+        stdout, sheet = find("ip")
+        check(f"contact sheet of the 2 largest groups: {sheet}" in stdout,
+              "the contact sheet is announced", stdout)
         image = np.asarray(Image.open(sheet).convert("RGB")).astype(int)
         row = 16 + THUMB + 16 + 6
-        self.assertEqual(image.shape, (6 + 2 * row, 240, 3))
+        check(image.shape == (6 + 2 * row, 240, 3), "the sheet has a row per group", image.shape)
         # Row 1 holds base 0 and its two copies, row 2 base 1 and its re-encode.
         for r, (seed, count) in enumerate(((0, 3), (1, 2))):
             expected = np.asarray(blocks(seed).resize((THUMB, THUMB), Image.BILINEAR), int)
@@ -100,31 +101,36 @@ class FindDuplicates(unittest.TestCase):
                 top, left = 6 + r * row + 16, 6 + c * (THUMB + 6)
                 tile = image[top:top + THUMB, left:left + THUMB]
                 if c < count:
-                    self.assertLess(np.abs(tile - expected).mean(), 20, (r, c))
+                    diff = np.abs(tile - expected).mean()
+                    check(diff < 20, f"row {r} tile {c} is the picture's thumbnail", diff)
                 else:
-                    self.assertTrue((tile == 24).all(), f"row {r} has no tile {c}")
+                    check((tile == 24).all(), f"row {r} has no tile {c}")
 
-    def test_only_one_group_on_the_sheet(self):
-        stdout, sheet = self.find("ip", SHEET_GROUPS="1")
-        self.assertIn("contact sheet of the 1 largest groups", stdout)
-        self.assertEqual(Image.open(sheet).size, (240, 6 + 16 + THUMB + 16 + 6))
+        # Only one group on the sheet.
+        stdout, sheet = find("ip", SHEET_GROUPS="1")
+        check("contact sheet of the 1 largest groups" in stdout,
+              "SHEET_GROUPS=1: one group announced", stdout)
+        size = Image.open(sheet).size
+        check(size == (240, 6 + 16 + THUMB + 16 + 6), "SHEET_GROUPS=1: one row", size)
 
-    def test_a_wide_limit_groups_everything(self):
-        out = sh(os.path.join(SCRIPTS, "find-duplicates.sh"), self.indexes["ip"], "--out",
-                 os.path.join(self.tmp.name, "all.png"), MAX_DISTANCE="0.5")
-        self.assertEqual(len(groups_of(out.stdout)), 1)
-        self.assertIn("1 groups, 11 items in them", out.stdout)
+        # A wide limit groups everything.
+        out = sh("find-duplicates.sh runs with a wide limit",
+                 os.path.join(SCRIPTS, "find-duplicates.sh"), indexes["ip"], "--out",
+                 os.path.join(tmp, "all.png"), MAX_DISTANCE="0.5")
+        check(len(groups_of(out.stdout)) == 1 and "1 groups, 11 items in them" in out.stdout,
+              "a wide limit groups everything", out.stdout)
 
-    def test_bad_input(self):
-        bad = sh(os.path.join(SCRIPTS, "find-duplicates.sh"), self.indexes["ip"], check=False,
+        # Bad input.
+        bad = sh(None, os.path.join(SCRIPTS, "find-duplicates.sh"), indexes["ip"],
                  MAX_DISTANCE="-1")
-        self.assertEqual(bad.returncode, 1)
-        self.assertIn("--max-distance must be a number from 0 to 4, not '-1'", bad.stderr)
-        missing = sh(os.path.join(SCRIPTS, "find-duplicates.sh"),
-                     os.path.join(self.tmp.name, "none.faiss"), check=False)
-        self.assertEqual(missing.returncode, 1)
-        self.assertIn("index-folder.sh", missing.stderr)
+        expect_error(bad, "a negative limit is refused",
+                     "--max-distance must be a number from 0 to 4, not '-1'", rc=1)
+        missing = sh(None, os.path.join(SCRIPTS, "find-duplicates.sh"),
+                     os.path.join(tmp, "none.faiss"))
+        expect_error(missing, "a missing index is refused, naming index-folder.sh",
+                     "index-folder.sh", rc=1)
+    finish()
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2, argv=sys.argv[:1])
+    main()

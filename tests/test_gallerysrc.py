@@ -27,34 +27,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import image_fixtures as fx  # noqa: E402
 
 GALLERY_RUN = sys.argv[1]
-from checks import check, failures  # noqa: E402
-
-
-def run_or_trace(argv, timeout=120):
-    """subprocess.run, but a run that hangs is shown with every thread's stack
-    (gdb, where installed) before the test fails on it."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            trace = subprocess.run(["gdb", "-p", str(proc.pid), "-batch", "-ex",
-                                    "thread apply all bt"], capture_output=True, text=True,
-                                   timeout=120)
-            stacks = trace.stdout + trace.stderr
-        except (OSError, subprocess.TimeoutExpired) as e:
-            stacks = f"(no stacks: {e})"
-        print(f"HANG after {timeout} s: {argv}\n{stacks}", flush=True)
-        proc.kill()
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+import checks  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 
 class Run:
     def __init__(self, tmp, pipeline, timeout=120):
         pix, emb = os.path.join(tmp, "pixels.raw"), os.path.join(tmp, "emb.f32")
-        res = run_or_trace([GALLERY_RUN, pipeline, pix, emb], timeout)
+        res = checks.run([GALLERY_RUN, pipeline, pix, emb], timeout, text=False)
         self.rc = res.returncode
         self.stderr = res.stderr.decode(errors="replace")
         self.frames, self.progress, self.warnings, self.errors = [], [], [], []
@@ -317,6 +297,4 @@ with tempfile.TemporaryDirectory() as tmp:
     run = Run(tmp, f"gallerysrc location={tmp}/missing")
     check(run.rc == 1 and run.errors and "missing" in run.errors[0], "a missing location is an error")
 
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
+finish()

@@ -11,13 +11,12 @@ Usage: test_gir.py READ_METAS_PY NEIGHBORS_APP   (VS_BUILD_DIR, VS_SOURCE_DIR se
 import math
 import os
 import re
-import subprocess
 import sys
-import tempfile
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
 import cifar_fixtures  # noqa: E402
+from checks import check, finish, tmp_dir  # noqa: E402
 
 READ_METAS, NEIGHBORS_APP = sys.argv[1], sys.argv[2]
 META_DIR = os.path.join(os.environ["VS_BUILD_DIR"], "plugin", "meta")
@@ -28,9 +27,9 @@ FRAMES = 3
 
 
 def run(*args, env=None):
-    p = subprocess.run(args, capture_output=True, text=True, timeout=240, env=env)
-    if p.returncode != 0:
-        raise AssertionError(f"{args[0]} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+    p = checks.run(args, timeout=240, env=env)
+    check(p.returncode == 0, f"{os.path.basename(args[0])} runs",
+          None if p.returncode == 0 else f"exit status {p.returncode}:\n{p.stdout}\n{p.stderr}")
     return p.stdout
 
 
@@ -46,78 +45,78 @@ def neighbours(out, pattern):
     return frames
 
 
-class TypelibTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cifar = os.path.join(cls.tmp.name, "cifar-10-batches-py")
+PY_NEIGHBOUR = (r"\s+\d+\. id (?P<id>-?\d+) distance (?P<d>\S+) "
+                r"label (?P<label>-?\d+) (?P<name>\S+) source (?P<src>\S+)")
+
+
+def samples(out):
+    got = re.findall(r"sample id (-?\d+) label (-?\d+) (\S+) source (\S+)", out)
+    want = [(str(i), str(cifar_fixtures.label("cifar10", "test", i)),
+             cifar_fixtures.NAMES10[cifar_fixtures.label("cifar10", "test", i)])
+            for i in range(FRAMES)]
+    check([s[:3] for s in got] == want, "each frame's sample meta: id, label and name", got)
+    check(all(s[3] != "-" for s in got), "each frame's sample meta has its source", got)
+
+
+def embeddings(out):
+    emb = re.findall(r"embedding dims (\d+) values (\d+) norm ([\d.]+) normalized (\w+)", out)
+    check(len(emb) == FRAMES, f"{FRAMES} embedding metas", emb)
+    for dims, n_values, norm, normalized in emb:
+        check(int(dims) == 512 and int(n_values) == 512,
+              "512 dims, and get_values() returns 512 values", (dims, n_values))
+        check(math.isclose(float(norm), 1.0, abs_tol=1e-4) and normalized == "True",
+              "a unit embedding, marked normalized", (norm, normalized))
+
+
+def neighbour_metas(out):
+    got = re.findall(r"neighbours (\d+) metric (\w+)", out)
+    check(got == [(str(K), "ip")] * FRAMES, f"{K} inner-product neighbours per frame", got)
+    frames = neighbours(out, PY_NEIGHBOUR)
+    check([len(f) for f in frames] == [K] * FRAMES, f"{K} neighbours listed per frame",
+          [len(f) for f in frames])
+    for q, f in enumerate(frames):
+        ids = [int(n["id"]) for n in f]
+        check(len(set(ids)) == K and all(i in range(GALLERY) for i in ids),
+              f"frame {q}: {K} different gallery ids", ids)
+        distances = [float(n["d"]) for n in f]
+        check(distances == sorted(distances, reverse=True),
+              f"frame {q}: inner product: nearest (largest) first", distances)
+        labels = [cifar_fixtures.label("cifar10", "train", int(n["id"])) for n in f]
+        check([int(n["label"]) for n in f] == labels
+              and [n["name"] for n in f] == [cifar_fixtures.NAMES10[label] for label in labels],
+              f"frame {q}: each neighbour's label and name are its gallery item's", f)
+        check(all(n["src"] != "-" for n in f), f"frame {q}: each gallery item's source is kept", f)
+
+
+def same_as_c(out, pipeline):
+    c_out = run(NEIGHBORS_APP, pipeline)
+    c = neighbours(c_out, r"\s+\d+\. id (?P<id>-?\d+) label (?P<label>-?\d+) (?P<name>\S+) "
+                          r"distance (?P<d>\S+) source (?P<src>\S+)")
+    check(len(c) == FRAMES, f"neighbors-app prints {FRAMES} frames", c_out)
+    check(neighbours(out, PY_NEIGHBOUR) == c, "Python reads the neighbours C reads", c_out)
+
+
+def main():
+    with tmp_dir() as tmp:
+        cifar = os.path.join(tmp, "cifar-10-batches-py")
         cifar_fixtures.write_cifar10_py(cifar, "py2")
-        cls.index = os.path.join(cls.tmp.name, "gallery.faiss")
+        index = os.path.join(tmp, "gallery.faiss")
         run("gst-launch-1.0", "-q", "cifarsrc", f"location={cifar}", "split=train", "!",
-            *EMBEDDER.split(), "!", "faissindexer", f"location={cls.index}")
-        cls.pipeline = (f'cifarsrc location="{cifar}" split=test num-buffers={FRAMES} ! '
-                        f'{EMBEDDER} ! faisssearch index="{cls.index}" k={K} ! '
-                        'appsink name=sink sync=false')
+            *EMBEDDER.split(), "!", "faissindexer", f"location={index}")
+        pipeline = (f'cifarsrc location="{cifar}" split=test num-buffers={FRAMES} ! '
+                    f'{EMBEDDER} ! faisssearch index="{index}" k={K} ! '
+                    'appsink name=sink sync=false')
         env = dict(os.environ, GI_TYPELIB_PATH=META_DIR,
                    LD_LIBRARY_PATH=META_DIR + os.pathsep + os.environ.get("LD_LIBRARY_PATH", ""))
-        cls.out = run("/usr/bin/python3", READ_METAS, cls.pipeline, env=env)
-        print(cls.out)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    def test_every_frame_read(self):
-        self.assertIn(f"{FRAMES} frames, {FRAMES} with visualsearch metas", self.out)
-
-    def test_samples(self):
-        samples = re.findall(r"sample id (-?\d+) label (-?\d+) (\S+) source (\S+)", self.out)
-        want = [(str(i), str(cifar_fixtures.label("cifar10", "test", i)),
-                 cifar_fixtures.NAMES10[cifar_fixtures.label("cifar10", "test", i)])
-                for i in range(FRAMES)]
-        self.assertEqual([s[:3] for s in samples], want)
-        for s in samples:
-            self.assertNotEqual(s[3], "-")
-
-    def test_embeddings(self):
-        emb = re.findall(r"embedding dims (\d+) values (\d+) norm ([\d.]+) normalized (\w+)",
-                         self.out)
-        self.assertEqual(len(emb), FRAMES)
-        for dims, n_values, norm, normalized in emb:
-            self.assertEqual(int(dims), 512)
-            self.assertEqual(int(n_values), 512, "get_values() returned another length")
-            self.assertTrue(math.isclose(float(norm), 1.0, abs_tol=1e-4), norm)
-            self.assertEqual(normalized, "True")
-
-    def test_neighbours(self):
-        self.assertEqual(re.findall(r"neighbours (\d+) metric (\w+)", self.out),
-                         [(str(K), "ip")] * FRAMES)
-        frames = neighbours(self.out, r"\s+\d+\. id (?P<id>-?\d+) distance (?P<d>\S+) "
-                                      r"label (?P<label>-?\d+) (?P<name>\S+) source (?P<src>\S+)")
-        self.assertEqual([len(f) for f in frames], [K] * FRAMES)
-        for f in frames:
-            ids = [int(n["id"]) for n in f]
-            self.assertEqual(len(set(ids)), K, f"repeated ids {ids}")
-            for i in ids:
-                self.assertIn(i, range(GALLERY))
-            distances = [float(n["d"]) for n in f]
-            self.assertEqual(distances, sorted(distances, reverse=True),
-                             "inner product: nearest (largest) first")
-            for n in f:
-                label = cifar_fixtures.label("cifar10", "train", int(n["id"]))
-                self.assertEqual(int(n["label"]), label)
-                self.assertEqual(n["name"], cifar_fixtures.NAMES10[label])
-                self.assertNotEqual(n["src"], "-", "the gallery item's source is lost")
-
-    def test_same_as_c(self):
-        c_out = run(NEIGHBORS_APP, self.pipeline)
-        c = neighbours(c_out, r"\s+\d+\. id (?P<id>-?\d+) label (?P<label>-?\d+) (?P<name>\S+) "
-                              r"distance (?P<d>\S+) source (?P<src>\S+)")
-        py = neighbours(self.out, r"\s+\d+\. id (?P<id>-?\d+) distance (?P<d>\S+) "
-                                  r"label (?P<label>-?\d+) (?P<name>\S+) source (?P<src>\S+)")
-        self.assertEqual(len(c), FRAMES, c_out)
-        self.assertEqual(py, c)
+        out = run("/usr/bin/python3", READ_METAS, pipeline, env=env)
+        print(out)
+        check(f"{FRAMES} frames, {FRAMES} with visualsearch metas" in out, "every frame is read")
+        samples(out)
+        embeddings(out)
+        neighbour_metas(out)
+        same_as_c(out, pipeline)
+    finish()
 
 
 if __name__ == "__main__":
-    unittest.main(argv=sys.argv[:1], verbosity=2)
+    main()

@@ -14,14 +14,14 @@ Usage: test_index_file.py INDEX_FILE_PROBE FAISSSEARCH_FEED
 """
 import os
 import resource
-import subprocess
 import sys
-import tempfile
 
 import faiss
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
 import index_fixtures  # noqa: E402
+from checks import check, expect_error, finish, tmp_dir  # noqa: E402
 
 MEMORY_LIMIT = 512 << 20  # bytes of address space for a probe
 # OpenBLAS maps a 128 MB buffer per thread and, when the limit refuses one,
@@ -41,26 +41,21 @@ def limit_memory():
 
 
 def probe(binary, *args):
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=TIMEOUT,
-                          env=PROBE_ENV, preexec_fn=limit_memory)
+    return checks.run([binary, *args], timeout=TIMEOUT, env=PROBE_ENV, preexec_fn=limit_memory)
 
 
 def expect_refusal(run, what, *phrases):
-    message = run.stderr.strip()
-    assert run.returncode == 1, (
-        f"{what}: exit status {run.returncode}, expected a refusal (1): {message[-2000:]}")
-    for phrase in phrases:
-        assert phrase in message, f"{what}: {phrase!r} not in the message: {message}"
-    print(f"ok: {what}: {message[:160]}...")
+    """The probe's refusal: exit status 1 and a message with every phrase."""
+    expect_error(run, what + " is refused", *phrases, rc=1)
 
 
 def test_valid_files_load(binary, directory):
     for name, path in index_fixtures.write_valid(directory).items():
         run = probe(binary, "load", path)
-        assert run.returncode == 0, f"{name}: exit status {run.returncode}: {run.stderr}"
         expected = 0 if name.startswith("empty") else index_fixtures.COUNT
-        assert run.stdout.strip() == f"loaded {expected}", f"{name}: {run.stdout}"
-        print(f"ok: {name} ({index_fixtures.VALID[name][0]}) loads and searches")
+        check(run.returncode == 0 and run.stdout.strip() == f"loaded {expected}",
+              f"{name} ({index_fixtures.VALID[name][0]}) loads and searches",
+              f"exit status {run.returncode}: {run.stdout} {run.stderr}")
 
 
 def test_corruptions_are_refused(binary, directory):
@@ -69,7 +64,8 @@ def test_corruptions_are_refused(binary, directory):
         run = probe(binary, "load", path)
         expect_refusal(run, name, path, phrase, ADVICE)
         if name.startswith("unsupported"):
-            assert "visualsearch loads only index types it can check: Flat" in run.stderr
+            check("visualsearch loads only index types it can check: Flat" in run.stderr,
+                  f"{name}: the message lists the types that load", run.stderr)
 
 
 # mmap=true searches these in place; the others load as without it.
@@ -85,11 +81,11 @@ def test_mapped_files(binary, directory):
     copied."""
     for name, path in index_fixtures.write_valid(directory).items():
         run = probe(binary, "map", path)
-        assert run.returncode == 0, f"{name}: exit status {run.returncode}: {run.stderr}"
         expected = 0 if name.startswith("empty") else index_fixtures.COUNT
         mapped = "yes" if name in MAPPED else "no"
-        assert run.stdout.strip() == f"mapped {mapped} loaded {expected}", f"{name}: {run.stdout}"
-        print(f"ok: {name} mapped: {mapped}, same hits as copied")
+        check(run.returncode == 0 and run.stdout.strip() == f"mapped {mapped} loaded {expected}",
+              f"{name} mapped: {mapped}, same hits as copied",
+              f"exit status {run.returncode}: {run.stdout} {run.stderr}")
     for name, (data, phrase) in index_fixtures.corruptions().items():
         path = index_fixtures.write(directory, name, data)
         expect_refusal(probe(binary, "map", path), name + " (mapped)", path, phrase, ADVICE)
@@ -116,12 +112,11 @@ def test_load_holds_the_index_once(binary, directory):
     faiss.write_index(index, path)
     del index
     size_kib = os.path.getsize(path) // 1024
-    run = subprocess.run([binary, "peak", path], capture_output=True, text=True,
-                         timeout=TIMEOUT, env=PROBE_ENV)
-    assert run.returncode == 0, run.stderr
-    grew = int(run.stdout.split()[1])
-    assert grew < 1.4 * size_kib, f"loading {size_kib} KiB raised the peak by {grew} KiB"
-    print(f"ok: loading {size_kib} KiB raised the peak by {grew} KiB")
+    run = checks.run([binary, "peak", path], timeout=TIMEOUT, env=PROBE_ENV)
+    if check(run.returncode == 0, "the peak probe runs", run.stderr):
+        grew = int(run.stdout.split()[1])
+        check(grew < 1.4 * size_kib, f"loading {size_kib} KiB raised the peak by less than 1.4x",
+              f"{grew} KiB")
     os.remove(path)
 
 
@@ -144,21 +139,20 @@ def test_every_truncation(binary, directory):
                  index_fixtures.build(spec, metric, count=20)))
              for name, (spec, metric) in index_fixtures.VALID.items()]
     run = probe(binary, "truncate", *paths)
-    assert run.returncode == 0, f"truncate: exit status {run.returncode}: {run.stdout} {run.stderr}"
     tried = sum(os.path.getsize(p) for p in paths)
-    assert run.stdout.startswith(f"tried {tried} refused {tried} loaded 0"), run.stdout
-    print(f"ok: every truncation of {len(paths)} files refused: {run.stdout.strip()}")
+    check(run.returncode == 0 and run.stdout.startswith(f"tried {tried} refused {tried} loaded 0"),
+          f"every truncation of {len(paths)} files refused",
+          f"exit status {run.returncode}: {run.stdout} {run.stderr}")
 
 
 def test_fuzz(binary, directory):
     valid = {name: os.path.join(directory, name + ".faiss") for name in FUZZ_FILES}
     scratch = os.path.join(directory, "fuzz.faiss")
     run = probe(binary, "fuzz", str(FUZZ_SEED), str(FUZZ_ROUNDS), scratch, *valid.values())
-    assert run.returncode == 0, (
-        f"fuzz: exit status {run.returncode} (a crash or an unexpected exception): "
-        f"{run.stdout} {run.stderr[-2000:]}")
-    assert run.stdout.startswith(f"tried {FUZZ_ROUNDS * len(FUZZ_FILES)} "), run.stdout
-    print(f"ok: fuzz, seed {FUZZ_SEED}, {len(FUZZ_FILES)} files: {run.stdout.strip()}")
+    # A non-zero status is a crash or an unexpected exception.
+    check(run.returncode == 0 and run.stdout.startswith(f"tried {FUZZ_ROUNDS * len(FUZZ_FILES)} "),
+          f"fuzz, seed {FUZZ_SEED}, {len(FUZZ_FILES)} files: a refusal or a working index",
+          f"exit status {run.returncode}: {run.stdout} {run.stderr[-2000:]}")
 
 
 def test_faisssearch_element_error(feed, directory):
@@ -167,26 +161,21 @@ def test_faisssearch_element_error(feed, directory):
     path = os.path.join(directory, "element.faiss")
     with open(path, "wb") as f:
         f.write(index_fixtures.serialize(index_fixtures.build("HNSW16", faiss.METRIC_L2)))
-    run = subprocess.run([feed, "catalog", path, MODEL], capture_output=True, text=True,
-                         timeout=TIMEOUT)
-    assert run.returncode == 0, run.stderr
+    run = checks.run([feed, "catalog", path, MODEL], timeout=TIMEOUT)
+    check(run.returncode == 0, "faisssearch-feed writes the catalog", run.stderr)
     data, phrase = index_fixtures.corruptions()["hnsw-entry-point"]
     with open(path, "wb") as f:
         f.write(data)
     queries = os.path.join(directory, "queries.f32")
     index_fixtures.vectors(seed=9, count=3).tofile(queries)
-    run = subprocess.run([feed, "search", path, queries, MODEL], capture_output=True,
-                         text=True, timeout=TIMEOUT)
-    message = run.stderr.strip()
-    assert run.returncode == 2, f"faisssearch: exit status {run.returncode}: {message}"
-    for expected in ("Could not load the search index", path, phrase, ADVICE):
-        assert expected in message, f"faisssearch: {expected!r} not in {message}"
-    print(f"ok: faisssearch posts an element error: {message[:160]}...")
+    run = checks.run([feed, "search", path, queries, MODEL], timeout=TIMEOUT)
+    expect_error(run, "faisssearch posts an element error",
+                 "Could not load the search index", path, phrase, ADVICE, rc=2)
 
 
 def main():
     binary, feed = sys.argv[1], sys.argv[2]
-    with tempfile.TemporaryDirectory() as directory:
+    with tmp_dir() as directory:
         test_valid_files_load(binary, directory)
         test_corruptions_are_refused(binary, directory)
         test_mapped_files(binary, directory)
@@ -195,6 +184,7 @@ def main():
         test_every_truncation(binary, directory)
         test_fuzz(binary, directory)
         test_faisssearch_element_error(feed, directory)
+    finish()
 
 
 if __name__ == "__main__":

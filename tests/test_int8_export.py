@@ -23,7 +23,7 @@ EXPORTER = os.path.join(SOURCE, "models", "export-torchscript.py")
 torch.set_num_threads(2)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import image_fixtures  # noqa: E402
-from checks import check, failures  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("export_torchscript", EXPORTER)
 exporter = importlib.util.module_from_spec(spec)
@@ -69,5 +69,4 @@ with tempfile.TemporaryDirectory() as tmp:
     check(res.returncode != 0 and "--calibrate" in res.stderr,
           "--int8 without --calibrate DIR is refused")
 
-if failures:
-    sys.exit(1)
+finish()

@@ -22,7 +22,7 @@ from gi.repository import Gst  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import image_fixtures as fx  # noqa: E402
 
-from checks import check, failures  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 
 def mapped(name):
@@ -98,6 +98,4 @@ for variable, pipeline, what in [
         check(code != 0 and "cannot open the module " + bogus in out,
               f"a file that is not the {what} module is an element error naming it")
 galleries.cleanup()
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
+finish()

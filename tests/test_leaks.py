@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Memory that grows with each NULL -> PLAYING -> NULL cycle of a pipeline.
 
-Usage: test_leaks.py [Leaks.test_NAME...]
+Usage: test_leaks.py [search|faissindexer|retrievaleval|resnet18...]
 
 Each pipeline is built once and taken through CYCLES cycles, every one of them
 streaming a small CIFAR split to EOS. After each cycle the process hands freed
@@ -23,11 +23,8 @@ own.
 """
 import ctypes
 import os
-import subprocess
 import sys
-import tempfile
 import time
-import unittest
 
 import gi
 
@@ -35,7 +32,9 @@ gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
 import cifar_fixtures  # noqa: E402
+from checks import check, finish, tmp_dir  # noqa: E402
 
 CYCLES, WARMUP = 200, 20
 RESNET_CYCLES, RESNET_WARMUP = 30, 5
@@ -77,70 +76,62 @@ def run_to_eos(pipeline):
         raise AssertionError(f"{err.message}\n{debug}")
 
 
-class Leaks(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        Gst.init(None)
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.dataset = cls.path("cifar-10-batches-py")
-        cifar_fixtures.write_cifar10_py(cls.dataset, "py2")
+def bounded(name, description, cycles=CYCLES, warmup=WARMUP):
+    pipeline = Gst.parse_launch(description)
+    start = time.monotonic()
+    rss = []
+    for _ in range(cycles):
+        run_to_eos(pipeline)
+        rss.append(rss_kb())
+    per_cycle = slope(rss[warmup:])
+    print(f"{name}: {cycles} cycles in {time.monotonic() - start:.1f} s, RSS "
+          f"{rss[0] / 1024:.1f} -> {rss[warmup] / 1024:.1f} (cycle {warmup}) -> "
+          f"{rss[-1] / 1024:.1f} MB, slope after warm-up {per_cycle:.2f} KB/cycle "
+          f"(bound {BOUND_KB})", flush=True)
+    check(per_cycle < BOUND_KB, f"{name}: memory does not grow from cycle to cycle",
+          f"{per_cycle:.1f} KB per cycle; RSS in KB per cycle: {rss}")
+
+
+def main():
+    Gst.init(None)
+    with tmp_dir() as tmp:
+        dataset = os.path.join(tmp, "cifar-10-batches-py")
+        cifar_fixtures.write_cifar10_py(dataset, "py2")
         # torch stays out of this process, whose memory is what we measure.
-        cls.model = cls.path("tiny.pt")
-        subprocess.run([sys.executable, "-c", TINY_MODEL, cls.model], check=True, timeout=120)
-        cls.embedder = f"embedder model={cls.model} input-size=32 resize=0 threads=1"
-        cls.index = cls.path("gallery.faiss")
+        model = os.path.join(tmp, "tiny.pt")
+        made = checks.run([sys.executable, "-c", TINY_MODEL, model])
+        if not check(made.returncode == 0, "the tiny model is written", made.stderr):
+            finish()
+        embedder = f"embedder model={model} input-size=32 resize=0 threads=1"
+        index = os.path.join(tmp, "gallery.faiss")
         run_to_eos(Gst.parse_launch(
-            f"cifarsrc location={cls.dataset} split=train ! {cls.embedder} ! "
-            f"faissindexer location={cls.index}"))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    @classmethod
-    def path(cls, name):
-        return os.path.join(cls.tmp.name, name)
-
-    def assert_bounded(self, name, description, cycles=CYCLES, warmup=WARMUP):
-        pipeline = Gst.parse_launch(description)
-        start = time.monotonic()
-        rss = []
-        for _ in range(cycles):
-            run_to_eos(pipeline)
-            rss.append(rss_kb())
-        per_cycle = slope(rss[warmup:])
-        print(f"{name}: {cycles} cycles in {time.monotonic() - start:.1f} s, RSS "
-              f"{rss[0] / 1024:.1f} -> {rss[warmup] / 1024:.1f} (cycle {warmup}) -> "
-              f"{rss[-1] / 1024:.1f} MB, slope after warm-up {per_cycle:.2f} KB/cycle "
-              f"(bound {BOUND_KB})", flush=True)
-        self.assertLess(per_cycle, BOUND_KB,
-                        f"{name} grows by {per_cycle:.1f} KB per cycle; RSS in KB per cycle: "
-                        f"{rss}")
-
-    def test_search_overlay(self):
-        self.assert_bounded("search", (
-            f"cifarsrc location={self.dataset} split=test ! {self.embedder} ! "
-            f"faisssearch index={self.index} k=4 ! videoscale ! "
-            f"video/x-raw,width=320,height=240 ! searchoverlay dataset={self.dataset} ! "
-            "fakesink"))
-
-    def test_faissindexer(self):
-        self.assert_bounded("faissindexer", (
-            f"cifarsrc location={self.dataset} split=train ! {self.embedder} ! "
-            f"faissindexer location={self.path('rebuilt.faiss')}"))
-
-    def test_retrievaleval(self):
-        self.assert_bounded("retrievaleval", (
-            f"cifarsrc location={self.dataset} split=test ! {self.embedder} ! "
-            f"faisssearch index={self.index} k=4 ! retrievaleval index={self.index} k=1,4 "
-            f"output={self.path('metrics.json')}"))
-
-    def test_resnet_embedder(self):
-        self.assert_bounded("resnet18", (
-            f"cifarsrc location={self.dataset} split=test num-buffers=2 ! embedder "
-            "weights=random input-size=32 resize=0 threads=1 ! fakesink"),
-            RESNET_CYCLES, RESNET_WARMUP)
+            f"cifarsrc location={dataset} split=train ! {embedder} ! "
+            f"faissindexer location={index}"))
+        cases = {
+            "faissindexer": lambda: bounded("faissindexer", (
+                f"cifarsrc location={dataset} split=train ! {embedder} ! "
+                f"faissindexer location={os.path.join(tmp, 'rebuilt.faiss')}")),
+            "resnet18": lambda: bounded("resnet18", (
+                f"cifarsrc location={dataset} split=test num-buffers=2 ! embedder "
+                "weights=random input-size=32 resize=0 threads=1 ! fakesink"),
+                RESNET_CYCLES, RESNET_WARMUP),
+            "retrievaleval": lambda: bounded("retrievaleval", (
+                f"cifarsrc location={dataset} split=test ! {embedder} ! "
+                f"faisssearch index={index} k=4 ! retrievaleval index={index} k=1,4 "
+                f"output={os.path.join(tmp, 'metrics.json')}")),
+            "search": lambda: bounded("search", (
+                f"cifarsrc location={dataset} split=test ! {embedder} ! "
+                f"faisssearch index={index} k=4 ! videoscale ! "
+                f"video/x-raw,width=320,height=240 ! searchoverlay dataset={dataset} ! "
+                "fakesink")),
+        }
+        unknown = [name for name in sys.argv[1:] if name not in cases]
+        if unknown:
+            sys.exit(f"unknown case(s) {unknown}; the cases are {list(cases)}")
+        for name in sys.argv[1:] or cases:
+            cases[name]()
+    finish()
 
 
 if __name__ == "__main__":
-    unittest.main(argv=sys.argv[:1] + sys.argv[1:], verbosity=2)
+    main()

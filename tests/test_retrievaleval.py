@@ -10,12 +10,14 @@ on a hand-made case, the JSON schema, skipped buffers and the element's errors.
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
-from retrieval_reference import numpy_metrics
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
+from checks import check, expect_error, finish, tmp_dir  # noqa: E402
+from retrieval_reference import numpy_metrics  # noqa: E402
 
 FEED = sys.argv[1]
 TOL = 1e-6
@@ -41,7 +43,8 @@ def write_spec(path, gallery, queries, bare=0):
             f.write(b"bare\n")
 
 
-def run_feed(tmp, gallery, queries, props, bare=0, expect_error=False):
+def run_feed(tmp, gallery, queries, props, bare=0, refused=False):
+    """The element's JSON and stdout; if refused, the CompletedProcess (for expect_error)."""
     spec = os.path.join(tmp, "spec.tsv")
     catalog = os.path.join(tmp, "gallery.faiss.db")
     output = os.path.join(tmp, "metrics.json")
@@ -49,26 +52,28 @@ def run_feed(tmp, gallery, queries, props, bare=0, expect_error=False):
         os.remove(output)
     write_spec(spec, gallery, queries, bare)
     args = [FEED, spec, catalog] + [f"{k}={v}" for k, v in props.items()]
-    if not expect_error:
+    if not refused:
         args.append(f"output={output}")
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    if expect_error:
-        assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-        return proc.stderr
-    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+    proc = checks.run(args, timeout=60)
+    if refused:
+        return proc
+    check(proc.returncode == 0, f"retrievaleval runs with {props}",
+          (proc.returncode, proc.stdout, proc.stderr))
     with open(output, encoding="utf-8") as f:  # strictly
         return json.load(f), proc.stdout
 
 
-def assert_figures_close(got, want, where):
+def check_figures_close(got, want, where):
     for key in ("queries", "queries_with_relevant"):
-        assert got[key] == want[key], (where, key, got[key], want[key])
+        check(got[key] == want[key], f"{where}: {key} as NumPy's", (got[key], want[key]))
     for key in ("precision", "recall", "map"):
-        assert set(got[key]) == set(want[key]), (where, key)
+        check(set(got[key]) == set(want[key]), f"{where}: {key} for the same k as NumPy's",
+              (sorted(got[key]), sorted(want[key])))
         for k in want[key]:
-            assert abs(got[key][k] - want[key][k]) <= TOL, (where, key, k, got[key][k], want[key][k])
+            check(abs(got[key][k] - want[key][k]) <= TOL, f"{where}: {key}@{k} as NumPy's",
+                  (got[key][k], want[key][k]))
     for key in ("mrr", "accuracy"):
-        assert abs(got[key] - want[key]) <= TOL, (where, key, got[key], want[key])
+        check(abs(got[key] - want[key]) <= TOL, f"{where}: {key} as NumPy's", (got[key], want[key]))
 
 
 def random_case(rng, exclude_self):
@@ -93,28 +98,36 @@ def random_case(rng, exclude_self):
     return gallery, queries
 
 
-def check_against_numpy(tmp, rng, exclude_self, k_text, ks):
+def against_numpy(tmp, rng, exclude_self, k_text, ks):
     gallery, queries = random_case(rng, exclude_self)
     props = {"k": k_text, "exclude-self": str(exclude_self).lower()}
     unlabelled = (-1, "", "synth/test/unlabelled", queries[0][3])
     result, stdout = run_feed(tmp, gallery, queries + [unlabelled], props, bare=2)
     overall, per_class = numpy_metrics(gallery, queries, ks, exclude_self)
 
-    assert set(result) == TOP_KEYS, sorted(set(result) ^ TOP_KEYS)
-    assert result["schema"] == "visualsearch-retrieval-metrics/1"
-    assert result["k"] == ks, result["k"]
-    assert result["exclude_self"] is exclude_self
-    assert result["skipped"] == 3  # two bare buffers and the unlabelled query
-    assert result["gallery_items"] == len(gallery)
-    assert_figures_close(result, overall, "overall")
-    assert set(result["per_class"]) == set(per_class), (result["per_class"].keys(), per_class.keys())
+    case = f"k={k_text} exclude-self={exclude_self}"
+    check(set(result) == TOP_KEYS, f"{case}: the JSON's keys", sorted(set(result) ^ TOP_KEYS))
+    check(result["schema"] == "visualsearch-retrieval-metrics/1", f"{case}: the schema",
+          result["schema"])
+    check(result["k"] == ks, f"{case}: k sorted and deduplicated", result["k"])
+    check(result["exclude_self"] is exclude_self, f"{case}: exclude_self", result["exclude_self"])
+    # two bare buffers and the unlabelled query
+    check(result["skipped"] == 3, f"{case}: 3 buffers skipped", result["skipped"])
+    check(result["gallery_items"] == len(gallery), f"{case}: gallery_items",
+          result["gallery_items"])
+    check_figures_close(result, overall, f"{case} overall")
+    check(set(result["per_class"]) == set(per_class), f"{case}: the same classes as NumPy's",
+          (result["per_class"].keys(), per_class.keys()))
     for name, want in per_class.items():
         got = result["per_class"][name]
-        assert set(got) == CLASS_KEYS, sorted(set(got) ^ CLASS_KEYS)
-        assert got["label"] == want["label"]
-        assert_figures_close(got, want, name)
+        check(set(got) == CLASS_KEYS, f"{case} {name}: the class's keys",
+              sorted(set(got) ^ CLASS_KEYS))
+        check(got["label"] == want["label"], f"{case} {name}: the label", got["label"])
+        check_figures_close(got, want, f"{case} {name}")
     # the label absent from the gallery has no recall or mAP denominators
-    assert result["queries_with_relevant"] < result["queries"]
+    check(result["queries_with_relevant"] < result["queries"],
+          f"{case}: a label absent from the gallery has no relevant items",
+          (result["queries_with_relevant"], result["queries"]))
 
     # The element message carries the same figures.
     import gi
@@ -123,48 +136,56 @@ def check_against_numpy(tmp, rng, exclude_self, k_text, ks):
     Gst.init(None)
     line = next(l for l in stdout.splitlines() if l.startswith("MESSAGE "))
     s = Gst.Structure.from_string(line[len("MESSAGE "):])[0]
-    assert s.get_name() == "retrieval-metrics"
-    assert abs(s.get_value("mrr") - overall["mrr"]) <= TOL
-    assert abs(s.get_value("accuracy") - overall["accuracy"]) <= TOL
-    assert list(s.get_value("k")) == ks
+    check(s.get_name() == "retrieval-metrics", f"{case}: the message's name", s.get_name())
+    for key in ("mrr", "accuracy"):
+        check(abs(s.get_value(key) - overall[key]) <= TOL, f"{case}: the message's {key}",
+              (s.get_value(key), overall[key]))
+    check(list(s.get_value("k")) == ks, f"{case}: the message's k", list(s.get_value("k")))
     for i, k in enumerate(ks):
-        assert abs(s.get_value("precision")[i] - overall["precision"][str(k)]) <= TOL
-        assert abs(s.get_value("map")[i] - overall["map"][str(k)]) <= TOL
-    assert len(s.get_value("per-class")) == len(per_class)
+        for key in ("precision", "map"):
+            check(abs(s.get_value(key)[i] - overall[key][str(k)]) <= TOL,
+                  f"{case}: the message's {key}@{k}", (s.get_value(key)[i], overall[key][str(k)]))
+    check(len(s.get_value("per-class")) == len(per_class), f"{case}: the message's classes",
+          len(s.get_value("per-class")))
     # The table goes to the debug log, not to the application's stdout.
-    assert "P@k" not in stdout and "MRR" not in stdout, stdout
+    check("P@k" not in stdout and "MRR" not in stdout, f"{case}: no table on stdout", stdout)
 
 
-def check_print_table(tmp):
+def print_table(tmp):
     """print-table=true puts the table on stdout, for gst-launch-1.0 users."""
     gallery = [(0, "cat", "s0"), (1, "dog", "s1")]
     _, stdout = run_feed(tmp, gallery, [(0, "cat", "q0", [0, 1])],
                          {"k": "1,2", "print-table": "true"})
-    assert "P@k" in stdout and "MRR" in stdout, stdout
+    check("P@k" in stdout and "MRR" in stdout, "print-table=true prints the table", stdout)
 
 
-def check_leave_one_out(tmp):
+def leave_one_out(tmp):
     gallery = [(0, "cat", "s0"), (0, "cat", "s1"), (1, "dog", "s2"), (0, "cat", "s3")]
     query = (0, "cat", "s0", [0, 2, 1, 3])
     result, _ = run_feed(tmp, gallery, [query], {"k": "1,2,3", "exclude-self": "true"})
     # s0 is gone (list c, b, d); cat has 3 gallery items, 2 once s0 is left out
-    assert result["precision"] == {"1": 0.0, "2": 0.5, "3": 2 / 3}, result["precision"]
-    assert result["recall"] == {"1": 0.0, "2": 0.5, "3": 1.0}, result["recall"]
-    assert abs(result["map"]["3"] - (0.5 + 2 / 3) / 2) <= TOL
-    assert result["mrr"] == 0.5 and result["accuracy"] == 0.0
+    check(result["precision"] == {"1": 0.0, "2": 0.5, "3": 2 / 3},
+          "exclude-self: precision without the query's own image", result["precision"])
+    check(result["recall"] == {"1": 0.0, "2": 0.5, "3": 1.0},
+          "exclude-self: recall over the 2 other cats", result["recall"])
+    check(abs(result["map"]["3"] - (0.5 + 2 / 3) / 2) <= TOL, "exclude-self: mAP@3",
+          result["map"]["3"])
+    check(result["mrr"] == 0.5 and result["accuracy"] == 0.0, "exclude-self: MRR and accuracy",
+          (result["mrr"], result["accuracy"]))
 
     result, _ = run_feed(tmp, gallery, [query], {"k": "1,2,3", "exclude-self": "false"})
-    assert result["precision"]["1"] == 1.0 and abs(result["recall"]["1"] - 1 / 3) <= TOL
+    check(result["precision"]["1"] == 1.0 and abs(result["recall"]["1"] - 1 / 3) <= TOL,
+          "exclude-self=false: the query's own image counts", result)
 
     # A gallery item sharing the label but not the source stays in the list.
     gallery2 = [(0, "cat", "s0"), (0, "cat", "s0-copy-elsewhere"), (1, "dog", "s2")]
     result, _ = run_feed(tmp, gallery2, [(0, "cat", "s0", [0, 1, 2])],
                          {"k": "1,2", "exclude-self": "true"})
-    assert result["precision"] == {"1": 1.0, "2": 0.5}, result["precision"]
-    assert result["recall"]["1"] == 1.0
+    check(result["precision"] == {"1": 1.0, "2": 0.5} and result["recall"]["1"] == 1.0,
+          "exclude-self keeps an item with the label but another source", result)
 
 
-def check_untrusted_names(tmp):
+def untrusted_names(tmp):
     """Label names in the sample metas are whatever bytes upstream put there:
     the JSON is valid UTF-8 (U+FFFD for invalid sequences) with quotes,
     backslashes and control characters escaped."""
@@ -173,44 +194,43 @@ def check_untrusted_names(tmp):
     gallery = [(label, raw, f"s{label}") for label, (raw, _) in enumerate(names)]
     queries = [(label, raw, f"q{label}", [label, (label + 1) % 3]) for label, (raw, _) in enumerate(names)]
     result, _ = run_feed(tmp, gallery, queries, {"k": "1,2"})
-    assert {k: v["label"] for k, v in result["per_class"].items()} == \
-        {text: label for label, (_, text) in enumerate(names)}, result["per_class"].keys()
+    check({k: v["label"] for k, v in result["per_class"].items()}
+          == {text: label for label, (_, text) in enumerate(names)},
+          "untrusted label names: valid, escaped JSON", result["per_class"].keys())
 
 
-def check_errors(tmp):
+def errors(tmp):
     gallery = [(i % 2, "ab"[i % 2], f"s{i}") for i in range(12)]
     queries = [(0, "a", "q", list(range(10)))]
-    err = run_feed(tmp, gallery, queries, {"k": "1,x"}, expect_error=True)
-    assert "Invalid k property" in err and '"x"' in err, err
-    err = run_feed(tmp, gallery, queries, {"k": "0,5"}, expect_error=True)
-    assert "at least 1" in err, err
-    err = run_feed(tmp, gallery, queries, {"k": ""}, expect_error=True)
-    assert "empty" in err, err
+
+    def refused(props, what, *phrases):
+        expect_error(run_feed(tmp, gallery, queries, props, refused=True), what, *phrases, rc=2)
+
+    refused({"k": "1,x"}, "k=1,x is refused", "Invalid k property", '"x"')
+    refused({"k": "0,5"}, "k=0,5 is refused", "at least 1")
+    refused({"k": ""}, "an empty k is refused", "empty")
     # 10 neighbours are enough for k=10, not for k=10 with exclude-self
     run_feed(tmp, gallery, queries, {"k": "10"})
-    err = run_feed(tmp, gallery, queries, {"k": "10", "exclude-self": "true"}, expect_error=True)
-    assert "needs 11" in err and "faisssearch k to at least 11" in err, err
-    err = run_feed(tmp, gallery, queries, {"k": "20"}, expect_error=True)
-    assert "holds only 12 items" in err, err
-    err = run_feed(tmp, gallery, queries, {"catalog": ""}, expect_error=True)
-    assert "No gallery catalog" in err and "index=" in err, err
+    refused({"k": "10", "exclude-self": "true"}, "k=10 with exclude-self needs 11 neighbours",
+            "needs 11", "faisssearch k to at least 11")
+    refused({"k": "20"}, "k beyond the gallery is refused", "holds only 12 items")
+    refused({"catalog": ""}, "no catalog is refused", "No gallery catalog", "index=")
     spec = os.path.join(tmp, "spec.tsv")
-    proc = subprocess.run([FEED, spec, os.path.join(tmp, "g.db"),
-                           "catalog=" + os.path.join(tmp, "missing.db")],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "missing.db" in proc.stderr, proc.stderr
+    proc = checks.run([FEED, spec, os.path.join(tmp, "g.db"),
+                       "catalog=" + os.path.join(tmp, "missing.db")], timeout=60)
+    expect_error(proc, "a missing catalog is refused by name", "missing.db", rc=2)
 
 
 def main():
     rng = np.random.default_rng(20261121)
-    with tempfile.TemporaryDirectory() as tmp:
-        check_against_numpy(tmp, rng, False, "10, 1,5,3", [1, 3, 5, 10])
-        check_against_numpy(tmp, rng, True, "1,5,10,20", [1, 5, 10, 20])
-        check_leave_one_out(tmp)
-        check_print_table(tmp)
-        check_untrusted_names(tmp)
-        check_errors(tmp)
-    print("retrievaleval: all checks passed")
+    with tmp_dir() as tmp:
+        against_numpy(tmp, rng, False, "10, 1,5,3", [1, 3, 5, 10])
+        against_numpy(tmp, rng, True, "1,5,10,20", [1, 5, 10, 20])
+        leave_one_out(tmp)
+        print_table(tmp)
+        untrusted_names(tmp)
+        errors(tmp)
+    finish()
 
 
 if __name__ == "__main__":

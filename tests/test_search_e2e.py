@@ -14,13 +14,11 @@ Usage: test_search_e2e.py NEIGHBORS_APP SEARCH_RESULTS_PY
 import json
 import os
 import pickle
+import re
 import shutil
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import threading
-import unittest
 
 import numpy as np
 
@@ -28,6 +26,10 @@ import gi
 
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
+from checks import check, expect_error, finish, tmp_dir  # noqa: E402
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
          "truck"]
@@ -90,129 +92,119 @@ def run(description, timeout=120):
 def build_index(dataset, index, split="train", extra=""):
     _, error = run(f"cifarsrc location={dataset} split={split} ! {EMBEDDER} ! "
                    f"faissindexer location={index} {extra}")
-    assert error is None, error
+    check(error is None, f"{split} is indexed into {os.path.basename(index)}", error)
 
 
-class SearchEndToEnd(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.dataset = os.path.join(cls.tmp.name, "cifar-10-batches-py")
-        cls.labels = write_cifar10(cls.dataset, seed=3)
-        cls.index = os.path.join(cls.tmp.name, "gallery.faiss")
-        build_index(cls.dataset, cls.index, extra="metric=l2")
+def gallery_images_find_themselves(dataset, labels, index):
+    results, error = run(f"cifarsrc location={dataset} split=train ! {EMBEDDER} ! "
+                         f"faisssearch index={index} k=4 ! fakesink")
+    check(error is None, "the gallery searched for itself runs to EOS", error)
+    check(len(results) == 5 * PER_BATCH, "a message per gallery image", len(results))
+    last_running_time = -1
+    for frame, s in enumerate(results):
+        ids = list(s.get_value("ids"))
+        distances = list(s.get_value("distances"))
+        found_labels = list(s.get_value("labels"))
+        names = list(s.get_value("label-names"))
+        sources = list(s.get_value("sources"))
+        running_time = s.get_value("running-time")
+        wrong = [what for what, ok in [
+            ("metric l2", s.get_string("metric") == "l2"),
+            ("4 neighbours", len(ids) == 4),
+            ("itself first", ids[0] == frame),
+            ("at distance ~0", abs(distances[0]) < 1e-4),
+            ("nearest first", distances == sorted(distances)),
+            ("the next one farther", distances[1] > distances[0]),
+            ("its own source first", sources[0] == f"cifar10/train/{frame}"),
+            ("each neighbour's label and name are the catalog's",
+             all(label == labels[source] and name == NAMES[label]
+                 for label, name, source in zip(found_labels, names, sources))),
+            ("running time increases", running_time > last_running_time),
+            ("timestamp is the stream time",
+             s.get_value("timestamp") == s.get_value("stream-time")),
+        ] if not ok]
+        check(not wrong, f"gallery image {frame} finds itself, with the catalog's details",
+              f"wrong: {wrong}: {s.to_string()}" if wrong else None)
+        last_running_time = running_time
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
 
-    def test_gallery_images_find_themselves(self):
-        results, error = run(f"cifarsrc location={self.dataset} split=train ! {EMBEDDER} ! "
-                             f"faisssearch index={self.index} k=4 ! fakesink")
-        self.assertIsNone(error)
-        self.assertEqual(len(results), 5 * PER_BATCH)
-        last_running_time = -1
-        for frame, s in enumerate(results):
-            ids = list(s.get_value("ids"))
-            distances = list(s.get_value("distances"))
-            labels = list(s.get_value("labels"))
-            names = list(s.get_value("label-names"))
-            sources = list(s.get_value("sources"))
-            self.assertEqual(s.get_string("metric"), "l2")
-            self.assertEqual(len(ids), 4)
-            self.assertEqual(ids[0], frame)
-            self.assertLess(abs(distances[0]), 1e-4)
-            self.assertEqual(distances, sorted(distances))
-            self.assertGreater(distances[1], distances[0])
-            self.assertEqual(sources[0], f"cifar10/train/{frame}")
-            for label, name, source in zip(labels, names, sources):
-                self.assertEqual(label, self.labels[source])
-                self.assertEqual(name, NAMES[label])
-            running_time = s.get_value("running-time")
-            self.assertGreater(running_time, last_running_time)
-            last_running_time = running_time
-            self.assertEqual(s.get_value("timestamp"), s.get_value("stream-time"))
+def c_and_python_examples(dataset, labels, index):
+    source = f"cifarsrc location={dataset} split=train num-buffers=3"
+    out = checks.run(
+        [NEIGHBORS_APP, f"{source} ! {EMBEDDER} ! faisssearch index={index} k=2 "
+         "! appsink name=sink sync=false"])
+    check(out.returncode == 0, "neighbors-app runs", out.stderr)
+    check("3 frames, 3 with neighbours" in out.stdout, "neighbors-app reads 3 frames", out.stdout)
+    for i in range(3):
+        check(f"1. id {i} label {labels[f'cifar10/train/{i}']} "
+              f"{NAMES[labels[f'cifar10/train/{i}']]} distance 0.0000" in out.stdout,
+              f"neighbors-app: frame {i} finds itself", out.stdout)
 
-    def test_c_and_python_examples(self):
-        source = f"cifarsrc location={self.dataset} split=train num-buffers=3"
-        env = dict(os.environ)
-        out = subprocess.run(
-            [NEIGHBORS_APP, f"{source} ! {EMBEDDER} ! faisssearch index={self.index} k=2 "
-             "! appsink name=sink sync=false"],
-            capture_output=True, text=True, env=env, timeout=120)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("3 frames, 3 with neighbours", out.stdout)
-        for i in range(3):
-            self.assertIn(f"1. id {i} label {self.labels[f'cifar10/train/{i}']} "
-                          f"{NAMES[self.labels[f'cifar10/train/{i}']]} distance 0.0000",
-                          out.stdout)
+    embedder_props = EMBEDDER.split(" ", 1)[1]
+    out = checks.run(
+        [sys.executable, SEARCH_RESULTS_PY, "--index", index, "--source", source,
+         "--embedder", embedder_props, "-k", "2"])
+    check(out.returncode == 0, "search-results.py runs", out.stderr)
+    check("3 frames searched" in out.stdout, "search-results.py searches 3 frames", out.stdout)
+    for i in range(3):
+        check(f"1. id {i} {NAMES[labels[f'cifar10/train/{i}']]} 0.0000 "
+              f"cifar10/train/{i}" in out.stdout, f"search-results.py: frame {i} finds itself",
+              out.stdout)
 
-        embedder_props = EMBEDDER.split(" ", 1)[1]
-        out = subprocess.run(
-            [sys.executable, SEARCH_RESULTS_PY, "--index", self.index, "--source", source,
-             "--embedder", embedder_props, "-k", "2"],
-            capture_output=True, text=True, env=env, timeout=120)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("3 frames searched", out.stdout)
-        for i in range(3):
-            self.assertIn(f"1. id {i} {NAMES[self.labels[f'cifar10/train/{i}']]} 0.0000 "
-                          f"cifar10/train/{i}", out.stdout)
+    out = checks.run([sys.executable, SEARCH_RESULTS_PY, "--index", index + ".missing",
+                      "--source", source])
+    expect_error(out, "search-results.py names a missing index", index + ".missing", rc=1)
 
-        out = subprocess.run(
-            [sys.executable, SEARCH_RESULTS_PY, "--index", self.index + ".missing",
-             "--source", source], capture_output=True, text=True, env=env, timeout=120)
-        self.assertEqual(out.returncode, 1)
-        self.assertIn(self.index + ".missing", out.stderr)
 
-    def test_other_embedder_is_refused(self):
-        for other, differs in [("embedder weights=random input-size=32 resize=0 seed=7",
-                                 "model"),
-                               ("embedder weights=random input-size=64 resize=0",
-                                "preprocessing")]:
-            _, error = run(f"cifarsrc location={self.dataset} num-buffers=1 ! {other} ! "
-                           f"faisssearch index={self.index} ! fakesink")
-            self.assertIsNotNone(error, other)
-            self.assertIn(f"different {differs}", error)
-            self.assertIn(self.index, error)
+def other_embedder_is_refused(dataset, index):
+    for other, differs in [("embedder weights=random input-size=32 resize=0 seed=7",
+                            "model"),
+                           ("embedder weights=random input-size=64 resize=0",
+                            "preprocessing")]:
+        _, error = run(f"cifarsrc location={dataset} num-buffers=1 ! {other} ! "
+                       f"faisssearch index={index} ! fakesink")
+        check(error is not None and f"different {differs}" in error and index in error,
+              f"an embedder with another {differs} is refused, naming the index", error)
 
-    def test_reload_swaps_index_mid_stream(self):
-        live = os.path.join(self.tmp.name, "live.faiss")
-        build_index(self.dataset, live, split="train")
-        # A live source keeps the stream running while the index is rebuilt;
-        # what it shows does not matter, only which gallery answers.
-        pipeline = Gst.parse_launch(
-            "videotestsrc is-live=true pattern=ball num-buffers=600 ! "
-            "video/x-raw,format=RGB,width=32,height=32,framerate=20/1 ! "
-            f"{EMBEDDER.replace('batch-size=8', 'batch-size=1')} ! "
-            f"faisssearch index={live} k=1 reload=true ! fakesink sync=true")
-        bus = pipeline.get_bus()
-        pipeline.set_state(Gst.State.PLAYING)
-        seen, rebuilt, error = [], None, None
-        while True:
-            msg = bus.timed_pop_filtered(60 * Gst.SECOND, Gst.MessageType.ELEMENT
-                                         | Gst.MessageType.ERROR | Gst.MessageType.EOS)
-            if msg is None or msg.type != Gst.MessageType.ELEMENT:
-                if msg is not None and msg.type == Gst.MessageType.ERROR:
-                    error = msg.parse_error()[0].message
-                break
-            s = msg.get_structure()
-            if not s.has_name("visualsearch"):
-                continue
-            source = list(s.get_value("sources"))[0]
-            seen.append(source)
-            if len(seen) == 5 and rebuilt is None:
-                # The test split becomes the gallery: queries find themselves.
-                rebuilt = threading.Thread(target=build_index,
-                                           args=(self.dataset, live, "test"))
-                rebuilt.start()
-            if source.startswith("cifar10/test/"):
-                break
-        pipeline.set_state(Gst.State.NULL)
-        rebuilt.join()
-        self.assertIsNone(error)
-        self.assertTrue(seen[0].startswith("cifar10/train/"), seen[:5])
-        self.assertTrue(seen[-1].startswith("cifar10/test/"),
-                        f"never switched to the rebuilt index after {len(seen)} frames")
+
+def reload_swaps_index_mid_stream(tmp, dataset):
+    live = os.path.join(tmp, "live.faiss")
+    build_index(dataset, live, split="train")
+    # A live source keeps the stream running while the index is rebuilt;
+    # what it shows does not matter, only which gallery answers.
+    pipeline = Gst.parse_launch(
+        "videotestsrc is-live=true pattern=ball num-buffers=600 ! "
+        "video/x-raw,format=RGB,width=32,height=32,framerate=20/1 ! "
+        f"{EMBEDDER.replace('batch-size=8', 'batch-size=1')} ! "
+        f"faisssearch index={live} k=1 reload=true ! fakesink sync=true")
+    bus = pipeline.get_bus()
+    pipeline.set_state(Gst.State.PLAYING)
+    seen, rebuilt, error = [], None, None
+    while True:
+        msg = bus.timed_pop_filtered(60 * Gst.SECOND, Gst.MessageType.ELEMENT
+                                     | Gst.MessageType.ERROR | Gst.MessageType.EOS)
+        if msg is None or msg.type != Gst.MessageType.ELEMENT:
+            if msg is not None and msg.type == Gst.MessageType.ERROR:
+                error = msg.parse_error()[0].message
+            break
+        s = msg.get_structure()
+        if not s.has_name("visualsearch"):
+            continue
+        source = list(s.get_value("sources"))[0]
+        seen.append(source)
+        if len(seen) == 5 and rebuilt is None:
+            # The test split becomes the gallery: queries find themselves.
+            rebuilt = threading.Thread(target=build_index, args=(dataset, live, "test"))
+            rebuilt.start()
+        if source.startswith("cifar10/test/"):
+            break
+    pipeline.set_state(Gst.State.NULL)
+    rebuilt.join()
+    check(error is None, "reload=true: the stream runs without an error", error)
+    check(seen[0].startswith("cifar10/train/"), "reload=true: the first gallery answers first",
+          seen[:5])
+    check(seen[-1].startswith("cifar10/test/"), "reload=true: the rebuilt index answers later",
+          f"never switched to the rebuilt index after {len(seen)} frames")
 
 
 # batches.meta label names as raw bytes, and the UTF-8 each must arrive as: an
@@ -231,71 +223,82 @@ BAD_NAMES = [
 ]
 
 
-class InvalidUtf8LabelNames(unittest.TestCase):
+def search_results(dataset, index):
+    out = checks.run(
+        [sys.executable, SEARCH_RESULTS_PY, "--index", index, "--source",
+         f"cifarsrc location={dataset} split=train",
+         "--embedder", EMBEDDER.split(" ", 1)[1], "-k", "3"], text=False)
+    check(out.returncode == 0, f"search-results.py runs on {os.path.basename(index)}",
+          out.stderr.decode("utf-8", "replace"))
+    return out.stdout.decode("utf-8")  # strict: the output is valid UTF-8
+
+
+def invalid_utf8_label_names(tmp):
     """examples/search-results.py crashed inside PyGObject on such names."""
+    dataset = os.path.join(tmp, "cifar-10-batches-py")
+    labels = write_cifar10(dataset, seed=5, names=[raw for raw, _ in BAD_NAMES])
+    index = os.path.join(tmp, "gallery.faiss")
+    build_index(dataset, index)
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.dataset = os.path.join(cls.tmp.name, "cifar-10-batches-py")
-        cls.labels = write_cifar10(cls.dataset, seed=5, names=[raw for raw, _ in BAD_NAMES])
-        cls.index = os.path.join(cls.tmp.name, "gallery.faiss")
-        build_index(cls.dataset, cls.index)
+    stdout = search_results(dataset, index)
+    check(f"{5 * PER_BATCH} frames searched" in stdout,
+          "invalid UTF-8 names: search-results.py searches every frame", stdout)
+    for frame in range(5 * PER_BATCH):
+        name = BAD_NAMES[labels[f"cifar10/train/{frame}"]][1]
+        check(f"1. id {frame} {name} " in stdout,
+              f"invalid UTF-8 names: frame {frame} finds itself, its name repaired", stdout)
+    check("\ufffd" in stdout, "invalid UTF-8 names: U+FFFD in the output", stdout)
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
+    # The catalog holds UTF-8.
+    db = sqlite3.connect(index + ".db")
+    db.text_factory = bytes
+    names = {raw.decode("utf-8") for (raw,) in db.execute("SELECT label_name FROM items")}
+    db.close()
+    check(names == {BAD_NAMES[label][1] for label in labels.values()},
+          "the catalog holds the names as valid UTF-8", names)
 
-    def search_results(self, index):
-        out = subprocess.run(
-            [sys.executable, SEARCH_RESULTS_PY, "--index", index, "--source",
-             f"cifarsrc location={self.dataset} split=train",
-             "--embedder", EMBEDDER.split(" ", 1)[1], "-k", "3"],
-            capture_output=True, timeout=120)
-        self.assertEqual(out.returncode, 0, out.stderr.decode("utf-8", "replace"))
-        return out.stdout.decode("utf-8")  # strict: the output is valid UTF-8
+    # faisssearch repairs whatever a catalog gives, label names and sources.
+    doctored = os.path.join(tmp, "doctored.faiss")
+    shutil.copy(index, doctored)
+    shutil.copy(index + ".db", doctored + ".db")
+    db = sqlite3.connect(doctored + ".db")
+    db.execute("UPDATE items SET label_name = CAST(X'6361748063' AS TEXT), "
+               "source = source || CAST(X'2FC0' AS TEXT)")
+    db.commit()
+    db.close()
+    stdout = search_results(dataset, doctored)
+    check(re.search(r"1\. id 0 cat\ufffdc [-0-9.]+ cifar10/train/0/\ufffd\n", stdout),
+          "faisssearch repairs a catalog's invalid names and sources", stdout)
 
-    def test_search_results_example(self):
-        stdout = self.search_results(self.index)
-        self.assertIn(f"{5 * PER_BATCH} frames searched", stdout)
-        for frame in range(5 * PER_BATCH):
-            name = BAD_NAMES[self.labels[f"cifar10/train/{frame}"]][1]
-            self.assertIn(f"1. id {frame} {name} ", stdout)
-        self.assertIn("\ufffd", stdout)
+    # retrievaleval's JSON
+    output = os.path.join(tmp, "metrics.json")
+    _, error = run(f"cifarsrc location={dataset} split=train ! {EMBEDDER} ! "
+                   f"faisssearch index={index} k=3 ! "
+                   f"retrievaleval index={index} k=1,2 output={output}")
+    check(error is None, "retrievaleval runs on invalid UTF-8 names", error)
+    with open(output, encoding="utf-8") as f:  # strict decoding, then strict JSON
+        result = json.load(f)
+    want = {BAD_NAMES[label][1]: label for label in labels.values()}
+    got = {k: v["label"] for k, v in result["per_class"].items()}
+    check(got == want, "retrievaleval's JSON holds the repaired names", got)
 
-    def test_catalog_holds_utf8(self):
-        db = sqlite3.connect(self.index + ".db")
-        db.text_factory = bytes
-        names = {raw.decode("utf-8") for (raw,) in db.execute("SELECT label_name FROM items")}
-        db.close()
-        self.assertEqual(names, {BAD_NAMES[label][1] for label in self.labels.values()})
 
-    def test_invalid_catalog_strings(self):
-        """faisssearch repairs whatever a catalog gives, label names and sources."""
-        index = os.path.join(self.tmp.name, "doctored.faiss")
-        shutil.copy(self.index, index)
-        shutil.copy(self.index + ".db", index + ".db")
-        db = sqlite3.connect(index + ".db")
-        db.execute("UPDATE items SET label_name = CAST(X'6361748063' AS TEXT), "
-                   "source = source || CAST(X'2FC0' AS TEXT)")
-        db.commit()
-        db.close()
-        stdout = self.search_results(index)
-        self.assertRegex(stdout, r"1\. id 0 cat\ufffdc [-0-9.]+ cifar10/train/0/\ufffd\n")
-
-    def test_retrievaleval_json(self):
-        output = os.path.join(self.tmp.name, "metrics.json")
-        _, error = run(f"cifarsrc location={self.dataset} split=train ! {EMBEDDER} ! "
-                       f"faisssearch index={self.index} k=3 ! "
-                       f"retrievaleval index={self.index} k=1,2 output={output}")
-        self.assertIsNone(error)
-        with open(output, encoding="utf-8") as f:  # strict decoding, then strict JSON
-            result = json.load(f)
-        want = {BAD_NAMES[label][1]: label for label in self.labels.values()}
-        self.assertEqual({k: v["label"] for k, v in result["per_class"].items()}, want)
+def main():
+    Gst.init(None)
+    with tmp_dir() as tmp:
+        dataset = os.path.join(tmp, "cifar-10-batches-py")
+        labels = write_cifar10(dataset, seed=3)
+        index = os.path.join(tmp, "gallery.faiss")
+        build_index(dataset, index, extra="metric=l2")
+        c_and_python_examples(dataset, labels, index)
+        gallery_images_find_themselves(dataset, labels, index)
+        other_embedder_is_refused(dataset, index)
+        reload_swaps_index_mid_stream(tmp, dataset)
+    with tmp_dir() as tmp:
+        invalid_utf8_label_names(tmp)
+    finish()
 
 
 if __name__ == "__main__":
     NEIGHBORS_APP, SEARCH_RESULTS_PY = sys.argv[1], sys.argv[2]
-    Gst.init(None)
-    unittest.main(argv=sys.argv[:1], verbosity=2)
+    main()

@@ -8,12 +8,14 @@ faiss, so this also shows that faisssearch reads what the reference writes.
 Usage: test_search_parity.py FAISSSEARCH_FEED
 """
 import os
-import subprocess
 import sys
-import tempfile
 
 import faiss
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
+from checks import check, finish, tmp_dir  # noqa: E402
 
 DIMS = 48
 GALLERY = 3000
@@ -23,9 +25,8 @@ MODEL = "parity:1"
 
 
 def run_feed(feed, *args):
-    result = subprocess.run([feed, *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"FAIL: faisssearch-feed {' '.join(args)}: {result.stderr.strip()}")
+    result = checks.run([feed, *args])
+    check(result.returncode == 0, f"faisssearch-feed {' '.join(args)}", result.stderr.strip())
     return result.stdout
 
 
@@ -41,14 +42,20 @@ def faisssearch(feed, index_path, queries_path, *props):
 
 
 def compare(name, rows, ref_d, ref_i, metric):
-    assert len(rows) == len(ref_i), f"{name}: {len(rows)} results for {len(ref_i)} queries"
+    check(len(rows) == len(ref_i), f"{name}: one result per query",
+          f"{len(rows)} results for {len(ref_i)} queries")
+    wrong = []
     for q, (got_metric, ids, dists) in enumerate(rows):
-        assert got_metric == metric, f"{name}: metric {got_metric}, expected {metric}"
         want = [int(i) for i in ref_i[q] if i >= 0]
-        assert ids == want, f"{name} query {q}: ids {ids} != faiss {want}"
-        np.testing.assert_allclose(dists, ref_d[q][: len(want)], rtol=1e-5, atol=1e-5,
-                                   err_msg=f"{name} query {q}")
-    print(f"ok: {name}: {len(rows)} queries, top-{K} ids and distances equal")
+        want_d = ref_d[q][: len(want)]
+        if got_metric != metric:
+            wrong.append(f"query {q}: metric {got_metric}, expected {metric}")
+        elif ids != want:
+            wrong.append(f"query {q}: ids {ids} != faiss {want}")
+        elif len(dists) != len(want_d) or not np.allclose(dists, want_d, rtol=1e-5, atol=1e-5):
+            wrong.append(f"query {q}: distances {dists} != faiss {list(want_d)}")
+    check(not wrong, f"{name}: {len(rows)} queries, top-{K} ids and distances equal",
+          "\n".join(wrong[:5]) if wrong else None)
 
 
 def main():
@@ -64,7 +71,7 @@ def main():
     unit_gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
     unit_queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tmp_dir() as tmp:
         def build(name, factory, metric, data):
             index = faiss.index_factory(DIMS, factory, metric)
             index.train(data)
@@ -102,20 +109,20 @@ def main():
             recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(i, truth)])
             print(f"   recall@{K} vs exhaustive: {recall:.3f}")
             if nprobe == 1:
-                assert recall < 0.999, "nprobe=1 should miss neighbours on clustered data"
+                check(recall < 0.999, "nprobe=1 misses neighbours on clustered data", recall)
 
         # ef-search must act exactly as setting index.hnsw.efSearch does in
         # Python, including an ef larger than the one stored in the file.
         index, path = build("hnsw.faiss", "HNSW16", faiss.METRIC_L2, gallery)
         stored_ef = index.hnsw.efSearch
         for ef in (4, 64):
-            assert ef != stored_ef
+            check(ef != stored_ef, f"ef-search={ef} differs from the stored efSearch", stored_ef)
             index.hnsw.efSearch = ef
             d, i = index.search(queries, K)
             compare(f"HNSW16 efSearch={ef}", faisssearch(feed, path, q_raw, f"ef-search={ef}"),
                     d, i, "l2")
 
-    print("PASS: faisssearch agrees with Python faiss")
+    finish()
 
 
 if __name__ == "__main__":

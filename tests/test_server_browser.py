@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_fixtures as sf  # noqa: E402
-from checks import check, failures  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
@@ -125,4 +125,4 @@ with tempfile.TemporaryDirectory() as tmp:
         server.stop()
 
 print(f"screenshots in {SHOTS}")
-sys.exit(1 if failures else 0)
+finish()

@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_fixtures as sf  # noqa: E402
-from checks import check, failures  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 CLIENTS = 16
 
@@ -76,4 +76,4 @@ with tempfile.TemporaryDirectory() as tmp:
     finally:
         server.stop()
 
-sys.exit(1 if failures else 0)
+finish()
