@@ -8,7 +8,7 @@ faissindexer, the vectors read back with Python faiss), takes the gallery side
 of the split from the evaluation's catalog and the rest as queries, ranks the
 gallery by inner product and recomputes every figure with
 retrieval_reference.numpy_metrics; the script's JSON must agree to 1e-6.
-gallerysrc's two sides of the split, read with gallery-run, are the script's
+gallerysrc's two sides of the split, read with gallery_run.py, are the script's
 for the same seed and differ for another.
 
     test_evaluate_folder.py GALLERY_RUN"""
