@@ -564,7 +564,9 @@ int main(int argc, char** argv) {
        "Secret every API request must carry (Authorization: Bearer TOKEN, or ?token=)", "SECRET"},
       {"web-root", 0, 0, G_OPTION_ARG_FILENAME, &web_root, "Folder of the web page", "DIR"},
       {"gallery", 'g', 0, G_OPTION_ARG_FILENAME, &gallery,
-       "Gallery folder, to show originals of items without a catalog thumbnail", "DIR"},
+       "Gallery folder, to show originals of items without a catalog thumbnail (default: the "
+       "folder a galleryindexer catalog records)",
+       "DIR"},
       {"dataset", 'd', 0, G_OPTION_ARG_FILENAME, &dataset,
        "CIFAR folder, to show CIFAR items without a catalog thumbnail", "DIR"},
       {"max-upload", 0, 0, G_OPTION_ARG_INT, &max_upload_mb, "Largest upload in MB (default 20)",
@@ -620,6 +622,9 @@ int main(int argc, char** argv) {
   app->settings = s;
   try {
     app->catalog = vs::Catalog::load(vs::catalog_path_for(s.index));
+    // A folder gallery's catalog records its folder: originals come from there
+    // unless --gallery names another (the gallery was moved).
+    if (app->settings.gallery.empty()) app->settings.gallery = app->catalog.facts().gallery_root;
     app->store = std::make_unique<vs::IndexStore>(vs::IndexStore::load(s.index));
     app->thumbnail_cache = std::make_unique<vs::ThumbnailCache>(256, s.dataset, nullptr);
     QueryOptions query_options;

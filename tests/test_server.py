@@ -287,6 +287,26 @@ with tempfile.TemporaryDirectory() as tmp:
     check(res.returncode == 1 and "none.faiss" in res.stderr,
           f"a missing index is an error naming it ({res.stderr.strip()[:80]})")
 
+    # --- a folder gallery indexed without thumbnails: originals from the folder its catalog records
+    bare = os.path.join(tmp, "bare.faiss")
+    subprocess.run(["gst-launch-1.0", "-q", "galleryindexer", f"location={tmp}/gallery",
+                    f"index={bare}", "thumbnail-size=0", "weights=random", "input-size=64",
+                    "resize=72"], check=True, timeout=300)
+    server = sf.Server("--index", bare)
+    try:
+        status, ctype, body, _ = server.request("/api/items/4/thumbnail")
+        check(status == 200 and ctype == "image/jpeg" and body[:2] == b"\xff\xd8",
+              f"no catalog thumbnails, no --gallery: the original is read from the folder the "
+              f"catalog records ({status} {ctype})")
+    finally:
+        server.stop()
+    server = sf.Server("--index", bare, "--gallery", os.path.join(tmp, "elsewhere"))
+    try:
+        status = server.request("/api/items/4/thumbnail")[0]
+        check(status == 404, f"--gallery still wins over the recorded folder ({status})")
+    finally:
+        server.stop()
+
     # --- the live camera
     server = sf.Server("--index", index, "--camera", "videotestsrc is-live=true pattern=ball")
     try:
