@@ -11,10 +11,12 @@
 //       "<metric> <id>:<distance> <id>:<distance> ...", nearest first. The
 //       queries' preprocessing id is "test", or $VS_FEED_PREPROCESSING (to
 //       search an index an embedder built). On success, stderr gets the time
-//       to start (load the index) and the time from the first push to the
-//       last result, for tests/bench. With $VS_FEED_HOLD set, it then
-//       prints "held" to stderr and keeps the pipeline (and its index) until
-//       stdin closes, so that a benchmark can measure several at once. With
+//       to start (load the index), the time from the first push to the last
+//       result and the CPU time of every thread of the process in that span
+//       (what the queries cost, whatever else the machine runs), for
+//       tests/bench. With $VS_FEED_HOLD set, it then prints "held" to stderr
+//       and keeps the pipeline (and its index) until stdin closes, so that a
+//       benchmark can measure several at once. With
 //       $VS_FEED_LABELS naming a file of int32 labels, one per query, each
 //       buffer also carries a GstVisualSearchSampleMeta with its label and the results
 //       go to retrievaleval as well (whose table goes to stdout too).
@@ -26,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <exception>
 #include <fstream>
 #include <iterator>
@@ -125,13 +128,19 @@ search (int argc, char **argv)
   };
   int status = 0;
   size_t printed = 0;
-  double start_seconds = 0, search_seconds = 0;
+  double start_seconds = 0, search_seconds = 0, search_cpu_seconds = 0;
+  const auto cpu_seconds = [] {
+    timespec t;
+    clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+  };
   const Clock::time_point started = Clock::now ();
   // faisssearch fails to start on an index it cannot load; the bus says why.
   if (gst_element_set_state (pipeline, GST_STATE_PLAYING)
       != GST_STATE_CHANGE_FAILURE) {
     start_seconds = seconds_since (started);
     const Clock::time_point pushed = Clock::now ();
+    const double pushed_cpu = cpu_seconds ();
     for (size_t q = 0; q < n; q++) {
       GstBuffer *buffer = gst_buffer_new_allocate (nullptr, 1, nullptr);
       GST_BUFFER_PTS (buffer) = q * GST_SECOND;
@@ -161,6 +170,7 @@ search (int argc, char **argv)
       gst_sample_unref (sample);
     }
     search_seconds = seconds_since (pushed);
+    search_cpu_seconds = cpu_seconds () - pushed_cpu;
   }
 
   GstBus *bus = gst_element_get_bus (pipeline);
@@ -174,8 +184,8 @@ search (int argc, char **argv)
   if (printed != n)
     status = 2;
   if (status == 0)
-    std::fprintf (stderr, "start %.6f s, %zu queries %.6f s\n", start_seconds,
-        n, search_seconds);
+    std::fprintf (stderr, "start %.6f s, %zu queries %.6f s, CPU %.6f s\n",
+        start_seconds, n, search_seconds, search_cpu_seconds);
   if (g_getenv ("VS_FEED_HOLD")) {
     std::fprintf (stderr, "held\n");
     std::fflush (stderr);
