@@ -5,7 +5,7 @@ the index types faissindexer can write, on N x 512 float vectors (default 1M).
 
     OPENBLAS_NUM_THREADS=1 nice -n 19 /usr/bin/python3 tests/bench/bench_scale.py [BUILD_DIR]
         [--n 1000000] [--hnsw-n 100000] [--types flat,ivf-flat,...]
-        [--ours flat,ivf-flat,hnsw32] [--rebuild]
+        [--ours flat,ivf-flat,hnsw32] [--efs 16,32,...] [--ours-efs 32,128] [--rebuild]
 
 (docs/SCALING.md has the figures of one run and what they mean.)
 
@@ -40,15 +40,21 @@ plus its own (training its codes on a sample, encoding, adding). OPQ64 keeps
 512 dims, so its rotation is orthonormal: the quantizer's centroids, rotated,
 are the centroids of the rotated vectors and the lists stay the same.
 
+Build time: wall seconds and the CPU seconds of every thread of the process
+(time.process_time), since on a shared machine, or with the process paused,
+wall time says more about the others than about the build.
+
 Measured per type and per nprobe / efSearch: recall@10 against the exact top 10
 (the mean fraction of the exact 10 found in the returned 10); queries/s with
-one thread and one query per call (a live stream) and with every core on all
-queries in one call (a batch); the file's size; the resident memory a fresh
-process needs to load the file (Python faiss.read_index). Ours: the
-faisssearch element (tests/faisssearch-feed: appsrc ! faisssearch k=10 !
-appsink) reads the same file, one query per buffer, and its queries/s, recall
-and the peak resident memory of the whole process are printed beside Python's.
-Figures only: the machine is shared, so the queries/s move with its load.
+one thread and one query per call (a live stream), with the CPU milliseconds
+a query costs there, and with every core on all queries in one call (a
+batch); the file's size; the resident memory a fresh process needs to load
+the file (Python faiss.read_index). Ours: the faisssearch element
+(tests/faisssearch-feed: appsrc ! faisssearch k=10 ! appsink) reads the same
+file, one query per buffer, and its recall, queries/s, wall and CPU ms per
+query and the peak resident memory of the whole process are printed beside
+Python's. Figures only: the machine is shared, so the queries/s and wall ms
+move with its load; the CPU ms move much less.
 """
 import argparse
 import json
@@ -78,7 +84,7 @@ CHUNK = 50000
 MODEL = "bench-scale:resnet18-random-seed0"
 TYPES = ["flat", "ivf-flat", "ivf-sq8", "hnsw32", "ivf-pq", "opq-ivf-pq"]
 NPROBES = [1, 4, 16, 64, 256]
-EF_SEARCHES = [16, 32, 64, 128, 256]
+EF_SEARCHES = [16, 32, 48, 64, 96, 128, 192, 256]
 # The sweep points where our element is run too (each run loads the index anew).
 OURS_NPROBES = [16, 64]
 OURS_EFS = [32, 128]
@@ -195,10 +201,13 @@ class Builder:
         path = os.path.join(self.work, f"coarse-{self.nlist}.npz")
         if os.path.exists(path):
             saved = np.load(path)
-            self._coarse = saved["centroids"], saved["lists"], float(saved["seconds"])
+            # Saved by an earlier version without the CPU time: NaN, printed "?".
+            cpu_seconds = float(saved["cpu_seconds"]) if "cpu_seconds" in saved else np.nan
+            self._coarse = (saved["centroids"], saved["lists"], float(saved["seconds"]),
+                            cpu_seconds)
             return self._coarse
         faiss = self.faiss
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         train = self.sample(TRAIN_PER_LIST * self.nlist)
         kmeans = faiss.Kmeans(DIMS, self.nlist, niter=10, seed=1, max_points_per_centroid=10**6)
         kmeans.train(train)
@@ -208,18 +217,19 @@ class Builder:
         lists = np.empty(self.n, dtype="int64")
         for start, chunk in chunks(self.base):
             lists[start:start + len(chunk)] = quantizer.search(chunk, 1)[1][:, 0]
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         log(f"  coarse quantizer: {self.nlist} lists, k-means on {len(train)} vectors "
             f"{trained:.0f} s, assigning {self.n} vectors {seconds - trained:.0f} s")
-        np.savez(path, centroids=kmeans.centroids, lists=lists, seconds=seconds)
-        self._coarse = kmeans.centroids, lists, seconds
+        np.savez(path, centroids=kmeans.centroids, lists=lists, seconds=seconds,
+                 cpu_seconds=cpu_seconds)
+        self._coarse = kmeans.centroids, lists, seconds, cpu_seconds
         return self._coarse
 
     def ivf(self, codes, transform=None):
         """IVF index over the shared lists; codes: 'Flat', 'SQ8', 'PQ64'."""
         faiss = self.faiss
-        centroids, lists, shared = self.coarse()
-        t0 = time.perf_counter()
+        centroids, lists, shared, shared_cpu = self.coarse()
+        t0, c0 = time.perf_counter(), time.process_time()
         if transform is not None:
             transform.train(self.sample(CODE_TRAIN))
             centroids = transform.apply_py(centroids)
@@ -239,25 +249,26 @@ class Builder:
             ivf.add_core(len(chunk), faiss.swig_ptr(chunk), None, faiss.swig_ptr(part))
         if transform is not None:
             index = faiss.IndexPreTransform(transform, index)
-        return index, shared + time.perf_counter() - t0
+        return (index, shared + time.perf_counter() - t0,
+                shared_cpu + time.process_time() - c0)
 
     def build(self, kind):
         faiss = self.faiss
+        t0, c0 = time.perf_counter(), time.process_time()
         if kind == "flat":
-            t0 = time.perf_counter()
             index = faiss.IndexFlatIP(DIMS)
             for _, chunk in chunks(self.base):
                 index.add(chunk)
-            return index, time.perf_counter() - t0
+            return index, time.perf_counter() - t0, time.process_time() - c0
         if kind == "hnsw32":
-            t0 = time.perf_counter()
+            # What faissindexer index-type=HNSW32 writes: index_factory's
+            # IndexHNSWFlat, efConstruction 40.
             index = faiss.IndexHNSWFlat(DIMS, 32, faiss.METRIC_INNER_PRODUCT)
             for start, chunk in chunks(self.base[:self.hnsw_n]):
                 index.add(chunk)
-                if start % 200000 == 0:
-                    log(f"  hnsw32: {start + len(chunk)} vectors, "
-                        f"{time.perf_counter() - t0:.0f} s")
-            return index, time.perf_counter() - t0
+                log(f"  hnsw32: {start + len(chunk)} vectors, "
+                    f"{time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s")
+            return index, time.perf_counter() - t0, time.process_time() - c0
         if kind == "opq-ivf-pq":
             opq = faiss.OPQMatrix(DIMS, 64)
             opq.niter = OPQ_ITERATIONS
@@ -272,21 +283,23 @@ class Builder:
 
 
 def index_file(faiss, builder, kind, work):
-    """The index file of KIND (built and written once) and its build seconds."""
+    """The index file of KIND (built and written once), its build wall and CPU seconds."""
     subset = kind == "hnsw32" and builder.hnsw_n < builder.n
     path = os.path.join(work, f"{kind}-first{builder.hnsw_n}.faiss" if subset else f"{kind}.faiss")
     meta = path + ".json"
     if os.path.exists(path) and os.path.exists(meta):
         with open(meta) as f:
-            return path, json.load(f)["build_seconds"]
+            facts = json.load(f)
+        return path, facts["build_seconds"], facts.get("build_cpu_seconds", np.nan)
     log(f"building {kind} ({builder.spec(kind)}) on {builder.n} vectors")
-    index, seconds = builder.build(kind)
+    index, seconds, cpu_seconds = builder.build(kind)
     faiss.write_index(index, path + ".tmp")
     os.replace(path + ".tmp", path)
     with open(meta, "w") as f:
-        json.dump({"build_seconds": seconds, "spec": builder.spec(kind)}, f)
-    log(f"  {kind}: built in {seconds:.0f} s")
-    return path, seconds
+        json.dump({"build_seconds": seconds, "build_cpu_seconds": cpu_seconds,
+                   "spec": builder.spec(kind)}, f)
+    log(f"  {kind}: built in {seconds:.0f} s, CPU {cpu_seconds:.0f} s")
+    return path, seconds, cpu_seconds
 
 
 # ---------------------------------------------------------------- measuring
@@ -311,14 +324,15 @@ def recall(found, exact):
 
 
 def single_qps(index, queries, budget=3.0):
-    """One thread, one query per call, until the budget is spent (at least 10)."""
-    done, t0 = 0, time.perf_counter()
+    """One thread, one query per call, until the budget is spent (at least 10):
+    queries/s and CPU ms a query."""
+    done, t0, c0 = 0, time.perf_counter(), time.process_time()
     while done < len(queries):
         index.search(queries[done:done + 1], K)
         done += 1
         if done >= 10 and time.perf_counter() - t0 > budget:
             break
-    return done / (time.perf_counter() - t0)
+    return done / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / done
 
 
 def python_row(faiss, index, queries, exact):
@@ -327,9 +341,9 @@ def python_row(faiss, index, queries, exact):
     _, found = index.search(queries, K)
     batch = len(queries) / (time.perf_counter() - t0)
     faiss.omp_set_num_threads(1)
-    single = single_qps(index, queries)
+    single, single_cpu_ms = single_qps(index, queries)
     faiss.omp_set_num_threads(os.cpu_count())
-    return recall(found, exact), single, batch
+    return recall(found, exact), single, single_cpu_ms, batch
 
 
 def run_ours(feed, path, queries, count, exact, props, work):
@@ -345,9 +359,10 @@ def run_ours(feed, path, queries, count, exact, props, work):
     found = [[int(p.split(":")[0]) for p in line.split()[1:]] for line in run.stdout.splitlines()]
     line = next(l for l in run.stderr.splitlines() if l.startswith("start "))
     words = line.split()
-    start, seconds = float(words[1]), float(words[5])
+    start, seconds, cpu_seconds = float(words[1]), float(words[5]), float(words[8])
     rss = int(next(l for l in run.stderr.splitlines() if l.startswith("maxrss")).split()[1])
-    return recall(found, exact[:count]), count / seconds, start, rss / 1024
+    return (recall(found, exact[:count]), count / seconds, 1000 * cpu_seconds / count, start,
+            rss / 1024)
 
 
 def feed_env(feed):
@@ -378,6 +393,10 @@ def main():
     parser.add_argument("--hnsw-n", type=int, default=0,
                         help="build HNSW32 on the first HNSW_N vectors only (its build is "
                         "the slowest), measured against their own exact neighbours")
+    parser.add_argument("--efs", default=",".join(map(str, EF_SEARCHES)),
+                        help="HNSW32's efSearch sweep")
+    parser.add_argument("--ours-efs", default=",".join(map(str, OURS_EFS)),
+                        help="the efSearch values also run through faisssearch")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
 
@@ -410,7 +429,7 @@ def main():
           f"({time.perf_counter() - t0:.0f} s)")
 
     builder = Builder(faiss, base, work, args.hnsw_n)
-    flat_path, _ = index_file(faiss, builder, "flat", work)
+    flat_path, _, _ = index_file(faiss, builder, "flat", work)
     exact_path = os.path.join(work, "exact.npy")
     if not os.path.exists(exact_path):
         index = faiss.read_index(flat_path)
@@ -426,11 +445,13 @@ def main():
             del index
         prefix_exact = np.load(prefix_exact_path)
 
-    header = ("| index | nprobe / efSearch | recall@10 | q/s 1 thread | q/s batch | "
-              "ours: recall@10 | ours q/s | ")
+    # ms/query: wall time, which the machine's other load lengthens; CPU ms: the
+    # CPU time of every thread of the process per query, which it does not.
+    header = ("| index | nprobe / efSearch | recall@10 | q/s 1 thread | CPU ms/query | "
+              "q/s batch | ours: recall@10 | ours q/s | ours ms/query | ours CPU ms/query |")
     rows, summary = [], []
     for kind in types:
-        path, build_seconds = index_file(faiss, builder, kind, work)
+        path, build_seconds, build_cpu = index_file(faiss, builder, kind, work)
         size = os.path.getsize(path) / 2**20
         rss = load_rss(path)
         index = faiss.read_index(path)
@@ -441,8 +462,10 @@ def main():
                      for p in NPROBES if p <= builder.nlist]
         elif kind == "hnsw32":
             params = faiss.ParameterSpace()
-            sweep = [(f"efSearch={e}", ["efSearch", e], f"ef-search={e}", e in OURS_EFS)
-                     for e in EF_SEARCHES]
+            efs = [int(e) for e in args.efs.split(",") if e]
+            ours_efs = [int(e) for e in args.ours_efs.split(",") if e]
+            sweep = [(f"efSearch={e}", ["efSearch", e], f"ef-search={e}", e in ours_efs)
+                     for e in efs]
         else:
             params, sweep = None, [("", None, None, True)]
         truth = prefix_exact if kind == "hnsw32" and builder.hnsw_n < builder.n else exact
@@ -450,32 +473,34 @@ def main():
         for label, setting, prop, with_ours in sweep:
             if setting:
                 params.set_index_parameter(index, *setting)
-            rec, single, batch = python_row(faiss, index, queries, truth)
-            row = f"| {spec} | {label} | {rec:.3f} | {single:.3g} | {batch:.3g} | "
+            rec, single, single_cpu_ms, batch = python_row(faiss, index, queries, truth)
+            row = (f"| {spec} | {label} | {rec:.3f} | {single:.3g} | {single_cpu_ms:.3g} | "
+                   f"{batch:.3g} | ")
             if kind in our_types and with_ours:
                 catalog_for(feed, path)
                 count = args.ours_flat_queries if kind == "flat" else len(queries)
-                o_rec, o_qps, our_start, our_rss = run_ours(
+                o_rec, o_qps, o_cpu_ms, our_start, our_rss = run_ours(
                     feed, path, queries, count, truth, [prop] if prop else [], work)
-                row += f"{o_rec:.3f} | {o_qps:.3g} |"
+                row += f"{o_rec:.3f} | {o_qps:.3g} | {1000 / o_qps:.3g} | {o_cpu_ms:.3g} |"
             else:
-                row += " | |"
+                row += " | | | |"
             rows.append(row)
             print(row, flush=True)
         del index
-        summary.append(f"| {spec} | {build_seconds:.0f} | {rss:.0f} | {size:.0f} | "
+        cpu_text = "?" if np.isnan(build_cpu) else f"{build_cpu:.0f}"
+        summary.append(f"| {spec} | {build_seconds:.0f} | {cpu_text} | {rss:.0f} | {size:.0f} | "
                        + (f"{our_start:.1f} | {our_rss:.0f} |" if our_start is not None
                           else " | |"))
 
     print(f"\nN = {args.n}, {len(queries)} queries, k = {K}, nlist = {builder.nlist}; "
           f"load average at the end: {os.getloadavg()[0]:.2f}\n")
-    print("| index | build s | load RSS MiB (Python) | file MiB | ours: start s | "
+    print("| index | build s | build CPU s | load RSS MiB (Python) | file MiB | ours: start s | "
           "ours: peak RSS MiB |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(summary))
     print()
     print(header)
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
