@@ -263,6 +263,12 @@ struct EmbeddingEngine::Impl {
                   "exported: export an int8 one with models/export-torchscript.py --int8 "
                   "--calibrate DIR and run it with precision=fp32 (" +
                       std::string(kReadme) + ")");
+    if (c.precision == Precision::INT8 && c.int8_activations.empty() &&
+        c.calibration_location.empty())
+      throw Error(ErrorKind::Settings,
+                  "precision=int8 needs images to calibrate its activation ranges on: set "
+                  "calibration-location to a folder of pictures like those to be embedded (e.g. "
+                  "the gallery), or index= to an int8 index, whose catalog records them");
     if (is_resnet_arch(c.model))
       load_resnet();
     else
@@ -271,14 +277,10 @@ struct EmbeddingEngine::Impl {
     if (c.precision == Precision::INT8) prepare_int8();
   }
 
-  // Quantizes the loaded fp32 ResNet. Missing calibration is the user's to
-  // fix; anything the CPU, device or LibTorch lacks leaves fp32 running.
+  // Quantizes the loaded fp32 ResNet. A calibration folder without images is
+  // the user's to fix; anything the CPU, device or LibTorch lacks leaves fp32
+  // running.
   void prepare_int8() {
-    if (config.int8_activations.empty() && config.calibration_location.empty())
-      throw Error(ErrorKind::Settings,
-                  "precision=int8 needs images to calibrate its activation ranges on: set "
-                  "calibration-location to a folder of pictures like those to be embedded (e.g. "
-                  "the gallery), or index= to an int8 index, whose catalog records them");
     std::string why_not;
     if (!device.is_cpu())
       why_not = "int8 runs on the CPU only, not on " + config.device;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <numeric>
 
@@ -223,14 +224,18 @@ std::vector<at::Tensor> calibration_batches(
     const std::function<at::Tensor(const ImageView&)>& preprocess,
     std::vector<std::string>* warnings) {
   const std::string what = "calibration-location=" + folder;
+  const std::string fix =
+      "point it at a folder of pictures like those to be embedded, e.g. the gallery";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(folder, ec))
+    throw Error(ErrorKind::NotFound, what + " is not a folder (" +
+                                         (ec ? ec.message() : "not a directory") + "): " + fix);
   ImageFolderOptions options;
   options.labels = LabelSource::None;
   ImageFolder scanned;
   try {
     scanned = ImageFolder::scan(folder, options);
-  } catch (const Error& e) {
-    throw Error(e.kind(), what + ": " + e.what() + "; precision=int8 calibrates on its images");
-  }
+  } catch (const Error& e) { throw Error(e.kind(), what + " cannot be read (" + e.what() + ")"); }
   load_image_codecs();  // so that a failure below is the file's own
   std::vector<at::Tensor> images;
   size_t skipped = 0;
@@ -255,9 +260,7 @@ std::vector<at::Tensor> calibration_batches(
                 what +
                     " holds no readable image (JPEG, PNG, WebP, TIFF, BMP, PNM) to calibrate "
                     "precision=int8 on" +
-                    (skipped ? " (" + first_failure + ")" : "") +
-                    ": point it at a folder of pictures like those to be embedded, e.g. the "
-                    "gallery");
+                    (skipped ? " (" + first_failure + ")" : "") + ": " + fix);
   if (skipped)
     warnings->push_back("precision=int8 calibrated on " + std::to_string(images.size()) +
                         " images of " + folder + ", passing over " + std::to_string(skipped) +
