@@ -16,7 +16,10 @@
  * recorded for that index, so a query is embedded exactly as the gallery
  * was. A property set by the application must then agree with the index
  * (model and weights files by their identity, the model id); precision,
- * batch-size, inference-interval, threads and device are free. A catalog
+ * batch-size, inference-interval, threads and device are free. An index
+ * built with precision=int8 records its activation ranges: unless precision
+ * is set, the element adopts int8 with those ranges (no calibration-location
+ * needed), so queries are quantized exactly as the gallery was. A catalog
  * without the record (written before catalog schema 4, or from embeddings no
  * embedder made) is an error: rebuild the index, or set the properties
  * instead.
@@ -29,6 +32,10 @@
  * |[
  * gst-launch-1.0 v4l2src ! videoconvert ! embedder index=g.faiss ! \
  *     faisssearch index=g.faiss ! fakesink
+ * ]|
+ * |[
+ * gst-launch-1.0 gallerysrc location=photos/ ! embedder precision=int8 \
+ *     calibration-location=photos/ batch-size=16 ! faissindexer location=g.faiss
  * ]|
  */
 #ifdef HAVE_CONFIG_H

@@ -5,7 +5,8 @@
 //   embed-tensor IN.f32 N H W OUT.f32 [key=value ...]
 //
 // keys: model, weights, precision (fp32|bf16|auto|int8), normalize (0|1), seed,
-// threads, calibration (a folder), calibration_images, int8_activations.
+// threads, input_size and resize (the preprocessing of calibration images),
+// calibration (a folder), calibration_images, int8_activations.
 // stdout: dims=, model_id=, active_precision=, precision_reason=,
 // int8_activations= lines, and a warning= line each.
 #include <cstdio>
@@ -49,6 +50,10 @@ main (int argc, char **argv)
       config.seed = std::stoull (value);
     else if (key == "threads")
       config.threads = std::stoi (value);
+    else if (key == "input_size")
+      config.input_size = std::stoi (value);
+    else if (key == "resize")
+      config.resize = std::stoi (value);
     else if (key == "calibration")
       config.calibration_location = value;
     else if (key == "calibration_images")

@@ -9,9 +9,11 @@ batch norms (torch.save), calibrated on generated PNG and JPEG images: the
 int8 embeddings of held-out images (preprocessed as embedder does) are within
 cosine 0.99 of torchvision's fp32, yet not fp32's (it really quantized); the
 activation ranges it prints, given back without the folder, give the very
-same embeddings. Errors: int8 without calibration images, a missing folder,
-an empty one, one of damaged images only, malformed or foreign ranges, and
-int8 asked of a TorchScript model.
+same embeddings; without a quantized engine (hidden by
+VISUALSEARCH_HIDE_QUANTIZED_ENGINES) it runs as fp32 and says so. Errors:
+int8 without calibration images, a missing folder, an empty one, one of
+damaged images only, malformed or foreign ranges, and int8 asked of a
+TorchScript model.
 index: faissindexer after an int8 embedder records precision=int8 and the
 activation ranges; `embedder index=` without calibration-location adopts
 them and makes the very embeddings of the gallery (an fp32 embedder does
@@ -109,6 +111,17 @@ def engine_mode(embed_tensor, tmp):
               "embeddings", err[-300:])
 
     r18 = ("model=resnet18", f"weights={os.path.join(tmp, 'resnet18.pth')}", "precision=int8")
+    # Where no quantized engine runs, int8 is fp32, and says so.
+    os.environ["VISUALSEARCH_HIDE_QUANTIZED_ENGINES"] = "1"
+    fields, got, err = embed(*r18, f"calibration={calib}")
+    del os.environ["VISUALSEARCH_HIDE_QUANTIZED_ENGINES"]
+    _, fp32, _ = embed(*r18[:2], "precision=fp32")
+    check(got is not None and fp32 is not None and torch.equal(got, fp32)
+          and fields.get("active_precision") == "fp32" and not fields.get("int8_activations")
+          and "precision=int8 runs as fp32: VISUALSEARCH_HIDE_QUANTIZED_ENGINES is set"
+          in fields.get("warning", ""),
+          "without a quantized engine, int8 runs as fp32 with a warning", (fields, err[-300:]))
+
     empty, damaged = os.path.join(tmp, "empty"), os.path.join(tmp, "damaged")
     os.makedirs(empty)
     os.makedirs(damaged)

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <numeric>
@@ -170,6 +172,11 @@ struct Quantized {
 }  // namespace
 
 bool select_quantized_engine(std::string* why_not) {
+  const char* hide = std::getenv(kHideQuantizedEnginesEnv);
+  if (hide && *hide && std::strcmp(hide, "0") != 0) {
+    if (why_not) *why_not = std::string(kHideQuantizedEnginesEnv) + " is set";
+    return false;
+  }
   const auto& engines = at::globalContext().supportedQEngines();
   for (const at::QEngine engine : {at::QEngine::ONEDNN, at::QEngine::QNNPACK}) {
     if (std::find(engines.begin(), engines.end(), engine) == engines.end()) continue;

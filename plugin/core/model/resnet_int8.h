@@ -36,6 +36,10 @@ struct FoldedConv {
   size_t index;
 };
 
+// Environment variable that hides the quantized engines, so that int8's
+// fallback to fp32 can be exercised (and forced) on any machine.
+constexpr const char* kHideQuantizedEnginesEnv = "VISUALSEARCH_HIDE_QUANTIZED_ENGINES";
+
 // Selects a quantized engine this LibTorch and CPU can run (oneDNN, else
 // QNNPACK) for the whole process; false, with *why_not saying why in a
 // sentence, when there is none.
