@@ -15,7 +15,7 @@ int8 without calibration images, a missing folder, an empty one, one of
 damaged images only, malformed or foreign ranges, and int8 asked of a
 TorchScript model.
 index: faissindexer after an int8 embedder records precision=int8 and the
-activation ranges; `embedder index=` without calibration-location adopts
+activation ranges (galleryindexer too, passing calibration-location on); `embedder index=` without calibration-location adopts
 them and makes the very embeddings of the gallery (an fp32 embedder does
 not).
 """
@@ -167,12 +167,17 @@ def index_mode(tmp):
     write_cifar10(dataset, seed=3)
     write_images(calib, range(8), size=(80, 64))
 
-    def run(embedder, name):
-        """Indexes the training split through embedder; (index, error, the
-        embedder's precision, active-precision and calibration-location)."""
+    def run(embedder, name, description=None):
+        """Indexes the training split through embedder (or runs description);
+        (index, error, the precision, active-precision and calibration-location
+        of the element named e)."""
         index = os.path.join(tmp, name)
-        pipeline = Gst.parse_launch(f"cifarsrc location={dataset} split=train ! {embedder} "
-                                    f"name=e ! faissindexer location={index}")
+        pipeline = Gst.parse_launch(description or (
+            f"cifarsrc location={dataset} split=train ! {embedder} name=e ! "
+            f"faissindexer location={index}"))
+        if not isinstance(pipeline, Gst.Pipeline):  # a lone bin
+            element, pipeline = pipeline, Gst.Pipeline()
+            pipeline.add(element)
         pipeline.set_state(Gst.State.PLAYING)
         msg = pipeline.get_bus().timed_pop_filtered(
             120 * Gst.SECOND, Gst.MessageType.ERROR | Gst.MessageType.EOS)
@@ -180,7 +185,8 @@ def index_mode(tmp):
             msg.parse_error()[0].message if msg.type == Gst.MessageType.ERROR else None)
         e = pipeline.get_by_name("e")
         props = (e.get_property("precision").value_nick,
-                 e.get_property("active-precision").value_nick,
+                 e.get_property("active-precision").value_nick
+                 if e.find_property("active-precision") else None,
                  e.get_property("calibration-location"))
         pipeline.set_state(Gst.State.NULL)
         return index, error, props
@@ -204,6 +210,14 @@ def index_mode(tmp):
           "the adopting embedder makes the very embeddings of the int8 gallery")
     check(error is None and recorded_settings(adopted) == recorded_settings(built),
           "and announces the same settings")
+
+    gallery = os.path.join(tmp, "gallery.faiss")
+    _, error, props = run(None, "gallery.faiss",
+                          f"galleryindexer name=e location={calib} index={gallery} {common} "
+                          f"precision=int8 calibration-location={calib} calibration-images=4")
+    check(error is None and props == ("int8", None, calib)
+          and "precision=(string)int8" in recorded_settings(gallery),
+          "galleryindexer passes precision=int8 and calibration-location on", (error, props))
 
     fp32, error, _ = run(f"embedder {common} precision=fp32", "fp32.faiss")
     check(error is None and not (vectors(fp32) == vectors(built)).all(),
