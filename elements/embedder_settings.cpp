@@ -33,6 +33,9 @@ embedder_settings_to_structure (const EmbedderSettings &s)
       (gboolean) c.normalize, "model-id", G_TYPE_STRING, s.model_id.c_str (),
       "preprocessing-id", G_TYPE_STRING, s.preprocessing_id.c_str (), "dims",
       G_TYPE_INT, s.dims, NULL);
+  if (c.precision == vs::Precision::INT8)
+    gst_structure_set (st, "precision", G_TYPE_STRING, "int8",
+        "int8-activations", G_TYPE_STRING, c.int8_activations.c_str (), NULL);
   return st;
 }
 
@@ -92,6 +95,16 @@ embedder_settings_from_string (const std::string &text)
   string_field ("model-id", &s.model_id);
   string_field ("preprocessing-id", &s.preprocessing_id);
   int_field ("dims", &s.dims);
+  if (gst_structure_has_field (st.get (), "precision")) {
+    std::string precision;
+    string_field ("precision", &precision);
+    if (precision != "int8")
+      throw vs::Error (vs::ErrorKind::Corrupt,
+          "its embedder settings give precision as \"" + precision
+              + "\"; only int8 is recorded");
+    c.precision = vs::Precision::INT8;
+    string_field ("int8-activations", &c.int8_activations);
+  }
   return s;
 }
 

@@ -19,6 +19,10 @@
  * "0.485,0.456,0.406"), normalize (boolean), and what these produced:
  * model-id (the weights' or TorchScript file's identity, e.g.
  * "resnet18:f37072fd", "torchscript:1a2b3c4d"), preprocessing-id and dims.
+ * An embedder running int8 adds precision ("int8") and int8-activations (its
+ * activation ranges, as vs::EmbeddingEngine::int8_activations() gives them):
+ * quantization changes the embeddings, so queries must be quantized alike.
+ * Older records lack both, as do those of fp32 and bf16, which embed alike.
  */
 #ifndef __VISUALSEARCH_EMBEDDER_SETTINGS_H__
 #define __VISUALSEARCH_EMBEDDER_SETTINGS_H__
@@ -34,8 +38,10 @@
 
 struct EmbedderSettings
 {
-  /* model, weights, seed, input_size, resize, mean, std and normalize; the
-   * rest (precision, threads, device) does not change the embedding space. */
+  /* model, weights, seed, input_size, resize, mean, std, normalize, and
+   * precision with int8_activations when precision is INT8 (otherwise AUTO);
+   * the rest (threads, device, fp32 or bf16) does not change the embedding
+   * space. */
   vs::EmbeddingConfig config;
   std::string model_id;
   std::string preprocessing_id;

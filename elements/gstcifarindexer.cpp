@@ -10,8 +10,8 @@
  * Its properties are those of the children under the names below, with the
  * children's types, ranges and defaults: #GstCifarIndexer:dataset and
  * #GstCifarIndexer:split go to cifarsrc (location, split);
- * #GstCifarIndexer:model, weights, seed, precision, batch-size, input-size
- * and resize to embedder; #GstCifarIndexer:index, index-type and metric to
+ * #GstCifarIndexer:model, weights, seed, precision, calibration-location,
+ * calibration-images, batch-size, input-size and resize to embedder; #GstCifarIndexer:index, index-type and metric to
  * faissindexer (location, index-type, metric). The children's progress
  * messages, warnings and errors reach the bus unchanged, and the element
  * posts EOS once the index and its catalog are written.
@@ -47,6 +47,8 @@ enum
   PROP_WEIGHTS,
   PROP_SEED,
   PROP_PRECISION,
+  PROP_CALIBRATION_LOCATION,
+  PROP_CALIBRATION_IMAGES,
   PROP_BATCH_SIZE,
   PROP_INPUT_SIZE,
   PROP_RESIZE,
@@ -70,6 +72,10 @@ static const ProxiedProperty proxied[N_PROPERTIES] = {
     {"weights", "Weights", CHILD_EMBEDDER, "weights", NULL},
     {"seed", "Seed", CHILD_EMBEDDER, "seed", NULL},
     {"precision", "Precision", CHILD_EMBEDDER, "precision", NULL},
+    {"calibration-location", "Calibration location", CHILD_EMBEDDER,
+        "calibration-location", NULL},
+    {"calibration-images", "Calibration images", CHILD_EMBEDDER,
+        "calibration-images", NULL},
     {"batch-size", "Batch size", CHILD_EMBEDDER, "batch-size", NULL},
     {"input-size", "Input size", CHILD_EMBEDDER, "input-size", NULL},
     {"resize", "Resize", CHILD_EMBEDDER, "resize", NULL},

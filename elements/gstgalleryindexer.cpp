@@ -8,7 +8,8 @@
  * the children's, under the names below, with their types, ranges and
  * defaults: #GstGalleryIndexer:location, recursive, label-from,
  * video-interval, max-pixels and strict go to gallerysrc; model, weights,
- * seed, precision, batch-size, input-size and resize to embedder; index,
+ * seed, precision, calibration-location, calibration-images, batch-size,
+ * input-size and resize to embedder; index,
  * index-type, metric, thumbnail-size and checkpoint-interval to faissindexer
  * (location, ...).
  *
@@ -81,6 +82,8 @@ enum
   PROP_WEIGHTS,
   PROP_SEED,
   PROP_PRECISION,
+  PROP_CALIBRATION_LOCATION,
+  PROP_CALIBRATION_IMAGES,
   PROP_BATCH_SIZE,
   PROP_INPUT_SIZE,
   PROP_RESIZE,
@@ -109,6 +112,10 @@ static const ProxiedProperty proxied[N_PROXIED] = {
     {"weights", "Weights", CHILD_EMBEDDER, "weights", NULL},
     {"seed", "Seed", CHILD_EMBEDDER, "seed", NULL},
     {"precision", "Precision", CHILD_EMBEDDER, "precision", NULL},
+    {"calibration-location", "Calibration location", CHILD_EMBEDDER,
+        "calibration-location", NULL},
+    {"calibration-images", "Calibration images", CHILD_EMBEDDER,
+        "calibration-images", NULL},
     {"batch-size", "Batch size", CHILD_EMBEDDER, "batch-size", NULL},
     {"input-size", "Input size", CHILD_EMBEDDER, "input-size", NULL},
     {"resize", "Resize", CHILD_EMBEDDER, "resize", NULL},

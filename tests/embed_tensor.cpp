@@ -4,9 +4,11 @@
 //
 //   embed-tensor IN.f32 N H W OUT.f32 [key=value ...]
 //
-// keys: model, weights, precision (fp32|bf16|auto), normalize (0|1), seed, threads.
-// stdout: dims=, model_id=, active_precision=, precision_reason= lines, and a
-// warning= line each.
+// keys: model, weights, precision (fp32|bf16|auto|int8), normalize (0|1), seed,
+// threads, input_size and resize (the preprocessing of calibration images),
+// calibration (a folder), calibration_images, int8_activations.
+// stdout: dims=, model_id=, active_precision=, precision_reason=,
+// int8_activations= lines, and a warning= line each.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -40,6 +42,7 @@ main (int argc, char **argv)
     else if (key == "precision")
       config.precision = value == "bf16" ? vs::Precision::BF16
           : value == "auto"              ? vs::Precision::AUTO
+          : value == "int8"              ? vs::Precision::INT8
                                          : vs::Precision::FP32;
     else if (key == "normalize")
       config.normalize = value != "0";
@@ -47,6 +50,16 @@ main (int argc, char **argv)
       config.seed = std::stoull (value);
     else if (key == "threads")
       config.threads = std::stoi (value);
+    else if (key == "input_size")
+      config.input_size = std::stoi (value);
+    else if (key == "resize")
+      config.resize = std::stoi (value);
+    else if (key == "calibration")
+      config.calibration_location = value;
+    else if (key == "calibration_images")
+      config.calibration_images = std::stoi (value);
+    else if (key == "int8_activations")
+      config.int8_activations = value;
     else {
       std::cerr << "unknown key " << key << "\n";
       return 2;
@@ -70,7 +83,8 @@ main (int argc, char **argv)
     std::cout << "dims=" << engine.dims ()
               << "\nmodel_id=" << engine.model_id () << "\nactive_precision="
               << vs::precision_name (engine.active_precision ())
-              << "\nprecision_reason=" << engine.precision_reason () << "\n";
+              << "\nprecision_reason=" << engine.precision_reason ()
+              << "\nint8_activations=" << engine.int8_activations () << "\n";
     for (const std::string &warning : engine.warnings ())
       std::cout << "warning=" << warning << "\n";
   } catch (const std::exception &e) {

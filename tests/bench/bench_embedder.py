@@ -51,7 +51,7 @@ def torchvision_rate(arch, size, batch, bf16, seconds):
         return done / (time.perf_counter() - start)
 
 
-def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp):
+def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp, extra=""):
     # The file holds whole batches (at most ~16 MB); it is pushed once to load
     # and warm up, untimed, then as often as the time budget wants.
     frame_bytes = size * size * 3
@@ -66,7 +66,7 @@ def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp):
          f"video/x-raw,format=RGB,width={size},height={size},framerate=30/1", frames,
          os.path.join(tmp, "out.bin"), "meta",
          f"embedder model={arch} weights=random input-size={size} resize=0 threads=2 "
-         f"batch-size={batch} precision={precision}", str(repeat)],
+         f"batch-size={batch} precision={precision} {extra}", str(repeat)],
         capture_output=True, text=True,
         env=dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "plugin"),
                  GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin")))

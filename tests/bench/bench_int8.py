@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Would a post-training int8 resnet18 be worth shipping as precision=int8?
+"""Is a post-training int8 resnet18 worth shipping as precision=int8?
 
     nice /usr/bin/python3 tests/bench/bench_int8.py [BUILD_DIR] [--weights FILE.pth]
         [--dataset DIR/cifar-10-batches-py] [--engine onednn|qnnpack] [--seconds S]
@@ -14,10 +14,14 @@ resized to 224. It is traced to TorchScript and measured, at 224 batch
 16 with 2 threads, side by side in rounds against:
   - the same int8 TorchScript through our TorchScript path (tests/embedder-run,
     `appsrc ! embedder model=INT8.pt resize=0 ...`, as bench_embedder.py),
+  - our native int8 (`embedder precision=int8 calibration-location=DIR`, the
+    same 256 CIFAR training images written as PNGs, calibrated by the engine
+    itself at input-size 224 resize 0),
   - our native fp32 (precision=fp32), the same way,
   - torchvision fp32 in this process.
-Quality, on 1000 CIFAR test images resized to 224: cosine of the int8
-embeddings to fp32's, and P@10 of each (leave-one-out, same class relevant).
+Quality, on 1000 CIFAR test images resized to 224: cosine of each int8's
+embeddings to fp32's, and P@10 of each (leave-one-out, same class relevant);
+the native int8 embeds them through tests/embed-tensor with the weights file.
 The gate (issue 12): int8 >= 1.5x our fp32, cosine >= 0.99, P@10 within 0.01.
 Without --weights (or the official file in the torch hub cache) the weights
 are random with randomised batch-norm statistics: cosine and the speed are
@@ -27,6 +31,7 @@ import argparse
 import importlib.util
 import os
 import pickle
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +39,7 @@ import time
 import numpy as np
 import torch
 import torchvision
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_embedder  # noqa: E402
@@ -59,6 +65,37 @@ def cifar(dataset, name, n):
                                         align_corners=False, antialias=False)
     x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     return x, np.asarray(d[b"labels"][:n])
+
+
+def write_pngs(dataset, name, n, folder):
+    """The first n images of a CIFAR batch as PNG files, in sorted order."""
+    with open(os.path.join(dataset, name), "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    os.makedirs(folder)
+    for i, row in enumerate(np.asarray(d[b"data"][:n])):
+        Image.fromarray(row.reshape(3, 32, 32).transpose(1, 2, 0)).save(
+            os.path.join(folder, f"{i:04d}.png"))
+
+
+def native_int8(build, weights, calib, x, tmp):
+    """Our precision=int8 embeddings of x through tests/embed-tensor: the first
+    chunk calibrates on calib, the others reuse the ranges it reports."""
+    out, ranges, chunks = os.path.join(tmp, "native.f32"), None, []
+    for chunk in x.split(100):
+        inp = os.path.join(tmp, "chunk.f32")
+        chunk.numpy().astype(np.float32).tofile(inp)
+        keys = [f"calibration={calib}", "calibration_images=256", "input_size=224", "resize=0"] \
+            if ranges is None else [f"int8_activations={ranges}"]
+        res = subprocess.run([os.path.join(build, "tests", "embed-tensor"), inp, str(len(chunk)),
+                              "224", "224", out, "model=resnet18", f"weights={weights}",
+                              "precision=int8", "threads=2", *keys],
+                             capture_output=True, text=True)
+        info = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+        if res.returncode != 0 or info.get("active_precision") != "int8":
+            raise RuntimeError(f"native int8: {res.stderr[-500:]} {info}")
+        ranges = info["int8_activations"]
+        chunks.append(torch.from_numpy(np.fromfile(out, dtype=np.float32)).view(len(chunk), -1))
+    return torch.cat(chunks)
 
 
 def state_dict(weights):
@@ -130,6 +167,15 @@ def main():
     batch = x[:16].contiguous()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        calib = os.path.join(tmp, "calib")
+        write_pngs(args.dataset, "data_batch_1", 256, calib)
+        pth = weights or os.path.join(tmp, "resnet18.pth")
+        if not weights:
+            torch.save(state, pth)
+        n8 = native_int8(args.build, pth, calib, x, tmp)
+        ncos = torch.nn.functional.cosine_similarity(e32, n8, dim=1)
+        pn8 = precision_at_10(n8, labels)
+        native = f"calibration-location={calib}"
         path = os.path.join(tmp, "resnet18-int8.pt")
         int8.save(path)
         for _ in range(args.rounds):
@@ -139,18 +185,26 @@ def main():
                                              args.seconds, tmp)
             ours8 = bench_embedder.our_rate(args.build, path, 224, 16, "fp32", py8,
                                             args.seconds, tmp)
-            rows.append((tv32, ours32, py8, ours8))
-            print("  round: tv fp32 %.1f, ours fp32 %.1f, int8 in Python %.1f, int8 through "
-                  "embedder %.1f img/s" % rows[-1], file=sys.stderr, flush=True)
+            native8 = bench_embedder.our_rate(args.build, "resnet18", 224, 16, "int8", ours8,
+                                              args.seconds, tmp, native)
+            rows.append((tv32, ours32, py8, ours8, native8))
+            print("  round: tv fp32 %.1f, ours fp32 %.1f, int8 in Python %.1f, int8 TorchScript "
+                  "through embedder %.1f, native int8 %.1f img/s" % rows[-1], file=sys.stderr,
+                  flush=True)
+            print(f"  load average after the round: {os.getloadavg()[0]:.2f}", file=sys.stderr,
+                  flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print("%-22s %10s %10s %12s %14s %12s" % ("resnet18 @224 b16", "tv fp32", "ours fp32",
-                                                "int8 Python", "int8 embedder", "int8/ours32"))
-    for tv32, ours32, py8, ours8 in rows:
-        print("%-22s %10.1f %10.1f %12.1f %14.1f %11.2fx" % ("img/s", tv32, ours32, py8, ours8,
-                                                              ours8 / ours32))
-    print(f"cosine int8 to fp32 over {len(labels)} CIFAR test images at 224: min {cos.min():.4f},"
-          f" mean {cos.mean():.4f}")
-    print(f"P@10: fp32 {p32:.4f}, int8 {p8:.4f} (difference {p8 - p32:+.4f})")
+    print("%-18s %9s %10s %12s %10s %12s %10s %10s" % (
+        "resnet18 @224 b16", "tv fp32", "ours fp32", "int8 Python", "int8 .pt", "native int8",
+        ".pt/ours32", "nat/ours32"))
+    for tv32, ours32, py8, ours8, native8 in rows:
+        print("%-18s %9.1f %10.1f %12.1f %10.1f %12.1f %9.2fx %9.2fx" % (
+            "img/s", tv32, ours32, py8, ours8, native8, ours8 / ours32, native8 / ours32))
+    print(f"cosine to fp32 over {len(labels)} CIFAR test images at 224: TorchScript int8 min "
+          f"{cos.min():.4f} mean {cos.mean():.4f}; native int8 min {ncos.min():.4f} mean "
+          f"{ncos.mean():.4f}")
+    print(f"P@10: fp32 {p32:.4f}, TorchScript int8 {p8:.4f} ({p8 - p32:+.4f}), native int8 "
+          f"{pn8:.4f} ({pn8 - p32:+.4f})")
     print("gate: int8 >= 1.5x ours fp32, cosine >= 0.99, |P@10 difference| <= 0.01")
 
 

@@ -17,6 +17,7 @@
 
 #include "core/model/cpu_features.h"
 #include "core/model/resnet.h"
+#include "core/model/resnet_int8.h"
 
 namespace vs {
 namespace {
@@ -239,6 +240,8 @@ struct EmbeddingEngine::Impl {
   at::ScalarType dtype = at::kFloat;
   int threads = 1;
   std::optional<ResNet> resnet;
+  std::optional<ResNetInt8> int8;
+  std::string int8_activations;
   std::optional<torch::jit::Module> script;
   int dims = 0;
   std::string model_id;
@@ -254,11 +257,70 @@ struct EmbeddingEngine::Impl {
     const bool try_bf16 = c.precision == Precision::AUTO && auto_may_use_bf16();
     dtype = c.precision == Precision::BF16 ? choose_bf16() : at::kFloat;
     c10::InferenceMode guard;
+    if (c.precision == Precision::INT8 && !is_resnet_arch(c.model))
+      throw Error(ErrorKind::Settings,
+                  "precision=int8 quantizes the native ResNets only; a TorchScript model runs as "
+                  "exported: export an int8 one with models/export-torchscript.py --int8 "
+                  "--calibrate DIR and run it with precision=fp32 (" +
+                      std::string(kReadme) + ")");
+    if (c.precision == Precision::INT8 && c.int8_activations.empty() &&
+        c.calibration_location.empty())
+      throw Error(ErrorKind::Settings,
+                  "precision=int8 needs images to calibrate its activation ranges on: set "
+                  "calibration-location to a folder of pictures like those to be embedded (e.g. "
+                  "the gallery), or index= to an int8 index, whose catalog records them");
     if (is_resnet_arch(c.model))
       load_resnet();
     else
       load_torchscript();
     if (try_bf16) calibrate_bf16();
+    if (c.precision == Precision::INT8) prepare_int8();
+  }
+
+  // Quantizes the loaded fp32 ResNet. A calibration folder without images is
+  // the user's to fix; anything the CPU, device or LibTorch lacks leaves fp32
+  // running.
+  void prepare_int8() {
+    std::string why_not;
+    if (!device.is_cpu())
+      why_not = "int8 runs on the CPU only, not on " + config.device;
+    else
+      select_quantized_engine(&why_not);
+    if (!why_not.empty()) return int8_falls_back(why_not);
+
+    std::vector<ActivationQParams> activations;
+    std::string source;
+    if (!config.int8_activations.empty()) {
+      activations = parse_activation_qparams(config.int8_activations);
+      source = "activation ranges as given (an int8 index records them)";
+    } else {
+      const std::vector<at::Tensor> batches = calibration_batches(
+          config.calibration_location, config.calibration_images,
+          [this](const ImageView& v) { return preprocess(v); }, &warnings);
+      int64_t images = 0;
+      for (const at::Tensor& b : batches) images += b.size(0);
+      activations = ResNetInt8::calibrate(*resnet, batches);
+      source = "activation ranges calibrated on " + std::to_string(images) + " images of " +
+               config.calibration_location;
+    }
+    int8.emplace(*resnet, std::move(activations));
+    try {
+      // The quantized kernels refuse a CPU they cannot run on only when run.
+      const int64_t s = config.input_size;
+      int8->forward(at::zeros({1, 3, s, s}));
+    } catch (const std::exception& e) {
+      int8.reset();
+      return int8_falls_back("its quantized kernels failed here (" + summary(e) + ")");
+    }
+    int8_activations = format_activation_qparams(int8->activations());
+    precision_reason = "int8 as asked, quantized engine " +
+                       std::string(c10::toString(at::globalContext().qEngine())) + ", " + source;
+  }
+
+  void int8_falls_back(const std::string& why) {
+    warnings.push_back("precision=int8 runs as fp32: " + why +
+                       ". The embeddings are those of fp32 (active-precision shows what ran).");
+    precision_reason = "int8 asked, but " + why;
   }
 
   // bf16 only where the CPU runs it natively: elsewhere oneDNN's bf16 reorder
@@ -413,7 +475,9 @@ struct EmbeddingEngine::Impl {
     c10::InferenceMode guard;
     const int64_t n = input.size(0);
     at::Tensor out;
-    if (resnet) {
+    if (int8) {
+      out = int8->forward(input);
+    } else if (resnet) {
       out = resnet->forward(input.to(device));
     } else {
       try {
@@ -516,7 +580,10 @@ const std::vector<std::string>& EmbeddingEngine::warnings() const { return impl_
 const std::string& EmbeddingEngine::precision_reason() const { return impl_->precision_reason; }
 
 Precision EmbeddingEngine::active_precision() const {
+  if (impl_->int8) return Precision::INT8;
   return impl_->dtype == at::kBFloat16 ? Precision::BF16 : Precision::FP32;
 }
+
+const std::string& EmbeddingEngine::int8_activations() const { return impl_->int8_activations; }
 
 }  // namespace vs

@@ -16,11 +16,15 @@ namespace vs {
 
 // AUTO picks, when the model loads, the fastest arithmetic whose embeddings stay
 // within kAutoMinCosine of fp32 on this CPU; active_precision() tells which.
-enum class Precision { FP32, BF16, AUTO };
+// INT8 (native ResNets only) quantizes post-training, with activation ranges
+// calibrated on images (EmbeddingConfig::calibration_location) or given
+// (EmbeddingConfig::int8_activations); AUTO never picks it.
+enum class Precision { FP32, BF16, AUTO, INT8 };
 inline const char* precision_name(Precision precision) {
   switch (precision) {
     case Precision::BF16: return "bf16";
     case Precision::AUTO: return "auto";
+    case Precision::INT8: return "int8";
     default: return "fp32";
   }
 }
@@ -45,6 +49,14 @@ struct EmbeddingConfig {
   std::array<float, 3> std{{0.229f, 0.224f, 0.225f}};
   bool normalize = true;
   Precision precision = Precision::AUTO;
+  // INT8: a folder of images like those to be embedded (read in the stable
+  // sorted order of core/dataset/image_folder.h), of which the first
+  // calibration_images are preprocessed as frames and observed in fp32...
+  std::string calibration_location;
+  int calibration_images = 64;
+  // ...unless the activation parameters are given, as
+  // EmbeddingEngine::int8_activations() wrote them (an index records them).
+  std::string int8_activations;
   int threads = 0;  // 0 = number of cores
   std::string device = "cpu";
 };
@@ -104,6 +116,9 @@ class EmbeddingEngine {
   virtual Precision active_precision() const;
   // Why active_precision() is what it is, in a sentence, for the debug log.
   virtual const std::string& precision_reason() const;
+  // With active_precision() INT8, the activation parameters it quantizes with,
+  // as EmbeddingConfig::int8_activations takes them; empty otherwise.
+  virtual const std::string& int8_activations() const;
   // What the user should be told, e.g. that random weights are in use or that
   // bf16 fell back to fp32; one sentence each.
   virtual const std::vector<std::string>& warnings() const;

@@ -31,6 +31,7 @@ class ResNet {
 
  private:
   friend class ResNetBuilder;
+  friend class ResNetInt8;  // reads the folded weights and the block structure
 
   struct Conv {
     at::Tensor weight, bias;          // folded, dense float: what to() starts from
