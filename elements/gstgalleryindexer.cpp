@@ -22,8 +22,9 @@
  * files are embedded again; and once the walk has reached the end of the
  * folder, the items of changed and vanished files are removed from the index
  * and the catalog. Embeddings must match the index (model, preprocessing,
- * dims, metric), as for faissindexer's append. mode=rebuild indexes the
- * folder anew. An index that faissindexer or cifarindexer built is not
+ * dims, metric), as for faissindexer's append; with precision=int8 the
+ * update quantizes with the activation ranges the index records, not with
+ * ranges calibrated again. mode=rebuild indexes the folder anew. An index that faissindexer or cifarindexer built is not
  * updated (it knows no files): rebuild it.
  *
  * Every #GstGalleryIndexer:checkpoint-interval seconds the index and catalog
@@ -137,6 +138,7 @@ struct _GstGalleryIndexer
   /* owned by the bin; NULL only when a child's factory is missing */
   GstElement *children[N_CHILDREN];
   Mode mode; /* under the object lock */
+  gboolean adopted_index; /* set the embedder's index for this run */
   /* This run links gallerysrc straight to faissindexer, the embedder kept
    * in READY: no file needs embedding. State changes only. */
   gboolean bypassed;
@@ -360,6 +362,44 @@ set_bypass (GstGalleryIndexer *self, gboolean bypass)
   self->bypassed = bypass;
 }
 
+/* An update of an int8 gallery quantizes the new files with the ranges the
+ * index records, as its other items were, rather than calibrating again on
+ * what the calibration folder holds now (which would mix two quantizations
+ * in one index, and record only the newer ranges). The embedder adopts them
+ * through its index property for this run only. */
+static void
+adopt_recorded_int8_ranges (GstGalleryIndexer *self, gboolean adopt)
+{
+  GstElement *embedder = self->children[CHILD_EMBEDDER];
+
+  if (!adopt) {
+    if (self->adopted_index)
+      g_object_set (embedder, "index", NULL, NULL);
+    self->adopted_index = FALSE;
+    return;
+  }
+  gint precision = 0;
+  gchar *index = NULL, *location = NULL;
+  g_object_get (embedder, "precision", &precision, "index", &index, NULL);
+  g_object_get (self->children[CHILD_INDEXER], "location", &location, NULL);
+  GEnumClass *precisions =
+      G_ENUM_CLASS (g_type_class_ref (GST_TYPE_EMBEDDER_PRECISION));
+  GEnumValue *int8 = g_enum_get_value_by_nick (precisions, "int8");
+  GST_OBJECT_LOCK (self);
+  const gboolean update = self->mode == MODE_UPDATE;
+  GST_OBJECT_UNLOCK (self);
+  if (update && int8 && precision == int8->value && !index && location
+      && g_file_test (location, G_FILE_TEST_IS_REGULAR)) {
+    GST_INFO_OBJECT (self, "int8 activation ranges from the index %s",
+        location);
+    g_object_set (embedder, "index", location, NULL);
+    self->adopted_index = TRUE;
+  }
+  g_type_class_unref (precisions);
+  g_free (index);
+  g_free (location);
+}
+
 static GstStateChangeReturn
 gst_gallery_indexer_change_state (GstElement *element,
     GstStateChange transition)
@@ -386,6 +426,8 @@ gst_gallery_indexer_change_state (GstElement *element,
     g_free (root);
     g_free (location);
   }
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+    adopt_recorded_int8_ranges (self, TRUE);
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
       && nothing_to_embed (self)) {
     GST_INFO_OBJECT (self,
@@ -397,7 +439,9 @@ gst_gallery_indexer_change_state (GstElement *element,
       GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY
       || (transition == GST_STATE_CHANGE_READY_TO_PAUSED
-          && ret == GST_STATE_CHANGE_FAILURE))
+          && ret == GST_STATE_CHANGE_FAILURE)) {
     set_bypass (self, FALSE);
+    adopt_recorded_int8_ranges (self, FALSE);
+  }
   return ret;
 }

@@ -159,6 +159,7 @@ def index_mode(tmp):
     gi.require_version("Gst", "1.0")
     from gi.repository import Gst
 
+    import faiss
     from test_index_settings import recorded_settings, vectors
     from test_search_e2e import write_cifar10
 
@@ -218,6 +219,29 @@ def index_mode(tmp):
     check(error is None and props == ("int8", None, calib)
           and "precision=(string)int8" in recorded_settings(gallery),
           "galleryindexer passes precision=int8 and calibration-location on", (error, props))
+
+    # An update quantizes the new files with the index's ranges, not with
+    # ranges calibrated again on whatever the calibration folder holds now.
+    photos, other_calib = os.path.join(tmp, "photos"), os.path.join(tmp, "other-calib")
+    write_images(photos, range(20, 23), size=(80, 64))
+    write_images(other_calib, range(40, 44), size=(80, 64))
+    folder = os.path.join(tmp, "folder.faiss")
+
+    def index_photos(calibration):
+        _, error, _ = run(None, "folder.faiss",
+                          f"galleryindexer name=e location={photos} index={folder} {common} "
+                          f"precision=int8 calibration-location={calibration} "
+                          "calibration-images=4")
+        return error, Gst.Structure.from_string(recorded_settings(folder))[0] \
+            .get_string("int8-activations")
+
+    error, first = index_photos(calib)
+    write_images(photos, range(23, 24), size=(80, 64))
+    error2, updated = index_photos(other_calib)
+    check(error is None and error2 is None and first and updated == first
+          and faiss.read_index(folder).ntotal == 4,
+          "galleryindexer's update of an int8 gallery keeps the index's activation ranges",
+          (error, error2, first, updated))
 
     fp32, error, _ = run(f"embedder {common} precision=fp32", "fp32.faiss")
     check(error is None and not (vectors(fp32) == vectors(built)).all(),
