@@ -22,7 +22,8 @@
 #   SEED=                 seed of WEIGHTS=random (the embedder's default: 42)
 #   INPUT_SIZE=224        side the model sees
 #   RESIZE=256            shorter side before the centre crop (0 stretches)
-#   PRECISION=auto        auto (fastest within cosine 0.999 of fp32), fp32 or bf16
+#   PRECISION=auto        auto (fastest within cosine 0.999 of fp32), fp32, bf16
+#                         or int8 (calibrated on CALIBRATION, default DIR)
 #   BATCH_SIZE=16         frames embedded together
 #   INDEX_TYPE=Flat       FAISS index_factory string
 #   METRIC=ip             ip (cosine on the normalised embeddings) or l2
@@ -45,6 +46,7 @@ dir=$1
 QUERY_FRACTION=${QUERY_FRACTION:-0.2}
 SPLIT_SEED=${SPLIT_SEED:-0}
 K=${K:-1,5,10}
+CALIBRATION=${CALIBRATION:-$dir}
 vs_folder_settings
 OUT_DIR=${OUT_DIR:-evaluate-folder-out}
 OUTPUT=${OUTPUT:-$OUT_DIR/metrics.json}

@@ -16,7 +16,10 @@
 #   SEED=                 seed of WEIGHTS=random (the embedder's default: 42)
 #   INPUT_SIZE=224        side the model sees
 #   RESIZE=256            shorter side before the centre crop (0 stretches)
-#   PRECISION=auto        auto (fastest within cosine 0.999 of fp32), fp32 or bf16
+#   PRECISION=auto        auto (fastest within cosine 0.999 of fp32), fp32, bf16
+#                         or int8 (a native ResNet quantized at start)
+#   CALIBRATION=DIR       images PRECISION=int8 calibrates on (default: DIR,
+#                         the gallery itself); an update keeps the index's ranges
 #   BATCH_SIZE=16         frames embedded together
 #   INDEX_TYPE=Flat       FAISS index_factory string (IVF256,Flat, HNSW32, ...)
 #   METRIC=ip             ip (cosine on the normalised embeddings) or l2
@@ -48,6 +51,7 @@ CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-60}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 
 source "$here/search-setup.sh"
+CALIBRATION=${CALIBRATION:-$dir}
 vs_folder_settings
 vs_use_plugin galleryindexer
 

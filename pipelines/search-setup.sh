@@ -15,7 +15,8 @@
 #   weights and seed, input size, resize, mean, std, normalize, as its catalog
 #   INDEX.db records them), so the queries are embedded exactly as the gallery
 #   was. These environment variables add to it:
-#     PRECISION   auto, fp32 or bf16 (not part of the index; default auto)
+#     PRECISION   auto, fp32, bf16 or int8 (int8 is recorded by the index; default auto)
+#     CALIBRATION images PRECISION=int8 calibrates on
 #     INTERVAL    embed every Nth frame (default 1)
 #     MODEL       where the TorchScript file the index was built from is now,
 #                 when it has moved (the embedder checks it is the same file)
@@ -84,6 +85,10 @@ vs_folder_settings() {
              batch-size="$BATCH_SIZE")
   if [ -n "${WEIGHTS:-}" ]; then embedding+=(weights="$WEIGHTS"); fi
   if [ -n "${SEED:-}" ]; then embedding+=(seed="$SEED"); fi
+  if [ "$PRECISION" = int8 ]; then
+    [ -n "${CALIBRATION:-}" ] || vs_die "PRECISION=int8 needs CALIBRATION=DIR, a folder of images like the gallery's."
+    embedding+=(calibration-location="$CALIBRATION")
+  fi
 }
 
 vs_use_plugin() {
