@@ -5,8 +5,8 @@
 //   embed-tensor IN.f32 N H W OUT.f32 [key=value ...]
 //
 // keys: model, weights, precision (fp32|bf16|auto), normalize (0|1), seed, threads.
-// stdout: dims=, model_id=, active_precision=, precision_reason= lines, and a
-// warning= line each.
+// stdout: dims=, model_id=, active_precision=, precision_reason=, kernels=
+// lines, and a warning= line each.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -70,7 +70,8 @@ main (int argc, char **argv)
     std::cout << "dims=" << engine.dims ()
               << "\nmodel_id=" << engine.model_id () << "\nactive_precision="
               << vs::precision_name (engine.active_precision ())
-              << "\nprecision_reason=" << engine.precision_reason () << "\n";
+              << "\nprecision_reason=" << engine.precision_reason ()
+              << "\nkernels=" << engine.kernels () << "\n";
     for (const std::string &warning : engine.warnings ())
       std::cout << "warning=" << warning << "\n";
   } catch (const std::exception &e) {
