@@ -4,7 +4,8 @@
 //
 //   embed-tensor IN.f32 N H W OUT.f32 [key=value ...]
 //
-// keys: model, weights, precision (fp32|bf16|auto), normalize (0|1), seed, threads.
+// keys: model, weights, precision (fp32|bf16|auto), normalize (0|1), seed, threads,
+// repeat (runs the batch that often, for profilers; the output is the last run's).
 // stdout: dims=, model_id=, active_precision=, precision_reason=, kernels=
 // lines, and a warning= line each.
 #include <cstdio>
@@ -27,6 +28,7 @@ main (int argc, char **argv)
   const int n = std::atoi (argv[2]), h = std::atoi (argv[3]),
             w = std::atoi (argv[4]);
   vs::EmbeddingConfig config;
+  int repeat = 1;
   // The parity checks compare fp32 unless told otherwise.
   config.precision = vs::Precision::FP32;
   for (int i = 6; i < argc; ++i) {
@@ -47,6 +49,8 @@ main (int argc, char **argv)
       config.seed = std::stoull (value);
     else if (key == "threads")
       config.threads = std::stoi (value);
+    else if (key == "repeat")
+      repeat = std::stoi (value);
     else {
       std::cerr << "unknown key " << key << "\n";
       return 2;
@@ -62,8 +66,9 @@ main (int argc, char **argv)
   }
   try {
     vs::EmbeddingEngine engine (config);
-    const std::vector<float> out =
-        engine.embed_preprocessed (input.data (), n, h, w);
+    std::vector<float> out;
+    for (int i = 0; i < repeat; ++i)
+      out = engine.embed_preprocessed (input.data (), n, h, w);
     std::ofstream (argv[5], std::ios::binary)
         .write (reinterpret_cast<const char *> (out.data ()),
             out.size () * sizeof (float));
