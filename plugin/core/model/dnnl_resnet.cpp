@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "core/model/dnnl_resnet.h"
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <dnnl.hpp>
 #include <string>
 #include <unordered_map>
@@ -25,28 +27,30 @@ struct Conv {
   memory run_weights;
 };
 
-// Where a tensor of a plan lives: one of the plan's reusable buffers, or the
-// caller's input or output.
-enum : int { kInput = -1, kOutput = -2 };
+// Where a tensor of a plan lives: one of the workspace's buffers, or the
+// caller's input or output. Buffer 0 is the scratchpad every primitive
+// shares (they run one after another).
+enum : int { kInput = -1, kOutput = -2, kScratchpad = 0 };
 struct Tensor {
   memory::desc md;
   int slot;
 };
 
-// Everything a batch shape needs: the primitives in order, the buffers their
-// activations take turns in, and one scratchpad they all share (they run
-// one after another).
+// Everything a batch shape needs: the primitives in order and the bytes of
+// each workspace buffer its activations take turns in.
 struct Plan {
   struct Step {
     dnnl::primitive prim;
-    std::vector<std::pair<int, Tensor>> tensors;  // args bound to buffers
+    std::vector<std::pair<int, Tensor>> tensors;  // args in buffers
     std::unordered_map<int, memory> args;
   };
   std::vector<Step> steps;
   std::vector<size_t> slot_bytes;
-  std::vector<memory> slots;
-  memory::desc scratchpad_md;
-  memory scratchpad, input, output;
+  // The args that live in workspace buffers, to point at them again when
+  // the workspace grows.
+  std::vector<std::pair<memory, int>> in_workspace;
+  uint64_t bound_to = 0;  // the workspace generation they point into
+  memory input, output;
 };
 
 }  // namespace
@@ -61,11 +65,16 @@ struct DnnlResNet::Impl {
   };
   std::vector<Block> blocks;
   int dims = 0;
-  // The shapes seen last: an embedder alternates between its batch size and
-  // the shorter last batch of a stream.
+  // The shapes seen last: an embedder runs its batch size, and shorter
+  // batches at the end of a stream or when frames come slowly.
   std::vector<std::pair<std::array<int, 3>, std::unique_ptr<Plan>>> plans;
+  // Buffers all plans share (one runs at a time), as large as the largest
+  // plan needs: a few shapes cost the memory of one.
+  std::vector<memory> workspace;
+  uint64_t generation = 1;
 
   Plan& plan_for(int n, int h, int w);
+  void bind(Plan& plan);
 };
 
 namespace {
@@ -73,7 +82,9 @@ namespace {
 class PlanBuilder {
  public:
   PlanBuilder(dnnl::engine& eng, dnnl::stream& stream, Plan& plan)
-      : eng_(eng), stream_(stream), plan_(plan) {}
+      : eng_(eng), stream_(stream), plan_(plan), busy_{true} {
+    plan_.slot_bytes = {0};  // kScratchpad
+  }
 
   // Convolution + bias, then (post-ops) the identity added in place into
   // `sum_into` if given, then ReLU if asked.
@@ -149,20 +160,19 @@ class PlanBuilder {
     if (t.slot >= 0) busy_[t.slot] = false;
   }
 
-  // Allocates the buffers at their largest use and binds every step to them.
+  // Makes each step's memory objects; those in the workspace point nowhere
+  // until Impl::bind().
   void finish() {
-    for (size_t bytes : plan_.slot_bytes)
-      plan_.slots.emplace_back(memory::desc({memory::dim(bytes)}, dt::u8, tag::x), eng_);
-    plan_.scratchpad = memory(plan_.scratchpad_md, eng_);
-    for (Plan::Step& step : plan_.steps) {
+    for (Plan::Step& step : plan_.steps)
       for (const auto& [arg, t] : step.tensors) {
-        memory m = t.slot == kInput    ? plan_.input
-                   : t.slot == kOutput ? plan_.output
-                                       : memory(t.md, eng_, plan_.slots[t.slot].get_data_handle());
+        if (t.slot == kInput || t.slot == kOutput) {
+          step.args.emplace(arg, t.slot == kInput ? plan_.input : plan_.output);
+          continue;
+        }
+        memory m(t.md, eng_, DNNL_MEMORY_NONE);
+        plan_.in_workspace.emplace_back(m, t.slot);
         step.args.emplace(arg, m);
       }
-      step.args.emplace(DNNL_ARG_SCRATCHPAD, plan_.scratchpad);
-    }
   }
 
  private:
@@ -187,7 +197,11 @@ class PlanBuilder {
 
   void add(dnnl::primitive prim, const memory::desc& scratchpad,
            std::vector<std::pair<int, Tensor>> tensors, std::unordered_map<int, memory> fixed) {
-    if (scratchpad.get_size() > plan_.scratchpad_md.get_size()) plan_.scratchpad_md = scratchpad;
+    if (scratchpad.get_size() > 0) {
+      tensors.emplace_back(DNNL_ARG_SCRATCHPAD, Tensor{scratchpad, kScratchpad});
+      plan_.slot_bytes[kScratchpad] =
+          std::max(plan_.slot_bytes[kScratchpad], scratchpad.get_size());
+    }
     plan_.steps.push_back({std::move(prim), std::move(tensors), std::move(fixed)});
   }
 
@@ -227,6 +241,19 @@ auto translate(const char* what, F&& f) {
 
 }  // namespace
 
+void DnnlResNet::Impl::bind(Plan& plan) {
+  for (size_t i = 0; i < plan.slot_bytes.size(); ++i) {
+    if (i < workspace.size() && workspace[i].get_desc().get_size() >= plan.slot_bytes[i]) continue;
+    if (i >= workspace.size()) workspace.resize(i + 1);
+    workspace[i] = memory();  // the old buffer goes before the new one comes
+    workspace[i] = memory(memory::desc({memory::dim(plan.slot_bytes[i])}, dt::u8, tag::x), eng);
+    ++generation;
+  }
+  if (plan.bound_to == generation) return;
+  for (auto& [m, slot] : plan.in_workspace) m.set_data_handle(workspace[slot].get_data_handle());
+  plan.bound_to = generation;
+}
+
 Plan& DnnlResNet::Impl::plan_for(int n, int h, int w) {
   const std::array<int, 3> key{n, h, w};
   for (auto& [shape, plan] : plans)
@@ -258,7 +285,7 @@ Plan& DnnlResNet::Impl::plan_for(int n, int h, int w) {
   }
   b.global_avg_pool(x);
   b.finish();
-  if (plans.size() == 4) plans.erase(plans.begin());
+  if (plans.size() == 8) plans.erase(plans.begin());
   plans.emplace_back(key, std::move(plan));
   return *plans.back().second;
 }
@@ -292,6 +319,7 @@ void DnnlResNet::prepare(int n, int h, int w) {
 void DnnlResNet::forward(const float* nchw, int n, int h, int w, float* out) {
   translate("run", [&] {
     Plan& plan = impl_->plan_for(n, h, w);
+    impl_->bind(plan);
     plan.input.set_data_handle(const_cast<float*>(nchw));
     plan.output.set_data_handle(out);
     for (Plan::Step& step : plan.steps) step.prim.execute(impl_->stream, step.args);
