@@ -16,11 +16,10 @@ import sys
 import tempfile
 
 import torch
-import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checks import check, finish  # noqa: E402
-from model_fixtures import randomise_batch_norms  # noqa: E402
+from model_fixtures import save_random_model  # noqa: E402
 
 FP32_KERNELS = sys.argv[1]
 torch.set_num_threads(2)
@@ -28,11 +27,8 @@ torch.set_num_threads(2)
 with tempfile.TemporaryDirectory() as tmp:
     gen = torch.Generator().manual_seed(12)
     for arch in ["resnet18", "resnet50"]:
-        torch.manual_seed(12)
-        model = getattr(torchvision.models, arch)(weights=None)
-        randomise_batch_norms(model, gen)
         path = os.path.join(tmp, f"{arch}.pth")
-        torch.save(model.state_dict(), path)
+        save_random_model(arch, path, 12, gen)
         res = subprocess.run([FP32_KERNELS, arch, path], capture_output=True, text=True)
         print(res.stdout + res.stderr, end="", flush=True)
         if res.returncode == 77:
