@@ -7,8 +7,8 @@
 
 Runs tests/embed-tensor on one random (16, 3, 224, 224) batch N times with
 ONEDNN_VERBOSE=1, 2 threads, and reads oneDNN's own execution times: for each
-primitive of the network, the median of its N runs (the weights' one-off
-reorders are left out). Prints the time by kind (convolutions by their fused
+primitive of the network, the median of its runs after the first batch (the
+weights' one-off reorders are left out). Prints the time by kind (convolutions by their fused
 post-ops, pooling, reorders) and each convolution shape's time, share and
 GFLOP/s. --kernels aten profiles the ATen path instead (VISUALSEARCH_FP32_KERNELS):
 its oneDNN calls (convolutions, ReLUs, adds, pooling) show the same way, ATen's
@@ -58,19 +58,30 @@ def main():
     kernels = [line for line in res.stdout.splitlines() if line.startswith("kernels=")]
     print(kernels[0] if kernels else "kernels=?")
     # exec,cpu,KIND,IMPL,PROP,MDS,ATTRS,AUX,PROBLEM,MS
-    runs = collections.defaultdict(list)
-    order = []
+    lines = []
     for line in res.stdout.splitlines():
         f = line.split(",")
-        if len(f) < 11 or f[0] != "onednn_verbose" or f[1] != "exec":
-            continue
-        key = (f[3], f[4], f[7].strip(), f[9])
+        if len(f) >= 11 and f[0] == "onednn_verbose" and f[1] == "exec":
+            lines.append(((f[3], f[4], f[7].strip(), f[9]), float(f[10])))
+    # Each batch runs the same sequence of primitives: the shortest period of
+    # the log's tail. The first batch (and the weights' reorders before it)
+    # is left out; each step counts with its median over the others.
+    keys = [k for k, _ in lines]
+    period = next((n for n in range(1, len(keys) // 2 + 1)
+                   if keys[-n:] == keys[-2 * n:-n]), 0)
+    batches = min(args.repeat - 1, len(keys) // period if period else 0)
+    if args.repeat < 2 or batches < 1:
+        sys.exit("need --repeat 2 or more, and a log that repeats")
+    per_batch = collections.Counter()
+    runs = collections.Counter()
+    order = []
+    for i in range(period):
+        key = keys[len(keys) - period + i]
+        times = [lines[len(lines) - (b + 1) * period + i][1] for b in range(batches)]
         if key not in runs:
             order.append(key)
-        runs[key].append(float(f[10]))
-    # A primitive that runs k times per batch shows up k * repeat times.
-    per_batch = {k: statistics.median(t) * len(t) / args.repeat
-                 for k, t in runs.items() if len(t) >= args.repeat}
+        per_batch[key] += statistics.median(times)
+        runs[key] += 1
     total = sum(per_batch.values())
     print(f"{args.arch} b{BATCH} @{SIZE}: {total:.1f} ms per batch in oneDNN primitives "
           f"({1000 * BATCH / total:.1f} img/s if nothing else ran)")
@@ -86,7 +97,7 @@ def main():
         if key[0] != "convolution" or key not in per_batch:
             continue
         ms = per_batch[key]
-        count = len(runs[key]) / args.repeat
+        count = runs[key]
         post = re.search(r"attr-post-ops:(\S+)", key[2])
         print("%-62s %8.2f %5.1f%% %8.1f" % (
             (key[3] + (" +" + post.group(1) if post else ""))[:62], ms, 100 * ms / total,
