@@ -29,6 +29,8 @@ make_engine (const char *arch, const char *weights, const char *kernels)
   return std::make_unique<vs::EmbeddingEngine> (config);
 }
 
+static int compare (const char *arch, const char *weights);
+
 int
 main (int argc, char **argv)
 {
@@ -36,8 +38,19 @@ main (int argc, char **argv)
     std::fprintf (stderr, "usage: %s ARCH WEIGHTS.pth\n", argv[0]);
     return 2;
   }
-  auto aten = make_engine (argv[1], argv[2], "aten");
-  auto onednn = make_engine (argv[1], argv[2], "onednn");
+  try {
+    return compare (argv[1], argv[2]);
+  } catch (const std::exception &e) {
+    std::fprintf (stderr, "ERROR: %s\n", e.what ());
+    return 1;
+  }
+}
+
+static int
+compare (const char *arch, const char *weights)
+{
+  auto aten = make_engine (arch, weights, "aten");
+  auto onednn = make_engine (arch, weights, "onednn");
   std::printf ("aten: %s\nonednn: %s\n", aten->kernels ().c_str (),
       onednn->kernels ().c_str ());
   if (onednn->kernels_degraded ()) {
@@ -80,7 +93,7 @@ main (int argc, char **argv)
       const bool ok = cosine >= 0.99999;
       failures += !ok;
       std::printf ("%s %s n=%d %dx%d image %d: cosine %.7f\n",
-          ok ? "ok  " : "FAIL", argv[1], s.n, s.w, s.h, i, cosine);
+          ok ? "ok  " : "FAIL", arch, s.n, s.w, s.h, i, cosine);
     }
   }
   if (onednn->kernels_degraded ()) {

@@ -415,6 +415,7 @@ at::Tensor ResNet::conv(const at::Tensor& x, const Conv& c) const {
 }
 
 at::Tensor ResNet::forward(const at::Tensor& input) {
+#ifdef VS_HAVE_DNNL
   if (dnnl_) {
     const at::Tensor x = input.to(at::kFloat).contiguous();
     at::Tensor out = at::empty({x.size(0), dims_}, at::kFloat);
@@ -424,6 +425,7 @@ at::Tensor ResNet::forward(const at::Tensor& input) {
       return out;
     } catch (const DnnlResNet::Failure& e) { fall_back(e.what()); }
   }
+#endif
   at::Tensor x = mkldnn_ ? input.to(at::kFloat).contiguous().to_mkldnn(dtype_)
                          : input.to(dtype_).contiguous(at::MemoryFormat::ChannelsLast);
   x = conv(x, stem_).relu_();
