@@ -400,12 +400,14 @@ bool ResNet::start_onednn() {
 #endif
 }
 
+#ifdef VS_HAVE_DNNL
 void ResNet::fall_back(const std::string& why) {
   dnnl_.reset();
   kernels_ = "ATen's ops: " + why;
   kernels_degraded_ = true;
   prepare_aten(at::kCPU, at::kFloat);
 }
+#endif
 
 at::Tensor ResNet::conv(const at::Tensor& x, const Conv& c) const {
   if (mkldnn_)

@@ -26,9 +26,9 @@ class ResNet {
   // Deterministic weights drawn from `seed`: the same in every process.
   static ResNet random(const std::string& arch, uint64_t seed);
 
-  // Prepares the weights for a device and dtype; forward() needs it. fp32 on the CPU runs
-  // through oneDNN's primitives where it can (dnnl_resnet.h), unless the
-  // environment has VISUALSEARCH_FP32_KERNELS=aten.
+  // Prepares the weights for a device and dtype; forward() needs it. fp32 on
+  // the CPU runs through oneDNN's primitives where it can (dnnl_resnet.h),
+  // unless the environment has VISUALSEARCH_FP32_KERNELS=aten.
   void to(at::Device device, at::ScalarType dtype);
   // (N, 3, H, W) normalised batch -> (N, dims()) float features. If oneDNN
   // fails on a new batch shape, this and later calls run ATen's ops instead.
@@ -66,7 +66,9 @@ class ResNet {
   // oneDNN tensors with weights reordered once: on CPUs, faster than dense
   // channels-last, whose convolutions reorder the weights on every call.
   bool mkldnn_ = false;
-  // Borrows the weight and bias tensors above (shared: ResNet moves).
+  // Borrows the weight and bias tensors above. A shared_ptr because its
+  // deleter is bound in resnet.cpp: ResNet is destroyed where DnnlResNet is
+  // an incomplete type.
   std::shared_ptr<DnnlResNet> dnnl_;
   std::string kernels_;
   bool kernels_degraded_ = false;
