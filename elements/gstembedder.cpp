@@ -142,6 +142,8 @@ struct EmbedderState
   bool embeddable = true;
   /* Whether the user was told that the model made a non-finite embedding. */
   bool warned_non_finite = false;
+  /* Whether the log says that the engine's kernels fell back. */
+  bool logged_degraded = false;
   guint64 frame_count = 0;
 
   void drop_buffers ()
@@ -814,6 +816,22 @@ adopt_index_settings (GstEmbedder *self, const std::string &index)
   return recorded;
 }
 
+/* Slower kernels give the same embeddings, so a fallback is a debug log
+ * warning, not a message on the bus. */
+static void
+log_kernels (GstEmbedder *self, EmbedderState *st)
+{
+  if (st->logged_degraded)
+    return;
+  const std::string kernels = st->engine->kernels ();
+  if (st->engine->kernels_degraded ()) {
+    GST_WARNING_OBJECT (self, "the model runs on %s", kernels.c_str ());
+    st->logged_degraded = true;
+  } else {
+    GST_INFO_OBJECT (self, "the model runs on %s", kernels.c_str ());
+  }
+}
+
 static gboolean
 gst_embedder_start (GstBaseTransform *trans)
 {
@@ -910,6 +928,7 @@ gst_embedder_start (GstBaseTransform *trans)
       st->engine->precision_reason ().c_str (), cpu.model.c_str (), cpu.avx2,
       cpu.avx512bw && cpu.avx512vl && cpu.avx512dq, cpu.avx512_bf16,
       cpu.amx_bf16);
+  log_kernels (self, st.get ());
   self->state = st.release ();
   return TRUE;
 }
@@ -1030,6 +1049,8 @@ run_batch (GstEmbedder *self)
         std::chrono::steady_clock::now () - t0;
     GST_LOG_OBJECT (self, "embedded %u frames in %.1f ms", (guint) n,
         took.count ());
+    if (st->engine->kernels_degraded ())
+      log_kernels (self, st);
 
     const guint dims = st->engine->dims ();
     size_t row = 0;

@@ -10,6 +10,8 @@ PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   libtorch-dev
+  # oneDNN's headers: fp32 ResNets run through its primitives (the library LibTorch links).
+  libdnnl-dev
   libfaiss-dev
   libopenblas0-pthread libopenblas-pthread-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev

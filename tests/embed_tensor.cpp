@@ -6,9 +6,10 @@
 //
 // keys: model, weights, precision (fp32|bf16|auto|int8), normalize (0|1), seed,
 // threads, input_size and resize (the preprocessing of calibration images),
-// calibration (a folder), calibration_images, int8_activations.
+// calibration (a folder), calibration_images, int8_activations, repeat (runs
+// the batch that often, for profilers; the output is the last run's).
 // stdout: dims=, model_id=, active_precision=, precision_reason=,
-// int8_activations= lines, and a warning= line each.
+// int8_activations=, kernels= lines, and a warning= line each.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -29,6 +30,7 @@ main (int argc, char **argv)
   const int n = std::atoi (argv[2]), h = std::atoi (argv[3]),
             w = std::atoi (argv[4]);
   vs::EmbeddingConfig config;
+  int repeat = 1;
   // The parity checks compare fp32 unless told otherwise.
   config.precision = vs::Precision::FP32;
   for (int i = 6; i < argc; ++i) {
@@ -60,6 +62,8 @@ main (int argc, char **argv)
       config.calibration_images = std::stoi (value);
     else if (key == "int8_activations")
       config.int8_activations = value;
+    else if (key == "repeat")
+      repeat = std::stoi (value);
     else {
       std::cerr << "unknown key " << key << "\n";
       return 2;
@@ -75,8 +79,9 @@ main (int argc, char **argv)
   }
   try {
     vs::EmbeddingEngine engine (config);
-    const std::vector<float> out =
-        engine.embed_preprocessed (input.data (), n, h, w);
+    std::vector<float> out;
+    for (int i = 0; i < repeat; ++i)
+      out = engine.embed_preprocessed (input.data (), n, h, w);
     std::ofstream (argv[5], std::ios::binary)
         .write (reinterpret_cast<const char *> (out.data ()),
             out.size () * sizeof (float));
@@ -84,7 +89,8 @@ main (int argc, char **argv)
               << "\nmodel_id=" << engine.model_id () << "\nactive_precision="
               << vs::precision_name (engine.active_precision ())
               << "\nprecision_reason=" << engine.precision_reason ()
-              << "\nint8_activations=" << engine.int8_activations () << "\n";
+              << "\nint8_activations=" << engine.int8_activations ()
+              << "\nkernels=" << engine.kernels () << "\n";
     for (const std::string &warning : engine.warnings ())
       std::cout << "warning=" << warning << "\n";
   } catch (const std::exception &e) {

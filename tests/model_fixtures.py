@@ -11,3 +11,14 @@ def randomise_batch_norms(model, gen):
             m.bias.data.normal_(0, 0.1, generator=gen)
             m.running_mean.normal_(0, 0.1, generator=gen)
             m.running_var.uniform_(0.5, 2.0, generator=gen)
+
+
+def save_random_model(name, path, seed, gen):
+    """A torchvision model `name` with weights drawn from `seed` and random batch
+    norms from `gen`, its state dict saved to `path`; returns the model."""
+    import torchvision
+    torch.manual_seed(seed)
+    model = getattr(torchvision.models, name)(weights=None)
+    randomise_batch_norms(model, gen)
+    torch.save(model.state_dict(), path)
+    return model

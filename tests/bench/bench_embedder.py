@@ -51,7 +51,11 @@ def torchvision_rate(arch, size, batch, bf16, seconds):
         return done / (time.perf_counter() - start)
 
 
-def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp, extra=""):
+def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp, extra="",
+             kernels=None):
+    """extra: more embedder properties; kernels: "aten" runs fp32 ResNets on
+    ATen's ops rather than oneDNN's primitives (VISUALSEARCH_FP32_KERNELS);
+    None, the embedder's default."""
     # The file holds whole batches (at most ~16 MB); it is pushed once to load
     # and warm up, untimed, then as often as the time budget wants.
     frame_bytes = size * size * 3
@@ -69,7 +73,8 @@ def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp, e
          f"batch-size={batch} precision={precision} {extra}", str(repeat)],
         capture_output=True, text=True,
         env=dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "plugin"),
-                 GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin")))
+                 GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin"),
+                 **({"VISUALSEARCH_FP32_KERNELS": kernels} if kernels else {})))
     if res.returncode != 0:
         raise RuntimeError(res.stderr)
     info = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)

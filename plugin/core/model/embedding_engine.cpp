@@ -579,6 +579,14 @@ const std::vector<std::string>& EmbeddingEngine::warnings() const { return impl_
 
 const std::string& EmbeddingEngine::precision_reason() const { return impl_->precision_reason; }
 
+std::string EmbeddingEngine::kernels() const {
+  return impl_->resnet ? impl_->resnet->kernels() : "the TorchScript interpreter";
+}
+
+bool EmbeddingEngine::kernels_degraded() const {
+  return impl_->resnet && impl_->resnet->kernels_degraded();
+}
+
 Precision EmbeddingEngine::active_precision() const {
   if (impl_->int8) return Precision::INT8;
   return impl_->dtype == at::kBFloat16 ? Precision::BF16 : Precision::FP32;

@@ -122,6 +122,13 @@ class EmbeddingEngine {
   // What the user should be told, e.g. that random weights are in use or that
   // bf16 fell back to fp32; one sentence each.
   virtual const std::vector<std::string>& warnings() const;
+  // Which kernels run the model, in a sentence for the debug log: for fp32
+  // ResNets on the CPU oneDNN's primitives, or ATen's ops and why. It may
+  // change after run(): see kernels_degraded().
+  virtual std::string kernels() const;
+  // True once the faster kernels failed (e.g. oneDNN on a new batch shape)
+  // and slower ones took over; the embeddings are the same.
+  virtual bool kernels_degraded() const;
 
  private:
   struct Impl;

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <random>
@@ -11,6 +12,7 @@
 
 #include "core/base/error.h"
 #include "core/model/checkpoint.h"
+#include "core/model/dnnl_resnet.h"
 
 namespace vs {
 namespace {
@@ -289,8 +291,8 @@ ResNet ResNetBuilder::build(const Plan& plan, const ConvSource& source) {
     constexpr double eps = 1e-5;  // torchvision's BatchNorm2d default
     const at::Tensor scale = p.gamma / at::sqrt(p.var + eps);
     ResNet::Conv conv;
-    conv.weight = (p.weight * scale.view({-1, 1, 1, 1})).to(at::kFloat);
-    conv.bias = (p.beta - p.mean * scale).to(at::kFloat);
+    conv.weight = (p.weight * scale.view({-1, 1, 1, 1})).to(at::kFloat).contiguous();
+    conv.bias = (p.beta - p.mean * scale).to(at::kFloat).contiguous();
     conv.stride = c.stride;
     conv.padding = c.padding;
     return conv;
@@ -309,13 +311,37 @@ ResNet ResNetBuilder::build(const Plan& plan, const ConvSource& source) {
     net.blocks_.push_back(std::move(block));
   }
   net.dims_ = plan.dims;
-  net.to(at::kCPU, at::kFloat);
   return net;
 }
 
+template <typename F>
+void ResNet::for_each_conv(F&& f) {
+  f(stem_);
+  for (Block& b : blocks_) {
+    f(b.conv1);
+    f(b.conv2);
+    if (b.bottleneck) f(b.conv3);
+    if (b.has_downsample) f(b.downsample);
+  }
+}
+
 void ResNet::to(at::Device device, at::ScalarType dtype) {
+  dtype_ = dtype;
+  dnnl_.reset();
+  kernels_.clear();
+  kernels_degraded_ = false;
+  if (device.is_cpu() && dtype == at::kFloat && start_onednn()) {
+    // oneDNN keeps its own reordered copy; ATen's would only take memory.
+    for_each_conv([](Conv& c) { c.run_weight = c.run_bias = at::Tensor(); });
+    mkldnn_ = false;
+    return;
+  }
+  prepare_aten(device, dtype);
+}
+
+void ResNet::prepare_aten(at::Device device, at::ScalarType dtype) {
   mkldnn_ = device.is_cpu() && at::hasMKLDNN();
-  auto prepare = [&](Conv& c) {
+  for_each_conv([&](Conv& c) {
     if (mkldnn_) {
       c.run_weight = at::mkldnn_reorder_conv2d_weight(
           c.weight.to_mkldnn(dtype), {c.padding, c.padding}, {c.stride, c.stride}, {1, 1}, 1);
@@ -324,16 +350,64 @@ void ResNet::to(at::Device device, at::ScalarType dtype) {
       c.run_weight = c.weight.to(device, dtype).contiguous(at::MemoryFormat::ChannelsLast);
       c.run_bias = c.bias.to(device, dtype);
     }
-  };
-  prepare(stem_);
-  for (Block& b : blocks_) {
-    prepare(b.conv1);
-    prepare(b.conv2);
-    if (b.bottleneck) prepare(b.conv3);
-    if (b.has_downsample) prepare(b.downsample);
-  }
-  dtype_ = dtype;
+  });
+  if (kernels_.empty()) kernels_ = mkldnn_ ? "ATen's oneDNN ops" : "ATen's ops";
 }
+
+// VISUALSEARCH_FP32_KERNELS=aten keeps ATen's ops, so that a benchmark can
+// compare both paths in one run, and a user can step around a oneDNN fault.
+bool ResNet::start_onednn() {
+  const char* env = std::getenv("VISUALSEARCH_FP32_KERNELS");
+  if (env && std::string(env) == "aten") {
+    kernels_ = "ATen's oneDNN ops (VISUALSEARCH_FP32_KERNELS=aten)";
+    return false;
+  }
+#ifdef VS_HAVE_DNNL
+  auto spec = [](const Conv& c) {
+    DnnlConvSpec s;
+    s.weight = c.weight.data_ptr<float>();
+    s.bias = c.bias.data_ptr<float>();
+    s.out = static_cast<int>(c.weight.size(0));
+    s.in = static_cast<int>(c.weight.size(1));
+    s.kernel = static_cast<int>(c.weight.size(2));
+    s.stride = static_cast<int>(c.stride);
+    s.padding = static_cast<int>(c.padding);
+    return s;
+  };
+  std::vector<DnnlBlockSpec> blocks;
+  for (const Block& b : blocks_) {
+    DnnlBlockSpec block;
+    block.convs = {spec(b.conv1), spec(b.conv2)};
+    if (b.bottleneck) block.convs.push_back(spec(b.conv3));
+    if (b.has_downsample) block.downsample = spec(b.downsample);
+    blocks.push_back(std::move(block));
+  }
+  try {
+    dnnl_ = std::make_shared<DnnlResNet>(spec(stem_), std::move(blocks));
+    // A CPU that oneDNN cannot serve shows here rather than mid-stream.
+    dnnl_->prepare(1, 64, 64);
+  } catch (const DnnlResNet::Failure& e) {
+    dnnl_.reset();
+    kernels_ = std::string("ATen's ops: ") + e.what();
+    kernels_degraded_ = true;
+    return false;
+  }
+  kernels_ = "oneDNN primitives with fused ReLU and residual adds";
+  return true;
+#else
+  kernels_ = "ATen's oneDNN ops (built without oneDNN's headers, libdnnl-dev)";
+  return false;
+#endif
+}
+
+#ifdef VS_HAVE_DNNL
+void ResNet::fall_back(const std::string& why) {
+  dnnl_.reset();
+  kernels_ = "ATen's ops: " + why;
+  kernels_degraded_ = true;
+  prepare_aten(at::kCPU, at::kFloat);
+}
+#endif
 
 at::Tensor ResNet::conv(const at::Tensor& x, const Conv& c) const {
   if (mkldnn_)
@@ -342,7 +416,18 @@ at::Tensor ResNet::conv(const at::Tensor& x, const Conv& c) const {
   return at::conv2d(x, c.run_weight, c.run_bias, c.stride, c.padding);
 }
 
-at::Tensor ResNet::forward(const at::Tensor& input) const {
+at::Tensor ResNet::forward(const at::Tensor& input) {
+#ifdef VS_HAVE_DNNL
+  if (dnnl_) {
+    const at::Tensor x = input.to(at::kFloat).contiguous();
+    at::Tensor out = at::empty({x.size(0), dims_}, at::kFloat);
+    try {
+      dnnl_->forward(x.data_ptr<float>(), static_cast<int>(x.size(0)), static_cast<int>(x.size(2)),
+                     static_cast<int>(x.size(3)), out.data_ptr<float>());
+      return out;
+    } catch (const DnnlResNet::Failure& e) { fall_back(e.what()); }
+  }
+#endif
   at::Tensor x = mkldnn_ ? input.to(at::kFloat).contiguous().to_mkldnn(dtype_)
                          : input.to(dtype_).contiguous(at::MemoryFormat::ChannelsLast);
   x = conv(x, stem_).relu_();

@@ -8,10 +8,13 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace vs {
+
+class DnnlResNet;
 
 bool is_resnet_arch(const std::string& name);
 
@@ -23,11 +26,18 @@ class ResNet {
   // Deterministic weights drawn from `seed`: the same in every process.
   static ResNet random(const std::string& arch, uint64_t seed);
 
-  // Prepares the weights for a device and dtype.
+  // Prepares the weights for a device and dtype; forward() needs it. fp32 on
+  // the CPU runs through oneDNN's primitives where it can (dnnl_resnet.h),
+  // unless the environment has VISUALSEARCH_FP32_KERNELS=aten.
   void to(at::Device device, at::ScalarType dtype);
-  // (N, 3, H, W) normalised batch -> (N, dims()) float features.
-  at::Tensor forward(const at::Tensor& input) const;
+  // (N, 3, H, W) normalised batch -> (N, dims()) float features. If oneDNN
+  // fails on a new batch shape, this and later calls run ATen's ops instead.
+  at::Tensor forward(const at::Tensor& input);
   int dims() const { return dims_; }
+  // Which kernels forward() runs, and why: a sentence for the logs.
+  const std::string& kernels() const { return kernels_; }
+  // True once oneDNN was meant to run but failed, and ATen's ops took over.
+  bool kernels_degraded() const { return kernels_degraded_; }
 
  private:
   friend class ResNetBuilder;
@@ -44,6 +54,11 @@ class ResNet {
   };
 
   at::Tensor conv(const at::Tensor& x, const Conv& c) const;
+  void prepare_aten(at::Device device, at::ScalarType dtype);
+  bool start_onednn();
+  void fall_back(const std::string& why);
+  template <typename F>
+  void for_each_conv(F&& f);
 
   Conv stem_;
   std::vector<Block> blocks_;
@@ -52,6 +67,12 @@ class ResNet {
   // oneDNN tensors with weights reordered once: on CPUs, faster than dense
   // channels-last, whose convolutions reorder the weights on every call.
   bool mkldnn_ = false;
+  // Borrows the weight and bias tensors above. A shared_ptr because its
+  // deleter is bound in resnet.cpp: ResNet is destroyed where DnnlResNet is
+  // an incomplete type.
+  std::shared_ptr<DnnlResNet> dnnl_;
+  std::string kernels_;
+  bool kernels_degraded_ = false;
 };
 
 }  // namespace vs
