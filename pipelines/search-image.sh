@@ -15,9 +15,10 @@
 #   -k K           how many results (default 5, or $K)
 #
 # Environment: THUMB=96 (thumbnail side in the sheet), BUILD_DIR=build (plugin
-# used when not installed), PRECISION=auto (or fp32, bf16), and MODEL or WEIGHTS
-# when the TorchScript or weights file of the index has moved. The embedder
-# takes everything else from the index (embedder index=INDEX).
+# used when not installed), PRECISION (unset: the index's int8, else auto;
+# or fp32, bf16), and MODEL or WEIGHTS when the TorchScript or weights file
+# of the index has moved. The embedder takes everything else from the index
+# (embedder index=INDEX).
 # Exits 1 on any failure, with a message saying what to do.
 set -euo pipefail
 source "$(dirname "$0")/search-setup.sh"

@@ -109,7 +109,7 @@ vs_embedder_for() {
   catalog=$(vs_catalog_of "$index")
   [ -f "$index" ] || vs_die "no index at $index; build one with pipelines/index-folder.sh or pipelines/index-cifar.sh (or galleryindexer / cifarindexer / faissindexer)."
   [ -f "$catalog" ] || vs_die "no catalog at $catalog beside the index; rebuild the index with pipelines/index-cifar.sh."
-  embedder=(embedder index="$index" precision="${PRECISION:-auto}" inference-interval="${INTERVAL:-1}")
+  embedder=(embedder index="$index" ${PRECISION:+precision="$PRECISION"} inference-interval="${INTERVAL:-1}")
   if [ -n "${MODEL:-}" ]; then embedder+=(model="$MODEL"); fi
   if [ -n "${WEIGHTS:-}" ]; then embedder+=(weights="$WEIGHTS"); fi
 }

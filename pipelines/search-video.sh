@@ -22,9 +22,10 @@
 # results in between), THUMB=64, POSITION=bottom (top, bottom, left, right),
 # WIDTH= (scale the output to this width, keeping the aspect ratio),
 # MESSAGES= (a file for the per-frame results as gst-launch -m prints them),
-# BUILD_DIR=build, PRECISION=auto (or fp32, bf16), and MODEL or WEIGHTS when the
-# TorchScript or weights file of the index has moved. The embedder takes
-# everything else from the index (embedder index=INDEX).
+# BUILD_DIR=build, PRECISION (unset: the index's int8, else auto; or fp32,
+# bf16), and MODEL or WEIGHTS when the TorchScript or weights file of the
+# index has moved. The embedder takes everything else from the index
+# (embedder index=INDEX).
 set -euo pipefail
 source "$(dirname "$0")/search-setup.sh"
 

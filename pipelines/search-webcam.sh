@@ -14,8 +14,9 @@
 # The display keeps the camera's rate: when the model cannot keep up, the
 # embedder's QoS skips embeddings (never frames) and the overlay keeps the
 # last results on screen. Environment: WIDTH=640 HEIGHT=480 (frame size
-# searched and shown), INTERVAL=1 (embed every Nth frame), PRECISION=auto (bf16, where
-# the CPU has it natively and it holds up, is ~3x faster), THUMB=64, POSITION=bottom,
+# searched and shown), INTERVAL=1 (embed every Nth frame), PRECISION (unset:
+# the index's int8, else auto; bf16, where the CPU has it natively and it
+# holds up, is ~3x faster), THUMB=64, POSITION=bottom,
 # SINK=autovideosink, SOURCE= (a gst-launch source to use instead of the
 # camera, e.g. SOURCE="videotestsrc is-live=true"), BUILD_DIR=build, and
 # MODEL or WEIGHTS when the TorchScript or weights file of the index has
