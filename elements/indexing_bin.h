@@ -24,6 +24,25 @@ struct ProxiedProperty
   const gchar *blurb; /* NULL: the child's own */
 };
 
+/* The embedder's properties that both bins stand for, in this order; each
+ * bin's property enum lists PROP_MODEL, PROP_WEIGHTS, PROP_SEED,
+ * PROP_PRECISION, PROP_CALIBRATION_LOCATION, PROP_CALIBRATION_IMAGES,
+ * PROP_BATCH_SIZE, PROP_INPUT_SIZE and PROP_RESIZE in the same order. */
+#define INDEXING_BIN_EMBEDDER_PROPERTIES \
+  {"model", "Model", CHILD_EMBEDDER, "model", NULL}, \
+      {"weights", "Weights", CHILD_EMBEDDER, "weights", NULL}, \
+      {"seed", "Seed", CHILD_EMBEDDER, "seed", NULL}, \
+      {"precision", "Precision", CHILD_EMBEDDER, "precision", NULL}, \
+      {"calibration-location", "Calibration location", CHILD_EMBEDDER, \
+          "calibration-location", NULL}, \
+      {"calibration-images", "Calibration images", CHILD_EMBEDDER, \
+          "calibration-images", NULL}, \
+      {"batch-size", "Batch size", CHILD_EMBEDDER, "batch-size", NULL}, \
+      {"input-size", "Input size", CHILD_EMBEDDER, "input-size", NULL}, \
+  { \
+    "resize", "Resize", CHILD_EMBEDDER, "resize", NULL \
+  }
+
 /* Makes the children from factories (named source, embedder, indexer), adds
  * them to bin and links them; a missing factory leaves NULL. */
 void indexing_bin_add_children (GstBin *bin,
