@@ -67,6 +67,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
 #define MAX_K 1024
 #define DEFAULT_NPROBE 0
 #define DEFAULT_EF_SEARCH 0
+#define DEFAULT_REFINE_FACTOR 0.0f
+#define MAX_REFINE_FACTOR 1000.0f
 #define DEFAULT_MAX_DISTANCE G_MAXDOUBLE
 #define DEFAULT_POST_MESSAGES TRUE
 #define DEFAULT_RELOAD FALSE
@@ -85,6 +87,7 @@ enum
   PROP_K,
   PROP_NPROBE,
   PROP_EF_SEARCH,
+  PROP_REFINE_FACTOR,
   PROP_MAX_DISTANCE,
   PROP_POST_MESSAGES,
   PROP_RELOAD,
@@ -141,6 +144,7 @@ struct _GstFaissSearch
   guint k;
   gint nprobe;
   gint ef_search;
+  gfloat refine_factor;
   gdouble max_distance;
   gboolean post_messages;
   gboolean reload;
@@ -221,6 +225,15 @@ gst_faiss_search_class_init (GstFaissSearchClass *klass)
           0, G_MAXINT, DEFAULT_EF_SEARCH,
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING)));
+  g_object_class_install_property (gobject_class, PROP_REFINE_FACTOR,
+      g_param_spec_float ("refine-factor", "Refine factor",
+          "Indexes with an exact re-ranking stage (index-type ending in "
+          "\",RFlat\"): how many candidates per neighbour the first stage "
+          "passes on to be re-ranked over the full vectors; k x this, at "
+          "least k (0 = the index's own setting, FAISS's k_factor)",
+          0.0f, MAX_REFINE_FACTOR, DEFAULT_REFINE_FACTOR,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property (gobject_class, PROP_MAX_DISTANCE,
       g_param_spec_double ("max-distance", "Maximum distance",
           "Drop neighbours past this score, in the index's metric: l2 drops "
@@ -289,6 +302,7 @@ gst_faiss_search_init (GstFaissSearch *self)
   self->k = DEFAULT_K;
   self->nprobe = DEFAULT_NPROBE;
   self->ef_search = DEFAULT_EF_SEARCH;
+  self->refine_factor = DEFAULT_REFINE_FACTOR;
   self->max_distance = DEFAULT_MAX_DISTANCE;
   self->post_messages = DEFAULT_POST_MESSAGES;
   self->reload = DEFAULT_RELOAD;
@@ -331,6 +345,9 @@ gst_faiss_search_set_property (GObject *object, guint prop_id,
     case PROP_EF_SEARCH:
       self->ef_search = g_value_get_int (value);
       break;
+    case PROP_REFINE_FACTOR:
+      self->refine_factor = g_value_get_float (value);
+      break;
     case PROP_MAX_DISTANCE:
       self->max_distance = g_value_get_double (value);
       break;
@@ -372,6 +389,9 @@ gst_faiss_search_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_EF_SEARCH:
       g_value_set_int (value, self->ef_search);
+      break;
+    case PROP_REFINE_FACTOR:
+      g_value_set_float (value, self->refine_factor);
       break;
     case PROP_MAX_DISTANCE:
       g_value_set_double (value, self->max_distance);
@@ -447,6 +467,8 @@ gst_faiss_search_start (GstBaseTransform *trans)
       index_path.c_str (), st.gallery->size (), st.gallery->dims (),
       vs::metric_name (st.gallery->metric ()), facts.index_type.c_str (),
       facts.model_id.c_str ());
+  GST_INFO_OBJECT (self, "%s: %s", index_path.c_str (),
+      st.gallery->search_path ().c_str ());
   if (mode == vs::IndexLoadMode::Map)
     GST_INFO_OBJECT (self,
         st.gallery->mapped () ? "searching %s in place from its file (mmap)"
@@ -664,6 +686,7 @@ gst_faiss_search_settings (GstFaissSearch *self)
   settings.k = self->k;
   settings.params.nprobe = self->nprobe;
   settings.params.ef_search = self->ef_search;
+  settings.params.refine_factor = self->refine_factor;
   if (self->max_distance != DEFAULT_MAX_DISTANCE)
     settings.max_distance = self->max_distance;
   settings.post_messages = self->post_messages;

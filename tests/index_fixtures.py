@@ -44,6 +44,7 @@ VALID = {
     "pca-ivf-flat": ("PCA8,IVF4,Flat", faiss.METRIC_L2),
     "rr-l2norm-flat": ("RR16,L2norm,Flat", faiss.METRIC_INNER_PRODUCT),
     "ivf-pq-rflat": ("IVF8,PQ4np,RFlat", faiss.METRIC_L2),
+    "pca-hnsw-rflat": ("PCA8,HNSW8,RFlat", faiss.METRIC_L2),
     "idmap-flat": ("IDMap,Flat", faiss.METRIC_L2),
     "idmap2-flat": ("IDMap2,Flat", faiss.METRIC_L2),
     "idmap-hnsw": ("IDMap:HNSW8", faiss.METRIC_L2),

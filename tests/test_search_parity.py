@@ -5,6 +5,14 @@ the same index file, for the same queries: Flat (l2 and ip), IVF with several
 nprobe values and HNSW with efSearch. The index files are written by Python
 faiss, so this also shows that faisssearch reads what the reference writes.
 
+HNSW over flat vectors is searched by visualsearch's own path (AVX2+FMA
+distances, rows prefetched: plugin/core/index/fast_search.cpp) on CPUs that
+have both: every HNSW case runs that way and again with
+VISUALSEARCH_SEARCH_KERNELS=faiss (FAISS's own search), and both must give
+Python's neighbours; the debug log must say which path ran. Also behind a
+transform and under an exact re-ranking ("PCA24,HNSW16,RFlat"), whose
+k_factor comes from the file or from refine-factor, and under an id map.
+
 Usage: test_search_parity.py FAISSSEARCH_FEED
 """
 import os
@@ -24,16 +32,26 @@ K = 10
 MODEL = "parity:1"
 
 
-def run_feed(feed, *args):
-    result = checks.run([feed, *args])
+FAISS_KERNELS = dict(os.environ, VISUALSEARCH_SEARCH_KERNELS="faiss")
+OUR_PATH = "searched by visualsearch's HNSW path"
+
+
+def cpu_has_avx2_fma():
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split() for line in f if line.startswith("flags")), [])
+    return "avx2" in flags and "fma" in flags
+
+
+def run_feed(feed, *args, env=None):
+    result = checks.run([feed, *args], env=env)
     check(result.returncode == 0, f"faisssearch-feed {' '.join(args)}", result.stderr.strip())
     return result.stdout
 
 
-def faisssearch(feed, index_path, queries_path, *props):
+def faisssearch(feed, index_path, queries_path, *props, env=None):
     rows = []
     for line in run_feed(feed, "search", index_path, queries_path, MODEL,
-                         f"k={K}", *props).splitlines():
+                         f"k={K}", *props, env=env).splitlines():
         metric, *pairs = line.split()
         ids = [int(p.split(":")[0]) for p in pairs]
         dists = [float(p.split(":")[1]) for p in pairs]
@@ -112,15 +130,76 @@ def main():
                 check(recall < 0.999, "nprobe=1 misses neighbours on clustered data", recall)
 
         # ef-search must act exactly as setting index.hnsw.efSearch does in
-        # Python, including an ef larger than the one stored in the file.
+        # Python, including an ef larger than the one stored in the file; on
+        # our path and on FAISS's.
+        def both_paths(name, path, queries_path, d, i, metric, *props):
+            compare(name, faisssearch(feed, path, queries_path, *props), d, i, metric)
+            compare(name + ", FAISS's search",
+                    faisssearch(feed, path, queries_path, *props, env=FAISS_KERNELS),
+                    d, i, metric)
+
         index, path = build("hnsw.faiss", "HNSW16", faiss.METRIC_L2, gallery)
         stored_ef = index.hnsw.efSearch
         for ef in (4, 64):
             check(ef != stored_ef, f"ef-search={ef} differs from the stored efSearch", stored_ef)
             index.hnsw.efSearch = ef
             d, i = index.search(queries, K)
-            compare(f"HNSW16 efSearch={ef}", faisssearch(feed, path, q_raw, f"ef-search={ef}"),
-                    d, i, "l2")
+            both_paths(f"HNSW16 efSearch={ef}", path, q_raw, d, i, "l2", f"ef-search={ef}")
+
+        # Which path ran, from faisssearch's log.
+        log_env = dict(os.environ, GST_DEBUG="faisssearch:5")
+        log = checks.run([feed, "search", path, q_raw, MODEL, f"k={K}"], env=log_env).stderr
+        if cpu_has_avx2_fma():
+            check(OUR_PATH in log, "with AVX2 and FMA, HNSW runs on visualsearch's path",
+                  "\n".join(line for line in log.splitlines() if "searched by" in line))
+        else:
+            print("   no AVX2+FMA here: FAISS's search only")
+        log = checks.run([feed, "search", path, q_raw, MODEL, f"k={K}"],
+                         env=dict(log_env, VISUALSEARCH_SEARCH_KERNELS="faiss")).stderr
+        check(OUR_PATH not in log and "VISUALSEARCH_SEARCH_KERNELS=faiss" in log,
+              "VISUALSEARCH_SEARCH_KERNELS=faiss keeps FAISS's search, and says so")
+
+        index, path = build("hnsw-ip.faiss", "HNSW16", faiss.METRIC_INNER_PRODUCT, unit_gallery)
+        for ef in (8, 48):
+            index.hnsw.efSearch = ef
+            d, i = index.search(unit_queries, K)
+            both_paths(f"HNSW16 ip efSearch={ef}", path, q_unit, d, i, "ip", f"ef-search={ef}")
+
+        # A projection, a graph on the projected vectors and an exact
+        # re-ranking of k x k_factor candidates over the full ones.
+        params = faiss.ParameterSpace()
+        index, path = build("pca-hnsw-rflat.faiss", "PCA24,HNSW16,RFlat", faiss.METRIC_L2,
+                            gallery)
+        index.k_factor = 3
+        faiss.write_index(index, path)
+        run_feed(feed, "catalog", path, MODEL)
+        _, truth = exhaustive.search(queries, K)
+        recalls = {}
+        for ef, factor in ((8, None), (8, 6), (64, None)):
+            params.set_index_parameter(index, "efSearch", ef)
+            index.k_factor = factor or 3
+            d, i = index.search(queries, K)
+            props = [f"ef-search={ef}"] + ([f"refine-factor={factor}"] if factor else [])
+            both_paths(f"PCA24,HNSW16,RFlat efSearch={ef} k_factor={factor or '3 (file)'}",
+                       path, q_raw, d, i, "l2", *props)
+            recalls[(ef, factor)] = np.mean([len(set(a) & set(b)) / K
+                                             for a, b in zip(i, truth)])
+        print(f"   recall@{K} vs exhaustive: {recalls}")
+        check(recalls[(8, 6)] > recalls[(8, None)],
+              "refine-factor=6 re-ranks more candidates than the file's 3: higher recall",
+              recalls)
+
+        # An id map over the graph: positions become the map's ids.
+        ids = rng.permutation(10 * GALLERY)[:GALLERY].astype("int64")
+        graph = faiss.IndexHNSWFlat(DIMS, 16, faiss.METRIC_INNER_PRODUCT)
+        mapped = faiss.IndexIDMap2(graph)
+        mapped.add_with_ids(unit_gallery, ids)
+        path = os.path.join(tmp, "idmap2-hnsw.faiss")
+        faiss.write_index(mapped, path)
+        run_feed(feed, "catalog", path, MODEL)
+        graph.hnsw.efSearch = 24
+        d, i = mapped.search(unit_queries, K)
+        both_paths("IDMap2,HNSW16 ip efSearch=24", path, q_unit, d, i, "ip", "ef-search=24")
 
     finish()
 

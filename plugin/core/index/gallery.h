@@ -57,6 +57,7 @@ class Gallery {
   int64_t size() const { return index_.size(); }
   int dims() const { return index_.dims(); }
   bool mapped() const { return index_.mapped(); }
+  std::string search_path() const { return index_.search_path(); }
 
   // Throws vs::Error, saying which model built the index and which one
   // produced the query, unless embeddings made by this model and

@@ -36,6 +36,7 @@
 
 #include "core/base/error.h"
 #include "core/index/atomic_file.h"
+#include "core/index/fast_search.h"
 #include "core/index/index_file.h"
 
 namespace vs {
@@ -89,6 +90,47 @@ void add_training_needs(const faiss::Index* index, TrainingNeeds& needs) {
     add_training_needs(refine->refine_index, needs);
   } else if (index && !index->is_trained) {
     needs.need_centroids(1);
+  }
+}
+
+// Index::train, except that with inner product a PCA in a transform chain
+// projects without subtracting the mean. FAISS's PCAMatrix centres the
+// vectors (x - mean), and the inner products of what is left do not rank
+// neighbours as those of the vectors did: <q - m, x - m> differs from <q, x>
+// by <q + x, m>, which depends on x. On embeddings that crowd into a narrow
+// cone, as a ResNet's do, that leaves recall@10 near 0.01 (docs/SCALING.md).
+// The projection onto the same principal directions without the centring
+// keeps <Aq, Ax> close to <q, x>. The file is FAISS's own (b = 0 in the
+// transform), so Python faiss searches it the same way.
+void train_index(faiss::Index* index, int64_t n, const float* x) {
+  if (index->metric_type != faiss::METRIC_INNER_PRODUCT) {
+    index->train(n, x);
+    return;
+  }
+  if (auto* map = dynamic_cast<faiss::IndexIDMap*>(index)) {
+    train_index(map->index, n, x);
+    map->is_trained = map->index->is_trained;
+  } else if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) {
+    train_index(refine->base_index, n, x);
+    refine->refine_index->train(n, x);
+    refine->is_trained = true;
+  } else if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) {
+    const float* current = x;
+    std::unique_ptr<float[]> owned;
+    for (faiss::VectorTransform* vt : pre->chain) {
+      if (!vt->is_trained) vt->train(n, current);
+      if (auto* pca = dynamic_cast<faiss::PCAMatrix*>(vt)) {
+        std::fill(pca->mean.begin(), pca->mean.end(), 0.0f);
+        pca->prepare_Ab();
+      }
+      std::unique_ptr<float[]> next(vt->apply(n, current));
+      owned = std::move(next);
+      current = owned.get();
+    }
+    train_index(pre->index, n, current);
+    pre->is_trained = true;
+  } else {
+    index->train(n, x);
   }
 }
 
@@ -146,7 +188,49 @@ faiss::HNSW* find_hnsw(faiss::Index* index) {
   if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) return find_hnsw(pre->index);
   if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index)) return find_hnsw(ivf->quantizer);
   if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) return &hnsw->hnsw;
+  if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) return find_hnsw(refine->base_index);
   return nullptr;
+}
+
+// FAISS's search of an index with no id map on top, with the per-call
+// parameters. FAISS 1.7.3's IndexRefine refuses them: its two stages are
+// done here, as IndexRefine::search does them (the base's k x k_factor best,
+// their exact distances from the refine index, the best k of those), so that
+// nprobe, ef-search and refine-factor reach an index with a refine stage.
+void faiss_search(const faiss::Index* index, int64_t n, const float* queries, int k,
+                  const SearchParams& params, float* distances, idx_t* labels) {
+  const auto* refine = dynamic_cast<const faiss::IndexRefine*>(index);
+  if (!refine) {
+    SearchParameterChain chain(index, params);
+    index->search(n, queries, k, distances, labels, chain.get());
+    return;
+  }
+  const float factor = params.refine_factor > 0 ? params.refine_factor : refine->k_factor;
+  const int64_t k_base = std::max<int64_t>(k, static_cast<int64_t>(k * factor));
+  std::vector<float> base_distances(n * k_base);
+  std::vector<idx_t> base_labels(n * k_base);
+  faiss_search(refine->base_index, n, queries, static_cast<int>(k_base), params,
+               base_distances.data(), base_labels.data());
+  std::unique_ptr<faiss::DistanceComputer> exact(refine->refine_index->get_distance_computer());
+  for (int64_t q = 0; q < n; ++q) {
+    exact->set_query(queries + q * refine->d);
+    float* D = distances + q * k;
+    idx_t* I = labels + q * k;
+    const idx_t* candidates = base_labels.data() + q * k_base;
+    auto select = [&](auto order) {
+      using C = decltype(order);
+      faiss::heap_heapify<C>(k, D, I);
+      for (int64_t j = 0; j < k_base && candidates[j] >= 0; ++j) {
+        const float dis = (*exact)(candidates[j]);
+        if (C::cmp(D[0], dis)) faiss::heap_replace_top<C>(k, D, I, dis, candidates[j]);
+      }
+      faiss::heap_reorder<C>(k, D, I);
+    };
+    if (refine->metric_type == faiss::METRIC_INNER_PRODUCT)
+      select(faiss::CMin<float, idx_t>());
+    else
+      select(faiss::CMax<float, idx_t>());
+  }
 }
 
 // Whether remove_ids renumbers the remaining vectors 0..n-1 in order, as
@@ -286,7 +370,8 @@ IndexStore::~IndexStore() = default;
 IndexStore::IndexStore(IndexStore&&) noexcept = default;
 IndexStore& IndexStore::operator=(IndexStore&&) noexcept = default;
 
-IndexStore IndexStore::create(const std::string& index_type, int dims, Metric metric) {
+IndexStore IndexStore::create(const std::string& index_type, int dims, Metric metric,
+                              int ef_construction, float refine_factor) {
   if (dims <= 0)
     throw Error(ErrorKind::Settings,
                 "Cannot create a FAISS index with " + std::to_string(dims) + " dimensions.");
@@ -306,6 +391,13 @@ IndexStore IndexStore::create(const std::string& index_type, int dims, Metric me
   // faiss gets it too, it is stored in the file).
   if (faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index.get()))
     ivf->set_direct_map_type(faiss::DirectMap::Array);
+  if (ef_construction > 0)
+    if (faiss::HNSW* hnsw = find_hnsw(index.get())) hnsw->efConstruction = ef_construction;
+  if (refine_factor > 0) {
+    faiss::Index* top = index.get();
+    if (auto* map = dynamic_cast<faiss::IndexIDMap*>(top)) top = map->index;
+    if (auto* refine = dynamic_cast<faiss::IndexRefine*>(top)) refine->k_factor = refine_factor;
+  }
   return IndexStore(std::move(index), index_type);
 }
 
@@ -323,6 +415,13 @@ IndexStore IndexStore::load(const std::string& path, IndexLoadMode mode) {
   store.file_digest_ = IndexDigest{file.bytes, file.crc32};
   store.mapped_ = file.mapped;
   return store;
+}
+
+std::string IndexStore::search_path() const {
+  const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
+  const char* declined = fast_search_declines(map ? map->index : index_.get());
+  if (!*declined) return "searched by visualsearch's HNSW path with AVX2+FMA distances";
+  return std::string("searched by FAISS's own search (") + declined + ")";
 }
 
 int IndexStore::dims() const { return index_->d; }
@@ -350,7 +449,7 @@ void IndexStore::train(const float* vectors, int64_t n) {
                     " were given. Index more images, or choose a type with fewer lists or "
                     "centroids (e.g. a smaller IVF count, or Flat).");
   try {
-    index_->train(n, vectors);
+    train_index(index_.get(), n, vectors);
   } catch (const faiss::FaissException& e) {
     throw Error("Training the \"" + description_ + "\" index on " + std::to_string(n) +
                 " vectors failed: " + e.msg);
@@ -423,26 +522,26 @@ std::vector<std::vector<Hit>> IndexStore::search(const float* queries, int64_t n
   // wraps and translate the positions to ids as IndexIDMap would.
   const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
   const faiss::Index* searched = map ? map->index : index_.get();
-  SearchParameterChain chain(searched, params);
   try {
     // FAISS 1.7.3 sizes HNSW's candidate queue from the graph's own efSearch,
     // not the per-call one, so a larger ef-search would only partly apply.
     // Set it on the graph for the call, under a lock every search of this
-    // store takes while the index has a graph.
-    if (faiss::HNSW* hnsw = find_hnsw(index_.get())) {
-      std::lock_guard<std::mutex> lock(*hnsw_mutex_);
-      const int stored_ef = hnsw->efSearch;
-      if (params.ef_search > 0) hnsw->efSearch = params.ef_search;
-      try {
-        searched->search(n, queries, k, distances.data(), labels.data(), chain.get());
-      } catch (...) {
-        hnsw->efSearch = stored_ef;
-        throw;
-      }
-      hnsw->efSearch = stored_ef;
-    } else {
-      searched->search(n, queries, k, distances.data(), labels.data(), chain.get());
+    // store takes while the index has a graph (which also guards visited_).
+    faiss::HNSW* hnsw = find_hnsw(index_.get());
+    if (!hnsw) {
+      faiss_search(searched, n, queries, k, params, distances.data(), labels.data());
+      return to_hits(map, n, k, labels, distances);
     }
+    std::lock_guard<std::mutex> lock(*hnsw_mutex_);
+    struct RestoreEf {
+      faiss::HNSW* hnsw;
+      int ef;
+      ~RestoreEf() { hnsw->efSearch = ef; }
+    } restore{hnsw, hnsw->efSearch};
+    if (params.ef_search > 0) hnsw->efSearch = params.ef_search;
+    if (!visited_) visited_ = std::make_unique<VisitedCache>();
+    if (!fast_search(searched, n, queries, k, params, distances.data(), labels.data(), *visited_))
+      faiss_search(searched, n, queries, k, params, distances.data(), labels.data());
   } catch (const faiss::FaissException& e) {
     throw Error("Searching the \"" + description_ + "\" index failed: " + e.msg);
   }

@@ -18,6 +18,8 @@ struct Index;
 
 namespace vs {
 
+class VisitedCache;
+
 enum class Metric { InnerProduct, L2 };
 
 // "ip" / "l2", the spelling of properties and of the catalog.
@@ -29,8 +31,9 @@ Metric metric_from_name(const std::string& name);
 // quantizer; an index type that has no use for one (Flat, or a refine stage
 // on top) ignores it.
 struct SearchParams {
-  int nprobe = 0;     // IVF; 0 keeps the index's own
-  int ef_search = 0;  // HNSW; 0 keeps the index's own
+  int nprobe = 0;           // IVF; 0 keeps the index's own
+  int ef_search = 0;        // HNSW; 0 keeps the index's own
+  float refine_factor = 0;  // a refine stage (",RFlat"): candidates per hit; 0 keeps its own
 };
 
 struct Hit {
@@ -62,7 +65,13 @@ class IndexStore {
 
   // An empty index of the given index_factory type. Throws vs::Error for an
   // unknown factory string.
-  static IndexStore create(const std::string& index_type, int dims, Metric metric);
+  // ef_construction: the candidate queue while an HNSW graph is built
+  // (FAISS's efConstruction, 40 when 0); larger builds a better graph,
+  // slower. refine_factor: the k_factor written into a refine stage
+  // (",RFlat"), how many candidates a hit the first stage passes on (FAISS's
+  // 1 when 0). Both ignored by types that have no such part.
+  static IndexStore create(const std::string& index_type, int dims, Metric metric,
+                           int ef_construction = 0, float refine_factor = 0);
   // Throws vs::Error naming the file for a missing or corrupt index, or a
   // path that is not a regular file (a FIFO would block the read for good).
   // With IndexLoadMode::Map the types index_file.h names search the file's
@@ -71,6 +80,9 @@ class IndexStore {
   // Whether the index searches its file's pages in place; such an index
   // cannot be changed.
   bool mapped() const { return mapped_; }
+  // How search() runs on this index, in a sentence for the log: our AVX2
+  // path (fast_search.h) or FAISS's search, and why.
+  std::string search_path() const;
 
   int dims() const;
   int64_t size() const;
@@ -131,6 +143,7 @@ class IndexStore {
   std::unique_ptr<faiss::Index> index_;
   std::string description_;  // the factory string, or the file it came from
   std::unique_ptr<std::mutex> hnsw_mutex_;
+  mutable std::unique_ptr<VisitedCache> visited_;  // under hnsw_mutex_
   std::optional<IndexDigest> file_digest_;
   bool mapped_ = false;
 };

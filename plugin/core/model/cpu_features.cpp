@@ -41,6 +41,7 @@ CpuFeatures detect() {
   const bool osxsave = r[2] & (1u << 27);
   const unsigned long long xcr = osxsave ? xcr0() : 0;
   const bool ymm = (xcr & 0x6) == 0x6, zmm = (xcr & 0xe6) == 0xe6;
+  f.fma = ymm && (r[2] & (1u << 12));
   const bool tile = (xcr & 0x60000ull) == 0x60000ull;
   if (!cpuid(7, 0, r)) return f;
   const unsigned ebx = r[1], edx = r[3], max_sub = r[0];

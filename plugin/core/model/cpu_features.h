@@ -10,6 +10,7 @@ namespace vs {
 struct CpuFeatures {
   std::string model;  // "AMD EPYC", "Intel(R) Xeon(R) Platinum 8480+", ...
   bool avx2 = false;
+  bool fma = false;  // FMA3, with the OS saving the ymm registers
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512_bf16 = false;
   bool amx_bf16 = false;

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+// Search paths of our own for the index types whose search in Debian's FAISS
+// 1.7.3 (a generic x86-64 build: every distance a scalar loop) is slow, with
+// AVX2+FMA distances chosen at run time: an HNSW graph over flat vectors
+// (IndexHNSWFlat: "HNSW32"), behind a transform ("PCA128,HNSW32") and under an
+// exact re-ranking over the full vectors ("PCA128,HNSW32,RFlat").
+//
+// They walk FAISS's own graph with FAISS's own HNSW::search, so they return
+// what IndexHNSW::search and IndexRefineFlat::search return, up to the
+// rounding of a distance summed in another order. Any other index, or a CPU
+// without AVX2 and FMA, or VISUALSEARCH_SEARCH_KERNELS=faiss, keeps FAISS's
+// search.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace faiss {
+struct Index;
+struct VisitedTable;
+}  // namespace faiss
+
+namespace vs {
+
+struct SearchParams;
+
+// Environment variable: "faiss" keeps FAISS's own search everywhere.
+constexpr const char* kSearchKernelsEnv = "VISUALSEARCH_SEARCH_KERNELS";
+
+// The inner product and squared L2 distance of two float vectors of d dims:
+// AVX2+FMA when this CPU has both, else FAISS's fvec_inner_product and
+// fvec_L2sqr.
+using DistanceFunction = float (*)(const float*, const float*, size_t);
+DistanceFunction inner_product_function();
+DistanceFunction l2sqr_function();
+// True when the two above are the AVX2+FMA ones.
+bool simd_distances();
+
+// The visited marks an HNSW search needs, one byte a vector, kept between
+// searches: FAISS allocates and clears one per call (1 MB at a million).
+class VisitedCache {
+ public:
+  VisitedCache();
+  ~VisitedCache();
+  faiss::VisitedTable& get(int64_t ntotal);
+
+ private:
+  std::unique_ptr<faiss::VisitedTable> table_;
+};
+
+// Searches n queries of `index` (no id map on top) with a path of its own
+// when it knows the index type and the CPU allows, writing k distances and
+// positions per query as FAISS's search would (-1 padding); returns false,
+// writing nothing, otherwise. ef_search and refine_factor apply as in
+// SearchParams. The caller serialises calls that share `visited`; for n > 1
+// each thread uses a table of its own.
+bool fast_search(const faiss::Index* index, int64_t n, const float* queries, int k,
+                 const SearchParams& params, float* distances, int64_t* labels,
+                 VisitedCache& visited);
+
+// Why fast_search would decline this index, or "" when it would not: for the
+// debug log.
+const char* fast_search_declines(const faiss::Index* index);
+
+}  // namespace vs
