@@ -83,6 +83,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define DEFAULT_METRIC vs::Metric::InnerProduct
 #define DEFAULT_APPEND FALSE
 #define DEFAULT_TRAIN_SIZE 0
+#define DEFAULT_EF_CONSTRUCTION 0
+#define DEFAULT_REFINE_FACTOR 0.0f
 #define DEFAULT_EXPORT_NPY FALSE
 #define DEFAULT_PROGRESS_INTERVAL 1000
 #define DEFAULT_THUMBNAIL_SIZE vs::kDefaultThumbnailSize
@@ -99,6 +101,8 @@ enum
   PROP_METRIC,
   PROP_APPEND,
   PROP_TRAIN_SIZE,
+  PROP_EF_CONSTRUCTION,
+  PROP_REFINE_FACTOR,
   PROP_EXPORT_NPY,
   PROP_PROGRESS_INTERVAL,
   PROP_THUMBNAIL_SIZE,
@@ -115,6 +119,8 @@ struct _GstFaissIndexer
   vs::Metric metric;
   gboolean append;
   gint64 train_size;
+  gint ef_construction;
+  gfloat refine_factor;
   gboolean export_npy;
   guint progress_interval;
   guint thumbnail_size;
@@ -220,6 +226,21 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
           "then add the rest as they come (less memory); 0 trains on all of "
           "them at EOS",
           0, G_MAXINT64, DEFAULT_TRAIN_SIZE, flags));
+  g_object_class_install_property (gobject_class, PROP_EF_CONSTRUCTION,
+      g_param_spec_int ("ef-construction", "efConstruction",
+          "HNSW index types: how many candidates each vector's links are "
+          "chosen from as the graph is built; larger builds a graph that "
+          "needs a smaller ef-search for the same recall, in a build that "
+          "takes about proportionally longer (0 = FAISS's 40)",
+          0, 65536, DEFAULT_EF_CONSTRUCTION, flags));
+  g_object_class_install_property (gobject_class, PROP_REFINE_FACTOR,
+      g_param_spec_float ("refine-factor", "Refine factor",
+          "Index types with an exact re-ranking stage (ending in \",RFlat\"): "
+          "the factor written into the index, how many candidates per "
+          "neighbour its first stage passes on (k x this); faisssearch "
+          "refine-factor can change it per search (0 = FAISS's 1: no more "
+          "candidates than neighbours)",
+          0.0f, 1000.0f, DEFAULT_REFINE_FACTOR, flags));
   g_object_class_install_property (gobject_class, PROP_EXPORT_NPY,
       g_param_spec_boolean ("export-npy", "Export NumPy",
           "Also write embeddings.npy (float32, count x dims) and labels.npy "
@@ -270,6 +291,8 @@ gst_faiss_indexer_init (GstFaissIndexer *self)
   self->metric = DEFAULT_METRIC;
   self->append = DEFAULT_APPEND;
   self->train_size = DEFAULT_TRAIN_SIZE;
+  self->ef_construction = DEFAULT_EF_CONSTRUCTION;
+  self->refine_factor = DEFAULT_REFINE_FACTOR;
   self->export_npy = DEFAULT_EXPORT_NPY;
   self->progress_interval = DEFAULT_PROGRESS_INTERVAL;
   self->thumbnail_size = DEFAULT_THUMBNAIL_SIZE;
@@ -323,6 +346,12 @@ gst_faiss_indexer_set_property (GObject *object, guint prop_id,
     case PROP_TRAIN_SIZE:
       self->train_size = g_value_get_int64 (value);
       break;
+    case PROP_EF_CONSTRUCTION:
+      self->ef_construction = g_value_get_int (value);
+      break;
+    case PROP_REFINE_FACTOR:
+      self->refine_factor = g_value_get_float (value);
+      break;
     case PROP_EXPORT_NPY:
       self->export_npy = g_value_get_boolean (value);
       break;
@@ -364,6 +393,12 @@ gst_faiss_indexer_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_TRAIN_SIZE:
       g_value_set_int64 (value, self->train_size);
+      break;
+    case PROP_EF_CONSTRUCTION:
+      g_value_set_int (value, self->ef_construction);
+      break;
+    case PROP_REFINE_FACTOR:
+      g_value_set_float (value, self->refine_factor);
       break;
     case PROP_EXPORT_NPY:
       g_value_set_boolean (value, self->export_npy);
@@ -438,6 +473,8 @@ gst_faiss_indexer_start (GstBaseSink *sink)
   options.metric = self->metric;
   options.append = self->append;
   options.train_size = self->train_size;
+  options.ef_construction = self->ef_construction;
+  options.refine_factor = self->refine_factor;
   options.export_npy = self->export_npy;
   options.gallery = self->gallery;
   options.update = self->update;

@@ -220,6 +220,67 @@ def factory_strings(c):
                   f"{index_type}: each query finds its own gallery vector", found[:, 0])
 
 
+def cone_rows(n, seed):
+    """Unit vectors crowded into a narrow cone, their variance in a few
+    directions: what ResNet embeddings look like to a PCA."""
+    rng = np.random.default_rng(seed)
+    axis = np.random.default_rng(99).standard_normal(DIMS)
+    axis /= np.linalg.norm(axis)
+    spread = np.exp(-np.arange(DIMS) / 4.0)
+    v = (axis + 0.6 * rng.standard_normal((n, DIMS)) * spread).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def pca_with_inner_product(c):
+    """metric=ip behind a PCA: faissindexer projects without FAISS's
+    centring, which on vectors in a narrow cone ranks the wrong neighbours;
+    the file still searches the same way in Python faiss."""
+    gallery, queries = cone_rows(2000, 21), cone_rows(50, 22)
+    exact = faiss.IndexFlatIP(DIMS)
+    exact.add(gallery)
+    _, truth = exact.search(queries, 10)
+
+    def recall(found):
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
+
+    for index_type in ("PCA8,Flat", "PCA8,HNSW16,RFlat"):
+        # What FAISS's own index_factory and train give.
+        centred = faiss.index_factory(DIMS, index_type, faiss.METRIC_INNER_PRODUCT)
+        centred.train(gallery)
+        centred.add(gallery)
+        props = ["index-type=" + index_type, "metric=ip"]
+        if index_type.endswith("RFlat"):
+            centred.k_factor = 4
+            props.append("refine-factor=4")
+        c.feed(gallery, *props)
+        index = faiss.read_index(c.index)
+        pre = faiss.downcast_index(index.base_index) if index_type.endswith("RFlat") else index
+        pca = faiss.downcast_VectorTransform(pre.chain.at(0))
+        bias = faiss.vector_to_array(pca.b)
+        ours, theirs = recall(index.search(queries, 10)[1]), recall(centred.search(queries, 10)[1])
+        print(f"   {index_type} ip recall@10: {ours:.3f} uncentred, {theirs:.3f} centred")
+        check(np.all(bias == 0), f"{index_type} ip: the PCA projects without centring", bias[:4])
+        check(ours >= 0.75 and theirs < 0.6,
+              f"{index_type} ip: recall@10 {ours:.2f} where FAISS's centred PCA gives "
+              f"{theirs:.2f}", (ours, theirs))
+
+
+def hnsw_build_settings(c):
+    """ef-construction reaches the graph and refine-factor the file's
+    k_factor; without them FAISS's defaults (40, 1) are written."""
+    vectors = unit_rows(300, 23)
+    c.feed(vectors, "index-type=HNSW16,RFlat", "ef-construction=96", "refine-factor=2.5")
+    index = faiss.read_index(c.index)
+    graph = faiss.downcast_index(index.base_index)
+    check(index.k_factor == 2.5 and graph.hnsw.efConstruction == 96,
+          "HNSW16,RFlat ef-construction=96 refine-factor=2.5: written into the file",
+          (index.k_factor, graph.hnsw.efConstruction))
+    c.feed(vectors, "index-type=HNSW16,RFlat")
+    index = faiss.read_index(c.index)
+    check(index.k_factor == 1 and faiss.downcast_index(index.base_index).hnsw.efConstruction == 40,
+          "without them: FAISS's k_factor 1 and efConstruction 40")
+
+
 def too_few_vectors_names_the_minimum(c):
     run = c.feed(unit_rows(20, 4), "index-type=IVF64,Flat", expect_ok=False)
     check("at least 64 training vectors" in run.stderr, "IVF64 names its minimum", run.stderr)
@@ -370,7 +431,8 @@ def kill_mid_write_keeps_previous_index(c):
 
 CASES = [append_and_mismatch, append_keeps_thumbnails, append_to_a_schema_2_catalog,
          appender_waits_for_the_lock_and_reads_after_it, catalog_records_its_index,
-         concurrent_appenders_keep_both, factory_strings, flat_index_catalog_and_npy,
+         concurrent_appenders_keep_both, factory_strings, pca_with_inner_product,
+         hnsw_build_settings, flat_index_catalog_and_npy,
          kill_mid_write_keeps_previous_index, missing_directory_fails_before_any_work,
          no_thumbnails_when_off_or_not_video, thumbnails_of_video_frames,
          too_few_vectors_names_the_minimum]

@@ -132,7 +132,7 @@ void IndexBuilder::add(const float* values, int dims, const std::string& model_i
     facts_.dims = dims;
     index_ =
         IndexStore::create(options_.gallery ? "IDMap2," + options_.index_type : options_.index_type,
-                           dims, options_.metric);
+                           dims, options_.metric, options_.ef_construction, options_.refine_factor);
   }
 
   pending_.insert(pending_.end(), values, values + dims);

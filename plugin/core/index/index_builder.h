@@ -24,6 +24,10 @@ struct IndexBuildOptions {
   std::string location;  // the index file; the catalog is location + ".db"
   std::string index_type = "Flat";
   Metric metric = Metric::InnerProduct;
+  // HNSW types: efConstruction (0: FAISS's 40). Refine types (",RFlat"): the
+  // k_factor written into the file (0: FAISS's 1). See IndexStore::create.
+  int ef_construction = 0;
+  float refine_factor = 0;
   // Add to the index and catalog at location (created when there are none).
   bool append = false;
   // Trainable types: train on the first train_size vectors as soon as they
