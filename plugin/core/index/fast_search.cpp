@@ -3,6 +3,7 @@
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
+#include <faiss/IndexIDMap.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/impl/AuxIndexStructures.h>
@@ -21,6 +22,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <typeinfo>
 #include <vector>
 
 #include "core/index/index_store.h"
@@ -140,6 +142,40 @@ class FlatDistance : public faiss::DistanceComputer {
   float sign_;
   DistanceFunction distance_;
   const float* q_ = nullptr;
+};
+
+// FAISS's flat storage with our distances: what HNSW's build computes by the
+// million. Only its distance computer differs from IndexFlat's.
+class SimdFlatComputer : public faiss::FlatCodesDistanceComputer {
+ public:
+  SimdFlatComputer(const faiss::IndexFlat& flat)
+      : faiss::FlatCodesDistanceComputer(flat.codes.data(), flat.code_size),
+        xb_(flat.get_xb()),
+        d_(flat.d),
+        distance_(flat.metric_type == faiss::METRIC_INNER_PRODUCT ? inner_product_function()
+                                                                  : l2sqr_function()) {}
+
+  void set_query(const float* x) override { q_ = x; }
+  float distance_to_code(const uint8_t* code) override {
+    return distance_(q_, reinterpret_cast<const float*>(code), d_);
+  }
+  float symmetric_dis(idx_t i, idx_t j) override {
+    return distance_(xb_ + j * d_, xb_ + i * d_, d_);
+  }
+
+ private:
+  const float* xb_;
+  size_t d_;
+  DistanceFunction distance_;
+  const float* q_ = nullptr;
+};
+
+class SimdFlat : public faiss::IndexFlat {
+ public:
+  SimdFlat(idx_t d, faiss::MetricType metric) : faiss::IndexFlat(d, metric) {}
+  faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer() const override {
+    return new SimdFlatComputer(*this);
+  }
 };
 
 // The parts of an index fast_search knows: [IndexRefine over flat vectors]
@@ -372,6 +408,32 @@ faiss::VisitedTable& VisitedCache::get(int64_t ntotal) {
   if (!table_ || static_cast<int64_t>(table_->visited.size()) != ntotal)
     table_ = std::make_unique<faiss::VisitedTable>(static_cast<int>(ntotal));
   return *table_;
+}
+
+void use_simd_storage(faiss::Index* index) {
+  if (!use_simd() || kernels_forced_to_faiss()) return;
+  if (auto* map = dynamic_cast<faiss::IndexIDMap*>(index)) return use_simd_storage(map->index);
+  if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index))
+    return use_simd_storage(refine->base_index);
+  if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index))
+    return use_simd_storage(pre->index);
+  auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index);
+  if (!hnsw || !hnsw->storage || !hnsw->own_fields) return;
+  const faiss::Index& old = *hnsw->storage;
+  // Exactly FAISS's flat types, whose distances are the plain ones.
+  if (typeid(old) != typeid(faiss::IndexFlat) && typeid(old) != typeid(faiss::IndexFlatL2) &&
+      typeid(old) != typeid(faiss::IndexFlatIP))
+    return;
+  auto* flat = static_cast<faiss::IndexFlat*>(hnsw->storage);
+  if (flat->metric_type != faiss::METRIC_INNER_PRODUCT && flat->metric_type != faiss::METRIC_L2)
+    return;
+  auto simd = std::make_unique<SimdFlat>(flat->d, flat->metric_type);
+  simd->codes.swap(flat->codes);
+  simd->ntotal = flat->ntotal;
+  simd->is_trained = flat->is_trained;
+  simd->verbose = flat->verbose;
+  delete hnsw->storage;
+  hnsw->storage = simd.release();
 }
 
 const char* fast_search_declines(const faiss::Index* index) {

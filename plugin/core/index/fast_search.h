@@ -59,6 +59,14 @@ bool fast_search(const faiss::Index* index, int64_t n, const float* queries, int
                  const SearchParams& params, float* distances, int64_t* labels,
                  VisitedCache& visited);
 
+// Gives the HNSW graph of `index` (under an id map, a refine stage or a
+// transform) flat storage whose distance computer uses the AVX2+FMA
+// distances, so that FAISS's own HNSW build (add) and search use them too;
+// the vectors are moved, not copied, and the file FAISS writes is the same.
+// Does nothing without AVX2 and FMA, with VISUALSEARCH_SEARCH_KERNELS=faiss,
+// or for other types.
+void use_simd_storage(faiss::Index* index);
+
 // Why fast_search would decline this index, or "" when it would not: for the
 // debug log.
 const char* fast_search_declines(const faiss::Index* index);

@@ -398,6 +398,7 @@ IndexStore IndexStore::create(const std::string& index_type, int dims, Metric me
     if (auto* map = dynamic_cast<faiss::IndexIDMap*>(top)) top = map->index;
     if (auto* refine = dynamic_cast<faiss::IndexRefine*>(top)) refine->k_factor = refine_factor;
   }
+  use_simd_storage(index.get());
   return IndexStore(std::move(index), index_type);
 }
 
@@ -411,6 +412,7 @@ IndexStore IndexStore::load(const std::string& path, IndexLoadMode mode) {
         ErrorKind::Format,
         "The FAISS index " + path +
             " uses a metric other than inner product or L2, which visualsearch does not support.");
+  use_simd_storage(file.index.get());
   IndexStore store(std::move(file.index), path);
   store.file_digest_ = IndexDigest{file.bytes, file.crc32};
   store.mapped_ = file.mapped;
