@@ -33,6 +33,12 @@ Index types (nlist = 4 sqrt(N), rounded):
   ivf-pq        IVF{nlist},PQ64         (64 bytes a vector, no polysemous training)
   hnsw32        HNSW32                  (efConstruction 40, FAISS's default)
   opq-ivf-pq    OPQ64,IVF{nlist},PQ64
+  pca-hnsw-rflat  PCA128,HNSW32,RFlat, metric l2, efConstruction 160: a graph on
+                the vectors projected to 128 dims, its k x refine-factor best
+                re-ranked exactly over the full vectors. Built by our own
+                faissindexer (tests/faissindexer-feed), the way a user would,
+                so its build time is ours, not Python's. l2 on these unit
+                vectors ranks as ip does, and FAISS's PCA centres (fine for l2).
 The IVF types share one coarse quantizer, trained once (k-means, 10
 iterations, on a sample of TRAIN_PER_LIST vectors per list), and one assignment
 of the N vectors to their lists; each type's build time is that shared part
@@ -82,7 +88,13 @@ PQ_ITERATIONS = 10        # k-means iterations of each PQ sub-quantizer (FAISS: 
 OPQ_ITERATIONS = 10       # FAISS: 50
 CHUNK = 50000
 MODEL = "bench-scale:resnet18-random-seed0"
-TYPES = ["flat", "ivf-flat", "ivf-sq8", "hnsw32", "ivf-pq", "opq-ivf-pq"]
+TYPES = ["flat", "ivf-flat", "ivf-sq8", "hnsw32", "ivf-pq", "opq-ivf-pq", "pca-hnsw-rflat"]
+# pca-hnsw-rflat: what faissindexer is given.
+PCA_SPEC = "PCA128,HNSW32,RFlat"
+PCA_EF_CONSTRUCTION = 160
+PCA_TRAIN = 100000
+REFINE_EFS = [16, 24, 32, 48, 64, 96, 128]
+REFINE_FACTORS = [2, 4]
 NPROBES = [1, 4, 16, 64, 256]
 EF_SEARCHES = [16, 32, 48, 64, 96, 128, 192, 256]
 # The sweep points where our element is run too (each run loads the index anew).
@@ -181,8 +193,9 @@ def chunks(base):
 class Builder:
     """Builds each index type once, sharing the IVF quantizer and list assignment."""
 
-    def __init__(self, faiss, base, work, hnsw_n):
+    def __init__(self, faiss, base, work, hnsw_n, indexer_feed=None):
         self.faiss, self.base, self.work = faiss, base, work
+        self.indexer_feed = indexer_feed
         self.n = len(base)
         self.hnsw_n = min(hnsw_n or self.n, self.n)
         self.nlist = int(round(4 * np.sqrt(self.n)))
@@ -252,6 +265,29 @@ class Builder:
         return (index, shared + time.perf_counter() - t0,
                 shared_cpu + time.process_time() - c0)
 
+    def build_with_faissindexer(self, path):
+        """PCA128,HNSW32,RFlat written by faissindexer (through
+        faissindexer-feed) to path, with its catalog: wall and CPU seconds."""
+        raw = os.path.join(self.work, "base.f32")
+        if not os.path.exists(raw):
+            with open(raw + ".tmp", "wb") as f:
+                for _, chunk in chunks(self.base):
+                    chunk.astype("<f4").tofile(f)
+            os.replace(raw + ".tmp", raw)
+        env = dict(feed_env(self.indexer_feed), OMP_NUM_THREADS=str(os.cpu_count()),
+                   OPENBLAS_NUM_THREADS="1", VS_FEED_MODEL=MODEL)
+        args = ["/usr/bin/time", "-f", "cpu %U %S", self.indexer_feed, raw, str(DIMS), path,
+                f"index-type={PCA_SPEC}", "metric=l2",
+                f"ef-construction={PCA_EF_CONSTRUCTION}", "refine-factor=2",
+                f"train-size={PCA_TRAIN}", "progress-interval=100000"]
+        log("  " + " ".join(args[3:]))
+        t0 = time.perf_counter()
+        run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=4 * 3600)
+        if run.returncode != 0:
+            raise SystemExit(f"faissindexer-feed: {run.stderr.strip()}")
+        user, system = next(l for l in run.stderr.splitlines() if l.startswith("cpu ")).split()[1:]
+        return time.perf_counter() - t0, float(user) + float(system)
+
     def build(self, kind):
         faiss = self.faiss
         t0, c0 = time.perf_counter(), time.process_time()
@@ -279,7 +315,8 @@ class Builder:
         return {"flat": "Flat", "ivf-flat": f"IVF{self.nlist},Flat",
                 "ivf-sq8": f"IVF{self.nlist},SQ8", "ivf-pq": f"IVF{self.nlist},PQ64",
                 "hnsw32": "HNSW32" + (f" (first {self.hnsw_n})" if self.hnsw_n < self.n
-                                      else ""), "opq-ivf-pq": f"OPQ64,IVF{self.nlist},PQ64"}[kind]
+                                      else ""), "opq-ivf-pq": f"OPQ64,IVF{self.nlist},PQ64",
+                "pca-hnsw-rflat": f"{PCA_SPEC} l2 efC{PCA_EF_CONSTRUCTION}"}[kind]
 
 
 def index_file(faiss, builder, kind, work):
@@ -292,9 +329,12 @@ def index_file(faiss, builder, kind, work):
             facts = json.load(f)
         return path, facts["build_seconds"], facts.get("build_cpu_seconds", np.nan)
     log(f"building {kind} ({builder.spec(kind)}) on {builder.n} vectors")
-    index, seconds, cpu_seconds = builder.build(kind)
-    faiss.write_index(index, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    if kind == "pca-hnsw-rflat":
+        seconds, cpu_seconds = builder.build_with_faissindexer(path)
+    else:
+        index, seconds, cpu_seconds = builder.build(kind)
+        faiss.write_index(index, path + ".tmp")
+        os.replace(path + ".tmp", path)
     with open(meta, "w") as f:
         json.dump({"build_seconds": seconds, "build_cpu_seconds": cpu_seconds,
                    "spec": builder.spec(kind)}, f)
@@ -389,7 +429,7 @@ def main():
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dataset", default=DEFAULT_DATASET)
     parser.add_argument("--types", default=",".join(TYPES))
-    parser.add_argument("--ours", default="flat,ivf-flat,hnsw32",
+    parser.add_argument("--ours", default="flat,ivf-flat,hnsw32,pca-hnsw-rflat",
                         help="types also searched with the faisssearch element ('' for none)")
     parser.add_argument("--ours-flat-queries", type=int, default=100,
                         help="queries for our element on Flat (each scans all N vectors)")
@@ -411,6 +451,7 @@ def main():
         shutil.rmtree(work)
     os.makedirs(work, exist_ok=True)
     feed = os.path.join(os.path.abspath(args.build), "tests", "faisssearch-feed")
+    indexer_feed = os.path.join(os.path.abspath(args.build), "tests", "faissindexer-feed")
     types = [t for t in args.types.split(",") if t]
     our_types = [t for t in args.ours.split(",") if t]
 
@@ -431,7 +472,7 @@ def main():
           f"{facts['real_queries']} held-out real + {facts['synthetic_queries']} synthetic "
           f"({time.perf_counter() - t0:.0f} s)")
 
-    builder = Builder(faiss, base, work, args.hnsw_n)
+    builder = Builder(faiss, base, work, args.hnsw_n, indexer_feed)
     flat_path, _, _ = index_file(faiss, builder, "flat", work)
     exact_path = os.path.join(work, "exact.npy")
     if not os.path.exists(exact_path):
@@ -462,30 +503,35 @@ def main():
         spec = builder.spec(kind)
         if kind.startswith(("ivf", "opq")):
             params = faiss.ParameterSpace()
-            sweep = [(f"nprobe={p}", ["nprobe", p], f"nprobe={p}", p in OURS_NPROBES)
+            sweep = [(f"nprobe={p}", [("nprobe", p)], [f"nprobe={p}"], p in OURS_NPROBES)
                      for p in NPROBES if p <= builder.nlist]
         elif kind == "hnsw32":
             params = faiss.ParameterSpace()
             efs = [int(e) for e in args.efs.split(",") if e]
             ours_efs = [int(e) for e in args.ours_efs.split(",") if e]
-            sweep = [(f"efSearch={e}", ["efSearch", e], f"ef-search={e}", e in ours_efs)
+            sweep = [(f"efSearch={e}", [("efSearch", e)], [f"ef-search={e}"], e in ours_efs)
                      for e in efs]
+        elif kind == "pca-hnsw-rflat":
+            params = faiss.ParameterSpace()
+            sweep = [(f"efSearch={e} k_factor={f}", [("efSearch", e), ("k_factor_rf", f)],
+                      [f"ef-search={e}", f"refine-factor={f}"], True)
+                     for f in REFINE_FACTORS for e in REFINE_EFS]
         else:
             params, sweep = None, [("", None, None, True)]
         truth = prefix_exact if kind == "hnsw32" and builder.hnsw_n < builder.n else exact
         our_start, our_rss = None, None
         for label, setting, prop, with_ours in sweep:
-            if setting:
-                params.set_index_parameter(index, *setting)
+            for name, value in setting or []:
+                params.set_index_parameter(index, name, value)
             rec, single, single_cpu_ms, batch, distances = python_row(faiss, index, queries,
                                                                       truth)
             row = (f"| {spec} | {label} | {rec:.3f} | {single:.3g} | {single_cpu_ms:.3g} | "
-                   f"{batch:.3g} | {f'{distances:.0f}' if kind == 'hnsw32' else ''} | ")
+                   f"{batch:.3g} | {f'{distances:.0f}' if 'hnsw' in kind else ''} | ")
             if kind in our_types and with_ours:
                 catalog_for(feed, path)
                 count = args.ours_flat_queries if kind == "flat" else len(queries)
                 o_rec, o_qps, o_cpu_ms, our_start, our_rss = run_ours(
-                    feed, path, queries, count, truth, [prop] if prop else [], work)
+                    feed, path, queries, count, truth, prop or [], work)
                 row += f"{o_rec:.3f} | {o_qps:.3g} | {1000 / o_qps:.3g} | {o_cpu_ms:.3g} |"
             else:
                 row += " | | | |"

@@ -35,7 +35,7 @@ namespace {
 using idx_t = faiss::Index::idx_t;
 
 #ifdef VS_X86
-__attribute__((target("avx2,fma"))) inline float horizontal_sum(__m256 s) {
+__attribute__((target("avx2,fma"))) inline float horizontal_sum_avx2(__m256 s) {
   __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
   h = _mm_add_ps(h, _mm_movehl_ps(h, h));
   h = _mm_add_ss(h, _mm_movehdup_ps(h));
@@ -56,7 +56,7 @@ __attribute__((target("avx2,fma"))) float inner_product_avx2(const float* x, con
   }
   for (; i + 8 <= d; i += 8)
     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-  float r = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  float r = horizontal_sum_avx2(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   for (; i < d; ++i) r += x[i] * y[i];
   return r;
 }
@@ -78,7 +78,7 @@ __attribute__((target("avx2,fma"))) float l2sqr_avx2(const float* x, const float
     const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i));
     a0 = _mm256_fmadd_ps(d0, d0, a0);
   }
-  float r = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  float r = horizontal_sum_avx2(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   for (; i < d; ++i) {
     const float t = x[i] - y[i];
     r += t * t;
@@ -117,10 +117,13 @@ class FlatDistance : public faiss::DistanceComputer {
       : xb_(xb),
         d_(d),
         sign_(inner_product ? -1.0f : 1.0f),
-        distance_(inner_product ? inner_product_function() : l2sqr_function()) {}
+        distance_(inner_product ? inner_product_function() : l2sqr_function()),
+        faiss_distance_(inner_product ? faiss::fvec_inner_product : faiss::fvec_L2sqr) {}
 
   void set_query(const float* x) override { q_ = x; }
   float operator()(idx_t i) override { return sign_ * distance_(q_, xb_ + i * d_, d_); }
+  // The distance as FAISS's own computer gives it, to the last bit.
+  float faiss_distance(idx_t i) const { return sign_ * faiss_distance_(q_, xb_ + i * d_, d_); }
   // Asks for row i ahead of its distance: a graph walk reads rows from all
   // over memory, and the rows of one node's neighbours can be fetched at once.
   void prefetch(idx_t i) const {
@@ -141,6 +144,7 @@ class FlatDistance : public faiss::DistanceComputer {
   size_t d_;
   float sign_;
   DistanceFunction distance_;
+  DistanceFunction faiss_distance_;
   const float* q_ = nullptr;
 };
 
@@ -255,16 +259,36 @@ void greedy_update_nearest(const faiss::HNSW& hnsw, FlatDistance& qdis, int leve
   }
 }
 
+// A node the walk kept as a result: its distance, and when it was reached.
+struct Reached {
+  float distance;
+  int64_t order;
+  storage_idx_t id;
+  bool operator<(const Reached& other) const {  // for a max-heap: the worst on top
+    return distance != other.distance ? distance < other.distance : order < other.order;
+  }
+};
+
+// Result slots beyond k that the walk keeps: its distances are summed in
+// another order than FAISS's, so two neighbours whose distances differ by a
+// rounding may swap; the k best are chosen again from k + kSpareResults with
+// FAISS's own distance, and come out as FAISS's would. The result heap never
+// steers the walk, so its size changes nothing else.
+constexpr int kSpareResults = 8;
+
 // HNSW::search of FAISS 1.7.3 with upper_beam 1 and a bounded queue (what
 // IndexHNSW writes and reads), step for step: the greedy descent, then
 // search_from_candidates on level 0 with the same queue, visiting order and
-// stopping rule, so it finds what FAISS finds. One change: the unvisited
+// stopping rule, so it walks where FAISS walks. Two changes: the unvisited
 // neighbours of a node are gathered and their rows prefetched before their
 // distances are computed in the same order, where FAISS waits for each row
-// in turn. Results in D/I as a max-heap of k, like HNSW::search.
+// in turn; and the results are chosen as kSpareResults says. D and I get
+// the k best in increasing order of HNSW's distance (inner products negated).
 void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, idx_t* I,
                 faiss::VisitedTable& visited, int ef_search, bool check_relative_distance,
-                std::vector<storage_idx_t>& fresh) {
+                std::vector<storage_idx_t>& fresh, std::vector<Reached>& results) {
+  std::fill(D, D + k, HUGE_VALF);
+  std::fill(I, I + k, -1);
   if (hnsw.entry_point == -1) return;
   storage_idx_t nearest = hnsw.entry_point;
   float d_nearest = qdis(nearest);
@@ -273,12 +297,19 @@ void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, id
 
   faiss::HNSW::MinimaxHeap candidates(std::max(ef_search, k));
   candidates.push(nearest, d_nearest);
-  int nres = 0;
+  const size_t kept = static_cast<size_t>(k) + kSpareResults;
+  results.clear();
+  int64_t order = 0;
   auto keep = [&](storage_idx_t v, float d) {
-    if (nres < k)
-      faiss::maxheap_push(++nres, D, I, d, static_cast<idx_t>(v));
-    else if (d < D[0])
-      faiss::maxheap_replace_top(nres, D, I, d, static_cast<idx_t>(v));
+    const Reached reached{d, order++, v};
+    if (results.size() < kept) {
+      results.push_back(reached);
+      std::push_heap(results.begin(), results.end());
+    } else if (reached < results.front()) {
+      std::pop_heap(results.begin(), results.end());
+      results.back() = reached;
+      std::push_heap(results.begin(), results.end());
+    }
   };
   for (int i = 0; i < candidates.size(); ++i) {
     keep(candidates.ids[i], candidates.dis[i]);
@@ -310,60 +341,69 @@ void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, id
     if (!check_relative_distance && steps > ef_search) break;
   }
   visited.advance();
+
+  // FAISS's heap keeps the first reached of equal distances.
+  for (Reached& r : results) r.distance = qdis.faiss_distance(r.id);
+  std::sort(results.begin(), results.end());
+  const size_t n = std::min(results.size(), static_cast<size_t>(k));
+  for (size_t j = 0; j < n; ++j) {
+    D[j] = results[j].distance;
+    I[j] = results[j].id;
+  }
 }
 
 // One query through the graph, as IndexHNSW::search does it: the best k in
 // increasing order of HNSW's distance (an inner product negated back).
 void graph_search(const Plan& plan, const float* query, int k, const SearchParams& params,
                   float* distances, idx_t* labels, faiss::VisitedTable& visited,
-                  std::vector<storage_idx_t>& fresh) {
+                  std::vector<storage_idx_t>& fresh, std::vector<Reached>& results) {
   const faiss::IndexHNSW& index = *plan.hnsw;
   const bool ip = index.metric_type == faiss::METRIC_INNER_PRODUCT;
   FlatDistance distance(plan.vectors, index.d, ip);
   distance.set_query(query);
   const int ef_search = params.ef_search > 0 ? params.ef_search : index.hnsw.efSearch;
-  faiss::maxheap_heapify(k, distances, labels);
   if (index.hnsw.upper_beam == 1 && index.hnsw.search_bounded_queue) {
     walk_graph(index.hnsw, distance, k, distances, labels, visited, ef_search,
-               index.hnsw.check_relative_distance, fresh);
+               index.hnsw.check_relative_distance, fresh, results);
   } else {
+    faiss::maxheap_heapify(k, distances, labels);
     faiss::SearchParametersHNSW hnsw_params;
     hnsw_params.efSearch = ef_search;
     hnsw_params.check_relative_distance = index.hnsw.check_relative_distance;
     index.hnsw.search(distance, k, labels, distances, visited, &hnsw_params);
+    faiss::maxheap_reorder(k, distances, labels);
   }
-  faiss::maxheap_reorder(k, distances, labels);
   if (ip)
     for (int j = 0; j < k; ++j) distances[j] = -distances[j];
 }
 
-// IndexRefine's second stage: the exact distances of the base's candidates
-// over the full vectors, the best k of them.
-void refine(const Plan& plan, const float* query, int k, int64_t k_base, const idx_t* base_labels,
-            float* distances, idx_t* labels) {
+// IndexRefine's second stage as IndexRefineFlat::search does it: the exact
+// distances of the base's candidates over the full vectors, computed with
+// FAISS's own function (a few dozen a query: their order must be FAISS's to
+// the last bit), the best k kept as its reorder_2_heaps keeps them.
+template <class C>
+void refine_as_faiss(const float* xb, size_t d, const float* query, int k, int64_t k_base,
+                     DistanceFunction distance, idx_t* base_labels, float* base_distances,
+                     float* distances, idx_t* labels) {
+  for (int64_t j = 0; j < k_base && base_labels[j] >= 0; ++j)
+    base_distances[j] = distance(query, xb + base_labels[j] * d, d);
+  faiss::heap_heapify<C>(k, distances, labels, base_distances, base_labels, k);
+  if (k_base != k)
+    faiss::heap_addn<C>(k, distances, labels, base_distances + k, base_labels + k, k_base - k);
+  faiss::heap_reorder<C>(k, distances, labels);
+}
+
+void refine(const Plan& plan, const float* query, int k, int64_t k_base, idx_t* base_labels,
+            float* base_distances, float* distances, idx_t* labels) {
   const faiss::IndexRefine& index = *plan.refine;
-  const size_t d = index.d;
-  if (index.metric_type == faiss::METRIC_INNER_PRODUCT) {
-    using C = faiss::CMin<float, idx_t>;
-    const DistanceFunction ip = inner_product_function();
-    faiss::heap_heapify<C>(k, distances, labels);
-    for (int64_t j = 0; j < k_base && base_labels[j] >= 0; ++j) {
-      const float dis = ip(query, plan.refine_vectors + base_labels[j] * d, d);
-      if (C::cmp(distances[0], dis))
-        faiss::heap_replace_top<C>(k, distances, labels, dis, base_labels[j]);
-    }
-    faiss::heap_reorder<C>(k, distances, labels);
-  } else {
-    using C = faiss::CMax<float, idx_t>;
-    const DistanceFunction l2 = l2sqr_function();
-    faiss::heap_heapify<C>(k, distances, labels);
-    for (int64_t j = 0; j < k_base && base_labels[j] >= 0; ++j) {
-      const float dis = l2(query, plan.refine_vectors + base_labels[j] * d, d);
-      if (C::cmp(distances[0], dis))
-        faiss::heap_replace_top<C>(k, distances, labels, dis, base_labels[j]);
-    }
-    faiss::heap_reorder<C>(k, distances, labels);
-  }
+  if (index.metric_type == faiss::METRIC_INNER_PRODUCT)
+    refine_as_faiss<faiss::CMin<float, idx_t>>(plan.refine_vectors, index.d, query, k, k_base,
+                                               faiss::fvec_inner_product, base_labels,
+                                               base_distances, distances, labels);
+  else
+    refine_as_faiss<faiss::CMax<float, idx_t>>(plan.refine_vectors, index.d, query, k, k_base,
+                                               faiss::fvec_L2sqr, base_labels, base_distances,
+                                               distances, labels);
 }
 
 void search_one(const Plan& plan, const float* query, const float* projected, int k, int64_t k_base,
@@ -372,15 +412,16 @@ void search_one(const Plan& plan, const float* query, const float* projected, in
                 faiss::VisitedTable& visited) {
   std::vector<storage_idx_t> fresh;
   fresh.reserve(plan.hnsw->hnsw.nb_neighbors(0));
+  std::vector<Reached> results;
   if (!plan.refine) {
-    graph_search(plan, projected, k, params, distances, labels, visited, fresh);
+    graph_search(plan, projected, k, params, distances, labels, visited, fresh, results);
     return;
   }
   base_distances.resize(k_base);
   base_labels.resize(k_base);
   graph_search(plan, projected, static_cast<int>(k_base), params, base_distances.data(),
-               base_labels.data(), visited, fresh);
-  refine(plan, query, k, k_base, base_labels.data(), distances, labels);
+               base_labels.data(), visited, fresh, results);
+  refine(plan, query, k, k_base, base_labels.data(), base_distances.data(), distances, labels);
 }
 
 }  // namespace
