@@ -285,11 +285,12 @@ constexpr int kSpareResults = 8;
 // in turn; and the results are chosen as kSpareResults says. D and I get
 // the k best in increasing order of HNSW's distance (inner products negated).
 void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, idx_t* I,
-                faiss::VisitedTable& visited, int ef_search, bool check_relative_distance,
+                VisitedBits& visited, int ef_search, bool check_relative_distance,
                 std::vector<storage_idx_t>& fresh, std::vector<Reached>& results) {
   std::fill(D, D + k, HUGE_VALF);
   std::fill(I, I + k, -1);
   if (hnsw.entry_point == -1) return;
+  visited.reset(static_cast<int64_t>(hnsw.levels.size()));
   storage_idx_t nearest = hnsw.entry_point;
   float d_nearest = qdis(nearest);
   for (int level = hnsw.max_level; level >= 1; --level)
@@ -340,7 +341,6 @@ void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, id
     ++steps;
     if (!check_relative_distance && steps > ef_search) break;
   }
-  visited.advance();
 
   // FAISS's heap keeps the first reached of equal distances.
   for (Reached& r : results) r.distance = qdis.faiss_distance(r.id);
@@ -355,7 +355,7 @@ void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, id
 // One query through the graph, as IndexHNSW::search does it: the best k in
 // increasing order of HNSW's distance (an inner product negated back).
 void graph_search(const Plan& plan, const float* query, int k, const SearchParams& params,
-                  float* distances, idx_t* labels, faiss::VisitedTable& visited,
+                  float* distances, idx_t* labels, VisitedBits& visited,
                   std::vector<storage_idx_t>& fresh, std::vector<Reached>& results) {
   const faiss::IndexHNSW& index = *plan.hnsw;
   const bool ip = index.metric_type == faiss::METRIC_INNER_PRODUCT;
@@ -370,7 +370,8 @@ void graph_search(const Plan& plan, const float* query, int k, const SearchParam
     faiss::SearchParametersHNSW hnsw_params;
     hnsw_params.efSearch = ef_search;
     hnsw_params.check_relative_distance = index.hnsw.check_relative_distance;
-    index.hnsw.search(distance, k, labels, distances, visited, &hnsw_params);
+    faiss::VisitedTable table(static_cast<int>(index.ntotal));
+    index.hnsw.search(distance, k, labels, distances, table, &hnsw_params);
     faiss::maxheap_reorder(k, distances, labels);
   }
   if (ip)
@@ -409,7 +410,7 @@ void refine(const Plan& plan, const float* query, int k, int64_t k_base, idx_t* 
 void search_one(const Plan& plan, const float* query, const float* projected, int k, int64_t k_base,
                 const SearchParams& params, float* distances, idx_t* labels,
                 std::vector<float>& base_distances, std::vector<idx_t>& base_labels,
-                faiss::VisitedTable& visited) {
+                VisitedBits& visited) {
   std::vector<storage_idx_t> fresh;
   fresh.reserve(plan.hnsw->hnsw.nb_neighbors(0));
   std::vector<Reached> results;
@@ -442,13 +443,12 @@ DistanceFunction l2sqr_function() {
 
 bool simd_distances() { return use_simd(); }
 
-VisitedCache::VisitedCache() = default;
-VisitedCache::~VisitedCache() = default;
-
-faiss::VisitedTable& VisitedCache::get(int64_t ntotal) {
-  if (!table_ || static_cast<int64_t>(table_->visited.size()) != ntotal)
-    table_ = std::make_unique<faiss::VisitedTable>(static_cast<int>(ntotal));
-  return *table_;
+void VisitedBits::reset(int64_t ntotal) {
+  const size_t words = static_cast<size_t>((ntotal + 63) >> 6);
+  if (words_.size() != words)
+    words_.assign(words, 0);
+  else
+    std::memset(words_.data(), 0, words * sizeof(uint64_t));
 }
 
 void use_simd_storage(faiss::Index* index) {
@@ -511,12 +511,12 @@ bool fast_search(const faiss::Index* index, int64_t n, const float* queries, int
     std::vector<float> base_distances;
     std::vector<idx_t> base_labels;
     search_one(plan, queries, projected, k, k_base, params, distances, labels, base_distances,
-               base_labels, visited.get(ntotal));
+               base_labels, visited.get());
     return true;
   }
 #pragma omp parallel
   {
-    faiss::VisitedTable table(static_cast<int>(ntotal));
+    VisitedBits table;
     std::vector<float> base_distances;
     std::vector<idx_t> base_labels;
 #pragma omp for schedule(dynamic)
