@@ -389,14 +389,17 @@ def python_row(faiss, index, queries, exact):
     return recall(found, exact), single, single_cpu_ms, batch, distances
 
 
-def run_ours(feed, path, queries, count, exact, props, work):
+def run_ours(feed, path, queries, count, exact, props, work, preprocessing=None):
     raw = os.path.join(work, f"queries-{count}.f32")
     if not os.path.exists(raw):
         queries[:count].astype("<f4").tofile(raw)
     # Popen's wait consumes the child's rusage; time(1) keeps it.
     args = ["/usr/bin/time", "-f", "maxrss %M", feed, "search", path, raw, MODEL, f"k={K}",
             *props]
-    run = subprocess.run(args, capture_output=True, text=True, env=feed_env(feed), timeout=3600)
+    env = feed_env(feed)
+    if preprocessing:  # an index faissindexer-feed wrote records "feed"
+        env["VS_FEED_PREPROCESSING"] = preprocessing
+    run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=3600)
     if run.returncode != 0:
         raise SystemExit(f"faisssearch-feed {' '.join(args[4:])}: {run.stderr.strip()}")
     found = [[int(p.split(":")[0]) for p in line.split()[1:]] for line in run.stdout.splitlines()]
@@ -531,7 +534,8 @@ def main():
                 catalog_for(feed, path)
                 count = args.ours_flat_queries if kind == "flat" else len(queries)
                 o_rec, o_qps, o_cpu_ms, our_start, our_rss = run_ours(
-                    feed, path, queries, count, truth, prop or [], work)
+                    feed, path, queries, count, truth, prop or [], work,
+                    "feed" if kind == "pca-hnsw-rflat" else None)
                 row += f"{o_rec:.3f} | {o_qps:.3g} | {1000 / o_qps:.3g} | {o_cpu_ms:.3g} |"
             else:
                 row += " | | | |"
