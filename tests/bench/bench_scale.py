@@ -33,7 +33,7 @@ Index types (nlist = 4 sqrt(N), rounded):
   ivf-pq        IVF{nlist},PQ64         (64 bytes a vector, no polysemous training)
   hnsw32        HNSW32                  (efConstruction 40, FAISS's default)
   opq-ivf-pq    OPQ64,IVF{nlist},PQ64
-  pca-hnsw-rflat  PCA128,HNSW32,RFlat, metric l2, efConstruction 160: a graph on
+  pca-hnsw-rflat  PCA128,HNSW32,RFlat, metric l2, efConstruction 320: a graph on
                 the vectors projected to 128 dims, its k x refine-factor best
                 re-ranked exactly over the full vectors. Built by our own
                 faissindexer (tests/faissindexer-feed), the way a user would,
@@ -91,9 +91,9 @@ MODEL = "bench-scale:resnet18-random-seed0"
 TYPES = ["flat", "ivf-flat", "ivf-sq8", "hnsw32", "ivf-pq", "opq-ivf-pq", "pca-hnsw-rflat"]
 # pca-hnsw-rflat: what faissindexer is given.
 PCA_SPEC = "PCA128,HNSW32,RFlat"
-PCA_EF_CONSTRUCTION = 160
+PCA_EF_CONSTRUCTION = 320
 PCA_TRAIN = 100000
-REFINE_EFS = [16, 24, 32, 48, 64, 96, 128]
+REFINE_EFS = [16, 32, 48, 64, 80, 96, 128]
 REFINE_FACTORS = [2, 4]
 NPROBES = [1, 4, 16, 64, 256]
 EF_SEARCHES = [16, 32, 48, 64, 96, 128, 192, 256]
