@@ -97,8 +97,13 @@ main (int argc, char **argv)
       argv[5]);
   GstElement *pipeline = gst_parse_launch (desc, &err);
   g_free (desc);
-  if (!pipeline) {
-    fprintf (stderr, "%s\n", err->message);
+  /* gst_parse_launch returns a pipeline along with an error when only part
+   * of the description parsed (an unknown element, a property that does not
+   * exist): such a pipeline never delivers a buffer, so refuse it. */
+  if (!pipeline || err) {
+    fprintf (stderr, "%s\n", err ? err->message : "cannot parse the pipeline");
+    if (pipeline)
+      gst_object_unref (pipeline);
     return 2;
   }
   GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");

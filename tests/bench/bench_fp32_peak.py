@@ -90,7 +90,8 @@ def main():
                 rate = {}
                 for kernels in (["aten", "onednn"] if r % 2 == 0 else ["onednn", "aten"]):
                     rate[kernels] = bench_embedder.our_rate(args.build, arch, 224, 16, "fp32",
-                                                            tv, args.seconds, tmp, kernels)
+                                                            tv, args.seconds, tmp,
+                                                            kernels=kernels)
                 aten, dnnl = rate["aten"], rate["onednn"]
                 peaks.append(peak(args.seconds / 2))
                 best = max(max(peaks[-2]), max(peaks[-1]))
