@@ -381,30 +381,16 @@ void graph_search(const Plan& plan, const float* query, int k, const SearchParam
 // IndexRefine's second stage as IndexRefineFlat::search does it: the exact
 // distances of the base's candidates over the full vectors, computed with
 // FAISS's own function (a few dozen a query: their order must be FAISS's to
-// the last bit), the best k kept as its reorder_2_heaps keeps them.
-template <class C>
-void refine_as_faiss(const float* xb, size_t d, const float* query, int k, int64_t k_base,
-                     DistanceFunction distance, idx_t* base_labels, float* base_distances,
-                     float* distances, idx_t* labels) {
-  for (int64_t j = 0; j < k_base && base_labels[j] >= 0; ++j)
-    base_distances[j] = distance(query, xb + base_labels[j] * d, d);
-  faiss::heap_heapify<C>(k, distances, labels, base_distances, base_labels, k);
-  if (k_base != k)
-    faiss::heap_addn<C>(k, distances, labels, base_distances + k, base_labels + k, k_base - k);
-  faiss::heap_reorder<C>(k, distances, labels);
-}
-
+// the last bit), the best k kept as FAISS keeps them.
 void refine(const Plan& plan, const float* query, int k, int64_t k_base, idx_t* base_labels,
             float* base_distances, float* distances, idx_t* labels) {
   const faiss::IndexRefine& index = *plan.refine;
-  if (index.metric_type == faiss::METRIC_INNER_PRODUCT)
-    refine_as_faiss<faiss::CMin<float, idx_t>>(plan.refine_vectors, index.d, query, k, k_base,
-                                               faiss::fvec_inner_product, base_labels,
-                                               base_distances, distances, labels);
-  else
-    refine_as_faiss<faiss::CMax<float, idx_t>>(plan.refine_vectors, index.d, query, k, k_base,
-                                               faiss::fvec_L2sqr, base_labels, base_distances,
-                                               distances, labels);
+  const bool ip = index.metric_type == faiss::METRIC_INNER_PRODUCT;
+  const DistanceFunction distance = ip ? faiss::fvec_inner_product : faiss::fvec_L2sqr;
+  const size_t d = index.d;
+  for (int64_t j = 0; j < k_base && base_labels[j] >= 0; ++j)
+    base_distances[j] = distance(query, plan.refine_vectors + base_labels[j] * d, d);
+  keep_refined(ip, k, k_base, base_labels, base_distances, distances, labels);
 }
 
 void search_one(const Plan& plan, const float* query, const float* projected, int k, int64_t k_base,
@@ -441,7 +427,25 @@ DistanceFunction l2sqr_function() {
   return faiss::fvec_L2sqr;
 }
 
-bool simd_distances() { return use_simd(); }
+int64_t refine_candidates(int k, float refine_factor, float k_factor) {
+  const float factor = refine_factor > 0 ? refine_factor : k_factor;
+  return std::max<int64_t>(k, static_cast<int64_t>(k * factor));
+}
+
+void keep_refined(bool inner_product, int k, int64_t k_base, const int64_t* base_labels,
+                  const float* base_distances, float* distances, int64_t* labels) {
+  auto keep = [&](auto order) {
+    using C = decltype(order);
+    faiss::heap_heapify<C>(k, distances, labels, base_distances, base_labels, k);
+    if (k_base != k)
+      faiss::heap_addn<C>(k, distances, labels, base_distances + k, base_labels + k, k_base - k);
+    faiss::heap_reorder<C>(k, distances, labels);
+  };
+  if (inner_product)
+    keep(faiss::CMin<float, idx_t>());
+  else
+    keep(faiss::CMax<float, idx_t>());
+}
 
 void VisitedBits::reset(int64_t ntotal) {
   const size_t words = static_cast<size_t>((ntotal + 63) >> 6);
@@ -489,11 +493,8 @@ bool fast_search(const faiss::Index* index, int64_t n, const float* queries, int
   if (plan.declined || n <= 0 || k <= 0) return false;
   const int64_t ntotal = plan.hnsw->ntotal;
   // FAISS's k_base: k times the factor, truncated.
-  int64_t k_base = k;
-  if (plan.refine) {
-    const float factor = params.refine_factor > 0 ? params.refine_factor : plan.refine->k_factor;
-    k_base = std::max<int64_t>(k, static_cast<int64_t>(k * factor));
-  }
+  const int64_t k_base =
+      plan.refine ? refine_candidates(k, params.refine_factor, plan.refine->k_factor) : k;
   if (ntotal == 0) {
     std::fill(distances, distances + n * k,
               index->metric_type == faiss::METRIC_INNER_PRODUCT ? -HUGE_VALF : HUGE_VALF);

@@ -34,8 +34,6 @@ constexpr const char* kSearchKernelsEnv = "VISUALSEARCH_SEARCH_KERNELS";
 using DistanceFunction = float (*)(const float*, const float*, size_t);
 DistanceFunction inner_product_function();
 DistanceFunction l2sqr_function();
-// True when the two above are the AVX2+FMA ones.
-bool simd_distances();
 
 // The visited marks of an HNSW walk: one bit a vector (128 KB at a million,
 // which stays in a core's L2 cache), cleared for each query. FAISS's
@@ -69,6 +67,16 @@ class VisitedCache {
 bool fast_search(const faiss::Index* index, int64_t n, const float* queries, int k,
                  const SearchParams& params, float* distances, int64_t* labels,
                  VisitedCache& visited);
+
+// The refine stage of an IndexRefine, shared by our path and FAISS's
+// (index_store.cpp): how many candidates the base passes on, k x the factor
+// (refine_factor when above 0, else the index's k_factor), at least k...
+int64_t refine_candidates(int k, float refine_factor, float k_factor);
+// ...and the best k of them by their exact distances, kept as FAISS's
+// IndexRefine keeps them (reorder_2_heaps), nearest first. base_distances
+// holds the exact distances of base_labels (-1 past the end of the list).
+void keep_refined(bool inner_product, int k, int64_t k_base, const int64_t* base_labels,
+                  const float* base_distances, float* distances, int64_t* labels);
 
 // Gives the HNSW graph of `index` (under an id map, a refine stage or a
 // transform) flat storage whose distance computer uses the AVX2+FMA

@@ -205,8 +205,7 @@ void faiss_search(const faiss::Index* index, int64_t n, const float* queries, in
     index->search(n, queries, k, distances, labels, chain.get());
     return;
   }
-  const float factor = params.refine_factor > 0 ? params.refine_factor : refine->k_factor;
-  const int64_t k_base = std::max<int64_t>(k, static_cast<int64_t>(k * factor));
+  const int64_t k_base = refine_candidates(k, params.refine_factor, refine->k_factor);
   std::vector<float> base_distances(n * k_base);
   std::vector<idx_t> base_labels(n * k_base);
   faiss_search(refine->base_index, n, queries, static_cast<int>(k_base), params,
@@ -214,22 +213,12 @@ void faiss_search(const faiss::Index* index, int64_t n, const float* queries, in
   std::unique_ptr<faiss::DistanceComputer> exact(refine->refine_index->get_distance_computer());
   for (int64_t q = 0; q < n; ++q) {
     exact->set_query(queries + q * refine->d);
-    float* D = distances + q * k;
-    idx_t* I = labels + q * k;
     const idx_t* candidates = base_labels.data() + q * k_base;
-    auto select = [&](auto order) {
-      using C = decltype(order);
-      faiss::heap_heapify<C>(k, D, I);
-      for (int64_t j = 0; j < k_base && candidates[j] >= 0; ++j) {
-        const float dis = (*exact)(candidates[j]);
-        if (C::cmp(D[0], dis)) faiss::heap_replace_top<C>(k, D, I, dis, candidates[j]);
-      }
-      faiss::heap_reorder<C>(k, D, I);
-    };
-    if (refine->metric_type == faiss::METRIC_INNER_PRODUCT)
-      select(faiss::CMin<float, idx_t>());
-    else
-      select(faiss::CMax<float, idx_t>());
+    float* exact_distances = base_distances.data() + q * k_base;
+    for (int64_t j = 0; j < k_base && candidates[j] >= 0; ++j)
+      exact_distances[j] = (*exact)(candidates[j]);
+    keep_refined(refine->metric_type == faiss::METRIC_INNER_PRODUCT, k, k_base, candidates,
+                 exact_distances, distances + q * k, labels + q * k);
   }
 }
 
