@@ -251,6 +251,26 @@ def resnet_parity(tmp):
                 "rgb;resize=256;crop=224;mean=0.485,0.456,0.406;std=0.229,0.224,0.225",
                 f"    meta ids {info['model_id']} {info['preprocessing_id']}")
 
+        # Frames already at the input size take a path of their own (no
+        # resize, no crop): CIFAR's 32x32 with input-size=32 resize=0.
+        if arch == "resnet18":
+            at_size = T.Compose([T.ConvertImageDtype(torch.float32), T.Normalize(MEAN, STD)])
+            for fmt in ["RGB", "BGRx"]:
+                caps = f"video/x-raw,format={fmt},width=32,height=32,framerate=30/1"
+                rgb = [smooth_image(gen, 32, 32, 3) for _ in range(3)]
+                frames = rgb if fmt == "RGB" else [
+                    np.concatenate([f[..., ::-1], np.full((32, 32, 1), 9, np.uint8)], axis=2)
+                    for f in rgb]
+                info, data = run_pipeline(
+                    tmp, caps, frames, f"embedder model={arch} weights={path} input-size=32 "
+                    "resize=0 batch-size=2 precision=fp32")
+                got = torch.from_numpy(data.reshape(len(frames), -1))
+                want = reference(model, torch.stack(
+                    [at_size(torch.from_numpy(f).permute(2, 0, 1)) for f in rgb]))
+                cos = cosine(got, want).min().item() if got.shape == want.shape else float("nan")
+                check(cos >= 0.99999, f"(b) {arch} {fmt} 32x32 frames at input-size=32 resize=0: "
+                      f"min cosine {cos:.7f} >= 0.99999")
+
 
 def torchscript_parity(tmp):
     spec = importlib.util.spec_from_file_location(
