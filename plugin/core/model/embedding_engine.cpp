@@ -613,12 +613,19 @@ struct EmbeddingEngine::Impl {
       } catch (const std::exception& e) {
         throw Error("TorchScript model " + config.model + " failed: " + summary(e));
       }
-      if (out.dim() != 2 || out.size(0) != n)
+      if (out.dim() != 2)
         throw Error(ErrorKind::Format, "TorchScript model " + config.model +
                                            " returned a tensor of " + std::to_string(out.dim()) +
                                            " dimensions for a batch of " + std::to_string(n) +
                                            "; its forward must return (N, D) embeddings (" +
                                            kReadme + ")");
+      if (out.size(0) != n)
+        throw Error(ErrorKind::Format,
+                    "TorchScript model " + config.model + " returned embeddings of shape (" +
+                        std::to_string(out.size(0)) + ", " + std::to_string(out.size(1)) +
+                        ") for a batch of " + std::to_string(n) +
+                        " frames; its forward must return one row per frame, (" +
+                        std::to_string(n) + ", D) (" + kReadme + ")");
       // Callers read dims() values per frame.
       if (dims > 0 && out.size(1) != dims)
         throw Error(ErrorKind::Format,
