@@ -227,13 +227,16 @@ struct WorkItem {
   ThumbnailJob* thumbnail = nullptr;
 };
 
+// A 503 of a full queue: the queue drains within about a second.
+void ask_to_retry(SoupServerMessage* msg) {
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After", "1");
+}
+
 // Answers a paused message from a worker thread, on the main loop.
 void answer_later(SoupServerMessage* msg, int status, const char* type, std::string body,
                   bool retry = false) {
   run_on_main([msg, status, type, body = std::move(body), retry] {
-    if (retry)
-      soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After",
-                                   "1");
+    if (retry) ask_to_retry(msg);
     respond(msg, status, type, body);
     soup_server_message_unpause(msg);
     g_object_unref(msg);
@@ -575,7 +578,8 @@ void handle_live(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, 
 
 // What a path takes, known from the request line and headers alone: its
 // methods (space-separated; nullptr: any), whether it wants the token and
-// whether it takes a body. The handlers above rely on these checks.
+// whether it takes a body. The handlers above rely on these checks, which
+// on_got_headers() makes before libsoup reads any of the body.
 struct Route {
   const char* prefix;
   const char* methods;
@@ -678,8 +682,7 @@ Refusal check_request(SoupServerMessage* msg) {
 // Answers and closes without reading the body (server/early_answer.h).
 void refuse(SoupServerMessage* msg, const Refusal& refusal) {
   set_security_headers(msg);
-  if (refusal.status == 503)
-    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After", "1");
+  if (refusal.status == 503) ask_to_retry(msg);
   answer_before_body(msg, refusal.status, "application/json",
                      json_error(refusal.status, refusal.message));
 }
