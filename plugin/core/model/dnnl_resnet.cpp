@@ -136,25 +136,18 @@ class PlanBuilder {
     return out;
   }
 
-  // Global average pool into the caller's (n, channels) float output. bf16
-  // activations are averaged into fp32 where oneDNN can, so that the
-  // embedding is not rounded to bf16's 8 bits.
+  // Global average pool into the caller's (n, channels) float output: in the
+  // activations' type (oneDNN 2.6 has no bf16-to-fp32 pooling), then a
+  // reorder to fp32 where they are bf16. No exception on this path: one
+  // thrown inside a process that also loaded another unwinder (Python with
+  // torch) can abort it.
   void global_avg_pool(const Tensor& src) {
     const memory::dims d = src.md.dims();
-    auto make = [&](dt out) {
-      const memory::desc dst_any({d[0], d[1], 1, 1}, out, tag::any);
-      const dnnl::pooling_forward::desc desc(prop_kind::forward_inference,
-                                             algorithm::pooling_avg_exclude_padding, src.md,
-                                             dst_any, {1, 1}, {d[2], d[3]}, {0, 0}, {0, 0});
-      return dnnl::pooling_forward::primitive_desc(desc, user_scratchpad(), eng_);
-    };
-    dnnl::pooling_forward::primitive_desc pd;
-    try {
-      pd = make(dt::f32);
-    } catch (const dnnl::error&) {
-      if (act_ == dt::f32) throw;
-      pd = make(act_);
-    }
+    const memory::desc dst_any({d[0], d[1], 1, 1}, act_, tag::any);
+    const dnnl::pooling_forward::desc desc(prop_kind::forward_inference,
+                                           algorithm::pooling_avg_exclude_padding, src.md, dst_any,
+                                           {1, 1}, {d[2], d[3]}, {0, 0}, {0, 0});
+    const dnnl::pooling_forward::primitive_desc pd(desc, user_scratchpad(), eng_);
     const memory::desc user({d[0], d[1], 1, 1}, dt::f32, tag::nchw);
     plan_.output = memory(user, eng_, DNNL_MEMORY_NONE);
     const bool direct = pd.dst_desc() == user;
