@@ -657,6 +657,9 @@ gst_faiss_indexer_finish (GstFaissIndexer *self)
           + ", removed " + std::to_string (c.removed) + ", unchanged "
           + std::to_string (c.unchanged) + ", skipped-bad "
           + std::to_string (c.bad)
+          + (c.unread > 0 ? ", unreadable " + std::to_string (c.unread)
+                      + " (their items kept)"
+                          : "")
           + (inventory->walked_all () ? ""
                                       : " (the walk was stopped before its "
                                         "end: run again to finish it)");
