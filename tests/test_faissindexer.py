@@ -428,6 +428,42 @@ def gst_launch_appender_plays_after_the_lock(c):
           "both appenders' vectors are in the index (50 + 100)")
 
 
+def writes_through_a_symbolic_link(c):
+    # A write through a link used to replace the link with a new file,
+    # leaving the real index stale, and a writer through each name took a
+    # lock of its own.
+    base, mine, theirs = unit_rows(30, 21), unit_rows(4, 22), unit_rows(6, 23)
+    c.feed(base)
+    link = os.path.join(c.dir, "link.faiss")
+    os.symlink("gallery.faiss", link)
+    with open(c.index + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run = subprocess.Popen([FEED, c.vectors_file(mine), str(DIMS), link, "append=true"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waited = ""
+        for line in run.stdout:
+            if "waiting for another writer" in line:
+                waited = line
+                break
+        check(waited, "a writer through the link waits for the lock of the index it names",
+              waited)
+    other = c.appender(theirs, "theirs.f32")
+    _, other_err = other.communicate(timeout=120)
+    check(other.returncode == 0, "a writer through the file's own name appends", other_err)
+    out, err = run.communicate(timeout=120)
+    check(run.returncode == 0, "the writer through the link appends", err)
+    check(os.path.islink(link), "the link is still a link")
+    check(not os.path.exists(link + ".db") and not os.path.exists(link + ".lock"),
+          "no catalog or lock file of the link's own")
+    index = faiss.read_index(c.index)
+    stored = index.reconstruct_n(0, index.ntotal)
+    check(index.ntotal == 40 and {r.tobytes() for r in stored} ==
+          {r.tobytes() for r in np.vstack([base, mine, theirs])},
+          "the real index holds both writers' vectors", index.ntotal)
+    facts, items = c.catalog()
+    check(facts[0][5] == 40 and len(items) == 40, "its catalog lists all 40 items", facts[0])
+
+
 def missing_directory_fails_before_any_work(c):
     missing = os.path.join(c.dir, "not-there")
     c.index = os.path.join(missing, "gallery.faiss")
@@ -486,7 +522,7 @@ CASES = [append_and_mismatch, append_keeps_thumbnails, append_to_a_schema_2_cata
          hnsw_build_settings, flat_index_catalog_and_npy,
          kill_mid_write_keeps_previous_index, missing_directory_fails_before_any_work,
          no_thumbnails_when_off_or_not_video, thumbnails_of_video_frames,
-         too_few_vectors_names_the_minimum]
+         too_few_vectors_names_the_minimum, writes_through_a_symbolic_link]
 
 
 if __name__ == "__main__":

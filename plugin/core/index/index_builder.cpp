@@ -41,8 +41,11 @@ IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn, 
     : options_(std::move(options)),
       step_(std::move(step)),
       warn_(std::move(warn)),
-      wait_over_(std::move(wait_over)),
-      catalog_path_(catalog_path_for(options_.location)) {
+      wait_over_(std::move(wait_over)) {
+  // The lock, the temporaries and the catalog belong beside the index file
+  // itself, whichever name of it the writer was given.
+  options_.location = follow_links(options_.location);
+  catalog_path_ = catalog_path_for(options_.location);
   if (options_.location.empty())
     throw Error(ErrorKind::Settings,
                 "No index file given: set location to the path of the index to write.");

@@ -21,7 +21,9 @@
 namespace vs {
 
 struct IndexBuildOptions {
-  std::string location;  // the index file; the catalog is location + ".db"
+  // The index file; the catalog is location + ".db". A symbolic link is
+  // followed: the file it points to is replaced, and locked, not the link.
+  std::string location;
   std::string index_type = "Flat";
   Metric metric = Metric::InnerProduct;
   // HNSW types: efConstruction (0: FAISS's 40). Refine types (",RFlat"): the
