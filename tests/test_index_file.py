@@ -159,6 +159,17 @@ def test_unusable_vectors_are_refused(binary, directory):
                            path, "not finite", *phrases, ADVICE)
 
 
+def test_hnsw_metric_mismatch_is_refused(binary, directory):
+    """A graph and a storage of different metrics loaded, and our HNSW walk
+    and FAISS's returned the same ids with distances of opposite sign."""
+    index = index_fixtures.build("HNSW8", faiss.METRIC_L2, count=50)
+    faiss.downcast_index(index.storage).metric_type = faiss.METRIC_INNER_PRODUCT
+    path = index_fixtures.write(directory, "hnsw-metrics", index_fixtures.serialize(index))
+    expect_refusal(probe(binary, "load", path), "an HNSW graph over storage of another metric",
+                   path, "graph uses the L2 metric but its storage the inner product metric",
+                   ADVICE)
+
+
 def test_every_truncation(binary, directory):
     # Small files, so that every prefix of each can be tried.
     small = os.path.join(directory, "small")
@@ -210,6 +221,7 @@ def main():
         test_load_holds_the_index_once(binary, directory)
         test_special_files(binary, directory)
         test_unusable_vectors_are_refused(binary, directory)
+        test_hnsw_metric_mismatch_is_refused(binary, directory)
         test_every_truncation(binary, directory)
         test_fuzz(binary, directory)
         test_faisssearch_element_error(feed, directory)

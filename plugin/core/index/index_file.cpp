@@ -154,6 +154,12 @@ std::string type_name(uint32_t tag) {
   return {};
 }
 
+std::string metric_label(int32_t metric) {
+  if (metric == faiss::METRIC_INNER_PRODUCT) return "inner product";
+  if (metric == faiss::METRIC_L2) return "L2";
+  return "FAISS " + std::to_string(metric);
+}
+
 uint64_t times(uint64_t a, uint64_t b) {
   uint64_t product;
   if (__builtin_mul_overflow(a, b, &product))
@@ -664,6 +670,12 @@ class IndexFileWalk {
       throw Damaged("the HNSW index holds " + std::to_string(node.ntotal) + " vectors of " +
                     std::to_string(node.d) + " dimensions but its storage " +
                     std::to_string(storage.ntotal) + " of " + std::to_string(storage.d));
+    // FAISS measures with the storage's metric but orders by the graph's;
+    // the same ids would come back with distances of either sign.
+    if (storage.metric != node.metric)
+      throw Damaged("the HNSW graph uses the " + metric_label(node.metric) +
+                    " metric but its storage the " + metric_label(storage.metric) +
+                    " metric, so its distances cannot be trusted");
     if (type == fourcc("IHNp")) {
       // read_index() builds the PQ's symmetric distance table.
       const Pq& pq = storage.pq;
