@@ -239,10 +239,11 @@ class IndexFileWalk {
       for (const std::string& row : bad_rows_named_) named += (named.empty() ? "" : ", ") + row;
       if (bad_rows_ > bad_rows_named_.size())
         named += " and " + std::to_string(bad_rows_ - bad_rows_named_.size()) + " more";
-      throw Damaged(std::to_string(bad_rows_) +
-                    " of its stored vectors hold values that are not finite, or so large that "
-                    "their squared length overflows a float, so distances to them are NaN, "
-                    "infinite or first for every query: " +
+      throw Damaged(std::to_string(bad_rows_) + " of its stored vectors " +
+                    (bad_rows_ == 1 ? "holds" : "hold") +
+                    " values that are not finite, or so large that their squared length "
+                    "overflows a float, so distances to them are NaN, infinite or first for "
+                    "every query: " +
                     named);
     }
   }
