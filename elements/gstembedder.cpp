@@ -46,6 +46,7 @@
 
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -140,8 +141,10 @@ struct EmbedderState
   /* False when the caps' frames are too elongated for the resize: they pass
    * without an embedding. */
   bool embeddable = true;
-  /* Whether the user was told that the model made a non-finite embedding. */
+  /* Whether the user was told that the model made a non-finite embedding,
+   * and an all-zero one. */
   bool warned_non_finite = false;
+  bool warned_all_zero = false;
   /* Whether the log says that the engine's kernels fell back. */
   bool logged_degraded = false;
   guint64 frame_count = 0;
@@ -871,6 +874,15 @@ gst_embedder_start (GstBaseTransform *trans)
     config.int8_activations = recorded->config.int8_activations;
     GST_INFO_OBJECT (self, "int8 activation ranges from the index %s",
         index.c_str ());
+    /* Ranges calibrated anew would quantize the queries unlike the gallery. */
+    if (config.int8_activations.empty ()) {
+      GST_ELEMENT_ERROR (self, STREAM, DECODE,
+          ("The index %s records precision=int8 but no int8 activation "
+           "ranges: its catalog %s is damaged. Rebuild the index.",
+              index.c_str (), vs::catalog_path_for (index).c_str ()),
+          (NULL));
+      return FALSE;
+    }
   }
 
   auto st = std::make_unique<EmbedderState> ();
@@ -1005,29 +1017,30 @@ gst_embedder_set_caps (GstBaseTransform *trans, GstCaps *incaps,
 /* ------------------------------------------------------------------------ */
 /* The buffer path */
 
-/* A frame whose embedding holds NaN or infinity passes without one: such a
- * vector would poison an index or a search. The first one is reported. */
+/* A frame whose embedding holds NaN or infinity, or only zeros (no direction
+ * to compare: as near to every query as to none), passes without one: such a
+ * vector would poison an index or a search. The first of each kind is
+ * reported. */
 static void
-report_non_finite (GstEmbedder *self, GstBuffer *buf, const float *values,
-    size_t bad)
+report_unusable (GstEmbedder *self, GstBuffer *buf, bool *warned,
+    const char *what, const std::string &detail)
 {
   EmbedderState *st = self->state;
 
   GST_DEBUG_OBJECT (self,
       "embedding of the frame at %" GST_TIME_FORMAT
-      " has %f at %u: passing the frame without it",
-      GST_TIME_ARGS (GST_BUFFER_PTS (buf)), values[bad], (guint) bad);
-  if (st->warned_non_finite)
+      " (%s): passing the frame without it",
+      GST_TIME_ARGS (GST_BUFFER_PTS (buf)), detail.c_str ());
+  if (*warned)
     return;
-  st->warned_non_finite = true;
+  *warned = true;
   GST_ELEMENT_WARNING (self, STREAM, FAILED,
-      ("Model %s (%s) made a NaN or infinite embedding for the frame at "
-       "%" GST_TIME_FORMAT ": it and any other such frame pass without an "
-       "embedding (frames-skipped counts them).",
-          st->model.c_str (), st->engine->model_id ().c_str (),
+      ("Model %s (%s) made %s embedding for the frame at %" GST_TIME_FORMAT
+       ": it and any other such frame pass without an embedding "
+       "(frames-skipped counts them).",
+          st->model.c_str (), st->engine->model_id ().c_str (), what,
           GST_TIME_ARGS (GST_BUFFER_PTS (buf))),
-      ("value %u of %u is %f", (guint) bad, (guint) st->engine->dims (),
-          values[bad]));
+      ("%s", detail.c_str ()));
 }
 
 /* Runs the pending batch and releases every held frame, in order. */
@@ -1058,15 +1071,25 @@ run_batch (GstEmbedder *self)
 
     const guint dims = st->engine->dims ();
     size_t row = 0;
-    guint64 non_finite = 0;
+    guint64 unusable = 0;
     for (HeldBuffer &h : st->held) {
       if (!h.embed || !ok)
         continue;
       const float *v = &values[row++ * dims];
       const size_t bad = vs::first_non_finite (v, dims);
       if (bad < dims) {
-        report_non_finite (self, h.buffer, v, bad);
-        non_finite++;
+        gchar *detail =
+            g_strdup_printf ("value %u of %u is %f", (guint) bad, dims, v[bad]);
+        report_unusable (self, h.buffer, &st->warned_non_finite,
+            "a NaN or infinite", detail);
+        g_free (detail);
+        unusable++;
+        continue;
+      }
+      if (std::all_of (v, v + dims, [] (float x) { return x == 0.0f; })) {
+        report_unusable (self, h.buffer, &st->warned_all_zero, "an all-zero",
+            "every value is 0");
+        unusable++;
         continue;
       }
       gst_buffer_add_visualsearch_embedding_meta (h.buffer, dims, v,
@@ -1076,8 +1099,8 @@ run_batch (GstEmbedder *self)
     GST_OBJECT_LOCK (self);
     self->busy_ms += took.count ();
     if (ok) {
-      self->frames_embedded += n - non_finite;
-      self->frames_skipped += non_finite;
+      self->frames_embedded += n - unusable;
+      self->frames_skipped += unusable;
     }
     GST_OBJECT_UNLOCK (self);
   }

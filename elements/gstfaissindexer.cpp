@@ -19,7 +19,8 @@
  * Writers of one location take turns through a lock file beside it
  * (location + ".lock", flock): an appending run holds it from start to EOS,
  * any other run while it writes; one that has to wait says so in a progress
- * message and gives up after a minute. Holding the lock, a writer removes the
+ * message (CONTINUE, then COMPLETE once it holds the lock, or CANCELED) and
+ * gives up after a minute. Holding the lock, a writer removes the
  * temporaries of killed writers. The directory must exist and be writable at
  * start (READY to PAUSED), before any embedding work.
  * With #GstFaissIndexer:export-npy, embeddings.npy and labels.npy are written
@@ -502,6 +503,17 @@ gst_faiss_indexer_start (GstBaseSink *sink)
         [self] (const std::string &warning) {
           GST_ELEMENT_WARNING (self, STREAM, FAILED, ("%s", warning.c_str ()),
               (NULL));
+        },
+        /* gst-launch-1.0 holds a prerolled pipeline in PAUSED until a
+         * progress it saw start is over: a wait left open would never let
+         * it play. */
+        [self, location = options.location] (bool taken) {
+          if (taken)
+            post_progress (self, GST_PROGRESS_TYPE_COMPLETE,
+                "the other writer of " + location + " has finished");
+          else
+            post_progress (self, GST_PROGRESS_TYPE_CANCELED,
+                "gave up waiting for the other writer of " + location);
         });
   } catch (const std::exception &e) {
     if (options.append || options.update)
@@ -645,6 +657,9 @@ gst_faiss_indexer_finish (GstFaissIndexer *self)
           + ", removed " + std::to_string (c.removed) + ", unchanged "
           + std::to_string (c.unchanged) + ", skipped-bad "
           + std::to_string (c.bad)
+          + (c.unread > 0 ? ", unreadable " + std::to_string (c.unread)
+                      + " (their items kept)"
+                          : "")
           + (inventory->walked_all () ? ""
                                       : " (the walk was stopped before its "
                                         "end: run again to finish it)");

@@ -108,6 +108,10 @@ struct FaissSearchState
   /* Ids the catalog does not list are reported once per gallery. */
   bool warned_unknown_id = false;
 
+  /* So are searches that return fewer than k neighbours from an index that
+   * holds k. */
+  bool warned_few_hits = false;
+
   /* Whether the user was told of a NaN or infinite query. */
   bool warned_non_finite = false;
 
@@ -552,6 +556,7 @@ gst_faiss_search_adopt_reload (GstFaissSearch *self,
         "index: whether the two belong together was not checked",
         st.reload->catalog_path ().c_str ());
   st.warned_unknown_id = false;
+  st.warned_few_hits = false;
   GST_INFO_OBJECT (self, "reloaded %s: %" G_GINT64_FORMAT " vectors",
       st.reload->index_path ().c_str (), gallery->size ());
   st.gallery = std::move (gallery);
@@ -745,13 +750,39 @@ gst_faiss_search_accepts (GstFaissSearch *self, GstBuffer *buf,
   return TRUE;
 }
 
+/* A sound index of at least k vectors gives k neighbours (max-distance
+ * aside): fewer mean an HNSW graph without links, with self-loops only or a
+ * part cut off, or an IVF search that probes too few lists. */
+static void
+gst_faiss_search_check_count (GstFaissSearch *self, GstBuffer *buf,
+    size_t found, const SearchSettings &settings)
+{
+  FaissSearchState &st = *self->state;
+
+  if (st.warned_few_hits || settings.max_distance
+      || found >= (size_t) settings.k || st.gallery->size () < settings.k)
+    return;
+  st.warned_few_hits = true;
+  GST_ELEMENT_WARNING (self, STREAM, FAILED,
+      ("The index %s holds %" G_GINT64_FORMAT " vectors but the search for "
+       "the frame at %" GST_TIME_FORMAT " returned only %zu of the %d "
+       "neighbours asked for (k); other frames may get fewer too. Raise "
+       "nprobe or ef-search, or rebuild the index: its HNSW graph may be "
+       "damaged.",
+          st.reload->index_path ().c_str (), st.gallery->size (),
+          GST_TIME_ARGS (GST_BUFFER_PTS (buf)), found, settings.k),
+      (NULL));
+}
+
 /* Attaches the hits of buf's embedding as a GstVisualSearchNeighborsMeta, and posts
  * them when asked to. */
 static void
 gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
-    const std::vector<vs::Neighbor> &hits, gboolean post_messages)
+    const std::vector<vs::Neighbor> &hits, const SearchSettings &settings)
 {
   FaissSearchState &st = *self->state;
+
+  gst_faiss_search_check_count (self, buf, hits.size (), settings);
 
   /* Metas and bus messages carry UTF-8 (PyGObject crashes on anything else),
    * whatever bytes a catalog holds. Repaired copies live until the meta has
@@ -798,7 +829,7 @@ gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
       nmeta->n_neighbors, nmeta->n_neighbors ? nmeta->neighbors[0].id : -1,
       nmeta->n_neighbors ? nmeta->neighbors[0].distance : 0.0f);
 
-  if (post_messages)
+  if (settings.post_messages)
     gst_faiss_search_post_message (self, buf, nmeta);
 }
 
@@ -834,7 +865,7 @@ gst_faiss_search_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
   } catch (const std::exception &e) {
     return gst_faiss_search_failed (self, e);
   }
-  gst_faiss_search_attach (self, buf, st.hits, settings.post_messages);
+  gst_faiss_search_attach (self, buf, st.hits, settings);
   return GST_FLOW_OK;
 }
 
@@ -893,7 +924,7 @@ gst_faiss_search_drain (GstFaissSearch *self)
     }
     if (searched[i])
       gst_faiss_search_attach (self, held[i], st.batch_hits[next_hits++],
-          settings.post_messages);
+          settings);
     flow = gst_pad_push (GST_BASE_TRANSFORM_SRC_PAD (self), held[i]);
   }
   return flow;

@@ -238,9 +238,9 @@ gst_gallery_indexer_init (GstGalleryIndexer *self)
         auto inventory = gst_faiss_indexer_get_inventory (faiss);
         return inventory && inventory->unchanged (relative, path);
       },
-      [faiss] () {
+      [faiss] (const std::vector<vs::SkippedEntry> &skipped) {
         if (auto inventory = gst_faiss_indexer_get_inventory (faiss))
-          inventory->walk_complete ();
+          inventory->walk_complete (skipped);
       });
 }
 

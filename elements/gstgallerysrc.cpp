@@ -28,7 +28,9 @@
  *
  * A file that cannot be read as a picture or a video (unreadable, empty,
  * truncated, corrupt, larger than #GstGallerySrc:max-pixels, a FIFO, a
- * symbolic link loop) is skipped; a warning at the end names every one. With
+ * symbolic link loop) is skipped; a warning at the end names every one. A
+ * folder that cannot be opened or listed is no bad file: another warning
+ * names it, and galleryindexer keeps what its index holds from it. With
  * #GstGallerySrc:strict the first one is an error instead. Progress messages
  * (#GST_MESSAGE_PROGRESS, code `gallery`) carry `files-done` and
  * `files-total`; they are posted while the pipeline is PLAYING, since
@@ -108,7 +110,7 @@ enum
 struct FileFilter
 {
   std::function<bool (const std::string &, const std::string &)> skip;
-  std::function<void ()> walked_all;
+  std::function<void (const std::vector<vs::SkippedEntry> &)> walked_all;
 };
 
 /* The walk in progress. Only start(), stop() and the streaming thread touch
@@ -138,10 +140,13 @@ struct GalleryWalk
   bool progress_started = false;
   /* gst_gallery_src_set_file_filter()'s, for this run */
   std::function<bool (const std::string &, const std::string &)> skip;
-  std::function<void ()> walked_all;
+  std::function<void (const std::vector<vs::SkippedEntry> &)> walked_all;
   guint64 unchanged = 0; /* files skip() passed over */
   /* One sentence per file skipped, in walk order. */
   std::vector<std::string> bad;
+  /* One sentence per folder (or entry) that could not be read: not a bad
+   * file, since what it holds is unknown. */
+  std::vector<std::string> unread;
 };
 
 struct _GstGallerySrc
@@ -542,16 +547,22 @@ gst_gallery_src_start (GstBaseSrc *src)
   for (const std::string &name : walk->folder.label_names ())
     walk->label_names.push_back (vs::valid_utf8 (name));
   for (const vs::SkippedEntry &entry : walk->folder.skipped ())
-    walk->bad.push_back (vs::valid_utf8 (walk->location + "/" + entry.relative
-        + " is " + entry.reason));
-  GST_INFO_OBJECT (self, "%s: %zu files, %zu labels, %zu entries skipped",
+    (entry.unread ? walk->unread : walk->bad)
+        .push_back (vs::valid_utf8 (walk->location + "/" + entry.relative + " "
+            + entry.reason));
+  GST_INFO_OBJECT (self,
+      "%s: %zu files, %zu labels, %zu entries skipped, %zu unreadable",
       walk->location.c_str (), walk->folder.files ().size (),
-      walk->label_names.size (), walk->bad.size ());
+      walk->label_names.size (), walk->bad.size (), walk->unread.size ());
   for (const std::string &bad : walk->bad)
     GST_WARNING_OBJECT (self, "skipped: %s", bad.c_str ());
-  if (walk->strict && !walk->bad.empty ()) {
+  for (const std::string &unread : walk->unread)
+    GST_WARNING_OBJECT (self, "not walked: %s", unread.c_str ());
+  const std::vector<std::string> &first_fault =
+      walk->unread.empty () ? walk->bad : walk->unread;
+  if (walk->strict && !first_fault.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, READ,
-        ("%s (strict=true)", walk->bad.front ().c_str ()), (NULL));
+        ("%s (strict=true)", first_fault.front ().c_str ()), (NULL));
     return FALSE;
   }
 
@@ -627,7 +638,7 @@ gst_gallery_src_unlock_stop (GstBaseSrc *src)
 void
 gst_gallery_src_set_file_filter (GstGallerySrc *self,
     std::function<bool (const std::string &, const std::string &)> skip,
-    std::function<void ()> walked_all)
+    std::function<void (const std::vector<vs::SkippedEntry> &)> walked_all)
 {
   FileFilter *filter = new FileFilter{std::move (skip), std::move (walked_all)};
 
@@ -658,6 +669,42 @@ skip_bad_file (GstGallerySrc *self, const std::string &reason)
   return GST_FLOW_OK;
 }
 
+/* The first BAD_FILES_NAMED sentences for a warning's message, and all of
+ * them, one a line, for its details. */
+static void
+name_sentences (const std::vector<std::string> &sentences, std::string *named,
+    std::string *all)
+{
+  for (size_t i = 0; i < sentences.size (); i++) {
+    if (i < BAD_FILES_NAMED)
+      *named += (i ? "; " : "") + sentences[i];
+    *all += sentences[i] + "\n";
+  }
+  if (sentences.size () > BAD_FILES_NAMED)
+    *named += "; and " + std::to_string (sentences.size () - BAD_FILES_NAMED)
+        + " more (listed in the details, and by GST_DEBUG=gallerysrc:2)";
+}
+
+/* A folder that cannot be read is no bad file: its files may all be fine,
+ * and an index keeps what it holds of them. */
+static void
+warn_unread_folders (GstGallerySrc *self)
+{
+  const GalleryWalk &walk = *self->walk;
+  if (walk.unread.empty ())
+    return;
+  std::string named, all;
+  name_sentences (walk.unread, &named, &all);
+  const std::string location = vs::valid_utf8 (walk.location);
+  GST_ELEMENT_WARNING (self, RESOURCE, READ,
+      ("Could not walk all of %s: %s. galleryindexer keeps the items the index "
+       "holds from %s; make %s readable and run again.",
+          location.c_str (), named.c_str (),
+          walk.unread.size () == 1 ? "there" : "those",
+          walk.unread.size () == 1 ? "it" : "them"),
+      ("%s", all.c_str ()));
+}
+
 static void
 warn_bad_files (GstGallerySrc *self)
 {
@@ -665,14 +712,7 @@ warn_bad_files (GstGallerySrc *self)
   if (walk.bad.empty ())
     return;
   std::string named, all;
-  for (size_t i = 0; i < walk.bad.size (); i++) {
-    if (i < BAD_FILES_NAMED)
-      named += (i ? "; " : "") + walk.bad[i];
-    all += walk.bad[i] + "\n";
-  }
-  if (walk.bad.size () > BAD_FILES_NAMED)
-    named += "; and " + std::to_string (walk.bad.size () - BAD_FILES_NAMED)
-        + " more (listed in the details, and by GST_DEBUG=gallerysrc:2)";
+  name_sentences (walk.bad, &named, &all);
   const std::string location = vs::valid_utf8 (walk.location);
   if (walk.bad.size () == 1)
     GST_ELEMENT_WARNING (self, RESOURCE, READ,
@@ -855,8 +895,9 @@ gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
           " frames, %zu skipped, %" G_GUINT64_FORMAT " unchanged",
           files.size (), walk.frames, walk.bad.size (), walk.unchanged);
       if (walk.walked_all)
-        walk.walked_all ();
+        walk.walked_all (walk.folder.skipped ());
       post_progress (self, true);
+      warn_unread_folders (self);
       warn_bad_files (self);
       return GST_FLOW_EOS;
     }

@@ -2,7 +2,7 @@
 """embedder's errors for unusable weights and models: each must be an element
 error that names the file, the first bad key with the shapes, and what to do.
 Also what reaches the stream from a model that misbehaves while running: an
-output width that changes, NaN or infinite embeddings.
+output width that changes, NaN, infinite or all-zero embeddings.
 
 Fixtures are made here with torch; the pipelines run in a child process that
 does not import torch, as an application would.
@@ -295,32 +295,40 @@ with tempfile.TemporaryDirectory() as tmp:
           "a model returning 1 row for a batch of 4 is an error that names the row count",
           json.dumps(got))
 
-    # Frames 1 and 3 (the second of each batch) get NaN.
+    # Frames 1 and 3 (the second of each batch) get NaN, or zeros only: an
+    # all-zero embedding has no direction, as near to every query as to none.
     class NaNForSecondFrame(torch.nn.Module):
         def forward(self, x):
             y = x.mean([2, 3])
             y[1::2] = float("nan")
             return y
 
+    class ZeroForSecondFrame(torch.nn.Module):
+        def forward(self, x):
+            y = x.mean([2, 3])
+            y[1::2] = 0.0
+            return y
+
     class InfEverywhere(torch.nn.Module):
         def forward(self, x):
             return x.mean([2, 3]) / 0.0
 
-    some_nan = os.path.join(tmp, "some_nan.pt")
-    torch.jit.script(NaNForSecondFrame()).save(some_nan)
+    import faiss
+    for model, phrase, what in [(NaNForSecondFrame(), "NaN or infinite", "NaN embeddings"),
+                                (ZeroForSecondFrame(), "all-zero", "all-zero embeddings")]:
+        path = os.path.join(tmp, f"{type(model).__name__}.pt")
+        torch.jit.script(model).save(path)
+        index = path + ".faiss"
+        got = run(frames(f"model={path} batch-size=2", sink=f"faissindexer location={index}"))
+        warnings = [m for m in messages(got, "warning") if phrase in m["message"]]
+        check(got["end"] == "eos" and len(warnings) == 1 and path in warnings[0]["message"]
+              and "0:00:00.033333333" in warnings[0]["message"]
+              and got["embedded"] == 2 and got["skipped"] == 2
+              and faiss.read_index(index).ntotal == 2,
+              f"{what}: one warning naming the model, those frames pass without one, "
+              "and the index holds only the others", json.dumps(got))
     all_inf = os.path.join(tmp, "all_inf.pt")
     torch.jit.script(InfEverywhere()).save(all_inf)
-    index = os.path.join(tmp, "some_nan.faiss")
-    got = run(frames(f"model={some_nan} batch-size=2",
-                     sink=f"faissindexer location={index}"))
-    warnings = [m for m in messages(got, "warning") if "NaN or infinite" in m["message"]]
-    import faiss
-    check(got["end"] == "eos" and len(warnings) == 1 and some_nan in warnings[0]["message"]
-          and "0:00:00.033333333" in warnings[0]["message"]
-          and got["embedded"] == 2 and got["skipped"] == 2
-          and faiss.read_index(index).ntotal == 2,
-          "NaN embeddings: one warning naming the model, those frames pass without one, "
-          "and the index holds only the finite ones", json.dumps(got))
     got = run(frames(f"model={all_inf} normalize=false"))
     warnings = [m for m in messages(got, "warning") if "NaN or infinite" in m["message"]]
     check(got["end"] == "eos" and len(warnings) == 1 and all_inf in warnings[0]["message"]

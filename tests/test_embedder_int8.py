@@ -17,7 +17,8 @@ TorchScript model.
 index: faissindexer after an int8 embedder records precision=int8 and the
 activation ranges (galleryindexer too, passing calibration-location on); `embedder index=` without calibration-location adopts
 them and makes the very embeddings of the gallery (an fp32 embedder does
-not).
+not); an index whose catalog holds no ranges, or a scale calibration cannot
+produce (1e30, 1e-9), is refused.
 """
 import os
 import subprocess
@@ -211,6 +212,35 @@ def index_mode(tmp):
           "the adopting embedder makes the very embeddings of the int8 gallery")
     check(error is None and recorded_settings(adopted) == recorded_settings(built),
           "and announces the same settings")
+
+    # Ranges tampered with in the catalog: none (the message said to set
+    # index=, which was set), a step of 1e30 (every embedding zero), of 1e-9
+    # (every activation saturated, the neighbours silently changed).
+    import shutil
+    import sqlite3
+    tampered = os.path.join(tmp, "tampered.faiss")
+    for suffix in ("", ".db"):
+        shutil.copy(built + suffix, tampered + suffix)
+    points = ranges.split(";")
+    for what, text, phrases in [
+            ("no activation ranges", "",
+             [tampered, "records precision=int8 but no int8 activation ranges"]),
+            ("a step of 1e30", ";".join(["1e30:0"] + points[1:]),
+             ["int8 activation parameter 1", "1e30:0", "calibration can produce"]),
+            ("a step of 1e-9", ";".join(points[:3] + ["1e-09:0"] + points[4:]),
+             ["int8 activation parameter 4", "1e-09:0", "calibration can produce"])]:
+        settings.set_value("int8-activations", text)
+        with sqlite3.connect(tampered + ".db") as db:
+            db.execute("UPDATE index_facts SET embedder_config = ?", (settings.to_string(),))
+        db.close()
+        # In a process of its own: in this one, whose imports bring another
+        # unwinder, an exception thrown in the engine module aborts.
+        res = subprocess.run(["gst-launch-1.0", "cifarsrc", f"location={dataset}", "!",
+                              "embedder", f"index={tampered}", "batch-size=8", "!", "fakesink"],
+                             capture_output=True, text=True, timeout=120)
+        check(res.returncode != 0 and all(p in res.stderr for p in phrases)
+              and "or index=" not in res.stderr,
+              f"an int8 index whose catalog holds {what} is refused", res.stderr[-600:])
 
     gallery = os.path.join(tmp, "gallery.faiss")
     _, error, props = run(None, "gallery.faiss",

@@ -378,6 +378,92 @@ def appender_waits_for_the_lock_and_reads_after_it(c):
           "the appender adds to what the other writer left", index.ntotal)
 
 
+def gst_launch_appender_plays_after_the_lock(c):
+    # gst-launch-1.0 keeps a prerolled pipeline in PAUSED while a progress
+    # is open: a second appender used to wait there for good once the lock
+    # was free, and its 100 vectors were never written.
+    embed = ["embedder", "weights=random", "input-size=32", "resize=0", "threads=1", "!",
+             "faissindexer", f"location={c.index}", "append=true"]
+    holder = subprocess.Popen(["gst-launch-1.0", "fdsrc", "!", "rawvideoparse", "width=32",
+                               "height=32", "format=rgb", "!", *embed],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    lock_taken = False
+    with open(c.index + ".lock", "a") as lock:
+        deadline = time.monotonic() + 60
+        while not lock_taken and holder.poll() is None and time.monotonic() < deadline:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                time.sleep(0.05)
+            except BlockingIOError:
+                lock_taken = True
+    check(lock_taken, "the first appender holds the lock")
+    holder.stdin.write(bytes(range(256)) * (32 * 32 * 3 * 50 // 256))
+    # gst-launch-1.0 prints the progress only once the state change that
+    # waits returns; the element's debug log says it the moment it is posted.
+    second = subprocess.Popen(["gst-launch-1.0", "videotestsrc", "num-buffers=100", "!",
+                               "video/x-raw,width=32,height=32,format=RGB", "!", *embed],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, GST_DEBUG="faissindexer:4",
+                                       GST_DEBUG_NO_COLOR="1"))
+    waiting = ""
+    for line in second.stderr:
+        if "waiting for another writer" in line:
+            waiting = line
+            break
+    check(waiting, "the second appender waits for the lock", waiting)
+    holder.stdin.close()
+    check(holder.wait(timeout=120) == 0, "the first appender finishes", holder.stderr.read())
+    try:
+        out, err = second.communicate(timeout=120)
+        finished = second.returncode == 0
+    except subprocess.TimeoutExpired:
+        second.kill()
+        out, err = second.communicate()
+        finished = False
+    check(finished, "the second appender plays once the lock is free, and finishes",
+          (out or "")[-600:] + (err or "")[-600:])
+    check(os.path.exists(c.index) and faiss.read_index(c.index).ntotal == 150,
+          "both appenders' vectors are in the index (50 + 100)")
+
+
+def writes_through_a_symbolic_link(c):
+    # A write through a link used to replace the link with a new file,
+    # leaving the real index stale, and a writer through each name took a
+    # lock of its own.
+    base, mine, theirs = unit_rows(30, 21), unit_rows(4, 22), unit_rows(6, 23)
+    c.feed(base)
+    link = os.path.join(c.dir, "link.faiss")
+    os.symlink("gallery.faiss", link)
+    with open(c.index + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run = subprocess.Popen([FEED, c.vectors_file(mine), str(DIMS), link, "append=true"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waited = ""
+        for line in run.stdout:
+            if "waiting for another writer" in line:
+                waited = line
+                break
+        check(waited, "a writer through the link waits for the lock of the index it names",
+              waited)
+    other = c.appender(theirs, "theirs.f32")
+    _, other_err = other.communicate(timeout=120)
+    check(other.returncode == 0, "a writer through the file's own name appends", other_err)
+    out, err = run.communicate(timeout=120)
+    check(run.returncode == 0, "the writer through the link appends", err)
+    check(os.path.islink(link), "the link is still a link")
+    check(not os.path.exists(link + ".db") and not os.path.exists(link + ".lock"),
+          "no catalog or lock file of the link's own")
+    index = faiss.read_index(c.index)
+    stored = index.reconstruct_n(0, index.ntotal)
+    check(index.ntotal == 40 and {r.tobytes() for r in stored} ==
+          {r.tobytes() for r in np.vstack([base, mine, theirs])},
+          "the real index holds both writers' vectors", index.ntotal)
+    facts, items = c.catalog()
+    check(facts[0][5] == 40 and len(items) == 40, "its catalog lists all 40 items", facts[0])
+
+
 def missing_directory_fails_before_any_work(c):
     missing = os.path.join(c.dir, "not-there")
     c.index = os.path.join(missing, "gallery.faiss")
@@ -431,11 +517,12 @@ def kill_mid_write_keeps_previous_index(c):
 
 CASES = [append_and_mismatch, append_keeps_thumbnails, append_to_a_schema_2_catalog,
          appender_waits_for_the_lock_and_reads_after_it, catalog_records_its_index,
-         concurrent_appenders_keep_both, factory_strings, pca_with_inner_product,
+         concurrent_appenders_keep_both, factory_strings, gst_launch_appender_plays_after_the_lock,
+         pca_with_inner_product,
          hnsw_build_settings, flat_index_catalog_and_npy,
          kill_mid_write_keeps_previous_index, missing_directory_fails_before_any_work,
          no_thumbnails_when_off_or_not_video, thumbnails_of_video_frames,
-         too_few_vectors_names_the_minimum]
+         too_few_vectors_names_the_minimum, writes_through_a_symbolic_link]
 
 
 if __name__ == "__main__":

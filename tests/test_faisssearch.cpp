@@ -4,6 +4,7 @@
  * through a GstHarness. */
 /* FAISS pulls in <iostream>, whose fail() gstcheck's macro would rename. */
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/index_io.h>
 
@@ -18,7 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <random>
 #include <mutex>
 #include <string>
@@ -592,6 +595,40 @@ GST_START_TEST (test_shutdown_during_endless_reload)
 
 GST_END_TEST;
 
+/* The catalog of ids 0 to n - 1 beside an L2 index FAISS wrote at path. */
+static void
+write_l2_catalog_for (const std::string &path, int n)
+{
+  vs::IndexFacts facts;
+  facts.model_id = kModel;
+  facts.preprocessing_id = kPrep;
+  facts.dims = kDims;
+  facts.metric = "l2";
+  facts.count = n;
+  facts.index_digest = vs::IndexStore::load (path).file_digest ();
+  std::vector<vs::CatalogItem> items (n);
+  for (int i = 0; i < n; i++)
+    items[i] = vs::CatalogItem{i, i, "class", "src"};
+  vs::Catalog::write_atomically (vs::catalog_path_for (path), facts, items);
+}
+
+/* How many warnings bus holds, each checked to name first and second. */
+static int
+pop_warnings_naming (GstBus *bus, const char *first, const char *second)
+{
+  int warnings = 0;
+  while (GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING)) {
+    GError *err = NULL;
+    gst_message_parse_warning (m, &err, NULL);
+    fail_unless (strstr (err->message, first) != NULL, "%s", err->message);
+    fail_unless (strstr (err->message, second) != NULL, "%s", err->message);
+    g_error_free (err);
+    gst_message_unref (m);
+    warnings++;
+  }
+  return warnings;
+}
+
 /* An index with ids of its own (IndexIDMap) returns ids the catalog does not
  * list: their neighbours carry no name, and the user hears of it once. */
 GST_START_TEST (test_ids_outside_the_catalog_warn_once)
@@ -606,18 +643,7 @@ GST_START_TEST (test_ids_outside_the_catalog_warn_once)
   faiss::IndexIDMap idmap (&flat);
   idmap.add_with_ids (n, vectors.data (), ids.data ());
   faiss::write_index (&idmap, path.c_str ());
-
-  vs::IndexFacts facts;
-  facts.model_id = kModel;
-  facts.preprocessing_id = kPrep;
-  facts.dims = kDims;
-  facts.metric = "l2";
-  facts.count = n;
-  facts.index_digest = vs::IndexStore::load (path).file_digest ();
-  std::vector<vs::CatalogItem> items (n);
-  for (int i = 0; i < n; i++)
-    items[i] = vs::CatalogItem{i, i, "class", "src"};
-  vs::Catalog::write_atomically (vs::catalog_path_for (path), facts, items);
+  write_l2_catalog_for (path, n);
 
   GstHarness *h = search_harness (path, "k=1");
   GstBus *bus = gst_bus_new ();
@@ -631,17 +657,40 @@ GST_START_TEST (test_ids_outside_the_catalog_warn_once)
     fail_unless_equals_int (nmeta->neighbors[0].label, -1);
     gst_buffer_unref (out);
   }
-  int warnings = 0;
-  while (GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING)) {
-    GError *err = NULL;
-    gst_message_parse_warning (m, &err, NULL);
-    fail_unless (strstr (err->message, "1000") != NULL, "%s", err->message);
-    fail_unless (strstr (err->message, ".db") != NULL, "%s", err->message);
-    g_error_free (err);
-    gst_message_unref (m);
-    warnings++;
+  fail_unless_equals_int (pop_warnings_naming (bus, "1000", ".db"), 1);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* An HNSW graph without links leads from its entry point nowhere: a search
+ * used to return that one vector for k=5 without a word. */
+GST_START_TEST (test_fewer_than_k_warn_once)
+{
+  const TestGallery g =
+      write_gallery ("unlinked.faiss", 20, vs::Metric::L2, 13, kModel, "HNSW4");
+  std::unique_ptr<faiss::Index> index (faiss::read_index (g.path.c_str ()));
+  faiss::IndexHNSW *hnsw = dynamic_cast<faiss::IndexHNSW *> (index.get ());
+  fail_unless (hnsw != NULL);
+  std::fill (hnsw->hnsw.neighbors.begin (), hnsw->hnsw.neighbors.end (), -1);
+  faiss::write_index (hnsw, g.path.c_str ());
+  write_l2_catalog_for (g.path, 20);
+
+  GstHarness *h = search_harness (g.path, "k=5");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+  for (int round = 0; round < 3; round++) {
+    GstBuffer *out =
+        gst_harness_push_and_pull (h, query_buffer (g.vector (round)));
+    fail_unless (gst_buffer_get_visualsearch_neighbors_meta (out)->n_neighbors
+        < 5);
+    gst_buffer_unref (out);
   }
-  fail_unless_equals_int (warnings, 1);
+  fail_unless_equals_int (pop_warnings_naming (bus, g.path.c_str (),
+                              "of the 5 neighbours"),
+      1);
   gst_element_set_bus (h->element, NULL);
   gst_object_unref (bus);
   gst_harness_teardown (h);
@@ -859,6 +908,7 @@ faisssearch_suite (void)
   tcase_add_test (tc, test_fifo_index_is_an_error);
   tcase_add_test (tc, test_shutdown_during_endless_reload);
   tcase_add_test (tc, test_ids_outside_the_catalog_warn_once);
+  tcase_add_test (tc, test_fewer_than_k_warn_once);
   tcase_add_test (tc, test_batches_equal_single_frames);
   tcase_add_test (tc, test_live_frames_are_not_held);
   return s;

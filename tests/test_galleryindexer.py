@@ -14,6 +14,8 @@ progress message). Checks, for Flat and HNSW (which cannot remove vectors in pla
   scratch of the final tree;
 - Python faiss reads the updated index (IDMap2) and returns the same top-k as
   faisssearch for the same queries;
+- a sub-folder the walk cannot open keeps its items, with a warning naming
+  it, and the bad-file counts of gallerysrc and faissindexer agree;
 - an index faissindexer built is refused by mode=update;
 - pipelines/index-folder.sh builds, then updates, printing progress and counts.
 And with checkpoint-interval=1 on a larger tree: a run stopped by Ctrl-C
@@ -43,10 +45,11 @@ EMBEDDER = "weights=random input-size=32 resize=0 batch-size=4"
 K = 4
 
 
-def run(gallery, index, *props):
-    """Runs galleryindexer; returns (frames embedded, the COMPLETE text of
-    faissindexer, error or None). run.output keeps the whole output."""
-    out = subprocess.run(["gst-launch-1.0", "-e", "galleryindexer", f"location={gallery}",
+def run(gallery, index, *props, prefix=()):
+    """Runs galleryindexer (after the command words in prefix); returns
+    (frames embedded, the COMPLETE text of faissindexer, error or None).
+    run.output keeps the whole output."""
+    out = subprocess.run([*prefix, "gst-launch-1.0", "-e", "galleryindexer", f"location={gallery}",
                           f"index={index}", "video-interval=0.5", *EMBEDDER.split(), *props],
                          capture_output=True, text=True, timeout=120)
     run.output = out.stdout + out.stderr
@@ -166,6 +169,48 @@ def incremental(tmp, index_type):
           f"{index_type}: ... its item is gone, the others stay")
 
 
+def unreadable_folder_keeps_its_items(tmp):
+    # A folder that could not be opened used to count as gone: the update
+    # removed every item under it.
+    tree = os.path.join(tmp, "locked")
+    for i in range(4):
+        still(tree, f"dogs/{i}.png", 300 + i)
+    for i in range(3):
+        still(tree, f"cats/{i}.png", 310 + i)
+    index = os.path.join(tmp, "locked.faiss")
+    frames, _, error = run(tree, index)
+    check(error is None and frames == 7, f"unreadable folder: first build ({frames}, {error})")
+    before = contents(index)
+    still(tree, "cats/new.png", 320)
+    os.mkfifo(os.path.join(tree, "cats", "pipe.png"))
+    dogs = os.path.join(tree, "dogs")
+    # Root reads a folder of mode 000 anyway: the walk runs without the
+    # capabilities that let it.
+    prefix = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+              if os.geteuid() == 0 else [])
+    os.chmod(dogs, 0)
+    try:
+        denied = subprocess.run([*prefix, "ls", dogs], capture_output=True).returncode != 0
+        check(denied, "unreadable folder: the walk cannot open it")
+        frames, text, error = run(tree, index, prefix=prefix)
+    finally:
+        os.chmod(dogs, 0o755)
+    check(error is None and frames == 1, f"unreadable folder: the new file is embedded "
+          f"({frames}, {error})")
+    check("removed 0, unchanged 3, skipped-bad 1, unreadable 1 (their items kept)" in text,
+          f"unreadable folder: the counts: {text}")
+    after = contents(index) or {}
+    check(after.keys() == before.keys() | {"cats/new.png"} and
+          all(after[s][0] == before[s][0] for s in before),
+          f"unreadable folder: its 4 items are kept: {sorted(after)}")
+    check(f"{dogs} cannot be opened as a folder" in run.output and
+          "Could not walk all of" in run.output and " is cannot " not in run.output,
+          "unreadable folder: one warning names it", run.output[-1500:])
+    check("Skipped 1 file " in run.output,
+          "unreadable folder: gallerysrc counts the FIFO alone, as faissindexer does",
+          run.output[-1500:])
+
+
 def faissindexer_index_is_refused(tmp):
     tree = os.path.join(tmp, "plain")
     still(tree, "a.png", 1)
@@ -242,6 +287,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for index_type in ("Flat", "HNSW16"):
             incremental(tmp, index_type)
+        unreadable_folder_keeps_its_items(tmp)
         faissindexer_index_is_refused(tmp)
         index_folder_script(tmp)
         interrupted(tmp)

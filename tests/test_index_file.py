@@ -131,6 +131,45 @@ def test_special_files(binary, directory):
     expect_refusal(probe(binary, "load", missing), "missing file", missing, "does not exist")
 
 
+def test_unusable_vectors_are_refused(binary, directory):
+    """A NaN row used to load and poison every distance to it, a 1e38 row to
+    come first (inner product) or never (L2) for every query."""
+    import numpy as np
+    data = index_fixtures.vectors(count=20)
+    data[3] = np.nan
+    data[7] = 1e38
+    data[11, 5] = np.inf
+    flat = faiss.IndexFlatL2(index_fixtures.DIMS)
+    flat.add(data)
+    idmap = faiss.IndexIDMap2(faiss.IndexFlatIP(index_fixtures.DIMS))
+    idmap.add_with_ids(data, np.arange(20, dtype="int64") + 100)
+    ivf = faiss.index_factory(index_fixtures.DIMS, "IVF4,Flat", faiss.METRIC_INNER_PRODUCT)
+    ivf.train(index_fixtures.vectors(count=300))
+    huge = index_fixtures.vectors(count=10)
+    huge[4] = 1e20
+    ivf.add(huge)
+    for name, index, phrases in [
+            ("flat", flat, ["3 of its stored vectors", "vector 3, vector 7, vector 11"]),
+            ("idmap2-flat", idmap, ["3 of its stored vectors", "vector 3, vector 7, vector 11"]),
+            ("ivf-flat", ivf, ["1 of its stored vectors", "id 4"])]:
+        path = index_fixtures.write(directory, "unusable-" + name,
+                                    index_fixtures.serialize(index))
+        for mode in ("load", "map"):
+            expect_refusal(probe(binary, mode, path), f"{name} with unusable rows ({mode})",
+                           path, "not finite", *phrases, ADVICE)
+
+
+def test_hnsw_metric_mismatch_is_refused(binary, directory):
+    """A graph and a storage of different metrics loaded, and our HNSW walk
+    and FAISS's returned the same ids with distances of opposite sign."""
+    index = index_fixtures.build("HNSW8", faiss.METRIC_L2, count=50)
+    faiss.downcast_index(index.storage).metric_type = faiss.METRIC_INNER_PRODUCT
+    path = index_fixtures.write(directory, "hnsw-metrics", index_fixtures.serialize(index))
+    expect_refusal(probe(binary, "load", path), "an HNSW graph over storage of another metric",
+                   path, "graph uses the L2 metric but its storage the inner product metric",
+                   ADVICE)
+
+
 def test_every_truncation(binary, directory):
     # Small files, so that every prefix of each can be tried.
     small = os.path.join(directory, "small")
@@ -181,6 +220,8 @@ def main():
         test_mapped_files(binary, directory)
         test_load_holds_the_index_once(binary, directory)
         test_special_files(binary, directory)
+        test_unusable_vectors_are_refused(binary, directory)
+        test_hnsw_metric_mismatch_is_refused(binary, directory)
         test_every_truncation(binary, directory)
         test_fuzz(binary, directory)
         test_faisssearch_element_error(feed, directory)

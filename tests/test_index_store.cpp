@@ -842,7 +842,7 @@ test_gallery_checkpoint_and_update ()
   g_assert_false (inventory->unchanged ("v.mp4", dir + "/v.mp4"));
   for (int i = 0; i < 3; ++i)
     add (builder, 3 + i, "v.mp4#t=" + std::to_string (i) + ".000");
-  inventory->walk_complete ();
+  inventory->walk_complete ({});
   g_assert_true (builder.finish ());
   auto pair = vs::load_index_with_catalog (location);
   g_assert_cmpint (pair.index.size (), ==, 4);

@@ -84,9 +84,26 @@ std::optional<FileIdentity> FileInventory::identity_of(const std::string& source
   return identity;
 }
 
-void FileInventory::walk_complete() {
+void FileInventory::walk_complete(const std::vector<SkippedEntry>& skipped) {
   std::lock_guard<std::mutex> lock(mutex_);
   walked_all_ = true;
+  for (const SkippedEntry& entry : skipped) {
+    if (!entry.unread) {
+      met_.insert(entry.relative);
+      ++passed_over_;
+      continue;
+    }
+    ++unread_;
+    auto keep = [this](const std::pair<const std::string, std::vector<Group>>& known) {
+      met_.insert(known.first);
+      for (const Group& group : known.second) kept_ids_.insert(group.ids.begin(), group.ids.end());
+    };
+    if (auto it = known_.find(entry.relative); it != known_.end()) keep(*it);
+    const std::string prefix = entry.relative == "." ? "" : entry.relative + "/";
+    for (auto it = known_.lower_bound(prefix);
+         it != known_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+      keep(*it);
+  }
 }
 
 bool FileInventory::walked_all() const {
@@ -108,6 +125,8 @@ FileInventory::Counts FileInventory::counts() const {
   std::lock_guard<std::mutex> lock(mutex_);
   Counts counts;
   counts.unchanged = unchanged_;
+  counts.bad = passed_over_;
+  counts.unread = unread_;
   for (const auto& [source, pending] : pending_) {
     if (!pending.produced)
       ++counts.bad;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dataset/image_folder.h"
 #include "core/index/catalog.h"
 
 namespace vs {
@@ -40,8 +41,10 @@ class FileInventory {
   std::optional<FileIdentity> identity_of(const std::string& source);
 
   // The walk reached the end of the folder: only then are the files it did
-  // not meet known to be gone.
-  void walk_complete();
+  // not meet known to be gone. skipped: what the walk passed over; the items
+  // under an entry it could not read (SkippedEntry::unread) are kept, since
+  // their files may well still be there.
+  void walk_complete(const std::vector<SkippedEntry>& skipped);
   bool walked_all() const;
 
   // Ids of the index's items to remove at the end of a complete walk: those
@@ -55,7 +58,8 @@ class FileInventory {
     int64_t updated = 0;    // changed files that gave items
     int64_t removed = 0;    // files gone (counted only after a complete walk)
     int64_t unchanged = 0;  // skipped before decoding
-    int64_t bad = 0;        // new or changed files that gave no item
+    int64_t bad = 0;        // files that gave no item, or that the walk passed over
+    int64_t unread = 0;     // entries the walk could not read (their items are kept)
   };
   Counts counts() const;
 
@@ -82,6 +86,8 @@ class FileInventory {
   };
   std::map<std::string, Pending> pending_;
   int64_t unchanged_ = 0;
+  int64_t passed_over_ = 0;  // entries the walk skipped that are no readable file
+  int64_t unread_ = 0;
   std::set<std::string> met_;  // relative paths the walk met
   bool walked_all_ = false;
 };

@@ -84,7 +84,7 @@ std::string normalize_relative(const std::string& path) {
 // Sorted names in dir, without '.'-names; throws the reason as text.
 std::vector<std::string> list_directory(const std::string& dir) {
   DIR* handle = opendir(dir.c_str());
-  if (!handle) throw std::string("cannot open the folder: ") + std::strerror(errno);
+  if (!handle) throw std::string("cannot be opened as a folder: ") + std::strerror(errno);
   std::vector<std::string> names;
   errno = 0;
   while (const dirent* entry = readdir(handle)) {
@@ -92,7 +92,7 @@ std::vector<std::string> list_directory(const std::string& dir) {
   }
   const int error = errno;
   closedir(handle);
-  if (error) throw std::string("cannot list the folder: ") + std::strerror(error);
+  if (error) throw std::string("cannot be listed as a folder: ") + std::strerror(error);
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -111,7 +111,8 @@ class Walker {
     try {
       names = list_directory(dir);
     } catch (const std::string& reason) {
-      skipped_->push_back({prefix.empty() ? "." : prefix.substr(0, prefix.size() - 1), reason});
+      skipped_->push_back(
+          {prefix.empty() ? "." : prefix.substr(0, prefix.size() - 1), reason, true});
     }
     for (const std::string& name : names) visit(dir + "/" + name, prefix + name);
     path_.pop_back();
@@ -124,11 +125,12 @@ class Walker {
       struct stat link;
       const int error = errno;
       if (error == ELOOP)
-        skipped_->push_back({relative, "a symbolic link loop"});
+        skipped_->push_back({relative, "is a symbolic link loop"});
       else if (lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode))
-        skipped_->push_back({relative, "a broken symbolic link"});
-      else
-        skipped_->push_back({relative, std::string("cannot read it: ") + std::strerror(error)});
+        skipped_->push_back({relative, "is a broken symbolic link"});
+      else  // gone since the listing (ENOENT), or there but out of reach
+        skipped_->push_back({relative, std::string("cannot be examined: ") + std::strerror(error),
+                             error != ENOENT});
       return;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -136,14 +138,14 @@ class Walker {
       const DirId id{st.st_dev, st.st_ino};
       if (std::find(path_.begin(), path_.end(), id) != path_.end())
         skipped_->push_back({relative,
-                             "a symbolic link loop (it leads back to a folder that "
+                             "is a symbolic link loop (it leads back to a folder that "
                              "contains it)"});
       else if (!visited_.count(id))
         walk(path, relative + "/", st);
       return;
     }
     if (!S_ISREG(st.st_mode)) {
-      skipped_->push_back({relative, "not a regular file (a FIFO, socket or device)"});
+      skipped_->push_back({relative, "is not a regular file (a FIFO, socket or device)"});
       return;
     }
     if (DirId{st.st_dev, st.st_ino} == excluded_file_) return;

@@ -49,7 +49,10 @@ struct FolderFile {
 // Something in the tree that is not a file to read, and why.
 struct SkippedEntry {
   std::string relative;
-  std::string reason;
+  std::string reason;  // follows the path in a sentence: "is a broken symbolic link"
+  // It could not be read (a folder that cannot be opened or listed, an entry
+  // that cannot be examined): what is under it is unknown, not gone.
+  bool unread = false;
 };
 
 class ImageFolder {

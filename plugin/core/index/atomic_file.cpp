@@ -9,6 +9,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -92,6 +93,22 @@ std::string directory_of(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+std::string follow_links(const std::string& path) {
+  // As many links as the kernel follows before ELOOP.
+  constexpr int kMaxLinks = 40;
+  std::string current = path;
+  for (int i = 0; i < kMaxLinks; ++i) {
+    struct stat st;
+    if (::lstat(current.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return current;
+    std::vector<char> target(static_cast<size_t>(st.st_size > 0 ? st.st_size : PATH_MAX) + 1);
+    const ssize_t n = ::readlink(current.c_str(), target.data(), target.size());
+    if (n < 0 || static_cast<size_t>(n) >= target.size()) return current;
+    const std::string next(target.data(), static_cast<size_t>(n));
+    current = next[0] == '/' ? next : directory_of(current) + "/" + next;
+  }
+  return path;
+}
+
 int open_regular_file(const std::string& path, const std::string& what) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -173,7 +190,9 @@ void replace_file_atomically(const std::string& path,
   replace_files_atomically({{path, write}});
 }
 
-void replace_files_atomically(const std::vector<FileReplacement>& files) {
+void replace_files_atomically(const std::vector<FileReplacement>& links) {
+  std::vector<FileReplacement> files = links;
+  for (FileReplacement& file : files) file.path = follow_links(file.path);
   std::vector<std::string> tmps;
   auto remove_tmps = [&tmps] {
     for (const auto& tmp : tmps) std::remove(tmp.c_str());

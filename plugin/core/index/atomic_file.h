@@ -44,6 +44,13 @@ void fsync_path(const std::string& path);
 // The directory part of path ("." when it has none).
 std::string directory_of(const std::string& path);
 
+// The file a path names, following symbolic links in its last component (a
+// link to a link, relative or absolute; one that leads nowhere yet names the
+// file to create), so that a writer replaces that file rather than the link,
+// and writers through several names of one file share its lock. path itself
+// when it is no link, or when the links loop.
+std::string follow_links(const std::string& path);
+
 // Opens path for reading, close-on-exec, unless it is something other than a
 // regular file: a FIFO or a device would block the reader or never end.
 // Returns the descriptor, or -1 with errno set when open(2) fails. Throws

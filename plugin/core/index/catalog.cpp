@@ -203,7 +203,9 @@ std::vector<uint8_t> CatalogThumbnails::get(int64_t id) const {
   return jpeg;
 }
 
-std::string catalog_path_for(const std::string& index_path) { return index_path + ".db"; }
+std::string catalog_path_for(const std::string& index_path) {
+  return follow_links(index_path) + ".db";
+}
 
 std::string utc_timestamp_now() {
   std::time_t now = std::time(nullptr);

@@ -60,6 +60,9 @@ struct IndexFacts {
   std::string gallery_root;
 };
 
+// The catalog beside an index: its file + ".db", a symbolic link to the
+// index followed (see follow_links), so that every name of an index finds the
+// catalog its writer wrote.
 std::string catalog_path_for(const std::string& index_path);
 
 // Now, as IndexFacts::created wants it: "2026-11-21T19:40:00Z".

@@ -37,11 +37,15 @@ std::string npy_labels_path(const std::string& location) {
 
 std::string lock_path_for(const std::string& location) { return location + ".lock"; }
 
-IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn)
+IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn, WaitOver wait_over)
     : options_(std::move(options)),
       step_(std::move(step)),
       warn_(std::move(warn)),
-      catalog_path_(catalog_path_for(options_.location)) {
+      wait_over_(std::move(wait_over)) {
+  // The lock, the temporaries and the catalog belong beside the index file
+  // itself, whichever name of it the writer was given.
+  options_.location = follow_links(options_.location);
+  catalog_path_ = catalog_path_for(options_.location);
   if (options_.location.empty())
     throw Error(ErrorKind::Settings,
                 "No index file given: set location to the path of the index to write.");
@@ -94,11 +98,19 @@ void IndexBuilder::load_existing() {
 }
 
 void IndexBuilder::take_lock() {
-  lock_->lock(options_.lock_timeout, [this] {
-    step_("waiting for another writer of " + options_.location + " to finish (lock file " +
-          lock_->path() + "; giving up after " +
-          std::to_string(options_.lock_timeout.count() / 1000) + " s)");
-  });
+  bool waited = false;
+  try {
+    lock_->lock(options_.lock_timeout, [this, &waited] {
+      waited = true;
+      step_("waiting for another writer of " + options_.location + " to finish (lock file " +
+            lock_->path() + "; giving up after " +
+            std::to_string(options_.lock_timeout.count() / 1000) + " s)");
+    });
+  } catch (...) {
+    if (waited && wait_over_) wait_over_(false);
+    throw;
+  }
+  if (waited && wait_over_) wait_over_(true);
 }
 
 IndexBuilder::~IndexBuilder() = default;

@@ -21,7 +21,9 @@
 namespace vs {
 
 struct IndexBuildOptions {
-  std::string location;  // the index file; the catalog is location + ".db"
+  // The index file; the catalog is location + ".db". A symbolic link is
+  // followed: the file it points to is replaced, and locked, not the link.
+  std::string location;
   std::string index_type = "Flat";
   Metric metric = Metric::InnerProduct;
   // HNSW types: efConstruction (0: FAISS's 40). Refine types (",RFlat"): the
@@ -69,13 +71,17 @@ std::string npy_labels_path(const std::string& location);
 class IndexBuilder {
  public:
   using Report = std::function<void(const std::string& message)>;
+  using WaitOver = std::function<void(bool taken)>;
 
   // Checks that the directory of location is writable (creating the lock
   // file there). With append, takes the lock, then loads the existing index
   // and catalog and checks the metric. step() narrates the phases (waiting
   // for the lock, training, adding, writing); warn() hears of things that
-  // work but deserve a person's attention. Throws vs::Error.
-  IndexBuilder(IndexBuildOptions options, Report step, Report warn);
+  // work but deserve a person's attention. wait_over() ends each wait for the
+  // lock that step() announced: taken, or given up (the call that waited
+  // then throws), so that whoever shows the wait as a progress can end it.
+  // Throws vs::Error.
+  IndexBuilder(IndexBuildOptions options, Report step, Report warn, WaitOver wait_over = {});
   ~IndexBuilder();
 
   // One embedding and the identity of the frame it came from (item.id is
@@ -123,6 +129,7 @@ class IndexBuilder {
   IndexBuildOptions options_;
   Report step_;
   Report warn_;
+  WaitOver wait_over_;
   std::string catalog_path_;
   std::unique_ptr<FileLock> lock_;
   std::optional<IndexStore> index_;

@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <unordered_set>
 #include <utility>
@@ -54,6 +55,8 @@ constexpr uint64_t kMaxPqBits = 16;
 // ksub = 256 times the centroids or coarse centroids it is computed from.
 constexpr uint64_t kDerivedPerFileByte = 256;
 constexpr float kMaxRefineFactor = 1024;
+// Rows named in the message about vectors that cannot be compared.
+constexpr size_t kBadRowsNamed = 5;
 
 const char kSupported[] =
     "Flat, IVF<n>,Flat, IVF<n>,PQ<m>[np], IVF<n>,SQ<b>, PQ<m>, SQ<b> and HNSW<m> "
@@ -151,6 +154,12 @@ std::string type_name(uint32_t tag) {
   return {};
 }
 
+std::string metric_label(int32_t metric) {
+  if (metric == faiss::METRIC_INNER_PRODUCT) return "inner product";
+  if (metric == faiss::METRIC_L2) return "L2";
+  return "FAISS " + std::to_string(metric);
+}
+
 uint64_t times(uint64_t a, uint64_t b) {
   uint64_t product;
   if (__builtin_mul_overflow(a, b, &product))
@@ -225,6 +234,18 @@ class IndexFileWalk {
     if (pos_ != size_)
       throw Damaged("the index ends at byte " + std::to_string(pos_) + " but the file has " +
                     std::to_string(size_ - pos_) + " more bytes after it");
+    if (bad_rows_ > 0) {
+      std::string named;
+      for (const std::string& row : bad_rows_named_) named += (named.empty() ? "" : ", ") + row;
+      if (bad_rows_ > bad_rows_named_.size())
+        named += " and " + std::to_string(bad_rows_ - bad_rows_named_.size()) + " more";
+      throw Damaged(std::to_string(bad_rows_) + " of its stored vectors " +
+                    (bad_rows_ == 1 ? "holds" : "hold") +
+                    " values that are not finite, or so large that their squared length "
+                    "overflows a float, so distances to them are NaN, infinite or first for "
+                    "every query: " +
+                    named);
+    }
   }
 
   // What IndexLoadMode::Map needs, once run() has passed.
@@ -377,6 +398,8 @@ class IndexFileWalk {
                     " floats, but its data declares " + std::to_string(floats) + " floats");
     flat_vectors_ = Stored<float>{data_ + pos_, floats};
     skip(times(floats, sizeof(float)), "flat vector data");
+    scan_rows(flat_vectors_.data, node.ntotal, node.d,
+              [](uint64_t row) { return "vector " + std::to_string(row); });
     return node;
   }
 
@@ -519,12 +542,16 @@ class IndexFileWalk {
                       " bytes but its scalar quantizer " + std::to_string(sq.d) + " and " +
                       std::to_string(sq.code_size));
     }
-    const InvertedLists lists = inverted_lists(nlist, code_size, node.ntotal);
+    const InvertedLists lists =
+        inverted_lists(nlist, code_size, node.ntotal, type == fourcc("IwFl") ? node.d : 0);
     check_direct_map(map_type, map_array, map_pairs, lists, node.ntotal);
     return node;
   }
 
-  InvertedLists inverted_lists(uint64_t nlist, uint64_t code_size, int64_t ntotal) {
+  // float_dims: the codes are vectors of that many floats (IVF Flat); 0: they
+  // are not.
+  InvertedLists inverted_lists(uint64_t nlist, uint64_t code_size, int64_t ntotal,
+                               uint64_t float_dims) {
     const size_t at = pos_;
     const uint32_t type = read<uint32_t>("inverted lists type");
     if (type != fourcc("ilar")) throw_unknown(type, at, "inverted lists");
@@ -575,9 +602,13 @@ class IndexFileWalk {
     std::vector<bool> seen(ntotal, false);
     for (uint64_t i = 0; i < nlist; ++i) {
       if (sizes[i] == 0) continue;
+      const uint8_t* codes = data_ + pos_;
       skip(sizes[i] * code_size, "inverted list codes");
       lists.ids[i] = Stored<idx_t>{data_ + pos_, sizes[i]};
       skip(sizes[i] * sizeof(idx_t), "inverted list ids");
+      if (float_dims > 0)
+        scan_rows(codes, sizes[i], float_dims,
+                  [&, i](uint64_t j) { return "id " + std::to_string(lists.ids[i][j]); });
       for (uint64_t j = 0; j < sizes[i]; ++j) {
         const idx_t id = lists.ids[i][j];
         if (id < 0 || id >= ntotal)
@@ -640,6 +671,12 @@ class IndexFileWalk {
       throw Damaged("the HNSW index holds " + std::to_string(node.ntotal) + " vectors of " +
                     std::to_string(node.d) + " dimensions but its storage " +
                     std::to_string(storage.ntotal) + " of " + std::to_string(storage.d));
+    // FAISS measures with the storage's metric but orders by the graph's;
+    // the same ids would come back with distances of either sign.
+    if (storage.metric != node.metric)
+      throw Damaged("the HNSW graph uses the " + metric_label(node.metric) +
+                    " metric but its storage the " + metric_label(storage.metric) +
+                    " metric, so its distances cannot be trusted");
     if (type == fourcc("IHNp")) {
       // read_index() builds the PQ's symmetric distance table.
       const Pq& pq = storage.pq;
@@ -851,9 +888,31 @@ class IndexFileWalk {
     return node;
   }
 
+  // Counts the rows of floats at data that no distance can be computed with
+  // (see run()), naming the first few by name(row). The walk never reads the
+  // vectors otherwise; this costs one more pass over them, as the digest
+  // does.
+  template <class Name>
+  void scan_rows(const uint8_t* data, uint64_t rows, uint64_t d, Name name) {
+    for (uint64_t row = 0; row < rows; ++row) {
+      double squares = 0;
+      for (uint64_t j = 0; j < d; ++j) {
+        float x;
+        std::memcpy(&x, data + (row * d + j) * sizeof(float), sizeof(float));
+        squares += double(x) * x;
+      }
+      // NaN fails the comparison too.
+      if (squares <= std::numeric_limits<float>::max()) continue;
+      if (bad_rows_named_.size() < kBadRowsNamed) bad_rows_named_.push_back(name(row));
+      ++bad_rows_;
+    }
+  }
+
   const uint8_t* data_;
   size_t size_;
   size_t pos_ = 0;
+  uint64_t bad_rows_ = 0;
+  std::vector<std::string> bad_rows_named_;
   Node root_{};
   Stored<float> flat_vectors_;
   Stored<idx_t> id_map_ids_;

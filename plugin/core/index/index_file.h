@@ -7,12 +7,14 @@
 // file is read whole (regular files only), its structure is walked over the
 // bytes exactly as faiss/impl/index_read.cpp will read them, every declared
 // length is held against the bytes that remain and every id, link, size and
-// dimension against the rest of the index. Only then does FAISS read the same
-// bytes. Index types the walk does not know are refused, so what loads has
-// been checked.
+// dimension against the rest of the index. Stored float vectors (Flat, IVF
+// Flat) must be finite with a squared length a float can hold: a NaN or 1e38
+// row would otherwise load and poison or top every search. Only then does
+// FAISS read the same bytes. Index types the walk does not know are refused,
+// so what loads has been checked.
 //
 // The file is mapped, not read: the walk touches only the parts it checks
-// (headers, ids, links, never the vectors), and FAISS's copy is made from the
+// (headers, ids, links, float vectors), and FAISS's copy is made from the
 // mapping with the pages behind it let go, so a load holds the index once.
 // The file must not be rewritten in place while it is mapped (writers here
 // rename a new file over it, which is safe).

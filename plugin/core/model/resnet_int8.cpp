@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <limits>
 #include <numeric>
+#include <sstream>
 
 #include "core/base/error.h"
 #include "core/dataset/image_codec.h"
@@ -22,6 +23,16 @@ namespace {
 constexpr double kEps = std::numeric_limits<float>::epsilon();
 constexpr int kHistogramBins = 2048;
 constexpr int kQuint8Levels = 256;
+// The widest activation range calibration accepts. A ResNet with sound
+// weights and batch norms stays orders of magnitude inside it; past it one
+// quantization step would swallow the whole signal (a step of 1e30 makes
+// every embedding zero).
+constexpr double kMaxActivationRange = 1e6;
+// The steps calibration can produce: qparams_for_range's floor up to that
+// range over 255. Recorded ranges outside them were tampered with (a step
+// of 1e-9 saturates every activation and silently changes the neighbours).
+constexpr double kMinScale = kEps;
+constexpr double kMaxScale = kMaxActivationRange / (kQuint8Levels - 1);
 
 // quint8 parameters covering [lo, hi] and zero, as PyTorch's observers
 // compute them (affine, 0..255, round half to even).
@@ -213,13 +224,17 @@ std::vector<ActivationQParams> parse_activation_qparams(const std::string& text)
       const auto s = std::from_chars(first, first + colon, p.scale);
       const auto z = std::from_chars(first + colon + 1, last, p.zero_point);
       ok = s.ec == std::errc() && s.ptr == first + colon && z.ec == std::errc() && z.ptr == last &&
-           std::isfinite(p.scale) && p.scale > 0.0 && p.zero_point >= 0 &&
+           p.scale >= kMinScale && p.scale <= kMaxScale && p.zero_point >= 0 &&
            p.zero_point < kQuint8Levels;
     }
-    if (!ok)
+    if (!ok) {
+      std::ostringstream bounds;
+      bounds << kMinScale << " to " << kMaxScale;
       throw Error(ErrorKind::Corrupt, "int8 activation parameter " +
                                           std::to_string(params.size() + 1) + " (\"" + item +
-                                          "\") is not a positive scale and a zero point 0..255");
+                                          "\") is not a scale calibration can produce (" +
+                                          bounds.str() + ") and a zero point 0..255");
+    }
     params.push_back(p);
     pos = stop + 1;
   }
@@ -315,7 +330,18 @@ std::vector<ActivationQParams> ResNetInt8::calibrate(const ResNet& net,
     for (const at::Tensor& batch : batches) walk(net, ops, batch.to(at::kFloat));
   }
   std::vector<ActivationQParams> params;
-  for (const Observer& o : observers) params.push_back(o.qparams());
+  for (const Observer& o : observers) {
+    if (o.hi - o.lo > kMaxActivationRange) {
+      std::ostringstream range;
+      range << o.lo << " to " << o.hi;
+      throw Error(ErrorKind::Corrupt,
+                  "calibrating precision=int8, activation " + std::to_string(params.size() + 1) +
+                      " of the network spans " + range.str() +
+                      ", wider than int8 can represent: the model's weights are unsound; use "
+                      "precision=fp32");
+    }
+    params.push_back(o.qparams());
+  }
   return params;
 }
 
