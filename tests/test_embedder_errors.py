@@ -279,6 +279,22 @@ with tempfile.TemporaryDirectory() as tmp:
           "an output width that changes after load is an error naming the model and both widths",
           json.dumps(got))
 
+    # batch-size is respected from the first frame: a model that refuses any
+    # batch but 1 runs to the end with batch-size=1 (precision=auto's
+    # calibration on a native-bf16 CPU ran a batch of 4 of its own).
+    class OnlySingleFrames(torch.nn.Module):
+        def forward(self, x):
+            if x.shape[0] != 1:
+                raise RuntimeError("batches of one only")
+            return x.mean([2, 3])
+
+    single = os.path.join(tmp, "single.pt")
+    torch.jit.script(OnlySingleFrames()).save(single)
+    got = run(frames(f"model={single} batch-size=1 precision=auto"))
+    check(got["end"] == "eos" and got["embedded"] == 4 and not messages(got, "error"),
+          "batch-size=1 runs batches of 1 only, precision=auto's measurement included",
+          json.dumps(got))
+
     # One row for the batch of 1 probed at load, one row for a batch of 4 too:
     # what is wrong is the number of rows, and the message says so.
     class OneRowForAll(torch.nn.Module):
