@@ -7,6 +7,7 @@ usage: test_faissindexer.py FAISSINDEXER_FEED
 import glob
 import os
 import re
+import resource
 import shutil
 import signal
 import sqlite3
@@ -515,7 +516,31 @@ def kill_mid_write_keeps_previous_index(c):
           "a live process's temporary and a lookalike stay")
 
 
-CASES = [append_and_mismatch, append_keeps_thumbnails, append_to_a_schema_2_catalog,
+def catalog_that_cannot_be_written(c):
+    """A catalog that cannot be written (no room: here the file size limit,
+    which the small SQ4 index stays under) is a write error that says the
+    previous files are intact, not advice to rebuild what is not damaged."""
+    c.feed(unit_rows(100, 5))
+    path = os.path.join(c.dir, "more.f32")
+    unit_rows(2000, 6).astype("<f4").tofile(path)
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (48 << 10, 48 << 10))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG rather than death
+
+    run = checks.run([FEED, path, str(DIMS), c.index, "index-type=SQ4"],
+                     preexec_fn=small_files)
+    check(run.returncode == 1 and "Cannot write the catalog" in run.stderr
+          and "intact" in run.stderr and "Rebuild" not in run.stderr,
+          "a catalog that cannot be written: a write error, the previous files intact, "
+          "no advice to rebuild", run.stderr[-600:])
+    index = faiss.read_index(c.index)
+    facts, items = c.catalog()
+    check(index.ntotal == 100 and len(items) == 100, "the previous index and catalog stay",
+          (index.ntotal, len(items)))
+
+
+CASES = [append_and_mismatch, catalog_that_cannot_be_written, append_keeps_thumbnails, append_to_a_schema_2_catalog,
          appender_waits_for_the_lock_and_reads_after_it, catalog_records_its_index,
          concurrent_appenders_keep_both, factory_strings, gst_launch_appender_plays_after_the_lock,
          pca_with_inner_product,

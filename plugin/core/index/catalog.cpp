@@ -33,7 +33,8 @@ using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 // One open catalog file; every failure becomes a vs::Error naming the file.
 class Database {
  public:
-  Database(const std::string& path, int flags, const std::string& action) : path_(path) {
+  Database(const std::string& path, int flags, const std::string& action)
+      : path_(path), writing_(flags & SQLITE_OPEN_CREATE) {
     sqlite3* db = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
     db_.reset(db);
@@ -78,13 +79,18 @@ class Database {
     if (sqlite3_close(db_.release()) != SQLITE_OK) fail("the database did not close cleanly");
   }
 
+  // A catalog being written fails for want of room or rights, not because it
+  // is damaged: rebuilding would meet the same wall.
   [[noreturn]] void fail(const std::string& what) const {
+    if (writing_)
+      throw Error(ErrorKind::Write, "Cannot write the catalog " + path_ + ": " + what + ".");
     throw Error(ErrorKind::Corrupt, "The catalog " + path_ + " is unusable: " + what +
                                         ". Rebuild the index and its catalog with faissindexer.");
   }
 
  private:
   std::string path_;
+  bool writing_;
   std::unique_ptr<sqlite3, DatabaseCloser> db_;
 };
 
