@@ -160,7 +160,8 @@ static void gst_faiss_indexer_set_property (GObject *object, guint prop_id,
 static void gst_faiss_indexer_get_property (GObject *object, guint prop_id,
     GValue *value, GParamSpec *pspec);
 static void gst_faiss_indexer_finalize (GObject *object);
-static gboolean gst_faiss_indexer_start (GstBaseSink *sink);
+static GstStateChangeReturn gst_faiss_indexer_change_state (GstElement *element,
+    GstStateChange transition);
 static gboolean gst_faiss_indexer_stop (GstBaseSink *sink);
 static gboolean gst_faiss_indexer_event (GstBaseSink *sink, GstEvent *event);
 static gboolean gst_faiss_indexer_set_caps (GstBaseSink *sink, GstCaps *caps);
@@ -274,7 +275,8 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
       "frames they came from, written atomically at EOS",
       "visualsearch developers <visualsearch@example.org>");
 
-  base_sink_class->start = GST_DEBUG_FUNCPTR (gst_faiss_indexer_start);
+  element_class->change_state =
+      GST_DEBUG_FUNCPTR (gst_faiss_indexer_change_state);
   base_sink_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_indexer_stop);
   base_sink_class->event = GST_DEBUG_FUNCPTR (gst_faiss_indexer_event);
   base_sink_class->set_caps = GST_DEBUG_FUNCPTR (gst_faiss_indexer_set_caps);
@@ -462,10 +464,11 @@ post_progress (GstFaissIndexer *self, GstProgressType type,
 /* ------------------------------------------------------------------------ */
 /* lifecycle */
 
+/* Opens the index for writing (and takes its lock); posts the error and
+ * returns FALSE when it cannot. */
 static gboolean
-gst_faiss_indexer_start (GstBaseSink *sink)
+gst_faiss_indexer_open (GstFaissIndexer *self)
 {
-  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
   vs::IndexBuildOptions options;
 
   GST_OBJECT_LOCK (self);
@@ -537,6 +540,24 @@ gst_faiss_indexer_start (GstBaseSink *sink)
         "appending to %s, which holds %" G_GINT64_FORMAT " vectors",
         options.location.c_str (), self->builder->existing ());
   return TRUE;
+}
+
+/* GstBaseSink follows a start() that failed with a second, generic error
+ * ("state change failed and some element failed to post a proper error
+ * message"). Opened before the base class starts, a failure reaches the
+ * application as the one error that says what is wrong. */
+static GstStateChangeReturn
+gst_faiss_indexer_change_state (GstElement *element, GstStateChange transition)
+{
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+      && !gst_faiss_indexer_open (GST_FAISS_INDEXER (element)))
+    return GST_STATE_CHANGE_FAILURE;
+  const GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+      && ret == GST_STATE_CHANGE_FAILURE)
+    gst_faiss_indexer_stop (GST_BASE_SINK (element));
+  return ret;
 }
 
 static gboolean

@@ -540,7 +540,29 @@ def catalog_that_cannot_be_written(c):
           (index.ntotal, len(items)))
 
 
-CASES = [append_and_mismatch, catalog_that_cannot_be_written, append_keeps_thumbnails, append_to_a_schema_2_catalog,
+def read_only_directory_is_one_error(c):
+    """An index that cannot be opened for writing is one element error that
+    says what to do, not followed by GstBaseSink's generic one. Root writes
+    anywhere, so gst-launch-1.0 runs without the capability to."""
+    os.chmod(c.dir, 0o555)
+    try:
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] \
+            if os.geteuid() == 0 else []
+        run = checks.run(prefix + [
+            "gst-launch-1.0", "videotestsrc", "num-buffers=3", "!",
+            "video/x-raw,width=32,height=32", "!", "embedder", "weights=random",
+            "input-size=32", "resize=0", "precision=fp32", "!", "faissindexer",
+            "location=" + c.index])
+    finally:
+        os.chmod(c.dir, 0o755)
+    errors = [line for line in (run.stdout + run.stderr).splitlines()
+              if line.startswith("ERROR: from element")]
+    check(run.returncode != 0 and len(errors) == 1 and "make it writable" in errors[0]
+          and "failed to post a proper error message" not in run.stdout + run.stderr,
+          "a read-only index directory: one error, which says what to do", errors)
+
+
+CASES = [append_and_mismatch, catalog_that_cannot_be_written, read_only_directory_is_one_error, append_keeps_thumbnails, append_to_a_schema_2_catalog,
          appender_waits_for_the_lock_and_reads_after_it, catalog_records_its_index,
          concurrent_appenders_keep_both, factory_strings, gst_launch_appender_plays_after_the_lock,
          pca_with_inner_product,
