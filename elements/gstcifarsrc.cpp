@@ -44,12 +44,13 @@
 
 #include "gstcifarsrc.h"
 
+#include <gst/visualsearch/visualsearchmeta.h>
+
 #include <string>
 
 #include "core/dataset/cifar_dataset.h"
 #include "elements.h"
 #include "element_error.h"
-#include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_cifar_src_debug);
 #define GST_CAT_DEFAULT gst_cifar_src_debug

@@ -45,6 +45,7 @@
 #include "elements/gstembedder.h"
 
 #include <gst/video/video.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <chrono>
 #include <deque>
@@ -59,7 +60,6 @@
 #include "core/base/finite.h"
 #include "elements/element_error.h"
 #include "elements/embedder_settings.h"
-#include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_embedder_debug);
 #define GST_CAT_DEFAULT gst_embedder_debug

@@ -60,6 +60,7 @@
 #include "gstfaissindexer.h"
 
 #include <gst/video/video.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 #include <opencv2/core.hpp>
 
 #include <chrono>
@@ -73,7 +74,6 @@
 #include "elements.h"
 #include "embedder_settings.h"
 #include "element_error.h"
-#include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define GST_CAT_DEFAULT gst_faiss_indexer_debug

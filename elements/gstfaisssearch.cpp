@@ -44,6 +44,8 @@
 
 #include "elements/gstfaisssearch.h"
 
+#include <gst/visualsearch/visualsearchmeta.h>
+
 #include <chrono>
 #include <exception>
 #include <forward_list>
@@ -58,7 +60,6 @@
 #include "core/base/utf8.h"
 #include "elements/elements.h"
 #include "element_error.h"
-#include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
 #define GST_CAT_DEFAULT gst_faiss_search_debug

@@ -59,6 +59,7 @@
 #include "gstgallerysrc.h"
 
 #include <gst/video/video.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <cstring>
 #include <memory>
@@ -69,7 +70,6 @@
 #include "core/dataset/image_folder.h"
 #include "core/base/utf8.h"
 #include "elements.h"
-#include "meta/visualsearchmeta.h"
 #include "element_error.h"
 #include "video_sampler.h"
 

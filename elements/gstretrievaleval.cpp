@@ -40,6 +40,8 @@
 
 #include "gstretrievaleval.h"
 
+#include <gst/visualsearch/visualsearchmeta.h>
+
 #include <fstream>
 #include <memory>
 #include <string>
@@ -54,7 +56,6 @@
 #include "elements.h"
 #include "gstfaisssearch.h"
 #include "element_error.h"
-#include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_retrieval_eval_debug);
 #define GST_CAT_DEFAULT gst_retrieval_eval_debug

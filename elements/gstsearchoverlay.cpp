@@ -38,6 +38,8 @@
 
 #include "elements/gstsearchoverlay.h"
 
+#include <gst/visualsearch/visualsearchmeta.h>
+
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -51,7 +53,6 @@
 #include "elements/elements.h"
 #include "elements/element_error.h"
 #include "elements/gstfaisssearch.h"
-#include "meta/visualsearchmeta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_search_overlay_debug);
 #define GST_CAT_DEFAULT gst_search_overlay_debug

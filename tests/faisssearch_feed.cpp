@@ -24,6 +24,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <chrono>
 #include <cstdint>
@@ -37,7 +38,6 @@
 
 #include "core/index/catalog.h"
 #include "core/index/index_store.h"
-#include "meta/visualsearchmeta.h"
 
 namespace {
 

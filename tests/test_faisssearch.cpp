@@ -11,6 +11,7 @@
 #include <gst/app/gstappsrc.h>
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <glib/gstdio.h>
 
@@ -28,7 +29,6 @@
 #include "core/index/catalog.h"
 #include "core/index/gallery.h"
 #include "core/index/index_store.h"
-#include "meta/visualsearchmeta.h"
 
 static const int kDims = 16;
 static const char *kModel = "resnet18:test";

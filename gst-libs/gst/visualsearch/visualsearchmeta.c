@@ -9,7 +9,7 @@
 #include "config.h"
 #endif
 
-#include "visualsearchmeta.h"
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <string.h>
 
