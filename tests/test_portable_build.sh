@@ -21,7 +21,7 @@ else
   echo "ok   no -march/-mtune/-mavx*/-mfma flags in $(grep -c '"command"' "$build/compile_commands.json") compile commands"
 fi
 
-for lib in "$build"/plugin/libgstvisualsearch.so "$build"/gst-libs/gst/visualsearch/libgstvisualsearch-1.0.so \
+for lib in "$build"/ext/visualsearch/libgstvisualsearch.so "$build"/gst-libs/gst/visualsearch/libgstvisualsearch-1.0.so \
     "$build"/plugin/core/libvscore.a "$build"/plugin/core/libvsengine.a; do
   [ -e "$lib" ] || { echo "FAIL missing $lib"; fail=1; continue; }
   n=$(objdump -d "$lib" 2>/dev/null | awk '

@@ -3,7 +3,7 @@
 // person can act on (what failed, which file, what to do); its kind says what
 // sort of failure it is, so that an application can react without parsing
 // the sentence. Elements catch it at the GObject boundary and post it with
-// the GStreamer error domain and code of its kind (elements/element_error.h).
+// the GStreamer error domain and code of its kind (ext/visualsearch/element_error.h).
 #pragma once
 
 #include <stdexcept>

@@ -49,7 +49,7 @@ struct IndexFacts {
   // version 1, which predate it (they load, unchecked).
   std::optional<IndexDigest> index_digest;
   // The embedder's whole configuration, a serialised GstStructure (see
-  // elements/embedder_settings.h) that `embedder index=` adopts; empty when
+  // ext/visualsearch/embedder_settings.h) that `embedder index=` adopts; empty when
   // unknown: catalogs before schema version 4, or embeddings that did not
   // come from an embedder.
   std::string embedder_config;

@@ -6,7 +6,7 @@
 
 #include <gst/gst.h>
 
-#include "elements/elements.h"
+#include "elements.h"
 
 static gboolean
 plugin_init (GstPlugin *plugin)

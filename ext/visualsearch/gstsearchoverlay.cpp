@@ -36,7 +36,7 @@
 #include "config.h"
 #endif
 
-#include "elements/gstsearchoverlay.h"
+#include "gstsearchoverlay.h"
 
 #include <gst/visualsearch/visualsearchmeta.h>
 
@@ -50,9 +50,9 @@
 #include "core/index/gallery.h"
 #include "core/render/result_strip.h"
 #include "core/render/thumbnail_cache.h"
-#include "elements/elements.h"
-#include "elements/element_error.h"
-#include "elements/gstfaisssearch.h"
+#include "elements.h"
+#include "element_error.h"
+#include "gstfaisssearch.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_search_overlay_debug);
 #define GST_CAT_DEFAULT gst_search_overlay_debug

@@ -42,7 +42,7 @@
 #include "config.h"
 #endif
 
-#include "elements/gstembedder.h"
+#include "gstembedder.h"
 
 #include <gst/video/video.h>
 #include <gst/visualsearch/visualsearchmeta.h>
@@ -58,8 +58,8 @@
 #include "core/model/cpu_features.h"
 #include "core/model/embedding_engine.h"
 #include "core/base/finite.h"
-#include "elements/element_error.h"
-#include "elements/embedder_settings.h"
+#include "element_error.h"
+#include "embedder_settings.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_embedder_debug);
 #define GST_CAT_DEFAULT gst_embedder_debug

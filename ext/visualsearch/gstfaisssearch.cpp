@@ -42,7 +42,7 @@
 #include "config.h"
 #endif
 
-#include "elements/gstfaisssearch.h"
+#include "gstfaisssearch.h"
 
 #include <gst/visualsearch/visualsearchmeta.h>
 
@@ -58,7 +58,7 @@
 #include "core/index/gallery.h"
 #include "core/index/gallery_reload.h"
 #include "core/base/utf8.h"
-#include "elements/elements.h"
+#include "elements.h"
 #include "element_error.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);

@@ -37,7 +37,7 @@
  * disk). thumbnail-size=0, or caps other than video/x-raw, store none.
  *
  * The catalog also records the settings the embedder upstream announces (see
- * elements/embedder_settings.h), so that `embedder index=` can adopt them
+ * embedder_settings.h), so that `embedder index=` can adopt them
  * when searching the index. Settings that do not describe the embeddings that
  * arrive (another model id or preprocessing) are not recorded, with a
  * warning.

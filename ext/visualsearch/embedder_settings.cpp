@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "elements/embedder_settings.h"
+#include "embedder_settings.h"
 
 #include <cstdio>
 #include <memory>
