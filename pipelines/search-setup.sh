@@ -101,7 +101,7 @@ vs_use_plugin() {
   gst-inspect-1.0 "$element" >/dev/null 2>&1 || vs_die "no $element element in $plugin_dir; rebuild with ninja -C ${BUILD_DIR:-build}"
 }
 
-# The catalog beside an index, as plugin/core/index/catalog.cpp's catalog_path_for names it.
+# The catalog beside an index, as engine/index/catalog.cpp's catalog_path_for names it.
 vs_catalog_of() { printf '%s.db' "$1"; }
 
 vs_embedder_for() {

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <functional>
 
-#include "core/base/error.h"
-#include "core/base/utf8.h"
+#include "engine/base/error.h"
+#include "engine/base/utf8.h"
 #include "server/http_util.h"
 
 namespace vs::server {

@@ -23,13 +23,13 @@
 #include <string>
 #include <vector>
 
-#include "core/base/utf8.h"
-#include "core/dataset/image_codec.h"
-#include "core/index/atomic_file.h"
-#include "core/index/catalog.h"
-#include "core/index/index_store.h"
-#include "core/model/embedding_engine.h"
-#include "core/render/thumbnail_cache.h"
+#include "engine/base/utf8.h"
+#include "engine/dataset/image_codec.h"
+#include "engine/index/atomic_file.h"
+#include "engine/index/catalog.h"
+#include "engine/index/index_store.h"
+#include "engine/model/embedding_engine.h"
+#include "engine/render/thumbnail_cache.h"
 #include "server/http_util.h"
 #include "server/live_camera.h"
 #include "server/search_service.h"

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "core/base/error.h"
+#include "engine/base/error.h"
 
 namespace vs::server {
 

@@ -36,8 +36,8 @@
 #include <string>
 #include <vector>
 
-#include "core/index/catalog.h"
-#include "core/index/index_store.h"
+#include "engine/index/catalog.h"
+#include "engine/index/index_store.h"
 
 namespace {
 

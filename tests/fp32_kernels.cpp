@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "core/model/embedding_engine.h"
+#include "engine/model/embedding_engine.h"
 
 static std::unique_ptr<vs::EmbeddingEngine>
 make_engine (const char *arch, const char *weights, const char *kernels)

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "core/index/catalog.h"
+#include "engine/index/catalog.h"
 
 namespace {
 

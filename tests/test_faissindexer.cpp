@@ -13,9 +13,9 @@
 #include <gst/check/gstharness.h>
 #include <gst/visualsearch/visualsearchmeta.h>
 
-#include "core/index/catalog.h"
-#include "core/base/error.h"
-#include "core/index/index_store.h"
+#include "engine/index/catalog.h"
+#include "engine/base/error.h"
+#include "engine/index/index_store.h"
 
 static const guint kDims = 8;
 static const char *kModel = "resnet18:test";

@@ -25,10 +25,10 @@
 #include <string>
 #include <vector>
 
-#include "core/index/atomic_file.h"
-#include "core/index/catalog.h"
-#include "core/index/gallery.h"
-#include "core/index/index_store.h"
+#include "engine/index/atomic_file.h"
+#include "engine/index/catalog.h"
+#include "engine/index/gallery.h"
+#include "engine/index/index_store.h"
 
 static const int kDims = 16;
 static const char *kModel = "resnet18:test";

@@ -5,7 +5,7 @@
 
 #include "element_error.h"
 
-#include "core/base/error.h"
+#include "engine/base/error.h"
 
 namespace {
 

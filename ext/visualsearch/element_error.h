@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* One way for every element to report a C++ exception: as an error or warning
  * message whose GStreamer domain and code follow the vs::Error's kind
- * (core/base/error.h), so that applications can tell a missing file from a
+ * (engine/base/error.h), so that applications can tell a missing file from a
  * damaged one or from contradicting settings without parsing the text. */
 #ifndef __VISUALSEARCH_ELEMENT_ERROR_H__
 #define __VISUALSEARCH_ELEMENT_ERROR_H__

@@ -32,7 +32,7 @@
 #include <array>
 #include <string>
 
-#include "core/model/embedding_engine.h"
+#include "engine/model/embedding_engine.h"
 
 #define VS_EMBEDDER_SETTINGS_EVENT "visualsearch-embedder-config"
 

@@ -48,7 +48,7 @@
 
 #include <string>
 
-#include "core/dataset/cifar_dataset.h"
+#include "engine/dataset/cifar_dataset.h"
 #include "elements.h"
 #include "element_error.h"
 

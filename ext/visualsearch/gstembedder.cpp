@@ -54,10 +54,10 @@
 #include <string>
 #include <vector>
 
-#include "core/index/catalog.h"
-#include "core/model/cpu_features.h"
-#include "core/model/embedding_engine.h"
-#include "core/base/finite.h"
+#include "engine/index/catalog.h"
+#include "engine/model/cpu_features.h"
+#include "engine/model/embedding_engine.h"
+#include "engine/base/finite.h"
 #include "element_error.h"
 #include "embedder_settings.h"
 

@@ -67,10 +67,10 @@
 #include <memory>
 #include <string>
 
-#include "core/base/error.h"
-#include "core/base/finite.h"
-#include "core/index/index_builder.h"
-#include "core/render/thumbnail_cache.h"
+#include "engine/base/error.h"
+#include "engine/base/finite.h"
+#include "engine/index/index_builder.h"
+#include "engine/render/thumbnail_cache.h"
 #include "elements.h"
 #include "embedder_settings.h"
 #include "element_error.h"

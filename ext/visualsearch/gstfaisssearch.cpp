@@ -54,10 +54,10 @@
 #include <string>
 #include <vector>
 
-#include "core/base/finite.h"
-#include "core/index/gallery.h"
-#include "core/index/gallery_reload.h"
-#include "core/base/utf8.h"
+#include "engine/base/finite.h"
+#include "engine/index/gallery.h"
+#include "engine/index/gallery_reload.h"
+#include "engine/base/utf8.h"
 #include "elements.h"
 #include "element_error.h"
 

@@ -50,8 +50,8 @@
 
 #include "gstgalleryindexer.h"
 
-#include "core/dataset/file_inventory.h"
-#include "core/dataset/image_folder.h"
+#include "engine/dataset/file_inventory.h"
+#include "engine/dataset/image_folder.h"
 #include "elements.h"
 #include "gstembedder.h"
 #include "gstfaissindexer.h"

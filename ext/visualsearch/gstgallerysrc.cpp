@@ -66,9 +66,9 @@
 #include <string>
 #include <vector>
 
-#include "core/dataset/image_codec.h"
-#include "core/dataset/image_folder.h"
-#include "core/base/utf8.h"
+#include "engine/dataset/image_codec.h"
+#include "engine/dataset/image_folder.h"
+#include "engine/base/utf8.h"
 #include "elements.h"
 #include "element_error.h"
 #include "video_sampler.h"

@@ -16,7 +16,7 @@
  * `visualsearch-retrieval-metrics/1`). An element writes nothing on stdout
  * that the application did not ask for: #GstRetrievalEval:print-table prints
  * the table there too, for gst-launch-1.0. The definitions are in
- * plugin/core/eval/retrieval_metrics.h.
+ * engine/eval/retrieval_metrics.h.
  *
  * Recall@k and mAP@k need the number of gallery items of each label, which
  * comes from the gallery's catalog. Behind a faisssearch the element finds it
@@ -48,11 +48,11 @@
 #include <unordered_map>
 #include <utility>
 
-#include "core/index/atomic_file.h"
-#include "core/index/catalog.h"
-#include "core/base/error.h"
-#include "core/eval/retrieval_metrics.h"
-#include "core/base/utf8.h"
+#include "engine/index/atomic_file.h"
+#include "engine/index/catalog.h"
+#include "engine/base/error.h"
+#include "engine/eval/retrieval_metrics.h"
+#include "engine/base/utf8.h"
 #include "elements.h"
 #include "gstfaisssearch.h"
 #include "element_error.h"

@@ -46,10 +46,10 @@
 #include <string>
 #include <vector>
 
-#include "core/index/catalog.h"
-#include "core/index/gallery.h"
-#include "core/render/result_strip.h"
-#include "core/render/thumbnail_cache.h"
+#include "engine/index/catalog.h"
+#include "engine/index/gallery.h"
+#include "engine/render/result_strip.h"
+#include "engine/render/thumbnail_cache.h"
 #include "elements.h"
 #include "element_error.h"
 #include "gstfaisssearch.h"

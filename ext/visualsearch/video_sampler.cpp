@@ -3,7 +3,7 @@
 
 #include <gst/app/gstappsink.h>
 
-#include "core/base/error.h"
+#include "engine/base/error.h"
 
 namespace vs {
 
