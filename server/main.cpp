@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/base/atomic_file.h"
 #include "engine/base/utf8.h"
 #include "engine/dataset/image_codec.h"
-#include "engine/index/atomic_file.h"
 #include "engine/index/catalog.h"
 #include "engine/index/index_store.h"
 #include "engine/model/embedding_engine.h"

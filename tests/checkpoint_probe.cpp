@@ -20,7 +20,7 @@
 
 #include "engine/model/checkpoint.h"
 #include "engine/base/error.h"
-#include "engine/model/pickle_reader.h"
+#include "engine/base/pickle_reader.h"
 
 namespace {
 

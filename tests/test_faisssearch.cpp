@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/index/atomic_file.h"
+#include "engine/base/atomic_file.h"
 #include "engine/index/catalog.h"
 #include "engine/index/gallery.h"
 #include "engine/index/index_store.h"

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/index/atomic_file.h"
+#include "engine/base/atomic_file.h"
 #include "engine/index/catalog.h"
 #include "engine/base/error.h"
 #include "engine/index/gallery.h"

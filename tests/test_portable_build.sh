@@ -4,7 +4,7 @@
 # -march/-mtune=native or -m<isa> flags in any compile command, and no AVX/AVX-512
 # instruction in the plugin, its static libraries or the metadata library.
 # Wider kernels come from LibTorch/oneDNN/OpenCV, which pick them at run time;
-# our own choice (bf16 or fp32) is made at run time by engine/model/cpu_features.cpp.
+# our own choice (bf16 or fp32) is made at run time by engine/base/cpu_features.cpp.
 # Our own AVX2 code (engine/index/fast_search.cpp's distances) lives only in
 # functions named *_avx2, compiled with a target attribute and called through
 # the pointers cpu_features() chooses; ymm/zmm instructions anywhere else fail.

@@ -11,8 +11,8 @@
 #include <string_view>
 
 #include "engine/base/error.h"
+#include "engine/base/pickle_reader.h"
 #include "engine/base/utf8.h"
-#include "engine/model/pickle_reader.h"
 
 namespace vs {
 

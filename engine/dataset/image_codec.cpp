@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "engine/dataset/image_codec.h"
 
-#include "engine/index/atomic_file.h"
+#include "engine/base/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -12,9 +12,9 @@
 #include <limits>
 #include <mutex>
 
+#include "engine/base/atomic_file.h"
 #include "engine/base/error.h"
 #include "engine/base/utf8.h"
-#include "engine/index/atomic_file.h"
 
 namespace vs {
 

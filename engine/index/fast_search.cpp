@@ -25,8 +25,8 @@
 #include <typeinfo>
 #include <vector>
 
+#include "engine/base/cpu_features.h"
 #include "engine/index/index_store.h"
-#include "engine/model/cpu_features.h"
 
 namespace vs {
 

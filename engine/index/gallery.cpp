@@ -5,8 +5,8 @@
 
 #include <utility>
 
+#include "engine/base/atomic_file.h"
 #include "engine/base/error.h"
-#include "engine/index/atomic_file.h"
 
 namespace vs {
 

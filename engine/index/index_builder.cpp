@@ -7,8 +7,8 @@
 #include <set>
 #include <utility>
 
+#include "engine/base/atomic_file.h"
 #include "engine/base/error.h"
-#include "engine/index/atomic_file.h"
 #include "engine/index/gallery.h"
 #include "engine/index/npy.h"
 

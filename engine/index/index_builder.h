@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/dataset/file_inventory.h"
+#include "engine/base/file_lock.h"
 #include "engine/index/catalog.h"
-#include "engine/index/file_lock.h"
+#include "engine/index/file_inventory.h"
 #include "engine/index/index_store.h"
 
 namespace vs {

@@ -29,8 +29,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "engine/base/atomic_file.h"
 #include "engine/base/error.h"
-#include "engine/index/atomic_file.h"
 
 namespace vs {
 

@@ -34,8 +34,8 @@
 #include <iterator>
 #include <utility>
 
+#include "engine/base/atomic_file.h"
 #include "engine/base/error.h"
-#include "engine/index/atomic_file.h"
 #include "engine/index/fast_search.h"
 #include "engine/index/index_file.h"
 

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <memory>
 
+#include "engine/base/atomic_file.h"
 #include "engine/base/error.h"
-#include "engine/index/atomic_file.h"
 
 namespace vs {
 

@@ -6,8 +6,8 @@
 #include <unordered_map>
 
 #include "engine/base/error.h"
-#include "engine/model/pickle_reader.h"
-#include "engine/model/zip_archive.h"
+#include "engine/base/pickle_reader.h"
+#include "engine/base/zip_archive.h"
 
 namespace vs {
 

@@ -15,7 +15,7 @@
 #include <regex>
 #include <thread>
 
-#include "engine/model/cpu_features.h"
+#include "engine/base/cpu_features.h"
 #include "engine/model/resnet.h"
 #include "engine/model/resnet_int8.h"
 

@@ -112,7 +112,7 @@ class EmbeddingEngine {
   // "rgb;resize=256;crop=224;mean=0.485,0.456,0.406;std=0.229,0.224,0.225"
   virtual const std::string& preprocessing_id() const;
   // The arithmetic actually used (never AUTO): bf16 asked for on a CPU without
-  // native bf16 runs in fp32 (see native_bf16() in engine/model/cpu_features.h).
+  // native bf16 runs in fp32 (see native_bf16() in engine/base/cpu_features.h).
   virtual Precision active_precision() const;
   // Why active_precision() is what it is, in a sentence, for the debug log.
   virtual const std::string& precision_reason() const;

@@ -55,7 +55,7 @@
 #include <vector>
 
 #include "engine/index/catalog.h"
-#include "engine/model/cpu_features.h"
+#include "engine/base/cpu_features.h"
 #include "engine/model/embedding_engine.h"
 #include "engine/base/finite.h"
 #include "element_error.h"

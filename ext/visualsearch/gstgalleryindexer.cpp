@@ -50,7 +50,7 @@
 
 #include "gstgalleryindexer.h"
 
-#include "engine/dataset/file_inventory.h"
+#include "engine/index/file_inventory.h"
 #include "engine/dataset/image_folder.h"
 #include "elements.h"
 #include "gstembedder.h"

@@ -48,7 +48,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "engine/index/atomic_file.h"
+#include "engine/base/atomic_file.h"
 #include "engine/index/catalog.h"
 #include "engine/base/error.h"
 #include "engine/eval/retrieval_metrics.h"

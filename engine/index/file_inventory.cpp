@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "engine/dataset/file_inventory.h"
+#include "engine/index/file_inventory.h"
 
 #include <sys/stat.h>
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "engine/model/pickle_reader.h"
+#include "engine/base/pickle_reader.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "engine/model/cpu_features.h"
+#include "engine/base/cpu_features.h"
 
 #include <cstdlib>
 #include <cstring>

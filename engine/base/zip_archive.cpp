@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "engine/model/zip_archive.h"
+#include "engine/base/zip_archive.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

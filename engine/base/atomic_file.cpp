@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "engine/index/atomic_file.h"
+#include "engine/base/atomic_file.h"
 
 #include <dirent.h>
 #include <fcntl.h>
