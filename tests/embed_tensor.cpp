@@ -52,6 +52,8 @@ main (int argc, char **argv)
       config.seed = std::stoull (value);
     else if (key == "threads")
       config.threads = std::stoi (value);
+    else if (key == "batch_size")
+      config.batch_size = std::stoi (value);
     else if (key == "input_size")
       config.input_size = std::stoi (value);
     else if (key == "resize")

@@ -11,7 +11,7 @@
  * appsink, e.g. "embedder weights=random batch-size=4". REPEAT pushes the
  * frames that many times; after the first round the rate is timed.
  * stdout gets key=value lines: model_id, preprocessing_id, dims, buffers,
- * embedded, images_per_s.
+ * embedded, images_per_s, and active_precision when FRAGMENT has an embedder.
  */
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
@@ -64,6 +64,38 @@ collect (Output *o, GstSample *sample)
     fwrite (zeros, sizeof (gfloat), o->dims, o->out);
     g_free (zeros);
   }
+}
+
+static gint
+not_embedder (const GValue *value, gconstpointer unused)
+{
+  GstElementFactory *f = gst_element_get_factory (g_value_get_object (value));
+  return f && g_str_equal (GST_OBJECT_NAME (f), "embedder") ? 0 : 1;
+}
+
+/* The nick of the first embedder's active-precision, or NULL. */
+static gchar *
+active_precision (GstElement *pipeline)
+{
+  GstIterator *it = gst_bin_iterate_recurse (GST_BIN (pipeline));
+  GValue found = G_VALUE_INIT;
+  gchar *nick = NULL;
+  if (gst_iterator_find_custom (it, not_embedder, &found, NULL)) {
+    GObject *e = g_value_get_object (&found);
+    GParamSpec *spec = g_object_class_find_property (G_OBJECT_GET_CLASS (e),
+        "active-precision");
+    GEnumClass *klass = g_type_class_ref (spec->value_type);
+    GValue v = G_VALUE_INIT;
+    g_value_init (&v, spec->value_type);
+    g_object_get_property (e, "active-precision", &v);
+    nick =
+        g_strdup (g_enum_get_value (klass, g_value_get_enum (&v))->value_nick);
+    g_value_unset (&v);
+    g_type_class_unref (klass);
+    g_value_unset (&found);
+  }
+  gst_iterator_free (it);
+  return nick;
 }
 
 int
@@ -181,6 +213,10 @@ main (int argc, char **argv)
     const double secs = (gst_util_get_timestamp () - timed_start) / 1e9;
     printf ("images_per_s=%.2f\n", n_frames * (repeat - 1) / secs);
   }
+  gchar *precision = active_precision (pipeline);
+  if (precision)
+    printf ("active_precision=%s\n", precision);
+  g_free (precision);
   gst_element_set_state (pipeline, GST_STATE_NULL);
 
   printf ("model_id=%s\npreprocessing_id=%s\ndims=%u\nbuffers=%u\n"

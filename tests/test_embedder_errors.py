@@ -279,6 +279,22 @@ with tempfile.TemporaryDirectory() as tmp:
           "an output width that changes after load is an error naming the model and both widths",
           json.dumps(got))
 
+    # One row for the batch of 1 probed at load, one row for a batch of 4 too:
+    # what is wrong is the number of rows, and the message says so.
+    class OneRowForAll(torch.nn.Module):
+        def forward(self, x):
+            return x.mean([0, 2, 3]).unsqueeze(0)
+
+    one_row = os.path.join(tmp, "one_row.pt")
+    torch.jit.script(OneRowForAll()).save(one_row)
+    got = run(frames(f"model={one_row} batch-size=4"))
+    errors = messages(got, "error")
+    check(got["end"] == "error" and errors[0]["domain"] == STREAM
+          and "of shape (1, 3) for a batch of 4 frames" in errors[0]["message"]
+          and "one row per frame, (4, D)" in errors[0]["message"] and got["embedded"] == 0,
+          "a model returning 1 row for a batch of 4 is an error that names the row count",
+          json.dumps(got))
+
     # Frames 1 and 3 (the second of each batch) get NaN.
     class NaNForSecondFrame(torch.nn.Module):
         def forward(self, x):

@@ -3,6 +3,8 @@
 what ATen's ops give: cosine >= 0.99999 per image for resnet18 and resnet50,
 batches of 1 and 3, inputs 32x32, 224x224, 160x224 and 97x61, then 32x32
 again (its primitives now run in buffers that grew for the larger inputs).
+Where the CPU has native bf16 (and it is not hidden), the bf16 ResNets on
+oneDNN's primitives too, each image within cosine 0.999 of ATen's fp32.
 
     test_fp32_kernels.py FP32_KERNELS EMBED_TENSOR
 

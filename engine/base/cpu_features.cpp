@@ -38,6 +38,7 @@ CpuFeatures detect() {
     f.model = first == std::string::npos ? "" : name.substr(first, last - first + 1);
   }
   if (!cpuid(1, 0, r)) return f;
+  f.signature = r[0];
   const bool osxsave = r[2] & (1u << 27);
   const unsigned long long xcr = osxsave ? xcr0() : 0;
   const bool ymm = (xcr & 0x6) == 0x6, zmm = (xcr & 0xe6) == 0xe6;

@@ -9,6 +9,9 @@ namespace vs {
 
 struct CpuFeatures {
   std::string model;  // "AMD EPYC", "Intel(R) Xeon(R) Platinum 8480+", ...
+  // CPUID leaf 1's EAX: family, model and stepping, which tell apart CPUs
+  // whose brand string is the same (a virtual machine's "AMD EPYC").
+  unsigned signature = 0;
   bool avx2 = false;
   bool fma = false;  // FMA3, with the OS saving the ymm registers
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;

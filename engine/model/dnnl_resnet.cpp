@@ -56,6 +56,7 @@ struct Plan {
 }  // namespace
 
 struct DnnlResNet::Impl {
+  dt act = dt::f32;  // activations' and weights' data type
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{eng};
   Conv stem;
@@ -81,8 +82,8 @@ namespace {
 
 class PlanBuilder {
  public:
-  PlanBuilder(dnnl::engine& eng, dnnl::stream& stream, Plan& plan)
-      : eng_(eng), stream_(stream), plan_(plan), busy_{true} {
+  PlanBuilder(dnnl::engine& eng, dnnl::stream& stream, dt act, Plan& plan)
+      : eng_(eng), stream_(stream), act_(act), plan_(plan), busy_{true} {
     plan_.slot_bytes = {0};  // kScratchpad
   }
 
@@ -93,10 +94,10 @@ class PlanBuilder {
     const memory::dims src_dims = src.md.dims();
     const memory::dim oh = (src_dims[2] + 2 * s.padding - s.kernel) / s.stride + 1;
     const memory::dim ow = (src_dims[3] + 2 * s.padding - s.kernel) / s.stride + 1;
-    const memory::desc src_any({src_dims[0], s.in, src_dims[2], src_dims[3]}, dt::f32, tag::any);
-    const memory::desc weights_any({s.out, s.in, s.kernel, s.kernel}, dt::f32, tag::any);
+    const memory::desc src_any({src_dims[0], s.in, src_dims[2], src_dims[3]}, act_, tag::any);
+    const memory::desc weights_any({s.out, s.in, s.kernel, s.kernel}, act_, tag::any);
     const memory::desc dst_md =
-        sum_into ? sum_into->md : memory::desc({src_dims[0], s.out, oh, ow}, dt::f32, tag::any);
+        sum_into ? sum_into->md : memory::desc({src_dims[0], s.out, oh, ow}, act_, tag::any);
     dnnl::post_ops ops;
     if (sum_into) ops.append_sum(1.0f);
     if (relu) ops.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
@@ -107,6 +108,12 @@ class PlanBuilder {
                                                c.bias.get_desc(), dst_md, {s.stride, s.stride},
                                                {s.padding, s.padding}, {s.padding, s.padding});
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, eng_);
+    // oneDNN's reference bf16 convolution runs where the CPU has no bf16
+    // kernel, orders of magnitude slower than fp32: the caller runs fp32.
+    if (act_ == dt::bf16 && std::string(pd.impl_info_str()).rfind("ref", 0) == 0)
+      throw DnnlResNet::Failure(
+          std::string("oneDNN has no native bf16 convolution for this CPU (") + pd.impl_info_str() +
+          ")");
     const Tensor in = to_layout(src, pd.src_desc());
     const Tensor out = sum_into ? *sum_into : Tensor{pd.dst_desc(), acquire(pd.dst_desc())};
     add(dnnl::convolution_forward(pd), pd.scratchpad_desc(),
@@ -118,7 +125,7 @@ class PlanBuilder {
 
   Tensor max_pool(const Tensor& src) {
     const memory::dims d = src.md.dims();
-    const memory::desc dst_any({d[0], d[1], (d[2] - 1) / 2 + 1, (d[3] - 1) / 2 + 1}, dt::f32,
+    const memory::desc dst_any({d[0], d[1], (d[2] - 1) / 2 + 1, (d[3] - 1) / 2 + 1}, act_,
                                tag::any);
     const dnnl::pooling_forward::desc desc(prop_kind::forward_inference, algorithm::pooling_max,
                                            src.md, dst_any, {2, 2}, {3, 3}, {1, 1}, {1, 1});
@@ -129,14 +136,25 @@ class PlanBuilder {
     return out;
   }
 
-  // Global average pool into the caller's (n, channels) output.
+  // Global average pool into the caller's (n, channels) float output. bf16
+  // activations are averaged into fp32 where oneDNN can, so that the
+  // embedding is not rounded to bf16's 8 bits.
   void global_avg_pool(const Tensor& src) {
     const memory::dims d = src.md.dims();
-    const memory::desc dst_any({d[0], d[1], 1, 1}, dt::f32, tag::any);
-    const dnnl::pooling_forward::desc desc(prop_kind::forward_inference,
-                                           algorithm::pooling_avg_exclude_padding, src.md, dst_any,
-                                           {1, 1}, {d[2], d[3]}, {0, 0}, {0, 0});
-    const dnnl::pooling_forward::primitive_desc pd(desc, user_scratchpad(), eng_);
+    auto make = [&](dt out) {
+      const memory::desc dst_any({d[0], d[1], 1, 1}, out, tag::any);
+      const dnnl::pooling_forward::desc desc(prop_kind::forward_inference,
+                                             algorithm::pooling_avg_exclude_padding, src.md,
+                                             dst_any, {1, 1}, {d[2], d[3]}, {0, 0}, {0, 0});
+      return dnnl::pooling_forward::primitive_desc(desc, user_scratchpad(), eng_);
+    };
+    dnnl::pooling_forward::primitive_desc pd;
+    try {
+      pd = make(dt::f32);
+    } catch (const dnnl::error&) {
+      if (act_ == dt::f32) throw;
+      pd = make(act_);
+    }
     const memory::desc user({d[0], d[1], 1, 1}, dt::f32, tag::nchw);
     plan_.output = memory(user, eng_, DNNL_MEMORY_NONE);
     const bool direct = pd.dst_desc() == user;
@@ -215,7 +233,7 @@ class PlanBuilder {
     const DnnlConvSpec& s = c.spec;
     memory plain({{s.out, s.in, s.kernel, s.kernel}, dt::f32, tag::oihw}, eng_,
                  const_cast<float*>(s.weight));
-    memory blocked(md, eng_);
+    memory blocked(md, eng_);  // the reorder converts to bf16 where md asks
     dnnl::reorder(plain, blocked).execute(stream_, plain, blocked);
     stream_.wait();
     c.run_weights = blocked;
@@ -224,6 +242,7 @@ class PlanBuilder {
 
   dnnl::engine& eng_;
   dnnl::stream& stream_;
+  dt act_;
   Plan& plan_;
   std::vector<bool> busy_;
 };
@@ -259,7 +278,7 @@ Plan& DnnlResNet::Impl::plan_for(int n, int h, int w) {
   for (auto& [shape, plan] : plans)
     if (shape == key) return *plan;
   auto plan = std::make_unique<Plan>();
-  PlanBuilder b(eng, stream, *plan);
+  PlanBuilder b(eng, stream, act, *plan);
   const memory::desc user({n, 3, h, w}, dt::f32, tag::nchw);
   plan->input = memory(user, eng, DNNL_MEMORY_NONE);
   Tensor x = b.conv(Tensor{user, kInput}, stem, nullptr, true);
@@ -290,9 +309,11 @@ Plan& DnnlResNet::Impl::plan_for(int n, int h, int w) {
   return *plans.back().second;
 }
 
-DnnlResNet::DnnlResNet(const DnnlConvSpec& stem, std::vector<DnnlBlockSpec> blocks) {
+DnnlResNet::DnnlResNet(const DnnlConvSpec& stem, std::vector<DnnlBlockSpec> blocks,
+                       Arithmetic arithmetic) {
   translate("start", [&] {
     impl_ = std::make_unique<Impl>();
+    impl_->act = arithmetic == Arithmetic::BF16 ? dt::bf16 : dt::f32;
     auto conv = [&](const DnnlConvSpec& s) {
       return Conv{s, memory({{s.out}, dt::f32, tag::x}, impl_->eng, const_cast<float*>(s.bias)),
                   memory()};

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// A ResNet feature extractor (fp32, CPU) run through oneDNN's own API rather
-// than ATen's ops: each convolution carries its ReLU, and the last one of a
-// block also the residual add, as post-ops; activations stay in the blocked
-// layouts oneDNN picks from the first convolution to the global average pool.
+// A ResNet feature extractor (CPU) run through oneDNN's own API rather than
+// ATen's ops: each convolution carries its ReLU, and the last one of a block
+// also the residual add, as post-ops; activations stay in the blocked layouts
+// oneDNN picks from the first convolution to the global average pool, in fp32
+// or in bf16 (bf16 weights and activations, fp32 biases and accumulation).
 // Free of LibTorch headers: resnet.cpp hands over the folded weights.
 #pragma once
 
@@ -35,7 +36,12 @@ class DnnlResNet {
     using std::runtime_error::runtime_error;
   };
 
-  DnnlResNet(const DnnlConvSpec& stem, std::vector<DnnlBlockSpec> blocks);
+  enum class Arithmetic { FP32, BF16 };
+
+  // BF16 needs a CPU with native bf16: elsewhere oneDNN has no bf16
+  // convolution and prepare() throws Failure.
+  DnnlResNet(const DnnlConvSpec& stem, std::vector<DnnlBlockSpec> blocks,
+             Arithmetic arithmetic = Arithmetic::FP32);
   ~DnnlResNet();
   DnnlResNet(const DnnlResNet&) = delete;
   DnnlResNet& operator=(const DnnlResNet&) = delete;
@@ -44,7 +50,7 @@ class DnnlResNet {
   // first forward(), so that a CPU oneDNN cannot serve shows at load time.
   void prepare(int n, int h, int w);
   // (n, 3, h, w) dense float batch -> (n, dims()) globally average-pooled
-  // features. Throws Failure.
+  // float features, whatever the arithmetic. Throws Failure.
   void forward(const float* nchw, int n, int h, int w, float* out);
   int dims() const;
 

@@ -8,6 +8,8 @@
 #include <glib.h>
 #include <torch/script.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include <thread>
 
 #include "engine/base/cpu_features.h"
+#include "engine/model/auto_precision_cache.h"
 #include "engine/model/resnet.h"
 #include "engine/model/resnet_int8.h"
 
@@ -127,6 +130,8 @@ class Preprocessor {
   explicit Preprocessor(const EmbeddingConfig& c)
       : size_(c.input_size),
         resize_(c.resize),
+        mean_values_(c.mean),
+        std_values_(c.std),
         mean_(at::tensor(at::ArrayRef<float>(c.mean.data(), 3)).view({3, 1, 1})),
         std_(at::tensor(at::ArrayRef<float>(c.std.data(), 3)).view({3, 1, 1})) {
     if (size_ <= 0) throw Error(ErrorKind::Settings, "input-size must be positive");
@@ -186,6 +191,10 @@ class Preprocessor {
       if (o < 0 || o >= v.pixel_stride) throw Error(ErrorKind::Format, "invalid pixel layout");
     check_frame_size(v.width, v.height);
 
+    const auto [out_w, out_h] = resized_size(v.width, v.height);
+    if (out_w == v.width && out_h == v.height && v.width == size_ && v.height == size_)
+      return normalize_only(v);
+
     auto* data = const_cast<uint8_t*>(v.data);
     const int64_t step = v.offsets[1] - v.offsets[0];
     at::Tensor rgb;
@@ -203,7 +212,6 @@ class Preprocessor {
     at::Tensor img =
         at::empty({1, 3, v.height, v.width}, at::kFloat).copy_(rgb.permute({2, 0, 1}).unsqueeze(0));
 
-    const auto [out_w, out_h] = resized_size(v.width, v.height);
     if (out_h != v.height || out_w != v.width)
       img = at::_upsample_bilinear2d_aa(img, {out_h, out_w}, false, c10::nullopt, c10::nullopt)
                 .round_();
@@ -213,6 +221,27 @@ class Preprocessor {
   }
 
  private:
+  // A frame already at the input size (CIFAR's 32x32 at input-size=32) needs
+  // neither resize nor crop: one pass straight to planar normalised float,
+  // where ATen's ops cost more in dispatch than in arithmetic at this size.
+  // Each value goes through the float operations of torchvision's ToTensor
+  // and Normalize: x / 255, - mean, / std.
+  at::Tensor normalize_only(const ImageView& v) const {
+    at::Tensor img = at::empty({3, v.height, v.width}, at::kFloat);
+    float* out = img.data_ptr<float>();
+    const int64_t plane = int64_t{v.width} * v.height;
+    for (int c = 0; c < 3; ++c) {
+      const float mean = mean_values_[c], std = std_values_[c];
+      float* dst = out + c * plane;
+      for (int y = 0; y < v.height; ++y) {
+        const uint8_t* src = v.data + y * v.stride + v.offsets[c];
+        for (int x = 0; x < v.width; ++x)
+          *dst++ = (static_cast<float>(src[x * v.pixel_stride]) / 255.0f - mean) / std;
+      }
+    }
+    return img;
+  }
+
   // torchvision's CenterCrop: zero padding when the image is smaller, and
   // Python's round() (half to even) for the offsets.
   at::Tensor center_crop(at::Tensor img) const {
@@ -229,6 +258,7 @@ class Preprocessor {
   }
 
   int64_t size_, resize_;
+  std::array<float, 3> mean_values_, std_values_;
   at::Tensor mean_, std_;
   std::string id_;
 };
@@ -254,7 +284,7 @@ struct EmbeddingEngine::Impl {
     threads = c.threads > 0 ? c.threads : default_threads();
     at::set_num_threads(threads);
     // auto loads fp32, the reference the faster arithmetic is checked against.
-    const bool try_bf16 = c.precision == Precision::AUTO && auto_may_use_bf16();
+    const bool measure = c.precision == Precision::AUTO && auto_may_use_bf16();
     dtype = c.precision == Precision::BF16 ? choose_bf16() : at::kFloat;
     c10::InferenceMode guard;
     if (c.precision == Precision::INT8 && !is_resnet_arch(c.model))
@@ -273,7 +303,7 @@ struct EmbeddingEngine::Impl {
       load_resnet();
     else
       load_torchscript();
-    if (try_bf16) calibrate_bf16();
+    if (measure) choose_auto();
     if (c.precision == Precision::INT8) prepare_int8();
   }
 
@@ -351,49 +381,146 @@ struct EmbeddingEngine::Impl {
     return false;
   }
 
-  // Keeps bf16 only if its embeddings of a calibration batch stay within
-  // kAutoMinCosine of fp32's: how close they come depends on the model. Any
-  // failure of the bf16 path leaves fp32 running.
-  void calibrate_bf16() {
-    const at::Tensor x = calibration_batch();
-    const at::Tensor reference = forward(x);
-    std::optional<torch::jit::Module> fp32_script;
-    double cosine = -1.0;
-    std::string failure;
-    try {
-      if (resnet) {
-        resnet->to(device, at::kBFloat16);
-      } else {
-        fp32_script = script->deepcopy();
-        script->to(at::kBFloat16);
+  // The model as the other candidate arithmetic has it, beside the running
+  // one while auto measures both.
+  struct Candidate {
+    at::ScalarType dtype = at::kFloat;
+    std::optional<ResNet> resnet;
+    std::optional<torch::jit::Module> script;
+  };
+
+  void swap_with(Candidate& other) {
+    std::swap(dtype, other.dtype);
+    std::swap(resnet, other.resnet);
+    std::swap(script, other.script);
+  }
+
+  // The current model, converted to `to`, as a candidate (the current one is
+  // left as it is).
+  Candidate convert(at::ScalarType to) {
+    Candidate c;
+    c.dtype = to;
+    if (resnet) {
+      c.resnet = *resnet;  // shares the folded weights; to() makes its own kernels
+      c.resnet->to(device, to);
+    } else {
+      c.script = script->deepcopy();
+      c.script->to(to);
+    }
+    return c;
+  }
+
+  // Wall time of one run of the batch, in milliseconds.
+  double time_ms(const at::Tensor& x) {
+    const auto start = std::chrono::steady_clock::now();
+    forward(x);
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+        .count();
+  }
+
+  // precision=auto on a CPU with native bf16: bf16 only if its embeddings
+  // stay within kAutoMinCosine of fp32's (how close they come depends on the
+  // model) *and* it runs a batch of the embedder's batch size measurably
+  // faster than fp32 here (whether it does depends on the CPU and the
+  // kernels). Inconclusive timings and any failure keep fp32. The verdict is
+  // cached per CPU, model, input size, batch size and threads.
+  void choose_auto() {
+    const int batch = std::clamp(config.batch_size, 1, 64);
+    const std::string key =
+        auto_precision_key(model_id, config.input_size, batch, threads,
+                           resnet ? resnet->kernels() : "the TorchScript interpreter");
+    if (const std::optional<AutoPrecisionMeasurement> cached = read_auto_precision(key)) {
+      if (cached->bf16) {
+        try {
+          Candidate bf16 = convert(at::kBFloat16);
+          swap_with(bf16);
+        } catch (const std::exception& e) {
+          precision_reason = "auto chose fp32: bf16, chosen by an earlier measurement, failed (" +
+                             summary(e) + ")";
+          return;
+        }
       }
-      dtype = at::kBFloat16;
-      cosine = at::cosine_similarity(forward(x), reference, 1).min().item<double>();
-    } catch (const std::exception& e) { failure = summary(e); }
-    char cos_text[G_ASCII_DTOSTR_BUF_SIZE];
-    g_ascii_formatd(cos_text, sizeof cos_text, "%.5f", cosine);
-    if (failure.empty() && cosine >= kAutoMinCosine) {
-      precision_reason = std::string("auto chose bf16: native on this CPU, calibration cosine ") +
-                         cos_text + " to fp32";
+      precision_reason =
+          cached->why + " (measured earlier; cached in " + auto_precision_cache_file() + ")";
       return;
     }
-    precision_reason = failure.empty()
-                           ? std::string("auto chose fp32: bf16 came only within cosine ") +
-                                 cos_text + " of fp32 on the calibration batch"
-                           : "auto chose fp32: bf16 failed (" + failure + ")";
-    dtype = at::kFloat;
-    if (resnet)
-      resnet->to(device, at::kFloat);
-    else if (fp32_script)
-      script = std::move(*fp32_script);
+
+    AutoPrecisionMeasurement m;
+    // The fidelity check takes at least 4 images, in batches of the
+    // embedder's size: a batch the user did not ask for must not run.
+    const at::Tensor images = calibration_images((4 + batch - 1) / batch * batch);
+    const at::Tensor x = images.narrow(0, 0, batch);
+    std::vector<at::Tensor> reference;
+    try {
+      for (int64_t i = 0; i < images.size(0); i += batch)
+        reference.push_back(forward(images.narrow(0, i, batch)));
+    } catch (const std::exception& e) {
+      // The same failure will reach the stream, with the frames that cause it.
+      precision_reason =
+          "auto kept fp32 without measuring: the model failed in fp32 on a "
+          "calibration batch of " +
+          std::to_string(batch) + " (" + summary(e) + ")";
+      return;
+    }
+    std::string failure;
+    Candidate other;
+    try {
+      other = convert(at::kBFloat16);
+      swap_with(other);  // bf16 runs now, fp32 waits in `other`
+      m.cosine = 1.0;
+      for (int64_t i = 0, b = 0; i < images.size(0); i += batch, ++b) {
+        const at::Tensor out = forward(images.narrow(0, i, batch));
+        m.cosine =
+            std::min(m.cosine, at::cosine_similarity(out, reference[b], 1).min().item<double>());
+      }
+      // Alternated, so that a load that changes mid-way favours neither.
+      constexpr int kRounds = 3;
+      double best[2] = {1e300, 1e300};  // fp32, bf16
+      for (int round = 0; round < kRounds; ++round)
+        for (int turn = 0; turn < 2; ++turn) {
+          const bool bf16_now = dtype == at::kBFloat16;
+          best[bf16_now] = std::min(best[bf16_now], time_ms(x));
+          swap_with(other);
+        }
+      m.fp32_ms = best[0];
+      m.bf16_ms = best[1];
+    } catch (const std::exception& e) { failure = summary(e); }
+    if (dtype == at::kBFloat16) swap_with(other);  // fp32 runs again
+
+    char cos_text[G_ASCII_DTOSTR_BUF_SIZE], fp32_text[G_ASCII_DTOSTR_BUF_SIZE],
+        bf16_text[G_ASCII_DTOSTR_BUF_SIZE], ratio_text[G_ASCII_DTOSTR_BUF_SIZE];
+    g_ascii_formatd(cos_text, sizeof cos_text, "%.5f", m.cosine);
+    g_ascii_formatd(fp32_text, sizeof fp32_text, "%.1f", m.fp32_ms);
+    g_ascii_formatd(bf16_text, sizeof bf16_text, "%.1f", m.bf16_ms);
+    g_ascii_formatd(ratio_text, sizeof ratio_text, "%.2f",
+                    m.bf16_ms > 0 ? m.fp32_ms / m.bf16_ms : 0.0);
+    const std::string figures =
+        " (a batch of " + std::to_string(batch) + " at " + std::to_string(config.input_size) + "x" +
+        std::to_string(config.input_size) + ", best of 3: fp32 " + fp32_text + " ms, bf16 " +
+        bf16_text + " ms, " + ratio_text + "x; bf16's cosine to fp32 " + cos_text + ")";
+    if (!failure.empty()) {
+      m.why = "auto chose fp32: bf16 failed (" + failure + ")";
+    } else if (m.cosine < kAutoMinCosine) {
+      m.why = std::string("auto chose fp32: bf16 came only within cosine ") + cos_text +
+              " of fp32" + figures;
+    } else if (m.bf16_ms * kAutoMinSpeedup > m.fp32_ms) {
+      m.why = "auto chose fp32: bf16 is not measurably faster here" + figures;
+    } else {
+      m.bf16 = true;
+      m.why = "auto chose bf16: the faster arithmetic here" + figures;
+      swap_with(other);
+    }
+    precision_reason = m.why + ", measured now";
+    std::string error;
+    if (!write_auto_precision(key, m, &error)) precision_reason += "; not cached: " + error;
   }
 
   // Smooth random images (noise upsampled from 7x7) at the input size: the
-  // low-frequency content photographs have, and the same batch in every run.
-  at::Tensor calibration_batch() const {
+  // low-frequency content photographs have, and the same images in every run.
+  at::Tensor calibration_images(int64_t n) const {
     const int64_t s = config.input_size;
     at::Generator gen = at::detail::createCPUGenerator(20261126);
-    const at::Tensor coarse = at::randn({4, 3, 7, 7}, gen);
+    const at::Tensor coarse = at::randn({n, 3, 7, 7}, gen);
     return at::upsample_bilinear2d(coarse, {s, s}, false);
   }
 
@@ -486,12 +613,19 @@ struct EmbeddingEngine::Impl {
       } catch (const std::exception& e) {
         throw Error("TorchScript model " + config.model + " failed: " + summary(e));
       }
-      if (out.dim() != 2 || out.size(0) != n)
+      if (out.dim() != 2)
         throw Error(ErrorKind::Format, "TorchScript model " + config.model +
                                            " returned a tensor of " + std::to_string(out.dim()) +
                                            " dimensions for a batch of " + std::to_string(n) +
                                            "; its forward must return (N, D) embeddings (" +
                                            kReadme + ")");
+      if (out.size(0) != n)
+        throw Error(ErrorKind::Format,
+                    "TorchScript model " + config.model + " returned embeddings of shape (" +
+                        std::to_string(out.size(0)) + ", " + std::to_string(out.size(1)) +
+                        ") for a batch of " + std::to_string(n) +
+                        " frames; its forward must return one row per frame, (" +
+                        std::to_string(n) + ", D) (" + kReadme + ")");
       // Callers read dims() values per frame.
       if (dims > 0 && out.size(1) != dims)
         throw Error(ErrorKind::Format,

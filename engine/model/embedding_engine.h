@@ -15,7 +15,11 @@
 namespace vs {
 
 // AUTO picks, when the model loads, the fastest arithmetic whose embeddings stay
-// within kAutoMinCosine of fp32 on this CPU; active_precision() tells which.
+// within kAutoMinCosine of fp32 on this CPU, by measuring fp32 and (where the
+// CPU has native bf16) bf16 on a batch of EmbeddingConfig::batch_size; bf16
+// must be kAutoMinSpeedup times as fast to be chosen. The verdict is cached
+// (engine/model/auto_precision_cache.h); active_precision() and
+// precision_reason() tell what was chosen and the figures.
 // INT8 (native ResNets only) quantizes post-training, with activation ranges
 // calibrated on images (EmbeddingConfig::calibration_location) or given
 // (EmbeddingConfig::int8_activations); AUTO never picks it.
@@ -29,6 +33,7 @@ inline const char* precision_name(Precision precision) {
   }
 }
 constexpr double kAutoMinCosine = 0.999;
+constexpr double kAutoMinSpeedup = 1.1;
 
 // With resize > 0, frames whose resized longer side would exceed this many
 // times resize are refused (the embedder's resize blurb repeats the figure).
@@ -58,6 +63,8 @@ struct EmbeddingConfig {
   // EmbeddingEngine::int8_activations() wrote them (an index records them).
   std::string int8_activations;
   int threads = 0;  // 0 = number of cores
+  // The batch size frames will run in: what precision=auto times (1 to 64).
+  int batch_size = 1;
   std::string device = "cpu";
 };
 

@@ -330,7 +330,7 @@ void ResNet::to(at::Device device, at::ScalarType dtype) {
   dnnl_.reset();
   kernels_.clear();
   kernels_degraded_ = false;
-  if (device.is_cpu() && dtype == at::kFloat && start_onednn()) {
+  if (device.is_cpu() && (dtype == at::kFloat || dtype == at::kBFloat16) && start_onednn()) {
     // oneDNN keeps its own reordered copy; ATen's would only take memory.
     for_each_conv([](Conv& c) { c.run_weight = c.run_bias = at::Tensor(); });
     mkldnn_ = false;
@@ -354,9 +354,11 @@ void ResNet::prepare_aten(at::Device device, at::ScalarType dtype) {
   if (kernels_.empty()) kernels_ = mkldnn_ ? "ATen's oneDNN ops" : "ATen's ops";
 }
 
-// VISUALSEARCH_FP32_KERNELS=aten keeps ATen's ops, so that a benchmark can
-// compare both paths in one run, and a user can step around a oneDNN fault.
+// VISUALSEARCH_FP32_KERNELS=aten keeps ATen's ops (for fp32 and bf16), so
+// that a benchmark can compare both paths in one run, and a user can step
+// around a oneDNN fault.
 bool ResNet::start_onednn() {
+  const bool bf16 = dtype_ == at::kBFloat16;
   const char* env = std::getenv("VISUALSEARCH_FP32_KERNELS");
   if (env && std::string(env) == "aten") {
     kernels_ = "ATen's oneDNN ops (VISUALSEARCH_FP32_KERNELS=aten)";
@@ -383,7 +385,9 @@ bool ResNet::start_onednn() {
     blocks.push_back(std::move(block));
   }
   try {
-    dnnl_ = std::make_shared<DnnlResNet>(spec(stem_), std::move(blocks));
+    dnnl_ = std::make_shared<DnnlResNet>(
+        spec(stem_), std::move(blocks),
+        bf16 ? DnnlResNet::Arithmetic::BF16 : DnnlResNet::Arithmetic::FP32);
     // A CPU that oneDNN cannot serve shows here rather than mid-stream.
     dnnl_->prepare(1, 64, 64);
   } catch (const DnnlResNet::Failure& e) {
@@ -392,7 +396,8 @@ bool ResNet::start_onednn() {
     kernels_degraded_ = true;
     return false;
   }
-  kernels_ = "oneDNN primitives with fused ReLU and residual adds";
+  kernels_ = bf16 ? "oneDNN primitives in bf16 with fused ReLU and residual adds"
+                  : "oneDNN primitives with fused ReLU and residual adds";
   return true;
 #else
   kernels_ = "ATen's oneDNN ops (built without oneDNN's headers, libdnnl-dev)";
@@ -405,7 +410,7 @@ void ResNet::fall_back(const std::string& why) {
   dnnl_.reset();
   kernels_ = "ATen's ops: " + why;
   kernels_degraded_ = true;
-  prepare_aten(at::kCPU, at::kFloat);
+  prepare_aten(at::kCPU, dtype_);
 }
 #endif
 

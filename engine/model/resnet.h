@@ -26,9 +26,9 @@ class ResNet {
   // Deterministic weights drawn from `seed`: the same in every process.
   static ResNet random(const std::string& arch, uint64_t seed);
 
-  // Prepares the weights for a device and dtype; forward() needs it. fp32 on
-  // the CPU runs through oneDNN's primitives where it can (dnnl_resnet.h),
-  // unless the environment has VISUALSEARCH_FP32_KERNELS=aten.
+  // Prepares the weights for a device and dtype; forward() needs it. fp32 and
+  // bf16 on the CPU run through oneDNN's primitives where they can
+  // (dnnl_resnet.h), unless the environment has VISUALSEARCH_FP32_KERNELS=aten.
   void to(at::Device device, at::ScalarType dtype);
   // (N, 3, H, W) normalised batch -> (N, dims()) float features. If oneDNN
   // fails on a new batch shape, this and later calls run ATen's ops instead.

@@ -337,9 +337,12 @@ gst_embedder_class_init (GstEmbedderClass *klass)
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
           "Arithmetic of the model; bf16 needs a CPU with native bf16 and "
-          "otherwise runs as fp32; auto picks the fastest that stays within "
-          "0.999 cosine of fp32 here (see active-precision); int8 needs "
-          "calibration-location (or index= naming an int8 index)",
+          "otherwise runs as fp32; auto measures fp32 and (where native) "
+          "bf16 on a batch of batch-size at start and keeps the faster one "
+          "that stays within 0.999 cosine of fp32, cached per CPU, model, "
+          "input size, batch size and threads in the user's cache folder "
+          "(see active-precision); int8 needs calibration-location (or "
+          "index= naming an int8 index)",
           GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (DEFAULT_PRECISION),
           rw));
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
@@ -404,7 +407,8 @@ gst_embedder_class_init (GstEmbedderClass *klass)
           "without native bf16 (AVX512_BF16 or AMX-BF16), or when "
           "VISUALSEARCH_HIDE_NATIVE_BF16=1 is set; precision=int8 runs as "
           "fp32 (with a warning) where LibTorch has no quantized engine for "
-          "this CPU or device; before start, a guess",
+          "this CPU or device; precision=auto shows what it measured; "
+          "before start, a guess (fp32 for auto)",
           GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (vs::Precision::FP32),
           ro));
   g_object_class_install_property (gobject_class, PROP_MEAN_INFERENCE_MS,
@@ -481,15 +485,14 @@ gst_embedder_finalize (GObject *object)
 /* Properties */
 
 /* What start() will run in: bf16 on a CPU only where it is native; auto
- * tries bf16 only there, and start() may still keep fp32 (see
- * EmbeddingEngine::precision_reason()). */
+ * decides by measuring at start (EmbeddingEngine::precision_reason()), so
+ * until then it reads as fp32, what it keeps whenever bf16 does not win. */
 static vs::Precision
 predicted_precision (vs::Precision asked, const gchar *device)
 {
   const bool cpu = device == NULL || g_str_has_prefix (device, "cpu");
   if (asked == vs::Precision::AUTO)
-    return cpu && vs::native_bf16 () ? vs::Precision::BF16
-                                     : vs::Precision::FP32;
+    return vs::Precision::FP32;
   if (asked == vs::Precision::BF16 && cpu && !vs::native_bf16 ())
     return vs::Precision::FP32;
   return asked;
@@ -672,6 +675,7 @@ config_from_properties (GstEmbedder *self, vs::EmbeddingConfig *config,
       self->calibration_location ? self->calibration_location : "";
   config->calibration_images = static_cast<int> (self->calibration_images);
   config->threads = static_cast<int> (self->threads);
+  config->batch_size = static_cast<int> (self->batch_size);
   config->device = self->device ? self->device : "";
   GST_OBJECT_UNLOCK (self);
   return invalid->empty ();

@@ -52,10 +52,12 @@ def torchvision_rate(arch, size, batch, bf16, seconds):
 
 
 def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp, extra="",
-             kernels=None):
+             kernels=None, with_precision=False):
     """extra: more embedder properties; kernels: "aten" runs fp32 ResNets on
     ATen's ops rather than oneDNN's primitives (VISUALSEARCH_FP32_KERNELS);
-    None, the embedder's default."""
+    None, the embedder's default. with_precision: returns (rate, the
+    embedder's active-precision). precision=auto measures afresh: its cache
+    lives in TMP."""
     # The file holds whole batches (at most ~16 MB); it is pushed once to load
     # and warm up, untimed, then as often as the time budget wants.
     frame_bytes = size * size * 3
@@ -74,10 +76,13 @@ def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp, e
         capture_output=True, text=True,
         env=dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "ext", "visualsearch"),
                  GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin"),
+                 XDG_CACHE_HOME=os.path.join(tmp, "cache"),
                  **({"VISUALSEARCH_FP32_KERNELS": kernels} if kernels else {})))
     if res.returncode != 0:
         raise RuntimeError(res.stderr)
     info = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    if with_precision:
+        return float(info["images_per_s"]), info.get("active_precision", "?")
     return float(info["images_per_s"])
 
 
@@ -85,6 +90,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("build", nargs="?", default="build")
     parser.add_argument("--seconds", type=float, default=6.0, help="time budget per figure")
+    parser.add_argument("--configs", default=",".join("%s:%d:%d" % c for c in CONFIGS),
+                        help="comma-separated ARCH:SIZE:BATCH (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -92,28 +99,34 @@ def main():
     bf16 = cpu.native_bf16()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for arch, size, batch in CONFIGS:
+        configs = [(a, int(s), int(b)) for a, s, b in
+                   (c.split(":") for c in args.configs.split(","))]
+        for arch, size, batch in configs:
             tv32 = torchvision_rate(arch, size, batch, False, args.seconds)
             ours32 = our_rate(args.build, arch, size, batch, "fp32", tv32, args.seconds, tmp)
             tv16 = ours16 = None
             if bf16:
                 tv16 = torchvision_rate(arch, size, batch, True, args.seconds)
                 ours16 = our_rate(args.build, arch, size, batch, "bf16", tv16, args.seconds, tmp)
-            rows.append((f"{arch} @{size} b{batch}", tv32, tv16, ours32, ours16))
+            auto = our_rate(args.build, arch, size, batch, "auto", ours32, args.seconds, tmp,
+                            with_precision=True)
+            rows.append((f"{arch} @{size} b{batch}", tv32, tv16, ours32, ours16, auto))
             print(f"  measured {rows[-1][0]}", file=sys.stderr, flush=True)
 
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
           "(other work on the machine lowers every figure)")
-    head = ("config", "tv fp32", "tv bf16 CL", "ours fp32", "ours bf16",
-            "fp32/tv32", "bf16/tv32", "bf16/tvbf16")
-    print("%-20s %9s %10s %9s %9s %9s %9s %11s" % head)
-    for name, tv32, tv16, o32, o16 in rows:
-        if o16 is None:
-            print("%-20s %9.1f %10s %9.1f %9s %8.2fx %9s %11s"
-                  % (name, tv32, "n/a", o32, "n/a", o32 / tv32, "n/a", "n/a"))
-        else:
-            print("%-20s %9.1f %10.1f %9.1f %9.1f %8.2fx %8.2fx %10.2fx"
-                  % (name, tv32, tv16, o32, o16, o32 / tv32, o16 / tv32, o16 / tv16))
+    head = ("config", "tv fp32", "tv bf16 CL", "ours fp32", "ours bf16", "ours auto",
+            "fp32/tv32", "bf16/tv32", "bf16/tvbf16", "bf16/fp32", "auto/best")
+    print("%-20s %9s %10s %9s %9s %14s %9s %9s %11s %9s %9s" % head)
+    na = "n/a"
+    for name, tv32, tv16, o32, o16, (oauto, picked) in rows:
+        best = max(o32, o16 or 0)
+        print("%-20s %9.1f %10s %9.1f %9s %14s %8.2fx %9s %11s %9s %8.2fx"
+              % (name, tv32, na if tv16 is None else "%.1f" % tv16, o32,
+                 na if o16 is None else "%.1f" % o16, "%.1f (%s)" % (oauto, picked),
+                 o32 / tv32, na if o16 is None else "%.2fx" % (o16 / tv32),
+                 na if o16 is None else "%.2fx" % (o16 / tv16),
+                 na if o16 is None else "%.2fx" % (o16 / o32), oauto / best))
     if not bf16:
         print("bf16 columns n/a: this CPU has no native bf16 (precision=bf16 runs as fp32)")
     print("targets: fp32 >= 1.2x tv fp32; bf16 >= 3.5x tv fp32; "

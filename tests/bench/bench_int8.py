@@ -18,6 +18,8 @@ resized to 224. It is traced to TorchScript and measured, at 224 batch
     same 256 CIFAR training images written as PNGs, calibrated by the engine
     itself at input-size 224 resize 0),
   - our native fp32 (precision=fp32), the same way,
+  - our native bf16 (precision=bf16) where the CPU has native bf16: what
+    precision=auto picks there when it is the faster,
   - torchvision fp32 in this process.
 Quality, on 1000 CIFAR test images resized to 224: cosine of each int8's
 embeddings to fp32's, and P@10 of each (leave-one-out, same class relevant);
@@ -75,6 +77,22 @@ def write_pngs(dataset, name, n, folder):
     for i, row in enumerate(np.asarray(d[b"data"][:n])):
         Image.fromarray(row.reshape(3, 32, 32).transpose(1, 2, 0)).save(
             os.path.join(folder, f"{i:04d}.png"))
+
+
+def native_bf16(build, weights, x, tmp):
+    """Our precision=bf16 embeddings of x through tests/embed-tensor."""
+    out, chunks = os.path.join(tmp, "bf16.f32"), []
+    for chunk in x.split(100):
+        inp = os.path.join(tmp, "chunk.f32")
+        chunk.numpy().astype(np.float32).tofile(inp)
+        res = subprocess.run([os.path.join(build, "tests", "embed-tensor"), inp, str(len(chunk)),
+                              "224", "224", out, "model=resnet18", f"weights={weights}",
+                              "precision=bf16", "threads=2"], capture_output=True, text=True)
+        info = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+        if res.returncode != 0 or info.get("active_precision") != "bf16":
+            raise RuntimeError(f"native bf16: {res.stderr[-500:]} {info}")
+        chunks.append(torch.from_numpy(np.fromfile(out, dtype=np.float32)).view(len(chunk), -1))
+    return torch.cat(chunks)
 
 
 def native_int8(build, weights, calib, x, tmp):
@@ -175,6 +193,11 @@ def main():
         n8 = native_int8(args.build, pth, calib, x, tmp)
         ncos = torch.nn.functional.cosine_similarity(e32, n8, dim=1)
         pn8 = precision_at_10(n8, labels)
+        bf16 = cpu.native_bf16()
+        if bf16:
+            n16 = native_bf16(args.build, pth, x, tmp)
+            cos16 = torch.nn.functional.cosine_similarity(e32, n16, dim=1)
+            p16 = precision_at_10(n16, labels)
         native = f"calibration-location={calib}"
         path = os.path.join(tmp, "resnet18-int8.pt")
         int8.save(path)
@@ -187,24 +210,32 @@ def main():
                                             args.seconds, tmp)
             native8 = bench_embedder.our_rate(args.build, "resnet18", 224, 16, "int8", ours8,
                                               args.seconds, tmp, native)
-            rows.append((tv32, ours32, py8, ours8, native8))
+            ours16 = bench_embedder.our_rate(args.build, "resnet18", 224, 16, "bf16", ours32,
+                                             args.seconds, tmp) if bf16 else float("nan")
+            rows.append((tv32, ours32, py8, ours8, native8, ours16))
             print("  round: tv fp32 %.1f, ours fp32 %.1f, int8 in Python %.1f, int8 TorchScript "
-                  "through embedder %.1f, native int8 %.1f img/s" % rows[-1], file=sys.stderr,
-                  flush=True)
+                  "through embedder %.1f, native int8 %.1f, native bf16 %.1f img/s" % rows[-1],
+                  file=sys.stderr, flush=True)
             print(f"  load average after the round: {os.getloadavg()[0]:.2f}", file=sys.stderr,
                   flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print("%-18s %9s %10s %12s %10s %12s %10s %10s" % (
+    print("%-18s %9s %10s %12s %10s %12s %10s %10s %10s %10s" % (
         "resnet18 @224 b16", "tv fp32", "ours fp32", "int8 Python", "int8 .pt", "native int8",
-        ".pt/ours32", "nat/ours32"))
-    for tv32, ours32, py8, ours8, native8 in rows:
-        print("%-18s %9.1f %10.1f %12.1f %10.1f %12.1f %9.2fx %9.2fx" % (
-            "img/s", tv32, ours32, py8, ours8, native8, ours8 / ours32, native8 / ours32))
+        "ours bf16", ".pt/ours32", "nat/ours32", "nat/bf16"))
+    for tv32, ours32, py8, ours8, native8, ours16 in rows:
+        print("%-18s %9.1f %10.1f %12.1f %10.1f %12.1f %10.1f %9.2fx %9.2fx %9.2fx" % (
+            "img/s", tv32, ours32, py8, ours8, native8, ours16, ours8 / ours32,
+            native8 / ours32, native8 / ours16))
     print(f"cosine to fp32 over {len(labels)} CIFAR test images at 224: TorchScript int8 min "
           f"{cos.min():.4f} mean {cos.mean():.4f}; native int8 min {ncos.min():.4f} mean "
           f"{ncos.mean():.4f}")
     print(f"P@10: fp32 {p32:.4f}, TorchScript int8 {p8:.4f} ({p8 - p32:+.4f}), native int8 "
           f"{pn8:.4f} ({pn8 - p32:+.4f})")
+    if bf16:
+        print(f"native bf16: cosine to fp32 min {cos16.min():.5f} mean {cos16.mean():.5f}; "
+              f"P@10 {p16:.4f} ({p16 - p32:+.4f})")
+    else:
+        print("native bf16: n/a, this CPU has no native bf16")
     print("gate: int8 >= 1.5x ours fp32, cosine >= 0.99, |P@10 difference| <= 0.01")
 
 
