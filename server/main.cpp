@@ -6,6 +6,7 @@
 #include <libsoup/soup.h>
 #include <opencv2/core.hpp>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <glib-unix.h>
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,12 +28,15 @@
 #include "engine/base/atomic_file.h"
 #include "engine/base/utf8.h"
 #include "engine/dataset/image_codec.h"
+#include "engine/dataset/image_header.h"
 #include "engine/index/catalog.h"
 #include "engine/index/index_store.h"
 #include "engine/model/embedding_engine.h"
 #include "engine/render/thumbnail_cache.h"
+#include "server/early_answer.h"
 #include "server/http_util.h"
 #include "server/live_camera.h"
+#include "server/memory_budget.h"
 #include "server/search_service.h"
 
 namespace {
@@ -53,7 +58,10 @@ struct Settings {
   unsigned k_default = 10;
   unsigned k_max = 100;
   unsigned batch_size = 16;
-  unsigned idle_timeout = 60;  // seconds a connection may stay silent
+  unsigned idle_timeout = 60;       // seconds a connection may stay silent
+  unsigned request_timeout = 120;   // seconds a request may take to arrive whole
+  uint64_t queue_bytes = 48 << 20;  // uploads and decoded queries waiting, together
+  int query_side = 512;             // queries are shrunk to this shorter side
 };
 
 struct App {
@@ -65,9 +73,19 @@ struct App {
   std::unique_ptr<LiveCamera> live;
   std::mutex thumbnails_mutex;
   std::unique_ptr<vs::ThumbnailCache> thumbnail_cache;
+  // Thumbnails made from originals, by item id, the oldest first out; touched
+  // on the main loop only.
+  std::map<int64_t, std::vector<uint8_t>> made_thumbnails;
+  std::deque<int64_t> made_order;
   GThreadPool* workers = nullptr;
+  std::unique_ptr<MemoryBudget> queue;        // see Settings::queue_bytes
+  std::unique_ptr<MemoryBudget> decode_gate;  // full-size pictures being decoded
   std::string index_json;
 };
+
+constexpr size_t kMadeThumbnails = 1024;  // about 5 KB each
+constexpr const char* kUploadShare = "vs-upload-share";
+constexpr const char* kDeadline = "vs-deadline";
 
 App* app = nullptr;
 
@@ -200,26 +218,68 @@ GBytes* upload_bytes(SoupServerMessage* msg, std::string* error) {
 
 struct SearchJob;
 struct SimilarJob;
-// What the worker threads run: a search's decoding, or a "more like this".
+struct ThumbnailJob;
+// What the worker threads run: a search's decoding, a "more like this", or a
+// thumbnail made from an original.
 struct WorkItem {
   SearchJob* search = nullptr;
   SimilarJob* similar = nullptr;
+  ThumbnailJob* thumbnail = nullptr;
 };
+
+// A 503 of a full queue: the queue drains within about a second.
+void ask_to_retry(SoupServerMessage* msg) {
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After", "1");
+}
+
+// Answers a paused message from a worker thread, on the main loop.
+void answer_later(SoupServerMessage* msg, int status, const char* type, std::string body,
+                  bool retry = false) {
+  run_on_main([msg, status, type, body = std::move(body), retry] {
+    if (retry) ask_to_retry(msg);
+    respond(msg, status, type, body);
+    soup_server_message_unpause(msg);
+    g_object_unref(msg);
+  });
+}
+
+void answer_json_later(SoupServerMessage* msg, int status, std::string json, bool retry = false) {
+  answer_later(msg, status, "application/json", std::move(json), retry);
+}
+
+std::string busy_message() {
+  return "the server is busy: " + std::to_string(app->queue->limit() >> 20) +
+         " MB of pictures are waiting to be searched; try again in a second";
+}
+
+// The bytes a picture takes at full size, as its header declares them; 0 for
+// a header decode_image() refuses before decoding anything.
+uint64_t full_size_bytes(const uint8_t* data, size_t size) {
+  const vs::ImageHeader header = vs::read_image_header(data, size);
+  if (!header.has_size() || header.width > app->settings.max_pixels / header.height) return 0;
+  return header.width * header.height * 3;
+}
+
+// decode_image() shrunk to shorter_side; the full-size pictures of all
+// decodes at once fit the decode gate, which makes a large one wait.
+vs::RgbImage decode_shrunk(const uint8_t* data, size_t size, const std::string& name,
+                           int shorter_side) {
+  const MemoryBudget::Share decoding = app->decode_gate->take(full_size_bytes(data, size));
+  return vs::decode_image(data, size, name, app->settings.max_pixels, shorter_side);
+}
 
 struct SearchJob {
   SoupServerMessage* msg;
   GBytes* bytes;
   SearchArgs args;
   Clock::time_point received;
+  MemoryBudget::Share upload;   // the body's share of the queue
+  MemoryBudget::Share decoded;  // the shrunk picture's, until it was searched
 };
 
-void finish_search(SearchJob* job, int status, const std::string& json) {
-  run_on_main([job, status, json] {
-    respond_json(job->msg, status, json);
-    soup_server_message_unpause(job->msg);
-    g_object_unref(job->msg);
-    delete job;
-  });
+void finish_search(SearchJob* job, int status, std::string json, bool retry = false) {
+  answer_json_later(job->msg, status, std::move(json), retry);
+  delete job;
 }
 
 // On a worker thread: decode, then hand the picture to the query pipeline.
@@ -229,7 +289,7 @@ void run_search(SearchJob* job) {
   try {
     gsize size;
     const auto* data = static_cast<const uint8_t*>(g_bytes_get_data(job->bytes, &size));
-    image = vs::decode_image(data, size, "the uploaded picture", app->settings.max_pixels);
+    image = decode_shrunk(data, size, "the uploaded picture", app->settings.query_side);
   } catch (const vs::ImageError& e) {
     g_bytes_unref(job->bytes);
     const int status = e.reason() == vs::ImageError::Reason::TooLarge ? 413 : 400;
@@ -241,6 +301,12 @@ void run_search(SearchJob* job) {
     return;
   }
   g_bytes_unref(job->bytes);
+  job->upload.reset();
+  job->decoded = app->queue->try_take(image.pixels.size());
+  if (!job->decoded.held()) {
+    finish_search(job, 503, json_error(503, busy_message()), true);
+    return;
+  }
   const int w = image.width, h = image.height;
   if (std::max(w, h) > vs::kMaxResizeAspect * std::min(w, h)) {
     finish_search(job, 400,
@@ -271,26 +337,15 @@ void run_search(SearchJob* job) {
   });
 }
 
+// Method, token, size and room in the queue were checked from the headers
+// (check_headers).
 void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query, gpointer) {
-  if (!authorized(msg, query)) {
-    respond_error(msg, 401, "this server wants its token: Authorization: Bearer TOKEN");
-    return;
-  }
-  if (g_strcmp0(soup_server_message_get_method(msg), "POST") != 0) {
-    respond_error(msg, 405, "POST a picture to /api/search");
-    return;
-  }
   SearchArgs args;
   if (!parse_search_args(msg, query, &args)) return;
-  SoupMessageBody* body = soup_server_message_get_request_body(msg);
-  if (body->length > app->settings.max_upload) {
-    respond_error(msg, 413,
-                  "the upload is larger than the limit of " +
-                      std::to_string(app->settings.max_upload >> 20) + " MB");
-    return;
-  }
   std::string error;
   GBytes* bytes = upload_bytes(msg, &error);
+  // The message's own copy goes now; the job holds the bytes it searches.
+  soup_message_body_truncate(soup_server_message_get_request_body(msg));
   if (!bytes) {
     respond_error(msg, 400, error);
     return;
@@ -302,26 +357,19 @@ void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*
                   "(curl --data-binary @photo.jpg) or as a multipart file");
     return;
   }
-  auto* job = new SearchJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), bytes, args, Clock::now()};
+  std::unique_ptr<MemoryBudget::Share> upload(
+      static_cast<MemoryBudget::Share*>(g_object_steal_data(G_OBJECT(msg), kUploadShare)));
+  auto* job = new SearchJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)),
+                            bytes,
+                            args,
+                            Clock::now(),
+                            upload ? std::move(*upload) : MemoryBudget::Share(),
+                            {}};
   soup_server_message_pause(msg);
-  g_thread_pool_push(app->workers, new WorkItem{job, nullptr}, nullptr);
+  g_thread_pool_push(app->workers, new WorkItem{job, nullptr, nullptr}, nullptr);
 }
 
-// Rejects a too large or unsized upload from its headers, before libsoup
-// reads the body into memory.
-void handle_search_early(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) {
-  SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
-  if (g_strcmp0(soup_server_message_get_method(msg), "POST") != 0) return;
-  if (soup_message_headers_get_encoding(headers) != SOUP_ENCODING_CONTENT_LENGTH) {
-    respond_error(msg, 411, "send the upload with a Content-Length");
-    return;
-  }
-  if (soup_message_headers_get_content_length(headers) > app->settings.max_upload)
-    respond_error(msg, 413,
-                  "the upload is larger than the limit of " +
-                      std::to_string(app->settings.max_upload >> 20) + " MB");
-}
-
+// A thumbnail made from the original file, or an empty one.
 std::vector<uint8_t> file_thumbnail(const std::string& source) {
   if (app->settings.gallery.empty() || source.find("#t=") != std::string::npos) return {};
   // Only a file inside the gallery root, whatever the catalog says.
@@ -332,18 +380,23 @@ std::vector<uint8_t> file_thumbnail(const std::string& source) {
   free(root);
   free(path);
   if (!inside) return {};
+  // Read whole, so that the decode gate knows the size before decoding; no
+  // picture within the pixel limit takes more than 8 bytes a pixel.
+  struct stat st;
+  if (stat(resolved.c_str(), &st) != 0 ||
+      static_cast<uint64_t>(st.st_size) > app->settings.max_pixels * 8 + (64 << 20))
+    return {};
   try {
-    const vs::RgbImage image = vs::read_image(resolved, app->settings.max_pixels);
+    const std::vector<uint8_t> bytes = vs::read_regular_file(resolved, "gallery picture");
+    const vs::RgbImage image =
+        decode_shrunk(bytes.data(), bytes.size(), resolved, vs::kDefaultThumbnailSize);
     cv::Mat rgb(image.height, image.width, CV_8UC3, const_cast<uint8_t*>(image.pixels.data()));
     return vs::encode_thumbnail(rgb, vs::kDefaultThumbnailSize);
   } catch (const std::exception&) { return {}; }
 }
 
-std::vector<uint8_t> thumbnail_jpeg(const vs::CatalogItem& item) {
-  if (app->catalog.thumbnails()) {
-    std::vector<uint8_t> jpeg = app->catalog.thumbnail(item.id);
-    if (!jpeg.empty()) return jpeg;
-  }
+// A thumbnail made from the item's original: its CIFAR record or its file.
+std::vector<uint8_t> made_thumbnail(const vs::CatalogItem& item) {
   if (g_str_has_prefix(item.source.c_str(), "cifar")) {
     if (app->settings.dataset.empty()) return {};
     std::lock_guard<std::mutex> lock(app->thumbnails_mutex);
@@ -351,6 +404,73 @@ std::vector<uint8_t> thumbnail_jpeg(const vs::CatalogItem& item) {
     return rgb.empty() ? std::vector<uint8_t>() : vs::encode_thumbnail(rgb, 64);
   }
   return file_thumbnail(item.source);
+}
+
+void respond_thumbnail(SoupServerMessage* msg, int64_t id, const std::vector<uint8_t>& jpeg) {
+  if (jpeg.empty()) {
+    respond_error(msg, 404,
+                  "item " + std::to_string(id) +
+                      " has no thumbnail in the catalog, and its "
+                      "source cannot be read (start the server with --gallery or "
+                      "--dataset to show originals)");
+    return;
+  }
+  respond(msg, 200, "image/jpeg", std::string(jpeg.begin(), jpeg.end()));
+}
+
+struct ThumbnailJob {
+  SoupServerMessage* msg;
+  vs::CatalogItem item;
+};
+
+// On a worker thread: a large original takes a good part of a second to
+// decode, which the main loop must not wait for.
+void run_thumbnail(ThumbnailJob* job) {
+  std::vector<uint8_t> jpeg;
+  std::string failure;
+  try {
+    jpeg = made_thumbnail(job->item);
+  } catch (const std::exception& e) { failure = e.what(); }
+  run_on_main([job, jpeg = std::move(jpeg), failure] {
+    if (!failure.empty()) {
+      respond_error(job->msg, 500, failure);
+    } else {
+      if (!jpeg.empty() && app->made_thumbnails.emplace(job->item.id, jpeg).second) {
+        app->made_order.push_back(job->item.id);
+        if (app->made_order.size() > kMadeThumbnails) {
+          app->made_thumbnails.erase(app->made_order.front());
+          app->made_order.pop_front();
+        }
+      }
+      respond_thumbnail(job->msg, job->item.id, jpeg);
+    }
+    soup_server_message_unpause(job->msg);
+    g_object_unref(job->msg);
+    delete job;
+  });
+}
+
+// The catalog's thumbnail or one made before, at once; else one is made on a
+// worker thread.
+void handle_thumbnail(SoupServerMessage* msg, const vs::CatalogItem& item) {
+  std::vector<uint8_t> jpeg;
+  try {
+    if (app->catalog.thumbnails()) jpeg = app->catalog.thumbnail(item.id);
+  } catch (const std::exception& e) {
+    respond_error(msg, 500, e.what());
+    return;
+  }
+  if (jpeg.empty()) {
+    const auto made = app->made_thumbnails.find(item.id);
+    if (made == app->made_thumbnails.end()) {
+      auto* job = new ThumbnailJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), item};
+      soup_server_message_pause(msg);
+      g_thread_pool_push(app->workers, new WorkItem{nullptr, nullptr, job}, nullptr);
+      return;
+    }
+    jpeg = made->second;
+  }
+  respond_thumbnail(msg, item.id, jpeg);
 }
 
 struct SimilarJob {
@@ -380,24 +500,12 @@ void run_similar(SimilarJob* job) {
     status = 500;
     json = json_error(500, e.what());
   }
-  run_on_main([job, status, json] {
-    respond_json(job->msg, status, json);
-    soup_server_message_unpause(job->msg);
-    g_object_unref(job->msg);
-    delete job;
-  });
+  answer_json_later(job->msg, status, std::move(json));
+  delete job;
 }
 
 void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable* query,
                   gpointer) {
-  if (!authorized(msg, query)) {
-    respond_error(msg, 401, "this server wants its token: Authorization: Bearer TOKEN");
-    return;
-  }
-  if (g_strcmp0(soup_server_message_get_method(msg), "GET") != 0) {
-    respond_error(msg, 405, "items are read with GET");
-    return;
-  }
   // /api/items/{id}[/thumbnail|/similar]
   const std::string rest = std::string(path).substr(strlen("/api/items/"));
   const size_t slash = rest.find('/');
@@ -414,41 +522,19 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
   if (what.empty()) {
     respond_json(msg, 200, item_json(*item));
   } else if (what == "thumbnail") {
-    std::vector<uint8_t> jpeg;
-    try {
-      jpeg = thumbnail_jpeg(*item);
-    } catch (const std::exception& e) {
-      respond_error(msg, 500, e.what());
-      return;
-    }
-    if (jpeg.empty()) {
-      respond_error(msg, 404,
-                    "item " + id_text +
-                        " has no thumbnail in the catalog, and its "
-                        "source cannot be read (start the server with --gallery or "
-                        "--dataset to show originals)");
-      return;
-    }
-    set_security_headers(msg);
-    soup_server_message_set_status(msg, 200, nullptr);
-    soup_server_message_set_response(msg, "image/jpeg", SOUP_MEMORY_COPY,
-                                     reinterpret_cast<const char*>(jpeg.data()), jpeg.size());
+    handle_thumbnail(msg, *item);
   } else if (what == "similar") {
     SearchArgs args;
     if (!parse_search_args(msg, query, &args)) return;
     auto* job = new SimilarJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), *id, args};
     soup_server_message_pause(msg);
-    g_thread_pool_push(app->workers, new WorkItem{nullptr, job}, nullptr);
+    g_thread_pool_push(app->workers, new WorkItem{nullptr, job, nullptr}, nullptr);
   } else {
     respond_error(msg, 404, "no such item resource '" + what + "': use thumbnail or similar");
   }
 }
 
-void handle_index(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query, gpointer) {
-  if (!authorized(msg, query)) {
-    respond_error(msg, 401, "this server wants its token: Authorization: Bearer TOKEN");
-    return;
-  }
+void handle_index(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) {
   respond_json(msg, 200, app->index_json);
 }
 
@@ -460,11 +546,6 @@ void handle_api_other(SoupServer*, SoupServerMessage* msg, const char* path, GHa
 }
 
 void handle_static(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, gpointer) {
-  const char* method = soup_server_message_get_method(msg);
-  if (g_strcmp0(method, "GET") != 0 && g_strcmp0(method, "HEAD") != 0) {
-    respond_error(msg, 405, "the page is read with GET");
-    return;
-  }
   const auto name = static_file_name(path);
   std::string bytes;
   if (name) {
@@ -483,12 +564,7 @@ void handle_static(SoupServer*, SoupServerMessage* msg, const char* path, GHashT
 
 // /api/live/events (Server-Sent Events) and /live.mjpeg: mjpeg is the
 // handler's user data.
-void handle_live(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* query,
-                 gpointer mjpeg) {
-  if (!authorized(msg, query)) {
-    respond_error(msg, 401, "this server wants its token: Authorization: Bearer TOKEN");
-    return;
-  }
+void handle_live(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer mjpeg) {
   if (!app->live) {
     respond_error(msg, 404, "this server has no camera; start it with --camera");
     return;
@@ -498,6 +574,168 @@ void handle_live(SoupServer*, SoupServerMessage* msg, const char*, GHashTable* q
     app->live->add_mjpeg_client(msg);
   else
     app->live->add_events_client(msg);
+}
+
+// What a path takes, known from the request line and headers alone: its
+// methods (space-separated; nullptr: any), whether it wants the token and
+// whether it takes a body. The handlers above rely on these checks, which
+// on_got_headers() makes before libsoup reads any of the body.
+struct Route {
+  const char* prefix;
+  const char* methods;
+  bool token;
+  bool body;
+  const char* wrong_method;
+};
+
+const Route kRoutes[] = {
+    {"/api/search", "POST", true, true, "POST a picture to /api/search"},
+    {"/api/items/", "GET", true, false, "items are read with GET"},
+    {"/api/index", "GET", true, false, "the index facts are read with GET"},
+    {"/api/live/events", "GET", true, false, "the live events are read with GET"},
+    {"/api", nullptr, false, false, nullptr},
+    {"/live.mjpeg", "GET", true, false, "the live stream is read with GET"},
+    {"", "GET HEAD", false, false, "the page is read with GET"},
+};
+
+// The route of a path, matched as libsoup matches handlers: by whole segments.
+const Route& route_of(const std::string& path) {
+  for (const Route& route : kRoutes) {
+    const size_t n = strlen(route.prefix);
+    if (path.compare(0, n, route.prefix) == 0 &&
+        (n == 0 || path.size() == n || route.prefix[n - 1] == '/' || path[n] == '/'))
+      return route;
+  }
+  return kRoutes[G_N_ELEMENTS(kRoutes) - 1];
+}
+
+bool method_in(const char* method, const char* methods) {
+  gchar** names = g_strsplit(methods, " ", -1);
+  const bool found = method && g_strv_contains(names, method);
+  g_strfreev(names);
+  return found;
+}
+
+// The request's Content-Length: nullopt without one; -1 for one that is not
+// a whole number of bytes, or for several that disagree (a request that
+// means two lengths could be read two ways).
+std::optional<int64_t> content_length(SoupMessageHeaders* headers) {
+  const char* list = soup_message_headers_get_list(headers, "Content-Length");
+  if (!list) return std::nullopt;
+  std::optional<int64_t> length;
+  gchar** values = g_strsplit(list, ",", -1);
+  for (gchar** v = values; *v; v++) {
+    const auto value = parse_int(g_strstrip(*v), 0, INT64_MAX);
+    if (!value || (length && *length != *value)) {
+      length = -1;
+      break;
+    }
+    length = value;
+  }
+  g_strfreev(values);
+  return length.value_or(-1);
+}
+
+struct Refusal {
+  int status = 0;
+  std::string message;
+};
+
+// Why a request is refused from its headers; status 0 when it may go on.
+// Takes the upload's share of the queue for a search that may.
+Refusal check_request(SoupServerMessage* msg) {
+  SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
+  const std::optional<int64_t> length = content_length(headers);
+  if (length && *length < 0)
+    return {400, "the request's Content-Length is not one whole number of bytes"};
+  if (length && soup_message_headers_get_one(headers, "Transfer-Encoding"))
+    return {400, "the request has both a Content-Length and a Transfer-Encoding; send one"};
+
+  GUri* uri = soup_server_message_get_uri(msg);
+  const Route& route = route_of(g_uri_get_path(uri));
+  if (route.token) {
+    const char* query_text = g_uri_get_query(uri);
+    GHashTable* query = query_text ? soup_form_decode(query_text) : nullptr;
+    const bool ok = authorized(msg, query);
+    if (query) g_hash_table_unref(query);
+    if (!ok) return {401, "this server wants its token: Authorization: Bearer TOKEN"};
+  }
+  const char* method = soup_server_message_get_method(msg);
+  if (route.methods && !method_in(method, route.methods)) return {405, route.wrong_method};
+
+  const SoupEncoding encoding = soup_message_headers_get_encoding(headers);
+  if (!route.body) {
+    if (encoding == SOUP_ENCODING_NONE || (length && *length == 0)) return {};
+    return {413, std::string(method) + " " + g_uri_get_path(uri) + " takes no request body"};
+  }
+  if (!length) return {411, "send the upload with a Content-Length"};
+  if (*length > app->settings.max_upload)
+    return {413, "the upload is larger than the limit of " +
+                     std::to_string(app->settings.max_upload >> 20) + " MB"};
+  MemoryBudget::Share share = app->queue->try_take(static_cast<uint64_t>(*length));
+  if (!share.held()) return {503, busy_message()};
+  g_object_set_data_full(G_OBJECT(msg), kUploadShare, new MemoryBudget::Share(std::move(share)),
+                         [](gpointer p) { delete static_cast<MemoryBudget::Share*>(p); });
+  return {};
+}
+
+// Answers and closes without reading the body (server/early_answer.h).
+void refuse(SoupServerMessage* msg, const Refusal& refusal) {
+  set_security_headers(msg);
+  if (refusal.status == 503) ask_to_retry(msg);
+  answer_before_body(msg, refusal.status, "application/json",
+                     json_error(refusal.status, refusal.message));
+}
+
+void on_got_headers(SoupServerMessage* msg, gpointer) {
+  // libsoup has answered already (a path it refuses, say).
+  if (soup_server_message_get_status(msg) != 0) return;
+  const Refusal refusal = check_request(msg);
+  if (refusal.status) refuse(msg, refusal);
+}
+
+// A request that has not arrived whole by --request-timeout, however steadily
+// it trickles in, gets 408 and its connection closed.
+gboolean on_deadline(gpointer msg) {
+  refuse(static_cast<SoupServerMessage*>(msg),
+         {408, "the request took longer than " + std::to_string(app->settings.request_timeout) +
+                   " s to arrive (--request-timeout)"});
+  return G_SOURCE_REMOVE;
+}
+
+void on_request_started(SoupServer*, SoupServerMessage* msg, gpointer) {
+  // A client that opens a connection and then sends (or reads) nothing, such
+  // as one that never ends its headers, is dropped after --idle-timeout
+  // instead of holding the connection for good. The live streams write every
+  // frame, so a camera that stalls that long drops them too.
+  if (GSocket* socket = soup_server_message_get_socket(msg))
+    g_socket_set_timeout(socket, app->settings.idle_timeout);
+  // The deadline goes with the message: a message freed early takes it along.
+  GSource* deadline = g_timeout_source_new_seconds(app->settings.request_timeout);
+  g_source_set_callback(deadline, on_deadline, msg, nullptr);
+  g_source_attach(deadline, nullptr);
+  g_object_set_data_full(G_OBJECT(msg), kDeadline, deadline, [](gpointer source) {
+    g_source_destroy(static_cast<GSource*>(source));
+    g_source_unref(static_cast<GSource*>(source));
+  });
+  g_signal_connect(msg, "got-headers", G_CALLBACK(on_got_headers), nullptr);
+  g_signal_connect(msg, "got-body", G_CALLBACK(+[](SoupServerMessage* m, gpointer) {
+                     g_object_set_data(G_OBJECT(m), kDeadline, nullptr);
+                   }),
+                   nullptr);
+}
+
+// The shorter side queries are shrunk to right after decoding: twice the
+// embedder's resize (or crop), which its own resize then halves, so a query
+// of any size waits in the queue as a few hundred KB.
+int query_side_for(const std::string& preprocessing_id) {
+  int side = 0;
+  for (const char* key : {"resize=", "crop="}) {
+    const size_t at = preprocessing_id.find(key);
+    if (at == std::string::npos) continue;
+    side = std::max(side, atoi(preprocessing_id.c_str() + at + strlen(key)));
+  }
+  return side > 0 ? 2 * side : 512;
 }
 
 std::string build_index_json() {
@@ -549,7 +787,9 @@ int main(int argc, char** argv) {
   gchar *index = nullptr, *bind = nullptr, *camera = nullptr, *token = nullptr, *web_root = nullptr,
         *gallery = nullptr, *dataset = nullptr;
   gint port = s.port, max_upload_mb = 20, k_max = s.k_max,
-       idle_timeout = static_cast<gint>(s.idle_timeout);
+       idle_timeout = static_cast<gint>(s.idle_timeout),
+       request_timeout = static_cast<gint>(s.request_timeout),
+       queue_mb = static_cast<gint>(s.queue_bytes >> 20);
   GOptionEntry entries[] = {
       {"index", 'i', 0, G_OPTION_ARG_FILENAME, &index,
        "FAISS index written by faissindexer (its catalog INDEX.db beside it)", "INDEX"},
@@ -574,6 +814,14 @@ int main(int argc, char** argv) {
       {"k-max", 0, 0, G_OPTION_ARG_INT, &k_max, "Largest k a request may ask (default 100)", "K"},
       {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
        "Close a connection that sends or takes nothing for this long (default 60 s)", "SECONDS"},
+      {"request-timeout", 0, 0, G_OPTION_ARG_INT, &request_timeout,
+       "Answer 408 and close when a request has not arrived whole (headers and body) after "
+       "this long, however steadily it trickles in (default 120 s)",
+       "SECONDS"},
+      {"queue-mb", 0, 0, G_OPTION_ARG_INT, &queue_mb,
+       "Memory for uploads and decoded pictures waiting to be searched; past it a search gets "
+       "503 with Retry-After (default 48 MB)",
+       "MB"},
       {nullptr}};
   GOptionContext* context = g_option_context_new("- visual search web page and JSON API");
   g_option_context_add_main_entries(context, entries, nullptr);
@@ -591,10 +839,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (port < 0 || port > 65535 || max_upload_mb < 1 || max_upload_mb > 1024 || k_max < 1 ||
-      k_max > 1024 || idle_timeout < 1 || idle_timeout > 3600) {
+      k_max > 1024 || idle_timeout < 1 || idle_timeout > 3600 || request_timeout < 1 ||
+      request_timeout > 3600 || queue_mb < 1 || queue_mb > 65536) {
     g_printerr(
         "visualsearch-server: --port must be 0..65535, --max-upload 1..1024, "
-        "--k-max 1..1024 and --idle-timeout 1..3600\n");
+        "--k-max 1..1024, --idle-timeout and --request-timeout 1..3600 and --queue-mb "
+        "1..65536\n");
     return 2;
   }
   s.index = index;
@@ -608,6 +858,8 @@ int main(int argc, char** argv) {
   s.max_upload = int64_t(max_upload_mb) << 20;
   s.k_max = static_cast<unsigned>(k_max);
   s.idle_timeout = static_cast<unsigned>(idle_timeout);
+  s.request_timeout = static_cast<unsigned>(request_timeout);
+  s.queue_bytes = uint64_t(queue_mb) << 20;
   s.k_default = std::min(s.k_default, s.k_max);
   if (!is_loopback(s.bind) && s.token.empty()) {
     g_printerr(
@@ -638,27 +890,23 @@ int main(int argc, char** argv) {
     return 1;
   }
   app->index_json = build_index_json();
+  app->settings.query_side = query_side_for(app->catalog.facts().preprocessing_id);
+  app->queue = std::make_unique<MemoryBudget>(s.queue_bytes);
+  // Room for the largest picture the pixel limit lets through: two large
+  // ones take turns instead of doubling the peak.
+  app->decode_gate = std::make_unique<MemoryBudget>(s.max_pixels * 3);
   app->workers = g_thread_pool_new(
       [](gpointer data, gpointer) {
         auto* work = static_cast<WorkItem*>(data);
         if (work->search) run_search(work->search);
         if (work->similar) run_similar(work->similar);
+        if (work->thumbnail) run_thumbnail(work->thumbnail);
         delete work;
       },
       nullptr, 2, FALSE, nullptr);
 
   SoupServer* server = soup_server_new("server-header", "visualsearch-server ", nullptr);
-  // A client that opens a connection and then sends (or reads) nothing, such
-  // as one that never ends its headers, is dropped after --idle-timeout
-  // instead of holding the connection for good. The live streams write every
-  // frame, so a camera that stalls that long drops them too.
-  g_signal_connect(server, "request-started",
-                   G_CALLBACK(+[](SoupServer*, SoupServerMessage* msg, gpointer) {
-                     if (GSocket* socket = soup_server_message_get_socket(msg))
-                       g_socket_set_timeout(socket, app->settings.idle_timeout);
-                   }),
-                   nullptr);
-  soup_server_add_early_handler(server, "/api/search", handle_search_early, nullptr, nullptr);
+  g_signal_connect(server, "request-started", G_CALLBACK(on_request_started), nullptr);
   soup_server_add_handler(server, "/api/search", handle_search, nullptr, nullptr);
   soup_server_add_handler(server, "/api/items/", handle_items, nullptr, nullptr);
   soup_server_add_handler(server, "/api/index", handle_index, nullptr, nullptr);
@@ -673,12 +921,23 @@ int main(int argc, char** argv) {
     g_printerr("visualsearch-server: --bind %s is not an IP address\n", s.bind.c_str());
     return 2;
   }
-  if (!soup_server_listen(server, address, static_cast<SoupServerListenOptions>(0), &error)) {
+  // soup_server_listen() keeps GSocket's backlog of 10 connections waiting to
+  // be accepted, which a burst of clients overflows while the main loop is busy.
+  GSocket* socket = g_socket_new(g_socket_address_get_family(address), G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_DEFAULT, &error);
+  if (socket) {
+    g_socket_set_listen_backlog(socket, SOMAXCONN);
+    if (!g_socket_bind(socket, address, TRUE, &error) || !g_socket_listen(socket, &error) ||
+        !soup_server_listen_socket(server, socket, static_cast<SoupServerListenOptions>(0), &error))
+      g_clear_object(&socket);
+  }
+  g_object_unref(address);
+  if (!socket) {
     g_printerr("visualsearch-server: cannot listen on %s:%d: %s\n", s.bind.c_str(), s.port,
                error->message);
     return 1;
   }
-  g_object_unref(address);
+  g_object_unref(socket);
   GSList* uris = soup_server_get_uris(server);
   for (GSList* u = uris; u; u = u->next) {
     gchar* text = g_uri_to_string(static_cast<GUri*>(u->data));

@@ -53,6 +53,15 @@ def build_index(root, extra=""):
     return index
 
 
+def build_bare_index(root, index):
+    """Indexes root/gallery into index with galleryindexer and no catalog
+    thumbnails, so that the server makes them from the originals."""
+    subprocess.run(["gst-launch-1.0", "-q", "galleryindexer", f"location={root}/gallery",
+                    f"index={index}", "thumbnail-size=0", "weights=random", "input-size=64",
+                    "resize=72"], check=True, timeout=300)
+    return index
+
+
 class Server:
     """visualsearch-server on a free loopback port, stopped on exit."""
 
@@ -84,12 +93,16 @@ class Server:
         except urllib.error.HTTPError as e:
             return e.code, e.headers.get("Content-Type", ""), e.read(), e.headers
 
-    def rss_kb(self):
+    def status_kb(self, field):
+        """A figure of /proc/PID/status in KB: VmRSS now, VmHWM its peak."""
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
+
+    def rss_kb(self):
+        return self.status_kb("VmRSS")
 
     def alive(self):
         return self.proc.poll() is None

@@ -51,13 +51,16 @@ def read_stream(server, path, marker, count):
     return got
 
 
-def raw(server, data, timeout=10):
-    """Sends bytes on a fresh connection; returns what came back (maybe b"")."""
+def raw(server, data, timeout=10, whole=True):
+    """Sends bytes on a fresh connection; returns what came back (maybe b"")
+    until the server closed. whole=False: the client does not end its side, as
+    one whose body would follow, so b"" if the server waits for that body."""
     host, port = server.url[len("http://"):].split(":")
     with socket.create_connection((host, int(port)), timeout=timeout) as s:
         try:
             s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
+            if whole:
+                s.shutdown(socket.SHUT_WR)
         except OSError:
             pass
         out = b""
@@ -71,6 +74,21 @@ def raw(server, data, timeout=10):
             pass
         return out
 
+
+def refused_from_headers(server, what, head, status):
+    reply = raw(server, head, whole=False)
+    _, _, body = reply.partition(b"\r\n\r\n")
+    check(reply.startswith(b"HTTP/1.1 %d" % status) and b"Connection: close" in reply and
+          len((js(body) or {}).get("error", "")) > 10,
+          f"{what}: {status} from the headers, without the body ({reply[:12]} {body[:60]})")
+
+
+def listen_backlog(server):
+    """The backlog of the server's listening socket, as ss reports it."""
+    port = server.url.rsplit(":", 1)[1]
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,
+                         timeout=30).stdout.split()
+    return int(out[2]) if len(out) > 2 else 0
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -198,6 +216,31 @@ with tempfile.TemporaryDirectory() as tmp:
         reply = raw(server, b"POST /api/search HTTP/1.1\r\nHost: x\r\n"
                             b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
         check(reply.startswith(b"HTTP/1.1 411"), f"an upload without Content-Length: 411 ({reply[:20]})")
+        # --- refused from the headers, before any of the body is read
+        big = b"Content-Length: 300000000\r\n\r\n"
+        refused_from_headers(server, "a 300 MB body to /", b"POST / HTTP/1.1\r\nHost: x\r\n" + big,
+                             405)
+        refused_from_headers(server, "a 300 MB upload past --max-upload",
+                             b"POST /api/search HTTP/1.1\r\nHost: x\r\n" + big, 413)
+        refused_from_headers(server, "a chunked upload",
+                             b"POST /api/search HTTP/1.1\r\nHost: x\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n", 411)
+        refused_from_headers(server, "a body to GET /api/index",
+                             b"GET /api/index HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
+                             413)
+        refused_from_headers(server, "Content-Length: 99999999999999999999",
+                             b"POST /api/search HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Length: 99999999999999999999\r\n\r\n", 400)
+        refused_from_headers(server, "two different Content-Lengths",
+                             b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                             b"Content-Length: 600000\r\n\r\nhello", 400)
+        reply = raw(server, b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                            b"Content-Length: 3\r\n\r\nabc")
+        check(reply.startswith(b"HTTP/1.1 400") and b"not an image" in reply,
+              f"two equal Content-Lengths: the body is read (an undecodable picture: {reply[:12]})")
+        backlog = listen_backlog(server)
+        check(backlog >= 128, f"the listen backlog holds {backlog} connections (>= 128)")
+
         bomb = io.BytesIO()
         Image.new("L", (9000, 9000)).save(bomb, "PNG")
         error_case("a picture past the pixel limit", 413, "/api/search?k=1", data=bomb.getvalue())
@@ -246,6 +289,8 @@ with tempfile.TemporaryDirectory() as tmp:
                     not (reply.startswith(b"HTTP/1.1 404") or reply.startswith(b"HTTP/1.1 400")):
                 leaks.append((path, reply[:40]))
         check(not leaks, f"path traversal and listings get 404 or 400, never a file ({leaks[:2]})")
+        # Under the sanitizers, a report at exit would show here.
+        check(server.stop() == 0, "the server stops cleanly on SIGTERM (exit status 0)")
     finally:
         server.stop()
 
@@ -267,6 +312,12 @@ with tempfile.TemporaryDirectory() as tmp:
         status, _, body, _ = server.request("/api/index")
         check(status == 401 and "token" in (js(body) or {}).get("error", ""),
               "with --token, a request without it: 401")
+        refused_from_headers(server, "a 300 MB body to /api/index without the token",
+                             b"POST /api/index HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Length: 300000000\r\n\r\n", 401)
+        refused_from_headers(server, "a chunked body to /api/items/1 without the token",
+                             b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n", 401)
         status = server.request("/api/index", headers={"Authorization": "Bearer wrong"})[0]
         check(status == 401, "a wrong token: 401")
         status = server.request("/api/index", headers={"Authorization": "Bearer s3cret"})[0]
@@ -275,6 +326,32 @@ with tempfile.TemporaryDirectory() as tmp:
         check(status == 200, "?token=TOKEN (for <img> and EventSource): 200")
         check(server.request("/api/search", data=png)[0] == 401, "a search without the token: 401")
         check(server.request("/")[0] == 200, "the page itself loads without the token")
+    finally:
+        server.stop()
+
+    # --- a request that trickles in, a byte at a time, well within --idle-timeout
+    server = sf.Server("--index", index, "--idle-timeout", "5", "--request-timeout", "3")
+    try:
+        host, port = server.url[len("http://"):].split(":")
+        request = b"GET /api/index HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+        reply, start = b"", time.time()
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.settimeout(1)
+            for byte in request:
+                try:
+                    s.sendall(bytes([byte]))
+                    reply = s.recv(1000)
+                    break  # answered (or closed: b"")
+                except socket.timeout:
+                    pass
+                except OSError:
+                    break
+                if time.time() - start > 25:
+                    break
+        waited = time.time() - start
+        check(reply.startswith(b"HTTP/1.1 408") and 2 < waited < 20,
+              f"a request still arriving after --request-timeout: 408 and closed "
+              f"({waited:.1f} s, {reply[:12]})")
     finally:
         server.stop()
 
@@ -288,10 +365,7 @@ with tempfile.TemporaryDirectory() as tmp:
           f"a missing index is an error naming it ({res.stderr.strip()[:80]})")
 
     # --- a folder gallery indexed without thumbnails: originals from the folder its catalog records
-    bare = os.path.join(tmp, "bare.faiss")
-    subprocess.run(["gst-launch-1.0", "-q", "galleryindexer", f"location={tmp}/gallery",
-                    f"index={bare}", "thumbnail-size=0", "weights=random", "input-size=64",
-                    "resize=72"], check=True, timeout=300)
+    bare = sf.build_bare_index(tmp, os.path.join(tmp, "bare.faiss"))
     server = sf.Server("--index", bare)
     try:
         status, ctype, body, _ = server.request("/api/items/4/thumbnail")

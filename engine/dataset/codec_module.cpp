@@ -9,6 +9,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -36,14 +37,29 @@ bool export_rgb(const cv::Mat& bgr, VsCodecsAlloc alloc, void* context) {
 
 VS_EXPORT int vs_codecs_abi_version(void) { return VS_CODECS_ABI_VERSION; }
 
-VS_EXPORT int vs_codecs_decode(const uint8_t* data, size_t size, int* width, int* height,
-                               VsCodecsAlloc alloc, void* context, char* error, size_t error_size) {
+VS_EXPORT int vs_codecs_decode(const uint8_t* data, size_t size, int reduce, int shorter_side,
+                               int* width, int* height, VsCodecsAlloc alloc, void* context,
+                               char* error, size_t error_size) {
   try {
     const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
     // IMREAD_COLOR: 8-bit BGR whatever the file holds (grey, alpha, 16-bit),
-    // rotated as its EXIF orientation says.
-    const cv::Mat bgr = cv::imdecode(encoded, cv::IMREAD_COLOR);
+    // rotated as its EXIF orientation says. The reduced modes are libjpeg's
+    // scaled decoding: the full-size picture never exists.
+    int flags = cv::IMREAD_COLOR;
+    if (reduce == 2) flags = cv::IMREAD_REDUCED_COLOR_2;
+    if (reduce == 4) flags = cv::IMREAD_REDUCED_COLOR_4;
+    if (reduce == 8) flags = cv::IMREAD_REDUCED_COLOR_8;
+    cv::Mat bgr = cv::imdecode(encoded, flags);
     if (bgr.empty()) return fail(error, error_size, "the decoder rejected the image data");
+    if (shorter_side > 0 && std::min(bgr.rows, bgr.cols) > shorter_side) {
+      const double scale = double(shorter_side) / std::min(bgr.rows, bgr.cols);
+      cv::Mat small;
+      cv::resize(bgr, small,
+                 cv::Size(std::max(1, int(bgr.cols * scale + 0.5)),
+                          std::max(1, int(bgr.rows * scale + 0.5))),
+                 0, 0, cv::INTER_AREA);
+      bgr = small;
+    }
     if (!export_rgb(bgr, alloc, context)) return fail(error, error_size, "out of memory");
     *width = bgr.cols;
     *height = bgr.rows;

@@ -12,7 +12,7 @@
 extern "C" {
 
 // Bumped whenever a signature below changes.
-#define VS_CODECS_ABI_VERSION 1
+#define VS_CODECS_ABI_VERSION 2
 
 // Returns a buffer of size bytes owned by the caller, or nullptr.
 typedef uint8_t* (*VsCodecsAlloc)(void* context, size_t size);
@@ -20,10 +20,13 @@ typedef uint8_t* (*VsCodecsAlloc)(void* context, size_t size);
 typedef int (*VsCodecsAbiVersion)(void);
 
 // Decodes an encoded still image to packed RGB rows (width * 3 bytes each)
-// in a buffer from alloc, with its EXIF orientation applied. Returns 0, or -1
-// with a sentence in error.
-typedef int (*VsCodecsDecode)(const uint8_t* data, size_t size, int* width, int* height,
-                              VsCodecsAlloc alloc, void* context, char* error, size_t error_size);
+// in a buffer from alloc, with its EXIF orientation applied. reduce (1, 2, 4
+// or 8) decodes a JPEG at that fraction of its size; shorter_side > 0 then
+// shrinks a picture whose shorter side is longer, by area averaging, before it
+// is copied out. Returns 0, or -1 with a sentence in error.
+typedef int (*VsCodecsDecode)(const uint8_t* data, size_t size, int reduce, int shorter_side,
+                              int* width, int* height, VsCodecsAlloc alloc, void* context,
+                              char* error, size_t error_size);
 
 // Encodes packed RGB rows as a baseline JPEG into a buffer from alloc (called
 // once, with the encoded size). Returns 0, or -1 with a sentence in error.

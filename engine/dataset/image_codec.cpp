@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -96,7 +97,7 @@ void check_header(const ImageHeader& header, const std::string& name, uint64_t m
 }  // namespace
 
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
-                      uint64_t max_pixels) {
+                      uint64_t max_pixels, int shorter_side) {
   if (size == 0) throw ImageError(ImageError::Reason::Empty, name + " is empty (0 bytes)");
   const ImageHeader header = read_image_header(data, size);
   check_header(header, name, max_pixels);
@@ -104,11 +105,18 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
     throw ImageError(ImageError::Reason::Corrupt,
                      name + " is a truncated JPEG (it ends before its end-of-image marker)");
 
+  // libjpeg scales by 1/2, 1/4 or 1/8 while it decodes; the rest of the way
+  // is the module's area averaging.
+  int reduce = 1;
+  if (header.format == ImageFormat::Jpeg && shorter_side > 0)
+    while (reduce < 8 && std::min(header.width, header.height) / (reduce * 2) >=
+                             static_cast<uint64_t>(shorter_side))
+      reduce *= 2;
   const auto decode = reinterpret_cast<VsCodecsDecode>(codecs_symbol("vs_codecs_decode"));
   RgbImage image;
   char error[512] = "";
-  if (decode(data, size, &image.width, &image.height, grow, &image.pixels, error, sizeof error) !=
-      0)
+  if (decode(data, size, reduce, shorter_side, &image.width, &image.height, grow, &image.pixels,
+             error, sizeof error) != 0)
     throw ImageError(ImageError::Reason::Corrupt, name + " is a damaged or truncated " +
                                                       image_format_name(header.format) + " (" +
                                                       error + ")");
@@ -130,7 +138,7 @@ bool is_image_file(const std::string& path) {
   } catch (const Error&) { return false; }
 }
 
-RgbImage read_image(const std::string& path, uint64_t max_pixels) {
+RgbImage read_image(const std::string& path, uint64_t max_pixels, int shorter_side) {
   int fd;
   try {
     fd = open_regular_file(path, "image");
@@ -160,7 +168,7 @@ RgbImage read_image(const std::string& path, uint64_t max_pixels) {
   // Only now, with the size known to be sane, is the whole file read.
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
   bytes.resize(read_at(fd, 0, bytes.data(), bytes.size(), path));
-  return decode_image(bytes.data(), bytes.size(), path, max_pixels);
+  return decode_image(bytes.data(), bytes.size(), path, max_pixels, shorter_side);
 }
 
 std::vector<uint8_t> encode_jpeg(const RgbImage& image, int quality) {

@@ -68,12 +68,16 @@ bool is_image_file(const std::string& path);
 
 // The image in the file at path. Opens only a regular file (a FIFO or a
 // device would block or never end). Throws ImageError; vs::Error when the
-// codecs module cannot be opened.
-RgbImage read_image(const std::string& path, uint64_t max_pixels = kDefaultMaxPixels);
+// codecs module cannot be opened. shorter_side: as decode_image().
+RgbImage read_image(const std::string& path, uint64_t max_pixels = kDefaultMaxPixels,
+                    int shorter_side = 0);
 
-// The image encoded in data; name says what it is in messages.
+// The image encoded in data; name says what it is in messages. With
+// shorter_side > 0, a picture whose shorter side is longer comes back shrunk
+// to it (area averaging, aspect kept) and the full size is never copied out;
+// a JPEG that large is decoded at 1/2, 1/4 or 1/8 of its size to begin with.
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
-                      uint64_t max_pixels = kDefaultMaxPixels);
+                      uint64_t max_pixels = kDefaultMaxPixels, int shorter_side = 0);
 
 // A baseline JPEG of image at quality 1..100. Throws vs::Error.
 std::vector<uint8_t> encode_jpeg(const RgbImage& image, int quality);

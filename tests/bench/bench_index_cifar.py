@@ -20,6 +20,12 @@ faiss.write_index. Also the whole process, timed the same way.
 
 Both run with the same batch size, alternately, in the same run; the best of
 --repeat runs is kept, since the machine is shared. Figures only.
+
+--profile adds, per configuration, where our time goes, each stage a pipeline
+of its own timed as a whole process and by gst-launch's PLAYING-to-EOS time:
+start-up (one image through the embedder), reading and decoding CIFAR
+(cifarsrc ! fakesink), the model on top (cifarsrc ! embedder ! fakesink), and
+the whole cifarindexer (FAISS add and the atomic writes on top).
 """
 import argparse
 import os
@@ -104,6 +110,26 @@ def count_images(dataset):
     return total
 
 
+def profile(args, env, size, precision, batch, whole):
+    """Our pipeline stage by stage: each a gst-launch of its own, best of
+    --repeat, whole process and streaming seconds."""
+    embedder = ("embedder weights=random resize=0 input-size=%d precision=%s batch-size=%d"
+                % (size, precision, batch))
+    source = "cifarsrc location=" + args.dataset
+    stages = [("start-up: 1 image embedded", f"{source} num-buffers=1 ! {embedder} ! fakesink"),
+              ("read + decode CIFAR", f"{source} ! fakesink"),
+              ("+ embedder", f"{source} ! {embedder} ! fakesink")]
+    for name, line in stages:
+        best = None
+        for _ in range(args.repeat):
+            t = timed(["gst-launch-1.0", *line.split()], env)
+            best = t if best is None or t[0] < best[0] else best
+        print("      %-28s %6.2f s whole, %6.2f s streaming" %
+              (name, best[0], streaming_seconds(best[2])), flush=True)
+    print("      %-28s %6.2f s whole, %6.2f s streaming" %
+          ("+ faissindexer (cifarindexer)", whole[0], streaming_seconds(whole[2])), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("build", nargs="?", default="build")
@@ -111,6 +137,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--configs", default="32:fp32,32:bf16,224:fp32,224:bf16",
                         help="comma-separated SIZE:PRECISION")
+    parser.add_argument("--profile", action="store_true",
+                        help="also time each stage of our pipeline on its own")
     parser.add_argument("--reference", nargs=4, metavar=("SIZE", "PRECISION", "BATCH", "INDEX"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -167,6 +195,8 @@ def main():
                   (size, precision, batch, ours_rate, python_rate, ours_rate / python_rate,
                    ours_stream, python_stream, ours_stream / python_stream,
                    best_ours[1], best_python[1]), flush=True)
+            if args.profile:
+                profile(args, env, size, precision, batch, best_ours)
 
 
 if __name__ == "__main__":

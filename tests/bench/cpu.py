@@ -7,15 +7,21 @@ SIMD_FLAGS = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx
 
 
 def _cpuinfo():
-    model, flags = "unknown CPU", set()
+    """(model name with family and model number, flags): a virtual machine's
+    "AMD EPYC" is Zen 3 (family 25) or Zen 5 (family 26), and they differ."""
+    model, flags, ids = "unknown CPU", set(), {}
     with open("/proc/cpuinfo") as f:
         for line in f:
             key, _, value = line.partition(":")
             key = key.strip()
             if key == "model name" and model == "unknown CPU":
                 model = value.strip()
+            elif key in ("cpu family", "model") and key not in ids:
+                ids[key] = value.strip()
             elif key == "flags" and not flags:
                 flags = set(value.split())
+    if ids:
+        model += f" (family {ids.get('cpu family', '?')}, model {ids.get('model', '?')})"
     return model, flags
 
 
