@@ -11,8 +11,8 @@ typelib (PyGObject).
 
 Needs the typelib and libgstvisualsearch-1.0 where GObject introspection
 finds them: installed, or GI_TYPELIB_PATH and LD_LIBRARY_PATH pointing at
-build/plugin/meta. Exits 1 when the pipeline fails or no frame carried a
-meta, 2 on bad usage.
+build/gst-libs/gst/visualsearch. Exits 1 when the pipeline fails or no frame
+carried a meta, 2 on bad usage.
 """
 import math
 import sys

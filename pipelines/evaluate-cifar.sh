@@ -58,9 +58,9 @@ BUILD_DIR=${BUILD_DIR:-$repo/build}
 
 # Use the build tree when the plugin is not installed.
 if ! gst-inspect-1.0 retrievaleval >/dev/null 2>&1; then
-  [ -d "$BUILD_DIR/plugin" ] || die "the visualsearch plugin is neither installed nor built in $BUILD_DIR; run: meson setup build && ninja -C build"
-  export GST_PLUGIN_PATH="$BUILD_DIR/plugin${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-  gst-inspect-1.0 retrievaleval >/dev/null 2>&1 || die "no retrievaleval element in $BUILD_DIR/plugin; rebuild with ninja -C $BUILD_DIR"
+  [ -d "$BUILD_DIR/ext/visualsearch" ] || die "the visualsearch plugin is neither installed nor built in $BUILD_DIR; run: meson setup build && ninja -C build"
+  export GST_PLUGIN_PATH="$BUILD_DIR/ext/visualsearch${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+  gst-inspect-1.0 retrievaleval >/dev/null 2>&1 || die "no retrievaleval element in $BUILD_DIR/ext/visualsearch; rebuild with ninja -C $BUILD_DIR"
 fi
 
 source "$here/search-setup.sh"

@@ -95,13 +95,13 @@ vs_use_plugin() {
   local repo element=${1:-faisssearch}
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   if gst-inspect-1.0 "$element" >/dev/null 2>&1; then return 0; fi
-  local plugin_dir="${BUILD_DIR:-$repo/build}/plugin"
+  local plugin_dir="${BUILD_DIR:-$repo/build}/ext/visualsearch"
   [ -d "$plugin_dir" ] || vs_die "the visualsearch plugin is neither installed nor built in ${BUILD_DIR:-$repo/build}; run: meson setup build && ninja -C build"
   export GST_PLUGIN_PATH="$plugin_dir${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
   gst-inspect-1.0 "$element" >/dev/null 2>&1 || vs_die "no $element element in $plugin_dir; rebuild with ninja -C ${BUILD_DIR:-build}"
 }
 
-# The catalog beside an index, as plugin/core/index/catalog.cpp's catalog_path_for names it.
+# The catalog beside an index, as engine/index/catalog.cpp's catalog_path_for names it.
 vs_catalog_of() { printf '%s.db' "$1"; }
 
 vs_embedder_for() {

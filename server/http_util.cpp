@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/base/utf8.h"
+#include "engine/base/utf8.h"
 
 namespace vs::server {
 

@@ -2,13 +2,13 @@
 #include "server/live_camera.h"
 
 #include <gst/app/gstappsink.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <algorithm>
 #include <functional>
 
-#include "core/base/error.h"
-#include "core/base/utf8.h"
-#include "gst/visualsearch/visualsearchmeta.h"
+#include "engine/base/error.h"
+#include "engine/base/utf8.h"
 #include "server/http_util.h"
 
 namespace vs::server {

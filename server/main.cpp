@@ -25,14 +25,14 @@
 #include <string>
 #include <vector>
 
-#include "core/base/utf8.h"
-#include "core/dataset/image_codec.h"
-#include "core/dataset/image_header.h"
-#include "core/index/atomic_file.h"
-#include "core/index/catalog.h"
-#include "core/index/index_store.h"
-#include "core/model/embedding_engine.h"
-#include "core/render/thumbnail_cache.h"
+#include "engine/base/atomic_file.h"
+#include "engine/base/utf8.h"
+#include "engine/dataset/image_codec.h"
+#include "engine/dataset/image_header.h"
+#include "engine/index/catalog.h"
+#include "engine/index/index_store.h"
+#include "engine/model/embedding_engine.h"
+#include "engine/render/thumbnail_cache.h"
 #include "server/early_answer.h"
 #include "server/http_util.h"
 #include "server/live_camera.h"

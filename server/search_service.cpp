@@ -4,12 +4,12 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/video/video.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <algorithm>
 #include <chrono>
 
-#include "core/base/error.h"
-#include "gst/visualsearch/visualsearchmeta.h"
+#include "engine/base/error.h"
 
 namespace vs::server {
 

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/dataset/image_codec.h"
+#include "engine/dataset/image_codec.h"
 
 namespace vs::server {
 

@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
-#include "core/index/catalog.h"
-#include "core/base/error.h"
-#include "core/base/utf8.h"
+#include "engine/index/catalog.h"
+#include "engine/base/error.h"
+#include "engine/base/utf8.h"
 
 namespace {
 

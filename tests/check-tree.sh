@@ -3,7 +3,7 @@
 # The tree as the project keeps it: every C and C++ file formatted by
 # clang-format 14 with the nearest .clang-format (GStreamer's C style for the
 # elements, the metadata library, tests and examples; Google's C++ style for
-# plugin/core, server and tools), and every source file naming its license.
+# engine/, server and tools), and every source file naming its license.
 #
 #   tests/check-tree.sh SOURCE_DIR       (meson test: format)
 #   clang-format-14 -i FILE...           fixes what it reports

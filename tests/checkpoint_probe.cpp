@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "core/model/checkpoint.h"
-#include "core/base/error.h"
-#include "core/model/pickle_reader.h"
+#include "engine/model/checkpoint.h"
+#include "engine/base/error.h"
+#include "engine/base/pickle_reader.h"
 
 namespace {
 

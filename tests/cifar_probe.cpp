@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
-#include "core/dataset/cifar_dataset.h"
-#include "core/base/error.h"
-#include "core/base/utf8.h"
+#include "engine/dataset/cifar_dataset.h"
+#include "engine/base/error.h"
+#include "engine/base/utf8.h"
 
 namespace {
 

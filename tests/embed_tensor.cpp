@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "core/model/embedding_engine.h"
+#include "engine/model/embedding_engine.h"
 
 int
 main (int argc, char **argv)

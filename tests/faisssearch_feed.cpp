@@ -24,6 +24,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <chrono>
 #include <cstdint>
@@ -35,9 +36,8 @@
 #include <string>
 #include <vector>
 
-#include "core/index/catalog.h"
-#include "core/index/index_store.h"
-#include "meta/visualsearchmeta.h"
+#include "engine/index/catalog.h"
+#include "engine/index/index_store.h"
 
 namespace {
 

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "core/model/cpu_features.h"
-#include "core/model/embedding_engine.h"
+#include "engine/base/cpu_features.h"
+#include "engine/model/embedding_engine.h"
 
 static std::unique_ptr<vs::EmbeddingEngine>
 make_engine (const char *arch, const char *weights, const char *kernels,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Drives plugin/core's image reading for test_image_codec.py:
+// Drives the engine's image reading for test_image_codec.py:
 //
 //   image-probe header FILE               format=... width=... height=...
 //   image-probe prefixes FILE             one line per prefix length n of the file
@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "core/dataset/image_codec.h"
-#include "core/dataset/image_folder.h"
-#include "core/dataset/image_header.h"
+#include "engine/dataset/image_codec.h"
+#include "engine/dataset/image_folder.h"
+#include "engine/dataset/image_header.h"
 
 namespace {
 

@@ -36,9 +36,9 @@
 #include <string>
 #include <vector>
 
-#include "core/base/error.h"
-#include "core/index/index_file.h"
-#include "core/index/index_store.h"
+#include "engine/base/error.h"
+#include "engine/index/index_file.h"
+#include "engine/index/index_store.h"
 
 namespace {
 

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The retrieval metrics of plugin/core/eval/retrieval_metrics.h, recomputed
+"""The retrieval metrics of engine/eval/retrieval_metrics.h, recomputed
 independently with NumPy arrays, for the tests that check retrievaleval."""
 import numpy as np
 
 
 def numpy_metrics(gallery, queries, ks, exclude_self):
-    """The definitions of plugin/core/eval/retrieval_metrics.h, computed with arrays."""
+    """The definitions of engine/eval/retrieval_metrics.h, computed with arrays."""
     g_labels = np.array([g[0] for g in gallery])
     g_sources = np.array([g[2] for g in gallery])
     kmax = max(ks)

@@ -14,6 +14,7 @@
 // goes to stderr and the exit status is 2.
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -22,8 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "core/index/catalog.h"
-#include "meta/visualsearchmeta.h"
+#include "engine/index/catalog.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <gst/check/gstharness.h>
 #include <string.h>
 
-#include "visualsearchmeta.h"
+#include <gst/visualsearch/visualsearchmeta.h>
 
 /* Mirrors TRAIN10, TEST10, TRAIN100, TEST100 in cifar_fixtures.py. */
 #define TRAIN10 25

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Every element reports a failure of plugin/core with the GStreamer error
-domain and code of the vs::Error's kind (elements/element_error.h), so that
-an application can tell a missing file from a damaged one, from a file of
+"""Every element reports a failure of the engine (engine/) with the GStreamer
+error domain and code of the vs::Error's kind (ext/visualsearch/element_error.h),
+so that an application can tell a missing file from a damaged one, from a file of
 another kind and from contradicting settings without parsing the sentence.
 
 One representative failure per kind, each through the element a user meets

@@ -11,11 +11,11 @@
 
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
-#include "core/index/catalog.h"
-#include "core/base/error.h"
-#include "core/index/index_store.h"
-#include "meta/visualsearchmeta.h"
+#include "engine/index/catalog.h"
+#include "engine/base/error.h"
+#include "engine/index/index_store.h"
 
 static const guint kDims = 8;
 static const char *kModel = "resnet18:test";

@@ -12,6 +12,7 @@
 #include <gst/app/gstappsrc.h>
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
+#include <gst/visualsearch/visualsearchmeta.h>
 
 #include <glib/gstdio.h>
 
@@ -27,11 +28,10 @@
 #include <string>
 #include <vector>
 
-#include "core/index/atomic_file.h"
-#include "core/index/catalog.h"
-#include "core/index/gallery.h"
-#include "core/index/index_store.h"
-#include "meta/visualsearchmeta.h"
+#include "engine/base/atomic_file.h"
+#include "engine/index/catalog.h"
+#include "engine/index/gallery.h"
+#include "engine/index/index_store.h"
 
 static const int kDims = 16;
 static const char *kModel = "resnet18:test";

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Python applications read the metas through the GstVisualSearch-1.0 typelib:
 examples/read-metas.py, run against the build tree (GI_TYPELIB_PATH and
-LD_LIBRARY_PATH at build/plugin/meta), prints every frame's sample, embedding
-and neighbours, and they agree with the index it searched and with what the C
-example (neighbors-app, reading the struct directly) prints for the same frames.
+LD_LIBRARY_PATH at build/gst-libs/gst/visualsearch), prints every frame's
+sample, embedding and neighbours, and they agree with the index it searched and
+with what the C example (neighbors-app, reading the struct directly) prints
+for the same frames.
 
 Usage: test_gir.py READ_METAS_PY NEIGHBORS_APP   (VS_BUILD_DIR, VS_SOURCE_DIR set by meson)
 """
@@ -19,7 +20,7 @@ import cifar_fixtures  # noqa: E402
 from checks import check, finish, tmp_dir  # noqa: E402
 
 READ_METAS, NEIGHBORS_APP = sys.argv[1], sys.argv[2]
-META_DIR = os.path.join(os.environ["VS_BUILD_DIR"], "plugin", "meta")
+META_DIR = os.path.join(os.environ["VS_BUILD_DIR"], "gst-libs", "gst", "visualsearch")
 EMBEDDER = "embedder weights=random input-size=32 resize=0"
 GALLERY = sum(cifar_fixtures.TRAIN10)
 K = 5

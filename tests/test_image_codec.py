@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""plugin/core's image reading: the header sniffer and the codecs module.
+"""The engine's image reading: the header sniffer and the codecs module.
 
     test_image_codec.py IMAGE_PROBE
 

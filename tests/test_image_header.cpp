@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/dataset/image_header.h"
+#include "engine/dataset/image_header.h"
 
 namespace {
 

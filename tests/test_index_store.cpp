@@ -18,13 +18,13 @@
 #include <thread>
 #include <vector>
 
-#include "core/index/atomic_file.h"
-#include "core/index/catalog.h"
-#include "core/base/error.h"
-#include "core/index/gallery.h"
-#include "core/index/index_builder.h"
-#include "core/index/index_store.h"
-#include "core/base/utf8.h"
+#include "engine/base/atomic_file.h"
+#include "engine/index/catalog.h"
+#include "engine/base/error.h"
+#include "engine/index/gallery.h"
+#include "engine/index/index_builder.h"
+#include "engine/index/index_store.h"
+#include "engine/base/utf8.h"
 
 namespace {
 

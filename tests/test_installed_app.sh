@@ -40,7 +40,7 @@ echo "PASS: installed library + pkg-config + staged plugin"
 # Built with introspection (it is when gobject-introspection is installed):
 # the .gir goes to share/gir-1.0 and the typelib next to the library, where
 # PyGObject finds them once installed.
-[ -e "$VS_BUILD_DIR/plugin/meta/GstVisualSearch-1.0.typelib" ] || {
+[ -e "$VS_BUILD_DIR/gst-libs/gst/visualsearch/GstVisualSearch-1.0.typelib" ] || {
   echo "SKIP: built without introspection"; exit 0; }
 gir=$(find "$stage" -path '*/share/gir-1.0/GstVisualSearch-1.0.gir' | head -n 1)
 typelib=$(find "$stage" -path '*/lib/*girepository-1.0/GstVisualSearch-1.0.typelib' | head -n 1)

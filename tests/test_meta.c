@@ -5,7 +5,7 @@
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
 
-#include "visualsearchmeta.h"
+#include <gst/visualsearch/visualsearchmeta.h>
 
 static const gfloat values[4] = {0.5f, -0.25f, 0.125f, 1.0f};
 

@@ -4,8 +4,8 @@
 # -march/-mtune=native or -m<isa> flags in any compile command, and no AVX/AVX-512
 # instruction in the plugin, its static libraries or the metadata library.
 # Wider kernels come from LibTorch/oneDNN/OpenCV, which pick them at run time;
-# our own choice (bf16 or fp32) is made at run time by core/model/cpu_features.cpp.
-# Our own AVX2 code (core/index/fast_search.cpp's distances) lives only in
+# our own choice (bf16 or fp32) is made at run time by engine/base/cpu_features.cpp.
+# Our own AVX2 code (engine/index/fast_search.cpp's distances) lives only in
 # functions named *_avx2, compiled with a target attribute and called through
 # the pointers cpu_features() chooses; ymm/zmm instructions anywhere else fail.
 set -euo pipefail
@@ -21,8 +21,8 @@ else
   echo "ok   no -march/-mtune/-mavx*/-mfma flags in $(grep -c '"command"' "$build/compile_commands.json") compile commands"
 fi
 
-for lib in "$build"/plugin/libgstvisualsearch.so "$build"/plugin/meta/libgstvisualsearch-1.0.so \
-    "$build"/plugin/core/libvscore.a "$build"/plugin/core/libvsengine.a; do
+for lib in "$build"/ext/visualsearch/libgstvisualsearch.so "$build"/gst-libs/gst/visualsearch/libgstvisualsearch-1.0.so \
+    "$build"/engine/libvscore.a "$build"/engine/libvsengine.a; do
   [ -e "$lib" ] || { echo "FAIL missing $lib"; fail=1; continue; }
   n=$(objdump -d "$lib" 2>/dev/null | awk '
     /^[0-9a-f]+ <.*>:$/ { dispatched = ($2 ~ /_avx2/) }

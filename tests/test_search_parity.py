@@ -6,7 +6,7 @@ nprobe values and HNSW with efSearch. The index files are written by Python
 faiss, so this also shows that faisssearch reads what the reference writes.
 
 HNSW over flat vectors is searched by visualsearch's own path (AVX2+FMA
-distances, rows prefetched: plugin/core/index/fast_search.cpp) on CPUs that
+distances, rows prefetched: engine/index/fast_search.cpp) on CPUs that
 have both: every HNSW case runs that way and again with
 VISUALSEARCH_SEARCH_KERNELS=faiss (FAISS's own search), and both must give
 Python's neighbours; the debug log must say which path ran. Also behind a

@@ -27,8 +27,8 @@
 
 #include <gst/visualsearch/visualsearchmeta.h>
 
-#include "core/index/catalog.h"
-#include "core/render/result_strip.h"
+#include "engine/index/catalog.h"
+#include "engine/render/result_strip.h"
 
 static const int kWidth = 320;
 static const int kHeight = 240;

@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "core/base/utf8.h"
+#include "engine/base/utf8.h"
 
 namespace {
 

@@ -5,7 +5,7 @@
 //   visualsearch-find-duplicates INDEX [--max-distance D] [--sheet FILE.png]
 //       [--groups N] [--thumb PX] [--dataset DIR]
 //
-// The grouping is core/index/duplicates.h's (a FAISS range search per item);
+// The grouping is engine/index/duplicates.h's (a FAISS range search per item);
 // pipelines/find-duplicates.sh is the way to run it. Thumbnails come from the
 // catalog, or else from the originals under the gallery folder it records
 // (CIFAR records from --dataset).
@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
-#include "core/base/error.h"
-#include "core/dataset/image_codec.h"
-#include "core/index/duplicates.h"
-#include "core/index/gallery.h"
-#include "core/render/result_strip.h"
-#include "core/render/thumbnail_cache.h"
+#include "engine/base/error.h"
+#include "engine/dataset/image_codec.h"
+#include "engine/index/duplicates.h"
+#include "engine/index/gallery.h"
+#include "engine/render/result_strip.h"
+#include "engine/render/thumbnail_cache.h"
 
 namespace {
 

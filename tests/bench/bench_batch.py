@@ -71,7 +71,7 @@ def main():
     feed = os.path.join(build_dir, "tests", "faisssearch-feed")
     work = os.path.join(build_dir, "bench-batch", f"{args.n}-{args.queries}")
     os.makedirs(work, exist_ok=True)
-    env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build_dir, "plugin"),
+    env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build_dir, "ext", "visualsearch"),
                VS_FEED_LABELS=os.path.join(work, "labels.i32"))
     paths = {name: os.path.join(work, f"{name}.faiss") for name in ("flat", "ivf")}
     if not all(os.path.exists(p + ".db") for p in paths.values()):

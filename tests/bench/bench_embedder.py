@@ -74,7 +74,7 @@ def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp, e
          f"embedder model={arch} weights=random input-size={size} resize=0 threads=2 "
          f"batch-size={batch} precision={precision} {extra}", str(repeat)],
         capture_output=True, text=True,
-        env=dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "plugin"),
+        env=dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "ext", "visualsearch"),
                  GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin"),
                  XDG_CACHE_HOME=os.path.join(tmp, "cache"),
                  **({"VISUALSEARCH_FP32_KERNELS": kernels} if kernels else {})))

@@ -44,7 +44,8 @@ def main():
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    env = dict(os.environ, GST_PLUGIN_PATH=os.path.abspath(os.path.join(args.build, "plugin")))
+    env = dict(os.environ,
+               GST_PLUGIN_PATH=os.path.abspath(os.path.join(args.build, "ext", "visualsearch")))
     print(cpu.describe())
 
     with tempfile.TemporaryDirectory() as tmp:

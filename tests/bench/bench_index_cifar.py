@@ -159,7 +159,7 @@ def main():
               "[ours", "python", "ratio]", "ours MiB", "python MiB")
     print("%4s %5s %5s %11s %13s %6s %7s %7s %6s %9s %11s" % header)
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "plugin"),
+        env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "ext", "visualsearch"),
                    GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin"))
         ours_index = os.path.join(tmp, "ours.faiss")
         python_index = os.path.join(tmp, "python.faiss")

@@ -139,7 +139,7 @@ def main():
     print("gallery %s: %d JPEGs of 256x256; best of %d runs each, whole process "
           "(launch to exit)" % (root, args.count, args.repeat))
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "plugin"),
+        env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "ext", "visualsearch"),
                    GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin"))
         ours_index = os.path.join(tmp, "ours.faiss")
         common = ["location=" + root, "weights=random", "input-size=224", "resize=256",

@@ -152,12 +152,12 @@ def main():
                         help="run only this precision's configurations")
     args = parser.parse_args()
 
-    os.environ["GST_PLUGIN_PATH"] = os.path.join(os.path.abspath(args.build), "plugin")
+    os.environ["GST_PLUGIN_PATH"] = os.path.join(os.path.abspath(args.build), "ext", "visualsearch")
     dataset = os.environ.get("CIFAR10_DIR",
                              "/work/shared/data/cifar10-sample/cifar-10-batches-py")
     Gst.init(None)
     if Gst.ElementFactory.find("faisssearch") is None:
-        sys.exit(f"no visualsearch plugin in {args.build}/plugin")
+        sys.exit(f"no visualsearch plugin in {args.build}/ext/visualsearch")
 
     print(cpu.describe(), flush=True)
     bf16 = cpu.native_bf16()

@@ -89,7 +89,7 @@ def main():
     work = os.path.join(build, "bench-mmap")
     os.makedirs(work, exist_ok=True)
     path = os.path.join(work, f"flat-{args.n}.faiss")
-    env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "plugin"),
+    env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "ext", "visualsearch"),
                OMP_NUM_THREADS="1", VS_FEED_HOLD="1")
     if not os.path.exists(path + ".db"):
         log(f"writing {path}")

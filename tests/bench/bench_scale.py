@@ -415,7 +415,7 @@ def feed_env(feed):
     build = os.path.dirname(os.path.dirname(feed))
     # One OpenMP thread: as the Python "1 thread" column, and faisssearch searches one
     # query per buffer, where more threads only wait on each other.
-    return dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "plugin"),
+    return dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "ext", "visualsearch"),
                 OMP_NUM_THREADS="1")
 
 

@@ -39,7 +39,7 @@ args = ap.parse_args()
 build = os.path.abspath(args.build)
 repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 os.environ["VS_BUILD_DIR"] = build
-os.environ["GST_PLUGIN_PATH"] = os.path.join(build, "plugin")
+os.environ["GST_PLUGIN_PATH"] = os.path.join(build, "ext", "visualsearch")
 import server_fixtures as sf  # noqa: E402
 
 print(cpu.describe())

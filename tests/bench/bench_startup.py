@@ -47,7 +47,7 @@ def main():
     print(cpu.describe())
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(os.path.abspath(args.build),
-                                                                "plugin"),
+                                                                "ext", "visualsearch"),
                    GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin"))
         subprocess.run(["gst-inspect-1.0", "visualsearch"], env=env, capture_output=True)
         launch = lambda desc: ["gst-launch-1.0", "-q"] + desc.split()  # noqa: E731

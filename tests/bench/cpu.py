@@ -26,7 +26,7 @@ def _cpuinfo():
 
 
 def native_bf16():
-    """As the embedder decides (plugin/core/model/cpu_features.cpp), read independently."""
+    """As the embedder decides (engine/base/cpu_features.cpp), read independently."""
     _, flags = _cpuinfo()
     return bool(flags & {"avx512_bf16", "amx_bf16"}) and {"avx512bw", "avx512vl",
                                                           "avx512dq"} <= flags

@@ -4,7 +4,7 @@
 
     nice /usr/bin/python3 tests/bench/profile_resnet18.py [--repeat N]
 
-Runs, in Python, the same LibTorch ops as plugin/core/model/resnet.cpp: batch norms
+Runs, in Python, the same LibTorch ops as engine/model/resnet.cpp: batch norms
 folded into the convolutions, weights reordered once for oneDNN, activations
 as oneDNN tensors, relu_/add_ after the convolutions, 2 threads. Prints the
 torch profiler's share of each op, then each convolution's best time of N,

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "engine/eval/retrieval_metrics.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <sstream>
+
+#include "engine/base/error.h"
+#include "engine/base/utf8.h"
+
+namespace vs {
+
+std::vector<int> parse_k_list(const std::string& text) {
+  std::vector<int> ks;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    const auto first = item.find_first_not_of(" \t");
+    const auto last = item.find_last_not_of(" \t");
+    const std::string digits =
+        first == std::string::npos ? std::string() : item.substr(first, last - first + 1);
+    if (digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      throw Error(ErrorKind::Settings,
+                  "the k list \"" + text + "\" has \"" + item +
+                      "\", which is not a positive whole number; write it like \"1,5,10\".");
+    }
+    const int k = std::stoi(digits);
+    if (k < 1) {
+      throw Error(ErrorKind::Settings,
+                  "the k list \"" + text + "\" has k=" + digits + "; every k must be at least 1.");
+    }
+    ks.push_back(k);
+  }
+  if (ks.empty()) {
+    throw Error(ErrorKind::Settings,
+                "the k list \"" + text + "\" is empty; write it like \"1,5,10\".");
+  }
+  std::sort(ks.begin(), ks.end());
+  ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+  return ks;
+}
+
+RetrievalMetrics::RetrievalMetrics(std::vector<int> ks, bool exclude_self)
+    : ks_(std::move(ks)), exclude_self_(exclude_self) {
+  std::sort(ks_.begin(), ks_.end());
+  ks_.erase(std::unique(ks_.begin(), ks_.end()), ks_.end());
+  if (ks_.empty() || ks_.front() < 1) {
+    throw Error(ErrorKind::Settings,
+                "retrieval metrics need at least one k, and every k must be at least 1.");
+  }
+  overall_.precision.assign(ks_.size(), 0.0);
+  overall_.recall.assign(ks_.size(), 0.0);
+  overall_.ap.assign(ks_.size(), 0.0);
+}
+
+void RetrievalMetrics::add(const QueryResult& query) {
+  std::vector<int> relevant;  // rel_i over the list left after leave-one-out
+  relevant.reserve(query.neighbours.size());
+  const bool drop_self = exclude_self_ && !query.source.empty();
+  for (const auto& n : query.neighbours) {
+    if (drop_self && n.source == query.source) continue;
+    relevant.push_back(n.label == query.label ? 1 : 0);
+  }
+
+  int64_t r = query.relevant_in_gallery - (drop_self ? query.self_in_gallery : 0);
+  r = std::max<int64_t>(r, 0);
+
+  std::vector<double> precision(ks_.size()), recall(ks_.size()), ap(ks_.size());
+  int64_t hits = 0;
+  double precision_sum = 0.0;  // sum of P@i * rel_i
+  size_t next = 0;
+  for (int i = 1; i <= max_k(); ++i) {
+    const int rel = static_cast<size_t>(i) <= relevant.size() ? relevant[i - 1] : 0;
+    hits += rel;
+    if (rel) precision_sum += static_cast<double>(hits) / i;
+    if (i == ks_[next]) {
+      precision[next] = static_cast<double>(hits) / i;
+      recall[next] = r > 0 ? static_cast<double>(hits) / r : 0.0;
+      ap[next] = r > 0 ? precision_sum / std::min<int64_t>(i, r) : 0.0;
+      ++next;
+    }
+  }
+
+  double reciprocal_rank = 0.0;
+  const auto first = std::find(relevant.begin(), relevant.end(), 1);
+  if (first != relevant.end()) {
+    reciprocal_rank = 1.0 / static_cast<double>(first - relevant.begin() + 1);
+  }
+  const double top1 = !relevant.empty() && relevant[0] ? 1.0 : 0.0;
+
+  accumulate(overall_, precision, recall, ap, r > 0, reciprocal_rank, top1);
+  Accumulator& cls = per_class_[query.label];
+  if (cls.queries == 0) {
+    cls.precision.assign(ks_.size(), 0.0);
+    cls.recall.assign(ks_.size(), 0.0);
+    cls.ap.assign(ks_.size(), 0.0);
+    cls.label_name = query.label_name;
+  }
+  accumulate(cls, precision, recall, ap, r > 0, reciprocal_rank, top1);
+}
+
+void RetrievalMetrics::accumulate(Accumulator& acc, const std::vector<double>& precision,
+                                  const std::vector<double>& recall, const std::vector<double>& ap,
+                                  bool has_relevant, double reciprocal_rank, double top1) const {
+  ++acc.queries;
+  for (size_t j = 0; j < ks_.size(); ++j) acc.precision[j] += precision[j];
+  if (has_relevant) {
+    ++acc.queries_with_relevant;
+    for (size_t j = 0; j < ks_.size(); ++j) {
+      acc.recall[j] += recall[j];
+      acc.ap[j] += ap[j];
+    }
+  }
+  acc.reciprocal_rank += reciprocal_rank;
+  acc.top1 += top1;
+}
+
+RetrievalFigures RetrievalMetrics::means(const Accumulator& acc) const {
+  RetrievalFigures f;
+  f.queries = acc.queries;
+  f.queries_with_relevant = acc.queries_with_relevant;
+  const auto mean = [](double sum, int64_t n) { return n > 0 ? sum / n : 0.0; };
+  for (size_t j = 0; j < ks_.size(); ++j) {
+    f.precision.push_back(mean(acc.precision[j], acc.queries));
+    f.recall.push_back(mean(acc.recall[j], acc.queries_with_relevant));
+    f.map.push_back(mean(acc.ap[j], acc.queries_with_relevant));
+  }
+  f.mrr = mean(acc.reciprocal_rank, acc.queries);
+  f.accuracy = mean(acc.top1, acc.queries);
+  return f;
+}
+
+RetrievalSummary RetrievalMetrics::summary() const {
+  RetrievalSummary s;
+  s.ks = ks_;
+  s.exclude_self = exclude_self_;
+  s.overall = means(overall_);
+  for (const auto& [label, acc] : per_class_) {
+    s.per_class.push_back({label, acc.label_name, means(acc)});
+  }
+  return s;
+}
+
+// --- JSON and table output ---------------------------------------------------
+
+namespace {
+
+// The shortest text that reads back as the same double.
+std::string json_number(double value) {
+  char text[32];
+  const auto end = std::to_chars(text, text + sizeof text, value).ptr;
+  return std::string(text, end);
+}
+
+std::string json_per_k(const std::vector<int>& ks, const std::vector<double>& values) {
+  std::string out = "{";
+  for (size_t j = 0; j < ks.size(); ++j) {
+    if (j) out += ", ";
+    out += json_quote(std::to_string(ks[j])) + ": " + json_number(values[j]);
+  }
+  return out + "}";
+}
+
+std::string json_figures(const std::vector<int>& ks, const RetrievalFigures& f,
+                         const std::string& indent) {
+  std::string out;
+  out += indent + "\"queries\": " + std::to_string(f.queries) + ",\n";
+  out += indent + "\"queries_with_relevant\": " + std::to_string(f.queries_with_relevant) + ",\n";
+  out += indent + "\"precision\": " + json_per_k(ks, f.precision) + ",\n";
+  out += indent + "\"recall\": " + json_per_k(ks, f.recall) + ",\n";
+  out += indent + "\"map\": " + json_per_k(ks, f.map) + ",\n";
+  out += indent + "\"mrr\": " + json_number(f.mrr) + ",\n";
+  out += indent + "\"accuracy\": " + json_number(f.accuracy);
+  return out;
+}
+
+std::string class_key(const ClassFigures& c) {
+  return c.label_name.empty() ? std::to_string(c.label) : c.label_name;
+}
+
+}  // namespace
+
+std::string retrieval_summary_to_json(
+    const RetrievalSummary& summary,
+    const std::vector<std::pair<std::string, std::string>>& extra) {
+  std::string out = "{\n";
+  out += "  \"schema\": \"visualsearch-retrieval-metrics/1\",\n";
+  for (const auto& [key, value] : extra) out += "  " + json_quote(key) + ": " + value + ",\n";
+  out += std::string("  \"exclude_self\": ") + (summary.exclude_self ? "true" : "false") + ",\n";
+  out += "  \"k\": [";
+  for (size_t j = 0; j < summary.ks.size(); ++j) {
+    out += (j ? ", " : "") + std::to_string(summary.ks[j]);
+  }
+  out += "],\n";
+  out += json_figures(summary.ks, summary.overall, "  ") + ",\n";
+  out += "  \"per_class\": {";
+  for (size_t c = 0; c < summary.per_class.size(); ++c) {
+    const auto& cls = summary.per_class[c];
+    out += c ? ",\n" : "\n";
+    out += "    " + json_quote(class_key(cls)) + ": {\n";
+    out += "      \"label\": " + std::to_string(cls.label) + ",\n";
+    out += json_figures(summary.ks, cls.figures, "      ") + "\n    }";
+  }
+  out += summary.per_class.empty() ? "}\n" : "\n  }\n";
+  return out + "}\n";
+}
+
+std::string retrieval_summary_to_table(const RetrievalSummary& summary) {
+  const auto& ks = summary.ks;
+  const auto& all = summary.overall;
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "Retrieval metrics: %lld queries%s\n",
+                static_cast<long long>(all.queries),
+                summary.exclude_self ? " (leave-one-out)" : "");
+  out += line;
+  out += "      k     P@k     R@k   mAP@k\n";
+  for (size_t j = 0; j < ks.size(); ++j) {
+    std::snprintf(line, sizeof line, "  %5d  %6.4f  %6.4f  %6.4f\n", ks[j], all.precision[j],
+                  all.recall[j], all.map[j]);
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "  MRR %6.4f   top-1 accuracy %6.4f\n", all.mrr, all.accuracy);
+  out += line;
+  if (all.queries_with_relevant < all.queries) {
+    std::snprintf(
+        line, sizeof line,
+        "  %lld queries have no same-label item in the gallery (left out of R@k, mAP@k)\n",
+        static_cast<long long>(all.queries - all.queries_with_relevant));
+    out += line;
+  }
+  if (summary.per_class.empty()) return out;
+
+  out += "\n  Per-class precision:\n  class            queries";
+  for (const int k : ks) {
+    std::snprintf(line, sizeof line, "  %6s", ("P@" + std::to_string(k)).c_str());
+    out += line;
+  }
+  out += "\n";
+  for (const auto& cls : summary.per_class) {
+    std::snprintf(line, sizeof line, "  %-16.16s %7lld", class_key(cls).c_str(),
+                  static_cast<long long>(cls.figures.queries));
+    out += line;
+    for (const double p : cls.figures.precision) {
+      std::snprintf(line, sizeof line, "  %6.4f", p);
+      out += line;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace vs

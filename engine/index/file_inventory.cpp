@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "engine/index/file_inventory.h"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "engine/base/utf8.h"
+
+namespace vs {
+
+FileInventory::FileInventory(const std::vector<CatalogItem>& items) {
+  for (const CatalogItem& item : items) {
+    if (!item.file) continue;
+    std::vector<Group>& groups = known_[item.file->path];
+    Group* group = nullptr;
+    for (Group& g : groups)
+      if (g.size == item.file->size && g.mtime_ns == item.file->mtime_ns) group = &g;
+    if (!group) {
+      groups.push_back(Group{item.file->size, item.file->mtime_ns, {}});
+      group = &groups.back();
+    }
+    group->ids.push_back(item.id);
+  }
+}
+
+bool FileInventory::stat_file(const std::string& path, FileIdentity* identity) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return false;
+  identity->size = st.st_size;
+  identity->mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return true;
+}
+
+const FileInventory::Group* FileInventory::find_unchanged(const FileIdentity& identity) const {
+  auto known = known_.find(identity.path);
+  if (known == known_.end()) return nullptr;
+  for (const Group& group : known->second)
+    // size -1: the items of a video a stopped run did not finish.
+    if (group.size >= 0 && group.size == identity.size && group.mtime_ns == identity.mtime_ns)
+      return &group;
+  return nullptr;
+}
+
+bool FileInventory::holds_unchanged(const std::string& relative, const std::string& path) const {
+  FileIdentity identity;
+  identity.path = relative;
+  if (!stat_file(path, &identity)) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return find_unchanged(identity) != nullptr;
+}
+
+bool FileInventory::unchanged(const std::string& relative, const std::string& path) {
+  FileIdentity identity;
+  identity.path = relative;
+  const bool stated = stat_file(path, &identity);
+  std::lock_guard<std::mutex> lock(mutex_);
+  met_.insert(relative);
+  if (const Group* group = stated ? find_unchanged(identity) : nullptr) {
+    kept_ids_.insert(group->ids.begin(), group->ids.end());
+    ++unchanged_;
+    return true;
+  }
+  Pending& pending = pending_[valid_utf8(relative)];
+  pending.identity = identity;
+  pending.known = known_.count(relative) > 0;
+  return false;
+}
+
+std::optional<FileIdentity> FileInventory::identity_of(const std::string& source) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = pending_.find(source);
+  double time = -1;
+  if (it == pending_.end()) {
+    const size_t mark = source.rfind("#t=");
+    if (mark == std::string::npos) return std::nullopt;
+    it = pending_.find(source.substr(0, mark));
+    if (it == pending_.end()) return std::nullopt;
+    time = std::strtod(source.c_str() + mark + 3, nullptr);
+  }
+  it->second.produced = true;
+  FileIdentity identity = it->second.identity;
+  identity.time = time;
+  return identity;
+}
+
+void FileInventory::walk_complete(const std::vector<SkippedEntry>& skipped) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  walked_all_ = true;
+  for (const SkippedEntry& entry : skipped) {
+    if (!entry.unread) {
+      met_.insert(entry.relative);
+      ++passed_over_;
+      continue;
+    }
+    ++unread_;
+    auto keep = [this](const std::pair<const std::string, std::vector<Group>>& known) {
+      met_.insert(known.first);
+      for (const Group& group : known.second) kept_ids_.insert(group.ids.begin(), group.ids.end());
+    };
+    if (auto it = known_.find(entry.relative); it != known_.end()) keep(*it);
+    const std::string prefix = entry.relative == "." ? "" : entry.relative + "/";
+    for (auto it = known_.lower_bound(prefix);
+         it != known_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+      keep(*it);
+  }
+}
+
+bool FileInventory::walked_all() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return walked_all_;
+}
+
+std::vector<int64_t> FileInventory::stale_ids() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<int64_t> stale;
+  for (const auto& [path, groups] : known_)
+    for (const Group& group : groups)
+      for (int64_t id : group.ids)
+        if (!kept_ids_.count(id)) stale.push_back(id);
+  return stale;
+}
+
+FileInventory::Counts FileInventory::counts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Counts counts;
+  counts.unchanged = unchanged_;
+  counts.bad = passed_over_;
+  counts.unread = unread_;
+  for (const auto& [source, pending] : pending_) {
+    if (!pending.produced)
+      ++counts.bad;
+    else if (pending.known)
+      ++counts.updated;
+    else
+      ++counts.added;
+  }
+  if (walked_all_)
+    for (const auto& [path, groups] : known_)
+      if (!met_.count(path)) ++counts.removed;
+  return counts;
+}
+
+}  // namespace vs

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+// What an index holds of a gallery folder, matched against a new walk of it:
+// the bridge between gallerysrc, which asks before decoding each file whether
+// the index holds it unchanged (same size and modification time), and the
+// indexer, which gives each new item the identity of its file and, once the
+// walk is complete, removes the items of files changed or gone.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/dataset/image_folder.h"
+#include "engine/index/catalog.h"
+
+namespace vs {
+
+class FileInventory {
+ public:
+  // items: the index's catalog (items without a file identity are ignored).
+  explicit FileInventory(const std::vector<CatalogItem>& items);
+
+  // Asked for every file of the walk, before it is decoded, with the path
+  // relative to the gallery root and the file's path to stat. True when the
+  // index holds the file's items with this very size and mtime: they are
+  // kept and the file is skipped. Otherwise the file's identity is noted for
+  // the items it is about to produce. A file that cannot be stat'ed is not
+  // unchanged. Safe from any thread.
+  bool unchanged(const std::string& relative, const std::string& path);
+  // The same answer without recording anything: whether a walk would skip
+  // the file. Safe from any thread.
+  bool holds_unchanged(const std::string& relative, const std::string& path) const;
+
+  // The file a new item with this GstVisualSearchSampleMeta source came from (a relative
+  // path, plus "#t=SECONDS" for a video frame, whose time is filled in), as
+  // noted by unchanged(); nullopt when the walk did not announce it.
+  std::optional<FileIdentity> identity_of(const std::string& source);
+
+  // The walk reached the end of the folder: only then are the files it did
+  // not meet known to be gone. skipped: what the walk passed over; the items
+  // under an entry it could not read (SkippedEntry::unread) are kept, since
+  // their files may well still be there.
+  void walk_complete(const std::vector<SkippedEntry>& skipped);
+  bool walked_all() const;
+
+  // Ids of the index's items to remove at the end of a complete walk: those
+  // of files changed, incomplete (a run stopped in the middle of a video) or
+  // gone.
+  std::vector<int64_t> stale_ids() const;
+
+  // Files, counted at the end of a run.
+  struct Counts {
+    int64_t added = 0;      // new files that gave items
+    int64_t updated = 0;    // changed files that gave items
+    int64_t removed = 0;    // files gone (counted only after a complete walk)
+    int64_t unchanged = 0;  // skipped before decoding
+    int64_t bad = 0;        // files that gave no item, or that the walk passed over
+    int64_t unread = 0;     // entries the walk could not read (their items are kept)
+  };
+  Counts counts() const;
+
+ private:
+  struct Group {
+    int64_t size;
+    int64_t mtime_ns;
+    std::vector<int64_t> ids;
+  };
+  // stat of path into identity; false when it cannot be read.
+  static bool stat_file(const std::string& path, FileIdentity* identity);
+  // The group of known_ that holds identity unchanged; nullptr if none.
+  const Group* find_unchanged(const FileIdentity& identity) const;
+
+  mutable std::mutex mutex_;
+  std::map<std::string, std::vector<Group>> known_;  // by relative path
+  std::set<int64_t> kept_ids_;
+  // Files of this walk to embed, by valid_utf8(relative) (sources are valid
+  // UTF-8), and whether they gave an item.
+  struct Pending {
+    FileIdentity identity;
+    bool known = false;
+    bool produced = false;
+  };
+  std::map<std::string, Pending> pending_;
+  int64_t unchanged_ = 0;
+  int64_t passed_over_ = 0;  // entries the walk skipped that are no readable file
+  int64_t unread_ = 0;
+  std::set<std::string> met_;  // relative paths the walk met
+  bool walked_all_ = false;
+};
+
+}  // namespace vs

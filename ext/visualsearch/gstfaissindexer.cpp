@@ -1,0 +1,847 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/**
+ * SECTION:element-faissindexer
+ * @title: faissindexer
+ *
+ * Builds a gallery for faisssearch: adds the #GstVisualSearchEmbeddingMeta of every
+ * buffer to a FAISS index, and the frame's identity from its #GstVisualSearchSampleMeta
+ * (label, label name, source; from cifarsrc) to the SQLite catalog beside it
+ * (#GstFaissIndexer:location + ".db"). Index id N is the Nth embedding.
+ * Buffers without an embedding are counted and skipped, with a warning at EOS.
+ *
+ * At EOS a trainable #GstFaissIndexer:index-type (IVF, PQ, OPQ) is trained on
+ * the collected vectors, then the index and the catalog are written: each to a
+ * temporary file of its own in the same directory (location.tmp.PID.XXXXXX),
+ * flushed, and renamed over the old one, so a failure or a kill while writing
+ * leaves the previous files intact. The catalog records the size and CRC-32 of
+ * the index written with it; faisssearch refuses a pair that does not match.
+ *
+ * Writers of one location take turns through a lock file beside it
+ * (location + ".lock", flock): an appending run holds it from start to EOS,
+ * any other run while it writes; one that has to wait says so in a progress
+ * message (CONTINUE, then COMPLETE once it holds the lock, or CANCELED) and
+ * gives up after a minute. Holding the lock, a writer removes the
+ * temporaries of killed writers. The directory must exist and be writable at
+ * start (READY to PAUSED), before any embedding work.
+ * With #GstFaissIndexer:export-npy, embeddings.npy and labels.npy are written
+ * to the index's directory too. With #GstFaissIndexer:checkpoint-interval the
+ * index and catalog are also written, the same way, every so many seconds
+ * while embeddings arrive, so that a killed run loses at most that much.
+ *
+ * galleryindexer runs it in gallery mode: an IDMap2 index whose catalog keeps
+ * each item's file, updated incrementally (see galleryindexer).
+ *
+ * When the buffers are raw video (embedder passes its frames through), each
+ * item's thumbnail goes into the catalog too: a JPEG whose longer side is
+ * #GstFaissIndexer:thumbnail-size, so searchoverlay and applications can show
+ * results without the original files (video frames, galleries on another
+ * disk). thumbnail-size=0, or caps other than video/x-raw, store none.
+ *
+ * The catalog also records the settings the embedder upstream announces (see
+ * embedder_settings.h), so that `embedder index=` can adopt them
+ * when searching the index. Settings that do not describe the embeddings that
+ * arrive (another model id or preprocessing) are not recorded, with a
+ * warning.
+ *
+ * The element posts GST_MESSAGE_PROGRESS messages (code "faissindexer"): at
+ * the first embedding, every #GstFaissIndexer:progress-interval embeddings,
+ * for each phase at EOS, and when done. Their structures also carry the
+ * counts so far in "indexed" and "skipped" (guint64).
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 cifarsrc location=cifar-10-batches-py split=train ! \
+ *     embedder resize=0 input-size=32 ! faissindexer location=cifar10.faiss
+ * ]|
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstfaissindexer.h"
+
+#include <gst/video/video.h>
+#include <gst/visualsearch/visualsearchmeta.h>
+#include <opencv2/core.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "engine/base/error.h"
+#include "engine/base/finite.h"
+#include "engine/index/index_builder.h"
+#include "engine/render/thumbnail_cache.h"
+#include "elements.h"
+#include "embedder_settings.h"
+#include "element_error.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
+#define GST_CAT_DEFAULT gst_faiss_indexer_debug
+
+#define DEFAULT_LOCATION NULL
+#define DEFAULT_INDEX_TYPE "Flat"
+#define DEFAULT_METRIC vs::Metric::InnerProduct
+#define DEFAULT_APPEND FALSE
+#define DEFAULT_TRAIN_SIZE 0
+#define DEFAULT_EF_CONSTRUCTION 0
+#define DEFAULT_REFINE_FACTOR 0.0f
+#define DEFAULT_EXPORT_NPY FALSE
+#define DEFAULT_PROGRESS_INTERVAL 1000
+#define DEFAULT_THUMBNAIL_SIZE vs::kDefaultThumbnailSize
+#define MAX_THUMBNAIL_SIZE 1024
+#define DEFAULT_CHECKPOINT_INTERVAL 0
+
+#define PROGRESS_CODE "faissindexer"
+
+enum
+{
+  PROP_0,
+  PROP_LOCATION,
+  PROP_INDEX_TYPE,
+  PROP_METRIC,
+  PROP_APPEND,
+  PROP_TRAIN_SIZE,
+  PROP_EF_CONSTRUCTION,
+  PROP_REFINE_FACTOR,
+  PROP_EXPORT_NPY,
+  PROP_PROGRESS_INTERVAL,
+  PROP_THUMBNAIL_SIZE,
+  PROP_CHECKPOINT_INTERVAL,
+};
+
+struct _GstFaissIndexer
+{
+  GstBaseSink parent;
+
+  /* properties, guarded by the object lock */
+  gchar *location;
+  gchar *index_type;
+  vs::Metric metric;
+  gboolean append;
+  gint64 train_size;
+  gint ef_construction;
+  gfloat refine_factor;
+  gboolean export_npy;
+  guint progress_interval;
+  guint thumbnail_size;
+  guint checkpoint_interval;
+  gboolean gallery; /* gst_faiss_indexer_set_gallery_mode () */
+  gboolean update;
+  gchar *gallery_root;
+  /* the C++ state of one run: created in start, destroyed in stop, both
+   * under the object lock (gst_faiss_indexer_get_inventory() reads it);
+   * otherwise used by the streaming thread only */
+  vs::IndexBuilder *builder;
+  guint64 skipped;
+  guint progress_every;
+  guint thumbnail_longer_side; /* 0: no thumbnails this run */
+  gboolean have_video; /* the caps are raw video: info is valid */
+  GstVideoInfo info;
+  GstVideoConverter *to_rgb; /* NULL when the frames are RGB already */
+  GstVideoInfo rgb_info;
+  /* The embedder's settings, announced upstream and not yet checked against
+   * an embedding; NULL when none are pending. */
+  GstStructure *embedder_settings;
+};
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+#define gst_faiss_indexer_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE (GstFaissIndexer, gst_faiss_indexer, GST_TYPE_BASE_SINK,
+    GST_DEBUG_CATEGORY_INIT (gst_faiss_indexer_debug, "faissindexer", 0,
+        "Builds a FAISS index and catalog from embeddings"));
+GST_ELEMENT_REGISTER_DEFINE (faissindexer, "faissindexer", GST_RANK_NONE,
+    GST_TYPE_FAISS_INDEXER);
+
+static void gst_faiss_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_faiss_indexer_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static void gst_faiss_indexer_finalize (GObject *object);
+static GstStateChangeReturn gst_faiss_indexer_change_state (GstElement *element,
+    GstStateChange transition);
+static gboolean gst_faiss_indexer_stop (GstBaseSink *sink);
+static gboolean gst_faiss_indexer_event (GstBaseSink *sink, GstEvent *event);
+static gboolean gst_faiss_indexer_set_caps (GstBaseSink *sink, GstCaps *caps);
+static GstFlowReturn gst_faiss_indexer_render (GstBaseSink *sink,
+    GstBuffer *buffer);
+
+GType
+gst_faiss_indexer_metric_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {static_cast<gint> (vs::Metric::InnerProduct),
+          "Inner product; cosine similarity for normalised embeddings", "ip"},
+      {static_cast<gint> (vs::Metric::L2), "Squared Euclidean distance", "l2"},
+      {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstFaissIndexerMetric", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+static void
+gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSinkClass *base_sink_class = GST_BASE_SINK_CLASS (klass);
+  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+
+  gobject_class->set_property = gst_faiss_indexer_set_property;
+  gobject_class->get_property = gst_faiss_indexer_get_property;
+  gobject_class->finalize = gst_faiss_indexer_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_LOCATION,
+      g_param_spec_string ("location", "Location",
+          "The FAISS index file to write; the SQLite catalog goes beside it "
+          "(location + \".db\")",
+          DEFAULT_LOCATION, flags));
+  g_object_class_install_property (gobject_class, PROP_INDEX_TYPE,
+      g_param_spec_string ("index-type", "Index type",
+          "FAISS index_factory string: Flat (exact), IVF<n>,Flat, "
+          "IVF<n>,PQ<m>, HNSW<m>, OPQ<m>,IVF<n>,PQ<m>... (PQ<m>np skips "
+          "FAISS's slow polysemous training); ignored when appending (the "
+          "existing index keeps its type)",
+          DEFAULT_INDEX_TYPE, flags));
+  g_object_class_install_property (gobject_class, PROP_METRIC,
+      g_param_spec_enum ("metric", "Metric",
+          "Similarity the index ranks by; ip on normalised embeddings is "
+          "cosine similarity",
+          GST_TYPE_FAISS_INDEXER_METRIC, static_cast<gint> (DEFAULT_METRIC),
+          flags));
+  g_object_class_install_property (gobject_class, PROP_APPEND,
+      g_param_spec_boolean ("append", "Append",
+          "Add to the existing index and catalog at location (created when "
+          "absent); their model, preprocessing, dims and metric must match",
+          DEFAULT_APPEND, flags));
+  g_object_class_install_property (gobject_class, PROP_TRAIN_SIZE,
+      g_param_spec_int64 ("train-size", "Training set size",
+          "Trainable index types: train on the first this many embeddings, "
+          "then add the rest as they come (less memory); 0 trains on all of "
+          "them at EOS",
+          0, G_MAXINT64, DEFAULT_TRAIN_SIZE, flags));
+  g_object_class_install_property (gobject_class, PROP_EF_CONSTRUCTION,
+      g_param_spec_int ("ef-construction", "efConstruction",
+          "HNSW index types: how many candidates each vector's links are "
+          "chosen from as the graph is built; larger builds a graph that "
+          "needs a smaller ef-search for the same recall, in a build that "
+          "takes about proportionally longer (0 = FAISS's 40)",
+          0, 65536, DEFAULT_EF_CONSTRUCTION, flags));
+  g_object_class_install_property (gobject_class, PROP_REFINE_FACTOR,
+      g_param_spec_float ("refine-factor", "Refine factor",
+          "Index types with an exact re-ranking stage (ending in \",RFlat\"): "
+          "the factor written into the index, how many candidates per "
+          "neighbour its first stage passes on (k x this); faisssearch "
+          "refine-factor can change it per search (0 = FAISS's 1: no more "
+          "candidates than neighbours)",
+          0.0f, 1000.0f, DEFAULT_REFINE_FACTOR, flags));
+  g_object_class_install_property (gobject_class, PROP_EXPORT_NPY,
+      g_param_spec_boolean ("export-npy", "Export NumPy",
+          "Also write embeddings.npy (float32, count x dims) and labels.npy "
+          "(int64, -1 when unknown) into the index's directory, row N = index "
+          "id N",
+          DEFAULT_EXPORT_NPY, flags));
+  g_object_class_install_property (gobject_class, PROP_PROGRESS_INTERVAL,
+      g_param_spec_uint ("progress-interval", "Progress interval",
+          "Post a progress message every this many embeddings (0: only at "
+          "the start and for the phases at EOS)",
+          0, G_MAXUINT, DEFAULT_PROGRESS_INTERVAL, flags));
+  g_object_class_install_property (gobject_class, PROP_THUMBNAIL_SIZE,
+      g_param_spec_uint ("thumbnail-size", "Thumbnail size",
+          "Store a JPEG thumbnail of each raw video frame in the catalog, "
+          "this many pixels on its longer side, so results can be shown "
+          "without the original files; 0 turns it off",
+          0, MAX_THUMBNAIL_SIZE, DEFAULT_THUMBNAIL_SIZE, flags));
+  g_object_class_install_property (gobject_class, PROP_CHECKPOINT_INTERVAL,
+      g_param_spec_uint ("checkpoint-interval", "Checkpoint interval",
+          "Also write the index and catalog (atomically, as at EOS) every "
+          "this many seconds while embeddings arrive, so that a killed run "
+          "loses at most this much work; trainable types only once trained "
+          "(train-size). 0: only at EOS",
+          0, 86400, DEFAULT_CHECKPOINT_INTERVAL, flags));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_set_static_metadata (element_class, "FAISS indexer",
+      "Sink/Analysis",
+      "Collects embeddings into a FAISS index and an SQLite catalog of the "
+      "frames they came from, written atomically at EOS",
+      "visualsearch developers <visualsearch@example.org>");
+
+  element_class->change_state =
+      GST_DEBUG_FUNCPTR (gst_faiss_indexer_change_state);
+  base_sink_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_indexer_stop);
+  base_sink_class->event = GST_DEBUG_FUNCPTR (gst_faiss_indexer_event);
+  base_sink_class->set_caps = GST_DEBUG_FUNCPTR (gst_faiss_indexer_set_caps);
+  base_sink_class->render = GST_DEBUG_FUNCPTR (gst_faiss_indexer_render);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_FAISS_INDEXER_METRIC,
+      (GstPluginAPIFlags) 0);
+}
+
+static void
+gst_faiss_indexer_init (GstFaissIndexer *self)
+{
+  self->location = g_strdup (DEFAULT_LOCATION);
+  self->index_type = g_strdup (DEFAULT_INDEX_TYPE);
+  self->metric = DEFAULT_METRIC;
+  self->append = DEFAULT_APPEND;
+  self->train_size = DEFAULT_TRAIN_SIZE;
+  self->ef_construction = DEFAULT_EF_CONSTRUCTION;
+  self->refine_factor = DEFAULT_REFINE_FACTOR;
+  self->export_npy = DEFAULT_EXPORT_NPY;
+  self->progress_interval = DEFAULT_PROGRESS_INTERVAL;
+  self->thumbnail_size = DEFAULT_THUMBNAIL_SIZE;
+  self->checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL;
+  self->gallery = FALSE;
+  self->update = FALSE;
+  self->to_rgb = NULL;
+  self->have_video = FALSE;
+  self->embedder_settings = NULL;
+
+  /* Every buffer is stored; waiting for the clock would only slow indexing. */
+  gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
+}
+
+static void
+gst_faiss_indexer_finalize (GObject *object)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (object);
+
+  if (self->embedder_settings)
+    gst_structure_free (self->embedder_settings);
+  g_free (self->location);
+  g_free (self->index_type);
+  g_free (self->gallery_root);
+
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_faiss_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_LOCATION:
+      g_free (self->location);
+      self->location = g_value_dup_string (value);
+      break;
+    case PROP_INDEX_TYPE:
+      g_free (self->index_type);
+      self->index_type = g_value_dup_string (value);
+      break;
+    case PROP_METRIC:
+      self->metric = static_cast<vs::Metric> (g_value_get_enum (value));
+      break;
+    case PROP_APPEND:
+      self->append = g_value_get_boolean (value);
+      break;
+    case PROP_TRAIN_SIZE:
+      self->train_size = g_value_get_int64 (value);
+      break;
+    case PROP_EF_CONSTRUCTION:
+      self->ef_construction = g_value_get_int (value);
+      break;
+    case PROP_REFINE_FACTOR:
+      self->refine_factor = g_value_get_float (value);
+      break;
+    case PROP_EXPORT_NPY:
+      self->export_npy = g_value_get_boolean (value);
+      break;
+    case PROP_PROGRESS_INTERVAL:
+      self->progress_interval = g_value_get_uint (value);
+      break;
+    case PROP_THUMBNAIL_SIZE:
+      self->thumbnail_size = g_value_get_uint (value);
+      break;
+    case PROP_CHECKPOINT_INTERVAL:
+      self->checkpoint_interval = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_faiss_indexer_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_LOCATION:
+      g_value_set_string (value, self->location);
+      break;
+    case PROP_INDEX_TYPE:
+      g_value_set_string (value, self->index_type);
+      break;
+    case PROP_METRIC:
+      g_value_set_enum (value, static_cast<gint> (self->metric));
+      break;
+    case PROP_APPEND:
+      g_value_set_boolean (value, self->append);
+      break;
+    case PROP_TRAIN_SIZE:
+      g_value_set_int64 (value, self->train_size);
+      break;
+    case PROP_EF_CONSTRUCTION:
+      g_value_set_int (value, self->ef_construction);
+      break;
+    case PROP_REFINE_FACTOR:
+      g_value_set_float (value, self->refine_factor);
+      break;
+    case PROP_EXPORT_NPY:
+      g_value_set_boolean (value, self->export_npy);
+      break;
+    case PROP_PROGRESS_INTERVAL:
+      g_value_set_uint (value, self->progress_interval);
+      break;
+    case PROP_THUMBNAIL_SIZE:
+      g_value_set_uint (value, self->thumbnail_size);
+      break;
+    case PROP_CHECKPOINT_INTERVAL:
+      g_value_set_uint (value, self->checkpoint_interval);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+void
+gst_faiss_indexer_set_gallery_mode (GstFaissIndexer *self, gboolean gallery,
+    gboolean update, const gchar *root)
+{
+  GST_OBJECT_LOCK (self);
+  self->gallery = gallery;
+  self->update = update;
+  g_free (self->gallery_root);
+  self->gallery_root = g_strdup (root);
+  GST_OBJECT_UNLOCK (self);
+}
+
+std::shared_ptr<vs::FileInventory>
+gst_faiss_indexer_get_inventory (GstFaissIndexer *self)
+{
+  GST_OBJECT_LOCK (self);
+  std::shared_ptr<vs::FileInventory> inventory =
+      self->builder ? self->builder->inventory () : nullptr;
+  GST_OBJECT_UNLOCK (self);
+  return inventory;
+}
+
+/* ------------------------------------------------------------------------ */
+/* progress */
+
+static void
+post_progress (GstFaissIndexer *self, GstProgressType type,
+    const std::string &text)
+{
+  GstMessage *message = gst_message_new_progress (GST_OBJECT (self), type,
+      PROGRESS_CODE, text.c_str ());
+  guint64 indexed = self->builder ? self->builder->added () : 0;
+
+  gst_structure_set (gst_message_writable_structure (message), "indexed",
+      G_TYPE_UINT64, indexed, "skipped", G_TYPE_UINT64, self->skipped, NULL);
+  GST_INFO_OBJECT (self, "%s", text.c_str ());
+  gst_element_post_message (GST_ELEMENT (self), message);
+}
+
+/* ------------------------------------------------------------------------ */
+/* lifecycle */
+
+/* Opens the index for writing (and takes its lock); posts the error and
+ * returns FALSE when it cannot. */
+static gboolean
+gst_faiss_indexer_open (GstFaissIndexer *self)
+{
+  vs::IndexBuildOptions options;
+
+  GST_OBJECT_LOCK (self);
+  options.location = self->location ? self->location : "";
+  options.index_type = self->index_type ? self->index_type : "";
+  options.metric = self->metric;
+  options.append = self->append;
+  options.train_size = self->train_size;
+  options.ef_construction = self->ef_construction;
+  options.refine_factor = self->refine_factor;
+  options.export_npy = self->export_npy;
+  options.gallery = self->gallery;
+  options.update = self->update;
+  options.gallery_root = self->gallery_root ? self->gallery_root : "";
+  options.checkpoint_interval =
+      std::chrono::seconds (self->checkpoint_interval);
+  self->progress_every = self->progress_interval;
+  self->thumbnail_longer_side = self->thumbnail_size;
+  GST_OBJECT_UNLOCK (self);
+
+  self->skipped = 0;
+  if (options.location.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No index file to write."),
+        ("Set location to the path of the FAISS index to build."));
+    return FALSE;
+  }
+
+  vs::IndexBuilder *builder;
+  try {
+    builder = new vs::IndexBuilder (
+        options,
+        [self] (const std::string &step) {
+          post_progress (self, GST_PROGRESS_TYPE_CONTINUE, step);
+        },
+        [self] (const std::string &warning) {
+          GST_ELEMENT_WARNING (self, STREAM, FAILED, ("%s", warning.c_str ()),
+              (NULL));
+        },
+        /* gst-launch-1.0 holds a prerolled pipeline in PAUSED until a
+         * progress it saw start is over: a wait left open would never let
+         * it play. */
+        [self, location = options.location] (bool taken) {
+          if (taken)
+            post_progress (self, GST_PROGRESS_TYPE_COMPLETE,
+                "the other writer of " + location + " has finished");
+          else
+            post_progress (self, GST_PROGRESS_TYPE_CANCELED,
+                "gave up waiting for the other writer of " + location);
+        });
+  } catch (const std::exception &e) {
+    if (options.append || options.update)
+      VS_ELEMENT_ERROR (self, e,
+          ("Cannot %s the index %s: %s",
+              options.append ? "append to" : "update",
+              options.location.c_str (), e.what ()),
+          (NULL));
+    else
+      VS_ELEMENT_ERROR (self, e,
+          ("Cannot write the index %s: %s", options.location.c_str (),
+              e.what ()),
+          (NULL));
+    return FALSE;
+  }
+  GST_OBJECT_LOCK (self);
+  self->builder = builder;
+  GST_OBJECT_UNLOCK (self);
+  if (self->builder->existing () > 0)
+    GST_INFO_OBJECT (self,
+        "appending to %s, which holds %" G_GINT64_FORMAT " vectors",
+        options.location.c_str (), self->builder->existing ());
+  return TRUE;
+}
+
+/* GstBaseSink follows a start() that failed with a second, generic error
+ * ("state change failed and some element failed to post a proper error
+ * message"). Opened before the base class starts, a failure reaches the
+ * application as the one error that says what is wrong. */
+static GstStateChangeReturn
+gst_faiss_indexer_change_state (GstElement *element, GstStateChange transition)
+{
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+      && !gst_faiss_indexer_open (GST_FAISS_INDEXER (element)))
+    return GST_STATE_CHANGE_FAILURE;
+  const GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+      && ret == GST_STATE_CHANGE_FAILURE)
+    gst_faiss_indexer_stop (GST_BASE_SINK (element));
+  return ret;
+}
+
+static gboolean
+gst_faiss_indexer_stop (GstBaseSink *sink)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+
+  GST_OBJECT_LOCK (self);
+  vs::IndexBuilder *builder = self->builder;
+  self->builder = NULL;
+  GST_OBJECT_UNLOCK (self);
+  /* Outside the object lock: the destructor closes files. */
+  delete builder;
+  g_clear_pointer (&self->to_rgb, gst_video_converter_free);
+  g_clear_pointer (&self->embedder_settings, gst_structure_free);
+  self->have_video = FALSE;
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* thumbnails */
+
+static gboolean
+gst_faiss_indexer_set_caps (GstBaseSink *sink, GstCaps *caps)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+
+  g_clear_pointer (&self->to_rgb, gst_video_converter_free);
+  self->have_video = gst_video_info_from_caps (&self->info, caps)
+      && GST_VIDEO_INFO_FORMAT (&self->info) != GST_VIDEO_FORMAT_ENCODED;
+  if (!self->have_video) {
+    GST_INFO_OBJECT (self, "no thumbnails from caps %" GST_PTR_FORMAT, caps);
+    return TRUE;
+  }
+  gst_video_info_set_format (&self->rgb_info, GST_VIDEO_FORMAT_RGB,
+      GST_VIDEO_INFO_WIDTH (&self->info), GST_VIDEO_INFO_HEIGHT (&self->info));
+  /* The converter refuses two frame rates. */
+  GST_VIDEO_INFO_FPS_N (&self->rgb_info) = GST_VIDEO_INFO_FPS_N (&self->info);
+  GST_VIDEO_INFO_FPS_D (&self->rgb_info) = GST_VIDEO_INFO_FPS_D (&self->info);
+  if (GST_VIDEO_INFO_FORMAT (&self->info) != GST_VIDEO_FORMAT_RGB)
+    self->to_rgb = gst_video_converter_new (&self->info, &self->rgb_info, NULL);
+  if (GST_VIDEO_INFO_FORMAT (&self->info) != GST_VIDEO_FORMAT_RGB
+      && self->to_rgb == NULL) {
+    GST_WARNING_OBJECT (self, "cannot convert %s to RGB: no thumbnails",
+        gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (&self->info)));
+    self->have_video = FALSE;
+  }
+  return TRUE;
+}
+
+/* The frame in buffer as a JPEG thumbnail; empty when the stream is not raw
+ * video. Throws vs::Error. */
+static std::vector<uint8_t>
+make_thumbnail (GstFaissIndexer *self, GstBuffer *buffer)
+{
+  if (self->thumbnail_longer_side == 0 || !self->have_video)
+    return {};
+  GstVideoFrame frame;
+  if (!gst_video_frame_map (&frame, &self->info, buffer, GST_MAP_READ))
+    throw vs::Error (vs::ErrorKind::Format,
+        "The frame does not match its caps ("
+            + std::to_string (gst_buffer_get_size (buffer))
+            + " bytes), so no "
+              "thumbnail can be made of it.");
+  std::vector<uint8_t> jpeg;
+  try {
+    if (self->to_rgb) {
+      /* Scaled after conversion: cv::INTER_AREA averages every pixel, where
+       * the converter's scaler would alias a large shrink. */
+      cv::Mat rgb (GST_VIDEO_INFO_HEIGHT (&self->rgb_info),
+          GST_VIDEO_INFO_WIDTH (&self->rgb_info), CV_8UC3);
+      GstVideoFrame out = {};
+      out.info = self->rgb_info;
+      out.data[0] = rgb.data;
+      out.info.stride[0] = static_cast<gint> (rgb.step[0]);
+      out.info.offset[0] = 0;
+      gst_video_converter_frame (self->to_rgb, &frame, &out);
+      jpeg = vs::encode_thumbnail (rgb, self->thumbnail_longer_side);
+    } else {
+      cv::Mat rgb (GST_VIDEO_FRAME_HEIGHT (&frame),
+          GST_VIDEO_FRAME_WIDTH (&frame), CV_8UC3,
+          GST_VIDEO_FRAME_PLANE_DATA (&frame, 0),
+          GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0));
+      jpeg = vs::encode_thumbnail (rgb, self->thumbnail_longer_side);
+    }
+  } catch (...) {
+    gst_video_frame_unmap (&frame);
+    throw;
+  }
+  gst_video_frame_unmap (&frame);
+  return jpeg;
+}
+
+/* ------------------------------------------------------------------------ */
+/* EOS: train, add, write */
+
+static gboolean
+gst_faiss_indexer_finish (GstFaissIndexer *self)
+{
+  vs::IndexBuilder &builder = *self->builder;
+
+  if (self->skipped > 0)
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("%" G_GUINT64_FORMAT " buffers carried no embedding and were not "
+         "indexed.",
+            self->skipped),
+        ("Put an embedder upstream, with inference-interval=1, so that every "
+         "frame is embedded."));
+  try {
+    const bool wrote = builder.finish ();
+    std::string files;
+    if (const auto &inventory = builder.inventory ()) {
+      const vs::FileInventory::Counts c = inventory->counts ();
+      files = "; " + std::to_string (builder.added ())
+          + " frames embedded; "
+            "files: added "
+          + std::to_string (c.added) + ", updated " + std::to_string (c.updated)
+          + ", removed " + std::to_string (c.removed) + ", unchanged "
+          + std::to_string (c.unchanged) + ", skipped-bad "
+          + std::to_string (c.bad)
+          + (c.unread > 0 ? ", unreadable " + std::to_string (c.unread)
+                      + " (their items kept)"
+                          : "")
+          + (inventory->walked_all () ? ""
+                                      : " (the walk was stopped before its "
+                                        "end: run again to finish it)");
+    }
+    if (wrote)
+      post_progress (self, GST_PROGRESS_TYPE_COMPLETE,
+          "wrote "
+              + std::to_string (builder.existing () + builder.added ()
+                  - builder.removed ())
+              + " vectors to " + builder.location () + " and its catalog "
+              + builder.catalog_path () + files);
+    else if (!files.empty ())
+      post_progress (self, GST_PROGRESS_TYPE_COMPLETE,
+          builder.location () + " is up to date" + files);
+  } catch (const std::exception &e) {
+    post_progress (self, GST_PROGRESS_TYPE_ERROR, e.what ());
+    /* The message says whether the previous files are still in place. */
+    VS_ELEMENT_ERROR (self, e,
+        ("Could not finish the index %s: %s", builder.location ().c_str (),
+            e.what ()),
+        (NULL));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+gst_faiss_indexer_event (GstBaseSink *sink, GstEvent *event)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM_STICKY
+      && gst_event_has_name (event, VS_EMBEDDER_SETTINGS_EVENT)) {
+    GST_DEBUG_OBJECT (self, "embedder settings %" GST_PTR_FORMAT,
+        gst_event_get_structure (event));
+    g_clear_pointer (&self->embedder_settings, gst_structure_free);
+    self->embedder_settings =
+        gst_structure_copy (gst_event_get_structure (event));
+  }
+  /* Before chaining up: EOS reaches the application only once the files are
+   * in place. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->builder
+      && !gst_faiss_indexer_finish (self)) {
+    gst_event_unref (event);
+    return FALSE;
+  }
+  return GST_BASE_SINK_CLASS (parent_class)->event (sink, event);
+}
+
+/* ------------------------------------------------------------------------ */
+/* buffer path */
+
+/* Hands the pending embedder settings to the builder if they describe this
+ * embedding: an element between embedder and faissindexer could have
+ * replaced the embeddings. */
+static void
+record_embedder_settings (GstFaissIndexer *self,
+    const GstVisualSearchEmbeddingMeta *embedding)
+{
+  const GstStructure *s = self->embedder_settings;
+  const gchar *model_id = gst_structure_get_string (s, "model-id");
+  const gchar *preprocessing_id =
+      gst_structure_get_string (s, "preprocessing-id");
+
+  if (g_strcmp0 (model_id, embedding->model_id) == 0
+      && g_strcmp0 (preprocessing_id, embedding->preprocessing_id) == 0) {
+    gchar *text = gst_structure_to_string (s);
+    self->builder->set_embedder_config (text);
+    g_free (text);
+  } else {
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("The embedder settings announced upstream (model %s, preprocessing "
+         "%s) do not describe the embeddings that arrive (model %s, "
+         "preprocessing %s), so the catalog does not record them and "
+         "embedder index= cannot adopt them from this index.",
+            GST_STR_NULL (model_id), GST_STR_NULL (preprocessing_id),
+            GST_STR_NULL (embedding->model_id),
+            GST_STR_NULL (embedding->preprocessing_id)),
+        (NULL));
+  }
+  g_clear_pointer (&self->embedder_settings, gst_structure_free);
+}
+
+static GstFlowReturn
+gst_faiss_indexer_render (GstBaseSink *sink, GstBuffer *buffer)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+  GstVisualSearchEmbeddingMeta *embedding =
+      gst_buffer_get_visualsearch_embedding_meta (buffer);
+
+  if (embedding == NULL) {
+    GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buffer);
+    self->skipped++;
+    return GST_FLOW_OK;
+  }
+
+  vs::CatalogItem item;
+  GstVisualSearchSampleMeta *sample =
+      gst_buffer_get_visualsearch_sample_meta (buffer);
+  if (sample) {
+    item.label = sample->label;
+    item.label_name = sample->label_name ? sample->label_name : "";
+    item.source = sample->source ? sample->source : "";
+  }
+
+  vs::IndexBuilder &builder = *self->builder;
+  /* One NaN makes every distance to the vector NaN: the index would hold
+   * garbage that no search can find or rank. */
+  const size_t bad = vs::first_non_finite (embedding->values, embedding->dims);
+  if (bad < embedding->dims) {
+    gchar *frame = sample ? g_strdup_printf ("sample %" G_GINT64_FORMAT " (%s)",
+                       sample->id, item.source.c_str ())
+        : GST_BUFFER_PTS_IS_VALID (buffer)
+        ? g_strdup_printf ("the frame at %" GST_TIME_FORMAT,
+            GST_TIME_ARGS (GST_BUFFER_PTS (buffer)))
+        : g_strdup_printf ("frame %" G_GINT64_FORMAT " of the stream",
+            builder.added () + (gint64) self->skipped + 1);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("The embedding of %s holds NaN or infinite values (value %u of %u "
+         "is %f): refusing to index it into %s. The model %s is broken for "
+         "this input.",
+            frame, (guint) bad, embedding->dims, embedding->values[bad],
+            builder.location ().c_str (), GST_STR_NULL (embedding->model_id)),
+        (NULL));
+    g_free (frame);
+    return GST_FLOW_ERROR;
+  }
+
+  try {
+    item.thumbnail = make_thumbnail (self, buffer);
+  } catch (const std::exception &e) {
+    VS_ELEMENT_ERROR (self, e,
+        ("Cannot make the thumbnail of this frame for %s: %s",
+            builder.location ().c_str (), e.what ()),
+        ("Set thumbnail-size=0 to index without thumbnails."));
+    return GST_FLOW_ERROR;
+  }
+
+  if (self->embedder_settings)
+    record_embedder_settings (self, embedding);
+
+  try {
+    builder.add (embedding->values, static_cast<int> (embedding->dims),
+        embedding->model_id ? embedding->model_id : "",
+        embedding->preprocessing_id ? embedding->preprocessing_id : "", item);
+  } catch (const std::exception &e) {
+    VS_ELEMENT_ERROR (self, e,
+        ("Cannot index this embedding into %s: %s",
+            builder.location ().c_str (), e.what ()),
+        (NULL));
+    return GST_FLOW_ERROR;
+  }
+
+  const int64_t added = builder.added ();
+  if (added == 1)
+    post_progress (self, GST_PROGRESS_TYPE_START,
+        "indexing embeddings of " + std::to_string (embedding->dims)
+            + " dims from "
+            + (embedding->model_id ? embedding->model_id : "an unnamed model"));
+  else if (self->progress_every > 0 && added % self->progress_every == 0)
+    post_progress (self, GST_PROGRESS_TYPE_CONTINUE,
+        "collected " + std::to_string (added) + " embeddings");
+  return GST_FLOW_OK;
+}

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/**
+ * SECTION:element-galleryindexer
+ * @title: galleryindexer
+ *
+ * Indexes a folder of pictures and videos and keeps the index up to date:
+ * `gallerysrc ! embedder ! faissindexer` in one element. Its properties are
+ * the children's, under the names below, with their types, ranges and
+ * defaults: #GstGalleryIndexer:location, recursive, label-from,
+ * video-interval, max-pixels and strict go to gallerysrc; model, weights,
+ * seed, precision, calibration-location, calibration-images, batch-size,
+ * input-size and resize to embedder; index,
+ * index-type, metric, thumbnail-size and checkpoint-interval to faissindexer
+ * (location, ...).
+ *
+ * The index is an IDMap2 around #GstGalleryIndexer:index-type, and the
+ * catalog remembers the file of every item (relative path, size,
+ * modification time, and the time of a video frame). With
+ * #GstGalleryIndexer:mode=update (the default) an existing index is updated:
+ * files whose size and modification time are unchanged are skipped before
+ * they are decoded and keep their items and ids; new files are added; changed
+ * files are embedded again; and once the walk has reached the end of the
+ * folder, the items of changed and vanished files are removed from the index
+ * and the catalog. Embeddings must match the index (model, preprocessing,
+ * dims, metric), as for faissindexer's append; with precision=int8 the
+ * update quantizes with the activation ranges the index records, not with
+ * ranges calibrated again. mode=rebuild indexes the folder anew. An index that faissindexer or cifarindexer built is not
+ * updated (it knows no files): rebuild it.
+ *
+ * Every #GstGalleryIndexer:checkpoint-interval seconds the index and catalog
+ * are written atomically as they stand, so a run that is killed loses at
+ * most that much work, and running again continues where it stopped: the
+ * files already indexed are unchanged. A video cut short is embedded again.
+ * A run stopped by EOS before the end of the walk (gst-launch-1.0 -e and
+ * Ctrl-C) writes what it has and removes nothing.
+ *
+ * At the end, faissindexer's COMPLETE progress message counts the files
+ * added, updated, removed, unchanged and skipped as bad.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 -e galleryindexer location=~/Pictures index=pictures.faiss
+ * gst-launch-1.0 -e galleryindexer location=101_ObjectCategories \
+ *     index=caltech.faiss mode=rebuild input-size=64 resize=72
+ * ]|
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstgalleryindexer.h"
+
+#include "engine/index/file_inventory.h"
+#include "engine/dataset/image_folder.h"
+#include "elements.h"
+#include "gstembedder.h"
+#include "gstfaissindexer.h"
+#include "gstgallerysrc.h"
+#include "indexing_bin.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_gallery_indexer_debug);
+#define GST_CAT_DEFAULT gst_gallery_indexer_debug
+
+#define DEFAULT_MODE MODE_UPDATE
+#define DEFAULT_CHECKPOINT_INTERVAL 60
+
+enum Mode
+{
+  MODE_UPDATE,
+  MODE_REBUILD,
+};
+
+enum
+{
+  PROP_0,
+  PROP_LOCATION,
+  PROP_RECURSIVE,
+  PROP_LABEL_FROM,
+  PROP_VIDEO_INTERVAL,
+  PROP_MAX_PIXELS,
+  PROP_STRICT,
+  PROP_MODEL,
+  PROP_WEIGHTS,
+  PROP_SEED,
+  PROP_PRECISION,
+  PROP_CALIBRATION_LOCATION,
+  PROP_CALIBRATION_IMAGES,
+  PROP_BATCH_SIZE,
+  PROP_INPUT_SIZE,
+  PROP_RESIZE,
+  PROP_INDEX,
+  PROP_INDEX_TYPE,
+  PROP_METRIC,
+  PROP_THUMBNAIL_SIZE,
+  N_PROXIED,
+  PROP_CHECKPOINT_INTERVAL = N_PROXIED,
+  PROP_MODE,
+};
+
+static const gchar *const child_factories[N_CHILDREN] = {"gallerysrc",
+    "embedder", "faissindexer"};
+
+static const ProxiedProperty proxied[N_PROXIED] = {
+    {},
+    {"location", "Location", CHILD_SOURCE, "location",
+        "The folder of pictures and videos to index"},
+    {"recursive", "Recursive", CHILD_SOURCE, "recursive", NULL},
+    {"label-from", "Label from", CHILD_SOURCE, "label-from", NULL},
+    {"video-interval", "Video interval", CHILD_SOURCE, "video-interval", NULL},
+    {"max-pixels", "Maximum pixels", CHILD_SOURCE, "max-pixels", NULL},
+    {"strict", "Strict", CHILD_SOURCE, "strict", NULL},
+    INDEXING_BIN_EMBEDDER_PROPERTIES,
+    {"index", "Index", CHILD_INDEXER, "location",
+        "The FAISS index file to write or update; its SQLite catalog goes "
+        "beside it (index + \".db\")"},
+    {"index-type", "Index type", CHILD_INDEXER, "index-type",
+        "FAISS index_factory string, wrapped in an IDMap2 so that items keep "
+        "their ids across updates: Flat (exact), IVF<n>,Flat, IVF<n>,PQ<m>, "
+        "HNSW<m>, ...; ignored when updating (the index keeps its type)"},
+    {"metric", "Metric", CHILD_INDEXER, "metric", NULL},
+    {"thumbnail-size", "Thumbnail size", CHILD_INDEXER, "thumbnail-size", NULL},
+};
+
+struct _GstGalleryIndexer
+{
+  GstBin parent;
+
+  /* owned by the bin; NULL only when a child's factory is missing */
+  GstElement *children[N_CHILDREN];
+  Mode mode; /* under the object lock */
+  gboolean adopted_index; /* set the embedder's index for this run */
+  /* This run links gallerysrc straight to faissindexer, the embedder kept
+   * in READY: no file needs embedding. State changes only. */
+  gboolean bypassed;
+};
+
+#define gst_gallery_indexer_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE (GstGalleryIndexer, gst_gallery_indexer, GST_TYPE_BIN,
+    GST_DEBUG_CATEGORY_INIT (gst_gallery_indexer_debug, "galleryindexer", 0,
+        "gallerysrc ! embedder ! faissindexer, incremental"));
+GST_ELEMENT_REGISTER_DEFINE (galleryindexer, "galleryindexer", GST_RANK_NONE,
+    GST_TYPE_GALLERY_INDEXER);
+
+static void gst_gallery_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec);
+static void gst_gallery_indexer_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec);
+static GstStateChangeReturn
+gst_gallery_indexer_change_state (GstElement *element,
+    GstStateChange transition);
+
+GType
+gst_gallery_indexer_mode_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {MODE_UPDATE,
+          "Update the existing index: skip unchanged files, add new "
+          "ones, embed changed ones again, remove vanished ones (a new index "
+          "when there is none)",
+          "update"},
+      {MODE_REBUILD,
+          "Index the whole folder anew, replacing any index at "
+          "index",
+          "rebuild"},
+      {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstGalleryIndexerMode", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+static void
+gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  const GType child_types[N_CHILDREN] = {GST_TYPE_GALLERY_SRC,
+      GST_TYPE_EMBEDDER, GST_TYPE_FAISS_INDEXER};
+  const GParamFlags flags = (GParamFlags) (G_PARAM_READWRITE
+      | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+
+  gobject_class->set_property = gst_gallery_indexer_set_property;
+  gobject_class->get_property = gst_gallery_indexer_get_property;
+
+  indexing_bin_install_properties (gobject_class, proxied, N_PROXIED,
+      child_types);
+  g_object_class_install_property (gobject_class, PROP_CHECKPOINT_INTERVAL,
+      g_param_spec_uint ("checkpoint-interval", "Checkpoint interval",
+          "Write the index and catalog atomically every this many seconds "
+          "while files are embedded, so that a killed run loses at most this "
+          "much work and a new run continues from there; 0: only at the end",
+          0, 86400, DEFAULT_CHECKPOINT_INTERVAL, flags));
+  g_object_class_install_property (gobject_class, PROP_MODE,
+      g_param_spec_enum ("mode", "Mode",
+          "update: keep the items of unchanged files (skipped before "
+          "decoding), add new and changed files, remove vanished ones; "
+          "rebuild: index the folder anew",
+          GST_TYPE_GALLERY_INDEXER_MODE, DEFAULT_MODE, flags));
+
+  gst_element_class_set_static_metadata (element_class, "Gallery indexer",
+      "Sink/Analysis",
+      "Embeds every picture and video frame of a folder into a FAISS index "
+      "and catalog, and keeps them up to date incrementally (gallerysrc ! "
+      "embedder ! faissindexer)",
+      "visualsearch developers <visualsearch@example.org>");
+
+  element_class->change_state =
+      GST_DEBUG_FUNCPTR (gst_gallery_indexer_change_state);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_GALLERY_INDEXER_MODE,
+      (GstPluginAPIFlags) 0);
+}
+
+static void
+gst_gallery_indexer_init (GstGalleryIndexer *self)
+{
+  self->mode = DEFAULT_MODE;
+  self->bypassed = FALSE;
+  indexing_bin_add_children (GST_BIN (self), child_factories, self->children);
+  GstElement *source = self->children[CHILD_SOURCE];
+  GstElement *indexer = self->children[CHILD_INDEXER];
+  if (!source || !self->children[CHILD_EMBEDDER] || !indexer)
+    return;
+  g_object_set (indexer, "checkpoint-interval", DEFAULT_CHECKPOINT_INTERVAL,
+      NULL);
+
+  /* The source asks the indexer's inventory (loaded with the index, under
+   * its writer lock, when the indexer starts, before the source does)
+   * whether each file is unchanged. The children live as long as the bin. */
+  GstFaissIndexer *faiss = GST_FAISS_INDEXER (indexer);
+  gst_gallery_src_set_file_filter (
+      GST_GALLERY_SRC (source),
+      [faiss] (const std::string &relative, const std::string &path) {
+        auto inventory = gst_faiss_indexer_get_inventory (faiss);
+        return inventory && inventory->unchanged (relative, path);
+      },
+      [faiss] (const std::vector<vs::SkippedEntry> &skipped) {
+        if (auto inventory = gst_faiss_indexer_get_inventory (faiss))
+          inventory->walk_complete (skipped);
+      });
+}
+
+static void
+gst_gallery_indexer_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
+{
+  GstGalleryIndexer *self = GST_GALLERY_INDEXER (object);
+
+  if (prop_id == PROP_MODE) {
+    GST_OBJECT_LOCK (self);
+    self->mode = (Mode) g_value_get_enum (value);
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
+  if (prop_id == PROP_CHECKPOINT_INTERVAL) {
+    if (GstElement *indexer = self->children[CHILD_INDEXER])
+      g_object_set_property (G_OBJECT (indexer), "checkpoint-interval", value);
+  } else if (prop_id == PROP_0 || prop_id >= N_PROXIED) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  } else {
+    indexing_bin_set_property (self->children, proxied[prop_id], value);
+  }
+}
+
+static void
+gst_gallery_indexer_get_property (GObject *object, guint prop_id, GValue *value,
+    GParamSpec *pspec)
+{
+  GstGalleryIndexer *self = GST_GALLERY_INDEXER (object);
+
+  if (prop_id == PROP_MODE) {
+    GST_OBJECT_LOCK (self);
+    g_value_set_enum (value, self->mode);
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
+  if (prop_id == PROP_CHECKPOINT_INTERVAL) {
+    if (GstElement *indexer = self->children[CHILD_INDEXER])
+      g_object_get_property (G_OBJECT (indexer), "checkpoint-interval", value);
+    else
+      g_param_value_set_default (pspec, value);
+  } else if (prop_id == PROP_0 || prop_id >= N_PROXIED) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  } else {
+    indexing_bin_get_property (self->children, proxied[prop_id], value, pspec);
+  }
+}
+
+/* Whether every file of the folder is held unchanged in the index, so that
+ * the embedder need not even load its model (most of an unchanged update's
+ * time). The walk is gallerysrc's own; anything it would report (an
+ * unreadable folder, a bad label-from) says no, and gallerysrc reports it. */
+static bool
+nothing_to_embed (GstGalleryIndexer *self)
+{
+  auto inventory =
+      gst_faiss_indexer_get_inventory (GST_FAISS_INDEXER (self->children
+                                                              [CHILD_INDEXER]));
+  if (!inventory)
+    return false;
+  gchar *location = NULL, *label_from = NULL;
+  gboolean recursive = TRUE;
+  g_object_get (self->children[CHILD_SOURCE], "location", &location,
+      "recursive", &recursive, "label-from", &label_from, NULL);
+  bool unchanged = location != NULL && label_from != NULL;
+  try {
+    vs::ImageFolderOptions options;
+    options.recursive = recursive;
+    if (unchanged)
+      vs::parse_label_from (label_from, &options);
+    const vs::ImageFolder folder = unchanged
+        ? vs::ImageFolder::scan (location, options)
+        : vs::ImageFolder ();
+    for (const vs::FolderFile &file : folder.files ()) {
+      if (!inventory->holds_unchanged (file.relative, file.path)) {
+        unchanged = false;
+        break;
+      }
+    }
+  } catch (const std::exception &e) {
+    unchanged = false;
+  }
+  g_free (location);
+  g_free (label_from);
+  return unchanged;
+}
+
+/* Links source ! embedder ! indexer, or source ! indexer with the embedder
+ * held in READY. Only while the children are in READY. */
+static void
+set_bypass (GstGalleryIndexer *self, gboolean bypass)
+{
+  GstElement *source = self->children[CHILD_SOURCE];
+  GstElement *embedder = self->children[CHILD_EMBEDDER];
+  GstElement *indexer = self->children[CHILD_INDEXER];
+
+  if (bypass == self->bypassed)
+    return;
+  if (bypass) {
+    gst_element_unlink_many (source, embedder, indexer, NULL);
+    gst_element_link (source, indexer);
+    gst_element_set_locked_state (embedder, TRUE);
+  } else {
+    gst_element_unlink (source, indexer);
+    gst_element_link_many (source, embedder, indexer, NULL);
+    gst_element_set_locked_state (embedder, FALSE);
+  }
+  self->bypassed = bypass;
+}
+
+/* An update of an int8 gallery quantizes the new files with the ranges the
+ * index records, as its other items were, rather than calibrating again on
+ * what the calibration folder holds now (which would mix two quantizations
+ * in one index, and record only the newer ranges). The embedder adopts them
+ * through its index property for this run only. */
+static void
+adopt_recorded_int8_ranges (GstGalleryIndexer *self, gboolean adopt)
+{
+  GstElement *embedder = self->children[CHILD_EMBEDDER];
+
+  if (!adopt) {
+    if (self->adopted_index)
+      g_object_set (embedder, "index", NULL, NULL);
+    self->adopted_index = FALSE;
+    return;
+  }
+  gint precision = 0;
+  gchar *index = NULL, *location = NULL;
+  g_object_get (embedder, "precision", &precision, "index", &index, NULL);
+  g_object_get (self->children[CHILD_INDEXER], "location", &location, NULL);
+  GEnumClass *precisions =
+      G_ENUM_CLASS (g_type_class_ref (GST_TYPE_EMBEDDER_PRECISION));
+  GEnumValue *int8 = g_enum_get_value_by_nick (precisions, "int8");
+  GST_OBJECT_LOCK (self);
+  const gboolean update = self->mode == MODE_UPDATE;
+  GST_OBJECT_UNLOCK (self);
+  if (update && int8 && precision == int8->value && !index && location
+      && g_file_test (location, G_FILE_TEST_IS_REGULAR)) {
+    GST_INFO_OBJECT (self, "int8 activation ranges from the index %s",
+        location);
+    g_object_set (embedder, "index", location, NULL);
+    self->adopted_index = TRUE;
+  }
+  g_type_class_unref (precisions);
+  g_free (index);
+  g_free (location);
+}
+
+static GstStateChangeReturn
+gst_gallery_indexer_change_state (GstElement *element,
+    GstStateChange transition)
+{
+  GstGalleryIndexer *self = GST_GALLERY_INDEXER (element);
+
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    if (!indexing_bin_check_children (element, self->children, child_factories))
+      return GST_STATE_CHANGE_FAILURE;
+    /* faissindexer, a GstBaseSink, starts (loads the index) in NULL to
+     * READY. */
+    GST_OBJECT_LOCK (self);
+    const Mode mode = self->mode;
+    GST_OBJECT_UNLOCK (self);
+    GST_INFO_OBJECT (self, "mode %s",
+        mode == MODE_UPDATE ? "update" : "rebuild");
+    /* Absolute, so that a search run from anywhere finds the originals. */
+    gchar *location = NULL;
+    g_object_get (self->children[CHILD_SOURCE], "location", &location, NULL);
+    gchar *root = location ? g_canonicalize_filename (location, NULL) : NULL;
+    gst_faiss_indexer_set_gallery_mode (GST_FAISS_INDEXER (self->children
+                                                               [CHILD_INDEXER]),
+        TRUE, mode == MODE_UPDATE, root);
+    g_free (root);
+    g_free (location);
+  }
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+    adopt_recorded_int8_ranges (self, TRUE);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+      && nothing_to_embed (self)) {
+    GST_INFO_OBJECT (self,
+        "every file is unchanged: the embedder is not "
+        "started");
+    set_bypass (self, TRUE);
+  }
+  const GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY
+      || (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+          && ret == GST_STATE_CHANGE_FAILURE)) {
+    set_bypass (self, FALSE);
+    adopt_recorded_int8_ranges (self, FALSE);
+  }
+  return ret;
+}
