@@ -102,8 +102,12 @@ class Case:
         write_cifar10(self.dataset, seed=11)
         self.index = self.path("built.faiss")
         props = " ".join(f"{k}={v}" for k, v in BUILT_WITH.items())
+        # fp32 here and in the embedders compared with it: an index records
+        # int8 only, so precision=auto would measure again and may choose
+        # bf16 for one and fp32 for the other.
         error, _, _ = run(f"cifarsrc location={self.dataset} split=train ! "
-                          f"embedder {props} batch-size=8 ! faissindexer location={self.index}")
+                          f"embedder {props} batch-size=8 precision=fp32 ! "
+                          f"faissindexer location={self.index}")
         self.built = check(error is None, "the index is built with settings away from the "
                            "defaults", error)
 
@@ -122,7 +126,7 @@ class Case:
 
 def adopting_embedder_makes_the_same_embeddings(c):
     index, _, properties = c.reindex(
-        f"embedder index={c.index} batch-size=3 precision=bf16 threads=1", "adopted.faiss")
+        f"embedder index={c.index} batch-size=3 precision=fp32 threads=1", "adopted.faiss")
     check((vectors(index) == vectors(c.index)).all(), "adopting: the same embeddings")
     check(properties == {**BUILT_WITH, "model": "resnet18", "normalize": "False"},
           "adopting: the properties read back the index's settings", properties)
@@ -139,9 +143,10 @@ def adopting_embedder_makes_the_same_embeddings(c):
 def cifarindexer_records_the_settings(c):
     index = c.path("cifarindexer.faiss")
     error, _, _ = run(f"cifarindexer dataset={c.dataset} index={index} weights=random "
-                      "seed=5 input-size=36 resize=0 batch-size=8")
+                      "seed=5 input-size=36 resize=0 batch-size=8 precision=fp32")
     check(error is None, "cifarindexer builds an index", error)
-    adopted, _, properties = c.reindex(f"embedder index={index}", "from-cifarindexer.faiss")
+    adopted, _, properties = c.reindex(f"embedder index={index} precision=fp32",
+                                       "from-cifarindexer.faiss")
     got = (properties.get("seed"), properties.get("input-size"), properties.get("resize"))
     check(got == ("5", "36", "0"), "cifarindexer's settings are adopted", got)
     check((vectors(adopted) == vectors(index)).all(), "cifarindexer's index: the same embeddings")
@@ -176,14 +181,15 @@ def torchscript_files_count_by_identity(c):
     os.chdir(c.tmp)
     try:
         error, _, _ = run(f"cifarsrc location={c.dataset} split=train ! embedder "
-                          "model=models/tiny.pt input-size=32 resize=0 ! "
+                          "model=models/tiny.pt input-size=32 resize=0 precision=fp32 ! "
                           f"faissindexer location={index}")
     finally:
         os.chdir(cwd)
     check(error is None, "a TorchScript model by a relative path builds an index", error)
     check(f"model=(string){c.path('models/tiny.pt')}," in (recorded_settings(index) or ""),
           "the index records the model's absolute path", recorded_settings(index))
-    adopted, _, properties = c.reindex(f"embedder index={index}", "tiny-again.faiss")
+    adopted, _, properties = c.reindex(f"embedder index={index} precision=fp32",
+                                       "tiny-again.faiss")
     check(properties.get("model") == c.path("models/tiny.pt"),
           "the TorchScript model is adopted by its path", properties)
     check((vectors(adopted) == vectors(index)).all(), "TorchScript: the same embeddings")
@@ -204,7 +210,7 @@ def torchscript_files_count_by_identity(c):
     error, _, _ = run(f"videotestsrc num-buffers=1 ! embedder index={index} ! fakesink")
     check(has(error, "if the file has moved, set model or weights to where it is now"),
           "a moved TorchScript file: the error says what to set", error)
-    moved, _, _ = c.reindex(f"embedder index={index} model={c.path('moved.pt')}",
+    moved, _, _ = c.reindex(f"embedder index={index} model={c.path('moved.pt')} precision=fp32",
                             "tiny-moved.faiss")
     check((vectors(moved) == vectors(index)).all(), "the moved file: the same embeddings")
 

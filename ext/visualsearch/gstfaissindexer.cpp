@@ -544,17 +544,18 @@ gst_faiss_indexer_open (GstFaissIndexer *self)
 
 /* GstBaseSink follows a start() that failed with a second, generic error
  * ("state change failed and some element failed to post a proper error
- * message"). Opened before the base class starts, a failure reaches the
- * application as the one error that says what is wrong. */
+ * message"). Opened in NULL to READY, where the base class would start
+ * (galleryindexer reads the inventory in READY), but before it, a failure
+ * reaches the application as the one error that says what is wrong. */
 static GstStateChangeReturn
 gst_faiss_indexer_change_state (GstElement *element, GstStateChange transition)
 {
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY
       && !gst_faiss_indexer_open (GST_FAISS_INDEXER (element)))
     return GST_STATE_CHANGE_FAILURE;
   const GstStateChangeReturn ret =
       GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY
       && ret == GST_STATE_CHANGE_FAILURE)
     gst_faiss_indexer_stop (GST_BASE_SINK (element));
   return ret;
