@@ -379,7 +379,21 @@ def appender_waits_for_the_lock_and_reads_after_it(c):
           "the appender adds to what the other writer left", index.ntotal)
 
 
+def gst_launch_runs_the_plugin():
+    """In the sanitizer stage this test runs without libasan preloaded (the
+    feed program is instrumented and checked for leaks itself), and the
+    uninstrumented gst-launch-1.0 cannot load the instrumented plugin: the
+    cases that need it run in the plain stage."""
+    if "ASAN_OPTIONS" in os.environ and "LD_PRELOAD" not in os.environ:
+        print("skipped here (sanitizer stage, no libasan preloaded for gst-launch-1.0); "
+              "the plain stage runs it", flush=True)
+        return False
+    return True
+
+
 def gst_launch_appender_plays_after_the_lock(c):
+    if not gst_launch_runs_the_plugin():
+        return
     # gst-launch-1.0 keeps a prerolled pipeline in PAUSED while a progress
     # is open: a second appender used to wait there for good once the lock
     # was free, and its 100 vectors were never written.
@@ -544,6 +558,8 @@ def read_only_directory_is_one_error(c):
     """An index that cannot be opened for writing is one element error that
     says what to do, not followed by GstBaseSink's generic one. Root writes
     anywhere, so gst-launch-1.0 runs without the capability to."""
+    if not gst_launch_runs_the_plugin():
+        return
     os.chmod(c.dir, 0o555)
     try:
         prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] \
