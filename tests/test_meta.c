@@ -82,6 +82,30 @@ GST_START_TEST (test_metric_strings)
   fail_unless_equals_int (m, GST_VISUALSEARCH_METRIC_INNER_PRODUCT);
   fail_if (gst_visualsearch_metric_from_string ("cosine", &m));
   fail_if (gst_visualsearch_metric_from_string (NULL, &m));
+  fail_unless_equals_string (
+      gst_visualsearch_metric_to_string ((GstVisualSearchMetric) 7), "unknown");
+}
+
+GST_END_TEST;
+
+/* The metric is a registered GEnum (glib-mkenums), the type of the elements'
+ * "metric" properties: its nicks are what gst-launch takes. */
+GST_START_TEST (test_metric_gtype)
+{
+  GEnumClass *klass;
+  GEnumValue *ip, *l2;
+
+  fail_unless (G_TYPE_IS_ENUM (GST_TYPE_VISUALSEARCH_METRIC));
+  fail_unless_equals_string (g_type_name (GST_TYPE_VISUALSEARCH_METRIC),
+      "GstVisualSearchMetric");
+  klass = G_ENUM_CLASS (g_type_class_ref (GST_TYPE_VISUALSEARCH_METRIC));
+  fail_unless_equals_int (klass->n_values, 2);
+  ip = g_enum_get_value_by_nick (klass, "ip");
+  l2 = g_enum_get_value_by_nick (klass, "l2");
+  fail_unless (ip != NULL && l2 != NULL);
+  fail_unless_equals_int (ip->value, GST_VISUALSEARCH_METRIC_INNER_PRODUCT);
+  fail_unless_equals_int (l2->value, GST_VISUALSEARCH_METRIC_L2);
+  g_type_class_unref (klass);
 }
 
 GST_END_TEST;
@@ -252,6 +276,7 @@ meta_suite (void)
 
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_metric_strings);
+  tcase_add_test (tc, test_metric_gtype);
   tcase_add_test (tc, test_add_get_and_copy_is_deep);
   tcase_add_test (tc, test_add_without_optional_strings);
   tcase_add_test (tc, test_survives_videoconvert);

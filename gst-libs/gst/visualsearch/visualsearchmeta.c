@@ -17,24 +17,23 @@
  * gst_visualsearch_metric_to_string:
  * @metric: a #GstVisualSearchMetric
  *
- * Returns: (transfer none): the metric's name as the elements' "metric"
+ * Returns: (transfer none): the metric's nick, as the elements' "metric"
  *   properties spell it ("ip" or "l2"), or "unknown"
  */
 const gchar *
 gst_visualsearch_metric_to_string (GstVisualSearchMetric metric)
 {
-  switch (metric) {
-    case GST_VISUALSEARCH_METRIC_INNER_PRODUCT:
-      return "ip";
-    case GST_VISUALSEARCH_METRIC_L2:
-      return "l2";
-  }
-  return "unknown";
+  GEnumClass *klass =
+      G_ENUM_CLASS (g_type_class_ref (GST_TYPE_VISUALSEARCH_METRIC));
+  const GEnumValue *value = g_enum_get_value (klass, metric);
+  /* The class of a static type is never freed: the nick outlives the ref. */
+  g_type_class_unref (klass);
+  return value ? value->value_nick : "unknown";
 }
 
 /**
  * gst_visualsearch_metric_from_string:
- * @str: (nullable): "ip" or "l2", in any case
+ * @str: (nullable): a #GstVisualSearchMetric nick, "ip" or "l2", in any case
  * @metric: (out): the metric @str names
  *
  * Returns: %TRUE when @str names a metric; @metric is left alone otherwise
@@ -43,17 +42,21 @@ gboolean
 gst_visualsearch_metric_from_string (const gchar *str,
     GstVisualSearchMetric *metric)
 {
+  GEnumClass *klass;
+  gboolean found = FALSE;
+
   if (str == NULL)
     return FALSE;
-  if (g_ascii_strcasecmp (str, "ip") == 0) {
-    *metric = GST_VISUALSEARCH_METRIC_INNER_PRODUCT;
-    return TRUE;
+  klass = G_ENUM_CLASS (g_type_class_ref (GST_TYPE_VISUALSEARCH_METRIC));
+  for (guint i = 0; i < klass->n_values; i++) {
+    if (g_ascii_strcasecmp (str, klass->values[i].value_nick) == 0) {
+      *metric = (GstVisualSearchMetric) klass->values[i].value;
+      found = TRUE;
+      break;
+    }
   }
-  if (g_ascii_strcasecmp (str, "l2") == 0) {
-    *metric = GST_VISUALSEARCH_METRIC_L2;
-    return TRUE;
-  }
-  return FALSE;
+  g_type_class_unref (klass);
+  return found;
 }
 
 /* --- GstVisualSearchEmbeddingMeta ---------------------------------------------------- */

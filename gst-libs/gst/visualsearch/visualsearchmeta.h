@@ -32,30 +32,26 @@
 #define __GST_VISUALSEARCH_META_H__
 
 #include <gst/gst.h>
+#include <gst/visualsearch/visualsearch-prelude.h>
 
 G_BEGIN_DECLS
-
-/* The library is built with hidden visibility: only what is marked
- * GST_VISUALSEARCH_API is part of the ABI. */
-#ifndef GST_VISUALSEARCH_API
-#ifdef BUILDING_GST_VISUALSEARCH
-#define GST_VISUALSEARCH_API GST_API_EXPORT
-#else
-#define GST_VISUALSEARCH_API GST_API_IMPORT
-#endif
-#endif
 
 /**
  * GstVisualSearchMetric:
  * @GST_VISUALSEARCH_METRIC_INNER_PRODUCT: inner product; larger is closer
- *   (cosine similarity when embeddings are L2-normalised).
+ *   (cosine similarity when embeddings are L2-normalised). Nick "ip".
  * @GST_VISUALSEARCH_METRIC_L2: squared Euclidean distance, as FAISS returns it;
- *   smaller is closer.
+ *   smaller is closer. Nick "l2".
+ *
+ * The metric an index ranks by: the type of faissindexer's and faisssearch's
+ * "metric" properties and of #GstVisualSearchNeighborsMeta's @metric. Its
+ * #GType is GST_TYPE_VISUALSEARCH_METRIC, and its value nicks are how
+ * gst-launch and the catalog spell it.
  */
-typedef enum
+typedef enum /*< underscore_name=gst_visualsearch_metric >*/
 {
-  GST_VISUALSEARCH_METRIC_INNER_PRODUCT = 0,
-  GST_VISUALSEARCH_METRIC_L2 = 1,
+  GST_VISUALSEARCH_METRIC_INNER_PRODUCT = 0, /*< nick=ip >*/
+  GST_VISUALSEARCH_METRIC_L2 = 1, /*< nick=l2 >*/
 } GstVisualSearchMetric;
 
 GST_VISUALSEARCH_API
@@ -220,5 +216,7 @@ gst_buffer_add_visualsearch_sample_meta (GstBuffer *buffer, gint64 id,
     gint label, const gchar *label_name, const gchar *source);
 
 G_END_DECLS
+
+#include <gst/visualsearch/visualsearch-enumtypes.h>
 
 #endif /* __GST_VISUALSEARCH_META_H__ */
