@@ -34,8 +34,9 @@ embedder_settings_to_structure (const EmbedderSettings &s)
       "preprocessing-id", G_TYPE_STRING, s.preprocessing_id.c_str (), "dims",
       G_TYPE_INT, s.dims, NULL);
   if (c.precision == vs::Precision::INT8)
-    gst_structure_set (st, "precision", G_TYPE_STRING, "int8",
-        "int8-activations", G_TYPE_STRING, c.int8_activations.c_str (), NULL);
+    gst_structure_set (st, "precision", G_TYPE_STRING,
+        vs::precision_name (c.precision), "int8-activations", G_TYPE_STRING,
+        c.int8_activations.c_str (), NULL);
   return st;
 }
 
@@ -98,7 +99,7 @@ embedder_settings_from_string (const std::string &text)
   if (gst_structure_has_field (st.get (), "precision")) {
     std::string precision;
     string_field ("precision", &precision);
-    if (precision != "int8")
+    if (precision != vs::precision_name (vs::Precision::INT8))
       throw vs::Error (vs::ErrorKind::Corrupt,
           "its embedder settings give precision as \"" + precision
               + "\"; only int8 is recorded");

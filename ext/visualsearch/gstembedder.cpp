@@ -61,6 +61,7 @@
 #include "engine/base/finite.h"
 #include "element_error.h"
 #include "embedder_settings.h"
+#include "engine_enums.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_embedder_debug);
 #define GST_CAT_DEFAULT gst_embedder_debug
@@ -224,17 +225,17 @@ gst_embedder_precision_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-      {static_cast<gint> (vs::Precision::FP32),
-          "32-bit float, matches torchvision to 1e-4", "fp32"},
-      {static_cast<gint> (vs::Precision::BF16),
+      {GST_EMBEDDER_PRECISION_FP32, "32-bit float, matches torchvision to 1e-4",
+          "fp32"},
+      {GST_EMBEDDER_PRECISION_BF16,
           "bfloat16 weights and activations: several times faster on CPUs "
           "with AVX-512 BF16 or AMX, within 0.99 cosine of fp32",
           "bf16"},
-      {static_cast<gint> (vs::Precision::AUTO),
+      {GST_EMBEDDER_PRECISION_AUTO,
           "the fastest of these whose embeddings stay within 0.999 cosine of "
           "fp32 on this CPU, checked on a calibration batch at start",
           "auto"},
-      {static_cast<gint> (vs::Precision::INT8),
+      {GST_EMBEDDER_PRECISION_INT8,
           "8-bit integer weights and activations (native ResNets): about "
           "twice as fast as fp32 (resnet18 on an AVX2 CPU), within 0.99 "
           "cosine of fp32; "
@@ -346,7 +347,7 @@ gst_embedder_class_init (GstEmbedderClass *klass)
           "input size, batch size and threads in the user's cache folder "
           "(see active-precision); int8 needs calibration-location (or "
           "index= naming an int8 index)",
-          GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (DEFAULT_PRECISION),
+          GST_TYPE_EMBEDDER_PRECISION, to_gst_precision (DEFAULT_PRECISION),
           rw));
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
       g_param_spec_uint ("batch-size", "Batch size",
@@ -412,7 +413,7 @@ gst_embedder_class_init (GstEmbedderClass *klass)
           "fp32 (with a warning) where LibTorch has no quantized engine for "
           "this CPU or device; precision=auto shows what it measured; "
           "before start, a guess (fp32 for auto)",
-          GST_TYPE_EMBEDDER_PRECISION, static_cast<gint> (vs::Precision::FP32),
+          GST_TYPE_EMBEDDER_PRECISION, to_gst_precision (vs::Precision::FP32),
           ro));
   g_object_class_install_property (gobject_class, PROP_MEAN_INFERENCE_MS,
       g_param_spec_double ("mean-inference-ms", "Mean inference time",
@@ -537,7 +538,8 @@ gst_embedder_set_property (GObject *object, guint prop_id, const GValue *value,
       self->normalize = g_value_get_boolean (value);
       break;
     case PROP_PRECISION:
-      self->precision = static_cast<vs::Precision> (g_value_get_enum (value));
+      self->precision =
+          to_engine_precision ((GstEmbedderPrecision) g_value_get_enum (value));
       break;
     case PROP_BATCH_SIZE:
       self->batch_size = g_value_get_uint (value);
@@ -603,7 +605,7 @@ gst_embedder_get_property (GObject *object, guint prop_id, GValue *value,
       g_value_set_boolean (value, self->normalize);
       break;
     case PROP_PRECISION:
-      g_value_set_enum (value, static_cast<gint> (self->precision));
+      g_value_set_enum (value, to_gst_precision (self->precision));
       break;
     case PROP_BATCH_SIZE:
       g_value_set_uint (value, self->batch_size);
@@ -637,10 +639,9 @@ gst_embedder_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_ACTIVE_PRECISION:
       g_value_set_enum (value,
-          self->active_precision >= 0
-              ? self->active_precision
-              : static_cast<gint> (predicted_precision (self->precision,
-                  self->device)));
+          to_gst_precision (self->active_precision >= 0
+                  ? static_cast<vs::Precision> (self->active_precision)
+                  : predicted_precision (self->precision, self->device)));
       break;
     case PROP_MEAN_INFERENCE_MS:
       g_value_set_double (value,
@@ -814,7 +815,8 @@ adopt_index_settings (GstEmbedder *self, const std::string &index)
   adopt (PROP_NORMALIZE, "normalize", (gboolean) c.normalize);
   /* Queries quantized as the gallery was; precision stays free when set. */
   if (c.precision == vs::Precision::INT8)
-    adopt (PROP_PRECISION, "precision", static_cast<gint> (c.precision));
+    adopt (PROP_PRECISION, "precision",
+        static_cast<gint> (to_gst_precision (c.precision)));
   GST_INFO_OBJECT (self,
       "embedding as the index %s was built: model %s, "
       "preprocessing %s",

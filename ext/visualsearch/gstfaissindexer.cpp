@@ -75,6 +75,7 @@
 #include "elements.h"
 #include "embedder_settings.h"
 #include "element_error.h"
+#include "engine_enums.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define GST_CAT_DEFAULT gst_faiss_indexer_debug
@@ -168,24 +169,6 @@ static gboolean gst_faiss_indexer_set_caps (GstBaseSink *sink, GstCaps *caps);
 static GstFlowReturn gst_faiss_indexer_render (GstBaseSink *sink,
     GstBuffer *buffer);
 
-GType
-gst_faiss_indexer_metric_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-      {static_cast<gint> (vs::Metric::InnerProduct),
-          "Inner product; cosine similarity for normalised embeddings", "ip"},
-      {static_cast<gint> (vs::Metric::L2), "Squared Euclidean distance", "l2"},
-      {0, NULL, NULL},
-  };
-
-  if (g_once_init_enter (&type)) {
-    GType t = g_enum_register_static ("GstFaissIndexerMetric", values);
-    g_once_init_leave (&type, t);
-  }
-  return type;
-}
-
 static void
 gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
 {
@@ -213,10 +196,10 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
           DEFAULT_INDEX_TYPE, flags));
   g_object_class_install_property (gobject_class, PROP_METRIC,
       g_param_spec_enum ("metric", "Metric",
-          "Similarity the index ranks by; ip on normalised embeddings is "
-          "cosine similarity",
-          GST_TYPE_FAISS_INDEXER_METRIC, static_cast<gint> (DEFAULT_METRIC),
-          flags));
+          "Similarity the index ranks by: ip, the inner product (cosine "
+          "similarity on normalised embeddings), or l2, the squared "
+          "Euclidean distance",
+          GST_TYPE_VISUALSEARCH_METRIC, to_gst_metric (DEFAULT_METRIC), flags));
   g_object_class_install_property (gobject_class, PROP_APPEND,
       g_param_spec_boolean ("append", "Append",
           "Add to the existing index and catalog at location (created when "
@@ -281,9 +264,6 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
   base_sink_class->event = GST_DEBUG_FUNCPTR (gst_faiss_indexer_event);
   base_sink_class->set_caps = GST_DEBUG_FUNCPTR (gst_faiss_indexer_set_caps);
   base_sink_class->render = GST_DEBUG_FUNCPTR (gst_faiss_indexer_render);
-
-  gst_type_mark_as_plugin_api (GST_TYPE_FAISS_INDEXER_METRIC,
-      (GstPluginAPIFlags) 0);
 }
 
 static void
@@ -341,7 +321,8 @@ gst_faiss_indexer_set_property (GObject *object, guint prop_id,
       self->index_type = g_value_dup_string (value);
       break;
     case PROP_METRIC:
-      self->metric = static_cast<vs::Metric> (g_value_get_enum (value));
+      self->metric =
+          to_engine_metric ((GstVisualSearchMetric) g_value_get_enum (value));
       break;
     case PROP_APPEND:
       self->append = g_value_get_boolean (value);
@@ -389,7 +370,7 @@ gst_faiss_indexer_get_property (GObject *object, guint prop_id, GValue *value,
       g_value_set_string (value, self->index_type);
       break;
     case PROP_METRIC:
-      g_value_set_enum (value, static_cast<gint> (self->metric));
+      g_value_set_enum (value, to_gst_metric (self->metric));
       break;
     case PROP_APPEND:
       g_value_set_boolean (value, self->append);

@@ -12,9 +12,6 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (GstFaissIndexer, gst_faiss_indexer, GST, FAISS_INDEXER,
     GstBaseSink)
 
-#define GST_TYPE_FAISS_INDEXER_METRIC (gst_faiss_indexer_metric_get_type ())
-GType gst_faiss_indexer_metric_get_type (void);
-
 G_END_DECLS
 
 #ifdef __cplusplus

@@ -60,6 +60,7 @@
 #include "engine/base/utf8.h"
 #include "elements.h"
 #include "element_error.h"
+#include "engine_enums.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
 #define GST_CAT_DEFAULT gst_faiss_search_debug
@@ -818,13 +819,10 @@ gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
     st.neighbors.push_back (nb);
   }
 
-  const GstVisualSearchMetric metric =
-      st.gallery->metric () == vs::Metric::InnerProduct
-      ? GST_VISUALSEARCH_METRIC_INNER_PRODUCT
-      : GST_VISUALSEARCH_METRIC_L2;
   GstVisualSearchNeighborsMeta *nmeta =
-      gst_buffer_add_visualsearch_neighbors_meta (buf, metric,
-          st.neighbors.size (), st.neighbors.data ());
+      gst_buffer_add_visualsearch_neighbors_meta (buf,
+          to_gst_metric (st.gallery->metric ()), st.neighbors.size (),
+          st.neighbors.data ());
 
   GST_LOG_OBJECT (self, "%u neighbours, nearest %" G_GINT64_FORMAT " at %f",
       nmeta->n_neighbors, nmeta->n_neighbors ? nmeta->neighbors[0].id : -1,
