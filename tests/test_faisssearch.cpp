@@ -297,6 +297,41 @@ GST_START_TEST (test_max_distance)
 
 GST_END_TEST;
 
+/* The read-only metric property is the searched index's, as a
+ * GstVisualSearchMetric: the type faissindexer's metric property takes. */
+GST_START_TEST (test_metric_property)
+{
+  GstElement *search = gst_element_factory_make ("faisssearch", NULL);
+  GParamSpec *spec =
+      g_object_class_find_property (G_OBJECT_GET_CLASS (search), "metric");
+  fail_unless (spec != NULL);
+  fail_unless (spec->value_type == GST_TYPE_VISUALSEARCH_METRIC);
+  fail_unless ((spec->flags & G_PARAM_READABLE) != 0);
+  fail_if ((spec->flags & G_PARAM_WRITABLE) != 0);
+  gst_object_unref (search);
+
+  const struct
+  {
+    const char *file;
+    vs::Metric metric;
+    GstVisualSearchMetric want;
+  } cases[] = {
+      {"l2.faiss", vs::Metric::L2, GST_VISUALSEARCH_METRIC_L2},
+      {"ip.faiss", vs::Metric::InnerProduct,
+          GST_VISUALSEARCH_METRIC_INNER_PRODUCT},
+  };
+  for (const auto &c : cases) {
+    TestGallery g = write_gallery (c.file, 10, c.metric, 12);
+    GstHarness *h = search_harness (g.path);
+    GstVisualSearchMetric metric;
+    g_object_get (search_of (h), "metric", &metric, NULL);
+    fail_unless_equals_int (metric, c.want);
+    gst_harness_teardown (h);
+  }
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_model_mismatch_is_an_error)
 {
   TestGallery g = write_gallery ("flat.faiss", 10, vs::Metric::L2, 5);
@@ -898,6 +933,7 @@ faisssearch_suite (void)
   tcase_add_test (tc, test_bus_message);
   tcase_add_test (tc, test_k_larger_than_index);
   tcase_add_test (tc, test_max_distance);
+  tcase_add_test (tc, test_metric_property);
   tcase_add_test (tc, test_model_mismatch_is_an_error);
   tcase_add_test (tc, test_non_finite_query_warns_once);
   tcase_add_test (tc, test_missing_or_corrupt_index);

@@ -5,7 +5,9 @@ examples/read-metas.py, run against the build tree (GI_TYPELIB_PATH and
 LD_LIBRARY_PATH at build/gst-libs/gst/visualsearch), prints every frame's
 sample, embedding and neighbours, and they agree with the index it searched and
 with what the C example (neighbors-app, reading the struct directly) prints
-for the same frames.
+for the same frames. The metric enum, GstVisualSearchMetric, is reachable from
+Python with its GType, values and nicks, and is the type of faissindexer's and
+faisssearch's metric properties.
 
 Usage: test_gir.py READ_METAS_PY NEIGHBORS_APP   (VS_BUILD_DIR, VS_SOURCE_DIR set by meson)
 """
@@ -89,6 +91,50 @@ def neighbour_metas(out):
         check(all(n["src"] != "-" for n in f), f"frame {q}: each gallery item's source is kept", f)
 
 
+# Python sees GstVisualSearchMetric as a registered enum: its GType, values and
+# nicks, and the type of faissindexer's and faisssearch's metric properties,
+# set from the nicks gst-launch-1.0 takes.
+METRIC_SCRIPT = """
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstVisualSearch", "1.0")
+from gi.repository import Gst, GObject, GstVisualSearch
+Gst.init(None)
+M = GstVisualSearch.Metric
+print("gtype", M.__gtype__.name, GObject.type_is_a(M.__gtype__, GObject.GEnum))
+for v in (M.IP, M.L2):  # the GIR names a registered enum's members by nick
+    print("value", int(v), v.value_nick, v.value_name)
+for name in ("faissindexer", "faisssearch"):
+    spec = Gst.ElementFactory.make(name, None).find_property("metric")
+    print("property", name, spec.value_type.name,
+          bool(spec.flags & GObject.ParamFlags.WRITABLE))
+indexer = Gst.ElementFactory.make("faissindexer", None)
+for nick in ("l2", "ip"):
+    Gst.util_set_object_arg(indexer, "metric", nick)
+    got = indexer.get_property("metric")
+    print("set", nick, got == GstVisualSearch.metric_from_string(nick)[1],
+          GstVisualSearch.metric_to_string(got))
+"""
+
+
+def metric_enum(env):
+    out = run("/usr/bin/python3", "-c", METRIC_SCRIPT, env=env)
+    print(out)
+    lines = out.splitlines()
+    check("gtype GstVisualSearchMetric True" in lines,
+          "GstVisualSearch.Metric is the registered enum GstVisualSearchMetric", out)
+    check([line for line in lines if line.startswith("value ")]
+          == ["value 0 ip GST_VISUALSEARCH_METRIC_INNER_PRODUCT",
+              "value 1 l2 GST_VISUALSEARCH_METRIC_L2"],
+          "its values, nicks and C names: Metric.IP 0 ip, Metric.L2 1 l2", out)
+    check("property faissindexer GstVisualSearchMetric True" in lines,
+          "faissindexer's metric property is a writable GstVisualSearchMetric", out)
+    check("property faisssearch GstVisualSearchMetric False" in lines,
+          "faisssearch's metric property is a read-only GstVisualSearchMetric", out)
+    check("set l2 True l2" in lines and "set ip True ip" in lines,
+          "faissindexer metric=l2 and metric=ip, as gst-launch sets them, read back", out)
+
+
 def same_as_c(out, pipeline):
     c_out = run(NEIGHBORS_APP, pipeline)
     c = neighbours(c_out, r"\s+\d+\. id (?P<id>-?\d+) label (?P<label>-?\d+) (?P<name>\S+) "
@@ -109,6 +155,7 @@ def main():
                     'appsink name=sink sync=false')
         env = dict(os.environ, GI_TYPELIB_PATH=META_DIR,
                    LD_LIBRARY_PATH=META_DIR + os.pathsep + os.environ.get("LD_LIBRARY_PATH", ""))
+        metric_enum(env)
         out = run("/usr/bin/python3", READ_METAS, pipeline, env=env)
         print(out)
         check(f"{FRAMES} frames, {FRAMES} with visualsearch metas" in out, "every frame is read")

@@ -13,7 +13,9 @@
  * element message named `visualsearch` with the fields timestamp,
  * stream-time, running-time, duration (guint64), metric (string: "ip" or
  * "l2") and the arrays ids (gint64), distances (float), labels (gint),
- * label-names and sources (string), nearest first.
+ * label-names and sources (string), nearest first. The read-only
+ * #GstFaissSearch:metric says which metric the index ranks by, as the
+ * #GstVisualSearchMetric that faissindexer's metric property takes.
  *
  * With #GstFaissSearch:max-batch above 1, frames are held and their
  * embeddings searched together (offline evaluation: retrievaleval over a test
@@ -95,7 +97,10 @@ enum
   PROP_RELOAD,
   PROP_MMAP,
   PROP_MAX_BATCH,
+  PROP_METRIC,
 };
+
+static GParamSpec *metric_pspec;
 
 /* The C++ state of a stream: created in start, destroyed in stop. Only
  * start(), stop() and the streaming thread touch it, and never at the same
@@ -156,6 +161,9 @@ struct _GstFaissSearch
   gboolean reload;
   gboolean mmap;
   guint max_batch;
+  /* The searched index's, read-only: set in start and when a reload is
+   * taken over. */
+  GstVisualSearchMetric metric;
 
   /* created in start, destroyed in stop */
   FaissSearchState *state;
@@ -285,6 +293,15 @@ gst_faiss_search_class_init (GstFaissSearchClass *klass)
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_READY)));
 
+  metric_pspec = g_param_spec_enum ("metric", "Metric",
+      "The metric of the index being searched, the one faissindexer's "
+      "metric chose (read-only; known once the index is loaded, from READY "
+      "to PAUSED on): ip ranks by inner product, larger is closer; l2 by "
+      "squared Euclidean distance, smaller is closer",
+      GST_TYPE_VISUALSEARCH_METRIC, GST_VISUALSEARCH_METRIC_INNER_PRODUCT,
+      (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_METRIC, metric_pspec);
+
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
@@ -314,6 +331,7 @@ gst_faiss_search_init (GstFaissSearch *self)
   self->reload = DEFAULT_RELOAD;
   self->mmap = DEFAULT_MMAP;
   self->max_batch = DEFAULT_MAX_BATCH;
+  self->metric = GST_VISUALSEARCH_METRIC_INNER_PRODUCT;
 
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
 }
@@ -414,11 +432,27 @@ gst_faiss_search_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_MAX_BATCH:
       g_value_set_uint (value, self->max_batch);
       break;
+    case PROP_METRIC:
+      g_value_set_enum (value, self->metric);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK (self);
+}
+
+/* The read-only metric property follows the index searched. */
+static void
+gst_faiss_search_set_metric (GstFaissSearch *self, vs::Metric metric)
+{
+  GST_OBJECT_LOCK (self);
+  const GstVisualSearchMetric was = self->metric;
+  self->metric = to_gst_metric (metric);
+  const bool changed = self->metric != was;
+  GST_OBJECT_UNLOCK (self);
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), metric_pspec);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -460,6 +494,7 @@ gst_faiss_search_start (GstBaseTransform *trans)
     return FALSE;
   }
 
+  gst_faiss_search_set_metric (self, st.gallery->metric ());
   const vs::IndexFacts &facts = st.gallery->facts ();
   if (!facts.index_digest)
     GST_WARNING_OBJECT (self,
@@ -562,6 +597,7 @@ gst_faiss_search_adopt_reload (GstFaissSearch *self,
   GST_INFO_OBJECT (self, "reloaded %s: %" G_GINT64_FORMAT " vectors",
       st.reload->index_path ().c_str (), gallery->size ());
   st.gallery = std::move (gallery);
+  gst_faiss_search_set_metric (self, st.gallery->metric ());
 }
 
 /* Called between frames: notices that faissindexer renamed a new index (and
