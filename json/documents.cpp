@@ -26,7 +26,16 @@ class Document {
     json_generator_set_pretty(generator, pretty);
     json_generator_set_indent(generator, 2);
     gchar* data = json_generator_to_data(generator, nullptr);
-    std::string out(data);
+    std::string out;
+    // json-glib 1.6 escapes the control characters below U+001F but leaves
+    // U+001F itself raw, which JSON forbids. Outside strings the generator
+    // writes no such byte, and none is part of a multi-byte UTF-8 sequence.
+    for (const char* c = data; *c; ++c) {
+      if (*c == '\x1f')
+        out += "\\u001f";
+      else
+        out += *c;
+    }
     g_free(data);
     g_object_unref(generator);
     json_node_unref(root);

@@ -44,11 +44,12 @@ test_error_body ()
   const std::string answer = vs::json::error_body (404, "no gallery item '7'");
   g_assert_cmpstr (answer.c_str (), ==,
       "{\"error\":\"no gallery item '7'\",\"status\":404}");
-  const std::string message = "a \"quoted\" \\ name\nwith\x01 bytes \xff here";
+  const std::string message =
+      "a \"quoted\" \\ name\nwith\x01\x1f bytes \xff here";
   JsonNode *root = parse (vs::json::error_body (400, message));
   JsonObject *o = json_node_get_object (root);
   g_assert_cmpstr (json_object_get_string_member (o, "error"), ==,
-      "a \"quoted\" \\ name\nwith\x01 bytes \xef\xbf\xbd here");
+      "a \"quoted\" \\ name\nwith\x01\x1f bytes \xef\xbf\xbd here");
   g_assert_cmpint (json_object_get_int_member (o, "status"), ==, 400);
   json_node_unref (root);
 }
@@ -142,7 +143,7 @@ test_retrieval_metrics ()
   vs::RetrievalSummary summary;
   summary.ks = {1, 3};
   summary.overall = {6, 5, {1.0, 2.0 / 3}, {0.2, 0.4}, {1.0, 0.1}, 0.75, 0.5};
-  summary.per_class = {{0, "", summary.overall}, {2, "ship", {}}};
+  summary.per_class = {{0, "", summary.overall}, {2, "sh\x1fip", {}}};
   summary.per_class[1].figures = {1, 0, {0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0}, 0.0,
       0.0};
   JsonNode *root =
@@ -163,9 +164,9 @@ test_retrieval_metrics ()
       == 0.1);
   JsonObject *classes = json_object_get_object_member (o, "per_class");
   g_assert_true (member_names (classes)
-      == (std::vector<std::string>{"0", "ship"}));
+      == (std::vector<std::string>{"0", "sh\x1fip"}));
   g_assert_cmpint (json_object_get_int_member (
-                       json_object_get_object_member (classes, "ship"),
+                       json_object_get_object_member (classes, "sh\x1fip"),
                        "label"),
       ==, 2);
   json_node_unref (root);
