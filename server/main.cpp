@@ -26,13 +26,13 @@
 #include <vector>
 
 #include "engine/base/atomic_file.h"
-#include "engine/base/utf8.h"
 #include "engine/dataset/image_codec.h"
 #include "engine/dataset/image_header.h"
 #include "engine/index/catalog.h"
 #include "engine/index/index_store.h"
 #include "engine/model/embedding_engine.h"
 #include "engine/render/thumbnail_cache.h"
+#include "json/documents.h"
 #include "server/early_answer.h"
 #include "server/http_util.h"
 #include "server/live_camera.h"
@@ -111,7 +111,7 @@ void respond_json(SoupServerMessage* msg, int status, const std::string& json) {
 }
 
 void respond_error(SoupServerMessage* msg, int status, const std::string& message) {
-  respond_json(msg, status, json_error(status, message));
+  respond_json(msg, status, vs::json::error_body(status, message));
 }
 
 std::string query_value(GHashTable* query, const char* key) {
@@ -133,31 +133,24 @@ bool authorized(SoupServerMessage* msg, GHashTable* query) {
   return !given.empty() && same_secret(given, app->settings.token);
 }
 
-std::string item_json(const vs::CatalogItem& item, const char* extra = "") {
-  return "{\"id\":" + std::to_string(item.id) + ",\"label\":" + std::to_string(item.label) +
-         ",\"label_name\":" + vs::json_quote(item.label_name) +
-         ",\"source\":" + vs::json_quote(item.source) + ",\"thumbnail\":\"/api/items/" +
-         std::to_string(item.id) + "/thumbnail\"" + extra + "}";
-}
-
-std::string neighbors_json(const std::vector<Neighbor>& neighbors, unsigned k,
-                           std::optional<double> max_distance, int64_t exclude = -1) {
+// The neighbours to show: k at most, within max_distance (a bound on the
+// distance for l2, on the similarity for ip), without the item exclude.
+std::vector<vs::json::Neighbor> shown_neighbors(const std::vector<Neighbor>& neighbors, unsigned k,
+                                                std::optional<double> max_distance,
+                                                int64_t exclude = -1) {
   const bool l2 = app->catalog.facts().metric == "l2";
-  std::string out = "[";
-  unsigned rank = 0;
+  std::vector<vs::json::Neighbor> shown;
   for (const Neighbor& n : neighbors) {
     if (n.id == exclude) continue;
     if (max_distance && (l2 ? n.distance > *max_distance : n.distance < *max_distance)) continue;
-    if (rank == k) break;
+    if (shown.size() == k) break;
     const vs::CatalogItem* item = app->catalog.item(n.id);
-    vs::CatalogItem shown =
-        item ? *item : vs::CatalogItem{n.id, n.label, n.label_name, n.source, {}};
-    if (rank) out += ",";
-    out += item_json(
-        shown, (",\"rank\":" + std::to_string(++rank) + ",\"distance\":" + json_number(n.distance))
-                   .c_str());
+    const vs::json::Item described =
+        item ? vs::json::item_of(*item) : vs::json::Item{n.id, n.label, n.label_name, n.source};
+    shown.push_back(
+        vs::json::Neighbor{described, static_cast<unsigned>(shown.size() + 1), n.distance});
   }
-  return out + "]";
+  return shown;
 }
 
 struct SearchArgs {
@@ -293,24 +286,25 @@ void run_search(SearchJob* job) {
   } catch (const vs::ImageError& e) {
     g_bytes_unref(job->bytes);
     const int status = e.reason() == vs::ImageError::Reason::TooLarge ? 413 : 400;
-    finish_search(job, status, json_error(status, e.what()));
+    finish_search(job, status, vs::json::error_body(status, e.what()));
     return;
   } catch (const std::exception& e) {
     g_bytes_unref(job->bytes);
-    finish_search(job, 500, json_error(500, e.what()));
+    finish_search(job, 500, vs::json::error_body(500, e.what()));
     return;
   }
   g_bytes_unref(job->bytes);
   job->upload.reset();
   job->decoded = app->queue->try_take(image.pixels.size());
   if (!job->decoded.held()) {
-    finish_search(job, 503, json_error(503, busy_message()), true);
+    finish_search(job, 503, vs::json::error_body(503, busy_message()), true);
     return;
   }
   const int w = image.width, h = image.height;
   if (std::max(w, h) > vs::kMaxResizeAspect * std::min(w, h)) {
-    finish_search(job, 400,
-                  json_error(400, "the picture is " + std::to_string(w) + "x" + std::to_string(h) +
+    finish_search(
+        job, 400,
+        vs::json::error_body(400, "the picture is " + std::to_string(w) + "x" + std::to_string(h) +
                                       ", more elongated than " +
                                       std::to_string(vs::kMaxResizeAspect) + ":1; crop it first"));
     return;
@@ -318,21 +312,16 @@ void run_search(SearchJob* job) {
   const double decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   app->queries->submit(std::move(image), [job, decode_ms, w, h](QueryResult result) {
     if (!result.error.empty()) {
-      finish_search(job, 500, json_error(500, result.error));
+      finish_search(job, 500, vs::json::error_body(500, result.error));
       return;
     }
     const double total_ms =
         std::chrono::duration<double, std::milli>(Clock::now() - job->received).count();
-    const std::string json =
-        "{\"query\":{\"width\":" + std::to_string(w) + ",\"height\":" + std::to_string(h) +
-        "},\"k\":" + std::to_string(job->args.k) +
-        ",\"metric\":" + vs::json_quote(app->catalog.facts().metric) +
-        ",\"neighbors\":" + neighbors_json(result.neighbors, job->args.k, job->args.max_distance) +
-        ",\"timings\":{\"decode_ms\":" + json_number(decode_ms) +
-        ",\"queued_ms\":" + json_number(result.queued_ms) +
-        ",\"embed_search_ms\":" + json_number(result.search_ms) +
-        ",\"batch\":" + std::to_string(result.batch) + ",\"total_ms\":" + json_number(total_ms) +
-        "}}";
+    const vs::json::SearchTimings timings{decode_ms, result.queued_ms, result.search_ms,
+                                          result.batch, total_ms};
+    const std::string json = vs::json::search_answer(
+        w, h, job->args.k, app->catalog.facts().metric,
+        shown_neighbors(result.neighbors, job->args.k, job->args.max_distance), timings);
     finish_search(job, 200, json);
   });
 }
@@ -492,13 +481,12 @@ void run_similar(SimilarJob* job) {
     std::vector<Neighbor> neighbors;
     for (const vs::Hit& hit : hits.at(0))
       neighbors.push_back(Neighbor{hit.id, hit.distance, -1, "", ""});
-    json = "{\"item\":" + item_json(*app->catalog.item(job->id)) +
-           ",\"k\":" + std::to_string(job->args.k) +
-           ",\"metric\":" + vs::json_quote(app->catalog.facts().metric) + ",\"neighbors\":" +
-           neighbors_json(neighbors, job->args.k, job->args.max_distance, job->id) + "}";
+    json = vs::json::similar_answer(
+        vs::json::item_of(*app->catalog.item(job->id)), job->args.k, app->catalog.facts().metric,
+        shown_neighbors(neighbors, job->args.k, job->args.max_distance, job->id));
   } catch (const std::exception& e) {
     status = 500;
-    json = json_error(500, e.what());
+    json = vs::json::error_body(500, e.what());
   }
   answer_json_later(job->msg, status, std::move(json));
   delete job;
@@ -520,7 +508,7 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
     return;
   }
   if (what.empty()) {
-    respond_json(msg, 200, item_json(*item));
+    respond_json(msg, 200, vs::json::item_answer(vs::json::item_of(*item)));
   } else if (what == "thumbnail") {
     handle_thumbnail(msg, *item);
   } else if (what == "similar") {
@@ -684,7 +672,7 @@ void refuse(SoupServerMessage* msg, const Refusal& refusal) {
   set_security_headers(msg);
   if (refusal.status == 503) ask_to_retry(msg);
   answer_before_body(msg, refusal.status, "application/json",
-                     json_error(refusal.status, refusal.message));
+                     vs::json::error_body(refusal.status, refusal.message));
 }
 
 void on_got_headers(SoupServerMessage* msg, gpointer) {
@@ -739,31 +727,19 @@ int query_side_for(const std::string& preprocessing_id) {
 }
 
 std::string build_index_json() {
-  const vs::IndexFacts& f = app->catalog.facts();
-  std::map<int, std::pair<std::string, int64_t>> labels;
+  std::map<int, vs::json::LabelCount> labels;
   for (const vs::CatalogItem& item : app->catalog.items()) {
-    auto& entry = labels[item.label];
-    entry.first = item.label_name;
-    entry.second++;
+    vs::json::LabelCount& entry = labels[item.label];
+    entry.label = item.label;
+    entry.label_name = item.label_name;
+    entry.count++;
   }
-  std::string label_json = "[";
-  for (const auto& [label, entry] : labels) {
-    if (label_json.size() > 1) label_json += ",";
-    label_json += "{\"label\":" + std::to_string(label) +
-                  ",\"label_name\":" + vs::json_quote(entry.first) +
-                  ",\"count\":" + std::to_string(entry.second) + "}";
-  }
-  label_json += "]";
-  return "{\"index\":" + vs::json_quote(app->settings.index) +
-         ",\"model\":" + vs::json_quote(f.model_id) +
-         ",\"preprocessing\":" + vs::json_quote(f.preprocessing_id) +
-         ",\"dims\":" + std::to_string(f.dims) + ",\"metric\":" + vs::json_quote(f.metric) +
-         ",\"index_type\":" + vs::json_quote(f.index_type) +
-         ",\"count\":" + std::to_string(f.count) + ",\"created\":" + vs::json_quote(f.created) +
-         ",\"thumbnails\":" + (app->catalog.thumbnails() ? "true" : "false") +
-         ",\"live\":" + (app->live ? "true" : "false") +
-         ",\"k_default\":" + std::to_string(app->settings.k_default) +
-         ",\"k_max\":" + std::to_string(app->settings.k_max) + ",\"labels\":" + label_json + "}";
+  std::vector<vs::json::LabelCount> label_list;
+  for (const auto& [label, entry] : labels) label_list.push_back(entry);
+  const vs::json::ServerFacts server{app->settings.index, app->catalog.thumbnails() != nullptr,
+                                     app->live != nullptr, app->settings.k_default,
+                                     app->settings.k_max};
+  return vs::json::index_answer(app->catalog.facts(), server, label_list);
 }
 
 gboolean quit_loop(gpointer loop) {
