@@ -756,45 +756,52 @@ std::string default_web_root() {
   return VS_SERVER_WEB_ROOT;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Settings s;
+// The command line as GOption fills it in, defaults from Settings.
+struct Options {
   gchar *index = nullptr, *bind = nullptr, *camera = nullptr, *token = nullptr, *web_root = nullptr,
         *gallery = nullptr, *dataset = nullptr;
-  gint port = s.port, max_upload_mb = 20, k_max = s.k_max,
-       idle_timeout = static_cast<gint>(s.idle_timeout),
-       request_timeout = static_cast<gint>(s.request_timeout),
-       queue_mb = static_cast<gint>(s.queue_bytes >> 20);
+  gint port = Settings().port;
+  gint max_upload_mb = 20;
+  gint k_max = static_cast<gint>(Settings().k_max);
+  gint idle_timeout = static_cast<gint>(Settings().idle_timeout);
+  gint request_timeout = static_cast<gint>(Settings().request_timeout);
+  gint queue_mb = static_cast<gint>(Settings().queue_bytes >> 20);
+};
+
+// Parses the command line, GStreamer's options included; false after
+// printing why it cannot.
+bool parse_options(int* argc, char*** argv, Options* o) {
   GOptionEntry entries[] = {
-      {"index", 'i', 0, G_OPTION_ARG_FILENAME, &index,
+      {"index", 'i', 0, G_OPTION_ARG_FILENAME, &o->index,
        "FAISS index written by faissindexer (its catalog INDEX.db beside it)", "INDEX"},
-      {"port", 'p', 0, G_OPTION_ARG_INT, &port, "TCP port (0: any free one; default 8080)", "PORT"},
-      {"bind", 'b', 0, G_OPTION_ARG_STRING, &bind,
+      {"port", 'p', 0, G_OPTION_ARG_INT, &o->port, "TCP port (0: any free one; default 8080)",
+       "PORT"},
+      {"bind", 'b', 0, G_OPTION_ARG_STRING, &o->bind,
        "Address to listen on (default 127.0.0.1; others need --token)", "ADDRESS"},
-      {"camera", 'c', 0, G_OPTION_ARG_STRING, &camera,
+      {"camera", 'c', 0, G_OPTION_ARG_STRING, &o->camera,
        "Live source for the live page, as gst-launch-1.0 syntax, e.g. \"v4l2src\" or "
        "\"videotestsrc is-live=true\" (default none)",
        "PIPELINE"},
-      {"token", 't', 0, G_OPTION_ARG_STRING, &token,
+      {"token", 't', 0, G_OPTION_ARG_STRING, &o->token,
        "Secret every API request must carry (Authorization: Bearer TOKEN, or ?token=)", "SECRET"},
-      {"web-root", 0, 0, G_OPTION_ARG_FILENAME, &web_root, "Folder of the web page", "DIR"},
-      {"gallery", 'g', 0, G_OPTION_ARG_FILENAME, &gallery,
+      {"web-root", 0, 0, G_OPTION_ARG_FILENAME, &o->web_root, "Folder of the web page", "DIR"},
+      {"gallery", 'g', 0, G_OPTION_ARG_FILENAME, &o->gallery,
        "Gallery folder, to show originals of items without a catalog thumbnail (default: the "
        "folder a galleryindexer catalog records)",
        "DIR"},
-      {"dataset", 'd', 0, G_OPTION_ARG_FILENAME, &dataset,
+      {"dataset", 'd', 0, G_OPTION_ARG_FILENAME, &o->dataset,
        "CIFAR folder, to show CIFAR items without a catalog thumbnail", "DIR"},
-      {"max-upload", 0, 0, G_OPTION_ARG_INT, &max_upload_mb, "Largest upload in MB (default 20)",
+      {"max-upload", 0, 0, G_OPTION_ARG_INT, &o->max_upload_mb, "Largest upload in MB (default 20)",
        "MB"},
-      {"k-max", 0, 0, G_OPTION_ARG_INT, &k_max, "Largest k a request may ask (default 100)", "K"},
-      {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+      {"k-max", 0, 0, G_OPTION_ARG_INT, &o->k_max, "Largest k a request may ask (default 100)",
+       "K"},
+      {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &o->idle_timeout,
        "Close a connection that sends or takes nothing for this long (default 60 s)", "SECONDS"},
-      {"request-timeout", 0, 0, G_OPTION_ARG_INT, &request_timeout,
+      {"request-timeout", 0, 0, G_OPTION_ARG_INT, &o->request_timeout,
        "Answer 408 and close when a request has not arrived whole (headers and body) after "
        "this long, however steadily it trickles in (default 120 s)",
        "SECONDS"},
-      {"queue-mb", 0, 0, G_OPTION_ARG_INT, &queue_mb,
+      {"queue-mb", 0, 0, G_OPTION_ARG_INT, &o->queue_mb,
        "Memory for uploads and decoded pictures waiting to be searched; past it a search gets "
        "503 with Retry-After (default 48 MB)",
        "MB"},
@@ -803,51 +810,58 @@ int main(int argc, char** argv) {
   g_option_context_add_main_entries(context, entries, nullptr);
   g_option_context_add_group(context, gst_init_get_option_group());
   GError* error = nullptr;
-  if (!g_option_context_parse(context, &argc, &argv, &error)) {
+  if (!g_option_context_parse(context, argc, argv, &error)) {
     g_printerr("visualsearch-server: %s\n", error->message);
-    return 2;
+    return false;
   }
   g_option_context_free(context);
-  if (!index) {
+  return true;
+}
+
+// The settings the options ask for; false after printing why they cannot be.
+bool settings_from(const Options& o, Settings* s) {
+  if (!o.index) {
     g_printerr(
         "visualsearch-server: --index INDEX is required (an index built by "
         "pipelines/index-cifar.sh, index-folder.sh or faissindexer)\n");
-    return 2;
+    return false;
   }
-  if (port < 0 || port > 65535 || max_upload_mb < 1 || max_upload_mb > 1024 || k_max < 1 ||
-      k_max > 1024 || idle_timeout < 1 || idle_timeout > 3600 || request_timeout < 1 ||
-      request_timeout > 3600 || queue_mb < 1 || queue_mb > 65536) {
+  if (o.port < 0 || o.port > 65535 || o.max_upload_mb < 1 || o.max_upload_mb > 1024 ||
+      o.k_max < 1 || o.k_max > 1024 || o.idle_timeout < 1 || o.idle_timeout > 3600 ||
+      o.request_timeout < 1 || o.request_timeout > 3600 || o.queue_mb < 1 || o.queue_mb > 65536) {
     g_printerr(
         "visualsearch-server: --port must be 0..65535, --max-upload 1..1024, "
         "--k-max 1..1024, --idle-timeout and --request-timeout 1..3600 and --queue-mb "
         "1..65536\n");
-    return 2;
+    return false;
   }
-  s.index = index;
-  s.port = port;
-  if (bind) s.bind = bind;
-  if (camera) s.camera = camera;
-  if (token) s.token = token;
-  s.web_root = web_root ? web_root : default_web_root();
-  if (gallery) s.gallery = gallery;
-  if (dataset) s.dataset = dataset;
-  s.max_upload = int64_t(max_upload_mb) << 20;
-  s.k_max = static_cast<unsigned>(k_max);
-  s.idle_timeout = static_cast<unsigned>(idle_timeout);
-  s.request_timeout = static_cast<unsigned>(request_timeout);
-  s.queue_bytes = uint64_t(queue_mb) << 20;
-  s.k_default = std::min(s.k_default, s.k_max);
-  if (!is_loopback(s.bind) && s.token.empty()) {
+  s->index = o.index;
+  s->port = o.port;
+  if (o.bind) s->bind = o.bind;
+  if (o.camera) s->camera = o.camera;
+  if (o.token) s->token = o.token;
+  s->web_root = o.web_root ? o.web_root : default_web_root();
+  if (o.gallery) s->gallery = o.gallery;
+  if (o.dataset) s->dataset = o.dataset;
+  s->max_upload = int64_t(o.max_upload_mb) << 20;
+  s->k_max = static_cast<unsigned>(o.k_max);
+  s->idle_timeout = static_cast<unsigned>(o.idle_timeout);
+  s->request_timeout = static_cast<unsigned>(o.request_timeout);
+  s->queue_bytes = uint64_t(o.queue_mb) << 20;
+  s->k_default = std::min(s->k_default, s->k_max);
+  if (!is_loopback(s->bind) && s->token.empty()) {
     g_printerr(
         "visualsearch-server: binding %s would let anyone on the network search "
         "and read the gallery; give --token SECRET too, or bind 127.0.0.1\n",
-        s.bind.c_str());
-    return 2;
+        s->bind.c_str());
+    return false;
   }
+  return true;
+}
 
-  App state;
-  app = &state;
-  app->settings = s;
+// Loads the catalog, the index and the pipelines, and starts the worker
+// threads; false after printing why it cannot.
+bool load_gallery_and_pipelines(const Settings& s) {
   try {
     app->catalog = vs::Catalog::load(vs::catalog_path_for(s.index));
     // A folder gallery's catalog records its folder: originals come from there
@@ -863,7 +877,7 @@ int main(int argc, char** argv) {
     if (s.camera != "none") app->live = std::make_unique<LiveCamera>(s.camera, s.index);
   } catch (const std::exception& e) {
     g_printerr("visualsearch-server: %s\n", e.what());
-    return 1;
+    return false;
   }
   app->index_json = build_index_json();
   app->settings.query_side = query_side_for(app->catalog.facts().preprocessing_id);
@@ -880,7 +894,12 @@ int main(int argc, char** argv) {
         delete work;
       },
       nullptr, 2, FALSE, nullptr);
+  return true;
+}
 
+// A server with every route, listening on --bind and --port; nullptr after
+// printing why it cannot, *status then being the exit status.
+SoupServer* start_server(const Settings& s, int* status) {
   SoupServer* server = soup_server_new("server-header", "visualsearch-server ", nullptr);
   g_signal_connect(server, "request-started", G_CALLBACK(on_request_started), nullptr);
   soup_server_add_handler(server, "/api/search", handle_search, nullptr, nullptr);
@@ -895,10 +914,12 @@ int main(int argc, char** argv) {
       s.bind == "localhost" ? "127.0.0.1" : s.bind.c_str(), static_cast<guint>(s.port));
   if (!address) {
     g_printerr("visualsearch-server: --bind %s is not an IP address\n", s.bind.c_str());
-    return 2;
+    *status = 2;
+    return nullptr;
   }
   // soup_server_listen() keeps GSocket's backlog of 10 connections waiting to
   // be accepted, which a burst of clients overflows while the main loop is busy.
+  GError* error = nullptr;
   GSocket* socket = g_socket_new(g_socket_address_get_family(address), G_SOCKET_TYPE_STREAM,
                                  G_SOCKET_PROTOCOL_DEFAULT, &error);
   if (socket) {
@@ -911,9 +932,15 @@ int main(int argc, char** argv) {
   if (!socket) {
     g_printerr("visualsearch-server: cannot listen on %s:%d: %s\n", s.bind.c_str(), s.port,
                error->message);
-    return 1;
+    *status = 1;
+    return nullptr;
   }
   g_object_unref(socket);
+  return server;
+}
+
+// Prints the addresses served.
+void announce(SoupServer* server, const Settings& s) {
   GSList* uris = soup_server_get_uris(server);
   for (GSList* u = uris; u; u = u->next) {
     gchar* text = g_uri_to_string(static_cast<GUri*>(u->data));
@@ -924,7 +951,11 @@ int main(int argc, char** argv) {
   }
   g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
   fflush(stdout);  // whoever started the server waits for the line
+}
 
+// Serves until SIGINT or SIGTERM, then stops the server, the workers and the
+// pipelines.
+void run(SoupServer* server) {
   GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
   g_unix_signal_add(SIGINT, quit_loop, loop);
   g_unix_signal_add(SIGTERM, quit_loop, loop);
@@ -936,5 +967,24 @@ int main(int argc, char** argv) {
   app->live.reset();
   app->queries.reset();
   g_main_loop_unref(loop);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (!parse_options(&argc, &argv, &options)) return 2;
+  Settings s;
+  if (!settings_from(options, &s)) return 2;
+
+  App state;
+  app = &state;
+  app->settings = s;
+  if (!load_gallery_and_pipelines(s)) return 1;
+  int status = 0;
+  SoupServer* server = start_server(s, &status);
+  if (!server) return status;
+  announce(server, s);
+  run(server);
   return 0;
 }
