@@ -54,6 +54,9 @@ void add_string(JsonBuilder* b, const std::string& text) {
   json_builder_add_string_value(b, valid_utf8(text).c_str());
 }
 
+// json-glib writes a double as %.17g, which reads back as the same double,
+// plus ".0" where that has no point. (So 1e+17.0, not JSON, for an integer
+// of one significant digit from 1e17 up: no float, timing or fraction here.)
 void add_number(JsonBuilder* b, double value) {
   if (std::isfinite(value))
     json_builder_add_double_value(b, value);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 // The JSON documents the project writes, one function per document kind, so
 // that each schema is written once. Built with json-glib: strings are escaped
-// by the library and made valid UTF-8 first (vs::valid_utf8), numbers that
-// are not finite are written as null, which JSON lacks them as.
+// by the library and made valid UTF-8 first (vs::valid_utf8); numbers that
+// are not finite, which JSON lacks, are written as null.
 //
 // Every document that lists neighbours shares one shape (add_neighbor_list):
 // the server's search and "more like this" answers, its live events, and
