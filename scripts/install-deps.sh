@@ -21,6 +21,8 @@ PACKAGES=(
   gobject-introspection libgirepository1.0-dev
   python3-matplotlib python3-pil
   libsoup-3.0-dev
+  # json-glib: every JSON document the server and retrievaleval write (json/).
+  libjson-glib-dev
   chromium chromium-driver python3-selenium
   clang-format-14
 )

@@ -5,23 +5,9 @@
 
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 
-#include "engine/base/utf8.h"
-
 namespace vs::server {
-
-std::string json_number(double value) {
-  if (!std::isfinite(value)) return "null";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.7g", value);
-  return buf;
-}
-
-std::string json_error(int status, const std::string& message) {
-  return "{\"error\":" + json_quote(message) + ",\"status\":" + std::to_string(status) + "}";
-}
 
 std::optional<int64_t> parse_int(const std::string& s, int64_t min, int64_t max) {
   if (s.empty() || s.size() > 19) return std::nullopt;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-// Small pieces of the HTTP server that need no server: JSON text, request
-// parameters, and the checks on what a request may name.
+// Small pieces of the HTTP server that need no server: request parameters,
+// and the checks on what a request may name.
 #pragma once
 
 #include <cstdint>
@@ -9,12 +9,6 @@
 #include <string>
 
 namespace vs::server {
-
-// A finite number as JSON (NaN and infinities, which JSON lacks, as null).
-std::string json_number(double value);
-
-// {"error": message, "status": status}
-std::string json_error(int status, const std::string& message);
 
 // The decimal integer s in [min, max]; nullopt for anything else (signs,
 // spaces, overflow, trailing text).

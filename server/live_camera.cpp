@@ -6,9 +6,10 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 
 #include "engine/base/error.h"
-#include "engine/base/utf8.h"
+#include "json/documents.h"
 #include "server/http_util.h"
 
 namespace vs::server {
@@ -129,22 +130,12 @@ GstPadProbeReturn LiveCamera::on_neighbors(GstPad*, GstPadProbeInfo* info, LiveC
   GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
   GstVisualSearchNeighborsMeta* meta = gst_buffer_get_visualsearch_neighbors_meta(buffer);
   if (!meta) return GST_PAD_PROBE_OK;
-  std::string json =
-      "{\"frame\":" + std::to_string(self->frames_++) + ",\"pts_ms\":" +
-      (GST_BUFFER_PTS_IS_VALID(buffer) ? std::to_string(GST_BUFFER_PTS(buffer) / GST_MSECOND)
-                                       : std::string("null")) +
-      ",\"metric\":" + vs::json_quote(gst_visualsearch_metric_to_string(meta->metric)) +
-      ",\"neighbors\":[";
-  for (guint i = 0; i < meta->n_neighbors; i++) {
-    const GstVisualSearchNeighbor& n = meta->neighbors[i];
-    if (i) json += ",";
-    json += "{\"rank\":" + std::to_string(i + 1) + ",\"id\":" + std::to_string(n.id) +
-            ",\"distance\":" + json_number(n.distance) + ",\"label\":" + std::to_string(n.label) +
-            ",\"label_name\":" + vs::json_quote(n.label_name ? n.label_name : "") +
-            ",\"source\":" + vs::json_quote(n.source ? n.source : "") +
-            ",\"thumbnail\":\"/api/items/" + std::to_string(n.id) + "/thumbnail\"}";
-  }
-  json += "]}";
+  const std::string json = vs::json::live_event(
+      self->frames_++,
+      GST_BUFFER_PTS_IS_VALID(buffer)
+          ? std::optional<uint64_t>(GST_BUFFER_PTS(buffer) / GST_MSECOND)
+          : std::nullopt,
+      gst_visualsearch_metric_to_string(meta->metric), vs::json::neighbors_of(meta));
   std::string event = "event: neighbors\ndata: " + json + "\n\n";
   run_on_main([self, event] { self->broadcast(false, event); });
   return GST_PAD_PROBE_OK;

@@ -26,13 +26,13 @@
 #include <vector>
 
 #include "engine/base/atomic_file.h"
-#include "engine/base/utf8.h"
 #include "engine/dataset/image_codec.h"
 #include "engine/dataset/image_header.h"
 #include "engine/index/catalog.h"
 #include "engine/index/index_store.h"
 #include "engine/model/embedding_engine.h"
 #include "engine/render/thumbnail_cache.h"
+#include "json/documents.h"
 #include "server/early_answer.h"
 #include "server/http_util.h"
 #include "server/live_camera.h"
@@ -111,7 +111,7 @@ void respond_json(SoupServerMessage* msg, int status, const std::string& json) {
 }
 
 void respond_error(SoupServerMessage* msg, int status, const std::string& message) {
-  respond_json(msg, status, json_error(status, message));
+  respond_json(msg, status, vs::json::error_body(status, message));
 }
 
 std::string query_value(GHashTable* query, const char* key) {
@@ -133,31 +133,24 @@ bool authorized(SoupServerMessage* msg, GHashTable* query) {
   return !given.empty() && same_secret(given, app->settings.token);
 }
 
-std::string item_json(const vs::CatalogItem& item, const char* extra = "") {
-  return "{\"id\":" + std::to_string(item.id) + ",\"label\":" + std::to_string(item.label) +
-         ",\"label_name\":" + vs::json_quote(item.label_name) +
-         ",\"source\":" + vs::json_quote(item.source) + ",\"thumbnail\":\"/api/items/" +
-         std::to_string(item.id) + "/thumbnail\"" + extra + "}";
-}
-
-std::string neighbors_json(const std::vector<Neighbor>& neighbors, unsigned k,
-                           std::optional<double> max_distance, int64_t exclude = -1) {
+// The neighbours to show: k at most, within max_distance (a bound on the
+// distance for l2, on the similarity for ip), without the item exclude.
+std::vector<vs::json::Neighbor> shown_neighbors(const std::vector<Neighbor>& neighbors, unsigned k,
+                                                std::optional<double> max_distance,
+                                                int64_t exclude = -1) {
   const bool l2 = app->catalog.facts().metric == "l2";
-  std::string out = "[";
-  unsigned rank = 0;
+  std::vector<vs::json::Neighbor> shown;
   for (const Neighbor& n : neighbors) {
     if (n.id == exclude) continue;
     if (max_distance && (l2 ? n.distance > *max_distance : n.distance < *max_distance)) continue;
-    if (rank == k) break;
+    if (shown.size() == k) break;
     const vs::CatalogItem* item = app->catalog.item(n.id);
-    vs::CatalogItem shown =
-        item ? *item : vs::CatalogItem{n.id, n.label, n.label_name, n.source, {}};
-    if (rank) out += ",";
-    out += item_json(
-        shown, (",\"rank\":" + std::to_string(++rank) + ",\"distance\":" + json_number(n.distance))
-                   .c_str());
+    const vs::json::Item described =
+        item ? vs::json::item_of(*item) : vs::json::Item{n.id, n.label, n.label_name, n.source};
+    shown.push_back(
+        vs::json::Neighbor{described, static_cast<unsigned>(shown.size() + 1), n.distance});
   }
-  return out + "]";
+  return shown;
 }
 
 struct SearchArgs {
@@ -293,24 +286,25 @@ void run_search(SearchJob* job) {
   } catch (const vs::ImageError& e) {
     g_bytes_unref(job->bytes);
     const int status = e.reason() == vs::ImageError::Reason::TooLarge ? 413 : 400;
-    finish_search(job, status, json_error(status, e.what()));
+    finish_search(job, status, vs::json::error_body(status, e.what()));
     return;
   } catch (const std::exception& e) {
     g_bytes_unref(job->bytes);
-    finish_search(job, 500, json_error(500, e.what()));
+    finish_search(job, 500, vs::json::error_body(500, e.what()));
     return;
   }
   g_bytes_unref(job->bytes);
   job->upload.reset();
   job->decoded = app->queue->try_take(image.pixels.size());
   if (!job->decoded.held()) {
-    finish_search(job, 503, json_error(503, busy_message()), true);
+    finish_search(job, 503, vs::json::error_body(503, busy_message()), true);
     return;
   }
   const int w = image.width, h = image.height;
   if (std::max(w, h) > vs::kMaxResizeAspect * std::min(w, h)) {
-    finish_search(job, 400,
-                  json_error(400, "the picture is " + std::to_string(w) + "x" + std::to_string(h) +
+    finish_search(
+        job, 400,
+        vs::json::error_body(400, "the picture is " + std::to_string(w) + "x" + std::to_string(h) +
                                       ", more elongated than " +
                                       std::to_string(vs::kMaxResizeAspect) + ":1; crop it first"));
     return;
@@ -318,21 +312,16 @@ void run_search(SearchJob* job) {
   const double decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   app->queries->submit(std::move(image), [job, decode_ms, w, h](QueryResult result) {
     if (!result.error.empty()) {
-      finish_search(job, 500, json_error(500, result.error));
+      finish_search(job, 500, vs::json::error_body(500, result.error));
       return;
     }
     const double total_ms =
         std::chrono::duration<double, std::milli>(Clock::now() - job->received).count();
-    const std::string json =
-        "{\"query\":{\"width\":" + std::to_string(w) + ",\"height\":" + std::to_string(h) +
-        "},\"k\":" + std::to_string(job->args.k) +
-        ",\"metric\":" + vs::json_quote(app->catalog.facts().metric) +
-        ",\"neighbors\":" + neighbors_json(result.neighbors, job->args.k, job->args.max_distance) +
-        ",\"timings\":{\"decode_ms\":" + json_number(decode_ms) +
-        ",\"queued_ms\":" + json_number(result.queued_ms) +
-        ",\"embed_search_ms\":" + json_number(result.search_ms) +
-        ",\"batch\":" + std::to_string(result.batch) + ",\"total_ms\":" + json_number(total_ms) +
-        "}}";
+    const vs::json::SearchTimings timings{decode_ms, result.queued_ms, result.search_ms,
+                                          result.batch, total_ms};
+    const std::string json = vs::json::search_answer(
+        w, h, job->args.k, app->catalog.facts().metric,
+        shown_neighbors(result.neighbors, job->args.k, job->args.max_distance), timings);
     finish_search(job, 200, json);
   });
 }
@@ -492,13 +481,12 @@ void run_similar(SimilarJob* job) {
     std::vector<Neighbor> neighbors;
     for (const vs::Hit& hit : hits.at(0))
       neighbors.push_back(Neighbor{hit.id, hit.distance, -1, "", ""});
-    json = "{\"item\":" + item_json(*app->catalog.item(job->id)) +
-           ",\"k\":" + std::to_string(job->args.k) +
-           ",\"metric\":" + vs::json_quote(app->catalog.facts().metric) + ",\"neighbors\":" +
-           neighbors_json(neighbors, job->args.k, job->args.max_distance, job->id) + "}";
+    json = vs::json::similar_answer(
+        vs::json::item_of(*app->catalog.item(job->id)), job->args.k, app->catalog.facts().metric,
+        shown_neighbors(neighbors, job->args.k, job->args.max_distance, job->id));
   } catch (const std::exception& e) {
     status = 500;
-    json = json_error(500, e.what());
+    json = vs::json::error_body(500, e.what());
   }
   answer_json_later(job->msg, status, std::move(json));
   delete job;
@@ -520,7 +508,7 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
     return;
   }
   if (what.empty()) {
-    respond_json(msg, 200, item_json(*item));
+    respond_json(msg, 200, vs::json::item_answer(vs::json::item_of(*item)));
   } else if (what == "thumbnail") {
     handle_thumbnail(msg, *item);
   } else if (what == "similar") {
@@ -684,7 +672,7 @@ void refuse(SoupServerMessage* msg, const Refusal& refusal) {
   set_security_headers(msg);
   if (refusal.status == 503) ask_to_retry(msg);
   answer_before_body(msg, refusal.status, "application/json",
-                     json_error(refusal.status, refusal.message));
+                     vs::json::error_body(refusal.status, refusal.message));
 }
 
 void on_got_headers(SoupServerMessage* msg, gpointer) {
@@ -739,31 +727,19 @@ int query_side_for(const std::string& preprocessing_id) {
 }
 
 std::string build_index_json() {
-  const vs::IndexFacts& f = app->catalog.facts();
-  std::map<int, std::pair<std::string, int64_t>> labels;
+  std::map<int, vs::json::LabelCount> labels;
   for (const vs::CatalogItem& item : app->catalog.items()) {
-    auto& entry = labels[item.label];
-    entry.first = item.label_name;
-    entry.second++;
+    vs::json::LabelCount& entry = labels[item.label];
+    entry.label = item.label;
+    entry.label_name = item.label_name;
+    entry.count++;
   }
-  std::string label_json = "[";
-  for (const auto& [label, entry] : labels) {
-    if (label_json.size() > 1) label_json += ",";
-    label_json += "{\"label\":" + std::to_string(label) +
-                  ",\"label_name\":" + vs::json_quote(entry.first) +
-                  ",\"count\":" + std::to_string(entry.second) + "}";
-  }
-  label_json += "]";
-  return "{\"index\":" + vs::json_quote(app->settings.index) +
-         ",\"model\":" + vs::json_quote(f.model_id) +
-         ",\"preprocessing\":" + vs::json_quote(f.preprocessing_id) +
-         ",\"dims\":" + std::to_string(f.dims) + ",\"metric\":" + vs::json_quote(f.metric) +
-         ",\"index_type\":" + vs::json_quote(f.index_type) +
-         ",\"count\":" + std::to_string(f.count) + ",\"created\":" + vs::json_quote(f.created) +
-         ",\"thumbnails\":" + (app->catalog.thumbnails() ? "true" : "false") +
-         ",\"live\":" + (app->live ? "true" : "false") +
-         ",\"k_default\":" + std::to_string(app->settings.k_default) +
-         ",\"k_max\":" + std::to_string(app->settings.k_max) + ",\"labels\":" + label_json + "}";
+  std::vector<vs::json::LabelCount> label_list;
+  for (const auto& [label, entry] : labels) label_list.push_back(entry);
+  const vs::json::ServerFacts server{app->settings.index, app->catalog.thumbnails() != nullptr,
+                                     app->live != nullptr, app->settings.k_default,
+                                     app->settings.k_max};
+  return vs::json::index_answer(app->catalog.facts(), server, label_list);
 }
 
 gboolean quit_loop(gpointer loop) {
@@ -780,45 +756,52 @@ std::string default_web_root() {
   return VS_SERVER_WEB_ROOT;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Settings s;
+// The command line as GOption fills it in, defaults from Settings.
+struct Options {
   gchar *index = nullptr, *bind = nullptr, *camera = nullptr, *token = nullptr, *web_root = nullptr,
         *gallery = nullptr, *dataset = nullptr;
-  gint port = s.port, max_upload_mb = 20, k_max = s.k_max,
-       idle_timeout = static_cast<gint>(s.idle_timeout),
-       request_timeout = static_cast<gint>(s.request_timeout),
-       queue_mb = static_cast<gint>(s.queue_bytes >> 20);
+  gint port = Settings().port;
+  gint max_upload_mb = 20;
+  gint k_max = static_cast<gint>(Settings().k_max);
+  gint idle_timeout = static_cast<gint>(Settings().idle_timeout);
+  gint request_timeout = static_cast<gint>(Settings().request_timeout);
+  gint queue_mb = static_cast<gint>(Settings().queue_bytes >> 20);
+};
+
+// Parses the command line, GStreamer's options included; false after
+// printing why it cannot.
+bool parse_options(int* argc, char*** argv, Options* o) {
   GOptionEntry entries[] = {
-      {"index", 'i', 0, G_OPTION_ARG_FILENAME, &index,
+      {"index", 'i', 0, G_OPTION_ARG_FILENAME, &o->index,
        "FAISS index written by faissindexer (its catalog INDEX.db beside it)", "INDEX"},
-      {"port", 'p', 0, G_OPTION_ARG_INT, &port, "TCP port (0: any free one; default 8080)", "PORT"},
-      {"bind", 'b', 0, G_OPTION_ARG_STRING, &bind,
+      {"port", 'p', 0, G_OPTION_ARG_INT, &o->port, "TCP port (0: any free one; default 8080)",
+       "PORT"},
+      {"bind", 'b', 0, G_OPTION_ARG_STRING, &o->bind,
        "Address to listen on (default 127.0.0.1; others need --token)", "ADDRESS"},
-      {"camera", 'c', 0, G_OPTION_ARG_STRING, &camera,
+      {"camera", 'c', 0, G_OPTION_ARG_STRING, &o->camera,
        "Live source for the live page, as gst-launch-1.0 syntax, e.g. \"v4l2src\" or "
        "\"videotestsrc is-live=true\" (default none)",
        "PIPELINE"},
-      {"token", 't', 0, G_OPTION_ARG_STRING, &token,
+      {"token", 't', 0, G_OPTION_ARG_STRING, &o->token,
        "Secret every API request must carry (Authorization: Bearer TOKEN, or ?token=)", "SECRET"},
-      {"web-root", 0, 0, G_OPTION_ARG_FILENAME, &web_root, "Folder of the web page", "DIR"},
-      {"gallery", 'g', 0, G_OPTION_ARG_FILENAME, &gallery,
+      {"web-root", 0, 0, G_OPTION_ARG_FILENAME, &o->web_root, "Folder of the web page", "DIR"},
+      {"gallery", 'g', 0, G_OPTION_ARG_FILENAME, &o->gallery,
        "Gallery folder, to show originals of items without a catalog thumbnail (default: the "
        "folder a galleryindexer catalog records)",
        "DIR"},
-      {"dataset", 'd', 0, G_OPTION_ARG_FILENAME, &dataset,
+      {"dataset", 'd', 0, G_OPTION_ARG_FILENAME, &o->dataset,
        "CIFAR folder, to show CIFAR items without a catalog thumbnail", "DIR"},
-      {"max-upload", 0, 0, G_OPTION_ARG_INT, &max_upload_mb, "Largest upload in MB (default 20)",
+      {"max-upload", 0, 0, G_OPTION_ARG_INT, &o->max_upload_mb, "Largest upload in MB (default 20)",
        "MB"},
-      {"k-max", 0, 0, G_OPTION_ARG_INT, &k_max, "Largest k a request may ask (default 100)", "K"},
-      {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+      {"k-max", 0, 0, G_OPTION_ARG_INT, &o->k_max, "Largest k a request may ask (default 100)",
+       "K"},
+      {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &o->idle_timeout,
        "Close a connection that sends or takes nothing for this long (default 60 s)", "SECONDS"},
-      {"request-timeout", 0, 0, G_OPTION_ARG_INT, &request_timeout,
+      {"request-timeout", 0, 0, G_OPTION_ARG_INT, &o->request_timeout,
        "Answer 408 and close when a request has not arrived whole (headers and body) after "
        "this long, however steadily it trickles in (default 120 s)",
        "SECONDS"},
-      {"queue-mb", 0, 0, G_OPTION_ARG_INT, &queue_mb,
+      {"queue-mb", 0, 0, G_OPTION_ARG_INT, &o->queue_mb,
        "Memory for uploads and decoded pictures waiting to be searched; past it a search gets "
        "503 with Retry-After (default 48 MB)",
        "MB"},
@@ -827,51 +810,58 @@ int main(int argc, char** argv) {
   g_option_context_add_main_entries(context, entries, nullptr);
   g_option_context_add_group(context, gst_init_get_option_group());
   GError* error = nullptr;
-  if (!g_option_context_parse(context, &argc, &argv, &error)) {
+  if (!g_option_context_parse(context, argc, argv, &error)) {
     g_printerr("visualsearch-server: %s\n", error->message);
-    return 2;
+    return false;
   }
   g_option_context_free(context);
-  if (!index) {
+  return true;
+}
+
+// The settings the options ask for; false after printing why they cannot be.
+bool settings_from(const Options& o, Settings* s) {
+  if (!o.index) {
     g_printerr(
         "visualsearch-server: --index INDEX is required (an index built by "
         "pipelines/index-cifar.sh, index-folder.sh or faissindexer)\n");
-    return 2;
+    return false;
   }
-  if (port < 0 || port > 65535 || max_upload_mb < 1 || max_upload_mb > 1024 || k_max < 1 ||
-      k_max > 1024 || idle_timeout < 1 || idle_timeout > 3600 || request_timeout < 1 ||
-      request_timeout > 3600 || queue_mb < 1 || queue_mb > 65536) {
+  if (o.port < 0 || o.port > 65535 || o.max_upload_mb < 1 || o.max_upload_mb > 1024 ||
+      o.k_max < 1 || o.k_max > 1024 || o.idle_timeout < 1 || o.idle_timeout > 3600 ||
+      o.request_timeout < 1 || o.request_timeout > 3600 || o.queue_mb < 1 || o.queue_mb > 65536) {
     g_printerr(
         "visualsearch-server: --port must be 0..65535, --max-upload 1..1024, "
         "--k-max 1..1024, --idle-timeout and --request-timeout 1..3600 and --queue-mb "
         "1..65536\n");
-    return 2;
+    return false;
   }
-  s.index = index;
-  s.port = port;
-  if (bind) s.bind = bind;
-  if (camera) s.camera = camera;
-  if (token) s.token = token;
-  s.web_root = web_root ? web_root : default_web_root();
-  if (gallery) s.gallery = gallery;
-  if (dataset) s.dataset = dataset;
-  s.max_upload = int64_t(max_upload_mb) << 20;
-  s.k_max = static_cast<unsigned>(k_max);
-  s.idle_timeout = static_cast<unsigned>(idle_timeout);
-  s.request_timeout = static_cast<unsigned>(request_timeout);
-  s.queue_bytes = uint64_t(queue_mb) << 20;
-  s.k_default = std::min(s.k_default, s.k_max);
-  if (!is_loopback(s.bind) && s.token.empty()) {
+  s->index = o.index;
+  s->port = o.port;
+  if (o.bind) s->bind = o.bind;
+  if (o.camera) s->camera = o.camera;
+  if (o.token) s->token = o.token;
+  s->web_root = o.web_root ? o.web_root : default_web_root();
+  if (o.gallery) s->gallery = o.gallery;
+  if (o.dataset) s->dataset = o.dataset;
+  s->max_upload = int64_t(o.max_upload_mb) << 20;
+  s->k_max = static_cast<unsigned>(o.k_max);
+  s->idle_timeout = static_cast<unsigned>(o.idle_timeout);
+  s->request_timeout = static_cast<unsigned>(o.request_timeout);
+  s->queue_bytes = uint64_t(o.queue_mb) << 20;
+  s->k_default = std::min(s->k_default, s->k_max);
+  if (!is_loopback(s->bind) && s->token.empty()) {
     g_printerr(
         "visualsearch-server: binding %s would let anyone on the network search "
         "and read the gallery; give --token SECRET too, or bind 127.0.0.1\n",
-        s.bind.c_str());
-    return 2;
+        s->bind.c_str());
+    return false;
   }
+  return true;
+}
 
-  App state;
-  app = &state;
-  app->settings = s;
+// Loads the catalog, the index and the pipelines, and starts the worker
+// threads; false after printing why it cannot.
+bool load_gallery_and_pipelines(const Settings& s) {
   try {
     app->catalog = vs::Catalog::load(vs::catalog_path_for(s.index));
     // A folder gallery's catalog records its folder: originals come from there
@@ -887,7 +877,7 @@ int main(int argc, char** argv) {
     if (s.camera != "none") app->live = std::make_unique<LiveCamera>(s.camera, s.index);
   } catch (const std::exception& e) {
     g_printerr("visualsearch-server: %s\n", e.what());
-    return 1;
+    return false;
   }
   app->index_json = build_index_json();
   app->settings.query_side = query_side_for(app->catalog.facts().preprocessing_id);
@@ -904,7 +894,12 @@ int main(int argc, char** argv) {
         delete work;
       },
       nullptr, 2, FALSE, nullptr);
+  return true;
+}
 
+// A server with every route, listening on --bind and --port; nullptr after
+// printing why it cannot, *status then being the exit status.
+SoupServer* start_server(const Settings& s, int* status) {
   SoupServer* server = soup_server_new("server-header", "visualsearch-server ", nullptr);
   g_signal_connect(server, "request-started", G_CALLBACK(on_request_started), nullptr);
   soup_server_add_handler(server, "/api/search", handle_search, nullptr, nullptr);
@@ -919,10 +914,12 @@ int main(int argc, char** argv) {
       s.bind == "localhost" ? "127.0.0.1" : s.bind.c_str(), static_cast<guint>(s.port));
   if (!address) {
     g_printerr("visualsearch-server: --bind %s is not an IP address\n", s.bind.c_str());
-    return 2;
+    *status = 2;
+    return nullptr;
   }
   // soup_server_listen() keeps GSocket's backlog of 10 connections waiting to
   // be accepted, which a burst of clients overflows while the main loop is busy.
+  GError* error = nullptr;
   GSocket* socket = g_socket_new(g_socket_address_get_family(address), G_SOCKET_TYPE_STREAM,
                                  G_SOCKET_PROTOCOL_DEFAULT, &error);
   if (socket) {
@@ -935,9 +932,15 @@ int main(int argc, char** argv) {
   if (!socket) {
     g_printerr("visualsearch-server: cannot listen on %s:%d: %s\n", s.bind.c_str(), s.port,
                error->message);
-    return 1;
+    *status = 1;
+    return nullptr;
   }
   g_object_unref(socket);
+  return server;
+}
+
+// Prints the addresses served.
+void announce(SoupServer* server, const Settings& s) {
   GSList* uris = soup_server_get_uris(server);
   for (GSList* u = uris; u; u = u->next) {
     gchar* text = g_uri_to_string(static_cast<GUri*>(u->data));
@@ -948,7 +951,11 @@ int main(int argc, char** argv) {
   }
   g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
   fflush(stdout);  // whoever started the server waits for the line
+}
 
+// Serves until SIGINT or SIGTERM, then stops the server, the workers and the
+// pipelines.
+void run(SoupServer* server) {
   GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
   g_unix_signal_add(SIGINT, quit_loop, loop);
   g_unix_signal_add(SIGTERM, quit_loop, loop);
@@ -960,5 +967,24 @@ int main(int argc, char** argv) {
   app->live.reset();
   app->queries.reset();
   g_main_loop_unref(loop);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (!parse_options(&argc, &argv, &options)) return 2;
+  Settings s;
+  if (!settings_from(options, &s)) return 2;
+
+  App state;
+  app = &state;
+  app->settings = s;
+  if (!load_gallery_and_pipelines(s)) return 1;
+  int status = 0;
+  SoupServer* server = start_server(s, &status);
+  if (!server) return status;
+  announce(server, s);
+  run(server);
   return 0;
 }

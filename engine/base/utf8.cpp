@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "engine/base/utf8.h"
 
-#include <cstdio>
-
 #include <cstdint>
 
 namespace vs {
@@ -64,28 +62,6 @@ std::string valid_utf8(std::string_view text) {
     }
   }
   return out;
-}
-
-std::string json_quote(const std::string& text) {
-  std::string out = "\"";
-  for (const unsigned char c : valid_utf8(text)) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out += escaped;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace vs

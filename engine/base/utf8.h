@@ -16,8 +16,4 @@ std::string valid_utf8(std::string_view text);
 
 bool is_valid_utf8(std::string_view text);
 
-// A JSON string literal (quotes included) for any text: quotes, backslashes
-// and control characters escaped, invalid UTF-8 replaced by U+FFFD.
-std::string json_quote(const std::string& text);
-
 }  // namespace vs

@@ -2,12 +2,10 @@
 #include "engine/eval/retrieval_metrics.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <sstream>
 
 #include "engine/base/error.h"
-#include "engine/base/utf8.h"
 
 namespace vs {
 
@@ -143,68 +141,10 @@ RetrievalSummary RetrievalMetrics::summary() const {
   return s;
 }
 
-// --- JSON and table output ---------------------------------------------------
-
-namespace {
-
-// The shortest text that reads back as the same double.
-std::string json_number(double value) {
-  char text[32];
-  const auto end = std::to_chars(text, text + sizeof text, value).ptr;
-  return std::string(text, end);
-}
-
-std::string json_per_k(const std::vector<int>& ks, const std::vector<double>& values) {
-  std::string out = "{";
-  for (size_t j = 0; j < ks.size(); ++j) {
-    if (j) out += ", ";
-    out += json_quote(std::to_string(ks[j])) + ": " + json_number(values[j]);
-  }
-  return out + "}";
-}
-
-std::string json_figures(const std::vector<int>& ks, const RetrievalFigures& f,
-                         const std::string& indent) {
-  std::string out;
-  out += indent + "\"queries\": " + std::to_string(f.queries) + ",\n";
-  out += indent + "\"queries_with_relevant\": " + std::to_string(f.queries_with_relevant) + ",\n";
-  out += indent + "\"precision\": " + json_per_k(ks, f.precision) + ",\n";
-  out += indent + "\"recall\": " + json_per_k(ks, f.recall) + ",\n";
-  out += indent + "\"map\": " + json_per_k(ks, f.map) + ",\n";
-  out += indent + "\"mrr\": " + json_number(f.mrr) + ",\n";
-  out += indent + "\"accuracy\": " + json_number(f.accuracy);
-  return out;
-}
+// --- table output ------------------------------------------------------------
 
 std::string class_key(const ClassFigures& c) {
   return c.label_name.empty() ? std::to_string(c.label) : c.label_name;
-}
-
-}  // namespace
-
-std::string retrieval_summary_to_json(
-    const RetrievalSummary& summary,
-    const std::vector<std::pair<std::string, std::string>>& extra) {
-  std::string out = "{\n";
-  out += "  \"schema\": \"visualsearch-retrieval-metrics/1\",\n";
-  for (const auto& [key, value] : extra) out += "  " + json_quote(key) + ": " + value + ",\n";
-  out += std::string("  \"exclude_self\": ") + (summary.exclude_self ? "true" : "false") + ",\n";
-  out += "  \"k\": [";
-  for (size_t j = 0; j < summary.ks.size(); ++j) {
-    out += (j ? ", " : "") + std::to_string(summary.ks[j]);
-  }
-  out += "],\n";
-  out += json_figures(summary.ks, summary.overall, "  ") + ",\n";
-  out += "  \"per_class\": {";
-  for (size_t c = 0; c < summary.per_class.size(); ++c) {
-    const auto& cls = summary.per_class[c];
-    out += c ? ",\n" : "\n";
-    out += "    " + json_quote(class_key(cls)) + ": {\n";
-    out += "      \"label\": " + std::to_string(cls.label) + ",\n";
-    out += json_figures(summary.ks, cls.figures, "      ") + "\n    }";
-  }
-  out += summary.per_class.empty() ? "}\n" : "\n  }\n";
-  return out + "}\n";
 }
 
 std::string retrieval_summary_to_table(const RetrievalSummary& summary) {

@@ -109,15 +109,9 @@ class RetrievalMetrics {
   std::map<int, Accumulator> per_class_;
 };
 
-// The stable JSON form (schema "visualsearch-retrieval-metrics/1"):
-// {"schema", "queries", "queries_with_relevant", "exclude_self", "k": [..],
-//  "precision": {"<k>": x}, "recall": {...}, "map": {...}, "mrr", "accuracy",
-//  "per_class": {"<label name or number>": {"label", "queries",
-//  "queries_with_relevant", "precision", "recall", "map", "mrr", "accuracy"}}}
-// `extra` members (already JSON-encoded values) are added at the top level.
-std::string retrieval_summary_to_json(
-    const RetrievalSummary& summary,
-    const std::vector<std::pair<std::string, std::string>>& extra = {});
+// The name of a class in reports: its label name, or its number when it has
+// none. (json/documents.h writes the summary as JSON.)
+std::string class_key(const ClassFigures& c);
 
 // A plain-text table of the summary, for a terminal.
 std::string retrieval_summary_to_table(const RetrievalSummary& summary);

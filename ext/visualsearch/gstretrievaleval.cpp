@@ -53,6 +53,7 @@
 #include "engine/base/error.h"
 #include "engine/eval/retrieval_metrics.h"
 #include "engine/base/utf8.h"
+#include "json/documents.h"
 #include "elements.h"
 #include "gstfaisssearch.h"
 #include "element_error.h"
@@ -548,12 +549,9 @@ gst_retrieval_eval_finish (GstRetrievalEval *self)
     return TRUE;
 
   try {
-    const std::vector<std::pair<std::string, std::string> > extra = {
-        {"skipped", std::to_string (evaluation.skipped)},
-        {"catalog", vs::json_quote (evaluation.catalog_path)},
-        {"gallery_items", std::to_string (evaluation.catalog.items ().size ())},
-    };
-    write_json (output, vs::retrieval_summary_to_json (summary, extra));
+    write_json (output,
+        vs::json::retrieval_metrics (summary, evaluation.skipped,
+            evaluation.catalog_path, evaluation.catalog.items ().size ()));
   } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Could not write the metrics to %s.", output.c_str ()),

@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "json/documents.h"
+
+#include <cmath>
+
+#include "engine/base/utf8.h"
+
+namespace vs::json {
+
+namespace {
+
+// A JsonBuilder for one document, freed with it.
+class Document {
+ public:
+  Document() : builder_(json_builder_new()) {}
+  ~Document() { g_object_unref(builder_); }
+  Document(const Document&) = delete;
+  Document& operator=(const Document&) = delete;
+
+  JsonBuilder* builder() const { return builder_; }
+
+  std::string text(bool pretty = false) const {
+    JsonNode* root = json_builder_get_root(builder_);
+    JsonGenerator* generator = json_generator_new();
+    json_generator_set_root(generator, root);
+    json_generator_set_pretty(generator, pretty);
+    json_generator_set_indent(generator, 2);
+    gchar* data = json_generator_to_data(generator, nullptr);
+    std::string out;
+    // json-glib 1.6 escapes the control characters below U+001F but leaves
+    // U+001F itself raw, which JSON forbids. Outside strings the generator
+    // writes no such byte, and none is part of a multi-byte UTF-8 sequence.
+    for (const char* c = data; *c; ++c) {
+      if (*c == '\x1f')
+        out += "\\u001f";
+      else
+        out += *c;
+    }
+    g_free(data);
+    g_object_unref(generator);
+    json_node_unref(root);
+    return pretty ? out + "\n" : out;
+  }
+
+ private:
+  JsonBuilder* builder_;
+};
+
+void key(JsonBuilder* b, const std::string& name) {
+  json_builder_set_member_name(b, valid_utf8(name).c_str());
+}
+
+void add_string(JsonBuilder* b, const std::string& text) {
+  json_builder_add_string_value(b, valid_utf8(text).c_str());
+}
+
+// json-glib writes a double as %.17g, which reads back as the same double,
+// plus ".0" where that has no point. (So 1e+17.0, not JSON, for an integer
+// of one significant digit from 1e17 up: no float, timing or fraction here.)
+void add_number(JsonBuilder* b, double value) {
+  if (std::isfinite(value))
+    json_builder_add_double_value(b, value);
+  else
+    json_builder_add_null_value(b);
+}
+
+void add_int(JsonBuilder* b, int64_t value) { json_builder_add_int_value(b, value); }
+
+void add_item_members(JsonBuilder* b, const Item& item, bool thumbnail_url) {
+  key(b, "id");
+  add_int(b, item.id);
+  key(b, "label");
+  add_int(b, item.label);
+  key(b, "label_name");
+  add_string(b, item.label_name);
+  key(b, "source");
+  add_string(b, item.source);
+  if (thumbnail_url) {
+    key(b, "thumbnail");
+    add_string(b, "/api/items/" + std::to_string(item.id) + "/thumbnail");
+  }
+}
+
+void add_item(JsonBuilder* b, const Item& item) {
+  json_builder_begin_object(b);
+  add_item_members(b, item, true);
+  json_builder_end_object(b);
+}
+
+// {"<k>": value} for each k.
+void add_per_k(JsonBuilder* b, const std::vector<int>& ks, const std::vector<double>& values) {
+  json_builder_begin_object(b);
+  for (size_t j = 0; j < ks.size(); ++j) {
+    key(b, std::to_string(ks[j]));
+    add_number(b, values[j]);
+  }
+  json_builder_end_object(b);
+}
+
+void add_figures_members(JsonBuilder* b, const std::vector<int>& ks, const RetrievalFigures& f) {
+  key(b, "queries");
+  add_int(b, f.queries);
+  key(b, "queries_with_relevant");
+  add_int(b, f.queries_with_relevant);
+  key(b, "precision");
+  add_per_k(b, ks, f.precision);
+  key(b, "recall");
+  add_per_k(b, ks, f.recall);
+  key(b, "map");
+  add_per_k(b, ks, f.map);
+  key(b, "mrr");
+  add_number(b, f.mrr);
+  key(b, "accuracy");
+  add_number(b, f.accuracy);
+}
+
+}  // namespace
+
+Item item_of(const vs::CatalogItem& item) {
+  return Item{item.id, item.label, item.label_name, item.source};
+}
+
+std::vector<Neighbor> neighbors_of(const GstVisualSearchNeighborsMeta* meta) {
+  std::vector<Neighbor> out;
+  for (guint i = 0; i < meta->n_neighbors; i++) {
+    const GstVisualSearchNeighbor& n = meta->neighbors[i];
+    out.push_back(
+        Neighbor{Item{n.id, n.label, n.label_name ? n.label_name : "", n.source ? n.source : ""},
+                 i + 1, n.distance});
+  }
+  return out;
+}
+
+void add_neighbor_list(JsonBuilder* b, const std::vector<Neighbor>& neighbors,
+                       bool thumbnail_urls) {
+  json_builder_begin_array(b);
+  for (const Neighbor& n : neighbors) {
+    json_builder_begin_object(b);
+    add_item_members(b, n.item, thumbnail_urls);
+    key(b, "rank");
+    add_int(b, n.rank);
+    key(b, "distance");
+    add_number(b, n.distance);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+}
+
+std::string error_body(int status, const std::string& message) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "error");
+  add_string(b, message);
+  key(b, "status");
+  add_int(b, status);
+  json_builder_end_object(b);
+  return d.text();
+}
+
+std::string item_answer(const Item& item) {
+  Document d;
+  add_item(d.builder(), item);
+  return d.text();
+}
+
+std::string search_answer(int width, int height, unsigned k, const std::string& metric,
+                          const std::vector<Neighbor>& neighbors, const SearchTimings& timings) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "query");
+  json_builder_begin_object(b);
+  key(b, "width");
+  add_int(b, width);
+  key(b, "height");
+  add_int(b, height);
+  json_builder_end_object(b);
+  key(b, "k");
+  add_int(b, k);
+  key(b, "metric");
+  add_string(b, metric);
+  key(b, "neighbors");
+  add_neighbor_list(b, neighbors, true);
+  key(b, "timings");
+  json_builder_begin_object(b);
+  key(b, "decode_ms");
+  add_number(b, timings.decode_ms);
+  key(b, "queued_ms");
+  add_number(b, timings.queued_ms);
+  key(b, "embed_search_ms");
+  add_number(b, timings.embed_search_ms);
+  key(b, "batch");
+  add_int(b, timings.batch);
+  key(b, "total_ms");
+  add_number(b, timings.total_ms);
+  json_builder_end_object(b);
+  json_builder_end_object(b);
+  return d.text();
+}
+
+std::string similar_answer(const Item& item, unsigned k, const std::string& metric,
+                           const std::vector<Neighbor>& neighbors) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "item");
+  add_item(b, item);
+  key(b, "k");
+  add_int(b, k);
+  key(b, "metric");
+  add_string(b, metric);
+  key(b, "neighbors");
+  add_neighbor_list(b, neighbors, true);
+  json_builder_end_object(b);
+  return d.text();
+}
+
+std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
+                         const std::vector<LabelCount>& labels) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "index");
+  add_string(b, server.index);
+  key(b, "model");
+  add_string(b, facts.model_id);
+  key(b, "preprocessing");
+  add_string(b, facts.preprocessing_id);
+  key(b, "dims");
+  add_int(b, facts.dims);
+  key(b, "metric");
+  add_string(b, facts.metric);
+  key(b, "index_type");
+  add_string(b, facts.index_type);
+  key(b, "count");
+  add_int(b, facts.count);
+  key(b, "created");
+  add_string(b, facts.created);
+  key(b, "thumbnails");
+  json_builder_add_boolean_value(b, server.thumbnails);
+  key(b, "live");
+  json_builder_add_boolean_value(b, server.live);
+  key(b, "k_default");
+  add_int(b, server.k_default);
+  key(b, "k_max");
+  add_int(b, server.k_max);
+  key(b, "labels");
+  json_builder_begin_array(b);
+  for (const LabelCount& l : labels) {
+    json_builder_begin_object(b);
+    key(b, "label");
+    add_int(b, l.label);
+    key(b, "label_name");
+    add_string(b, l.label_name);
+    key(b, "count");
+    add_int(b, l.count);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+  return d.text();
+}
+
+std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std::string& metric,
+                       const std::vector<Neighbor>& neighbors) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "frame");
+  add_int(b, static_cast<int64_t>(frame));
+  key(b, "pts_ms");
+  if (pts_ms)
+    add_int(b, static_cast<int64_t>(*pts_ms));
+  else
+    json_builder_add_null_value(b);
+  key(b, "metric");
+  add_string(b, metric);
+  key(b, "neighbors");
+  add_neighbor_list(b, neighbors, true);
+  json_builder_end_object(b);
+  return d.text();
+}
+
+std::string retrieval_metrics(const vs::RetrievalSummary& summary, uint64_t skipped,
+                              const std::string& catalog, uint64_t gallery_items) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "schema");
+  add_string(b, "visualsearch-retrieval-metrics/1");
+  key(b, "skipped");
+  add_int(b, static_cast<int64_t>(skipped));
+  key(b, "catalog");
+  add_string(b, catalog);
+  key(b, "gallery_items");
+  add_int(b, static_cast<int64_t>(gallery_items));
+  key(b, "exclude_self");
+  json_builder_add_boolean_value(b, summary.exclude_self);
+  key(b, "k");
+  json_builder_begin_array(b);
+  for (const int k : summary.ks) add_int(b, k);
+  json_builder_end_array(b);
+  add_figures_members(b, summary.ks, summary.overall);
+  key(b, "per_class");
+  json_builder_begin_object(b);
+  for (const ClassFigures& cls : summary.per_class) {
+    key(b, class_key(cls));
+    json_builder_begin_object(b);
+    key(b, "label");
+    add_int(b, cls.label);
+    add_figures_members(b, summary.ks, cls.figures);
+    json_builder_end_object(b);
+  }
+  json_builder_end_object(b);
+  json_builder_end_object(b);
+  return d.text(true);
+}
+
+}  // namespace vs::json

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+// The JSON documents the project writes, one function per document kind, so
+// that each schema is written once. Built with json-glib: strings are escaped
+// by the library and made valid UTF-8 first (vs::valid_utf8); numbers that
+// are not finite, which JSON lacks, are written as null.
+//
+// Every document that lists neighbours shares one shape (add_neighbor_list):
+// the server's search and "more like this" answers, its live events, and
+// whatever publishes a frame's neighbours.
+#pragma once
+
+#include <gst/visualsearch/visualsearchmeta.h>
+#include <json-glib/json-glib.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/eval/retrieval_metrics.h"
+#include "engine/index/catalog.h"
+
+namespace vs::json {
+
+// One gallery item: {"id", "label", "label_name", "source", "thumbnail"}, the
+// thumbnail being the server's URL of it (left out without thumbnail_urls).
+struct Item {
+  int64_t id = -1;
+  int label = -1;
+  std::string label_name;
+  std::string source;
+};
+
+// An item found for a query: the item's members, then "rank" (1 for the
+// nearest) and "distance" (in the index's metric).
+struct Neighbor {
+  Item item;
+  unsigned rank = 0;
+  double distance = 0;
+};
+
+Item item_of(const vs::CatalogItem& item);
+
+// The neighbours a GstVisualSearchNeighborsMeta carries, ranked from 1.
+std::vector<Neighbor> neighbors_of(const GstVisualSearchNeighborsMeta* meta);
+
+// Adds the neighbour list, a JSON array of neighbours, as the value the
+// builder expects next.
+void add_neighbor_list(JsonBuilder* builder, const std::vector<Neighbor>& neighbors,
+                       bool thumbnail_urls);
+
+// --- visualsearch-server ----------------------------------------------------
+
+// An error answer: {"error": message, "status": status}.
+std::string error_body(int status, const std::string& message);
+
+// GET /api/items/{id}: the item with its thumbnail URL.
+std::string item_answer(const Item& item);
+
+struct SearchTimings {
+  double decode_ms = 0;
+  double queued_ms = 0;
+  double embed_search_ms = 0;
+  unsigned batch = 0;
+  double total_ms = 0;
+};
+
+// POST /api/search: {"query": {"width", "height"}, "k", "metric", "neighbors",
+// "timings": {"decode_ms", "queued_ms", "embed_search_ms", "batch", "total_ms"}}.
+std::string search_answer(int width, int height, unsigned k, const std::string& metric,
+                          const std::vector<Neighbor>& neighbors, const SearchTimings& timings);
+
+// GET /api/items/{id}/similar: {"item", "k", "metric", "neighbors"}.
+std::string similar_answer(const Item& item, unsigned k, const std::string& metric,
+                           const std::vector<Neighbor>& neighbors);
+
+struct LabelCount {
+  int label = -1;
+  std::string label_name;
+  int64_t count = 0;
+};
+
+struct ServerFacts {
+  std::string index;  // the index file served
+  bool thumbnails = false;
+  bool live = false;
+  unsigned k_default = 0;
+  unsigned k_max = 0;
+};
+
+// GET /api/index: {"index", "model", "preprocessing", "dims", "metric",
+// "index_type", "count", "created", "thumbnails", "live", "k_default",
+// "k_max", "labels": [{"label", "label_name", "count"}]}.
+std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
+                         const std::vector<LabelCount>& labels);
+
+// The data of a live "neighbors" event: {"frame", "pts_ms" (null without a
+// timestamp), "metric", "neighbors"}.
+std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std::string& metric,
+                       const std::vector<Neighbor>& neighbors);
+
+// --- retrievaleval ----------------------------------------------------------
+
+// retrievaleval's output, indented, schema "visualsearch-retrieval-metrics/1":
+// {"schema", "skipped", "catalog", "gallery_items", "exclude_self", "k": [..],
+//  "queries", "queries_with_relevant", "precision": {"<k>": x}, "recall",
+//  "map", "mrr", "accuracy", "per_class": {"<label name or number>": {"label",
+//  "queries", "queries_with_relevant", "precision", "recall", "map", "mrr",
+//  "accuracy"}}}.
+std::string retrieval_metrics(const vs::RetrievalSummary& summary, uint64_t skipped,
+                              const std::string& catalog, uint64_t gallery_items);
+
+}  // namespace vs::json

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// json/documents.h: the exact compact text clients match on (the server load
+// test looks for "source":"..."), members in their documented order, text
+// that is not UTF-8 and numbers JSON lacks still making valid JSON, and
+// every document read back with json-glib's parser to the values put in.
+#include <gst/gst.h>
+#include <json-glib/json-glib.h>
+
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "json/documents.h"
+
+namespace {
+
+JsonNode *
+parse (const std::string &text)
+{
+  JsonParser *parser = json_parser_new ();
+  GError *error = nullptr;
+  if (!json_parser_load_from_data (parser, text.c_str (), -1, &error))
+    g_error ("not JSON (%s): %s", error->message, text.c_str ());
+  JsonNode *root = json_node_copy (json_parser_get_root (parser));
+  g_object_unref (parser);
+  return root;
+}
+
+std::vector<std::string>
+member_names (JsonObject *object)
+{
+  std::vector<std::string> names;
+  GList *members = json_object_get_members (object);
+  for (GList *m = members; m; m = m->next)
+    names.push_back (static_cast<const char *> (m->data));
+  g_list_free (members);
+  return names;
+}
+
+void
+test_error_body ()
+{
+  const std::string answer = vs::json::error_body (404, "no gallery item '7'");
+  g_assert_cmpstr (answer.c_str (), ==,
+      "{\"error\":\"no gallery item '7'\",\"status\":404}");
+  const std::string message =
+      "a \"quoted\" \\ name\nwith\x01\x1f bytes \xff here";
+  JsonNode *root = parse (vs::json::error_body (400, message));
+  JsonObject *o = json_node_get_object (root);
+  g_assert_cmpstr (json_object_get_string_member (o, "error"), ==,
+      "a \"quoted\" \\ name\nwith\x01\x1f bytes \xef\xbf\xbd here");
+  g_assert_cmpint (json_object_get_int_member (o, "status"), ==, 400);
+  json_node_unref (root);
+}
+
+void
+test_neighbor_list ()
+{
+  const std::vector<vs::json::Neighbor> neighbors = {
+      {{3, 1, "cat", "cats/a.png"}, 1, 0.5},
+      {{9, -1, "", "caf\xe9.jpg"}, 2,
+          std::numeric_limits<double>::quiet_NaN ()},
+  };
+  const std::string text =
+      vs::json::similar_answer ({7, 1, "cat", "cats/b.png"}, 2, "ip",
+          neighbors);
+  g_assert_nonnull (strstr (text.c_str (),
+      "{\"id\":3,\"label\":1,\"label_name\":\"cat\","
+      "\"source\":\"cats/a.png\","
+      "\"thumbnail\":\"/api/items/3/thumbnail\",\"rank\":1,"
+      "\"distance\":0.5}"));
+  JsonNode *root = parse (text);
+  JsonObject *o = json_node_get_object (root);
+  g_assert_true (member_names (o)
+      == (std::vector<std::string>{"item", "k", "metric", "neighbors"}));
+  JsonArray *list = json_object_get_array_member (o, "neighbors");
+  g_assert_cmpuint (json_array_get_length (list), ==, 2);
+  JsonObject *second = json_array_get_object_element (list, 1);
+  g_assert_true (member_names (second)
+      == (std::vector<std::string>{"id", "label", "label_name", "source",
+          "thumbnail", "rank", "distance"}));
+  g_assert_true (json_object_get_null_member (second, "distance"));
+  g_assert_cmpstr (json_object_get_string_member (second, "source"), ==,
+      "caf\xef\xbf\xbd.jpg");
+  json_node_unref (root);
+
+  /* Without thumbnail URLs: the same members but the server's URL. */
+  JsonBuilder *builder = json_builder_new ();
+  vs::json::add_neighbor_list (builder, neighbors, false);
+  JsonNode *bare = json_builder_get_root (builder);
+  JsonObject *first =
+      json_array_get_object_element (json_node_get_array (bare), 0);
+  g_assert_true (member_names (first)
+      == (std::vector<std::string>{"id", "label", "label_name", "source",
+          "rank", "distance"}));
+  json_node_unref (bare);
+  g_object_unref (builder);
+}
+
+void
+test_live_event ()
+{
+  GstBuffer *buffer = gst_buffer_new ();
+  const GstVisualSearchNeighbor found[] = {
+      {12, 0.25f, 4, (gchar *) "deer", (gchar *) "cifar10/train/12"},
+      {40, 1.5f, -1, nullptr, nullptr},
+  };
+  GstVisualSearchNeighborsMeta *meta =
+      gst_buffer_add_visualsearch_neighbors_meta (buffer,
+          GST_VISUALSEARCH_METRIC_L2, 2, found);
+  const std::vector<vs::json::Neighbor> neighbors =
+      vs::json::neighbors_of (meta);
+  gst_buffer_unref (buffer);
+  g_assert_cmpuint (neighbors.size (), ==, 2);
+  g_assert_cmpuint (neighbors[1].rank, ==, 2);
+  g_assert_cmpstr (neighbors[1].item.label_name.c_str (), ==, "");
+
+  JsonNode *root =
+      parse (vs::json::live_event (5, std::nullopt, "l2", neighbors));
+  JsonObject *o = json_node_get_object (root);
+  g_assert_true (json_object_get_null_member (o, "pts_ms"));
+  g_assert_cmpint (json_object_get_int_member (o, "frame"), ==, 5);
+  JsonObject *first =
+      json_array_get_object_element (json_object_get_array_member (o,
+                                         "neighbors"),
+          0);
+  g_assert_cmpint (json_object_get_int_member (first, "id"), ==, 12);
+  g_assert_cmpfloat (json_object_get_double_member (first, "distance"), ==,
+      0.25);
+  json_node_unref (root);
+
+  root = parse (vs::json::live_event (6, 1234, "l2", {}));
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (root),
+                       "pts_ms"),
+      ==, 1234);
+  json_node_unref (root);
+}
+
+void
+test_retrieval_metrics ()
+{
+  vs::RetrievalSummary summary;
+  summary.ks = {1, 3};
+  summary.overall = {6, 5, {1.0, 2.0 / 3}, {0.2, 0.4}, {1.0, 0.1}, 0.75, 0.5};
+  summary.per_class = {{0, "", summary.overall}, {2, "sh\x1fip", {}}};
+  summary.per_class[1].figures = {1, 0, {0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0}, 0.0,
+      0.0};
+  JsonNode *root =
+      parse (vs::json::retrieval_metrics (summary, 3, "gallery.faiss.db", 30));
+  JsonObject *o = json_node_get_object (root);
+  g_assert_true (member_names (o)
+      == (std::vector<std::string>{"schema", "skipped", "catalog",
+          "gallery_items", "exclude_self", "k", "queries",
+          "queries_with_relevant", "precision", "recall", "map", "mrr",
+          "accuracy", "per_class"}));
+  g_assert_cmpstr (json_object_get_string_member (o, "schema"), ==,
+      "visualsearch-retrieval-metrics/1");
+  JsonObject *precision = json_object_get_object_member (o, "precision");
+  /* Read back to the very same doubles. */
+  g_assert_true (json_object_get_double_member (precision, "3") == 2.0 / 3);
+  g_assert_true (json_object_get_double_member (
+                     json_object_get_object_member (o, "map"), "3")
+      == 0.1);
+  JsonObject *classes = json_object_get_object_member (o, "per_class");
+  g_assert_true (member_names (classes)
+      == (std::vector<std::string>{"0", "sh\x1fip"}));
+  g_assert_cmpint (json_object_get_int_member (
+                       json_object_get_object_member (classes, "sh\x1fip"),
+                       "label"),
+      ==, 2);
+  json_node_unref (root);
+}
+
+} // namespace
+
+int
+main (int argc, char **argv)
+{
+  gst_init (&argc, &argv);
+  g_test_init (&argc, &argv, nullptr);
+  g_test_add_func ("/json/error-body", test_error_body);
+  g_test_add_func ("/json/neighbor-list", test_neighbor_list);
+  g_test_add_func ("/json/live-event", test_live_event);
+  g_test_add_func ("/json/retrieval-metrics", test_retrieval_metrics);
+  return g_test_run ();
+}
