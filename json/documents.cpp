@@ -108,6 +108,8 @@ void add_figures_members(JsonBuilder* b, const std::vector<int>& ks, const Retri
   add_per_k(b, ks, f.recall);
   key(b, "map");
   add_per_k(b, ks, f.map);
+  key(b, "weighted_precision");
+  add_per_k(b, ks, f.weighted_precision);
   key(b, "mrr");
   add_number(b, f.mrr);
   key(b, "accuracy");

@@ -104,9 +104,9 @@ std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std
 // retrievaleval's output, indented, schema "visualsearch-retrieval-metrics/1":
 // {"schema", "skipped", "catalog", "gallery_items", "exclude_self", "k": [..],
 //  "queries", "queries_with_relevant", "precision": {"<k>": x}, "recall",
-//  "map", "mrr", "accuracy", "per_class": {"<label name or number>": {"label",
-//  "queries", "queries_with_relevant", "precision", "recall", "map", "mrr",
-//  "accuracy"}}}.
+//  "map", "weighted_precision", "mrr", "accuracy", "per_class": {"<label name
+//  or number>": {"label", "queries", "queries_with_relevant", "precision",
+//  "recall", "map", "weighted_precision", "mrr", "accuracy"}}}.
 std::string retrieval_metrics(const vs::RetrievalSummary& summary, uint64_t skipped,
                               const std::string& catalog, uint64_t gallery_items);
 

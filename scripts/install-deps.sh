@@ -19,7 +19,7 @@ PACKAGES=(
   python3-torch python3-torchvision python3-faiss python3-numpy
   python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   gobject-introspection libgirepository1.0-dev
-  python3-matplotlib python3-pil
+  python3-matplotlib python3-pil python3-sklearn
   libsoup-3.0-dev
   # json-glib: every JSON document the server and retrievaleval write (json/).
   libjson-glib-dev

@@ -142,18 +142,19 @@ test_retrieval_metrics ()
 {
   vs::RetrievalSummary summary;
   summary.ks = {1, 3};
-  summary.overall = {6, 5, {1.0, 2.0 / 3}, {0.2, 0.4}, {1.0, 0.1}, 0.75, 0.5};
+  summary.overall = {6, 5, {1.0, 2.0 / 3}, {0.2, 0.4}, {1.0, 0.1}, {0.5, 0.25},
+      0.75, 0.5};
   summary.per_class = {{0, "", summary.overall}, {2, "sh\x1fip", {}}};
-  summary.per_class[1].figures = {1, 0, {0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0}, 0.0,
-      0.0};
+  summary.per_class[1].figures = {1, 0, {0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0},
+      {0.0, 0.0}, 0.0, 0.0};
   JsonNode *root =
       parse (vs::json::retrieval_metrics (summary, 3, "gallery.faiss.db", 30));
   JsonObject *o = json_node_get_object (root);
   g_assert_true (member_names (o)
       == (std::vector<std::string>{"schema", "skipped", "catalog",
           "gallery_items", "exclude_self", "k", "queries",
-          "queries_with_relevant", "precision", "recall", "map", "mrr",
-          "accuracy", "per_class"}));
+          "queries_with_relevant", "precision", "recall", "map",
+          "weighted_precision", "mrr", "accuracy", "per_class"}));
   g_assert_cmpstr (json_object_get_string_member (o, "schema"), ==,
       "visualsearch-retrieval-metrics/1");
   JsonObject *precision = json_object_get_object_member (o, "precision");
@@ -162,6 +163,10 @@ test_retrieval_metrics ()
   g_assert_true (json_object_get_double_member (
                      json_object_get_object_member (o, "map"), "3")
       == 0.1);
+  g_assert_true (json_object_get_double_member (
+                     json_object_get_object_member (o, "weighted_precision"),
+                     "3")
+      == 0.25);
   JsonObject *classes = json_object_get_object_member (o, "per_class");
   g_assert_true (member_names (classes)
       == (std::vector<std::string>{"0", "sh\x1fip"}));

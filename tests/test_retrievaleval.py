@@ -23,10 +23,10 @@ FEED = sys.argv[1]
 TOL = 1e-6
 
 TOP_KEYS = {"schema", "skipped", "catalog", "gallery_items", "exclude_self", "k",
-            "queries", "queries_with_relevant", "precision", "recall", "map", "mrr",
-            "accuracy", "per_class"}
+            "queries", "queries_with_relevant", "precision", "recall", "map",
+            "weighted_precision", "mrr", "accuracy", "per_class"}
 CLASS_KEYS = {"label", "queries", "queries_with_relevant", "precision", "recall", "map",
-              "mrr", "accuracy"}
+              "weighted_precision", "mrr", "accuracy"}
 
 
 def write_spec(path, gallery, queries, bare=0):
@@ -66,7 +66,7 @@ def run_feed(tmp, gallery, queries, props, bare=0, refused=False):
 def check_figures_close(got, want, where):
     for key in ("queries", "queries_with_relevant"):
         check(got[key] == want[key], f"{where}: {key} as NumPy's", (got[key], want[key]))
-    for key in ("precision", "recall", "map"):
+    for key in ("precision", "recall", "map", "weighted_precision"):
         check(set(got[key]) == set(want[key]), f"{where}: {key} for the same k as NumPy's",
               (sorted(got[key]), sorted(want[key])))
         for k in want[key]:
@@ -116,6 +116,15 @@ def against_numpy(tmp, rng, exclude_self, k_text, ks):
     check(result["gallery_items"] == len(gallery), f"{case}: gallery_items",
           result["gallery_items"])
     check_figures_close(result, overall, f"{case} overall")
+    # Weighted P@k is scikit-learn's weighted precision of the k-NN vote.
+    from sklearn.metrics import precision_score
+    truth = [q[0] for q in queries]
+    for k in ks:
+        voted = [-10**9 if v is None else v for v in overall["votes"][k]]
+        want = precision_score(truth, voted, average="weighted", zero_division=0)
+        got = result["weighted_precision"][str(k)]
+        check(abs(got - want) <= TOL, f"{case}: weighted precision@{k} as scikit-learn's",
+              (got, want))
     check(set(result["per_class"]) == set(per_class), f"{case}: the same classes as NumPy's",
           (result["per_class"].keys(), per_class.keys()))
     for name, want in per_class.items():
@@ -142,9 +151,10 @@ def against_numpy(tmp, rng, exclude_self, k_text, ks):
               (s.get_value(key), overall[key]))
     check(list(s.get_value("k")) == ks, f"{case}: the message's k", list(s.get_value("k")))
     for i, k in enumerate(ks):
-        for key in ("precision", "map"):
-            check(abs(s.get_value(key)[i] - overall[key][str(k)]) <= TOL,
-                  f"{case}: the message's {key}@{k}", (s.get_value(key)[i], overall[key][str(k)]))
+        for key in ("precision", "map", "weighted-precision"):
+            want = overall[key.replace("-", "_")][str(k)]
+            check(abs(s.get_value(key)[i] - want) <= TOL,
+                  f"{case}: the message's {key}@{k}", (s.get_value(key)[i], want))
     check(len(s.get_value("per-class")) == len(per_class), f"{case}: the message's classes",
           len(s.get_value("per-class")))
     # The table goes to the debug log, not to the application's stdout.
@@ -183,6 +193,28 @@ def leave_one_out(tmp):
                          {"k": "1,2", "exclude-self": "true"})
     check(result["precision"] == {"1": 1.0, "2": 0.5} and result["recall"]["1"] == 1.0,
           "exclude-self keeps an item with the label but another source", result)
+
+
+def weighted_precision(tmp):
+    """Weighted P@k on a case worked by hand: the k-NN vote, its ties, and
+    the class weights."""
+    gallery = [(0, "cat", "g0"), (0, "cat", "g1"), (1, "dog", "g2"), (1, "dog", "g3"),
+               (2, "emu", "g4")]
+    queries = [(0, "cat", "q0", [0, 2, 1]),   # votes: @1 cat, @3 cat (2 of 3)
+               (0, "cat", "q1", [2, 0, 3]),   # @1 dog, @3 dog (2 of 3)
+               (0, "cat", "q2", [4, 0, 2]),   # @1 emu, @3 a three-way tie: emu, nearest
+               (1, "dog", "q3", [2, 3, 0])]   # @1 dog, @3 dog
+    result, _ = run_feed(tmp, gallery, queries, {"k": "1,3"})
+    # @1: votes cat, dog, emu, dog. prec_cat = 1/1, prec_dog = 1/2 (q1 is a cat).
+    #     wP@1 = 3/4 * 1 + 1/4 * 1/2 = 0.875
+    # @3: votes cat, dog, emu, dog: the same.
+    check(result["weighted_precision"] == {"1": 0.875, "3": 0.875},
+          "weighted P@k: support-weighted precision of the vote", result["weighted_precision"])
+    check(result["per_class"]["cat"]["weighted_precision"] == {"1": 1.0, "3": 1.0}
+          and result["per_class"]["dog"]["weighted_precision"] == {"1": 0.5, "3": 0.5},
+          "per class: the precision of the votes for that class", result["per_class"])
+    check(result["precision"]["1"] == 0.5, "P@1 differs from weighted P@1 here",
+          result["precision"])
 
 
 def untrusted_names(tmp):
@@ -227,6 +259,7 @@ def main():
         against_numpy(tmp, rng, False, "10, 1,5,3", [1, 3, 5, 10])
         against_numpy(tmp, rng, True, "1,5,10,20", [1, 5, 10, 20])
         leave_one_out(tmp)
+        weighted_precision(tmp)
         print_table(tmp)
         untrusted_names(tmp)
         errors(tmp)

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 #include "engine/base/error.h"
@@ -51,15 +52,48 @@ RetrievalMetrics::RetrievalMetrics(std::vector<int> ks, bool exclude_self)
   overall_.precision.assign(ks_.size(), 0.0);
   overall_.recall.assign(ks_.size(), 0.0);
   overall_.ap.assign(ks_.size(), 0.0);
+  votes_.resize(ks_.size());
 }
+
+namespace {
+
+// vote@k over the first k labels: the most common, a tie going to the tied
+// label that comes first. Returns false when there is no label to vote with.
+bool vote(const std::vector<int>& labels, int k, int& winner) {
+  const size_t n = std::min(labels.size(), static_cast<size_t>(k));
+  if (n == 0) return false;
+  std::map<int, int> counts;
+  for (size_t i = 0; i < n; ++i) ++counts[labels[i]];
+  int best = 0;
+  for (size_t i = 0; i < n; ++i) {  // in rank order: the nearest wins ties
+    const int c = counts[labels[i]];
+    if (c > best) {
+      best = c;
+      winner = labels[i];
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 void RetrievalMetrics::add(const QueryResult& query) {
   std::vector<int> relevant;  // rel_i over the list left after leave-one-out
+  std::vector<int> labels;    // the labels of that list
   relevant.reserve(query.neighbours.size());
+  labels.reserve(query.neighbours.size());
   const bool drop_self = exclude_self_ && !query.source.empty();
   for (const auto& n : query.neighbours) {
     if (drop_self && n.source == query.source) continue;
     relevant.push_back(n.label == query.label ? 1 : 0);
+    labels.push_back(n.label);
+  }
+  for (size_t j = 0; j < ks_.size(); ++j) {
+    int winner = 0;
+    if (!vote(labels, ks_[j], winner)) continue;
+    Votes& v = votes_[j][winner];
+    ++v.cast;
+    if (winner == query.label) ++v.correct;
   }
 
   int64_t r = query.relevant_in_gallery - (drop_self ? query.self_in_gallery : 0);
@@ -130,13 +164,35 @@ RetrievalFigures RetrievalMetrics::means(const Accumulator& acc) const {
   return f;
 }
 
+std::vector<double> RetrievalMetrics::vote_precision(int label) const {
+  std::vector<double> precision(ks_.size(), 0.0);
+  for (size_t j = 0; j < ks_.size(); ++j) {
+    const auto found = votes_[j].find(label);
+    if (found != votes_[j].end() && found->second.cast > 0) {
+      precision[j] =
+          static_cast<double>(found->second.correct) / static_cast<double>(found->second.cast);
+    }
+  }
+  return precision;
+}
+
 RetrievalSummary RetrievalMetrics::summary() const {
   RetrievalSummary s;
   s.ks = ks_;
   s.exclude_self = exclude_self_;
   s.overall = means(overall_);
+  s.overall.weighted_precision.assign(ks_.size(), 0.0);
   for (const auto& [label, acc] : per_class_) {
-    s.per_class.push_back({label, acc.label_name, means(acc)});
+    RetrievalFigures figures = means(acc);
+    figures.weighted_precision = vote_precision(label);
+    if (overall_.queries > 0) {
+      const double weight =
+          static_cast<double>(acc.queries) / static_cast<double>(overall_.queries);
+      for (size_t j = 0; j < ks_.size(); ++j) {
+        s.overall.weighted_precision[j] += weight * figures.weighted_precision[j];
+      }
+    }
+    s.per_class.push_back({label, acc.label_name, std::move(figures)});
   }
   return s;
 }
@@ -156,10 +212,10 @@ std::string retrieval_summary_to_table(const RetrievalSummary& summary) {
                 static_cast<long long>(all.queries),
                 summary.exclude_self ? " (leave-one-out)" : "");
   out += line;
-  out += "      k     P@k     R@k   mAP@k\n";
+  out += "      k     P@k     R@k   mAP@k    wP@k\n";
   for (size_t j = 0; j < ks.size(); ++j) {
-    std::snprintf(line, sizeof line, "  %5d  %6.4f  %6.4f  %6.4f\n", ks[j], all.precision[j],
-                  all.recall[j], all.map[j]);
+    std::snprintf(line, sizeof line, "  %5d  %6.4f  %6.4f  %6.4f  %6.4f\n", ks[j], all.precision[j],
+                  all.recall[j], all.map[j], all.weighted_precision[j]);
     out += line;
   }
   std::snprintf(line, sizeof line, "  MRR %6.4f   top-1 accuracy %6.4f\n", all.mrr, all.accuracy);

@@ -10,6 +10,15 @@
 //   RR     = 1 / (rank of the first relevant neighbour in the whole returned
 //            list), 0 when none is relevant
 //   top-1  = rel_1
+//   vote@k = the label most common among n_1..n_k (a tie goes to the tied
+//            label ranked nearest); no neighbours, no vote
+// Weighted precision@k is the precision of vote@k as a classifier, weighted
+// by class support (scikit-learn's precision_score(average="weighted")):
+//   prec_c@k = (queries labelled c with vote@k = c) / (queries with vote@k = c),
+//              0 when no query's vote is c
+//   wP@k     = sum over labels c of (queries labelled c / all queries) * prec_c@k
+// Per class, the figure reported is prec_c@k, so the overall wP@k is the
+// per-class figures averaged with the classes' query counts as weights.
 // Reported figures are means over queries: P@k, MRR and top-1 accuracy over
 // all queries; R@k and mAP@k over the queries with R > 0 (they are undefined
 // for a label the gallery does not hold; such queries are counted apart).
@@ -51,6 +60,7 @@ struct RetrievalFigures {
   std::vector<double> precision;
   std::vector<double> recall;
   std::vector<double> map;
+  std::vector<double> weighted_precision;  // overall wP@k; per class prec_c@k
   double mrr = 0.0;
   double accuracy = 0.0;
 };
@@ -102,11 +112,19 @@ class RetrievalMetrics {
                   const std::vector<double>& recall, const std::vector<double>& ap,
                   bool has_relevant, double reciprocal_rank, double top1) const;
   RetrievalFigures means(const Accumulator& acc) const;
+  // prec_c@k for every k: the share of the queries whose vote@k was `label`
+  // that are labelled `label`.
+  std::vector<double> vote_precision(int label) const;
 
+  struct Votes {
+    int64_t cast = 0;     // queries whose vote@k is this label
+    int64_t correct = 0;  // ... and that are labelled with it
+  };
   std::vector<int> ks_;
   bool exclude_self_;
   Accumulator overall_;
   std::map<int, Accumulator> per_class_;
+  std::vector<std::map<int, Votes>> votes_;  // per k, by voted label
 };
 
 // The name of a class in reports: its label name, or its number when it has

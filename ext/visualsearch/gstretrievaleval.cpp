@@ -10,7 +10,8 @@
  * are counted and skipped.
  *
  * At EOS the element posts an element message named `retrieval-metrics` with
- * Precision@k, Recall@k, mAP@k, MRR, top-1 accuracy and per-class figures,
+ * Precision@k, Recall@k, mAP@k, weighted precision@k (of the k-nearest
+ * neighbours' label vote), MRR, top-1 accuracy and per-class figures,
  * logs them as a table (`GST_DEBUG=retrievaleval:4`) and, when
  * #GstRetrievalEval:output is set, writes them as JSON (schema
  * `visualsearch-retrieval-metrics/1`). An element writes nothing on stdout
@@ -211,8 +212,8 @@ gst_retrieval_eval_class_init (GstRetrievalEvalClass *klass)
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class, "Retrieval evaluation",
       "Sink/Analysis",
-      "Measures Precision@k, Recall@k, mAP@k and MRR of the neighbours found "
-      "for labelled query frames",
+      "Measures Precision@k, Recall@k, mAP@k, weighted P@k and MRR of the "
+      "neighbours found for labelled query frames",
       "visualsearch developers");
 
   base_sink_class->start = GST_DEBUG_FUNCPTR (gst_retrieval_eval_start);
@@ -458,6 +459,7 @@ set_figures (GstStructure *s, const vs::RetrievalFigures &f)
   take_double_array (s, "precision", f.precision);
   take_double_array (s, "recall", f.recall);
   take_double_array (s, "map", f.map);
+  take_double_array (s, "weighted-precision", f.weighted_precision);
 }
 
 /* The element message: the overall figures as fields (arrays aligned with
