@@ -32,6 +32,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 cd "$repo"
+source "$here/lib.sh"
 
 MODEL=${MODEL:-resnet18}
 input_size_forced=${INPUT_SIZE:+yes}
@@ -100,8 +101,7 @@ step "1/6 Installing dependencies and building ($BUILD_DIR)"
 scripts/install-deps.sh
 [ -f "$BUILD_DIR/build.ninja" ] || meson setup "$BUILD_DIR"
 ninja -C "$BUILD_DIR"
-export GST_PLUGIN_PATH="$BUILD_DIR/ext/visualsearch${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-gst-inspect-1.0 visualsearch >/dev/null || die "the plugin in $BUILD_DIR/ext/visualsearch does not load; see gst-inspect-1.0 visualsearch."
+vs_use_build_tree visualsearch
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 

@@ -56,14 +56,8 @@ OUTPUT=${OUTPUT:-$OUT_DIR/metrics.json}
 MAP=${MAP:-$OUT_DIR/embedding-map.png}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 
-# Use the build tree when the plugin is not installed.
-if ! gst-inspect-1.0 retrievaleval >/dev/null 2>&1; then
-  [ -d "$BUILD_DIR/ext/visualsearch" ] || die "the visualsearch plugin is neither installed nor built in $BUILD_DIR; run: meson setup build && ninja -C build"
-  export GST_PLUGIN_PATH="$BUILD_DIR/ext/visualsearch${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-  gst-inspect-1.0 retrievaleval >/dev/null 2>&1 || die "no retrievaleval element in $BUILD_DIR/ext/visualsearch; rebuild with ninja -C $BUILD_DIR"
-fi
-
-source "$here/search-setup.sh"
+source "$here/lib.sh"
+vs_use_plugin retrievaleval
 k_max=$(vs_k_max "$K")
 exclude_self=false
 neighbours=$k_max

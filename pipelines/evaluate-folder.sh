@@ -34,7 +34,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/search-setup.sh"
+source "$here/lib.sh"
 
 case "${1:-}" in
   -h|--help) vs_usage 0 ;;

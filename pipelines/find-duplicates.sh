@@ -20,7 +20,7 @@
 # THUMB=96 (thumbnail side in the sheet), BUILD_DIR=build (the tool used when
 # not installed).
 set -euo pipefail
-source "$(dirname "$0")/search-setup.sh"
+source "$(dirname "$0")/lib.sh"
 
 dataset="" out="" k=1
 vs_parse_args 1 "$@"

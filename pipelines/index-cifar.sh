@@ -51,7 +51,7 @@ INDEX_TYPE=${INDEX_TYPE:-Flat}
 METRIC=${METRIC:-ip}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 
-source "$here/search-setup.sh"
+source "$here/lib.sh"
 vs_use_plugin cifarindexer
 
 mkdir -p "$(dirname "$index")"

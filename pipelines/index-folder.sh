@@ -50,7 +50,7 @@ MODE=${MODE:-update}
 CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-60}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 
-source "$here/search-setup.sh"
+source "$here/lib.sh"
 CALIBRATION=${CALIBRATION:-$dir}
 vs_folder_settings
 vs_use_plugin galleryindexer

@@ -21,7 +21,7 @@
 # (embedder index=INDEX).
 # Exits 1 on any failure, with a message saying what to do.
 set -euo pipefail
-source "$(dirname "$0")/search-setup.sh"
+source "$(dirname "$0")/lib.sh"
 
 
 dataset="" out="" k=${K:-5}

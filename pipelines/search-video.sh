@@ -27,7 +27,7 @@
 # index has moved. The embedder takes everything else from the index
 # (embedder index=INDEX).
 set -euo pipefail
-source "$(dirname "$0")/search-setup.sh"
+source "$(dirname "$0")/lib.sh"
 
 
 dataset="" out="" k=${K:-5}

@@ -24,7 +24,7 @@
 # index=INDEX).
 # Without a camera it stops at once with a message and exit status 1.
 set -euo pipefail
-source "$(dirname "$0")/search-setup.sh"
+source "$(dirname "$0")/lib.sh"
 
 
 dataset="" device=${DEVICE:-/dev/video0} k=${K:-5}

@@ -15,7 +15,7 @@
 # thumbnails), BUILD_DIR=build (server and plugin used when not installed).
 # Options after -- go to visualsearch-server as they are (see its --help).
 set -euo pipefail
-source "$(dirname "$0")/search-setup.sh"
+source "$(dirname "$0")/lib.sh"
 
 index=${1:-demo-out/cifar10-train.faiss}
 [ $# -gt 0 ] && shift

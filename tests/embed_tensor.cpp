@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/model/embedding_engine.h"
+#include "engine/model/embedding_engine_testing.h"
 
 int
 main (int argc, char **argv)
@@ -83,7 +83,8 @@ main (int argc, char **argv)
     vs::EmbeddingEngine engine (config);
     std::vector<float> out;
     for (int i = 0; i < repeat; ++i)
-      out = engine.embed_preprocessed (input.data (), n, h, w);
+      out = vs::EmbeddingEngineTesting::embed_preprocessed (engine,
+          input.data (), n, h, w);
     std::ofstream (argv[5], std::ios::binary)
         .write (reinterpret_cast<const char *> (out.data ()),
             out.size () * sizeof (float));

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "engine/base/cpu_features.h"
-#include "engine/model/embedding_engine.h"
+#include "engine/model/embedding_engine_testing.h"
 
 static std::unique_ptr<vs::EmbeddingEngine>
 make_engine (const char *arch, const char *weights, const char *kernels,
@@ -115,12 +115,17 @@ compare (const char *arch, const char *weights)
     for (float &v : x)
       v = normal (gen);
     const std::vector<float> a =
-        aten->embed_preprocessed (x.data (), s.n, s.h, s.w);
+        vs::EmbeddingEngineTesting::embed_preprocessed (*aten, x.data (), s.n,
+            s.h, s.w);
     failures += compare_images (arch, "fp32", s, aten->dims (), a,
-        onednn->embed_preprocessed (x.data (), s.n, s.h, s.w), 0.99999);
+        vs::EmbeddingEngineTesting::embed_preprocessed (*onednn, x.data (), s.n,
+            s.h, s.w),
+        0.99999);
     if (bf16)
       failures += compare_images (arch, "bf16", s, aten->dims (), a,
-          bf16->embed_preprocessed (x.data (), s.n, s.h, s.w), 0.999);
+          vs::EmbeddingEngineTesting::embed_preprocessed (*bf16, x.data (), s.n,
+              s.h, s.w),
+          0.999);
   }
   for (const vs::EmbeddingEngine *e : {onednn.get (), bf16.get ()})
     if (e && e->kernels_degraded ()) {

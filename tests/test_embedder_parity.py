@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """embedder against torchvision, on random-weight checkpoints made here.
 
-    test_embedder_parity.py EMBED_TENSOR EMBEDDER_RUN resnet|torchscript
+    test_embedder_parity.py EMBED_TENSOR EMBEDDER_RUN_PY resnet|torchscript
+
+The element runs in tests/embedder_run.py (appsrc ! FRAGMENT ! appsink over
+the GstVisualSearch typelib), in a process of its own.
 
 resnet: for resnet18 and resnet50 checkpoints saved with torch.save (batch-norm
 statistics and affines randomised too, so a mis-mapped name shows):
@@ -30,7 +33,7 @@ import torch
 import torchvision
 from torchvision import transforms as T
 
-EMBED_TENSOR, EMBEDDER_RUN, MODE = sys.argv[1:4]
+EMBED_TENSOR, EMBEDDER_RUN_PY, MODE = sys.argv[1:4]
 SOURCE = os.environ["VS_SOURCE_DIR"]
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 torch.set_num_threads(2)
@@ -165,7 +168,7 @@ def run_pipeline(tmp, caps, frames, fragment, mode="meta"):
     """Pushes raw frames through appsrc ! FRAGMENT ! appsink."""
     inp, out = os.path.join(tmp, "frames.raw"), os.path.join(tmp, "out.bin")
     np.concatenate([f.reshape(-1) for f in frames]).tofile(inp)
-    res = subprocess.run([EMBEDDER_RUN, caps, inp, out, mode, fragment],
+    res = subprocess.run([sys.executable, EMBEDDER_RUN_PY, caps, inp, out, mode, fragment],
                          capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(res.stdout + res.stderr)

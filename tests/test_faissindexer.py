@@ -329,8 +329,8 @@ def catalog_records_its_index(c):
 
 
 def concurrent_appenders_keep_both(c):
-    # Two appending runs at once used to both exit 0 with one run's
-    # vectors lost: each wrote back what it had read plus its own.
+    # Two appending runs at once keep both runs' vectors, rather than each
+    # writing back what it had read plus its own.
     base, first, second = unit_rows(1017, 9), unit_rows(100, 10), unit_rows(100, 11)
     c.feed(base)
     runs = [c.appender(first, "first.f32"), c.appender(second, "second.f32")]
@@ -395,8 +395,8 @@ def gst_launch_appender_plays_after_the_lock(c):
     if not gst_launch_runs_the_plugin():
         return
     # gst-launch-1.0 keeps a prerolled pipeline in PAUSED while a progress
-    # is open: a second appender used to wait there for good once the lock
-    # was free, and its 100 vectors were never written.
+    # is open: a second appender must go on once the lock is free and write
+    # its 100 vectors, not wait there for good.
     embed = ["embedder", "weights=random", "input-size=32", "resize=0", "threads=1", "!",
              "faissindexer", f"location={c.index}", "append=true"]
     holder = subprocess.Popen(["gst-launch-1.0", "fdsrc", "!", "rawvideoparse", "width=32",
@@ -444,9 +444,8 @@ def gst_launch_appender_plays_after_the_lock(c):
 
 
 def writes_through_a_symbolic_link(c):
-    # A write through a link used to replace the link with a new file,
-    # leaving the real index stale, and a writer through each name took a
-    # lock of its own.
+    # A write through a link updates the real index rather than replacing the
+    # link with a new file, and writers through either name share one lock.
     base, mine, theirs = unit_rows(30, 21), unit_rows(4, 22), unit_rows(6, 23)
     c.feed(base)
     link = os.path.join(c.dir, "link.faiss")

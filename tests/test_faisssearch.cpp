@@ -558,8 +558,8 @@ GST_START_TEST (test_instances_in_parallel)
 GST_END_TEST;
 
 /* The index of one gallery beside the catalog of another of the same size
- * (a writer killed between its two renames) used to be searched: hits named
- * after the wrong images, a gallery image no longer finding itself. */
+ * (a writer killed between its two renames) is refused, rather than searched
+ * with hits named after the wrong images. */
 GST_START_TEST (test_index_of_another_catalog_is_refused)
 {
   TestGallery a = write_gallery ("pair-a.faiss", 30, vs::Metric::L2, 20);
@@ -572,7 +572,8 @@ GST_START_TEST (test_index_of_another_catalog_is_refused)
 
 GST_END_TEST;
 
-/* index= pointing at a FIFO used to block the state change for good. */
+/* index= pointing at a FIFO is an error, not a state change blocked for
+ * good. */
 GST_START_TEST (test_fifo_index_is_an_error)
 {
   std::string fifo = std::string (tmp_dir) + "/fifo.faiss";
@@ -594,8 +595,8 @@ collect_faisssearch_log (GstDebugCategory *category, GstDebugLevel level,
 }
 
 /* A reload that never finishes (here SQLite waits on a FIFO where it looks
- * for the catalog's journal, as a read from a hung mount would wait) used to
- * keep the element from ever shutting down. */
+ * for the catalog's journal, as a read from a hung mount would wait) does not
+ * keep the element from shutting down. */
 GST_START_TEST (test_shutdown_during_endless_reload)
 {
   TestGallery a = write_gallery ("stuck.faiss", 10, vs::Metric::L2, 22);
@@ -701,7 +702,7 @@ GST_START_TEST (test_ids_outside_the_catalog_warn_once)
 GST_END_TEST;
 
 /* An HNSW graph without links leads from its entry point nowhere: a search
- * used to return that one vector for k=5 without a word. */
+ * that returns fewer than k neighbours (here one for k=5) warns, once. */
 GST_START_TEST (test_fewer_than_k_warn_once)
 {
   const TestGallery g =

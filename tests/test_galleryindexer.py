@@ -170,8 +170,8 @@ def incremental(tmp, index_type):
 
 
 def unreadable_folder_keeps_its_items(tmp):
-    # A folder that could not be opened used to count as gone: the update
-    # removed every item under it.
+    # A folder that cannot be opened does not count as gone: the update
+    # keeps every item under it.
     tree = os.path.join(tmp, "locked")
     for i in range(4):
         still(tree, f"dogs/{i}.png", 300 + i)

@@ -100,9 +100,8 @@ def test_mapped_files(binary, directory):
 
 
 def test_load_holds_the_index_once(binary, directory):
-    """A load used to read the whole file and then have FAISS copy it: twice
-    the index in memory at its peak. The file is mapped and let go of as FAISS
-    copies it now."""
+    """A load holds the index once, not twice: the file is mapped and let go
+    of as FAISS copies it, rather than read whole and then copied."""
     import numpy as np
     vectors = np.random.default_rng(5).standard_normal((48000, 512)).astype("float32")
     index = faiss.IndexFlatL2(512)
@@ -132,8 +131,9 @@ def test_special_files(binary, directory):
 
 
 def test_unusable_vectors_are_refused(binary, directory):
-    """A NaN row used to load and poison every distance to it, a 1e38 row to
-    come first (inner product) or never (L2) for every query."""
+    """Rows that cannot be compared are refused at load: a NaN row would
+    poison every distance to it, a 1e38 row come first (inner product) or
+    never (L2) for every query."""
     import numpy as np
     data = index_fixtures.vectors(count=20)
     data[3] = np.nan

@@ -422,8 +422,8 @@ write_pair (const std::string &index_path, int n, unsigned seed)
 }
 
 // Two galleries of the same size, dims and metric: the catalog of one beside
-// the index of the other (a writer killed between its two renames) used to
-// load and name every hit wrongly.
+// the index of the other (a writer killed between its two renames) is refused,
+// rather than loaded to name every hit wrongly.
 void
 test_catalog_binds_its_index ()
 {
@@ -665,8 +665,8 @@ test_catalog_file_identities ()
   g_assert_cmpint (updated.item (11)->id, ==, 11);
 }
 
-// Labels past 32 bits used to come back truncated (2^32 + 5 as 5); label
-// names and sources come back as valid UTF-8.
+// Labels past 32 bits come back whole (2^32 + 5, not 5); label names and
+// sources come back as valid UTF-8.
 void
 test_catalog_labels_and_text ()
 {
@@ -693,7 +693,8 @@ test_catalog_labels_and_text ()
   assert_contains (message, "4294967301");
 }
 
-// A FIFO at the index or catalog path used to block the reader for good.
+// A FIFO at the index or catalog path is refused rather than blocking the
+// reader for good.
 void
 test_fifo_is_refused ()
 {
@@ -712,8 +713,8 @@ test_fifo_is_refused ()
       "a directory");
 }
 
-// Two writers of one path in one process, both mid-write at once, used to
-// share the temporary path.tmp.<pid>: one renamed the other's file away.
+// Two writers of one path in one process, both mid-write at once, each get a
+// temporary of their own, so neither renames the other's file away.
 void
 test_concurrent_writers_get_own_temporaries ()
 {
@@ -793,9 +794,8 @@ add_rows (vs::IndexBuilder &builder, const std::vector<float> &data)
     builder.add (&data[i * 8], 8, "m", "p", vs::CatalogItem{-1, 1, "n", "s"});
 }
 
-// Two appending writers used to each read the index and write it back with
-// only their own vectors. The second now waits for the lock (and says so),
-// and gives up after the timeout.
+// Two appending writers of one index keep both their vectors: the second
+// waits for the lock (and says so), and gives up after the timeout.
 // A checkpoint in the middle of a video, then the run dies: the next update
 // keeps the finished still, embeds the video again and drops the cut one.
 void
@@ -886,7 +886,7 @@ test_appenders_take_turns ()
   g_assert_cmpint (vs::load_index_with_catalog (location).index.size (), ==, 8);
 }
 
-// A missing output directory used to surface only at EOS, after the work.
+// A missing output directory is an error at start, not at EOS after the work.
 void
 test_builder_checks_directory_at_start ()
 {
@@ -905,7 +905,7 @@ test_builder_checks_directory_at_start ()
 }
 
 // When the NumPy export fails after the index and catalog were replaced, the
-// message used to claim the previous files were intact.
+// message says the index was written, not that the previous files are intact.
 void
 test_export_failure_says_index_was_written ()
 {

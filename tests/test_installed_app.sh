@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # An application's view of the metadata library: stage `meson install` into a
-# temporary directory, compile examples/embeddings-app.c with nothing but
+# temporary directory, compile examples/embeddings-app.c (with the examples'
+# shared example-pipeline.c) with nothing but
 # pkg-config pointing there, and run it against the staged plugin; then run
 # examples/read-metas.py through the staged GIR typelib.
 set -euo pipefail
@@ -21,6 +22,7 @@ sed "s|^prefix=.*|prefix=$stage$prefix|" "$pc" > "$stage/pc/gstvisualsearch-1.0.
 export PKG_CONFIG_PATH="$stage/pc"
 
 cc -o "$stage/embeddings-app" "$VS_SOURCE_DIR/examples/embeddings-app.c" \
+  "$VS_SOURCE_DIR/examples/example-pipeline.c" \
   $(pkg-config --cflags --libs gstvisualsearch-1.0 gstreamer-app-1.0) -lm
 
 lib=$(find "$stage" -name 'libgstvisualsearch-1.0.so.0' | head -n 1)

@@ -19,6 +19,7 @@
 
 #include "engine/base/cpu_features.h"
 #include "engine/model/auto_precision_cache.h"
+#include "engine/model/embedding_engine_testing.h"
 #include "engine/model/resnet.h"
 #include "engine/model/resnet_int8.h"
 
@@ -692,13 +693,15 @@ std::vector<float> EmbeddingEngine::run() {
   });
 }
 
-std::vector<float> EmbeddingEngine::embed_preprocessed(const float* nchw, int n, int height,
-                                                       int width) {
+std::vector<float> EmbeddingEngineTesting::embed_preprocessed(EmbeddingEngine& engine,
+                                                              const float* nchw, int n, int height,
+                                                              int width) {
   if (n <= 0 || height <= 0 || width <= 0) throw Error("empty batch");
-  return translate_errors(impl_->model_id + " failed", [&] {
+  EmbeddingEngine::Impl& impl = *engine.impl_;
+  return translate_errors(impl.model_id + " failed", [&] {
     const at::Tensor input =
         at::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, at::kFloat);
-    return Impl::to_vector(impl_->forward(input));
+    return EmbeddingEngine::Impl::to_vector(impl.forward(input));
   });
 }
 

@@ -110,9 +110,6 @@ class EmbeddingEngine {
   virtual std::vector<float> run();
   virtual void clear();
 
-  // Embeds an already preprocessed, normalised float NCHW batch (n x 3 x h x w).
-  std::vector<float> embed_preprocessed(const float* nchw, int n, int height, int width);
-
   virtual int dims() const;
   // "resnet18:f37072fd", "resnet50:random-seed42", "torchscript:1a2b3c4d"
   virtual const std::string& model_id() const;
@@ -138,6 +135,8 @@ class EmbeddingEngine {
   virtual bool kernels_degraded() const;
 
  private:
+  // Test-only entry points (embedding_engine_testing.h).
+  friend struct EmbeddingEngineTesting;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -116,7 +116,7 @@ gst_cifar_indexer_class_init (GstCifarIndexerClass *klass)
       "Sink/Analysis",
       "Embeds a CIFAR-10/100 split and writes a FAISS index and catalog of "
       "it (cifarsrc ! embedder ! faissindexer)",
-      "visualsearch developers <visualsearch@example.org>");
+      "visualsearch developers");
 
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_cifar_indexer_change_state);

@@ -841,52 +841,49 @@ log_kernels (GstEmbedder *self, EmbedderState *st)
   }
 }
 
-static gboolean
-gst_embedder_start (GstBaseTransform *trans)
+/* The configuration the engine loads with: the properties, and with an
+ * index the int8 activation ranges it records. false after posting an error. */
+static bool
+config_for_start (GstEmbedder *self, const std::string &index,
+    const std::optional<EmbedderSettings> &recorded,
+    vs::EmbeddingConfig *config)
 {
-  GstEmbedder *self = GST_EMBEDDER (trans);
-
-  GST_OBJECT_LOCK (self);
-  const std::string index = self->index ? self->index : "";
-  self->frames_embedded = 0;
-  self->frames_skipped = 0;
-  self->busy_ms = 0.0;
-  self->qos_earliest = GST_CLOCK_TIME_NONE;
-  GST_OBJECT_UNLOCK (self);
-
-  std::optional<EmbedderSettings> recorded;
-  if (!index.empty () && !(recorded = adopt_index_settings (self, index)))
-    return FALSE;
-
-  vs::EmbeddingConfig config;
   std::string invalid;
-  if (!config_from_properties (self, &config, &invalid)) {
+  if (!config_from_properties (self, config, &invalid)) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("Invalid %s: mean and std take three comma-separated numbers such "
          "as \"0.485,0.456,0.406\".",
             invalid.c_str ()),
         (NULL));
-    return FALSE;
+    return false;
   }
 
   /* Ranges recorded with the index, not calibrated again, so that queries
    * are quantized exactly as the gallery was. */
-  if (recorded && config.precision == vs::Precision::INT8
+  if (recorded && config->precision == vs::Precision::INT8
       && recorded->config.precision == vs::Precision::INT8) {
-    config.int8_activations = recorded->config.int8_activations;
+    config->int8_activations = recorded->config.int8_activations;
     GST_INFO_OBJECT (self, "int8 activation ranges from the index %s",
         index.c_str ());
     /* Ranges calibrated anew would quantize the queries unlike the gallery. */
-    if (config.int8_activations.empty ()) {
+    if (config->int8_activations.empty ()) {
       GST_ELEMENT_ERROR (self, STREAM, DECODE,
           ("The index %s records precision=int8 but no int8 activation "
            "ranges: its catalog %s is damaged. Rebuild the index.",
               index.c_str (), vs::catalog_path_for (index).c_str ()),
           (NULL));
-      return FALSE;
+      return false;
     }
   }
+  return true;
+}
 
+/* Loads the model config names; with an index, checks that it is the model
+ * the index was built with. nullptr after posting an error. */
+static std::unique_ptr<EmbedderState>
+load_engine (GstEmbedder *self, const vs::EmbeddingConfig &config,
+    const std::string &index, const std::optional<EmbedderSettings> &recorded)
+{
   auto st = std::make_unique<EmbedderState> ();
   st->model = config.model;
   st->normalized = config.normalize;
@@ -903,7 +900,7 @@ gst_embedder_start (GstBaseTransform *trans)
     VS_ELEMENT_ERROR (self, e, ("%s%s", e.what (), adopted_from.c_str ()),
         ("model=%s weights=%s", config.model.c_str (),
             config.weights.c_str ()));
-    return FALSE;
+    return nullptr;
   }
   if (recorded && st->engine->model_id () != recorded->model_id) {
     const std::string loaded = "model=" + config.model
@@ -915,9 +912,17 @@ gst_embedder_start (GstBaseTransform *trans)
             loaded.c_str (), st->engine->model_id ().c_str (), index.c_str (),
             recorded->model_id.c_str ()),
         (NULL));
-    return FALSE;
+    return nullptr;
   }
+  return st;
+}
 
+/* What the engine runs with: the settings announced downstream, its
+ * warnings on the bus, active-precision and the debug log. */
+static void
+announce_engine (GstEmbedder *self, EmbedderState *st,
+    const vs::EmbeddingConfig &config)
+{
   EmbedderSettings announced;
   announced.config = config;
   announced.config.precision = st->engine->active_precision ();
@@ -946,6 +951,35 @@ gst_embedder_start (GstBaseTransform *trans)
       st->engine->precision_reason ().c_str (), cpu.model.c_str (), cpu.avx2,
       cpu.avx512bw && cpu.avx512vl && cpu.avx512dq, cpu.avx512_bf16,
       cpu.amx_bf16);
+}
+
+static gboolean
+gst_embedder_start (GstBaseTransform *trans)
+{
+  GstEmbedder *self = GST_EMBEDDER (trans);
+
+  GST_OBJECT_LOCK (self);
+  const std::string index = self->index ? self->index : "";
+  self->frames_embedded = 0;
+  self->frames_skipped = 0;
+  self->busy_ms = 0.0;
+  self->qos_earliest = GST_CLOCK_TIME_NONE;
+  GST_OBJECT_UNLOCK (self);
+
+  std::optional<EmbedderSettings> recorded;
+  if (!index.empty () && !(recorded = adopt_index_settings (self, index)))
+    return FALSE;
+
+  vs::EmbeddingConfig config;
+  if (!config_for_start (self, index, recorded, &config))
+    return FALSE;
+
+  std::unique_ptr<EmbedderState> st =
+      load_engine (self, config, index, recorded);
+  if (!st)
+    return FALSE;
+
+  announce_engine (self, st.get (), config);
   log_kernels (self, st.get ());
   self->state = st.release ();
   return TRUE;

@@ -256,7 +256,7 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
       "Sink/Analysis",
       "Collects embeddings into a FAISS index and an SQLite catalog of the "
       "frames they came from, written atomically at EOS",
-      "visualsearch developers <visualsearch@example.org>");
+      "visualsearch developers");
 
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_faiss_indexer_change_state);

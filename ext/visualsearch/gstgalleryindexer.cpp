@@ -206,7 +206,7 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
       "Embeds every picture and video frame of a folder into a FAISS index "
       "and catalog, and keeps them up to date incrementally (gallerysrc ! "
       "embedder ! faissindexer)",
-      "visualsearch developers <visualsearch@example.org>");
+      "visualsearch developers");
 
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_gallery_indexer_change_state);

@@ -4,7 +4,7 @@
 
     /usr/bin/python3 tests/bench/bench_embedder.py [BUILD_DIR] [--seconds S]
 
-Ours is measured through the element: tests/embedder-run pushes
+Ours is measured through the element: tests/embedder_run.py pushes
 input-size x input-size RGB frames through `appsrc ! embedder resize=0 ... !
 appsink` (so preprocessing is only the uint8 -> normalised float conversion),
 after a warm-up round. torchvision runs the same architecture (random
@@ -29,6 +29,8 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpu  # noqa: E402
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIGS = [("resnet18", 224, 1), ("resnet18", 224, 16), ("resnet50", 224, 1),
            ("resnet50", 224, 16), ("resnet18", 32, 256)]
@@ -68,13 +70,14 @@ def our_rate(build, arch, size, batch, precision, expected_rate, seconds, tmp, e
     np.random.default_rng(0).integers(0, 256, (n_file, size, size, 3),
                                       dtype=np.uint8).tofile(frames)
     res = subprocess.run(
-        [os.path.join(build, "tests", "embedder-run"),
+        [sys.executable, os.path.join(TESTS, "embedder_run.py"),
          f"video/x-raw,format=RGB,width={size},height={size},framerate=30/1", frames,
          os.path.join(tmp, "out.bin"), "meta",
          f"embedder model={arch} weights=random input-size={size} resize=0 threads=2 "
          f"batch-size={batch} precision={precision} {extra}", str(repeat)],
         capture_output=True, text=True,
         env=dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "ext", "visualsearch"),
+                 VS_BUILD_DIR=os.path.abspath(build),
                  GST_REGISTRY_1_0=os.path.join(tmp, "registry.bin"),
                  XDG_CACHE_HOME=os.path.join(tmp, "cache"),
                  **({"VISUALSEARCH_FP32_KERNELS": kernels} if kernels else {})))

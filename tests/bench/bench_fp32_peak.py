@@ -9,7 +9,7 @@ library the embedder runs on, 2 threads): a 2048^3 at::mm (OpenBLAS here) and
 a 3x3 oneDNN convolution of 64 channels at 56x56, batch 16 (resnet's layer1,
 where oneDNN comes closest to the peak), weights reordered
 once as the embedder does; the peak is the faster of the two. Then
-torchvision and the embedder (whole element path: tests/embedder-run pushes
+torchvision and the embedder (whole element path: tests/embedder_run.py pushes
 224x224 RGB frames through `appsrc ! embedder resize=0 precision=fp32
 threads=2 batch-size=16 ! appsink`, see bench_embedder.py) run each model,
 the embedder twice: on ATen's ops (VISUALSEARCH_FP32_KERNELS=aten) and on

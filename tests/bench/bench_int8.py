@@ -12,7 +12,7 @@ quantized engine (onednn by default; this LibTorch 1.13 has onednn and
 qnnpack, no fbgemm), activations calibrated on 256 CIFAR training images
 resized to 224. It is traced to TorchScript and measured, at 224 batch
 16 with 2 threads, side by side in rounds against:
-  - the same int8 TorchScript through our TorchScript path (tests/embedder-run,
+  - the same int8 TorchScript through our TorchScript path (tests/embedder_run.py,
     `appsrc ! embedder model=INT8.pt resize=0 ...`, as bench_embedder.py),
   - our native int8 (`embedder precision=int8 calibration-location=DIR`, the
     same 256 CIFAR training images written as PNGs, calibrated by the engine

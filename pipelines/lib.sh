@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Sourced by the search, index and serve scripts; not run.
+# The shared library of the scripts in pipelines/: sourced by them, not run.
 #
 # vs_use_plugin [ELEMENT]: makes the visualsearch elements available (checked
 #   with ELEMENT, default faisssearch), from the system
 #   or, when not installed, from the build tree $BUILD_DIR (default build/).
+# vs_use_build_tree [ELEMENT]: the same, from the build tree even when the
+#   plugin is installed (for a script that has just built it).
 # vs_k_max LIST: the largest cut-off of a K list such as 1,5,10.
 # vs_folder_settings: the settings a folder gallery is embedded and indexed
 #   with (index-folder.sh, evaluate-folder.sh), from the environment: MODEL,
@@ -91,14 +93,19 @@ vs_folder_settings() {
   fi
 }
 
-vs_use_plugin() {
-  local repo element=${1:-faisssearch}
+vs_use_build_tree() {
+  local repo element=${1:-faisssearch} build_dir plugin_dir
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  if gst-inspect-1.0 "$element" >/dev/null 2>&1; then return 0; fi
-  local plugin_dir="${BUILD_DIR:-$repo/build}/ext/visualsearch"
-  [ -d "$plugin_dir" ] || vs_die "the visualsearch plugin is neither installed nor built in ${BUILD_DIR:-$repo/build}; run: meson setup build && ninja -C build"
+  build_dir=${BUILD_DIR:-$repo/build}
+  plugin_dir="$build_dir/ext/visualsearch"
+  [ -d "$plugin_dir" ] || vs_die "the visualsearch plugin is neither installed nor built in $build_dir; run: meson setup build && ninja -C build"
   export GST_PLUGIN_PATH="$plugin_dir${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-  gst-inspect-1.0 "$element" >/dev/null 2>&1 || vs_die "no $element element in $plugin_dir; rebuild with ninja -C ${BUILD_DIR:-build}"
+  gst-inspect-1.0 "$element" >/dev/null 2>&1 || vs_die "no $element in $plugin_dir (see gst-inspect-1.0 $element); rebuild with ninja -C $build_dir"
+}
+
+vs_use_plugin() {
+  if gst-inspect-1.0 "${1:-faisssearch}" >/dev/null 2>&1; then return 0; fi
+  vs_use_build_tree "$@"
 }
 
 # The catalog beside an index, as engine/index/catalog.cpp's catalog_path_for names it.
