@@ -26,9 +26,9 @@
 #include <vector>
 
 #include "engine/base/atomic_file.h"
+#include "engine/base/image_codec.h"
+#include "engine/base/image_header.h"
 #include "engine/base/utf8.h"
-#include "engine/dataset/image_codec.h"
-#include "engine/dataset/image_header.h"
 #include "engine/index/catalog.h"
 #include "engine/index/index_store.h"
 #include "engine/model/embedding_engine.h"

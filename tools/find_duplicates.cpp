@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "engine/base/error.h"
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
 #include "engine/index/duplicates.h"
 #include "engine/index/gallery.h"
 #include "engine/render/result_strip.h"

@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "engine/base/error.h"
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
 #include "engine/dataset/image_folder.h"
 
 namespace vs {

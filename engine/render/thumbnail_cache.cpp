@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "engine/base/error.h"
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
 
 namespace vs {
 

@@ -81,7 +81,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
 #include "engine/dataset/image_folder.h"
 #include "engine/base/utf8.h"
 #include "engine/index/file_inventory.h"
