@@ -231,7 +231,9 @@ gst_faiss_indexer_mode_get_type (void)
           "complete remove the items of files changed or gone",
           "update"},
       {MODE_REBUILD,
-          "Write a new index and catalog at location, replacing any there",
+          "Write a new index and catalog at location, replacing any there "
+          "(a gallery index that mode=update can update when gallerysrc "
+          "index= announces its files)",
           "rebuild"},
       {0, NULL, NULL},
   };

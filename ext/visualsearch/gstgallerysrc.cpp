@@ -288,10 +288,11 @@ gst_gallery_src_class_init (GstGallerySrcClass *klass)
           0.001, 0.999, DEFAULT_QUERY_FRACTION, flags));
   g_object_class_install_property (gobject_class, PROP_INDEX,
       g_param_spec_string ("index", "Index",
-          "An index this folder was indexed into (faissindexer mode=update, "
-          "galleryindexer): files it holds with the same size and "
-          "modification time are skipped before they are decoded, and give "
-          "no frame. Unset, or no index there yet: every file gives frames",
+          "The index this walk feeds (faissindexer location=): each file is "
+          "announced downstream before it is decoded, and when the indexer "
+          "there updates (faissindexer mode=update), the files the index "
+          "holds with the same size and modification time are skipped and "
+          "give no frame. Unset: a plain walk",
           NULL, flags));
   g_object_class_install_property (gobject_class, PROP_SPLIT_SEED,
       g_param_spec_uint ("split-seed", "Split seed",
