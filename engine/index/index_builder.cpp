@@ -90,9 +90,10 @@ void IndexBuilder::load_existing() {
     if (!existing.index.has_id_map())
       throw Error(ErrorKind::Format,
                   "The index " + options_.location +
-                      " was not built by galleryindexer (it has "
-                      "no id map, so its items cannot be updated one by one). Build it anew with "
-                      "galleryindexer mode=rebuild, or choose another index file.");
+                      " was not built as a gallery (by galleryindexer, or by gallerysrc index= "
+                      "feeding faissindexer): it has no id map, so its items cannot be updated "
+                      "one by one. Build it anew with mode=rebuild (galleryindexer, or "
+                      "gallerysrc index= with faissindexer), or choose another index file.");
     inventory_ = std::make_shared<FileInventory>(items_);
   }
   index_ = std::move(existing.index);
