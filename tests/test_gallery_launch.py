@@ -107,6 +107,34 @@ def main():
         rc, _, _, output = launch(tree, plain)
         check(rc != 0 and "mode=rebuild" in output,
               "mode=update refuses the plain index, naming mode=rebuild", output[-600:])
+
+        # gallerysrc skips from one index, faissindexer updates another (a new
+        # file gives the run an embedding to write).
+        still(tree, "d/extra.png", 123)
+        other = os.path.join(tmp, "other.faiss")
+        out = subprocess.run(["gst-launch-1.0", "-e", "gallerysrc", f"location={tree}",
+                              f"index={index}", "!", *EMBEDDER, "!", "faissindexer",
+                              f"location={other}", "mode=update"],
+                             capture_output=True, text=True, timeout=120)
+        check(out.returncode == 0 and "does not hold it, so it is missing from the index" in
+              out.stdout + out.stderr and "index= the same file as faissindexer location=" in
+              out.stdout + out.stderr,
+              "index= and location= differ: a warning says what is missing and how to fix it",
+              (out.stdout + out.stderr)[-800:])
+
+        # An index= whose catalog cannot be read.
+        broken = os.path.join(tmp, "broken.faiss")
+        with open(broken, "wb") as f:
+            f.write(b"not an index")
+        with open(broken + ".db", "wb") as f:
+            f.write(b"not a catalog")
+        out = subprocess.run(["gst-launch-1.0", "gallerysrc", f"location={tree}",
+                              f"index={broken}", "!", "fakesink"],
+                             capture_output=True, text=True, timeout=120)
+        check(out.returncode != 0 and f"Cannot read what the index {broken} holds" in
+              out.stdout + out.stderr,
+              "an index= whose catalog cannot be read: an error naming it",
+              (out.stdout + out.stderr)[-800:])
     finish()
 
 
