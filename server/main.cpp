@@ -26,8 +26,9 @@
 #include <vector>
 
 #include "engine/base/atomic_file.h"
-#include "engine/dataset/image_codec.h"
-#include "engine/dataset/image_header.h"
+#include "engine/base/image_codec.h"
+#include "engine/base/image_header.h"
+#include "engine/dataset/cifar_dataset.h"
 #include "engine/index/catalog.h"
 #include "engine/index/index_store.h"
 #include "engine/model/embedding_engine.h"
@@ -868,7 +869,8 @@ bool load_gallery_and_pipelines(const Settings& s) {
     // unless --gallery names another (the gallery was moved).
     if (app->settings.gallery.empty()) app->settings.gallery = app->catalog.facts().gallery_root;
     app->store = std::make_unique<vs::IndexStore>(vs::IndexStore::load(s.index));
-    app->thumbnail_cache = std::make_unique<vs::ThumbnailCache>(256, s.dataset, nullptr);
+    app->thumbnail_cache = std::make_unique<vs::ThumbnailCache>(
+        256, std::make_shared<vs::CifarSources>(s.dataset), nullptr);
     QueryOptions query_options;
     query_options.index = s.index;
     query_options.batch_size = s.batch_size;

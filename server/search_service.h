@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
 
 namespace vs::server {
 

@@ -37,5 +37,31 @@ if [ -n "$missing" ]; then
   echo "$missing"
   status=1
 fi
-[ "$status" -ne 0 ] || echo "OK: ${#sources[@]} C/C++ files formatted; every source file has its SPDX line"
+# The engine's layering: a domain (engine/X/) includes only itself and
+# engine/base/, never a sibling domain, and nothing in engine/ includes the
+# layers above it (ext/, gst-libs/, server/): no back-up imports.
+layering=$(git ls-files -- 'engine/*.c' 'engine/*.cpp' 'engine/*.h' | while read -r f; do
+  [ -f "$f" ] || continue
+  domain=$(echo "$f" | cut -d/ -f2)
+  grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]' "$f" \
+      | sed -E 's/^([0-9]+):[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]([^>"]*)[>"].*/\1 \2/' \
+      | while read -r line target; do
+    case "$target" in
+      ext/*|gst-libs/*|server/*|gst/visualsearch/*)
+        echo "$f:$line: includes $target, a layer above engine/" ;;
+      engine/*/*)
+        to=$(echo "$target" | cut -d/ -f2)
+        [ "$to" = "$domain" ] || [ "$to" = base ] && continue
+        echo "$f:$line: includes $target: engine/$domain/ may include only engine/$domain/ and engine/base/" ;;
+      engine/*)
+        echo "$f:$line: includes $target, which is in no domain" ;;
+    esac
+  done
+done)
+if [ -n "$layering" ]; then
+  echo "$layering"
+  echo "FAIL: move what two domains share to engine/base/, or give the caller an interface to fill"
+  status=1
+fi
+[ "$status" -ne 0 ] || echo "OK: ${#sources[@]} C/C++ files formatted; every source file has its SPDX line; the engine's domains include only themselves and base/"
 exit "$status"

@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
 #include "engine/dataset/image_folder.h"
-#include "engine/dataset/image_header.h"
+#include "engine/base/image_header.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/dataset/image_header.h"
+#include "engine/base/image_header.h"
 
 namespace {
 

@@ -21,7 +21,8 @@
 #include <vector>
 
 #include "engine/base/error.h"
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
+#include "engine/dataset/cifar_dataset.h"
 #include "engine/index/duplicates.h"
 #include "engine/index/gallery.h"
 #include "engine/render/result_strip.h"
@@ -160,8 +161,8 @@ void run(const Options& o) {
 
   const std::vector<vs::DuplicateGroup> shown(
       groups.begin(), groups.begin() + std::min<size_t>(groups.size(), o.groups));
-  vs::ThumbnailCache thumbnails(256, o.dataset, gallery.catalog.thumbnails(),
-                                gallery.catalog.facts().gallery_root);
+  vs::ThumbnailCache thumbnails(256, std::make_shared<vs::CifarSources>(o.dataset),
+                                gallery.catalog.thumbnails(), gallery.catalog.facts().gallery_root);
   cv::Mat sheet = contact_sheet(shown, gallery.catalog, thumbnails, o.thumb);
   for (const std::string& warning : thumbnails.take_warnings())
     std::fprintf(stderr, "warning: %s\n", warning.c_str());

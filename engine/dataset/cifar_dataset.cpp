@@ -610,4 +610,47 @@ bool parse_cifar_source(const std::string& source, std::string* dataset, CifarSp
   return true;
 }
 
+bool CifarSources::read(const std::string& source, RgbImage* image, const Warn& warn) {
+  std::string dataset;
+  CifarSplit split;
+  int64_t index;
+  if (!parse_cifar_source(source, &dataset, &split, &index)) return false;
+  if (dataset_dir_.empty()) {
+    warn("no-dataset", "The neighbours come from " + dataset +
+                           " but no dataset directory is set, so their thumbnails are "
+                           "left blank; set the 'dataset' property.");
+    return true;
+  }
+
+  auto found = datasets_.find(split);
+  if (found == datasets_.end()) {
+    std::unique_ptr<CifarDataset> opened;
+    try {
+      CifarOptions options;
+      options.split = split;
+      opened = std::make_unique<CifarDataset>(CifarDataset::open(dataset_dir_, options));
+    } catch (const std::exception& e) {
+      warn("open", std::string("Cannot open the dataset for thumbnails: ") + e.what());
+    }
+    found = datasets_.emplace(split, std::move(opened)).first;
+  }
+  const CifarDataset* data = found->second.get();
+  if (data == nullptr) return true;
+
+  const int64_t record = data->name() == dataset ? data->find(split, index) : -1;
+  if (record < 0) {
+    warn("mismatch:" + data->name(),
+         "The neighbour " + source + " is not in the " + data->name() + " dataset at " +
+             dataset_dir_ +
+             " (the index was built from another dataset?); its thumbnail "
+             "is left blank.");
+    return true;
+  }
+  image->width = CifarDataset::kWidth;
+  image->height = CifarDataset::kHeight;
+  image->pixels.resize(size_t{CifarDataset::kWidth} * CifarDataset::kHeight * 3);
+  data->rgb(static_cast<size_t>(record), image->pixels.data());
+  return true;
+}
+
 }  // namespace vs

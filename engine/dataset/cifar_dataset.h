@@ -12,10 +12,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/base/error.h"
+#include "engine/base/image_sources.h"
 
 namespace vs {
 
@@ -97,5 +100,19 @@ class CifarDataset {
 // Parses a source such as "cifar10/test/17". Returns false when it is not one.
 bool parse_cifar_source(const std::string& source, std::string* dataset, CifarSplit* split,
                         int64_t* index);
+
+// CIFAR records named by their sources ("cifar10/train/17"), read from the
+// dataset at dataset_dir (empty: none), each split opened once on first use
+// (a split is ~150 MB): how the thumbnail cache shows CIFAR neighbours.
+class CifarSources : public SourceImages {
+ public:
+  explicit CifarSources(std::string dataset_dir) : dataset_dir_(std::move(dataset_dir)) {}
+  bool read(const std::string& source, RgbImage* image, const Warn& warn) override;
+
+ private:
+  std::string dataset_dir_;
+  // nullptr when the split failed to open.
+  std::map<CifarSplit, std::unique_ptr<CifarDataset>> datasets_;
+};
 
 }  // namespace vs

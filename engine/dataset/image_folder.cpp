@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "engine/dataset/image_folder.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -17,12 +15,11 @@
 #include <utility>
 
 #include "engine/base/error.h"
+#include "engine/base/folder_walk.h"
 
 namespace vs {
 
 namespace {
-
-using DirId = std::pair<uint64_t, uint64_t>;  // device, inode
 
 // FNV-1a over the seed and the path, then SplitMix64's finaliser: stable
 // across runs and machines, unlike std::hash.
@@ -81,85 +78,6 @@ std::string normalize_relative(const std::string& path) {
   return out;
 }
 
-// Sorted names in dir, without '.'-names; throws the reason as text.
-std::vector<std::string> list_directory(const std::string& dir) {
-  DIR* handle = opendir(dir.c_str());
-  if (!handle) throw std::string("cannot be opened as a folder: ") + std::strerror(errno);
-  std::vector<std::string> names;
-  errno = 0;
-  while (const dirent* entry = readdir(handle)) {
-    if (entry->d_name[0] != '.') names.emplace_back(entry->d_name);
-  }
-  const int error = errno;
-  closedir(handle);
-  if (error) throw std::string("cannot be listed as a folder: ") + std::strerror(error);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-class Walker {
- public:
-  Walker(bool recursive, DirId excluded_file, std::vector<FolderFile>* files,
-         std::vector<SkippedEntry>* skipped)
-      : recursive_(recursive), excluded_file_(excluded_file), files_(files), skipped_(skipped) {}
-
-  void walk(const std::string& dir, const std::string& prefix, const struct stat& dir_stat) {
-    const DirId id{dir_stat.st_dev, dir_stat.st_ino};
-    visited_.insert(id);
-    path_.push_back(id);
-    std::vector<std::string> names;
-    try {
-      names = list_directory(dir);
-    } catch (const std::string& reason) {
-      skipped_->push_back(
-          {prefix.empty() ? "." : prefix.substr(0, prefix.size() - 1), reason, true});
-    }
-    for (const std::string& name : names) visit(dir + "/" + name, prefix + name);
-    path_.pop_back();
-  }
-
- private:
-  void visit(const std::string& path, const std::string& relative) {
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0) {
-      struct stat link;
-      const int error = errno;
-      if (error == ELOOP)
-        skipped_->push_back({relative, "is a symbolic link loop"});
-      else if (lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode))
-        skipped_->push_back({relative, "is a broken symbolic link"});
-      else  // gone since the listing (ENOENT), or there but out of reach
-        skipped_->push_back({relative, std::string("cannot be examined: ") + std::strerror(error),
-                             error != ENOENT});
-      return;
-    }
-    if (S_ISDIR(st.st_mode)) {
-      if (!recursive_) return;
-      const DirId id{st.st_dev, st.st_ino};
-      if (std::find(path_.begin(), path_.end(), id) != path_.end())
-        skipped_->push_back({relative,
-                             "is a symbolic link loop (it leads back to a folder that "
-                             "contains it)"});
-      else if (!visited_.count(id))
-        walk(path, relative + "/", st);
-      return;
-    }
-    if (!S_ISREG(st.st_mode)) {
-      skipped_->push_back({relative, "is not a regular file (a FIFO, socket or device)"});
-      return;
-    }
-    if (DirId{st.st_dev, st.st_ino} == excluded_file_) return;
-    files_->push_back({path, relative, -1});
-  }
-
-  bool recursive_;
-  DirId excluded_file_;
-  std::vector<FolderFile>* files_;
-  std::vector<SkippedEntry>* skipped_;
-  std::set<DirId> visited_;
-  std::vector<DirId> path_;
-};
-
 // Label names by relative path, from the CSV's path and label columns.
 std::map<std::string, std::string> read_label_csv(const std::string& csv_path) {
   std::ifstream in(csv_path, std::ios::binary);
@@ -195,12 +113,6 @@ std::map<std::string, std::string> read_label_csv(const std::string& csv_path) {
     if (!label.empty()) labels[normalize_relative(trim(row[path_column]))] = label;
   }
   return labels;
-}
-
-DirId file_id(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return {0, 0};
-  return {st.st_dev, st.st_ino};
 }
 
 }  // namespace
@@ -264,33 +176,24 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
 }
 
 ImageFolder ImageFolder::scan(const std::string& root_path, const ImageFolderOptions& options) {
+  std::map<std::string, std::string> csv_labels;
+  // The labels CSV may sit inside the gallery; it is no picture.
+  FolderListing listing =
+      walk_folder(root_path, options.recursive,
+                  options.labels == LabelSource::Csv ? options.csv_path : std::string());
+  if (options.labels == LabelSource::Csv) csv_labels = read_label_csv(options.csv_path);
   std::string root = root_path;
   while (root.size() > 1 && root.back() == '/') root.pop_back();
-  struct stat st;
-  if (stat(root.c_str(), &st) != 0)
-    throw Error(errno == ENOENT ? ErrorKind::NotFound : ErrorKind::Read,
-                "the gallery folder " + root + " cannot be read: " + std::strerror(errno) +
-                    "; set location to an existing folder");
-  if (!S_ISDIR(st.st_mode))
-    throw Error(ErrorKind::Settings, "the gallery location " + root +
-                                         " is not a folder; set location to the folder "
-                                         "that holds the pictures and videos");
-  if (access(root.c_str(), R_OK | X_OK) != 0)
-    throw Error(ErrorKind::Read, "the gallery folder " + root + " cannot be read: " +
-                                     std::strerror(errno) + "; check its permissions");
-
-  std::map<std::string, std::string> csv_labels;
-  if (options.labels == LabelSource::Csv) csv_labels = read_label_csv(options.csv_path);
 
   ImageFolder folder;
-  // The labels CSV may sit inside the gallery; it is no picture.
-  const DirId csv_id = options.labels == LabelSource::Csv ? file_id(options.csv_path) : DirId{0, 0};
-  Walker(options.recursive, csv_id, &folder.files_, &folder.skipped_).walk(root, "", st);
+  for (WalkedFile& file : listing.files)
+    folder.files_.push_back({std::move(file.path), std::move(file.relative), -1});
+  folder.skipped_ = std::move(listing.skipped);
 
   std::map<std::string, int> numbers;
   if (options.labels == LabelSource::Folder) {
     try {
-      for (const std::string& name : list_directory(root)) {
+      for (const std::string& name : list_folder(root)) {
         struct stat entry;
         if (stat((root + "/" + name).c_str(), &entry) == 0 && S_ISDIR(entry.st_mode))
           folder.label_names_.push_back(name);

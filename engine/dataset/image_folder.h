@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/base/folder_walk.h"
+
 namespace vs {
 
 enum class LabelSource { Folder, None, Csv };
@@ -44,15 +46,6 @@ struct FolderFile {
   std::string path;      // to open: root + "/" + relative
   std::string relative;  // '/'-separated from the root, bytes as on disk
   int label = -1;        // -1: none (a file directly in the root, or not in the CSV)
-};
-
-// Something in the tree that is not a file to read, and why.
-struct SkippedEntry {
-  std::string relative;
-  std::string reason;  // follows the path in a sentence: "is a broken symbolic link"
-  // It could not be read (a folder that cannot be opened or listed, an entry
-  // that cannot be examined): what is under it is unknown, not gone.
-  bool unread = false;
 };
 
 class ImageFolder {

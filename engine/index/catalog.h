@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/base/image_sources.h"
 #include "engine/index/index_store.h"
 
 namespace vs {
@@ -101,17 +102,17 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
 // The thumbnails of one catalog file, read one at a time from a handle kept
 // open, so a gallery of a million items costs no memory until one is shown,
 // and a catalog renamed over this one by a writer does not mix in.
-class CatalogThumbnails {
+class CatalogThumbnails : public StoredThumbnails {
  public:
   // nullptr when the catalog has no thumbnails (older schema, or
   // thumbnail-size=0). Throws vs::Error when the file cannot be read.
   static std::shared_ptr<CatalogThumbnails> open(const std::string& path);
-  ~CatalogThumbnails();
+  ~CatalogThumbnails() override;
 
   // The JPEG bytes of item id; empty when it has none. Throws vs::Error.
   // Safe to call from several threads.
-  std::vector<uint8_t> get(int64_t id) const;
-  const std::string& path() const { return path_; }
+  std::vector<uint8_t> get(int64_t id) const override;
+  const std::string& path() const override { return path_; }
 
   // An open connection; only catalog.cpp makes one.
   struct Handle;

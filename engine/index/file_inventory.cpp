@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "engine/base/atomic_file.h"
 #include "engine/base/utf8.h"
 
 namespace vs {
@@ -24,12 +25,23 @@ FileInventory::FileInventory(const std::vector<CatalogItem>& items) {
   }
 }
 
-bool FileInventory::stat_file(const std::string& path, FileIdentity* identity) {
+std::shared_ptr<FileInventory> FileInventory::of_index(const std::string& location) {
+  const std::string index = follow_links(location);
+  const std::string catalog = catalog_path_for(index);
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return false;
-  identity->size = st.st_size;
-  identity->mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  return true;
+  if (::stat(index.c_str(), &st) != 0 && ::stat(catalog.c_str(), &st) != 0) return nullptr;
+  return std::make_shared<FileInventory>(Catalog::load(catalog).items());
+}
+
+std::optional<FileIdentity> FileInventory::identify(const std::string& relative,
+                                                    const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  FileIdentity identity;
+  identity.path = relative;
+  identity.size = st.st_size;
+  identity.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return identity;
 }
 
 const FileInventory::Group* FileInventory::find_unchanged(const FileIdentity& identity) const {
@@ -42,29 +54,40 @@ const FileInventory::Group* FileInventory::find_unchanged(const FileIdentity& id
   return nullptr;
 }
 
-bool FileInventory::holds_unchanged(const std::string& relative, const std::string& path) const {
-  FileIdentity identity;
-  identity.path = relative;
-  if (!stat_file(path, &identity)) return false;
+bool FileInventory::holds(const FileIdentity& identity) const {
   std::lock_guard<std::mutex> lock(mutex_);
   return find_unchanged(identity) != nullptr;
 }
 
-bool FileInventory::unchanged(const std::string& relative, const std::string& path) {
-  FileIdentity identity;
-  identity.path = relative;
-  const bool stated = stat_file(path, &identity);
+bool FileInventory::holds_unchanged(const std::string& relative, const std::string& path) const {
+  const std::optional<FileIdentity> identity = identify(relative, path);
+  return identity && holds(*identity);
+}
+
+bool FileInventory::met(const FileIdentity& identity, bool skipped) {
   std::lock_guard<std::mutex> lock(mutex_);
-  met_.insert(relative);
-  if (const Group* group = stated ? find_unchanged(identity) : nullptr) {
+  met_.insert(identity.path);
+  if (skipped) {
+    const Group* group = find_unchanged(identity);
+    if (!group) return false;
     kept_ids_.insert(group->ids.begin(), group->ids.end());
     ++unchanged_;
     return true;
   }
-  Pending& pending = pending_[valid_utf8(relative)];
+  Pending& pending = pending_[valid_utf8(identity.path)];
   pending.identity = identity;
-  pending.known = known_.count(relative) > 0;
+  pending.known = known_.count(identity.path) > 0;
   return false;
+}
+
+bool FileInventory::unchanged(const std::string& relative, const std::string& path) {
+  std::optional<FileIdentity> identity = identify(relative, path);
+  const bool held = identity && holds(*identity);
+  if (!identity) {
+    identity.emplace();
+    identity->path = relative;
+  }
+  return met(*identity, held);
 }
 
 std::optional<FileIdentity> FileInventory::identity_of(const std::string& source) {
@@ -84,10 +107,10 @@ std::optional<FileIdentity> FileInventory::identity_of(const std::string& source
   return identity;
 }
 
-void FileInventory::walk_complete(const std::vector<SkippedEntry>& skipped) {
+void FileInventory::walk_complete(const std::vector<WalkGap>& skipped) {
   std::lock_guard<std::mutex> lock(mutex_);
   walked_all_ = true;
-  for (const SkippedEntry& entry : skipped) {
+  for (const WalkGap& entry : skipped) {
     if (!entry.unread) {
       met_.insert(entry.relative);
       ++passed_over_;

@@ -1,35 +1,63 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-// What an index holds of a gallery folder, matched against a new walk of it:
-// the bridge between gallerysrc, which asks before decoding each file whether
-// the index holds it unchanged (same size and modification time), and the
-// indexer, which gives each new item the identity of its file and, once the
-// walk is complete, removes the items of files changed or gone.
+// What an index holds of a gallery folder, matched against a new walk of it.
+// gallerysrc reads one from the index it feeds (of_index) and asks, before
+// decoding each file, whether the index holds it unchanged (same size and
+// modification time); the indexer keeps one under its writer lock, hears of
+// every file the walk met (met) and gives each new item the identity of its
+// file, and once the walk is complete removes the items of files changed or
+// gone. Plain file records only: the walk itself is the caller's.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "engine/dataset/image_folder.h"
 #include "engine/index/catalog.h"
 
 namespace vs {
+
+// An entry of the tree that the walk passed over.
+struct WalkGap {
+  std::string relative;  // '/'-separated from the root, bytes as on disk
+  // It could not be read (a folder that cannot be opened or listed): what is
+  // under it is unknown, not gone. Otherwise it is no file to read (a FIFO, a
+  // broken link, a loop).
+  bool unread = false;
+};
 
 class FileInventory {
  public:
   // items: the index's catalog (items without a file identity are ignored).
   explicit FileInventory(const std::vector<CatalogItem>& items);
 
-  // Asked for every file of the walk, before it is decoded, with the path
-  // relative to the gallery root and the file's path to stat. True when the
-  // index holds the file's items with this very size and mtime: they are
-  // kept and the file is skipped. Otherwise the file's identity is noted for
-  // the items it is about to produce. A file that cannot be stat'ed is not
-  // unchanged. Safe from any thread.
+  // The inventory of the index at location, read from its catalog (symbolic
+  // links followed, as writers do); nullptr when there is neither an index
+  // nor a catalog there. Throws vs::Error when the catalog cannot be read.
+  static std::shared_ptr<FileInventory> of_index(const std::string& location);
+
+  // The identity of the file at path (stat), under the name relative; nullopt
+  // when it cannot be stat'ed.
+  static std::optional<FileIdentity> identify(const std::string& relative, const std::string& path);
+
+  // Whether the index holds the items of this very file (same relative
+  // path, size and mtime). Safe from any thread.
+  bool holds(const FileIdentity& identity) const;
+
+  // The walk met a file, with its identity as stat'ed before decoding (size
+  // -1 and mtime 0 when it could not be stat'ed). skipped: the walk passed
+  // over it as unchanged; its items are kept, and true is returned, when the
+  // index holds it (false: it does not, and nothing is kept). Otherwise the
+  // file's identity is noted for the items it is about to produce. Safe from
+  // any thread.
+  bool met(const FileIdentity& identity, bool skipped);
+
+  // identify() and met() in one, for a walk in the same process: true, and
+  // the items kept, when the index holds the file unchanged.
   bool unchanged(const std::string& relative, const std::string& path);
   // The same answer without recording anything: whether a walk would skip
   // the file. Safe from any thread.
@@ -37,14 +65,14 @@ class FileInventory {
 
   // The file a new item with this GstVisualSearchSampleMeta source came from (a relative
   // path, plus "#t=SECONDS" for a video frame, whose time is filled in), as
-  // noted by unchanged(); nullopt when the walk did not announce it.
+  // noted by met(); nullopt when the walk did not announce it.
   std::optional<FileIdentity> identity_of(const std::string& source);
 
   // The walk reached the end of the folder: only then are the files it did
   // not meet known to be gone. skipped: what the walk passed over; the items
-  // under an entry it could not read (SkippedEntry::unread) are kept, since
-  // their files may well still be there.
-  void walk_complete(const std::vector<SkippedEntry>& skipped);
+  // under an entry it could not read (WalkGap::unread) are kept, since their
+  // files may well still be there.
+  void walk_complete(const std::vector<WalkGap>& skipped);
   bool walked_all() const;
 
   // Ids of the index's items to remove at the end of a complete walk: those
@@ -69,8 +97,6 @@ class FileInventory {
     int64_t mtime_ns;
     std::vector<int64_t> ids;
   };
-  // stat of path into identity; false when it cannot be read.
-  static bool stat_file(const std::string& path, FileIdentity* identity);
   // The group of known_ that holds identity unchanged; nullptr if none.
   const Group* find_unchanged(const FileIdentity& identity) const;
 

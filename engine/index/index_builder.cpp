@@ -58,8 +58,9 @@ IndexBuilder::IndexBuilder(IndexBuildOptions options, Report step, Report warn, 
     take_lock();
     if (options_.update && file_exists(options_.location)) load_existing();
     if (!inventory_) inventory_ = std::make_shared<FileInventory>(items_);
-    // The folder may have moved since: its sources are relative to where it is now.
-    facts_.gallery_root = options_.gallery_root;
+    // The folder may have moved since: its sources are relative to where it
+    // is now (set_gallery_root() when the stream announces it).
+    if (!options_.gallery_root.empty()) facts_.gallery_root = options_.gallery_root;
     return;
   }
   if (!options_.append) return;
@@ -89,12 +90,29 @@ void IndexBuilder::load_existing() {
     if (!existing.index.has_id_map())
       throw Error(ErrorKind::Format,
                   "The index " + options_.location +
-                      " was not built by galleryindexer (it has "
-                      "no id map, so its items cannot be updated one by one). Build it anew with "
-                      "galleryindexer mode=rebuild, or choose another index file.");
+                      " was not built as a gallery (by galleryindexer, or by gallerysrc index= "
+                      "feeding faissindexer): it has no id map, so its items cannot be updated "
+                      "one by one. Build it anew with mode=rebuild (galleryindexer, or "
+                      "gallerysrc index= with faissindexer), or choose another index file.");
     inventory_ = std::make_shared<FileInventory>(items_);
   }
   index_ = std::move(existing.index);
+}
+
+void IndexBuilder::set_gallery_root(const std::string& root) {
+  if (!options_.gallery) {
+    if (options_.append) return;
+    if (index_ || added_ > 0)
+      throw Error(ErrorKind::Format,
+                  "The gallery " + root + " was announced after embeddings had arrived for " +
+                      options_.location + ": its items cannot carry their files.");
+    options_.gallery = true;
+    // A checkpoint may not be overwritten by another writer meanwhile.
+    take_lock();
+    inventory_ = std::make_shared<FileInventory>(items_);
+  }
+  options_.gallery_root = root;
+  facts_.gallery_root = root;
 }
 
 void IndexBuilder::take_lock() {

@@ -39,8 +39,8 @@ struct IndexBuildOptions {
   // Also write npy_embeddings_path() and npy_labels_path().
   bool export_npy = false;
   // An IDMap2 index whose items carry the identity of their files
-  // (galleryindexer): ids are kept when items are removed, and inventory()
-  // tells gallerysrc which files to skip.
+  // (gallerysrc's walks): ids are kept when items are removed, and
+  // inventory() hears which files the walk met, skipped or passed over.
   bool gallery = false;
   // With gallery: the folder the items' sources are relative to, recorded in
   // the catalog (IndexFacts::gallery_root) so readers find the originals.
@@ -102,6 +102,13 @@ class IndexBuilder {
   int64_t existing() const { return existing_; }
   // Items removed at finish() (gallery updates).
   int64_t removed() const { return removed_; }
+  // The stream is a walk of the gallery folder root (gallerysrc announces it
+  // before its first frame): a gallery build records root in the catalog
+  // (IndexFacts::gallery_root), and a build anew becomes a gallery build as
+  // long as no embedding has arrived yet. An append stays one. Throws
+  // vs::Error.
+  void set_gallery_root(const std::string& root);
+
   // The files the index holds (gallery builds); nullptr otherwise.
   const std::shared_ptr<FileInventory>& inventory() const { return inventory_; }
 

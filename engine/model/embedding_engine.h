@@ -55,7 +55,7 @@ struct EmbeddingConfig {
   bool normalize = true;
   Precision precision = Precision::AUTO;
   // INT8: a folder of images like those to be embedded (read in the stable
-  // sorted order of engine/dataset/image_folder.h), of which the first
+  // sorted order of engine/base/folder_walk.h), of which the first
   // calibration_images are preprocessed as frames and observed in fp32...
   std::string calibration_location;
   int calibration_images = 64;

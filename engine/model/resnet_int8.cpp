@@ -14,8 +14,8 @@
 #include <sstream>
 
 #include "engine/base/error.h"
-#include "engine/dataset/image_codec.h"
-#include "engine/dataset/image_folder.h"
+#include "engine/base/folder_walk.h"
+#include "engine/base/image_codec.h"
 
 namespace vs {
 namespace {
@@ -252,17 +252,15 @@ std::vector<at::Tensor> calibration_batches(
   if (!std::filesystem::is_directory(folder, ec))
     throw Error(ErrorKind::NotFound, what + " is not a folder (" +
                                          (ec ? ec.message() : "not a directory") + "): " + fix);
-  ImageFolderOptions options;
-  options.labels = LabelSource::None;
-  ImageFolder scanned;
+  FolderListing scanned;
   try {
-    scanned = ImageFolder::scan(folder, options);
+    scanned = walk_folder(folder, true);
   } catch (const Error& e) { throw Error(e.kind(), what + " cannot be read (" + e.what() + ")"); }
   load_image_codecs();  // so that a failure below is the file's own
   std::vector<at::Tensor> images;
   size_t skipped = 0;
   std::string first_failure;
-  for (const FolderFile& file : scanned.files()) {
+  for (const WalkedFile& file : scanned.files) {
     if (static_cast<int>(images.size()) >= limit) break;
     if (!is_image_file(file.path)) continue;
     try {

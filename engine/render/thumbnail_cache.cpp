@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "engine/base/error.h"
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
 
 namespace vs {
 
@@ -28,10 +28,10 @@ std::vector<uint8_t> encode_thumbnail(const cv::Mat& rgb, int longer_side) {
   return encode_jpeg(image, kThumbnailQuality);
 }
 
-ThumbnailCache::ThumbnailCache(size_t capacity, std::string dataset_dir,
-                               std::shared_ptr<CatalogThumbnails> catalog, std::string files_root)
+ThumbnailCache::ThumbnailCache(size_t capacity, std::shared_ptr<SourceImages> sources,
+                               std::shared_ptr<StoredThumbnails> catalog, std::string files_root)
     : capacity_(capacity),
-      dataset_dir_(std::move(dataset_dir)),
+      sources_(std::move(sources)),
       catalog_(std::move(catalog)),
       files_root_(std::move(files_root)) {}
 
@@ -93,17 +93,19 @@ cv::Mat ThumbnailCache::read_catalog(int64_t id) {
 
 cv::Mat ThumbnailCache::read(const std::string& source) {
   if (source.empty()) return {};
-  std::string dataset;
-  CifarSplit split;
-  int64_t index;
-  if (parse_cifar_source(source, &dataset, &split, &index))
-    return read_cifar(source, dataset, split, index);
+  RgbImage image;
+  if (sources_ &&
+      sources_->read(source, &image, [this](const std::string& key, const std::string& message) {
+        warn_once(key, message);
+      }))
+    return image.pixels.empty()
+               ? cv::Mat()
+               : cv::Mat(image.height, image.width, CV_8UC3, image.pixels.data()).clone();
 
   // read_image opens only regular files (a FIFO or a device could block the
   // streaming thread forever) and checks the declared size before decoding.
   const std::string path =
       files_root_.empty() || source[0] == '/' ? source : files_root_ + "/" + source;
-  RgbImage image;
   try {
     image = read_image(path, kMaxPixels);
   } catch (const Error& e) {
@@ -112,44 +114,6 @@ cv::Mat ThumbnailCache::read(const std::string& source) {
     return {};
   }
   return cv::Mat(image.height, image.width, CV_8UC3, image.pixels.data()).clone();
-}
-
-cv::Mat ThumbnailCache::read_cifar(const std::string& source, const std::string& dataset,
-                                   CifarSplit split, int64_t index) {
-  if (dataset_dir_.empty()) {
-    warn_once("no-dataset", "The neighbours come from " + dataset +
-                                " but no dataset directory is set, so their thumbnails are "
-                                "left blank; set the 'dataset' property.");
-    return {};
-  }
-
-  auto found = datasets_.find(split);
-  if (found == datasets_.end()) {
-    std::unique_ptr<CifarDataset> opened;
-    try {
-      CifarOptions options;
-      options.split = split;
-      opened = std::make_unique<CifarDataset>(CifarDataset::open(dataset_dir_, options));
-    } catch (const std::exception& e) {
-      warn_once("open", std::string("Cannot open the dataset for thumbnails: ") + e.what());
-    }
-    found = datasets_.emplace(split, std::move(opened)).first;
-  }
-  const CifarDataset* data = found->second.get();
-  if (data == nullptr) return {};
-
-  const int64_t record = data->name() == dataset ? data->find(split, index) : -1;
-  if (record < 0) {
-    warn_once("mismatch:" + data->name(),
-              "The neighbour " + source + " is not in the " + data->name() + " dataset at " +
-                  dataset_dir_ +
-                  " (the index was built from another dataset?); its thumbnail "
-                  "is left blank.");
-    return {};
-  }
-  cv::Mat rgb(CifarDataset::kHeight, CifarDataset::kWidth, CV_8UC3);
-  data->rgb(static_cast<size_t>(record), rgb.data);
-  return rgb;
 }
 
 }  // namespace vs

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Gallery images read back from the catalog's thumbnails, or else through a
-// neighbour's source ("cifar10/train/17" or an image file path), and kept as
+// neighbour's source ("cifar10/train/17", read by the caller's SourceImages,
+// or an image file path), and kept as
 // square thumbnails, least recently used first out, so an overlay can draw the
 // same hits frame after frame without touching the disk.
 #pragma once
@@ -18,8 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/dataset/cifar_dataset.h"
-#include "engine/index/catalog.h"
+#include "engine/base/image_sources.h"
 
 namespace vs {
 
@@ -46,13 +46,13 @@ class ThumbnailCache {
   // most 1024 pixels on the longer side.
   static constexpr uint64_t kMaxCatalogThumbnailPixels = 1024 * 1024;
 
-  // capacity: thumbnails kept; dataset_dir: where CIFAR sources are read
-  // (empty: CIFAR sources cannot be shown); catalog: the thumbnails of the
-  // index the neighbours come from (nullptr: none); files_root: the folder
-  // relative file sources are read from (the catalog's gallery_root; empty:
-  // the current directory).
-  ThumbnailCache(size_t capacity, std::string dataset_dir,
-                 std::shared_ptr<CatalogThumbnails> catalog = nullptr, std::string files_root = "");
+  // capacity: thumbnails kept; sources: what reads the sources that are no
+  // file paths (dataset records: CifarSources; nullptr: none); catalog: the
+  // thumbnails of the index the neighbours come from (CatalogThumbnails;
+  // nullptr: none); files_root: the folder relative file sources are read
+  // from (the catalog's gallery_root; empty: the current directory).
+  ThumbnailCache(size_t capacity, std::shared_ptr<SourceImages> sources,
+                 std::shared_ptr<StoredThumbnails> catalog = nullptr, std::string files_root = "");
 
   // The size x size RGB thumbnail (CV_8UC3) of index item id: the catalog's
   // when it has one, else read through source; an empty Mat when neither
@@ -65,20 +65,16 @@ class ThumbnailCache {
  private:
   cv::Mat read(const std::string& source);
   cv::Mat read_catalog(int64_t id);
-  cv::Mat read_cifar(const std::string& source, const std::string& dataset, CifarSplit split,
-                     int64_t index);
   void warn_once(const std::string& key, const std::string& message);
 
   using Entry = std::pair<std::string, cv::Mat>;  // key: size + source
 
   size_t capacity_;
-  std::string dataset_dir_;
-  std::shared_ptr<CatalogThumbnails> catalog_;
+  std::shared_ptr<SourceImages> sources_;
+  std::shared_ptr<StoredThumbnails> catalog_;
   std::string files_root_;
   std::list<Entry> lru_;  // most recent first
   std::unordered_map<std::string, std::list<Entry>::iterator> entries_;
-  // Each split is opened once, on first use; nullptr when it failed to open.
-  std::map<CifarSplit, std::unique_ptr<CifarDataset>> datasets_;
   std::vector<std::string> warnings_;
   std::unordered_set<std::string> warned_;
 };

@@ -28,8 +28,22 @@
  * index and catalog are also written, the same way, every so many seconds
  * while embeddings arrive, so that a killed run loses at most that much.
  *
- * galleryindexer runs it in gallery mode: an IDMap2 index whose catalog keeps
- * each item's file, updated incrementally (see galleryindexer).
+ * #GstFaissIndexer:mode says what becomes of an index already at location:
+ * `rebuild` (the default) writes a new one in its place, `append` adds to it
+ * (the older #GstFaissIndexer:append=true), and `update` updates a gallery
+ * index incrementally, created when absent. A gallery index is what
+ * `gallerysrc index=` feeds (see gallery_events.h): an IDMap2 around
+ * #GstFaissIndexer:index-type whose catalog keeps each item's file (relative
+ * path, size, modification time, time of a video frame) and the folder
+ * walked. gallerysrc, asked by a custom query, skips in an update the files
+ * the index holds unchanged and announces each file in an out-of-band custom
+ * event before its frames; faissindexer keeps the items and ids of the
+ * skipped files, gives the new items their files, and once gallerysrc
+ * announces the end of its walk, removes at EOS the items of the files
+ * changed or gone. A walk stopped early removes nothing. The COMPLETE
+ * progress message then counts the files added, updated, removed, unchanged
+ * and skipped as bad. An index with no id map is refused by mode=update.
+ * galleryindexer is this line in one element.
  *
  * When the buffers are raw video (embedder passes its frames through), each
  * item's thumbnail goes into the catalog too: a JPEG whose longer side is
@@ -48,10 +62,12 @@
  * for each phase at EOS, and when done. Their structures also carry the
  * counts so far in "indexed" and "skipped" (guint64).
  *
- * ## Example launch line
+ * ## Example launch lines
  * |[
  * gst-launch-1.0 cifarsrc location=cifar-10-batches-py split=train ! \
  *     embedder resize=0 input-size=32 ! faissindexer location=cifar10.faiss
+ * gst-launch-1.0 -e gallerysrc location=~/Pictures index=pictures.faiss ! \
+ *     embedder ! faissindexer location=pictures.faiss mode=update
  * ]|
  */
 #ifdef HAVE_CONFIG_H
@@ -70,12 +86,14 @@
 
 #include "engine/base/error.h"
 #include "engine/base/finite.h"
+#include "engine/base/utf8.h"
 #include "engine/index/index_builder.h"
 #include "engine/render/thumbnail_cache.h"
 #include "elements.h"
 #include "embedder_settings.h"
 #include "element_error.h"
 #include "engine_enums.h"
+#include "gallery_events.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define GST_CAT_DEFAULT gst_faiss_indexer_debug
@@ -83,7 +101,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define DEFAULT_LOCATION NULL
 #define DEFAULT_INDEX_TYPE "Flat"
 #define DEFAULT_METRIC vs::Metric::InnerProduct
-#define DEFAULT_APPEND FALSE
+#define DEFAULT_MODE MODE_REBUILD
 #define DEFAULT_TRAIN_SIZE 0
 #define DEFAULT_EF_CONSTRUCTION 0
 #define DEFAULT_REFINE_FACTOR 0.0f
@@ -109,6 +127,14 @@ enum
   PROP_PROGRESS_INTERVAL,
   PROP_THUMBNAIL_SIZE,
   PROP_CHECKPOINT_INTERVAL,
+  PROP_MODE,
+};
+
+enum Mode
+{
+  MODE_APPEND,
+  MODE_UPDATE,
+  MODE_REBUILD,
 };
 
 struct _GstFaissIndexer
@@ -119,7 +145,7 @@ struct _GstFaissIndexer
   gchar *location;
   gchar *index_type;
   vs::Metric metric;
-  gboolean append;
+  Mode mode;
   gint64 train_size;
   gint ef_construction;
   gfloat refine_factor;
@@ -127,13 +153,15 @@ struct _GstFaissIndexer
   guint progress_interval;
   guint thumbnail_size;
   guint checkpoint_interval;
-  gboolean gallery; /* gst_faiss_indexer_set_gallery_mode () */
-  gboolean update;
-  gchar *gallery_root;
-  /* the C++ state of one run: created in start, destroyed in stop, both
-   * under the object lock (gst_faiss_indexer_get_inventory() reads it);
-   * otherwise used by the streaming thread only */
+  /* the C++ state of one run: created in start, destroyed in stop;
+   * otherwise used by the streaming thread, and by the gallery events
+   * (gallery_events.h), which arrive out of band from upstream's thread but
+   * touch only the builder's FileInventory, which locks, once the first one
+   * has set the gallery root (before any frame of the walk) */
   vs::IndexBuilder *builder;
+  Mode run_mode;
+  std::string *gallery_root; /* the last announced; NULL until then */
+  guint64 not_held; /* files gallerysrc skipped that the index lacks */
   guint64 skipped;
   guint progress_every;
   guint thumbnail_longer_side; /* 0: no thumbnails this run */
@@ -165,9 +193,40 @@ static GstStateChangeReturn gst_faiss_indexer_change_state (GstElement *element,
     GstStateChange transition);
 static gboolean gst_faiss_indexer_stop (GstBaseSink *sink);
 static gboolean gst_faiss_indexer_event (GstBaseSink *sink, GstEvent *event);
+static gboolean gst_faiss_indexer_query (GstBaseSink *sink, GstQuery *query);
 static gboolean gst_faiss_indexer_set_caps (GstBaseSink *sink, GstCaps *caps);
 static GstFlowReturn gst_faiss_indexer_render (GstBaseSink *sink,
     GstBuffer *buffer);
+
+GType
+gst_faiss_indexer_mode_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {MODE_APPEND,
+          "Add to the index and catalog at location (created when absent); "
+          "their model, preprocessing, dims and metric must match",
+          "append"},
+      {MODE_UPDATE,
+          "Update the gallery index at location (created when absent) from "
+          "gallerysrc's walk: keep the items of the files it skips as "
+          "unchanged, add new and changed files, and once the walk is "
+          "complete remove the items of files changed or gone",
+          "update"},
+      {MODE_REBUILD,
+          "Write a new index and catalog at location, replacing any there "
+          "(a gallery index that mode=update can update when gallerysrc "
+          "index= announces its files)",
+          "rebuild"},
+      {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstFaissIndexerMode", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
 
 static void
 gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
@@ -200,11 +259,19 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
           "similarity on normalised embeddings), or l2, the squared "
           "Euclidean distance",
           GST_TYPE_VISUALSEARCH_METRIC, to_gst_metric (DEFAULT_METRIC), flags));
+  g_object_class_install_property (gobject_class, PROP_MODE,
+      g_param_spec_enum ("mode", "Mode",
+          "What to do with an index already at location: rebuild writes a "
+          "new one in its place; append adds to it; update keeps the items "
+          "of the files gallerysrc skips as unchanged, adds the others and, "
+          "once the walk is complete, removes the items of files changed or "
+          "gone (see the element's documentation)",
+          GST_TYPE_FAISS_INDEXER_MODE, DEFAULT_MODE, flags));
   g_object_class_install_property (gobject_class, PROP_APPEND,
       g_param_spec_boolean ("append", "Append",
-          "Add to the existing index and catalog at location (created when "
-          "absent); their model, preprocessing, dims and metric must match",
-          DEFAULT_APPEND, flags));
+          "The older spelling of mode=append: true sets it, false sets "
+          "mode=rebuild if it was append; reads whether mode is append",
+          FALSE, flags));
   g_object_class_install_property (gobject_class, PROP_TRAIN_SIZE,
       g_param_spec_int64 ("train-size", "Training set size",
           "Trainable index types: train on the first this many embeddings, "
@@ -262,8 +329,12 @@ gst_faiss_indexer_class_init (GstFaissIndexerClass *klass)
       GST_DEBUG_FUNCPTR (gst_faiss_indexer_change_state);
   base_sink_class->stop = GST_DEBUG_FUNCPTR (gst_faiss_indexer_stop);
   base_sink_class->event = GST_DEBUG_FUNCPTR (gst_faiss_indexer_event);
+  base_sink_class->query = GST_DEBUG_FUNCPTR (gst_faiss_indexer_query);
   base_sink_class->set_caps = GST_DEBUG_FUNCPTR (gst_faiss_indexer_set_caps);
   base_sink_class->render = GST_DEBUG_FUNCPTR (gst_faiss_indexer_render);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_FAISS_INDEXER_MODE,
+      (GstPluginAPIFlags) 0);
 }
 
 static void
@@ -272,7 +343,7 @@ gst_faiss_indexer_init (GstFaissIndexer *self)
   self->location = g_strdup (DEFAULT_LOCATION);
   self->index_type = g_strdup (DEFAULT_INDEX_TYPE);
   self->metric = DEFAULT_METRIC;
-  self->append = DEFAULT_APPEND;
+  self->mode = DEFAULT_MODE;
   self->train_size = DEFAULT_TRAIN_SIZE;
   self->ef_construction = DEFAULT_EF_CONSTRUCTION;
   self->refine_factor = DEFAULT_REFINE_FACTOR;
@@ -280,8 +351,6 @@ gst_faiss_indexer_init (GstFaissIndexer *self)
   self->progress_interval = DEFAULT_PROGRESS_INTERVAL;
   self->thumbnail_size = DEFAULT_THUMBNAIL_SIZE;
   self->checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL;
-  self->gallery = FALSE;
-  self->update = FALSE;
   self->to_rgb = NULL;
   self->have_video = FALSE;
   self->embedder_settings = NULL;
@@ -299,7 +368,7 @@ gst_faiss_indexer_finalize (GObject *object)
     gst_structure_free (self->embedder_settings);
   g_free (self->location);
   g_free (self->index_type);
-  g_free (self->gallery_root);
+  delete self->gallery_root;
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -325,7 +394,14 @@ gst_faiss_indexer_set_property (GObject *object, guint prop_id,
           to_engine_metric ((GstVisualSearchMetric) g_value_get_enum (value));
       break;
     case PROP_APPEND:
-      self->append = g_value_get_boolean (value);
+      /* The older spelling of mode=append. */
+      if (g_value_get_boolean (value))
+        self->mode = MODE_APPEND;
+      else if (self->mode == MODE_APPEND)
+        self->mode = MODE_REBUILD;
+      break;
+    case PROP_MODE:
+      self->mode = (Mode) g_value_get_enum (value);
       break;
     case PROP_TRAIN_SIZE:
       self->train_size = g_value_get_int64 (value);
@@ -373,7 +449,10 @@ gst_faiss_indexer_get_property (GObject *object, guint prop_id, GValue *value,
       g_value_set_enum (value, to_gst_metric (self->metric));
       break;
     case PROP_APPEND:
-      g_value_set_boolean (value, self->append);
+      g_value_set_boolean (value, self->mode == MODE_APPEND);
+      break;
+    case PROP_MODE:
+      g_value_set_enum (value, self->mode);
       break;
     case PROP_TRAIN_SIZE:
       g_value_set_int64 (value, self->train_size);
@@ -401,28 +480,6 @@ gst_faiss_indexer_get_property (GObject *object, guint prop_id, GValue *value,
       break;
   }
   GST_OBJECT_UNLOCK (self);
-}
-
-void
-gst_faiss_indexer_set_gallery_mode (GstFaissIndexer *self, gboolean gallery,
-    gboolean update, const gchar *root)
-{
-  GST_OBJECT_LOCK (self);
-  self->gallery = gallery;
-  self->update = update;
-  g_free (self->gallery_root);
-  self->gallery_root = g_strdup (root);
-  GST_OBJECT_UNLOCK (self);
-}
-
-std::shared_ptr<vs::FileInventory>
-gst_faiss_indexer_get_inventory (GstFaissIndexer *self)
-{
-  GST_OBJECT_LOCK (self);
-  std::shared_ptr<vs::FileInventory> inventory =
-      self->builder ? self->builder->inventory () : nullptr;
-  GST_OBJECT_UNLOCK (self);
-  return inventory;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -456,14 +513,15 @@ gst_faiss_indexer_open (GstFaissIndexer *self)
   options.location = self->location ? self->location : "";
   options.index_type = self->index_type ? self->index_type : "";
   options.metric = self->metric;
-  options.append = self->append;
+  options.append = self->mode == MODE_APPEND;
+  /* A gallery index (an IDMap2 whose items carry their files): gallerysrc's
+   * file events update it. A rebuild becomes one when they arrive. */
+  options.gallery = options.update = self->mode == MODE_UPDATE;
+  self->run_mode = self->mode;
   options.train_size = self->train_size;
   options.ef_construction = self->ef_construction;
   options.refine_factor = self->refine_factor;
   options.export_npy = self->export_npy;
-  options.gallery = self->gallery;
-  options.update = self->update;
-  options.gallery_root = self->gallery_root ? self->gallery_root : "";
   options.checkpoint_interval =
       std::chrono::seconds (self->checkpoint_interval);
   self->progress_every = self->progress_interval;
@@ -471,6 +529,9 @@ gst_faiss_indexer_open (GstFaissIndexer *self)
   GST_OBJECT_UNLOCK (self);
 
   self->skipped = 0;
+  self->not_held = 0;
+  delete self->gallery_root;
+  self->gallery_root = NULL;
   if (options.location.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No index file to write."),
         ("Set location to the path of the FAISS index to build."));
@@ -513,9 +574,7 @@ gst_faiss_indexer_open (GstFaissIndexer *self)
           (NULL));
     return FALSE;
   }
-  GST_OBJECT_LOCK (self);
   self->builder = builder;
-  GST_OBJECT_UNLOCK (self);
   if (self->builder->existing () > 0)
     GST_INFO_OBJECT (self,
         "appending to %s, which holds %" G_GINT64_FORMAT " vectors",
@@ -547,12 +606,8 @@ gst_faiss_indexer_stop (GstBaseSink *sink)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
-  GST_OBJECT_LOCK (self);
-  vs::IndexBuilder *builder = self->builder;
+  delete self->builder;
   self->builder = NULL;
-  GST_OBJECT_UNLOCK (self);
-  /* Outside the object lock: the destructor closes files. */
-  delete builder;
   g_clear_pointer (&self->to_rgb, gst_video_converter_free);
   g_clear_pointer (&self->embedder_settings, gst_structure_free);
   self->have_video = FALSE;
@@ -689,10 +744,73 @@ gst_faiss_indexer_finish (GstFaissIndexer *self)
   return TRUE;
 }
 
+/* gallerysrc's events (gallery_events.h): out of band, so from upstream's
+ * thread. An appending run takes none of them. */
+static gboolean
+gst_faiss_indexer_gallery_event (GstFaissIndexer *self, GstEvent *event)
+{
+  std::string root;
+  vs::FileIdentity identity;
+  gboolean skipped = FALSE;
+  std::vector<vs::WalkGap> gaps;
+
+  GST_LOG_OBJECT (self, "%" GST_PTR_FORMAT, event);
+  if (vs_gallery_file_event_parse (event, &root, &identity, &skipped)) {
+    if (self->run_mode == MODE_APPEND || !self->builder)
+      return TRUE;
+    if (!self->gallery_root || *self->gallery_root != root) {
+      try {
+        self->builder->set_gallery_root (root);
+      } catch (const std::exception &e) {
+        VS_ELEMENT_ERROR (self, e, ("%s", e.what ()), (NULL));
+        return FALSE;
+      }
+      delete self->gallery_root;
+      self->gallery_root = new std::string (root);
+    }
+    const auto &inventory = self->builder->inventory ();
+    if (inventory && !inventory->met (identity, skipped) && skipped
+        && self->not_held++ == 0)
+      GST_ELEMENT_WARNING (self, STREAM, FAILED,
+          ("gallerysrc skipped %s as unchanged, but %s does not hold it, so "
+           "it is missing from the index.",
+              vs::valid_utf8 (identity.path).c_str (),
+              self->builder->location ().c_str ()),
+          ("Give gallerysrc index= the same file as faissindexer location=, "
+           "with mode=update."));
+    return TRUE;
+  }
+  if (vs_gallery_walked_event_parse (event, &gaps)) {
+    if (self->run_mode != MODE_APPEND && self->builder)
+      if (const auto &inventory = self->builder->inventory ())
+        inventory->walk_complete (gaps);
+    return TRUE;
+  }
+  return FALSE;
+}
+
+static gboolean
+gst_faiss_indexer_query (GstBaseSink *sink, GstQuery *query)
+{
+  GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+
+  if (vs_gallery_query_answer (query, self->run_mode == MODE_UPDATE))
+    return TRUE;
+  return GST_BASE_SINK_CLASS (parent_class)->query (sink, query);
+}
+
 static gboolean
 gst_faiss_indexer_event (GstBaseSink *sink, GstEvent *event)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM_OOB
+      && (gst_event_has_name (event, VS_GALLERY_FILE_EVENT)
+          || gst_event_has_name (event, VS_GALLERY_WALKED_EVENT))) {
+    const gboolean ok = gst_faiss_indexer_gallery_event (self, event);
+    gst_event_unref (event);
+    return ok;
+  }
 
   if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM_STICKY
       && gst_event_has_name (event, VS_EMBEDDER_SETTINGS_EVENT)) {

@@ -12,25 +12,9 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (GstFaissIndexer, gst_faiss_indexer, GST, FAISS_INDEXER,
     GstBaseSink)
 
+#define GST_TYPE_FAISS_INDEXER_MODE (gst_faiss_indexer_mode_get_type ())
+GType gst_faiss_indexer_mode_get_type (void);
+
 G_END_DECLS
-
-#ifdef __cplusplus
-#include <memory>
-
-namespace vs {
-class FileInventory;
-}
-
-/* For galleryindexer, before start: build an IDMap2 index whose items carry
- * their files' identities, updating the one at location when update is TRUE,
- * and whose catalog records root, the folder the sources are relative to
- * (see vs::IndexBuildOptions::gallery, update and gallery_root). */
-void gst_faiss_indexer_set_gallery_mode (GstFaissIndexer *indexer,
-    gboolean gallery, gboolean update, const gchar *root);
-/* The files the index holds, from start to stop of a gallery run; nullptr
- * otherwise. Any thread. */
-std::shared_ptr<vs::FileInventory>
-gst_faiss_indexer_get_inventory (GstFaissIndexer *indexer);
-#endif
 
 #endif

@@ -13,6 +13,15 @@
  * index-type, metric, thumbnail-size and checkpoint-interval to faissindexer
  * (location, ...).
  *
+ * It is a bin of proxied properties: its children talk only through pads,
+ * events and a query (see gallerysrc and faissindexer). #GstGalleryIndexer:index
+ * is both faissindexer's location and gallerysrc's index, and
+ * #GstGalleryIndexer:mode is faissindexer's mode, so it runs the same as
+ * `gst-launch-1.0 gallerysrc location=DIR index=FILE ! embedder !
+ * faissindexer location=FILE mode=update`. On top of that line, when every
+ * file is unchanged it links gallerysrc straight to faissindexer and leaves
+ * the embedder in READY, without loading its model.
+ *
  * The index is an IDMap2 around #GstGalleryIndexer:index-type, and the
  * catalog remembers the file of every item (relative path, size,
  * modification time, and the time of a video frame). With
@@ -50,8 +59,8 @@
 
 #include "gstgalleryindexer.h"
 
-#include "engine/index/file_inventory.h"
 #include "engine/dataset/image_folder.h"
+#include "engine/index/file_inventory.h"
 #include "elements.h"
 #include "gstembedder.h"
 #include "gstfaissindexer.h"
@@ -227,21 +236,6 @@ gst_gallery_indexer_init (GstGalleryIndexer *self)
     return;
   g_object_set (indexer, "checkpoint-interval", DEFAULT_CHECKPOINT_INTERVAL,
       NULL);
-
-  /* The source asks the indexer's inventory (loaded with the index, under
-   * its writer lock, when the indexer starts, before the source does)
-   * whether each file is unchanged. The children live as long as the bin. */
-  GstFaissIndexer *faiss = GST_FAISS_INDEXER (indexer);
-  gst_gallery_src_set_file_filter (
-      GST_GALLERY_SRC (source),
-      [faiss] (const std::string &relative, const std::string &path) {
-        auto inventory = gst_faiss_indexer_get_inventory (faiss);
-        return inventory && inventory->unchanged (relative, path);
-      },
-      [faiss] (const std::vector<vs::SkippedEntry> &skipped) {
-        if (auto inventory = gst_faiss_indexer_get_inventory (faiss))
-          inventory->walk_complete (skipped);
-      });
 }
 
 static void
@@ -290,24 +284,28 @@ gst_gallery_indexer_get_property (GObject *object, guint prop_id, GValue *value,
   }
 }
 
-/* Whether every file of the folder is held unchanged in the index, so that
- * the embedder need not even load its model (most of an unchanged update's
- * time). The walk is gallerysrc's own; anything it would report (an
- * unreadable folder, a bad label-from) says no, and gallerysrc reports it. */
+/* Whether every file of the folder is held unchanged in the index gallerysrc
+ * skips from, so that the embedder need not even load its model (most of an
+ * unchanged update's time). The walk is gallerysrc's own; anything it would
+ * report (an unreadable folder, a bad label-from, an unreadable catalog)
+ * says no, and gallerysrc reports it. */
 static bool
 nothing_to_embed (GstGalleryIndexer *self)
 {
-  auto inventory =
-      gst_faiss_indexer_get_inventory (GST_FAISS_INDEXER (self->children
-                                                              [CHILD_INDEXER]));
-  if (!inventory)
-    return false;
-  gchar *location = NULL, *label_from = NULL;
+  gchar *location = NULL, *label_from = NULL, *index = NULL;
   gboolean recursive = TRUE;
   g_object_get (self->children[CHILD_SOURCE], "location", &location,
-      "recursive", &recursive, "label-from", &label_from, NULL);
-  bool unchanged = location != NULL && label_from != NULL;
+      "recursive", &recursive, "label-from", &label_from, "index", &index,
+      NULL);
+  GST_OBJECT_LOCK (self);
+  bool unchanged = self->mode == MODE_UPDATE;
+  GST_OBJECT_UNLOCK (self);
+  unchanged =
+      unchanged && location != NULL && label_from != NULL && index != NULL;
   try {
+    const auto inventory =
+        unchanged ? vs::FileInventory::of_index (index) : nullptr;
+    unchanged = unchanged && inventory;
     vs::ImageFolderOptions options;
     options.recursive = recursive;
     if (unchanged)
@@ -326,6 +324,7 @@ nothing_to_embed (GstGalleryIndexer *self)
   }
   g_free (location);
   g_free (label_from);
+  g_free (index);
   return unchanged;
 }
 
@@ -390,6 +389,24 @@ adopt_recorded_int8_ranges (GstGalleryIndexer *self, gboolean adopt)
   g_free (location);
 }
 
+/* The bin's mode as its children's properties: faissindexer's mode, and
+ * gallerysrc's index, the file faissindexer writes, so that the walk
+ * announces its files and, in an update, skips those it holds unchanged. */
+static void
+set_children_mode (GstGalleryIndexer *self, Mode mode)
+{
+  GEnumClass *modes =
+      G_ENUM_CLASS (g_type_class_ref (GST_TYPE_FAISS_INDEXER_MODE));
+  GEnumValue *value = g_enum_get_value_by_nick (modes,
+      mode == MODE_UPDATE ? "update" : "rebuild");
+  g_object_set (self->children[CHILD_INDEXER], "mode", value->value, NULL);
+  g_type_class_unref (modes);
+  gchar *index = NULL;
+  g_object_get (self->children[CHILD_INDEXER], "location", &index, NULL);
+  g_object_set (self->children[CHILD_SOURCE], "index", index, NULL);
+  g_free (index);
+}
+
 static GstStateChangeReturn
 gst_gallery_indexer_change_state (GstElement *element,
     GstStateChange transition)
@@ -406,18 +423,16 @@ gst_gallery_indexer_change_state (GstElement *element,
     GST_OBJECT_UNLOCK (self);
     GST_INFO_OBJECT (self, "mode %s",
         mode == MODE_UPDATE ? "update" : "rebuild");
-    /* Absolute, so that a search run from anywhere finds the originals. */
-    gchar *location = NULL;
-    g_object_get (self->children[CHILD_SOURCE], "location", &location, NULL);
-    gchar *root = location ? g_canonicalize_filename (location, NULL) : NULL;
-    gst_faiss_indexer_set_gallery_mode (GST_FAISS_INDEXER (self->children
-                                                               [CHILD_INDEXER]),
-        TRUE, mode == MODE_UPDATE, root);
-    g_free (root);
-    g_free (location);
+    set_children_mode (self, mode);
   }
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
+    /* index may have been set in READY. */
+    GST_OBJECT_LOCK (self);
+    const Mode mode = self->mode;
+    GST_OBJECT_UNLOCK (self);
+    set_children_mode (self, mode);
     adopt_recorded_int8_ranges (self, TRUE);
+  }
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
       && nothing_to_embed (self)) {
     GST_INFO_OBJECT (self,

@@ -30,7 +30,7 @@
  * truncated, corrupt, larger than #GstGallerySrc:max-pixels, a FIFO, a
  * symbolic link loop) is skipped; a warning at the end names every one. A
  * folder that cannot be opened or listed is no bad file: another warning
- * names it, and galleryindexer keeps what its index holds from it. With
+ * names it, and an update keeps what its index holds from it. With
  * #GstGallerySrc:strict the first one is an error instead. Progress messages
  * (#GST_MESSAGE_PROGRESS, code `gallery`) carry `files-done` and
  * `files-total`; they are posted while the pipeline is PLAYING, since
@@ -42,6 +42,16 @@
  * all), chosen by #GstGallerySrc:split-seed; `gallery` keeps the others.
  * Labels keep their numbers on both sides.
  *
+ * With #GstGallerySrc:index set to an index this folder was indexed into,
+ * the walk feeds that index (see gallery_events.h): each file is announced
+ * downstream in an out-of-band custom event (its path, size and
+ * modification time) before it is decoded, and the end of a complete walk in
+ * another, so that faissindexer's items carry their files. When the
+ * indexer downstream updates (faissindexer mode=update, which a custom query
+ * asks), files the index holds with the same size and modification time are
+ * skipped before they are decoded and give no frame. No index there yet:
+ * every file gives frames.
+ *
  * Pictures are decoded by OpenCV in libvisualsearch-codecs.so, opened when
  * the walk starts if it holds a picture; a video's frames by a decodebin pipeline inside the element,
  * which converts only the frames it keeps.
@@ -50,6 +60,8 @@
  * |[
  * gst-launch-1.0 gallerysrc location=~/Pictures ! embedder ! \
  *     faissindexer location=pictures.faiss
+ * gst-launch-1.0 -e gallerysrc location=~/Pictures index=pictures.faiss ! \
+ *     embedder ! faissindexer location=pictures.faiss mode=update
  * gst-launch-1.0 gallerysrc location=101_ObjectCategories ! videoscale ! \
  *     video/x-raw,width=320,height=240 ! videoconvert ! autovideosink
  * ]|
@@ -65,14 +77,17 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
 #include "engine/dataset/image_folder.h"
 #include "engine/base/utf8.h"
+#include "engine/index/file_inventory.h"
 #include "elements.h"
 #include "element_error.h"
+#include "gallery_events.h"
 #include "video_sampler.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_gallery_src_debug);
@@ -104,13 +119,7 @@ enum
   PROP_SPLIT,
   PROP_QUERY_FRACTION,
   PROP_SPLIT_SEED,
-};
-
-/* What gst_gallery_src_set_file_filter() was given. */
-struct FileFilter
-{
-  std::function<bool (const std::string &, const std::string &)> skip;
-  std::function<void (const std::vector<vs::SkippedEntry> &)> walked_all;
+  PROP_INDEX,
 };
 
 /* The walk in progress. Only start(), stop() and the streaming thread touch
@@ -138,10 +147,14 @@ struct GalleryWalk
   gint width = 0; /* of the caps last set */
   gint height = 0;
   bool progress_started = false;
-  /* gst_gallery_src_set_file_filter()'s, for this run */
-  std::function<bool (const std::string &, const std::string &)> skip;
-  std::function<void (const std::vector<vs::SkippedEntry> &)> walked_all;
-  guint64 unchanged = 0; /* files skip() passed over */
+  /* The location, absolute, as the file events name it. */
+  std::string root;
+  /* The index property is set: announce the files downstream. */
+  bool announce = false;
+  /* What the index property's index holds; nullptr: skip nothing. */
+  std::shared_ptr<vs::FileInventory> inventory;
+  bool asked = false; /* whether downstream keeps the index's items */
+  guint64 unchanged = 0; /* files skipped as the index holds them */
   /* One sentence per file skipped, in walk order. */
   std::vector<std::string> bad;
   /* One sentence per folder (or entry) that could not be read: not a bad
@@ -163,11 +176,10 @@ struct _GstGallerySrc
   vs::FolderSplit split;
   gdouble query_fraction;
   guint split_seed;
+  gchar *index;
 
   /* the C++ state of a run: created in start, destroyed in stop */
   GalleryWalk *walk;
-  /* NULL until gst_gallery_src_set_file_filter(); under the object lock */
-  FileFilter *filter;
   /* A sampler interrupted by unlock(); guarded by the object lock. */
   vs::VideoSampler *sampling;
   gboolean flushing;
@@ -274,6 +286,14 @@ gst_gallery_src_class_init (GstGallerySrcClass *klass)
           "With split: the share of each label's files that are queries "
           "(rounded, at least one and never all of them)",
           0.001, 0.999, DEFAULT_QUERY_FRACTION, flags));
+  g_object_class_install_property (gobject_class, PROP_INDEX,
+      g_param_spec_string ("index", "Index",
+          "The index this walk feeds (faissindexer location=): each file is "
+          "announced downstream before it is decoded, and when the indexer "
+          "there updates (faissindexer mode=update), the files the index "
+          "holds with the same size and modification time are skipped and "
+          "give no frame. Unset: a plain walk",
+          NULL, flags));
   g_object_class_install_property (gobject_class, PROP_SPLIT_SEED,
       g_param_spec_uint ("split-seed", "Split seed",
           "With split: which files are queries; the same seed always splits "
@@ -322,7 +342,7 @@ gst_gallery_src_finalize (GObject *object)
 
   g_free (self->location);
   g_free (self->label_from);
-  delete self->filter;
+  g_free (self->index);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -363,6 +383,10 @@ gst_gallery_src_set_property (GObject *object, guint prop_id,
       break;
     case PROP_SPLIT_SEED:
       self->split_seed = g_value_get_uint (value);
+      break;
+    case PROP_INDEX:
+      g_free (self->index);
+      self->index = g_value_dup_string (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -405,6 +429,9 @@ gst_gallery_src_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_SPLIT_SEED:
       g_value_set_uint (value, self->split_seed);
+      break;
+    case PROP_INDEX:
+      g_value_set_string (value, self->index);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -518,10 +545,7 @@ gst_gallery_src_start (GstBaseSrc *src)
   walk->max_pixels = self->max_pixels;
   walk->interval = (GstClockTime) (self->video_interval * GST_SECOND + 0.5);
   walk->strict = self->strict;
-  if (self->filter) {
-    walk->skip = self->filter->skip;
-    walk->walked_all = self->filter->walked_all;
-  }
+  const std::string index = self->index ? self->index : "";
   GST_OBJECT_UNLOCK (self);
 
   if (walk->location.empty ()) {
@@ -544,6 +568,25 @@ gst_gallery_src_start (GstBaseSrc *src)
         (NULL));
     return FALSE;
   }
+  walk->announce = !index.empty ();
+  if (!index.empty ()) {
+    try {
+      walk->inventory = vs::FileInventory::of_index (index);
+    } catch (const std::exception &e) {
+      VS_ELEMENT_ERROR (self, e,
+          ("Cannot read what the index %s holds: %s",
+              vs::valid_utf8 (index).c_str (),
+              vs::valid_utf8 (e.what ()).c_str ()),
+          ("Unset index to walk every file, or rebuild the index."));
+      return FALSE;
+    }
+    GST_INFO_OBJECT (self, "index %s: %s", index.c_str (),
+        walk->inventory ? "skipping the files it holds unchanged"
+                        : "none there yet");
+  }
+  gchar *root = g_canonicalize_filename (walk->location.c_str (), NULL);
+  walk->root = root;
+  g_free (root);
   for (const std::string &name : walk->folder.label_names ())
     walk->label_names.push_back (vs::valid_utf8 (name));
   for (const vs::SkippedEntry &entry : walk->folder.skipped ())
@@ -633,19 +676,6 @@ gst_gallery_src_unlock_stop (GstBaseSrc *src)
     self->sampling->resume ();
   GST_OBJECT_UNLOCK (self);
   return TRUE;
-}
-
-void
-gst_gallery_src_set_file_filter (GstGallerySrc *self,
-    std::function<bool (const std::string &, const std::string &)> skip,
-    std::function<void (const std::vector<vs::SkippedEntry> &)> walked_all)
-{
-  FileFilter *filter = new FileFilter{std::move (skip), std::move (walked_all)};
-
-  GST_OBJECT_LOCK (self);
-  std::swap (filter, self->filter);
-  GST_OBJECT_UNLOCK (self);
-  delete filter;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -874,6 +904,19 @@ next_video_frame (GstGallerySrc *self, GstBuffer **buf)
   return reason.empty () ? GST_FLOW_OK : skip_bad_file (self, reason);
 }
 
+/* Whether the indexer downstream keeps the items of the files skipped
+ * (VS_GALLERY_QUERY); true when nothing downstream answers. */
+static bool
+downstream_keeps_items (GstGallerySrc *self)
+{
+  GstQuery *query = vs_gallery_query_new ();
+  gboolean keeps = TRUE;
+  if (gst_pad_peer_query (GST_BASE_SRC_PAD (self), query))
+    vs_gallery_query_parse (query, &keeps);
+  gst_query_unref (query);
+  return keeps;
+}
+
 static GstFlowReturn
 gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
 {
@@ -894,8 +937,12 @@ gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
           "all %zu files walked: %" G_GUINT64_FORMAT
           " frames, %zu skipped, %" G_GUINT64_FORMAT " unchanged",
           files.size (), walk.frames, walk.bad.size (), walk.unchanged);
-      if (walk.walked_all)
-        walk.walked_all (walk.folder.skipped ());
+      std::vector<vs::WalkGap> gaps;
+      for (const vs::SkippedEntry &entry : walk.folder.skipped ())
+        gaps.push_back (vs::WalkGap{entry.relative, entry.unread});
+      if (walk.announce)
+        gst_pad_push_event (GST_BASE_SRC_PAD (self),
+            vs_gallery_walked_event_new (gaps));
       post_progress (self, true);
       warn_unread_folders (self);
       warn_bad_files (self);
@@ -903,7 +950,28 @@ gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
     }
     const size_t index = walk.next_file++;
     const vs::FolderFile &file = files[index];
-    if (walk.skip && walk.skip (file.relative, file.path)) {
+    /* Stat'ed before the file is decoded: the identity the index records. */
+    std::optional<vs::FileIdentity> identity =
+        vs::FileInventory::identify (file.relative, file.path);
+    if (walk.inventory && !walk.asked) {
+      walk.asked = true;
+      if (!downstream_keeps_items (self)) {
+        GST_INFO_OBJECT (self,
+            "downstream rebuilds or appends: no file is "
+            "skipped");
+        walk.inventory.reset ();
+      }
+    }
+    const bool skip =
+        identity && walk.inventory && walk.inventory->holds (*identity);
+    if (!identity) {
+      identity.emplace ();
+      identity->path = file.relative;
+    }
+    if (walk.announce)
+      gst_pad_push_event (GST_BASE_SRC_PAD (self),
+          vs_gallery_file_event_new (walk.root, *identity, skip));
+    if (skip) {
       GST_LOG_OBJECT (self, "file %zu/%zu: %s is unchanged", index + 1,
           files.size (), file.path.c_str ());
       walk.unchanged++;

@@ -46,6 +46,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/dataset/cifar_dataset.h"
 #include "engine/index/catalog.h"
 #include "engine/index/gallery.h"
 #include "engine/render/result_strip.h"
@@ -510,7 +511,8 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
       }
     }
     st.thumbnails = std::make_unique<vs::ThumbnailCache> (cache_size,
-        new_dataset, std::move (catalog), std::move (files_root));
+        std::make_shared<vs::CifarSources> (new_dataset), std::move (catalog),
+        std::move (files_root));
     st.thumbnails_dataset = std::move (new_dataset);
     st.thumbnails_index = std::move (new_index);
     st.thumbnails_capacity = cache_size;

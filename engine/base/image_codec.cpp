@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "engine/dataset/image_codec.h"
+#include "engine/base/image_codec.h"
 
 #include "engine/base/atomic_file.h"
 
@@ -12,9 +12,9 @@
 #include <cstring>
 #include <utility>
 
+#include "engine/base/codec_module.h"
+#include "engine/base/image_header.h"
 #include "engine/base/module_loader.h"
-#include "engine/dataset/codec_module.h"
-#include "engine/dataset/image_header.h"
 
 namespace vs {
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // libvisualsearch-codecs.so: OpenCV's imgcodecs behind the C interface of
-// engine/dataset/codec_module.h. imgcodecs links GDAL and about a hundred libraries on
+// engine/base/codec_module.h. imgcodecs links GDAL and about a hundred libraries on
 // Debian, so only this module links it, and the plugin opens it on the first
 // image it decodes or encodes.
-#include "engine/dataset/codec_module.h"
+#include "engine/base/codec_module.h"
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 // The C interface of libvisualsearch-codecs.so, the module that holds
-// OpenCV's image codecs (see engine/dataset/image_codec.h, its only caller). Plain C
+// OpenCV's image codecs (see engine/base/image_codec.h, its only caller). Plain C
 // types only, so the plugin and a module of the same version agree on every
 // byte; the module never throws and never hands out memory the plugin must
 // free: it writes into buffers the caller's allocator gives it.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "engine/dataset/image_header.h"
+#include "engine/base/image_header.h"
 
 #include <algorithm>
 #include <cstdlib>
