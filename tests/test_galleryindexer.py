@@ -222,6 +222,13 @@ def faissindexer_index_is_refused(tmp):
     error = error or ""
     check("mode=rebuild" in error,
           f"an index faissindexer built is refused by mode=update: {error}")
+    # mode is faissindexer's type; append, which would add every file again,
+    # is refused before anything is read or written.
+    _, _, error = run(tree, os.path.join(tmp, "appended.faiss"), "mode=append")
+    error = error or ""
+    check("does not append" in error and "mode=update" in error
+          and not os.path.exists(os.path.join(tmp, "appended.faiss")),
+          f"galleryindexer mode=append is refused, naming mode=update: {error}")
 
 
 def index_folder_script(tmp):

@@ -101,7 +101,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define DEFAULT_LOCATION NULL
 #define DEFAULT_INDEX_TYPE "Flat"
 #define DEFAULT_METRIC vs::Metric::InnerProduct
-#define DEFAULT_MODE MODE_REBUILD
+#define DEFAULT_MODE GST_FAISS_INDEXER_MODE_REBUILD
 #define DEFAULT_TRAIN_SIZE 0
 #define DEFAULT_EF_CONSTRUCTION 0
 #define DEFAULT_REFINE_FACTOR 0.0f
@@ -130,12 +130,7 @@ enum
   PROP_MODE,
 };
 
-enum Mode
-{
-  MODE_APPEND,
-  MODE_UPDATE,
-  MODE_REBUILD,
-};
+typedef GstFaissIndexerMode Mode;
 
 struct _GstFaissIndexer
 {
@@ -203,17 +198,17 @@ gst_faiss_indexer_mode_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-      {MODE_APPEND,
+      {GST_FAISS_INDEXER_MODE_APPEND,
           "Add to the index and catalog at location (created when absent); "
           "their model, preprocessing, dims and metric must match",
           "append"},
-      {MODE_UPDATE,
+      {GST_FAISS_INDEXER_MODE_UPDATE,
           "Update the gallery index at location (created when absent) from "
           "gallerysrc's walk: keep the items of the files it skips as "
           "unchanged, add new and changed files, and once the walk is "
           "complete remove the items of files changed or gone",
           "update"},
-      {MODE_REBUILD,
+      {GST_FAISS_INDEXER_MODE_REBUILD,
           "Write a new index and catalog at location, replacing any there "
           "(a gallery index that mode=update can update when gallerysrc "
           "index= announces its files)",
@@ -396,9 +391,9 @@ gst_faiss_indexer_set_property (GObject *object, guint prop_id,
     case PROP_APPEND:
       /* The older spelling of mode=append. */
       if (g_value_get_boolean (value))
-        self->mode = MODE_APPEND;
-      else if (self->mode == MODE_APPEND)
-        self->mode = MODE_REBUILD;
+        self->mode = GST_FAISS_INDEXER_MODE_APPEND;
+      else if (self->mode == GST_FAISS_INDEXER_MODE_APPEND)
+        self->mode = GST_FAISS_INDEXER_MODE_REBUILD;
       break;
     case PROP_MODE:
       self->mode = (Mode) g_value_get_enum (value);
@@ -449,7 +444,7 @@ gst_faiss_indexer_get_property (GObject *object, guint prop_id, GValue *value,
       g_value_set_enum (value, to_gst_metric (self->metric));
       break;
     case PROP_APPEND:
-      g_value_set_boolean (value, self->mode == MODE_APPEND);
+      g_value_set_boolean (value, self->mode == GST_FAISS_INDEXER_MODE_APPEND);
       break;
     case PROP_MODE:
       g_value_set_enum (value, self->mode);
@@ -513,10 +508,11 @@ gst_faiss_indexer_open (GstFaissIndexer *self)
   options.location = self->location ? self->location : "";
   options.index_type = self->index_type ? self->index_type : "";
   options.metric = self->metric;
-  options.append = self->mode == MODE_APPEND;
+  options.append = self->mode == GST_FAISS_INDEXER_MODE_APPEND;
   /* A gallery index (an IDMap2 whose items carry their files): gallerysrc's
    * file events update it. A rebuild becomes one when they arrive. */
-  options.gallery = options.update = self->mode == MODE_UPDATE;
+  options.gallery = options.update =
+      self->mode == GST_FAISS_INDEXER_MODE_UPDATE;
   self->run_mode = self->mode;
   options.train_size = self->train_size;
   options.ef_construction = self->ef_construction;
@@ -756,7 +752,7 @@ gst_faiss_indexer_gallery_event (GstFaissIndexer *self, GstEvent *event)
 
   GST_LOG_OBJECT (self, "%" GST_PTR_FORMAT, event);
   if (vs_gallery_file_event_parse (event, &root, &identity, &skipped)) {
-    if (self->run_mode == MODE_APPEND || !self->builder)
+    if (self->run_mode == GST_FAISS_INDEXER_MODE_APPEND || !self->builder)
       return TRUE;
     if (!self->gallery_root || *self->gallery_root != root) {
       try {
@@ -781,7 +777,7 @@ gst_faiss_indexer_gallery_event (GstFaissIndexer *self, GstEvent *event)
     return TRUE;
   }
   if (vs_gallery_walked_event_parse (event, &gaps)) {
-    if (self->run_mode != MODE_APPEND && self->builder)
+    if (self->run_mode != GST_FAISS_INDEXER_MODE_APPEND && self->builder)
       if (const auto &inventory = self->builder->inventory ())
         inventory->walk_complete (gaps);
     return TRUE;
@@ -794,7 +790,8 @@ gst_faiss_indexer_query (GstBaseSink *sink, GstQuery *query)
 {
   GstFaissIndexer *self = GST_FAISS_INDEXER (sink);
 
-  if (vs_gallery_query_answer (query, self->run_mode == MODE_UPDATE))
+  if (vs_gallery_query_answer (query,
+          self->run_mode == GST_FAISS_INDEXER_MODE_UPDATE))
     return TRUE;
   return GST_BASE_SINK_CLASS (parent_class)->query (sink, query);
 }

@@ -12,6 +12,22 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (GstFaissIndexer, gst_faiss_indexer, GST, FAISS_INDEXER,
     GstBaseSink)
 
+/**
+ * GstFaissIndexerMode:
+ * @GST_FAISS_INDEXER_MODE_APPEND: add to the index at location
+ * @GST_FAISS_INDEXER_MODE_UPDATE: update a gallery index from gallerysrc's walk
+ * @GST_FAISS_INDEXER_MODE_REBUILD: write a new index in place of any there
+ *
+ * What an indexer does with an index already at its location: the type of
+ * both faissindexer's and galleryindexer's mode.
+ */
+typedef enum
+{
+  GST_FAISS_INDEXER_MODE_APPEND,
+  GST_FAISS_INDEXER_MODE_UPDATE,
+  GST_FAISS_INDEXER_MODE_REBUILD,
+} GstFaissIndexerMode;
+
 #define GST_TYPE_FAISS_INDEXER_MODE (gst_faiss_indexer_mode_get_type ())
 GType gst_faiss_indexer_mode_get_type (void);
 

@@ -70,14 +70,10 @@
 GST_DEBUG_CATEGORY_STATIC (gst_gallery_indexer_debug);
 #define GST_CAT_DEFAULT gst_gallery_indexer_debug
 
-#define DEFAULT_MODE MODE_UPDATE
+#define DEFAULT_MODE GST_FAISS_INDEXER_MODE_UPDATE
 #define DEFAULT_CHECKPOINT_INTERVAL 60
 
-enum Mode
-{
-  MODE_UPDATE,
-  MODE_REBUILD,
-};
+typedef GstFaissIndexerMode Mode;
 
 enum
 {
@@ -158,30 +154,6 @@ static GstStateChangeReturn
 gst_gallery_indexer_change_state (GstElement *element,
     GstStateChange transition);
 
-GType
-gst_gallery_indexer_mode_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-      {MODE_UPDATE,
-          "Update the existing index: skip unchanged files, add new "
-          "ones, embed changed ones again, remove vanished ones (a new index "
-          "when there is none)",
-          "update"},
-      {MODE_REBUILD,
-          "Index the whole folder anew, replacing any index at "
-          "index",
-          "rebuild"},
-      {0, NULL, NULL},
-  };
-
-  if (g_once_init_enter (&type)) {
-    GType t = g_enum_register_static ("GstGalleryIndexerMode", values);
-    g_once_init_leave (&type, t);
-  }
-  return type;
-}
-
 static void
 gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
 {
@@ -207,8 +179,9 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
       g_param_spec_enum ("mode", "Mode",
           "update: keep the items of unchanged files (skipped before "
           "decoding), add new and changed files, remove vanished ones; "
-          "rebuild: index the folder anew",
-          GST_TYPE_GALLERY_INDEXER_MODE, DEFAULT_MODE, flags));
+          "rebuild: index the folder anew; append is refused (it would add "
+          "every file of the folder again)",
+          GST_TYPE_FAISS_INDEXER_MODE, DEFAULT_MODE, flags));
 
   gst_element_class_set_static_metadata (element_class, "Gallery indexer",
       "Sink/Analysis",
@@ -219,9 +192,6 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
 
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_gallery_indexer_change_state);
-
-  gst_type_mark_as_plugin_api (GST_TYPE_GALLERY_INDEXER_MODE,
-      (GstPluginAPIFlags) 0);
 }
 
 static void
@@ -298,7 +268,7 @@ nothing_to_embed (GstGalleryIndexer *self)
       "recursive", &recursive, "label-from", &label_from, "index", &index,
       NULL);
   GST_OBJECT_LOCK (self);
-  bool unchanged = self->mode == MODE_UPDATE;
+  bool unchanged = self->mode == GST_FAISS_INDEXER_MODE_UPDATE;
   GST_OBJECT_UNLOCK (self);
   unchanged =
       unchanged && location != NULL && label_from != NULL && index != NULL;
@@ -375,7 +345,7 @@ adopt_recorded_int8_ranges (GstGalleryIndexer *self, gboolean adopt)
       G_ENUM_CLASS (g_type_class_ref (GST_TYPE_EMBEDDER_PRECISION));
   GEnumValue *int8 = g_enum_get_value_by_nick (precisions, "int8");
   GST_OBJECT_LOCK (self);
-  const gboolean update = self->mode == MODE_UPDATE;
+  const gboolean update = self->mode == GST_FAISS_INDEXER_MODE_UPDATE;
   GST_OBJECT_UNLOCK (self);
   if (update && int8 && precision == int8->value && !index && location
       && g_file_test (location, G_FILE_TEST_IS_REGULAR)) {
@@ -395,12 +365,7 @@ adopt_recorded_int8_ranges (GstGalleryIndexer *self, gboolean adopt)
 static void
 set_children_mode (GstGalleryIndexer *self, Mode mode)
 {
-  GEnumClass *modes =
-      G_ENUM_CLASS (g_type_class_ref (GST_TYPE_FAISS_INDEXER_MODE));
-  GEnumValue *value = g_enum_get_value_by_nick (modes,
-      mode == MODE_UPDATE ? "update" : "rebuild");
-  g_object_set (self->children[CHILD_INDEXER], "mode", value->value, NULL);
-  g_type_class_unref (modes);
+  g_object_set (self->children[CHILD_INDEXER], "mode", mode, NULL);
   gchar *index = NULL;
   g_object_get (self->children[CHILD_INDEXER], "location", &index, NULL);
   g_object_set (self->children[CHILD_SOURCE], "index", index, NULL);
@@ -421,8 +386,16 @@ gst_gallery_indexer_change_state (GstElement *element,
     GST_OBJECT_LOCK (self);
     const Mode mode = self->mode;
     GST_OBJECT_UNLOCK (self);
+    if (mode == GST_FAISS_INDEXER_MODE_APPEND) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("galleryindexer does not append: mode=append would add every "
+           "file of the folder again."),
+          ("Use mode=update, which adds only new and changed files and "
+           "keeps the others, or mode=rebuild."));
+      return GST_STATE_CHANGE_FAILURE;
+    }
     GST_INFO_OBJECT (self, "mode %s",
-        mode == MODE_UPDATE ? "update" : "rebuild");
+        mode == GST_FAISS_INDEXER_MODE_UPDATE ? "update" : "rebuild");
     set_children_mode (self, mode);
   }
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {

@@ -12,9 +12,6 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (GstGalleryIndexer, gst_gallery_indexer, GST,
     GALLERY_INDEXER, GstBin)
 
-#define GST_TYPE_GALLERY_INDEXER_MODE (gst_gallery_indexer_mode_get_type ())
-GType gst_gallery_indexer_mode_get_type (void);
-
 G_END_DECLS
 
 #endif
