@@ -54,7 +54,7 @@ say() { printf '\n== %s\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
 
 case "${1:-}" in
-  -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && !/^#/ { exit } /SPDX-License-Identifier/ { next } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
 esac
 
 # Each step's wall time, printed as it ends and again in the summary.
@@ -146,15 +146,9 @@ else
 fi
 
 step "3/6 Getting $MODEL weights"
-if [ "${WEIGHTS:-}" = random ]; then
-  echo "WEIGHTS=random: deterministic random weights; the pipeline runs end to end but the neighbours are not meaningful."
-elif [ -n "${WEIGHTS:-}" ]; then
-  [ -f "$WEIGHTS" ] || die "WEIGHTS=$WEIGHTS does not exist."
-  echo "using $WEIGHTS"
-elif models/fetch-weights.sh "$MODEL"; then
-  WEIGHTS=""
-else
-  WEIGHTS=random
+# The fallback every script that embeds shares (pipelines/lib.sh).
+vs_weights_fallback
+if $vs_random_fallback; then
   fallbacks+=("random weights (WEIGHTS=random) instead of the official $MODEL weights")
   echo "falling back to WEIGHTS=random"
   # Random weights find nothing more at 224 than at 64, which costs a twelfth
@@ -163,6 +157,12 @@ else
     INPUT_SIZE=64
     fallbacks+=("input size 64 instead of 224, enough for random weights")
   fi
+elif [ "${WEIGHTS:-}" = random ]; then
+  echo "WEIGHTS=random: deterministic random weights; the pipeline runs end to end but the neighbours are not meaningful."
+elif [ -n "${WEIGHTS:-}" ]; then
+  echo "using $WEIGHTS"
+else
+  echo "using the official $MODEL weights from the torch hub cache"
 fi
 end_step
 banner

@@ -32,7 +32,7 @@ repo=$(dirname "$here")
 die() { echo "index-cifar: $*" >&2; exit 1; }
 
 case "${1:-}" in
-  -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && !/^#/ { exit } /SPDX-License-Identifier/ { next } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
 esac
 [ $# -le 2 ] || die "too many arguments; usage: index-cifar.sh [DATASET_DIR [INDEX]]"
 
