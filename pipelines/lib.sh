@@ -213,8 +213,11 @@ gi.require_version("Gst", "1.0")
 from gi.repository import Gst
 Gst.init(None)
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-config, metric, index_type = db.execute(
-    "SELECT embedder_config, metric, index_type FROM index_facts").fetchone()
+db.row_factory = sqlite3.Row
+row = db.execute("SELECT * FROM index_facts").fetchone()
+facts = {key: row[key] for key in row.keys()} if row else {}
+# Catalogs older than schema 4 record no embedder settings.
+config, metric, index_type = (facts.get(k) for k in ("embedder_config", "metric", "index_type"))
 out = {"METRIC": metric, "INDEX_TYPE": index_type}
 if config:
     s = Gst.Structure.from_string(config)[0]
