@@ -160,12 +160,11 @@ std::string shown_name(const vs::CatalogItem* item, int64_t id) {
   return name.empty() ? "id " + std::to_string(id) : name;
 }
 
-// An optional notice on top, then one row per group: a heading, then its
-// first items' thumbnails (exact copies first), each captioned with its whole
-// file name over as many lines as it takes; as many columns as the largest
-// group shown (at most 8).
+// One row per group: a heading, then its first items' thumbnails (exact
+// copies first), each captioned with its whole file name over as many lines as
+// it takes; as many columns as the largest group shown (at most 8).
 cv::Mat contact_sheet(const std::vector<vs::DuplicateGroup>& groups, const vs::Catalog& catalog,
-                      vs::ThumbnailCache& thumbnails, int thumb, const std::string& notice) {
+                      vs::ThumbnailCache& thumbnails, int thumb) {
   size_t columns = 0;
   for (const auto& group : groups) columns = std::max(columns, group.ids.size());
   columns = std::min<size_t>(columns, 8);
@@ -180,15 +179,9 @@ cv::Mat contact_sheet(const std::vector<vs::DuplicateGroup>& groups, const vs::C
   }
   const int row = kLine + thumb + static_cast<int>(caption_lines) * kLine + kGap;
   const int width = std::max(kGap + static_cast<int>(columns) * (thumb + kGap), 240);
-  const std::vector<std::string> notice_lines =
-      notice.empty() ? std::vector<std::string>{} : wrap_words(notice, width - 2 * kGap);
-  const int head = static_cast<int>(notice_lines.size()) * kLine;
-  cv::Mat sheet(kGap + head + static_cast<int>(groups.size()) * row, width, CV_8UC3, kBackground);
-  for (size_t l = 0; l < notice_lines.size(); ++l)
-    cv::putText(sheet, notice_lines[l], cv::Point(kGap, kGap + static_cast<int>(l + 1) * kLine - 4),
-                kFont, kFontScale, kWarning, 1, cv::LINE_AA);
+  cv::Mat sheet(kGap + static_cast<int>(groups.size()) * row, width, CV_8UC3, kBackground);
   for (size_t g = 0; g < groups.size(); ++g) {
-    const int top = kGap + head + static_cast<int>(g) * row;
+    const int top = kGap + static_cast<int>(g) * row;
     char heading[160];
     const size_t copies = groups[g].copies.empty() ? 0 : groups[g].copies[0].size();
     std::snprintf(heading, sizeof heading, "group %zu: %zu items, farthest %.4f%s", g + 1,
@@ -254,6 +247,18 @@ void narrow_copies_to_files(vs::DuplicateGroup* group, const vs::Catalog& catalo
     return a.size() != b.size() ? a.size() > b.size() : a[0] < b[0];
   });
   group->copies = std::move(copies);
+}
+
+// sheet with notice on top, in orange, wrapped between words.
+cv::Mat with_notice(const cv::Mat& sheet, const std::string& notice) {
+  const std::vector<std::string> lines = wrap_words(notice, sheet.cols - 2 * kGap);
+  cv::Mat head(kGap + static_cast<int>(lines.size()) * kLine, sheet.cols, CV_8UC3, kBackground);
+  for (size_t l = 0; l < lines.size(); ++l)
+    cv::putText(head, lines[l], cv::Point(kGap, kGap + static_cast<int>(l + 1) * kLine - 4), kFont,
+                kFontScale, kWarning, 1, cv::LINE_AA);
+  cv::Mat both;
+  cv::vconcat(head, sheet, both);
+  return both;
 }
 
 void run(const Options& o) {
@@ -323,7 +328,8 @@ void run(const Options& o) {
       groups.begin(), groups.begin() + std::min<size_t>(groups.size(), o.groups));
   vs::ThumbnailCache thumbnails(256, o.dataset, gallery.catalog.thumbnails(),
                                 gallery.catalog.facts().gallery_root);
-  cv::Mat sheet = contact_sheet(shown, gallery.catalog, thumbnails, o.thumb, notice);
+  cv::Mat sheet = contact_sheet(shown, gallery.catalog, thumbnails, o.thumb);
+  if (!notice.empty()) sheet = with_notice(sheet, notice);
   for (const std::string& warning : thumbnails.take_warnings())
     std::fprintf(stderr, "warning: %s\n", warning.c_str());
   cv::cvtColor(sheet, sheet, cv::COLOR_RGB2BGR);
