@@ -157,3 +157,6 @@ facts=$(sqlite3 -readonly -separator ', ' "$catalog" \
   "SELECT count || ' vectors', dims || ' dims', 'metric ' || metric, 'model ' || model_id
    FROM index_facts") || die "the catalog $catalog cannot be read."
 echo "index-folder: $index: $facts"
+if vs_random_model_id "$(vs_model_id "$index")"; then
+  echo "index-folder: RANDOM WEIGHTS: the scores of searches in this index are not meaningful; for real ones run models/fetch-weights.sh, then MODE=rebuild."
+fi

@@ -66,6 +66,8 @@ def main():
         check("RANDOM WEIGHTS" in first.stderr and "not meaningful" in first.stderr
               and "models/fetch-weights.sh resnet18" in first.stderr,
               "the fallback says what random weights mean for the scores", first.stderr)
+        check(first.stdout.rstrip().splitlines()[-1].startswith("index-folder: RANDOM WEIGHTS"),
+              "the last line says the weights are random", first.stdout[-300:])
         db = sqlite3.connect(f"file:{index}.db?mode=ro", uri=True)
         model_id, count = db.execute("SELECT model_id, count FROM index_facts").fetchone()
         db.close()
