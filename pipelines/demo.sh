@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# The main job: build visualsearch, get CIFAR-10 and ResNet-18 weights, index
+# The main job: build visualsearch (the plugin and the server, not the tests),
+# get CIFAR-10 and ResNet-18 weights, index
 # the training images, search the test images as a stream with the overlay,
 # and leave an annotated video, a contact sheet and the printed results.
 #
@@ -54,7 +55,7 @@ say() { printf '\n== %s\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
 
 case "${1:-}" in
-  -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && !/^#/ { exit } /SPDX-License-Identifier/ { next } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
 esac
 
 # Each step's wall time, printed as it ends and again in the summary.
@@ -100,7 +101,19 @@ download() {
 step "1/6 Installing dependencies and building ($BUILD_DIR)"
 scripts/install-deps.sh
 [ -f "$BUILD_DIR/build.ninja" ] || meson setup "$BUILD_DIR"
-ninja -C "$BUILD_DIR"
+# Only what the demo runs, and the server its last line suggests: not the
+# tests' programs (meson test builds those it needs). Targets a configuration
+# lacks (no libsoup: no server; no introspection: no typelib) are left out.
+demo_targets=(ext/visualsearch/libgstvisualsearch.so engine/libvisualsearch-codecs.so
+              engine/libvisualsearch-engine.so server/visualsearch-server
+              gst-libs/gst/visualsearch/GstVisualSearch-1.0.typelib)
+available=$(ninja -C "$BUILD_DIR" -t targets all)
+build_targets=()
+for target in "${demo_targets[@]}"; do
+  if grep -q "^$target:" <<<"$available"; then build_targets+=("$target"); fi
+done
+echo "building ${build_targets[*]}"
+ninja -C "$BUILD_DIR" "${build_targets[@]}"
 vs_use_build_tree visualsearch
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
@@ -146,15 +159,9 @@ else
 fi
 
 step "3/6 Getting $MODEL weights"
-if [ "${WEIGHTS:-}" = random ]; then
-  echo "WEIGHTS=random: deterministic random weights; the pipeline runs end to end but the neighbours are not meaningful."
-elif [ -n "${WEIGHTS:-}" ]; then
-  [ -f "$WEIGHTS" ] || die "WEIGHTS=$WEIGHTS does not exist."
-  echo "using $WEIGHTS"
-elif models/fetch-weights.sh "$MODEL"; then
-  WEIGHTS=""
-else
-  WEIGHTS=random
+# The fallback every script that embeds shares (pipelines/lib.sh).
+vs_weights_fallback
+if $vs_random_fallback; then
   fallbacks+=("random weights (WEIGHTS=random) instead of the official $MODEL weights")
   echo "falling back to WEIGHTS=random"
   # Random weights find nothing more at 224 than at 64, which costs a twelfth
@@ -163,6 +170,12 @@ else
     INPUT_SIZE=64
     fallbacks+=("input size 64 instead of 224, enough for random weights")
   fi
+elif [ "${WEIGHTS:-}" = random ]; then
+  echo "WEIGHTS=random: deterministic random weights; the pipeline runs end to end but the neighbours are not meaningful."
+elif [ -n "${WEIGHTS:-}" ]; then
+  echo "using $WEIGHTS"
+else
+  echo "using the official $MODEL weights from the torch hub cache"
 fi
 end_step
 banner

@@ -9,7 +9,8 @@
 # DATASET_DIR (or CIFAR10_DIR) is a CIFAR-10/100 directory in either official
 # format, e.g. cifar-10-batches-py. Everything else comes from the environment:
 #   MODEL=resnet18        embedder model (resnet18..152 or a TorchScript file)
-#   WEIGHTS=              torchvision .pth; unset: the torchvision cache; random:
+#   WEIGHTS=              torchvision .pth; unset: the torchvision cache, else a
+#                         download, else random weights with a notice; random:
 #                         seeded random weights (offline smoke tests only)
 #   INPUT_SIZE=224        side the model sees
 #   RESIZE=0              shorter side before the centre crop; 0 stretches the
@@ -35,6 +36,10 @@ repo=$(dirname "$here")
 
 die() { echo "evaluate-cifar: $*" >&2; exit 1; }
 
+case "${1:-}" in
+  -h|--help) awk 'NR > 1 && !/^#/ { exit } /SPDX-License-Identifier/ { next } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+esac
+
 dataset=${1:-${CIFAR10_DIR:-}}
 [ -n "$dataset" ] || die "give the CIFAR dataset directory (argument or CIFAR10_DIR), e.g. cifar-10-batches-py."
 [ -e "$dataset" ] || die "$dataset does not exist."
@@ -57,6 +62,7 @@ MAP=${MAP:-$OUT_DIR/embedding-map.png}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 
 source "$here/lib.sh"
+vs_weights_fallback
 vs_use_plugin retrievaleval
 k_max=$(vs_k_max "$K")
 exclude_self=false
@@ -93,6 +99,10 @@ gst-launch-1.0 -q cifarsrc location="$dataset" split="$QUERY_SPLIT" "${query_lim
   retrievaleval k="$K" exclude-self="$exclude_self" output="$OUTPUT" print-table=true \
   || die "evaluation failed (see the error above)."
 echo "evaluate-cifar: evaluated in $(( $(date +%s) - start )) s -> $OUTPUT"
+model_id=$(vs_model_id "$index")
+if vs_random_model_id "$model_id"; then
+  echo "evaluate-cifar: RANDOM WEIGHTS ($model_id): the figures above show that the pipeline runs, not how well it retrieves; random weights put every picture about equally close, so they are near chance. Fetch real weights (models/fetch-weights.sh $MODEL) for figures that mean something."
+fi
 
 if [ "$MAP" != "none" ]; then
   /usr/bin/python3 "$repo/tools/embedding-map.py" "$index" --output "$MAP" \

@@ -17,8 +17,10 @@
 #   SPLIT_SEED=0          which files those are
 #   K=1,5,10              cut-offs for the metrics
 #   MODEL=resnet18        resnet18..resnet152, or a TorchScript file
-#   WEIGHTS=              torchvision .pth; unset: the torchvision cache;
-#                         random: seeded random weights (offline tests only)
+#   WEIGHTS=              torchvision .pth; unset: the torchvision cache, or a
+#                         download, or random weights when both fail (as in
+#                         index-folder.sh); random: seeded random weights
+#                         (offline tests only; the table then says so)
 #   SEED=                 seed of WEIGHTS=random (the embedder's default: 42)
 #   INPUT_SIZE=224        side the model sees
 #   RESIZE=256            shorter side before the centre crop (0 stretches)
@@ -82,3 +84,7 @@ gst-launch-1.0 -q gallerysrc "${walk[@]}" split=queries ! \
   retrievaleval k="$K" output="$OUTPUT" print-table=true \
   || vs_die "evaluation failed (see the error above)."
 echo "evaluate-folder: evaluated in $(( $(date +%s) - start )) s -> $OUTPUT"
+model_id=$(vs_model_id "$index")
+if vs_random_model_id "$model_id"; then
+  echo "evaluate-folder: RANDOM WEIGHTS ($model_id): the figures above show that the pipeline runs, not how well it retrieves; random weights put every picture about equally close, so they are near chance. Fetch real weights (models/fetch-weights.sh ${MODEL}) for figures that mean something."
+fi

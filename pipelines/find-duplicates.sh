@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Finds groups of near-duplicate pictures in a gallery: prints each group's
-# items and writes a PNG contact sheet of the largest groups, a row each.
+# items, the tightest groups first and each group's exact copies first, and
+# writes a PNG contact sheet of the tightest groups, a row each, with the
+# pictures' whole file names. It warns when one group holds most of the
+# gallery (the limit is too wide for the index), and when the index was built
+# with random weights, which put every picture about equally close.
 #
 #   pipelines/find-duplicates.sh INDEX [--dataset DIR] [--out SHEET.png]
 #

@@ -12,7 +12,8 @@
 # environment:
 #   SPLIT=train           train, test or all
 #   MODEL=resnet18        resnet18..resnet152, or a TorchScript file
-#   WEIGHTS=              torchvision .pth; unset: the torchvision cache;
+#   WEIGHTS=              torchvision .pth; unset: the torchvision cache, else a
+#                         download, else random weights with a notice;
 #                         random: seeded random weights (offline tests only)
 #   SEED=                 seed of WEIGHTS=random (the embedder's default: 42)
 #   INPUT_SIZE=224        side the model sees
@@ -32,7 +33,7 @@ repo=$(dirname "$here")
 die() { echo "index-cifar: $*" >&2; exit 1; }
 
 case "${1:-}" in
-  -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && !/^#/ { exit } /SPDX-License-Identifier/ { next } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
 esac
 [ $# -le 2 ] || die "too many arguments; usage: index-cifar.sh [DATASET_DIR [INDEX]]"
 
@@ -52,6 +53,7 @@ METRIC=${METRIC:-ip}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 
 source "$here/lib.sh"
+vs_weights_fallback
 vs_use_plugin cifarindexer
 
 mkdir -p "$(dirname "$index")"

@@ -10,8 +10,14 @@
 # INDEX defaults to DIR's name + .faiss in the current directory; its SQLite
 # catalog goes beside it (INDEX.db). Ctrl-C stops cleanly, keeping what was
 # embedded; run again to continue. The rest comes from the environment:
+# An update of an existing index takes MODEL, WEIGHTS, SEED, INPUT_SIZE, RESIZE,
+# PRECISION (int8), INDEX_TYPE and METRIC from its catalog: none needs giving
+# again, and one given that contradicts the index is an error.
 #   MODEL=resnet18        resnet18..resnet152, or a TorchScript file
-#   WEIGHTS=              torchvision .pth; unset: the torchvision cache;
+#   WEIGHTS=              torchvision .pth; unset: the torchvision cache, or a
+#                         download (models/fetch-weights.sh), or, when both
+#                         fail, random weights with a notice that the scores
+#                         then mean nothing;
 #                         random: seeded random weights (offline tests only)
 #   SEED=                 seed of WEIGHTS=random (the embedder's default: 42)
 #   INPUT_SIZE=224        side the model sees
@@ -38,7 +44,7 @@ repo=$(dirname "$here")
 die() { echo "index-folder: $*" >&2; exit 1; }
 
 case "${1:-}" in
-  -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && !/^#/ { exit } /SPDX-License-Identifier/ { next } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
 esac
 [ $# -ge 1 ] && [ $# -le 2 ] || die "usage: index-folder.sh DIR [INDEX]"
 
@@ -52,6 +58,8 @@ BUILD_DIR=${BUILD_DIR:-$repo/build}
 
 source "$here/lib.sh"
 CALIBRATION=${CALIBRATION:-$dir}
+# An update embeds as the index was built, whatever the environment leaves unset.
+[ "$MODE" = rebuild ] || vs_index_settings "$index"
 vs_folder_settings
 vs_use_plugin galleryindexer
 
@@ -66,7 +74,7 @@ now() { date +%s.%N; }
 start=$(now)
 tty=false
 [ -t 1 ] && tty=true
-decoded=0 last_line=0 summary="" bar=false first=""
+decoded=0 last_line=0 summary="" bar=false first="" details=ignore skipped=()
 
 # One line of progress: files done/total, images/s (files decoded per second
 # since the first one), and the time left at that rate.
@@ -109,16 +117,46 @@ while IFS= read -r line; do
       $bar && echo
       bar=false
       echo "index-folder: ${line#"Progress: (faissindexer) "}" ;;
+    # gst-launch-1.0 prints warnings on stdout: show them, and keep the
+    # sentences naming the skipped files (the details of gallerysrc's warning,
+    # one a line after the line saying where it was posted).
+    "WARNING: from element "*)
+      $bar && echo
+      bar=false
+      echo "index-folder: warning: ${line#"WARNING: from element "*": "}"
+      details=ignore
+      case "$line" in */GstGallerySrc:*": Skipped "*) details=skipped ;; esac ;;
+    "Additional debug info:")
+      [ "$details" = skipped ] && details=skipped-where ;;
+    "")
+      details=ignore ;;
+    *)
+      case "$details" in
+        skipped-where) details=skipped-files ;;
+        skipped-files) skipped+=("$line") ;;
+      esac ;;
   esac
 done < <(gst-launch-1.0 -e "${indexer[@]}")
-wait $! || die "indexing failed (see the error above); the index $index holds what the last checkpoint wrote."
+if ! wait $!; then
+  if [ -f "$index" ]; then
+    die "indexing failed (see the error above); the index $index holds what the last finished run or checkpoint wrote; run again to continue."
+  fi
+  die "indexing failed (see the error above); no index was written (none existed, and no checkpoint was reached)."
+fi
 trap - INT
 $bar && echo
 seconds=$(awk -v s="$start" -v t="$(now)" 'BEGIN { printf "%.1f", t - s }')
 [ -n "$summary" ] || die "galleryindexer ended without its summary; see the messages above."
 echo "index-folder: files ${summary} in $seconds s"
+if [ ${#skipped[@]} -gt 0 ]; then
+  echo "index-folder: skipped ${#skipped[@]} file(s) that are not readable pictures or videos:"
+  printf 'index-folder: skipped: %s\n' "${skipped[@]}"
+fi
 catalog=$(vs_catalog_of "$index")
 facts=$(sqlite3 -readonly -separator ', ' "$catalog" \
   "SELECT count || ' vectors', dims || ' dims', 'metric ' || metric, 'model ' || model_id
    FROM index_facts") || die "the catalog $catalog cannot be read."
 echo "index-folder: $index: $facts"
+if vs_random_model_id "$(vs_model_id "$index")"; then
+  echo "index-folder: RANDOM WEIGHTS: the scores of searches in this index are not meaningful; for real ones run models/fetch-weights.sh, then MODE=rebuild."
+fi

@@ -10,8 +10,9 @@
 # vs_folder_settings: the settings a folder gallery is embedded and indexed
 #   with (index-folder.sh, evaluate-folder.sh), from the environment: MODEL,
 #   INPUT_SIZE, RESIZE, PRECISION, BATCH_SIZE, INDEX_TYPE, METRIC, LABEL_FROM
-#   and VIDEO_INTERVAL get their defaults, and the array `embedding` the
-#   embedder properties they make (with WEIGHTS and SEED when set).
+#   and VIDEO_INTERVAL get their defaults, WEIGHTS vs_weights_fallback's, and
+#   the array `embedding` the embedder properties they make (with WEIGHTS and
+#   SEED when set).
 # vs_embedder_for INDEX: fills the array `embedder` with an embedder element
 #   that adopts the settings INDEX was built with (embedder index=INDEX: model,
 #   weights and seed, input size, resize, mean, std, normalize, as its catalog
@@ -23,6 +24,20 @@
 #     MODEL       where the TorchScript file the index was built from is now,
 #                 when it has moved (the embedder checks it is the same file)
 #     WEIGHTS     the same for a torchvision .pth file
+# vs_weights_fallback: the weights fallback of every script that embeds (the
+#   demo, index-folder.sh, evaluate-folder.sh): with WEIGHTS unset and a ResNet
+#   MODEL whose official weights are not in the torch hub cache, tries
+#   models/fetch-weights.sh and, when that fails, sets WEIGHTS=random and says
+#   plainly what random weights mean for the scores; vs_random_fallback is
+#   then true. Dies when WEIGHTS names a file that does not exist.
+# vs_random_notice WHY: that notice, on stderr.
+# vs_index_settings INDEX: for an update of INDEX, the settings it was built
+#   with (MODEL, WEIGHTS, SEED, INPUT_SIZE, RESIZE, PRECISION int8, METRIC,
+#   INDEX_TYPE, as its catalog INDEX.db records them) become the defaults;
+#   dies when one set in the environment contradicts the index.
+# vs_model_id INDEX: the model id INDEX's catalog records (e.g.
+#   resnet18:random-seed42); empty when it has none.
+# vs_random_model_id ID: whether the model id ID names random weights.
 
 vs_die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
@@ -31,7 +46,7 @@ vs_die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 vs_usage() {
   local fd=1
   [ "$1" -eq 0 ] || fd=2
-  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&"$fd"
+  awk 'NR > 1 && !/^#/ { exit } /SPDX-License-Identifier/ { next } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&"$fd"
   exit "$1"
 }
 
@@ -83,6 +98,7 @@ vs_folder_settings() {
   METRIC=${METRIC:-ip}
   LABEL_FROM=${LABEL_FROM:-folder}
   VIDEO_INTERVAL=${VIDEO_INTERVAL:-1.0}
+  vs_weights_fallback
   embedding=(model="$MODEL" input-size="$INPUT_SIZE" resize="$RESIZE" precision="$PRECISION"
              batch-size="$BATCH_SIZE")
   if [ -n "${WEIGHTS:-}" ]; then embedding+=(weights="$WEIGHTS"); fi
@@ -110,6 +126,146 @@ vs_use_plugin() {
 
 # The catalog beside an index, as engine/index/catalog.cpp's catalog_path_for names it.
 vs_catalog_of() { printf '%s.db' "$1"; }
+
+# The official torchvision weights file of a ResNet name, as
+# engine/model/embedding_engine.cpp's official_weights_filename knows them.
+vs_official_weights_file() {
+  case "$1" in
+    resnet18) echo resnet18-f37072fd.pth ;;
+    resnet34) echo resnet34-b627a593.pth ;;
+    resnet50) echo resnet50-11ad3fa6.pth ;;
+    resnet101) echo resnet101-cd907fc2.pth ;;
+    resnet152) echo resnet152-f82ba261.pth ;;
+    *) return 1 ;;
+  esac
+}
+
+# The folders the embedder looks in for official weights (its
+# default_weights_paths), the first being where a download should go.
+vs_hub_dirs() {
+  if [ -n "${TORCH_HOME:-}" ]; then echo "$TORCH_HOME/hub/checkpoints"; fi
+  echo "${XDG_CACHE_HOME:-$HOME/.cache}/torch/hub/checkpoints"
+}
+
+vs_random_model_id() { [[ "$1" == *:random* ]]; }
+
+vs_model_id() {
+  local catalog
+  catalog=$(vs_catalog_of "$1")
+  [ -f "$catalog" ] || return 0
+  sqlite3 -readonly "$catalog" "SELECT model_id FROM index_facts" 2>/dev/null || true
+}
+
+vs_random_notice() {
+  local line
+  line=$(printf '%.0s#' {1..78})
+  {
+    printf '%s\n' "$line"
+    printf '# RANDOM WEIGHTS: %s.\n' "$1"
+    printf '# Random weights embed every picture in nearly the same direction, so every\n'
+    printf '# score reads about the same (similarity 0.99 and more) and says nothing about\n'
+    printf '# what the pictures show; near-duplicate limits then link almost everything.\n'
+    printf '# The pipeline runs end to end, but the neighbours found are not meaningful.\n'
+    printf '# For real results: models/fetch-weights.sh %s, then index anew (MODE=rebuild).\n' "${MODEL:-resnet18}"
+    printf '%s\n' "$line"
+  } >&2
+}
+
+vs_weights_fallback() {
+  vs_random_fallback=false
+  local file dir
+  case "${WEIGHTS:-}" in
+    random) return 0 ;;
+    "") ;;
+    *)
+      [ -f "$WEIGHTS" ] || vs_die "WEIGHTS=$WEIGHTS does not exist: fix the path, or unset WEIGHTS to use (or download) the official ${MODEL:-resnet18} weights, or set WEIGHTS=random for an offline try."
+      return 0 ;;
+  esac
+  # A TorchScript MODEL carries its own weights.
+  file=$(vs_official_weights_file "${MODEL:-resnet18}") || return 0
+  while IFS= read -r dir; do
+    [ -f "$dir/$file" ] && return 0
+  done < <(vs_hub_dirs)
+  if [ "${vs_index_weights:-}" = official ]; then
+    vs_die "the index was built with the official $MODEL weights, which are not in the torch hub cache ($(vs_hub_dirs | head -1)): run models/fetch-weights.sh $MODEL, or index anew with MODE=rebuild WEIGHTS=random."
+  fi
+  echo "$(basename "$0"): no $MODEL weights in the torch hub cache; trying to download them" >&2
+  dir=$(vs_hub_dirs | head -1)
+  if VS_WEIGHTS_DIR="$dir" "$(dirname "${BASH_SOURCE[0]}")/../models/fetch-weights.sh" "$MODEL" >&2 \
+      && [ -f "$dir/$file" ]; then
+    return 0
+  fi
+  WEIGHTS=random
+  vs_random_fallback=true
+  vs_random_notice "the $MODEL weights are not in the torch hub cache and could not be downloaded, so this run uses seeded random weights (WEIGHTS=random)"
+}
+
+vs_index_settings() {
+  local index=$1 catalog assignments
+  catalog=$(vs_catalog_of "$index")
+  [ -f "$index" ] && [ -f "$catalog" ] || return 0
+  assignments=$(/usr/bin/python3 - "$catalog" <<'PY'
+import shlex
+import sqlite3
+import sys
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+db.row_factory = sqlite3.Row
+row = db.execute("SELECT * FROM index_facts").fetchone()
+facts = {key: row[key] for key in row.keys()} if row else {}
+# Catalogs older than schema 4 record no embedder settings.
+config, metric, index_type = (facts.get(k) for k in ("embedder_config", "metric", "index_type"))
+out = {"METRIC": metric, "INDEX_TYPE": index_type}
+if config:
+    s = Gst.Structure.from_string(config)[0]
+    out["MODEL"] = s.get_string("model")
+    out["WEIGHTS"] = s.get_string("weights") if s.has_field("weights") else ""
+    out["SEED"] = str(s.get_value("seed")) if s.has_field("seed") else ""
+    for var, field in (("INPUT_SIZE", "input-size"), ("RESIZE", "resize")):
+        out[var] = str(s.get_value(field)) if s.has_field(field) else ""
+    out["PRECISION"] = s.get_string("precision") if s.has_field("precision") else ""
+for var, value in out.items():
+    print(f"index_{var}={shlex.quote(value or '')}")
+print(f"index_has_config={'yes' if config else ''}")
+PY
+) || vs_die "cannot read the settings of $index from its catalog $catalog."
+  eval "$assignments"
+  # A setting given that contradicts the index is an error; one not given
+  # becomes the index's.
+  adopt() {
+    local var=$1 recorded=$2 given=${!1:-}
+    [ -n "$recorded" ] || return 0
+    if [ -n "$given" ] && [ "$given" != "$recorded" ]; then
+      case "$var" in MODEL|WEIGHTS)
+        [ -e "$given" ] && [ "$(realpath "$given")" = "$recorded" ] && return 0 ;;
+      esac
+      vs_die "$var=$given contradicts the index $index, which was built with $var=$recorded: leave $var unset to update it with the index's own settings, or index anew with MODE=rebuild."
+    fi
+    printf -v "$var" '%s' "$recorded"
+  }
+  adopt METRIC "$index_METRIC"
+  adopt INDEX_TYPE "$index_INDEX_TYPE"
+  [ -n "$index_has_config" ] || return 0
+  adopt MODEL "$index_MODEL"
+  adopt INPUT_SIZE "$index_INPUT_SIZE"
+  adopt RESIZE "$index_RESIZE"
+  if [ -n "$index_WEIGHTS" ]; then
+    adopt WEIGHTS "$index_WEIGHTS"
+    [ "$index_WEIGHTS" != random ] || adopt SEED "$index_SEED"
+  elif [ -z "${WEIGHTS:-}" ]; then
+    vs_index_weights=official
+  elif vs_official_weights_file "$index_MODEL" >/dev/null; then
+    vs_die "WEIGHTS=$WEIGHTS contradicts the index $index, which was built with the official $index_MODEL weights: leave WEIGHTS unset to update it with the index's own settings, or index anew with MODE=rebuild."
+  fi
+  if [ "$index_PRECISION" = int8 ]; then
+    adopt PRECISION int8
+  elif [ "${PRECISION:-}" = int8 ]; then
+    vs_die "PRECISION=int8 contradicts the index $index, which was not built in int8 (int8 changes the embeddings): leave PRECISION unset, or index anew with MODE=rebuild."
+  fi
+}
 
 vs_embedder_for() {
   local index=$1 catalog

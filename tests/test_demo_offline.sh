@@ -44,6 +44,10 @@ cat "$work/out.log"
 [ "$status" -eq 0 ] || fail "the demo exited with $status"
 
 log="$work/out.log"
+# It builds the plugin and the server, not the tests' programs.
+built=$(grep -m1 "^building " "$log" || true)
+[[ "$built" == *ext/visualsearch/libgstvisualsearch.so* ]] || fail "the demo did not build the plugin: $built"
+[[ "$built" != *tests/* ]] || fail "the demo built test programs: $built"
 grep -qF "downloading $cifar_url" "$log" || fail "the demo did not try CIFAR10_URL"
 grep -qF "downloading $weights_url/resnet18-f37072fd.pth" "$log" || fail "the demo did not try VS_WEIGHTS_BASE_URL"
 banners=$(grep -n "OFFLINE DEFAULTS" "$log" | cut -d: -f1)

@@ -79,6 +79,11 @@ def main():
         stdout = run_script(dataset, out, "leave-one-out on train runs", K="1,3,5",
                             QUERY_SPLIT="train")
         check("P@k" in stdout and "MRR" in stdout, "the script prints the table", stdout)
+        check("RANDOM WEIGHTS (resnet18:random-seed42)" in stdout,
+              "the table says the weights are random", stdout[-600:])
+        helped = checks.run([SCRIPT, "--help"], timeout=30)
+        check(helped.returncode == 0 and helped.stdout.startswith("Retrieval quality on CIFAR"),
+              "--help prints the usage, without a licence line", helped.stdout[:200])
         with open(os.path.join(out, "metrics.json")) as f:
             result = json.load(f)
         check(result["exclude_self"] is True and result["queries"] == 40

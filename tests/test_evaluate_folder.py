@@ -101,6 +101,9 @@ def main():
         check(proc.returncode == 0, f"evaluate-folder.sh exits 0: {proc.stderr[-500:]}")
         check("P@k" in proc.stdout and "MRR" in proc.stdout and "Per-class" in proc.stdout,
               "the figures are printed: " + proc.stdout)
+        check("RANDOM WEIGHTS (resnet18:random-seed42): the figures above show that the "
+              "pipeline runs, not how well it retrieves" in proc.stdout,
+              "the table says the weights are random", proc.stdout[-600:])
         with open(os.path.join(out_dir, "metrics.json")) as f:
             result = json.load(f)
 

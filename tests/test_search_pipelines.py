@@ -96,7 +96,39 @@ def search_pipelines(tmp):
     strip_top = 240 + int(np.argmax((image[240:, 0] == 24).all(axis=1)))
     tile = image[strip_top + 4:strip_top + 68, 4:68]
     check(tile.std() > 40, "the first thumbnail is drawn", tile.std())
-    check((image[:240, :40] == 0).all(), "the query is letterboxed")
+    # The index has random weights: an orange line on top says so.
+    band = int(np.argmin((image[:, 0] == 24).all(axis=1)))
+    check(8 <= band <= 30, "a notice band on top", band)
+    text = image[:band]
+    orange = (text[..., 0] > 150) & (text[..., 2] < 120)
+    check(orange.sum() > 50, "the notice says the weights are random, in orange", orange.sum())
+    check((image[band:240, :40] == 0).all(), "the query is letterboxed")
+
+    # The sheet goes into the current folder (or OUT=), not beside the query.
+    here = path("elsewhere")
+    os.makedirs(here)
+    out = sh(os.path.join(PIPELINES, "search-image.sh"), path("query.png"), index, "-k", "2",
+             cwd=here)
+    check(os.path.exists(os.path.join(here, "query-results.png"))
+          and not os.path.exists(path("query-results.png")),
+          "search-image.sh writes its sheet into the current folder", os.listdir(tmp))
+    check("RANDOM WEIGHTS" in out.stdout, "search-image.sh says the weights are random",
+          out.stdout)
+    sh(os.path.join(PIPELINES, "search-image.sh"), path("query.png"), index, "-k", "2",
+       cwd=here, OUT=path("out-sheet.png"))
+    check(os.path.exists(path("out-sheet.png")), "OUT= names the sheet")
+    # A file that is no picture: one sentence, no GStreamer dump.
+    notes = path("notes.png")
+    with open(notes, "w") as f:
+        f.write("not a picture\n")
+    bad = sh(os.path.join(PIPELINES, "search-image.sh"), notes, index, must_succeed=False,
+             cwd=here)
+    message = expect_error(bad, "search-image.sh answers a non-picture",
+                           f"{notes} is not a picture GStreamer can decode", rc=1)
+    check(bad.stderr.strip().count("\n") == 0 and "debug info" not in bad.stderr,
+          "in one sentence", bad.stderr)
+    check(not os.listdir(here) or "notes-results.png" not in os.listdir(here),
+          "no sheet is left for a non-picture", os.listdir(here))
 
     # search-video.sh
     clip = path("clip.avi")

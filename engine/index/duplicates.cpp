@@ -37,6 +37,18 @@ constexpr int64_t kChunk = 1024;
 
 double default_max_distance(Metric metric) { return metric == Metric::InnerProduct ? 0.05 : 0.1; }
 
+double exact_copy_distance(Metric metric) { return metric == Metric::InnerProduct ? 1e-5 : 2e-5; }
+
+std::vector<int64_t> DuplicateGroup::copies_first() const {
+  std::vector<int64_t> order;
+  for (const auto& set : copies) order.insert(order.end(), set.begin(), set.end());
+  std::vector<int64_t> shown = order;
+  std::sort(shown.begin(), shown.end());
+  for (const int64_t id : ids)
+    if (!std::binary_search(shown.begin(), shown.end(), id)) order.push_back(id);
+  return order;
+}
+
 std::vector<DuplicateGroup> find_duplicate_groups(const IndexStore& index,
                                                   const std::vector<int64_t>& ids,
                                                   double max_distance) {
@@ -51,6 +63,8 @@ std::vector<DuplicateGroup> find_duplicate_groups(const IndexStore& index,
   std::unordered_map<int64_t, size_t> position;
   for (size_t i = 0; i < ids.size(); ++i) position.emplace(ids[i], i);
   Components components(ids.size());
+  Components copies(ids.size());
+  const double exact = exact_copy_distance(index.metric());
   std::vector<double> spread(ids.size(), 0);
   const int dims = index.dims();
   std::vector<float> queries;
@@ -67,25 +81,39 @@ std::vector<DuplicateGroup> find_duplicate_groups(const IndexStore& index,
         auto other = position.find(hit.id);
         if (other == position.end() || other->second == start + q) continue;
         components.join(start + q, other->second);
-        spread[start + q] = std::max(spread[start + q], std::max(0.0, distance(hit.distance)));
+        const double d = std::max(0.0, distance(hit.distance));
+        if (d <= exact) copies.join(start + q, other->second);
+        spread[start + q] = std::max(spread[start + q], d);
       }
     }
   }
 
   std::unordered_map<size_t, DuplicateGroup> by_root;
+  std::unordered_map<size_t, std::vector<int64_t>> copy_sets;
   for (size_t i = 0; i < ids.size(); ++i) {
     DuplicateGroup& group = by_root[components.find(i)];
     group.ids.push_back(ids[i]);
     group.spread = std::max(group.spread, spread[i]);
+    copy_sets[copies.find(i)].push_back(ids[i]);
   }
+  // Exact copies are linked, so each set lies within one group.
+  for (auto& [root, set] : copy_sets) {
+    if (set.size() < 2) continue;
+    std::sort(set.begin(), set.end());
+    by_root[components.find(root)].copies.push_back(std::move(set));
+  }
+  const auto larger_first = [](const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+    return a.size() != b.size() ? a.size() > b.size() : a[0] < b[0];
+  };
   std::vector<DuplicateGroup> groups;
   for (auto& [root, group] : by_root) {
     if (group.ids.size() < 2) continue;
     std::sort(group.ids.begin(), group.ids.end());
+    std::sort(group.copies.begin(), group.copies.end(), larger_first);
     groups.push_back(std::move(group));
   }
-  std::sort(groups.begin(), groups.end(), [](const DuplicateGroup& a, const DuplicateGroup& b) {
-    return a.ids.size() != b.ids.size() ? a.ids.size() > b.ids.size() : a.ids[0] < b.ids[0];
+  std::sort(groups.begin(), groups.end(), [&](const DuplicateGroup& a, const DuplicateGroup& b) {
+    return a.spread != b.spread ? a.spread < b.spread : larger_first(a.ids, b.ids);
   });
   return groups;
 }

@@ -13,6 +13,7 @@ namespace {
 const cv::Scalar kBackground(24, 24, 24);
 const cv::Scalar kBlankTile(90, 90, 90);
 const cv::Scalar kText(255, 255, 255);
+const cv::Scalar kNotice(255, 170, 60);  // RGB orange
 const int kFont = cv::FONT_HERSHEY_SIMPLEX;
 
 struct Layout {
@@ -140,12 +141,38 @@ cv::Rect ResultStrip::draw(const std::vector<StripTile>& tiles, int thumb_size, 
 
   render(l, tiles, count, thumb_size, vertical, &strip_);
   const cv::Rect where(x, y, w, h);
-  write(where, frame);
+  write(strip_, where, frame);
   return where;
 }
 
-void ResultStrip::write(const cv::Rect& where, const FrameView& frame) {
-  const cv::Mat rgb = strip_(cv::Rect(0, 0, where.width, where.height));
+cv::Rect ResultStrip::draw_notice(const std::string& text, int thumb_size, StripEdge strip_edge,
+                                  const FrameView& frame) {
+  const Layout l = layout_for(thumb_size);
+  const int w = even_down(frame.width);
+  // The captions' font, smaller when that lets the whole line fit.
+  int baseline = 0;
+  const int at_one = cv::getTextSize(text, kFont, 1.0, 1, &baseline).width;
+  const double scale =
+      std::max(0.3, std::min(l.font_scale, at_one > 0 ? 0.95 * (w - 2.0 * l.gap) / at_one : 1.0));
+  const cv::Size size = cv::getTextSize("Ag", kFont, scale, 1, &baseline);
+  const int h = even_down(size.height + baseline + 2 + 2 * l.gap + 1);
+  if (w < 2 || h > frame.height) return {};
+  const int y = strip_edge == StripEdge::Top ? even_down(frame.height - h) : 0;
+  notice_.create(h, w, CV_8UC3);
+  notice_.setTo(kBackground);
+  const auto measure = [scale](std::string_view line) {
+    int b;
+    return cv::getTextSize(std::string(line), kFont, scale, 1, &b).width;
+  };
+  cv::putText(notice_, fit_text(text, w - 2 * l.gap, measure),
+              cv::Point(l.gap, l.gap + size.height + 1), kFont, scale, kNotice, 1, cv::LINE_AA);
+  const cv::Rect where(0, y, w, h);
+  write(notice_, where, frame);
+  return where;
+}
+
+void ResultStrip::write(const cv::Mat& source, const cv::Rect& where, const FrameView& frame) {
+  const cv::Mat rgb = source(cv::Rect(0, 0, where.width, where.height));
 
   auto plane = [&](int i, int rows, int cols, int type) {
     return cv::Mat(rows, cols, type, frame.planes[i], frame.strides[i]);

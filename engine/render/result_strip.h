@@ -50,11 +50,20 @@ class ResultStrip {
   cv::Rect draw(const std::vector<StripTile>& tiles, int thumb_size, StripEdge edge,
                 const FrameView& frame);
 
+  // Draws text on one line (cut to fit) in orange, on a band as wide as the
+  // frame along the edge opposite strip_edge (the top, unless the strip is
+  // there): a notice such as "the weights are random", which the results
+  // cannot hide. Returns the rectangle painted (empty when the frame is too
+  // small for a line).
+  cv::Rect draw_notice(const std::string& text, int thumb_size, StripEdge strip_edge,
+                       const FrameView& frame);
+
  private:
-  void write(const cv::Rect& where, const FrameView& frame);
+  void write(const cv::Mat& rgb, const cv::Rect& where, const FrameView& frame);
 
   // Reused from frame to frame.
   cv::Mat strip_;
+  cv::Mat notice_;
   cv::Mat converted_;
 };
 

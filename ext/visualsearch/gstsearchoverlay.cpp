@@ -19,6 +19,11 @@
  * the gallery folder the catalog records (galleryindexer's location). They
  * are cached, so steady results cost no disk access.
  *
+ * When the catalog's model id names random weights (e.g.
+ * "resnet18:random-seed42"), a line in orange along the opposite edge says
+ * "RANDOM WEIGHTS: scores not meaningful": such scores all read about the
+ * same, whatever the pictures show.
+ *
  * Frames without neighbours pass through untouched, unless
  * #GstSearchOverlay:persist is set: then the last results stay on screen
  * (embedder's inference-interval and QoS leave frames without an embedding,
@@ -87,6 +92,8 @@ struct SearchOverlayState
   std::string stream_index; /* named by faisssearch upstream */
   vs::FileStamp thumbnails_catalog; /* the catalog file thumbnails read */
   vs::ResultStrip strip;
+  /* The index's model id names random weights: its scores mean nothing. */
+  bool random_weights = false;
   /* The results last drawn; reused from frame to frame, and drawn again on
    * frames without results when persisting. Empty: nothing to persist. */
   std::vector<vs::StripTile> tiles;
@@ -494,10 +501,13 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
   if (new_cache) {
     std::shared_ptr<vs::CatalogThumbnails> catalog;
     std::string files_root;
+    bool random_weights = false;
     if (!new_index.empty ()) {
       try {
         const std::string path = vs::catalog_path_for (new_index);
-        files_root = vs::Catalog::load_facts (path).gallery_root;
+        const vs::IndexFacts facts = vs::Catalog::load_facts (path);
+        files_root = facts.gallery_root;
+        random_weights = facts.model_id.find (":random") != std::string::npos;
         catalog = vs::CatalogThumbnails::open (path);
         if (!catalog)
           GST_INFO_OBJECT (self, "the catalog of %s holds no thumbnails",
@@ -517,6 +527,7 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
     st.thumbnails_index = std::move (new_index);
     st.thumbnails_capacity = cache_size;
     st.thumbnails_catalog = catalog_stamp;
+    st.random_weights = random_weights;
   }
 
   try {
@@ -543,6 +554,9 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
     }
 
     const cv::Rect drawn = st.strip.draw (st.tiles, thumb_size, edge, view);
+    if (st.random_weights)
+      st.strip.draw_notice ("RANDOM WEIGHTS: scores not meaningful", thumb_size,
+          edge, view);
     if (drawn.empty ())
       GST_LOG_OBJECT (self, "a %dx%d frame has no room for %d px thumbnails",
           view.width, view.height, thumb_size);
