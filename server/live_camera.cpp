@@ -29,7 +29,8 @@ LiveCamera::LiveCamera(const std::string& camera, const std::string& index) {
       camera +
       " ! videoconvert ! videoscale ! video/x-raw,width=640,height=480 ! "
       "queue leaky=downstream max-size-buffers=2 ! embedder name=embed"
-      " ! faisssearch name=search k=5 post-messages=false ! searchoverlay name=overlay ! "
+      " ! faisssearch name=search k=5 post-messages=false reload=true ! "
+      "searchoverlay name=overlay ! "
       "videoconvert ! jpegenc quality=75 ! appsink name=sink sync=false max-buffers=2 drop=true";
   GError* error = nullptr;
   pipeline_ = gst_parse_launch(description.c_str(), &error);

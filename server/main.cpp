@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // visualsearch-server: a web page and a JSON API in front of the plugin's
-// elements. Model and index are loaded once; every query runs through a
-// pipeline (server/search_service.h). README.md documents the API.
+// elements. The model is loaded once; every query is embedded through a
+// pipeline (server/search_service.h) and searched in the gallery served, which
+// follows the index on disk when an indexer replaces it. README.md documents
+// the API.
 #include <gst/gst.h>
 #include <libsoup/soup.h>
 #include <opencv2/core.hpp>
@@ -29,6 +31,8 @@
 #include "engine/dataset/image_codec.h"
 #include "engine/dataset/image_header.h"
 #include "engine/index/catalog.h"
+#include "engine/index/gallery.h"
+#include "engine/index/gallery_reload.h"
 #include "engine/index/index_store.h"
 #include "engine/model/embedding_engine.h"
 #include "engine/render/thumbnail_cache.h"
@@ -64,11 +68,20 @@ struct Settings {
   int query_side = 512;             // queries are shrunk to this shorter side
 };
 
+// The gallery served and what is derived from it, replaced whole when an
+// indexer replaces the index on disk (follow_gallery); a request holds the one
+// it started with until it is answered.
+struct Served {
+  std::shared_ptr<const vs::Gallery> gallery;
+  std::string gallery_root;  // where originals are read: --gallery, or the catalog's folder
+  std::string index_json;    // GET /api/index
+};
+
 struct App {
   Settings settings;
-  vs::Catalog catalog;
-  std::unique_ptr<vs::IndexStore> store;  // for "more like this"
-  std::mutex store_mutex;
+  std::shared_ptr<const Served> served;  // under served_mutex
+  std::mutex served_mutex;
+  std::unique_ptr<vs::GalleryReload> reload;  // main loop only
   std::unique_ptr<QueryPipeline> queries;
   std::unique_ptr<LiveCamera> live;
   std::mutex thumbnails_mutex;
@@ -80,14 +93,23 @@ struct App {
   GThreadPool* workers = nullptr;
   std::unique_ptr<MemoryBudget> queue;        // see Settings::queue_bytes
   std::unique_ptr<MemoryBudget> decode_gate;  // full-size pictures being decoded
-  std::string index_json;
 };
 
 constexpr size_t kMadeThumbnails = 1024;  // about 5 KB each
+// How often the index file is looked at, and how long a replaced one must
+// keep still before it is loaded (vs::GalleryReload).
+constexpr guint kReloadPoll = 250;  // ms
+constexpr std::chrono::milliseconds kReloadSettleTime(200);
 constexpr const char* kUploadShare = "vs-upload-share";
 constexpr const char* kDeadline = "vs-deadline";
 
 App* app = nullptr;
+
+// The gallery served now; any thread.
+std::shared_ptr<const Served> served() {
+  std::lock_guard<std::mutex> lock(app->served_mutex);
+  return app->served;
+}
 
 void set_security_headers(SoupServerMessage* msg) {
   SoupMessageHeaders* headers = soup_server_message_get_response_headers(msg);
@@ -135,18 +157,17 @@ bool authorized(SoupServerMessage* msg, GHashTable* query) {
 
 // The neighbours to show: k at most, within max_distance (a bound on the
 // distance for l2, on the similarity for ip), without the item exclude.
-std::vector<vs::json::Neighbor> shown_neighbors(const std::vector<Neighbor>& neighbors, unsigned k,
-                                                std::optional<double> max_distance,
+std::vector<vs::json::Neighbor> shown_neighbors(const vs::Gallery& gallery,
+                                                const std::vector<vs::Neighbor>& neighbors,
+                                                unsigned k, std::optional<double> max_distance,
                                                 int64_t exclude = -1) {
-  const bool l2 = app->catalog.facts().metric == "l2";
+  const bool l2 = gallery.metric() == vs::Metric::L2;
   std::vector<vs::json::Neighbor> shown;
-  for (const Neighbor& n : neighbors) {
+  for (const vs::Neighbor& n : neighbors) {
     if (n.id == exclude) continue;
     if (max_distance && (l2 ? n.distance > *max_distance : n.distance < *max_distance)) continue;
     if (shown.size() == k) break;
-    const vs::CatalogItem* item = app->catalog.item(n.id);
-    const vs::json::Item described =
-        item ? vs::json::item_of(*item) : vs::json::Item{n.id, n.label, n.label_name, n.source};
+    const vs::json::Item described = n.item ? vs::json::item_of(*n.item) : vs::json::Item{n.id};
     shown.push_back(
         vs::json::Neighbor{described, static_cast<unsigned>(shown.size() + 1), n.distance});
   }
@@ -315,13 +336,29 @@ void run_search(SearchJob* job) {
       finish_search(job, 500, vs::json::error_body(500, result.error));
       return;
     }
-    const double total_ms =
-        std::chrono::duration<double, std::milli>(Clock::now() - job->received).count();
-    const vs::json::SearchTimings timings{decode_ms, result.queued_ms, result.search_ms,
-                                          result.batch, total_ms};
+    // The gallery served when the embedding came out: one replaced since the
+    // upload arrived is searched already.
+    const std::shared_ptr<const Served> now = served();
+    const Clock::time_point search_start = Clock::now();
+    std::vector<vs::Neighbor> found;
+    try {
+      now->gallery->check_query(result.model_id.c_str(), result.preprocessing_id.c_str(),
+                                static_cast<int>(result.embedding.size()));
+      now->gallery->search(result.embedding.data(), static_cast<int>(job->args.k), {}, std::nullopt,
+                           &found);
+    } catch (const std::exception& e) {
+      finish_search(job, 500, vs::json::error_body(500, e.what()));
+      return;
+    }
+    const Clock::time_point end = Clock::now();
+    const double search_ms =
+        result.search_ms + std::chrono::duration<double, std::milli>(end - search_start).count();
+    const double total_ms = std::chrono::duration<double, std::milli>(end - job->received).count();
+    const vs::json::SearchTimings timings{decode_ms, result.queued_ms, search_ms, result.batch,
+                                          total_ms};
     const std::string json = vs::json::search_answer(
-        w, h, job->args.k, app->catalog.facts().metric,
-        shown_neighbors(result.neighbors, job->args.k, job->args.max_distance), timings);
+        w, h, job->args.k, now->gallery->facts().metric,
+        shown_neighbors(*now->gallery, found, job->args.k, job->args.max_distance), timings);
     finish_search(job, 200, json);
   });
 }
@@ -359,11 +396,11 @@ void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*
 }
 
 // A thumbnail made from the original file, or an empty one.
-std::vector<uint8_t> file_thumbnail(const std::string& source) {
-  if (app->settings.gallery.empty() || source.find("#t=") != std::string::npos) return {};
+std::vector<uint8_t> file_thumbnail(const std::string& gallery_root, const std::string& source) {
+  if (gallery_root.empty() || source.find("#t=") != std::string::npos) return {};
   // Only a file inside the gallery root, whatever the catalog says.
-  char* root = realpath(app->settings.gallery.c_str(), nullptr);
-  char* path = realpath((app->settings.gallery + "/" + source).c_str(), nullptr);
+  char* root = realpath(gallery_root.c_str(), nullptr);
+  char* path = realpath((gallery_root + "/" + source).c_str(), nullptr);
   const bool inside = root && path && g_str_has_prefix(path, root) && path[strlen(root)] == '/';
   const std::string resolved = path ? path : "";
   free(root);
@@ -385,14 +422,14 @@ std::vector<uint8_t> file_thumbnail(const std::string& source) {
 }
 
 // A thumbnail made from the item's original: its CIFAR record or its file.
-std::vector<uint8_t> made_thumbnail(const vs::CatalogItem& item) {
+std::vector<uint8_t> made_thumbnail(const Served& from, const vs::CatalogItem& item) {
   if (g_str_has_prefix(item.source.c_str(), "cifar")) {
     if (app->settings.dataset.empty()) return {};
     std::lock_guard<std::mutex> lock(app->thumbnails_mutex);
     const cv::Mat& rgb = app->thumbnail_cache->get(item.id, item.source, 64);
     return rgb.empty() ? std::vector<uint8_t>() : vs::encode_thumbnail(rgb, 64);
   }
-  return file_thumbnail(item.source);
+  return file_thumbnail(from.gallery_root, item.source);
 }
 
 void respond_thumbnail(SoupServerMessage* msg, int64_t id, const std::vector<uint8_t>& jpeg) {
@@ -409,6 +446,7 @@ void respond_thumbnail(SoupServerMessage* msg, int64_t id, const std::vector<uin
 
 struct ThumbnailJob {
   SoupServerMessage* msg;
+  std::shared_ptr<const Served> from;
   vs::CatalogItem item;
 };
 
@@ -418,13 +456,15 @@ void run_thumbnail(ThumbnailJob* job) {
   std::vector<uint8_t> jpeg;
   std::string failure;
   try {
-    jpeg = made_thumbnail(job->item);
+    jpeg = made_thumbnail(*job->from, job->item);
   } catch (const std::exception& e) { failure = e.what(); }
   run_on_main([job, jpeg = std::move(jpeg), failure] {
     if (!failure.empty()) {
       respond_error(job->msg, 500, failure);
     } else {
-      if (!jpeg.empty() && app->made_thumbnails.emplace(job->item.id, jpeg).second) {
+      // Ids name other items in a gallery replaced meanwhile.
+      if (!jpeg.empty() && job->from == served() &&
+          app->made_thumbnails.emplace(job->item.id, jpeg).second) {
         app->made_order.push_back(job->item.id);
         if (app->made_order.size() > kMadeThumbnails) {
           app->made_thumbnails.erase(app->made_order.front());
@@ -441,10 +481,12 @@ void run_thumbnail(ThumbnailJob* job) {
 
 // The catalog's thumbnail or one made before, at once; else one is made on a
 // worker thread.
-void handle_thumbnail(SoupServerMessage* msg, const vs::CatalogItem& item) {
+void handle_thumbnail(SoupServerMessage* msg, const std::shared_ptr<const Served>& from,
+                      const vs::CatalogItem& item) {
   std::vector<uint8_t> jpeg;
   try {
-    if (app->catalog.thumbnails()) jpeg = app->catalog.thumbnail(item.id);
+    const vs::Catalog& catalog = from->gallery->catalog();
+    if (catalog.thumbnails()) jpeg = catalog.thumbnail(item.id);
   } catch (const std::exception& e) {
     respond_error(msg, 500, e.what());
     return;
@@ -452,7 +494,7 @@ void handle_thumbnail(SoupServerMessage* msg, const vs::CatalogItem& item) {
   if (jpeg.empty()) {
     const auto made = app->made_thumbnails.find(item.id);
     if (made == app->made_thumbnails.end()) {
-      auto* job = new ThumbnailJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), item};
+      auto* job = new ThumbnailJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), from, item};
       soup_server_message_pause(msg);
       g_thread_pool_push(app->workers, new WorkItem{nullptr, nullptr, job}, nullptr);
       return;
@@ -464,6 +506,7 @@ void handle_thumbnail(SoupServerMessage* msg, const vs::CatalogItem& item) {
 
 struct SimilarJob {
   SoupServerMessage* msg;
+  std::shared_ptr<const Served> from;
   int64_t id;
   SearchArgs args;
 };
@@ -472,18 +515,13 @@ void run_similar(SimilarJob* job) {
   std::string json;
   int status = 200;
   try {
-    std::vector<std::vector<vs::Hit>> hits;
-    {
-      std::lock_guard<std::mutex> lock(app->store_mutex);
-      const std::vector<float> vector = app->store->reconstruct(job->id);
-      hits = app->store->search(vector.data(), 1, static_cast<int>(job->args.k) + 1, {});
-    }
-    std::vector<Neighbor> neighbors;
-    for (const vs::Hit& hit : hits.at(0))
-      neighbors.push_back(Neighbor{hit.id, hit.distance, -1, "", ""});
+    const vs::Gallery& gallery = *job->from->gallery;
+    const std::vector<float> vector = gallery.index().reconstruct(job->id);
+    std::vector<vs::Neighbor> neighbors;
+    gallery.search(vector.data(), static_cast<int>(job->args.k) + 1, {}, std::nullopt, &neighbors);
     json = vs::json::similar_answer(
-        vs::json::item_of(*app->catalog.item(job->id)), job->args.k, app->catalog.facts().metric,
-        shown_neighbors(neighbors, job->args.k, job->args.max_distance, job->id));
+        vs::json::item_of(*gallery.catalog().item(job->id)), job->args.k, gallery.facts().metric,
+        shown_neighbors(gallery, neighbors, job->args.k, job->args.max_distance, job->id));
   } catch (const std::exception& e) {
     status = 500;
     json = vs::json::error_body(500, e.what());
@@ -500,21 +538,22 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
   const std::string id_text = rest.substr(0, slash);
   const std::string what = slash == std::string::npos ? "" : rest.substr(slash + 1);
   const auto id = parse_int(id_text, 0, INT64_MAX);
-  const vs::CatalogItem* item = id ? app->catalog.item(*id) : nullptr;
+  const std::shared_ptr<const Served> now = served();
+  const vs::CatalogItem* item = id ? now->gallery->catalog().item(*id) : nullptr;
   if (!item) {
     respond_error(msg, 404,
                   "no gallery item '" + id_text + "'; ids run from 0 to " +
-                      std::to_string(app->catalog.facts().count - 1));
+                      std::to_string(now->gallery->facts().count - 1));
     return;
   }
   if (what.empty()) {
     respond_json(msg, 200, vs::json::item_answer(vs::json::item_of(*item)));
   } else if (what == "thumbnail") {
-    handle_thumbnail(msg, *item);
+    handle_thumbnail(msg, now, *item);
   } else if (what == "similar") {
     SearchArgs args;
     if (!parse_search_args(msg, query, &args)) return;
-    auto* job = new SimilarJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), *id, args};
+    auto* job = new SimilarJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), now, *id, args};
     soup_server_message_pause(msg);
     g_thread_pool_push(app->workers, new WorkItem{nullptr, job, nullptr}, nullptr);
   } else {
@@ -523,7 +562,7 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
 }
 
 void handle_index(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) {
-  respond_json(msg, 200, app->index_json);
+  respond_json(msg, 200, served()->index_json);
 }
 
 void handle_api_other(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
@@ -726,9 +765,10 @@ int query_side_for(const std::string& preprocessing_id) {
   return side > 0 ? 2 * side : 512;
 }
 
-std::string build_index_json() {
+std::string build_index_json(const vs::Gallery& gallery) {
+  const vs::Catalog& catalog = gallery.catalog();
   std::map<int, vs::json::LabelCount> labels;
-  for (const vs::CatalogItem& item : app->catalog.items()) {
+  for (const vs::CatalogItem& item : catalog.items()) {
     vs::json::LabelCount& entry = labels[item.label];
     entry.label = item.label;
     entry.label_name = item.label_name;
@@ -736,10 +776,61 @@ std::string build_index_json() {
   }
   std::vector<vs::json::LabelCount> label_list;
   for (const auto& [label, entry] : labels) label_list.push_back(entry);
-  const vs::json::ServerFacts server{app->settings.index, app->catalog.thumbnails() != nullptr,
+  const vs::json::ServerFacts server{app->settings.index, catalog.thumbnails() != nullptr,
                                      app->live != nullptr, app->settings.k_default,
                                      app->settings.k_max};
-  return vs::json::index_answer(app->catalog.facts(), server, label_list);
+  return vs::json::index_answer(catalog.facts(), server, label_list);
+}
+
+std::shared_ptr<const Served> serve(std::shared_ptr<const vs::Gallery> gallery) {
+  auto next = std::make_shared<Served>();
+  next->gallery = std::move(gallery);
+  // A folder gallery's catalog records its folder: originals come from there
+  // unless --gallery names another (the gallery was moved).
+  next->gallery_root =
+      app->settings.gallery.empty() ? next->gallery->facts().gallery_root : app->settings.gallery;
+  next->index_json = build_index_json(*next->gallery);
+  return next;
+}
+
+// Takes over a gallery loaded in the background, unless it failed to load or
+// was built by another model than the one the query pipeline runs.
+void adopt_gallery(vs::GalleryReload::Loaded loaded) {
+  const std::shared_ptr<const Served> was = served();
+  std::string error = loaded.error;
+  if (loaded.gallery) {
+    try {
+      const vs::IndexFacts& facts = was->gallery->facts();
+      loaded.gallery->check_query(facts.model_id.c_str(), facts.preprocessing_id.c_str(),
+                                  was->gallery->dims());
+    } catch (const std::exception& e) { error = e.what(); }
+  }
+  if (!error.empty()) {
+    g_printerr(
+        "visualsearch-server: cannot switch to the replaced index %s; still serving the "
+        "previous one (restart the server to serve another model's index): %s\n",
+        app->settings.index.c_str(), error.c_str());
+    return;
+  }
+  std::shared_ptr<const Served> next = serve(std::move(loaded.gallery));
+  {
+    std::lock_guard<std::mutex> lock(app->served_mutex);
+    app->served = next;
+  }
+  // Ids may name other items now.
+  app->made_thumbnails.clear();
+  app->made_order.clear();
+  g_print("visualsearch-server: reloaded %s: %" G_GINT64_FORMAT " items\n",
+          app->settings.index.c_str(), next->gallery->size());
+}
+
+// A GLib timeout on the main loop: an indexer that renamed a new index (and
+// catalog) over the served ones is followed once they settle, loaded in the
+// background; requests in flight finish with the gallery they started with.
+gboolean follow_gallery(gpointer) {
+  if (app->reload->poll(Clock::now()) == vs::GalleryReload::Step::Finished)
+    adopt_gallery(app->reload->take());
+  return G_SOURCE_CONTINUE;
 }
 
 gboolean quit_loop(gpointer loop) {
@@ -863,24 +954,22 @@ bool settings_from(const Options& o, Settings* s) {
 // threads; false after printing why it cannot.
 bool load_gallery_and_pipelines(const Settings& s) {
   try {
-    app->catalog = vs::Catalog::load(vs::catalog_path_for(s.index));
-    // A folder gallery's catalog records its folder: originals come from there
-    // unless --gallery names another (the gallery was moved).
-    if (app->settings.gallery.empty()) app->settings.gallery = app->catalog.facts().gallery_root;
-    app->store = std::make_unique<vs::IndexStore>(vs::IndexStore::load(s.index));
+    app->reload =
+        std::make_unique<vs::GalleryReload>(s.index, vs::IndexLoadMode::Copy, kReloadSettleTime);
+    app->reload->mark_loaded();
+    auto gallery = std::make_shared<const vs::Gallery>(vs::Gallery::load(s.index));
     app->thumbnail_cache = std::make_unique<vs::ThumbnailCache>(256, s.dataset, nullptr);
     QueryOptions query_options;
     query_options.index = s.index;
     query_options.batch_size = s.batch_size;
-    query_options.k_max = s.k_max + 1;
     app->queries = std::make_unique<QueryPipeline>(query_options);
     if (s.camera != "none") app->live = std::make_unique<LiveCamera>(s.camera, s.index);
+    app->served = serve(std::move(gallery));
   } catch (const std::exception& e) {
     g_printerr("visualsearch-server: %s\n", e.what());
     return false;
   }
-  app->index_json = build_index_json();
-  app->settings.query_side = query_side_for(app->catalog.facts().preprocessing_id);
+  app->settings.query_side = query_side_for(served()->gallery->facts().preprocessing_id);
   app->queue = std::make_unique<MemoryBudget>(s.queue_bytes);
   // Room for the largest picture the pixel limit lets through: two large
   // ones take turns instead of doubling the peak.
@@ -945,7 +1034,7 @@ void announce(SoupServer* server, const Settings& s) {
   for (GSList* u = uris; u; u = u->next) {
     gchar* text = g_uri_to_string(static_cast<GUri*>(u->data));
     g_print("visualsearch-server: serving %s (%" G_GINT64_FORMAT " items, %s) at %s\n",
-            s.index.c_str(), app->catalog.facts().count, app->catalog.facts().model_id.c_str(),
+            s.index.c_str(), served()->gallery->size(), served()->gallery->facts().model_id.c_str(),
             text);
     g_free(text);
   }
@@ -959,7 +1048,9 @@ void run(SoupServer* server) {
   GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
   g_unix_signal_add(SIGINT, quit_loop, loop);
   g_unix_signal_add(SIGTERM, quit_loop, loop);
+  const guint follow = g_timeout_add(kReloadPoll, follow_gallery, nullptr);
   g_main_loop_run(loop);
+  g_source_remove(follow);
   g_print("visualsearch-server: stopping\n");
   soup_server_disconnect(server);
   g_object_unref(server);

@@ -58,6 +58,10 @@ class Gallery {
   int dims() const { return index_.dims(); }
   bool mapped() const { return index_.mapped(); }
   std::string search_path() const { return index_.search_path(); }
+  // The index and catalog themselves, for a caller that reads items or
+  // vectors (visualsearch-server's item pages and "more like this").
+  const IndexStore& index() const { return index_; }
+  const Catalog& catalog() const { return catalog_; }
 
   // Throws vs::Error, saying which model built the index and which one
   // produced the query, unless embeddings made by this model and

@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""visualsearch-server follows its gallery: an index rebuilt with one more
+picture (gallerysrc ! embedder ! faissindexer, which renames the new index,
+then the new catalog, over the old ones) is served within a bounded wait,
+while requests that run across the switch all succeed.
+"""
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import server_fixtures as sf  # noqa: E402
+from checks import check, finish  # noqa: E402
+
+
+def js(body):
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+class Hammer(threading.Thread):
+    """Searches, index facts and items in a loop until stopped; records every
+    answer that is not a 200."""
+
+    def __init__(self, server, png):
+        super().__init__(daemon=True)
+        self.server, self.png = server, png
+        self.stop = threading.Event()
+        self.done, self.failed = 0, []
+
+    def run(self):
+        while not self.stop.is_set():
+            for path, data in (("/api/search?k=5", self.png), ("/api/index", None),
+                               ("/api/items/3/similar?k=3", None), ("/api/items/3/thumbnail", None)):
+                status, _, body, _ = self.server.request(path, data=data)
+                self.done += 1
+                if status != 200:
+                    self.failed.append((path, status, body[:200]))
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    sf.make_gallery(tmp)
+    index = sf.build_index(tmp)
+    gallery = os.path.join(tmp, "gallery")
+    server = sf.Server("--index", index)
+    try:
+        facts = js(server.request("/api/index")[2]) or {}
+        check(facts.get("count") == 30, f"the server starts with 30 items ({facts.get('count')})")
+
+        # A picture unlike the others, added the way a user adds one.
+        new = Image.new("RGB", (90, 70), (240, 240, 20))
+        ImageDraw.Draw(new).ellipse([10, 10, 70, 60], fill=(20, 20, 20))
+        new_path = os.path.join(gallery, "yellow", "new.png")
+        os.makedirs(os.path.dirname(new_path))
+        new.save(new_path)
+        with open(new_path, "rb") as f:
+            new_png = f.read()
+        with open(os.path.join(gallery, "red", "img3.png"), "rb") as f:
+            hammer = Hammer(server, f.read())
+        hammer.start()
+        time.sleep(0.5)
+        sf.build_index(tmp)  # renames the new index and catalog over the served ones
+
+        # The switch is bounded by the poll, the settle time and one load: well
+        # under a minute even at load 10.
+        deadline = time.time() + 60
+        count = 30
+        while time.time() < deadline and count != 31:
+            count = (js(server.request("/api/index")[2]) or {}).get("count")
+            time.sleep(0.1)
+        check(count == 31, f"/api/index counts the added picture ({count})")
+        res = js(server.request("/api/search?k=3", data=new_png)[2]) or {}
+        first = (res.get("neighbors") or [{}])[0]
+        check(first.get("source") == "yellow/new.png" and first.get("label_name") == "yellow",
+              f"a search finds the added picture first ({first})")
+        status, _, body, _ = server.request(f"/api/items/{first.get('id')}")
+        check(status == 200 and (js(body) or {}).get("source") == "yellow/new.png",
+              "the added picture is an item of the API")
+        time.sleep(0.5)
+        hammer.stop.set()
+        hammer.join(timeout=120)
+        check(hammer.done > 8 and not hammer.failed,
+              f"{hammer.done} requests across the switch, none failed ({hammer.failed[:3]})")
+
+        # Files that do not load leave the served gallery as it is.
+        with open(index, "r+b") as f:
+            head = f.read()
+        os.rename(index, index + ".good")
+        with open(index + ".tmp", "wb") as f:
+            f.write(head[: len(head) // 2])
+        os.rename(index + ".tmp", index)
+        time.sleep(2)
+        status, _, body, _ = server.request("/api/search?k=3", data=new_png)
+        check(status == 200 and
+              ((js(body) or {}).get("neighbors") or [{}])[0].get("source") == "yellow/new.png",
+              "a truncated index replacing the served one is not taken over: searches go on")
+        check(server.alive(), "the server is still running")
+    finally:
+        code = server.stop()
+        err = server.proc.stderr.read()
+    check("still serving the previous one" in err,
+          f"the server says why it kept the previous gallery ({err[-300:]!r})")
+
+finish()
