@@ -75,6 +75,7 @@ struct Served {
   std::shared_ptr<const vs::Gallery> gallery;
   std::string gallery_root;  // where originals are read: --gallery, or the catalog's folder
   std::string index_json;    // GET /api/index
+  std::string ids_text;      // which ids there are, for a 404
 };
 
 struct App {
@@ -541,9 +542,7 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
   const std::shared_ptr<const Served> now = served();
   const vs::CatalogItem* item = id ? now->gallery->catalog().item(*id) : nullptr;
   if (!item) {
-    respond_error(msg, 404,
-                  "no gallery item '" + id_text + "'; ids run from 0 to " +
-                      std::to_string(now->gallery->facts().count - 1));
+    respond_error(msg, 404, "no gallery item '" + id_text + "'; " + now->ids_text);
     return;
   }
   if (what.empty()) {
@@ -782,6 +781,23 @@ std::string build_index_json(const vs::Gallery& gallery) {
   return vs::json::index_answer(catalog.facts(), server, label_list);
 }
 
+// The ids a catalog holds, in a sentence: after an update they need not run
+// from 0 to count - 1.
+std::string ids_text(const vs::Catalog& catalog) {
+  const std::vector<vs::CatalogItem>& items = catalog.items();
+  if (items.empty()) return "the gallery is empty";
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  for (const vs::CatalogItem& item : items) {
+    lo = std::min(lo, item.id);
+    hi = std::max(hi, item.id);
+  }
+  const auto n = static_cast<int64_t>(items.size());
+  std::string text = "the gallery holds " + std::to_string(n) + (n == 1 ? " item" : " items") +
+                     ", ids " + std::to_string(lo) + " to " + std::to_string(hi);
+  if (hi - lo + 1 != n) text += ", not every id in between";
+  return text;
+}
+
 std::shared_ptr<const Served> serve(std::shared_ptr<const vs::Gallery> gallery) {
   auto next = std::make_shared<Served>();
   next->gallery = std::move(gallery);
@@ -790,6 +806,7 @@ std::shared_ptr<const Served> serve(std::shared_ptr<const vs::Gallery> gallery) 
   next->gallery_root =
       app->settings.gallery.empty() ? next->gallery->facts().gallery_root : app->settings.gallery;
   next->index_json = build_index_json(*next->gallery);
+  next->ids_text = ids_text(next->gallery->catalog());
   return next;
 }
 

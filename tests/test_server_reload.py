@@ -2,7 +2,8 @@
 """visualsearch-server follows its gallery: an index rebuilt with one more
 picture (gallerysrc ! embedder ! faissindexer, which renames the new index,
 then the new catalog, over the old ones) is served within a bounded wait,
-while requests that run across the switch all succeed.
+while requests that run across the switch all succeed; an unknown id is
+answered with the ids served now.
 """
 import json
 import os
@@ -83,6 +84,10 @@ with tempfile.TemporaryDirectory() as tmp:
         status, _, body, _ = server.request(f"/api/items/{first.get('id')}")
         check(status == 200 and (js(body) or {}).get("source") == "yellow/new.png",
               "the added picture is an item of the API")
+        status, _, body, _ = server.request("/api/items/999")
+        check(status == 404 and "the gallery holds 31 items, ids 0 to 30" in
+              (js(body) or {}).get("error", ""),
+              f"an unknown id gets the count and the id range served now ({body[:120]})")
         time.sleep(0.5)
         hammer.stop.set()
         hammer.join(timeout=120)
