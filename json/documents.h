@@ -19,6 +19,7 @@
 
 #include "engine/eval/retrieval_metrics.h"
 #include "engine/index/catalog.h"
+#include "engine/index/index_store.h"
 
 namespace vs::json {
 
@@ -32,16 +33,22 @@ struct Item {
 };
 
 // An item found for a query: the item's members, then "rank" (1 for the
-// nearest) and "distance" (in the index's metric).
+// nearest), "distance" (smaller is closer) and "similarity" (larger is
+// closer), as vs::distance_of and vs::similarity_of make them of the score.
 struct Neighbor {
   Item item;
   unsigned rank = 0;
   double distance = 0;
+  double similarity = 0;
 };
+
+// A neighbour of the FAISS score score in an index of metric.
+Neighbor scored(const Item& item, unsigned rank, vs::Metric metric, double score);
 
 Item item_of(const vs::CatalogItem& item);
 
-// The neighbours a GstVisualSearchNeighborsMeta carries, ranked from 1.
+// The neighbours a GstVisualSearchNeighborsMeta carries, ranked from 1, their
+// scores made distances and similarities.
 std::vector<Neighbor> neighbors_of(const GstVisualSearchNeighborsMeta* meta);
 
 // Adds the neighbour list, a JSON array of neighbours, as the value the

@@ -156,21 +156,21 @@ bool authorized(SoupServerMessage* msg, GHashTable* query) {
   return !given.empty() && same_secret(given, app->settings.token);
 }
 
-// The neighbours to show: k at most, within max_distance (a bound on the
-// distance for l2, on the similarity for ip), without the item exclude.
+// The neighbours to show: k at most, at most max_distance away (a distance,
+// smaller is closer, for both metrics: vs::distance_of), without the item
+// exclude.
 std::vector<vs::json::Neighbor> shown_neighbors(const vs::Gallery& gallery,
                                                 const std::vector<vs::Neighbor>& neighbors,
                                                 unsigned k, std::optional<double> max_distance,
                                                 int64_t exclude = -1) {
-  const bool l2 = gallery.metric() == vs::Metric::L2;
   std::vector<vs::json::Neighbor> shown;
   for (const vs::Neighbor& n : neighbors) {
     if (n.id == exclude) continue;
-    if (max_distance && (l2 ? n.distance > *max_distance : n.distance < *max_distance)) continue;
+    if (max_distance && vs::distance_of(gallery.metric(), n.distance) > *max_distance) continue;
     if (shown.size() == k) break;
     const vs::json::Item described = n.item ? vs::json::item_of(*n.item) : vs::json::Item{n.id};
-    shown.push_back(
-        vs::json::Neighbor{described, static_cast<unsigned>(shown.size() + 1), n.distance});
+    shown.push_back(vs::json::scored(described, static_cast<unsigned>(shown.size() + 1),
+                                     gallery.metric(), n.distance));
   }
   return shown;
 }

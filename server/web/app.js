@@ -32,9 +32,10 @@ function setStatus(element, text, isError = false) {
   element.classList.toggle("error", isError);
 }
 
+// The similarity, larger is closer, whatever the index's metric (README.md,
+// "Scores"); the distance is in the tooltip.
 function score(n) {
-  return facts && facts.metric === "l2" ? `distance ${n.distance.toFixed(3)}`
-                                        : `similarity ${n.distance.toFixed(3)}`;
+  return `similarity ${n.similarity.toFixed(3)}`;
 }
 
 function renderResults(list, neighbors) {
@@ -55,6 +56,7 @@ function renderResults(list, neighbors) {
     label.textContent = `${n.rank}. ${n.label_name || "(no label)"}`;
     const scoreLine = document.createElement("span");
     scoreLine.textContent = score(n);
+    scoreLine.title = `distance ${n.distance.toFixed(4)}`;
     const source = document.createElement("span");
     source.className = "source";
     source.textContent = n.source;
