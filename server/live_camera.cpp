@@ -71,8 +71,6 @@ LiveCamera::LiveCamera(const std::string& camera, const std::string& index) {
     throw Error("the live pipeline for --camera '" + camera +
                 "' cannot start (see the message above)");
   }
-  g_print("visualsearch-server: live camera off until a client watches\n");
-  fflush(stdout);
 }
 
 void LiveCamera::play(bool on) {
