@@ -32,6 +32,44 @@ function setStatus(element, text, isError = false) {
   element.classList.toggle("error", isError);
 }
 
+// A path that wraps after a slash, never inside a name.
+function setPath(element, path) {
+  element.replaceChildren();
+  path.split("/").forEach((part, i, parts) => {
+    const segment = document.createElement("span");
+    segment.className = "segment";
+    segment.textContent = i < parts.length - 1 ? part + "/" : part;
+    element.append(segment);
+    if (i < parts.length - 1) element.append(document.createElement("wbr"));
+  });
+}
+
+// A picture that, if it cannot be shown, gives way to a sentence instead of
+// the browser's broken-image icon.
+function picture(src, alt, missing) {
+  const img = document.createElement("img");
+  img.alt = alt;
+  img.loading = "lazy";
+  img.addEventListener("error", () => {
+    const note = document.createElement("div");
+    note.className = "no-picture";
+    note.textContent = missing;
+    img.replaceWith(note);
+  });
+  img.src = src;
+  return img;
+}
+
+// The query figure: the picture, or a sentence when it cannot be shown.
+function showQuery(src, caption, path = "") {
+  $("query").hidden = false;
+  $("query-img").hidden = false;
+  $("query-note").hidden = true;
+  $("query-img").src = src;
+  setPath($("query-caption"), path);
+  $("query-caption").prepend(caption);
+}
+
 // The similarity, larger is closer, whatever the index's metric (README.md,
 // "Scores"); the distance is in the tooltip.
 function score(n) {
@@ -45,10 +83,8 @@ function renderResults(list, neighbors) {
     li.tabIndex = 0;
     li.dataset.id = n.id;
     li.title = `More like #${n.id}`;
-    const img = document.createElement("img");
-    img.src = withToken(n.thumbnail);
-    img.alt = n.label_name || `item ${n.id}`;
-    img.loading = "lazy";
+    const img = picture(withToken(n.thumbnail), n.label_name || `item ${n.id}`,
+                        "no thumbnail");
     const meta = document.createElement("div");
     meta.className = "meta";
     const label = document.createElement("span");
@@ -59,7 +95,7 @@ function renderResults(list, neighbors) {
     scoreLine.title = `distance ${n.distance.toFixed(4)}`;
     const source = document.createElement("span");
     source.className = "source";
-    source.textContent = n.source;
+    setPath(source, n.source);
     meta.append(label, scoreLine, source);
     li.append(img, meta);
     li.addEventListener("click", () => moreLike(n));
@@ -76,9 +112,7 @@ function k() {
 async function search(file) {
   if (!file) return;
   showTab("search");
-  $("query").hidden = false;
-  $("query-img").src = URL.createObjectURL(file);
-  $("query-caption").textContent = file.name || "pasted picture";
+  showQuery(URL.createObjectURL(file), "", file.name || "pasted picture");
   setStatus($("status"), "Searching…");
   try {
     const result = await api(`/api/search?k=${k()}`, { method: "POST", body: file });
@@ -88,15 +122,14 @@ async function search(file) {
       `(embedding and search ${t.embed_search_ms.toFixed(0)} ms, batch of ${t.batch}).`);
   } catch (e) {
     $("results").replaceChildren();
+    $("query").hidden = true;
     setStatus($("status"), e.message, true);
   }
 }
 
 async function moreLike(n) {
   showTab("search");
-  $("query").hidden = false;
-  $("query-img").src = withToken(n.thumbnail);
-  $("query-caption").textContent = `#${n.id} ${n.label_name || ""} (${n.source})`;
+  showQuery(withToken(n.thumbnail), `#${n.id} ${n.label_name || ""} `, n.source);
   setStatus($("status"), `Finding pictures like #${n.id}…`);
   try {
     const result = await api(`/api/items/${n.id}/similar?k=${k()}`);
@@ -118,10 +151,13 @@ function showTab(name) {
 
 function startLive() {
   if (!facts || !facts.live) {
+    $("live-figure").hidden = true;
     setStatus($("live-status"), "This server has no camera: start it with --camera.", true);
     return;
   }
   if (events) return;
+  $("live-figure").hidden = false;
+  $("live-img").hidden = false;
   $("live-img").src = withToken("/live.mjpeg");
   events = new EventSource(withToken("/api/live/events"));
   events.addEventListener("neighbors", (e) => {
@@ -168,6 +204,18 @@ function init() {
   });
   $("tab-search").addEventListener("click", () => showTab("search"));
   $("tab-live").addEventListener("click", () => showTab("live"));
+  // No broken-image icons: a query the browser cannot show, or a camera
+  // stream that failed, leave a sentence instead.
+  $("query-img").addEventListener("error", () => {
+    if (!$("query-img").getAttribute("src")) return;
+    $("query-img").hidden = true;
+    $("query-note").hidden = false;
+  });
+  $("live-img").addEventListener("error", () => {
+    if (!$("live-img").getAttribute("src")) return;
+    $("live-img").hidden = true;
+    setStatus($("live-status"), "The camera stream cannot be shown; reopen the tab to retry.", true);
+  });
   loadFacts();
 }
 
