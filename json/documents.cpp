@@ -175,6 +175,30 @@ std::string item_answer(const Item& item) {
   return d.text();
 }
 
+std::string items_page(std::optional<int> label, int64_t total, int64_t offset, int64_t limit,
+                       const std::vector<Item>& items) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "label");
+  if (label)
+    add_int(b, *label);
+  else
+    json_builder_add_null_value(b);
+  key(b, "total");
+  add_int(b, total);
+  key(b, "offset");
+  add_int(b, offset);
+  key(b, "limit");
+  add_int(b, limit);
+  key(b, "items");
+  json_builder_begin_array(b);
+  for (const Item& item : items) add_item(b, item);
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+  return d.text();
+}
+
 std::string search_answer(int width, int height, unsigned k, const std::string& metric,
                           const std::vector<Neighbor>& neighbors, const SearchTimings& timings) {
   Document d;

@@ -64,6 +64,11 @@ std::string error_body(int status, const std::string& message);
 // GET /api/items/{id}: the item with its thumbnail URL.
 std::string item_answer(const Item& item);
 
+// GET /api/items: one page of the gallery, {"label" (null for every label),
+// "total" (items of that label), "offset", "limit", "items": [item, ...]}.
+std::string items_page(std::optional<int> label, int64_t total, int64_t offset, int64_t limit,
+                       const std::vector<Item>& items);
+
 struct SearchTimings {
   double decode_ms = 0;
   double queued_ms = 0;

@@ -13,6 +13,7 @@
 
 #include <glib-unix.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -76,6 +77,9 @@ struct Served {
   std::string gallery_root;  // where originals are read: --gallery, or the catalog's folder
   std::string index_json;    // GET /api/index
   std::string ids_text;      // which ids there are, for a 404
+  // GET /api/items: every item by label, then id; and each label's by id.
+  std::vector<const vs::CatalogItem*> by_label;
+  std::map<int, std::vector<const vs::CatalogItem*>> of_label;
 };
 
 struct App {
@@ -96,7 +100,9 @@ struct App {
   std::unique_ptr<MemoryBudget> decode_gate;  // full-size pictures being decoded
 };
 
-constexpr size_t kMadeThumbnails = 1024;  // about 5 KB each
+constexpr size_t kMadeThumbnails = 1024;              // about 5 KB each
+constexpr int64_t kPageDefault = 60, kPageMax = 500;  // items per GET /api/items
+constexpr int64_t kOriginalMax = int64_t(256) << 20;  // the largest original served
 // How often the index file is looked at, and how long a replaced one must
 // keep still before it is loaded (vs::GalleryReload).
 constexpr guint kReloadPoll = 250;  // ms
@@ -234,12 +240,14 @@ GBytes* upload_bytes(SoupServerMessage* msg, std::string* error) {
 struct SearchJob;
 struct SimilarJob;
 struct ThumbnailJob;
-// What the worker threads run: a search's decoding, a "more like this", or a
-// thumbnail made from an original.
+struct OriginalJob;
+// What the worker threads run: a search's decoding, a "more like this", a
+// thumbnail made from an original, or an original read.
 struct WorkItem {
   SearchJob* search = nullptr;
   SimilarJob* similar = nullptr;
   ThumbnailJob* thumbnail = nullptr;
+  OriginalJob* original = nullptr;
 };
 
 // A 503 of a full queue: the queue drains within about a second.
@@ -396,17 +404,23 @@ void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*
   g_thread_pool_push(app->workers, new WorkItem{job, nullptr, nullptr}, nullptr);
 }
 
-// A thumbnail made from the original file, or an empty one.
-std::vector<uint8_t> file_thumbnail(const std::string& gallery_root, const std::string& source) {
-  if (gallery_root.empty() || source.find("#t=") != std::string::npos) return {};
-  // Only a file inside the gallery root, whatever the catalog says.
+// The file of a source inside the gallery root, links resolved; "" for one
+// outside it, whatever the catalog says, or for a video frame ("#t=").
+std::string file_in_gallery(const std::string& gallery_root, const std::string& source) {
+  if (gallery_root.empty() || source.find("#t=") != std::string::npos) return "";
   char* root = realpath(gallery_root.c_str(), nullptr);
   char* path = realpath((gallery_root + "/" + source).c_str(), nullptr);
   const bool inside = root && path && g_str_has_prefix(path, root) && path[strlen(root)] == '/';
-  const std::string resolved = path ? path : "";
+  const std::string resolved = inside ? path : "";
   free(root);
   free(path);
-  if (!inside) return {};
+  return resolved;
+}
+
+// A thumbnail made from the original file, or an empty one.
+std::vector<uint8_t> file_thumbnail(const std::string& gallery_root, const std::string& source) {
+  const std::string resolved = file_in_gallery(gallery_root, source);
+  if (resolved.empty()) return {};
   // Read whole, so that the decode gate knows the size before decoding; no
   // picture within the pixel limit takes more than 8 bytes a pixel.
   struct stat st;
@@ -505,6 +519,95 @@ void handle_thumbnail(SoupServerMessage* msg, const std::shared_ptr<const Served
   respond_thumbnail(msg, item.id, jpeg);
 }
 
+struct OriginalJob {
+  SoupServerMessage* msg;
+  std::shared_ptr<const Served> from;
+  vs::CatalogItem item;
+};
+
+// On a worker thread: the original file of a folder gallery's item, as it is
+// on disk, if it lies inside the gallery root and a browser can show it.
+void run_original(OriginalJob* job) {
+  const std::string id = std::to_string(job->item.id);
+  int status = 200;
+  std::string body, type = "image/jpeg", error;
+  const std::string path = file_in_gallery(job->from->gallery_root, job->item.source);
+  struct stat st;
+  if (path.empty()) {
+    status = 404;
+    error = "item " + id + " has no original in the gallery folder '" + job->from->gallery_root +
+            "' (a CIFAR item, a video frame, a moved gallery: start the server with --gallery "
+            "DIR)";
+  } else if (stat(path.c_str(), &st) != 0 || st.st_size > kOriginalMax) {
+    status = 404;
+    error = "item " + id + "'s original cannot be read, or is larger than " +
+            std::to_string(kOriginalMax >> 20) + " MB";
+  } else {
+    try {
+      const std::vector<uint8_t> bytes = vs::read_regular_file(path, "gallery picture");
+      const char* known = picture_type(bytes.data(), bytes.size());
+      if (!known) {
+        status = 415;
+        error = "item " + id + "'s original is not a picture a browser shows (JPEG, PNG, GIF, " +
+                "WebP, BMP); its thumbnail is at /api/items/" + id + "/thumbnail";
+      } else {
+        type = known;
+        body.assign(bytes.begin(), bytes.end());
+      }
+    } catch (const std::exception& e) {
+      status = 404;
+      error = e.what();
+    }
+  }
+  if (status != 200) {
+    answer_json_later(job->msg, status, vs::json::error_body(status, error));
+  } else {
+    run_on_main([msg = job->msg, type, body = std::move(body)] {
+      respond(msg, 200, type.c_str(), body);
+      soup_server_message_unpause(msg);
+      g_object_unref(msg);
+    });
+  }
+  delete job;
+}
+
+// GET /api/items?label=&offset=&limit=: a page of the gallery, by label.
+void handle_item_list(SoupServerMessage* msg, GHashTable* query) {
+  const std::shared_ptr<const Served> now = served();
+  std::optional<int> label;
+  int64_t offset = 0, limit = kPageDefault;
+  struct Param {
+    const char* name;
+    int64_t min, max;
+    const char* what;
+  };
+  for (const Param& p : {Param{"label", -1, INT_MAX, "a label number"},
+                         Param{"offset", 0, INT64_MAX, "a whole number from 0"},
+                         Param{"limit", 1, kPageMax, "a whole number from 1 to 500"}}) {
+    const std::string text = query_value(query, p.name);
+    if (text.empty()) continue;
+    const auto v = parse_int(text, p.min, p.max);
+    if (!v) {
+      respond_error(msg, 400, std::string(p.name) + " must be " + p.what + ", not '" + text + "'");
+      return;
+    }
+    if (p.name == std::string("label")) label = static_cast<int>(*v);
+    if (p.name == std::string("offset")) offset = *v;
+    if (p.name == std::string("limit")) limit = *v;
+  }
+  static const std::vector<const vs::CatalogItem*> none;
+  const std::vector<const vs::CatalogItem*>* items = &now->by_label;
+  if (label) {
+    const auto found = now->of_label.find(*label);
+    items = found == now->of_label.end() ? &none : &found->second;
+  }
+  const auto total = static_cast<int64_t>(items->size());
+  std::vector<vs::json::Item> page;
+  for (int64_t i = offset; i < total && i < offset + limit; i++)
+    page.push_back(vs::json::item_of(*(*items)[i]));
+  respond_json(msg, 200, vs::json::items_page(label, total, offset, limit, page));
+}
+
 struct SimilarJob {
   SoupServerMessage* msg;
   std::shared_ptr<const Served> from;
@@ -533,7 +636,11 @@ void run_similar(SimilarJob* job) {
 
 void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable* query,
                   gpointer) {
-  // /api/items/{id}[/thumbnail|/similar]
+  // /api/items, /api/items/{id}[/thumbnail|/similar|/original]
+  if (strlen(path) <= strlen("/api/items/")) {
+    handle_item_list(msg, query);
+    return;
+  }
   const std::string rest = std::string(path).substr(strlen("/api/items/"));
   const size_t slash = rest.find('/');
   const std::string id_text = rest.substr(0, slash);
@@ -555,8 +662,13 @@ void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTa
     auto* job = new SimilarJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), now, *id, args};
     soup_server_message_pause(msg);
     g_thread_pool_push(app->workers, new WorkItem{nullptr, job, nullptr}, nullptr);
+  } else if (what == "original") {
+    auto* job = new OriginalJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), now, *item};
+    soup_server_message_pause(msg);
+    g_thread_pool_push(app->workers, new WorkItem{nullptr, nullptr, nullptr, job}, nullptr);
   } else {
-    respond_error(msg, 404, "no such item resource '" + what + "': use thumbnail or similar");
+    respond_error(msg, 404,
+                  "no such item resource '" + what + "': use thumbnail, similar or original");
   }
 }
 
@@ -566,9 +678,9 @@ void handle_index(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
 
 void handle_api_other(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
                       gpointer) {
-  respond_error(
-      msg, 404,
-      std::string("no API at ") + path + "; see /api/index, /api/search, /api/items/{id}");
+  respond_error(msg, 404,
+                std::string("no API at ") + path +
+                    "; see /api/index, /api/search, /api/items, /api/items/{id}");
 }
 
 void handle_static(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, gpointer) {
@@ -617,6 +729,7 @@ struct Route {
 const Route kRoutes[] = {
     {"/api/search", "POST", true, true, "POST a picture to /api/search"},
     {"/api/items/", "GET", true, false, "items are read with GET"},
+    {"/api/items", "GET", true, false, "items are read with GET"},
     {"/api/index", "GET", true, false, "the index facts are read with GET"},
     {"/api/live/events", "GET", true, false, "the live events are read with GET"},
     {"/api", nullptr, false, false, nullptr},
@@ -807,6 +920,18 @@ std::shared_ptr<const Served> serve(std::shared_ptr<const vs::Gallery> gallery) 
       app->settings.gallery.empty() ? next->gallery->facts().gallery_root : app->settings.gallery;
   next->index_json = build_index_json(*next->gallery);
   next->ids_text = ids_text(next->gallery->catalog());
+  for (const vs::CatalogItem& item : next->gallery->catalog().items()) {
+    next->by_label.push_back(&item);
+    next->of_label[item.label].push_back(&item);
+  }
+  const auto by_id = [](const vs::CatalogItem* a, const vs::CatalogItem* b) {
+    return a->id < b->id;
+  };
+  std::sort(next->by_label.begin(), next->by_label.end(),
+            [](const vs::CatalogItem* a, const vs::CatalogItem* b) {
+              return a->label != b->label ? a->label < b->label : a->id < b->id;
+            });
+  for (auto& [label, items] : next->of_label) std::sort(items.begin(), items.end(), by_id);
   return next;
 }
 
@@ -997,6 +1122,7 @@ bool load_gallery_and_pipelines(const Settings& s) {
         if (work->search) run_search(work->search);
         if (work->similar) run_similar(work->similar);
         if (work->thumbnail) run_thumbnail(work->thumbnail);
+        if (work->original) run_original(work->original);
         delete work;
       },
       nullptr, 2, FALSE, nullptr);
@@ -1010,6 +1136,7 @@ SoupServer* start_server(const Settings& s, int* status) {
   g_signal_connect(server, "request-started", G_CALLBACK(on_request_started), nullptr);
   soup_server_add_handler(server, "/api/search", handle_search, nullptr, nullptr);
   soup_server_add_handler(server, "/api/items/", handle_items, nullptr, nullptr);
+  soup_server_add_handler(server, "/api/items", handle_items, nullptr, nullptr);
   soup_server_add_handler(server, "/api/index", handle_index, nullptr, nullptr);
   soup_server_add_handler(server, "/api/live/events", handle_live, nullptr, nullptr);
   soup_server_add_handler(server, "/api", handle_api_other, nullptr, nullptr);

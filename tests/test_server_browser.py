@@ -2,7 +2,8 @@
 """The web page in Debian's headless chromium (selenium + chromium-driver),
 against a visualsearch-server on 127.0.0.1 with a videotestsrc camera.
 
-Checks: the index facts show; picking a file shows the query and k results
+Checks: the index facts show; the gallery shows a page at a time, by label,
+and a picture of it shows more like it with a link to its original; picking a file shows the query and k results
 with the picture itself first; clicking a result shows pictures like it; the
 live tab shows camera frames and results that update; a file that is no
 picture, and the live tab of a server without a camera, show a sentence and
@@ -25,6 +26,7 @@ from checks import check, finish  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 SHOTS = os.path.join(sf.BUILD, "tests", "screenshots")
 
@@ -79,6 +81,28 @@ with tempfile.TemporaryDirectory() as tmp:
         facts = wait_for(lambda: "30 pictures" in driver.find_element(By.ID, "facts").text and
                          driver.find_element(By.ID, "facts").text)
         check(bool(facts), f"the page shows the index facts ({facts})")
+
+        # Before any upload: the gallery, a page at a time, by label.
+        shown = wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#browse-grid li")) == 24
+                         and driver.find_element(By.ID, "browse-page").text)
+        check(shown == "1–24 of 30", f"the gallery shows its first page of 24 ({shown!r})")
+        driver.find_element(By.ID, "browse-next").click()
+        shown = wait_for(lambda: driver.find_element(By.ID, "browse-page").text == "25–30 of 30" and
+                         len(driver.find_elements(By.CSS_SELECTOR, "#browse-grid li")))
+        check(shown == 6, f"next: the last 6 ({shown})")
+        Select(driver.find_element(By.ID, "browse-label")).select_by_value("1")
+        green = wait_for(lambda: driver.find_element(By.ID, "browse-page").text == "1–10 of 10" and
+                         [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#browse-grid li")])
+        check(bool(green) and all("green" in t for t in green),
+              f"a label shows its pictures only ({(green or [''])[0]!r})")
+        picked = driver.find_elements(By.CSS_SELECTOR, "#browse-grid li")[2]
+        picked_id = picked.get_attribute("data-id")
+        picked.click()
+        liked = wait_for(lambda: f"like #{picked_id}." in driver.find_element(By.ID, "status").text)
+        original = driver.find_element(By.ID, "query-original")
+        check(bool(liked) and original.is_displayed() and
+              original.get_attribute("href").endswith(f"/api/items/{picked_id}/original"),
+              f"a gallery picture shows more like it, and a link to its original ({picked_id})")
 
         driver.find_element(By.ID, "k").clear()
         driver.find_element(By.ID, "k").send_keys("6")

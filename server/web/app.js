@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The visualsearch page: upload, paste or drop a picture, see its nearest
-// gallery pictures, click one for more like it; a live tab shows the camera.
+// gallery pictures, click one for more like it; browse the gallery by label
+// and open an original; a live tab shows the camera.
 // No framework and nothing from the network but this server.
 "use strict";
 
@@ -12,6 +13,7 @@ const withToken = (url) =>
 const $ = (id) => document.getElementById(id);
 let facts = null;
 let events = null;
+const PAGE = 24;  // pictures per page of the gallery
 
 async function api(url, options = {}) {
   const headers = Object.assign({}, options.headers || {});
@@ -61,8 +63,10 @@ function picture(src, alt, missing) {
 }
 
 // The query figure: the picture, or a sentence when it cannot be shown.
-function showQuery(src, caption, path = "") {
+function showQuery(src, caption, path = "", original = "") {
   $("query").hidden = false;
+  $("query-original").hidden = !original;
+  if (original) $("query-original").href = withToken(original);
   $("query-img").hidden = false;
   $("query-note").hidden = true;
   $("query-img").src = src;
@@ -89,14 +93,18 @@ function renderResults(list, neighbors) {
     meta.className = "meta";
     const label = document.createElement("span");
     label.className = "label";
-    label.textContent = `${n.rank}. ${n.label_name || "(no label)"}`;
-    const scoreLine = document.createElement("span");
-    scoreLine.textContent = score(n);
-    scoreLine.title = `distance ${n.distance.toFixed(4)}`;
+    label.textContent = (n.rank ? `${n.rank}. ` : "") + (n.label_name || "(no label)");
+    meta.append(label);
+    if (n.similarity !== undefined) {
+      const scoreLine = document.createElement("span");
+      scoreLine.textContent = score(n);
+      scoreLine.title = `distance ${n.distance.toFixed(4)}`;
+      meta.append(scoreLine);
+    }
     const source = document.createElement("span");
     source.className = "source";
     setPath(source, n.source);
-    meta.append(label, scoreLine, source);
+    meta.append(source);
     li.append(img, meta);
     li.addEventListener("click", () => moreLike(n));
     li.addEventListener("keydown", (e) => { if (e.key === "Enter") moreLike(n); });
@@ -129,7 +137,9 @@ async function search(file) {
 
 async function moreLike(n) {
   showTab("search");
-  showQuery(withToken(n.thumbnail), `#${n.id} ${n.label_name || ""} `, n.source);
+  showQuery(withToken(n.thumbnail), `#${n.id} ${n.label_name || ""} `, n.source,
+            `/api/items/${n.id}/original`);
+  window.scrollTo(0, 0);
   setStatus($("status"), `Finding pictures like #${n.id}…`);
   try {
     const result = await api(`/api/items/${n.id}/similar?k=${k()}`);
@@ -175,6 +185,25 @@ function stopLive() {
   $("live-img").removeAttribute("src");
 }
 
+// One page of the gallery, of the label chosen.
+async function browse(offset) {
+  const label = $("browse-label").value;
+  const url = `/api/items?offset=${offset}&limit=${PAGE}` + (label !== "" ? `&label=${label}` : "");
+  try {
+    const page = await api(url);
+    renderResults($("browse-grid"), page.items);
+    const last = page.offset + page.items.length;
+    $("browse-page").textContent =
+      page.total ? `${page.offset + 1}–${last} of ${page.total}` : "no pictures";
+    $("browse-prev").disabled = page.offset === 0;
+    $("browse-next").disabled = last >= page.total;
+    $("browse-prev").onclick = () => browse(Math.max(0, page.offset - PAGE));
+    $("browse-next").onclick = () => browse(last);
+  } catch (e) {
+    setStatus($("browse-page"), e.message, true);
+  }
+}
+
 async function loadFacts() {
   try {
     facts = await api("/api/index");
@@ -183,6 +212,13 @@ async function loadFacts() {
       `${facts.index_type} (${facts.metric}, ${facts.dims} dims)`;
     $("k").max = facts.k_max;
     $("k").value = Math.min(facts.k_default, facts.k_max);
+    for (const l of facts.labels) {
+      const option = document.createElement("option");
+      option.value = l.label;
+      option.textContent = `${l.label_name || l.label} (${l.count})`;
+      $("browse-label").append(option);
+    }
+    browse(0);
   } catch (e) {
     setStatus($("status"), `Cannot read the index: ${e.message}`, true);
   }
@@ -203,6 +239,7 @@ function init() {
     if (item) search(item.getAsFile());
   });
   $("tab-search").addEventListener("click", () => showTab("search"));
+  $("browse-label").addEventListener("change", () => browse(0));
   $("tab-live").addEventListener("click", () => showTab("live"));
   // No broken-image icons: a query the browser cannot show, or a camera
   // stream that failed, leave a sentence instead.
