@@ -7,6 +7,8 @@ answered with the ids served now.
 """
 import json
 import os
+import select
+import subprocess
 import sys
 import tempfile
 import threading
@@ -24,6 +26,25 @@ def js(body):
         return json.loads(body)
     except ValueError:
         return None
+
+
+class Stderr:
+    """The server's stderr, read as it comes."""
+
+    def __init__(self, server):
+        self.fd = server.proc.stderr.fileno()
+        self.text = ""
+
+    def wait_for(self, needle, count, timeout=120):
+        deadline = time.time() + timeout
+        while self.text.count(needle) < count and time.time() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.5)
+            if ready:
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    break
+                self.text += chunk.decode(errors="replace")
+        return self.text.count(needle) >= count
 
 
 class Hammer(threading.Thread):
@@ -51,6 +72,8 @@ with tempfile.TemporaryDirectory() as tmp:
     index = sf.build_index(tmp)
     gallery = os.path.join(tmp, "gallery")
     server = sf.Server("--index", index)
+    stderr = Stderr(server)
+    kept = "still serving the previous one"
     try:
         facts = js(server.request("/api/index")[2]) or {}
         check(facts.get("count") == 30, f"the server starts with 30 items ({facts.get('count')})")
@@ -101,16 +124,30 @@ with tempfile.TemporaryDirectory() as tmp:
         with open(index + ".tmp", "wb") as f:
             f.write(head[: len(head) // 2])
         os.rename(index + ".tmp", index)
-        time.sleep(2)
+        check(stderr.wait_for(kept, 1), "the server says why it keeps the previous gallery",
+              stderr.text[-300:])
         status, _, body, _ = server.request("/api/search?k=3", data=new_png)
         check(status == 200 and
               ((js(body) or {}).get("neighbors") or [{}])[0].get("source") == "yellow/new.png",
               "a truncated index replacing the served one is not taken over: searches go on")
         check(server.alive(), "the server is still running")
+
+        # An index another embedder setting built is not taken over either:
+        # the query pipeline's embedder would not match it.
+        other = os.path.join(tmp, "other.faiss")
+        subprocess.run(["gst-launch-1.0", "-q", "gallerysrc", f"location={gallery}", "!",
+                        "embedder", "weights=random", "input-size=32", "resize=40", "threads=1",
+                        "!", "faissindexer", f"location={other}"], check=True, timeout=300)
+        os.rename(other, index)
+        os.rename(other + ".db", index + ".db")
+        check(stderr.wait_for(kept, 2) and "crop=32" in stderr.text,
+              "... and why it keeps it again, naming the other settings", stderr.text[-300:])
+        status, _, body, _ = server.request("/api/search?k=3", data=new_png)
+        check(status == 200 and
+              ((js(body) or {}).get("neighbors") or [{}])[0].get("source") == "yellow/new.png" and
+              (js(server.request("/api/index")[2]) or {}).get("preprocessing", "").find("crop=64") >= 0,
+              "an index of other embedder settings is not taken over: searches go on")
     finally:
-        code = server.stop()
-        err = server.proc.stderr.read()
-    check("still serving the previous one" in err,
-          f"the server says why it kept the previous gallery ({err[-300:]!r})")
+        server.stop()
 
 finish()
