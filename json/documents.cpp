@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/base/utf8.h"
+#include "engine/index/gallery.h"
 
 namespace vs::json {
 
@@ -122,13 +123,19 @@ Item item_of(const vs::CatalogItem& item) {
   return Item{item.id, item.label, item.label_name, item.source};
 }
 
+Neighbor scored(const Item& item, unsigned rank, vs::Metric metric, double score) {
+  return Neighbor{item, rank, vs::distance_of(metric, score), vs::similarity_of(metric, score)};
+}
+
 std::vector<Neighbor> neighbors_of(const GstVisualSearchNeighborsMeta* meta) {
+  const vs::Metric metric =
+      meta->metric == GST_VISUALSEARCH_METRIC_L2 ? vs::Metric::L2 : vs::Metric::InnerProduct;
   std::vector<Neighbor> out;
   for (guint i = 0; i < meta->n_neighbors; i++) {
     const GstVisualSearchNeighbor& n = meta->neighbors[i];
     out.push_back(
-        Neighbor{Item{n.id, n.label, n.label_name ? n.label_name : "", n.source ? n.source : ""},
-                 i + 1, n.distance});
+        scored(Item{n.id, n.label, n.label_name ? n.label_name : "", n.source ? n.source : ""},
+               i + 1, metric, n.distance));
   }
   return out;
 }
@@ -143,6 +150,8 @@ void add_neighbor_list(JsonBuilder* b, const std::vector<Neighbor>& neighbors,
     add_int(b, n.rank);
     key(b, "distance");
     add_number(b, n.distance);
+    key(b, "similarity");
+    add_number(b, n.similarity);
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
@@ -163,6 +172,30 @@ std::string error_body(int status, const std::string& message) {
 std::string item_answer(const Item& item) {
   Document d;
   add_item(d.builder(), item);
+  return d.text();
+}
+
+std::string items_page(std::optional<int> label, int64_t total, int64_t offset, int64_t limit,
+                       const std::vector<Item>& items) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "label");
+  if (label)
+    add_int(b, *label);
+  else
+    json_builder_add_null_value(b);
+  key(b, "total");
+  add_int(b, total);
+  key(b, "offset");
+  add_int(b, offset);
+  key(b, "limit");
+  add_int(b, limit);
+  key(b, "items");
+  json_builder_begin_array(b);
+  for (const Item& item : items) add_item(b, item);
+  json_builder_end_array(b);
+  json_builder_end_object(b);
   return d.text();
 }
 

@@ -19,6 +19,7 @@
 
 #include "engine/eval/retrieval_metrics.h"
 #include "engine/index/catalog.h"
+#include "engine/index/index_store.h"
 
 namespace vs::json {
 
@@ -32,16 +33,22 @@ struct Item {
 };
 
 // An item found for a query: the item's members, then "rank" (1 for the
-// nearest) and "distance" (in the index's metric).
+// nearest), "distance" (smaller is closer) and "similarity" (larger is
+// closer), as vs::distance_of and vs::similarity_of make them of the score.
 struct Neighbor {
   Item item;
   unsigned rank = 0;
   double distance = 0;
+  double similarity = 0;
 };
+
+// A neighbour of the FAISS score score in an index of metric.
+Neighbor scored(const Item& item, unsigned rank, vs::Metric metric, double score);
 
 Item item_of(const vs::CatalogItem& item);
 
-// The neighbours a GstVisualSearchNeighborsMeta carries, ranked from 1.
+// The neighbours a GstVisualSearchNeighborsMeta carries, ranked from 1, their
+// scores made distances and similarities.
 std::vector<Neighbor> neighbors_of(const GstVisualSearchNeighborsMeta* meta);
 
 // Adds the neighbour list, a JSON array of neighbours, as the value the
@@ -56,6 +63,11 @@ std::string error_body(int status, const std::string& message);
 
 // GET /api/items/{id}: the item with its thumbnail URL.
 std::string item_answer(const Item& item);
+
+// GET /api/items: one page of the gallery, {"label" (null for every label),
+// "total" (items of that label), "offset", "limit", "items": [item, ...]}.
+std::string items_page(std::optional<int> label, int64_t total, int64_t offset, int64_t limit,
+                       const std::vector<Item>& items);
 
 struct SearchTimings {
   double decode_ms = 0;

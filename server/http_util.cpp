@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 namespace vs::server {
 
@@ -55,6 +56,18 @@ const char* content_type_for(const std::string& name) {
   if (ends_with(name, ".png")) return "image/png";
   if (ends_with(name, ".json")) return "application/json";
   return "application/octet-stream";
+}
+
+const char* picture_type(const uint8_t* data, size_t size) {
+  auto starts = [&](const char* magic, size_t n, size_t at = 0) {
+    return size >= at + n && memcmp(data + at, magic, n) == 0;
+  };
+  if (starts("\xff\xd8\xff", 3)) return "image/jpeg";
+  if (starts("\x89PNG\r\n\x1a\n", 8)) return "image/png";
+  if (starts("GIF87a", 6) || starts("GIF89a", 6)) return "image/gif";
+  if (starts("RIFF", 4) && starts("WEBP", 4, 8)) return "image/webp";
+  if (starts("BM", 2)) return "image/bmp";
+  return nullptr;
 }
 
 bool same_secret(const std::string& a, const std::string& b) {

@@ -25,6 +25,10 @@ std::optional<std::string> static_file_name(const std::string& path);
 // The Content-Type of a static file, by its extension.
 const char* content_type_for(const std::string& name);
 
+// The Content-Type of a picture a browser shows, by its first bytes (JPEG,
+// PNG, GIF, WebP, BMP); nullptr for anything else, whatever its name says.
+const char* picture_type(const uint8_t* data, size_t size);
+
 // Compares in time that depends on the lengths only, so a token cannot be
 // guessed byte by byte from response times.
 bool same_secret(const std::string& a, const std::string& b);

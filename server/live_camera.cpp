@@ -5,6 +5,7 @@
 #include <gst/visualsearch/visualsearchmeta.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <optional>
 
@@ -29,7 +30,8 @@ LiveCamera::LiveCamera(const std::string& camera, const std::string& index) {
       camera +
       " ! videoconvert ! videoscale ! video/x-raw,width=640,height=480 ! "
       "queue leaky=downstream max-size-buffers=2 ! embedder name=embed"
-      " ! faisssearch name=search k=5 post-messages=false ! searchoverlay name=overlay ! "
+      " ! faisssearch name=search k=5 post-messages=false reload=true ! "
+      "searchoverlay name=overlay ! "
       "videoconvert ! jpegenc quality=75 ! appsink name=sink sync=false max-buffers=2 drop=true";
   GError* error = nullptr;
   pipeline_ = gst_parse_launch(description.c_str(), &error);
@@ -60,12 +62,26 @@ LiveCamera::LiveCamera(const std::string& camera, const std::string& index) {
   GstBus* bus = gst_element_get_bus(pipeline_);
   gst_bus_set_sync_handler(bus, (GstBusSyncHandler)on_bus, this, nullptr);
   gst_object_unref(bus);
-  if (gst_element_set_state(pipeline_, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    gst_element_set_state(pipeline_, GST_STATE_NULL);
+  // PAUSED opens the camera, loads the model and the index: what can fail
+  // fails now, at start. Then it waits in NULL for a client.
+  const GstStateChangeReturn paused = gst_element_set_state(pipeline_, GST_STATE_PAUSED);
+  gst_element_set_state(pipeline_, GST_STATE_NULL);
+  if (paused == GST_STATE_CHANGE_FAILURE) {
     gst_object_unref(pipeline_);
     throw Error("the live pipeline for --camera '" + camera +
                 "' cannot start (see the message above)");
   }
+}
+
+void LiveCamera::play(bool on) {
+  if (on == playing_) return;
+  playing_ = on;
+  if (gst_element_set_state(pipeline_, on ? GST_STATE_PLAYING : GST_STATE_NULL) ==
+      GST_STATE_CHANGE_FAILURE)
+    g_printerr("visualsearch-server: live camera: cannot %s the pipeline\n", on ? "start" : "stop");
+  g_print("visualsearch-server: live camera %s\n",
+          on ? "on: a client watches" : "off: no client watches");
+  fflush(stdout);
 }
 
 LiveCamera::~LiveCamera() {
@@ -97,6 +113,7 @@ void LiveCamera::add_client(SoupServerMessage* msg, bool mjpeg) {
   g_signal_connect(msg, "finished", G_CALLBACK(on_finished), this);
   g_signal_connect(msg, "wrote-chunk", G_CALLBACK(on_wrote_chunk), this);
   clients_.push_back(Client{SOUP_SERVER_MESSAGE(g_object_ref(msg)), mjpeg, mjpeg ? 0 : 1});
+  play(true);
 }
 
 void LiveCamera::add_events_client(SoupServerMessage* msg) { add_client(msg, false); }
@@ -119,6 +136,7 @@ void LiveCamera::on_finished(SoupServerMessage* msg, LiveCamera* self) {
   g_signal_handlers_disconnect_by_data(msg, self);
   g_object_unref(msg);
   self->clients_.erase(it);
+  if (self->clients_.empty()) self->play(false);
 }
 
 void LiveCamera::on_wrote_chunk(SoupServerMessage* msg, LiveCamera* self) {

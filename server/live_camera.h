@@ -2,7 +2,9 @@
 // The live page's camera: CAMERA ! embedder ! faisssearch ! searchoverlay !
 // jpegenc, its frames streamed as multipart JPEG (/live.mjpeg) and its
 // neighbours as Server-Sent Events (/api/live/events), to any number of
-// clients. A slow client misses frames instead of holding memory.
+// clients. A slow client misses frames instead of holding memory. The
+// pipeline plays only while a client watches: it goes to NULL, releasing the
+// camera and the CPU, when the last one leaves, and plays again when one comes.
 #pragma once
 
 #include <gst/gst.h>
@@ -17,7 +19,7 @@ class LiveCamera {
  public:
   // camera: a source in gst-launch-1.0 syntax; the embedder adopts the
   // settings index was built with. Throws vs::Error when the pipeline cannot
-  // start.
+  // start (it is brought to PAUSED once, then stopped until a client comes).
   LiveCamera(const std::string& camera, const std::string& index);
   ~LiveCamera();
   LiveCamera(const LiveCamera&) = delete;
@@ -34,6 +36,7 @@ class LiveCamera {
     int pending;  // chunks appended but not written yet
   };
   void add_client(SoupServerMessage* msg, bool mjpeg);
+  void play(bool on);
   void broadcast(bool mjpeg, const std::string& chunk);
   static void on_finished(SoupServerMessage* msg, LiveCamera* self);
   static void on_wrote_chunk(SoupServerMessage* msg, LiveCamera* self);
@@ -42,6 +45,7 @@ class LiveCamera {
   static GstBusSyncReply on_bus(GstBus* bus, GstMessage* message, LiveCamera* self);
 
   GstElement* pipeline_ = nullptr;
+  bool playing_ = false;         // main context only
   std::vector<Client> clients_;  // main context only
   guint64 frames_ = 0;           // streaming thread only
 };

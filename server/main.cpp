@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // visualsearch-server: a web page and a JSON API in front of the plugin's
-// elements. Model and index are loaded once; every query runs through a
-// pipeline (server/search_service.h). README.md documents the API.
+// elements. The model is loaded once; every query is embedded through a
+// pipeline (server/search_service.h) and searched in the gallery served, which
+// follows the index on disk when an indexer replaces it. README.md documents
+// the API.
 #include <gst/gst.h>
 #include <libsoup/soup.h>
 #include <opencv2/core.hpp>
@@ -11,6 +13,7 @@
 
 #include <glib-unix.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -30,6 +33,8 @@
 #include "engine/base/image_header.h"
 #include "engine/dataset/cifar_dataset.h"
 #include "engine/index/catalog.h"
+#include "engine/index/gallery.h"
+#include "engine/index/gallery_reload.h"
 #include "engine/index/index_store.h"
 #include "engine/model/embedding_engine.h"
 #include "engine/render/thumbnail_cache.h"
@@ -65,11 +70,24 @@ struct Settings {
   int query_side = 512;             // queries are shrunk to this shorter side
 };
 
+// The gallery served and what is derived from it, replaced whole when an
+// indexer replaces the index on disk (follow_gallery); a request holds the one
+// it started with until it is answered.
+struct Served {
+  std::shared_ptr<const vs::Gallery> gallery;
+  std::string gallery_root;  // where originals are read: --gallery, or the catalog's folder
+  std::string index_json;    // GET /api/index
+  std::string ids_text;      // which ids there are, for a 404
+  // GET /api/items: every item by label, then id; and each label's by id.
+  std::vector<const vs::CatalogItem*> by_label;
+  std::map<int, std::vector<const vs::CatalogItem*>> of_label;
+};
+
 struct App {
   Settings settings;
-  vs::Catalog catalog;
-  std::unique_ptr<vs::IndexStore> store;  // for "more like this"
-  std::mutex store_mutex;
+  std::shared_ptr<const Served> served;  // under served_mutex
+  std::mutex served_mutex;
+  std::unique_ptr<vs::GalleryReload> reload;  // main loop only
   std::unique_ptr<QueryPipeline> queries;
   std::unique_ptr<LiveCamera> live;
   std::mutex thumbnails_mutex;
@@ -81,14 +99,25 @@ struct App {
   GThreadPool* workers = nullptr;
   std::unique_ptr<MemoryBudget> queue;        // see Settings::queue_bytes
   std::unique_ptr<MemoryBudget> decode_gate;  // full-size pictures being decoded
-  std::string index_json;
 };
 
-constexpr size_t kMadeThumbnails = 1024;  // about 5 KB each
+constexpr size_t kMadeThumbnails = 1024;              // about 5 KB each
+constexpr int64_t kPageDefault = 60, kPageMax = 500;  // items per GET /api/items
+constexpr int64_t kOriginalMax = int64_t(256) << 20;  // the largest original served
+// How often the index file is looked at, and how long a replaced one must
+// keep still before it is loaded (vs::GalleryReload).
+constexpr guint kReloadPoll = 250;  // ms
+constexpr std::chrono::milliseconds kReloadSettleTime(200);
 constexpr const char* kUploadShare = "vs-upload-share";
 constexpr const char* kDeadline = "vs-deadline";
 
 App* app = nullptr;
+
+// The gallery served now; any thread.
+std::shared_ptr<const Served> served() {
+  std::lock_guard<std::mutex> lock(app->served_mutex);
+  return app->served;
+}
 
 void set_security_headers(SoupServerMessage* msg) {
   SoupMessageHeaders* headers = soup_server_message_get_response_headers(msg);
@@ -134,22 +163,21 @@ bool authorized(SoupServerMessage* msg, GHashTable* query) {
   return !given.empty() && same_secret(given, app->settings.token);
 }
 
-// The neighbours to show: k at most, within max_distance (a bound on the
-// distance for l2, on the similarity for ip), without the item exclude.
-std::vector<vs::json::Neighbor> shown_neighbors(const std::vector<Neighbor>& neighbors, unsigned k,
-                                                std::optional<double> max_distance,
+// The neighbours to show: k at most, at most max_distance away (a distance,
+// smaller is closer, for both metrics: vs::distance_of), without the item
+// exclude.
+std::vector<vs::json::Neighbor> shown_neighbors(const vs::Gallery& gallery,
+                                                const std::vector<vs::Neighbor>& neighbors,
+                                                unsigned k, std::optional<double> max_distance,
                                                 int64_t exclude = -1) {
-  const bool l2 = app->catalog.facts().metric == "l2";
   std::vector<vs::json::Neighbor> shown;
-  for (const Neighbor& n : neighbors) {
+  for (const vs::Neighbor& n : neighbors) {
     if (n.id == exclude) continue;
-    if (max_distance && (l2 ? n.distance > *max_distance : n.distance < *max_distance)) continue;
+    if (max_distance && vs::distance_of(gallery.metric(), n.distance) > *max_distance) continue;
     if (shown.size() == k) break;
-    const vs::CatalogItem* item = app->catalog.item(n.id);
-    const vs::json::Item described =
-        item ? vs::json::item_of(*item) : vs::json::Item{n.id, n.label, n.label_name, n.source};
-    shown.push_back(
-        vs::json::Neighbor{described, static_cast<unsigned>(shown.size() + 1), n.distance});
+    const vs::json::Item described = n.item ? vs::json::item_of(*n.item) : vs::json::Item{n.id};
+    shown.push_back(vs::json::scored(described, static_cast<unsigned>(shown.size() + 1),
+                                     gallery.metric(), n.distance));
   }
   return shown;
 }
@@ -213,12 +241,14 @@ GBytes* upload_bytes(SoupServerMessage* msg, std::string* error) {
 struct SearchJob;
 struct SimilarJob;
 struct ThumbnailJob;
-// What the worker threads run: a search's decoding, a "more like this", or a
-// thumbnail made from an original.
+struct OriginalJob;
+// What the worker threads run: a search's decoding, a "more like this", a
+// thumbnail made from an original, or an original read.
 struct WorkItem {
   SearchJob* search = nullptr;
   SimilarJob* similar = nullptr;
   ThumbnailJob* thumbnail = nullptr;
+  OriginalJob* original = nullptr;
 };
 
 // A 503 of a full queue: the queue drains within about a second.
@@ -316,13 +346,29 @@ void run_search(SearchJob* job) {
       finish_search(job, 500, vs::json::error_body(500, result.error));
       return;
     }
-    const double total_ms =
-        std::chrono::duration<double, std::milli>(Clock::now() - job->received).count();
-    const vs::json::SearchTimings timings{decode_ms, result.queued_ms, result.search_ms,
-                                          result.batch, total_ms};
+    // The gallery served when the embedding came out: one replaced since the
+    // upload arrived is searched already.
+    const std::shared_ptr<const Served> now = served();
+    const Clock::time_point search_start = Clock::now();
+    std::vector<vs::Neighbor> found;
+    try {
+      now->gallery->check_query(result.model_id.c_str(), result.preprocessing_id.c_str(),
+                                static_cast<int>(result.embedding.size()));
+      now->gallery->search(result.embedding.data(), static_cast<int>(job->args.k), {}, std::nullopt,
+                           &found);
+    } catch (const std::exception& e) {
+      finish_search(job, 500, vs::json::error_body(500, e.what()));
+      return;
+    }
+    const Clock::time_point end = Clock::now();
+    const double search_ms =
+        result.search_ms + std::chrono::duration<double, std::milli>(end - search_start).count();
+    const double total_ms = std::chrono::duration<double, std::milli>(end - job->received).count();
+    const vs::json::SearchTimings timings{decode_ms, result.queued_ms, search_ms, result.batch,
+                                          total_ms};
     const std::string json = vs::json::search_answer(
-        w, h, job->args.k, app->catalog.facts().metric,
-        shown_neighbors(result.neighbors, job->args.k, job->args.max_distance), timings);
+        w, h, job->args.k, now->gallery->facts().metric,
+        shown_neighbors(*now->gallery, found, job->args.k, job->args.max_distance), timings);
     finish_search(job, 200, json);
   });
 }
@@ -359,17 +405,23 @@ void handle_search(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*
   g_thread_pool_push(app->workers, new WorkItem{job, nullptr, nullptr}, nullptr);
 }
 
-// A thumbnail made from the original file, or an empty one.
-std::vector<uint8_t> file_thumbnail(const std::string& source) {
-  if (app->settings.gallery.empty() || source.find("#t=") != std::string::npos) return {};
-  // Only a file inside the gallery root, whatever the catalog says.
-  char* root = realpath(app->settings.gallery.c_str(), nullptr);
-  char* path = realpath((app->settings.gallery + "/" + source).c_str(), nullptr);
+// The file of a source inside the gallery root, links resolved; "" for one
+// outside it, whatever the catalog says, or for a video frame ("#t=").
+std::string file_in_gallery(const std::string& gallery_root, const std::string& source) {
+  if (gallery_root.empty() || source.find("#t=") != std::string::npos) return "";
+  char* root = realpath(gallery_root.c_str(), nullptr);
+  char* path = realpath((gallery_root + "/" + source).c_str(), nullptr);
   const bool inside = root && path && g_str_has_prefix(path, root) && path[strlen(root)] == '/';
-  const std::string resolved = path ? path : "";
+  const std::string resolved = inside ? path : "";
   free(root);
   free(path);
-  if (!inside) return {};
+  return resolved;
+}
+
+// A thumbnail made from the original file, or an empty one.
+std::vector<uint8_t> file_thumbnail(const std::string& gallery_root, const std::string& source) {
+  const std::string resolved = file_in_gallery(gallery_root, source);
+  if (resolved.empty()) return {};
   // Read whole, so that the decode gate knows the size before decoding; no
   // picture within the pixel limit takes more than 8 bytes a pixel.
   struct stat st;
@@ -386,14 +438,14 @@ std::vector<uint8_t> file_thumbnail(const std::string& source) {
 }
 
 // A thumbnail made from the item's original: its CIFAR record or its file.
-std::vector<uint8_t> made_thumbnail(const vs::CatalogItem& item) {
+std::vector<uint8_t> made_thumbnail(const Served& from, const vs::CatalogItem& item) {
   if (g_str_has_prefix(item.source.c_str(), "cifar")) {
     if (app->settings.dataset.empty()) return {};
     std::lock_guard<std::mutex> lock(app->thumbnails_mutex);
     const cv::Mat& rgb = app->thumbnail_cache->get(item.id, item.source, 64);
     return rgb.empty() ? std::vector<uint8_t>() : vs::encode_thumbnail(rgb, 64);
   }
-  return file_thumbnail(item.source);
+  return file_thumbnail(from.gallery_root, item.source);
 }
 
 void respond_thumbnail(SoupServerMessage* msg, int64_t id, const std::vector<uint8_t>& jpeg) {
@@ -410,6 +462,7 @@ void respond_thumbnail(SoupServerMessage* msg, int64_t id, const std::vector<uin
 
 struct ThumbnailJob {
   SoupServerMessage* msg;
+  std::shared_ptr<const Served> from;
   vs::CatalogItem item;
 };
 
@@ -419,13 +472,15 @@ void run_thumbnail(ThumbnailJob* job) {
   std::vector<uint8_t> jpeg;
   std::string failure;
   try {
-    jpeg = made_thumbnail(job->item);
+    jpeg = made_thumbnail(*job->from, job->item);
   } catch (const std::exception& e) { failure = e.what(); }
   run_on_main([job, jpeg = std::move(jpeg), failure] {
     if (!failure.empty()) {
       respond_error(job->msg, 500, failure);
     } else {
-      if (!jpeg.empty() && app->made_thumbnails.emplace(job->item.id, jpeg).second) {
+      // Ids name other items in a gallery replaced meanwhile.
+      if (!jpeg.empty() && job->from == served() &&
+          app->made_thumbnails.emplace(job->item.id, jpeg).second) {
         app->made_order.push_back(job->item.id);
         if (app->made_order.size() > kMadeThumbnails) {
           app->made_thumbnails.erase(app->made_order.front());
@@ -442,10 +497,12 @@ void run_thumbnail(ThumbnailJob* job) {
 
 // The catalog's thumbnail or one made before, at once; else one is made on a
 // worker thread.
-void handle_thumbnail(SoupServerMessage* msg, const vs::CatalogItem& item) {
+void handle_thumbnail(SoupServerMessage* msg, const std::shared_ptr<const Served>& from,
+                      const vs::CatalogItem& item) {
   std::vector<uint8_t> jpeg;
   try {
-    if (app->catalog.thumbnails()) jpeg = app->catalog.thumbnail(item.id);
+    const vs::Catalog& catalog = from->gallery->catalog();
+    if (catalog.thumbnails()) jpeg = catalog.thumbnail(item.id);
   } catch (const std::exception& e) {
     respond_error(msg, 500, e.what());
     return;
@@ -453,7 +510,7 @@ void handle_thumbnail(SoupServerMessage* msg, const vs::CatalogItem& item) {
   if (jpeg.empty()) {
     const auto made = app->made_thumbnails.find(item.id);
     if (made == app->made_thumbnails.end()) {
-      auto* job = new ThumbnailJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), item};
+      auto* job = new ThumbnailJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), from, item};
       soup_server_message_pause(msg);
       g_thread_pool_push(app->workers, new WorkItem{nullptr, nullptr, job}, nullptr);
       return;
@@ -463,8 +520,98 @@ void handle_thumbnail(SoupServerMessage* msg, const vs::CatalogItem& item) {
   respond_thumbnail(msg, item.id, jpeg);
 }
 
+struct OriginalJob {
+  SoupServerMessage* msg;
+  std::shared_ptr<const Served> from;
+  vs::CatalogItem item;
+};
+
+// On a worker thread: the original file of a folder gallery's item, as it is
+// on disk, if it lies inside the gallery root and a browser can show it.
+void run_original(OriginalJob* job) {
+  const std::string id = std::to_string(job->item.id);
+  int status = 200;
+  std::string body, type = "image/jpeg", error;
+  const std::string path = file_in_gallery(job->from->gallery_root, job->item.source);
+  struct stat st;
+  if (path.empty()) {
+    status = 404;
+    error = "item " + id + " has no original in the gallery folder '" + job->from->gallery_root +
+            "' (a CIFAR item, a video frame, a moved gallery: start the server with --gallery "
+            "DIR)";
+  } else if (stat(path.c_str(), &st) != 0 || st.st_size > kOriginalMax) {
+    status = 404;
+    error = "item " + id + "'s original cannot be read, or is larger than " +
+            std::to_string(kOriginalMax >> 20) + " MB";
+  } else {
+    try {
+      const std::vector<uint8_t> bytes = vs::read_regular_file(path, "gallery picture");
+      const char* known = picture_type(bytes.data(), bytes.size());
+      if (!known) {
+        status = 415;
+        error = "item " + id + "'s original is not a picture a browser shows (JPEG, PNG, GIF, " +
+                "WebP, BMP); its thumbnail is at /api/items/" + id + "/thumbnail";
+      } else {
+        type = known;
+        body.assign(bytes.begin(), bytes.end());
+      }
+    } catch (const std::exception& e) {
+      status = 404;
+      error = e.what();
+    }
+  }
+  if (status != 200) {
+    answer_json_later(job->msg, status, vs::json::error_body(status, error));
+  } else {
+    run_on_main([msg = job->msg, type, body = std::move(body)] {
+      respond(msg, 200, type.c_str(), body);
+      soup_server_message_unpause(msg);
+      g_object_unref(msg);
+    });
+  }
+  delete job;
+}
+
+// GET /api/items?label=&offset=&limit=: a page of the gallery, by label.
+void handle_item_list(SoupServerMessage* msg, GHashTable* query) {
+  const std::shared_ptr<const Served> now = served();
+  std::optional<int> label;
+  int64_t offset = 0, limit = kPageDefault;
+  struct Param {
+    const char* name;
+    int64_t min, max;
+    const char* what;
+  };
+  for (const Param& p : {Param{"label", -1, INT_MAX, "a label number"},
+                         Param{"offset", 0, INT64_MAX, "a whole number from 0"},
+                         Param{"limit", 1, kPageMax, "a whole number from 1 to 500"}}) {
+    const std::string text = query_value(query, p.name);
+    if (text.empty()) continue;
+    const auto v = parse_int(text, p.min, p.max);
+    if (!v) {
+      respond_error(msg, 400, std::string(p.name) + " must be " + p.what + ", not '" + text + "'");
+      return;
+    }
+    if (p.name == std::string("label")) label = static_cast<int>(*v);
+    if (p.name == std::string("offset")) offset = *v;
+    if (p.name == std::string("limit")) limit = *v;
+  }
+  static const std::vector<const vs::CatalogItem*> none;
+  const std::vector<const vs::CatalogItem*>* items = &now->by_label;
+  if (label) {
+    const auto found = now->of_label.find(*label);
+    items = found == now->of_label.end() ? &none : &found->second;
+  }
+  const auto total = static_cast<int64_t>(items->size());
+  std::vector<vs::json::Item> page;
+  for (int64_t i = offset; i < total && i < offset + limit; i++)
+    page.push_back(vs::json::item_of(*(*items)[i]));
+  respond_json(msg, 200, vs::json::items_page(label, total, offset, limit, page));
+}
+
 struct SimilarJob {
   SoupServerMessage* msg;
+  std::shared_ptr<const Served> from;
   int64_t id;
   SearchArgs args;
 };
@@ -473,18 +620,13 @@ void run_similar(SimilarJob* job) {
   std::string json;
   int status = 200;
   try {
-    std::vector<std::vector<vs::Hit>> hits;
-    {
-      std::lock_guard<std::mutex> lock(app->store_mutex);
-      const std::vector<float> vector = app->store->reconstruct(job->id);
-      hits = app->store->search(vector.data(), 1, static_cast<int>(job->args.k) + 1, {});
-    }
-    std::vector<Neighbor> neighbors;
-    for (const vs::Hit& hit : hits.at(0))
-      neighbors.push_back(Neighbor{hit.id, hit.distance, -1, "", ""});
+    const vs::Gallery& gallery = *job->from->gallery;
+    const std::vector<float> vector = gallery.index().reconstruct(job->id);
+    std::vector<vs::Neighbor> neighbors;
+    gallery.search(vector.data(), static_cast<int>(job->args.k) + 1, {}, std::nullopt, &neighbors);
     json = vs::json::similar_answer(
-        vs::json::item_of(*app->catalog.item(job->id)), job->args.k, app->catalog.facts().metric,
-        shown_neighbors(neighbors, job->args.k, job->args.max_distance, job->id));
+        vs::json::item_of(*gallery.catalog().item(job->id)), job->args.k, gallery.facts().metric,
+        shown_neighbors(gallery, neighbors, job->args.k, job->args.max_distance, job->id));
   } catch (const std::exception& e) {
     status = 500;
     json = vs::json::error_body(500, e.what());
@@ -495,43 +637,51 @@ void run_similar(SimilarJob* job) {
 
 void handle_items(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable* query,
                   gpointer) {
-  // /api/items/{id}[/thumbnail|/similar]
+  // /api/items, /api/items/{id}[/thumbnail|/similar|/original]
+  if (strlen(path) <= strlen("/api/items/")) {
+    handle_item_list(msg, query);
+    return;
+  }
   const std::string rest = std::string(path).substr(strlen("/api/items/"));
   const size_t slash = rest.find('/');
   const std::string id_text = rest.substr(0, slash);
   const std::string what = slash == std::string::npos ? "" : rest.substr(slash + 1);
   const auto id = parse_int(id_text, 0, INT64_MAX);
-  const vs::CatalogItem* item = id ? app->catalog.item(*id) : nullptr;
+  const std::shared_ptr<const Served> now = served();
+  const vs::CatalogItem* item = id ? now->gallery->catalog().item(*id) : nullptr;
   if (!item) {
-    respond_error(msg, 404,
-                  "no gallery item '" + id_text + "'; ids run from 0 to " +
-                      std::to_string(app->catalog.facts().count - 1));
+    respond_error(msg, 404, "no gallery item '" + id_text + "'; " + now->ids_text);
     return;
   }
   if (what.empty()) {
     respond_json(msg, 200, vs::json::item_answer(vs::json::item_of(*item)));
   } else if (what == "thumbnail") {
-    handle_thumbnail(msg, *item);
+    handle_thumbnail(msg, now, *item);
   } else if (what == "similar") {
     SearchArgs args;
     if (!parse_search_args(msg, query, &args)) return;
-    auto* job = new SimilarJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), *id, args};
+    auto* job = new SimilarJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), now, *id, args};
     soup_server_message_pause(msg);
     g_thread_pool_push(app->workers, new WorkItem{nullptr, job, nullptr}, nullptr);
+  } else if (what == "original") {
+    auto* job = new OriginalJob{SOUP_SERVER_MESSAGE(g_object_ref(msg)), now, *item};
+    soup_server_message_pause(msg);
+    g_thread_pool_push(app->workers, new WorkItem{nullptr, nullptr, nullptr, job}, nullptr);
   } else {
-    respond_error(msg, 404, "no such item resource '" + what + "': use thumbnail or similar");
+    respond_error(msg, 404,
+                  "no such item resource '" + what + "': use thumbnail, similar or original");
   }
 }
 
 void handle_index(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) {
-  respond_json(msg, 200, app->index_json);
+  respond_json(msg, 200, served()->index_json);
 }
 
 void handle_api_other(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
                       gpointer) {
-  respond_error(
-      msg, 404,
-      std::string("no API at ") + path + "; see /api/index, /api/search, /api/items/{id}");
+  respond_error(msg, 404,
+                std::string("no API at ") + path +
+                    "; see /api/index, /api/search, /api/items, /api/items/{id}");
 }
 
 void handle_static(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, gpointer) {
@@ -580,6 +730,7 @@ struct Route {
 const Route kRoutes[] = {
     {"/api/search", "POST", true, true, "POST a picture to /api/search"},
     {"/api/items/", "GET", true, false, "items are read with GET"},
+    {"/api/items", "GET", true, false, "items are read with GET"},
     {"/api/index", "GET", true, false, "the index facts are read with GET"},
     {"/api/live/events", "GET", true, false, "the live events are read with GET"},
     {"/api", nullptr, false, false, nullptr},
@@ -727,9 +878,10 @@ int query_side_for(const std::string& preprocessing_id) {
   return side > 0 ? 2 * side : 512;
 }
 
-std::string build_index_json() {
+std::string build_index_json(const vs::Gallery& gallery) {
+  const vs::Catalog& catalog = gallery.catalog();
   std::map<int, vs::json::LabelCount> labels;
-  for (const vs::CatalogItem& item : app->catalog.items()) {
+  for (const vs::CatalogItem& item : catalog.items()) {
     vs::json::LabelCount& entry = labels[item.label];
     entry.label = item.label;
     entry.label_name = item.label_name;
@@ -737,10 +889,91 @@ std::string build_index_json() {
   }
   std::vector<vs::json::LabelCount> label_list;
   for (const auto& [label, entry] : labels) label_list.push_back(entry);
-  const vs::json::ServerFacts server{app->settings.index, app->catalog.thumbnails() != nullptr,
+  const vs::json::ServerFacts server{app->settings.index, catalog.thumbnails() != nullptr,
                                      app->live != nullptr, app->settings.k_default,
                                      app->settings.k_max};
-  return vs::json::index_answer(app->catalog.facts(), server, label_list);
+  return vs::json::index_answer(catalog.facts(), server, label_list);
+}
+
+// The ids a catalog holds, in a sentence: after an update they need not run
+// from 0 to count - 1.
+std::string ids_text(const vs::Catalog& catalog) {
+  const std::vector<vs::CatalogItem>& items = catalog.items();
+  if (items.empty()) return "the gallery is empty";
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  for (const vs::CatalogItem& item : items) {
+    lo = std::min(lo, item.id);
+    hi = std::max(hi, item.id);
+  }
+  const auto n = static_cast<int64_t>(items.size());
+  std::string text = "the gallery holds " + std::to_string(n) + (n == 1 ? " item" : " items") +
+                     ", ids " + std::to_string(lo) + " to " + std::to_string(hi);
+  if (hi - lo + 1 != n) text += ", not every id in between";
+  return text;
+}
+
+std::shared_ptr<const Served> serve(std::shared_ptr<const vs::Gallery> gallery) {
+  auto next = std::make_shared<Served>();
+  next->gallery = std::move(gallery);
+  // A folder gallery's catalog records its folder: originals come from there
+  // unless --gallery names another (the gallery was moved).
+  next->gallery_root =
+      app->settings.gallery.empty() ? next->gallery->facts().gallery_root : app->settings.gallery;
+  next->index_json = build_index_json(*next->gallery);
+  next->ids_text = ids_text(next->gallery->catalog());
+  for (const vs::CatalogItem& item : next->gallery->catalog().items()) {
+    next->by_label.push_back(&item);
+    next->of_label[item.label].push_back(&item);
+  }
+  const auto by_id = [](const vs::CatalogItem* a, const vs::CatalogItem* b) {
+    return a->id < b->id;
+  };
+  std::sort(next->by_label.begin(), next->by_label.end(),
+            [](const vs::CatalogItem* a, const vs::CatalogItem* b) {
+              return a->label != b->label ? a->label < b->label : a->id < b->id;
+            });
+  for (auto& [label, items] : next->of_label) std::sort(items.begin(), items.end(), by_id);
+  return next;
+}
+
+// Takes over a gallery loaded in the background, unless it failed to load or
+// was built by another model than the one the query pipeline runs.
+void adopt_gallery(vs::GalleryReload::Loaded loaded) {
+  const std::shared_ptr<const Served> was = served();
+  std::string error = loaded.error;
+  if (loaded.gallery) {
+    try {
+      const vs::IndexFacts& facts = was->gallery->facts();
+      loaded.gallery->check_query(facts.model_id.c_str(), facts.preprocessing_id.c_str(),
+                                  was->gallery->dims());
+    } catch (const std::exception& e) { error = e.what(); }
+  }
+  if (!error.empty()) {
+    g_printerr(
+        "visualsearch-server: cannot switch to the replaced index %s; still serving the "
+        "previous one (restart the server to serve another model's index): %s\n",
+        app->settings.index.c_str(), error.c_str());
+    return;
+  }
+  std::shared_ptr<const Served> next = serve(std::move(loaded.gallery));
+  {
+    std::lock_guard<std::mutex> lock(app->served_mutex);
+    app->served = next;
+  }
+  // Ids may name other items now.
+  app->made_thumbnails.clear();
+  app->made_order.clear();
+  g_print("visualsearch-server: reloaded %s: %" G_GINT64_FORMAT " items\n",
+          app->settings.index.c_str(), next->gallery->size());
+}
+
+// A GLib timeout on the main loop: an indexer that renamed a new index (and
+// catalog) over the served ones is followed once they settle, loaded in the
+// background; requests in flight finish with the gallery they started with.
+gboolean follow_gallery(gpointer) {
+  if (app->reload->poll(Clock::now()) == vs::GalleryReload::Step::Finished)
+    adopt_gallery(app->reload->take());
+  return G_SOURCE_CONTINUE;
 }
 
 gboolean quit_loop(gpointer loop) {
@@ -864,25 +1097,23 @@ bool settings_from(const Options& o, Settings* s) {
 // threads; false after printing why it cannot.
 bool load_gallery_and_pipelines(const Settings& s) {
   try {
-    app->catalog = vs::Catalog::load(vs::catalog_path_for(s.index));
-    // A folder gallery's catalog records its folder: originals come from there
-    // unless --gallery names another (the gallery was moved).
-    if (app->settings.gallery.empty()) app->settings.gallery = app->catalog.facts().gallery_root;
-    app->store = std::make_unique<vs::IndexStore>(vs::IndexStore::load(s.index));
+    app->reload =
+        std::make_unique<vs::GalleryReload>(s.index, vs::IndexLoadMode::Copy, kReloadSettleTime);
+    app->reload->mark_loaded();
+    auto gallery = std::make_shared<const vs::Gallery>(vs::Gallery::load(s.index));
     app->thumbnail_cache = std::make_unique<vs::ThumbnailCache>(
         256, std::make_shared<vs::CifarSources>(s.dataset), nullptr);
     QueryOptions query_options;
     query_options.index = s.index;
     query_options.batch_size = s.batch_size;
-    query_options.k_max = s.k_max + 1;
     app->queries = std::make_unique<QueryPipeline>(query_options);
     if (s.camera != "none") app->live = std::make_unique<LiveCamera>(s.camera, s.index);
+    app->served = serve(std::move(gallery));
   } catch (const std::exception& e) {
     g_printerr("visualsearch-server: %s\n", e.what());
     return false;
   }
-  app->index_json = build_index_json();
-  app->settings.query_side = query_side_for(app->catalog.facts().preprocessing_id);
+  app->settings.query_side = query_side_for(served()->gallery->facts().preprocessing_id);
   app->queue = std::make_unique<MemoryBudget>(s.queue_bytes);
   // Room for the largest picture the pixel limit lets through: two large
   // ones take turns instead of doubling the peak.
@@ -893,6 +1124,7 @@ bool load_gallery_and_pipelines(const Settings& s) {
         if (work->search) run_search(work->search);
         if (work->similar) run_similar(work->similar);
         if (work->thumbnail) run_thumbnail(work->thumbnail);
+        if (work->original) run_original(work->original);
         delete work;
       },
       nullptr, 2, FALSE, nullptr);
@@ -906,6 +1138,7 @@ SoupServer* start_server(const Settings& s, int* status) {
   g_signal_connect(server, "request-started", G_CALLBACK(on_request_started), nullptr);
   soup_server_add_handler(server, "/api/search", handle_search, nullptr, nullptr);
   soup_server_add_handler(server, "/api/items/", handle_items, nullptr, nullptr);
+  soup_server_add_handler(server, "/api/items", handle_items, nullptr, nullptr);
   soup_server_add_handler(server, "/api/index", handle_index, nullptr, nullptr);
   soup_server_add_handler(server, "/api/live/events", handle_live, nullptr, nullptr);
   soup_server_add_handler(server, "/api", handle_api_other, nullptr, nullptr);
@@ -947,7 +1180,7 @@ void announce(SoupServer* server, const Settings& s) {
   for (GSList* u = uris; u; u = u->next) {
     gchar* text = g_uri_to_string(static_cast<GUri*>(u->data));
     g_print("visualsearch-server: serving %s (%" G_GINT64_FORMAT " items, %s) at %s\n",
-            s.index.c_str(), app->catalog.facts().count, app->catalog.facts().model_id.c_str(),
+            s.index.c_str(), served()->gallery->size(), served()->gallery->facts().model_id.c_str(),
             text);
     g_free(text);
   }
@@ -961,7 +1194,9 @@ void run(SoupServer* server) {
   GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
   g_unix_signal_add(SIGINT, quit_loop, loop);
   g_unix_signal_add(SIGTERM, quit_loop, loop);
+  const guint follow = g_timeout_add(kReloadPoll, follow_gallery, nullptr);
   g_main_loop_run(loop);
+  g_source_remove(follow);
   g_print("visualsearch-server: stopping\n");
   soup_server_disconnect(server);
   g_object_unref(server);

@@ -19,6 +19,12 @@ static double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+static QueryResult failure(const std::string& why) {
+  QueryResult result;
+  result.error = why;
+  return result;
+}
+
 struct QueryPipeline::Job {
   RgbImage image;
   Done done;
@@ -41,7 +47,7 @@ QueryPipeline::~QueryPipeline() {
   batcher_.join();
   stop_pipeline();
   fail_in_flight("the server is shutting down");
-  for (auto& job : waiting_) job->done(QueryResult{{}, 0, 0, 0, "the server is shutting down"});
+  for (auto& job : waiting_) job->done(failure("the server is shutting down"));
 }
 
 void QueryPipeline::start_pipeline() {
@@ -49,9 +55,7 @@ void QueryPipeline::start_pipeline() {
   // sends after it, so batch-size only caps how many run together.
   const std::string description =
       "appsrc name=src format=time max-bytes=0 ! embedder name=embed batch-size=" +
-      std::to_string(options_.batch_size) +
-      " ! faisssearch name=search k=" + std::to_string(options_.k_max) +
-      " post-messages=false ! appsink name=sink sync=false max-buffers=0";
+      std::to_string(options_.batch_size) + " ! appsink name=sink sync=false max-buffers=0";
   GError* error = nullptr;
   GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
   // An element that is missing (the plugin not on GST_PLUGIN_PATH) comes
@@ -64,11 +68,9 @@ void QueryPipeline::start_pipeline() {
                 " (is the visualsearch plugin installed, or on GST_PLUGIN_PATH?)");
   }
   // The embedder adopts the settings the index was built with.
-  for (const char* name : {"embed", "search"}) {
-    GstElement* element = gst_bin_get_by_name(GST_BIN(pipeline), name);
-    g_object_set(element, "index", options_.index.c_str(), NULL);
-    gst_object_unref(element);
-  }
+  GstElement* embed = gst_bin_get_by_name(GST_BIN(pipeline), "embed");
+  g_object_set(embed, "index", options_.index.c_str(), NULL);
+  gst_object_unref(embed);
 
   GstBus* bus = gst_element_get_bus(pipeline);
   gst_bus_set_sync_handler(bus, (GstBusSyncHandler)on_bus, this, nullptr);
@@ -88,8 +90,8 @@ void QueryPipeline::start_pipeline() {
     broken_ = false;
     broken_reason_.clear();
   }
-  // The embedder loads its model and faisssearch its index on the way to
-  // PAUSED, synchronously; the sink prerolls on the first query.
+  // The embedder loads its model on the way to PAUSED, synchronously; the sink prerolls on the
+  // first query.
   if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     std::string reason;
     {
@@ -162,16 +164,16 @@ void QueryPipeline::batch_loop() {
     if (broken_ || !pipeline_) {
       lock.unlock();
       stop_pipeline();
-      std::string failure;
+      std::string reason;
       try {
         start_pipeline();
-      } catch (const std::exception& e) { failure = e.what(); }
+      } catch (const std::exception& e) { reason = e.what(); }
       lock.lock();
-      if (!failure.empty()) {
+      if (!reason.empty()) {
         for (auto& job : waiting_) {
           Done done = std::move(job->done);
           lock.unlock();
-          done(QueryResult{{}, 0, 0, 0, failure});
+          done(failure(reason));
           lock.lock();
         }
         waiting_.clear();
@@ -213,14 +215,12 @@ GstFlowReturn QueryPipeline::on_sample(GstElement* sink, QueryPipeline* self) {
   GstBuffer* buffer = gst_sample_get_buffer(sample);
   const uint64_t sequence = GST_BUFFER_OFFSET(buffer);
   QueryResult result;
-  if (GstVisualSearchNeighborsMeta* meta = gst_buffer_get_visualsearch_neighbors_meta(buffer)) {
-    for (guint i = 0; i < meta->n_neighbors; i++) {
-      const GstVisualSearchNeighbor& n = meta->neighbors[i];
-      result.neighbors.push_back(Neighbor{
-          n.id, n.distance, n.label, n.label_name ? n.label_name : "", n.source ? n.source : ""});
-    }
+  if (GstVisualSearchEmbeddingMeta* meta = gst_buffer_get_visualsearch_embedding_meta(buffer)) {
+    result.embedding.assign(meta->values, meta->values + meta->dims);
+    result.model_id = meta->model_id ? meta->model_id : "";
+    result.preprocessing_id = meta->preprocessing_id ? meta->preprocessing_id : "";
   } else {
-    result.error = "the query frame came out of the pipeline without neighbours";
+    result.error = "the query frame came out of the embedder without an embedding";
   }
   gst_sample_unref(sample);
 
@@ -267,7 +267,7 @@ void QueryPipeline::fail_in_flight(const std::string& why) {
     std::lock_guard<std::mutex> lock(mutex_);
     failed.swap(in_flight_);
   }
-  for (auto& job : failed) job->done(QueryResult{{}, 0, 0, 0, why});
+  for (auto& job : failed) job->done(failure(why));
 }
 
 }  // namespace vs::server

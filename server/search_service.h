@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 // The searches visualsearch-server runs, all through the plugin's elements:
-// an uploaded picture goes through appsrc ! embedder ! faisssearch ! appsink,
-// in batches of whatever arrived within a few milliseconds of each other; a
-// live camera through CAMERA ! embedder ! faisssearch ! searchoverlay ! jpegenc.
+// an uploaded picture goes through appsrc ! embedder ! appsink, in batches of
+// whatever arrived within a few milliseconds of each other, and its embedding
+// is searched in the gallery the server holds (which follows the index on
+// disk); a live camera goes through CAMERA ! embedder ! faisssearch reload=true
+// ! searchoverlay ! jpegenc.
 #pragma once
 
 #include <gst/gst.h>
@@ -21,27 +23,23 @@
 
 namespace vs::server {
 
-struct Neighbor {
-  int64_t id = -1;
-  float distance = 0;
-  int label = -1;
-  std::string label_name;
-  std::string source;
-};
-
+// The embedding of one query; the server searches it in the gallery it
+// serves at that moment (main.cpp), so that a gallery replaced on disk is
+// taken over between two queries.
 struct QueryResult {
-  std::vector<Neighbor> neighbors;
-  double queued_ms = 0;  // waiting for the batch to start
-  double search_ms = 0;  // embedder + faisssearch, for the whole batch
-  unsigned batch = 0;    // how many queries shared the embedder batch
-  std::string error;     // non-empty: the pipeline failed on this query
+  std::vector<float> embedding;
+  std::string model_id;          // the embedder's, for Gallery::check_query
+  std::string preprocessing_id;  // likewise
+  double queued_ms = 0;          // waiting for the batch to start
+  double search_ms = 0;          // the embedder, for the whole batch
+  unsigned batch = 0;            // how many queries shared the embedder batch
+  std::string error;             // non-empty: the pipeline failed on this query
 };
 
 struct QueryOptions {
   std::string index;  // the embedder adopts its settings from its catalog
   unsigned batch_size = 16;
   unsigned batch_window_ms = 4;  // how long a batch waits for company
-  unsigned k_max = 100;
 };
 
 // One long-running query pipeline. submit() may be called from any thread;
@@ -57,7 +55,7 @@ class QueryPipeline {
   QueryPipeline(const QueryPipeline&) = delete;
   QueryPipeline& operator=(const QueryPipeline&) = delete;
 
-  // Queries the k_max nearest neighbours of image.
+  // Embeds image.
   void submit(RgbImage image, Done done);
 
   const QueryOptions& options() const { return options_; }

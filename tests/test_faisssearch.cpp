@@ -283,15 +283,18 @@ GST_START_TEST (test_max_distance)
   fail_unless (some > 1 && some < 40, "%u", some);
   gst_harness_teardown (h);
 
+  /* ip: a distance too, 1 - the inner product, in [0, 2]. */
   TestGallery ip = write_gallery ("ip.faiss", 40, vs::Metric::InnerProduct, 4);
   h = search_harness (ip.path, "k=40");
-  g_object_set (search_of (h), "max-distance", 0.9999, NULL);
+  g_object_set (search_of (h), "max-distance", 1e-4, NULL);
   fail_unless_equals_int (count_neighbors (h, ip.vector (0)), 1);
-  g_object_set (search_of (h), "max-distance", 0.0, NULL);
+  g_object_set (search_of (h), "max-distance", 1.0, NULL);
   some = count_neighbors (h, ip.vector (0));
   fail_unless (some > 1 && some < 40, "%u", some);
-  g_object_set (search_of (h), "max-distance", -1.5, NULL);
+  g_object_set (search_of (h), "max-distance", 2.5, NULL);
   fail_unless_equals_int (count_neighbors (h, ip.vector (0)), 40);
+  g_object_set (search_of (h), "max-distance", -0.5, NULL);
+  fail_unless_equals_int (count_neighbors (h, ip.vector (0)), 0);
   gst_harness_teardown (h);
 }
 

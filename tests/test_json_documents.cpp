@@ -58,9 +58,9 @@ void
 test_neighbor_list ()
 {
   const std::vector<vs::json::Neighbor> neighbors = {
-      {{3, 1, "cat", "cats/a.png"}, 1, 0.5},
-      {{9, -1, "", "caf\xe9.jpg"}, 2,
-          std::numeric_limits<double>::quiet_NaN ()},
+      {{3, 1, "cat", "cats/a.png"}, 1, 0.5, 0.5},
+      {{9, -1, "", "caf\xe9.jpg"}, 2, std::numeric_limits<double>::quiet_NaN (),
+          0.25},
   };
   const std::string text =
       vs::json::similar_answer ({7, 1, "cat", "cats/b.png"}, 2, "ip",
@@ -69,7 +69,7 @@ test_neighbor_list ()
       "{\"id\":3,\"label\":1,\"label_name\":\"cat\","
       "\"source\":\"cats/a.png\","
       "\"thumbnail\":\"/api/items/3/thumbnail\",\"rank\":1,"
-      "\"distance\":0.5}"));
+      "\"distance\":0.5,\"similarity\":0.5}"));
   JsonNode *root = parse (text);
   JsonObject *o = json_node_get_object (root);
   g_assert_true (member_names (o)
@@ -79,7 +79,7 @@ test_neighbor_list ()
   JsonObject *second = json_array_get_object_element (list, 1);
   g_assert_true (member_names (second)
       == (std::vector<std::string>{"id", "label", "label_name", "source",
-          "thumbnail", "rank", "distance"}));
+          "thumbnail", "rank", "distance", "similarity"}));
   g_assert_true (json_object_get_null_member (second, "distance"));
   g_assert_cmpstr (json_object_get_string_member (second, "source"), ==,
       "caf\xef\xbf\xbd.jpg");
@@ -93,7 +93,7 @@ test_neighbor_list ()
       json_array_get_object_element (json_node_get_array (bare), 0);
   g_assert_true (member_names (first)
       == (std::vector<std::string>{"id", "label", "label_name", "source",
-          "rank", "distance"}));
+          "rank", "distance", "similarity"}));
   json_node_unref (bare);
   g_object_unref (builder);
 }
@@ -113,6 +113,17 @@ test_live_event ()
       vs::json::neighbors_of (meta);
   gst_buffer_unref (buffer);
   g_assert_cmpuint (neighbors.size (), ==, 2);
+  g_assert_cmpfloat (neighbors[1].similarity, ==, 0.25);
+
+  /* ip: the meta's score is the similarity, the distance 1 - it. */
+  buffer = gst_buffer_new ();
+  const GstVisualSearchNeighbor ip_found[] = {{7, 0.75f, 1, NULL, NULL}};
+  const std::vector<vs::json::Neighbor> ip = vs::json::
+      neighbors_of (gst_buffer_add_visualsearch_neighbors_meta (buffer,
+          GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 1, ip_found));
+  gst_buffer_unref (buffer);
+  g_assert_cmpfloat (ip.at (0).similarity, ==, 0.75);
+  g_assert_cmpfloat (ip.at (0).distance, ==, 0.25);
   g_assert_cmpuint (neighbors[1].rank, ==, 2);
   g_assert_cmpstr (neighbors[1].item.label_name.c_str (), ==, "");
 
@@ -126,8 +137,11 @@ test_live_event ()
                                          "neighbors"),
           0);
   g_assert_cmpint (json_object_get_int_member (first, "id"), ==, 12);
+  /* l2: the distance is the squared L2 distance, the similarity 1 - d2 / 2. */
   g_assert_cmpfloat (json_object_get_double_member (first, "distance"), ==,
       0.25);
+  g_assert_cmpfloat (json_object_get_double_member (first, "similarity"), ==,
+      0.875);
   json_node_unref (root);
 
   root = parse (vs::json::live_event (6, 1234, "l2", {}));

@@ -119,7 +119,8 @@ with tempfile.TemporaryDirectory() as tmp:
             res = js(body) or {}
             n = res.get("neighbors", [])
             found += status == 200 and len(n) == 5 and n[0]["source"] == rel and \
-                n[0]["id"] == i and n[0]["rank"] == 1 and abs(n[0]["distance"] - 1) < 1e-3
+                n[0]["id"] == i and n[0]["rank"] == 1 and abs(n[0]["distance"]) < 1e-3 and \
+                abs(n[0]["similarity"] - 1) < 1e-3
         check(found == len(paths), f"each of the {len(paths)} gallery pictures finds itself at rank 1 ({found})")
         check(all(key in res.get("timings", {}) for key in ("decode_ms", "embed_search_ms", "total_ms")),
               "a search reports its timings")
@@ -164,10 +165,10 @@ with tempfile.TemporaryDirectory() as tmp:
         res = js(body) or {}
         check(status == 200 and [n["source"] for n in res.get("neighbors", [])][:1] == [paths[3]] and
               len(res["neighbors"]) == 3, "a multipart/form-data upload searches its file (k=3)")
-        status, _, body, _ = server.request("/api/search?k=30&max-distance=0.9999", data=png)
+        status, _, body, _ = server.request("/api/search?k=30&max-distance=0.0001", data=png)
         res = js(body) or {}
         check(status == 200 and [n["source"] for n in res.get("neighbors", [])] == [paths[3]],
-              "max-distance keeps only neighbours at least that similar (ip)")
+              "max-distance keeps only neighbours at most that far (ip: 1 - similarity)")
 
         # --- items, thumbnails, more like this
         status, _, body, _ = server.request("/api/items/13")

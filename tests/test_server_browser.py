@@ -2,11 +2,15 @@
 """The web page in Debian's headless chromium (selenium + chromium-driver),
 against a visualsearch-server on 127.0.0.1 with a videotestsrc camera.
 
-Checks: the index facts show; picking a file shows the query and k results
+Checks: the index facts show; the gallery shows a page at a time, by label,
+and a picture of it shows more like it with a link to its original; picking a file shows the query and k results
 with the picture itself first; clicking a result shows pictures like it; the
-live tab shows camera frames and results that update; the page fits a
-phone-sized window without horizontal scrolling; no request leaves the
-server (the browser log has no CSP violation or failed load). Screenshots go
+live tab shows camera frames and results that update; a file that is no
+picture, and the live tab of a server without a camera, show a sentence and
+no broken-image icon; paths wrap after a slash, not inside a name; the page
+fits a phone-sized window without horizontal scrolling, its query picture
+leaving the results on the first screen; no request leaves the server (the
+browser log has no CSP violation or failed load). Screenshots go
 to the build directory (tests/screenshots/), for the README and for people.
 """
 import os
@@ -22,6 +26,7 @@ from checks import check, finish  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 SHOTS = os.path.join(sf.BUILD, "tests", "screenshots")
 
@@ -37,6 +42,16 @@ def wait_for(what, timeout=90):
             pass
         time.sleep(0.2)
     return None
+
+
+BROKEN = """return [...document.images].filter(i => i.offsetParent !== null &&
+    i.getAttribute('src') && i.complete && i.naturalWidth === 0).map(i => i.id || i.src)"""
+
+# Each path segment (a span between <wbr>s) must sit on one line.
+SPLIT_SEGMENTS = """return [...document.querySelectorAll('#results .segment')].filter(s => {
+    const r = document.createRange(); r.selectNodeContents(s);
+    return new Set([...r.getClientRects()].map(c => Math.round(c.top))).size > 1;
+  }).map(s => s.textContent)"""
 
 
 def browser(width, height):
@@ -66,6 +81,28 @@ with tempfile.TemporaryDirectory() as tmp:
         facts = wait_for(lambda: "30 pictures" in driver.find_element(By.ID, "facts").text and
                          driver.find_element(By.ID, "facts").text)
         check(bool(facts), f"the page shows the index facts ({facts})")
+
+        # Before any upload: the gallery, a page at a time, by label.
+        shown = wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#browse-grid li")) == 24
+                         and driver.find_element(By.ID, "browse-page").text)
+        check(shown == "1–24 of 30", f"the gallery shows its first page of 24 ({shown!r})")
+        driver.find_element(By.ID, "browse-next").click()
+        shown = wait_for(lambda: driver.find_element(By.ID, "browse-page").text == "25–30 of 30" and
+                         len(driver.find_elements(By.CSS_SELECTOR, "#browse-grid li")))
+        check(shown == 6, f"next: the last 6 ({shown})")
+        Select(driver.find_element(By.ID, "browse-label")).select_by_value("1")
+        green = wait_for(lambda: driver.find_element(By.ID, "browse-page").text == "1–10 of 10" and
+                         [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#browse-grid li")])
+        check(bool(green) and all("green" in t for t in green),
+              f"a label shows its pictures only ({(green or [''])[0]!r})")
+        picked = driver.find_elements(By.CSS_SELECTOR, "#browse-grid li")[2]
+        picked_id = picked.get_attribute("data-id")
+        picked.click()
+        liked = wait_for(lambda: f"like #{picked_id}." in driver.find_element(By.ID, "status").text)
+        original = driver.find_element(By.ID, "query-original")
+        check(bool(liked) and original.is_displayed() and
+              original.get_attribute("href").endswith(f"/api/items/{picked_id}/original"),
+              f"a gallery picture shows more like it, and a link to its original ({picked_id})")
 
         driver.find_element(By.ID, "k").clear()
         driver.find_element(By.ID, "k").send_keys("6")
@@ -104,8 +141,34 @@ with tempfile.TemporaryDirectory() as tmp:
         driver.save_screenshot(os.path.join(SHOTS, "live.png"))
         driver.find_element(By.ID, "tab-search").click()
 
+        # Paths wrap between their parts: a long one in a result.
+        driver.execute_script(
+            "renderResults(document.getElementById('results'), [{id: 1, rank: 1, "
+            "label_name: 'x', source: 'holidays/summer2023/beachfront/IMG_0042.jpg', "
+            "thumbnail: '/api/items/1/thumbnail', distance: 0.1, similarity: 0.9}])")
+        lines = driver.execute_script(
+            "const s = document.querySelector('#results .source'); const r = document.createRange();"
+            "r.selectNodeContents(s); return new Set([...r.getClientRects()].map(c => Math.round(c.top))).size")
+        split = driver.execute_script(SPLIT_SEGMENTS)
+        check(lines > 1 and not split,
+              f"a long path wraps ({lines} lines) after its slashes, no name split ({split})")
+
+        # A file that is not a picture: a sentence, no broken-image icon.
+        notes = os.path.join(tmp, "notes.png")
+        with open(notes, "w") as f:
+            f.write("not a picture\n")
+        driver.find_element(By.ID, "file").send_keys(notes)
+        error = wait_for(lambda: "error" in driver.find_element(By.ID, "status").get_attribute("class")
+                         and driver.find_element(By.ID, "status").text)
+        time.sleep(0.5)
+        broken = driver.execute_script(BROKEN)
+        check(bool(error) and not broken,
+              f"a file that is no picture: a sentence ({error!r}), no broken image ({broken})")
+
         log = driver.get_log("browser")
-        problems = [e["message"] for e in log if e["level"] == "SEVERE" or
+        # The server's 400 for that file is the one failed load expected.
+        problems = [e["message"] for e in log if (e["level"] == "SEVERE" and
+                    "/api/search" not in e["message"] and "blob:" not in e["message"]) or
                     "Content Security Policy" in e["message"]]
         check(not problems, f"no failed load or CSP violation in the browser log ({problems[:2]})")
         driver.quit()
@@ -118,7 +181,30 @@ with tempfile.TemporaryDirectory() as tmp:
         overflow = driver.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         check(overflow <= 0, f"on a 390 px wide phone screen nothing scrolls sideways ({overflow})")
+        shown = driver.execute_script(
+            "const q = document.getElementById('query').getBoundingClientRect();"
+            "const r = document.querySelector('#results li').getBoundingClientRect();"
+            "return [q.height, r.bottom, window.innerHeight]")
+        check(shown[0] < 0.25 * shown[2] and shown[1] < shown[2],
+              f"on a phone the query picture leaves the results on the first screen "
+              f"(query {shown[0]:.0f} px high, first result ends at {shown[1]:.0f} of {shown[2]} px)")
         driver.save_screenshot(os.path.join(SHOTS, "phone.png"))
+        driver.quit()
+        driver = None
+        server.stop()
+
+        # A server without a camera: its live tab says so, with no broken image.
+        server = sf.Server("--index", index)
+        driver = browser(1280, 900)
+        driver.get(server.url + "/")
+        wait_for(lambda: "30 pictures" in driver.find_element(By.ID, "facts").text)
+        driver.find_element(By.ID, "tab-live").click()
+        said = wait_for(lambda: "no camera" in driver.find_element(By.ID, "live-status").text and
+                        driver.find_element(By.ID, "live-status").text)
+        broken = driver.execute_script(BROKEN)
+        hidden = driver.execute_script("return document.getElementById('live-figure').hidden")
+        check(bool(said) and hidden and not broken,
+              f"no camera: the live tab says so ({said!r}) and shows no picture ({broken})")
     finally:
         if driver:
             driver.quit()

@@ -124,17 +124,21 @@ void Gallery::search_batch(const float* queries, int64_t n, int k, const SearchP
   for (int64_t q = 0; q < n; ++q) name_hits(hits[q], max_distance, &(*out)[q]);
 }
 
+double distance_of(Metric metric, double score) {
+  return metric == Metric::InnerProduct ? 1.0 - score : score;
+}
+
+double similarity_of(Metric metric, double score) {
+  return metric == Metric::InnerProduct ? score : 1.0 - score / 2.0;
+}
+
 void Gallery::name_hits(const std::vector<Hit>& hits, std::optional<float> max_distance,
                         std::vector<Neighbor>* out) const {
   out->clear();
-  const bool larger_is_closer = index_.metric() == Metric::InnerProduct;
+  const Metric metric = index_.metric();
   for (const Hit& hit : hits) {
-    if (max_distance) {
-      const bool past =
-          larger_is_closer ? hit.distance < *max_distance : hit.distance > *max_distance;
-      // Hits come nearest first: everything after the first one past is too.
-      if (past) break;
-    }
+    // Hits come nearest first: everything after the first one past is too.
+    if (max_distance && distance_of(metric, hit.distance) > *max_distance) break;
     out->push_back(Neighbor{hit.id, hit.distance, catalog_.item(hit.id)});
   }
 }

@@ -14,9 +14,22 @@
 
 namespace vs {
 
+// One vocabulary for scores, shared by faisssearch's max-distance, the
+// server's API and find-duplicates (README.md, "Scores"). A score is what
+// FAISS ranks by, as Neighbor::distance and the neighbours meta carry it: the
+// inner product for ip, the squared L2 distance for l2.
+//
+// The distance, smaller is closer: 1 - the inner product for ip (the cosine
+// distance of unit vectors); the squared L2 distance itself for l2.
+double distance_of(Metric metric, double score);
+// The similarity, larger is closer: the inner product for ip (the cosine of
+// unit vectors); 1 - score / 2 for l2, which is the cosine for unit vectors
+// (|a - b|^2 = 2 - 2 cos), as the embedder's normalised embeddings are.
+double similarity_of(Metric metric, double score);
+
 struct Neighbor {
   int64_t id;
-  float distance;           // as FAISS returns it
+  float distance;           // the score, as FAISS returns it (see distance_of)
   const CatalogItem* item;  // nullptr when the catalog does not know the id
 };
 
@@ -58,6 +71,10 @@ class Gallery {
   int dims() const { return index_.dims(); }
   bool mapped() const { return index_.mapped(); }
   std::string search_path() const { return index_.search_path(); }
+  // The index and catalog themselves, for a caller that reads items or
+  // vectors (visualsearch-server's item pages and "more like this").
+  const IndexStore& index() const { return index_; }
+  const Catalog& catalog() const { return catalog_; }
 
   // Throws vs::Error, saying which model built the index and which one
   // produced the query, unless embeddings made by this model and
@@ -65,8 +82,8 @@ class Gallery {
   void check_query(const char* model_id, const char* preprocessing_id, int dims) const;
 
   // Up to k neighbours of one query of dims() floats, nearest first. With
-  // max_distance, drops those past it: an l2 distance above it, or an inner
-  // product below it. out is reused to spare the caller an allocation per query.
+  // max_distance, drops those whose distance_of() is above it. out is reused
+  // to spare the caller an allocation per query.
   void search(const float* query, int k, const SearchParams& params,
               std::optional<float> max_distance, std::vector<Neighbor>* out) const;
   // search() for n queries, one after another in queries, in few FAISS calls;

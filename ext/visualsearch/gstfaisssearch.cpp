@@ -13,7 +13,11 @@
  * element message named `visualsearch` with the fields timestamp,
  * stream-time, running-time, duration (guint64), metric (string: "ip" or
  * "l2") and the arrays ids (gint64), distances (float), labels (gint),
- * label-names and sources (string), nearest first. The read-only
+ * label-names and sources (string), nearest first. The distances there, as
+ * in the meta, are the scores FAISS ranks by: the inner product for ip
+ * (larger is closer), the squared L2 distance for l2. #GstFaissSearch:max-distance
+ * is a distance for both metrics, smaller is closer: 1 - the inner product
+ * for ip, the squared L2 distance for l2 (README.md, "Scores"). The read-only
  * #GstFaissSearch:metric says which metric the index ranks by, as the
  * #GstVisualSearchMetric that faissindexer's metric property takes.
  *
@@ -250,9 +254,11 @@ gst_faiss_search_class_init (GstFaissSearchClass *klass)
               | GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property (gobject_class, PROP_MAX_DISTANCE,
       g_param_spec_double ("max-distance", "Maximum distance",
-          "Drop neighbours past this score, in the index's metric: l2 drops "
-          "squared distances above it, ip drops inner products below it "
-          "(the default keeps all)",
+          "Drop neighbours farther than this distance (smaller is closer): "
+          "for ip 1 - the inner product (the cosine distance of unit "
+          "vectors), for l2 the squared L2 distance; find-duplicates' "
+          "MAX_DISTANCE and the server's max-distance mean the same (the "
+          "default keeps all)",
           -G_MAXDOUBLE, G_MAXDOUBLE, DEFAULT_MAX_DISTANCE,
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING)));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The visualsearch page: upload, paste or drop a picture, see its nearest
-// gallery pictures, click one for more like it; a live tab shows the camera.
+// gallery pictures, click one for more like it; browse the gallery by label
+// and open an original; a live tab shows the camera.
 // No framework and nothing from the network but this server.
 "use strict";
 
@@ -12,6 +13,7 @@ const withToken = (url) =>
 const $ = (id) => document.getElementById(id);
 let facts = null;
 let events = null;
+const PAGE = 24;  // pictures per page of the gallery
 
 async function api(url, options = {}) {
   const headers = Object.assign({}, options.headers || {});
@@ -32,9 +34,50 @@ function setStatus(element, text, isError = false) {
   element.classList.toggle("error", isError);
 }
 
+// A path that wraps after a slash, never inside a name.
+function setPath(element, path) {
+  element.replaceChildren();
+  path.split("/").forEach((part, i, parts) => {
+    const segment = document.createElement("span");
+    segment.className = "segment";
+    segment.textContent = i < parts.length - 1 ? part + "/" : part;
+    element.append(segment);
+    if (i < parts.length - 1) element.append(document.createElement("wbr"));
+  });
+}
+
+// A picture that, if it cannot be shown, gives way to a sentence instead of
+// the browser's broken-image icon.
+function picture(src, alt, missing) {
+  const img = document.createElement("img");
+  img.alt = alt;
+  img.loading = "lazy";
+  img.addEventListener("error", () => {
+    const note = document.createElement("div");
+    note.className = "no-picture";
+    note.textContent = missing;
+    img.replaceWith(note);
+  });
+  img.src = src;
+  return img;
+}
+
+// The query figure: the picture, or a sentence when it cannot be shown.
+function showQuery(src, caption, path = "", original = "") {
+  $("query").hidden = false;
+  $("query-original").hidden = !original;
+  if (original) $("query-original").href = withToken(original);
+  $("query-img").hidden = false;
+  $("query-note").hidden = true;
+  $("query-img").src = src;
+  setPath($("query-caption"), path);
+  $("query-caption").prepend(caption);
+}
+
+// The similarity, larger is closer, whatever the index's metric (README.md,
+// "Scores"); the distance is in the tooltip.
 function score(n) {
-  return facts && facts.metric === "l2" ? `distance ${n.distance.toFixed(3)}`
-                                        : `similarity ${n.distance.toFixed(3)}`;
+  return `similarity ${n.similarity.toFixed(3)}`;
 }
 
 function renderResults(list, neighbors) {
@@ -44,21 +87,24 @@ function renderResults(list, neighbors) {
     li.tabIndex = 0;
     li.dataset.id = n.id;
     li.title = `More like #${n.id}`;
-    const img = document.createElement("img");
-    img.src = withToken(n.thumbnail);
-    img.alt = n.label_name || `item ${n.id}`;
-    img.loading = "lazy";
+    const img = picture(withToken(n.thumbnail), n.label_name || `item ${n.id}`,
+                        "no thumbnail");
     const meta = document.createElement("div");
     meta.className = "meta";
     const label = document.createElement("span");
     label.className = "label";
-    label.textContent = `${n.rank}. ${n.label_name || "(no label)"}`;
-    const scoreLine = document.createElement("span");
-    scoreLine.textContent = score(n);
+    label.textContent = (n.rank ? `${n.rank}. ` : "") + (n.label_name || "(no label)");
+    meta.append(label);
+    if (n.similarity !== undefined) {
+      const scoreLine = document.createElement("span");
+      scoreLine.textContent = score(n);
+      scoreLine.title = `distance ${n.distance.toFixed(4)}`;
+      meta.append(scoreLine);
+    }
     const source = document.createElement("span");
     source.className = "source";
-    source.textContent = n.source;
-    meta.append(label, scoreLine, source);
+    setPath(source, n.source);
+    meta.append(source);
     li.append(img, meta);
     li.addEventListener("click", () => moreLike(n));
     li.addEventListener("keydown", (e) => { if (e.key === "Enter") moreLike(n); });
@@ -74,9 +120,7 @@ function k() {
 async function search(file) {
   if (!file) return;
   showTab("search");
-  $("query").hidden = false;
-  $("query-img").src = URL.createObjectURL(file);
-  $("query-caption").textContent = file.name || "pasted picture";
+  showQuery(URL.createObjectURL(file), "", file.name || "pasted picture");
   setStatus($("status"), "Searching…");
   try {
     const result = await api(`/api/search?k=${k()}`, { method: "POST", body: file });
@@ -86,15 +130,16 @@ async function search(file) {
       `(embedding and search ${t.embed_search_ms.toFixed(0)} ms, batch of ${t.batch}).`);
   } catch (e) {
     $("results").replaceChildren();
+    $("query").hidden = true;
     setStatus($("status"), e.message, true);
   }
 }
 
 async function moreLike(n) {
   showTab("search");
-  $("query").hidden = false;
-  $("query-img").src = withToken(n.thumbnail);
-  $("query-caption").textContent = `#${n.id} ${n.label_name || ""} (${n.source})`;
+  showQuery(withToken(n.thumbnail), `#${n.id} ${n.label_name || ""} `, n.source,
+            `/api/items/${n.id}/original`);
+  window.scrollTo(0, 0);
   setStatus($("status"), `Finding pictures like #${n.id}…`);
   try {
     const result = await api(`/api/items/${n.id}/similar?k=${k()}`);
@@ -116,10 +161,13 @@ function showTab(name) {
 
 function startLive() {
   if (!facts || !facts.live) {
+    $("live-figure").hidden = true;
     setStatus($("live-status"), "This server has no camera: start it with --camera.", true);
     return;
   }
   if (events) return;
+  $("live-figure").hidden = false;
+  $("live-img").hidden = false;
   $("live-img").src = withToken("/live.mjpeg");
   events = new EventSource(withToken("/api/live/events"));
   events.addEventListener("neighbors", (e) => {
@@ -137,6 +185,25 @@ function stopLive() {
   $("live-img").removeAttribute("src");
 }
 
+// One page of the gallery, of the label chosen.
+async function browse(offset) {
+  const label = $("browse-label").value;
+  const url = `/api/items?offset=${offset}&limit=${PAGE}` + (label !== "" ? `&label=${label}` : "");
+  try {
+    const page = await api(url);
+    renderResults($("browse-grid"), page.items);
+    const last = page.offset + page.items.length;
+    $("browse-page").textContent =
+      page.total ? `${page.offset + 1}–${last} of ${page.total}` : "no pictures";
+    $("browse-prev").disabled = page.offset === 0;
+    $("browse-next").disabled = last >= page.total;
+    $("browse-prev").onclick = () => browse(Math.max(0, page.offset - PAGE));
+    $("browse-next").onclick = () => browse(last);
+  } catch (e) {
+    setStatus($("browse-page"), e.message, true);
+  }
+}
+
 async function loadFacts() {
   try {
     facts = await api("/api/index");
@@ -145,6 +212,13 @@ async function loadFacts() {
       `${facts.index_type} (${facts.metric}, ${facts.dims} dims)`;
     $("k").max = facts.k_max;
     $("k").value = Math.min(facts.k_default, facts.k_max);
+    for (const l of facts.labels) {
+      const option = document.createElement("option");
+      option.value = l.label;
+      option.textContent = `${l.label_name || l.label} (${l.count})`;
+      $("browse-label").append(option);
+    }
+    browse(0);
   } catch (e) {
     setStatus($("status"), `Cannot read the index: ${e.message}`, true);
   }
@@ -165,7 +239,20 @@ function init() {
     if (item) search(item.getAsFile());
   });
   $("tab-search").addEventListener("click", () => showTab("search"));
+  $("browse-label").addEventListener("change", () => browse(0));
   $("tab-live").addEventListener("click", () => showTab("live"));
+  // No broken-image icons: a query the browser cannot show, or a camera
+  // stream that failed, leave a sentence instead.
+  $("query-img").addEventListener("error", () => {
+    if (!$("query-img").getAttribute("src")) return;
+    $("query-img").hidden = true;
+    $("query-note").hidden = false;
+  });
+  $("live-img").addEventListener("error", () => {
+    if (!$("live-img").getAttribute("src")) return;
+    $("live-img").hidden = true;
+    setStatus($("live-status"), "The camera stream cannot be shown; reopen the tab to retry.", true);
+  });
   loadFacts();
 }
 
