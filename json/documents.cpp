@@ -5,6 +5,7 @@
 
 #include "engine/base/utf8.h"
 #include "engine/index/gallery.h"
+#include "engine/model/model_id.h"
 
 namespace vs::json {
 
@@ -260,6 +261,8 @@ std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
   add_string(b, server.index);
   key(b, "model");
   add_string(b, facts.model_id);
+  key(b, "random_weights");
+  json_builder_add_boolean_value(b, vs::has_random_weights(facts.model_id));
   key(b, "preprocessing");
   add_string(b, facts.preprocessing_id);
   key(b, "dims");

@@ -100,7 +100,8 @@ struct ServerFacts {
   unsigned k_max = 0;
 };
 
-// GET /api/index: {"index", "model", "preprocessing", "dims", "metric",
+// GET /api/index: {"index", "model", "random_weights" (the model id names
+// random weights: scores mean nothing), "preprocessing", "dims", "metric",
 // "index_type", "count", "created", "thumbnails", "live", "k_default",
 // "k_max", "labels": [{"label", "label_name", "count"}]}.
 std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,

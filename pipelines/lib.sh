@@ -147,7 +147,7 @@ vs_hub_dirs() {
   echo "${XDG_CACHE_HOME:-$HOME/.cache}/torch/hub/checkpoints"
 }
 
-vs_random_model_id() { [[ "$1" == *:random* ]]; }
+vs_random_model_id() { [[ "$1" == *:random-seed* ]]; }  # engine/model/model_id.h
 
 vs_model_id() {
   local catalog

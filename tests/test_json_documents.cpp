@@ -151,6 +151,32 @@ test_live_event ()
   json_node_unref (root);
 }
 
+/* The index facts say whether the model id names random weights. */
+void
+test_index_answer ()
+{
+  vs::IndexFacts facts;
+  facts.model_id = "resnet18:random-seed42";
+  facts.metric = "ip";
+  facts.count = 3;
+  vs::json::ServerFacts server;
+  server.index = "gallery.faiss";
+  JsonNode *root = parse (vs::json::index_answer (facts, server, {}));
+  JsonObject *o = json_node_get_object (root);
+  g_assert_true (json_object_get_boolean_member (o, "random_weights"));
+  g_assert_cmpstr (json_object_get_string_member (o, "model"), ==,
+      "resnet18:random-seed42");
+  json_node_unref (root);
+
+  for (const char *id : {"resnet18:f37072fd", "torchscript:1a2b3c4d"}) {
+    facts.model_id = id;
+    root = parse (vs::json::index_answer (facts, server, {}));
+    g_assert_false (json_object_get_boolean_member (json_node_get_object (root),
+        "random_weights"));
+    json_node_unref (root);
+  }
+}
+
 void
 test_retrieval_metrics ()
 {
@@ -202,5 +228,6 @@ main (int argc, char **argv)
   g_test_add_func ("/json/neighbor-list", test_neighbor_list);
   g_test_add_func ("/json/live-event", test_live_event);
   g_test_add_func ("/json/retrieval-metrics", test_retrieval_metrics);
+  g_test_add_func ("/json/index-answer", test_index_answer);
   return g_test_run ();
 }

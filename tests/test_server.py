@@ -104,6 +104,8 @@ with tempfile.TemporaryDirectory() as tmp:
               facts.get("count") == 30 and facts.get("dims") == 512 and
               facts.get("metric") == "ip" and facts.get("thumbnails") is True,
               f"/api/index: 30 items, 512 dims, ip, thumbnails ({str(facts)[:120]})")
+        check(facts.get("random_weights") is True and ":random-seed" in facts.get("model", ""),
+              "/api/index says the fixture's weights are random", facts.get("model"))
         check([(l["label_name"], l["count"]) for l in facts.get("labels", [])] ==
               [(name, 10) for name, _ in sorted(sf.CLASSES)], "/api/index: labels with their counts")
         csp = headers.get("Content-Security-Policy", "")

@@ -81,6 +81,11 @@ with tempfile.TemporaryDirectory() as tmp:
         facts = wait_for(lambda: "30 pictures" in driver.find_element(By.ID, "facts").text and
                          driver.find_element(By.ID, "facts").text)
         check(bool(facts), f"the page shows the index facts ({facts})")
+        notice = driver.find_element(By.ID, "weights-notice")
+        check(notice.is_displayed() and notice.text.startswith("Random weights")
+              and "index-folder.sh" in notice.text,
+              "a random-weights gallery shows a visible notice, saying how to get real matches",
+              notice.text)
 
         # Before any upload: the gallery, a page at a time, by label.
         shown = wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#browse-grid li")) == 24

@@ -29,6 +29,7 @@
 #include "engine/dataset/cifar_dataset.h"
 #include "engine/index/duplicates.h"
 #include "engine/index/gallery.h"
+#include "engine/model/model_id.h"
 #include "engine/render/result_strip.h"
 #include "engine/render/thumbnail_cache.h"
 
@@ -276,7 +277,7 @@ void run(const Options& o) {
   size_t grouped = 0;
   for (const auto& group : groups) grouped += group.ids.size();
   const std::string model_id = gallery.catalog.facts().model_id;
-  const bool random_weights = model_id.find(":random") != std::string::npos;
+  const bool random_weights = vs::has_random_weights(model_id);
   std::printf("%s: %zu items, metric %s; near-duplicates are at most %g apart (%s)\n",
               o.index.c_str(), ids.size(), vs::metric_name(metric), max_distance,
               metric == vs::Metric::InnerProduct ? "cosine distance, 1 - similarity"

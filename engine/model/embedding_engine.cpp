@@ -20,6 +20,7 @@
 #include "engine/base/cpu_features.h"
 #include "engine/model/auto_precision_cache.h"
 #include "engine/model/embedding_engine_testing.h"
+#include "engine/model/model_id.h"
 #include "engine/model/resnet.h"
 #include "engine/model/resnet_int8.h"
 
@@ -529,7 +530,7 @@ struct EmbeddingEngine::Impl {
     const std::string& arch = config.model;
     if (config.weights == "random") {
       resnet = ResNet::random(arch, config.seed);
-      model_id = arch + ":random-seed" + std::to_string(config.seed);
+      model_id = random_model_id(arch, config.seed);
       warnings.push_back(
           arch + " runs with random weights (weights=random, seed " + std::to_string(config.seed) +
           "): the embeddings are reproducible but meaningless for visual similarity. "

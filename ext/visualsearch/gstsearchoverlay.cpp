@@ -54,6 +54,7 @@
 #include "engine/dataset/cifar_dataset.h"
 #include "engine/index/catalog.h"
 #include "engine/index/gallery.h"
+#include "engine/model/model_id.h"
 #include "engine/render/result_strip.h"
 #include "engine/render/thumbnail_cache.h"
 #include "elements.h"
@@ -507,7 +508,7 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
         const std::string path = vs::catalog_path_for (new_index);
         const vs::IndexFacts facts = vs::Catalog::load_facts (path);
         files_root = facts.gallery_root;
-        random_weights = facts.model_id.find (":random") != std::string::npos;
+        random_weights = vs::has_random_weights (facts.model_id);
         catalog = vs::CatalogThumbnails::open (path);
         if (!catalog)
           GST_INFO_OBJECT (self, "the catalog of %s holds no thumbnails",

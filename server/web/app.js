@@ -210,6 +210,14 @@ async function loadFacts() {
     const labels = facts.labels.filter((l) => l.label >= 0).length;
     $("facts").textContent = `${facts.count} pictures, ${labels} labels · ${facts.model} · ` +
       `${facts.index_type} (${facts.metric}, ${facts.dims} dims)`;
+    if (facts.random_weights) {
+      // Short enough that a phone still shows the first result on its first screen.
+      $("weights-notice").textContent =
+        "Random weights: every score reads about the same and the matches mean little. " +
+        "For real ones: models/fetch-weights.sh, then index-folder.sh with MODE=rebuild.";
+      $("weights-notice").title = `The gallery was indexed with ${facts.model}.`;
+      $("weights-notice").hidden = false;
+    }
     $("k").max = facts.k_max;
     $("k").value = Math.min(facts.k_default, facts.k_max);
     for (const l of facts.labels) {
