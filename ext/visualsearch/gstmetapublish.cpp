@@ -429,7 +429,7 @@ private:
       self->counters_->failed += self->queue_.size ();
       self->queue_.clear ();
       GST_ELEMENT_ERROR (self->element_, RESOURCE, OPEN_WRITE,
-          ("The MQTT broker at %s refused the connection: %s. Check "
+          ("The MQTT broker at %s refused the connection (%s) Check "
            "username, password and client-id.",
               self->settings_.address.c_str (), mosquitto_connack_string (rc)),
           (NULL));
