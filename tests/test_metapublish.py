@@ -141,6 +141,12 @@ class Subscriber:
                 out.append((topic, json.loads(payload)))
         return out
 
+    def received(self):
+        """How many results arrived so far."""
+        with self.lock:
+            return sum(1 for line in self.lines
+                       if not line.partition(" ")[0].endswith("/ready"))
+
     def wait_for(self, count):
         deadline = time.monotonic() + WAIT
         while len(self.documents()) < count and time.monotonic() < deadline:
