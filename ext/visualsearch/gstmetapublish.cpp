@@ -271,6 +271,7 @@ public:
     mosquitto_connect_callback_set (mosq_, on_connect);
     mosquitto_disconnect_callback_set (mosq_, on_disconnect);
     mosquitto_publish_callback_set (mosq_, on_publish);
+    mosquitto_log_callback_set (mosq_, on_log);
     mosquitto_reconnect_delay_set (mosq_, 1, settings_.reconnect_delay_max,
         true);
 
@@ -307,6 +308,10 @@ public:
           ("Cannot resolve the MQTT broker's host \"%s\" (address %s).",
               host_.c_str (), settings_.address.c_str ()),
           (NULL));
+      return false;
+    }
+    if (rc == MOSQ_ERR_TLS) {
+      tls_error ();
       return false;
     }
     if (rc == MOSQ_ERR_ERRNO) {
@@ -383,6 +388,31 @@ private:
     GST_ELEMENT_ERROR (element_, RESOURCE, SETTINGS,
         ("Invalid MQTT %s: %s.", what, mosquitto_strerror (rc)), (NULL));
     return false;
+  }
+
+  void tls_error ()
+  {
+    GST_ELEMENT_ERROR (element_, RESOURCE, OPEN_WRITE,
+        ("The TLS handshake with the MQTT broker at %s failed. Check that "
+         "tls-ca-file holds the CA that signed the broker's certificate, that "
+         "the certificate names the host of address (or set tls-insecure), "
+         "and that the broker's port speaks TLS.",
+            settings_.address.c_str ()),
+        (NULL));
+  }
+
+  /* libmosquitto's log: to the debug log; a TLS failure in the network
+   * thread, which ends that thread, is also the element's error */
+  static void on_log (struct mosquitto *mosq, void *data, int level,
+      const char *text)
+  {
+    auto *self = static_cast<MqttPublisher *> (data);
+    GST_DEBUG_OBJECT (self->element_, "libmosquitto: %s", text);
+    /* no mutex_ here: the library logs from inside mosquitto_publish too,
+     * which runs under it; what stays queued is counted as failed at stop */
+    if ((level & MOSQ_LOG_ERR) && strstr (text, "OpenSSL")
+        && !self->refused_.exchange (true))
+      self->tls_error ();
   }
 
   /* hands one document to the library; false if it must wait for a
@@ -492,7 +522,7 @@ private:
   guint64 in_flight_ = 0;
   bool connected_ = false;
   bool ever_connected_ = false;
-  bool refused_ = false;
+  std::atomic<bool> refused_{false};
   bool stopping_ = false;
   bool outage_warned_ = false;
   bool drop_warned_ = false;
