@@ -29,7 +29,10 @@
  * are sent on reconnection; past that the oldest are dropped (counted in
  * #GstMetaPublish:dropped, with one warning per outage). A broker that cannot
  * be reached, or goes away, gets a warning and the pipeline keeps running; a
- * refused login or a malformed address is an error. At stop, documents still
+ * refused login, a failed TLS handshake or a malformed address is an error.
+ * #GstMetaPublish:tls-ca-file turns TLS on. While connected, documents the
+ * broker has not yet taken wait inside libmosquitto (at qos 1 and 2, 20 in
+ * flight at a time), outside max-queued. At stop, documents still
  * unsent get up to 2 s to leave when connected; what remains is counted in
  * #GstMetaPublish:failed.
  *
