@@ -531,8 +531,6 @@ private:
   bool drop_warned_ = false;
 };
 
-#endif /* HAVE_MOSQUITTO */
-
 /* "host:port", "[v6]:port" or "host" (port 1883). */
 bool
 parse_address (const std::string &address, std::string *host, int *port)
@@ -579,6 +577,8 @@ replace_all (std::string text, const std::string &from, const std::string &to)
     text.replace (at, from.size (), to);
   return text;
 }
+
+#endif /* HAVE_MOSQUITTO */
 
 } // namespace
 
