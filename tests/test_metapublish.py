@@ -11,6 +11,9 @@ free loopback port, and mosquitto_sub as the consumer.
   frames by a pad probe, so no step depends on timing): the pipeline keeps
   running, reconnects, published + dropped == frames, and only the oldest
   beyond max-queued are lost.
+- A broker that takes no message (a fake one that never acknowledges):
+  the pipeline runs to EOS, 1000 wait in flight and max-queued more, the
+  older ones are dropped, and the unacknowledged count as failed at stop.
 - TLS with tls-ca-file (a CA made here with openssl) publishes; a CA that
   did not sign the broker's certificate is an error.
 - A login refused (a password file) is an error; a broker that is not there
@@ -480,6 +483,55 @@ def tls(tmp, dataset, index):
         broker.stop()
 
 
+class StalledBroker:
+    """Accepts one MQTT client, answers its CONNECT with a CONNACK, then reads
+    everything and acknowledges nothing: a broker that stopped taking
+    messages."""
+
+    def __init__(self):
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(4)
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.server.accept()
+            conn.recv(4096)                  # CONNECT
+            conn.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def close(self):
+        self.server.close()
+
+
+def stalled_broker(tmp, dataset, index):
+    frames = 1020
+    broker = StalledBroker()
+    try:
+        run = Pipeline(f"videotestsrc num-buffers={frames} ! video/x-raw,width=32,height=32 ! "
+                       f"videoconvert ! {EMBEDDER} ! metapublish name=pub method=mqtt "
+                       f"address=127.0.0.1:{broker.port} qos=1 max-queued=5 "
+                       "include-embedding=base64 ! fakesink").play()
+        run.wait(lambda: run.eos or run.errors, seconds=4 * WAIT)
+        during = run.counters()
+        run.stop()
+        after = run.counters()
+        check(run.eos and not run.errors, "a broker that acknowledges nothing never blocks the "
+              "pipeline (embeddings alone are published too)", run.errors)
+        check(during == {"published": 0, "dropped": frames - 1000 - 5, "failed": 0}
+              and any("Dropping the oldest results" in w for w in run.warnings),
+              "1000 in flight, max-queued more wait, the oldest beyond are dropped", during)
+        check(after == {"published": 0, "dropped": frames - 1005, "failed": 1005},
+              "at stop the unacknowledged ones count as failed", after)
+    finally:
+        broker.close()
+
+
 def main():
     Gst.init(None)
     with tmp_dir() as tmp:
@@ -489,7 +541,8 @@ def main():
         result = checks.gst_launch("cifarsrc", f"location={dataset}", "split=train", "!",
                                    *EMBEDDER.split(), "!", "faissindexer", f"location={index}")
         check(result.returncode == 0, "the gallery is indexed", result.stderr[-500:])
-        for part in (file_method, mqtt_equals_bus, broker_restart, bad_input, tls):
+        for part in (file_method, mqtt_equals_bus, broker_restart, bad_input, tls,
+                     stalled_broker):
             start = time.monotonic()
             part(tmp, dataset, index)
             print(f"({part.__name__}: {time.monotonic() - start:.1f} s)", flush=True)

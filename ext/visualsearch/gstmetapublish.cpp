@@ -30,9 +30,10 @@
  * #GstMetaPublish:dropped, with one warning per outage). A broker that cannot
  * be reached, or goes away, gets a warning and the pipeline keeps running; a
  * refused login, a failed TLS handshake or a malformed address is an error.
- * #GstMetaPublish:tls-ca-file turns TLS on. While connected, documents the
- * broker has not yet taken wait inside libmosquitto (at qos 1 and 2, 20 in
- * flight at a time), outside max-queued. At stop, documents still
+ * #GstMetaPublish:tls-ca-file turns TLS on. While connected, up to 1000
+ * documents the broker has not yet taken wait inside libmosquitto; past
+ * that they wait in the same bounded queue, so that a broker slower than the
+ * frames costs bounded memory. At stop, documents still
  * unsent get up to 2 s to leave when connected; what remains is counted in
  * #GstMetaPublish:failed.
  *
@@ -92,6 +93,9 @@ GST_DEBUG_CATEGORY_STATIC (gst_meta_publish_debug);
 #define DEFAULT_RECONNECT_DELAY_MAX 30
 #define DEFAULT_MAX_QUEUED 1000
 #define DEFAULT_INCLUDE_EMBEDDING GST_META_PUBLISH_EMBEDDING_NONE
+/* documents handed to libmosquitto and not yet taken by the broker; more
+ * wait in the element's own queue (bounded by max-queued) */
+#define MAX_IN_FLIGHT 1000
 /* how long stop waits for documents still on their way to the broker */
 #define STOP_FLUSH_TIMEOUT_MS 2000
 
@@ -345,7 +349,8 @@ public:
       counters_->failed++;
       return;
     }
-    if (connected_ && queue_.empty () && send_locked (document))
+    if (connected_ && queue_.empty () && in_flight_ < MAX_IN_FLIGHT
+        && send_locked (document))
       return;
     queue_.push_back (std::move (document));
     if (!connected_ && !outage_warned_ && ever_connected_)
@@ -391,6 +396,14 @@ private:
     GST_ELEMENT_ERROR (element_, RESOURCE, SETTINGS,
         ("Invalid MQTT %s: %s.", what, mosquitto_strerror (rc)), (NULL));
     return false;
+  }
+
+  /* sends what waits, in order, as far as MAX_IN_FLIGHT allows */
+  void send_queued_locked ()
+  {
+    while (!queue_.empty () && in_flight_ < MAX_IN_FLIGHT
+        && send_locked (queue_.front ()))
+      queue_.pop_front ();
   }
 
   void tls_error ()
@@ -479,8 +492,7 @@ private:
     self->ever_connected_ = true;
     self->outage_warned_ = false;
     self->drop_warned_ = false;
-    while (!self->queue_.empty () && self->send_locked (self->queue_.front ()))
-      self->queue_.pop_front ();
+    self->send_queued_locked ();
     self->cond_.notify_all ();
   }
 
@@ -506,6 +518,8 @@ private:
     if (self->in_flight_ > 0)
       self->in_flight_--;
     self->counters_->published++;
+    if (self->connected_)
+      self->send_queued_locked ();
     self->cond_.notify_all ();
   }
 
