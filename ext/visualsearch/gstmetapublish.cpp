@@ -323,8 +323,9 @@ public:
     }
     if (rc == MOSQ_ERR_ERRNO) {
       /* nobody listens (yet): the network thread keeps trying */
+      const int err = errno;
       std::lock_guard<std::mutex> lock (mutex_);
-      outage_warning_locked (g_strerror (errno));
+      outage_warning_locked (g_strerror (err));
     } else if (rc != MOSQ_ERR_SUCCESS) {
       return settings_error ("address", rc);
     }
