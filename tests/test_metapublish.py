@@ -214,6 +214,16 @@ def search(dataset, index, split, publish):
             f"faisssearch index={index} k=3 ! metapublish name=pub {publish} ! fakesink")
 
 
+def score(neighbor, metric):
+    """FAISS's score of a published neighbour, as the bus message has it. The
+    shared neighbour list writes it as "distance"; where the list also has a
+    "similarity" (distance then being 1 - inner product for ip), the ip score
+    is the similarity."""
+    if "similarity" in neighbor and metric == "ip":
+        return neighbor["similarity"]
+    return neighbor["distance"]
+
+
 def same_as_bus(documents, results, what, source):
     """Every document equals the bus message of its frame (by PTS)."""
     by_pts = {s.get_value("timestamp"): s for s in results}
@@ -224,7 +234,7 @@ def same_as_bus(documents, results, what, source):
         if (s is None or doc["schema"] != "visualsearch-result/1" or doc["source"] != source
                 or doc["metric"] != s.get_value("metric")
                 or [x["id"] for x in n] != list(s.get_value("ids"))
-                or [x["distance"] for x in n] != list(s.get_value("distances"))
+                or [score(x, doc["metric"]) for x in n] != list(s.get_value("distances"))
                 or [x["label"] for x in n] != list(s.get_value("labels"))
                 or [x["label_name"] for x in n] != list(s.get_value("label-names"))
                 or [x["source"] for x in n] != list(s.get_value("sources"))
