@@ -251,7 +251,7 @@ public:
   {
     if (mosq_) {
       if (loop_started_)
-        mosquitto_loop_stop (mosq_, false);
+        mosquitto_loop_stop (mosq_, cancel_loop_);
       mosquitto_destroy (mosq_);
     }
   }
@@ -387,6 +387,7 @@ public:
     }
     queue_.clear ();
     in_flight_ = 0;
+    cancel_loop_ = !connected_;
     lock.unlock ();
     mosquitto_disconnect (mosq_);
   }
@@ -532,6 +533,10 @@ private:
   std::string topic_;
   struct mosquitto *mosq_ = nullptr;
   bool loop_started_ = false;
+  /* not connected at stop: the network thread may be inside a blocking
+   * connect to an unreachable host (minutes), so it is cancelled rather than
+   * waited for */
+  bool cancel_loop_ = false;
 
   /* guarded by mutex_ */
   std::mutex mutex_;
