@@ -2,6 +2,7 @@
 #include "json/documents.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "engine/base/utf8.h"
 #include "engine/index/gallery.h"
@@ -316,6 +317,91 @@ std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std
   add_string(b, metric);
   key(b, "neighbors");
   add_neighbor_list(b, neighbors, true);
+  json_builder_end_object(b);
+  return d.text();
+}
+
+namespace {
+
+void add_embedding(JsonBuilder* b, const GstVisualSearchEmbeddingMeta* e,
+                   EmbeddingEncoding encoding) {
+  json_builder_begin_object(b);
+  key(b, "dims");
+  add_int(b, e->dims);
+  key(b, "model");
+  add_string(b, e->model_id ? e->model_id : "");
+  key(b, "preprocessing");
+  add_string(b, e->preprocessing_id ? e->preprocessing_id : "");
+  key(b, "normalized");
+  json_builder_add_boolean_value(b, e->normalized);
+  if (encoding == EmbeddingEncoding::Base64) {
+    std::vector<guint32> little(e->dims);
+    for (guint i = 0; i < e->dims; i++) {
+      guint32 bits;
+      static_assert(sizeof bits == sizeof e->values[i]);
+      memcpy(&bits, &e->values[i], sizeof bits);
+      little[i] = GUINT32_TO_LE(bits);
+    }
+    gchar* text =
+        g_base64_encode(reinterpret_cast<const guchar*>(little.data()), little.size() * 4);
+    key(b, "base64");
+    json_builder_add_string_value(b, text);
+    g_free(text);
+  } else {
+    key(b, "values");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < e->dims; i++) add_number(b, e->values[i]);
+    json_builder_end_array(b);
+  }
+  json_builder_end_object(b);
+}
+
+}  // namespace
+
+std::string published_result(const PublishedResult& r) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "schema");
+  add_string(b, "visualsearch-result/1");
+  key(b, "source");
+  add_string(b, r.source);
+  key(b, "frame");
+  add_int(b, static_cast<int64_t>(r.frame));
+  key(b, "pts");
+  if (r.pts)
+    add_int(b, static_cast<int64_t>(*r.pts));
+  else
+    json_builder_add_null_value(b);
+  key(b, "wall_time");
+  GDateTime* whole = g_date_time_new_from_unix_utc(r.wall_time_us / G_USEC_PER_SEC);
+  GDateTime* t = whole ? g_date_time_add(whole, r.wall_time_us % G_USEC_PER_SEC) : nullptr;
+  if (whole) g_date_time_unref(whole);
+  gchar* iso = t ? g_date_time_format(t, "%Y-%m-%dT%H:%M:%S.%fZ") : nullptr;
+  if (iso)
+    add_string(b, iso);
+  else
+    json_builder_add_null_value(b);
+  g_free(iso);
+  if (t) g_date_time_unref(t);
+  key(b, "wall_time_us");
+  add_int(b, r.wall_time_us);
+  if (r.sample) {
+    key(b, "sample");
+    json_builder_begin_object(b);
+    add_item_members(b, *r.sample, false);
+    json_builder_end_object(b);
+  }
+  if (r.has_neighbors) {
+    key(b, "metric");
+    add_string(b, r.metric);
+    key(b, "neighbors");
+    add_neighbor_list(b, r.neighbors, false);
+  }
+  if (r.embedding && r.encoding != EmbeddingEncoding::None) {
+    key(b, "embedding");
+    add_embedding(b, r.embedding, r.encoding);
+  }
   json_builder_end_object(b);
   return d.text();
 }

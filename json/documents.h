@@ -112,6 +112,33 @@ std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
 std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std::string& metric,
                        const std::vector<Neighbor>& neighbors);
 
+// --- metapublish ------------------------------------------------------------
+
+// How metapublish writes a frame's embedding.
+enum class EmbeddingEncoding { None, Base64, Array };
+
+// One frame's results as metapublish publishes them.
+struct PublishedResult {
+  std::string source;           // the stream's name (metapublish's source-name)
+  uint64_t frame = 0;           // frames published before this one, in this run
+  std::optional<uint64_t> pts;  // nanoseconds; unset without a timestamp
+  int64_t wall_time_us = 0;     // microseconds since the Unix epoch, UTC
+  std::optional<Item> sample;   // the frame's own item (GstVisualSearchSampleMeta)
+  bool has_neighbors = false;   // a GstVisualSearchNeighborsMeta was there
+  std::string metric;           // its metric ("ip" or "l2")
+  std::vector<Neighbor> neighbors;
+  const GstVisualSearchEmbeddingMeta* embedding = nullptr;  // written when set
+  EmbeddingEncoding encoding = EmbeddingEncoding::None;
+};
+
+// metapublish's document, one line, schema "visualsearch-result/1":
+// {"schema", "source", "frame", "pts" (ns, null without a timestamp),
+//  "wall_time" (ISO 8601 UTC, microseconds), "wall_time_us",
+//  ["sample": {"id", "label", "label_name", "source"}],
+//  ["metric", "neighbors"], ["embedding": {"dims", "model", "preprocessing",
+//  "normalized", "base64" (float32 little-endian bytes) | "values"}]}.
+std::string published_result(const PublishedResult& result);
+
 // --- retrievaleval ----------------------------------------------------------
 
 // retrievaleval's output, indented, schema "visualsearch-retrieval-metrics/1":

@@ -23,6 +23,9 @@ PACKAGES=(
   libsoup-3.0-dev
   # json-glib: every JSON document the server and retrievaleval write (json/).
   libjson-glib-dev
+  # metapublish's method=mqtt (libmosquitto); the broker, clients and openssl
+  # (a test CA for TLS) for its tests.
+  mosquitto libmosquitto-dev mosquitto-clients openssl
   chromium chromium-driver python3-selenium
   clang-format-14
 )

@@ -178,6 +178,81 @@ test_index_answer ()
 }
 
 void
+test_published_result ()
+{
+  GstBuffer *buffer = gst_buffer_new ();
+  const gfloat values[] = {1.0f, -2.5f, 0.125f};
+  const GstVisualSearchEmbeddingMeta *embedding =
+      gst_buffer_add_visualsearch_embedding_meta (buffer, 3, values, "resnet18",
+          "pre", TRUE);
+  const GstVisualSearchNeighbor found[] = {
+      {7, 0.5f, 2, (gchar *) "bird", (gchar *) "cifar10/train/7"},
+  };
+  GstVisualSearchNeighborsMeta *meta =
+      gst_buffer_add_visualsearch_neighbors_meta (buffer,
+          GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 1, found);
+
+  vs::json::PublishedResult r;
+  r.source = "cam-1";
+  r.frame = 3;
+  r.pts = 40000000;
+  r.wall_time_us = 1000002;
+  r.sample = vs::json::Item{9, 1, "car", "cifar10/test/9"};
+  r.has_neighbors = true;
+  r.metric = "ip";
+  r.neighbors = vs::json::neighbors_of (meta);
+  r.embedding = embedding;
+  r.encoding = vs::json::EmbeddingEncoding::Base64;
+  const std::string text = vs::json::published_result (r);
+  g_assert_null (strchr (text.c_str (), '\n'));
+  JsonNode *root = parse (text);
+  JsonObject *o = json_node_get_object (root);
+  g_assert_true (member_names (o)
+      == (std::vector<std::string>{"schema", "source", "frame", "pts",
+          "wall_time", "wall_time_us", "sample", "metric", "neighbors",
+          "embedding"}));
+  g_assert_cmpstr (json_object_get_string_member (o, "schema"), ==,
+      "visualsearch-result/1");
+  g_assert_cmpstr (json_object_get_string_member (o, "wall_time"), ==,
+      "1970-01-01T00:00:01.000002Z");
+  g_assert_cmpint (json_object_get_int_member (o, "pts"), ==, 40000000);
+  JsonObject *e = json_object_get_object_member (o, "embedding");
+  g_assert_cmpint (json_object_get_int_member (e, "dims"), ==, 3);
+  gsize size = 0;
+  guchar *bytes =
+      g_base64_decode (json_object_get_string_member (e, "base64"), &size);
+  /* float32 little-endian: 1.0 is 00 00 80 3f */
+  g_assert_cmpuint (size, ==, 12);
+  const guchar one[] = {0x00, 0x00, 0x80, 0x3f};
+  g_assert_cmpmem (bytes, 4, one, 4);
+  g_free (bytes);
+  json_node_unref (root);
+
+  r.encoding = vs::json::EmbeddingEncoding::Array;
+  r.pts.reset ();
+  r.sample.reset ();
+  root = parse (vs::json::published_result (r));
+  o = json_node_get_object (root);
+  g_assert_true (json_object_get_null_member (o, "pts"));
+  g_assert_false (json_object_has_member (o, "sample"));
+  JsonArray *a = json_object_get_array_member (json_object_get_object_member (o,
+                                                   "embedding"),
+      "values");
+  g_assert_cmpuint (json_array_get_length (a), ==, 3);
+  g_assert_cmpfloat (json_array_get_double_element (a, 1), ==, -2.5);
+  json_node_unref (root);
+
+  r.encoding = vs::json::EmbeddingEncoding::None;
+  r.has_neighbors = false;
+  root = parse (vs::json::published_result (r));
+  o = json_node_get_object (root);
+  g_assert_false (json_object_has_member (o, "embedding"));
+  g_assert_false (json_object_has_member (o, "neighbors"));
+  json_node_unref (root);
+  gst_buffer_unref (buffer);
+}
+
+void
 test_retrieval_metrics ()
 {
   vs::RetrievalSummary summary;
@@ -227,6 +302,7 @@ main (int argc, char **argv)
   g_test_add_func ("/json/error-body", test_error_body);
   g_test_add_func ("/json/neighbor-list", test_neighbor_list);
   g_test_add_func ("/json/live-event", test_live_event);
+  g_test_add_func ("/json/published-result", test_published_result);
   g_test_add_func ("/json/retrieval-metrics", test_retrieval_metrics);
   g_test_add_func ("/json/index-answer", test_index_answer);
   return g_test_run ();

@@ -46,7 +46,7 @@ check(plugin is not None, "the visualsearch plugin is in the registry")
 check(not mapped("libtorch"), "LibTorch not loaded before the plugin")
 run("videotestsrc num-buffers=2 ! video/x-raw,width=64,height=48 ! searchoverlay ! fakesink")
 for name in ["cifarsrc", "faissindexer", "faisssearch", "cifarindexer", "retrievaleval",
-             "gallerysrc", "galleryindexer"]:
+             "gallerysrc", "galleryindexer", "metapublish"]:
     check(Gst.ElementFactory.make(name, None) is not None, f"{name} created")
 check(mapped("libgstvisualsearch.so"), "the plugin is loaded")
 check(not mapped("libtorch"), "LibTorch not loaded by the plugin and its other elements")

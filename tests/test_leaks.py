@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Memory that grows with each NULL -> PLAYING -> NULL cycle of a pipeline.
 
-Usage: test_leaks.py [search|faissindexer|retrievaleval|resnet18...]
+Usage: test_leaks.py [search|faissindexer|retrievaleval|resnet18|metapublish-file|
+                      metapublish-mqtt...]
 
 Each pipeline is built once and taken through CYCLES cycles, every one of them
 streaming a small CIFAR split to EOS. After each cycle the test reads how many
@@ -32,6 +33,7 @@ own.
 import ctypes
 import gc
 import os
+import socket
 import sys
 import time
 
@@ -120,6 +122,13 @@ def bounded(name, description, cycles=CYCLES, warmup=WARMUP):
           f"{[round(x) for x in live]}")
 
 
+def free_port():
+    """A loopback port nobody listens on (for now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main():
     Gst.init(None)
     with tmp_dir() as tmp:
@@ -147,6 +156,15 @@ def main():
                 f"cifarsrc location={dataset} split=test ! {embedder} ! "
                 f"faisssearch index={index} k=4 ! retrievaleval index={index} k=1,4 "
                 f"output={os.path.join(tmp, 'metrics.json')}")),
+            "metapublish-file": lambda: bounded("metapublish-file", (
+                f"cifarsrc location={dataset} split=test ! {embedder} ! "
+                f"faisssearch index={index} k=4 ! metapublish method=file "
+                "location=/dev/null include-embedding=base64 ! fakesink")),
+            # no broker: the client, its thread and the queue, made and freed
+            "metapublish-mqtt": lambda: bounded("metapublish-mqtt", (
+                f"cifarsrc location={dataset} split=test ! {embedder} ! "
+                f"faisssearch index={index} k=4 ! metapublish method=mqtt "
+                f"address=127.0.0.1:{free_port()} max-queued=2 ! fakesink")),
             "search": lambda: bounded("search", (
                 f"cifarsrc location={dataset} split=test ! {embedder} ! "
                 f"faisssearch index={index} k=4 ! videoscale ! "

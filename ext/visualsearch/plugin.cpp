@@ -22,6 +22,7 @@ plugin_init (GstPlugin *plugin)
   ret |= GST_ELEMENT_REGISTER (retrievaleval, plugin);
   ret |= GST_ELEMENT_REGISTER (gallerysrc, plugin);
   ret |= GST_ELEMENT_REGISTER (galleryindexer, plugin);
+  ret |= GST_ELEMENT_REGISTER (metapublish, plugin);
 
   return ret;
 }
