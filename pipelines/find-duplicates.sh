@@ -17,7 +17,7 @@
 # Each item is range-searched against the index; items at most MAX_DISTANCE
 # apart are linked, and linked items form a group (a chain of near copies is
 # one group). MAX_DISTANCE is a distance, smaller is closer, as faisssearch's
-# max-distance and the server's (README.md, "Scores"): for ip (the default)
+# max-distance and the server's (docs/scores.md): for ip (the default)
 # 1 - similarity (default 0.05); for l2 the squared L2 distance (default 0.1). Copies, resized copies and
 # JPEG re-encodes are usually well inside the default; raise it to also group
 # similar shots. Environment: MAX_DISTANCE, SHEET_GROUPS=8 (rows of the sheet),

@@ -2,8 +2,8 @@
 // visualsearch-server: a web page and a JSON API in front of the plugin's
 // elements. The model is loaded once; every query is embedded through a
 // pipeline (server/search_service.h) and searched in the gallery served, which
-// follows the index on disk when an indexer replaces it. README.md documents
-// the API.
+// follows the index on disk when an indexer replaces it. docs/server.md
+// documents the API.
 #include <gst/gst.h>
 #include <libsoup/soup.h>
 #include <opencv2/core.hpp>

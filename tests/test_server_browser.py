@@ -11,7 +11,8 @@ no broken-image icon; paths wrap after a slash, not inside a name; the page
 fits a phone-sized window without horizontal scrolling, its query picture
 leaving the results on the first screen; no request leaves the server (the
 browser log has no CSP violation or failed load). Screenshots go
-to the build directory (tests/screenshots/), for the README and for people.
+to the build directory (tests/screenshots/), for people (tools/server-screenshot.sh makes
+the README's picture).
 """
 import os
 import shutil

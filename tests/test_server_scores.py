@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""One vocabulary for scores (README.md, "Scores"), on an ip and an l2
+"""One vocabulary for scores (docs/scores.md), on an ip and an l2
 gallery: the API's distance (smaller is closer: 1 - inner product for ip, the
 squared L2 distance for l2) and similarity (the inner product for ip,
 1 - d2 / 2 for l2) against Python FAISS's numbers for the same index; and

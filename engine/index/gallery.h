@@ -15,7 +15,7 @@
 namespace vs {
 
 // One vocabulary for scores, shared by faisssearch's max-distance, the
-// server's API and find-duplicates (README.md, "Scores"). A score is what
+// server's API and find-duplicates (docs/scores.md). A score is what
 // FAISS ranks by, as Neighbor::distance and the neighbours meta carry it: the
 // inner product for ip, the squared L2 distance for l2.
 //

@@ -17,7 +17,7 @@
  * in the meta, are the scores FAISS ranks by: the inner product for ip
  * (larger is closer), the squared L2 distance for l2. #GstFaissSearch:max-distance
  * is a distance for both metrics, smaller is closer: 1 - the inner product
- * for ip, the squared L2 distance for l2 (README.md, "Scores"). The read-only
+ * for ip, the squared L2 distance for l2 (docs/scores.md). The read-only
  * #GstFaissSearch:metric says which metric the index ranks by, as the
  * #GstVisualSearchMetric that faissindexer's metric property takes.
  *

@@ -74,8 +74,8 @@ function showQuery(src, caption, path = "", original = "") {
   $("query-caption").prepend(caption);
 }
 
-// The similarity, larger is closer, whatever the index's metric (README.md,
-// "Scores"); the distance is in the tooltip.
+// The similarity, larger is closer, whatever the index's metric
+// (docs/scores.md); the distance is in the tooltip.
 function score(n) {
   return `similarity ${n.similarity.toFixed(3)}`;
 }
