@@ -4,7 +4,7 @@
  * @title: metapublish
  *
  * Publishes the search results of every frame as one JSON document (schema
- * `visualsearch-result/1`, described in the README): the stream's
+ * `visualsearch-result/1`, described in docs/elements.md): the stream's
  * #GstMetaPublish:source-name, the frame's number, PTS and wall-clock time,
  * the frame's own item when it carries a #GstVisualSearchSampleMeta, the
  * neighbours of its #GstVisualSearchNeighborsMeta (id, label, label name,
