@@ -150,7 +150,7 @@ with tempfile.TemporaryDirectory() as tmp:
         # Paths wrap between their parts: a long one in a result.
         driver.execute_script(
             "renderResults(document.getElementById('results'), [{id: 1, rank: 1, "
-            "label_name: 'x', source: 'holidays/summer2023/beachfront/IMG_0042.jpg', "
+            "label_name: 'x', source: 'holidays/summer-2023/beach-front/IMG_0042-edited.jpg', "
             "thumbnail: '/api/items/1/thumbnail', distance: 0.1, similarity: 0.9}])")
         lines = driver.execute_script(
             "const s = document.querySelector('#results .source'); const r = document.createRange();"
