@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Seeded mutation fuzzing of catalog loading: a valid catalog (items with
 // labels, names, sources and thumbnails, facts with the index binding and the
-// embedder settings) is
+// embedder settings, files found unreadable) is
 // written, then COUNT mutated copies (bytes flipped, ranges overwritten, the
 // file cut short) are loaded through vs::Catalog::load and, when that
 // succeeds, read back whole: every item, label counts, every thumbnail, the
@@ -72,6 +72,10 @@ read_back (const vs::Catalog &catalog)
       // A damaged thumbnail is the reader's to report, item by item.
     }
   }
+  for (const vs::RejectedFile &entry : catalog.rejected_files ())
+    if (!vs::is_valid_utf8 (entry.reason)
+        || entry.file.path.size () > (1 << 20))
+      return false;
   return catalog.item (items.empty () ? 0 : items.back ().id + 1) == nullptr;
 }
 
@@ -121,7 +125,12 @@ main (int argc, char **argv)
     items.push_back (item);
   }
   facts.count = static_cast<int64_t> (items.size ());
-  vs::Catalog::write_atomically (valid, facts, items);
+  std::vector<vs::RejectedFile> rejected;
+  for (int i = 0; i < 5; ++i)
+    rejected.push_back ({vs::FileIdentity{"bad/" + std::to_string (i) + ".txt",
+                             10 + i, 1700000000000000000 + i, -1},
+        "bad/" + std::to_string (i) + ".txt is neither an image nor a video"});
+  vs::Catalog::write_atomically (valid, facts, items, rejected);
   const std::vector<char> original = read_file (valid);
   if (!read_back (vs::Catalog::load (valid))) {
     std::cerr << "FAIL the valid catalog does not read back\n";

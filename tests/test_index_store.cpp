@@ -20,6 +20,7 @@
 
 #include "engine/base/atomic_file.h"
 #include "engine/index/catalog.h"
+#include "engine/index/file_inventory.h"
 #include "engine/base/error.h"
 #include "engine/index/gallery.h"
 #include "engine/index/index_builder.h"
@@ -665,6 +666,86 @@ test_catalog_file_identities ()
   g_assert_cmpint (updated.item (11)->id, ==, 11);
 }
 
+// Files found unreadable round-trip through the catalog; a catalog without
+// the table (older writers) has none; the inventory keeps those still there
+// unchanged, drops those changed or gone, and keeps the unmet ones of a
+// walk stopped early.
+void
+test_catalog_rejected_files ()
+{
+  const std::string path = tmp_path ("rejected.faiss.db");
+  vs::IndexFacts facts;
+  facts.dims = 4;
+  facts.metric = "ip";
+  std::vector<vs::CatalogItem> items (1);
+  items[0].id = 0;
+  items[0].file = vs::FileIdentity{"a.jpg", 10, 20, -1};
+  facts.count = 1;
+  std::vector<vs::RejectedFile> rejected =
+      {{vs::FileIdentity{"notes\xff.txt", 23, 1700000000123456789, -1},
+           "notes.txt is neither an image nor a video"},
+          {vs::FileIdentity{"sub/cut.jpg", 870, 5, -1},
+              "cut.jpg is truncated"}};
+  vs::Catalog::write_atomically (path, facts, items, rejected);
+  const vs::Catalog catalog = vs::Catalog::load (path);
+  g_assert_cmpuint (catalog.rejected_files ().size (), ==, 2);
+  const vs::RejectedFile &notes = catalog.rejected_files ()[0];
+  g_assert_true (notes.file.path == "notes\xff.txt"); // bytes as on disk
+  g_assert_cmpint (notes.file.size, ==, 23);
+  g_assert_cmpint (notes.file.mtime_ns, ==, 1700000000123456789);
+  g_assert_cmpstr (notes.reason.c_str (), ==,
+      "notes.txt is neither an image nor a video");
+
+  // Written without the table, as before it existed: none.
+  sqlite3 *db = nullptr;
+  g_assert_cmpint (sqlite3_open (path.c_str (), &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "DROP TABLE rejected_files", nullptr,
+                       nullptr, nullptr),
+      ==, SQLITE_OK);
+  sqlite3_close (db);
+  g_assert_true (vs::Catalog::load (path).rejected_files ().empty ());
+
+  // An update: notes unchanged (passed over), cut.jpg changed and still bad,
+  // a new bad file; then one whose walk completes without the notes.
+  vs::FileInventory inventory (items, rejected);
+  g_assert_true (inventory.rejected_unchanged (rejected[0].file).has_value ());
+  vs::FileIdentity changed = rejected[1].file;
+  changed.mtime_ns = 6;
+  g_assert_false (inventory.rejected_unchanged (changed).has_value ());
+  g_assert_false (inventory.rejected_changed ());
+  inventory.rejected (rejected[0].file, rejected[0].reason, true);
+  g_assert_false (inventory.rejected_changed ());
+  inventory.met (changed, false);
+  inventory.rejected (changed, "still truncated", false);
+  g_assert_true (inventory.rejected_changed ());
+  auto now = inventory.rejected_files ();
+  g_assert_cmpuint (now.size (), ==, 2);
+  g_assert_cmpint (now[1].file.mtime_ns, ==, 6);
+  g_assert_cmpstr (now[1].reason.c_str (), ==, "still truncated");
+  g_assert_cmpint (inventory.counts ().bad, ==, 2);
+
+  // A stopped walk that met neither keeps both; a complete one drops both.
+  vs::FileInventory stopped (items, rejected);
+  g_assert_cmpuint (stopped.rejected_files ().size (), ==, 2);
+  g_assert_false (stopped.rejected_changed ());
+  stopped.walk_complete ({});
+  g_assert_true (stopped.rejected_files ().empty ());
+  g_assert_true (stopped.rejected_changed ());
+  // Under a folder the walk could not read: kept.
+  vs::FileInventory hidden (items, rejected);
+  hidden.walk_complete ({vs::WalkGap{"sub", true}});
+  now = hidden.rejected_files ();
+  g_assert_cmpuint (now.size (), ==, 1);
+  g_assert_true (now[0].file.path == "sub/cut.jpg");
+  // Found good now (it gave an item): dropped.
+  vs::FileInventory fixed (items, rejected);
+  fixed.met (changed, false);
+  fixed.rejected (changed, "a video cut short", false);
+  g_assert_true (fixed.identity_of ("sub/cut.jpg").has_value ());
+  fixed.walk_complete ({});
+  g_assert_true (fixed.rejected_files ().empty ());
+}
+
 // Labels past 32 bits come back whole (2^32 + 5, not 5); label names and
 // sources come back as valid UTF-8.
 void
@@ -936,6 +1017,8 @@ main (int argc, char **argv)
   tmp_dir = dir;
   g_free (dir);
   g_test_add_func ("/index_store/flat", test_flat_add_search_reconstruct);
+  g_test_add_func ("/index_store/catalog_rejected_files",
+      test_catalog_rejected_files);
   g_test_add_func ("/index_store/training_minimums", test_training_minimums);
   g_test_add_func ("/index_store/too_few_training_vectors",
       test_too_few_training_vectors);

@@ -266,6 +266,28 @@ static void read_file_identities(Database& db, std::vector<CatalogItem>& items) 
   }
 }
 
+// The rejected_files table, when the catalog has one (see catalog.h).
+static std::vector<RejectedFile> read_rejected_files(Database& db) {
+  std::vector<RejectedFile> rejected;
+  {
+    Statement table =
+        db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rejected_files'");
+    if (db.step(table.get()) != SQLITE_ROW) return rejected;
+  }
+  Statement rows =
+      db.prepare("SELECT path, size, mtime_ns, reason FROM rejected_files ORDER BY path");
+  while (db.step(rows.get()) == SQLITE_ROW) {
+    RejectedFile entry;
+    const auto* bytes = static_cast<const char*>(sqlite3_column_blob(rows.get(), 0));
+    entry.file.path.assign(bytes ? bytes : "", sqlite3_column_bytes(rows.get(), 0));
+    entry.file.size = sqlite3_column_int64(rows.get(), 1);
+    entry.file.mtime_ns = sqlite3_column_int64(rows.get(), 2);
+    entry.reason = valid_utf8(column_text(rows.get(), 3));
+    rejected.push_back(std::move(entry));
+  }
+  return rejected;
+}
+
 Catalog Catalog::load(const std::string& path) {
   check_regular_catalog_file(path);
   Database db(path, SQLITE_OPEN_READONLY, "open");
@@ -303,6 +325,7 @@ Catalog Catalog::load(const std::string& path) {
             std::to_string(f.count));
   items.reset();
   if (schema >= 5) read_file_identities(db, catalog.items_);
+  if (schema >= 6) catalog.rejected_ = read_rejected_files(db);
   // The same connection: a catalog renamed over this one meanwhile cannot
   // lend it thumbnails of other items.
   catalog.thumbnails_ = adopt_thumbnails(path, std::move(db), schema);
@@ -316,8 +339,8 @@ IndexFacts Catalog::load_facts(const std::string& path) {
 }
 
 void Catalog::write(const std::string& path, const IndexFacts& facts,
-                    const std::vector<CatalogItem>& items,
-                    const std::string& keep_thumbnails_from) {
+                    const std::vector<CatalogItem>& items, const std::string& keep_thumbnails_from,
+                    const std::vector<RejectedFile>& rejected) {
   // A leftover from a killed run must not be reopened and appended to.
   std::remove(path.c_str());
   Database db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "create");
@@ -340,6 +363,8 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
       "CREATE TABLE thumbnails (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);"
       "CREATE TABLE files (id INTEGER PRIMARY KEY, path BLOB NOT NULL, "
       "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, time REAL);"
+      "CREATE TABLE rejected_files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, "
+      "mtime_ns INTEGER NOT NULL, reason TEXT NOT NULL);"
       "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, label_name TEXT, "
       "source TEXT);"
       "CREATE TABLE index_facts (model_id TEXT, preprocessing_id TEXT, dims INTEGER, "
@@ -406,18 +431,31 @@ void Catalog::write(const std::string& path, const IndexFacts& facts,
       sqlite3_bind_null(file.get(), 5);
     db.step(file.get());
   }
+  Statement reject = db.prepare("INSERT INTO rejected_files VALUES (?, ?, ?, ?)");
+  for (const RejectedFile& entry : rejected) {
+    sqlite3_reset(reject.get());
+    sqlite3_bind_blob(reject.get(), 1, entry.file.path.data(),
+                      static_cast<int>(entry.file.path.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(reject.get(), 2, entry.file.size);
+    sqlite3_bind_int64(reject.get(), 3, entry.file.mtime_ns);
+    sqlite3_bind_text(reject.get(), 4, entry.reason.c_str(), -1, SQLITE_STATIC);
+    db.step(reject.get());
+  }
   fact.reset();
   insert.reset();
   thumbnail.reset();
   file.reset();
+  reject.reset();
   db.exec("COMMIT;");
   if (!keep_thumbnails_from.empty()) db.exec("DETACH DATABASE previous;");
   db.close();
 }
 
 void Catalog::write_atomically(const std::string& path, const IndexFacts& facts,
-                               const std::vector<CatalogItem>& items) {
-  replace_file_atomically(path, [&](const std::string& tmp) { write(tmp, facts, items); });
+                               const std::vector<CatalogItem>& items,
+                               const std::vector<RejectedFile>& rejected) {
+  replace_file_atomically(path,
+                          [&](const std::string& tmp) { write(tmp, facts, items, "", rejected); });
 }
 
 const CatalogItem* Catalog::item(int64_t id) const {

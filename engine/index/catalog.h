@@ -38,6 +38,15 @@ struct CatalogItem {
   std::optional<FileIdentity> file;  // nullopt: not from a gallery folder
 };
 
+// A file of the gallery folder that gave no item because it is no readable
+// picture or video (a notes.txt, a truncated JPEG), with the walk's one
+// sentence on why, so that an update skips it while it stays unchanged
+// instead of probing it again.
+struct RejectedFile {
+  FileIdentity file;  // path, size and mtime_ns; time unused
+  std::string reason;
+};
+
 struct IndexFacts {
   std::string model_id;
   std::string preprocessing_id;
@@ -94,7 +103,13 @@ void check_same_embedding_space(const IndexFacts& stored, const IndexFacts& inco
 //   files(id INTEGER PRIMARY KEY, path BLOB NOT NULL, size INTEGER NOT NULL,
 //         mtime_ns INTEGER NOT NULL, time REAL)
 //     the FileIdentity of item `id` (time NULL for a still); items without a
-//     row did not come from a gallery folder.
+//     row did not come from a gallery folder;
+//   rejected_files(path BLOB PRIMARY KEY, size INTEGER NOT NULL,
+//                  mtime_ns INTEGER NOT NULL, reason TEXT NOT NULL)
+//     the files of the gallery folder found unreadable (RejectedFile). An
+//     addition to version 6 that needs no new version: readers that predate
+//     it ignore it, and a catalog without it (older writers) has none, which
+//     costs an update no more than probing those files again.
 // Version 5 lacks gallery_root; version 4 also lacks the files table; version 3 also lacks
 // embedder_config; version 2 also lacks the thumbnails table; version 1 also lacks index_bytes and
 // index_crc32; version 0 is version 1 written before the version was recorded. All are read.
@@ -132,17 +147,22 @@ class Catalog {
   static IndexFacts load_facts(const std::string& path);
   // Writes a complete catalog atomically (temp file, fsync, rename).
   static void write_atomically(const std::string& path, const IndexFacts& facts,
-                               const std::vector<CatalogItem>& items);
+                               const std::vector<CatalogItem>& items,
+                               const std::vector<RejectedFile>& rejected = {});
   // Plain write of a new file at path, for replace_files_atomically. The
   // thumbnails of the catalog at keep_thumbnails_from (an appender's previous
   // catalog; empty: none) are copied over by SQLite, never all in memory.
+  // rejected: the files found unreadable (at most one entry per path).
   static void write(const std::string& path, const IndexFacts& facts,
                     const std::vector<CatalogItem>& items,
-                    const std::string& keep_thumbnails_from = "");
+                    const std::string& keep_thumbnails_from = "",
+                    const std::vector<RejectedFile>& rejected = {});
 
   const IndexFacts& facts() const { return facts_; }
   // In increasing id order.
   const std::vector<CatalogItem>& items() const { return items_; }
+  // The files found unreadable, by path; empty in catalogs without the table.
+  const std::vector<RejectedFile>& rejected_files() const { return rejected_; }
   // nullptr when id is unknown.
   const CatalogItem* item(int64_t id) const;
   // How many gallery items carry this label (the denominator of Recall@k).
@@ -157,6 +177,7 @@ class Catalog {
   IndexFacts facts_;
   std::vector<CatalogItem> items_;  // ids increasing, not necessarily 0..n-1
   std::unordered_map<int, int64_t> label_counts_;
+  std::vector<RejectedFile> rejected_;
   std::shared_ptr<CatalogThumbnails> thumbnails_;
 };
 

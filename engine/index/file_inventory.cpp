@@ -10,7 +10,9 @@
 
 namespace vs {
 
-FileInventory::FileInventory(const std::vector<CatalogItem>& items) {
+FileInventory::FileInventory(const std::vector<CatalogItem>& items,
+                             const std::vector<RejectedFile>& rejected) {
+  for (const RejectedFile& entry : rejected) known_rejected_[entry.file.path] = entry;
   for (const CatalogItem& item : items) {
     if (!item.file) continue;
     std::vector<Group>& groups = known_[item.file->path];
@@ -30,7 +32,8 @@ std::shared_ptr<FileInventory> FileInventory::of_index(const std::string& locati
   const std::string catalog = catalog_path_for(index);
   struct stat st;
   if (::stat(index.c_str(), &st) != 0 && ::stat(catalog.c_str(), &st) != 0) return nullptr;
-  return std::make_shared<FileInventory>(Catalog::load(catalog).items());
+  const Catalog loaded = Catalog::load(catalog);
+  return std::make_shared<FileInventory>(loaded.items(), loaded.rejected_files());
 }
 
 std::optional<FileIdentity> FileInventory::identify(const std::string& relative,
@@ -90,6 +93,59 @@ bool FileInventory::unchanged(const std::string& relative, const std::string& pa
   return met(*identity, held);
 }
 
+std::optional<std::string> FileInventory::rejected_unchanged(const FileIdentity& identity) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = known_rejected_.find(identity.path);
+  if (it == known_rejected_.end() || identity.size < 0 || it->second.file.size != identity.size ||
+      it->second.file.mtime_ns != identity.mtime_ns)
+    return std::nullopt;
+  return it->second.reason;
+}
+
+void FileInventory::rejected(const FileIdentity& identity, const std::string& reason,
+                             bool skipped) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (skipped) {
+    met_.insert(identity.path);
+    ++rejected_unchanged_;
+  }
+  // A file that could not be stat'ed has no identity to compare later.
+  if (identity.size < 0) return;
+  RejectedFile& entry = found_rejected_[identity.path];
+  entry.file = identity;
+  entry.file.time = -1;
+  entry.reason = reason;
+}
+
+std::vector<RejectedFile> FileInventory::rejected_files() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::map<std::string, RejectedFile> all;
+  for (const auto& [path, entry] : found_rejected_) {
+    auto pending = pending_.find(valid_utf8(path));
+    if (pending == pending_.end() || !pending->second.produced) all.emplace(path, entry);
+  }
+  for (const auto& [path, entry] : known_rejected_)
+    if (!all.count(path) &&
+        ((!walked_all_ && !met_.count(path)) || (walked_all_ && kept_rejected_.count(path))))
+      all.emplace(path, entry);
+  std::vector<RejectedFile> list;
+  for (auto& [path, entry] : all) list.push_back(std::move(entry));
+  return list;
+}
+
+bool FileInventory::rejected_changed() const {
+  const std::vector<RejectedFile> now = rejected_files();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (now.size() != known_rejected_.size()) return true;
+  for (const RejectedFile& entry : now) {
+    auto it = known_rejected_.find(entry.file.path);
+    if (it == known_rejected_.end() || it->second.file.size != entry.file.size ||
+        it->second.file.mtime_ns != entry.file.mtime_ns || it->second.reason != entry.reason)
+      return true;
+  }
+  return false;
+}
+
 std::optional<FileIdentity> FileInventory::identity_of(const std::string& source) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = pending_.find(source);
@@ -126,6 +182,9 @@ void FileInventory::walk_complete(const std::vector<WalkGap>& skipped) {
     for (auto it = known_.lower_bound(prefix);
          it != known_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
       keep(*it);
+    for (const auto& [path, rejected] : known_rejected_)
+      if (path == entry.relative || path.compare(0, prefix.size(), prefix) == 0)
+        kept_rejected_.insert(path);
   }
 }
 
@@ -148,7 +207,7 @@ FileInventory::Counts FileInventory::counts() const {
   std::lock_guard<std::mutex> lock(mutex_);
   Counts counts;
   counts.unchanged = unchanged_;
-  counts.bad = passed_over_;
+  counts.bad = passed_over_ + rejected_unchanged_;
   counts.unread = unread_;
   for (const auto& [source, pending] : pending_) {
     if (!pending.produced)

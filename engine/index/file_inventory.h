@@ -5,7 +5,10 @@
 // modification time); the indexer keeps one under its writer lock, hears of
 // every file the walk met (met) and gives each new item the identity of its
 // file, and once the walk is complete removes the items of files changed or
-// gone. Plain file records only: the walk itself is the caller's.
+// gone. It also knows the files found unreadable (RejectedFile), so that a
+// walk passes over those unchanged without probing them again, and the
+// indexer records what this walk found. Plain file records only: the walk
+// itself is the caller's.
 #pragma once
 
 #include <cstdint>
@@ -32,8 +35,10 @@ struct WalkGap {
 
 class FileInventory {
  public:
-  // items: the index's catalog (items without a file identity are ignored).
-  explicit FileInventory(const std::vector<CatalogItem>& items);
+  // items: the index's catalog (items without a file identity are ignored);
+  // rejected: the files its catalog records as unreadable.
+  explicit FileInventory(const std::vector<CatalogItem>& items,
+                         const std::vector<RejectedFile>& rejected = {});
 
   // The inventory of the index at location, read from its catalog (symbolic
   // links followed, as writers do); nullptr when there is neither an index
@@ -62,6 +67,27 @@ class FileInventory {
   // The same answer without recording anything: whether a walk would skip
   // the file. Safe from any thread.
   bool holds_unchanged(const std::string& relative, const std::string& path) const;
+
+  // Why the file was found unreadable, when the index records it so with this
+  // very identity (same relative path, size and mtime); nullopt otherwise.
+  // Safe from any thread.
+  std::optional<std::string> rejected_unchanged(const FileIdentity& identity) const;
+
+  // The walk found the file unreadable for reason (one sentence). skipped:
+  // it passed over it without probing it, as rejected_unchanged() said,
+  // after no met(); otherwise after met(identity, false). A file that gave
+  // items before failing (a video cut short) is not recorded. Safe from any
+  // thread.
+  void rejected(const FileIdentity& identity, const std::string& reason, bool skipped);
+
+  // The files to record as unreadable: those this walk found so (by
+  // rejected()), plus those of the index it did not reach (a walk stopped
+  // early) or could not read (WalkGap::unread). Files changed or gone drop
+  // out. By path.
+  std::vector<RejectedFile> rejected_files() const;
+  // Whether rejected_files() differs from what the index records, so that
+  // the catalog must be written even when no item changed.
+  bool rejected_changed() const;
 
   // The file a new item with this GstVisualSearchSampleMeta source came from (a relative
   // path, plus "#t=SECONDS" for a video frame, whose time is filled in), as
@@ -114,7 +140,11 @@ class FileInventory {
   int64_t unchanged_ = 0;
   int64_t passed_over_ = 0;  // entries the walk skipped that are no readable file
   int64_t unread_ = 0;
-  std::set<std::string> met_;  // relative paths the walk met
+  std::set<std::string> met_;                           // relative paths the walk met
+  std::map<std::string, RejectedFile> known_rejected_;  // the index's, by path
+  std::map<std::string, RejectedFile> found_rejected_;  // this walk's, by path
+  std::set<std::string> kept_rejected_;                 // known ones under entries not read
+  int64_t rejected_unchanged_ = 0;                      // passed over as rejected_unchanged()
   bool walked_all_ = false;
 };
 

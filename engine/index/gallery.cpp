@@ -80,14 +80,16 @@ IndexWithCatalog load_index_with_catalog(const std::string& index_path, IndexLoa
 
 void write_index_with_catalog(const std::string& index_path, const IndexStore& index,
                               IndexFacts facts, const std::vector<CatalogItem>& items,
-                              const std::string& keep_thumbnails_from) {
+                              const std::string& keep_thumbnails_from,
+                              const std::vector<RejectedFile>& rejected) {
   facts.count = index.size();
   // The index is written first (replace_files_atomically keeps the order), so
   // its digest is known when the catalog is.
   replace_files_atomically(
       {{index_path, [&](const std::string& tmp) { facts.index_digest = index.write(tmp); }},
-       {catalog_path_for(index_path),
-        [&](const std::string& tmp) { Catalog::write(tmp, facts, items, keep_thumbnails_from); }}});
+       {catalog_path_for(index_path), [&](const std::string& tmp) {
+          Catalog::write(tmp, facts, items, keep_thumbnails_from, rejected);
+        }}});
 }
 
 Gallery Gallery::load(const std::string& index_path, IndexLoadMode mode) {

@@ -51,11 +51,12 @@ IndexWithCatalog load_index_with_catalog(const std::string& index_path,
 
 // Replaces index_path and its catalog atomically (replace_files_atomically),
 // the catalog recording the digest of the index written with it. facts.count
-// and facts.index_digest are filled in here. keep_thumbnails_from: see
-// Catalog::write.
+// and facts.index_digest are filled in here. keep_thumbnails_from and
+// rejected: see Catalog::write.
 void write_index_with_catalog(const std::string& index_path, const IndexStore& index,
                               IndexFacts facts, const std::vector<CatalogItem>& items,
-                              const std::string& keep_thumbnails_from = "");
+                              const std::string& keep_thumbnails_from = "",
+                              const std::vector<RejectedFile>& rejected = {});
 
 class Gallery {
  public:

@@ -94,7 +94,7 @@ void IndexBuilder::load_existing() {
                       "feeding faissindexer): it has no id map, so its items cannot be updated "
                       "one by one. Build it anew with mode=rebuild (galleryindexer, or "
                       "gallerysrc index= with faissindexer), or choose another index file.");
-    inventory_ = std::make_shared<FileInventory>(items_);
+    inventory_ = std::make_shared<FileInventory>(items_, existing.catalog.rejected_files());
   }
   index_ = std::move(existing.index);
 }
@@ -228,7 +228,10 @@ void IndexBuilder::flush_pending() {
 bool IndexBuilder::finish() {
   std::vector<int64_t> stale;
   if (inventory_ && inventory_->walked_all()) stale = inventory_->stale_ids();
-  if (added_ == 0 && stale.empty()) {
+  // Files found unreadable, or no longer, are recorded even when no item
+  // changed, so that the next update does not probe them again.
+  const bool rejected_changed = inventory_ && index_ && inventory_->rejected_changed();
+  if (added_ == 0 && stale.empty() && !rejected_changed) {
     if (have_existing_facts_) {
       if (!options_.gallery)
         warn_("No embeddings arrived; " + options_.location + " is left unchanged.");
@@ -238,23 +241,28 @@ bool IndexBuilder::finish() {
                 "No buffer carried an embedding, so there is nothing to write to " +
                     options_.location + ". Put an embedder upstream of the indexer.");
   }
-  try {
-    if (index_->needs_training()) train_on_pending();
-    step_("adding " + std::to_string(pending_rows()) + " vectors; the index will hold " +
-          std::to_string(existing_ + added_ - static_cast<int64_t>(stale.size())));
-    flush_pending();
-    if (!stale.empty()) {
-      step_("removing the " + std::to_string(stale.size()) + " items of files changed or gone");
-      index_->remove_ids(stale);
-      const std::set<int64_t> gone(stale.begin(), stale.end());
-      items_.erase(std::remove_if(items_.begin(), items_.end(),
-                                  [&](const CatalogItem& item) { return gone.count(item.id); }),
-                   items_.end());
-      removed_ = static_cast<int64_t>(stale.size());
+  if (added_ == 0 && stale.empty()) {
+    step_("recording which files of the gallery are unreadable");
+  } else {
+    try {
+      if (index_->needs_training()) train_on_pending();
+      step_("adding " + std::to_string(pending_rows()) + " vectors; the index will hold " +
+            std::to_string(existing_ + added_ - static_cast<int64_t>(stale.size())));
+      flush_pending();
+      if (!stale.empty()) {
+        step_("removing the " + std::to_string(stale.size()) + " items of files changed or gone");
+        index_->remove_ids(stale);
+        const std::set<int64_t> gone(stale.begin(), stale.end());
+        items_.erase(std::remove_if(items_.begin(), items_.end(),
+                                    [&](const CatalogItem& item) { return gone.count(item.id); }),
+                     items_.end());
+        removed_ = static_cast<int64_t>(stale.size());
+      }
+    } catch (const Error& e) {
+      throw Error(e.kind(), std::string(e.what()) +
+                                " Nothing was written: any previous index and " + "catalog at " +
+                                options_.location + " are unchanged.");
     }
-  } catch (const Error& e) {
-    throw Error(e.kind(), std::string(e.what()) + " Nothing was written: any previous index and " +
-                              "catalog at " + options_.location + " are unchanged.");
   }
   write_files(true);
   if (options_.export_npy) {
@@ -295,7 +303,8 @@ void IndexBuilder::write_files(bool final) {
     items = &unfinished;
   }
   // The previous catalog is still in place while the new one is written.
-  write_index_with_catalog(options_.location, *index_, facts_, *items, keep_thumbnails_from_);
+  write_index_with_catalog(options_.location, *index_, facts_, *items, keep_thumbnails_from_,
+                           inventory_ ? inventory_->rejected_files() : std::vector<RejectedFile>());
   facts_.count = index_->size();
   // Those thumbnails are in the catalog now; the next write copies them.
   for (CatalogItem& item : items_) std::vector<uint8_t>().swap(item.thumbnail);

@@ -37,19 +37,21 @@ vs_gallery_query_answer (GstQuery *query, gboolean update)
 
 GstEvent *
 vs_gallery_file_event_new (const std::string &root,
-    const vs::FileIdentity &identity, gboolean skipped)
+    const vs::FileIdentity &identity, gboolean skipped, const gchar *rejected)
 {
-  return gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_OOB,
+  GstStructure *s =
       gst_structure_new (VS_GALLERY_FILE_EVENT, "root", G_TYPE_STRING,
           root.c_str (), "path", G_TYPE_STRING, identity.path.c_str (), "size",
           G_TYPE_INT64, (gint64) identity.size, "mtime-ns", G_TYPE_INT64,
-          (gint64) identity.mtime_ns, "skipped", G_TYPE_BOOLEAN, skipped,
-          NULL));
+          (gint64) identity.mtime_ns, "skipped", G_TYPE_BOOLEAN, skipped, NULL);
+  if (rejected)
+    gst_structure_set (s, "rejected", G_TYPE_STRING, rejected, NULL);
+  return gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_OOB, s);
 }
 
 gboolean
 vs_gallery_file_event_parse (GstEvent *event, std::string *root,
-    vs::FileIdentity *identity, gboolean *skipped)
+    vs::FileIdentity *identity, gboolean *skipped, std::string *rejected)
 {
   if (GST_EVENT_TYPE (event) != GST_EVENT_CUSTOM_DOWNSTREAM_OOB
       || !gst_event_has_name (event, VS_GALLERY_FILE_EVENT))
@@ -62,6 +64,8 @@ vs_gallery_file_event_parse (GstEvent *event, std::string *root,
       || !gst_structure_get_int64 (s, "mtime-ns", &mtime_ns)
       || !gst_structure_get_boolean (s, "skipped", skipped))
     return FALSE;
+  const gchar *reason = gst_structure_get_string (s, "rejected");
+  *rejected = reason ? reason : "";
   *root = root_value;
   *identity = vs::FileIdentity ();
   identity->path = path;

@@ -23,7 +23,13 @@
  *   readers find the originals, and builds a gallery index (an IDMap2 whose
  *   items carry their files) unless it appends; it keeps the items of a
  *   skipped file and gives the new items of the others their file's
- *   identity.
+ *   identity. An optional "rejected" (string, one sentence) says the file
+ *   is no readable picture or video: with "skipped" TRUE, gallerysrc passed
+ *   over it without probing it, as the index records it unreadable with the
+ *   same size and modification time; with "skipped" FALSE, it was probed in
+ *   this walk and failed, and this second announcement of the file follows
+ *   the first. faissindexer records such files in the catalog's
+ *   rejected_files table.
  * - VS_GALLERY_WALKED_EVENT, once the walk has reached the end of the folder
  *   (not when a run is stopped early), just before EOS: "passed-over" and
  *   "unread" (GstValueArray of strings, relative paths): the entries that
@@ -61,11 +67,14 @@ gboolean vs_gallery_query_parse (GstQuery *query, gboolean *update);
 /* Answers a VS_GALLERY_QUERY; FALSE when query is no VS_GALLERY_QUERY. */
 gboolean vs_gallery_query_answer (GstQuery *query, gboolean update);
 
+/* rejected: why the file is unreadable; NULL when it is not known to be. */
 GstEvent *vs_gallery_file_event_new (const std::string &root,
-    const vs::FileIdentity &identity, gboolean skipped);
-/* FALSE when event is no well-formed VS_GALLERY_FILE_EVENT. */
+    const vs::FileIdentity &identity, gboolean skipped,
+    const gchar *rejected = NULL);
+/* FALSE when event is no well-formed VS_GALLERY_FILE_EVENT. *rejected is
+ * empty when the event carries no "rejected". */
 gboolean vs_gallery_file_event_parse (GstEvent *event, std::string *root,
-    vs::FileIdentity *identity, gboolean *skipped);
+    vs::FileIdentity *identity, gboolean *skipped, std::string *rejected);
 
 GstEvent *vs_gallery_walked_event_new (const std::vector<vs::WalkGap> &gaps);
 /* FALSE when event is no VS_GALLERY_WALKED_EVENT. */

@@ -40,7 +40,11 @@
  * event before its frames; faissindexer keeps the items and ids of the
  * skipped files, gives the new items their files, and once gallerysrc
  * announces the end of its walk, removes at EOS the items of the files
- * changed or gone. A walk stopped early removes nothing. The COMPLETE
+ * changed or gone. The files gallerysrc found unreadable go into the
+ * catalog too (table rejected_files: path, size, modification time, reason),
+ * those still there unchanged kept, so that updates do not probe them again;
+ * the entries of files gone or changed are dropped. A walk stopped early
+ * removes nothing. The COMPLETE
  * progress message then counts the files added, updated, removed, unchanged
  * and skipped as bad. An index with no id map is refused by mode=update.
  * galleryindexer is this line in one element.
@@ -748,10 +752,12 @@ gst_faiss_indexer_gallery_event (GstFaissIndexer *self, GstEvent *event)
   std::string root;
   vs::FileIdentity identity;
   gboolean skipped = FALSE;
+  std::string rejected;
   std::vector<vs::WalkGap> gaps;
 
   GST_LOG_OBJECT (self, "%" GST_PTR_FORMAT, event);
-  if (vs_gallery_file_event_parse (event, &root, &identity, &skipped)) {
+  if (vs_gallery_file_event_parse (event, &root, &identity, &skipped,
+          &rejected)) {
     if (self->run_mode == GST_FAISS_INDEXER_MODE_APPEND || !self->builder)
       return TRUE;
     if (!self->gallery_root || *self->gallery_root != root) {
@@ -765,6 +771,10 @@ gst_faiss_indexer_gallery_event (GstFaissIndexer *self, GstEvent *event)
       self->gallery_root = new std::string (root);
     }
     const auto &inventory = self->builder->inventory ();
+    if (inventory && !rejected.empty ()) {
+      inventory->rejected (identity, rejected, skipped);
+      return TRUE;
+    }
     if (inventory && !inventory->met (identity, skipped) && skipped
         && self->not_held++ == 0)
       GST_ELEMENT_WARNING (self, STREAM, FAILED,

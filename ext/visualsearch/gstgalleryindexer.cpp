@@ -255,8 +255,9 @@ gst_gallery_indexer_get_property (GObject *object, guint prop_id, GValue *value,
 }
 
 /* Whether every file of the folder is held unchanged in the index gallerysrc
- * skips from, so that the embedder need not even load its model (most of an
- * unchanged update's time). The walk is gallerysrc's own; anything it would
+ * skips from, or recorded there as unreadable with the same identity, so
+ * that the embedder need not even load its model (most of an unchanged
+ * update's time). The walk is gallerysrc's own; anything it would
  * report (an unreadable folder, a bad label-from, an unreadable catalog)
  * says no, and gallerysrc reports it. */
 static bool
@@ -284,7 +285,12 @@ nothing_to_embed (GstGalleryIndexer *self)
         ? vs::ImageFolder::scan (location, options)
         : vs::ImageFolder ();
     for (const vs::FolderFile &file : folder.files ()) {
-      if (!inventory->holds_unchanged (file.relative, file.path)) {
+      /* A file recorded unreadable, unchanged, is passed over unprobed. */
+      const std::optional<vs::FileIdentity> identity =
+          vs::FileInventory::identify (file.relative, file.path);
+      if (!identity
+          || !(inventory->holds (*identity)
+              || inventory->rejected_unchanged (*identity))) {
         unchanged = false;
         break;
       }

@@ -50,7 +50,11 @@
  * indexer downstream updates (faissindexer mode=update, which a custom query
  * asks), files the index holds with the same size and modification time are
  * skipped before they are decoded and give no frame. No index there yet:
- * every file gives frames.
+ * every file gives frames. A file found unreadable is announced as such, and
+ * faissindexer records it in the catalog with its size and modification
+ * time: while it stays unchanged, an update skips it without probing it
+ * again (the warning still names it, "unchanged since it was found
+ * unreadable", and it counts as skipped); a changed one is probed again.
  *
  * Pictures are decoded by OpenCV in libvisualsearch-codecs.so, opened when
  * the walk starts if it holds a picture; a video's frames by a decodebin pipeline inside the element,
@@ -155,6 +159,10 @@ struct GalleryWalk
   std::shared_ptr<vs::FileInventory> inventory;
   bool asked = false; /* whether downstream keeps the index's items */
   guint64 unchanged = 0; /* files skipped as the index holds them */
+  /* Files passed over as the index records them unreadable, unchanged. */
+  guint64 known_bad = 0;
+  /* The identity of the file being read (a video's, while it is sampled). */
+  vs::FileIdentity current;
   /* One sentence per file skipped, in walk order. */
   std::vector<std::string> bad;
   /* One sentence per folder (or entry) that could not be read: not a bad
@@ -691,6 +699,12 @@ skip_bad_file (GstGallerySrc *self, const std::string &reason)
 
   GST_WARNING_OBJECT (self, "skipped: %s", sentence.c_str ());
   walk.bad.push_back (sentence);
+  /* So that the index records it, and the next update does not probe it
+   * again while it stays unchanged. */
+  if (walk.announce)
+    gst_pad_push_event (GST_BASE_SRC_PAD (self),
+        vs_gallery_file_event_new (walk.root, walk.current, FALSE,
+            sentence.c_str ()));
   if (walk.strict) {
     GST_ELEMENT_ERROR (self, STREAM, DECODE,
         ("%s (strict=true)", sentence.c_str ()), (NULL));
@@ -917,6 +931,19 @@ downstream_keeps_items (GstGallerySrc *self)
   return keeps;
 }
 
+/* reason, a sentence that starts with the file's path ("/p/notes.txt is
+ * neither..."), with the path turned into "it", to follow another sentence
+ * on the file; reason itself when it names the file otherwise. */
+static std::string
+reason_about_it (const std::string &reason, const std::string &relative)
+{
+  const std::string named = relative + " ";
+  const size_t at = reason.find (named);
+  if (at == std::string::npos || (at > 0 && reason[at - 1] != '/'))
+    return reason;
+  return "it " + reason.substr (at + named.size ());
+}
+
 static GstFlowReturn
 gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
 {
@@ -935,8 +962,10 @@ gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
     if (walk.next_file >= files.size ()) {
       GST_DEBUG_OBJECT (self,
           "all %zu files walked: %" G_GUINT64_FORMAT
-          " frames, %zu skipped, %" G_GUINT64_FORMAT " unchanged",
-          files.size (), walk.frames, walk.bad.size (), walk.unchanged);
+          " frames, %zu skipped (%" G_GUINT64_FORMAT
+          " known unreadable, not read again), %" G_GUINT64_FORMAT " unchanged",
+          files.size (), walk.frames, walk.bad.size (), walk.known_bad,
+          walk.unchanged);
       std::vector<vs::WalkGap> gaps;
       for (const vs::SkippedEntry &entry : walk.folder.skipped ())
         gaps.push_back (vs::WalkGap{entry.relative, entry.unread});
@@ -964,9 +993,38 @@ gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
     }
     const bool skip =
         identity && walk.inventory && walk.inventory->holds (*identity);
+    /* The index records it unreadable with the same size and modification
+     * time: probing it again (some formats take seconds to refuse) would
+     * only find the same. */
+    const std::optional<std::string> known_bad =
+        !skip && identity && walk.inventory
+        ? walk.inventory->rejected_unchanged (*identity)
+        : std::nullopt;
     if (!identity) {
       identity.emplace ();
       identity->path = file.relative;
+    }
+    walk.current = *identity;
+    if (known_bad) {
+      if (walk.announce)
+        gst_pad_push_event (GST_BASE_SRC_PAD (self),
+            vs_gallery_file_event_new (walk.root, *identity, TRUE,
+                known_bad->c_str ()));
+      GST_DEBUG_OBJECT (self,
+          "file %zu/%zu: %s is not read again: unchanged since it was found "
+          "unreadable",
+          index + 1, files.size (), file.path.c_str ());
+      walk.known_bad++;
+      walk.bad.push_back (vs::valid_utf8 (walk.location + "/" + file.relative
+          + " is unchanged since it was found unreadable: "
+          + reason_about_it (*known_bad, file.relative)));
+      GST_WARNING_OBJECT (self, "skipped: %s", walk.bad.back ().c_str ());
+      if (walk.strict) {
+        GST_ELEMENT_ERROR (self, STREAM, DECODE,
+            ("%s (strict=true)", walk.bad.back ().c_str ()), (NULL));
+        return GST_FLOW_ERROR;
+      }
+      continue;
     }
     if (walk.announce)
       gst_pad_push_event (GST_BASE_SRC_PAD (self),
