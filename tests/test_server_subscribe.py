@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""visualsearch-server --subscribe against a real broker (Debian's mosquitto
+on a free loopback port, tests/test_metapublish.py's Broker):
+
+- two publishing pipelines with different source-names (gallery pictures and
+  videotestsrc, each ! embedder ! faisssearch ! metapublish method=mqtt, and a
+  second metapublish method=file that records what was published): GET
+  /api/sources lists both, each with the latest frame and neighbours the
+  pipeline published, thumbnails from the served gallery;
+- a malformed message, a foreign JSON document and a result whose ids the
+  gallery does not hold: the first two are counted as rejected, the server
+  keeps running and answering, the third is shown without thumbnails;
+- /api/index says "subscribe"; without --subscribe /api/sources is a 404;
+  a bad --subscribe URL or topic filter is refused at start with a sentence.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import server_fixtures as sf  # noqa: E402
+from checks import check, finish  # noqa: E402
+from test_metapublish import Broker  # noqa: E402
+
+WAIT = 60  # seconds: the bound of every wait for something that must happen
+
+
+def sources(server):
+    status, _, body, _ = server.request("/api/sources")
+    assert status == 200, (status, body)
+    return json.loads(body)
+
+
+def wait_until(what, predicate):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def publish(tmp, index, port, source, head):
+    """Runs head ! embedder ! faisssearch ! metapublish (mqtt, then file) to
+    EOS; returns the documents the file got, the last one what the broker got
+    last."""
+    lines = os.path.join(tmp, source + ".jsonl")
+    subprocess.run(["gst-launch-1.0", "-q", *head.split(), "!", "videoconvert", "!",
+                    "embedder", f"index={index}", "threads=1", "!",
+                    "faisssearch", f"index={index}", "k=3", "!",
+                    "metapublish", "method=mqtt", f"address=127.0.0.1:{port}",
+                    "topic=cams/%s/results", f"source-name={source}", "qos=1", "!",
+                    "metapublish", "method=file", f"location={lines}",
+                    f"source-name={source}", "!", "fakesink"],
+                   check=True, timeout=300)
+    with open(lines) as f:
+        return [json.loads(line) for line in f]
+
+
+def mosquitto_pub(port, topic, message):
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
+                    "-t", topic, "-m", message], check=True, timeout=WAIT)
+
+
+def same_neighbors(shown, published):
+    keys = ("id", "label", "label_name", "source", "rank", "distance", "similarity")
+    return [{k: n[k] for k in keys} for n in shown] == \
+        [{k: n[k] for k in keys} for n in published]
+
+
+def bad_urls(index):
+    for url, says in [("http://127.0.0.1/cams", "mqtt://"),
+                      ("mqtt://127.0.0.1:1883", "names no topic"),
+                      ("mqtt://127.0.0.1:99999/cams", "port"),
+                      ("mqtt://127.0.0.1:1883/cams/#/x", "topic filter")]:
+        run = subprocess.run([sf.SERVER, "--index", index, "--port", "0", "--subscribe", url],
+                             capture_output=True, text=True, timeout=120)
+        check(run.returncode != 0 and says in run.stderr,
+              f"--subscribe {url} is refused, saying '{says}'",
+              f"{run.returncode} {run.stderr}")
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        sf.make_gallery(tmp)
+        index = sf.build_index(tmp)
+        broker = Broker(tmp, "broker")
+        broker.start()
+        server = sf.Server("--index", index,
+                           "--subscribe", f"mqtt://127.0.0.1:{broker.port}/cams/+/results")
+        try:
+            status, _, body, _ = server.request("/api/index")
+            check(json.loads(body).get("subscribe") is True, "/api/index says subscribe")
+            wait_until("the server's subscription", lambda: sources(server)["connected"])
+            # the subscription is made just after the connection: a probe
+            # message that arrives says it is in place
+            probe = json.dumps({"schema": "visualsearch-result/1", "source": "probe",
+                                "frame": 0, "pts": None, "wall_time_us": 1,
+                                "metric": "ip",
+                                "neighbors": [{"id": 99999, "label": 4,
+                                               "label_name": "nowhere", "source": "x.png",
+                                               "rank": 1, "distance": 0.5,
+                                               "similarity": 0.5}]})
+            def probed():
+                mosquitto_pub(broker.port, "cams/probe/results", probe)
+                time.sleep(0.2)
+                return any(s["source"] == "probe" for s in sources(server)["sources"])
+            wait_until("a probe message", probed)
+
+            mosquitto_pub(broker.port, "cams/junk/results", "not json {")
+            mosquitto_pub(broker.port, "cams/junk/results", json.dumps({"schema": "other/1"}))
+            a = publish(tmp, index, broker.port, "door",
+                        f"gallerysrc location={tmp}/gallery")
+            b = publish(tmp, index, broker.port, "yard",
+                        "videotestsrc num-buffers=4 pattern=ball")
+            check(len(a) == sf.PER_CLASS * len(sf.CLASSES) and len(b) == 4,
+                  "the pipelines published a result per frame", f"{len(a)} {len(b)}")
+
+            def both():
+                doc = sources(server)
+                by = {s["source"]: s for s in doc["sources"]}
+                if by.get("door", {}).get("messages") == len(a) and \
+                        by.get("yard", {}).get("messages") == len(b):
+                    return doc
+                return None
+            doc = wait_until("every result of both pipelines", both)
+            by = {s["source"]: s for s in doc["sources"]}
+            check(doc["schema"] == "visualsearch-sources/1"
+                  and sorted(by) == ["door", "probe", "yard"],
+                  "/api/sources lists the two cameras and the probe", sorted(by))
+            for name, published in (("door", a), ("yard", b)):
+                shown, last = by[name], published[-1]
+                check(shown["frame"] == last["frame"] and shown["metric"] == last["metric"]
+                      and shown["pts"] == last["pts"]
+                      and same_neighbors(shown["neighbors"], last["neighbors"])
+                      and len(shown["neighbors"]) == 3,
+                      f"{name}: the latest result is the one published last",
+                      f"{shown} {last}")
+                urls = [n.get("thumbnail") for n in shown["neighbors"]]
+                check(all(urls), f"{name}: neighbours have the gallery's thumbnails", urls)
+                status, kind, _, _ = server.request(urls[0])
+                check(status == 200 and kind == "image/jpeg", f"{name}: a thumbnail loads",
+                      f"{status} {kind}")
+            check("thumbnail" not in by["probe"]["neighbors"][0]
+                  and by["probe"]["neighbors"][0]["label_name"] == "nowhere",
+                  "an id the gallery does not hold has no thumbnail, its label is kept")
+            check(doc["rejected"] == 2 and "schema" in (doc["last_rejection"] or ""),
+                  "the malformed and the foreign message are rejected and counted",
+                  f"{doc['rejected']} {doc['last_rejection']}")
+            status, _, _, _ = server.request("/api/index")
+            check(server.alive() and status == 200, "the server keeps serving")
+        finally:
+            server.stop()
+            broker.stop()
+        stderr = server.proc.stderr.read()
+        check(stderr.count("ignoring a message") == 1,
+              "one rejected message is logged, the next only counted", stderr)
+
+        plain = sf.Server("--index", index)
+        try:
+            status, _, body, _ = plain.request("/api/sources")
+            check(status == 404 and b"--subscribe" in body,
+                  "without --subscribe /api/sources is a 404 that says how", body)
+        finally:
+            plain.stop()
+        bad_urls(index)
+    finish()
+
+
+if __name__ == "__main__":
+    main()
