@@ -33,6 +33,7 @@ dataset="" out="" device=${DEVICE:-/dev/video0} k=${K:-5}
 vs_parse_args 2 "$@"
 index=${positional[0]}
 broker=${positional[1]}
+[ -z "$dataset$out" ] || vs_die "--dataset and --out are not for this script: it shows nothing, it publishes (see --help)."
 
 [ -f "$index" ] || vs_die "no index at $index: copy the server's index and its $index.db catalog here, or build one with pipelines/index-folder.sh."
 [[ "$broker" =~ ^[^/:@]+(:[0-9]+)?$ ]] || vs_die "BROKER is HOST or HOST:PORT (e.g. 127.0.0.1:1883), not '$broker'."

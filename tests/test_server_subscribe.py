@@ -13,6 +13,9 @@ on a free loopback port, tests/test_metapublish.py's Broker):
 - a malformed message, a foreign JSON document and a result whose ids the
   gallery does not hold: the first two are counted as rejected, the server
   keeps running and answering, the third is shown without thumbnails;
+- the page, in headless chromium at phone width: the Cameras tab shows a
+  tile per source with its matches, thumbnails that load and the probe's
+  label instead of a picture, no broken image, nothing scrolling sideways;
 - /api/index says "subscribe"; without --subscribe /api/sources is a 404;
   a bad --subscribe URL or topic filter is refused at start with a sentence.
 """
@@ -112,6 +115,66 @@ def same_neighbors(shown, published):
         [{k: n[k] for k in keys} for n in published]
 
 
+SHOTS = os.path.join(sf.BUILD, "tests", "screenshots")
+BROKEN = """return [...document.images].filter(i => i.offsetParent !== null &&
+    i.getAttribute('src') && i.complete && i.naturalWidth === 0).map(i => i.id || i.src)"""
+
+
+def wait_for(what):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        try:
+            value = what()
+            if value:
+                return value
+        except Exception:
+            pass
+        time.sleep(0.2)
+    return None
+
+
+def page(server):
+    """The Cameras tab at phone width, in the browser test_server_browser.py uses."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as ChromeService
+    from selenium.webdriver.common.by import By
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=390,844", "--no-first-run", "--disable-extensions",
+                "--disable-background-networking", "--disable-component-update"]:
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options,
+                              service=ChromeService(executable_path="/usr/bin/chromedriver"))
+    try:
+        driver.set_page_load_timeout(60)
+        driver.get(server.url + "/")
+        tab = wait_for(lambda: driver.find_element(By.ID, "tab-cameras").is_displayed()
+                       and driver.find_element(By.ID, "tab-cameras"))
+        check(bool(tab), "the page shows the Cameras tab")
+        tab.click()
+        tiles = wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#cameras .camera"))
+                         == 3 and driver.find_elements(By.CSS_SELECTOR, "#cameras .camera"))
+        names = [t.find_element(By.TAG_NAME, "h2").text for t in tiles or []]
+        check(names == ["door", "probe", "yard"], "a tile per source", names)
+        loaded = wait_for(lambda: driver.execute_script(
+            "const i = [...document.querySelectorAll('#cameras img')];"
+            "return i.length === 6 && i.every(x => x.complete && x.naturalWidth > 0)"))
+        check(loaded, "door's and yard's matches show the gallery's thumbnails")
+        probe = driver.find_element(By.CSS_SELECTOR, "#cameras .camera[data-source=probe]").text
+        check("nowhere" in probe and "not in this gallery" in probe,
+              "a match outside the gallery shows its label and a sentence", probe)
+        broken = driver.execute_script(BROKEN)
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        check(not broken and overflow <= 0,
+              f"no broken image ({broken}), nothing scrolls sideways ({overflow})")
+        os.makedirs(SHOTS, exist_ok=True)
+        driver.save_screenshot(os.path.join(SHOTS, "cameras-phone.png"))
+    finally:
+        driver.quit()
+
+
 def bad_urls(index):
     for url, says in [("http://127.0.0.1/cams", "mqtt://"),
                       ("mqtt://127.0.0.1:1883", "names no topic"),
@@ -190,6 +253,7 @@ def main():
             check(doc["rejected"] == 2 and "schema" in (doc["last_rejection"] or ""),
                   "the malformed and the foreign message are rejected and counted",
                   f"{doc['rejected']} {doc['last_rejection']}")
+            page(server)
             status, _, _, _ = server.request("/api/index")
             check(server.alive() and status == 200, "the server keeps serving")
         finally:

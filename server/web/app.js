@@ -188,7 +188,7 @@ function renderCameras(doc) {
     const info = document.createElement("p");
     info.className = "camera-info";
     const age = Math.max(0, (now - s.received_us) / 1e6);
-    info.textContent = `frame ${s.frame} · ${s.messages} results · ` +
+    info.textContent = `frame ${s.frame} · ${s.messages} result${s.messages === 1 ? "" : "s"} · ` +
       (age < 2 ? "now" : `${age.toFixed(0)} s ago`);
     const grid = document.createElement("ol");
     grid.className = "grid";
