@@ -6,7 +6,9 @@
 #include <mosquitto.h>
 #endif
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 
 #include "engine/base/error.h"
@@ -82,6 +84,7 @@ struct SourceFeed::Shared {
   std::string broker, topic;
   std::function<bool(const vs::json::Item&)> in_gallery;
   std::atomic<bool> connected{false};
+  std::atomic<bool> lost{false};  // network thread: the connection went away
   std::atomic<int> waiting{0};
   std::atomic<uint64_t> dropped{0};  // network thread: the main context was behind
   // Main context only.
@@ -162,10 +165,14 @@ SourceFeed::SourceFeed(const SubscribeUrl& url,
     mosquitto_destroy(mosq_);
     throw Error("--subscribe: cannot resolve the broker's host '" + url.host + "'");
   }
-  if (rc == MOSQ_ERR_ERRNO)  // nobody listens yet: the network thread keeps trying
+  if (rc == MOSQ_ERR_ERRNO) {  // nobody listens yet
+    shared_->lost = true;
     g_printerr("visualsearch-server: --subscribe: broker %s: %s; retrying\n",
                shared_->broker.c_str(), g_strerror(errno));
-  else if (rc != MOSQ_ERR_SUCCESS) {
+    starter_ = std::thread([this] { retry_first_connection(); });
+    return;
+  }
+  if (rc != MOSQ_ERR_SUCCESS) {
     mosquitto_destroy(mosq_);
     throw Error("--subscribe: cannot connect to " + shared_->broker + ": " +
                 mosquitto_strerror(rc));
@@ -177,8 +184,32 @@ SourceFeed::SourceFeed(const SubscribeUrl& url,
   loop_started_ = true;
 }
 
+void SourceFeed::retry_first_connection() {
+  std::unique_lock<std::mutex> lock(start_mutex_);
+  for (int delay = 1;; delay = std::min(2 * delay, 10)) {
+    if (start_cv_.wait_for(lock, std::chrono::seconds(delay), [this] { return stopping_; })) return;
+    // Non-blocking (the socket connects in the background), but for a
+    // host name's lookup.
+    if (mosquitto_connect_async(mosq_, url_.host.c_str(), url_.port, 30) != MOSQ_ERR_SUCCESS)
+      continue;
+    if (mosquitto_loop_start(mosq_) == MOSQ_ERR_SUCCESS)
+      loop_started_ = true;
+    else
+      g_printerr("visualsearch-server: --subscribe: cannot start the MQTT client's thread\n");
+    return;
+  }
+}
+
 SourceFeed::~SourceFeed() {
   if (!mosq_) return;
+  if (starter_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(start_mutex_);
+      stopping_ = true;
+    }
+    start_cv_.notify_all();
+    starter_.join();
+  }
   mosquitto_disconnect(mosq_);
   if (loop_started_) mosquitto_loop_stop(mosq_, !shared_->connected);
   mosquitto_destroy(mosq_);
@@ -192,13 +223,20 @@ void SourceFeed::on_connect(mosquitto* mosq, void* data, int rc) {
     return;
   }
   self->shared_->connected = true;
+  if (self->shared_->lost.exchange(false))
+    g_printerr("visualsearch-server: --subscribe: connected to %s\n",
+               self->shared_->broker.c_str());
   // qos 0: the page shows the latest result, an old one lost on the way is
   // replaced by the next.
   mosquitto_subscribe(mosq, nullptr, self->url_.topic.c_str(), 0);
 }
 
-void SourceFeed::on_disconnect(mosquitto*, void* data, int) {
-  static_cast<SourceFeed*>(data)->shared_->connected = false;
+void SourceFeed::on_disconnect(mosquitto*, void* data, int rc) {
+  Shared& shared = *static_cast<SourceFeed*>(data)->shared_;
+  shared.connected = false;
+  if (rc != 0 && !shared.lost.exchange(true))  // not our own disconnect at stop
+    g_printerr("visualsearch-server: --subscribe: lost the broker %s; reconnecting\n",
+               shared.broker.c_str());
 }
 
 void SourceFeed::on_message(mosquitto*, void* data, const mosquitto_message* message) {

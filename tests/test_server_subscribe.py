@@ -16,6 +16,8 @@ on a free loopback port, tests/test_metapublish.py's Broker):
 - the page, in headless chromium at phone width: the Cameras tab shows a
   tile per source with its matches, thumbnails that load and the probe's
   label instead of a picture, no broken image, nothing scrolling sideways;
+- a broker that is not there yet: the server starts, says so and that it
+  is not connected, and connects once the broker comes;
 - /api/index says "subscribe"; without --subscribe /api/sources is a 404;
   a bad --subscribe URL or topic filter is refused at start with a sentence.
 """
@@ -192,10 +194,12 @@ def main():
         sf.make_gallery(tmp)
         index = sf.build_index(tmp)
         broker = Broker(tmp, "broker")
-        broker.start()
         server = sf.Server("--index", index,
                            "--subscribe", f"mqtt://127.0.0.1:{broker.port}/cams/+/results")
         try:
+            check(sources(server)["connected"] is False,
+                  "with no broker yet the server runs and says it is not connected")
+            broker.start()
             status, _, body, _ = server.request("/api/index")
             check(json.loads(body).get("subscribe") is True, "/api/index says subscribe")
             wait_until("the server's subscription", lambda: sources(server)["connected"])
@@ -262,6 +266,8 @@ def main():
         stderr = server.proc.stderr.read()
         check(stderr.count("ignoring a message") == 1,
               "one rejected message is logged, the next only counted", stderr)
+        check("retrying" in stderr and "connected to 127.0.0.1" in stderr,
+              "the missing broker and the connection made are logged", stderr)
 
         plain = sf.Server("--index", index)
         try:
