@@ -23,8 +23,9 @@
 # to stop after 50 frames), WIDTH=640 HEIGHT=480 (the frame size searched),
 # INTERVAL=1 (embed every Nth frame), PRECISION, BUILD_DIR=build, and MODEL
 # or WEIGHTS when the TorchScript or weights file of the index has moved.
-# A broker that is not there (yet) is a warning: metapublish keeps the
-# newest results (max-queued) and reconnects, the camera runs on.
+# Start the broker first: metapublish reconnects to a broker it has lost
+# (keeping the newest results, max-queued), but a broker that is not there
+# when the script starts is a warning and is not tried again.
 # Without a camera it stops at once with a message and exit status 1.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
