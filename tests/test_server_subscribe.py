@@ -196,7 +196,7 @@ def main():
         broker = Broker(tmp, "broker")
         server = sf.Server("--index", index,
                            "--subscribe", f"mqtt://127.0.0.1:{broker.port}/cams/+/results")
-        try:
+        try:  # the broker starts in here, so that a failure stops it
             check(sources(server)["connected"] is False,
                   "with no broker yet the server runs and says it is not connected")
             broker.start()
