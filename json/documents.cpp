@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "json/documents.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -280,6 +281,8 @@ std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
   json_builder_add_boolean_value(b, server.thumbnails);
   key(b, "live");
   json_builder_add_boolean_value(b, server.live);
+  key(b, "subscribe");
+  json_builder_add_boolean_value(b, server.subscribe);
   key(b, "k_default");
   add_int(b, server.k_default);
   key(b, "k_max");
@@ -402,6 +405,228 @@ std::string published_result(const PublishedResult& r) {
     key(b, "embedding");
     add_embedding(b, r.embedding, r.encoding);
   }
+  json_builder_end_object(b);
+  return d.text();
+}
+
+namespace {
+
+// Members of a document read back; each false (*why set) when the member is
+// missing or of another type.
+bool member_node(JsonObject* o, const char* name, JsonNodeType type, JsonNode** node,
+                 std::string* why) {
+  *node = json_object_has_member(o, name) ? json_object_get_member(o, name) : nullptr;
+  if (!*node || JSON_NODE_TYPE(*node) != type) {
+    *why = std::string("\"") + name + "\" is missing or not " +
+           (type == JSON_NODE_OBJECT  ? "an object"
+            : type == JSON_NODE_ARRAY ? "an array"
+                                      : "a value");
+    return false;
+  }
+  return true;
+}
+
+bool read_int(JsonObject* o, const char* name, int64_t* out, std::string* why) {
+  JsonNode* n = nullptr;
+  if (!member_node(o, name, JSON_NODE_VALUE, &n, why)) return false;
+  if (json_node_get_value_type(n) != G_TYPE_INT64) {
+    *why = std::string("\"") + name + "\" is not an integer";
+    return false;
+  }
+  *out = json_node_get_int(n);
+  return true;
+}
+
+bool read_string(JsonObject* o, const char* name, std::string* out, std::string* why) {
+  JsonNode* n = nullptr;
+  if (!member_node(o, name, JSON_NODE_VALUE, &n, why)) return false;
+  if (json_node_get_value_type(n) != G_TYPE_STRING) {
+    *why = std::string("\"") + name + "\" is not a string";
+    return false;
+  }
+  *out = json_node_get_string(n);
+  return true;
+}
+
+// A number, or null for one that is not finite (as add_number writes it).
+bool read_number(JsonObject* o, const char* name, double* out, std::string* why) {
+  JsonNode* n = json_object_has_member(o, name) ? json_object_get_member(o, name) : nullptr;
+  if (n && JSON_NODE_HOLDS_NULL(n)) {
+    *out = NAN;
+    return true;
+  }
+  const GType t = n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_value_type(n) : G_TYPE_INVALID;
+  if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE) {
+    *why = std::string("\"") + name + "\" is missing or not a number";
+    return false;
+  }
+  *out = json_node_get_double(n);
+  return true;
+}
+
+bool read_item(JsonObject* o, Item* item, std::string* why) {
+  int64_t label = 0;
+  if (!read_int(o, "id", &item->id, why) || !read_int(o, "label", &label, why) ||
+      !read_string(o, "label_name", &item->label_name, why) ||
+      !read_string(o, "source", &item->source, why))
+    return false;
+  if (label < INT32_MIN || label > INT32_MAX) {
+    *why = "\"label\" is out of range";
+    return false;
+  }
+  item->label = static_cast<int>(label);
+  return true;
+}
+
+bool read_result(JsonObject* o, PublishedResult* r, std::string* why) {
+  std::string schema;
+  if (!read_string(o, "schema", &schema, why)) return false;
+  if (schema != "visualsearch-result/1") {
+    *why = "schema \"" + schema + "\" is not visualsearch-result/1";
+    return false;
+  }
+  int64_t frame = 0;
+  if (!read_string(o, "source", &r->source, why) || !read_int(o, "frame", &frame, why) ||
+      !read_int(o, "wall_time_us", &r->wall_time_us, why))
+    return false;
+  if (frame < 0) {
+    *why = "\"frame\" is negative";
+    return false;
+  }
+  r->frame = static_cast<uint64_t>(frame);
+  JsonNode* pts = json_object_has_member(o, "pts") ? json_object_get_member(o, "pts") : nullptr;
+  if (pts && !JSON_NODE_HOLDS_NULL(pts)) {
+    int64_t value = 0;
+    if (!read_int(o, "pts", &value, why)) return false;
+    if (value >= 0) r->pts = static_cast<uint64_t>(value);
+  }
+  JsonNode* n = nullptr;
+  if (json_object_has_member(o, "sample")) {
+    if (!member_node(o, "sample", JSON_NODE_OBJECT, &n, why)) return false;
+    Item sample;
+    if (!read_item(json_node_get_object(n), &sample, why)) {
+      *why = "sample: " + *why;
+      return false;
+    }
+    r->sample = sample;
+  }
+  if (!json_object_has_member(o, "neighbors")) return true;
+  r->has_neighbors = true;
+  if (!read_string(o, "metric", &r->metric, why) ||
+      !member_node(o, "neighbors", JSON_NODE_ARRAY, &n, why))
+    return false;
+  JsonArray* list = json_node_get_array(n);
+  for (guint i = 0; i < json_array_get_length(list); ++i) {
+    JsonNode* e = json_array_get_element(list, i);
+    Neighbor neighbor;
+    int64_t rank = 0;
+    if (!JSON_NODE_HOLDS_OBJECT(e)) {
+      *why = "neighbour " + std::to_string(i) + " is not an object";
+      return false;
+    }
+    JsonObject* eo = json_node_get_object(e);
+    if (!read_item(eo, &neighbor.item, why) || !read_int(eo, "rank", &rank, why) ||
+        !read_number(eo, "distance", &neighbor.distance, why) ||
+        !read_number(eo, "similarity", &neighbor.similarity, why)) {
+      *why = "neighbour " + std::to_string(i) + ": " + *why;
+      return false;
+    }
+    neighbor.rank = static_cast<unsigned>(std::clamp<int64_t>(rank, 0, UINT32_MAX));
+    r->neighbors.push_back(std::move(neighbor));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<PublishedResult> parse_published_result(const std::string& text, std::string* why) {
+  JsonParser* parser = json_parser_new();
+  GError* error = nullptr;
+  std::optional<PublishedResult> out;
+  if (!json_parser_load_from_data(parser, text.data(), static_cast<gssize>(text.size()), &error)) {
+    *why = std::string("not JSON: ") + error->message;
+    g_clear_error(&error);
+  } else if (JsonNode* root = json_parser_get_root(parser);
+             !root || !JSON_NODE_HOLDS_OBJECT(root)) {
+    *why = "not a JSON object";
+  } else {
+    PublishedResult r;
+    if (read_result(json_node_get_object(root), &r, why)) out = std::move(r);
+  }
+  g_object_unref(parser);
+  return out;
+}
+
+std::string sources_answer(const FeedFacts& feed, const std::vector<SourceLatest>& sources) {
+  Document d;
+  JsonBuilder* b = d.builder();
+  json_builder_begin_object(b);
+  key(b, "schema");
+  add_string(b, "visualsearch-sources/1");
+  key(b, "broker");
+  add_string(b, feed.broker);
+  key(b, "topic");
+  add_string(b, feed.topic);
+  key(b, "connected");
+  json_builder_add_boolean_value(b, feed.connected);
+  key(b, "received");
+  add_int(b, static_cast<int64_t>(feed.received));
+  key(b, "rejected");
+  add_int(b, static_cast<int64_t>(feed.rejected));
+  key(b, "last_rejection");
+  if (feed.last_rejection.empty())
+    json_builder_add_null_value(b);
+  else
+    add_string(b, feed.last_rejection);
+  key(b, "sources");
+  json_builder_begin_array(b);
+  for (const SourceLatest& s : sources) {
+    const PublishedResult& r = s.result;
+    json_builder_begin_object(b);
+    key(b, "source");
+    add_string(b, r.source);
+    key(b, "messages");
+    add_int(b, static_cast<int64_t>(s.messages));
+    key(b, "received_us");
+    add_int(b, s.received_us);
+    key(b, "frame");
+    add_int(b, static_cast<int64_t>(r.frame));
+    key(b, "pts");
+    if (r.pts)
+      add_int(b, static_cast<int64_t>(*r.pts));
+    else
+      json_builder_add_null_value(b);
+    key(b, "wall_time_us");
+    add_int(b, r.wall_time_us);
+    if (r.sample) {
+      key(b, "sample");
+      json_builder_begin_object(b);
+      add_item_members(b, *r.sample, false);
+      json_builder_end_object(b);
+    }
+    key(b, "metric");
+    if (r.has_neighbors)
+      add_string(b, r.metric);
+    else
+      json_builder_add_null_value(b);
+    key(b, "neighbors");
+    json_builder_begin_array(b);
+    for (size_t i = 0; i < r.neighbors.size(); ++i) {
+      const Neighbor& n = r.neighbors[i];
+      json_builder_begin_object(b);
+      add_item_members(b, n.item, i < s.in_gallery.size() && s.in_gallery[i]);
+      key(b, "rank");
+      add_int(b, n.rank);
+      key(b, "distance");
+      add_number(b, n.distance);
+      key(b, "similarity");
+      add_number(b, n.similarity);
+      json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
   json_builder_end_object(b);
   return d.text();
 }

@@ -96,13 +96,14 @@ struct ServerFacts {
   std::string index;  // the index file served
   bool thumbnails = false;
   bool live = false;
+  bool subscribe = false;  // --subscribe: GET /api/sources answers
   unsigned k_default = 0;
   unsigned k_max = 0;
 };
 
 // GET /api/index: {"index", "model", "random_weights" (the model id names
 // random weights: scores mean nothing), "preprocessing", "dims", "metric",
-// "index_type", "count", "created", "thumbnails", "live", "k_default",
+// "index_type", "count", "created", "thumbnails", "live", "subscribe", "k_default",
 // "k_max", "labels": [{"label", "label_name", "count"}]}.
 std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
                          const std::vector<LabelCount>& labels);
@@ -138,6 +139,37 @@ struct PublishedResult {
 //  ["metric", "neighbors"], ["embedding": {"dims", "model", "preprocessing",
 //  "normalized", "base64" (float32 little-endian bytes) | "values"}]}.
 std::string published_result(const PublishedResult& result);
+
+// --- visualsearch-server --subscribe ----------------------------------------
+
+// A "visualsearch-result/1" document read back, as published_result writes
+// it; nullopt, *why saying what is wrong, for any other text. The embedding
+// is not read (result.embedding stays null).
+std::optional<PublishedResult> parse_published_result(const std::string& text, std::string* why);
+
+// The latest result of one source a server subscribes to.
+struct SourceLatest {
+  PublishedResult result;
+  std::vector<bool> in_gallery;  // per neighbour: the served gallery holds that item
+  uint64_t messages = 0;         // results received from the source
+  int64_t received_us = 0;       // when the latest arrived, microseconds since the epoch
+};
+
+struct FeedFacts {
+  std::string broker;  // host:port
+  std::string topic;   // the topic filter
+  bool connected = false;
+  uint64_t received = 0;  // messages accepted
+  uint64_t rejected = 0;  // messages that are no visualsearch-result/1 document
+  std::string last_rejection;
+};
+
+// GET /api/sources, schema "visualsearch-sources/1": {"schema", "broker",
+// "topic", "connected", "received", "rejected", "last_rejection" (null for
+// none), "sources": [{"source", "messages", "received_us", "frame", "pts",
+// "wall_time_us", ["sample"], "metric", "neighbors"}]}, sources by name; a
+// neighbour the served gallery holds has its "thumbnail" URL.
+std::string sources_answer(const FeedFacts& feed, const std::vector<SourceLatest>& sources);
 
 // --- retrievaleval ----------------------------------------------------------
 

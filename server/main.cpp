@@ -44,6 +44,7 @@
 #include "server/live_camera.h"
 #include "server/memory_budget.h"
 #include "server/search_service.h"
+#include "server/source_feed.h"
 
 namespace {
 
@@ -68,6 +69,7 @@ struct Settings {
   unsigned request_timeout = 120;   // seconds a request may take to arrive whole
   uint64_t queue_bytes = 48 << 20;  // uploads and decoded queries waiting, together
   int query_side = 512;             // queries are shrunk to this shorter side
+  std::optional<SubscribeUrl> subscribe;
 };
 
 // The gallery served and what is derived from it, replaced whole when an
@@ -90,6 +92,7 @@ struct App {
   std::unique_ptr<vs::GalleryReload> reload;  // main loop only
   std::unique_ptr<QueryPipeline> queries;
   std::unique_ptr<LiveCamera> live;
+  std::unique_ptr<SourceFeed> feed;  // --subscribe
   std::mutex thumbnails_mutex;
   std::unique_ptr<vs::ThumbnailCache> thumbnail_cache;
   // Thumbnails made from originals, by item id, the oldest first out; touched
@@ -677,11 +680,22 @@ void handle_index(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
   respond_json(msg, 200, served()->index_json);
 }
 
+// GET /api/sources: the latest result of each source --subscribe hears.
+void handle_sources(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) {
+  if (!app->feed) {
+    respond_error(msg, 404,
+                  "this server subscribes to no results; start it with --subscribe "
+                  "mqtt://HOST:PORT/TOPIC");
+    return;
+  }
+  respond_json(msg, 200, app->feed->answer());
+}
+
 void handle_api_other(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
                       gpointer) {
   respond_error(msg, 404,
                 std::string("no API at ") + path +
-                    "; see /api/index, /api/search, /api/items, /api/items/{id}");
+                    "; see /api/index, /api/search, /api/items, /api/items/{id}, /api/sources");
 }
 
 void handle_static(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, gpointer) {
@@ -733,6 +747,7 @@ const Route kRoutes[] = {
     {"/api/items", "GET", true, false, "items are read with GET"},
     {"/api/index", "GET", true, false, "the index facts are read with GET"},
     {"/api/live/events", "GET", true, false, "the live events are read with GET"},
+    {"/api/sources", "GET", true, false, "the sources are read with GET"},
     {"/api", nullptr, false, false, nullptr},
     {"/live.mjpeg", "GET", true, false, "the live stream is read with GET"},
     {"", "GET HEAD", false, false, "the page is read with GET"},
@@ -889,9 +904,9 @@ std::string build_index_json(const vs::Gallery& gallery) {
   }
   std::vector<vs::json::LabelCount> label_list;
   for (const auto& [label, entry] : labels) label_list.push_back(entry);
-  const vs::json::ServerFacts server{app->settings.index, catalog.thumbnails() != nullptr,
-                                     app->live != nullptr, app->settings.k_default,
-                                     app->settings.k_max};
+  const vs::json::ServerFacts server{app->settings.index,     catalog.thumbnails() != nullptr,
+                                     app->live != nullptr,    app->feed != nullptr,
+                                     app->settings.k_default, app->settings.k_max};
   return vs::json::index_answer(catalog.facts(), server, label_list);
 }
 
@@ -993,7 +1008,7 @@ std::string default_web_root() {
 // The command line as GOption fills it in, defaults from Settings.
 struct Options {
   gchar *index = nullptr, *bind = nullptr, *camera = nullptr, *token = nullptr, *web_root = nullptr,
-        *gallery = nullptr, *dataset = nullptr;
+        *gallery = nullptr, *dataset = nullptr, *subscribe = nullptr;
   gint port = Settings().port;
   gint max_upload_mb = 20;
   gint k_max = static_cast<gint>(Settings().k_max);
@@ -1016,6 +1031,10 @@ bool parse_options(int* argc, char*** argv, Options* o) {
        "Live source for the live page, as gst-launch-1.0 syntax, e.g. \"v4l2src\" or "
        "\"videotestsrc is-live=true\" (default none)",
        "PIPELINE"},
+      {"subscribe", 0, 0, G_OPTION_ARG_STRING, &o->subscribe,
+       "Show the results camera pipelines publish with metapublish method=mqtt: "
+       "mqtt://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC, the topic may hold + and # (default none)",
+       "URL"},
       {"token", 't', 0, G_OPTION_ARG_STRING, &o->token,
        "Secret every API request must carry (Authorization: Bearer TOKEN, or ?token=)", "SECRET"},
       {"web-root", 0, 0, G_OPTION_ARG_FILENAME, &o->web_root, "Folder of the web page", "DIR"},
@@ -1074,6 +1093,15 @@ bool settings_from(const Options& o, Settings* s) {
   if (o.bind) s->bind = o.bind;
   if (o.camera) s->camera = o.camera;
   if (o.token) s->token = o.token;
+  if (o.subscribe) {
+    std::string why;
+    const auto url = parse_subscribe_url(o.subscribe, &why);
+    if (!url) {
+      g_printerr("visualsearch-server: --subscribe: %s\n", why.c_str());
+      return false;
+    }
+    s->subscribe = *url;
+  }
   s->web_root = o.web_root ? o.web_root : default_web_root();
   if (o.gallery) s->gallery = o.gallery;
   if (o.dataset) s->dataset = o.dataset;
@@ -1108,6 +1136,13 @@ bool load_gallery_and_pipelines(const Settings& s) {
     query_options.batch_size = s.batch_size;
     app->queries = std::make_unique<QueryPipeline>(query_options);
     if (s.camera != "none") app->live = std::make_unique<LiveCamera>(s.camera, s.index);
+    if (s.subscribe) {
+      app->feed = std::make_unique<SourceFeed>(*s.subscribe, [](const vs::json::Item& item) {
+        // The thumbnail is the gallery's own when the id names the same item.
+        const vs::CatalogItem* mine = served()->gallery->catalog().item(item.id);
+        return mine && mine->source == item.source && mine->label == item.label;
+      });
+    }
     app->served = serve(std::move(gallery));
   } catch (const std::exception& e) {
     g_printerr("visualsearch-server: %s\n", e.what());
@@ -1141,6 +1176,7 @@ SoupServer* start_server(const Settings& s, int* status) {
   soup_server_add_handler(server, "/api/items", handle_items, nullptr, nullptr);
   soup_server_add_handler(server, "/api/index", handle_index, nullptr, nullptr);
   soup_server_add_handler(server, "/api/live/events", handle_live, nullptr, nullptr);
+  soup_server_add_handler(server, "/api/sources", handle_sources, nullptr, nullptr);
   soup_server_add_handler(server, "/api", handle_api_other, nullptr, nullptr);
   soup_server_add_handler(server, "/live.mjpeg", handle_live, GINT_TO_POINTER(1), nullptr);
   soup_server_add_handler(server, nullptr, handle_static, nullptr, nullptr);
@@ -1185,6 +1221,9 @@ void announce(SoupServer* server, const Settings& s) {
     g_free(text);
   }
   g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+  if (s.subscribe)
+    g_print("visualsearch-server: showing the results published on %s at %s:%d (/api/sources)\n",
+            s.subscribe->topic.c_str(), s.subscribe->host.c_str(), s.subscribe->port);
   fflush(stdout);  // whoever started the server waits for the line
 }
 
@@ -1202,6 +1241,7 @@ void run(SoupServer* server) {
   g_object_unref(server);
   g_thread_pool_free(app->workers, FALSE, TRUE);
   app->live.reset();
+  app->feed.reset();
   app->queries.reset();
   g_main_loop_unref(loop);
 }

@@ -6,9 +6,11 @@
 #include <gst/gst.h>
 #include <json-glib/json-glib.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "json/documents.h"
@@ -252,6 +254,120 @@ test_published_result ()
   gst_buffer_unref (buffer);
 }
 
+/* What metapublish writes reads back to the same result (the server's
+ * --subscribe), and what is not such a document is refused with a reason. */
+void
+test_parse_published_result ()
+{
+  vs::json::PublishedResult r;
+  r.source = "cam-1";
+  r.frame = 3;
+  r.pts = 40000000;
+  r.wall_time_us = 1000002;
+  r.sample = vs::json::Item{9, 1, "car", "cifar10/test/9"};
+  r.has_neighbors = true;
+  r.metric = "l2";
+  r.neighbors = {vs::json::Neighbor{{7, 2, "bird", "b/7.png"}, 1, 0.25, 0.8},
+      vs::json::Neighbor{{8, 3, "cat", "c/8.png"}, 2, 1.0,
+          std::numeric_limits<double>::infinity ()}};
+  std::string why;
+  const auto back =
+      vs::json::parse_published_result (vs::json::published_result (r), &why);
+  g_assert_true (back.has_value ());
+  g_assert_cmpstr (back->source.c_str (), ==, "cam-1");
+  g_assert_cmpuint (back->frame, ==, 3);
+  g_assert_cmpuint (*back->pts, ==, 40000000);
+  g_assert_cmpint (back->wall_time_us, ==, 1000002);
+  g_assert_cmpint (back->sample->id, ==, 9);
+  g_assert_cmpstr (back->sample->label_name.c_str (), ==, "car");
+  g_assert_true (back->has_neighbors);
+  g_assert_cmpstr (back->metric.c_str (), ==, "l2");
+  g_assert_cmpuint (back->neighbors.size (), ==, 2);
+  g_assert_cmpint (back->neighbors[1].item.id, ==, 8);
+  g_assert_cmpint (back->neighbors[1].item.label, ==, 3);
+  g_assert_cmpstr (back->neighbors[1].item.source.c_str (), ==, "c/8.png");
+  g_assert_cmpuint (back->neighbors[1].rank, ==, 2);
+  g_assert_cmpfloat (back->neighbors[0].distance, ==, 0.25);
+  g_assert_cmpfloat (back->neighbors[0].similarity, ==, 0.8);
+  /* a number JSON lacks was written as null: it reads back as NaN */
+  g_assert_true (std::isnan (back->neighbors[1].similarity));
+
+  r.pts.reset ();
+  r.sample.reset ();
+  r.has_neighbors = false;
+  const auto bare =
+      vs::json::parse_published_result (vs::json::published_result (r), &why);
+  g_assert_true (bare.has_value ());
+  g_assert_false (bare->pts.has_value ());
+  g_assert_false (bare->sample.has_value ());
+  g_assert_false (bare->has_neighbors);
+
+  const std::pair<const char *, const char *> bad[] = {
+      {"not json {", "not JSON"},
+      {"[1, 2]", "not a JSON object"},
+      {"{\"schema\": \"other/1\"}", "is not visualsearch-result/1"},
+      {"{\"schema\": \"visualsearch-result/1\", \"frame\": 1, "
+       "\"wall_time_us\": 1}",
+          "\"source\""},
+      {"{\"schema\": \"visualsearch-result/1\", \"source\": \"a\", "
+       "\"frame\": \"1\", \"wall_time_us\": 1}",
+          "\"frame\" is not an integer"},
+      {"{\"schema\": \"visualsearch-result/1\", \"source\": \"a\", "
+       "\"frame\": 1, \"wall_time_us\": 1, \"metric\": \"ip\", "
+       "\"neighbors\": [7]}",
+          "neighbour 0 is not an object"},
+      {"{\"schema\": \"visualsearch-result/1\", \"source\": \"a\", "
+       "\"frame\": 1, \"wall_time_us\": 1, \"metric\": \"ip\", "
+       "\"neighbors\": [{\"id\": 1, \"label\": 0, \"label_name\": \"\", "
+       "\"source\": \"\", \"rank\": 1, \"distance\": \"near\", "
+       "\"similarity\": 1}]}",
+          "neighbour 0: \"distance\""},
+  };
+  for (const auto &[text, says] : bad) {
+    why.clear ();
+    g_assert_false (vs::json::parse_published_result (text, &why).has_value ());
+    if (why.find (says) == std::string::npos)
+      g_error ("%s: \"%s\" does not say %s", text, why.c_str (), says);
+  }
+}
+
+/* GET /api/sources: thumbnails only where the gallery holds the item. */
+void
+test_sources_answer ()
+{
+  vs::json::SourceLatest s;
+  s.result.source = "door";
+  s.result.frame = 5;
+  s.result.has_neighbors = true;
+  s.result.metric = "ip";
+  s.result.neighbors = {vs::json::Neighbor{{7, 2, "bird", "b/7.png"}, 1, 0.2,
+                            0.8},
+      vs::json::Neighbor{{99, 2, "bird", "x.png"}, 2, 0.3, 0.7}};
+  s.in_gallery = {true, false};
+  s.messages = 6;
+  vs::json::FeedFacts feed;
+  feed.broker = "127.0.0.1:1883";
+  feed.topic = "cams/+/results";
+  feed.connected = true;
+  JsonNode *root = parse (vs::json::sources_answer (feed, {s}));
+  JsonObject *o = json_node_get_object (root);
+  g_assert_cmpstr (json_object_get_string_member (o, "schema"), ==,
+      "visualsearch-sources/1");
+  g_assert_true (json_object_get_null_member (o, "last_rejection"));
+  JsonObject *door =
+      json_array_get_object_element (json_object_get_array_member (o,
+                                         "sources"),
+          0);
+  g_assert_cmpint (json_object_get_int_member (door, "messages"), ==, 6);
+  JsonArray *n = json_object_get_array_member (door, "neighbors");
+  g_assert_cmpstr (json_object_get_string_member (
+                       json_array_get_object_element (n, 0), "thumbnail"),
+      ==, "/api/items/7/thumbnail");
+  g_assert_false (json_object_has_member (json_array_get_object_element (n, 1),
+      "thumbnail"));
+  json_node_unref (root);
+}
+
 void
 test_retrieval_metrics ()
 {
@@ -303,6 +419,8 @@ main (int argc, char **argv)
   g_test_add_func ("/json/neighbor-list", test_neighbor_list);
   g_test_add_func ("/json/live-event", test_live_event);
   g_test_add_func ("/json/published-result", test_published_result);
+  g_test_add_func ("/json/parse-published-result", test_parse_published_result);
+  g_test_add_func ("/json/sources-answer", test_sources_answer);
   g_test_add_func ("/json/retrieval-metrics", test_retrieval_metrics);
   g_test_add_func ("/json/index-answer", test_index_answer);
   return g_test_run ();

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The visualsearch page: upload, paste or drop a picture, see its nearest
 // gallery pictures, click one for more like it; browse the gallery by label
-// and open an original; a live tab shows the camera.
+// and open an original; a live tab shows the camera, and a Cameras tab the
+// latest results of every camera pipeline the server subscribes to.
 // No framework and nothing from the network but this server.
 "use strict";
 
@@ -13,6 +14,7 @@ const withToken = (url) =>
 const $ = (id) => document.getElementById(id);
 let facts = null;
 let events = null;
+let camerasTimer = null;
 const PAGE = 24;  // pictures per page of the gallery
 
 async function api(url, options = {}) {
@@ -87,8 +89,16 @@ function renderResults(list, neighbors) {
     li.tabIndex = 0;
     li.dataset.id = n.id;
     li.title = `More like #${n.id}`;
-    const img = picture(withToken(n.thumbnail), n.label_name || `item ${n.id}`,
-                        "no thumbnail");
+    // A result published by another pipeline names items of its own index:
+    // those the served gallery does not hold come without a thumbnail.
+    let img;
+    if (n.thumbnail) {
+      img = picture(withToken(n.thumbnail), n.label_name || `item ${n.id}`, "no thumbnail");
+    } else {
+      img = document.createElement("div");
+      img.className = "no-picture";
+      img.textContent = `#${n.id}, not in this gallery`;
+    }
     const meta = document.createElement("div");
     meta.className = "meta";
     const label = document.createElement("span");
@@ -106,8 +116,12 @@ function renderResults(list, neighbors) {
     setPath(source, n.source);
     meta.append(source);
     li.append(img, meta);
-    li.addEventListener("click", () => moreLike(n));
-    li.addEventListener("keydown", (e) => { if (e.key === "Enter") moreLike(n); });
+    if (n.thumbnail) {
+      li.addEventListener("click", () => moreLike(n));
+      li.addEventListener("keydown", (e) => { if (e.key === "Enter") moreLike(n); });
+    } else {
+      li.title = `#${n.id} from ${n.source}`;
+    }
     list.append(li);
   }
 }
@@ -151,12 +165,63 @@ async function moreLike(n) {
 }
 
 function showTab(name) {
-  const live = name === "live";
-  $("search-view").hidden = live;
-  $("live-view").hidden = !live;
-  $("tab-search").classList.toggle("active", !live);
-  $("tab-live").classList.toggle("active", live);
-  if (live) startLive(); else stopLive();
+  for (const tab of ["search", "live", "cameras"]) {
+    $(`${tab}-view`).hidden = tab !== name;
+    $(`tab-${tab}`).classList.toggle("active", tab === name);
+  }
+  if (name === "live") startLive(); else stopLive();
+  if (name === "cameras") startCameras(); else stopCameras();
+}
+
+// The Cameras tab (--subscribe): one tile per source with its latest
+// matches, read from /api/sources every second while the tab is shown.
+function renderCameras(doc) {
+  const list = $("cameras");
+  const now = Date.now() * 1000;
+  list.replaceChildren();
+  for (const s of doc.sources) {
+    const li = document.createElement("li");
+    li.className = "camera";
+    li.dataset.source = s.source;
+    const head = document.createElement("h2");
+    head.textContent = s.source;
+    const info = document.createElement("p");
+    info.className = "camera-info";
+    const age = Math.max(0, (now - s.received_us) / 1e6);
+    info.textContent = `frame ${s.frame} · ${s.messages} result${s.messages === 1 ? "" : "s"} · ` +
+      (age < 2 ? "now" : `${age.toFixed(0)} s ago`);
+    const grid = document.createElement("ol");
+    grid.className = "grid";
+    renderResults(grid, s.neighbors);
+    if (!s.neighbors.length) info.textContent += " · no neighbours";
+    li.append(head, info, grid);
+    list.append(li);
+  }
+  const state = doc.connected ? `connected to ${doc.broker}` : `waiting for ${doc.broker}`;
+  setStatus($("cameras-status"),
+            `${doc.sources.length} sources on ${doc.topic}, ${state}` +
+            (doc.rejected ? ` · ${doc.rejected} messages ignored` : "") + ".",
+            !doc.connected);
+}
+
+async function pollCameras() {
+  try {
+    renderCameras(await api("/api/sources"));
+  } catch (e) {
+    setStatus($("cameras-status"), `Cannot read the sources: ${e.message}`, true);
+  }
+  if (camerasTimer !== null) camerasTimer = setTimeout(pollCameras, 1000);
+}
+
+function startCameras() {
+  if (camerasTimer !== null) return;
+  camerasTimer = 0;
+  pollCameras();
+}
+
+function stopCameras() {
+  if (camerasTimer) clearTimeout(camerasTimer);
+  camerasTimer = null;
 }
 
 function startLive() {
@@ -218,6 +283,7 @@ async function loadFacts() {
       $("weights-notice").title = `The gallery was indexed with ${facts.model}.`;
       $("weights-notice").hidden = false;
     }
+    $("tab-cameras").hidden = !facts.subscribe;
     $("k").max = facts.k_max;
     $("k").value = Math.min(facts.k_default, facts.k_max);
     for (const l of facts.labels) {
@@ -249,6 +315,7 @@ function init() {
   $("tab-search").addEventListener("click", () => showTab("search"));
   $("browse-label").addEventListener("change", () => browse(0));
   $("tab-live").addEventListener("click", () => showTab("live"));
+  $("tab-cameras").addEventListener("click", () => showTab("cameras"));
   // No broken-image icons: a query the browser cannot show, or a camera
   // stream that failed, leave a sentence instead.
   $("query-img").addEventListener("error", () => {
