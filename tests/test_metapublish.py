@@ -383,6 +383,55 @@ def broker_restart(tmp, dataset, index):
         broker.stop()
 
 
+def broker_late(tmp, dataset, index):
+    """A pipeline started before its broker connects once the broker comes,
+    and sends what waited: libmosquitto's own thread never retries a first
+    connection that failed."""
+    broker = Broker(tmp, "late")
+    run = sub = None
+    held, release = threading.Event(), threading.Event()
+    seen = [0]
+
+    def probe(pad, info):
+        if seen[0] == 3:
+            held.set()
+            release.wait(2 * WAIT)
+        seen[0] += 1
+        return Gst.PadProbeReturn.OK
+
+    try:
+        run = Pipeline(search(dataset, index, "train",
+                              f"method=mqtt address=127.0.0.1:{broker.port} topic=late/cam "
+                              "source-name=cam reconnect-delay-max=1"))
+        run.pub.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, probe)
+        run.play()
+        check(run.wait(lambda: held.is_set() and any("No connection to the MQTT broker" in w
+                                                      for w in run.warnings)),
+              "no broker yet: a warning, and the stream goes on", run.warnings)
+        broker.start()
+        sub = Subscriber(broker.port, "late")
+        check(sub.ready(), "mosquitto_sub is subscribed to the late broker")
+        check(run.wait(lambda: run.counters()["published"] == 3
+                       and any("Connected to the MQTT broker" in i for i in run.infos)),
+              "the broker that came late is connected, and the 3 waiting results are sent",
+              (run.counters(), run.infos))
+        release.set()
+        check(run.wait(lambda: run.eos or bool(run.errors)) and not run.errors,
+              "the stream ends without an error", run.errors)
+        check(run.wait(lambda: run.counters()["published"] == TRAIN),
+              f"all {TRAIN} results published", run.counters())
+        frames = {d["frame"] for _, d in sub.wait_for(TRAIN - 3)}
+        check(set(range(3, TRAIN)) <= frames, "the subscriber gets the frames after it came",
+              sorted(set(range(3, TRAIN)) - frames))
+    finally:
+        release.set()
+        if run:
+            run.stop()
+        if sub:
+            sub.stop()
+        broker.stop()
+
+
 def bad_input(tmp, dataset, index):
     broker = Broker(tmp, "auth", users={"camera": "s3cret"})
     broker.start()
@@ -551,7 +600,7 @@ def main():
         result = checks.gst_launch("cifarsrc", f"location={dataset}", "split=train", "!",
                                    *EMBEDDER.split(), "!", "faissindexer", f"location={index}")
         check(result.returncode == 0, "the gallery is indexed", result.stderr[-500:])
-        for part in (file_method, mqtt_equals_bus, broker_restart, bad_input, tls,
+        for part in (file_method, mqtt_equals_bus, broker_restart, broker_late, bad_input, tls,
                      stalled_broker):
             start = time.monotonic()
             part(tmp, dataset, index)

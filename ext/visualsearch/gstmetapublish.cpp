@@ -67,6 +67,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -74,6 +75,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #ifdef HAVE_MOSQUITTO
 #include <mosquitto.h>
@@ -249,6 +251,7 @@ public:
 
   ~MqttPublisher () override
   {
+    stop_starter ();
     if (mosq_) {
       if (loop_started_)
         mosquitto_loop_stop (mosq_, cancel_loop_);
@@ -322,10 +325,19 @@ public:
       return false;
     }
     if (rc == MOSQ_ERR_ERRNO) {
-      /* nobody listens (yet): the network thread keeps trying */
+      /* Nobody listens (yet). libmosquitto's thread only ever reconnects a
+       * connection that once was: until the first one is made, a thread of
+       * ours tries again, then starts the library's. */
       const int err = errno;
-      std::lock_guard<std::mutex> lock (mutex_);
-      outage_warning_locked (g_strerror (err));
+      {
+        std::lock_guard<std::mutex> lock (mutex_);
+        outage_warning_locked (g_strerror (err));
+      }
+      starter_ = std::thread ([this] { retry_first_connection (); });
+      GST_INFO_OBJECT (element_,
+          "publishing to %s:%d on topic %s, qos %d, once it listens",
+          host_.c_str (), port_, topic_.c_str (), settings_.qos);
+      return true;
     } else if (rc != MOSQ_ERR_SUCCESS) {
       return settings_error ("address", rc);
     }
@@ -389,10 +401,58 @@ public:
     in_flight_ = 0;
     cancel_loop_ = !connected_;
     lock.unlock ();
+    stop_starter ();
     mosquitto_disconnect (mosq_);
   }
 
 private:
+  /* The first connection, while nobody listened at open(): tried again
+   * after 1 s, then twice as long each time up to reconnect-delay-max, until
+   * it is made (libmosquitto's thread takes over) or the element stops. */
+  void retry_first_connection ()
+  {
+    std::unique_lock<std::mutex> lock (start_mutex_);
+    for (int delay = 1;; delay = std::min (2 * delay,
+                             std::max (1, settings_.reconnect_delay_max))) {
+      if (start_cv_.wait_for (lock, std::chrono::seconds (delay),
+              [this] { return start_stopping_; }))
+        return;
+      /* non-blocking: the socket connects in the background */
+      const int rc = mosquitto_connect_async (mosq_, host_.c_str (), port_,
+          settings_.keep_alive);
+      if (rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_EAI)
+        continue;
+      if (rc == MOSQ_ERR_TLS) {
+        if (!refused_.exchange (true))
+          tls_error ();
+        return;
+      }
+      if (rc != MOSQ_ERR_SUCCESS) {
+        GST_WARNING_OBJECT (element_, "connect failed: %s",
+            mosquitto_strerror (rc));
+        continue;
+      }
+      if (mosquitto_loop_start (mosq_) == MOSQ_ERR_SUCCESS)
+        loop_started_ = true;
+      else
+        GST_ELEMENT_ERROR (element_, RESOURCE, FAILED,
+            ("Could not start the MQTT client's thread."), (NULL));
+      return;
+    }
+  }
+
+  void stop_starter ()
+  {
+    if (!starter_.joinable ())
+      return;
+    {
+      std::lock_guard<std::mutex> lock (start_mutex_);
+      start_stopping_ = true;
+    }
+    start_cv_.notify_all ();
+    starter_.join ();
+  }
+
   bool settings_error (const char *what, int rc)
   {
     GST_ELEMENT_ERROR (element_, RESOURCE, SETTINGS,
@@ -537,6 +597,13 @@ private:
    * connect to an unreachable host (minutes), so it is cancelled rather than
    * waited for */
   bool cancel_loop_ = false;
+
+  /* the first connection's retries (retry_first_connection); loop_started_
+   * is set there before the thread ends, and read after it is joined */
+  std::thread starter_;
+  std::mutex start_mutex_;
+  std::condition_variable start_cv_;
+  bool start_stopping_ = false;
 
   /* guarded by mutex_ */
   std::mutex mutex_;
