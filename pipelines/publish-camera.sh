@@ -23,9 +23,9 @@
 # to stop after 50 frames), WIDTH=640 HEIGHT=480 (the frame size searched),
 # INTERVAL=1 (embed every Nth frame), PRECISION, BUILD_DIR=build, and MODEL
 # or WEIGHTS when the TorchScript or weights file of the index has moved.
-# Start the broker first: metapublish reconnects to a broker it has lost
-# (keeping the newest results, max-queued), but a broker that is not there
-# when the script starts is a warning and is not tried again.
+# A broker that is not up yet, or that goes away, is a warning: metapublish
+# tries again (every 1 to 30 s) and keeps the newest results meanwhile
+# (max-queued).
 # Without a camera it stops at once with a message and exit status 1.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
