@@ -7,7 +7,7 @@
  * `gallerysrc ! embedder ! faissindexer` in one element. Its properties are
  * the children's, under the names below, with their types, ranges and
  * defaults: #GstGalleryIndexer:location, recursive, label-from,
- * video-interval, max-pixels and strict go to gallerysrc; model, weights,
+ * video-interval, max-pixels, strict and shard go to gallerysrc; model, weights,
  * seed, precision, calibration-location, calibration-images, batch-size,
  * input-size and resize to embedder; index,
  * index-type, metric, thumbnail-size and checkpoint-interval to faissindexer
@@ -84,6 +84,7 @@ enum
   PROP_VIDEO_INTERVAL,
   PROP_MAX_PIXELS,
   PROP_STRICT,
+  PROP_SHARD,
   PROP_MODEL,
   PROP_WEIGHTS,
   PROP_SEED,
@@ -114,6 +115,7 @@ static const ProxiedProperty proxied[N_PROXIED] = {
     {"video-interval", "Video interval", CHILD_SOURCE, "video-interval", NULL},
     {"max-pixels", "Maximum pixels", CHILD_SOURCE, "max-pixels", NULL},
     {"strict", "Strict", CHILD_SOURCE, "strict", NULL},
+    {"shard", "Shard", CHILD_SOURCE, "shard", NULL},
     INDEXING_BIN_EMBEDDER_PROPERTIES,
     {"index", "Index", CHILD_INDEXER, "location",
         "The FAISS index file to write or update; its SQLite catalog goes "

@@ -42,6 +42,16 @@
  * all), chosen by #GstGallerySrc:split-seed; `gallery` keeps the others.
  * Labels keep their numbers on both sides.
  *
+ * #GstGallerySrc:shard `K/N` walks one of N shards of the folder, for
+ * indexing it in parts on several machines (tools/dask-index.py): the files
+ * of the sorted walk (after the split) are cut into N runs of consecutive
+ * files, as equal in count as they can be, and only run K (from 0) gives
+ * frames, so a video's frames all stay in one shard. Sources, labels and
+ * label names are those of the whole walk; ids count this shard's frames
+ * from 0, so that shard 0's frames come first, then shard 1's, and so on, in
+ * the order of the whole walk. Entries the walk passes over (links, FIFOs,
+ * folders it cannot read) are reported by every shard.
+ *
  * With #GstGallerySrc:index set to an index this folder was indexed into,
  * the walk feeds that index (see gallery_events.h): each file is announced
  * downstream in an out-of-band custom event (its path, size and
@@ -105,6 +115,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_gallery_src_debug);
 #define DEFAULT_SPLIT vs::FolderSplit::All
 #define DEFAULT_QUERY_FRACTION 0.2
 #define DEFAULT_SPLIT_SEED 0
+#define DEFAULT_SHARD "0/1"
 /* Each frame's nominal duration: frames are pushed as fast as downstream
  * takes them, with monotonic timestamps that are the same in every run. */
 #define FRAME_DURATION GST_MSECOND
@@ -124,6 +135,7 @@ enum
   PROP_QUERY_FRACTION,
   PROP_SPLIT_SEED,
   PROP_INDEX,
+  PROP_SHARD,
 };
 
 /* The walk in progress. Only start(), stop() and the streaming thread touch
@@ -138,6 +150,9 @@ struct GalleryWalk
   bool strict = false;
 
   size_t next_file = 0;
+  /* The files of this shard: [first_file, end_file) of folder.files(). */
+  size_t first_file = 0;
+  size_t end_file = 0;
   /* The video being sampled, and the file it is. */
   std::unique_ptr<vs::VideoSampler> video;
   size_t video_file = 0;
@@ -185,6 +200,7 @@ struct _GstGallerySrc
   gdouble query_fraction;
   guint split_seed;
   gchar *index;
+  gchar *shard;
 
   /* the C++ state of a run: created in start, destroyed in stop */
   GalleryWalk *walk;
@@ -307,6 +323,13 @@ gst_gallery_src_class_init (GstGallerySrcClass *klass)
           "With split: which files are queries; the same seed always splits "
           "a folder the same way",
           0, G_MAXUINT, DEFAULT_SPLIT_SEED, flags));
+  g_object_class_install_property (gobject_class, PROP_SHARD,
+      g_param_spec_string ("shard", "Shard",
+          "K/N: walk only shard K (from 0) of N, the K-th of N runs of "
+          "consecutive files of the sorted walk, with the sources and labels "
+          "of the whole walk (tools/dask-index.py indexes the shards apart "
+          "and merges them); 0/1: every file",
+          DEFAULT_SHARD, flags));
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
@@ -339,6 +362,7 @@ gst_gallery_src_init (GstGallerySrc *self)
   self->split = DEFAULT_SPLIT;
   self->query_fraction = DEFAULT_QUERY_FRACTION;
   self->split_seed = DEFAULT_SPLIT_SEED;
+  self->shard = g_strdup (DEFAULT_SHARD);
 
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }
@@ -351,6 +375,7 @@ gst_gallery_src_finalize (GObject *object)
   g_free (self->location);
   g_free (self->label_from);
   g_free (self->index);
+  g_free (self->shard);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -396,6 +421,10 @@ gst_gallery_src_set_property (GObject *object, guint prop_id,
       g_free (self->index);
       self->index = g_value_dup_string (value);
       break;
+    case PROP_SHARD:
+      g_free (self->shard);
+      self->shard = g_value_dup_string (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -440,6 +469,9 @@ gst_gallery_src_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_INDEX:
       g_value_set_string (value, self->index);
+      break;
+    case PROP_SHARD:
+      g_value_set_string (value, self->shard);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -522,8 +554,8 @@ post_progress (GstGallerySrc *self, bool complete)
                                         : GST_PROGRESS_TYPE_START;
   walk.progress_started = true;
 
-  const guint64 total = walk.folder.files ().size ();
-  const guint64 done = walk.next_file;
+  const guint64 total = walk.end_file - walk.first_file;
+  const guint64 done = walk.next_file - walk.first_file;
   gchar *text =
       g_strdup_printf ("%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " files",
           done, total);
@@ -534,6 +566,20 @@ post_progress (GstGallerySrc *self, bool complete)
       G_TYPE_UINT64, done, "files-total", G_TYPE_UINT64, total, "percent",
       G_TYPE_INT, total ? (gint) (done * 100 / total) : 100, NULL);
   gst_element_post_message (GST_ELEMENT (self), msg);
+}
+
+/* Parses shard's "K/N" into *k and *n; false when it is not one. */
+static bool
+parse_shard (const std::string &shard, guint64 *k, guint64 *n)
+{
+  const size_t slash = shard.find ('/');
+  if (shard.empty () || slash == std::string::npos)
+    return false;
+  const std::string ks = shard.substr (0, slash), ns = shard.substr (slash + 1);
+  return !ks.empty () && !ns.empty ()
+      && g_ascii_string_to_unsigned (ks.c_str (), 10, 0, G_MAXUINT32, k, NULL)
+      && g_ascii_string_to_unsigned (ns.c_str (), 10, 1, G_MAXUINT32, n, NULL)
+      && *k < *n;
 }
 
 static gboolean
@@ -554,12 +600,22 @@ gst_gallery_src_start (GstBaseSrc *src)
   walk->interval = (GstClockTime) (self->video_interval * GST_SECOND + 0.5);
   walk->strict = self->strict;
   const std::string index = self->index ? self->index : "";
+  const std::string shard = self->shard ? self->shard : DEFAULT_SHARD;
   GST_OBJECT_UNLOCK (self);
 
   if (walk->location.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("No gallery folder given; set the 'location' property to the folder "
          "of pictures and videos."),
+        (NULL));
+    return FALSE;
+  }
+  guint64 shard_k = 0, shard_n = 1;
+  if (!parse_shard (shard, &shard_k, &shard_n)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("Invalid shard \"%s\": give K/N, shard K (0 to N-1) of N, such as "
+         "0/4; 0/1 walks every file.",
+            vs::valid_utf8 (shard).c_str ()),
         (NULL));
     return FALSE;
   }
@@ -576,6 +632,11 @@ gst_gallery_src_start (GstBaseSrc *src)
         (NULL));
     return FALSE;
   }
+  /* Shard k of n: files [total * k / n, total * (k + 1) / n). */
+  const guint64 total_files = walk->folder.files ().size ();
+  walk->first_file = (size_t) (total_files * shard_k / shard_n);
+  walk->end_file = (size_t) (total_files * (shard_k + 1) / shard_n);
+  walk->next_file = walk->first_file;
   walk->announce = !index.empty ();
   if (!index.empty ()) {
     try {
@@ -602,9 +663,11 @@ gst_gallery_src_start (GstBaseSrc *src)
         .push_back (vs::valid_utf8 (walk->location + "/" + entry.relative + " "
             + entry.reason));
   GST_INFO_OBJECT (self,
-      "%s: %zu files, %zu labels, %zu entries skipped, %zu unreadable",
-      walk->location.c_str (), walk->folder.files ().size (),
-      walk->label_names.size (), walk->bad.size (), walk->unread.size ());
+      "%s: %zu files (shard %s: %zu to %zu), %zu labels, %zu entries "
+      "skipped, %zu unreadable",
+      walk->location.c_str (), walk->folder.files ().size (), shard.c_str (),
+      walk->first_file, walk->end_file, walk->label_names.size (),
+      walk->bad.size (), walk->unread.size ());
   for (const std::string &bad : walk->bad)
     GST_WARNING_OBJECT (self, "skipped: %s", bad.c_str ());
   for (const std::string &unread : walk->unread)
@@ -623,7 +686,8 @@ gst_gallery_src_start (GstBaseSrc *src)
    * first moments of a run is lost by gst-launch-1.0 (1.22 quits its main
    * loop from the bus sync handler, possibly before it runs it, and then
    * waits forever). Finding the first picture reads a few bytes per file. */
-  for (const vs::FolderFile &file : walk->folder.files ()) {
+  for (size_t i = walk->first_file; i < walk->end_file; i++) {
+    const vs::FolderFile &file = walk->folder.files ()[i];
     if (!vs::is_image_file (file.path))
       continue;
     try {
@@ -959,13 +1023,13 @@ gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
         return ret;
       continue;
     }
-    if (walk.next_file >= files.size ()) {
+    if (walk.next_file >= walk.end_file) {
       GST_DEBUG_OBJECT (self,
           "all %zu files walked: %" G_GUINT64_FORMAT
           " frames, %zu skipped (%" G_GUINT64_FORMAT
           " known unreadable, not read again), %" G_GUINT64_FORMAT " unchanged",
-          files.size (), walk.frames, walk.bad.size (), walk.known_bad,
-          walk.unchanged);
+          walk.end_file - walk.first_file, walk.frames, walk.bad.size (),
+          walk.known_bad, walk.unchanged);
       std::vector<vs::WalkGap> gaps;
       for (const vs::SkippedEntry &entry : walk.folder.skipped ())
         gaps.push_back (vs::WalkGap{entry.relative, entry.unread});
