@@ -188,6 +188,26 @@ with tempfile.TemporaryDirectory() as tmp:
     check(done == sorted(done) and run.progress[-1][1:] == (total, total) and
           all(p[2] == total for p in run.progress), f"progress counts files done up to {total}/{total}")
 
+    # --- shard=K/N: runs of consecutive files, the whole walk's sources and labels
+    full = [(f["source"], f["label"], f["label_name"]) for f in run.frames]
+    sharded, runs = [], []
+    for k in range(3):
+        part = Run(tmp, f"gallerysrc location={root} shard={k}/3")
+        runs.append(part)
+        sharded += [(f["source"], f["label"], f["label_name"]) for f in part.frames]
+        check(part.rc == 0 and [f["id"] for f in part.frames] == list(range(len(part.frames))),
+              f"shard={k}/3 plays to EOS, ids from 0 ({part.errors})")
+    check(sharded == full, "shards 0/3, 1/3, 2/3 one after the other give the whole walk's "
+          "frames, sources and labels, in its order")
+    files = [{s.split("#")[0] for s, _, _ in ((f["source"], 0, 0) for f in r.frames)} for r in runs]
+    check(not (files[0] & files[1]) and not (files[1] & files[2]) and not (files[0] & files[2]),
+          "no file gives frames in two shards (a video's frames stay in one)")
+    check(all(1 <= len(f) for f in files), f"every shard has files ({[len(f) for f in files]})")
+    for bad_shard in ("3/3", "1/0", "a/2", "1", "-1/2"):
+        part = Run(tmp, f"gallerysrc location={root} shard={bad_shard}")
+        check(part.rc == 1 and part.errors and f'Invalid shard "{bad_shard}"' in part.errors[0]
+              and "K/N" in part.errors[0], f"shard={bad_shard} is an error saying what to give")
+
     # --- stopped in the middle of a video: the decoding pipeline inside is torn down
     run = Run(tmp, f"gallerysrc location={root}/clips num-buffers=3")
     check(run.rc == 0 and [f["source"] for f in run.frames] == [s[len("clips/"):] for s in VIDEO_FRAMES[:3]],
