@@ -17,8 +17,9 @@ Checks, against one `galleryindexer mode=rebuild` run over the same folder:
   run reports them: the same "Skipped 2 files ..." warning text, and the same
   rejected_files rows;
 - IVF (trained on all the merged vectors) gives the single run's index too;
+- more shards than files: the empty shards give nothing, the result is the same;
 - the merged index loads in faisssearch, whose load checks the catalog's
-  digest of the index file;
+  digest of the index file, and in visualsearch-server (its thumbnails too);
 - a bad property and an unreachable scheduler are clear errors.
 Skipped (77) without python3-distributed.
 """
@@ -241,6 +242,23 @@ with checks.tmp_dir("vs-dask-") as tmp:
                 "faisssearch", f"index={merged}", "k=3", "!", "fakesink", timeout=120)
             check(search.returncode == 0, f"faisssearch searches the merged index "
                   f"({search.stderr[-300:]})")
+            # --- and in the server (same loader, plus the thumbnails)
+            server_bin = os.path.join(os.environ["VS_BUILD_DIR"], "server", "visualsearch-server")
+            if os.path.exists(server_bin):
+                import server_fixtures as sf
+                server = sf.Server("--index", merged)
+                try:
+                    status, _, body, _ = server.request("/api/index")
+                    facts = json.loads(body) if status == 200 else {}
+                    thumb = server.request("/api/items/16/thumbnail")
+                finally:
+                    server.stop()
+                check(status == 200 and facts.get("count") == 17 and thumb[0] == 200
+                      and thumb[2][:2] == b"\xff\xd8",
+                      "visualsearch-server serves the merged index: /api/index counts 17 items, "
+                      "item 16's thumbnail is a JPEG", f"{status} {str(facts)[:200]} {thumb[0]}")
+            else:
+                print("(visualsearch-server not built: its check is left out)")
 
         # --- IVF: trained on every merged vector, as the single run trains at its end
         single_ivf = os.path.join(tmp, "single-ivf.faiss")
@@ -252,6 +270,18 @@ with checks.tmp_dir("vs-dask-") as tmp:
               None if res_ivf.returncode == 0 else res_ivf.stderr[-1000:])
         if res.returncode == 0 and res_ivf.returncode == 0:
             compare("IVF4,Flat", merged_ivf, single_ivf)
+
+        # --- more shards than files: the empty shards give nothing, the rest as ever
+        cats = os.path.join(root, "cats")
+        single_cats = os.path.join(tmp, "cats.faiss")
+        merged_cats = os.path.join(tmp, "m-cats.faiss")
+        res = single_run(cats, single_cats, "Flat")[0]
+        res_cats = dask_index(address, cats, merged_cats, "--shards", "6")
+        check(res.returncode == 0 and res_cats.returncode == 0,
+              "6 shards of a 4-file folder (two of them empty) succeed",
+              None if res_cats.returncode == 0 else res_cats.stderr[-1000:])
+        if res.returncode == 0 and res_cats.returncode == 0:
+            compare("6 shards of 4 files", merged_cats, single_cats)
 
         # --- bad input
         res = dask_index(address, root, os.path.join(tmp, "bad.faiss"), "-p",

@@ -133,22 +133,34 @@ def index_shard(task):
                 ("mode", "rebuild"), ("index-type", "Flat"), ("metric", task["metric"]),
                 ("shard", f"{shard}/{task['shards']}")] + list(task["properties"])
     for name, value in settings:
-        if indexer.find_property(name) is None:
+        # CHILD::PROPERTY reaches a child (source, embedder, indexer) directly.
+        found, target, pspec = indexer.lookup(name) if "::" in name else \
+            (indexer.find_property(name) is not None, indexer, indexer.find_property(name))
+        if not found or pspec is None:
             raise RuntimeError(f"galleryindexer has no property '{name}'; see "
-                               "gst-inspect-1.0 galleryindexer.")
-        Gst.util_set_object_arg(indexer, name, value)
+                               "gst-inspect-1.0 galleryindexer (and embedder::NAME for the "
+                               "embedder's own, such as embedder::threads).")
+        Gst.util_set_object_arg(target, pspec.name, value)
     pipeline = Gst.Pipeline.new(f"shard{shard}")
     pipeline.add(indexer)
     _hold_if_asked(Gst, indexer, shard)
     bus = pipeline.get_bus()
-    warnings, error = [], None
+    warnings, error, files = [], None, None
     try:
         if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             error = "the pipeline did not start"
-        types = Gst.MessageType.EOS | Gst.MessageType.ERROR | Gst.MessageType.WARNING
+        types = (Gst.MessageType.EOS | Gst.MessageType.ERROR | Gst.MessageType.WARNING
+                 | Gst.MessageType.PROGRESS)
         while True:
             msg = bus.timed_pop_filtered(Gst.SECOND, types)
             if msg is None:
+                continue
+            if msg.type == Gst.MessageType.PROGRESS:
+                # gallerysrc's: how many files this shard holds.
+                _, code, _ = msg.parse_progress()
+                ok, total = msg.get_structure().get_uint64("files-total")
+                if ok and code == "gallery":
+                    files = total
                 continue
             if msg.type == Gst.MessageType.WARNING:
                 err, debug = msg.parse_warning()
@@ -164,6 +176,10 @@ def index_shard(task):
             warnings.append((err.message, debug or ""))
     finally:
         pipeline.set_state(Gst.State.NULL)
+    if error and files == 0 and "No buffer carried an embedding" in error:
+        # More shards than files: this one holds none, and gives nothing.
+        return {"shard": shard, "index": None, "warnings": warnings, "worker": where,
+                "seconds": time.monotonic() - start}
     if error:
         raise RuntimeError(f"shard {shard}/{task['shards']} on {where}: {error}")
     return {"shard": shard, "index": task["index"], "warnings": warnings, "worker": where,
@@ -346,7 +362,8 @@ def main():
     parser.add_argument("--metric", default="ip", choices=["ip", "l2"])
     parser.add_argument("-p", "--property", action="append", default=[], metavar="NAME=VALUE",
                         help="another galleryindexer property for every shard (label-from, "
-                        "weights, seed, input-size, strict, ...); repeat as needed")
+                        "weights, seed, input-size, strict, ...), or a child's as "
+                        "embedder::threads; repeat as needed")
     parser.add_argument("--work-dir", help="where the shards are written (default: "
                         "INDEX.shards beside the index); every worker must reach it")
     parser.add_argument("--keep-shards", action="store_true")
@@ -408,13 +425,16 @@ def main():
             client.cancel(futures)
             message = str(e)
             if "No buffer carried an embedding" in message:
-                message += (" That shard holds no readable picture or video; give fewer "
-                            "--shards.")
+                message += (" Every file of that shard is unreadable, and a shard must give "
+                            "at least one item; give fewer --shards.")
             sys.exit(f"dask-index: {message}\nNothing was written to {args.index}.")
     embed_seconds = time.monotonic() - started
     for warning in merged_warnings(results, location):
         print(f"dask-index: warning: {warning}", file=sys.stderr, flush=True)
-    count = merge([t["index"] for t in tasks], index_path, args.index_type, args.metric)
+    shard_indexes = [r["index"] for r in sorted(results, key=lambda r: r["shard"]) if r["index"]]
+    if not shard_indexes:
+        sys.exit(f"dask-index: {location} holds no file to index.")
+    count = merge(shard_indexes, index_path, args.index_type, args.metric)
     if not args.keep_shards:
         shutil.rmtree(work_dir, ignore_errors=True)
     print(f"dask-index: wrote {args.index} and {args.index}.db: {count} items from {shards} "

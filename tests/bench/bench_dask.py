@@ -5,6 +5,7 @@ plain galleryindexer over the same folder, in the same run.
 
     /usr/bin/python3 tests/bench/bench_dask.py [BUILD_DIR] [--count N]
         [--dataset DIR/cifar-10-batches-py] [--workers 1,2,4] [--shards S]
+        [--threads T]
 
 The folder: the first N CIFAR-10 sample images upscaled to 256x256 JPEGs in
 class folders (bench_index_folder.py's, cached under BUILD_DIR). Every run
@@ -15,7 +16,10 @@ torchvision weights when the torch cache has them, random weights otherwise
 Plain: `gst-launch-1.0 -e galleryindexer ... mode=rebuild`. Dask: a
 dask-scheduler and W dask-worker processes (one thread each, no nanny) on
 127.0.0.1, started before the clock runs; then dask-index.py from launch to
-exit: shards on the workers, the merge, the atomic write. Each row prints the
+exit: shards on the workers, the merge, the atomic write. Each worker's
+embedder gets its share of the cores (threads = cores / workers, at least 1;
+--threads 0 lets every one take all cores, as plain galleryindexer does, which
+oversubscribes them). Each row prints the
 wall time, images/s, and the overhead ratio, its wall time over plain's. The
 merged index is checked against plain's (same vectors), so a fast wrong result
 cannot pass. Figures only; the load average is printed before and after,
@@ -95,6 +99,9 @@ def main():
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--shards", type=int, default=0,
                         help="shards per run (default: dask-index's, 4 per worker)")
+    parser.add_argument("--threads", type=int, default=-1,
+                        help="embedder threads in each worker (default: cores / workers; "
+                        "0: all cores)")
     args = parser.parse_args()
     build = os.path.abspath(args.build)
     env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "ext", "visualsearch"))
@@ -127,10 +134,12 @@ def main():
             try:
                 merged = os.path.join(tmp, f"dask{workers}.faiss")
                 shards = args.shards or 4 * workers
+                threads = args.threads if args.threads >= 0 else \
+                    max(1, (os.cpu_count() or 1) // workers)
                 start = time.monotonic()
                 res = subprocess.run(
                     [sys.executable, TOOL, "--scheduler", address, root, merged,
-                     "--shards", str(shards),
+                     "--shards", str(shards), "-p", f"embedder::threads={threads}",
                      *sum((["-p", f"{k}={v}"] for k, v in props.items()), [])],
                     env=env, capture_output=True, text=True)
                 wall = time.monotonic() - start
@@ -142,8 +151,8 @@ def main():
             same = got.shape == want.shape and float(abs(got - want).max()) <= 1e-6
             if not same:
                 sys.exit(f"{workers} workers: the merged vectors differ from galleryindexer's")
-            rows.append((f"dask-index, {workers} worker{'s' if workers > 1 else ''} "
-                         f"({shards} shards)", f"{up_s:.1f}", wall))
+            rows.append((f"dask-index, {workers} worker{'s' if workers > 1 else ''} x "
+                         f"{threads or 'all'} thr, {shards} shards", f"{up_s:.1f}", wall))
     print(f"{'run':44} {'cluster up s':>12} {'wall s':>8} {'images/s':>9} {'overhead':>9}")
     for name, up, wall in rows:
         print(f"{name:44} {up:>12} {wall:8.1f} {args.count / wall:9.1f} "
