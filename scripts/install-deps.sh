@@ -20,6 +20,8 @@ PACKAGES=(
   python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   gobject-introspection libgirepository1.0-dev
   python3-matplotlib python3-pil python3-sklearn
+  # tools/dask-index.py and its test: a Dask scheduler and workers (dask-scheduler, dask-worker).
+  python3-distributed
   libsoup-3.0-dev
   # json-glib: every JSON document the server and retrievaleval write (json/).
   libjson-glib-dev
