@@ -387,6 +387,18 @@ def main():
                  "and videos to index.")
     if not os.path.isdir(os.path.dirname(index_path)):
         sys.exit(f"dask-index: the folder of {args.index} does not exist; create it first.")
+    # The index type is checked before any embedding (the dims are not known
+    # yet: it must parse for resnet18's 512 or resnet50's 2048).
+    import faiss
+    errors = []
+    for dims in (512, 2048):
+        try:
+            faiss.index_factory(dims, "IDMap2," + args.index_type)
+        except RuntimeError as e:
+            errors.append(str(e).strip().splitlines()[-1])
+    if len(errors) == 2:
+        sys.exit(f"dask-index: FAISS does not understand the index type \"{args.index_type}\" "
+                 f"({errors[0]}); use Flat, IVF256,Flat, IVF256,PQ16 or HNSW32.")
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -434,7 +446,11 @@ def main():
     shard_indexes = [r["index"] for r in sorted(results, key=lambda r: r["shard"]) if r["index"]]
     if not shard_indexes:
         sys.exit(f"dask-index: {location} holds no file to index.")
-    count = merge(shard_indexes, index_path, args.index_type, args.metric)
+    try:
+        count = merge(shard_indexes, index_path, args.index_type, args.metric)
+    except (RuntimeError, OSError, sqlite3.Error) as e:
+        sys.exit(f"dask-index: the merge failed: {e}\nNothing was written to {args.index}; "
+                 f"the shards are in {work_dir}.")
     if not args.keep_shards:
         shutil.rmtree(work_dir, ignore_errors=True)
     print(f"dask-index: wrote {args.index} and {args.index}.db: {count} items from {shards} "
