@@ -16,9 +16,9 @@ Checks, against one `galleryindexer mode=rebuild` run over the same folder:
 - the truncated JPEG and notes.txt are skipped and reported as the single
   run reports them: the same "Skipped 2 files ..." warning text, and the same
   rejected_files rows;
-- IVF (trained on all the merged vectors) gives the single run's index too, byte
-  for byte, here
-  with more shards than files: the empty shard gives nothing;
+- IVF (trained on all the merged vectors) gives the single run's index too,
+  byte for byte, here with more shards than files: the empty shard gives
+  nothing;
 - the merged index loads in faisssearch, whose load checks the catalog's
   digest of the index file, and in visualsearch-server (its thumbnails too);
 - a bad property and an unreachable scheduler are clear errors.
