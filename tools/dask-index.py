@@ -36,7 +36,10 @@ another worker, which rebuilds that shard from the start.
 
 The workers must reach the folder, --work-dir and the weights under the same
 paths (a shared filesystem), and find the plugin: installed, or
-GST_PLUGIN_PATH in their environment, or --plugin-path. Run with Debian's
+GST_PLUGIN_PATH in their environment, or --plugin-path. Relative paths in
+weights=, model=, calibration-location= and label-from=csv: are made absolute
+when they name a file here; other relative paths are the workers' own. Run
+with Debian's
 /usr/bin/python3 (python3-distributed, python3-gi, python3-faiss).
 
 Test hook: a worker whose environment sets VS_DASK_INDEX_HOLD=DIR stops in
@@ -379,6 +382,14 @@ def main():
             parser.error(f"-p {prop}: give NAME=VALUE, such as -p weights=resnet18.pth")
         if name in ("location", "index", "mode", "index-type", "metric", "shard"):
             parser.error(f"-p {name}: set by dask-index itself (use its own options)")
+        # Paths the workers resolve in their own working directory: made
+        # absolute here when they name a file seen from this one.
+        if name in ("weights", "model", "calibration-location") and \
+                not os.path.isabs(value) and os.path.exists(value):
+            value = os.path.abspath(value)
+        elif name == "label-from" and value.startswith("csv:") and \
+                not os.path.isabs(value[4:]) and os.path.exists(value[4:]):
+            value = "csv:" + os.path.abspath(value[4:])
         properties.append((name, value))
     location = os.path.abspath(args.location)
     index_path = os.path.abspath(args.index)
@@ -436,6 +447,10 @@ def main():
         except Exception as e:  # a shard's own error: nothing is merged
             client.cancel(futures)
             message = str(e)
+            if type(e).__name__ == "KilledWorker":
+                message = (f"a shard killed every worker that ran it ({e}): a crash while "
+                           "reading one of its files? Run `gst-launch-1.0 galleryindexer "
+                           "shard=K/N ...` on one machine to see which.")
             if "No buffer carried an embedding" in message:
                 message += (" Every file of that shard is unreadable, and a shard must give "
                             "at least one item; give fewer --shards.")
