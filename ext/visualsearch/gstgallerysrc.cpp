@@ -49,8 +49,10 @@
  * frames, so a video's frames all stay in one shard. Sources, labels and
  * label names are those of the whole walk; ids count this shard's frames
  * from 0, so that shard 0's frames come first, then shard 1's, and so on, in
- * the order of the whole walk. Entries the walk passes over (links, FIFOs,
- * folders it cannot read) are reported by every shard.
+ * the order of the whole walk. Progress messages count this shard's files.
+ * Entries the walk passes over (links, FIFOs, folders it cannot read) are
+ * reported by every shard. Give each shard its own index: an update of an
+ * index with one shard removes the other shards' files from it.
  *
  * With #GstGallerySrc:index set to an index this folder was indexed into,
  * the walk feeds that index (see gallery_events.h): each file is announced
