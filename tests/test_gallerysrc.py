@@ -203,6 +203,10 @@ with tempfile.TemporaryDirectory() as tmp:
     check(not (files[0] & files[1]) and not (files[1] & files[2]) and not (files[0] & files[2]),
           "no file gives frames in two shards (a video's frames stay in one)")
     check(all(1 <= len(f) for f in files), f"every shard has files ({[len(f) for f in files]})")
+    totals = [r.progress[-1] if r.progress else None for r in runs]
+    check(all(t and t[0] == "complete" and t[1] == t[2] for t in totals) and
+          sum(t[2] for t in totals) == run.progress[-1][2],
+          f"each shard's progress counts its own files, together the whole walk's ({totals})")
     for bad_shard in ("3/3", "1/0", "a/2", "1", "-1/2"):
         part = Run(tmp, f"gallerysrc location={root} shard={bad_shard}")
         check(part.rc == 1 and part.errors and f'Invalid shard "{bad_shard}"' in part.errors[0]
