@@ -139,6 +139,27 @@ def _attr(node, name, default=None):
     return default
 
 
+def _tf_pads(x, node, k, stride, dilation):
+    """x NCHW: (top, bottom, left, right) as TF's padding attribute says."""
+    padding = _attr(node, "padding", "VALID")
+    if padding == "VALID":
+        return (0, 0, 0, 0)
+    if padding == "EXPLICIT":
+        p = _attr(node, "explicit_paddings", [])
+        fmt = _attr(node, "data_format", "NHWC")
+        hw = p[2:6] if fmt == "NHWC" else p[4:8]
+        return tuple(hw)
+    if padding != "SAME":
+        raise ConvertError(f"{node['name']}: unknown padding {padding}")
+    pads = []
+    for dim, kk, s, d in ((x.shape[2], k[0], stride[0], dilation[0]), (x.shape[3], k[1], stride[1], dilation[1])):
+        eff = (kk - 1) * d + 1
+        out = (int(dim) + s - 1) // s
+        total = max((out - 1) * s + eff - int(dim), 0)
+        pads += [total // 2, total - total // 2]
+    return tuple(pads)
+
+
 def _tf_pad(x, node, k, stride, dilation, value=0.0):
     """x NCHW. Pads as TF's padding attribute says; returns the padded tensor."""
     padding = _attr(node, "padding", "VALID")
@@ -197,21 +218,34 @@ def _fused(node, y, extra):
     return y
 
 
-def _nhwc_conv(x, w, node, depthwise):
+def _nhwc_conv(x, w, node, depthwise, bias=None):
+    """x NHWC. w is TF's HWIO (HW, in, multiplier for depthwise) or, after
+    TfjsGraph's rewrites (node["_oihw"]), already torch's OIHW; node["_pad"]
+    is a zero padding folded in from a Pad node before it."""
     strides = _hw(node, "strides")
     dil = _hw(node, "dilations")
     xn = x.permute(0, 3, 1, 2)
-    kh, kw = int(w.shape[0]), int(w.shape[1])
-    xn = _tf_pad(xn, node, (kh, kw), strides, dil)
-    if depthwise:
-        cin, mult = int(w.shape[2]), int(w.shape[3])
-        wt = w.reshape(kh, kw, cin * mult).permute(2, 0, 1).unsqueeze(1)
-        y = F.conv2d(xn, wt, stride=strides, dilation=dil, groups=cin)
+    if not node.get("_oihw"):
+        w = torch_conv_weight(w, depthwise)
+    kh, kw = int(w.shape[2]), int(w.shape[3])
+    groups = int(xn.shape[1]) if depthwise else int(xn.shape[1]) // int(w.shape[1])
+    pad = node.get("_pad")
+    if pad is None:
+        pad = _tf_pads(xn, node, (kh, kw), strides, dil)
+    if pad[0] == pad[1] and pad[2] == pad[3]:
+        y = F.conv2d(xn, w, bias, stride=strides, dilation=dil, groups=groups, padding=(pad[0], pad[2]))
     else:
-        cin = int(w.shape[2])
-        groups = int(xn.shape[1]) // cin
-        y = F.conv2d(xn, w.permute(3, 2, 0, 1), stride=strides, dilation=dil, groups=groups)
+        xn = F.pad(xn, (pad[2], pad[3], pad[0], pad[1]))
+        y = F.conv2d(xn, w, bias, stride=strides, dilation=dil, groups=groups)
     return y.permute(0, 2, 3, 1)
+
+
+def torch_conv_weight(w, depthwise):
+    """TF's conv kernel (HWIO, or H W in multiplier) as torch's OIHW."""
+    if depthwise:
+        kh, kw, cin, mult = (int(d) for d in w.shape)
+        return w.reshape(kh, kw, cin * mult).permute(2, 0, 1).unsqueeze(1).contiguous()
+    return w.permute(3, 2, 0, 1).contiguous()
 
 
 def _reduce_axes(x, axes):
@@ -365,12 +399,12 @@ def run_op(node, a):
             w = w.t()
         y = x @ w
         return _fused(node, y, a[2:]) if op == "_FusedMatMul" else y
-    if op in ("Conv2D", "_FusedConv2D"):
-        y = _nhwc_conv(a[0], a[1], node, depthwise=False)
-        return _fused(node, y, a[2:]) if op == "_FusedConv2D" else y
-    if op in ("DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"):
-        y = _nhwc_conv(a[0], a[1], node, depthwise=True)
-        return _fused(node, y, a[2:]) if op.startswith("Fused") else y
+    if op in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"):
+        depthwise = "Depthwise" in op
+        fused = op.startswith("_Fused") or op.startswith("Fused")
+        bias = a[2] if node.get("_bias") else None
+        y = _nhwc_conv(a[0], a[1], node, depthwise, bias)
+        return _fused(node, y, a[2:]) if fused else y
     if op == "MaxPool":
         return _pool(node, a[0], "max")
     if op == "AvgPool":
@@ -458,6 +492,7 @@ class TfjsGraph(torch.nn.Module):
             else:
                 dynamic.add(name)
                 self.plan.append((n, refs))
+        self._rewrite(consts, folded, dynamic, outputs)
         self._names = {}
         needed = set()
         for n, refs in self.plan:
@@ -474,6 +509,73 @@ class TfjsGraph(torch.nn.Module):
             key = f"c{i}"
             self.register_buffer(key, v.clone())
             self._names[name] = key
+
+    def _rewrite(self, consts, folded, dynamic, outputs):
+        """Rewrites that change no result, for speed: convolution kernels in
+        torch's layout once (not per call), a zero Pad before a Transpose
+        before a VALID convolution folded into the convolution's padding, and
+        a constant per-channel Add after a plain convolution into its bias."""
+        def value(name):
+            v = consts.get(name, folded.get(name))
+            return None if isinstance(v, list) else v
+
+        producer = {n["name"]: (n, refs) for n, refs in self.plan}
+        uses = {}
+        for n, refs in self.plan:
+            for r in refs:
+                uses[r[0]] = uses.get(r[0], 0) + 1
+        for o in outputs:
+            uses[o] = uses.get(o, 0) + 1
+        drop = set()
+        plan = []
+        for n, refs in self.plan:
+            op = n["op"]
+            if op in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative") \
+                    and len(refs) >= 2 and value(refs[1][0]) is not None and refs[1][1] == 0 \
+                    and _attr(n, "data_format", "NHWC") == "NHWC":
+                n = dict(n)
+                refs = list(refs)
+                wname = refs[1][0] + "/oihw"
+                consts[wname] = torch_conv_weight(value(refs[1][0]), "Depthwise" in op)
+                refs[1] = (wname, 0)
+                n["_oihw"] = True
+                # Pad -> Transpose(0, 2, 3, 1) -> VALID convolution
+                t = producer.get(refs[0][0])
+                if _attr(n, "padding", "VALID") == "VALID" and t and t[0]["op"] == "Transpose" \
+                        and uses.get(t[0]["name"]) == 1:
+                    perm = value(t[1][1][0])
+                    p = producer.get(t[1][0][0])
+                    if perm is not None and perm.tolist() == [0, 2, 3, 1] and p and p[0]["op"] == "Pad" \
+                            and uses.get(p[0]["name"]) == 1:
+                        pads = value(p[1][1][0])
+                        if pads is not None and pads.shape == (4, 2) and pads[:2].abs().sum() == 0:
+                            n["_pad"] = tuple(int(v) for v in pads[2:].reshape(-1).tolist())
+                            drop.add(p[0]["name"])
+                            tn, trefs = t
+                            producer[tn["name"]] = (tn, [p[1][0]] + list(trefs[1:]))
+                # a plain convolution's constant per-channel Add
+                if op in ("Conv2D", "DepthwiseConv2dNative") and uses.get(n["name"]) == 1:
+                    for c, crefs in self.plan:
+                        if c["op"] in ("Add", "AddV2", "BiasAdd") and crefs[0][0] == n["name"]:
+                            b = value(crefs[1][0])
+                            cout = int(consts[wname].shape[0])
+                            if b is not None and b.dim() == 1 and b.shape[0] == cout and b.is_floating_point():
+                                n["_bias"] = True
+                                refs.append(crefs[1])
+                                c_new = {"name": c["name"], "op": "Identity", "input": [n["name"]]}
+                                producer[c["name"]] = (c_new, [crefs[0]])
+                            break
+                producer[n["name"]] = (n, refs)
+        for n, refs in self.plan:
+            if n["name"] not in drop:
+                plan.append(producer[n["name"]])
+        self.plan = plan
+        for name in drop:
+            dynamic.discard(name)
+        for n, refs in self.plan:
+            for r in refs:
+                if r[0] in consts and r[0] not in folded:
+                    dynamic.discard(r[0])
 
     @staticmethod
     def _pick(v, idx):
