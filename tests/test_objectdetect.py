@@ -16,7 +16,6 @@ detector's best detection must be a person in skimage's astronaut.png and in
 matplotlib's grace_hopper.jpg (skipped with a message when missing).
 """
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -24,13 +23,8 @@ import torch
 
 ROI_DUMP = sys.argv[1]
 torch.set_num_threads(1)
-failures = []
-
-
-def check(cond, msg):
-    print(("ok   " if cond else "FAIL ") + msg, flush=True)
-    if not cond:
-        failures.append(msg)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, failures, finish, run as run_bounded  # noqa: E402
 
 
 def one_hot(bins, reg_max=3):
@@ -97,7 +91,7 @@ def run(props, model, fmt="RGB", color="0xffff0000", frames=2, src=None):
     src = src or (f"videotestsrc num-buffers={frames} pattern=solid-color foreground-color={color} "
                   f"! video/x-raw,format={fmt},width=128,height=64,framerate=30/1")
     desc = f"{src} ! objectdetect model={model} {props} ! appsink name=sink sync=false"
-    r = subprocess.run([ROI_DUMP, desc], capture_output=True, text=True, timeout=120)
+    r = run_bounded([ROI_DUMP, desc], timeout=120)
     rois = {}
     for line in r.stdout.splitlines():
         parts = line.split()
@@ -158,7 +152,8 @@ def main():
         expect_error("not TorchScript", base, not_script, "not a loadable TorchScript")
 
         real()
-    return 1 if failures else 0
+    finish()
+    return 0
 
 
 def real():

@@ -36,13 +36,8 @@ spec = importlib.util.spec_from_file_location("convert_tfjs", os.path.join(SOURC
 conv = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(conv)
 
-failures = []
-
-
-def check(cond, msg):
-    print(("ok   " if cond else "FAIL ") + msg, flush=True)
-    if not cond:
-        failures.append(msg)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, failures, finish, run as run_bounded  # noqa: E402
 
 
 # --- a graph writer -----------------------------------------------------------
@@ -279,8 +274,8 @@ def run_tfjs(node_dir, model_json, x, outputs, work):
     with open(runner, "w") as f:
         f.write(RUNNER)
     prefix = os.path.join(work, "tfjs-out-")
-    r = subprocess.run(["node", runner, model_json, inp, json.dumps(list(x.shape)), prefix, json.dumps(outputs)],
-                       cwd=node_dir, capture_output=True, text=True, timeout=300)
+    r = run_bounded(["node", runner, model_json, inp, json.dumps(list(x.shape)), prefix, json.dumps(outputs)],
+                    cwd=node_dir, timeout=300)
     if r.returncode != 0:
         raise RuntimeError("TF.js failed: " + r.stderr[-2000:])
     res = []
@@ -352,7 +347,9 @@ def main():
         node_dir, why = install_tfjs()
         if node_dir is None:
             print(f"SKIP the TF.js comparison: {why}")
-            return 77 if not failures else 1
+            if not failures:
+                return 77
+            finish()
         for name, (path, outs, x, ours) in graphs.items():
             theirs = run_tfjs(node_dir, path, x, outs, os.path.dirname(path))
             compare(name, ours, theirs)
@@ -360,7 +357,8 @@ def main():
         real(node_dir, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return 1 if failures else 0
+    finish()
+    return 0
 
 
 def real(node_dir, work):
