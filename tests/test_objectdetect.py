@@ -151,9 +151,55 @@ def main():
             f.write(b"not a zip archive")
         expect_error("not TorchScript", base, not_script, "not a loadable TorchScript")
 
+        qos(model)
         real()
     finish()
     return 0
+
+
+def qos(model):
+    """A QoS event saying downstream is 1 s late: the frames before the
+    earliest time it implies pass undetected (and unchanged, not dropped), with a
+    QoS message each; later frames are detected again. No timing involved: the
+    event is sent by hand."""
+    import gi
+    gi.require_version("Gst", "1.0")
+    from gi.repository import Gst
+    Gst.init(None)
+    pipe = Gst.parse_launch(
+        "appsrc name=src format=time caps=video/x-raw,format=RGB,width=128,height=64,framerate=30/1 "
+        f"! objectdetect name=det model={model} input-size=64 ! appsink name=sink sync=false")
+    src, det, sink = (pipe.get_by_name(n) for n in ("src", "det", "sink"))
+    pipe.set_state(Gst.State.PLAYING)
+    red = bytes([255, 0, 0]) * (128 * 64)
+    frame_ns = Gst.SECOND // 30
+
+    def push_pull(pts):
+        buf = Gst.Buffer.new_wrapped(red)
+        buf.pts, buf.duration = pts, frame_ns
+        src.emit("push-buffer", buf)
+        return sink.emit("try-pull-sample", 10 * Gst.SECOND)
+
+    got = [push_pull(i * frame_ns) for i in range(2)]
+    late = Gst.Event.new_qos(Gst.QOSType.UNDERFLOW, 2.0, Gst.SECOND, frame_ns)
+    sent = sink.get_static_pad("sink").push_event(late)
+    got += [push_pull(i * frame_ns) for i in range(2, 6)]
+    got += [push_pull(3 * Gst.SECOND)]
+    check(sent and all(got), "QoS: every frame comes out (7 of 7)", f"sent={sent} got={[bool(g) for g in got]}")
+    processed, skipped, dets = (det.get_property(p) for p in ("frames-processed", "frames-skipped", "detections"))
+    check((processed, skipped, dets) == (3, 4, 12),
+          "QoS: the 4 frames due before earliest pass undetected, the others get their 4 regions",
+          f"processed={processed} skipped={skipped} detections={dets}")
+    bus = pipe.get_bus()
+    msgs = 0
+    while True:
+        m = bus.pop_filtered(Gst.MessageType.QOS)
+        if not m:
+            break
+        msgs += m.src == det
+    check(msgs == 4, f"QoS: one QoS message per skipped frame ({msgs})")
+    src.emit("end-of-stream")
+    pipe.set_state(Gst.State.NULL)
 
 
 def real():

@@ -61,7 +61,6 @@ enum
   PROP_MAX_DETECTIONS,
   PROP_CLASSES,
   PROP_THREADS,
-  PROP_QOS,
   PROP_FRAMES_PROCESSED,
   PROP_FRAMES_SKIPPED,
   PROP_DETECTIONS,
@@ -198,13 +197,6 @@ gst_objectdetect_class_init (GstObjectDetectClass *klass)
       g_param_spec_int ("threads", "Threads",
           "Intra-op threads of the model; 0 = the number of cores", 0, 256, 0,
           rw));
-  g_object_class_install_property (gobject_class, PROP_QOS,
-      g_param_spec_boolean ("qos", "QoS",
-          "Handle Quality-of-Service events: frames that downstream would "
-          "drop as late pass without detection",
-          TRUE,
-          static_cast<GParamFlags> (G_PARAM_READWRITE
-              | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property (gobject_class, PROP_FRAMES_PROCESSED,
       g_param_spec_uint64 ("frames-processed", "Frames processed",
           "Frames the detector ran on since the element started", 0,
@@ -297,11 +289,6 @@ gst_objectdetect_set_property (GObject *object, guint prop_id,
     case PROP_THREADS:
       self->threads = g_value_get_int (value);
       break;
-    case PROP_QOS:
-      GST_OBJECT_UNLOCK (self);
-      gst_base_transform_set_qos_enabled (GST_BASE_TRANSFORM (self),
-          g_value_get_boolean (value));
-      return;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -315,11 +302,6 @@ gst_objectdetect_get_property (GObject *object, guint prop_id, GValue *value,
 {
   GstObjectDetect *self = GST_OBJECTDETECT (object);
 
-  if (prop_id == PROP_QOS) {
-    g_value_set_boolean (value,
-        gst_base_transform_is_qos_enabled (GST_BASE_TRANSFORM (self)));
-    return;
-  }
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_MODEL:
@@ -470,6 +452,9 @@ gst_objectdetect_src_event (GstBaseTransform *trans, GstEvent *event)
       self->qos_earliest =
           timestamp > (GstClockTime) -diff ? timestamp + diff : 0;
     GST_OBJECT_UNLOCK (self);
+    /* Not to GstBaseTransform, which would drop late frames itself: they
+     * pass here, undetected. */
+    return gst_pad_push_event (GST_BASE_TRANSFORM_SINK_PAD (trans), event);
   }
   return GST_BASE_TRANSFORM_CLASS (gst_objectdetect_parent_class)
       ->src_event (trans, event);
