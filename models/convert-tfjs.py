@@ -162,25 +162,10 @@ def _tf_pads(x, node, k, stride, dilation):
 
 def _tf_pad(x, node, k, stride, dilation, value=0.0):
     """x NCHW. Pads as TF's padding attribute says; returns the padded tensor."""
-    padding = _attr(node, "padding", "VALID")
-    if padding == "VALID":
+    top, bottom, left, right = _tf_pads(x, node, k, stride, dilation)
+    if top == bottom == left == right == 0:
         return x
-    if padding == "EXPLICIT":
-        p = _attr(node, "explicit_paddings", [])
-        fmt = _attr(node, "data_format", "NHWC")
-        hw = p[2:6] if fmt == "NHWC" else p[4:8]
-        return F.pad(x, (hw[2], hw[3], hw[0], hw[1]), value=value)
-    if padding != "SAME":
-        raise ConvertError(f"{node['name']}: unknown padding {padding}")
-    pads = []
-    for dim, kk, s, d in ((x.shape[2], k[0], stride[0], dilation[0]), (x.shape[3], k[1], stride[1], dilation[1])):
-        eff = (kk - 1) * d + 1
-        out = (int(dim) + s - 1) // s
-        total = max((out - 1) * s + eff - int(dim), 0)
-        pads.append((total // 2, total - total // 2))
-    if pads == [(0, 0), (0, 0)]:
-        return x
-    return F.pad(x, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]), value=value)
+    return F.pad(x, (left, right, top, bottom), value=value)
 
 
 def _hw(node, name):
