@@ -58,6 +58,12 @@ class TorchObjectDetector : public ObjectDetector {
       throw Error(ErrorKind::Format, config_.model + " is not a loadable TorchScript module (" +
                                          first_line(e.what()) + ")");
     }
+    // Frozen, with oneDNN's layouts and fusions: nanodet runs 2-3x faster
+    // than as loaded. Not every module freezes (attributes it mutates, for
+    // one); those run as loaded.
+    try {
+      module_ = torch::jit::optimize_for_inference(module_);
+    } catch (const std::exception&) {}
     const int64_t s = config_.input_size;
     layout(run(at::zeros({1, 3, s, s})));
   }
