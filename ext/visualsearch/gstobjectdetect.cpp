@@ -390,6 +390,12 @@ gst_objectdetect_start (GstBaseTransform *trans)
         ("%s", e.what ()));
     return FALSE;
   }
+  GST_INFO_OBJECT (self,
+      "loaded %s: input %dx%d, threshold %.2f, nms-iou %.2f, "
+      "max-detections %d, classes '%s'",
+      config.model.c_str (), config.input_size, config.input_size,
+      config.threshold, config.nms_iou, config.max_detections,
+      classes.empty () ? "all" : classes.c_str ());
   delete self->state;
   self->state = state.release ();
   return TRUE;
@@ -479,6 +485,10 @@ too_late (GstObjectDetect *self, GstBuffer *buf)
       || !GST_CLOCK_TIME_IS_VALID (earliest) || running_time > earliest)
     return false;
 
+  GST_DEBUG_OBJECT (self,
+      "frame at %" GST_TIME_FORMAT " is late (earliest %" GST_TIME_FORMAT
+      "): not detecting in it",
+      GST_TIME_ARGS (running_time), GST_TIME_ARGS (earliest));
   GST_OBJECT_LOCK (self);
   const guint64 processed = self->frames_processed;
   const guint64 skipped = ++self->frames_skipped;
