@@ -3,7 +3,8 @@
 
 (a) Offline part: small TF.js graph models written here (random weights, every
     op the converter supports, float16- and uint8-quantized weights, weights split
-    over two shards) convert to TorchScript that loads, and the converter's
+    over two shards, onnx-tf's Pad-Transpose-conv-Add, which the converter folds
+    into one convolution) convert to TorchScript that loads, and the converter's
     errors (unsupported op, truncated shard, layers model) are clear.
 (b) TF.js part: @tensorflow/tfjs 4.x (pure JS, cpu backend) runs the same graphs
     in Node on the same inputs: max |diff| <= 2e-5 relative to the output's scale.
@@ -162,7 +163,15 @@ def conv_graph():
     e = g.op("AddV2", [e, g.op("Sqrt", [g.op("Exp", [g.op("Neg", [g.op("Tanh", [g.op("Sigmoid", [t])])])])])])
     e = g.op("RealDiv", [e, g.const(torch.tensor(3.0))])
     ident = g.op("Identity", [av])
-    return g, [p, p2, r2, e, ident]
+    # onnx-tf's shape (nanodet): NCHW Pad -> Transpose to NHWC -> VALID conv -> Add
+    # bias, which the converter folds into one convolution
+    nchw = g.op("Transpose", [x, g.const(torch.tensor([0, 3, 1, 2], dtype=torch.int32))])
+    padded = g.op("Pad", [nchw, g.const(torch.tensor([[0, 0], [0, 0], [1, 1], [1, 1]], dtype=torch.int32))])
+    back = g.op("Transpose", [padded, g.const(torch.tensor([0, 2, 3, 1], dtype=torch.int32))])
+    folded = g.op("Conv2D", [back, g.const(rnd(3, 3, 3, 5))], strides=_ints([1, 1, 1, 1]), padding=valid,
+                  data_format=nhwc, dilations=_ints([1, 1, 1, 1]))
+    folded = g.op("Add", [folded, g.const(rnd(5))])
+    return g, [p, p2, r2, e, ident, folded]
 
 
 def head_graph():
@@ -198,6 +207,10 @@ def head_graph():
     sub = g.op("Sub", [fold, g.const(rnd(4))])
     relu6 = g.op("Relu6", [g.op("Mul", [mx, g.const(torch.tensor(3.0))])])
     return g, [sm, ex, cat, pr, sub, relu6]
+
+
+def loaded_graph_plan(path, outs):
+    return conv.load_graph(path, outs).plan
 
 
 def unsupported_graph():
@@ -315,6 +328,10 @@ def main():
                 eager = list(conv.load_graph(path, outs)(x))
             check(len(ours) == len(outs), f"{name}: TorchScript gives {len(ours)} outputs")
             check(all(torch.equal(a, b) for a, b in zip(ours, eager)), f"{name}: saved TorchScript == eager graph")
+            if name == "conv":
+                ops = [n["op"] for n, _ in loaded_graph_plan(path, outs)]
+                check(ops[-4:] == ["Transpose", "Transpose", "Conv2D", "Identity"] and ops.count("Pad") == 1,
+                      f"conv: the Pad before a VALID convolution and its bias Add are folded into it: {ops}")
             graphs[name] = (path, outs, x, ours)
 
         # errors the user sees
