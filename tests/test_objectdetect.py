@@ -50,6 +50,15 @@ class Fixture(torch.nn.Module):
         return (s8, self.b8 + 0 * x.mean(), self.s16, self.b16)
 
 
+class Flood(torch.nn.Module):
+    """Every class above threshold on every anchor: 6,400 candidates."""
+
+    def forward(self, x):
+        z = 0 * x.mean()
+        return (torch.full((1, 64, 80), 0.9) + z, torch.zeros(1, 64, 16) + z,
+                torch.full((1, 16, 80), 0.8) + z, torch.zeros(1, 16, 16) + z)
+
+
 class WrongChannels(torch.nn.Module):
     def forward(self, x):
         return (torch.zeros(1, 64, 81) + x.mean(), torch.zeros(1, 64, 16))
@@ -140,6 +149,15 @@ def main():
                [PERSON_A, PERSON_B, DOG_D])
         expect("max-detections=2", base + " max-detections=2", model, [PERSON_A, PERSON_B])
         expect("threshold=0.85", base + " threshold=0.85", model, [PERSON_A])
+
+        flood = os.path.join(tmp, "flood.pt")
+        torch.jit.script(Flood()).save(flood)
+        for limit in (1000, 7):
+            rc, rois, err = run(f"{base} max-detections={limit} nms-iou=1", flood, frames=1)
+            n = len(rois.get(0, []))
+            inside = all(0 <= r[1] and 0 <= r[2] and r[1] + r[3] <= 128 and r[2] + r[4] <= 64 for r in rois.get(0, []))
+            check(rc == 0 and n == limit and inside,
+                  f"6,400 candidates, max-detections={limit}: {n} regions, all inside the frame", err.strip()[:200])
 
         expect_error("wrong output channels", base, wrong, "NanoDet head")
         expect_error("a single output", base, single, "NanoDet head")
