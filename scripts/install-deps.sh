@@ -32,6 +32,13 @@ PACKAGES=(
   clang-format-14
 )
 
+# npm: models/fetch-detectors.sh, and @tensorflow/tfjs for the tfjs-parity test.
+# Debian's nodejs and npm, unless a node that brings its own npm is installed
+# (nodesource's nodejs provides npm and conflicts with Debian's).
+if ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

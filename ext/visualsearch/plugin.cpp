@@ -23,6 +23,7 @@ plugin_init (GstPlugin *plugin)
   ret |= GST_ELEMENT_REGISTER (gallerysrc, plugin);
   ret |= GST_ELEMENT_REGISTER (galleryindexer, plugin);
   ret |= GST_ELEMENT_REGISTER (metapublish, plugin);
+  ret |= GST_ELEMENT_REGISTER (objectdetect, plugin);
 
   return ret;
 }
