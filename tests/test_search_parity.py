@@ -5,10 +5,11 @@ the same index file, for the same queries: Flat (l2 and ip), IVF with several
 nprobe values and HNSW with efSearch. The index files are written by Python
 faiss, so this also shows that faisssearch reads what the reference writes.
 
-HNSW over flat vectors is searched by visualsearch's own path (AVX2+FMA
-distances, rows prefetched: engine/index/fast_search.cpp) on CPUs that
-have both: every HNSW case runs that way and again with
-VISUALSEARCH_SEARCH_KERNELS=faiss (FAISS's own search), and both must give
+HNSW over flat vectors is searched by visualsearch's own path (AVX2+FMA or
+AVX-512 distances, rows prefetched: engine/index/fast_search.cpp) on CPUs that
+have them: every HNSW case runs that way (with the distances chosen at start,
+then with each SIMD kernel the CPU has by name) and again with
+VISUALSEARCH_SEARCH_KERNELS=faiss (FAISS's own search), and all must give
 Python's neighbours; the debug log must say which path ran. Also behind a
 transform and under an exact re-ranking ("PCA24,HNSW16,RFlat"), whose
 k_factor comes from the file or from refine-factor, and under an id map.
@@ -36,10 +37,17 @@ FAISS_KERNELS = dict(os.environ, VISUALSEARCH_SEARCH_KERNELS="faiss")
 OUR_PATH = "searched by visualsearch's HNSW path"
 
 
-def cpu_has_avx2_fma():
+def cpu_flags():
     with open("/proc/cpuinfo") as f:
-        flags = next((line.split() for line in f if line.startswith("flags")), [])
-    return "avx2" in flags and "fma" in flags
+        return next((line.split() for line in f if line.startswith("flags")), [])
+
+
+def cpu_has_avx2_fma():
+    return "avx2" in cpu_flags() and "fma" in cpu_flags()
+
+
+simd_kernels = ((["avx2"] if cpu_has_avx2_fma() else [])
+                + (["avx512"] if "avx512f" in cpu_flags() else []))
 
 
 def run_feed(feed, *args, env=None):
@@ -134,6 +142,14 @@ def main():
         # our path and on FAISS's.
         def both_paths(name, path, queries_path, d, i, metric, *props):
             compare(name, faisssearch(feed, path, queries_path, *props), d, i, metric)
+            # Without a setting the walk's distances are chosen by measurement:
+            # each SIMD kernel this CPU has is checked by name as well.
+            if "VISUALSEARCH_SEARCH_KERNELS" not in os.environ:
+                for kernels in simd_kernels:
+                    compare(f"{name}, {kernels} distances",
+                            faisssearch(feed, path, queries_path, *props,
+                                        env=dict(os.environ, VISUALSEARCH_SEARCH_KERNELS=kernels)),
+                            d, i, metric)
             compare(name + ", FAISS's search",
                     faisssearch(feed, path, queries_path, *props, env=FAISS_KERNELS),
                     d, i, metric)
