@@ -9,7 +9,8 @@
 //       (N, D) array such as bench_scale.py's base.npy: all N is how HNSW
 //       walks a large gallery, a few thousand is the cost once the rows are
 //       in cache. Prints the CPU microseconds a distance for
-//       faiss::fvec_inner_product and, with AVX2 and FMA, for the AVX2 loop.
+//       faiss::fvec_inner_product and for each SIMD kernel of the HNSW walk
+//       this CPU runs (AVX2+FMA, AVX-512: engine/index/fast_search.h).
 //   distance-probe hnsw INDEX QUERIES.npy EXACT.npy EF [EF...]
 //       Searches an inner-product IndexHNSWFlat (bench_scale.py's
 //       hnsw32.faiss) for each float32 query, one at a time on one thread,
@@ -45,6 +46,8 @@
 #include <faiss/index_io.h>
 #include <faiss/utils/Heap.h>
 #include <faiss/utils/distances.h>
+
+#include "engine/index/fast_search.h"
 
 namespace {
 
@@ -172,9 +175,11 @@ rows (int argc, char **argv)
   for (int pass = 1; pass <= 2; pass++) {
     std::printf ("pass %d: faiss::fvec_inner_product %.3f us", pass,
         microseconds_a_distance (faiss::fvec_inner_product, rows, d, picks));
-    if (has_avx2 ())
-      std::printf (", AVX2+FMA %.3f us",
-          microseconds_a_distance (inner_product_avx2, rows, d, picks));
+    // The walk's kernels (engine/index/fast_search.cpp) this CPU runs.
+    for (const vs::SearchKernel &kernel : vs::search_kernels_on_this_cpu ())
+      if (std::strcmp (kernel.name, "FAISS") != 0)
+        std::printf (", %s %.3f us", kernel.name,
+            microseconds_a_distance (kernel.inner_product, rows, d, picks));
     std::printf (" a distance (CPU time)\n");
   }
   return 0;
