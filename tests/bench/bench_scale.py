@@ -634,7 +634,7 @@ def main():
     print(cpu.describe())
     print(f"load average at start: {os.getloadavg()[0]:.2f}; faiss {faiss.__version__}, "
           f"{os.cpu_count()} OpenMP threads for builds and batches")
-    print("command: nice -n 19 /usr/bin/python3 " + " ".join(sys.argv))
+    print(f"command (niceness {os.nice(0)}): /usr/bin/python3 " + " ".join(sys.argv))
 
     t0 = time.perf_counter()
     base_path, query_path = make_vectors(args.n, args.dataset, work,
