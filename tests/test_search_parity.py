@@ -12,7 +12,8 @@ then with each SIMD kernel the CPU has by name) and again with
 VISUALSEARCH_SEARCH_KERNELS=faiss (FAISS's own search), and all must give
 Python's neighbours; the debug log must say which path ran. Also behind a
 transform and under an exact re-ranking ("PCA24,HNSW16,RFlat"), whose
-k_factor comes from the file or from refine-factor, and under an id map.
+k_factor comes from the file or from refine-factor, with mmap=true (the
+re-ranking's vectors searched in place), and under an id map.
 
 Usage: test_search_parity.py FAISSSEARCH_FEED
 """
@@ -204,6 +205,19 @@ def main():
         check(recalls[(8, 6)] > recalls[(8, None)],
               "refine-factor=6 re-ranks more candidates than the file's 3: higher recall",
               recalls)
+
+        # mmap=true: the refine stage's vectors are read in place from the file
+        # (engine/index/index_file.cpp), the rest as without it; same hits.
+        params.set_index_parameter(index, "efSearch", 64)
+        index.k_factor = 3
+        d, i = index.search(queries, K)
+        both_paths("PCA24,HNSW16,RFlat efSearch=64 mmap=true", path, q_raw, d, i, "l2",
+                   "ef-search=64", "mmap=true")
+        log = checks.run([feed, "search", path, q_raw, MODEL, f"k={K}", "mmap=true"],
+                         env=dict(os.environ, GST_DEBUG="faisssearch:4")).stderr
+        check("in place from its file (mmap)" in log,
+              "mmap=true maps a refine stage over flat vectors, and says so",
+              "\n".join(line for line in log.splitlines() if "mmap" in line))
 
         # An id map over the graph: positions become the map's ids.
         ids = rng.permutation(10 * GALLERY)[:GALLERY].astype("int64")

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "engine/base/cpu_features.h"
+#include "engine/index/index_file.h"
 #include "engine/index/index_store.h"
 
 namespace vs {
@@ -247,9 +248,11 @@ bool kernels_forced_to_faiss() {
   return kernels && std::strcmp(kernels, "faiss") == 0;
 }
 
+// The vectors of a flat index, copied (IndexFlat) or searched in place from
+// the file (mmap=true: index_file.cpp's MappedFlat).
 const float* flat_storage(const faiss::Index* index) {
   const auto* flat = dynamic_cast<const faiss::IndexFlat*>(index);
-  return flat ? flat->get_xb() : nullptr;
+  return flat ? flat->get_xb() : mapped_flat_vectors(index);
 }
 
 // HNSW keeps the smallest distances, so an inner product is searched negated,
