@@ -526,10 +526,13 @@ def run_ours(feed, path, qs, props, work, preprocessing=None):
     return qs.recall(found), wall, cpu_ms, start, rss
 
 
-def run_hnswlib(anchor, base_path, qs, work, m, ef_construction, efs):
+def run_hnswlib(anchor, base_path, qs, work, m, ef_construction, efs, pca=None):
     """tests/hnsw-anchor (hnswlib, -march=native) on the same vectors and queries:
     the graph built once (M, efConstruction, all cores) and saved; then for each
-    ef, {ef: (recall by kind, CPU ms by kind)}, one thread, one query at a time."""
+    ef, {ef: (recall by kind, CPU ms by kind)}, one thread, one query at a time.
+    pca: (faiss, the pca-hnsw-rflat file, refine factor): the graph is built on
+    the vectors projected by that file's PCA, and its K x factor best re-ranked
+    over the full vectors, the way PCA128,HNSW32,RFlat searches."""
     raw_base = os.path.join(work, "base.f32")
     if not os.path.exists(raw_base):
         write_raw(np.load(base_path, mmap_mode="r"), raw_base)
@@ -540,6 +543,26 @@ def run_hnswlib(anchor, base_path, qs, work, m, ef_construction, efs):
     graph = os.path.join(work, f"hnswlib-M{m}-efc{ef_construction}.bin")
     args = [anchor, raw_base, raw_queries, raw_exact, str(DIMS), str(K), str(m),
             str(ef_construction), graph, ",".join(map(str, efs))]
+    if pca:
+        faiss, path, factor = pca
+        # Every wrapper below borrows from `index`, which must outlive them.
+        index = faiss.read_index(path)
+        pre = faiss.downcast_index(faiss.downcast_index(index).base_index)
+        pca_matrix = faiss.downcast_VectorTransform(pre.chain.at(0))
+        d_out = pca_matrix.d_out
+        projected = os.path.join(work, f"base-pca{d_out}.f32")
+        if not os.path.exists(projected):
+            base = np.load(base_path, mmap_mode="r")
+            with open(projected + ".tmp", "wb") as f:
+                for _, chunk in chunks(base):
+                    pca_matrix.apply_py(chunk).astype("<f4").tofile(f)
+            os.replace(projected + ".tmp", projected)
+        projected_queries = os.path.join(work, f"queries-ordered-pca{d_out}.f32")
+        pca_matrix.apply_py(qs.vectors).astype("<f4").tofile(projected_queries)
+        graph = os.path.join(work, f"hnswlib-pca{d_out}-M{m}-efc{ef_construction}.bin")
+        args = [anchor, projected, projected_queries, raw_exact, str(d_out), str(K), str(m),
+                str(ef_construction), graph, ",".join(map(str, efs)), raw_base, raw_queries,
+                str(DIMS), str(factor)]
     log("  " + " ".join(args))
     run = subprocess.run(args, capture_output=True, text=True, timeout=6 * 3600,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -609,6 +632,10 @@ def main():
                         help="also hnswlib (tests/hnsw-anchor) on the same vectors and "
                         f"queries, M 32, efConstruction {PCA_EF_CONSTRUCTION}, over "
                         "--curve-efs, beside pca-hnsw-rflat")
+    parser.add_argument("--hnswlib-pca", action="store_true",
+                        help="also hnswlib on pca-hnsw-rflat's PCA projections, its best "
+                        "k x refine factor re-ranked over the full vectors: the same "
+                        "search as ours, hnswlib's walk")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
 
@@ -622,7 +649,7 @@ def main():
     feed = os.path.join(os.path.abspath(args.build), "tests", "faisssearch-feed")
     indexer_feed = os.path.join(os.path.abspath(args.build), "tests", "faissindexer-feed")
     anchor = os.path.join(os.path.abspath(args.build), "tests", "hnsw-anchor")
-    if args.hnswlib and not os.path.exists(anchor):
+    if (args.hnswlib or args.hnswlib_pca) and not os.path.exists(anchor):
         raise SystemExit(f"--hnswlib: {anchor} is missing; it is built only where "
                          "hnswlib's header is installed (apt-get install libhnswlib-dev, "
                          "then meson setup --reconfigure and ninja)")
@@ -734,11 +761,16 @@ def main():
                        + (f"{our_start:.1f} | {our_rss:.0f} |" if our_start is not None
                           else " | |"))
 
-    anchor_rows = {}
+    anchor_rows, pca_anchor_rows = {}, {}
     if args.hnswlib:
         qs = Queries(queries, exact, real_queries)
         anchor_rows = run_hnswlib(anchor, base_path, qs, work, 32, PCA_EF_CONSTRUCTION,
                                   curve_efs)
+    if args.hnswlib_pca:
+        qs = Queries(queries, exact, real_queries)
+        pca_path, _, _ = index_file(faiss, builder, "pca-hnsw-rflat", work)
+        pca_anchor_rows = run_hnswlib(anchor, base_path, qs, work, 32, PCA_EF_CONSTRUCTION,
+                                      curve_efs, (faiss, pca_path, factors[0]))
 
     print(f"\nN = {args.n}, {len(queries)} queries, k = {K}, nlist = {builder.nlist}; "
           f"load average at the end: {os.getloadavg()[0]:.2f}\n")
@@ -750,7 +782,7 @@ def main():
     print(header)
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    if curve or anchor_rows:
+    if curve or anchor_rows or pca_anchor_rows:
         factor = factors[0] if factors else None
         print(f"\nThe curve over ef-search, one thread, one query at a time, the same "
               f"{len(queries)} queries in the same order for every path; recall@10 and CPU "
@@ -761,8 +793,9 @@ def main():
               f"refine-factor {factor}, the same file.\n")
         print("| ef-search | hnswlib recall@10 real (all) | hnswlib CPU ms real (all) | "
               "FAISS recall@10 real (all) | FAISS CPU ms real (all) | "
-              "faisssearch recall@10 real (all) | faisssearch CPU ms real (all) |")
-        print("|---|---|---|---|---|---|---|")
+              "faisssearch recall@10 real (all) | faisssearch CPU ms real (all) | "
+              "hnswlib on the PCA + re-ranking: recall@10 real (all) | CPU ms real (all) |")
+        print("|---|---|---|---|---|---|---|---|---|")
 
         def pair(rec, cpu_ms):
             return (f"{rec['real']:.3f} ({rec['all']:.3f}) | "
@@ -772,6 +805,7 @@ def main():
             python, ours = curve.get((ef, factor), (None, None))
             cells.append(pair(*python) if python else " | ")
             cells.append(pair(*ours) if ours else " | ")
+            cells.append(pair(*pca_anchor_rows[ef]) if ef in pca_anchor_rows else " | ")
             print(f"| {ef} | " + " | ".join(cells) + " |")
 
 

@@ -6,6 +6,7 @@
 // found.
 //
 //   hnsw-anchor BASE.f32 QUERIES.f32 EXACT.i64 DIMS K M EF_CONSTRUCTION GRAPH EF,EF,...
+//               [FULL_BASE.f32 FULL_QUERIES.f32 FULL_DIMS FACTOR]
 //
 // BASE.f32 and QUERIES.f32 are little-endian float32 rows of DIMS, EXACT.i64
 // the exact K nearest of each query (int64 row numbers). GRAPH is the index
@@ -14,7 +15,11 @@
 // thread; one line each:
 //   ef E recall R... cpu_ms C... (the recall@K and CPU ms a query of every query)
 // and the per-query recall and CPU ns on lines "q I RECALL NS" after each,
-// so that bench_scale.py can split them by query kind.
+// so that bench_scale.py can split them by query kind. With the last four,
+// BASE and QUERIES are projections (e.g. PCA128) of FULL_BASE and
+// FULL_QUERIES: the graph's K x FACTOR best are re-ranked by their exact l2
+// distance over the full vectors (hnswlib's own SIMD distance), as
+// PCA128,HNSW32,RFlat does; the time includes the re-ranking.
 #include <hnswlib/hnswlib.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -85,11 +90,10 @@ parse_size (const char *text, const char *what)
 int
 main (int argc, char **argv)
 {
-  if (argc != 10) {
+  if (argc != 10 && argc != 14) {
     std::fprintf (stderr,
         "usage: %s BASE.f32 QUERIES.f32 EXACT.i64 DIMS K M EF_CONSTRUCTION "
-        "GRAPH "
-        "EF,EF,...\n",
+        "GRAPH EF,EF,... [FULL_BASE.f32 FULL_QUERIES.f32 FULL_DIMS FACTOR]\n",
         argv[0]);
     return 2;
   }
@@ -165,18 +169,51 @@ main (int argc, char **argv)
     std::printf ("distances: hnswlib's SSE or scalar\n");
 #endif
 
+    // The re-ranking stage, when asked for.
+    std::vector<float> full_base, full_queries;
+    size_t full_dims = 0, factor = 1;
+    std::unique_ptr<hnswlib::L2Space> full_space;
+    if (argc == 14) {
+      full_base = read_all<float> (argv[10]);
+      full_queries = read_all<float> (argv[11]);
+      full_dims = parse_size (argv[12], "FULL_DIMS");
+      factor = parse_size (argv[13], "FACTOR");
+      if (full_queries.size () != nq * full_dims
+          || full_base.size () % full_dims
+          || full_base.size () / full_dims != graph->cur_element_count)
+        throw std::runtime_error ("FULL_BASE/FULL_QUERIES do not match "
+                                  "BASE/QUERIES in rows");
+      full_space = std::make_unique<hnswlib::L2Space> (full_dims);
+      std::printf ("re-ranking the %zu x %zu best over %zu dims\n", k, factor,
+          full_dims);
+    }
+
     for (size_t ef : efs) {
-      graph->setEf (std::max (ef, k));
+      graph->setEf (std::max (ef, k * factor));
       std::vector<double> recalls (nq), nanoseconds (nq);
       for (size_t q = 0; q < nq; ++q) {
         const double c0 = thread_cpu_ns ();
-        auto found = graph->searchKnn (queries.data () + q * dims, k);
+        auto found = graph->searchKnn (queries.data () + q * dims, k * factor);
+        std::vector<std::pair<float, int64_t> > best;
+        for (; !found.empty (); found.pop ())
+          best.emplace_back (found.top ().first,
+              static_cast<int64_t> (found.top ().second));
+        if (full_space) {
+          const auto distance = full_space->get_dist_func ();
+          const void *param = full_space->get_dist_func_param ();
+          for (auto &hit : best)
+            hit.first = distance (full_queries.data () + q * full_dims,
+                full_base.data () + hit.second * full_dims, param);
+          std::sort (best.begin (), best.end ());
+          if (best.size () > k)
+            best.resize (k);
+        }
         nanoseconds[q] = thread_cpu_ns () - c0;
         std::set<int64_t> truth (exact.begin () + q * k,
             exact.begin () + (q + 1) * k);
         size_t hits = 0;
-        for (; !found.empty (); found.pop ())
-          hits += truth.count (static_cast<int64_t> (found.top ().second));
+        for (const auto &hit : best)
+          hits += truth.count (hit.second);
         recalls[q] = static_cast<double> (hits) / k;
       }
       double recall = 0, ns = 0;
