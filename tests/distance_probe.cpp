@@ -9,7 +9,8 @@
 //       (N, D) array such as bench_scale.py's base.npy: all N is how HNSW
 //       walks a large gallery, a few thousand is the cost once the rows are
 //       in cache. Prints the CPU microseconds a distance for
-//       faiss::fvec_inner_product and, with AVX2 and FMA, for the AVX2 loop.
+//       faiss::fvec_inner_product and for each SIMD kernel of the HNSW walk
+//       this CPU runs (AVX2+FMA, AVX-512: engine/index/fast_search.h).
 //   distance-probe hnsw INDEX QUERIES.npy EXACT.npy EF [EF...]
 //       Searches an inner-product IndexHNSWFlat (bench_scale.py's
 //       hnsw32.faiss) for each float32 query, one at a time on one thread,
@@ -18,6 +19,13 @@
 //       table for all queries, and the same with the AVX2 distance. Prints
 //       recall@10 against EXACT.npy (int64, the exact top 10 of each query)
 //       and the CPU milliseconds a query.
+//   distance-probe search INDEX QUERIES.f32 EXACT.i64 REAL FACTOR EF [EF...]
+//       The engine's search alone, without GStreamer: vs::IndexStore::load
+//       and search (our HNSW walk where it applies), one query at a time on
+//       this thread, refine-factor FACTOR, at each ef-search, over raw
+//       float32 queries and their exact top 10 (int64, bench_scale.py's
+//       queries-ordered-*.f32 and exact-ordered-*.i64). Prints recall@10 and
+//       CPU ms a query of the first REAL queries and of all.
 #include <fcntl.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -45,6 +53,9 @@
 #include <faiss/index_io.h>
 #include <faiss/utils/Heap.h>
 #include <faiss/utils/distances.h>
+
+#include "engine/index/fast_search.h"
+#include "engine/index/index_store.h"
 
 namespace {
 
@@ -172,9 +183,11 @@ rows (int argc, char **argv)
   for (int pass = 1; pass <= 2; pass++) {
     std::printf ("pass %d: faiss::fvec_inner_product %.3f us", pass,
         microseconds_a_distance (faiss::fvec_inner_product, rows, d, picks));
-    if (has_avx2 ())
-      std::printf (", AVX2+FMA %.3f us",
-          microseconds_a_distance (inner_product_avx2, rows, d, picks));
+    // The walk's kernels (engine/index/fast_search.cpp) this CPU runs.
+    for (const vs::SearchKernel &kernel : vs::search_kernels_on_this_cpu ())
+      if (std::strcmp (kernel.name, "FAISS") != 0)
+        std::printf (", %s %.3f us", kernel.name,
+            microseconds_a_distance (kernel.inner_product, rows, d, picks));
     std::printf (" a distance (CPU time)\n");
   }
   return 0;
@@ -284,6 +297,68 @@ hnsw (int argc, char **argv)
 
 } // namespace
 
+template <typename T>
+std::vector<T>
+read_raw (const char *path)
+{
+  std::FILE *f = std::fopen (path, "rb");
+  if (!f) {
+    std::fprintf (stderr, "cannot open %s\n", path);
+    std::exit (1);
+  }
+  std::vector<T> data;
+  T value;
+  while (std::fread (&value, sizeof value, 1, f) == 1)
+    data.push_back (value);
+  std::fclose (f);
+  return data;
+}
+
+int
+search (int argc, char **argv)
+{
+  const vs::IndexStore store = vs::IndexStore::load (argv[2]);
+  const auto queries = read_raw<float> (argv[3]);
+  const auto exact = read_raw<int64_t> (argv[4]);
+  const size_t real = std::atoll (argv[5]);
+  const size_t d = store.dims (), n = queries.size () / d, k = 10;
+  if (exact.size () != n * k || real > n) {
+    std::fprintf (stderr,
+        "EXACT.i64 must hold 10 ids for each of the %zu "
+        "queries, REAL at most that many\n",
+        n);
+    return 1;
+  }
+  std::printf ("%s: %s\n", argv[2], store.search_path ().c_str ());
+  for (int a = 7; a < argc; a++) {
+    vs::SearchParams params;
+    params.ef_search = std::atoi (argv[a]);
+    params.refine_factor = std::atof (argv[6]);
+    double hits_real = 0, hits_all = 0, ms_real = 0, ms_all = 0;
+    for (size_t q = 0; q < n; q++) {
+      const double t0 = cpu_seconds ();
+      const auto found = store.search (queries.data () + q * d, 1, k, params);
+      const double ms = (cpu_seconds () - t0) * 1e3;
+      const std::set<int64_t> truth (exact.begin () + q * k,
+          exact.begin () + (q + 1) * k);
+      double hits = 0;
+      for (const vs::Hit &hit : found[0])
+        hits += truth.count (hit.id);
+      hits_all += hits / k;
+      ms_all += ms;
+      if (q < real) {
+        hits_real += hits / k;
+        ms_real += ms;
+      }
+    }
+    std::printf ("ef-search %d: recall@10 real %.3f all %.3f, CPU ms a query "
+                 "real %.3f all %.3f\n",
+        params.ef_search, hits_real / real, hits_all / n, ms_real / real,
+        ms_all / n);
+  }
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -291,8 +366,12 @@ main (int argc, char **argv)
     return rows (argc, argv);
   if (argc >= 6 && std::strcmp (argv[1], "hnsw") == 0)
     return hnsw (argc, argv);
+  if (argc >= 8 && std::strcmp (argv[1], "search") == 0)
+    return search (argc, argv);
   std::fprintf (stderr,
       "usage: distance-probe rows VECTORS.npy [ROWS]\n"
-      "       distance-probe hnsw INDEX QUERIES.npy EXACT.npy EF [EF...]\n");
+      "       distance-probe hnsw INDEX QUERIES.npy EXACT.npy EF [EF...]\n"
+      "       distance-probe search INDEX QUERIES.f32 EXACT.i64 REAL FACTOR EF "
+      "[EF...]\n");
   return 2;
 }

@@ -68,11 +68,12 @@ def test_corruptions_are_refused(binary, directory):
                   f"{name}: the message lists the types that load", run.stderr)
 
 
-# mmap=true searches these in place; the others load as without it.
+# mmap=true searches these in place (pca-hnsw-rflat: its refine stage's
+# vectors); the others load as without it.
 MAPPED = {"flat-l2", "flat-ip", "idmap-flat", "idmap2-flat", "ivf-flat", "ivf-flat-ip", "ivf-pq",
           "ivf-pq-ip", "ivf-pq-no-residual", "ivf-pq-4bit", "ivf-sq8", "ivf-sq4",
           "ivf-hnsw-quantizer", "opq-ivf-pq", "pca-ivf-flat", "ivf-pq-rflat", "idmap2-ivf-flat",
-          "ivf-direct-map", "empty-ivf"}
+          "ivf-direct-map", "empty-ivf", "pca-hnsw-rflat"}
 
 
 def test_mapped_files(binary, directory):

@@ -5,13 +5,15 @@ the same index file, for the same queries: Flat (l2 and ip), IVF with several
 nprobe values and HNSW with efSearch. The index files are written by Python
 faiss, so this also shows that faisssearch reads what the reference writes.
 
-HNSW over flat vectors is searched by visualsearch's own path (AVX2+FMA
-distances, rows prefetched: engine/index/fast_search.cpp) on CPUs that
-have both: every HNSW case runs that way and again with
-VISUALSEARCH_SEARCH_KERNELS=faiss (FAISS's own search), and both must give
+HNSW over flat vectors is searched by visualsearch's own path (AVX2+FMA or
+AVX-512 distances, rows prefetched: engine/index/fast_search.cpp) on CPUs that
+have them: every HNSW case runs that way (with the distances chosen at start,
+then with each SIMD kernel the CPU has by name) and again with
+VISUALSEARCH_SEARCH_KERNELS=faiss (FAISS's own search), and all must give
 Python's neighbours; the debug log must say which path ran. Also behind a
 transform and under an exact re-ranking ("PCA24,HNSW16,RFlat"), whose
-k_factor comes from the file or from refine-factor, and under an id map.
+k_factor comes from the file or from refine-factor, with mmap=true (the
+re-ranking's vectors searched in place), and under an id map.
 
 Usage: test_search_parity.py FAISSSEARCH_FEED
 """
@@ -36,10 +38,17 @@ FAISS_KERNELS = dict(os.environ, VISUALSEARCH_SEARCH_KERNELS="faiss")
 OUR_PATH = "searched by visualsearch's HNSW path"
 
 
-def cpu_has_avx2_fma():
+def cpu_flags():
     with open("/proc/cpuinfo") as f:
-        flags = next((line.split() for line in f if line.startswith("flags")), [])
-    return "avx2" in flags and "fma" in flags
+        return next((line.split() for line in f if line.startswith("flags")), [])
+
+
+def cpu_has_avx2_fma():
+    return "avx2" in cpu_flags() and "fma" in cpu_flags()
+
+
+simd_kernels = ((["avx2"] if cpu_has_avx2_fma() else [])
+                + (["avx512"] if "avx512f" in cpu_flags() else []))
 
 
 def run_feed(feed, *args, env=None):
@@ -134,6 +143,14 @@ def main():
         # our path and on FAISS's.
         def both_paths(name, path, queries_path, d, i, metric, *props):
             compare(name, faisssearch(feed, path, queries_path, *props), d, i, metric)
+            # Without a setting the walk's distances are chosen by measurement:
+            # each SIMD kernel this CPU has is checked by name as well.
+            if "VISUALSEARCH_SEARCH_KERNELS" not in os.environ:
+                for kernels in simd_kernels:
+                    compare(f"{name}, {kernels} distances",
+                            faisssearch(feed, path, queries_path, *props,
+                                        env=dict(os.environ, VISUALSEARCH_SEARCH_KERNELS=kernels)),
+                            d, i, metric)
             compare(name + ", FAISS's search",
                     faisssearch(feed, path, queries_path, *props, env=FAISS_KERNELS),
                     d, i, metric)
@@ -188,6 +205,19 @@ def main():
         check(recalls[(8, 6)] > recalls[(8, None)],
               "refine-factor=6 re-ranks more candidates than the file's 3: higher recall",
               recalls)
+
+        # mmap=true: the refine stage's vectors are read in place from the file
+        # (engine/index/index_file.cpp), the rest as without it; same hits.
+        params.set_index_parameter(index, "efSearch", 64)
+        index.k_factor = 3
+        d, i = index.search(queries, K)
+        both_paths("PCA24,HNSW16,RFlat efSearch=64 mmap=true", path, q_raw, d, i, "l2",
+                   "ef-search=64", "mmap=true")
+        log = checks.run([feed, "search", path, q_raw, MODEL, f"k={K}", "mmap=true"],
+                         env=dict(os.environ, GST_DEBUG="faisssearch:4")).stderr
+        check("in place from its file (mmap)" in log,
+              "mmap=true maps a refine stage over flat vectors, and says so",
+              "\n".join(line for line in log.splitlines() if "mmap" in line))
 
         # An id map over the graph: positions become the map's ids.
         ids = rng.permutation(10 * GALLERY)[:GALLERY].astype("int64")

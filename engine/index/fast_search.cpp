@@ -19,13 +19,17 @@
 #endif
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <typeinfo>
 #include <vector>
 
 #include "engine/base/cpu_features.h"
+#include "engine/index/index_file.h"
 #include "engine/index/index_store.h"
 
 namespace vs {
@@ -85,28 +89,170 @@ __attribute__((target("avx2,fma"))) float l2sqr_avx2(const float* x, const float
   }
   return r;
 }
+
+// The sum of a zmm's 16 floats, through AVX2. GCC 12's _mm512_reduce_add_ps
+// and _mm512_castps512_ps256 extract with an uninitialised register (and warn
+// of it); the masked extracts take zeros instead.
+__attribute__((target("avx512f"))) inline float horizontal_sum_avx512(__m512 s) {
+  const __m512d pd = _mm512_castps_pd(s);
+  const __m256 low = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xf, pd, 0));
+  const __m256 high = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xf, pd, 1));
+  return horizontal_sum_avx2(_mm256_add_ps(low, high));
+}
+
+// AVX-512F: 16 floats a register, four accumulators, and the last d % 16
+// dimensions through a masked load instead of a scalar loop.
+__attribute__((target("avx512f"))) float inner_product_avx512(const float* x, const float* y,
+                                                              size_t d) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 64 <= d; i += 64) {
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
+    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), a2);
+    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), a3);
+  }
+  for (; i + 16 <= d; i += 16)
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
+  if (i < d) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
+    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), a1);
+  }
+  return horizontal_sum_avx512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+__attribute__((target("avx512f"))) float l2sqr_avx512(const float* x, const float* y, size_t d) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 64 <= d; i += 64) {
+    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i));
+    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16));
+    const __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32));
+    const __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48));
+    a0 = _mm512_fmadd_ps(d0, d0, a0);
+    a1 = _mm512_fmadd_ps(d1, d1, a1);
+    a2 = _mm512_fmadd_ps(d2, d2, a2);
+    a3 = _mm512_fmadd_ps(d3, d3, a3);
+  }
+  for (; i + 16 <= d; i += 16) {
+    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i));
+    a0 = _mm512_fmadd_ps(d0, d0, a0);
+  }
+  if (i < d) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
+    const __m512 d0 =
+        _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
+    a1 = _mm512_fmadd_ps(d0, d0, a1);
+  }
+  return horizontal_sum_avx512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
 #endif
 
-bool use_simd() {
-  static const bool simd = [] {
+const SearchKernel kFaissKernel{"FAISS", faiss::fvec_inner_product, faiss::fvec_L2sqr};
 #ifdef VS_X86
-    const CpuFeatures& cpu = cpu_features();
-    return cpu.avx2 && cpu.fma;
-#else
-    return false;
+const SearchKernel kAvx2Kernel{"AVX2+FMA", inner_product_avx2, l2sqr_avx2};
+const SearchKernel kAvx512Kernel{"AVX-512", inner_product_avx512, l2sqr_avx512};
 #endif
-  }();
-  return simd;
+
+// Nanoseconds one distance of `kernel` takes, the fastest of `rounds` rounds,
+// over rows that stay in the L2 cache, at the graph's (128) and the
+// re-ranking's (512) dims: the arithmetic, which is what the kernels change.
+// The fastest round is the one the machine's other work disturbed least.
+double nanoseconds_per_distance(const SearchKernel& kernel, const std::vector<float>& rows,
+                                int rounds) {
+  double best = 1e30;
+  volatile float sink = 0;
+  for (int round = 0; round < rounds; ++round) {
+    const auto t0 = std::chrono::steady_clock::now();
+    float sum = 0;
+    size_t count = 0;
+    for (int pass = 0; pass < 4; ++pass)
+      for (size_t d : {size_t(128), size_t(512)})
+        for (size_t r = 0; r + 2 * d <= rows.size(); r += d, ++count)
+          sum += kernel.inner_product(rows.data(), rows.data() + r + d, d) +
+                 kernel.l2sqr(rows.data(), rows.data() + r + d, d);
+    const auto t1 = std::chrono::steady_clock::now();
+    sink = sink + sum;
+    best = std::min(best, std::chrono::duration<double, std::nano>(t1 - t0).count() / (2 * count));
+  }
+  return best;
 }
+
+}  // namespace
+
+std::vector<SearchKernel> search_kernels_on_this_cpu() {
+  std::vector<SearchKernel> kernels{kFaissKernel};
+#ifdef VS_X86
+  const CpuFeatures& cpu = cpu_features();
+  if (cpu.avx2 && cpu.fma) kernels.push_back(kAvx2Kernel);
+  if (cpu.avx512f) kernels.push_back(kAvx512Kernel);
+#endif
+  return kernels;
+}
+
+SearchKernelChoice choose_search_kernel(const char* setting) {
+  const std::vector<SearchKernel> kernels = search_kernels_on_this_cpu();
+  auto find = [&](const char* name) -> const SearchKernel* {
+    for (const SearchKernel& k : kernels)
+      if (std::strcmp(k.name, name) == 0) return &k;
+    return nullptr;
+  };
+  const std::string value = setting ? setting : "";
+  std::string note;
+  if (value == "faiss") return {kFaissKernel, std::string(kSearchKernelsEnv) + "=faiss"};
+  if (value == "avx2" || value == "avx512") {
+    const SearchKernel* forced = find(value == "avx2" ? "AVX2+FMA" : "AVX-512");
+    if (forced) return {*forced, std::string(kSearchKernelsEnv) + "=" + value};
+    note = std::string(kSearchKernelsEnv) + "=" + value + " asks for what this CPU lacks; ";
+  } else if (!value.empty() && value != "auto") {
+    note =
+        std::string(kSearchKernelsEnv) + "=" + value + " is not one of auto, avx512, avx2, faiss; ";
+  }
+  const SearchKernel* avx2 = find("AVX2+FMA");
+  const SearchKernel* avx512 = find("AVX-512");
+  if (!avx2) return {kFaissKernel, note + "this CPU has no AVX2 and FMA"};
+  if (!avx512) return {*avx2, note + "this CPU has AVX2 and FMA, no AVX-512"};
+  // Both run here: AVX-512 only where it measures faster (some CPUs lower
+  // their clock for it, or split its registers in two halves).
+  std::vector<float> rows(64 * 1024);
+  for (size_t i = 0; i < rows.size(); ++i)
+    rows[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000;
+  // A first round of each warms the caches and the vector units; then the two
+  // alternate, so that a burst of other work does not fall on one only.
+  nanoseconds_per_distance(*avx2, rows, 1);
+  nanoseconds_per_distance(*avx512, rows, 1);
+  double ns2 = 1e30, ns512 = 1e30;
+  for (int pass = 0; pass < 5; ++pass) {
+    ns2 = std::min(ns2, nanoseconds_per_distance(*avx2, rows, 3));
+    ns512 = std::min(ns512, nanoseconds_per_distance(*avx512, rows, 3));
+  }
+  char measured[160];
+  std::snprintf(measured, sizeof measured,
+                "measured: AVX-512 %.1f ns, AVX2+FMA %.1f ns a distance (128 and 512 dims)", ns512,
+                ns2);
+  if (ns512 < 0.95 * ns2) return {*avx512, note + measured};
+  return {*avx2, note + measured};
+}
+
+const SearchKernelChoice& search_kernel() {
+  static const SearchKernelChoice choice = choose_search_kernel(std::getenv(kSearchKernelsEnv));
+  return choice;
+}
+
+namespace {
+
+bool use_simd() { return search_kernel().kernel.inner_product != faiss::fvec_inner_product; }
 
 bool kernels_forced_to_faiss() {
   const char* kernels = std::getenv(kSearchKernelsEnv);
   return kernels && std::strcmp(kernels, "faiss") == 0;
 }
 
+// The vectors of a flat index, copied (IndexFlat) or searched in place from
+// the file (mmap=true: index_file.cpp's MappedFlat).
 const float* flat_storage(const faiss::Index* index) {
   const auto* flat = dynamic_cast<const faiss::IndexFlat*>(index);
-  return flat ? flat->get_xb() : nullptr;
+  return flat ? flat->get_xb() : mapped_flat_vectors(index);
 }
 
 // HNSW keeps the smallest distances, so an inner product is searched negated,
@@ -413,19 +559,9 @@ void search_one(const Plan& plan, const float* query, const float* projected, in
 
 }  // namespace
 
-DistanceFunction inner_product_function() {
-#ifdef VS_X86
-  if (use_simd()) return inner_product_avx2;
-#endif
-  return faiss::fvec_inner_product;
-}
+DistanceFunction inner_product_function() { return search_kernel().kernel.inner_product; }
 
-DistanceFunction l2sqr_function() {
-#ifdef VS_X86
-  if (use_simd()) return l2sqr_avx2;
-#endif
-  return faiss::fvec_L2sqr;
-}
+DistanceFunction l2sqr_function() { return search_kernel().kernel.l2sqr; }
 
 int64_t refine_candidates(int k, float refine_factor, float k_factor) {
   const float factor = refine_factor > 0 ? refine_factor : k_factor;

@@ -9,12 +9,14 @@
 // what IndexHNSW::search and IndexRefineFlat::search return, up to the
 // rounding of a distance summed in another order. Any other index, or a CPU
 // without AVX2 and FMA, or VISUALSEARCH_SEARCH_KERNELS=faiss, keeps FAISS's
-// search.
+// search. On a CPU with AVX-512F the AVX-512 distances are used when they
+// measure faster than the AVX2 ones at start (search_kernel()).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace faiss {
@@ -25,13 +27,40 @@ namespace vs {
 
 struct SearchParams;
 
-// Environment variable: "faiss" keeps FAISS's own search everywhere.
+// Environment variable: "faiss" keeps FAISS's own search everywhere; "avx2"
+// or "avx512" force those distances where the CPU has them (else the choice
+// is made as without it, and says so); "auto" or unset: measured.
 constexpr const char* kSearchKernelsEnv = "VISUALSEARCH_SEARCH_KERNELS";
 
-// The inner product and squared L2 distance of two float vectors of d dims:
-// AVX2+FMA when this CPU has both, else FAISS's fvec_inner_product and
-// fvec_L2sqr.
 using DistanceFunction = float (*)(const float*, const float*, size_t);
+
+// One set of distances: "FAISS" (fvec_inner_product and fvec_L2sqr, scalar in
+// Debian's build), "AVX2+FMA" or "AVX-512".
+struct SearchKernel {
+  const char* name;
+  DistanceFunction inner_product;
+  DistanceFunction l2sqr;
+};
+
+// The kernels this CPU runs (CPUID, with the OS saving the registers), FAISS's
+// first.
+std::vector<SearchKernel> search_kernels_on_this_cpu();
+
+struct SearchKernelChoice {
+  SearchKernel kernel;
+  std::string why;  // for the log: the setting, what the CPU lacks, or the measurement
+};
+
+// The choice for a value of kSearchKernelsEnv (nullptr: unset). With AVX2+FMA
+// and AVX-512F both present it times both (a few milliseconds) and takes
+// AVX-512 only if it is at least 5% faster.
+SearchKernelChoice choose_search_kernel(const char* setting);
+
+// choose_search_kernel(getenv(kSearchKernelsEnv)), made once per process.
+const SearchKernelChoice& search_kernel();
+
+// The inner product and squared L2 distance of two float vectors of d dims
+// of search_kernel().
 DistanceFunction inner_product_function();
 DistanceFunction l2sqr_function();
 

@@ -2,7 +2,10 @@
 #include "engine/index/index_file.h"
 
 #include <faiss/Index.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/IndexRefine.h>
+#include <faiss/impl/DistanceComputer.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
@@ -167,6 +170,12 @@ class MappedFlat : public faiss::Index {
     std::memcpy(recons, vectors_ + key * d, sizeof(float) * d);
   }
 
+  // IndexFlat's distances (FlatL2Dis, FlatIPDis: the inner product itself,
+  // not negated), for a refine stage's exact re-ranking.
+  faiss::DistanceComputer* get_distance_computer() const override {
+    return new Distances(vectors_, d, metric_type == faiss::METRIC_INNER_PRODUCT);
+  }
+
   const float* vectors() const { return vectors_; }
 
  private:
@@ -174,9 +183,67 @@ class MappedFlat : public faiss::Index {
     FAISS_THROW_MSG("the index is mapped from its file (mmap) and cannot be changed");
   }
 
+  class Distances : public faiss::DistanceComputer {
+   public:
+    Distances(const float* xb, size_t d, bool inner_product)
+        : xb_(xb), d_(d), inner_product_(inner_product) {}
+    void set_query(const float* x) override { q_ = x; }
+    float operator()(idx_t i) override {
+      return inner_product_ ? faiss::fvec_inner_product(q_, xb_ + i * d_, d_)
+                            : faiss::fvec_L2sqr(q_, xb_ + i * d_, d_);
+    }
+    float symmetric_dis(idx_t i, idx_t j) override {
+      return inner_product_ ? faiss::fvec_inner_product(xb_ + i * d_, xb_ + j * d_, d_)
+                            : faiss::fvec_L2sqr(xb_ + i * d_, xb_ + j * d_, d_);
+    }
+
+   private:
+    const float* xb_;
+    size_t d_;
+    bool inner_product_;
+    const float* q_ = nullptr;
+  };
+
   std::shared_ptr<const MappedFile> file_;
   const float* vectors_;
 };
+
+// Map mode for a refine stage over flat vectors ("...,RFlat"), the file's
+// root: FAISS reads the index as in copy mode, then the refine stage's vectors
+// (the file's last flat vectors, most of its bytes) are searched in place
+// from the mapping and FAISS's copy of them freed. The graph, the transform
+// and the base's own vectors stay copies. False, leaving `index` as it is,
+// for other types.
+bool map_refine_stage(faiss::Index* index, const IndexLayout& layout,
+                      const std::shared_ptr<const MappedFile>& file) {
+  auto* refine = dynamic_cast<faiss::IndexRefine*>(index);
+  if (!refine || !refine->own_refine_index) return false;
+  const auto* flat = dynamic_cast<const faiss::IndexFlat*>(refine->refine_index);
+  const Stored<float>& stored = layout.flat_vectors;
+  if (!flat || !stored.data || flat->d <= 0 ||
+      stored.size != static_cast<size_t>(flat->ntotal) * static_cast<size_t>(flat->d) ||
+      (flat->metric_type != faiss::METRIC_L2 && flat->metric_type != faiss::METRIC_INNER_PRODUCT))
+    return false;
+  // FAISS writes the refine stage after the base, so its vectors are the
+  // file's last flat ones; rows at both ends and the middle confirm it
+  // without reading them all.
+  const auto* vectors = reinterpret_cast<const float*>(stored.data);
+  const size_t row_bytes = sizeof(float) * static_cast<size_t>(flat->d);
+  for (faiss::Index::idx_t row : {faiss::Index::idx_t(0), flat->ntotal / 2, flat->ntotal - 1})
+    if (row >= 0 && row < flat->ntotal &&
+        std::memcmp(flat->get_xb() + row * flat->d, vectors + row * flat->d, row_bytes) != 0)
+      return false;
+  const Node node{layout.root.type,
+                  flat->d,
+                  flat->ntotal,
+                  flat->is_trained,
+                  static_cast<int32_t>(flat->metric_type),
+                  {}};
+  auto mapped = std::make_unique<MappedFlat>(file, vectors, node);
+  delete refine->refine_index;
+  refine->refine_index = mapped.release();
+  return true;
+}
 
 // Map mode for Flat, bare or in an id map; nullptr for other types.
 std::unique_ptr<faiss::Index> map_flat(const IndexLayout& layout,
@@ -268,6 +335,8 @@ IndexFile read_index_file(const std::string& path, IndexLoadMode mode) {
   MappedFileReader reader(*file, path);
   out.index = faiss_read(path, [&] { return faiss::read_index(&reader); });
   out.crc32 = reader.crc32();
+  if (mode == IndexLoadMode::Map && map_refine_stage(out.index.get(), layout, file))
+    out.mapped = true;
   return out;
 }
 

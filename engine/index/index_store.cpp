@@ -411,7 +411,9 @@ IndexStore IndexStore::load(const std::string& path, IndexLoadMode mode) {
 std::string IndexStore::search_path() const {
   const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
   const char* declined = fast_search_declines(map ? map->index : index_.get());
-  if (!*declined) return "searched by visualsearch's HNSW path with AVX2+FMA distances";
+  if (!*declined)
+    return std::string("searched by visualsearch's HNSW path with ") + search_kernel().kernel.name +
+           " distances (" + search_kernel().why + ")";
   return std::string("searched by FAISS's own search (") + declined + ")";
 }
 

@@ -282,9 +282,11 @@ gst_faiss_search_class_init (GstFaissSearchClass *klass)
           "Search the index from its file's pages instead of a copy in "
           "memory: starts without reading the vectors in, and processes "
           "searching one file share its pages. Flat (also with an id map) "
-          "and IVF (Flat, PQ, SQ) indexes; others are loaded into memory "
-          "as without it. The file must be replaced by renaming, never "
-          "rewritten in place",
+          "and IVF (Flat, PQ, SQ) indexes, and the re-ranking vectors of a "
+          "refine stage over flat vectors (PCA128,HNSW32,RFlat: read at "
+          "start as without it, then searched from the file's pages); others "
+          "are loaded into memory as without it. The file must be replaced "
+          "by renaming, never rewritten in place",
           DEFAULT_MMAP,
           (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_READY)));
@@ -520,7 +522,8 @@ gst_faiss_search_start (GstBaseTransform *trans)
     GST_INFO_OBJECT (self,
         st.gallery->mapped () ? "searching %s in place from its file (mmap)"
                               : "%s is loaded into memory: mmap applies to "
-                                "Flat and IVF indexes only",
+                                "Flat and IVF indexes and RFlat refine stages "
+                                "only",
         index_path.c_str ());
   self->state = state.release ();
   return TRUE;

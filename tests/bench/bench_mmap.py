@@ -12,7 +12,13 @@ Pss (its share of pages several processes map) and VmHWM (the peak, the load
 included) from /proc. The page cache is warm: the file was just written or
 read (a cold start from disk is slower for both modes).
 
+--index PATH measures an existing index instead (with its catalog PATH.db;
+--model names the model the catalog records, --preprocessing what an index
+faissindexer-feed wrote records, "feed"), e.g. bench_scale.py's
+PCA128,HNSW32,RFlat file. faisssearch's log says whether mmap=true mapped it.
+
 Usage: bench_mmap.py [--build BUILD] [--n 500000] [--processes 3]
+                     [--index PATH --model MODEL [--preprocessing feed]]
 """
 import argparse
 import os
@@ -48,11 +54,13 @@ def proc_kib(pid, name, field):
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def run_mode(feed, env, path, queries, processes, mmap):
-    children, rows = [], []
+def run_mode(feed, env, path, queries, processes, mmap, model=MODEL):
+    """rows of [start s, Rss, Pss, VmHWM KiB] and the first process's log lines
+    about how faisssearch loaded the index."""
+    children, rows, notes = [], [], []
     try:
         for _ in range(processes):
-            child = subprocess.Popen([feed, "search", path, queries, MODEL, "k=10",
+            child = subprocess.Popen([feed, "search", path, queries, model, "k=10",
                                       f"mmap={'true' if mmap else 'false'}"],
                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, env=env)
@@ -60,6 +68,8 @@ def run_mode(feed, env, path, queries, processes, mmap):
             lines = []
             for line in child.stderr:
                 lines.append(line)
+                if not children[1:] and ("mmap" in line or "searched by" in line):
+                    notes.append(line.strip())
                 if line.strip() == "held":
                     break
             else:
@@ -74,7 +84,7 @@ def run_mode(feed, env, path, queries, processes, mmap):
         for child in children:
             child.stdin.close()
             child.wait()
-    return rows
+    return rows, notes
 
 
 def main():
@@ -83,14 +93,23 @@ def main():
                                                         "build"))
     parser.add_argument("--n", type=int, default=500000)
     parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--index", help="an existing index file (with PATH.db)")
+    parser.add_argument("--model", default=MODEL, help="the model --index's catalog records")
+    parser.add_argument("--preprocessing", help="the preprocessing it records ('feed')")
     args = parser.parse_args()
     build = os.path.abspath(args.build)
     feed = os.path.join(build, "tests", "faisssearch-feed")
     work = os.path.join(build, "bench-mmap")
     os.makedirs(work, exist_ok=True)
-    path = os.path.join(work, f"flat-{args.n}.faiss")
+    path = os.path.abspath(args.index) if args.index else os.path.join(work,
+                                                                        f"flat-{args.n}.faiss")
     env = dict(os.environ, GST_PLUGIN_PATH_1_0=os.path.join(build, "ext", "visualsearch"),
-               OMP_NUM_THREADS="1", VS_FEED_HOLD="1")
+               OMP_NUM_THREADS="1", VS_FEED_HOLD="1", GST_DEBUG="faisssearch:4")
+    if args.preprocessing:
+        env["VS_FEED_PREPROCESSING"] = args.preprocessing
+    if args.index and not os.path.exists(path + ".db"):
+        raise SystemExit(f"--index: {path}.db, its catalog, is missing (tests/faisssearch-feed "
+                         "catalog PATH MODEL writes one)")
     if not os.path.exists(path + ".db"):
         log(f"writing {path}")
         write_index(path, args.n)
@@ -99,13 +118,16 @@ def main():
     np.random.default_rng(3).standard_normal((4, DIMS)).astype("<f4").tofile(queries)
 
     size = os.path.getsize(path) / 2**20
-    print(f"Flat, {args.n} x {DIMS}, file {size:.0f} MiB; {args.processes} faisssearch "
+    what = args.index if args.index else f"Flat, {args.n} x {DIMS}"
+    print(f"{what}, file {size:.0f} MiB; {args.processes} faisssearch "
           f"processes, page cache warm")
     print("| mode | process | start (s) | Rss (MiB) | Pss (MiB) | peak VmHWM (MiB) |")
     print("|---|---|---|---|---|---|")
     for mmap in (False, True):
-        for i, (start, rss, pss, hwm) in enumerate(run_mode(feed, env, path, queries,
-                                                            args.processes, mmap)):
+        rows, notes = run_mode(feed, env, path, queries, args.processes, mmap, args.model)
+        for note in notes:
+            log(f"{'mmap=true' if mmap else 'copy'}: {note}")
+        for i, (start, rss, pss, hwm) in enumerate(rows):
             print(f"| {'mmap=true' if mmap else 'copy'} | {i + 1} | {start:.2f} | "
                   f"{rss / 1024:.0f} | {pss / 1024:.0f} | {hwm / 1024:.0f} |", flush=True)
 
