@@ -21,6 +21,16 @@
  * #GstFaissSearch:metric says which metric the index ranks by, as the
  * #GstVisualSearchMetric that faissindexer's metric property takes.
  *
+ * Regions: the #GstVideoRegionOfInterestMeta of a frame that carry an
+ * embedding (embedder with #GstEmbedder:roi-types) are searched together;
+ * each gets its neighbours as the parameter "visualsearch-neighbors" (see
+ * gst_visualsearch_region_get_neighbor()), and, unless post-messages is off,
+ * the frame posts one element message named `visualsearch-regions` with
+ * timestamp, stream-time, running-time, duration, metric and regions: an
+ * array of one `region` structure per searched region with roi-id (gint),
+ * roi-type (string), x, y, w, h (guint) and the arrays ids, distances,
+ * labels, label-names and sources, nearest first.
+ *
  * With #GstFaissSearch:max-batch above 1, frames are held and their
  * embeddings searched together (offline evaluation: retrievaleval over a test
  * set): a Flat index is read once per batch instead of once per frame, other
@@ -50,6 +60,7 @@
 
 #include "gstfaisssearch.h"
 
+#include <gst/video/video.h>
 #include <gst/visualsearch/visualsearchmeta.h>
 
 #include <chrono>
@@ -136,6 +147,10 @@ struct FaissSearchState
   std::vector<GstVisualSearchNeighbor> neighbors;
   std::vector<float> batch_queries;
   std::vector<std::vector<vs::Neighbor> > batch_hits;
+  /* The searched regions of a frame, their queries and hits. */
+  std::vector<GstVideoRegionOfInterestMeta *> regions;
+  std::vector<float> region_queries;
+  std::vector<std::vector<vs::Neighbor> > region_hits;
 
   void drop_held ()
   {
@@ -564,12 +579,41 @@ gst_faiss_search_sink_event (GstBaseTransform *trans, GstEvent *event)
 /* ------------------------------------------------------------------------ */
 /* Reload */
 
+/* What a query must share with the index: a frame's or a region's. */
+struct QueryIdentity
+{
+  const gchar *model_id;
+  const gchar *preprocessing_id;
+  guint dims;
+};
+
+/* The identity of buf's frame embedding, or else of its first embedded
+ * region; false when it has neither. */
+static bool
+query_identity (GstBuffer *buf, QueryIdentity *query)
+{
+  if (const GstVisualSearchEmbeddingMeta *emeta =
+          gst_buffer_get_visualsearch_embedding_meta (buf)) {
+    *query = {emeta->model_id, emeta->preprocessing_id, emeta->dims};
+    return true;
+  }
+  gpointer iter = NULL;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buf, &iter,
+             GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
+    if (gst_visualsearch_region_get_embedding (roi, &query->dims)
+        && gst_visualsearch_region_get_embedding_info (roi, &query->model_id,
+            &query->preprocessing_id, NULL))
+      return true;
+  }
+  return false;
+}
+
 /* Takes over the gallery a background load produced, unless it failed or was
  * built by another model than the one embedding the stream: then the stream
  * goes on with the previous index and the user gets a warning. */
 static void
-gst_faiss_search_adopt_reload (GstFaissSearch *self,
-    const GstVisualSearchEmbeddingMeta *emeta)
+gst_faiss_search_adopt_reload (GstFaissSearch *self, const QueryIdentity &query)
 {
   FaissSearchState &st = *self->state;
   vs::GalleryReload::Loaded loaded = st.reload->take ();
@@ -578,8 +622,7 @@ gst_faiss_search_adopt_reload (GstFaissSearch *self,
 
   if (gallery) {
     try {
-      gallery->check_query (emeta->model_id, emeta->preprocessing_id,
-          emeta->dims);
+      gallery->check_query (query.model_id, query.preprocessing_id, query.dims);
     } catch (const std::exception &e) {
       error = e.what ();
     }
@@ -610,8 +653,7 @@ gst_faiss_search_adopt_reload (GstFaissSearch *self,
  * catalog) over the old ones and loads them in the background, so the stream
  * never waits for the disk. */
 static void
-gst_faiss_search_check_reload (GstFaissSearch *self,
-    const GstVisualSearchEmbeddingMeta *emeta)
+gst_faiss_search_check_reload (GstFaissSearch *self, const QueryIdentity &query)
 {
   FaissSearchState &st = *self->state;
 
@@ -624,7 +666,7 @@ gst_faiss_search_check_reload (GstFaissSearch *self,
       GST_INFO_OBJECT (self, "reloading %s", st.reload->index_path ().c_str ());
       break;
     case vs::GalleryReload::Step::Finished:
-      gst_faiss_search_adopt_reload (self, emeta);
+      gst_faiss_search_adopt_reload (self, query);
       break;
     case vs::GalleryReload::Step::Unchanged:
     case vs::GalleryReload::Step::Loading:
@@ -818,20 +860,17 @@ gst_faiss_search_check_count (GstFaissSearch *self, GstBuffer *buf,
       (NULL));
 }
 
-/* Attaches the hits of buf's embedding as a GstVisualSearchNeighborsMeta, and posts
- * them when asked to. */
+/* The hits as the metas' neighbours, in st.neighbors. Metas and bus messages
+ * carry UTF-8 (PyGObject crashes on anything else), whatever bytes a catalog
+ * holds: repaired copies go to repaired, which must live until the metas
+ * have copied them; valid text, the usual case, is not copied. */
 static void
-gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
-    const std::vector<vs::Neighbor> &hits, const SearchSettings &settings)
+gst_faiss_search_name_neighbors (GstFaissSearch *self,
+    const std::vector<vs::Neighbor> &hits,
+    std::forward_list<std::string> &repaired)
 {
   FaissSearchState &st = *self->state;
 
-  gst_faiss_search_check_count (self, buf, hits.size (), settings);
-
-  /* Metas and bus messages carry UTF-8 (PyGObject crashes on anything else),
-   * whatever bytes a catalog holds. Repaired copies live until the meta has
-   * copied them; valid text, the usual case, is not copied. */
-  std::forward_list<std::string> repaired;
   auto utf8 = [&repaired] (const std::string &text) {
     if (vs::is_valid_utf8 (text))
       return const_cast<gchar *> (text.c_str ());
@@ -860,6 +899,19 @@ gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
     nb.source = hit.item ? utf8 (hit.item->source) : NULL;
     st.neighbors.push_back (nb);
   }
+}
+
+/* Attaches the hits of buf's embedding as a GstVisualSearchNeighborsMeta, and posts
+ * them when asked to. */
+static void
+gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
+    const std::vector<vs::Neighbor> &hits, const SearchSettings &settings)
+{
+  FaissSearchState &st = *self->state;
+
+  gst_faiss_search_check_count (self, buf, hits.size (), settings);
+  std::forward_list<std::string> repaired;
+  gst_faiss_search_name_neighbors (self, hits, repaired);
 
   GstVisualSearchNeighborsMeta *nmeta =
       gst_buffer_add_visualsearch_neighbors_meta (buf,
@@ -884,6 +936,149 @@ gst_faiss_search_failed (GstFaissSearch *self, const std::exception &e)
   return GST_FLOW_ERROR;
 }
 
+/* The regions of buf that embedder embedded, in st.regions, with their
+ * queries one after another in st.region_queries. false after posting an
+ * error for regions another embedder than the index's embedded. */
+static bool
+gst_faiss_search_collect_regions (GstFaissSearch *self, GstBuffer *buf)
+{
+  FaissSearchState &st = *self->state;
+  gpointer iter = NULL;
+
+  st.regions.clear ();
+  st.region_queries.clear ();
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buf, &iter,
+             GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
+    guint dims;
+    const gfloat *values = gst_visualsearch_region_get_embedding (roi, &dims);
+    const gchar *model_id = NULL, *preprocessing_id = NULL;
+    if (!values
+        || !gst_visualsearch_region_get_embedding_info (roi, &model_id,
+            &preprocessing_id, NULL))
+      continue;
+    try {
+      st.gallery->check_query (model_id, preprocessing_id, dims);
+    } catch (const std::exception &e) {
+      VS_ELEMENT_ERROR (self, e,
+          ("The index %s was built by another embedder than the one that "
+           "embedded the regions (%s) in this pipeline. %s",
+              st.reload->index_path ().c_str (),
+              g_quark_to_string (roi->roi_type), e.what ()),
+          (NULL));
+      return false;
+    }
+    const size_t bad = vs::first_non_finite (values, dims);
+    if (bad < dims) {
+      GST_DEBUG_OBJECT (self, "region %d has %f at %u: no neighbours", roi->id,
+          values[bad], (guint) bad);
+      if (!st.warned_non_finite) {
+        st.warned_non_finite = true;
+        GST_ELEMENT_WARNING (self, STREAM, FAILED,
+            ("The embedding of a region (%s) of the frame at %" GST_TIME_FORMAT
+             " holds NaN or infinite values: it and any other such region "
+             "or frame pass without neighbours.",
+                g_quark_to_string (roi->roi_type),
+                GST_TIME_ARGS (GST_BUFFER_PTS (buf))),
+            ("value %u of %u is %f", (guint) bad, dims, values[bad]));
+      }
+      continue;
+    }
+    st.regions.push_back (roi);
+    st.region_queries.insert (st.region_queries.end (), values, values + dims);
+  }
+  return true;
+}
+
+/* One region's entry of the visualsearch-regions message: where it is and
+ * what was found for it. */
+static GstStructure *
+region_entry (const GstVideoRegionOfInterestMeta *roi,
+    const std::vector<GstVisualSearchNeighbor> &neighbors)
+{
+  GValue ids = value_array_new ();
+  GValue distances = value_array_new ();
+  GValue labels = value_array_new ();
+  GValue label_names = value_array_new ();
+  GValue sources = value_array_new ();
+
+  for (const GstVisualSearchNeighbor &nb : neighbors) {
+    value_array_append<gint64> (&ids, nb.id);
+    value_array_append<gfloat> (&distances, nb.distance);
+    value_array_append<gint> (&labels, nb.label);
+    value_array_append<const gchar *> (&label_names, nb.label_name);
+    value_array_append<const gchar *> (&sources, nb.source);
+  }
+  GstStructure *s = gst_structure_new ("region", "roi-id", G_TYPE_INT, roi->id,
+      "roi-type", G_TYPE_STRING, g_quark_to_string (roi->roi_type), "x",
+      G_TYPE_UINT, roi->x, "y", G_TYPE_UINT, roi->y, "w", G_TYPE_UINT, roi->w,
+      "h", G_TYPE_UINT, roi->h, NULL);
+  gst_structure_take_value (s, "ids", &ids);
+  gst_structure_take_value (s, "distances", &distances);
+  gst_structure_take_value (s, "labels", &labels);
+  gst_structure_take_value (s, "label-names", &label_names);
+  gst_structure_take_value (s, "sources", &sources);
+  return s;
+}
+
+/* Searches every embedded region of buf in one batch, attaches each one's
+ * neighbours to its ROI meta and posts one visualsearch-regions message for
+ * the frame. */
+static GstFlowReturn
+gst_faiss_search_regions (GstFaissSearch *self, GstBuffer *buf,
+    const SearchSettings &settings)
+{
+  FaissSearchState &st = *self->state;
+
+  if (!gst_faiss_search_collect_regions (self, buf))
+    return GST_FLOW_ERROR;
+  if (st.regions.empty ())
+    return GST_FLOW_OK;
+  try {
+    st.gallery->search_batch (st.region_queries.data (), st.regions.size (),
+        settings.k, settings.params, settings.max_distance, &st.region_hits);
+  } catch (const std::exception &e) {
+    return gst_faiss_search_failed (self, e);
+  }
+  GST_LOG_OBJECT (self,
+      "searched %zu regions of the frame at %" GST_TIME_FORMAT,
+      st.regions.size (), GST_TIME_ARGS (GST_BUFFER_PTS (buf)));
+
+  const GstVisualSearchMetric metric = to_gst_metric (st.gallery->metric ());
+  GValue entries = value_array_new ();
+  for (size_t i = 0; i < st.regions.size (); i++) {
+    gst_faiss_search_check_count (self, buf, st.region_hits[i].size (),
+        settings);
+    std::forward_list<std::string> repaired;
+    gst_faiss_search_name_neighbors (self, st.region_hits[i], repaired);
+    gst_visualsearch_region_set_neighbors (st.regions[i], metric,
+        st.neighbors.size (), st.neighbors.data ());
+    if (settings.post_messages) {
+      GValue entry = G_VALUE_INIT;
+      g_value_init (&entry, GST_TYPE_STRUCTURE);
+      g_value_take_boxed (&entry, region_entry (st.regions[i], st.neighbors));
+      gst_value_array_append_and_take_value (&entries, &entry);
+    }
+  }
+  if (!settings.post_messages) {
+    g_value_unset (&entries);
+    return GST_FLOW_OK;
+  }
+
+  GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
+  const GstClockTime ts = GST_BUFFER_PTS (buf);
+  GstStructure *s = gst_structure_new ("visualsearch-regions", "timestamp",
+      G_TYPE_UINT64, ts, "stream-time", G_TYPE_UINT64,
+      gst_segment_to_stream_time (segment, GST_FORMAT_TIME, ts), "running-time",
+      G_TYPE_UINT64, gst_segment_to_running_time (segment, GST_FORMAT_TIME, ts),
+      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf), "metric",
+      G_TYPE_STRING, gst_visualsearch_metric_to_string (metric), NULL);
+  gst_structure_take_value (s, "regions", &entries);
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self), s));
+  return GST_FLOW_OK;
+}
+
 static GstFlowReturn
 gst_faiss_search_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
 {
@@ -893,21 +1088,23 @@ gst_faiss_search_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
       gst_buffer_get_visualsearch_embedding_meta (buf);
   const SearchSettings settings = gst_faiss_search_settings (self);
 
-  if (emeta && settings.reload)
-    gst_faiss_search_check_reload (self, emeta);
+  QueryIdentity query;
+  if (settings.reload && query_identity (buf, &query))
+    gst_faiss_search_check_reload (self, query);
 
   GstFlowReturn flow;
-  if (!gst_faiss_search_accepts (self, buf, emeta, &flow))
+  if (gst_faiss_search_accepts (self, buf, emeta, &flow)) {
+    try {
+      st.gallery->search (emeta->values, settings.k, settings.params,
+          settings.max_distance, &st.hits);
+    } catch (const std::exception &e) {
+      return gst_faiss_search_failed (self, e);
+    }
+    gst_faiss_search_attach (self, buf, st.hits, settings);
+  } else if (flow != GST_FLOW_OK) {
     return flow;
-
-  try {
-    st.gallery->search (emeta->values, settings.k, settings.params,
-        settings.max_distance, &st.hits);
-  } catch (const std::exception &e) {
-    return gst_faiss_search_failed (self, e);
   }
-  gst_faiss_search_attach (self, buf, st.hits, settings);
-  return GST_FLOW_OK;
+  return gst_faiss_search_regions (self, buf, settings);
 }
 
 /* Searches the held frames in one go and pushes them, in order. */
@@ -926,9 +1123,9 @@ gst_faiss_search_drain (GstFaissSearch *self)
    * batches. */
   if (settings.reload) {
     for (GstBuffer *buf : held) {
-      if (const GstVisualSearchEmbeddingMeta *emeta =
-              gst_buffer_get_visualsearch_embedding_meta (buf)) {
-        gst_faiss_search_check_reload (self, emeta);
+      QueryIdentity query;
+      if (query_identity (buf, &query)) {
+        gst_faiss_search_check_reload (self, query);
         break;
       }
     }
@@ -966,6 +1163,11 @@ gst_faiss_search_drain (GstFaissSearch *self)
     if (searched[i])
       gst_faiss_search_attach (self, held[i], st.batch_hits[next_hits++],
           settings);
+    flow = gst_faiss_search_regions (self, held[i], settings);
+    if (flow != GST_FLOW_OK) {
+      gst_buffer_unref (held[i]);
+      continue;
+    }
     flow = gst_pad_push (GST_BASE_TRANSFORM_SRC_PAD (self), held[i]);
   }
   return flow;
