@@ -9,12 +9,16 @@ embedding is then the same vector as its crop's (embedder-roi holds that),
 so its nearest neighbour must be that crop, at inner product 1. Random
 resnet18 weights at input-size 64: seconds, not minutes.
 """
+import io
 import os
+import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roi_fixtures import Gst, GstVideo, GstVisualSearch, caps_of, picture, rgb_buffer  # noqa: E402,I001
 from checks import check, finish, tmp_dir  # noqa: E402
+
+from PIL import Image  # noqa: E402
 
 EMBEDDER = "embedder model=resnet18 weights=random seed=7 input-size=64 resize=72 precision=fp32"
 W, H = 200, 150
@@ -125,6 +129,49 @@ with tmp_dir() as tmp:
                           embedder=EMBEDDER.replace("seed=7", "seed=8") + " roi-types=*")
     check(any("another embedder" in e and "regions" in e for e in errors),
           "regions from another embedder than the index's: an element error saying so", errors)
+
+    # A region index: faissindexer makes one item per embedded region, its
+    # source the frame's with the box as a media fragment, its thumbnail the
+    # crop; each region then finds itself in it.
+    regions_index = os.path.join(tmp, "by-region.faiss")
+    pipeline = Gst.parse_launch(f"appsrc name=src format=time ! {EMBEDDER} roi-types=* ! "
+                                f"faissindexer location={regions_index}")
+    pipeline.set_state(Gst.State.PLAYING)
+    push(pipeline, [(FRAME, ROIS, (0, 4, "", "street.png")),
+                    (picture(W, H, 6), [], (1, 5, "", "empty.png"))])
+    m = pipeline.get_bus().timed_pop_filtered(60 * Gst.SECOND,
+                                              Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    pipeline.set_state(Gst.State.NULL)
+    check(m is not None and m.type == Gst.MessageType.EOS, "faissindexer indexes regions",
+          m.parse_error() if m is not None and m.type == Gst.MessageType.ERROR else m)
+    db = sqlite3.connect(regions_index + ".db")
+    items = db.execute("SELECT id, label, label_name, source FROM items ORDER BY id").fetchall()
+    thumbs = {i: Image.open(io.BytesIO(j)).size
+              for i, j in db.execute("SELECT id, jpeg FROM thumbnails")}
+    db.close()
+    check(items == [(i, 4, kind, f"street.png#xywh={x},{y},{w},{h}")
+                    for i, (kind, x, y, w, h) in enumerate(ROIS)],
+          "one item per region: the frame's label, the region's type, the box in the source",
+          items)
+    check(all(abs(thumbs[i][0] / thumbs[i][1] - ROIS[i][3] / ROIS[i][4]) < 0.1
+              for i in range(len(ROIS))),
+          "each region's thumbnail is its crop (its aspect ratio)", thumbs)
+    messages, errors, _ = search(regions_index, frames[:1])
+    firsts = [(e.get_value("ids")[0], e.get_value("sources")[0])
+              for e in messages[0].get_value("regions")] if messages else []
+    check(not errors and firsts == [(i, items[i][3]) for i in range(len(ROIS))],
+          "each region finds its own item in the region index", (errors, firsts))
+    pipeline = Gst.parse_launch(f"appsrc name=src format=time ! {EMBEDDER} roi-types=* ! "
+                                f"faissindexer location={tmp}/new.faiss mode=update")
+    pipeline.set_state(Gst.State.PLAYING)
+    push(pipeline, [(FRAME, ROIS, None)])
+    m = pipeline.get_bus().timed_pop_filtered(60 * Gst.SECOND,
+                                              Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    pipeline.set_state(Gst.State.NULL)
+    check(m is not None and m.type == Gst.MessageType.ERROR
+          and "mode=update cannot index regions" in m.parse_error()[0].message,
+          "mode=update refuses regions with an error saying what to use",
+          m.parse_error()[0].message if m is not None and m.type == Gst.MessageType.ERROR else m)
 
     # GstVisualSearch.region_set_neighbors / get_neighbor round trip from Python.
     buf = rgb_buffer(FRAME, 0)
