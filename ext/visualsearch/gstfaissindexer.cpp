@@ -104,6 +104,7 @@
 #include "element_error.h"
 #include "engine_enums.h"
 #include "gallery_events.h"
+#include "region_embeddings.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define GST_CAT_DEFAULT gst_faiss_indexer_debug
@@ -921,79 +922,73 @@ render_regions (GstFaissIndexer *self, GstBuffer *buffer, gboolean *indexed)
 {
   GstVisualSearchSampleMeta *sample =
       gst_buffer_get_visualsearch_sample_meta (buffer);
-  gpointer iter = NULL;
 
-  while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buffer, &iter,
-             GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
-    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
-    guint dims;
-    const gfloat *values = gst_visualsearch_region_get_embedding (roi, &dims);
-    const gchar *model_id = NULL, *preprocessing_id = NULL;
-    if (!values
-        || !gst_visualsearch_region_get_embedding_info (roi, &model_id,
-            &preprocessing_id, NULL))
-      continue;
-    if (self->run_mode == GST_FAISS_INDEXER_MODE_UPDATE) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-          ("mode=update cannot index regions (embedder roi-types=...) into "
-           "%s: an update keeps one file's items by the file, not by its "
-           "regions. Build a region index with mode=rebuild (or append).",
-              self->builder->location ().c_str ()),
-          (NULL));
-      return GST_FLOW_ERROR;
-    }
-    const size_t bad = vs::first_non_finite (values, dims);
-    if (bad < dims) {
-      GST_ELEMENT_ERROR (self, STREAM, FAILED,
-          ("The embedding of a region (%s) of the frame at %" GST_TIME_FORMAT
-           " holds NaN or infinite values (value %u of %u is %f): refusing "
-           "to index it into %s. The model %s is broken for this input.",
-              g_quark_to_string (roi->roi_type),
-              GST_TIME_ARGS (GST_BUFFER_PTS (buffer)), (guint) bad, dims,
-              values[bad], self->builder->location ().c_str (),
-              GST_STR_NULL (model_id)),
-          (NULL));
-      return GST_FLOW_ERROR;
-    }
+  const bool ok = for_each_region_embedding (buffer,
+      [self, buffer, sample, indexed] (const RegionEmbedding &r) {
+        if (self->run_mode == GST_FAISS_INDEXER_MODE_UPDATE) {
+          GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+              ("mode=update cannot index regions (embedder roi-types=...) into "
+               "%s: an update keeps one file's items by the file, not by its "
+               "regions. Build a region index with mode=rebuild (or append).",
+                  self->builder->location ().c_str ()),
+              (NULL));
+          return false;
+        }
+        const size_t bad = vs::first_non_finite (r.values, r.dims);
+        if (bad < r.dims) {
+          GST_ELEMENT_ERROR (self, STREAM, FAILED,
+              ("The embedding of a region (%s) of the frame at "
+               "%" GST_TIME_FORMAT
+               " holds NaN or infinite values (value %u of %u is %f): refusing "
+               "to index it into %s. The model %s is broken for this input.",
+                  g_quark_to_string (r.roi->roi_type),
+                  GST_TIME_ARGS (GST_BUFFER_PTS (buffer)), (guint) bad, r.dims,
+                  r.values[bad], self->builder->location ().c_str (),
+                  GST_STR_NULL (r.model_id)),
+              (NULL));
+          return false;
+        }
+        const GstVideoRegionOfInterestMeta *roi = r.roi;
+        vs::CatalogItem item;
+        std::string source = sample && sample->source ? sample->source : "";
+        if (sample) {
+          item.label = sample->label;
+          item.label_name = sample->label_name ? sample->label_name : "";
+        }
+        if (item.label_name.empty ())
+          item.label_name = g_quark_to_string (roi->roi_type);
+        gchar *fragment = g_strdup_printf ("%sxywh=%u,%u,%u,%u",
+            source.find ('#') == std::string::npos ? "#" : "&", roi->x, roi->y,
+            roi->w, roi->h);
+        item.source = source + fragment;
+        g_free (fragment);
 
-    vs::CatalogItem item;
-    std::string source = sample && sample->source ? sample->source : "";
-    if (sample) {
-      item.label = sample->label;
-      item.label_name = sample->label_name ? sample->label_name : "";
-    }
-    if (item.label_name.empty ())
-      item.label_name = g_quark_to_string (roi->roi_type);
-    gchar *fragment = g_strdup_printf ("%sxywh=%u,%u,%u,%u",
-        source.find ('#') == std::string::npos ? "#" : "&", roi->x, roi->y,
-        roi->w, roi->h);
-    item.source = source + fragment;
-    g_free (fragment);
-
-    if (self->have_video) {
-      const cv::Rect frame_rect (0, 0, GST_VIDEO_INFO_WIDTH (&self->info),
-          GST_VIDEO_INFO_HEIGHT (&self->info));
-      const cv::Rect crop = frame_rect
-          & cv::Rect ((int) MIN (roi->x, (guint) G_MAXINT / 2),
-              (int) MIN (roi->y, (guint) G_MAXINT / 2),
-              (int) MIN (roi->w, (guint) G_MAXINT / 2),
-              (int) MIN (roi->h, (guint) G_MAXINT / 2));
-      try {
-        if (!crop.empty ())
-          item.thumbnail = make_thumbnail (self, buffer, &crop);
-      } catch (const std::exception &e) {
-        VS_ELEMENT_ERROR (self, e,
-            ("Cannot make the thumbnail of a region for %s: %s",
-                self->builder->location ().c_str (), e.what ()),
-            ("Set thumbnail-size=0 to index without thumbnails."));
-        return GST_FLOW_ERROR;
-      }
-    }
-    if (!add_embedding (self, values, dims, model_id, preprocessing_id, item))
-      return GST_FLOW_ERROR;
-    *indexed = TRUE;
-  }
-  return GST_FLOW_OK;
+        if (self->have_video) {
+          const cv::Rect frame_rect (0, 0, GST_VIDEO_INFO_WIDTH (&self->info),
+              GST_VIDEO_INFO_HEIGHT (&self->info));
+          const cv::Rect crop = frame_rect
+              & cv::Rect ((int) MIN (roi->x, (guint) G_MAXINT / 2),
+                  (int) MIN (roi->y, (guint) G_MAXINT / 2),
+                  (int) MIN (roi->w, (guint) G_MAXINT / 2),
+                  (int) MIN (roi->h, (guint) G_MAXINT / 2));
+          try {
+            if (!crop.empty ())
+              item.thumbnail = make_thumbnail (self, buffer, &crop);
+          } catch (const std::exception &e) {
+            VS_ELEMENT_ERROR (self, e,
+                ("Cannot make the thumbnail of a region for %s: %s",
+                    self->builder->location ().c_str (), e.what ()),
+                ("Set thumbnail-size=0 to index without thumbnails."));
+            return false;
+          }
+        }
+        if (!add_embedding (self, r.values, r.dims, r.model_id,
+                r.preprocessing_id, item))
+          return false;
+        *indexed = TRUE;
+        return true;
+      });
+  return ok ? GST_FLOW_OK : GST_FLOW_ERROR;
 }
 
 static GstFlowReturn

@@ -78,6 +78,7 @@
 #include "elements.h"
 #include "element_error.h"
 #include "engine_enums.h"
+#include "region_embeddings.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
 #define GST_CAT_DEFAULT gst_faiss_search_debug
@@ -597,16 +598,11 @@ query_identity (GstBuffer *buf, QueryIdentity *query)
     *query = {emeta->model_id, emeta->preprocessing_id, emeta->dims};
     return true;
   }
-  gpointer iter = NULL;
-  while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buf, &iter,
-             GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
-    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
-    if (gst_visualsearch_region_get_embedding (roi, &query->dims)
-        && gst_visualsearch_region_get_embedding_info (roi, &query->model_id,
-            &query->preprocessing_id, NULL))
-      return true;
-  }
-  return false;
+  /* Stopped by the first region with an embedding. */
+  return !for_each_region_embedding (buf, [query] (const RegionEmbedding &r) {
+    *query = {r.model_id, r.preprocessing_id, r.dims};
+    return false;
+  });
 }
 
 /* Takes over the gallery a background load produced, unless it failed or was
@@ -943,51 +939,44 @@ static bool
 gst_faiss_search_collect_regions (GstFaissSearch *self, GstBuffer *buf)
 {
   FaissSearchState &st = *self->state;
-  gpointer iter = NULL;
 
   st.regions.clear ();
   st.region_queries.clear ();
-  while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buf, &iter,
-             GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
-    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
-    guint dims;
-    const gfloat *values = gst_visualsearch_region_get_embedding (roi, &dims);
-    const gchar *model_id = NULL, *preprocessing_id = NULL;
-    if (!values
-        || !gst_visualsearch_region_get_embedding_info (roi, &model_id,
-            &preprocessing_id, NULL))
-      continue;
-    try {
-      st.gallery->check_query (model_id, preprocessing_id, dims);
-    } catch (const std::exception &e) {
-      VS_ELEMENT_ERROR (self, e,
-          ("The index %s was built by another embedder than the one that "
-           "embedded the regions (%s) in this pipeline. %s",
-              st.reload->index_path ().c_str (),
-              g_quark_to_string (roi->roi_type), e.what ()),
-          (NULL));
-      return false;
-    }
-    const size_t bad = vs::first_non_finite (values, dims);
-    if (bad < dims) {
-      GST_DEBUG_OBJECT (self, "region %d has %f at %u: no neighbours", roi->id,
-          values[bad], (guint) bad);
-      if (!st.warned_non_finite) {
-        st.warned_non_finite = true;
-        GST_ELEMENT_WARNING (self, STREAM, FAILED,
-            ("The embedding of a region (%s) of the frame at %" GST_TIME_FORMAT
-             " holds NaN or infinite values: it and any other such region "
-             "or frame pass without neighbours.",
-                g_quark_to_string (roi->roi_type),
-                GST_TIME_ARGS (GST_BUFFER_PTS (buf))),
-            ("value %u of %u is %f", (guint) bad, dims, values[bad]));
-      }
-      continue;
-    }
-    st.regions.push_back (roi);
-    st.region_queries.insert (st.region_queries.end (), values, values + dims);
-  }
-  return true;
+  return for_each_region_embedding (buf,
+      [self, buf, &st] (const RegionEmbedding &r) {
+        try {
+          st.gallery->check_query (r.model_id, r.preprocessing_id, r.dims);
+        } catch (const std::exception &e) {
+          VS_ELEMENT_ERROR (self, e,
+              ("The index %s was built by another embedder than the one that "
+               "embedded the regions (%s) in this pipeline. %s",
+                  st.reload->index_path ().c_str (),
+                  g_quark_to_string (r.roi->roi_type), e.what ()),
+              (NULL));
+          return false;
+        }
+        const size_t bad = vs::first_non_finite (r.values, r.dims);
+        if (bad < r.dims) {
+          GST_DEBUG_OBJECT (self, "region %d has %f at %u: no neighbours",
+              r.roi->id, r.values[bad], (guint) bad);
+          if (!st.warned_non_finite) {
+            st.warned_non_finite = true;
+            GST_ELEMENT_WARNING (self, STREAM, FAILED,
+                ("The embedding of a region (%s) of the frame at "
+                 "%" GST_TIME_FORMAT
+                 " holds NaN or infinite values: it and any other such region "
+                 "or frame pass without neighbours.",
+                    g_quark_to_string (r.roi->roi_type),
+                    GST_TIME_ARGS (GST_BUFFER_PTS (buf))),
+                ("value %u of %u is %f", (guint) bad, r.dims, r.values[bad]));
+          }
+          return true;
+        }
+        st.regions.push_back (r.roi);
+        st.region_queries.insert (st.region_queries.end (), r.values,
+            r.values + r.dims);
+        return true;
+      });
 }
 
 /* One region's entry of the visualsearch-regions message: where it is and
