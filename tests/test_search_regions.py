@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""faisssearch over regions: each embedded region is searched, its neighbours
-go onto its ROI meta as visualsearch-neighbors, and each frame posts one
-visualsearch-regions message listing every region.
+"""Regions through faissindexer and faisssearch.
 
-The gallery holds the crops of the query frame's regions, each indexed as a
-frame of its own with a sample meta (label, name, source): a region's
-embedding is then the same vector as its crop's (embedder-roi holds that),
-so its nearest neighbour must be that crop, at inner product 1. Random
-resnet18 weights at input-size 64: seconds, not minutes.
+faissindexer after embedder roi-types=* makes one item per region (the box in
+the source, the crop as thumbnail). faisssearch searches each embedded
+region of a frame, puts its neighbours on its ROI meta as
+visualsearch-neighbors and posts one visualsearch-regions message per frame.
+Searched with the frame it was built from, each region must find its own
+item at inner product 1. A region index searched with whole frames, a frame
+index with regions, another model's regions and mode=update are errors.
+Random resnet18 weights at input-size 64: seconds, not minutes.
 """
 import io
 import os
@@ -41,17 +42,18 @@ def push(pipeline, frames):
     src.end_of_stream()
 
 
-def build_gallery(path):
-    """Index: item i is the crop of ROIS[i], label 10 + i, source crop-i.png."""
-    pipeline = Gst.parse_launch(f"appsrc name=src format=time ! {EMBEDDER} ! "
-                                f"faissindexer location={path}")
+def index_frames(path, frames, embedder, props=""):
+    """appsrc ! embedder ! faissindexer: None, or the error message."""
+    pipeline = Gst.parse_launch(f"appsrc name=src format=time ! {embedder} ! "
+                                f"faissindexer location={path} {props}")
     pipeline.set_state(Gst.State.PLAYING)
-    push(pipeline, [(FRAME[y:y + h, x:x + w], [], (i, 10 + i, kind, f"crop-{i}.png"))
-                    for i, (kind, x, y, w, h) in enumerate(ROIS)])
+    push(pipeline, frames)
     m = pipeline.get_bus().timed_pop_filtered(60 * Gst.SECOND,
                                               Gst.MessageType.EOS | Gst.MessageType.ERROR)
     pipeline.set_state(Gst.State.NULL)
-    return m is not None and m.type == Gst.MessageType.EOS
+    if m is None:
+        return "timeout"
+    return m.parse_error()[0].message if m.type == Gst.MessageType.ERROR else None
 
 
 def search(index, frames, embedder=EMBEDDER + " roi-types=*", search_props=""):
@@ -83,9 +85,29 @@ def search(index, frames, embedder=EMBEDDER + " roi-types=*", search_props=""):
     return messages, errors, outputs
 
 
+def source_of(rid):
+    _, x, y, w, h = ROIS[rid]
+    return f"street.png#xywh={x},{y},{w},{h}"
+
+
 with tmp_dir() as tmp:
     index = os.path.join(tmp, "regions.faiss")
-    check(build_gallery(index), "a gallery of the four crops is built")
+    error = index_frames(index, [(FRAME, ROIS, (0, 4, "", "street.png")),
+                                 (picture(W, H, 6), [], (1, 5, "", "empty.png"))],
+                         EMBEDDER + " roi-types=*")
+    check(error is None, "faissindexer indexes the regions of a frame", error)
+    db = sqlite3.connect(index + ".db")
+    items = db.execute("SELECT id, label, label_name, source FROM items ORDER BY id").fetchall()
+    thumbs = {i: Image.open(io.BytesIO(j)).size
+              for i, j in db.execute("SELECT id, jpeg FROM thumbnails")}
+    db.close()
+    check(items == [(i, 4, kind, source_of(i)) for i, (kind, *_) in enumerate(ROIS)],
+          "one item per region: the frame's label, the region's type, the box in the source",
+          items)
+    check(len(thumbs) == len(ROIS)
+          and all(abs(thumbs[i][0] / thumbs[i][1] - ROIS[i][3] / ROIS[i][4]) < 0.1
+                  for i in range(len(ROIS))),
+          "each region's thumbnail is its crop (its aspect ratio)", thumbs)
 
     frames = [(FRAME, ROIS, None), (picture(W, H, 6), [], None), (FRAME, ROIS[1:3], None)]
     for props in ("max-batch=1", "max-batch=4"):
@@ -111,69 +133,46 @@ with tmp_dir() as tmp:
             check(fields == {"roi-id": rid, "roi-type": kind, "x": x, "y": y, "w": w, "h": h}
                   and len(ids) == len(distances) == len(labels) == 3
                   and ids[0] == rid and abs(distances[0] - 1.0) < 1e-5
-                  and labels[0] == 10 + rid and sources[0] == f"crop-{rid}.png"
+                  and labels[0] == 4 and sources[0] == source_of(rid)
                   and distances == sorted(distances, reverse=True),
-                  f"{props}: region {rid} ({kind}): box, and its own crop nearest at 1.0",
+                  f"{props}: region {rid} ({kind}): box, and its own item nearest at 1.0",
                   (fields, ids, distances, labels, sources))
         nbs = outputs[0]
-        check(len(nbs) == 4 and all(nbs[r] and nbs[r][0][0] == r and nbs[r][0][4] == f"crop-{r}.png"
+        check(len(nbs) == 4 and all(nbs[r] and nbs[r][0][0] == r and nbs[r][0][4] == source_of(r)
                                     for r in range(4)),
               f"{props}: each ROI meta carries its neighbours (region_get_neighbor)", nbs)
         check(outputs[1] == {}, f"{props}: the frame without regions passes untouched")
         second = list(messages[1].get_value("regions"))
         check([e.get_value("ids")[0] for e in second] == [1, 2],
-              f"{props}: the third frame's two regions find their crops", second)
+              f"{props}: the third frame's two regions find their items", second)
 
-    # A region embedded by another model than the gallery's is an error.
+    # embedder index= adopts roi-types from a region index, with the model.
+    messages, errors, _ = search(index, frames[:1], embedder=f"embedder index={index}")
+    check(not errors and [m.get_name() for m in messages] == ["visualsearch-regions"]
+          and messages[0].get_value("regions")[3].get_value("ids")[0] == 3,
+          "embedder index=REGION-INDEX embeds regions as the index was built", errors)
+
+    # Another model's regions; the wrong kind of query either way round.
     _, errors, _ = search(index, frames[:1],
                           embedder=EMBEDDER.replace("seed=7", "seed=8") + " roi-types=*")
     check(any("another embedder" in e and "regions" in e for e in errors),
           "regions from another embedder than the index's: an element error saying so", errors)
+    _, errors, _ = search(index, frames[:1], embedder=EMBEDDER)
+    check(any("holds regions" in e and "roi-types=*" in e for e in errors),
+          "a region index searched with whole frames: an error naming roi-types", errors)
+    crops = os.path.join(tmp, "crops.faiss")
+    error = index_frames(crops, [(FRAME[y:y + h, x:x + w], [], (i, 10 + i, kind, f"crop-{i}.png"))
+                                 for i, (kind, x, y, w, h) in enumerate(ROIS)], EMBEDDER)
+    _, errors, _ = search(crops, frames[:1])
+    check(error is None and any("holds whole frames" in e for e in errors),
+          "a frame index searched with regions: an error saying so", (error, errors))
 
-    # A region index: faissindexer makes one item per embedded region, its
-    # source the frame's with the box as a media fragment, its thumbnail the
-    # crop; each region then finds itself in it.
-    regions_index = os.path.join(tmp, "by-region.faiss")
-    pipeline = Gst.parse_launch(f"appsrc name=src format=time ! {EMBEDDER} roi-types=* ! "
-                                f"faissindexer location={regions_index}")
-    pipeline.set_state(Gst.State.PLAYING)
-    push(pipeline, [(FRAME, ROIS, (0, 4, "", "street.png")),
-                    (picture(W, H, 6), [], (1, 5, "", "empty.png"))])
-    m = pipeline.get_bus().timed_pop_filtered(60 * Gst.SECOND,
-                                              Gst.MessageType.EOS | Gst.MessageType.ERROR)
-    pipeline.set_state(Gst.State.NULL)
-    check(m is not None and m.type == Gst.MessageType.EOS, "faissindexer indexes regions",
-          m.parse_error() if m is not None and m.type == Gst.MessageType.ERROR else m)
-    db = sqlite3.connect(regions_index + ".db")
-    items = db.execute("SELECT id, label, label_name, source FROM items ORDER BY id").fetchall()
-    thumbs = {i: Image.open(io.BytesIO(j)).size
-              for i, j in db.execute("SELECT id, jpeg FROM thumbnails")}
-    db.close()
-    check(items == [(i, 4, kind, f"street.png#xywh={x},{y},{w},{h}")
-                    for i, (kind, x, y, w, h) in enumerate(ROIS)],
-          "one item per region: the frame's label, the region's type, the box in the source",
-          items)
-    check(all(abs(thumbs[i][0] / thumbs[i][1] - ROIS[i][3] / ROIS[i][4]) < 0.1
-              for i in range(len(ROIS))),
-          "each region's thumbnail is its crop (its aspect ratio)", thumbs)
-    messages, errors, _ = search(regions_index, frames[:1])
-    firsts = [(e.get_value("ids")[0], e.get_value("sources")[0])
-              for e in messages[0].get_value("regions")] if messages else []
-    check(not errors and firsts == [(i, items[i][3]) for i in range(len(ROIS))],
-          "each region finds its own item in the region index", (errors, firsts))
-    pipeline = Gst.parse_launch(f"appsrc name=src format=time ! {EMBEDDER} roi-types=* ! "
-                                f"faissindexer location={tmp}/new.faiss mode=update")
-    pipeline.set_state(Gst.State.PLAYING)
-    push(pipeline, [(FRAME, ROIS, None)])
-    m = pipeline.get_bus().timed_pop_filtered(60 * Gst.SECOND,
-                                              Gst.MessageType.EOS | Gst.MessageType.ERROR)
-    pipeline.set_state(Gst.State.NULL)
-    check(m is not None and m.type == Gst.MessageType.ERROR
-          and "mode=update cannot index regions" in m.parse_error()[0].message,
-          "mode=update refuses regions with an error saying what to use",
-          m.parse_error()[0].message if m is not None and m.type == Gst.MessageType.ERROR else m)
+    error = index_frames(os.path.join(tmp, "new.faiss"), [(FRAME, ROIS, None)],
+                         EMBEDDER + " roi-types=*", "mode=update")
+    check(error and "mode=update cannot index regions" in error,
+          "mode=update refuses regions with an error saying what to use", error)
 
-    # GstVisualSearch.region_set_neighbors / get_neighbor round trip from Python.
+    # A region without neighbours reads as none from Python.
     buf = rgb_buffer(FRAME, 0)
     roi = GstVideo.buffer_add_video_region_of_interest_meta(buf, "face", 1, 2, 3, 4)
     check(not GstVisualSearch.region_get_neighbors_info(roi)[0]

@@ -443,7 +443,8 @@ gst_embedder_class_init (GstEmbedderClass *klass)
           "was, with the model, weights, seed, input-size, resize, mean, std "
           "and normalize its catalog records (index + \".db\"). Those set "
           "here too must agree with the index (files by identity), or the "
-          "element fails to start; the others are taken from the index",
+          "element fails to start; the others are taken from the index, "
+          "roi-types too for an index of regions",
           DEFAULT_INDEX, rw));
   g_object_class_install_property (gobject_class, PROP_CALIBRATION_LOCATION,
       g_param_spec_string ("calibration-location", "Calibration location",
@@ -860,6 +861,20 @@ find_contradiction (const vs::EmbeddingConfig &mine, guint set,
   return std::nullopt;
 }
 
+/* The roi-types an embedder of regions records with its settings (see
+ * announce_engine); "" for an index of whole frames. */
+static std::string
+recorded_roi_types (const std::string &text)
+{
+  std::string types;
+  if (GstStructure *s = gst_structure_from_string (text.c_str (), NULL)) {
+    if (const gchar *t = gst_structure_get_string (s, "roi-types"))
+      types = t;
+    gst_structure_free (s);
+  }
+  return types;
+}
+
 /* Takes the settings recorded for index into the properties the application
  * did not set, after checking that those it set agree with them. The
  * recorded settings, or nullopt after posting an error. */
@@ -867,6 +882,7 @@ static std::optional<EmbedderSettings>
 adopt_index_settings (GstEmbedder *self, const std::string &index)
 {
   EmbedderSettings recorded;
+  std::string roi_types;
   const std::string catalog = vs::catalog_path_for (index);
   try {
     const std::string text = vs::Catalog::load_facts (catalog).embedder_config;
@@ -883,6 +899,7 @@ adopt_index_settings (GstEmbedder *self, const std::string &index)
       return std::nullopt;
     }
     recorded = embedder_settings_from_string (text);
+    roi_types = recorded_roi_types (text);
   } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Cannot read the embedder settings of the index %s: %s",
@@ -933,6 +950,9 @@ adopt_index_settings (GstEmbedder *self, const std::string &index)
   adopt (PROP_MEAN, "mean", format_triple (c.mean).c_str ());
   adopt (PROP_STD, "std", format_triple (c.std).c_str ());
   adopt (PROP_NORMALIZE, "normalize", (gboolean) c.normalize);
+  /* A gallery of regions is searched with the regions of the same types. */
+  if (!roi_types.empty ())
+    adopt (PROP_ROI_TYPES, "roi-types", roi_types.c_str ());
   /* Queries quantized as the gallery was; precision stays free when set. */
   if (c.precision == vs::Precision::INT8)
     adopt (PROP_PRECISION, "precision",
@@ -1051,6 +1071,13 @@ announce_engine (GstEmbedder *self, EmbedderState *st,
   announced.preprocessing_id = st->engine->preprocessing_id ();
   announced.dims = st->engine->dims ();
   st->settings.reset (embedder_settings_to_structure (announced));
+  /* A gallery of regions is searched with regions (faisssearch checks). */
+  if (st->roi_filter.regions) {
+    GST_OBJECT_LOCK (self);
+    gst_structure_set (st->settings.get (), "roi-types", G_TYPE_STRING,
+        self->roi_types, NULL);
+    GST_OBJECT_UNLOCK (self);
+  }
   GST_DEBUG_OBJECT (self, "announcing %" GST_PTR_FORMAT, st->settings.get ());
 
   for (const std::string &warning : st->engine->warnings ())

@@ -29,7 +29,9 @@
  * timestamp, stream-time, running-time, duration, metric and regions: an
  * array of one `region` structure per searched region with roi-id (gint),
  * roi-type (string), x, y, w, h (guint) and the arrays ids, distances,
- * labels, label-names and sources, nearest first.
+ * labels, label-names and sources, nearest first. An index of regions
+ * (its catalog records the embedder's roi-types) refuses whole-frame queries,
+ * and an index of whole frames refuses regions, each with an element error.
  *
  * With #GstFaissSearch:max-batch above 1, frames are held and their
  * embeddings searched together (offline evaluation: retrievaleval over a test
@@ -118,6 +120,32 @@ enum
 
 static GParamSpec *metric_pspec;
 
+enum class IndexKind
+{
+  UNKNOWN,
+  FRAMES,
+  REGIONS,
+};
+
+/* The kind of the gallery's items, and the roi-types that embedded them. */
+static IndexKind
+index_kind (const vs::Gallery &gallery, std::string *roi_types)
+{
+  const std::string &config = gallery.facts ().embedder_config;
+  roi_types->clear ();
+  if (config.empty ())
+    return IndexKind::UNKNOWN;
+  GstStructure *s = gst_structure_from_string (config.c_str (), NULL);
+  if (!s)
+    return IndexKind::UNKNOWN;
+  const gchar *types = gst_structure_get_string (s, "roi-types");
+  const IndexKind kind = types ? IndexKind::REGIONS : IndexKind::FRAMES;
+  if (types)
+    *roi_types = types;
+  gst_structure_free (s);
+  return kind;
+}
+
 /* The C++ state of a stream: created in start, destroyed in stop. Only
  * start(), stop() and the streaming thread touch it, and never at the same
  * time, so it needs no lock. */
@@ -137,6 +165,12 @@ struct FaissSearchState
 
   /* Whether the user was told of a NaN or infinite query. */
   bool warned_non_finite = false;
+
+  /* What the index's items are, from the embedder settings its catalog
+   * records: regions (embedder roi-types, which roi_types holds), whole
+   * frames, or unknown (no record: either kind of query is searched). */
+  IndexKind kind = IndexKind::UNKNOWN;
+  std::string roi_types;
 
   /* Batching: the frames held for one search (a reference each), and
    * whether upstream is live (asked at the first frame; then none is held). */
@@ -517,6 +551,7 @@ gst_faiss_search_start (GstBaseTransform *trans)
   }
 
   gst_faiss_search_set_metric (self, st.gallery->metric ());
+  st.kind = index_kind (*st.gallery, &st.roi_types);
   const vs::IndexFacts &facts = st.gallery->facts ();
   if (!facts.index_digest)
     GST_WARNING_OBJECT (self,
@@ -642,6 +677,7 @@ gst_faiss_search_adopt_reload (GstFaissSearch *self, const QueryIdentity &query)
   GST_INFO_OBJECT (self, "reloaded %s: %" G_GINT64_FORMAT " vectors",
       st.reload->index_path ().c_str (), gallery->size ());
   st.gallery = std::move (gallery);
+  st.kind = index_kind (*st.gallery, &st.roi_types);
   gst_faiss_search_set_metric (self, st.gallery->metric ());
 }
 
@@ -796,6 +832,17 @@ gst_faiss_search_accepts (GstFaissSearch *self, GstBuffer *buf,
     GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buf);
     return FALSE;
   }
+  if (st.kind == IndexKind::REGIONS) {
+    GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE,
+        ("The index %s holds regions (embedder roi-types=%s built it), but "
+         "this frame's embedding is of the whole frame. Set roi-types=%s on "
+         "the embedder (with a detector in front) to search its regions.",
+            st.reload->index_path ().c_str (), st.roi_types.c_str (),
+            st.roi_types.c_str ()),
+        (NULL));
+    *flow = GST_FLOW_ERROR;
+    return FALSE;
+  }
   try {
     st.gallery->check_query (emeta->model_id, emeta->preprocessing_id,
         emeta->dims);
@@ -944,6 +991,17 @@ gst_faiss_search_collect_regions (GstFaissSearch *self, GstBuffer *buf)
   st.region_queries.clear ();
   return for_each_region_embedding (buf,
       [self, buf, &st] (const RegionEmbedding &r) {
+        if (st.kind == IndexKind::FRAMES) {
+          GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE,
+              ("The index %s holds whole frames, but regions (%s) of this "
+               "frame were embedded (embedder roi-types). Search a region "
+               "index (faissindexer after embedder roi-types=...), or leave "
+               "roi-types unset to search whole frames.",
+                  st.reload->index_path ().c_str (),
+                  g_quark_to_string (r.roi->roi_type)),
+              (NULL));
+          return false;
+        }
         try {
           st.gallery->check_query (r.model_id, r.preprocessing_id, r.dims);
         } catch (const std::exception &e) {
