@@ -15,6 +15,21 @@
 
 #include <gst/visualsearch/visualsearchmeta.h>
 
+/* Adds s to roi's parameters in place of any of its name: the meta would
+ * otherwise keep both, and return the older. */
+static void
+replace_param (GstVideoRegionOfInterestMeta *roi, GstStructure *s)
+{
+  GstStructure *old = gst_video_region_of_interest_meta_get_param (roi,
+      gst_structure_get_name (s));
+
+  if (old) {
+    roi->params = g_list_remove (roi->params, old);
+    gst_structure_free (old);
+  }
+  gst_video_region_of_interest_meta_add_param (roi, s);
+}
+
 /**
  * gst_visualsearch_region_set_embedding:
  * @roi: a #GstVideoRegionOfInterestMeta
@@ -46,11 +61,7 @@ gst_visualsearch_region_set_embedding (GstVideoRegionOfInterestMeta *roi,
       G_TYPE_STRING, preprocessing_id ? preprocessing_id : "", "normalized",
       G_TYPE_BOOLEAN, normalized, NULL);
   g_bytes_unref (bytes);
-  /* Adding a parameter of a name the meta holds keeps both: replace it. */
-  roi->params = g_list_remove_all (roi->params,
-      gst_video_region_of_interest_meta_get_param (roi,
-          GST_VISUALSEARCH_REGION_EMBEDDING_PARAM));
-  gst_video_region_of_interest_meta_add_param (roi, s);
+  replace_param (roi, s);
 }
 
 /* The parameter named name, if it has the fields a reader relies on. */
@@ -191,10 +202,7 @@ gst_visualsearch_region_set_neighbors (GstVideoRegionOfInterestMeta *roi,
   gst_structure_take_value (s, "labels", &labels);
   gst_structure_take_value (s, "label-names", &label_names);
   gst_structure_take_value (s, "sources", &sources);
-  roi->params = g_list_remove_all (roi->params,
-      gst_video_region_of_interest_meta_get_param (roi,
-          GST_VISUALSEARCH_REGION_NEIGHBORS_PARAM));
-  gst_video_region_of_interest_meta_add_param (roi, s);
+  replace_param (roi, s);
 }
 
 /* The neighbours' arrays of s, NULL unless all five are arrays of n. */
