@@ -497,7 +497,8 @@ gst_embedder_class_init (GstEmbedderClass *klass)
       g_param_spec_uint64 ("frames-skipped", "Frames skipped",
           "Frames passed without an embedding (inference-interval, QoS when "
           "downstream is late, frames too elongated for resize, or a model "
-          "that made a NaN or infinite embedding)",
+          "that made a NaN or infinite embedding; with roi-types, frames "
+          "without a region to embed)",
           0, G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_ACTIVE_PRECISION,
       g_param_spec_enum ("active-precision", "Active precision",
