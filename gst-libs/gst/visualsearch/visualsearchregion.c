@@ -64,7 +64,7 @@ gst_visualsearch_region_set_embedding (GstVideoRegionOfInterestMeta *roi,
   replace_param (roi, s);
 }
 
-/* The parameter named name, if it has the fields a reader relies on. */
+/* roi's parameter named name, or NULL; the readers check its fields. */
 static GstStructure *
 find_param (GstVideoRegionOfInterestMeta *roi, const gchar *name)
 {
