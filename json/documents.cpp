@@ -143,6 +143,42 @@ std::vector<Neighbor> neighbors_of(const GstVisualSearchNeighborsMeta* meta) {
   return out;
 }
 
+std::vector<Region> regions_of(GstBuffer* buffer) {
+  std::vector<Region> out;
+  gpointer iter = nullptr;
+  while (GstMeta* meta = gst_buffer_iterate_meta_filtered(
+             buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
+    GstVisualSearchMetric metric;
+    guint n = 0;
+    if (!gst_visualsearch_region_get_neighbors_info(roi, &metric, &n)) continue;
+    Region region;
+    region.roi_id = roi->id;
+    region.roi_type = g_quark_to_string(roi->roi_type);
+    region.x = roi->x;
+    region.y = roi->y;
+    region.w = roi->w;
+    region.h = roi->h;
+    region.metric = gst_visualsearch_metric_to_string(metric);
+    const vs::Metric m =
+        metric == GST_VISUALSEARCH_METRIC_L2 ? vs::Metric::L2 : vs::Metric::InnerProduct;
+    for (guint i = 0; i < n; i++) {
+      Item item;
+      gfloat distance = 0;
+      const gchar* label_name = nullptr;
+      const gchar* source = nullptr;
+      if (!gst_visualsearch_region_get_neighbor(roi, i, &item.id, &distance, &item.label,
+                                                &label_name, &source))
+        break;
+      item.label_name = label_name ? label_name : "";
+      item.source = source ? source : "";
+      region.neighbors.push_back(scored(item, i + 1, m, distance));
+    }
+    out.push_back(std::move(region));
+  }
+  return out;
+}
+
 void add_neighbor_list(JsonBuilder* b, const std::vector<Neighbor>& neighbors,
                        bool thumbnail_urls) {
   json_builder_begin_array(b);
@@ -359,6 +395,31 @@ void add_embedding(JsonBuilder* b, const GstVisualSearchEmbeddingMeta* e,
   json_builder_end_object(b);
 }
 
+void add_regions(JsonBuilder* b, const std::vector<Region>& regions) {
+  json_builder_begin_array(b);
+  for (const Region& r : regions) {
+    json_builder_begin_object(b);
+    key(b, "roi_id");
+    add_int(b, r.roi_id);
+    key(b, "roi_type");
+    add_string(b, r.roi_type);
+    key(b, "x");
+    add_int(b, r.x);
+    key(b, "y");
+    add_int(b, r.y);
+    key(b, "w");
+    add_int(b, r.w);
+    key(b, "h");
+    add_int(b, r.h);
+    key(b, "metric");
+    add_string(b, r.metric);
+    key(b, "neighbors");
+    add_neighbor_list(b, r.neighbors, false);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+}
+
 }  // namespace
 
 std::string published_result(const PublishedResult& r) {
@@ -404,6 +465,10 @@ std::string published_result(const PublishedResult& r) {
   if (r.embedding && r.encoding != EmbeddingEncoding::None) {
     key(b, "embedding");
     add_embedding(b, r.embedding, r.encoding);
+  }
+  if (!r.regions.empty()) {
+    key(b, "regions");
+    add_regions(b, r.regions);
   }
   json_builder_end_object(b);
   return d.text();
@@ -478,6 +543,74 @@ bool read_item(JsonObject* o, Item* item, std::string* why) {
   return true;
 }
 
+// "neighbors": a neighbour list as add_neighbor_list writes it.
+bool read_neighbors(JsonObject* o, std::vector<Neighbor>* out, std::string* why) {
+  JsonNode* n = nullptr;
+  if (!member_node(o, "neighbors", JSON_NODE_ARRAY, &n, why)) return false;
+  JsonArray* list = json_node_get_array(n);
+  for (guint i = 0; i < json_array_get_length(list); ++i) {
+    JsonNode* e = json_array_get_element(list, i);
+    Neighbor neighbor;
+    int64_t rank = 0;
+    if (!JSON_NODE_HOLDS_OBJECT(e)) {
+      *why = "neighbour " + std::to_string(i) + " is not an object";
+      return false;
+    }
+    JsonObject* eo = json_node_get_object(e);
+    if (!read_item(eo, &neighbor.item, why) || !read_int(eo, "rank", &rank, why) ||
+        !read_number(eo, "distance", &neighbor.distance, why) ||
+        !read_number(eo, "similarity", &neighbor.similarity, why)) {
+      *why = "neighbour " + std::to_string(i) + ": " + *why;
+      return false;
+    }
+    neighbor.rank = static_cast<unsigned>(std::clamp<int64_t>(rank, 0, UINT32_MAX));
+    out->push_back(std::move(neighbor));
+  }
+  return true;
+}
+
+// "regions": the boxes and neighbours of published_result's regions.
+bool read_regions(JsonObject* o, std::vector<Region>* out, std::string* why) {
+  JsonNode* n = nullptr;
+  if (!member_node(o, "regions", JSON_NODE_ARRAY, &n, why)) return false;
+  JsonArray* list = json_node_get_array(n);
+  for (guint i = 0; i < json_array_get_length(list); ++i) {
+    JsonNode* e = json_array_get_element(list, i);
+    const std::string where = "region " + std::to_string(i);
+    if (!JSON_NODE_HOLDS_OBJECT(e)) {
+      *why = where + " is not an object";
+      return false;
+    }
+    JsonObject* ro = json_node_get_object(e);
+    Region region;
+    int64_t id = 0;
+    int64_t box[4] = {0, 0, 0, 0};
+    const char* names[4] = {"x", "y", "w", "h"};
+    bool ok =
+        read_int(ro, "roi_id", &id, why) && read_string(ro, "roi_type", &region.roi_type, why);
+    for (int k = 0; ok && k < 4; k++) {
+      ok = read_int(ro, names[k], &box[k], why);
+      if (ok && (box[k] < 0 || box[k] > UINT32_MAX)) {
+        *why = std::string("\"") + names[k] + "\" is out of range";
+        ok = false;
+      }
+    }
+    ok = ok && read_string(ro, "metric", &region.metric, why) &&
+         read_neighbors(ro, &region.neighbors, why);
+    if (!ok || id < INT32_MIN || id > INT32_MAX) {
+      *why = where + ": " + (ok ? "\"roi_id\" is out of range" : *why);
+      return false;
+    }
+    region.roi_id = static_cast<int>(id);
+    region.x = static_cast<unsigned>(box[0]);
+    region.y = static_cast<unsigned>(box[1]);
+    region.w = static_cast<unsigned>(box[2]);
+    region.h = static_cast<unsigned>(box[3]);
+    out->push_back(std::move(region));
+  }
+  return true;
+}
+
 bool read_result(JsonObject* o, PublishedResult* r, std::string* why) {
   std::string schema;
   if (!read_string(o, "schema", &schema, why)) return false;
@@ -510,31 +643,10 @@ bool read_result(JsonObject* o, PublishedResult* r, std::string* why) {
     }
     r->sample = sample;
   }
+  if (json_object_has_member(o, "regions") && !read_regions(o, &r->regions, why)) return false;
   if (!json_object_has_member(o, "neighbors")) return true;
   r->has_neighbors = true;
-  if (!read_string(o, "metric", &r->metric, why) ||
-      !member_node(o, "neighbors", JSON_NODE_ARRAY, &n, why))
-    return false;
-  JsonArray* list = json_node_get_array(n);
-  for (guint i = 0; i < json_array_get_length(list); ++i) {
-    JsonNode* e = json_array_get_element(list, i);
-    Neighbor neighbor;
-    int64_t rank = 0;
-    if (!JSON_NODE_HOLDS_OBJECT(e)) {
-      *why = "neighbour " + std::to_string(i) + " is not an object";
-      return false;
-    }
-    JsonObject* eo = json_node_get_object(e);
-    if (!read_item(eo, &neighbor.item, why) || !read_int(eo, "rank", &rank, why) ||
-        !read_number(eo, "distance", &neighbor.distance, why) ||
-        !read_number(eo, "similarity", &neighbor.similarity, why)) {
-      *why = "neighbour " + std::to_string(i) + ": " + *why;
-      return false;
-    }
-    neighbor.rank = static_cast<unsigned>(std::clamp<int64_t>(rank, 0, UINT32_MAX));
-    r->neighbors.push_back(std::move(neighbor));
-  }
-  return true;
+  return read_string(o, "metric", &r->metric, why) && read_neighbors(o, &r->neighbors, why);
 }
 
 }  // namespace
@@ -624,6 +736,10 @@ std::string sources_answer(const FeedFacts& feed, const std::vector<SourceLatest
       json_builder_end_object(b);
     }
     json_builder_end_array(b);
+    if (!r.regions.empty()) {
+      key(b, "regions");
+      add_regions(b, r.regions);
+    }
     json_builder_end_object(b);
   }
   json_builder_end_array(b);

@@ -115,6 +115,19 @@ std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std
 
 // --- metapublish ------------------------------------------------------------
 
+// A detected region of a frame with the neighbours faisssearch found for it
+// (its GstVideoRegionOfInterestMeta's visualsearch-neighbors parameter).
+struct Region {
+  int roi_id = 0;
+  std::string roi_type;
+  unsigned x = 0, y = 0, w = 0, h = 0;  // the detector's box, in frame pixels
+  std::string metric;                   // "ip" or "l2"
+  std::vector<Neighbor> neighbors;
+};
+
+// The regions of buffer that carry neighbours, in meta order.
+std::vector<Region> regions_of(GstBuffer* buffer);
+
 // How metapublish writes a frame's embedding.
 enum class EmbeddingEncoding { None, Base64, Array };
 
@@ -130,6 +143,7 @@ struct PublishedResult {
   std::vector<Neighbor> neighbors;
   const GstVisualSearchEmbeddingMeta* embedding = nullptr;  // written when set
   EmbeddingEncoding encoding = EmbeddingEncoding::None;
+  std::vector<Region> regions;  // written when not empty
 };
 
 // metapublish's document, one line, schema "visualsearch-result/1":
@@ -137,14 +151,17 @@ struct PublishedResult {
 //  "wall_time" (ISO 8601 UTC, microseconds), "wall_time_us",
 //  ["sample": {"id", "label", "label_name", "source"}],
 //  ["metric", "neighbors"], ["embedding": {"dims", "model", "preprocessing",
-//  "normalized", "base64" (float32 little-endian bytes) | "values"}]}.
+//  "normalized", "base64" (float32 little-endian bytes) | "values"}],
+//  ["regions": [{"roi_id", "roi_type", "x", "y", "w", "h", "metric",
+//  "neighbors"}]]}. "regions" is optional (added within schema 1: readers
+//  that do not know it read the rest as before).
 std::string published_result(const PublishedResult& result);
 
 // --- visualsearch-server --subscribe ----------------------------------------
 
 // A "visualsearch-result/1" document read back, as published_result writes
 // it; nullopt, *why saying what is wrong, for any other text. The embedding
-// is not read (result.embedding stays null).
+// is not read (result.embedding stays null); regions are, when present.
 std::optional<PublishedResult> parse_published_result(const std::string& text, std::string* why);
 
 // The latest result of one source a server subscribes to.
@@ -167,7 +184,7 @@ struct FeedFacts {
 // GET /api/sources, schema "visualsearch-sources/1": {"schema", "broker",
 // "topic", "connected", "received", "rejected", "last_rejection" (null for
 // none), "sources": [{"source", "messages", "received_us", "frame", "pts",
-// "wall_time_us", ["sample"], "metric", "neighbors"}]}, sources by name; a
+// "wall_time_us", ["sample"], "metric", "neighbors", ["regions"]}]}, sources by name; a
 // neighbour the served gallery holds has its "thumbnail" URL.
 std::string sources_answer(const FeedFacts& feed, const std::vector<SourceLatest>& sources);
 

@@ -29,6 +29,9 @@ PACKAGES=(
   # (a test CA for TLS) for its tests.
   mosquitto libmosquitto-dev mosquitto-clients openssl
   chromium chromium-driver python3-selenium
+  # Region tests: facedetect (an upstream detector that attaches ROI metas)
+  # with its cascades, and a photograph with a face (imageio's astronaut.png).
+  gstreamer1.0-opencv opencv-data python3-imageio
   clang-format-14
 )
 

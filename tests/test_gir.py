@@ -117,6 +117,33 @@ for nick in ("l2", "ip"):
 """
 
 
+# Region results through the typelib: a GstVideo ROI meta, its embedding and
+# neighbours written and read with the library's functions.
+REGION_SCRIPT = """
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstVideo", "1.0")
+gi.require_version("GstVisualSearch", "1.0")
+from gi.repository import Gst, GstVideo, GstVisualSearch
+Gst.init(None)
+buf = Gst.Buffer.new_allocate(None, 16, None)
+roi = GstVideo.buffer_add_video_region_of_interest_meta(buf, "face", 1, 2, 3, 4)
+print("none", GstVisualSearch.region_get_embedding(roi), GstVisualSearch.region_get_neighbors_info(roi)[0])
+GstVisualSearch.region_set_embedding(roi, [0.25, 0.5], "model", "prep", True)
+print("values", GstVisualSearch.region_get_embedding(roi))
+print("info", GstVisualSearch.region_get_embedding_info(roi))
+print("param", roi.get_param(GstVisualSearch.REGION_EMBEDDING_PARAM).get_value("dims"))
+"""
+
+
+def regions(env):
+    lines = run("/usr/bin/python3", "-c", REGION_SCRIPT, env=env).splitlines()
+    check(lines == ["none [] False", "values [0.25, 0.5]",
+                    "info (True, model_id='model', preprocessing_id='prep', normalized=True)",
+                    "param 2"], "region embeddings through the typelib (GstVideo ROI metas)",
+          lines)
+
+
 def metric_enum(env):
     out = run("/usr/bin/python3", "-c", METRIC_SCRIPT, env=env)
     print(out)
@@ -156,6 +183,7 @@ def main():
         env = dict(os.environ, GI_TYPELIB_PATH=META_DIR,
                    LD_LIBRARY_PATH=META_DIR + os.pathsep + os.environ.get("LD_LIBRARY_PATH", ""))
         metric_enum(env)
+        regions(env)
         out = run("/usr/bin/python3", READ_METAS, pipeline, env=env)
         print(out)
         check(f"{FRAMES} frames, {FRAMES} with visualsearch metas" in out, "every frame is read")

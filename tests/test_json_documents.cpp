@@ -331,6 +331,85 @@ test_parse_published_result ()
   }
 }
 
+/* Regions: read from the ROI metas faisssearch filled, written as the
+ * optional "regions" member, read back by the server; a malformed region
+ * rejects the document naming it. */
+void
+test_published_regions ()
+{
+  GstBuffer *buffer = gst_buffer_new ();
+  const GstVisualSearchNeighbor found[] = {
+      {12, 0.75f, 3, (gchar *) "eileen", (gchar *) "faces/e.jpg"},
+      {4, 0.25f, -1, NULL, NULL},
+  };
+  GstVideoRegionOfInterestMeta *face =
+      gst_buffer_add_video_region_of_interest_meta (buffer, "face", 175, 64, 97,
+          96);
+  face->id = 5;
+  gst_visualsearch_region_set_neighbors (face,
+      GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 2, found);
+  /* A region without neighbours is not published. */
+  gst_buffer_add_video_region_of_interest_meta (buffer, "car", 1, 2, 3, 4);
+
+  vs::json::PublishedResult r;
+  r.source = "door";
+  r.regions = vs::json::regions_of (buffer);
+  g_assert_cmpuint (r.regions.size (), ==, 1);
+  JsonNode *root = parse (vs::json::published_result (r));
+  JsonObject *o = json_node_get_object (root);
+  g_assert_false (json_object_has_member (o, "neighbors"));
+  JsonArray *regions = json_object_get_array_member (o, "regions");
+  g_assert_cmpuint (json_array_get_length (regions), ==, 1);
+  JsonObject *region = json_array_get_object_element (regions, 0);
+  g_assert_true (member_names (region)
+      == (std::vector<std::string>{"roi_id", "roi_type", "x", "y", "w", "h",
+          "metric", "neighbors"}));
+  g_assert_cmpint (json_object_get_int_member (region, "roi_id"), ==, 5);
+  g_assert_cmpstr (json_object_get_string_member (region, "roi_type"), ==,
+      "face");
+  g_assert_cmpint (json_object_get_int_member (region, "x"), ==, 175);
+  g_assert_cmpint (json_object_get_int_member (region, "h"), ==, 96);
+  JsonObject *best =
+      json_array_get_object_element (json_object_get_array_member (region,
+                                         "neighbors"),
+          0);
+  g_assert_cmpint (json_object_get_int_member (best, "id"), ==, 12);
+  g_assert_cmpint (json_object_get_int_member (best, "rank"), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (best, "source"), ==,
+      "faces/e.jpg");
+  json_node_unref (root);
+
+  std::string why;
+  const auto back =
+      vs::json::parse_published_result (vs::json::published_result (r), &why);
+  g_assert_true (back.has_value ());
+  g_assert_cmpuint (back->regions.size (), ==, 1);
+  g_assert_cmpint (back->regions[0].roi_id, ==, 5);
+  g_assert_cmpstr (back->regions[0].roi_type.c_str (), ==, "face");
+  g_assert_cmpuint (back->regions[0].w, ==, 97);
+  g_assert_cmpuint (back->regions[0].neighbors.size (), ==, 2);
+  g_assert_cmpint (back->regions[0].neighbors[1].item.id, ==, 4);
+  g_assert_cmpstr (back->regions[0].metric.c_str (), ==, "ip");
+
+  const std::pair<const char *, const char *> bad[] = {
+      {"{\"schema\": \"visualsearch-result/1\", \"source\": \"a\", "
+       "\"frame\": 1, \"wall_time_us\": 1, \"regions\": {}}",
+          "\"regions\" is missing or not an array"},
+      {"{\"schema\": \"visualsearch-result/1\", \"source\": \"a\", "
+       "\"frame\": 1, \"wall_time_us\": 1, \"regions\": [{\"roi_id\": 0, "
+       "\"roi_type\": \"face\", \"x\": -1, \"y\": 0, \"w\": 1, \"h\": 1, "
+       "\"metric\": \"ip\", \"neighbors\": []}]}",
+          "region 0: \"x\" is out of range"},
+  };
+  for (const auto &[text, says] : bad) {
+    why.clear ();
+    g_assert_false (vs::json::parse_published_result (text, &why).has_value ());
+    if (why.find (says) == std::string::npos)
+      g_error ("%s: \"%s\" does not say %s", text, why.c_str (), says);
+  }
+  gst_buffer_unref (buffer);
+}
+
 /* GET /api/sources: thumbnails only where the gallery holds the item. */
 void
 test_sources_answer ()
@@ -420,6 +499,7 @@ main (int argc, char **argv)
   g_test_add_func ("/json/live-event", test_live_event);
   g_test_add_func ("/json/published-result", test_published_result);
   g_test_add_func ("/json/parse-published-result", test_parse_published_result);
+  g_test_add_func ("/json/published-regions", test_published_regions);
   g_test_add_func ("/json/sources-answer", test_sources_answer);
   g_test_add_func ("/json/retrieval-metrics", test_retrieval_metrics);
   g_test_add_func ("/json/index-answer", test_index_answer);

@@ -268,6 +268,106 @@ GST_START_TEST (test_survives_tee_queue_chain)
 
 GST_END_TEST;
 
+/* A region's results: parameters of its ROI meta, written and read through
+ * the library, replaced rather than doubled, and carried by the ROI meta's
+ * own copy and scale. */
+GST_START_TEST (test_region_params)
+{
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, 32 * 24 * 3, NULL);
+  GstVideoRegionOfInterestMeta *roi =
+      gst_buffer_add_video_region_of_interest_meta (buf, "face", 4, 6, 10, 8);
+  const gfloat values[3] = {0.5f, -1.0f, 2.0f};
+  const gfloat again[2] = {3.0f, 4.0f};
+  GstVisualSearchNeighbor nbs[2] = {{7, 0.9f, 3, (gchar *) "cat",
+                                        (gchar *) "a.png"},
+      {9, 0.5f, -1, NULL, NULL}};
+  const gchar *model_id = NULL, *name = NULL, *source = NULL;
+  GstVisualSearchMetric metric;
+  gboolean normalized = TRUE;
+  gint64 id;
+  gfloat distance;
+  gint label;
+  guint dims, n;
+  const gfloat *got;
+  GstBuffer *copy;
+
+  fail_if (gst_visualsearch_region_get_embedding (roi, &dims) != NULL);
+  fail_unless_equals_int (dims, 0);
+  fail_if (gst_visualsearch_region_get_neighbors_info (roi, NULL, &n));
+
+  gst_visualsearch_region_set_embedding (roi, 3, values, "m1", "p1", FALSE);
+  gst_visualsearch_region_set_embedding (roi, 2, again, "m2", "p2", FALSE);
+  fail_unless_equals_int (g_list_length (roi->params), 1);
+  got = gst_visualsearch_region_get_embedding (roi, &dims);
+  fail_unless (got != NULL);
+  fail_unless_equals_int (dims, 2);
+  fail_unless (got[0] == 3.0f && got[1] == 4.0f);
+  fail_unless (gst_visualsearch_region_get_embedding_info (roi, &model_id, NULL,
+      &normalized));
+  fail_unless_equals_string (model_id, "m2");
+  fail_if (normalized);
+
+  gst_visualsearch_region_set_neighbors (roi,
+      GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 2, nbs);
+  fail_unless (gst_visualsearch_region_get_neighbors_info (roi, &metric, &n));
+  fail_unless_equals_int (metric, GST_VISUALSEARCH_METRIC_INNER_PRODUCT);
+  fail_unless_equals_int (n, 2);
+  fail_unless (gst_visualsearch_region_get_neighbor (roi, 0, &id, &distance,
+      &label, &name, &source));
+  fail_unless_equals_int64 (id, 7);
+  fail_unless (distance == 0.9f);
+  fail_unless_equals_int (label, 3);
+  fail_unless_equals_string (name, "cat");
+  fail_unless_equals_string (source, "a.png");
+  fail_unless (gst_visualsearch_region_get_neighbor (roi, 1, &id, NULL, &label,
+      &name, NULL));
+  fail_unless_equals_int64 (id, 9);
+  fail_unless (name == NULL);
+  fail_if (gst_visualsearch_region_get_neighbor (roi, 2, &id, NULL, NULL, NULL,
+      NULL));
+
+  copy = gst_buffer_copy (buf);
+  roi = gst_buffer_get_video_region_of_interest_meta (copy);
+  fail_unless (roi != NULL);
+  got = gst_visualsearch_region_get_embedding (roi, &dims);
+  fail_unless (got != NULL && dims == 2 && got[1] == 4.0f,
+      "a copied region lost its embedding");
+  fail_unless (gst_visualsearch_region_get_neighbor (roi, 0, &id, NULL, NULL,
+      NULL, &source));
+  fail_unless_equals_int64 (id, 7);
+  fail_unless_equals_string (source, "a.png");
+  gst_buffer_unref (copy);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+/* A malformed parameter of the right name reads as none, never as garbage. */
+GST_START_TEST (test_region_malformed_params)
+{
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, 16, NULL);
+  GstVideoRegionOfInterestMeta *roi =
+      gst_buffer_add_video_region_of_interest_meta (buf, "face", 0, 0, 2, 2);
+  GBytes *short_bytes = g_bytes_new ("abc", 3);
+  guint dims, n;
+
+  gst_video_region_of_interest_meta_add_param (roi,
+      gst_structure_new (GST_VISUALSEARCH_REGION_EMBEDDING_PARAM, "dims",
+          G_TYPE_UINT, 4, "values", G_TYPE_BYTES, short_bytes, NULL));
+  gst_video_region_of_interest_meta_add_param (roi,
+      gst_structure_new (GST_VISUALSEARCH_REGION_NEIGHBORS_PARAM, "metric",
+          G_TYPE_STRING, "ip", NULL));
+  fail_unless (gst_visualsearch_region_get_embedding (roi, &dims) == NULL);
+  fail_unless_equals_int (dims, 0);
+  fail_if (gst_visualsearch_region_get_neighbors_info (roi, NULL, &n));
+  fail_if (gst_visualsearch_region_get_neighbor (roi, 0, NULL, NULL, NULL, NULL,
+      NULL));
+  g_bytes_unref (short_bytes);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
 static Suite *
 meta_suite (void)
 {
@@ -285,6 +385,8 @@ meta_suite (void)
   tcase_add_test (tc, test_unknown_transform_keeps_only_the_sample);
   tcase_add_test (tc, test_survives_videoscale);
   tcase_add_test (tc, test_survives_tee_queue_chain);
+  tcase_add_test (tc, test_region_params);
+  tcase_add_test (tc, test_region_malformed_params);
   return s;
 }
 

@@ -620,6 +620,85 @@ GST_START_TEST (test_catalog_thumbnails)
 
 GST_END_TEST;
 
+/* A region with neighbours gets a green outline and its best match's tile
+ * below it; nothing far from both changes, in packed and planar layouts. A
+ * region without neighbours leaves the frame untouched. */
+static void
+check_region (const char *format)
+{
+  GstVideoInfo info;
+  gchar *caps = g_strdup_printf ("video/x-raw,format=%s,width=%d,height=%d,"
+                                 "framerate=30/1",
+      format, kWidth, kHeight);
+  GstCaps *c = gst_caps_from_string (caps);
+  fail_unless (gst_video_info_from_caps (&info, c));
+  gst_caps_unref (c);
+
+  GstHarness *h = gst_harness_new ("searchoverlay");
+  g_object_set (h->element, "thumb-size", kThumb, NULL);
+  gst_harness_set_caps_str (h, caps, caps);
+  g_free (caps);
+
+  GstBuffer *input = grey_frame (&info);
+  GstBuffer *reference = gst_buffer_copy_deep (input);
+  GstVisualSearchNeighbor nb = {0, 0.875f, 3, (gchar *) "red",
+      (gchar *) red_png.c_str ()};
+  GstVideoRegionOfInterestMeta *roi =
+      gst_buffer_add_video_region_of_interest_meta (input, "face", 100, 40, 60,
+          50);
+  gst_visualsearch_region_set_neighbors (roi,
+      GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 1, &nb);
+  /* Outside the frame: nothing of it is drawn, no error. */
+  roi = gst_buffer_add_video_region_of_interest_meta (input, "face", 4000, 10,
+      20, 20);
+  gst_visualsearch_region_set_neighbors (roi,
+      GST_VISUALSEARCH_METRIC_INNER_PRODUCT, 1, &nb);
+  GstBuffer *out = gst_harness_push_and_pull (h, input);
+
+  const cv::Mat before = to_rgb (&info, reference);
+  const cv::Mat after = to_rgb (&info, out);
+  /* The box's outline, on each side. */
+  for (const cv::Point &p : {cv::Point (130, 40), cv::Point (130, 89),
+           cv::Point (100, 60), cv::Point (159, 60)}) {
+    const cv::Vec3b &px = after.at<cv::Vec3b> (p);
+    fail_unless (px[1] > 150 && px[0] < 120 && px[2] < 160,
+        "%s: no green outline at %d,%d (%d,%d,%d)", format, p.x, p.y, px[0],
+        px[1], px[2]);
+  }
+  /* The best match's red thumbnail, below the box. */
+  const cv::Mat below = after (cv::Rect (96, 90, 100, 150));
+  fail_unless (count_color (below, 255, 0, 0) >= kThumb * kThumb * 8 / 10,
+      "%s: the best match's thumbnail is not below the region", format);
+  /* Far from the box and its tile nothing changed (a 4-pixel margin for
+   * chroma and antialiasing). */
+  const cv::Rect touched (94, 36, 70 + 4 * kThumb, kHeight - 36);
+  for (int y = 0; y < kHeight; y += 2)
+    for (int x = 0; x < kWidth; x += 2)
+      if (!touched.contains (cv::Point (x, y)))
+        fail_unless (after.at<cv::Vec3b> (y, x) == before.at<cv::Vec3b> (y, x),
+            "%s: pixel %d,%d changed away from the region", format, x, y);
+
+  /* Regions without neighbours: the frame passes untouched, not copied. */
+  GstBuffer *plain = grey_frame (&info);
+  gst_buffer_add_video_region_of_interest_meta (plain, "face", 10, 10, 40, 40);
+  GstBuffer *plain_out = gst_harness_push_and_pull (h, gst_buffer_ref (plain));
+  fail_unless (plain_out == plain);
+  gst_buffer_unref (plain_out);
+  gst_buffer_unref (plain);
+
+  gst_buffer_unref (out);
+  gst_buffer_unref (reference);
+  gst_harness_teardown (h);
+}
+
+GST_START_TEST (test_regions)
+{
+  for (const char *format : {"RGB", "BGRx", "I420", "NV12"})
+    check_region (format);
+}
+
+GST_END_TEST;
+
 static Suite *
 searchoverlay_suite (void)
 {
@@ -629,6 +708,7 @@ searchoverlay_suite (void)
   tcase_add_checked_fixture (tc, setup, teardown);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_formats);
+  tcase_add_test (tc, test_regions);
   tcase_add_test (tc, test_positions);
   tcase_add_test (tc, test_frame_too_small);
   tcase_add_test (tc, test_persist);

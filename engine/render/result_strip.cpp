@@ -13,7 +13,8 @@ namespace {
 const cv::Scalar kBackground(24, 24, 24);
 const cv::Scalar kBlankTile(90, 90, 90);
 const cv::Scalar kText(255, 255, 255);
-const cv::Scalar kNotice(255, 170, 60);  // RGB orange
+const cv::Scalar kNotice(255, 170, 60);    // RGB orange
+const cv::Scalar kRegionBox(40, 220, 90);  // RGB green
 const int kFont = cv::FONT_HERSHEY_SIMPLEX;
 
 struct Layout {
@@ -168,6 +169,41 @@ cv::Rect ResultStrip::draw_notice(const std::string& text, int thumb_size, Strip
               cv::Point(l.gap, l.gap + size.height + 1), kFont, scale, kNotice, 1, cv::LINE_AA);
   const cv::Rect where(0, y, w, h);
   write(notice_, where, frame);
+  return where;
+}
+
+cv::Rect ResultStrip::draw_region(const cv::Rect& box, const StripTile& best, int thumb_size,
+                                  const FrameView& frame) {
+  // Even sizes and offsets keep chroma-subsampled layouts aligned.
+  const cv::Rect inside(0, 0, even_down(frame.width), even_down(frame.height));
+  const cv::Rect clipped = box & inside;
+  if (clipped.empty()) return {};
+  const int x0 = even_down(clipped.x);
+  const int y0 = even_down(clipped.y);
+  const int x1 = even_down(clipped.x + clipped.width);
+  const int y1 = even_down(clipped.y + clipped.height);
+  const int t = 2;
+  if (x1 - x0 >= 2 * t && y1 - y0 >= 2 * t) {
+    for (const cv::Rect& side : {cv::Rect(x0, y0, x1 - x0, t), cv::Rect(x0, y1 - t, x1 - x0, t),
+                                 cv::Rect(x0, y0, t, y1 - y0), cv::Rect(x1 - t, y0, t, y1 - y0)}) {
+      edge_.create(side.height, side.width, CV_8UC3);
+      edge_.setTo(kRegionBox);
+      write(edge_, side, frame);
+    }
+  }
+
+  const Layout l = layout_for(thumb_size);
+  one_.assign(1, best);
+  render(l, one_, 1, thumb_size, false, &card_);
+  const int w = even_down(card_.cols);
+  const int h = even_down(card_.rows);
+  if (w > inside.width || h > inside.height) return {};
+  int y = y1;
+  if (y + h > inside.height) y = even_down(y0 - h);
+  if (y < 0) y = inside.height - h;
+  const int x = std::clamp(x0, 0, inside.width - w);
+  const cv::Rect where(x, y, w, h);
+  write(card_, where, frame);
   return where;
 }
 

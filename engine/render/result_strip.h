@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 // The strip searchoverlay draws: one tile per neighbour (thumbnail, label,
 // score) along an edge of the frame, rendered in RGB and written into the
-// frame's own pixel layout.
+// frame's own pixel layout; and, for a detected region, its box with the
+// tile of its best match beside it.
 #pragma once
 
 #include <opencv2/core.hpp>
@@ -58,12 +59,24 @@ class ResultStrip {
   cv::Rect draw_notice(const std::string& text, int thumb_size, StripEdge strip_edge,
                        const FrameView& frame);
 
+  // Outlines box (clipped to the frame, 2 pixels wide, in green) and draws
+  // best's tile below it, or above it when there is no room below, or along
+  // the frame's bottom when neither has room, moved sideways to stay in the
+  // frame. Returns the rectangle of the tile: empty, with nothing drawn, when
+  // the box lies outside the frame; empty, with the outline drawn, when the
+  // frame is too small for a tile.
+  cv::Rect draw_region(const cv::Rect& box, const StripTile& best, int thumb_size,
+                       const FrameView& frame);
+
  private:
   void write(const cv::Mat& rgb, const cv::Rect& where, const FrameView& frame);
 
   // Reused from frame to frame.
   cv::Mat strip_;
   cv::Mat notice_;
+  cv::Mat card_;
+  cv::Mat edge_;
+  std::vector<StripTile> one_;
   cv::Mat converted_;
 };
 

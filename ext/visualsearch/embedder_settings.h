@@ -23,6 +23,10 @@
  * activation ranges, as vs::EmbeddingEngine::int8_activations() gives them):
  * quantization changes the embeddings, so queries must be quantized alike.
  * Older records lack both, as do those of fp32 and bf16, which embed alike.
+ * An embedder that embeds regions (roi-types) adds roi-types (string): the
+ * index then holds regions, `embedder index=` adopts roi-types unless set,
+ * and faisssearch refuses frames as its queries (and regions as queries of
+ * an index whose record lacks it).
  */
 #ifndef __VISUALSEARCH_EMBEDDER_SETTINGS_H__
 #define __VISUALSEARCH_EMBEDDER_SETTINGS_H__

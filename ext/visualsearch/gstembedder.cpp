@@ -10,6 +10,18 @@
  * (#GstEmbedder:inference-interval) or, when downstream is late, skipped by
  * QoS.
  *
+ * With #GstEmbedder:roi-types, it embeds regions instead of whole frames:
+ * each #GstVideoRegionOfInterestMeta of those types that an upstream
+ * detector attached (facedetect's "face", for one) is cropped, grown by
+ * #GstEmbedder:roi-margin and clipped to the frame, preprocessed exactly as a
+ * frame would be, and embedded in batches of #GstEmbedder:batch-size regions
+ * gathered across frames. Each region's embedding is attached to its ROI meta
+ * as the parameter "visualsearch-embedding" (see
+ * gst_visualsearch_region_get_embedding()); regions smaller than
+ * #GstEmbedder:roi-min-size are left out, and so are empty ones and ones
+ * outside the frame (with a warning). Frames without such regions pass
+ * untouched.
+ *
  * Once its caps are set it announces the settings that define its embedding
  * space downstream (see embedder_settings.h); faissindexer records them in
  * the catalog. With #GstEmbedder:index the element adopts the settings
@@ -34,6 +46,11 @@
  *     faisssearch index=g.faiss ! fakesink
  * ]|
  * |[
+ * gst-launch-1.0 v4l2src ! videoconvert ! facedetect display=false ! \
+ *     embedder roi-types=face roi-margin=0.2 ! faisssearch index=faces.faiss ! \
+ *     fakesink
+ * ]|
+ * |[
  * gst-launch-1.0 gallerysrc location=photos/ ! embedder precision=int8 \
  *     calibration-location=photos/ batch-size=16 ! faissindexer location=g.faiss
  * ]|
@@ -49,6 +66,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -82,6 +100,14 @@ GST_DEBUG_CATEGORY_STATIC (gst_embedder_debug);
 #define DEFAULT_INDEX NULL
 #define DEFAULT_CALIBRATION_LOCATION NULL
 #define DEFAULT_CALIBRATION_IMAGES 64
+#define DEFAULT_ROI_TYPES NULL
+#define DEFAULT_ROI_MARGIN 0.0
+#define MAX_ROI_MARGIN 4.0
+#define DEFAULT_ROI_MIN_SIZE 16
+
+/* Regions embedded per frame at most: a detector gone wrong (thousands of
+ * boxes) costs a bounded time per frame, with a warning. */
+static constexpr size_t kMaxRegionsPerFrame = 256;
 
 enum
 {
@@ -102,17 +128,38 @@ enum
   PROP_INDEX,
   PROP_CALIBRATION_LOCATION,
   PROP_CALIBRATION_IMAGES,
+  PROP_ROI_TYPES,
+  PROP_ROI_MARGIN,
+  PROP_ROI_MIN_SIZE,
   PROP_FRAMES_EMBEDDED,
   PROP_FRAMES_SKIPPED,
   PROP_MEAN_INFERENCE_MS,
   PROP_ACTIVE_PRECISION,
+  PROP_REGIONS_EMBEDDED,
 };
 
-/* A frame held back until its batch has run. */
-struct HeldBuffer
+/* What a row of the engine's pending batch embeds: a whole frame (roi
+ * null), or a region of it. The region is named by its meta, not its id:
+ * detectors leave ids at 0 (facedetect does). The meta stays where it is
+ * while the element holds the writable buffer. */
+struct PendingRow
 {
   GstBuffer *buffer;
-  bool embed;
+  GstVideoRegionOfInterestMeta *roi;
+};
+
+/* Which regions roi-types asks for: none (whole frames), some types, or all. */
+struct RoiFilter
+{
+  bool regions = false;
+  bool all = false;
+  std::vector<GQuark> types;
+
+  bool wants (GQuark type) const
+  {
+    return all
+        || std::find (types.begin (), types.end (), type) != types.end ();
+  }
 };
 
 /* The C++ state of a stream: created in start, destroyed in stop. start(),
@@ -134,9 +181,21 @@ struct EmbedderState
   GstVideoInfo rgb_info;
   std::vector<uint8_t> rgb;
 
-  /* Frames waiting for the batch, in arrival order, and frames ready to go. */
-  std::deque<HeldBuffer> held;
+  /* Frames waiting for the batch, in arrival order, and frames ready to go;
+   * the frame or region of each row of the engine's pending batch. */
+  std::deque<GstBuffer *> held;
   std::deque<GstBuffer *> ready;
+  std::vector<PendingRow> rows;
+
+  /* roi-types, roi-margin and roi-min-size, read at start. */
+  RoiFilter roi_filter;
+  double roi_margin = DEFAULT_ROI_MARGIN;
+  guint roi_min_size = DEFAULT_ROI_MIN_SIZE;
+  /* Whether the user was told of regions clipped to the frame, regions with
+   * nothing left inside it, and frames with more than kMaxRegionsPerFrame. */
+  bool warned_clipped = false;
+  bool warned_outside = false;
+  bool warned_too_many = false;
 
   bool normalized = true;
   /* False when the caps' frames are too elongated for the resize: they pass
@@ -152,9 +211,10 @@ struct EmbedderState
 
   void drop_buffers ()
   {
-    for (HeldBuffer &h : held)
-      gst_buffer_unref (h.buffer);
+    for (GstBuffer *b : held)
+      gst_buffer_unref (b);
     held.clear ();
+    rows.clear ();
     for (GstBuffer *b : ready)
       gst_buffer_unref (b);
     ready.clear ();
@@ -189,6 +249,9 @@ struct _GstEmbedder
   gchar *index;
   gchar *calibration_location;
   guint calibration_images;
+  gchar *roi_types;
+  gdouble roi_margin;
+  guint roi_min_size;
   /* Bit 1 << PROP_x for each property the application set: those must agree
    * with the index, the others are adopted from it. */
   guint explicit_props;
@@ -196,6 +259,7 @@ struct _GstEmbedder
   gboolean adopting;
   guint64 frames_embedded;
   guint64 frames_skipped;
+  guint64 regions_embedded;
   /* Milliseconds spent preprocessing and running the model since start. */
   double busy_ms;
   /* Frames due before this running time go without embedding; set from
@@ -379,7 +443,8 @@ gst_embedder_class_init (GstEmbedderClass *klass)
           "was, with the model, weights, seed, input-size, resize, mean, std "
           "and normalize its catalog records (index + \".db\"). Those set "
           "here too must agree with the index (files by identity), or the "
-          "element fails to start; the others are taken from the index",
+          "element fails to start; the others are taken from the index, "
+          "roi-types too for an index of regions",
           DEFAULT_INDEX, rw));
   g_object_class_install_property (gobject_class, PROP_CALIBRATION_LOCATION,
       g_param_spec_string ("calibration-location", "Calibration location",
@@ -394,15 +459,46 @@ gst_embedder_class_init (GstEmbedderClass *klass)
           "precision=int8: how many images of calibration-location to "
           "calibrate on (each costs two fp32 passes at start)",
           1, 4096, DEFAULT_CALIBRATION_IMAGES, rw));
+  g_object_class_install_property (gobject_class, PROP_ROI_TYPES,
+      g_param_spec_string ("roi-types", "ROI types",
+          "Embed regions instead of whole frames: a comma-separated list of "
+          "the GstVideoRegionOfInterestMeta types to embed (e.g. \"face\" "
+          "from facedetect), or \"*\" for every region. Each region is "
+          "cropped (see roi-margin, roi-min-size), preprocessed exactly as a "
+          "frame, batched with batch-size regions across frames, and its "
+          "embedding attached to its ROI meta as the parameter "
+          "\"visualsearch-embedding\"; such frames get no frame embedding. "
+          "At most 256 regions per frame are embedded (a warning says when "
+          "more come). Unset or empty: whole frames",
+          DEFAULT_ROI_TYPES, rw));
+  g_object_class_install_property (gobject_class, PROP_ROI_MARGIN,
+      g_param_spec_double ("roi-margin", "ROI margin",
+          "roi-types: the fraction of a region's width (height) added to its "
+          "left and right (top and bottom) before cropping; the crop is "
+          "clipped to the frame",
+          0.0, MAX_ROI_MARGIN, DEFAULT_ROI_MARGIN, rw));
+  g_object_class_install_property (gobject_class, PROP_ROI_MIN_SIZE,
+      g_param_spec_uint ("roi-min-size", "ROI minimum size",
+          "roi-types: regions whose shorter side, once clipped to the frame, "
+          "is below this many pixels are not embedded",
+          1, G_MAXINT, DEFAULT_ROI_MIN_SIZE, rw));
   g_object_class_install_property (gobject_class, PROP_FRAMES_EMBEDDED,
       g_param_spec_uint64 ("frames-embedded", "Frames embedded",
-          "Frames that received an embedding since the element started", 0,
-          G_MAXUINT64, 0, ro));
+          "Frames that received an embedding since the element started "
+          "(with roi-types: frames of which at least one region was "
+          "embedded)",
+          0, G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_REGIONS_EMBEDDED,
+      g_param_spec_uint64 ("regions-embedded", "Regions embedded",
+          "roi-types: regions that received an embedding since the element "
+          "started",
+          0, G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_FRAMES_SKIPPED,
       g_param_spec_uint64 ("frames-skipped", "Frames skipped",
           "Frames passed without an embedding (inference-interval, QoS when "
           "downstream is late, frames too elongated for resize, or a model "
-          "that made a NaN or infinite embedding)",
+          "that made a NaN or infinite embedding; with roi-types, frames "
+          "without a region to embed)",
           0, G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_ACTIVE_PRECISION,
       g_param_spec_enum ("active-precision", "Active precision",
@@ -463,6 +559,9 @@ gst_embedder_init (GstEmbedder *self)
   self->index = g_strdup (DEFAULT_INDEX);
   self->calibration_location = g_strdup (DEFAULT_CALIBRATION_LOCATION);
   self->calibration_images = DEFAULT_CALIBRATION_IMAGES;
+  self->roi_types = g_strdup (DEFAULT_ROI_TYPES);
+  self->roi_margin = DEFAULT_ROI_MARGIN;
+  self->roi_min_size = DEFAULT_ROI_MIN_SIZE;
   self->active_precision = -1;
   self->qos_earliest = GST_CLOCK_TIME_NONE;
 
@@ -482,6 +581,7 @@ gst_embedder_finalize (GObject *object)
   g_free (self->device);
   g_free (self->index);
   g_free (self->calibration_location);
+  g_free (self->roi_types);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -568,6 +668,16 @@ gst_embedder_set_property (GObject *object, guint prop_id, const GValue *value,
     case PROP_CALIBRATION_IMAGES:
       self->calibration_images = g_value_get_uint (value);
       break;
+    case PROP_ROI_TYPES:
+      g_free (self->roi_types);
+      self->roi_types = g_value_dup_string (value);
+      break;
+    case PROP_ROI_MARGIN:
+      self->roi_margin = g_value_get_double (value);
+      break;
+    case PROP_ROI_MIN_SIZE:
+      self->roi_min_size = g_value_get_uint (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -630,6 +740,18 @@ gst_embedder_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_CALIBRATION_IMAGES:
       g_value_set_uint (value, self->calibration_images);
+      break;
+    case PROP_ROI_TYPES:
+      g_value_set_string (value, self->roi_types);
+      break;
+    case PROP_ROI_MARGIN:
+      g_value_set_double (value, self->roi_margin);
+      break;
+    case PROP_ROI_MIN_SIZE:
+      g_value_set_uint (value, self->roi_min_size);
+      break;
+    case PROP_REGIONS_EMBEDDED:
+      g_value_set_uint64 (value, self->regions_embedded);
       break;
     case PROP_FRAMES_EMBEDDED:
       g_value_set_uint64 (value, self->frames_embedded);
@@ -740,6 +862,20 @@ find_contradiction (const vs::EmbeddingConfig &mine, guint set,
   return std::nullopt;
 }
 
+/* The roi-types an embedder of regions records with its settings (see
+ * announce_engine); "" for an index of whole frames. */
+static std::string
+recorded_roi_types (const std::string &text)
+{
+  std::string types;
+  if (GstStructure *s = gst_structure_from_string (text.c_str (), NULL)) {
+    if (const gchar *t = gst_structure_get_string (s, "roi-types"))
+      types = t;
+    gst_structure_free (s);
+  }
+  return types;
+}
+
 /* Takes the settings recorded for index into the properties the application
  * did not set, after checking that those it set agree with them. The
  * recorded settings, or nullopt after posting an error. */
@@ -747,6 +883,7 @@ static std::optional<EmbedderSettings>
 adopt_index_settings (GstEmbedder *self, const std::string &index)
 {
   EmbedderSettings recorded;
+  std::string roi_types;
   const std::string catalog = vs::catalog_path_for (index);
   try {
     const std::string text = vs::Catalog::load_facts (catalog).embedder_config;
@@ -763,6 +900,7 @@ adopt_index_settings (GstEmbedder *self, const std::string &index)
       return std::nullopt;
     }
     recorded = embedder_settings_from_string (text);
+    roi_types = recorded_roi_types (text);
   } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Cannot read the embedder settings of the index %s: %s",
@@ -813,6 +951,9 @@ adopt_index_settings (GstEmbedder *self, const std::string &index)
   adopt (PROP_MEAN, "mean", format_triple (c.mean).c_str ());
   adopt (PROP_STD, "std", format_triple (c.std).c_str ());
   adopt (PROP_NORMALIZE, "normalize", (gboolean) c.normalize);
+  /* A gallery of regions is searched with the regions of the same types. */
+  if (!roi_types.empty ())
+    adopt (PROP_ROI_TYPES, "roi-types", roi_types.c_str ());
   /* Queries quantized as the gallery was; precision stays free when set. */
   if (c.precision == vs::Precision::INT8)
     adopt (PROP_PRECISION, "precision",
@@ -931,6 +1072,13 @@ announce_engine (GstEmbedder *self, EmbedderState *st,
   announced.preprocessing_id = st->engine->preprocessing_id ();
   announced.dims = st->engine->dims ();
   st->settings.reset (embedder_settings_to_structure (announced));
+  /* A gallery of regions is searched with regions (faisssearch checks). */
+  if (st->roi_filter.regions) {
+    GST_OBJECT_LOCK (self);
+    gst_structure_set (st->settings.get (), "roi-types", G_TYPE_STRING,
+        self->roi_types, NULL);
+    GST_OBJECT_UNLOCK (self);
+  }
   GST_DEBUG_OBJECT (self, "announcing %" GST_PTR_FORMAT, st->settings.get ());
 
   for (const std::string &warning : st->engine->warnings ())
@@ -953,6 +1101,35 @@ announce_engine (GstEmbedder *self, EmbedderState *st,
       cpu.amx_bf16);
 }
 
+/* roi-types, roi-margin and roi-min-size into the state. */
+static void
+roi_settings (GstEmbedder *self, EmbedderState *st)
+{
+  GST_OBJECT_LOCK (self);
+  gchar **types = g_strsplit (self->roi_types ? self->roi_types : "", ",", -1);
+  st->roi_margin = self->roi_margin;
+  st->roi_min_size = self->roi_min_size;
+  GST_OBJECT_UNLOCK (self);
+
+  RoiFilter &filter = st->roi_filter;
+  for (gchar **t = types; *t; t++) {
+    g_strstrip (*t);
+    if (**t == '\0')
+      continue;
+    filter.regions = true;
+    if (g_str_equal (*t, "*"))
+      filter.all = true;
+    else
+      filter.types.push_back (g_quark_from_string (*t));
+  }
+  g_strfreev (types);
+  if (filter.regions)
+    GST_INFO_OBJECT (self,
+        "embedding regions (%s%zu types), margin %.3f, at least %u pixels",
+        filter.all ? "every type, " : "", filter.types.size (), st->roi_margin,
+        st->roi_min_size);
+}
+
 static gboolean
 gst_embedder_start (GstBaseTransform *trans)
 {
@@ -962,6 +1139,7 @@ gst_embedder_start (GstBaseTransform *trans)
   const std::string index = self->index ? self->index : "";
   self->frames_embedded = 0;
   self->frames_skipped = 0;
+  self->regions_embedded = 0;
   self->busy_ms = 0.0;
   self->qos_earliest = GST_CLOCK_TIME_NONE;
   GST_OBJECT_UNLOCK (self);
@@ -979,6 +1157,7 @@ gst_embedder_start (GstBaseTransform *trans)
   if (!st)
     return FALSE;
 
+  roi_settings (self, st.get ());
   announce_engine (self, st.get (), config);
   log_kernels (self, st.get ());
   self->state = st.release ();
@@ -1079,6 +1258,40 @@ report_unusable (GstEmbedder *self, GstBuffer *buf, bool *warned,
       ("%s", detail.c_str ()));
 }
 
+/* Attaches one row of the batch's embeddings to its frame or region; false
+ * for an embedding no search could use. */
+static bool
+attach_row (GstEmbedder *self, const PendingRow &row, const float *v)
+{
+  EmbedderState *st = self->state;
+  const guint dims = st->engine->dims ();
+
+  const size_t bad = vs::first_non_finite (v, dims);
+  if (bad < dims) {
+    gchar *detail =
+        g_strdup_printf ("value %u of %u is %f", (guint) bad, dims, v[bad]);
+    report_unusable (self, row.buffer, &st->warned_non_finite,
+        "a NaN or infinite", detail);
+    g_free (detail);
+    return false;
+  }
+  if (std::all_of (v, v + dims, [] (float x) { return x == 0.0f; })) {
+    report_unusable (self, row.buffer, &st->warned_all_zero, "an all-zero",
+        "every value is 0");
+    return false;
+  }
+  if (!row.roi) {
+    gst_buffer_add_visualsearch_embedding_meta (row.buffer, dims, v,
+        st->engine->model_id ().c_str (),
+        st->engine->preprocessing_id ().c_str (), st->normalized);
+    return true;
+  }
+  gst_visualsearch_region_set_embedding (row.roi, dims, v,
+      st->engine->model_id ().c_str (),
+      st->engine->preprocessing_id ().c_str (), st->normalized);
+  return true;
+}
+
 /* Runs the pending batch and releases every held frame, in order. */
 static bool
 run_batch (GstEmbedder *self)
@@ -1094,54 +1307,41 @@ run_batch (GstEmbedder *self)
       values = st->engine->run ();
     } catch (const std::exception &e) {
       VS_ELEMENT_ERROR (self, e,
-          ("Embedding a batch of %u frames failed: %s", (guint) n, e.what ()),
+          ("Embedding a batch of %u %s failed: %s", (guint) n,
+              st->roi_filter.regions ? "regions" : "frames", e.what ()),
           (NULL));
       ok = false;
     }
     const std::chrono::duration<double, std::milli> took =
         std::chrono::steady_clock::now () - t0;
-    GST_LOG_OBJECT (self, "embedded %u frames in %.1f ms", (guint) n,
-        took.count ());
+    GST_LOG_OBJECT (self, "embedded %u %s in %.1f ms", (guint) n,
+        st->roi_filter.regions ? "regions" : "frames", took.count ());
     if (st->engine->kernels_degraded ())
       log_kernels (self, st);
 
     const guint dims = st->engine->dims ();
-    size_t row = 0;
-    guint64 unusable = 0;
-    for (HeldBuffer &h : st->held) {
-      if (!h.embed || !ok)
-        continue;
-      const float *v = &values[row++ * dims];
-      const size_t bad = vs::first_non_finite (v, dims);
-      if (bad < dims) {
-        gchar *detail =
-            g_strdup_printf ("value %u of %u is %f", (guint) bad, dims, v[bad]);
-        report_unusable (self, h.buffer, &st->warned_non_finite,
-            "a NaN or infinite", detail);
-        g_free (detail);
+    guint64 frames = 0, regions = 0, unusable = 0;
+    for (size_t row = 0; ok && row < st->rows.size (); row++) {
+      const PendingRow &r = st->rows[row];
+      if (!attach_row (self, r, &values[row * dims]))
         unusable++;
-        continue;
-      }
-      if (std::all_of (v, v + dims, [] (float x) { return x == 0.0f; })) {
-        report_unusable (self, h.buffer, &st->warned_all_zero, "an all-zero",
-            "every value is 0");
-        unusable++;
-        continue;
-      }
-      gst_buffer_add_visualsearch_embedding_meta (h.buffer, dims, v,
-          st->engine->model_id ().c_str (),
-          st->engine->preprocessing_id ().c_str (), st->normalized);
+      else if (!r.roi)
+        frames++;
+      else
+        regions++;
     }
+    st->rows.clear ();
     GST_OBJECT_LOCK (self);
     self->busy_ms += took.count ();
-    if (ok) {
-      self->frames_embedded += n - unusable;
+    self->regions_embedded += regions;
+    if (!st->roi_filter.regions) {
+      self->frames_embedded += frames;
       self->frames_skipped += unusable;
     }
     GST_OBJECT_UNLOCK (self);
   }
-  for (HeldBuffer &h : st->held)
-    st->ready.push_back (h.buffer);
+  for (GstBuffer *b : st->held)
+    st->ready.push_back (b);
   st->held.clear ();
   return ok;
 }
@@ -1272,59 +1472,92 @@ too_late (GstEmbedder *self, GstBuffer *buf)
   return true;
 }
 
-/* Preprocesses one frame into the engine's pending batch. */
-static bool
-add_frame (GstEmbedder *self, GstBuffer *buf)
-{
-  EmbedderState *st = self->state;
-  GstVideoFrame frame;
-
-  if (!gst_video_frame_map (&frame, &st->info, buf, GST_MAP_READ)) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Cannot read a video frame."),
-        ("gst_video_frame_map failed for %" GST_PTR_FORMAT, buf));
-    return false;
-  }
-
-  vs::ImageView view;
-  view.width = GST_VIDEO_FRAME_WIDTH (&frame);
-  view.height = GST_VIDEO_FRAME_HEIGHT (&frame);
-  GstVideoFrame rgb;
-  bool have_rgb = false;
-  if (st->converter) {
+/* A frame mapped for reading as packed RGB: in place, or converted from YUV
+ * into the state's buffer. Unmapped when it goes out of scope. */
+class MappedFrame {
+public:
+  MappedFrame (GstEmbedder *self, GstBuffer *buf) : st_ (self->state)
+  {
+    if (!gst_video_frame_map (&frame_, &st_->info, buf, GST_MAP_READ)) {
+      GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Cannot read a video frame."),
+          ("gst_video_frame_map failed for %" GST_PTR_FORMAT, buf));
+      return;
+    }
+    have_frame_ = true;
+    view_.width = GST_VIDEO_FRAME_WIDTH (&frame_);
+    view_.height = GST_VIDEO_FRAME_HEIGHT (&frame_);
+    if (!st_->converter) {
+      const GstVideoFormatInfo *finfo = frame_.info.finfo;
+      view_.data =
+          static_cast<const uint8_t *> (GST_VIDEO_FRAME_PLANE_DATA (&frame_,
+              0));
+      view_.stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame_, 0);
+      view_.pixel_stride = GST_VIDEO_FRAME_COMP_PSTRIDE (&frame_, 0);
+      for (guint c = 0; c < 3; c++)
+        view_.offsets[c] = GST_VIDEO_FORMAT_INFO_IS_GRAY (finfo)
+            ? 0
+            : GST_VIDEO_FRAME_COMP_POFFSET (&frame_, c);
+      return;
+    }
     GstBuffer *wrapped =
         gst_buffer_new_wrapped_full (static_cast<GstMemoryFlags> (0),
-            st->rgb.data (), st->rgb.size (), 0, st->rgb.size (), NULL, NULL);
-    have_rgb =
-        gst_video_frame_map (&rgb, &st->rgb_info, wrapped, GST_MAP_WRITE);
+            st_->rgb.data (), st_->rgb.size (), 0, st_->rgb.size (), NULL,
+            NULL);
+    have_rgb_ =
+        gst_video_frame_map (&rgb_, &st_->rgb_info, wrapped, GST_MAP_WRITE);
     gst_buffer_unref (wrapped);
-    if (!have_rgb) {
-      gst_video_frame_unmap (&frame);
+    if (!have_rgb_) {
       GST_ELEMENT_ERROR (self, CORE, FAILED, ("Cannot convert to RGB."),
           (NULL));
-      return false;
+      return;
     }
-    gst_video_converter_frame (st->converter.get (), &frame, &rgb);
-    view.data =
-        static_cast<const uint8_t *> (GST_VIDEO_FRAME_PLANE_DATA (&rgb, 0));
-    view.stride = GST_VIDEO_FRAME_PLANE_STRIDE (&rgb, 0);
-    view.pixel_stride = 3;
-    view.offsets = {{0, 1, 2}};
-  } else {
-    const GstVideoFormatInfo *finfo = frame.info.finfo;
-    view.data =
-        static_cast<const uint8_t *> (GST_VIDEO_FRAME_PLANE_DATA (&frame, 0));
-    view.stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
-    view.pixel_stride = GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, 0);
-    for (guint c = 0; c < 3; c++)
-      view.offsets[c] = GST_VIDEO_FORMAT_INFO_IS_GRAY (finfo)
-          ? 0
-          : GST_VIDEO_FRAME_COMP_POFFSET (&frame, c);
+    gst_video_converter_frame (st_->converter.get (), &frame_, &rgb_);
+    view_.data =
+        static_cast<const uint8_t *> (GST_VIDEO_FRAME_PLANE_DATA (&rgb_, 0));
+    view_.stride = GST_VIDEO_FRAME_PLANE_STRIDE (&rgb_, 0);
+    view_.pixel_stride = 3;
+    view_.offsets = {{0, 1, 2}};
   }
 
+  ~MappedFrame ()
+  {
+    if (have_rgb_)
+      gst_video_frame_unmap (&rgb_);
+    if (have_frame_)
+      gst_video_frame_unmap (&frame_);
+  }
+
+  MappedFrame (const MappedFrame &) = delete;
+  MappedFrame &operator= (const MappedFrame &) = delete;
+
+  bool ok () const
+  {
+    return have_frame_ && (have_rgb_ || !st_->converter);
+  }
+
+  const vs::ImageView &view () const
+  {
+    return view_;
+  }
+
+private:
+  EmbedderState *st_;
+  GstVideoFrame frame_;
+  GstVideoFrame rgb_;
+  bool have_frame_ = false;
+  bool have_rgb_ = false;
+  vs::ImageView view_;
+};
+
+/* Preprocesses an image (a frame, or a region's crop of it) into the
+ * engine's pending batch. */
+static bool
+add_view (GstEmbedder *self, const vs::ImageView &view)
+{
   bool ok = true;
   const auto t0 = std::chrono::steady_clock::now ();
   try {
-    st->engine->add (view);
+    self->state->engine->add (view);
   } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e, ("Cannot preprocess a frame."),
         ("%s", e.what ()));
@@ -1335,11 +1568,154 @@ add_frame (GstEmbedder *self, GstBuffer *buf)
   GST_OBJECT_LOCK (self);
   self->busy_ms += took.count ();
   GST_OBJECT_UNLOCK (self);
-
-  if (have_rgb)
-    gst_video_frame_unmap (&rgb);
-  gst_video_frame_unmap (&frame);
   return ok;
+}
+
+/* Preprocesses one frame into the engine's pending batch. */
+static bool
+add_frame (GstEmbedder *self, GstBuffer *buf)
+{
+  MappedFrame frame (self, buf);
+  if (!frame.ok () || !add_view (self, frame.view ()))
+    return false;
+  self->state->rows.push_back ({buf, nullptr});
+  return true;
+}
+
+/* Whether a region can be embedded, and if not, why. */
+enum class RegionFit
+{
+  OK,
+  EMPTY,
+  OUTSIDE,
+  TOO_SMALL,
+  TOO_ELONGATED,
+};
+
+/* A region's box grown by the margin and clipped to the frame, in box (x, y,
+ * width, height). *clipped tells whether the box itself (before the margin)
+ * reached outside the frame. */
+static RegionFit
+region_crop (const EmbedderState *st, const GstVideoRegionOfInterestMeta *roi,
+    int width, int height, int box[4], bool *clipped)
+{
+  const double w = roi->w, h = roi->h;
+  const double x0 = roi->x - st->roi_margin * w;
+  const double y0 = roi->y - st->roi_margin * h;
+  const double x1 = roi->x + w + st->roi_margin * w;
+  const double y1 = roi->y + h + st->roi_margin * h;
+
+  *clipped = (guint64) roi->x + roi->w > (guint64) width
+      || (guint64) roi->y + roi->h > (guint64) height;
+  if (roi->w == 0 || roi->h == 0)
+    return RegionFit::EMPTY;
+  if (roi->x >= (guint) width || roi->y >= (guint) height)
+    return RegionFit::OUTSIDE;
+  box[0] = (int) std::max (0.0, std::floor (x0));
+  box[1] = (int) std::max (0.0, std::floor (y0));
+  box[2] = (int) std::min ((double) width, std::ceil (x1)) - box[0];
+  box[3] = (int) std::min ((double) height, std::ceil (y1)) - box[1];
+  if ((guint) std::min (box[2], box[3]) < st->roi_min_size)
+    return RegionFit::TOO_SMALL;
+  try {
+    st->engine->check_frame_size (box[2], box[3]);
+  } catch (const std::exception &) {
+    return RegionFit::TOO_ELONGATED;
+  }
+  return RegionFit::OK;
+}
+
+/* The first time a kind of bad region comes, a warning; then the debug log. */
+static void
+warn_region_once (GstEmbedder *self, bool *warned, const gchar *what,
+    GstBuffer *buf, const GstVideoRegionOfInterestMeta *roi)
+{
+  GST_DEBUG_OBJECT (self,
+      "region %d (%s, %u,%u %ux%u) of the frame at %" GST_TIME_FORMAT ": %s",
+      roi->id, g_quark_to_string (roi->roi_type), roi->x, roi->y, roi->w,
+      roi->h, GST_TIME_ARGS (GST_BUFFER_PTS (buf)), what);
+  if (*warned)
+    return;
+  *warned = true;
+  GST_ELEMENT_WARNING (self, STREAM, FAILED,
+      ("Region %d (%s, %u,%u %ux%u) of the %dx%d frame at %" GST_TIME_FORMAT
+       " %s; other such regions are treated alike without a warning "
+       "(GST_DEBUG=embedder:5 lists them).",
+          roi->id, g_quark_to_string (roi->roi_type), roi->x, roi->y, roi->w,
+          roi->h, GST_VIDEO_INFO_WIDTH (&self->state->info),
+          GST_VIDEO_INFO_HEIGHT (&self->state->info),
+          GST_TIME_ARGS (GST_BUFFER_PTS (buf)), what),
+      (NULL));
+}
+
+/* Crops every region roi-types asks for into the pending batch, running the
+ * batch whenever batch-size regions wait; the regions of frames before are
+ * then done, so those frames are released. How many regions went in, or -1
+ * after an error. */
+static int
+add_regions (GstEmbedder *self, GstBuffer *buf, guint batch_size)
+{
+  EmbedderState *st = self->state;
+  const int width = GST_VIDEO_INFO_WIDTH (&st->info);
+  const int height = GST_VIDEO_INFO_HEIGHT (&st->info);
+  std::optional<MappedFrame> frame;
+  int added = 0;
+  gpointer iter = NULL;
+  GstMeta *meta;
+
+  while ((meta = gst_buffer_iterate_meta_filtered (buf, &iter,
+              GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
+    if (!st->roi_filter.wants (roi->roi_type))
+      continue;
+    if ((size_t) added == kMaxRegionsPerFrame) {
+      warn_region_once (self, &st->warned_too_many,
+          "is one too many: at most 256 regions of a frame are embedded, "
+          "the others pass without an embedding",
+          buf, roi);
+      break;
+    }
+    int box[4];
+    bool clipped;
+    const RegionFit fit = region_crop (st, roi, width, height, box, &clipped);
+    if (fit == RegionFit::EMPTY || fit == RegionFit::OUTSIDE) {
+      warn_region_once (self, &st->warned_outside,
+          fit == RegionFit::EMPTY
+              ? "is empty: it passes without an embedding"
+              : "lies outside the frame: it passes without an embedding",
+          buf, roi);
+      continue;
+    }
+    if (fit != RegionFit::OK) {
+      GST_LOG_OBJECT (self, "region %d (%ux%u): not embedded, %s", roi->id,
+          roi->w, roi->h,
+          fit == RegionFit::TOO_SMALL ? "shorter than roi-min-size"
+                                      : "too elongated for resize");
+      continue;
+    }
+    if (clipped)
+      warn_region_once (self, &st->warned_clipped,
+          "reaches outside the frame: it is clipped to it", buf, roi);
+
+    if (!frame) {
+      frame.emplace (self, buf);
+      if (!frame->ok ())
+        return -1;
+    }
+    vs::ImageView crop = frame->view ();
+    crop.data += box[1] * crop.stride + box[0] * crop.pixel_stride;
+    crop.width = box[2];
+    crop.height = box[3];
+    GST_LOG_OBJECT (self, "region %d (%s): crop %d,%d %dx%d", roi->id,
+        g_quark_to_string (roi->roi_type), box[0], box[1], box[2], box[3]);
+    if (!add_view (self, crop))
+      return -1;
+    st->rows.push_back ({buf, roi});
+    added++;
+    if (st->engine->pending () >= batch_size && !run_batch (self))
+      return -1;
+  }
+  return added;
 }
 
 static GstFlowReturn
@@ -1355,7 +1731,9 @@ gst_embedder_submit_input_buffer (GstBaseTransform *trans, gboolean is_discont,
   GST_OBJECT_UNLOCK (self);
 
   const bool due = st->frame_count++ % interval == 0;
-  const bool embed = due && st->embeddable && !too_late (self, buf);
+  const bool regions = st->roi_filter.regions;
+  const bool embed =
+      due && (regions || st->embeddable) && !too_late (self, buf);
   if (!embed) {
     GST_OBJECT_LOCK (self);
     self->frames_skipped++;
@@ -1363,19 +1741,43 @@ gst_embedder_submit_input_buffer (GstBaseTransform *trans, gboolean is_discont,
     if (st->held.empty ())
       st->ready.push_back (buf);
     else
-      st->held.push_back ({buf, false});
+      st->held.push_back (buf);
     return GST_FLOW_OK;
   }
 
   /* Only the buffer's metadata changes, so this copies no pixels. */
   buf = gst_buffer_make_writable (buf);
-  if (!add_frame (self, buf)) {
-    gst_buffer_unref (buf);
+  if (!regions) {
+    if (!add_frame (self, buf)) {
+      gst_buffer_unref (buf);
+      return GST_FLOW_ERROR;
+    }
+    st->held.push_back (buf);
+    if (st->engine->pending () >= batch_size && !run_batch (self))
+      return GST_FLOW_ERROR;
+    return GST_FLOW_OK;
+  }
+
+  const int added = add_regions (self, buf, batch_size);
+  if (added < 0) {
+    /* Rows of the batch may name it: held until a flush or stop drops both. */
+    st->held.push_back (buf);
     return GST_FLOW_ERROR;
   }
-  st->held.push_back ({buf, true});
-  if (st->engine->pending () >= batch_size && !run_batch (self))
-    return GST_FLOW_ERROR;
+  GST_OBJECT_LOCK (self);
+  if (added > 0)
+    self->frames_embedded++;
+  else
+    self->frames_skipped++;
+  GST_OBJECT_UNLOCK (self);
+  /* A frame whose regions have all run (or that has none) waits only for
+   * the frames before it. */
+  st->held.push_back (buf);
+  if (st->engine->pending () == 0) {
+    for (GstBuffer *b : st->held)
+      st->ready.push_back (b);
+    st->held.clear ();
+  }
   return GST_FLOW_OK;
 }
 

@@ -9,6 +9,12 @@
  * (#GstFaissIndexer:location + ".db"). Index id N is the Nth embedding.
  * Buffers without an embedding are counted and skipped, with a warning at EOS.
  *
+ * A frame whose regions were embedded instead (embedder with
+ * #GstEmbedder:roi-types) gives one item per embedded region: the frame's
+ * label and name (the region's type without a name), its source with the
+ * box as a media fragment ("photos/a.jpg#xywh=175,64,97,97"), and the crop
+ * as its thumbnail. #GstFaissIndexer:mode update refuses regions.
+ *
  * At EOS a trainable #GstFaissIndexer:index-type (IVF, PQ, OPQ) is trained on
  * the collected vectors, then the index and the catalog are written: each to a
  * temporary file of its own in the same directory (location.tmp.PID.XXXXXX),
@@ -98,6 +104,7 @@
 #include "element_error.h"
 #include "engine_enums.h"
 #include "gallery_events.h"
+#include "region_embeddings.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_indexer_debug);
 #define GST_CAT_DEFAULT gst_faiss_indexer_debug
@@ -645,10 +652,11 @@ gst_faiss_indexer_set_caps (GstBaseSink *sink, GstCaps *caps)
   return TRUE;
 }
 
-/* The frame in buffer as a JPEG thumbnail; empty when the stream is not raw
- * video. Throws vs::Error. */
+/* The frame in buffer, or its part crop (inside the frame) when set, as a
+ * JPEG thumbnail; empty when the stream is not raw video. Throws vs::Error. */
 static std::vector<uint8_t>
-make_thumbnail (GstFaissIndexer *self, GstBuffer *buffer)
+make_thumbnail (GstFaissIndexer *self, GstBuffer *buffer,
+    const cv::Rect *crop = nullptr)
 {
   if (self->thumbnail_longer_side == 0 || !self->have_video)
     return {};
@@ -672,13 +680,15 @@ make_thumbnail (GstFaissIndexer *self, GstBuffer *buffer)
       out.info.stride[0] = static_cast<gint> (rgb.step[0]);
       out.info.offset[0] = 0;
       gst_video_converter_frame (self->to_rgb, &frame, &out);
-      jpeg = vs::encode_thumbnail (rgb, self->thumbnail_longer_side);
+      jpeg = vs::encode_thumbnail (crop ? rgb (*crop) : rgb,
+          self->thumbnail_longer_side);
     } else {
       cv::Mat rgb (GST_VIDEO_FRAME_HEIGHT (&frame),
           GST_VIDEO_FRAME_WIDTH (&frame), CV_8UC3,
           GST_VIDEO_FRAME_PLANE_DATA (&frame, 0),
           GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0));
-      jpeg = vs::encode_thumbnail (rgb, self->thumbnail_longer_side);
+      jpeg = vs::encode_thumbnail (crop ? rgb (*crop) : rgb,
+          self->thumbnail_longer_side);
     }
   } catch (...) {
     gst_video_frame_unmap (&frame);
@@ -844,16 +854,16 @@ gst_faiss_indexer_event (GstBaseSink *sink, GstEvent *event)
  * embedding: an element between embedder and faissindexer could have
  * replaced the embeddings. */
 static void
-record_embedder_settings (GstFaissIndexer *self,
-    const GstVisualSearchEmbeddingMeta *embedding)
+record_embedder_settings (GstFaissIndexer *self, const gchar *embedding_model,
+    const gchar *embedding_preprocessing)
 {
   const GstStructure *s = self->embedder_settings;
   const gchar *model_id = gst_structure_get_string (s, "model-id");
   const gchar *preprocessing_id =
       gst_structure_get_string (s, "preprocessing-id");
 
-  if (g_strcmp0 (model_id, embedding->model_id) == 0
-      && g_strcmp0 (preprocessing_id, embedding->preprocessing_id) == 0) {
+  if (g_strcmp0 (model_id, embedding_model) == 0
+      && g_strcmp0 (preprocessing_id, embedding_preprocessing) == 0) {
     gchar *text = gst_structure_to_string (s);
     self->builder->set_embedder_config (text);
     g_free (text);
@@ -864,11 +874,121 @@ record_embedder_settings (GstFaissIndexer *self,
          "preprocessing %s), so the catalog does not record them and "
          "embedder index= cannot adopt them from this index.",
             GST_STR_NULL (model_id), GST_STR_NULL (preprocessing_id),
-            GST_STR_NULL (embedding->model_id),
-            GST_STR_NULL (embedding->preprocessing_id)),
+            GST_STR_NULL (embedding_model),
+            GST_STR_NULL (embedding_preprocessing)),
         (NULL));
   }
   g_clear_pointer (&self->embedder_settings, gst_structure_free);
+}
+
+/* Adds one embedding and its item; false after posting an error. */
+static bool
+add_embedding (GstFaissIndexer *self, const gfloat *values, guint dims,
+    const gchar *model_id, const gchar *preprocessing_id,
+    const vs::CatalogItem &item)
+{
+  vs::IndexBuilder &builder = *self->builder;
+
+  if (self->embedder_settings)
+    record_embedder_settings (self, model_id, preprocessing_id);
+  try {
+    builder.add (values, static_cast<int> (dims), model_id ? model_id : "",
+        preprocessing_id ? preprocessing_id : "", item);
+  } catch (const std::exception &e) {
+    VS_ELEMENT_ERROR (self, e,
+        ("Cannot index this embedding into %s: %s",
+            builder.location ().c_str (), e.what ()),
+        (NULL));
+    return false;
+  }
+  const int64_t added = builder.added ();
+  if (added == 1)
+    post_progress (self, GST_PROGRESS_TYPE_START,
+        "indexing embeddings of " + std::to_string (dims) + " dims from "
+            + (model_id ? model_id : "an unnamed model"));
+  else if (self->progress_every > 0 && added % self->progress_every == 0)
+    post_progress (self, GST_PROGRESS_TYPE_CONTINUE,
+        "collected " + std::to_string (added) + " embeddings");
+  return true;
+}
+
+/* A frame whose regions were embedded (embedder roi-types=...) gives one
+ * item per region: the frame's label and name (the region's type when the
+ * frame has no name), its source with the box as a media fragment
+ * ("a.jpg#xywh=175,64,97,97", "clip.mp4#t=12.000&xywh=..."), and the crop as
+ * its thumbnail. *indexed says whether the frame had any. */
+static GstFlowReturn
+render_regions (GstFaissIndexer *self, GstBuffer *buffer, gboolean *indexed)
+{
+  GstVisualSearchSampleMeta *sample =
+      gst_buffer_get_visualsearch_sample_meta (buffer);
+
+  const bool ok = for_each_region_embedding (buffer,
+      [self, buffer, sample, indexed] (const RegionEmbedding &r) {
+        if (self->run_mode == GST_FAISS_INDEXER_MODE_UPDATE) {
+          GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+              ("mode=update cannot index regions (embedder roi-types=...) into "
+               "%s: an update keeps one file's items by the file, not by its "
+               "regions. Build a region index with mode=rebuild (or append).",
+                  self->builder->location ().c_str ()),
+              (NULL));
+          return false;
+        }
+        const size_t bad = vs::first_non_finite (r.values, r.dims);
+        if (bad < r.dims) {
+          GST_ELEMENT_ERROR (self, STREAM, FAILED,
+              ("The embedding of a region (%s) of the frame at "
+               "%" GST_TIME_FORMAT
+               " holds NaN or infinite values (value %u of %u is %f): refusing "
+               "to index it into %s. The model %s is broken for this input.",
+                  g_quark_to_string (r.roi->roi_type),
+                  GST_TIME_ARGS (GST_BUFFER_PTS (buffer)), (guint) bad, r.dims,
+                  r.values[bad], self->builder->location ().c_str (),
+                  GST_STR_NULL (r.model_id)),
+              (NULL));
+          return false;
+        }
+        const GstVideoRegionOfInterestMeta *roi = r.roi;
+        vs::CatalogItem item;
+        std::string source = sample && sample->source ? sample->source : "";
+        if (sample) {
+          item.label = sample->label;
+          item.label_name = sample->label_name ? sample->label_name : "";
+        }
+        if (item.label_name.empty ())
+          item.label_name = g_quark_to_string (roi->roi_type);
+        gchar *fragment = g_strdup_printf ("%sxywh=%u,%u,%u,%u",
+            source.find ('#') == std::string::npos ? "#" : "&", roi->x, roi->y,
+            roi->w, roi->h);
+        item.source = source + fragment;
+        g_free (fragment);
+
+        if (self->have_video) {
+          const cv::Rect frame_rect (0, 0, GST_VIDEO_INFO_WIDTH (&self->info),
+              GST_VIDEO_INFO_HEIGHT (&self->info));
+          const cv::Rect crop = frame_rect
+              & cv::Rect ((int) MIN (roi->x, (guint) G_MAXINT / 2),
+                  (int) MIN (roi->y, (guint) G_MAXINT / 2),
+                  (int) MIN (roi->w, (guint) G_MAXINT / 2),
+                  (int) MIN (roi->h, (guint) G_MAXINT / 2));
+          try {
+            if (!crop.empty ())
+              item.thumbnail = make_thumbnail (self, buffer, &crop);
+          } catch (const std::exception &e) {
+            VS_ELEMENT_ERROR (self, e,
+                ("Cannot make the thumbnail of a region for %s: %s",
+                    self->builder->location ().c_str (), e.what ()),
+                ("Set thumbnail-size=0 to index without thumbnails."));
+            return false;
+          }
+        }
+        if (!add_embedding (self, r.values, r.dims, r.model_id,
+                r.preprocessing_id, item))
+          return false;
+        *indexed = TRUE;
+        return true;
+      });
+  return ok ? GST_FLOW_OK : GST_FLOW_ERROR;
 }
 
 static GstFlowReturn
@@ -879,9 +999,13 @@ gst_faiss_indexer_render (GstBaseSink *sink, GstBuffer *buffer)
       gst_buffer_get_visualsearch_embedding_meta (buffer);
 
   if (embedding == NULL) {
-    GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buffer);
-    self->skipped++;
-    return GST_FLOW_OK;
+    gboolean indexed = FALSE;
+    const GstFlowReturn flow = render_regions (self, buffer, &indexed);
+    if (!indexed) {
+      GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buffer);
+      self->skipped++;
+    }
+    return flow;
   }
 
   vs::CatalogItem item;
@@ -926,29 +1050,8 @@ gst_faiss_indexer_render (GstBaseSink *sink, GstBuffer *buffer)
     return GST_FLOW_ERROR;
   }
 
-  if (self->embedder_settings)
-    record_embedder_settings (self, embedding);
-
-  try {
-    builder.add (embedding->values, static_cast<int> (embedding->dims),
-        embedding->model_id ? embedding->model_id : "",
-        embedding->preprocessing_id ? embedding->preprocessing_id : "", item);
-  } catch (const std::exception &e) {
-    VS_ELEMENT_ERROR (self, e,
-        ("Cannot index this embedding into %s: %s",
-            builder.location ().c_str (), e.what ()),
-        (NULL));
+  if (!add_embedding (self, embedding->values, embedding->dims,
+          embedding->model_id, embedding->preprocessing_id, item))
     return GST_FLOW_ERROR;
-  }
-
-  const int64_t added = builder.added ();
-  if (added == 1)
-    post_progress (self, GST_PROGRESS_TYPE_START,
-        "indexing embeddings of " + std::to_string (embedding->dims)
-            + " dims from "
-            + (embedding->model_id ? embedding->model_id : "an unnamed model"));
-  else if (self->progress_every > 0 && added % self->progress_every == 0)
-    post_progress (self, GST_PROGRESS_TYPE_CONTINUE,
-        "collected " + std::to_string (added) + " embeddings");
   return GST_FLOW_OK;
 }

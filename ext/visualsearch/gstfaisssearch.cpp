@@ -21,6 +21,18 @@
  * #GstFaissSearch:metric says which metric the index ranks by, as the
  * #GstVisualSearchMetric that faissindexer's metric property takes.
  *
+ * Regions: the #GstVideoRegionOfInterestMeta of a frame that carry an
+ * embedding (embedder with #GstEmbedder:roi-types) are searched together;
+ * each gets its neighbours as the parameter "visualsearch-neighbors" (see
+ * gst_visualsearch_region_get_neighbor()), and, unless post-messages is off,
+ * the frame posts one element message named `visualsearch-regions` with
+ * timestamp, stream-time, running-time, duration, metric and regions: an
+ * array of one `region` structure per searched region with roi-id (gint),
+ * roi-type (string), x, y, w, h (guint) and the arrays ids, distances,
+ * labels, label-names and sources, nearest first. An index of regions
+ * (its catalog records the embedder's roi-types) refuses whole-frame queries,
+ * and an index of whole frames refuses regions, each with an element error.
+ *
  * With #GstFaissSearch:max-batch above 1, frames are held and their
  * embeddings searched together (offline evaluation: retrievaleval over a test
  * set): a Flat index is read once per batch instead of once per frame, other
@@ -50,6 +62,7 @@
 
 #include "gstfaisssearch.h"
 
+#include <gst/video/video.h>
 #include <gst/visualsearch/visualsearchmeta.h>
 
 #include <chrono>
@@ -67,6 +80,7 @@
 #include "elements.h"
 #include "element_error.h"
 #include "engine_enums.h"
+#include "region_embeddings.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_faiss_search_debug);
 #define GST_CAT_DEFAULT gst_faiss_search_debug
@@ -106,6 +120,32 @@ enum
 
 static GParamSpec *metric_pspec;
 
+enum class IndexKind
+{
+  UNKNOWN,
+  FRAMES,
+  REGIONS,
+};
+
+/* The kind of the gallery's items, and the roi-types that embedded them. */
+static IndexKind
+index_kind (const vs::Gallery &gallery, std::string *roi_types)
+{
+  const std::string &config = gallery.facts ().embedder_config;
+  roi_types->clear ();
+  if (config.empty ())
+    return IndexKind::UNKNOWN;
+  GstStructure *s = gst_structure_from_string (config.c_str (), NULL);
+  if (!s)
+    return IndexKind::UNKNOWN;
+  const gchar *types = gst_structure_get_string (s, "roi-types");
+  const IndexKind kind = types ? IndexKind::REGIONS : IndexKind::FRAMES;
+  if (types)
+    *roi_types = types;
+  gst_structure_free (s);
+  return kind;
+}
+
 /* The C++ state of a stream: created in start, destroyed in stop. Only
  * start(), stop() and the streaming thread touch it, and never at the same
  * time, so it needs no lock. */
@@ -126,6 +166,12 @@ struct FaissSearchState
   /* Whether the user was told of a NaN or infinite query. */
   bool warned_non_finite = false;
 
+  /* What the index's items are, from the embedder settings its catalog
+   * records: regions (embedder roi-types, which roi_types holds), whole
+   * frames, or unknown (no record: either kind of query is searched). */
+  IndexKind kind = IndexKind::UNKNOWN;
+  std::string roi_types;
+
   /* Batching: the frames held for one search (a reference each), and
    * whether upstream is live (asked at the first frame; then none is held). */
   std::vector<GstBuffer *> held;
@@ -136,6 +182,10 @@ struct FaissSearchState
   std::vector<GstVisualSearchNeighbor> neighbors;
   std::vector<float> batch_queries;
   std::vector<std::vector<vs::Neighbor> > batch_hits;
+  /* The searched regions of a frame, their queries and hits. */
+  std::vector<GstVideoRegionOfInterestMeta *> regions;
+  std::vector<float> region_queries;
+  std::vector<std::vector<vs::Neighbor> > region_hits;
 
   void drop_held ()
   {
@@ -503,6 +553,7 @@ gst_faiss_search_start (GstBaseTransform *trans)
   }
 
   gst_faiss_search_set_metric (self, st.gallery->metric ());
+  st.kind = index_kind (*st.gallery, &st.roi_types);
   const vs::IndexFacts &facts = st.gallery->facts ();
   if (!facts.index_digest)
     GST_WARNING_OBJECT (self,
@@ -567,12 +618,36 @@ gst_faiss_search_sink_event (GstBaseTransform *trans, GstEvent *event)
 /* ------------------------------------------------------------------------ */
 /* Reload */
 
+/* What a query must share with the index: a frame's or a region's. */
+struct QueryIdentity
+{
+  const gchar *model_id;
+  const gchar *preprocessing_id;
+  guint dims;
+};
+
+/* The identity of buf's frame embedding, or else of its first embedded
+ * region; false when it has neither. */
+static bool
+query_identity (GstBuffer *buf, QueryIdentity *query)
+{
+  if (const GstVisualSearchEmbeddingMeta *emeta =
+          gst_buffer_get_visualsearch_embedding_meta (buf)) {
+    *query = {emeta->model_id, emeta->preprocessing_id, emeta->dims};
+    return true;
+  }
+  /* Stopped by the first region with an embedding. */
+  return !for_each_region_embedding (buf, [query] (const RegionEmbedding &r) {
+    *query = {r.model_id, r.preprocessing_id, r.dims};
+    return false;
+  });
+}
+
 /* Takes over the gallery a background load produced, unless it failed or was
  * built by another model than the one embedding the stream: then the stream
  * goes on with the previous index and the user gets a warning. */
 static void
-gst_faiss_search_adopt_reload (GstFaissSearch *self,
-    const GstVisualSearchEmbeddingMeta *emeta)
+gst_faiss_search_adopt_reload (GstFaissSearch *self, const QueryIdentity &query)
 {
   FaissSearchState &st = *self->state;
   vs::GalleryReload::Loaded loaded = st.reload->take ();
@@ -581,8 +656,7 @@ gst_faiss_search_adopt_reload (GstFaissSearch *self,
 
   if (gallery) {
     try {
-      gallery->check_query (emeta->model_id, emeta->preprocessing_id,
-          emeta->dims);
+      gallery->check_query (query.model_id, query.preprocessing_id, query.dims);
     } catch (const std::exception &e) {
       error = e.what ();
     }
@@ -606,6 +680,7 @@ gst_faiss_search_adopt_reload (GstFaissSearch *self,
   GST_INFO_OBJECT (self, "reloaded %s: %" G_GINT64_FORMAT " vectors",
       st.reload->index_path ().c_str (), gallery->size ());
   st.gallery = std::move (gallery);
+  st.kind = index_kind (*st.gallery, &st.roi_types);
   gst_faiss_search_set_metric (self, st.gallery->metric ());
 }
 
@@ -613,8 +688,7 @@ gst_faiss_search_adopt_reload (GstFaissSearch *self,
  * catalog) over the old ones and loads them in the background, so the stream
  * never waits for the disk. */
 static void
-gst_faiss_search_check_reload (GstFaissSearch *self,
-    const GstVisualSearchEmbeddingMeta *emeta)
+gst_faiss_search_check_reload (GstFaissSearch *self, const QueryIdentity &query)
 {
   FaissSearchState &st = *self->state;
 
@@ -627,7 +701,7 @@ gst_faiss_search_check_reload (GstFaissSearch *self,
       GST_INFO_OBJECT (self, "reloading %s", st.reload->index_path ().c_str ());
       break;
     case vs::GalleryReload::Step::Finished:
-      gst_faiss_search_adopt_reload (self, emeta);
+      gst_faiss_search_adopt_reload (self, query);
       break;
     case vs::GalleryReload::Step::Unchanged:
     case vs::GalleryReload::Step::Loading:
@@ -761,6 +835,17 @@ gst_faiss_search_accepts (GstFaissSearch *self, GstBuffer *buf,
     GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buf);
     return FALSE;
   }
+  if (st.kind == IndexKind::REGIONS) {
+    GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE,
+        ("The index %s holds regions (embedder roi-types=%s built it), but "
+         "this frame's embedding is of the whole frame. Set roi-types=%s on "
+         "the embedder (with a detector in front) to search its regions.",
+            st.reload->index_path ().c_str (), st.roi_types.c_str (),
+            st.roi_types.c_str ()),
+        (NULL));
+    *flow = GST_FLOW_ERROR;
+    return FALSE;
+  }
   try {
     st.gallery->check_query (emeta->model_id, emeta->preprocessing_id,
         emeta->dims);
@@ -821,20 +906,17 @@ gst_faiss_search_check_count (GstFaissSearch *self, GstBuffer *buf,
       (NULL));
 }
 
-/* Attaches the hits of buf's embedding as a GstVisualSearchNeighborsMeta, and posts
- * them when asked to. */
+/* The hits as the metas' neighbours, in st.neighbors. Metas and bus messages
+ * carry UTF-8 (PyGObject crashes on anything else), whatever bytes a catalog
+ * holds: repaired copies go to repaired, which must live until the metas
+ * have copied them; valid text, the usual case, is not copied. */
 static void
-gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
-    const std::vector<vs::Neighbor> &hits, const SearchSettings &settings)
+gst_faiss_search_name_neighbors (GstFaissSearch *self,
+    const std::vector<vs::Neighbor> &hits,
+    std::forward_list<std::string> &repaired)
 {
   FaissSearchState &st = *self->state;
 
-  gst_faiss_search_check_count (self, buf, hits.size (), settings);
-
-  /* Metas and bus messages carry UTF-8 (PyGObject crashes on anything else),
-   * whatever bytes a catalog holds. Repaired copies live until the meta has
-   * copied them; valid text, the usual case, is not copied. */
-  std::forward_list<std::string> repaired;
   auto utf8 = [&repaired] (const std::string &text) {
     if (vs::is_valid_utf8 (text))
       return const_cast<gchar *> (text.c_str ());
@@ -863,6 +945,19 @@ gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
     nb.source = hit.item ? utf8 (hit.item->source) : NULL;
     st.neighbors.push_back (nb);
   }
+}
+
+/* Attaches the hits of buf's embedding as a GstVisualSearchNeighborsMeta, and posts
+ * them when asked to. */
+static void
+gst_faiss_search_attach (GstFaissSearch *self, GstBuffer *buf,
+    const std::vector<vs::Neighbor> &hits, const SearchSettings &settings)
+{
+  FaissSearchState &st = *self->state;
+
+  gst_faiss_search_check_count (self, buf, hits.size (), settings);
+  std::forward_list<std::string> repaired;
+  gst_faiss_search_name_neighbors (self, hits, repaired);
 
   GstVisualSearchNeighborsMeta *nmeta =
       gst_buffer_add_visualsearch_neighbors_meta (buf,
@@ -887,6 +982,153 @@ gst_faiss_search_failed (GstFaissSearch *self, const std::exception &e)
   return GST_FLOW_ERROR;
 }
 
+/* The regions of buf that embedder embedded, in st.regions, with their
+ * queries one after another in st.region_queries. false after posting an
+ * error for regions another embedder than the index's embedded. */
+static bool
+gst_faiss_search_collect_regions (GstFaissSearch *self, GstBuffer *buf)
+{
+  FaissSearchState &st = *self->state;
+
+  st.regions.clear ();
+  st.region_queries.clear ();
+  return for_each_region_embedding (buf,
+      [self, buf, &st] (const RegionEmbedding &r) {
+        if (st.kind == IndexKind::FRAMES) {
+          GST_ELEMENT_ERROR (self, STREAM, WRONG_TYPE,
+              ("The index %s holds whole frames, but regions (%s) of this "
+               "frame were embedded (embedder roi-types). Search a region "
+               "index (faissindexer after embedder roi-types=...), or leave "
+               "roi-types unset to search whole frames.",
+                  st.reload->index_path ().c_str (),
+                  g_quark_to_string (r.roi->roi_type)),
+              (NULL));
+          return false;
+        }
+        try {
+          st.gallery->check_query (r.model_id, r.preprocessing_id, r.dims);
+        } catch (const std::exception &e) {
+          VS_ELEMENT_ERROR (self, e,
+              ("The index %s was built by another embedder than the one that "
+               "embedded the regions (%s) in this pipeline. %s",
+                  st.reload->index_path ().c_str (),
+                  g_quark_to_string (r.roi->roi_type), e.what ()),
+              (NULL));
+          return false;
+        }
+        const size_t bad = vs::first_non_finite (r.values, r.dims);
+        if (bad < r.dims) {
+          GST_DEBUG_OBJECT (self, "region %d has %f at %u: no neighbours",
+              r.roi->id, r.values[bad], (guint) bad);
+          if (!st.warned_non_finite) {
+            st.warned_non_finite = true;
+            GST_ELEMENT_WARNING (self, STREAM, FAILED,
+                ("The embedding of a region (%s) of the frame at "
+                 "%" GST_TIME_FORMAT
+                 " holds NaN or infinite values: it and any other such region "
+                 "or frame pass without neighbours.",
+                    g_quark_to_string (r.roi->roi_type),
+                    GST_TIME_ARGS (GST_BUFFER_PTS (buf))),
+                ("value %u of %u is %f", (guint) bad, r.dims, r.values[bad]));
+          }
+          return true;
+        }
+        st.regions.push_back (r.roi);
+        st.region_queries.insert (st.region_queries.end (), r.values,
+            r.values + r.dims);
+        return true;
+      });
+}
+
+/* One region's entry of the visualsearch-regions message: where it is and
+ * what was found for it. */
+static GstStructure *
+region_entry (const GstVideoRegionOfInterestMeta *roi,
+    const std::vector<GstVisualSearchNeighbor> &neighbors)
+{
+  GValue ids = value_array_new ();
+  GValue distances = value_array_new ();
+  GValue labels = value_array_new ();
+  GValue label_names = value_array_new ();
+  GValue sources = value_array_new ();
+
+  for (const GstVisualSearchNeighbor &nb : neighbors) {
+    value_array_append<gint64> (&ids, nb.id);
+    value_array_append<gfloat> (&distances, nb.distance);
+    value_array_append<gint> (&labels, nb.label);
+    value_array_append<const gchar *> (&label_names, nb.label_name);
+    value_array_append<const gchar *> (&sources, nb.source);
+  }
+  GstStructure *s = gst_structure_new ("region", "roi-id", G_TYPE_INT, roi->id,
+      "roi-type", G_TYPE_STRING, g_quark_to_string (roi->roi_type), "x",
+      G_TYPE_UINT, roi->x, "y", G_TYPE_UINT, roi->y, "w", G_TYPE_UINT, roi->w,
+      "h", G_TYPE_UINT, roi->h, NULL);
+  gst_structure_take_value (s, "ids", &ids);
+  gst_structure_take_value (s, "distances", &distances);
+  gst_structure_take_value (s, "labels", &labels);
+  gst_structure_take_value (s, "label-names", &label_names);
+  gst_structure_take_value (s, "sources", &sources);
+  return s;
+}
+
+/* Searches every embedded region of buf in one batch, attaches each one's
+ * neighbours to its ROI meta and posts one visualsearch-regions message for
+ * the frame. */
+static GstFlowReturn
+gst_faiss_search_regions (GstFaissSearch *self, GstBuffer *buf,
+    const SearchSettings &settings)
+{
+  FaissSearchState &st = *self->state;
+
+  if (!gst_faiss_search_collect_regions (self, buf))
+    return GST_FLOW_ERROR;
+  if (st.regions.empty ())
+    return GST_FLOW_OK;
+  try {
+    st.gallery->search_batch (st.region_queries.data (), st.regions.size (),
+        settings.k, settings.params, settings.max_distance, &st.region_hits);
+  } catch (const std::exception &e) {
+    return gst_faiss_search_failed (self, e);
+  }
+  GST_LOG_OBJECT (self,
+      "searched %zu regions of the frame at %" GST_TIME_FORMAT,
+      st.regions.size (), GST_TIME_ARGS (GST_BUFFER_PTS (buf)));
+
+  const GstVisualSearchMetric metric = to_gst_metric (st.gallery->metric ());
+  GValue entries = value_array_new ();
+  for (size_t i = 0; i < st.regions.size (); i++) {
+    gst_faiss_search_check_count (self, buf, st.region_hits[i].size (),
+        settings);
+    std::forward_list<std::string> repaired;
+    gst_faiss_search_name_neighbors (self, st.region_hits[i], repaired);
+    gst_visualsearch_region_set_neighbors (st.regions[i], metric,
+        st.neighbors.size (), st.neighbors.data ());
+    if (settings.post_messages) {
+      GValue entry = G_VALUE_INIT;
+      g_value_init (&entry, GST_TYPE_STRUCTURE);
+      g_value_take_boxed (&entry, region_entry (st.regions[i], st.neighbors));
+      gst_value_array_append_and_take_value (&entries, &entry);
+    }
+  }
+  if (!settings.post_messages) {
+    g_value_unset (&entries);
+    return GST_FLOW_OK;
+  }
+
+  GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
+  const GstClockTime ts = GST_BUFFER_PTS (buf);
+  GstStructure *s = gst_structure_new ("visualsearch-regions", "timestamp",
+      G_TYPE_UINT64, ts, "stream-time", G_TYPE_UINT64,
+      gst_segment_to_stream_time (segment, GST_FORMAT_TIME, ts), "running-time",
+      G_TYPE_UINT64, gst_segment_to_running_time (segment, GST_FORMAT_TIME, ts),
+      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf), "metric",
+      G_TYPE_STRING, gst_visualsearch_metric_to_string (metric), NULL);
+  gst_structure_take_value (s, "regions", &entries);
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self), s));
+  return GST_FLOW_OK;
+}
+
 static GstFlowReturn
 gst_faiss_search_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
 {
@@ -896,21 +1138,23 @@ gst_faiss_search_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
       gst_buffer_get_visualsearch_embedding_meta (buf);
   const SearchSettings settings = gst_faiss_search_settings (self);
 
-  if (emeta && settings.reload)
-    gst_faiss_search_check_reload (self, emeta);
+  QueryIdentity query;
+  if (settings.reload && query_identity (buf, &query))
+    gst_faiss_search_check_reload (self, query);
 
   GstFlowReturn flow;
-  if (!gst_faiss_search_accepts (self, buf, emeta, &flow))
+  if (gst_faiss_search_accepts (self, buf, emeta, &flow)) {
+    try {
+      st.gallery->search (emeta->values, settings.k, settings.params,
+          settings.max_distance, &st.hits);
+    } catch (const std::exception &e) {
+      return gst_faiss_search_failed (self, e);
+    }
+    gst_faiss_search_attach (self, buf, st.hits, settings);
+  } else if (flow != GST_FLOW_OK) {
     return flow;
-
-  try {
-    st.gallery->search (emeta->values, settings.k, settings.params,
-        settings.max_distance, &st.hits);
-  } catch (const std::exception &e) {
-    return gst_faiss_search_failed (self, e);
   }
-  gst_faiss_search_attach (self, buf, st.hits, settings);
-  return GST_FLOW_OK;
+  return gst_faiss_search_regions (self, buf, settings);
 }
 
 /* Searches the held frames in one go and pushes them, in order. */
@@ -929,9 +1173,9 @@ gst_faiss_search_drain (GstFaissSearch *self)
    * batches. */
   if (settings.reload) {
     for (GstBuffer *buf : held) {
-      if (const GstVisualSearchEmbeddingMeta *emeta =
-              gst_buffer_get_visualsearch_embedding_meta (buf)) {
-        gst_faiss_search_check_reload (self, emeta);
+      QueryIdentity query;
+      if (query_identity (buf, &query)) {
+        gst_faiss_search_check_reload (self, query);
         break;
       }
     }
@@ -969,6 +1213,11 @@ gst_faiss_search_drain (GstFaissSearch *self)
     if (searched[i])
       gst_faiss_search_attach (self, held[i], st.batch_hits[next_hits++],
           settings);
+    flow = gst_faiss_search_regions (self, held[i], settings);
+    if (flow != GST_FLOW_OK) {
+      gst_buffer_unref (held[i]);
+      continue;
+    }
     flow = gst_pad_push (GST_BASE_TRANSFORM_SRC_PAD (self), held[i]);
   }
   return flow;

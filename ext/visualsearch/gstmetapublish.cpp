@@ -10,9 +10,12 @@
  * neighbours of its #GstVisualSearchNeighborsMeta (id, label, label name,
  * source, rank, distance) and, with #GstMetaPublish:include-embedding, its
  * #GstVisualSearchEmbeddingMeta (base64 of the float32 little-endian bytes,
- * or a JSON array). A frame is published when it carries neighbours, or an
- * embedding that is to be included; other frames pass untouched. The buffers
- * themselves always pass unchanged.
+ * or a JSON array), and the regions faisssearch searched (the optional
+ * member "regions": each #GstVideoRegionOfInterestMeta with neighbours, its
+ * roi_id, roi_type, box and neighbours). A frame is published when it
+ * carries neighbours, an embedding that is to be included, or regions with
+ * neighbours; other frames pass untouched. The buffers themselves always
+ * pass unchanged.
  *
  * #GstMetaPublish:method=file appends one line per document to
  * #GstMetaPublish:location (`-` is stdout), each line in one write(2) on a
@@ -1220,7 +1223,8 @@ gst_meta_publish_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
       self->encoding == vs::json::EmbeddingEncoding::None
       ? NULL
       : gst_buffer_get_visualsearch_embedding_meta (buf);
-  if (!nmeta && !emeta)
+  std::vector<vs::json::Region> regions = vs::json::regions_of (buf);
+  if (!nmeta && !emeta && regions.empty ())
     return GST_FLOW_OK;
 
   vs::json::PublishedResult r;
@@ -1241,6 +1245,7 @@ gst_meta_publish_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
   }
   r.embedding = emeta;
   r.encoding = self->encoding;
+  r.regions = std::move (regions);
   self->publisher->publish (vs::json::published_result (r));
   return GST_FLOW_OK;
 }

@@ -24,6 +24,12 @@
  * "RANDOM WEIGHTS: scores not meaningful": such scores all read about the
  * same, whatever the pictures show.
  *
+ * Regions: for each #GstVideoRegionOfInterestMeta to which faisssearch
+ * attached neighbours (embedder with #GstEmbedder:roi-types upstream), the
+ * region's box is outlined in green and its best match drawn beside it (a
+ * tile below the box, or above it when there is no room below): thumbnail,
+ * label and score, as in the strip.
+ *
  * Frames without neighbours pass through untouched, unless
  * #GstSearchOverlay:persist is set: then the last results stay on screen
  * (embedder's inference-interval and QoS leave frames without an embedding,
@@ -43,6 +49,7 @@
 
 #include "gstsearchoverlay.h"
 
+#include <gst/video/video.h>
 #include <gst/visualsearch/visualsearchmeta.h>
 
 #include <cstdio>
@@ -390,6 +397,22 @@ has_neighbors (GstBuffer *buffer)
   return nmeta != NULL && nmeta->n_neighbors > 0;
 }
 
+/* Whether a region of buffer has a neighbour (faisssearch over regions). */
+static gboolean
+has_region_neighbors (GstBuffer *buffer)
+{
+  gpointer iter = NULL;
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buffer, &iter,
+             GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    guint n;
+    if (gst_visualsearch_region_get_neighbors_info (
+            reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta), NULL, &n)
+        && n > 0)
+      return TRUE;
+  }
+  return FALSE;
+}
+
 /* Frames with nothing to draw are not even mapped: in passthrough mode the
  * base class hands them on as they came. */
 static void
@@ -402,7 +425,8 @@ gst_search_overlay_before_transform (GstBaseTransform *trans, GstBuffer *buffer)
   GST_OBJECT_UNLOCK (self);
 
   gst_base_transform_set_passthrough (trans,
-      !has_neighbors (buffer) && !(persist && !self->state->tiles.empty ()));
+      !has_neighbors (buffer) && !has_region_neighbors (buffer)
+          && !(persist && !self->state->tiles.empty ()));
 }
 
 static vs::PixelLayout
@@ -457,6 +481,41 @@ format_caption (const GstVisualSearchNeighbor *nb, vs::StripTile *tile)
   tile->score = text;
 }
 
+/* Each region with neighbours: its box, and its best match beside it. */
+static void
+draw_regions (GstSearchOverlay *self, GstBuffer *buffer, int thumb_size,
+    const vs::FrameView &view)
+{
+  SearchOverlayState &st = *self->state;
+  gpointer iter = NULL;
+  vs::StripTile tile;
+
+  while (GstMeta *meta = gst_buffer_iterate_meta_filtered (buffer, &iter,
+             GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto *roi = reinterpret_cast<GstVideoRegionOfInterestMeta *> (meta);
+    GstVisualSearchNeighbor best;
+    const gchar *label_name = NULL, *source = NULL;
+    if (!gst_visualsearch_region_get_neighbor (roi, 0, &best.id, &best.distance,
+            &best.label, &label_name, &source))
+      continue;
+    best.label_name = const_cast<gchar *> (label_name);
+    best.source = const_cast<gchar *> (source);
+    tile.thumbnail =
+        st.thumbnails->get (best.id, source ? source : "", thumb_size);
+    format_caption (&best, &tile);
+    const cv::Rect box ((int) MIN (roi->x, (guint) G_MAXINT / 2),
+        (int) MIN (roi->y, (guint) G_MAXINT / 2),
+        (int) MIN (roi->w, (guint) G_MAXINT / 2),
+        (int) MIN (roi->h, (guint) G_MAXINT / 2));
+    const cv::Rect drawn = st.strip.draw_region (box, tile, thumb_size, view);
+    GST_LOG_OBJECT (self,
+        "region %d (%s) at %u,%u %ux%u: best match %" G_GINT64_FORMAT
+        " drawn at %d,%d",
+        roi->id, g_quark_to_string (roi->roi_type), roi->x, roi->y, roi->w,
+        roi->h, best.id, drawn.x, drawn.y);
+  }
+}
+
 static GstFlowReturn
 gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
     GstVideoFrame *frame)
@@ -466,6 +525,7 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
   const GstVisualSearchNeighborsMeta *nmeta =
       gst_buffer_get_visualsearch_neighbors_meta (frame->buffer);
   const bool fresh = has_neighbors (frame->buffer);
+  const bool regions = has_region_neighbors (frame->buffer);
 
   GST_OBJECT_LOCK (self);
   const int thumb_size = self->thumb_size;
@@ -483,12 +543,14 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
   std::string new_index = new_cache ? index : "";
   GST_OBJECT_UNLOCK (self);
 
-  if (!fresh && !(persist && !st.tiles.empty ()))
+  const bool strip = fresh || (persist && !st.tiles.empty ());
+  if (!strip && !regions)
     return GST_FLOW_OK;
 
   /* faisssearch reloads a rebuilt index: its ids then name other items. */
   vs::FileStamp catalog_stamp;
-  if (fresh && !(new_cache ? new_index : st.thumbnails_index).empty ()) {
+  if ((fresh || regions)
+      && !(new_cache ? new_index : st.thumbnails_index).empty ()) {
     catalog_stamp = vs::FileStamp::of (vs::catalog_path_for (new_cache
             ? new_index
             : st.thumbnails_index));
@@ -554,13 +616,17 @@ gst_search_overlay_transform_frame_ip (GstVideoFilter *filter,
       view.strides[p] = mapped ? GST_VIDEO_FRAME_PLANE_STRIDE (frame, p) : 0;
     }
 
-    const cv::Rect drawn = st.strip.draw (st.tiles, thumb_size, edge, view);
+    if (strip) {
+      const cv::Rect drawn = st.strip.draw (st.tiles, thumb_size, edge, view);
+      if (drawn.empty ())
+        GST_LOG_OBJECT (self, "a %dx%d frame has no room for %d px thumbnails",
+            view.width, view.height, thumb_size);
+    }
+    if (regions)
+      draw_regions (self, frame->buffer, thumb_size, view);
     if (st.random_weights)
       st.strip.draw_notice ("RANDOM WEIGHTS: scores not meaningful", thumb_size,
           edge, view);
-    if (drawn.empty ())
-      GST_LOG_OBJECT (self, "a %dx%d frame has no room for %d px thumbnails",
-          view.width, view.height, thumb_size);
   } catch (const std::exception &e) {
     VS_ELEMENT_ERROR (self, e,
         ("Could not draw the search results: %s", e.what ()), (NULL));

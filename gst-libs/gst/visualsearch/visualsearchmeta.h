@@ -218,5 +218,6 @@ gst_buffer_add_visualsearch_sample_meta (GstBuffer *buffer, gint64 id,
 G_END_DECLS
 
 #include <gst/visualsearch/visualsearch-enumtypes.h>
+#include <gst/visualsearch/visualsearchregion.h>
 
 #endif /* __GST_VISUALSEARCH_META_H__ */
