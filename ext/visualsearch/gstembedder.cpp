@@ -80,6 +80,7 @@
 #include "element_error.h"
 #include "embedder_settings.h"
 #include "engine_enums.h"
+#include "frame_qos.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_embedder_debug);
 #define GST_CAT_DEFAULT gst_embedder_debug
@@ -1382,9 +1383,7 @@ gst_embedder_sink_event (GstBaseTransform *trans, GstEvent *event)
   }
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
     st->drop_buffers ();
-    GST_OBJECT_LOCK (self);
-    self->qos_earliest = GST_CLOCK_TIME_NONE;
-    GST_OBJECT_UNLOCK (self);
+    frame_qos_reset (trans, &self->qos_earliest);
   } else if (GST_EVENT_IS_SERIALIZED (event)) {
     /* Held frames came before this event: they must not be overtaken. */
     drain (self);
@@ -1416,21 +1415,7 @@ gst_embedder_src_event (GstBaseTransform *trans, GstEvent *event)
   GstEmbedder *self = GST_EMBEDDER (trans);
 
   if (GST_EVENT_TYPE (event) == GST_EVENT_QOS) {
-    GstQOSType type;
-    gdouble proportion;
-    GstClockTimeDiff diff;
-    GstClockTime timestamp;
-
-    gst_event_parse_qos (event, &type, &proportion, &diff, &timestamp);
-    GST_OBJECT_LOCK (self);
-    /* As GstBaseTransform does: when late, aim past the lateness twice so
-     * that skipping actually catches up. */
-    if (diff > 0)
-      self->qos_earliest = timestamp + 2 * diff;
-    else
-      self->qos_earliest =
-          timestamp > (GstClockTime) -diff ? timestamp + diff : 0;
-    GST_OBJECT_UNLOCK (self);
+    frame_qos_update (trans, event, &self->qos_earliest);
   }
   return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
 }
@@ -1440,35 +1425,16 @@ static bool
 too_late (GstEmbedder *self, GstBuffer *buf)
 {
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
-
-  if (!gst_base_transform_is_qos_enabled (trans)
-      || trans->segment.format != GST_FORMAT_TIME)
-    return false;
-  const GstClockTime running_time =
-      gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME,
-          GST_BUFFER_PTS (buf));
-  GST_OBJECT_LOCK (self);
-  const GstClockTime earliest = self->qos_earliest;
-  GST_OBJECT_UNLOCK (self);
-  if (!GST_CLOCK_TIME_IS_VALID (running_time)
-      || !GST_CLOCK_TIME_IS_VALID (earliest) || running_time > earliest)
+  const GstClockTime running_time = frame_qos_late (trans, GST_CAT_DEFAULT,
+      &self->qos_earliest, buf, "embedding it");
+  if (!GST_CLOCK_TIME_IS_VALID (running_time))
     return false;
 
-  GST_DEBUG_OBJECT (self,
-      "frame at %" GST_TIME_FORMAT " is late (earliest %" GST_TIME_FORMAT
-      "): not embedding it",
-      GST_TIME_ARGS (running_time), GST_TIME_ARGS (earliest));
   GST_OBJECT_LOCK (self);
   const guint64 embedded = self->frames_embedded;
   const guint64 skipped = self->frames_skipped + 1;
   GST_OBJECT_UNLOCK (self);
-  GstMessage *msg =
-      gst_message_new_qos (GST_OBJECT_CAST (self), FALSE, running_time,
-          gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME,
-              GST_BUFFER_PTS (buf)),
-          GST_BUFFER_PTS (buf), GST_BUFFER_DURATION (buf));
-  gst_message_set_qos_stats (msg, GST_FORMAT_BUFFERS, embedded, skipped);
-  gst_element_post_message (GST_ELEMENT_CAST (self), msg);
+  frame_qos_post_skipped (trans, buf, running_time, embedded, skipped);
   return true;
 }
 

@@ -47,6 +47,7 @@
 #include "element_error.h"
 #include "elements.h"
 #include "engine/model/object_detector.h"
+#include "frame_qos.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_objectdetect_debug);
 #define GST_CAT_DEFAULT gst_objectdetect_debug
@@ -429,9 +430,7 @@ gst_objectdetect_sink_event (GstBaseTransform *trans, GstEvent *event)
   GstObjectDetect *self = GST_OBJECTDETECT (trans);
 
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
-    GST_OBJECT_LOCK (self);
-    self->qos_earliest = GST_CLOCK_TIME_NONE;
-    GST_OBJECT_UNLOCK (self);
+    frame_qos_reset (trans, &self->qos_earliest);
   }
   return GST_BASE_TRANSFORM_CLASS (gst_objectdetect_parent_class)
       ->sink_event (trans, event);
@@ -443,21 +442,7 @@ gst_objectdetect_src_event (GstBaseTransform *trans, GstEvent *event)
   GstObjectDetect *self = GST_OBJECTDETECT (trans);
 
   if (GST_EVENT_TYPE (event) == GST_EVENT_QOS) {
-    GstQOSType type;
-    gdouble proportion;
-    GstClockTimeDiff diff;
-    GstClockTime timestamp;
-
-    gst_event_parse_qos (event, &type, &proportion, &diff, &timestamp);
-    GST_OBJECT_LOCK (self);
-    /* As GstBaseTransform does: when late, aim past the lateness twice so
-     * that skipping actually catches up. */
-    if (diff > 0)
-      self->qos_earliest = timestamp + 2 * diff;
-    else
-      self->qos_earliest =
-          timestamp > (GstClockTime) -diff ? timestamp + diff : 0;
-    GST_OBJECT_UNLOCK (self);
+    frame_qos_update (trans, event, &self->qos_earliest);
     /* Not to GstBaseTransform, which would drop late frames itself: they
      * pass here, undetected. */
     return gst_pad_push_event (GST_BASE_TRANSFORM_SINK_PAD (trans), event);
@@ -471,35 +456,16 @@ static bool
 too_late (GstObjectDetect *self, GstBuffer *buf)
 {
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
-
-  if (!gst_base_transform_is_qos_enabled (trans)
-      || trans->segment.format != GST_FORMAT_TIME)
-    return false;
-  const GstClockTime running_time =
-      gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME,
-          GST_BUFFER_PTS (buf));
-  GST_OBJECT_LOCK (self);
-  const GstClockTime earliest = self->qos_earliest;
-  GST_OBJECT_UNLOCK (self);
-  if (!GST_CLOCK_TIME_IS_VALID (running_time)
-      || !GST_CLOCK_TIME_IS_VALID (earliest) || running_time > earliest)
+  const GstClockTime running_time = frame_qos_late (trans, GST_CAT_DEFAULT,
+      &self->qos_earliest, buf, "detecting in it");
+  if (!GST_CLOCK_TIME_IS_VALID (running_time))
     return false;
 
-  GST_DEBUG_OBJECT (self,
-      "frame at %" GST_TIME_FORMAT " is late (earliest %" GST_TIME_FORMAT
-      "): not detecting in it",
-      GST_TIME_ARGS (running_time), GST_TIME_ARGS (earliest));
   GST_OBJECT_LOCK (self);
   const guint64 processed = self->frames_processed;
   const guint64 skipped = ++self->frames_skipped;
   GST_OBJECT_UNLOCK (self);
-  GstMessage *msg =
-      gst_message_new_qos (GST_OBJECT_CAST (self), FALSE, running_time,
-          gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME,
-              GST_BUFFER_PTS (buf)),
-          GST_BUFFER_PTS (buf), GST_BUFFER_DURATION (buf));
-  gst_message_set_qos_stats (msg, GST_FORMAT_BUFFERS, processed, skipped);
-  gst_element_post_message (GST_ELEMENT_CAST (self), msg);
+  frame_qos_post_skipped (trans, buf, running_time, processed, skipped);
   return true;
 }
 
