@@ -169,7 +169,11 @@ SourceFeed::SourceFeed(const SubscribeUrl& url,
     shared_->lost = true;
     g_printerr("visualsearch-server: --subscribe: broker %s: %s; retrying\n",
                shared_->broker.c_str(), g_strerror(errno));
-    starter_ = std::thread([this] { retry_first_connection(); });
+    starter_.start(
+        mosq_, url.host, url.port, 30, 10, [](int) { return true; },
+        [](int) {
+          g_printerr("visualsearch-server: --subscribe: cannot start the MQTT client's thread\n");
+        });
     return;
   }
   if (rc != MOSQ_ERR_SUCCESS) {
@@ -184,34 +188,11 @@ SourceFeed::SourceFeed(const SubscribeUrl& url,
   loop_started_ = true;
 }
 
-void SourceFeed::retry_first_connection() {
-  std::unique_lock<std::mutex> lock(start_mutex_);
-  for (int delay = 1;; delay = std::min(2 * delay, 10)) {
-    if (start_cv_.wait_for(lock, std::chrono::seconds(delay), [this] { return stopping_; })) return;
-    // Non-blocking (the socket connects in the background), but for a
-    // host name's lookup.
-    if (mosquitto_connect_async(mosq_, url_.host.c_str(), url_.port, 30) != MOSQ_ERR_SUCCESS)
-      continue;
-    if (mosquitto_loop_start(mosq_) == MOSQ_ERR_SUCCESS)
-      loop_started_ = true;
-    else
-      g_printerr("visualsearch-server: --subscribe: cannot start the MQTT client's thread\n");
-    return;
-  }
-}
-
 SourceFeed::~SourceFeed() {
   if (!mosq_) return;
-  if (starter_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(start_mutex_);
-      stopping_ = true;
-    }
-    start_cv_.notify_all();
-    starter_.join();
-  }
+  starter_.stop();
   mosquitto_disconnect(mosq_);
-  if (loop_started_) mosquitto_loop_stop(mosq_, !shared_->connected);
+  if (loop_started_ || starter_.loop_started()) mosquitto_loop_stop(mosq_, !shared_->connected);
   mosquitto_destroy(mosq_);
 }
 

@@ -7,18 +7,16 @@
 // the page.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "json/documents.h"
+#include "mqtt/first_connection.h"
 
 struct mosquitto;
 struct mosquitto_message;
@@ -60,18 +58,13 @@ class SourceFeed {
   static void on_disconnect(mosquitto* mosq, void* self, int rc);
   static void on_message(mosquitto* mosq, void* self, const mosquitto_message* message);
 
-  // libmosquitto's thread retries only a connection once made: until the
-  // first one, starter_ tries again every 1-10 s, then starts that thread.
-  void retry_first_connection();
-
   SubscribeUrl url_;
   std::shared_ptr<Shared> shared_;
   mosquitto* mosq_ = nullptr;
-  std::thread starter_;
-  std::mutex start_mutex_;
-  std::condition_variable start_cv_;
-  bool stopping_ = false;      // under start_mutex_
-  bool loop_started_ = false;  // under start_mutex_ while starter_ runs
+  // libmosquitto's thread retries only a connection once made: until the
+  // first one, starter_ tries again every 1-10 s, then starts that thread.
+  vs::mqtt::FirstConnection starter_;
+  bool loop_started_ = false;  // by the constructor; starter_ says its own
 };
 
 }  // namespace vs::server

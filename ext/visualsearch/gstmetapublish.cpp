@@ -78,7 +78,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #ifdef HAVE_MOSQUITTO
 #include <mosquitto.h>
@@ -86,6 +85,9 @@
 
 #include "elements.h"
 #include "json/documents.h"
+#ifdef HAVE_MOSQUITTO
+#include "mqtt/first_connection.h"
+#endif
 
 GST_DEBUG_CATEGORY_STATIC (gst_meta_publish_debug);
 #define GST_CAT_DEFAULT gst_meta_publish_debug
@@ -254,9 +256,9 @@ public:
 
   ~MqttPublisher () override
   {
-    stop_starter ();
+    starter_.stop ();
     if (mosq_) {
-      if (loop_started_)
+      if (loop_started_ || starter_.loop_started ())
         mosquitto_loop_stop (mosq_, cancel_loop_);
       mosquitto_destroy (mosq_);
     }
@@ -336,7 +338,14 @@ public:
         std::lock_guard<std::mutex> lock (mutex_);
         outage_warning_locked (g_strerror (err));
       }
-      starter_ = std::thread ([this] { retry_first_connection (); });
+      starter_.start (
+          mosq_, host_, port_, settings_.keep_alive,
+          settings_.reconnect_delay_max,
+          [this] (int rc) { return retry_after (rc); },
+          [this] (int) {
+            GST_ELEMENT_ERROR (element_, RESOURCE, FAILED,
+                ("Could not start the MQTT client's thread."), (NULL));
+          });
       GST_INFO_OBJECT (element_,
           "publishing to %s:%d on topic %s, qos %d, once it listens",
           host_.c_str (), port_, topic_.c_str (), settings_.qos);
@@ -404,56 +413,26 @@ public:
     in_flight_ = 0;
     cancel_loop_ = !connected_;
     lock.unlock ();
-    stop_starter ();
+    starter_.stop ();
     mosquitto_disconnect (mosq_);
   }
 
 private:
-  /* The first connection, while nobody listened at open(): tried again
-   * after 1 s, then twice as long each time up to reconnect-delay-max, until
-   * it is made (libmosquitto's thread takes over) or the element stops. */
-  void retry_first_connection ()
+  /* Whether the first connection, while nobody listened at open(), is tried
+   * again (after 1 s, then twice as long each time up to reconnect-delay-max)
+   * after mosquitto_connect_async failed with rc. */
+  bool retry_after (int rc)
   {
-    std::unique_lock<std::mutex> lock (start_mutex_);
-    for (int delay = 1;; delay = std::min (2 * delay,
-                             std::max (1, settings_.reconnect_delay_max))) {
-      if (start_cv_.wait_for (lock, std::chrono::seconds (delay),
-              [this] { return start_stopping_; }))
-        return;
-      /* non-blocking: the socket connects in the background */
-      const int rc = mosquitto_connect_async (mosq_, host_.c_str (), port_,
-          settings_.keep_alive);
-      if (rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_EAI)
-        continue;
-      if (rc == MOSQ_ERR_TLS) {
-        if (!refused_.exchange (true))
-          tls_error ();
-        return;
-      }
-      if (rc != MOSQ_ERR_SUCCESS) {
-        GST_WARNING_OBJECT (element_, "connect failed: %s",
-            mosquitto_strerror (rc));
-        continue;
-      }
-      if (mosquitto_loop_start (mosq_) == MOSQ_ERR_SUCCESS)
-        loop_started_ = true;
-      else
-        GST_ELEMENT_ERROR (element_, RESOURCE, FAILED,
-            ("Could not start the MQTT client's thread."), (NULL));
-      return;
+    if (rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_EAI)
+      return true;
+    if (rc == MOSQ_ERR_TLS) {
+      if (!refused_.exchange (true))
+        tls_error ();
+      return false;
     }
-  }
-
-  void stop_starter ()
-  {
-    if (!starter_.joinable ())
-      return;
-    {
-      std::lock_guard<std::mutex> lock (start_mutex_);
-      start_stopping_ = true;
-    }
-    start_cv_.notify_all ();
-    starter_.join ();
+    GST_WARNING_OBJECT (element_, "connect failed: %s",
+        mosquitto_strerror (rc));
+    return true;
   }
 
   bool settings_error (const char *what, int rc)
@@ -601,12 +580,8 @@ private:
    * waited for */
   bool cancel_loop_ = false;
 
-  /* the first connection's retries (retry_first_connection); loop_started_
-   * is set there before the thread ends, and read after it is joined */
-  std::thread starter_;
-  std::mutex start_mutex_;
-  std::condition_variable start_cv_;
-  bool start_stopping_ = false;
+  /* the first connection's retries, while nobody listened at open() */
+  vs::mqtt::FirstConnection starter_;
 
   /* guarded by mutex_ */
   std::mutex mutex_;
