@@ -176,6 +176,24 @@ def _hw(node, name):
     return v[1:3]
 
 
+# The element-wise ops of one input, as graph nodes (run_op); the activations
+# among them (and Elu) are also what a fused node's tail may apply (_fused).
+_ELEMENTWISE = {
+    "Relu": torch.relu,
+    "Relu6": lambda x: torch.clamp(x, 0.0, 6.0),
+    "Sigmoid": torch.sigmoid,
+    "Tanh": torch.tanh,
+    "Abs": torch.abs,
+    "Neg": torch.neg,
+    "Exp": torch.exp,
+    "Sqrt": torch.sqrt,
+    "Rsqrt": torch.rsqrt,
+    "Square": lambda x: x * x,
+}
+_FUSED_ACTIVATIONS = {op: _ELEMENTWISE[op] for op in ("Relu", "Relu6", "Sigmoid")}
+_FUSED_ACTIVATIONS["Elu"] = F.elu
+
+
 def _fused(node, y, extra):
     """Applies the fused_ops tail of _FusedConv2D / FusedDepthwiseConv2dNative / _FusedMatMul."""
     ops = _attr(node, "fused_ops", [])
@@ -184,14 +202,8 @@ def _fused(node, y, extra):
         if op == "BiasAdd":
             y = y + extra[i]
             i += 1
-        elif op == "Relu":
-            y = torch.relu(y)
-        elif op == "Relu6":
-            y = torch.clamp(y, 0.0, 6.0)
-        elif op == "Elu":
-            y = F.elu(y)
-        elif op == "Sigmoid":
-            y = torch.sigmoid(y)
+        elif op in _FUSED_ACTIVATIONS:
+            y = _FUSED_ACTIVATIONS[op](y)
         elif op == "LeakyRelu":
             y = F.leaky_relu(y, _attr(node, "leakyrelu_alpha", 0.2))
         elif op == "Prelu":
@@ -308,30 +320,12 @@ def run_op(node, a):
         return torch.maximum(a[0], a[1].to(a[0].dtype))
     if op == "Minimum":
         return torch.minimum(a[0], a[1].to(a[0].dtype))
-    if op == "Relu":
-        return torch.relu(a[0])
-    if op == "Relu6":
-        return torch.clamp(a[0], 0.0, 6.0)
+    if op in _ELEMENTWISE:
+        return _ELEMENTWISE[op](a[0])
     if op == "LeakyRelu":
         return F.leaky_relu(a[0], _attr(node, "alpha", 0.2))
     if op == "Prelu":
         return torch.where(a[0] >= 0, a[0], a[0] * a[1])
-    if op == "Sigmoid":
-        return torch.sigmoid(a[0])
-    if op == "Tanh":
-        return torch.tanh(a[0])
-    if op == "Abs":
-        return torch.abs(a[0])
-    if op == "Neg":
-        return -a[0]
-    if op == "Exp":
-        return torch.exp(a[0])
-    if op == "Sqrt":
-        return torch.sqrt(a[0])
-    if op == "Rsqrt":
-        return torch.rsqrt(a[0])
-    if op == "Square":
-        return a[0] * a[0]
     if op == "Softmax":
         return torch.softmax(a[0], dim=-1)
     if op == "Cast":
