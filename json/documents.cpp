@@ -70,18 +70,34 @@ void add_number(JsonBuilder* b, double value) {
 
 void add_int(JsonBuilder* b, int64_t value) { json_builder_add_int_value(b, value); }
 
+// "name": value, as one member of the object being built.
+void member_string(JsonBuilder* b, const std::string& name, const std::string& text) {
+  key(b, name);
+  add_string(b, text);
+}
+
+void member_number(JsonBuilder* b, const std::string& name, double value) {
+  key(b, name);
+  add_number(b, value);
+}
+
+void member_int(JsonBuilder* b, const std::string& name, int64_t value) {
+  key(b, name);
+  add_int(b, value);
+}
+
+void member_bool(JsonBuilder* b, const std::string& name, bool value) {
+  key(b, name);
+  json_builder_add_boolean_value(b, value);
+}
+
 void add_item_members(JsonBuilder* b, const Item& item, bool thumbnail_url) {
-  key(b, "id");
-  add_int(b, item.id);
-  key(b, "label");
-  add_int(b, item.label);
-  key(b, "label_name");
-  add_string(b, item.label_name);
-  key(b, "source");
-  add_string(b, item.source);
+  member_int(b, "id", item.id);
+  member_int(b, "label", item.label);
+  member_string(b, "label_name", item.label_name);
+  member_string(b, "source", item.source);
   if (thumbnail_url) {
-    key(b, "thumbnail");
-    add_string(b, "/api/items/" + std::to_string(item.id) + "/thumbnail");
+    member_string(b, "thumbnail", "/api/items/" + std::to_string(item.id) + "/thumbnail");
   }
 }
 
@@ -94,18 +110,13 @@ void add_item(JsonBuilder* b, const Item& item) {
 // {"<k>": value} for each k.
 void add_per_k(JsonBuilder* b, const std::vector<int>& ks, const std::vector<double>& values) {
   json_builder_begin_object(b);
-  for (size_t j = 0; j < ks.size(); ++j) {
-    key(b, std::to_string(ks[j]));
-    add_number(b, values[j]);
-  }
+  for (size_t j = 0; j < ks.size(); ++j) member_number(b, std::to_string(ks[j]), values[j]);
   json_builder_end_object(b);
 }
 
 void add_figures_members(JsonBuilder* b, const std::vector<int>& ks, const RetrievalFigures& f) {
-  key(b, "queries");
-  add_int(b, f.queries);
-  key(b, "queries_with_relevant");
-  add_int(b, f.queries_with_relevant);
+  member_int(b, "queries", f.queries);
+  member_int(b, "queries_with_relevant", f.queries_with_relevant);
   key(b, "precision");
   add_per_k(b, ks, f.precision);
   key(b, "recall");
@@ -114,10 +125,8 @@ void add_figures_members(JsonBuilder* b, const std::vector<int>& ks, const Retri
   add_per_k(b, ks, f.map);
   key(b, "weighted_precision");
   add_per_k(b, ks, f.weighted_precision);
-  key(b, "mrr");
-  add_number(b, f.mrr);
-  key(b, "accuracy");
-  add_number(b, f.accuracy);
+  member_number(b, "mrr", f.mrr);
+  member_number(b, "accuracy", f.accuracy);
 }
 
 }  // namespace
@@ -185,12 +194,9 @@ void add_neighbor_list(JsonBuilder* b, const std::vector<Neighbor>& neighbors,
   for (const Neighbor& n : neighbors) {
     json_builder_begin_object(b);
     add_item_members(b, n.item, thumbnail_urls);
-    key(b, "rank");
-    add_int(b, n.rank);
-    key(b, "distance");
-    add_number(b, n.distance);
-    key(b, "similarity");
-    add_number(b, n.similarity);
+    member_int(b, "rank", n.rank);
+    member_number(b, "distance", n.distance);
+    member_number(b, "similarity", n.similarity);
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
@@ -200,10 +206,8 @@ std::string error_body(int status, const std::string& message) {
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
-  key(b, "error");
-  add_string(b, message);
-  key(b, "status");
-  add_int(b, status);
+  member_string(b, "error", message);
+  member_int(b, "status", status);
   json_builder_end_object(b);
   return d.text();
 }
@@ -224,12 +228,9 @@ std::string items_page(std::optional<int> label, int64_t total, int64_t offset, 
     add_int(b, *label);
   else
     json_builder_add_null_value(b);
-  key(b, "total");
-  add_int(b, total);
-  key(b, "offset");
-  add_int(b, offset);
-  key(b, "limit");
-  add_int(b, limit);
+  member_int(b, "total", total);
+  member_int(b, "offset", offset);
+  member_int(b, "limit", limit);
   key(b, "items");
   json_builder_begin_array(b);
   for (const Item& item : items) add_item(b, item);
@@ -245,29 +246,20 @@ std::string search_answer(int width, int height, unsigned k, const std::string& 
   json_builder_begin_object(b);
   key(b, "query");
   json_builder_begin_object(b);
-  key(b, "width");
-  add_int(b, width);
-  key(b, "height");
-  add_int(b, height);
+  member_int(b, "width", width);
+  member_int(b, "height", height);
   json_builder_end_object(b);
-  key(b, "k");
-  add_int(b, k);
-  key(b, "metric");
-  add_string(b, metric);
+  member_int(b, "k", k);
+  member_string(b, "metric", metric);
   key(b, "neighbors");
   add_neighbor_list(b, neighbors, true);
   key(b, "timings");
   json_builder_begin_object(b);
-  key(b, "decode_ms");
-  add_number(b, timings.decode_ms);
-  key(b, "queued_ms");
-  add_number(b, timings.queued_ms);
-  key(b, "embed_search_ms");
-  add_number(b, timings.embed_search_ms);
-  key(b, "batch");
-  add_int(b, timings.batch);
-  key(b, "total_ms");
-  add_number(b, timings.total_ms);
+  member_number(b, "decode_ms", timings.decode_ms);
+  member_number(b, "queued_ms", timings.queued_ms);
+  member_number(b, "embed_search_ms", timings.embed_search_ms);
+  member_int(b, "batch", timings.batch);
+  member_number(b, "total_ms", timings.total_ms);
   json_builder_end_object(b);
   json_builder_end_object(b);
   return d.text();
@@ -280,10 +272,8 @@ std::string similar_answer(const Item& item, unsigned k, const std::string& metr
   json_builder_begin_object(b);
   key(b, "item");
   add_item(b, item);
-  key(b, "k");
-  add_int(b, k);
-  key(b, "metric");
-  add_string(b, metric);
+  member_int(b, "k", k);
+  member_string(b, "metric", metric);
   key(b, "neighbors");
   add_neighbor_list(b, neighbors, true);
   json_builder_end_object(b);
@@ -295,44 +285,27 @@ std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
-  key(b, "index");
-  add_string(b, server.index);
-  key(b, "model");
-  add_string(b, facts.model_id);
-  key(b, "random_weights");
-  json_builder_add_boolean_value(b, vs::has_random_weights(facts.model_id));
-  key(b, "preprocessing");
-  add_string(b, facts.preprocessing_id);
-  key(b, "dims");
-  add_int(b, facts.dims);
-  key(b, "metric");
-  add_string(b, facts.metric);
-  key(b, "index_type");
-  add_string(b, facts.index_type);
-  key(b, "count");
-  add_int(b, facts.count);
-  key(b, "created");
-  add_string(b, facts.created);
-  key(b, "thumbnails");
-  json_builder_add_boolean_value(b, server.thumbnails);
-  key(b, "live");
-  json_builder_add_boolean_value(b, server.live);
-  key(b, "subscribe");
-  json_builder_add_boolean_value(b, server.subscribe);
-  key(b, "k_default");
-  add_int(b, server.k_default);
-  key(b, "k_max");
-  add_int(b, server.k_max);
+  member_string(b, "index", server.index);
+  member_string(b, "model", facts.model_id);
+  member_bool(b, "random_weights", vs::has_random_weights(facts.model_id));
+  member_string(b, "preprocessing", facts.preprocessing_id);
+  member_int(b, "dims", facts.dims);
+  member_string(b, "metric", facts.metric);
+  member_string(b, "index_type", facts.index_type);
+  member_int(b, "count", facts.count);
+  member_string(b, "created", facts.created);
+  member_bool(b, "thumbnails", server.thumbnails);
+  member_bool(b, "live", server.live);
+  member_bool(b, "subscribe", server.subscribe);
+  member_int(b, "k_default", server.k_default);
+  member_int(b, "k_max", server.k_max);
   key(b, "labels");
   json_builder_begin_array(b);
   for (const LabelCount& l : labels) {
     json_builder_begin_object(b);
-    key(b, "label");
-    add_int(b, l.label);
-    key(b, "label_name");
-    add_string(b, l.label_name);
-    key(b, "count");
-    add_int(b, l.count);
+    member_int(b, "label", l.label);
+    member_string(b, "label_name", l.label_name);
+    member_int(b, "count", l.count);
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
@@ -345,15 +318,13 @@ std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
-  key(b, "frame");
-  add_int(b, static_cast<int64_t>(frame));
+  member_int(b, "frame", static_cast<int64_t>(frame));
   key(b, "pts_ms");
   if (pts_ms)
     add_int(b, static_cast<int64_t>(*pts_ms));
   else
     json_builder_add_null_value(b);
-  key(b, "metric");
-  add_string(b, metric);
+  member_string(b, "metric", metric);
   key(b, "neighbors");
   add_neighbor_list(b, neighbors, true);
   json_builder_end_object(b);
@@ -365,14 +336,10 @@ namespace {
 void add_embedding(JsonBuilder* b, const GstVisualSearchEmbeddingMeta* e,
                    EmbeddingEncoding encoding) {
   json_builder_begin_object(b);
-  key(b, "dims");
-  add_int(b, e->dims);
-  key(b, "model");
-  add_string(b, e->model_id ? e->model_id : "");
-  key(b, "preprocessing");
-  add_string(b, e->preprocessing_id ? e->preprocessing_id : "");
-  key(b, "normalized");
-  json_builder_add_boolean_value(b, e->normalized);
+  member_int(b, "dims", e->dims);
+  member_string(b, "model", e->model_id ? e->model_id : "");
+  member_string(b, "preprocessing", e->preprocessing_id ? e->preprocessing_id : "");
+  member_bool(b, "normalized", e->normalized);
   if (encoding == EmbeddingEncoding::Base64) {
     std::vector<guint32> little(e->dims);
     for (guint i = 0; i < e->dims; i++) {
@@ -399,20 +366,13 @@ void add_regions(JsonBuilder* b, const std::vector<Region>& regions) {
   json_builder_begin_array(b);
   for (const Region& r : regions) {
     json_builder_begin_object(b);
-    key(b, "roi_id");
-    add_int(b, r.roi_id);
-    key(b, "roi_type");
-    add_string(b, r.roi_type);
-    key(b, "x");
-    add_int(b, r.x);
-    key(b, "y");
-    add_int(b, r.y);
-    key(b, "w");
-    add_int(b, r.w);
-    key(b, "h");
-    add_int(b, r.h);
-    key(b, "metric");
-    add_string(b, r.metric);
+    member_int(b, "roi_id", r.roi_id);
+    member_string(b, "roi_type", r.roi_type);
+    member_int(b, "x", r.x);
+    member_int(b, "y", r.y);
+    member_int(b, "w", r.w);
+    member_int(b, "h", r.h);
+    member_string(b, "metric", r.metric);
     key(b, "neighbors");
     add_neighbor_list(b, r.neighbors, false);
     json_builder_end_object(b);
@@ -426,12 +386,9 @@ std::string published_result(const PublishedResult& r) {
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
-  key(b, "schema");
-  add_string(b, "visualsearch-result/1");
-  key(b, "source");
-  add_string(b, r.source);
-  key(b, "frame");
-  add_int(b, static_cast<int64_t>(r.frame));
+  member_string(b, "schema", "visualsearch-result/1");
+  member_string(b, "source", r.source);
+  member_int(b, "frame", static_cast<int64_t>(r.frame));
   key(b, "pts");
   if (r.pts)
     add_int(b, static_cast<int64_t>(*r.pts));
@@ -448,8 +405,7 @@ std::string published_result(const PublishedResult& r) {
     json_builder_add_null_value(b);
   g_free(iso);
   if (t) g_date_time_unref(t);
-  key(b, "wall_time_us");
-  add_int(b, r.wall_time_us);
+  member_int(b, "wall_time_us", r.wall_time_us);
   if (r.sample) {
     key(b, "sample");
     json_builder_begin_object(b);
@@ -457,8 +413,7 @@ std::string published_result(const PublishedResult& r) {
     json_builder_end_object(b);
   }
   if (r.has_neighbors) {
-    key(b, "metric");
-    add_string(b, r.metric);
+    member_string(b, "metric", r.metric);
     key(b, "neighbors");
     add_neighbor_list(b, r.neighbors, false);
   }
@@ -673,18 +628,12 @@ std::string sources_answer(const FeedFacts& feed, const std::vector<SourceLatest
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
-  key(b, "schema");
-  add_string(b, "visualsearch-sources/1");
-  key(b, "broker");
-  add_string(b, feed.broker);
-  key(b, "topic");
-  add_string(b, feed.topic);
-  key(b, "connected");
-  json_builder_add_boolean_value(b, feed.connected);
-  key(b, "received");
-  add_int(b, static_cast<int64_t>(feed.received));
-  key(b, "rejected");
-  add_int(b, static_cast<int64_t>(feed.rejected));
+  member_string(b, "schema", "visualsearch-sources/1");
+  member_string(b, "broker", feed.broker);
+  member_string(b, "topic", feed.topic);
+  member_bool(b, "connected", feed.connected);
+  member_int(b, "received", static_cast<int64_t>(feed.received));
+  member_int(b, "rejected", static_cast<int64_t>(feed.rejected));
   key(b, "last_rejection");
   if (feed.last_rejection.empty())
     json_builder_add_null_value(b);
@@ -695,21 +644,16 @@ std::string sources_answer(const FeedFacts& feed, const std::vector<SourceLatest
   for (const SourceLatest& s : sources) {
     const PublishedResult& r = s.result;
     json_builder_begin_object(b);
-    key(b, "source");
-    add_string(b, r.source);
-    key(b, "messages");
-    add_int(b, static_cast<int64_t>(s.messages));
-    key(b, "received_us");
-    add_int(b, s.received_us);
-    key(b, "frame");
-    add_int(b, static_cast<int64_t>(r.frame));
+    member_string(b, "source", r.source);
+    member_int(b, "messages", static_cast<int64_t>(s.messages));
+    member_int(b, "received_us", s.received_us);
+    member_int(b, "frame", static_cast<int64_t>(r.frame));
     key(b, "pts");
     if (r.pts)
       add_int(b, static_cast<int64_t>(*r.pts));
     else
       json_builder_add_null_value(b);
-    key(b, "wall_time_us");
-    add_int(b, r.wall_time_us);
+    member_int(b, "wall_time_us", r.wall_time_us);
     if (r.sample) {
       key(b, "sample");
       json_builder_begin_object(b);
@@ -727,12 +671,9 @@ std::string sources_answer(const FeedFacts& feed, const std::vector<SourceLatest
       const Neighbor& n = r.neighbors[i];
       json_builder_begin_object(b);
       add_item_members(b, n.item, i < s.in_gallery.size() && s.in_gallery[i]);
-      key(b, "rank");
-      add_int(b, n.rank);
-      key(b, "distance");
-      add_number(b, n.distance);
-      key(b, "similarity");
-      add_number(b, n.similarity);
+      member_int(b, "rank", n.rank);
+      member_number(b, "distance", n.distance);
+      member_number(b, "similarity", n.similarity);
       json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -752,16 +693,11 @@ std::string retrieval_metrics(const vs::RetrievalSummary& summary, uint64_t skip
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
-  key(b, "schema");
-  add_string(b, "visualsearch-retrieval-metrics/1");
-  key(b, "skipped");
-  add_int(b, static_cast<int64_t>(skipped));
-  key(b, "catalog");
-  add_string(b, catalog);
-  key(b, "gallery_items");
-  add_int(b, static_cast<int64_t>(gallery_items));
-  key(b, "exclude_self");
-  json_builder_add_boolean_value(b, summary.exclude_self);
+  member_string(b, "schema", "visualsearch-retrieval-metrics/1");
+  member_int(b, "skipped", static_cast<int64_t>(skipped));
+  member_string(b, "catalog", catalog);
+  member_int(b, "gallery_items", static_cast<int64_t>(gallery_items));
+  member_bool(b, "exclude_self", summary.exclude_self);
   key(b, "k");
   json_builder_begin_array(b);
   for (const int k : summary.ks) add_int(b, k);
@@ -772,8 +708,7 @@ std::string retrieval_metrics(const vs::RetrievalSummary& summary, uint64_t skip
   for (const ClassFigures& cls : summary.per_class) {
     key(b, class_key(cls));
     json_builder_begin_object(b);
-    key(b, "label");
-    add_int(b, cls.label);
+    member_int(b, "label", cls.label);
     add_figures_members(b, summary.ks, cls.figures);
     json_builder_end_object(b);
   }
