@@ -238,8 +238,13 @@ std::string items_page(std::optional<int> label, int64_t total, int64_t offset, 
   return d.text();
 }
 
+namespace {
+void add_regions(JsonBuilder* b, const std::vector<Region>& regions, bool thumbnail_urls);
+}  // namespace
+
 std::string search_answer(int width, int height, unsigned k, const std::string& metric,
-                          const std::vector<Neighbor>& neighbors, const SearchTimings& timings) {
+                          const std::vector<Neighbor>& neighbors, const SearchTimings& timings,
+                          const std::vector<Region>* regions, const std::string& message) {
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
@@ -256,6 +261,14 @@ std::string search_answer(int width, int height, unsigned k, const std::string& 
   add_string(b, metric);
   key(b, "neighbors");
   add_neighbor_list(b, neighbors, true);
+  if (regions) {
+    key(b, "regions");
+    add_regions(b, *regions, true);
+    if (!message.empty()) {
+      key(b, "message");
+      add_string(b, message);
+    }
+  }
   key(b, "timings");
   json_builder_begin_object(b);
   key(b, "decode_ms");
@@ -341,7 +354,8 @@ std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
 }
 
 std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std::string& metric,
-                       const std::vector<Neighbor>& neighbors) {
+                       const std::vector<Neighbor>& neighbors, const std::vector<Region>* regions,
+                       int width, int height) {
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
@@ -356,6 +370,14 @@ std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std
   add_string(b, metric);
   key(b, "neighbors");
   add_neighbor_list(b, neighbors, true);
+  if (regions) {
+    key(b, "width");
+    add_int(b, width);
+    key(b, "height");
+    add_int(b, height);
+    key(b, "regions");
+    add_regions(b, *regions, true);
+  }
   json_builder_end_object(b);
   return d.text();
 }
@@ -395,7 +417,7 @@ void add_embedding(JsonBuilder* b, const GstVisualSearchEmbeddingMeta* e,
   json_builder_end_object(b);
 }
 
-void add_regions(JsonBuilder* b, const std::vector<Region>& regions) {
+void add_regions(JsonBuilder* b, const std::vector<Region>& regions, bool thumbnail_urls) {
   json_builder_begin_array(b);
   for (const Region& r : regions) {
     json_builder_begin_object(b);
@@ -414,7 +436,7 @@ void add_regions(JsonBuilder* b, const std::vector<Region>& regions) {
     key(b, "metric");
     add_string(b, r.metric);
     key(b, "neighbors");
-    add_neighbor_list(b, r.neighbors, false);
+    add_neighbor_list(b, r.neighbors, thumbnail_urls);
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
@@ -468,7 +490,7 @@ std::string published_result(const PublishedResult& r) {
   }
   if (!r.regions.empty()) {
     key(b, "regions");
-    add_regions(b, r.regions);
+    add_regions(b, r.regions, false);
   }
   json_builder_end_object(b);
   return d.text();
@@ -738,7 +760,7 @@ std::string sources_answer(const FeedFacts& feed, const std::vector<SourceLatest
     json_builder_end_array(b);
     if (!r.regions.empty()) {
       key(b, "regions");
-      add_regions(b, r.regions);
+      add_regions(b, r.regions, false);
     }
     json_builder_end_object(b);
   }
