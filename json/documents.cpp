@@ -336,6 +336,11 @@ std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
   add_int(b, server.k_default);
   key(b, "k_max");
   add_int(b, server.k_max);
+  key(b, "roi_types");
+  if (server.roi_types.empty())
+    json_builder_add_null_value(b);
+  else
+    add_string(b, server.roi_types);
   key(b, "labels");
   json_builder_begin_array(b);
   for (const LabelCount& l : labels) {

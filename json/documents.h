@@ -108,12 +108,14 @@ struct ServerFacts {
   bool subscribe = false;  // --subscribe: GET /api/sources answers
   unsigned k_default = 0;
   unsigned k_max = 0;
+  std::string roi_types;  // an index of regions: the embedder's roi-types
 };
 
 // GET /api/index: {"index", "model", "random_weights" (the model id names
 // random weights: scores mean nothing), "preprocessing", "dims", "metric",
 // "index_type", "count", "created", "thumbnails", "live", "subscribe", "k_default",
-// "k_max", "labels": [{"label", "label_name", "count"}]}.
+// "k_max", "roi_types" (null for an index of whole frames), "labels": [{"label",
+// "label_name", "count"}]}.
 std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
                          const std::vector<LabelCount>& labels);
 

@@ -937,9 +937,13 @@ std::string build_index_json(const vs::Gallery& gallery) {
   }
   std::vector<vs::json::LabelCount> label_list;
   for (const auto& [label, entry] : labels) label_list.push_back(entry);
-  const vs::json::ServerFacts server{app->settings.index,     catalog.thumbnails() != nullptr,
-                                     app->live != nullptr,    app->feed != nullptr,
-                                     app->settings.k_default, app->settings.k_max};
+  const vs::json::ServerFacts server{app->settings.index,
+                                     catalog.thumbnails() != nullptr,
+                                     app->live != nullptr,
+                                     app->feed != nullptr,
+                                     app->settings.k_default,
+                                     app->settings.k_max,
+                                     recorded_roi_types(catalog.facts().embedder_config)};
   return vs::json::index_answer(catalog.facts(), server, label_list);
 }
 

@@ -216,6 +216,13 @@ test_index_answer ()
   g_assert_true (json_object_get_boolean_member (o, "random_weights"));
   g_assert_cmpstr (json_object_get_string_member (o, "model"), ==,
       "resnet18:random-seed42");
+  g_assert_true (json_object_get_null_member (o, "roi_types"));
+  json_node_unref (root);
+  server.roi_types = "face";
+  root = parse (vs::json::index_answer (facts, server, {}));
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (root),
+                       "roi_types"),
+      ==, "face");
   json_node_unref (root);
 
   for (const char *id : {"resnet18:f37072fd", "torchscript:1a2b3c4d"}) {

@@ -433,6 +433,8 @@ with tempfile.TemporaryDirectory() as tmp:
     server = sf.Server("--index", index, "--camera",
                        f"filesrc location={ASTRONAUT} ! pngdec ! imagefreeze is-live=true")
     try:
+        check((js(server.request("/api/index")[2]) or {}).get("roi_types") == "face",
+              "/api/index names the index's roi-types")
         with open(ASTRONAUT, "rb") as f:
             status, _, body, _ = server.request("/api/search?k=2", data=f.read())
         res = js(body) or {}

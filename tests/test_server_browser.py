@@ -239,7 +239,8 @@ if os.path.exists(ASTRONAUT) and shutil.which("gst-inspect-1.0") and subprocess.
         try:
             driver = browser(390, 844)
             driver.get(server.url + "/")
-            wait_for(lambda: "1 picture" in driver.find_element(By.ID, "facts").text)
+            said = wait_for(lambda: "1 regions (face)" in driver.find_element(By.ID, "facts").text)
+            check(bool(said), "the facts say the index holds faces, searched one by one")
             driver.find_element(By.ID, "file").send_keys(ASTRONAUT)
             boxes = wait_for(lambda: driver.execute_script(
                 "const i = document.getElementById('query-img').getBoundingClientRect();"

@@ -339,7 +339,9 @@ async function loadFacts() {
   try {
     facts = await api("/api/index");
     const labels = facts.labels.filter((l) => l.label >= 0).length;
-    $("facts").textContent = `${facts.count} pictures, ${labels} labels · ${facts.model} · ` +
+    $("facts").textContent = `${facts.count} ` +
+      (facts.roi_types ? `regions (${facts.roi_types}), searched one by one` : "pictures") +
+      `, ${labels} labels · ${facts.model} · ` +
       `${facts.index_type} (${facts.metric}, ${facts.dims} dims)`;
     if (facts.random_weights) {
       // Short enough that a phone still shows the first result on its first screen.
