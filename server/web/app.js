@@ -2,7 +2,9 @@
 // The visualsearch page: upload, paste or drop a picture, see its nearest
 // gallery pictures, click one for more like it; browse the gallery by label
 // and open an original; a live tab shows the camera, and a Cameras tab the
-// latest results of every camera pipeline the server subscribes to.
+// latest results of every camera pipeline the server subscribes to. An
+// index of regions (faces, objects) is searched region by region: the boxes
+// are drawn on the picture and the matches listed per box.
 // No framework and nothing from the network but this server.
 "use strict";
 
