@@ -239,8 +239,13 @@ std::string items_page(std::optional<int> label, int64_t total, int64_t offset, 
   return d.text();
 }
 
+namespace {
+void add_regions(JsonBuilder* b, const std::vector<Region>& regions, bool thumbnail_urls);
+}  // namespace
+
 std::string search_answer(int width, int height, unsigned k, const std::string& metric,
-                          const std::vector<Neighbor>& neighbors, const SearchTimings& timings) {
+                          const std::vector<Neighbor>& neighbors, const SearchTimings& timings,
+                          const std::vector<Region>* regions, const std::string& message) {
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
@@ -253,6 +258,11 @@ std::string search_answer(int width, int height, unsigned k, const std::string& 
   member_string(b, "metric", metric);
   key(b, "neighbors");
   add_neighbor_list(b, neighbors, true);
+  if (regions) {
+    key(b, "regions");
+    add_regions(b, *regions, true);
+    if (!message.empty()) { member_string(b, "message", message); }
+  }
   key(b, "timings");
   json_builder_begin_object(b);
   member_number(b, "decode_ms", timings.decode_ms);
@@ -299,6 +309,11 @@ std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
   member_bool(b, "subscribe", server.subscribe);
   member_int(b, "k_default", server.k_default);
   member_int(b, "k_max", server.k_max);
+  key(b, "roi_types");
+  if (server.roi_types.empty())
+    json_builder_add_null_value(b);
+  else
+    add_string(b, server.roi_types);
   key(b, "labels");
   json_builder_begin_array(b);
   for (const LabelCount& l : labels) {
@@ -314,7 +329,8 @@ std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
 }
 
 std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std::string& metric,
-                       const std::vector<Neighbor>& neighbors) {
+                       const std::vector<Neighbor>& neighbors, const std::vector<Region>* regions,
+                       int width, int height) {
   Document d;
   JsonBuilder* b = d.builder();
   json_builder_begin_object(b);
@@ -327,6 +343,12 @@ std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std
   member_string(b, "metric", metric);
   key(b, "neighbors");
   add_neighbor_list(b, neighbors, true);
+  if (regions) {
+    member_int(b, "width", width);
+    member_int(b, "height", height);
+    key(b, "regions");
+    add_regions(b, *regions, true);
+  }
   json_builder_end_object(b);
   return d.text();
 }
@@ -362,7 +384,7 @@ void add_embedding(JsonBuilder* b, const GstVisualSearchEmbeddingMeta* e,
   json_builder_end_object(b);
 }
 
-void add_regions(JsonBuilder* b, const std::vector<Region>& regions) {
+void add_regions(JsonBuilder* b, const std::vector<Region>& regions, bool thumbnail_urls) {
   json_builder_begin_array(b);
   for (const Region& r : regions) {
     json_builder_begin_object(b);
@@ -374,7 +396,7 @@ void add_regions(JsonBuilder* b, const std::vector<Region>& regions) {
     member_int(b, "h", r.h);
     member_string(b, "metric", r.metric);
     key(b, "neighbors");
-    add_neighbor_list(b, r.neighbors, false);
+    add_neighbor_list(b, r.neighbors, thumbnail_urls);
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
@@ -423,7 +445,7 @@ std::string published_result(const PublishedResult& r) {
   }
   if (!r.regions.empty()) {
     key(b, "regions");
-    add_regions(b, r.regions);
+    add_regions(b, r.regions, false);
   }
   json_builder_end_object(b);
   return d.text();
@@ -679,7 +701,7 @@ std::string sources_answer(const FeedFacts& feed, const std::vector<SourceLatest
     json_builder_end_array(b);
     if (!r.regions.empty()) {
       key(b, "regions");
-      add_regions(b, r.regions);
+      add_regions(b, r.regions, false);
     }
     json_builder_end_object(b);
   }

@@ -77,10 +77,19 @@ struct SearchTimings {
   double total_ms = 0;
 };
 
+struct Region;
+
 // POST /api/search: {"query": {"width", "height"}, "k", "metric", "neighbors",
-// "timings": {"decode_ms", "queued_ms", "embed_search_ms", "batch", "total_ms"}}.
+// ["regions": [{"roi_id", "roi_type", "x", "y", "w", "h", "metric",
+// "neighbors"}], "message"], "timings": {"decode_ms", "queued_ms",
+// "embed_search_ms", "batch", "total_ms"}}. With regions (an index of
+// regions: the picture searched region by region, boxes in the pixels of the
+// searched picture, "query"), "neighbors" is empty and "message", when not
+// empty, says why there is no region.
 std::string search_answer(int width, int height, unsigned k, const std::string& metric,
-                          const std::vector<Neighbor>& neighbors, const SearchTimings& timings);
+                          const std::vector<Neighbor>& neighbors, const SearchTimings& timings,
+                          const std::vector<Region>* regions = nullptr,
+                          const std::string& message = "");
 
 // GET /api/items/{id}/similar: {"item", "k", "metric", "neighbors"}.
 std::string similar_answer(const Item& item, unsigned k, const std::string& metric,
@@ -99,19 +108,24 @@ struct ServerFacts {
   bool subscribe = false;  // --subscribe: GET /api/sources answers
   unsigned k_default = 0;
   unsigned k_max = 0;
+  std::string roi_types;  // an index of regions: the embedder's roi-types
 };
 
 // GET /api/index: {"index", "model", "random_weights" (the model id names
 // random weights: scores mean nothing), "preprocessing", "dims", "metric",
 // "index_type", "count", "created", "thumbnails", "live", "subscribe", "k_default",
-// "k_max", "labels": [{"label", "label_name", "count"}]}.
+// "k_max", "roi_types" (null for an index of whole frames), "labels": [{"label",
+// "label_name", "count"}]}.
 std::string index_answer(const vs::IndexFacts& facts, const ServerFacts& server,
                          const std::vector<LabelCount>& labels);
 
 // The data of a live "neighbors" event: {"frame", "pts_ms" (null without a
-// timestamp), "metric", "neighbors"}.
+// timestamp), "metric", "neighbors", ["width", "height", "regions"]}; with
+// regions (an index of regions), the frame's size and its regions as
+// search_answer lists them, boxes in frame pixels, "neighbors" empty.
 std::string live_event(uint64_t frame, std::optional<uint64_t> pts_ms, const std::string& metric,
-                       const std::vector<Neighbor>& neighbors);
+                       const std::vector<Neighbor>& neighbors,
+                       const std::vector<Region>* regions = nullptr, int width = 0, int height = 0);
 
 // --- metapublish ------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 #include "server/live_camera.h"
 
 #include <gst/app/gstappsink.h>
+#include <gst/video/video.h>
 #include <gst/visualsearch/visualsearchmeta.h>
 
 #include <algorithm>
@@ -23,13 +24,17 @@ const int kMaxPending = 3;
 
 }  // namespace
 
-LiveCamera::LiveCamera(const std::string& camera, const std::string& index) {
+LiveCamera::LiveCamera(const std::string& camera, const std::string& index,
+                       const std::string& detector)
+    : regions_(!detector.empty()) {
   // A leaky queue before the embedder: a camera faster than the model drops
   // frames instead of queueing them up.
   const std::string description =
       camera +
       " ! videoconvert ! videoscale ! video/x-raw,width=640,height=480 ! "
-      "queue leaky=downstream max-size-buffers=2 ! embedder name=embed"
+      "queue leaky=downstream max-size-buffers=2 ! " +
+      (detector.empty() ? std::string() : detector + " ! ") +
+      "embedder name=embed"
       " ! faisssearch name=search k=5 post-messages=false reload=true ! "
       "searchoverlay name=overlay ! "
       "videoconvert ! jpegenc quality=75 ! appsink name=sink sync=false max-buffers=2 drop=true";
@@ -144,16 +149,30 @@ void LiveCamera::on_wrote_chunk(SoupServerMessage* msg, LiveCamera* self) {
     if (c.msg == msg && c.pending > 0) c.pending--;
 }
 
-GstPadProbeReturn LiveCamera::on_neighbors(GstPad*, GstPadProbeInfo* info, LiveCamera* self) {
+GstPadProbeReturn LiveCamera::on_neighbors(GstPad* pad, GstPadProbeInfo* info, LiveCamera* self) {
   GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
-  GstVisualSearchNeighborsMeta* meta = gst_buffer_get_visualsearch_neighbors_meta(buffer);
-  if (!meta) return GST_PAD_PROBE_OK;
-  const std::string json = vs::json::live_event(
-      self->frames_++,
+  const std::optional<uint64_t> pts_ms =
       GST_BUFFER_PTS_IS_VALID(buffer)
           ? std::optional<uint64_t>(GST_BUFFER_PTS(buffer) / GST_MSECOND)
-          : std::nullopt,
-      gst_visualsearch_metric_to_string(meta->metric), vs::json::neighbors_of(meta));
+          : std::nullopt;
+  std::string json;
+  if (self->regions_) {
+    // Every frame, with or without regions, so that the page's boxes follow.
+    GstVideoInfo video;
+    GstCaps* caps = gst_pad_get_current_caps(pad);
+    const bool sized = caps && gst_video_info_from_caps(&video, caps);
+    if (caps) gst_caps_unref(caps);
+    const std::vector<vs::json::Region> regions = vs::json::regions_of(buffer);
+    json = vs::json::live_event(
+        self->frames_++, pts_ms, regions.empty() ? "" : regions.front().metric, {}, &regions,
+        sized ? GST_VIDEO_INFO_WIDTH(&video) : 0, sized ? GST_VIDEO_INFO_HEIGHT(&video) : 0);
+  } else {
+    GstVisualSearchNeighborsMeta* meta = gst_buffer_get_visualsearch_neighbors_meta(buffer);
+    if (!meta) return GST_PAD_PROBE_OK;
+    json = vs::json::live_event(self->frames_++, pts_ms,
+                                gst_visualsearch_metric_to_string(meta->metric),
+                                vs::json::neighbors_of(meta));
+  }
   std::string event = "event: neighbors\ndata: " + json + "\n\n";
   run_on_main([self, event] { self->broadcast(false, event); });
   return GST_PAD_PROBE_OK;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-// The live page's camera: CAMERA ! embedder ! faisssearch ! searchoverlay !
-// jpegenc, its frames streamed as multipart JPEG (/live.mjpeg) and its
-// neighbours as Server-Sent Events (/api/live/events), to any number of
+// The live page's camera: CAMERA ! [DETECTOR !] embedder ! faisssearch !
+// searchoverlay ! jpegenc, its frames streamed as multipart JPEG (/live.mjpeg)
+// and its neighbours (or, for an index of regions, the boxes of its regions
+// and their neighbours) as Server-Sent Events (/api/live/events), to any number of
 // clients. A slow client misses frames instead of holding memory. The
 // pipeline plays only while a client watches: it goes to NULL, releasing the
 // camera and the CPU, when the last one leaves, and plays again when one comes.
@@ -18,9 +19,11 @@ namespace vs::server {
 class LiveCamera {
  public:
   // camera: a source in gst-launch-1.0 syntax; the embedder adopts the
-  // settings index was built with. Throws vs::Error when the pipeline cannot
-  // start (it is brought to PAUSED once, then stopped until a client comes).
-  LiveCamera(const std::string& camera, const std::string& index);
+  // settings index was built with. detector: for an index of regions, the
+  // elements that find them (detector_for), else "". Throws vs::Error when the
+  // pipeline cannot start (it is brought to PAUSED once, then stopped until a
+  // client comes).
+  LiveCamera(const std::string& camera, const std::string& index, const std::string& detector);
   ~LiveCamera();
   LiveCamera(const LiveCamera&) = delete;
   LiveCamera& operator=(const LiveCamera&) = delete;
@@ -48,6 +51,7 @@ class LiveCamera {
   bool playing_ = false;         // main context only
   std::vector<Client> clients_;  // main context only
   guint64 frames_ = 0;           // streaming thread only
+  bool regions_ = false;         // an index of regions: events list them
 };
 
 }  // namespace vs::server

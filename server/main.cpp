@@ -56,6 +56,7 @@ struct Settings {
   int port = 8080;
   std::string bind = "127.0.0.1";
   std::string camera = "none";
+  std::string detector;  // --detector: finds the regions of an index of regions
   std::string token;
   std::string web_root;
   std::string gallery;  // root of file sources, for items without a thumbnail
@@ -69,6 +70,7 @@ struct Settings {
   unsigned request_timeout = 120;   // seconds a request may take to arrive whole
   uint64_t queue_bytes = 48 << 20;  // uploads and decoded queries waiting, together
   int query_side = 512;             // queries are shrunk to this shorter side
+  std::string roi_types;            // the index's: "" for an index of whole frames
   std::optional<SubscribeUrl> subscribe;
 };
 
@@ -354,11 +356,33 @@ void run_search(SearchJob* job) {
     const std::shared_ptr<const Served> now = served();
     const Clock::time_point search_start = Clock::now();
     std::vector<vs::Neighbor> found;
+    const bool by_region = !app->settings.roi_types.empty();
+    std::vector<vs::json::Region> regions;
     try {
-      now->gallery->check_query(result.model_id.c_str(), result.preprocessing_id.c_str(),
-                                static_cast<int>(result.embedding.size()));
-      now->gallery->search(result.embedding.data(), static_cast<int>(job->args.k), {}, std::nullopt,
-                           &found);
+      if (!by_region) {
+        now->gallery->check_query(result.model_id.c_str(), result.preprocessing_id.c_str(),
+                                  static_cast<int>(result.embedding.size()));
+        now->gallery->search(result.embedding.data(), static_cast<int>(job->args.k), {},
+                             std::nullopt, &found);
+      }
+      for (const QueryRegion& r : result.regions) {
+        now->gallery->check_query(result.model_id.c_str(), result.preprocessing_id.c_str(),
+                                  static_cast<int>(r.embedding.size()));
+        std::vector<vs::Neighbor> hits;
+        now->gallery->search(r.embedding.data(), static_cast<int>(job->args.k), {}, std::nullopt,
+                             &hits);
+        vs::json::Region region;
+        region.roi_id = r.roi_id;
+        region.roi_type = r.roi_type;
+        region.x = r.x;
+        region.y = r.y;
+        region.w = r.w;
+        region.h = r.h;
+        region.metric = now->gallery->facts().metric;
+        region.neighbors =
+            shown_neighbors(*now->gallery, hits, job->args.k, job->args.max_distance);
+        regions.push_back(std::move(region));
+      }
     } catch (const std::exception& e) {
       finish_search(job, 500, vs::json::error_body(500, e.what()));
       return;
@@ -369,9 +393,18 @@ void run_search(SearchJob* job) {
     const double total_ms = std::chrono::duration<double, std::milli>(end - job->received).count();
     const vs::json::SearchTimings timings{decode_ms, result.queued_ms, search_ms, result.batch,
                                           total_ms};
+    const std::string none =
+        by_region && regions.empty()
+            ? "no region of type " + app->settings.roi_types +
+                  " was found in the picture: this index holds regions (roi-types=" +
+                  app->settings.roi_types +
+                  "), so a picture is searched region by region; try one where they show "
+                  "larger or face the camera"
+            : "";
     const std::string json = vs::json::search_answer(
         w, h, job->args.k, now->gallery->facts().metric,
-        shown_neighbors(*now->gallery, found, job->args.k, job->args.max_distance), timings);
+        shown_neighbors(*now->gallery, found, job->args.k, job->args.max_distance), timings,
+        by_region ? &regions : nullptr, none);
     finish_search(job, 200, json);
   });
 }
@@ -904,9 +937,13 @@ std::string build_index_json(const vs::Gallery& gallery) {
   }
   std::vector<vs::json::LabelCount> label_list;
   for (const auto& [label, entry] : labels) label_list.push_back(entry);
-  const vs::json::ServerFacts server{app->settings.index,     catalog.thumbnails() != nullptr,
-                                     app->live != nullptr,    app->feed != nullptr,
-                                     app->settings.k_default, app->settings.k_max};
+  const vs::json::ServerFacts server{app->settings.index,
+                                     catalog.thumbnails() != nullptr,
+                                     app->live != nullptr,
+                                     app->feed != nullptr,
+                                     app->settings.k_default,
+                                     app->settings.k_max,
+                                     recorded_roi_types(catalog.facts().embedder_config)};
   return vs::json::index_answer(catalog.facts(), server, label_list);
 }
 
@@ -1008,7 +1045,7 @@ std::string default_web_root() {
 // The command line as GOption fills it in, defaults from Settings.
 struct Options {
   gchar *index = nullptr, *bind = nullptr, *camera = nullptr, *token = nullptr, *web_root = nullptr,
-        *gallery = nullptr, *dataset = nullptr, *subscribe = nullptr;
+        *gallery = nullptr, *dataset = nullptr, *subscribe = nullptr, *detector = nullptr;
   gint port = Settings().port;
   gint max_upload_mb = 20;
   gint k_max = static_cast<gint>(Settings().k_max);
@@ -1030,6 +1067,10 @@ bool parse_options(int* argc, char*** argv, Options* o) {
       {"camera", 'c', 0, G_OPTION_ARG_STRING, &o->camera,
        "Live source for the live page, as gst-launch-1.0 syntax, e.g. \"v4l2src\" or "
        "\"videotestsrc is-live=true\" (default none)",
+       "PIPELINE"},
+      {"detector", 0, 0, G_OPTION_ARG_STRING, &o->detector,
+       "For an index of regions: the elements that find them in uploads and camera frames, "
+       "before the embedder, as gst-launch-1.0 syntax (default: facedetect for faces)",
        "PIPELINE"},
       {"subscribe", 0, 0, G_OPTION_ARG_STRING, &o->subscribe,
        "Show the results camera pipelines publish with metapublish method=mqtt: "
@@ -1092,6 +1133,7 @@ bool settings_from(const Options& o, Settings* s) {
   s->port = o.port;
   if (o.bind) s->bind = o.bind;
   if (o.camera) s->camera = o.camera;
+  if (o.detector) s->detector = o.detector;
   if (o.token) s->token = o.token;
   if (o.subscribe) {
     std::string why;
@@ -1131,11 +1173,16 @@ bool load_gallery_and_pipelines(const Settings& s) {
     auto gallery = std::make_shared<const vs::Gallery>(vs::Gallery::load(s.index));
     app->thumbnail_cache = std::make_unique<vs::ThumbnailCache>(
         256, std::make_shared<vs::CifarSources>(s.dataset), nullptr);
+    // An index of regions is searched region by region: a detector in front
+    // of the embedder, which adopts the index's roi-types.
+    app->settings.roi_types = recorded_roi_types(gallery->facts().embedder_config);
+    const std::string detector = detector_for(app->settings.roi_types, s.detector);
     QueryOptions query_options;
     query_options.index = s.index;
+    query_options.detector = detector;
     query_options.batch_size = s.batch_size;
     app->queries = std::make_unique<QueryPipeline>(query_options);
-    if (s.camera != "none") app->live = std::make_unique<LiveCamera>(s.camera, s.index);
+    if (s.camera != "none") app->live = std::make_unique<LiveCamera>(s.camera, s.index, detector);
     if (s.subscribe) {
       app->feed = std::make_unique<SourceFeed>(*s.subscribe, [](const vs::json::Item& item) {
         // The thumbnail is the gallery's own when the id names the same item.
@@ -1149,6 +1196,10 @@ bool load_gallery_and_pipelines(const Settings& s) {
     return false;
   }
   app->settings.query_side = query_side_for(served()->gallery->facts().preprocessing_id);
+  // Regions are cropped out of the query: keep the faces in a group photo
+  // large enough to be found and embedded.
+  if (!app->settings.roi_types.empty())
+    app->settings.query_side = std::max(app->settings.query_side, 1024);
   app->queue = std::make_unique<MemoryBudget>(s.queue_bytes);
   // Room for the largest picture the pixel limit lets through: two large
   // ones take turns instead of doubling the peak.

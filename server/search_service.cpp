@@ -5,6 +5,7 @@
 #include <gst/app/gstappsrc.h>
 #include <gst/video/video.h>
 #include <gst/visualsearch/visualsearchmeta.h>
+#include <gst/visualsearch/visualsearchregion.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,6 +24,35 @@ static QueryResult failure(const std::string& why) {
   QueryResult result;
   result.error = why;
   return result;
+}
+
+std::string recorded_roi_types(const std::string& embedder_config) {
+  std::string types;
+  if (GstStructure* s = gst_structure_from_string(embedder_config.c_str(), nullptr)) {
+    if (const gchar* t = gst_structure_get_string(s, "roi-types")) types = t;
+    gst_structure_free(s);
+  }
+  return types;
+}
+
+std::string detector_for(const std::string& roi_types, const std::string& chosen) {
+  if (roi_types.empty()) return "";
+  if (!chosen.empty()) return chosen;
+  if (roi_types == "face") {
+    GstElementFactory* facedetect = gst_element_factory_find("facedetect");
+    if (facedetect) gst_object_unref(facedetect);
+    if (!facedetect)
+      throw Error(
+          "the index holds faces (roi-types=face), which the server finds with facedetect: "
+          "install gstreamer1.0-opencv and opencv-data (scripts/install-deps.sh), or give "
+          "--detector");
+    // updates=none: no bus message per frame.
+    return "videoconvert ! facedetect display=false updates=none ! videoconvert";
+  }
+  throw Error("the index holds regions of types '" + roi_types +
+              "' (roi-types), and the server finds faces only by itself: give the detector that "
+              "found them, e.g. --detector \"objectdetect model=$HOME/.cache/visualsearch/"
+              "models/nanodet.pt\"");
 }
 
 struct QueryPipeline::Job {
@@ -54,8 +84,10 @@ void QueryPipeline::start_pipeline() {
   // Every query is drained out of the embedder by the event batch_loop()
   // sends after it, so batch-size only caps how many run together.
   const std::string description =
-      "appsrc name=src format=time max-bytes=0 ! embedder name=embed batch-size=" +
-      std::to_string(options_.batch_size) + " ! appsink name=sink sync=false max-buffers=0";
+      "appsrc name=src format=time max-bytes=0 ! " +
+      (options_.detector.empty() ? std::string() : options_.detector + " ! ") +
+      "embedder name=embed batch-size=" + std::to_string(options_.batch_size) +
+      " ! appsink name=sink sync=false max-buffers=0";
   GError* error = nullptr;
   GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
   // An element that is missing (the plugin not on GST_PLUGIN_PATH) comes
@@ -219,6 +251,28 @@ GstFlowReturn QueryPipeline::on_sample(GstElement* sink, QueryPipeline* self) {
     result.embedding.assign(meta->values, meta->values + meta->dims);
     result.model_id = meta->model_id ? meta->model_id : "";
     result.preprocessing_id = meta->preprocessing_id ? meta->preprocessing_id : "";
+  } else if (!self->options_.detector.empty()) {
+    gpointer iter = nullptr;
+    while (GstMeta* m = gst_buffer_iterate_meta_filtered(
+               buffer, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+      auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(m);
+      guint dims = 0;
+      const gfloat* values = gst_visualsearch_region_get_embedding(roi, &dims);
+      if (!values) continue;  // a region of another type, or too small
+      const gchar *model = nullptr, *preprocessing = nullptr;
+      gst_visualsearch_region_get_embedding_info(roi, &model, &preprocessing, nullptr);
+      QueryRegion region;
+      region.roi_id = roi->id;
+      region.roi_type = g_quark_to_string(roi->roi_type);
+      region.x = roi->x;
+      region.y = roi->y;
+      region.w = roi->w;
+      region.h = roi->h;
+      region.embedding.assign(values, values + dims);
+      result.model_id = model ? model : "";
+      result.preprocessing_id = preprocessing ? preprocessing : "";
+      result.regions.push_back(std::move(region));
+    }
   } else {
     result.error = "the query frame came out of the embedder without an embedding";
   }

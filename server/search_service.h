@@ -23,11 +23,21 @@
 
 namespace vs::server {
 
+// A region the detector found in a query, with its embedding.
+struct QueryRegion {
+  int roi_id = 0;
+  std::string roi_type;
+  unsigned x = 0, y = 0, w = 0, h = 0;  // in the pixels of the picture searched
+  std::vector<float> embedding;
+};
+
 // The embedding of one query; the server searches it in the gallery it
 // serves at that moment (main.cpp), so that a gallery replaced on disk is
-// taken over between two queries.
+// taken over between two queries. With a detector (an index of regions), the
+// embeddings of its regions instead, none when it found none.
 struct QueryResult {
   std::vector<float> embedding;
+  std::vector<QueryRegion> regions;
   std::string model_id;          // the embedder's, for Gallery::check_query
   std::string preprocessing_id;  // likewise
   double queued_ms = 0;          // waiting for the batch to start
@@ -37,10 +47,21 @@ struct QueryResult {
 };
 
 struct QueryOptions {
-  std::string index;  // the embedder adopts its settings from its catalog
+  std::string index;     // the embedder adopts its settings from its catalog
+  std::string detector;  // for an index of regions: elements before the embedder
   unsigned batch_size = 16;
   unsigned batch_window_ms = 4;  // how long a batch waits for company
 };
+
+// The roi-types an index of regions records in its embedder settings
+// (catalog facts' embedder_config); "" for an index of whole frames.
+std::string recorded_roi_types(const std::string& embedder_config);
+
+// The elements that find the regions of roi_types in a frame, in
+// gst-launch-1.0 syntax, for the live and query pipelines: chosen (--detector)
+// when given, facedetect (gstreamer1.0-opencv) for faces; "" for whole frames.
+// Throws vs::Error for other types without chosen.
+std::string detector_for(const std::string& roi_types, const std::string& chosen);
 
 // One long-running query pipeline. submit() may be called from any thread;
 // done runs on a streaming thread.

@@ -150,6 +150,54 @@ test_live_event ()
   g_assert_cmpint (json_object_get_int_member (json_node_get_object (root),
                        "pts_ms"),
       ==, 1234);
+  g_assert_false (json_object_has_member (json_node_get_object (root),
+      "regions"));
+  json_node_unref (root);
+
+  /* An index of regions: the frame's size and its regions, with the
+   * thumbnail URLs of their neighbours; an upload's regions likewise, and
+   * the message of a picture without one. */
+  vs::json::Region region;
+  region.roi_id = 3;
+  region.roi_type = "face";
+  region.x = 10;
+  region.y = 20;
+  region.w = 30;
+  region.h = 40;
+  region.metric = "l2";
+  region.neighbors = neighbors;
+  const std::vector<vs::json::Region> regions = {region};
+  root = parse (vs::json::live_event (7, 1, "l2", {}, &regions, 640, 480));
+  o = json_node_get_object (root);
+  g_assert_cmpint (json_object_get_int_member (o, "width"), ==, 640);
+  g_assert_cmpint (json_object_get_int_member (o, "height"), ==, 480);
+  JsonObject *r =
+      json_array_get_object_element (json_object_get_array_member (o,
+                                         "regions"),
+          0);
+  g_assert_cmpint (json_object_get_int_member (r, "h"), ==, 40);
+  g_assert_cmpstr (json_object_get_string_member (r, "roi_type"), ==, "face");
+  first = json_array_get_object_element (json_object_get_array_member (r,
+                                             "neighbors"),
+      0);
+  g_assert_cmpstr (json_object_get_string_member (first, "thumbnail"), ==,
+      "/api/items/12/thumbnail");
+  json_node_unref (root);
+
+  const std::vector<vs::json::Region> none;
+  root = parse (vs::json::search_answer (200, 150, 5, "ip", {}, {}, &none,
+      "no region"));
+  o = json_node_get_object (root);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (o,
+                        "regions")),
+      ==, 0);
+  g_assert_cmpstr (json_object_get_string_member (o, "message"), ==,
+      "no region");
+  json_node_unref (root);
+  root = parse (vs::json::search_answer (200, 150, 5, "ip", {}, {}));
+  o = json_node_get_object (root);
+  g_assert_false (json_object_has_member (o, "regions"));
+  g_assert_false (json_object_has_member (o, "message"));
   json_node_unref (root);
 }
 
@@ -168,6 +216,13 @@ test_index_answer ()
   g_assert_true (json_object_get_boolean_member (o, "random_weights"));
   g_assert_cmpstr (json_object_get_string_member (o, "model"), ==,
       "resnet18:random-seed42");
+  g_assert_true (json_object_get_null_member (o, "roi_types"));
+  json_node_unref (root);
+  server.roi_types = "face";
+  root = parse (vs::json::index_answer (facts, server, {}));
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (root),
+                       "roi_types"),
+      ==, "face");
   json_node_unref (root);
 
   for (const char *id : {"resnet18:f37072fd", "torchscript:1a2b3c4d"}) {

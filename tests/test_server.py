@@ -7,7 +7,9 @@ more like this; thumbnails; every error status (400, 401, 404, 405, 411,
 413) with a JSON message; 50 malformed requests and the server still
 answering; path traversal; the token; a connection whose headers never end
 closed after --idle-timeout; refusing a non-loopback bind without
-one; the live camera's events and MJPEG frames; the security headers.
+one; the live camera's events and MJPEG frames; the security headers; an
+index of faces: an upload searched face by face, a picture without a face,
+live events listing each frame's faces.
 """
 import io
 import json
@@ -407,6 +409,66 @@ with tempfile.TemporaryDirectory() as tmp:
               f"/live.mjpeg streams 640x480 JPEG frames ({frames[:2]})")
         check(server.request("/api/index")[0] == 200 and server.alive(),
               "the server keeps answering after live clients leave")
+    finally:
+        server.stop()
+
+# --- an index of faces: uploads and camera frames searched face by face
+ASTRONAUT = "/usr/lib/python3/dist-packages/imageio/resources/images/astronaut.png"
+if not check(Gst.ElementFactory.find("facedetect") is not None and os.path.exists(ASTRONAUT),
+             "facedetect (gstreamer1.0-opencv, opencv-data) and astronaut.png "
+             "(python3-imageio) are installed: scripts/install-deps.sh"):
+    finish()
+with tempfile.TemporaryDirectory() as tmp:
+    faces = os.path.join(tmp, "faces")
+    os.makedirs(faces)
+    astronaut = Image.open(ASTRONAUT).convert("RGB")
+    astronaut.save(os.path.join(faces, "astronaut.png"))
+    astronaut.transpose(Image.FLIP_LEFT_RIGHT).save(os.path.join(faces, "mirrored.png"))
+    index = os.path.join(tmp, "faces.faiss")
+    subprocess.run(["gst-launch-1.0", "-q", "gallerysrc", f"location={faces}", "!",
+                    "videoconvert", "!", "facedetect", "display=false", "updates=none", "!",
+                    "videoconvert", "!", "embedder", "roi-types=face", "weights=random",
+                    "input-size=64", "resize=72", "threads=1", "!", "faissindexer",
+                    f"location={index}"], check=True, timeout=300, stderr=subprocess.DEVNULL)
+    server = sf.Server("--index", index, "--camera",
+                       f"filesrc location={ASTRONAUT} ! pngdec ! imagefreeze is-live=true")
+    try:
+        check((js(server.request("/api/index")[2]) or {}).get("roi_types") == "face",
+              "/api/index names the index's roi-types")
+        with open(ASTRONAUT, "rb") as f:
+            status, _, body, _ = server.request("/api/search?k=2", data=f.read())
+        res = js(body) or {}
+        regions = res.get("regions") or []
+        q = res.get("query", {})
+        inside = all(0 <= r["x"] and r["x"] + r["w"] <= q.get("width", 0) and 0 <= r["y"] and
+                     r["y"] + r["h"] <= q.get("height", 0) and r["w"] > 40 for r in regions)
+        best = [r["neighbors"][0] for r in regions if r.get("neighbors")]
+        check(status == 200 and res.get("neighbors") == [] and len(regions) >= 1 and inside and
+              all(r["roi_type"] == "face" and len(r["neighbors"]) == 2 for r in regions),
+              "an upload to a face index is searched face by face: boxes inside the picture, "
+              "k neighbours each", str(res)[:300])
+        check(any(n["source"].startswith("astronaut.png#xywh=") and n["similarity"] > 0.999 and
+                  n["thumbnail"] == f"/api/items/{n['id']}/thumbnail" for n in best),
+              "astronaut.png's face finds its own crop first, with its thumbnail URL", best)
+        buf = io.BytesIO()
+        Image.new("RGB", (200, 150), (40, 120, 200)).save(buf, "PNG")
+        status, _, body, _ = server.request("/api/search?k=2", data=buf.getvalue())
+        res = js(body) or {}
+        check(status == 200 and res.get("regions") == [] and
+              "no region of type face" in res.get("message", ""),
+              "a picture without a face: 200, no region, and a message saying why", res)
+
+        # The events before the last marker have arrived whole.
+        got = read_stream(server, b"/api/live/events", b"event: neighbors", 3)
+        whole = got.rsplit(b"event: neighbors", 1)[0]
+        events = [json.loads(line[len(b"data: "):]) for line in whole.split(b"\n")
+                  if line.startswith(b"data: {")]
+        check(len(events) >= 2 and all(e.get("width") == 640 and e.get("height") == 480 and
+                                       len(e.get("regions", [])) >= 1 and
+                                       len(e["regions"][0]["neighbors"]) == 2
+                                       for e in events),
+              "live events of a face index list each frame's faces, boxes in frame pixels, "
+              "with their neighbours", str(events)[:300])
     finally:
         server.stop()
 

@@ -10,12 +10,15 @@ picture, and the live tab of a server without a camera, show a sentence and
 no broken-image icon; paths wrap after a slash, not inside a name; the page
 fits a phone-sized window without horizontal scrolling, its query picture
 leaving the results on the first screen; no request leaves the server (the
-browser log has no CSP violation or failed load). Screenshots go
+browser log has no CSP violation or failed load); with an index of faces, an
+upload at phone width shows a box per face on the picture and each face's
+matches. Screenshots go
 to the build directory (tests/screenshots/), for people (tools/server-screenshot.sh makes
 the README's picture).
 """
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -215,6 +218,53 @@ with tempfile.TemporaryDirectory() as tmp:
         if driver:
             driver.quit()
         server.stop()
+
+# An index of faces, on a phone: the boxes are drawn on the uploaded picture,
+# and each box's matches listed.
+ASTRONAUT = "/usr/lib/python3/dist-packages/imageio/resources/images/astronaut.png"
+if os.path.exists(ASTRONAUT) and shutil.which("gst-inspect-1.0") and subprocess.run(
+        ["gst-inspect-1.0", "facedetect"], capture_output=True).returncode == 0:
+    with tempfile.TemporaryDirectory() as tmp:
+        faces = os.path.join(tmp, "faces")
+        os.makedirs(faces)
+        shutil.copy(ASTRONAUT, faces)
+        index = os.path.join(tmp, "faces.faiss")
+        subprocess.run(["gst-launch-1.0", "-q", "gallerysrc", f"location={faces}", "!",
+                        "videoconvert", "!", "facedetect", "display=false", "updates=none", "!",
+                        "videoconvert", "!", "embedder", "roi-types=face", "weights=random",
+                        "input-size=64", "resize=72", "threads=1", "!", "faissindexer",
+                        f"location={index}"], check=True, timeout=300, stderr=subprocess.DEVNULL)
+        server = sf.Server("--index", index)
+        driver = None
+        try:
+            driver = browser(390, 844)
+            driver.get(server.url + "/")
+            said = wait_for(lambda: "1 regions (face)" in driver.find_element(By.ID, "facts").text)
+            check(bool(said), "the facts say the index holds faces, searched one by one")
+            driver.find_element(By.ID, "file").send_keys(ASTRONAUT)
+            boxes = wait_for(lambda: driver.execute_script(
+                "const i = document.getElementById('query-img').getBoundingClientRect();"
+                "const b = [...document.querySelectorAll('#query-frame .box')];"
+                "return b.length && i.width > 200 && b.every(x => { const r = x.getBoundingClientRect();"
+                "  return r.width > 10 && r.left >= i.left && r.right <= i.right + 1 &&"
+                "         r.top >= i.top && r.bottom <= i.bottom + 1; }) && b.length"))
+            lists = driver.find_elements(By.CSS_SELECTOR, "#region-results .region")
+            matches = driver.find_elements(By.CSS_SELECTOR, "#region-results .region li")
+            check(bool(boxes) and len(lists) == boxes and len(matches) >= 1 and
+                  not driver.find_element(By.ID, "results").is_displayed(),
+                  f"a face index: the upload shows a box per face on the picture and the matches "
+                  f"of each ({boxes} boxes, {len(matches)} matches)")
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            check(overflow <= 0, f"... and nothing scrolls sideways at 390 px ({overflow})")
+            driver.save_screenshot(os.path.join(SHOTS, "faces-phone.png"))
+        finally:
+            if driver:
+                driver.quit()
+            server.stop()
+else:
+    check(False, "facedetect (gstreamer1.0-opencv, opencv-data) and astronaut.png "
+          "(python3-imageio) are installed: scripts/install-deps.sh")
 
 print(f"screenshots in {SHOTS}")
 finish()

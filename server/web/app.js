@@ -2,7 +2,9 @@
 // The visualsearch page: upload, paste or drop a picture, see its nearest
 // gallery pictures, click one for more like it; browse the gallery by label
 // and open an original; a live tab shows the camera, and a Cameras tab the
-// latest results of every camera pipeline the server subscribes to.
+// latest results of every camera pipeline the server subscribes to. An
+// index of regions (faces, objects) is searched region by region: the boxes
+// are drawn on the picture and the matches listed per box.
 // No framework and nothing from the network but this server.
 "use strict";
 
@@ -126,6 +128,57 @@ function renderResults(list, neighbors) {
   }
 }
 
+// An index of regions answers with regions: one box each over the picture
+// (drawn in percent of the picture searched, so it follows the picture's size
+// on the page) and one list of matches each, numbered alike.
+function drawBoxes(frame, regions, width, height) {
+  for (const old of frame.querySelectorAll(".box")) old.remove();
+  regions.forEach((r, i) => {
+    const box = document.createElement("div");
+    box.className = "box";
+    box.style.left = `${(100 * r.x) / width}%`;
+    box.style.top = `${(100 * r.y) / height}%`;
+    box.style.width = `${(100 * r.w) / width}%`;
+    box.style.height = `${(100 * r.h) / height}%`;
+    box.textContent = `${i + 1}`;
+    box.title = `${r.roi_type} ${i + 1}`;
+    frame.append(box);
+  });
+}
+
+function renderRegions(container, regions) {
+  container.replaceChildren();
+  regions.forEach((r, i) => {
+    const section = document.createElement("section");
+    section.className = "region";
+    const head = document.createElement("h2");
+    const best = r.neighbors[0];
+    head.textContent = `${i + 1}. ${r.roi_type} at ${r.x},${r.y} (${r.w}×${r.h})` +
+      (best ? ` · best: ${best.label_name || `#${best.id}`}, ${score(best)}` : " · no match");
+    const grid = document.createElement("ol");
+    grid.className = "grid";
+    renderResults(grid, r.neighbors);
+    section.append(head, grid);
+    container.append(section);
+  });
+}
+
+// Shows a search answer: the picture's neighbours, or its regions'.
+function showAnswer(result) {
+  const regions = result.regions;
+  $("query").classList.toggle("regions", !!regions);
+  $("region-results").hidden = !regions;
+  $("results").hidden = !!regions;
+  drawBoxes($("query-frame"), regions || [], result.query.width, result.query.height);
+  if (regions) {
+    renderRegions($("region-results"), regions);
+    $("results").replaceChildren();
+  } else {
+    $("region-results").replaceChildren();
+    renderResults($("results"), result.neighbors);
+  }
+}
+
 function k() {
   const value = parseInt($("k").value, 10);
   return Number.isFinite(value) && value > 0 ? value : 10;
@@ -138,12 +191,16 @@ async function search(file) {
   setStatus($("status"), "Searching…");
   try {
     const result = await api(`/api/search?k=${k()}`, { method: "POST", body: file });
-    renderResults($("results"), result.neighbors);
+    showAnswer(result);
     const t = result.timings;
-    setStatus($("status"), `${result.neighbors.length} results in ${t.total_ms.toFixed(0)} ms ` +
+    const found = result.regions
+      ? (result.regions.length ? `${result.regions.length} region(s), searched one by one,`
+                               : result.message)
+      : `${result.neighbors.length} results`;
+    setStatus($("status"), `${found} in ${t.total_ms.toFixed(0)} ms ` +
       `(embedding and search ${t.embed_search_ms.toFixed(0)} ms, batch of ${t.batch}).`);
   } catch (e) {
-    $("results").replaceChildren();
+    showAnswer({ neighbors: [], query: { width: 1, height: 1 } });
     $("query").hidden = true;
     setStatus($("status"), e.message, true);
   }
@@ -157,7 +214,7 @@ async function moreLike(n) {
   setStatus($("status"), `Finding pictures like #${n.id}…`);
   try {
     const result = await api(`/api/items/${n.id}/similar?k=${k()}`);
-    renderResults($("results"), result.neighbors);
+    showAnswer({ neighbors: result.neighbors, query: { width: 1, height: 1 } });
     setStatus($("status"), `${result.neighbors.length} pictures like #${n.id}.`);
   } catch (e) {
     setStatus($("status"), e.message, true);
@@ -237,6 +294,17 @@ function startLive() {
   events = new EventSource(withToken("/api/live/events"));
   events.addEventListener("neighbors", (e) => {
     const frame = JSON.parse(e.data);
+    // An index of regions: searchoverlay draws the boxes on the frames
+    // themselves, in step with them; the matches are listed per box here.
+    const regions = frame.regions;
+    $("live-results").hidden = !!regions;
+    $("live-region-results").hidden = !regions;
+    if (regions) {
+      renderRegions($("live-region-results"), regions);
+      setStatus($("live-status"), `Frame ${frame.frame}: ` + (regions.length
+        ? `${regions.length} region(s), each with its matches.` : "no region in this frame."));
+      return;
+    }
     renderResults($("live-results"), frame.neighbors);
     setStatus($("live-status"), `Frame ${frame.frame}: ${frame.neighbors.length} neighbours.`);
   });
@@ -273,7 +341,9 @@ async function loadFacts() {
   try {
     facts = await api("/api/index");
     const labels = facts.labels.filter((l) => l.label >= 0).length;
-    $("facts").textContent = `${facts.count} pictures, ${labels} labels · ${facts.model} · ` +
+    $("facts").textContent = `${facts.count} ` +
+      (facts.roi_types ? `regions (${facts.roi_types}), searched one by one` : "pictures") +
+      `, ${labels} labels · ${facts.model} · ` +
       `${facts.index_type} (${facts.metric}, ${facts.dims} dims)`;
     if (facts.random_weights) {
       // Short enough that a phone still shows the first result on its first screen.
