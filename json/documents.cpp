@@ -261,7 +261,7 @@ std::string search_answer(int width, int height, unsigned k, const std::string& 
   if (regions) {
     key(b, "regions");
     add_regions(b, *regions, true);
-    if (!message.empty()) { member_string(b, "message", message); }
+    if (!message.empty()) member_string(b, "message", message);
   }
   key(b, "timings");
   json_builder_begin_object(b);
