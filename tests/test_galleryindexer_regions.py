@@ -7,7 +7,9 @@ a face, checks that:
 - the index holds one item per face facedetect finds (its own element
   message, from a separate gst-launch-1.0 run), each with the file and the
   box as a media fragment (astronaut.png#xywh=X,Y,W,H), and none from the
-  picture without a face;
+  picture without a face; both files count as added (read), the face's item
+  is tied to its file in the catalog's files table, and no warning about
+  frames without an embedding;
 - each item's thumbnail is the crop of its box, not the whole picture;
 - a detector description that does not parse, and a detector with
   mode=update, are refused with errors that say what to do.
@@ -79,7 +81,16 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, output = index(folder, out, "mode=rebuild", f"detector={DETECTOR}",
                        "roi-types=face", "thumbnail-size=64")
     check(rc == 0, "galleryindexer detector=facedetect indexes the folder", output[-2000:])
+    complete = [line for line in output.splitlines() if "files: added" in line]
+    check(complete and "files: added 2, updated 0, removed 0, unchanged 0, skipped-bad 0"
+          in complete[-1] and "carried no embedding" not in output,
+          "both files count as added (read), the one without a face too, with no warning",
+          complete or output[-1500:])
     with sqlite3.connect(f"file:{out}.db?mode=ro", uri=True) as db:
+        files = sorted(bytes(r[0]).decode() for r in db.execute("SELECT path FROM files"))
+        check(files == ["astronaut.png"],
+              "the face's item is tied to its file in the catalog's files table", files)
+
         items = db.execute("SELECT i.id, i.source, i.label_name, t.jpeg FROM items i "
                            "LEFT JOIN thumbnails t ON t.id = i.id ORDER BY i.id").fetchall()
         count = db.execute("SELECT count FROM index_facts").fetchone()[0]
