@@ -11,6 +11,7 @@ a face, checks that:
   is tied to its file in the catalog's files table, and no warning about
   frames without an embedding;
 - each item's thumbnail is the crop of its box, not the whole picture;
+- without roi-types, every region the detector marks is indexed;
 - a detector description that does not parse, and a detector with
   mode=update, are refused with errors that say what to do.
 Skipped (with a message saying what to install) without facedetect or
@@ -117,6 +118,14 @@ with tempfile.TemporaryDirectory() as tmp:
         check(to_crop < 12 and to_crop < to_full / 3,
               f"the thumbnail of the face at {x},{y} is its crop",
               f"mean difference {to_crop:.1f} to the crop, {to_full:.1f} to the picture")
+
+    # roi-types left empty with a detector: every region.
+    every = os.path.join(tmp, "every.faiss")
+    rc, output = index(folder, every, "mode=rebuild", f"detector={DETECTOR}")
+    with sqlite3.connect(f"file:{every}.db?mode=ro", uri=True) as db:
+        sources = sorted(r[0] for r in db.execute("SELECT source FROM items"))
+    check(rc == 0 and sources == sorted(row[1] for row in items),
+          "without roi-types the detector's regions are all indexed", (sources, output[-800:]))
 
     rc, output = index(folder, os.path.join(tmp, "bad.faiss"), "mode=rebuild",
                        "detector=facedetect display=false ! nosuchelement")
