@@ -17,7 +17,7 @@
 # real, the matches are not. Works offline. Needs a build tree (ninja -C build).
 #
 # Environment:
-#   QUERY_VIDEO=FILE   the video searched (default: the mirrored pictures)
+#   QUERY_VIDEO=FILE   the video searched (default: the first 20 pictures, mirrored)
 #   CAMERA=/dev/video0 search the webcam instead, CAMERA_FRAMES=100 frames of it
 #   DETECTOR=          facedetect's description (index-folder.sh's default)
 #   K=3                neighbours per face
@@ -47,6 +47,12 @@ run() { echo "+ $*"; "$@"; }
 vs_use_plugin searchoverlay
 gst-inspect-1.0 facedetect >/dev/null 2>&1 \
   || vs_die "the facedetect element is missing: apt-get install gstreamer1.0-opencv opencv-data (scripts/install-deps.sh)."
+if [ -n "${CAMERA:-}" ] && [ ! -c "$CAMERA" ]; then
+  vs_die "CAMERA=$CAMERA is not a camera device (v4l2-ctl --list-devices lists them); unset CAMERA to search a video."
+fi
+if [ -n "${QUERY_VIDEO:-}" ] && [ ! -f "$QUERY_VIDEO" ]; then
+  vs_die "QUERY_VIDEO=$QUERY_VIDEO does not exist."
+fi
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 
@@ -122,9 +128,9 @@ if [ -n "${CAMERA:-}" ]; then
 else
   if [ -z "${QUERY_VIDEO:-}" ]; then
     QUERY_VIDEO="$OUT_DIR/query-mirrored.avi"
-    slideshow "$QUERY_VIDEO" "$pictures" mirror
+    head -n 20 "$pictures" >"$OUT_DIR/query-pictures.txt"
+    slideshow "$QUERY_VIDEO" "$OUT_DIR/query-pictures.txt" mirror
   fi
-  [ -f "$QUERY_VIDEO" ] || vs_die "QUERY_VIDEO=$QUERY_VIDEO does not exist."
   source=(filesrc location="$QUERY_VIDEO" ! decodebin)
 fi
 run gst-launch-1.0 -q "${source[@]}" ! "${search[@]}" ! jpegenc ! avimux ! filesink location="$VIDEO"

@@ -6,7 +6,7 @@
 # index one item per face (the photo's and the video's frames, boxes as
 # xywh), fall back to random weights saying so and naming
 # models/fetch-detectors.sh faceres, and leave an AVI and a PNG with the face
-# boxes drawn. Skipped (77) without facedetect or astronaut.png.
+# boxes drawn; a CAMERA that is not there is refused at once. Skipped (77) without facedetect or astronaut.png.
 set -euo pipefail
 : "${VS_SOURCE_DIR:?}" "${VS_BUILD_DIR:?}"
 source "$VS_SOURCE_DIR/tests/local_servers.sh"
@@ -64,4 +64,10 @@ if green[40:180, 220:360].sum() < 200:
     fail(f"no green box around the face in search-faces.png ({green.sum()} green pixels)")
 print(f"{len(sources)} faces indexed: {sources}")
 PY
+# A camera that is not there is refused before any work.
+status=0
+env -i PATH="$PATH" HOME="$work/home" BUILD_DIR="$VS_BUILD_DIR" OUT_DIR="$work/out2" \
+  CAMERA=/dev/no-such-camera "$VS_SOURCE_DIR/pipelines/demo-faces.sh" >"$work/cam.log" 2>&1 || status=$?
+[ "$status" -ne 0 ] && grep -qF "CAMERA=/dev/no-such-camera is not a camera device" "$work/cam.log" \
+  && ! grep -qF "1/4" "$work/cam.log" || fail "a missing CAMERA is not refused at once: $(cat "$work/cam.log")"
 echo "PASS: demo-faces.sh offline indexes the faces of its photos and video, says the weights are random, and leaves the video and the picture"
