@@ -232,7 +232,8 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
           "the embedder, with videoconverts around it (e.g. \"facedetect "
           "min-size-width=40 min-size-height=40\" or \"objectdetect "
           "model=nanodet.pt\"); it must attach GstVideoRegionOfInterestMeta. "
-          "Needs mode=rebuild. Empty: whole frames",
+          "Needs mode=rebuild; read when the element starts (NULL to READY). "
+          "Empty: whole frames",
           NULL, (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
 
   gst_element_class_set_static_metadata (element_class, "Gallery indexer",
