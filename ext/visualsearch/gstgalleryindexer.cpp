@@ -9,7 +9,8 @@
  * defaults: #GstGalleryIndexer:location, recursive, label-from,
  * video-interval, max-pixels, strict and shard go to gallerysrc; model, weights,
  * seed, precision, calibration-location, calibration-images, batch-size,
- * input-size and resize to embedder; index,
+ * input-size, resize, mean, std, roi-types, roi-margin and roi-min-size to
+ * embedder; index,
  * index-type, metric, thumbnail-size and checkpoint-interval to faissindexer
  * (location, ...).
  *
@@ -46,11 +47,28 @@
  * At the end, faissindexer's COMPLETE progress message counts the files
  * added, updated, removed, unchanged and skipped as bad.
  *
+ * With #GstGalleryIndexer:detector, a gst-launch-1.0 bin description such as
+ * `facedetect min-size-width=40 min-size-height=40` (gstreamer1.0-opencv) or
+ * `objectdetect model=nanodet.pt`, the bin indexes the regions the detector
+ * marks (GstVideoRegionOfInterestMeta) instead of whole frames: `gallerysrc !
+ * videoconvert ! DETECTOR ! videoconvert ! embedder roi-types=... !
+ * faissindexer`. #GstGalleryIndexer:roi-types, roi-margin and roi-min-size
+ * go to the embedder; roi-types left empty means every region. Each region
+ * is one item, as with faissindexer: its source is the file with the box as
+ * a media fragment (`a.jpg#xywh=175,64,97,97`, `clip.mp4#t=12.000&xywh=...`)
+ * and its thumbnail the crop; files without a region give no item. An index
+ * of regions cannot be updated (faissindexer keeps a file's items by the
+ * file, not by its regions), so a detector needs mode=rebuild, and is
+ * refused with a clear error otherwise.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 -e galleryindexer location=~/Pictures index=pictures.faiss
  * gst-launch-1.0 -e galleryindexer location=101_ObjectCategories \
  *     index=caltech.faiss mode=rebuild input-size=64 resize=72
+ * gst-launch-1.0 -e galleryindexer location=~/Pictures index=faces.faiss \
+ *     mode=rebuild detector="facedetect min-size-width=40 min-size-height=40" \
+ *     roi-types=face model=faceres.pt mean=0,0,0 std=0.0039,0.0039,0.0039
  * ]|
  */
 #ifdef HAVE_CONFIG_H
@@ -98,9 +116,15 @@ enum
   PROP_INDEX_TYPE,
   PROP_METRIC,
   PROP_THUMBNAIL_SIZE,
+  PROP_MEAN,
+  PROP_STD,
+  PROP_ROI_TYPES,
+  PROP_ROI_MARGIN,
+  PROP_ROI_MIN_SIZE,
   N_PROXIED,
   PROP_CHECKPOINT_INTERVAL = N_PROXIED,
   PROP_MODE,
+  PROP_DETECTOR,
 };
 
 static const gchar *const child_factories[N_CHILDREN] = {"gallerysrc",
@@ -126,6 +150,14 @@ static const ProxiedProperty proxied[N_PROXIED] = {
         "HNSW<m>, ...; ignored when updating (the index keeps its type)"},
     {"metric", "Metric", CHILD_INDEXER, "metric", NULL},
     {"thumbnail-size", "Thumbnail size", CHILD_INDEXER, "thumbnail-size", NULL},
+    {"mean", "Mean", CHILD_EMBEDDER, "mean", NULL},
+    {"std", "Standard deviation", CHILD_EMBEDDER, "std", NULL},
+    {"roi-types", "ROI types", CHILD_EMBEDDER, "roi-types",
+        "With a detector: the region types to embed, a comma-separated list "
+        "(e.g. \"face\"); empty with a detector means every region (\"*\"); "
+        "empty without one, whole frames"},
+    {"roi-margin", "ROI margin", CHILD_EMBEDDER, "roi-margin", NULL},
+    {"roi-min-size", "ROI minimum size", CHILD_EMBEDDER, "roi-min-size", NULL},
 };
 
 struct _GstGalleryIndexer
@@ -139,6 +171,13 @@ struct _GstGalleryIndexer
   /* This run links gallerysrc straight to faissindexer, the embedder kept
    * in READY: no file needs embedding. State changes only. */
   gboolean bypassed;
+  gchar *detector; /* under the object lock */
+  /* The detector's chain between source and embedder for this run
+   * (videoconvert ! detector bin ! videoconvert), NULL without one. State
+   * changes only. */
+  GstElement *detect_chain[3];
+  /* roi-types was empty and is "*" for this run of the detector. */
+  gboolean defaulted_roi_types;
 };
 
 #define gst_gallery_indexer_parent_class parent_class
@@ -152,6 +191,7 @@ static void gst_gallery_indexer_set_property (GObject *object, guint prop_id,
     const GValue *value, GParamSpec *pspec);
 static void gst_gallery_indexer_get_property (GObject *object, guint prop_id,
     GValue *value, GParamSpec *pspec);
+static void gst_gallery_indexer_finalize (GObject *object);
 static GstStateChangeReturn
 gst_gallery_indexer_change_state (GstElement *element,
     GstStateChange transition);
@@ -168,6 +208,7 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
 
   gobject_class->set_property = gst_gallery_indexer_set_property;
   gobject_class->get_property = gst_gallery_indexer_get_property;
+  gobject_class->finalize = gst_gallery_indexer_finalize;
 
   indexing_bin_install_properties (gobject_class, proxied, N_PROXIED,
       child_types);
@@ -184,6 +225,16 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
           "rebuild: index the folder anew; append is refused (it would add "
           "every file of the folder again)",
           GST_TYPE_FAISS_INDEXER_MODE, DEFAULT_MODE, flags));
+  g_object_class_install_property (gobject_class, PROP_DETECTOR,
+      g_param_spec_string ("detector", "Detector",
+          "Index the regions a detector finds instead of whole frames: a "
+          "gst-launch-1.0 bin description put between the decoded frames and "
+          "the embedder, with videoconverts around it (e.g. \"facedetect "
+          "min-size-width=40 min-size-height=40\" or \"objectdetect "
+          "model=nanodet.pt\"); it must attach GstVideoRegionOfInterestMeta. "
+          "Needs mode=rebuild; read when the element starts (NULL to READY). "
+          "Empty: whole frames",
+          NULL, (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
 
   gst_element_class_set_static_metadata (element_class, "Gallery indexer",
       "Sink/Analysis",
@@ -222,6 +273,14 @@ gst_gallery_indexer_set_property (GObject *object, guint prop_id,
     GST_OBJECT_UNLOCK (self);
     return;
   }
+  if (prop_id == PROP_DETECTOR) {
+    /* Taken at the next start (NULL to READY). */
+    GST_OBJECT_LOCK (self);
+    g_free (self->detector);
+    self->detector = g_value_dup_string (value);
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
   if (prop_id == PROP_CHECKPOINT_INTERVAL) {
     if (GstElement *indexer = self->children[CHILD_INDEXER])
       g_object_set_property (G_OBJECT (indexer), "checkpoint-interval", value);
@@ -244,6 +303,16 @@ gst_gallery_indexer_get_property (GObject *object, guint prop_id, GValue *value,
     GST_OBJECT_UNLOCK (self);
     return;
   }
+  if (prop_id == PROP_DETECTOR) {
+    GST_OBJECT_LOCK (self);
+    g_value_set_string (value, self->detector);
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
+  if (prop_id == PROP_ROI_TYPES && self->defaulted_roi_types) {
+    g_value_set_string (value, "");
+    return;
+  }
   if (prop_id == PROP_CHECKPOINT_INTERVAL) {
     if (GstElement *indexer = self->children[CHILD_INDEXER])
       g_object_get_property (G_OBJECT (indexer), "checkpoint-interval", value);
@@ -254,6 +323,125 @@ gst_gallery_indexer_get_property (GObject *object, guint prop_id, GValue *value,
   } else {
     indexing_bin_get_property (self->children, proxied[prop_id], value, pspec);
   }
+}
+
+static void
+gst_gallery_indexer_finalize (GObject *object)
+{
+  GstGalleryIndexer *self = GST_GALLERY_INDEXER (object);
+
+  g_free (self->detector);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+/* Takes the detector's chain out from between source and embedder, if
+ * there is one, and links them again; restores an empty roi-types. Only
+ * while the children are in NULL or READY. */
+static void
+remove_detector (GstGalleryIndexer *self)
+{
+  GstElement *source = self->children[CHILD_SOURCE];
+  GstElement *embedder = self->children[CHILD_EMBEDDER];
+
+  if (self->defaulted_roi_types)
+    g_object_set (embedder, "roi-types", "", NULL);
+  self->defaulted_roi_types = FALSE;
+  if (!self->detect_chain[0])
+    return;
+  gst_element_unlink_many (source, self->detect_chain[0], self->detect_chain[1],
+      self->detect_chain[2], embedder, NULL);
+  for (GstElement *&e : self->detect_chain) {
+    gst_element_set_state (e, GST_STATE_NULL);
+    gst_bin_remove (GST_BIN (self), e);
+    e = NULL;
+  }
+  gst_element_link (source, embedder);
+}
+
+/* Puts videoconvert ! DETECTOR ! videoconvert between source and embedder
+ * when #GstGalleryIndexer:detector is set. FALSE after an element error when
+ * the description does not parse or link. In NULL to READY. */
+static gboolean
+insert_detector (GstGalleryIndexer *self)
+{
+  GstElement *source = self->children[CHILD_SOURCE];
+  GstElement *embedder = self->children[CHILD_EMBEDDER];
+
+  remove_detector (self);
+  GST_OBJECT_LOCK (self);
+  gchar *description = g_strdup (self->detector);
+  const Mode mode = self->mode;
+  GST_OBJECT_UNLOCK (self);
+  if (!description || !*description) {
+    g_free (description);
+    return TRUE;
+  }
+  if (mode != GST_FAISS_INDEXER_MODE_REBUILD) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("galleryindexer with a detector indexes regions, which mode=update "
+         "cannot keep up to date (an update keeps a file's items by the file, "
+         "not by its regions)."),
+        ("Set mode=rebuild to index the regions of the folder anew."));
+    g_free (description);
+    return FALSE;
+  }
+  GError *error = NULL;
+  GstElement *detector = gst_parse_bin_from_description_full (description, TRUE,
+      NULL, GST_PARSE_FLAG_FATAL_ERRORS, &error);
+  if (!detector) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("Cannot make the detector \"%s\": %s", description,
+            error ? error->message : "unknown error"),
+        ("detector= is a gst-launch-1.0 bin description with one video sink "
+         "and one video source pad, such as \"facedetect min-size-width=40\" "
+         "(gstreamer1.0-opencv) or \"objectdetect model=FILE.pt\"; check it "
+         "with gst-launch-1.0 videotestsrc num-buffers=1 ! videoconvert ! "
+         "DETECTOR ! fakesink."));
+    g_clear_error (&error);
+    g_free (description);
+    return FALSE;
+  }
+  GstElement *before = gst_element_factory_make ("videoconvert", "detect-in");
+  GstElement *after = gst_element_factory_make ("videoconvert", "detect-out");
+  if (!before || !after) {
+    GST_ELEMENT_ERROR (self, CORE, MISSING_PLUGIN,
+        ("The videoconvert element is missing, so galleryindexer cannot run "
+         "a detector."),
+        ("Install gstreamer1.0-plugins-base."));
+    gst_clear_object (&before);
+    gst_clear_object (&after);
+    gst_object_unref (gst_object_ref_sink (detector));
+    g_free (description);
+    return FALSE;
+  }
+  gst_element_unlink (source, embedder);
+  self->detect_chain[0] = before;
+  self->detect_chain[1] = detector;
+  self->detect_chain[2] = after;
+  gst_bin_add_many (GST_BIN (self), before, detector, after, NULL);
+  if (!gst_element_link_many (source, before, detector, after, embedder,
+          NULL)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+        ("The detector \"%s\" cannot be linked between the decoded frames and "
+         "the embedder.",
+            description),
+        ("It needs exactly one unlinked video sink pad and one video source "
+         "pad."));
+    g_free (description);
+    remove_detector (self);
+    return FALSE;
+  }
+  gchar *types = NULL;
+  g_object_get (embedder, "roi-types", &types, NULL);
+  if (!types || !*types) {
+    g_object_set (embedder, "roi-types", "*", NULL);
+    self->defaulted_roi_types = TRUE;
+  }
+  GST_INFO_OBJECT (self, "regions from the detector %s, roi-types %s",
+      description, types && *types ? types : "*");
+  g_free (types);
+  g_free (description);
+  return TRUE;
 }
 
 /* Whether every file of the folder is held unchanged in the index gallerysrc
@@ -404,6 +592,8 @@ gst_gallery_indexer_change_state (GstElement *element,
     }
     GST_INFO_OBJECT (self, "mode %s",
         mode == GST_FAISS_INDEXER_MODE_UPDATE ? "update" : "rebuild");
+    if (!insert_detector (self))
+      return GST_STATE_CHANGE_FAILURE;
     set_children_mode (self, mode);
   }
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
@@ -429,5 +619,9 @@ gst_gallery_indexer_change_state (GstElement *element,
     set_bypass (self, FALSE);
     adopt_recorded_int8_ranges (self, FALSE);
   }
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL
+      || (transition == GST_STATE_CHANGE_NULL_TO_READY
+          && ret == GST_STATE_CHANGE_FAILURE))
+    remove_detector (self);
   return ret;
 }
