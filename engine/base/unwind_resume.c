@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/base/unwind_resume.h"
+
 #if __ELF_NATIVE_CLASS == 64
 #define RELA_SYM ELF64_R_SYM
 #else
@@ -76,27 +78,48 @@ static void* bound_address(struct link_map* map, const char* name) {
   return NULL;
 }
 
+/* The _Unwind_RaiseException libstdc++ calls, or NULL when that is not
+ * known yet (libstdc++ not loaded, or bound lazily and nothing thrown yet:
+ * then the dynamic linker will take the global scope's, as for our objects). */
+static void* libstdcxx_raise(void) {
+  void* self = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  if (self == NULL) return NULL;
+  struct link_map* map = NULL;
+  void* raise = NULL;
+  if (dlinfo(self, RTLD_DI_LINKMAP, &map) == 0 && map != NULL) {
+    raise = bound_address(map, "_Unwind_RaiseException");
+    Dl_info info;
+    if (raise != NULL && (dladdr(raise, &info) == 0 || info.dli_fbase == (void*)map->l_addr))
+      raise = NULL; /* still libstdc++'s own PLT: not bound yet */
+  }
+  dlclose(self);
+  return raise;
+}
+
+/* The base address of the object ADDRESS lies in, or NULL. */
+static void* object_of(void* address) {
+  Dl_info info;
+  return address != NULL && dladdr(address, &info) != 0 ? info.dli_fbase : NULL;
+}
+
+int vs_unwinder_split(void) {
+  void* raise = libstdcxx_raise();
+  return raise != NULL &&
+         object_of(raise) != object_of(dlsym(RTLD_DEFAULT, "_Unwind_RaiseException"));
+}
+
 /* The _Unwind_Resume of the library libstdc++'s _Unwind_RaiseException is
  * bound to. By the time a cleanup calls _Unwind_Resume, __cxa_throw has
  * called _Unwind_RaiseException, so a lazily bound slot is resolved too. */
 static resume_fn find_resume(void) {
-  void* self = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
-  struct link_map* map = NULL;
-  if (self != NULL && dlinfo(self, RTLD_DI_LINKMAP, &map) == 0 && map != NULL) {
-    void* raise = bound_address(map, "_Unwind_RaiseException");
-    Dl_info info;
-    if (raise != NULL && dladdr(raise, &info) != 0 && info.dli_fname != NULL &&
-        info.dli_fbase != (void*)map->l_addr) {
-      void* owner = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-      resume_fn fn = owner != NULL ? (resume_fn)dlsym(owner, "_Unwind_Resume") : NULL;
-      if (owner != NULL) dlclose(owner);
-      if (fn != NULL) {
-        dlclose(self);
-        return fn;
-      }
-    }
+  Dl_info info;
+  void* raise = libstdcxx_raise();
+  if (raise != NULL && dladdr(raise, &info) != 0 && info.dli_fname != NULL) {
+    void* owner = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    resume_fn fn = owner != NULL ? (resume_fn)dlsym(owner, "_Unwind_Resume") : NULL;
+    if (owner != NULL) dlclose(owner);
+    if (fn != NULL) return fn;
   }
-  if (self != NULL) dlclose(self);
   /* Not found (a static libstdc++, another loader): what the dynamic linker
    * would have bound without this file. */
   return (resume_fn)dlsym(RTLD_DEFAULT, "_Unwind_Resume");
