@@ -64,15 +64,6 @@ _held = []  # shards held by the test hook in this worker process
 
 def _gst():
     """Gst, initialised once per process."""
-    # GStreamer links libunwind, whose _Unwind_* functions enter the global
-    # symbol scope when PyGObject loads it. A Dask worker has loaded libgcc_s
-    # only locally (through numpy and friends), so the plugin's C++ exceptions
-    # would unwind through libunwind's _Unwind_Resume and abort the worker
-    # (gallerysrc throws one internally for every video, which is not a
-    # picture). Putting libgcc_s in the global scope first keeps the unwinder
-    # the C++ runtime was built with.
-    import ctypes
-    ctypes.CDLL("libgcc_s.so.1", mode=os.RTLD_GLOBAL | os.RTLD_NOW)
     import gi
     gi.require_version("Gst", "1.0")
     from gi.repository import Gst

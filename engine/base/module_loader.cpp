@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/base/error.h"
+#include "engine/base/unwind_resume.h"
 
 namespace vs {
 
@@ -45,7 +46,10 @@ void* open_module(const std::string& name, const char* env, const std::string& b
   for (const std::string& path : candidates(name, env, build_path)) {
     tried += (tried.empty() ? "" : ", ") + path;
     if (access(path.c_str(), R_OK) != 0) continue;
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    // Split unwinders: LibTorch's and OpenCV's own cleanups must resume
+    // through libstdc++'s unwinder too (unwind_resume.h).
+    const int deep = vs_unwinder_split() ? RTLD_DEEPBIND : 0;
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | deep);
     if (!handle)
       throw Error(ErrorKind::Module,
                   "cannot open the module " + path + ": " + dlerror() +
