@@ -746,6 +746,48 @@ test_catalog_rejected_files ()
   g_assert_true (fixed.rejected_files ().empty ());
 }
 
+// A run of regions: a file read with no region is recorded as read (counted
+// added, not bad), a later walk passes over it as unchanged, and once it
+// changes it counts as updated; a file with a region is not recorded.
+void
+test_inventory_read_without_items ()
+{
+  vs::FileIdentity plain{"plain.png", 10, 5, -1}, face{"face.png", 20, 5, -1};
+  vs::FileInventory first ({}, {});
+  first.met (plain, false);
+  first.met (face, false);
+  g_assert_true (first.identity_of ("face.png#xywh=1,2,3,4").has_value ());
+  first.read_without_items ("plain.png");
+  first.read_without_items ("face.png");
+  first.walk_complete ({});
+  g_assert_cmpint (first.counts ().added, ==, 2);
+  g_assert_cmpint (first.counts ().bad, ==, 0);
+  const std::vector<vs::RejectedFile> read = first.rejected_files ();
+  g_assert_cmpuint (read.size (), ==, 1);
+  g_assert_true (read[0].file.path == "plain.png");
+  g_assert_cmpstr (read[0].reason.c_str (), ==,
+      vs::FileInventory::kReadWithoutItems);
+
+  vs::FileInventory again ({}, read);
+  const std::optional<std::string> reason = again.rejected_unchanged (plain);
+  g_assert_true (reason.has_value ());
+  again.rejected (plain, *reason, true);
+  again.walk_complete ({});
+  g_assert_cmpint (again.counts ().unchanged, ==, 1);
+  g_assert_cmpint (again.counts ().bad, ==, 0);
+  g_assert_false (again.rejected_changed ());
+
+  vs::FileInventory changed ({}, read);
+  vs::FileIdentity newer = plain;
+  newer.mtime_ns = 6;
+  g_assert_false (changed.rejected_unchanged (newer).has_value ());
+  changed.met (newer, false);
+  changed.read_without_items ("plain.png");
+  changed.walk_complete ({});
+  g_assert_cmpint (changed.counts ().updated, ==, 1);
+  g_assert_cmpint (changed.rejected_files ()[0].file.mtime_ns, ==, 6);
+}
+
 // Labels past 32 bits come back whole (2^32 + 5, not 5); label names and
 // sources come back as valid UTF-8.
 void
@@ -1017,6 +1059,8 @@ main (int argc, char **argv)
   tmp_dir = dir;
   g_free (dir);
   g_test_add_func ("/index_store/flat", test_flat_add_search_reconstruct);
+  g_test_add_func ("/index_store/inventory_read_without_items",
+      test_inventory_read_without_items);
   g_test_add_func ("/index_store/catalog_rejected_files",
       test_catalog_rejected_files);
   g_test_add_func ("/index_store/training_minimums", test_training_minimums);

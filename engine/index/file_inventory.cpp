@@ -79,7 +79,12 @@ bool FileInventory::met(const FileIdentity& identity, bool skipped) {
   }
   Pending& pending = pending_[valid_utf8(identity.path)];
   pending.identity = identity;
-  pending.known = known_.count(identity.path) > 0;
+  // Known: the index holds items of the file, or read it before and found
+  // none (read_without_items()).
+  auto read_before = known_rejected_.find(identity.path);
+  pending.known =
+      known_.count(identity.path) > 0 ||
+      (read_before != known_rejected_.end() && read_before->second.reason == kReadWithoutItems);
   return false;
 }
 
@@ -107,7 +112,11 @@ void FileInventory::rejected(const FileIdentity& identity, const std::string& re
   std::lock_guard<std::mutex> lock(mutex_);
   if (skipped) {
     met_.insert(identity.path);
-    ++rejected_unchanged_;
+    // Read before with no item: as unchanged as a file whose items are kept.
+    if (reason == kReadWithoutItems)
+      ++unchanged_;
+    else
+      ++rejected_unchanged_;
   }
   // A file that could not be stat'ed has no identity to compare later.
   if (identity.size < 0) return;
@@ -146,8 +155,9 @@ bool FileInventory::rejected_changed() const {
   return false;
 }
 
-std::optional<FileIdentity> FileInventory::identity_of(const std::string& item_source) {
-  std::lock_guard<std::mutex> lock(mutex_);
+std::map<std::string, FileInventory::Pending>::iterator FileInventory::pending_of(
+    const std::string& item_source, double* time) {
+  *time = -1;
   auto it = pending_.find(item_source);
   // A region's box ends the fragment: "a.jpg#xywh=...", "b.mp4#t=1.000&xywh=...".
   std::string source = item_source;
@@ -157,18 +167,39 @@ std::optional<FileIdentity> FileInventory::identity_of(const std::string& item_s
     source.erase(box - 1);
     it = pending_.find(source);
   }
-  double time = -1;
   if (it == pending_.end()) {
     const size_t mark = source.rfind("#t=");
-    if (mark == std::string::npos) return std::nullopt;
+    if (mark == std::string::npos) return pending_.end();
     it = pending_.find(source.substr(0, mark));
-    if (it == pending_.end()) return std::nullopt;
-    time = std::strtod(source.c_str() + mark + 3, nullptr);
+    if (it == pending_.end()) return pending_.end();
+    *time = std::strtod(source.c_str() + mark + 3, nullptr);
   }
+  return it;
+}
+
+std::optional<FileIdentity> FileInventory::identity_of(const std::string& item_source) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  double time;
+  auto it = pending_of(item_source, &time);
+  if (it == pending_.end()) return std::nullopt;
   it->second.produced = true;
   FileIdentity identity = it->second.identity;
   identity.time = time;
   return identity;
+}
+
+void FileInventory::read_without_items(const std::string& source) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  double time;
+  auto it = pending_of(source, &time);
+  if (it == pending_.end() || it->second.produced) return;
+  it->second.read_empty = true;
+  // A file that could not be stat'ed has no identity to compare later.
+  if (it->second.identity.size < 0) return;
+  RejectedFile& entry = found_rejected_[it->second.identity.path];
+  entry.file = it->second.identity;
+  entry.file.time = -1;
+  entry.reason = kReadWithoutItems;
 }
 
 void FileInventory::walk_complete(const std::vector<WalkGap>& skipped) {
@@ -218,7 +249,7 @@ FileInventory::Counts FileInventory::counts() const {
   counts.bad = passed_over_ + rejected_unchanged_;
   counts.unread = unread_;
   for (const auto& [source, pending] : pending_) {
-    if (!pending.produced)
+    if (!pending.produced && !pending.read_empty)
       ++counts.bad;
     else if (pending.known)
       ++counts.updated;

@@ -95,6 +95,17 @@ class FileInventory {
   // noted by met(); nullopt when the walk did not announce it.
   std::optional<FileIdentity> identity_of(const std::string& source);
 
+  // A frame with this source was read but gave no item (an index of regions:
+  // a picture without a region). When its file, as noted by met(), gave no
+  // item at all by the end of the run, the file is recorded among
+  // rejected_files() with the reason kReadWithoutItems, so that a later walk
+  // passes over it while it stays unchanged (rejected_unchanged()) instead of
+  // reading it again, and counts it as unchanged; this run counts it as added
+  // (or updated), not as bad. Call after the run's last item.
+  static constexpr const char* kReadWithoutItems =
+      "no region to index (read; read again once it changes)";
+  void read_without_items(const std::string& source);
+
   // The walk reached the end of the folder: only then are the files it did
   // not meet known to be gone. skipped: what the walk passed over; the items
   // under an entry it could not read (WalkGap::unread) are kept, since their
@@ -136,8 +147,13 @@ class FileInventory {
     FileIdentity identity;
     bool known = false;
     bool produced = false;
+    bool read_empty = false;  // read, with no item (read_without_items())
   };
   std::map<std::string, Pending> pending_;
+  // The pending file of a source (fragments as identity_of() takes them) and
+  // the frame's time (-1 for none); pending_.end() if the walk did not
+  // announce it. Under mutex_.
+  std::map<std::string, Pending>::iterator pending_of(const std::string& source, double* time);
   int64_t unchanged_ = 0;
   int64_t passed_over_ = 0;  // entries the walk skipped that are no readable file
   int64_t unread_ = 0;
