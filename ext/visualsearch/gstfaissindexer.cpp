@@ -13,10 +13,12 @@
  * #GstEmbedder:roi-types) gives one item per embedded region: the frame's
  * label and name (the region's type without a name), its source with the
  * box as a media fragment ("photos/a.jpg#xywh=175,64,97,97"), and the crop
- * as its thumbnail. #GstFaissIndexer:mode update refuses regions. In a run
- * that indexed regions, frames without one are passed over without a
- * warning, and a gallery file none of whose frames had one counts as added
- * (read, with no item), not as bad.
+ * as its thumbnail. In a run that indexed regions, frames without one are
+ * passed over without a warning, and a gallery file none of whose frames had
+ * one counts as added (read, with no item), not as bad: the catalog records
+ * it with the unreadable files (reason "no region to index"), so that an
+ * update passes over it while it is unchanged. #GstFaissIndexer:mode update
+ * keeps regions by their file as it keeps frames.
  *
  * At EOS a trainable #GstFaissIndexer:index-type (IVF, PQ, OPQ) is trained on
  * the collected vectors, then the index and the catalog are written: each to a
@@ -174,6 +176,7 @@ struct _GstFaissIndexer
   guint64 not_held; /* files gallerysrc skipped that the index lacks */
   guint64 skipped;
   guint64 region_items; /* items of regions this run */
+  gboolean embeds_regions; /* the embedder announced roi-types */
   /* The sources of the frames that reached this sink without an embedding,
    * for a run of regions: a file none of whose frames had a region was
    * still read (not bad). NULL until the first. */
@@ -547,6 +550,7 @@ gst_faiss_indexer_open (GstFaissIndexer *self)
 
   self->skipped = 0;
   self->region_items = 0;
+  self->embeds_regions = FALSE;
   delete self->unembedded_sources;
   self->unembedded_sources = NULL;
   self->not_held = 0;
@@ -719,12 +723,13 @@ gst_faiss_indexer_finish (GstFaissIndexer *self)
 {
   vs::IndexBuilder &builder = *self->builder;
 
-  if (self->region_items > 0 && self->unembedded_sources
-      && builder.inventory ()) {
+  if ((self->region_items > 0 || self->embeds_regions)
+      && self->unembedded_sources && builder.inventory ()) {
     /* A run of regions: frames without one are not a fault, and their
-     * files were read. */
+     * files were read. A file with no region at all is recorded as such, so
+     * that updates pass over it while it is unchanged. */
     for (const std::string &source : *self->unembedded_sources)
-      builder.inventory ()->identity_of (source);
+      builder.inventory ()->read_without_items (source);
     GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " frames had no region",
         self->skipped);
   } else if (self->skipped > 0)
@@ -857,6 +862,8 @@ gst_faiss_indexer_event (GstBaseSink *sink, GstEvent *event)
     g_clear_pointer (&self->embedder_settings, gst_structure_free);
     self->embedder_settings =
         gst_structure_copy (gst_event_get_structure (event));
+    if (gst_structure_has_field (self->embedder_settings, "roi-types"))
+      self->embeds_regions = TRUE;
   }
   /* Before chaining up: EOS reaches the application only once the files are
    * in place. */
@@ -946,15 +953,6 @@ render_regions (GstFaissIndexer *self, GstBuffer *buffer, gboolean *indexed)
 
   const bool ok = for_each_region_embedding (buffer,
       [self, buffer, sample, indexed] (const RegionEmbedding &r) {
-        if (self->run_mode == GST_FAISS_INDEXER_MODE_UPDATE) {
-          GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-              ("mode=update cannot index regions (embedder roi-types=...) into "
-               "%s: an update keeps one file's items by the file, not by its "
-               "regions. Build a region index with mode=rebuild (or append).",
-                  self->builder->location ().c_str ()),
-              (NULL));
-          return false;
-        }
         const size_t bad = vs::first_non_finite (r.values, r.dims);
         if (bad < r.dims) {
           GST_ELEMENT_ERROR (self, STREAM, FAILED,
