@@ -12,8 +12,15 @@ a face, checks that:
   frames without an embedding;
 - each item's thumbnail is the crop of its box, not the whole picture;
 - without roi-types, every region the detector marks is indexed;
-- a detector description that does not parse, and a detector with
-  mode=update, are refused with errors that say what to do.
+- the picture without a face is recorded as read (rejected_files, reason
+  "no region"), so that updates pass over it while it is unchanged;
+- mode=update (the default) of a region index, after adding a mirrored
+  astronaut, changing the faceless picture and removing a file: the
+  unchanged file's regions keep their ids and vectors, the new file's regions
+  are added, the removed file's are gone, and only the new and changed files
+  are read; an update with nothing changed reads nothing;
+- a detector description that does not parse is refused with an error that
+  says what to do.
 Skipped (with a message saying what to install) without facedetect or
 astronaut.png.
 """
@@ -26,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 
+import faiss
 import numpy as np
 from PIL import Image
 
@@ -65,6 +73,14 @@ def faces_of(path):
                     r"height=\(uint\)(\d+)", line):
                 boxes.add((int(x), int(y), int(w), int(h)))
     return boxes
+
+
+def gallery_of(location):
+    """{source: (id, vector)} of a gallery index."""
+    with sqlite3.connect(f"file:{location}.db?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT id, source FROM items").fetchall()
+    gallery = faiss.read_index(location)
+    return {source: (id_, gallery.reconstruct(id_)) for id_, source in rows}
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -135,10 +151,69 @@ with tempfile.TemporaryDirectory() as tmp:
                        "detector=facedetect no-such-property=1")
     check(rc != 0 and "Cannot make the detector" in output,
           "a detector with a property it does not have is a clear error", output[-1500:])
-    rc, output = index(folder, out, f"detector={DETECTOR}")
-    check(rc != 0 and "mode=rebuild" in output and "cannot keep up to date" in output,
-          "a detector with mode=update (the default) is refused, naming mode=rebuild",
-          output[-1500:])
     check(not os.path.exists(os.path.join(tmp, "bad.faiss")), "the refused runs write no index")
+
+    # mode=update of a region index: a folder of three, then one file added,
+    # one changed and one removed.
+    folder = os.path.join(tmp, "update")
+    os.makedirs(folder)
+    shutil.copy(ASTRONAUT, os.path.join(folder, "astronaut.png"))
+    shutil.copy(ASTRONAUT, os.path.join(folder, "gone.png"))
+    shutil.copy(os.path.join(tmp, "photos", "plain.png"), os.path.join(folder, "plain.png"))
+    upd = os.path.join(tmp, "update.faiss")
+    rc, output = index(folder, upd, "mode=rebuild", f"detector={DETECTOR}", "roi-types=face")
+    check(rc == 0, "a region index of three files to update", output[-1500:])
+    before = gallery_of(upd)
+    with sqlite3.connect(f"file:{upd}.db?mode=ro", uri=True) as db:
+        rejected = [(bytes(p).decode(), r) for p, r in
+                    db.execute("SELECT path, reason FROM rejected_files")]
+    check(len(rejected) == 1 and rejected[0][0] == "plain.png" and "no region" in rejected[0][1],
+          "the picture without a face is recorded as read with no region", rejected)
+
+    mirrored = os.path.join(folder, "mirror.png")
+    Image.open(ASTRONAUT).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
+    mirror_faces = faces_of(mirrored)
+    check(mirror_faces, "facedetect finds a face on the mirrored astronaut", mirror_faces)
+    os.remove(os.path.join(folder, "gone.png"))
+    y, x = np.mgrid[0:200, 0:300]
+    Image.fromarray(np.stack([y * 255 // 199, x * 255 // 299, (x * y) % 256],
+                             axis=2).astype(np.uint8)).save(os.path.join(folder, "plain.png"))
+    rc, output = index(folder, upd, f"detector={DETECTOR}", "roi-types=face")
+    complete = [line for line in output.splitlines() if "files: added" in line]
+    check(rc == 0 and complete and
+          f"{len(mirror_faces)} frames embedded; files: added 1, updated 1, removed 1, "
+          "unchanged 1, skipped-bad 0" in complete[-1],
+          "the update (mode=update, the default) embeds only the mirrored astronaut's "
+          "faces, counts the changed picture as updated and the removed one as removed",
+          complete or output[-2000:])
+    after = gallery_of(upd)
+    kept = {s: v for s, v in before.items() if s.startswith("astronaut.png#")}
+    check(kept and all(s in after and after[s][0] == v[0] and np.array_equal(after[s][1], v[1])
+                       for s, v in kept.items()),
+          "the unchanged file's regions keep their ids and vectors",
+          (sorted((s, v[0]) for s, v in kept.items()), sorted((s, v[0]) for s, v in after.items())))
+    new = {tuple(int(v) for v in re.fullmatch(r"mirror\.png#xywh=(\d+),(\d+),(\d+),(\d+)",
+                                               s).groups())
+           for s in after if s.startswith("mirror.png#")}
+    check(new == mirror_faces and not any(s.startswith("gone.png") for s in after)
+          and len(after) == len(kept) + len(mirror_faces),
+          "the new file's regions are added and the removed file's gone", sorted(after))
+    check(min((v[0] for s, v in after.items() if s.startswith("mirror.png#")), default=-1)
+          > max(v[0] for v in before.values()), "the new regions get new ids",
+          sorted((s, v[0]) for s, v in after.items()))
+    with sqlite3.connect(f"file:{upd}.db?mode=ro", uri=True) as db:
+        files = sorted({bytes(r[0]).decode() for r in db.execute("SELECT path FROM files")})
+        rejected = [bytes(r[0]).decode() for r in db.execute("SELECT path FROM rejected_files")]
+    check(files == ["astronaut.png", "mirror.png"] and rejected == ["plain.png"],
+          "the catalog ties the regions to their files and records the changed picture as "
+          "read again", (files, rejected))
+
+    rc, output = index(folder, upd, f"detector={DETECTOR}", "roi-types=face")
+    complete = [line for line in output.splitlines() if "files: added" in line]
+    check(rc == 0 and complete and "up to date" in complete[-1]
+          and "added 0, updated 0, removed 0, unchanged 3, skipped-bad 0" in complete[-1]
+          and gallery_of(upd).keys() == after.keys(),
+          "an update with nothing changed reads no file, the one without a face neither",
+          complete or output[-2000:])
 
 finish()

@@ -56,10 +56,13 @@
  * go to the embedder; roi-types left empty means every region. Each region
  * is one item, as with faissindexer: its source is the file with the box as
  * a media fragment (`a.jpg#xywh=175,64,97,97`, `clip.mp4#t=12.000&xywh=...`)
- * and its thumbnail the crop; files without a region give no item. An index
- * of regions cannot be updated (faissindexer keeps a file's items by the
- * file, not by its regions), so a detector needs mode=rebuild, and is
- * refused with a clear error otherwise.
+ * and its thumbnail the crop; files without a region give no item (the
+ * catalog records them as read). An update of an index of regions works as
+ * one of frames: the regions of unchanged files keep their ids and vectors
+ * (those files, and unchanged files without a region, are skipped before
+ * decoding), a changed file's regions are replaced and a vanished file's
+ * removed. Index with another detector or roi-types anew (mode=rebuild):
+ * an update reads only new and changed files.
  *
  * ## Example launch lines
  * |[
@@ -67,7 +70,7 @@
  * gst-launch-1.0 -e galleryindexer location=101_ObjectCategories \
  *     index=caltech.faiss mode=rebuild input-size=64 resize=72
  * gst-launch-1.0 -e galleryindexer location=~/Pictures index=faces.faiss \
- *     mode=rebuild detector="facedetect min-size-width=40 min-size-height=40" \
+ *     detector="facedetect min-size-width=40 min-size-height=40" \
  *     roi-types=face model=faceres.pt mean=0,0,0 std=0.0039,0.0039,0.0039
  * ]|
  */
@@ -232,7 +235,8 @@ gst_gallery_indexer_class_init (GstGalleryIndexerClass *klass)
           "the embedder, with videoconverts around it (e.g. \"facedetect "
           "min-size-width=40 min-size-height=40\" or \"objectdetect "
           "model=nanodet.pt\"); it must attach GstVideoRegionOfInterestMeta. "
-          "Needs mode=rebuild; read when the element starts (NULL to READY). "
+          "Updates keep the regions of unchanged files; read when the element "
+          "starts (NULL to READY). "
           "Empty: whole frames",
           NULL, (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
 
@@ -370,20 +374,10 @@ insert_detector (GstGalleryIndexer *self)
   remove_detector (self);
   GST_OBJECT_LOCK (self);
   gchar *description = g_strdup (self->detector);
-  const Mode mode = self->mode;
   GST_OBJECT_UNLOCK (self);
   if (!description || !*description) {
     g_free (description);
     return TRUE;
-  }
-  if (mode != GST_FAISS_INDEXER_MODE_REBUILD) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("galleryindexer with a detector indexes regions, which mode=update "
-         "cannot keep up to date (an update keeps a file's items by the file, "
-         "not by its regions)."),
-        ("Set mode=rebuild to index the regions of the folder anew."));
-    g_free (description);
-    return FALSE;
   }
   GError *error = NULL;
   GstElement *detector = gst_parse_bin_from_description_full (description, TRUE,
@@ -494,26 +488,32 @@ nothing_to_embed (GstGalleryIndexer *self)
   return unchanged;
 }
 
-/* Links source ! embedder ! indexer, or source ! indexer with the embedder
- * held in READY. Only while the children are in READY. */
+/* Links source ! [detector's chain !] embedder ! indexer, or source !
+ * indexer with the embedder (and the detector's chain) held in READY. Only
+ * while the children are in READY. */
 static void
 set_bypass (GstGalleryIndexer *self, gboolean bypass)
 {
   GstElement *source = self->children[CHILD_SOURCE];
   GstElement *embedder = self->children[CHILD_EMBEDDER];
   GstElement *indexer = self->children[CHILD_INDEXER];
+  GstElement *first = self->detect_chain[0] ? self->detect_chain[0] : embedder;
 
   if (bypass == self->bypassed)
     return;
   if (bypass) {
-    gst_element_unlink_many (source, embedder, indexer, NULL);
+    gst_element_unlink (source, first);
+    gst_element_unlink (embedder, indexer);
     gst_element_link (source, indexer);
-    gst_element_set_locked_state (embedder, TRUE);
   } else {
     gst_element_unlink (source, indexer);
-    gst_element_link_many (source, embedder, indexer, NULL);
-    gst_element_set_locked_state (embedder, FALSE);
+    gst_element_link (source, first);
+    gst_element_link (embedder, indexer);
   }
+  gst_element_set_locked_state (embedder, bypass);
+  for (GstElement *e : self->detect_chain)
+    if (e)
+      gst_element_set_locked_state (e, bypass);
   self->bypassed = bypass;
 }
 
