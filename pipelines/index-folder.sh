@@ -38,8 +38,8 @@
 #   BUILD_DIR=build       build tree used when the plugin is not installed
 #   DETECT=               index the regions a detector finds, one item each
 #                         (the file with the box, xywh=, and the crop as its
-#                         thumbnail), instead of whole frames; needs MODE=rebuild
-#                         (its default then: an index of regions is not updated):
+#                         thumbnail), instead of whole frames; an update keeps
+#                         the regions of unchanged files (give DETECT again):
 #                         faces: facedetect (gstreamer1.0-opencv), embedded with
 #                           faceres when models/fetch-detectors.sh has put it in
 #                           the cache, else MODEL and the weights fallback above;
@@ -66,10 +66,6 @@ dir=$1
 index=${2:-$(basename "$(cd "$dir" && pwd)").faiss}
 THUMBNAIL_SIZE=${THUMBNAIL_SIZE:-128}
 DETECT=${DETECT:-}
-if [ -n "$DETECT" ]; then
-  [ "${MODE:-rebuild}" = rebuild ] || die "DETECT=$DETECT indexes regions, which MODE=$MODE cannot keep up to date (an update keeps a file's items by the file, not by its regions): leave MODE unset or set MODE=rebuild."
-  MODE=rebuild
-fi
 MODE=${MODE:-update}
 CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-60}
 BUILD_DIR=${BUILD_DIR:-$repo/build}

@@ -13,8 +13,8 @@
 - --help starts with what the script does, not a licence line;
 - DETECT=faces indexes facedetect's faces (one item per face, its box in the
   source), saying how to fetch faceres when it is not cached; DETECT=objects
-  without the cached detector, DETECT with MODE=update and an unknown DETECT
-  are clear errors.
+  without the cached detector and an unknown DETECT are clear errors; an
+  update with DETECT=faces reads no unchanged file again.
 
 Usage: test_index_folder.py   (VS_SOURCE_DIR and VS_BUILD_DIR set by meson)
 """
@@ -140,8 +140,11 @@ def main():
             db.close()
             check(sources and all(s.startswith("astronaut.png#xywh=") for s in sources),
                   "one item per face, with its box", sources)
-            refused = run(faces, os.path.join(tmp, "faces.faiss"), DETECT="faces", MODE="update")
-            expect_error(refused, "DETECT with MODE=update is refused", "MODE=rebuild", rc=1)
+            update = run(faces, os.path.join(tmp, "faces.faiss"), DETECT="faces")
+            check(update.returncode == 0 and "unchanged 2" in update.stdout
+                  and "added 0," in update.stdout,
+                  "DETECT with an update (the default) reads no unchanged file again",
+                  f"{update.stdout}\n{update.stderr}")
         missing = run(root, os.path.join(tmp, "objects.faiss"), DETECT="objects")
         expect_error(missing, "DETECT=objects without nanodet.pt says how to fetch it",
                      "nanodet.pt", "models/fetch-detectors.sh nanodet", rc=1)
