@@ -242,7 +242,7 @@ bool IndexBuilder::finish() {
                     options_.location + ". Put an embedder upstream of the indexer.");
   }
   if (added_ == 0 && stale.empty()) {
-    step_("recording which files of the gallery are unreadable");
+    step_("recording the files of the gallery that gave no item (unreadable, or without a region)");
   } else {
     try {
       if (index_->needs_training()) train_on_pending();

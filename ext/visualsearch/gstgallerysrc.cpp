@@ -67,6 +67,8 @@
  * time: while it stays unchanged, an update skips it without probing it
  * again (the warning still names it, "unchanged since it was found
  * unreadable", and it counts as skipped); a changed one is probed again.
+ * A file an index of regions recorded as read without a region is skipped
+ * the same way, as unchanged and without a warning.
  *
  * Pictures are decoded by OpenCV in libvisualsearch-codecs.so, opened when
  * the walk starts if it holds a picture; a video's frames by a decodebin pipeline inside the element,
@@ -1076,6 +1078,14 @@ gst_gallery_src_create (GstPushSrc *src, GstBuffer **buf)
         gst_pad_push_event (GST_BASE_SRC_PAD (self),
             vs_gallery_file_event_new (walk.root, *identity, TRUE,
                 known_bad->c_str ()));
+      /* Read before and found without a region (an index of regions): as
+       * unchanged as a file whose items the index holds. */
+      if (*known_bad == vs::FileInventory::kReadWithoutItems) {
+        GST_LOG_OBJECT (self, "file %zu/%zu: %s is unchanged (no region)",
+            index + 1, files.size (), file.path.c_str ());
+        walk.unchanged++;
+        continue;
+      }
       GST_DEBUG_OBJECT (self,
           "file %zu/%zu: %s is not read again: unchanged since it was found "
           "unreadable",
