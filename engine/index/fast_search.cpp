@@ -12,6 +12,7 @@
 #include <faiss/utils/Heap.h>
 #include <faiss/utils/distances.h>
 #include <omp.h>
+#include <sys/mman.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -19,6 +20,7 @@
 #endif
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -146,7 +148,184 @@ __attribute__((target("avx512f"))) float l2sqr_avx512(const float* x, const floa
   }
   return horizontal_sum_avx512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
+
+// CandidateQueue's scans. pop_min: over the used slots not popped (id -1),
+// the smallest distance, and of equal ones the highest slot, as FAISS's scan
+// from the top with a strict < finds it. Each lane keeps its smallest with
+// <=, so the last (highest) slot of a tie; then the lanes are merged.
+// The lanes' minima merged: the smallest distance, and of equal ones the
+// highest slot; -1 when no lane found an unpopped slot.
+inline int merge_lanes(const float* best, const int32_t* slot, int lanes) {
+  int chosen = -1;
+  float chosen_distance = 0;
+  for (int lane = 0; lane < lanes; ++lane) {
+    if (slot[lane] < 0) continue;
+    if (chosen < 0 || best[lane] < chosen_distance ||
+        (best[lane] == chosen_distance && slot[lane] > chosen)) {
+      chosen = slot[lane];
+      chosen_distance = best[lane];
+    }
+  }
+  return chosen;
+}
+
+__attribute__((target("avx512f"))) int min_slot_avx512(const int32_t* ids, const float* dis,
+                                                       int k) {
+  const __m512i popped = _mm512_set1_epi32(-1);
+  const __m512i step = _mm512_set1_epi32(16);
+  __m512i slot = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512 best = _mm512_set1_ps(HUGE_VALF);
+  __m512i best_slot = popped;
+  for (int i = 0; i < k; i += 16) {
+    const __mmask16 in = k - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (k - i)) - 1);
+    const __m512i id = _mm512_maskz_loadu_epi32(in, ids + i);
+    const __m512 d = _mm512_maskz_loadu_ps(in, dis + i);
+    const __mmask16 valid = _mm512_mask_cmpneq_epi32_mask(in, id, popped);
+    const __mmask16 better = _mm512_mask_cmp_ps_mask(valid, d, best, _CMP_LE_OQ);
+    best = _mm512_mask_mov_ps(best, better, d);
+    best_slot = _mm512_mask_mov_epi32(best_slot, better, slot);
+    slot = _mm512_add_epi32(slot, step);
+  }
+  alignas(64) float lane_best[16];
+  alignas(64) int32_t lane_slot[16];
+  _mm512_store_ps(lane_best, best);
+  _mm512_store_si512(lane_slot, best_slot);
+  return merge_lanes(lane_best, lane_slot, 16);
+}
+
+__attribute__((target("avx512f"))) int count_below_avx512(const float* dis, int k,
+                                                          float threshold) {
+  const __m512 t = _mm512_set1_ps(threshold);
+  int count = 0;
+  for (int i = 0; i < k; i += 16) {
+    const __mmask16 in = k - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (k - i)) - 1);
+    count += __builtin_popcount(
+        _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, dis + i), t, _CMP_LT_OQ));
+  }
+  return count;
+}
+
+// The same with 8 lanes; the last lanes past k are masked by their slot.
+__attribute__((target("avx2"))) int min_slot_avx2(const int32_t* ids, const float* dis, int k) {
+  const __m256i popped = _mm256_set1_epi32(-1);
+  const __m256i step = _mm256_set1_epi32(8);
+  const __m256i limit = _mm256_set1_epi32(k);
+  __m256i slot = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256 best = _mm256_set1_ps(HUGE_VALF);
+  __m256i best_slot = popped;
+  for (int i = 0; i < k; i += 8) {
+    const __m256i in = _mm256_cmpgt_epi32(limit, slot);
+    const __m256i id = _mm256_maskload_epi32(ids + i, in);
+    const __m256 d = _mm256_maskload_ps(dis + i, in);
+    const __m256i valid = _mm256_andnot_si256(_mm256_cmpeq_epi32(id, popped), in);
+    const __m256 better =
+        _mm256_and_ps(_mm256_castsi256_ps(valid), _mm256_cmp_ps(d, best, _CMP_LE_OQ));
+    best = _mm256_blendv_ps(best, d, better);
+    best_slot = _mm256_castps_si256(
+        _mm256_blendv_ps(_mm256_castsi256_ps(best_slot), _mm256_castsi256_ps(slot), better));
+    slot = _mm256_add_epi32(slot, step);
+  }
+  alignas(32) float lane_best[8];
+  alignas(32) int32_t lane_slot[8];
+  _mm256_store_ps(lane_best, best);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lane_slot), best_slot);
+  return merge_lanes(lane_best, lane_slot, 8);
+}
+
+__attribute__((target("avx2"))) int count_below_avx2(const float* dis, int k, float threshold) {
+  const __m256 t = _mm256_set1_ps(threshold);
+  const __m256i limit = _mm256_set1_epi32(k);
+  const __m256i step = _mm256_set1_epi32(8);
+  __m256i slot = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int count = 0;
+  for (int i = 0; i < k; i += 8) {
+    const __m256i in = _mm256_cmpgt_epi32(limit, slot);
+    const __m256 below = _mm256_cmp_ps(_mm256_maskload_ps(dis + i, in), t, _CMP_LT_OQ);
+    count += __builtin_popcount(_mm256_movemask_ps(_mm256_and_ps(below, _mm256_castsi256_ps(in))));
+    slot = _mm256_add_epi32(slot, step);
+  }
+  return count;
+}
 #endif
+
+// Eight of FAISS's sums at once, in FAISS's order (see faiss_distances);
+// rows past n repeat the first and are dropped. No FMA may fuse a product
+// into its sum: FAISS rounds both.
+template <bool kInnerProduct>
+__attribute__((optimize("fp-contract=off"))) void eight_sums(const float* q, const float* const* r,
+                                                             size_t d, int n, float* out) {
+  float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+  const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3], *r4 = r[4], *r5 = r[5], *r6 = r[6],
+              *r7 = r[7];
+  for (size_t i = 0; i < d; ++i) {
+    const float x = q[i];
+    if (kInnerProduct) {
+      a0 += x * r0[i];
+      a1 += x * r1[i];
+      a2 += x * r2[i];
+      a3 += x * r3[i];
+      a4 += x * r4[i];
+      a5 += x * r5[i];
+      a6 += x * r6[i];
+      a7 += x * r7[i];
+    } else {
+      const float t0 = x - r0[i], t1 = x - r1[i], t2 = x - r2[i], t3 = x - r3[i];
+      const float t4 = x - r4[i], t5 = x - r5[i], t6 = x - r6[i], t7 = x - r7[i];
+      a0 += t0 * t0;
+      a1 += t1 * t1;
+      a2 += t2 * t2;
+      a3 += t3 * t3;
+      a4 += t4 * t4;
+      a5 += t5 * t5;
+      a6 += t6 * t6;
+      a7 += t7 * t7;
+    }
+  }
+  const float sums[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  for (int j = 0; j < n; ++j) out[j] = sums[j];
+}
+
+void side_by_side(bool inner_product, const float* query, const float* vectors, size_t d,
+                  const int64_t* rows, int64_t n, float* out) {
+  for (int64_t j = 0; j < n; j += 8) {
+    const int m = static_cast<int>(std::min<int64_t>(8, n - j));
+    const float* r[8];
+    for (int l = 0; l < 8; ++l) r[l] = vectors + rows[j + (l < m ? l : 0)] * d;
+    if (inner_product)
+      eight_sums<true>(query, r, d, m, out + j);
+    else
+      eight_sums<false>(query, r, d, m, out + j);
+  }
+}
+
+// Whether side_by_side gives FAISS's bits, on rows of mixed magnitudes (so
+// that another order of the sum would round differently) at dims from 1 to
+// 130 and at 512 and 515.
+bool side_by_side_is_faiss() {
+  std::vector<float> v(16 * 520);
+  uint32_t state = 12345;
+  for (float& x : v) {
+    state = state * 1664525u + 1013904223u;
+    const float unit = static_cast<float>(state >> 8) / 16777216.0f - 0.5f;
+    x = unit * ((state & 3) == 0 ? 1000.0f : 1.0f);
+  }
+  std::vector<size_t> dims;
+  for (size_t d = 1; d <= 130; ++d) dims.push_back(d);
+  dims.push_back(512);
+  dims.push_back(515);
+  const int64_t rows[11] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  for (size_t d : dims)
+    for (bool ip : {false, true}) {
+      float got[11];
+      side_by_side(ip, v.data(), v.data(), d, rows, 11, got);
+      for (int j = 0; j < 11; ++j) {
+        const float want = ip ? faiss::fvec_inner_product(v.data(), v.data() + rows[j] * d, d)
+                              : faiss::fvec_L2sqr(v.data(), v.data() + rows[j] * d, d);
+        if (std::memcmp(&want, &got[j], sizeof want) != 0) return false;
+      }
+    }
+  return true;
+}
 
 const SearchKernel kFaissKernel{"FAISS", faiss::fvec_inner_product, faiss::fvec_L2sqr};
 #ifdef VS_X86
@@ -243,6 +422,9 @@ namespace {
 
 bool use_simd() { return search_kernel().kernel.inner_product != faiss::fvec_inner_product; }
 
+// The candidate queue scans with AVX-512 where the distances do.
+bool use_avx512() { return std::strcmp(search_kernel().kernel.name, "AVX-512") == 0; }
+
 bool kernels_forced_to_faiss() {
   const char* kernels = std::getenv(kSearchKernelsEnv);
   return kernels && std::strcmp(kernels, "faiss") == 0;
@@ -255,6 +437,24 @@ const float* flat_storage(const faiss::Index* index) {
   return flat ? flat->get_xb() : mapped_flat_vectors(index);
 }
 
+// Asks for a row of d floats ahead of its distance: a graph walk or a
+// re-ranking reads rows from all over memory, and the rows it will read
+// next can be fetched at once instead of one after the other.
+inline void prefetch_bytes(const void* p, size_t n) {
+#ifdef VS_X86
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(63);
+  const uintptr_t last = reinterpret_cast<uintptr_t>(p) + (n ? n - 1 : 0);
+  for (uintptr_t line = first; line <= last; line += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+inline void prefetch_row(const float* row, size_t d) { prefetch_bytes(row, d * sizeof(float)); }
+
+
 // HNSW keeps the smallest distances, so an inner product is searched negated,
 // as FAISS's storage_distance_computer does.
 class FlatDistance : public faiss::DistanceComputer {
@@ -263,24 +463,18 @@ class FlatDistance : public faiss::DistanceComputer {
       : xb_(xb),
         d_(d),
         sign_(inner_product ? -1.0f : 1.0f),
-        distance_(inner_product ? inner_product_function() : l2sqr_function()),
-        faiss_distance_(inner_product ? faiss::fvec_inner_product : faiss::fvec_L2sqr) {}
+        distance_(inner_product ? inner_product_function() : l2sqr_function()) {}
 
   void set_query(const float* x) override { q_ = x; }
   float operator()(idx_t i) override { return sign_ * distance_(q_, xb_ + i * d_, d_); }
-  // The distance as FAISS's own computer gives it, to the last bit.
-  float faiss_distance(idx_t i) const { return sign_ * faiss_distance_(q_, xb_ + i * d_, d_); }
+  // The distances of rows as FAISS's own computer gives them, to the last bit.
+  void faiss_distances(const idx_t* rows, int64_t n, float* out) const {
+    vs::faiss_distances(sign_ < 0, q_, xb_, d_, rows, n, out);
+    for (int64_t j = 0; j < n; ++j) out[j] *= sign_;
+  }
   // Asks for row i ahead of its distance: a graph walk reads rows from all
   // over memory, and the rows of one node's neighbours can be fetched at once.
-  void prefetch(idx_t i) const {
-#ifdef VS_X86
-    const char* row = reinterpret_cast<const char*>(xb_ + i * d_);
-    for (size_t byte = 0; byte < d_ * sizeof(float); byte += 64)
-      _mm_prefetch(row + byte, _MM_HINT_T0);
-#else
-    (void)i;
-#endif
-  }
+  void prefetch(idx_t i) const { prefetch_row(xb_ + i * d_, d_); }
   float symmetric_dis(idx_t i, idx_t j) override {
     return sign_ * distance_(xb_ + j * d_, xb_ + i * d_, d_);
   }
@@ -290,7 +484,6 @@ class FlatDistance : public faiss::DistanceComputer {
   size_t d_;
   float sign_;
   DistanceFunction distance_;
-  DistanceFunction faiss_distance_;
   const float* q_ = nullptr;
 };
 
@@ -442,7 +635,7 @@ void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, id
   for (int level = hnsw.max_level; level >= 1; --level)
     greedy_update_nearest(hnsw, qdis, level, nearest, d_nearest);
 
-  faiss::HNSW::MinimaxHeap candidates(std::max(ef_search, k));
+  CandidateQueue candidates(std::max(ef_search, k), use_avx512());
   candidates.push(nearest, d_nearest);
   const size_t kept = static_cast<size_t>(k) + kSpareResults;
   results.clear();
@@ -459,8 +652,8 @@ void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, id
     }
   };
   for (int i = 0; i < candidates.size(); ++i) {
-    keep(candidates.ids[i], candidates.dis[i]);
-    visited.set(candidates.ids[i]);
+    keep(candidates.id_at(i), candidates.distance_at(i));
+    visited.set(candidates.id_at(i));
   }
   int steps = 0;
   while (candidates.size() > 0) {
@@ -477,7 +670,19 @@ void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, id
       if (visited.get(v1)) continue;
       visited.set(v1);
       qdis.prefetch(v1);
+      // Where its links start, for when it is expanded (below).
+      prefetch_bytes(&hnsw.offsets[v1], sizeof(size_t));
       fresh.push_back(v1);
+    }
+    // The node the next step most likely expands, the nearest candidate now
+    // (unless a fresh one comes nearer): its links are asked for while the
+    // fresh distances are computed, instead of waited for at the next step.
+    const storage_idx_t next = candidates.peek_min();
+    if (next >= 0) {
+      size_t next_begin, next_end;
+      hnsw.neighbor_range(next, 0, &next_begin, &next_end);
+      prefetch_bytes(hnsw.neighbors.data() + next_begin,
+                     (next_end - next_begin) * sizeof(storage_idx_t));
     }
     for (const storage_idx_t v1 : fresh) {
       const float d = qdis(v1);
@@ -489,7 +694,14 @@ void walk_graph(const faiss::HNSW& hnsw, FlatDistance& qdis, int k, float* D, id
   }
 
   // FAISS's heap keeps the first reached of equal distances.
-  for (Reached& r : results) r.distance = qdis.faiss_distance(r.id);
+  idx_t rows[64];
+  float exact[64];
+  for (size_t first = 0; first < results.size(); first += 64) {
+    const size_t n = std::min<size_t>(64, results.size() - first);
+    for (size_t j = 0; j < n; ++j) rows[j] = results[first + j].id;
+    qdis.faiss_distances(rows, static_cast<int64_t>(n), exact);
+    for (size_t j = 0; j < n; ++j) results[first + j].distance = exact[j];
+  }
   std::sort(results.begin(), results.end());
   const size_t n = std::min(results.size(), static_cast<size_t>(k));
   for (size_t j = 0; j < n; ++j) {
@@ -525,17 +737,18 @@ void graph_search(const Plan& plan, const float* query, int k, const SearchParam
 }
 
 // IndexRefine's second stage as IndexRefineFlat::search does it: the exact
-// distances of the base's candidates over the full vectors, computed with
-// FAISS's own function (a few dozen a query: their order must be FAISS's to
-// the last bit), the best k kept as FAISS keeps them.
+// distances of the base's candidates over the full vectors, FAISS's own to
+// the last bit (their order must be FAISS's), their rows asked for at once,
+// and the best k kept as FAISS keeps them.
 void refine(const Plan& plan, const float* query, int k, int64_t k_base, idx_t* base_labels,
             float* base_distances, float* distances, idx_t* labels) {
   const faiss::IndexRefine& index = *plan.refine;
   const bool ip = index.metric_type == faiss::METRIC_INNER_PRODUCT;
-  const DistanceFunction distance = ip ? faiss::fvec_inner_product : faiss::fvec_L2sqr;
   const size_t d = index.d;
-  for (int64_t j = 0; j < k_base && base_labels[j] >= 0; ++j)
-    base_distances[j] = distance(query, plan.refine_vectors + base_labels[j] * d, d);
+  int64_t n = 0;
+  while (n < k_base && base_labels[n] >= 0)
+    prefetch_row(plan.refine_vectors + base_labels[n++] * d, d);
+  faiss_distances(ip, query, plan.refine_vectors, d, base_labels, n, base_distances);
   keep_refined(ip, k, k_base, base_labels, base_distances, distances, labels);
 }
 
@@ -583,6 +796,72 @@ void keep_refined(bool inner_product, int k, int64_t k_base, const int64_t* base
     keep(faiss::CMax<float, idx_t>());
 }
 
+bool faiss_distances_side_by_side() {
+  static const bool same = side_by_side_is_faiss();
+  return same;
+}
+
+void faiss_distances(bool inner_product, const float* query, const float* vectors, size_t d,
+                     const int64_t* rows, int64_t n, float* out) {
+  if (faiss_distances_side_by_side())
+    return side_by_side(inner_product, query, vectors, d, rows, n, out);
+  const DistanceFunction f = inner_product ? faiss::fvec_inner_product : faiss::fvec_L2sqr;
+  for (int64_t j = 0; j < n; ++j) out[j] = f(query, vectors + rows[j] * d, d);
+}
+
+CandidateQueue::CandidateQueue(int n, bool avx512)
+    : n_(n), avx512_(avx512), ids_(static_cast<size_t>(n)), distances_(static_cast<size_t>(n)) {}
+
+void CandidateQueue::push(int32_t id, float distance) {
+  using HC = faiss::CMax<float, int32_t>;
+  if (k_ == n_) {
+    if (distance >= distances_[0]) return;
+    // FAISS 1.7.3 counts the dropped slot out even when it was popped.
+    faiss::heap_pop<HC>(k_--, distances_.data(), ids_.data());
+    --nvalid_;
+  }
+  faiss::heap_push<HC>(++k_, distances_.data(), ids_.data(), distance, id);
+  ++nvalid_;
+}
+
+int CandidateQueue::min_slot() const {
+#ifdef VS_X86
+  return avx512_ ? min_slot_avx512(ids_.data(), distances_.data(), k_)
+                 : min_slot_avx2(ids_.data(), distances_.data(), k_);
+#else
+  int slot = -1;
+  for (int i = k_ - 1; i >= 0; --i)
+    if (ids_[i] != -1 && (slot < 0 || distances_[i] < distances_[slot])) slot = i;
+  return slot;
+#endif
+}
+
+int32_t CandidateQueue::peek_min() const {
+  const int slot = min_slot();
+  return slot < 0 ? -1 : ids_[slot];
+}
+
+int32_t CandidateQueue::pop_min(float* distance) {
+  const int slot = min_slot();
+  if (slot < 0) return -1;
+  if (distance) *distance = distances_[slot];
+  const int32_t id = ids_[slot];
+  ids_[slot] = -1;
+  --nvalid_;
+  return id;
+}
+
+int CandidateQueue::count_below(float threshold) const {
+#ifdef VS_X86
+  return avx512_ ? count_below_avx512(distances_.data(), k_, threshold)
+                 : count_below_avx2(distances_.data(), k_, threshold);
+#else
+  int count = 0;
+  for (int i = 0; i < k_; ++i) count += distances_[i] < threshold;
+  return count;
+#endif
+}
+
 void VisitedBits::reset(int64_t ntotal) {
   const size_t words = static_cast<size_t>((ntotal + 63) >> 6);
   if (words_.size() != words)
@@ -615,6 +894,68 @@ void use_simd_storage(faiss::Index* index) {
   simd->verbose = flat->verbose;
   delete hnsw->storage;
   hnsw->storage = simd.release();
+}
+
+namespace {
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+// The 2 MB pages wholly inside [p, p + n), advised and collapsed; the bytes
+// collapsed, 0 when the kernel would not (errno in *error).
+size_t collapse(const void* p, size_t n, int* error) {
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(kHuge - 1);
+  if (end <= begin) return 0;
+  void* at = reinterpret_cast<void*>(begin);
+  if (::madvise(at, end - begin, MADV_HUGEPAGE) != 0 ||
+      ::madvise(at, end - begin, MADV_COLLAPSE) != 0) {
+    *error = errno;
+    return 0;
+  }
+  return end - begin;
+}
+
+}  // namespace
+
+size_t use_huge_pages(const faiss::Index* index, std::string* why) {
+  const char* setting = std::getenv(kHugePagesEnv);
+  if (setting && std::strcmp(setting, "0") == 0) {
+    *why = std::string(kHugePagesEnv) + "=0";
+    return 0;
+  }
+  if (const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index)) index = map->index;
+  const Plan plan = plan_for(index);
+  if (plan.declined) {
+    *why = "not searched by visualsearch's HNSW path";
+    return 0;
+  }
+  const faiss::HNSW& hnsw = plan.hnsw->hnsw;
+  const size_t n = static_cast<size_t>(plan.hnsw->ntotal);
+  struct Part {
+    const void* data;
+    size_t bytes;
+  };
+  std::vector<Part> parts{{plan.vectors, n * plan.hnsw->d * sizeof(float)},
+                          {hnsw.neighbors.data(), hnsw.neighbors.size() * sizeof(storage_idx_t)},
+                          {hnsw.offsets.data(), hnsw.offsets.size() * sizeof(size_t)}};
+  size_t total = 0, collapsed = 0;
+  int error = 0;
+  for (const Part& part : parts) {
+    total += part.bytes;
+    collapsed += collapse(part.data, part.bytes, &error);
+  }
+  char text[200];
+  if (error)
+    std::snprintf(text, sizeof text,
+                  "%zu of %zu MiB on 2 MB pages; the kernel refused the rest: %s", collapsed >> 20,
+                  total >> 20, std::strerror(error));
+  else
+    std::snprintf(text, sizeof text, "%zu of %zu MiB on 2 MB pages", collapsed >> 20, total >> 20);
+  *why = text;
+  return collapsed;
 }
 
 const char* fast_search_declines(const faiss::Index* index) {

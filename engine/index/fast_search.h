@@ -64,6 +64,21 @@ const SearchKernelChoice& search_kernel();
 DistanceFunction inner_product_function();
 DistanceFunction l2sqr_function();
 
+// FAISS's own distances of `query` to n rows of `vectors` (d floats a row,
+// rows[j] the row of out[j]), each equal to the last bit to what
+// faiss::fvec_inner_product or faiss::fvec_L2sqr returns: Debian's 1.7.3
+// sums one dimension after the other in single precision, a chain of
+// additions each waiting on the last; here eight rows are summed side by
+// side, each in that order, so eight chains run at once. When FAISS's
+// functions give other bits (a build with SIMD distances), checked once per
+// process on vectors whose sums depend on the order, FAISS's functions are
+// called instead.
+void faiss_distances(bool inner_product, const float* query, const float* vectors, size_t d,
+                     const int64_t* rows, int64_t n, float* out);
+
+// Whether faiss_distances sums side by side (true) or calls FAISS (false).
+bool faiss_distances_side_by_side();
+
 // The visited marks of an HNSW walk: one bit a vector (128 KB at a million,
 // which stays in a core's L2 cache), cleared for each query. FAISS's
 // VisitedTable takes a byte a vector (1 MB), and IndexHNSW::search allocates
@@ -85,6 +100,44 @@ class VisitedCache {
 
  private:
   VisitedBits bits_;
+};
+
+// The candidate queue of FAISS's HNSW walk: HNSW::MinimaxHeap of FAISS 1.7.3
+// as Debian builds it (push, then pop_min and count_below as scalar scans
+// over the whole queue, ef_search long, at every step of the walk), with
+// the two scans done 16 (AVX-512F) or 8 (AVX2) lanes at a time. Every call
+// returns what FAISS's returns, ties and FAISS's own quirks included: size()
+// is FAISS's nvalid (a push that drops an already popped slot still counts
+// it down), count_below counts popped slots too, and pop_min takes the
+// highest slot of equal distances. tests/search_kernels.cpp runs both side
+// by side.
+class CandidateQueue {
+ public:
+  // n slots; avx512: scan with AVX-512F, else with AVX2 (the caller checks
+  // that the CPU has it).
+  CandidateQueue(int n, bool avx512);
+  void push(int32_t id, float distance);
+  int size() const { return nvalid_; }
+  // The slot count in use, and what a slot holds (-1: popped).
+  int used() const { return k_; }
+  int32_t id_at(int i) const { return ids_[i]; }
+  float distance_at(int i) const { return distances_[i]; }
+  // The id of the nearest unpopped slot, marked popped, its distance in
+  // *distance; -1 when none is left.
+  int32_t pop_min(float* distance);
+  // The id pop_min would return now, left in place; -1 when none is left.
+  int32_t peek_min() const;
+  // How many of the used slots, popped or not, are nearer than threshold.
+  int count_below(float threshold) const;
+
+ private:
+  int min_slot() const;
+  int n_;
+  int k_ = 0;
+  int nvalid_ = 0;
+  bool avx512_;
+  std::vector<int32_t> ids_;
+  std::vector<float> distances_;
 };
 
 // Searches n queries of `index` (no id map on top) with a path of its own
@@ -114,6 +167,20 @@ void keep_refined(bool inner_product, int k, int64_t k_base, const int64_t* base
 // Does nothing without AVX2 and FMA, with VISUALSEARCH_SEARCH_KERNELS=faiss,
 // or for other types.
 void use_simd_storage(faiss::Index* index);
+
+// Environment variable: "0" leaves the pages of a loaded index as they are.
+constexpr const char* kHugePagesEnv = "VISUALSEARCH_HUGE_PAGES";
+
+// The walk reads rows and neighbour lists from all over hundreds of
+// megabytes (a few thousand a query): with 4 KB pages nearly every read also
+// misses the TLB, and its page walk misses the caches too. For an index
+// fast_search searches, asks Linux to back the graph's rows, links and
+// offsets with 2 MB pages (MADV_HUGEPAGE, then MADV_COLLAPSE, which moves
+// them once, now, where the kernel has it: Linux 6.1 and later). The
+// re-ranking's rows (20 a query, 2 GB at a million) stay as they are: the
+// move would cost seconds at start for little. Returns the bytes now on
+// huge pages and, in *why, what was done or why not; never fails.
+size_t use_huge_pages(const faiss::Index* index, std::string* why);
 
 // Why fast_search would decline this index, or "" when it would not: for the
 // debug log.

@@ -402,9 +402,12 @@ IndexStore IndexStore::load(const std::string& path, IndexLoadMode mode) {
         "The FAISS index " + path +
             " uses a metric other than inner product or L2, which visualsearch does not support.");
   use_simd_storage(file.index.get());
+  std::string huge_pages;
+  use_huge_pages(file.index.get(), &huge_pages);
   IndexStore store(std::move(file.index), path);
   store.file_digest_ = IndexDigest{file.bytes, file.crc32};
   store.mapped_ = file.mapped;
+  store.huge_pages_ = huge_pages;
   return store;
 }
 
@@ -413,7 +416,8 @@ std::string IndexStore::search_path() const {
   const char* declined = fast_search_declines(map ? map->index : index_.get());
   if (!*declined)
     return std::string("searched by visualsearch's HNSW path with ") + search_kernel().kernel.name +
-           " distances (" + search_kernel().why + ")";
+           " distances (" + search_kernel().why + ")" +
+           (huge_pages_.empty() ? "" : "; " + huge_pages_);
   return std::string("searched by FAISS's own search (") + declined + ")";
 }
 

@@ -81,7 +81,8 @@ class IndexStore {
   // cannot be changed.
   bool mapped() const { return mapped_; }
   // How search() runs on this index, in a sentence for the log: our AVX2
-  // path (fast_search.h) or FAISS's search, and why.
+  // path (fast_search.h) or FAISS's search, and why; for our path, what of
+  // it a load put on huge pages (use_huge_pages).
   std::string search_path() const;
 
   int dims() const;
@@ -146,6 +147,7 @@ class IndexStore {
   mutable std::unique_ptr<VisitedCache> visited_;  // under hnsw_mutex_
   std::optional<IndexDigest> file_digest_;
   bool mapped_ = false;
+  std::string huge_pages_;
 };
 
 }  // namespace vs
