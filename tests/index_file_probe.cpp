@@ -14,6 +14,8 @@
 //   index-file-probe peak FILE
 //       loads FILE (IndexLoadMode::Copy) and prints "grew <KiB>": how much the
 //       peak resident memory (VmHWM) rose while it loaded.
+//   index-file-probe peak-map FILE
+//       the same with IndexLoadMode::Map.
 //   index-file-probe truncate FILE...
 //       every proper prefix of every FILE, checked and read from memory
 //       (vs::read_index_bytes): all must be refused. Prints "tried N refused R
@@ -175,10 +177,10 @@ peak_kib ()
 }
 
 int
-load_peak (const std::string &path)
+load_peak (const std::string &path, vs::IndexLoadMode mode)
 {
   const long before = peak_kib ();
-  const vs::IndexStore store = vs::IndexStore::load (path);
+  const vs::IndexStore store = vs::IndexStore::load (path, mode);
   std::printf ("grew %ld\n", peak_kib () - before);
   return 0;
 }
@@ -279,7 +281,9 @@ main (int argc, char **argv)
   if (mode == "map" && argc == 3)
     return map_and_compare (argv[2]);
   if (mode == "peak" && argc == 3)
-    return load_peak (argv[2]);
+    return load_peak (argv[2], vs::IndexLoadMode::Copy);
+  if (mode == "peak-map" && argc == 3)
+    return load_peak (argv[2], vs::IndexLoadMode::Map);
   if (mode == "truncate" && argc >= 3) {
     Counts counts;
     for (int f = 2; f < argc; ++f) {

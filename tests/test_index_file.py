@@ -120,6 +120,42 @@ def test_load_holds_the_index_once(binary, directory):
     os.remove(path)
 
 
+def test_mapped_refine_load_peak(binary, directory):
+    """mmap=true on PCA,HNSW,RFlat: FAISS reads the base alone and the
+    re-ranking's vectors are never copied, and the pages the load reads are
+    let go of as it goes, so the load's peak stays near the base's size, far
+    below the file's (the vectors are 4/5 of it here). Copied, it holds the
+    whole file."""
+    import numpy as np
+    vectors = np.random.default_rng(6).standard_normal((30000, 512)).astype("float32")
+    index = faiss.index_factory(512, "PCA128,HNSW8,RFlat")
+    index.train(vectors[:2000])
+    index.add(vectors)
+    del vectors
+    path = os.path.join(directory, "large-pca-hnsw-rflat.faiss")
+    faiss.write_index(index, path)
+    del index
+    size_kib = os.path.getsize(path) // 1024
+    refine_kib = 30000 * 512 * 4 // 1024
+    for mode in ("peak", "peak-map"):
+        run = checks.run([binary, mode, path], timeout=TIMEOUT, env=PROBE_ENV)
+        if not check(run.returncode == 0, f"the {mode} probe runs", run.stderr):
+            continue
+        grew = int(run.stdout.split()[1])
+        if mode == "peak":
+            check(grew > size_kib * 0.9, f"copied, loading {size_kib} KiB holds it all",
+                  f"{grew} KiB")
+        else:
+            # The base, copied, plus the 16 MiB steps in which the file's
+            # pages are read (check, digest) and let go of.
+            base_kib = size_kib - refine_kib
+            check(grew < 1.4 * base_kib + 32 * 1024 and grew < 0.8 * size_kib,
+                  f"mapped, the peak rose by less than 1.4x the {base_kib} KiB that are not "
+                  f"re-ranking vectors plus 32 MiB, and well below the file's {size_kib} KiB",
+                  f"{grew} KiB")
+    os.remove(path)
+
+
 def test_special_files(binary, directory):
     fifo = os.path.join(directory, "fifo.faiss")
     os.mkfifo(fifo)
@@ -220,6 +256,7 @@ def main():
         test_corruptions_are_refused(binary, directory)
         test_mapped_files(binary, directory)
         test_load_holds_the_index_once(binary, directory)
+        test_mapped_refine_load_peak(binary, directory)
         test_special_files(binary, directory)
         test_unusable_vectors_are_refused(binary, directory)
         test_hnsw_metric_mismatch_is_refused(binary, directory)

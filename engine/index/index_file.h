@@ -46,7 +46,9 @@ enum class IndexLoadMode {
   // (the file is still read once, for its digest). Flat, also inside
   // IndexIDMap or IndexIDMap2, is searched by MappedFlat (index_file.cpp,
   // FAISS 1.7.3 cannot map it), the inverted lists of IVF types by FAISS's
-  // IO_FLAG_MMAP. Other types (HNSW, PQ, SQ, transforms) load as Copy.
+  // IO_FLAG_MMAP, and the re-ranking vectors of a refine stage over flat
+  // vectors (PCA128,HNSW32,RFlat) by MappedFlat, FAISS reading only the
+  // base. Other types (HNSW, PQ, SQ, transforms) load as Copy.
   Map,
 };
 

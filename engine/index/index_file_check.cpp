@@ -180,7 +180,8 @@ struct InvertedLists {
 // impl/index_read.cpp), field types taken from FAISS's own declarations.
 class IndexFileWalk {
  public:
-  IndexFileWalk(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  IndexFileWalk(const uint8_t* data, size_t size, const Done& done)
+      : data_(data), size_(size), done_(done) {}
 
   void run() {
     root_ = index(0);
@@ -208,6 +209,12 @@ class IndexFileWalk {
   const Stored<float>& flat_vectors() const { return flat_vectors_; }
   const Stored<idx_t>& id_map_ids() const { return id_map_ids_; }
   uint32_t root_inner_type() const { return root_inner_type_; }
+  void refine_layout(IndexLayout& layout) const {
+    layout.refine_base_begin = refine_base_begin_;
+    layout.refine_base_end = refine_base_end_;
+    layout.refined = refined_;
+    layout.refine_k_factor = refine_k_factor_;
+  }
   bool has_inverted_lists() const { return has_inverted_lists_; }
 
  private:
@@ -827,9 +834,17 @@ class IndexFileWalk {
 
   Node refine(uint32_t type, int depth) {
     const Node node = header(type);
+    const size_t base_begin = pos_;
     const Node base = index(depth + 1);
+    const size_t base_end = pos_;
     const Node refined = index(depth + 1);
     const float k_factor = read<decltype(faiss::IndexRefine::k_factor)>("refine k factor");
+    if (depth == 0) {
+      refine_base_begin_ = base_begin;
+      refine_base_end_ = base_end;
+      refined_ = refined;
+      refine_k_factor_ = k_factor;
+    }
     if (base.d != node.d || refined.d != node.d || base.ntotal != node.ntotal ||
         refined.ntotal != node.ntotal)
       throw Damaged("the refined index holds " + std::to_string(node.ntotal) +
@@ -847,7 +862,13 @@ class IndexFileWalk {
   // does.
   template <class Name>
   void scan_rows(const uint8_t* data, uint64_t rows, uint64_t d, Name name) {
+    // Rows scanned are handed to done_ in steps of about 16 MB.
+    const uint64_t step =
+        std::max<uint64_t>(1, (uint64_t(16) << 20) / std::max<uint64_t>(1, d * 4));
     for (uint64_t row = 0; row < rows; ++row) {
+      if (done_ && row > 0 && row % step == 0)
+        done_(static_cast<size_t>(data - data_) + (row - step) * d * sizeof(float),
+              static_cast<size_t>(data - data_) + row * d * sizeof(float));
       double squares = 0;
       for (uint64_t j = 0; j < d; ++j) {
         float x;
@@ -863,6 +884,7 @@ class IndexFileWalk {
 
   const uint8_t* data_;
   size_t size_;
+  const Done& done_;
   size_t pos_ = 0;
   uint64_t bad_rows_ = 0;
   std::vector<std::string> bad_rows_named_;
@@ -871,13 +893,17 @@ class IndexFileWalk {
   Stored<idx_t> id_map_ids_;
   uint32_t root_inner_type_ = 0;
   bool has_inverted_lists_ = false;
+  uint64_t refine_base_begin_ = 0, refine_base_end_ = 0;
+  Node refined_{};
+  float refine_k_factor_ = 0;
 };
 
 }  // namespace
 
 // The walk of data, turning its findings into vs::Errors naming the file.
-IndexLayout check_index_bytes(const uint8_t* data, size_t size, const std::string& name) {
-  IndexFileWalk walk(data, size);
+IndexLayout check_index_bytes(const uint8_t* data, size_t size, const std::string& name,
+                              const Done& done) {
+  IndexFileWalk walk(data, size, done);
   try {
     walk.run();
   } catch (const Damaged& e) {
@@ -894,6 +920,7 @@ IndexLayout check_index_bytes(const uint8_t* data, size_t size, const std::strin
   layout.id_map_ids = walk.id_map_ids();
   layout.root_inner_type = walk.root_inner_type();
   layout.has_inverted_lists = walk.has_inverted_lists();
+  walk.refine_layout(layout);
   return layout;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 
 namespace vs {
@@ -60,13 +61,25 @@ struct IndexLayout {
   Stored<idx_t> id_map_ids;
   uint32_t root_inner_type = 0;
   bool has_inverted_lists = false;
+  // A root IndexRefine: its base index's bytes [refine_base_begin,
+  // refine_base_end), the refinement index after them (`refined`, whose
+  // vectors are flat_vectors when it is flat) and its k factor; all zero
+  // for other roots.
+  uint64_t refine_base_begin = 0, refine_base_end = 0;
+  Node refined{};
+  float refine_k_factor = 0;
 };
 
 inline constexpr char kRebuildAdvice[] = " Rebuild the index with faissindexer or cifarindexer.";
 
 // Walks data the way faiss::read_index will read it, turning its findings
-// into vs::Errors naming the file (name).
-IndexLayout check_index_bytes(const uint8_t* data, size_t size, const std::string& name);
+// into vs::Errors naming the file (name). The stored vectors, most of a
+// file, are read once (for values no distance can use); done, when given,
+// is told each range of bytes [begin, end) the walk has finished reading
+// them in, so that a mapped file's pages can be let go of as it goes.
+using Done = std::function<void(size_t, size_t)>;
+IndexLayout check_index_bytes(const uint8_t* data, size_t size, const std::string& name,
+                              const Done& done = {});
 
 }  // namespace index_check
 }  // namespace vs

@@ -333,8 +333,8 @@ gst_faiss_search_class_init (GstFaissSearchClass *klass)
           "memory: starts without reading the vectors in, and processes "
           "searching one file share its pages. Flat (also with an id map) "
           "and IVF (Flat, PQ, SQ) indexes, and the re-ranking vectors of a "
-          "refine stage over flat vectors (PCA128,HNSW32,RFlat: read at "
-          "start as without it, then searched from the file's pages); others "
+          "refine stage over flat vectors (PCA128,HNSW32,RFlat: never copied, "
+          "only the graph and the PCA are read in); others "
           "are loaded into memory as without it. The file must be replaced "
           "by renaming, never rewritten in place",
           DEFAULT_MMAP,
