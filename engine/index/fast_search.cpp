@@ -454,7 +454,6 @@ inline void prefetch_bytes(const void* p, size_t n) {
 
 inline void prefetch_row(const float* row, size_t d) { prefetch_bytes(row, d * sizeof(float)); }
 
-
 // HNSW keeps the smallest distances, so an inner product is searched negated,
 // as FAISS's storage_distance_computer does.
 class FlatDistance : public faiss::DistanceComputer {
