@@ -7,6 +7,7 @@ the index types faissindexer can write, on N x 512 float vectors (default 1M).
         [--n 1000000] [--hnsw-n 100000] [--types flat,ivf-flat,...]
         [--ours flat,ivf-flat,hnsw32] [--efs 16,32,...] [--ours-efs 32,128]
         [--curve-efs 16,32,...] [--refine-factors 2,4] [--hnswlib]
+        [--hnswlib-pca] [--rounds 3 --round-efs 128,144,160]
         [--flat-queries 50] [--no-debian-pictures] [--rebuild]
 
 (docs/SCALING.md has the figures of one run and what they mean.)
@@ -636,6 +637,13 @@ def main():
                         help="also hnswlib on pca-hnsw-rflat's PCA projections, its best "
                         "k x refine factor re-ranked over the full vectors: the same "
                         "search as ours, hnswlib's walk")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="after the curve, search the real queries at --round-efs "
+                        "ROUNDS times more with faisssearch and the hnswlib paths asked "
+                        "for, alternated, and print each one's lowest CPU ms a query: "
+                        "on a machine whose speed drifts, the comparison that holds")
+    parser.add_argument("--round-efs", default="128,144,160",
+                        help="the ef-search values of --rounds")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
 
@@ -807,6 +815,67 @@ def main():
             cells.append(pair(*ours) if ours else " | ")
             cells.append(pair(*pca_anchor_rows[ef]) if ef in pca_anchor_rows else " | ")
             print(f"| {ef} | " + " | ".join(cells) + " |")
+
+    if args.rounds > 0 and "pca-hnsw-rflat" in types and "pca-hnsw-rflat" in our_types:
+        alternate(args, faiss, builder, queries, exact, real_queries, work, feed, anchor,
+                  base_path, factors[0] if factors else 2)
+
+
+def alternate(args, faiss, builder, queries, exact, real_queries, work, feed, anchor,
+              base_path, factor):
+    """faisssearch and the hnswlib paths on the real queries, one after the other,
+    args.rounds times: each one's lowest CPU ms a query over the rounds, so that a
+    slow minute of the machine (its speed drifts by up to 2x here) does not decide
+    the comparison. The recall of every round must be the same."""
+    efs = [int(e) for e in args.round_efs.split(",") if e]
+    qs = Queries(queries[:real_queries], exact[:real_queries], real_queries)
+    path, _, _ = index_file(faiss, builder, "pca-hnsw-rflat", work)
+    paths = {"faisssearch": None}
+    if args.hnswlib:
+        paths["hnswlib"] = None
+    if args.hnswlib_pca:
+        paths["hnswlib, PCA + re-ranking"] = (faiss, path, factor)
+    best = {(name, ef): (None, []) for name in paths for ef in efs}
+    for r in range(args.rounds):
+        for name, pca in paths.items():
+            if name == "faisssearch":
+                catalog_for(feed, path)
+                results = {}
+                for ef in efs:
+                    rec, _, cpu_ms, _, _ = run_ours(
+                        feed, path, qs, [f"ef-search={ef}", f"refine-factor={factor}"], work,
+                        "feed")
+                    results[ef] = (rec, cpu_ms)
+            else:
+                results = run_hnswlib(anchor, base_path, qs, work, 32, PCA_EF_CONSTRUCTION,
+                                      efs, pca)
+            for ef in efs:
+                rec, cpu_ms = results[ef]
+                first, times = best[(name, ef)]
+                if first is not None and abs(first - rec["real"]) > 1e-9:
+                    raise SystemExit(f"--rounds: {name} at ef-search {ef} found recall "
+                                     f"{rec['real']} in round {r + 1}, {first} before")
+                best[(name, ef)] = (rec["real"], times + [cpu_ms["real"]])
+            log(f"  round {r + 1} {name}: " + ", ".join(
+                f"ef {ef} {results[ef][1]['real']:.3f} ms" for ef in efs))
+    print(f"\n{len(qs.vectors)} real queries at each ef-search, {args.rounds} rounds, the "
+          f"paths alternated within each round; CPU ms a query: the lowest round "
+          f"(every round in brackets); ratio: the path's lowest over faisssearch's.\n")
+    names = list(paths)
+    print("| ef-search | " + " | ".join(f"{n}: recall@10 real | CPU ms real" +
+                                        ("" if n == "faisssearch" else " | ratio")
+                                        for n in names) + " |")
+    print("|---|" + "---|---|" * len(names) + "---|" * (len(names) - 1))
+    for ef in efs:
+        ours = min(best[("faisssearch", ef)][1])
+        cells = []
+        for name in names:
+            rec, times = best[(name, ef)]
+            cells.append(f"{rec:.3f} | {min(times):.3f} ("
+                         + ", ".join(f"{t:.3f}" for t in times) + ")")
+            if name != "faisssearch":
+                cells.append(f"{min(times) / ours:.2f}x")
+        print(f"| {ef} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
