@@ -6,6 +6,7 @@
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
+#include <faiss/VectorTransform.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/DistanceComputer.h>
 #include <faiss/impl/HNSW.h>
@@ -751,6 +752,34 @@ void refine(const Plan& plan, const float* query, int k, int64_t k_base, idx_t* 
   keep_refined(ip, k, k_base, base_labels, base_distances, distances, labels);
 }
 
+// The queries through the index's transform: a single linear one (PCA, OPQ's
+// rotation, a random rotation) as one dot product of our distances a row,
+// y = A x + b, where FAISS calls BLAS's sgemm, which for one query spends
+// more time packing A (256 KB for PCA128 of 512 dims) than multiplying (20
+// us a query against 4); others through FAISS's apply_chain. The two round
+// differently, as sgemm rounds a batch differently from one query: the
+// walk's distances already differ from FAISS's by rounding (walk_graph). Each
+// query's projection is the same in any batch. The caller frees the result
+// when it is not `queries`.
+const float* project(const faiss::IndexPreTransform& pre, int64_t n, const float* queries) {
+  const auto* linear =
+      pre.chain.size() == 1 ? dynamic_cast<const faiss::LinearTransform*>(pre.chain[0]) : nullptr;
+  if (!linear || !linear->is_trained ||
+      linear->A.size() != static_cast<size_t>(linear->d_out) * linear->d_in ||
+      (linear->have_bias && linear->b.size() != static_cast<size_t>(linear->d_out)))
+    return pre.apply_chain(n, queries);
+  const size_t d_in = linear->d_in, d_out = linear->d_out;
+  const DistanceFunction dot = inner_product_function();
+  float* out = new float[n * d_out];
+  for (int64_t q = 0; q < n; ++q) {
+    const float* x = queries + q * d_in;
+    float* y = out + q * d_out;
+    for (size_t j = 0; j < d_out; ++j)
+      y[j] = dot(linear->A.data() + j * d_in, x, d_in) + (linear->have_bias ? linear->b[j] : 0.0f);
+  }
+  return out;
+}
+
 void search_one(const Plan& plan, const float* query, const float* projected, int k, int64_t k_base,
                 const SearchParams& params, float* distances, idx_t* labels,
                 std::vector<float>& base_distances, std::vector<idx_t>& base_labels,
@@ -980,7 +1009,7 @@ bool fast_search(const faiss::Index* index, int64_t n, const float* queries, int
   const float* projected = queries;
   std::unique_ptr<const float[]> owned;
   if (plan.transform) {
-    projected = plan.transform->apply_chain(n, queries);
+    projected = project(*plan.transform, n, queries);
     if (projected != queries) owned.reset(projected);
   }
   const int64_t d_in = index->d, d_graph = plan.hnsw->d;
