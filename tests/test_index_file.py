@@ -100,17 +100,25 @@ def test_mapped_files(binary, directory):
                            ADVICE)
 
 
+def write_random_index(directory, name, factory, rows, seed):
+    """An index_factory index (L2) of `rows` Gaussian 512-d vectors, trained
+    on the first 2,000 when the type needs it, written as `name`; its path."""
+    import numpy as np
+    vectors = np.random.default_rng(seed).standard_normal((rows, 512)).astype("float32")
+    index = faiss.index_factory(512, factory)
+    if not index.is_trained:
+        index.train(vectors[:2000])
+    index.add(vectors)
+    del vectors
+    path = os.path.join(directory, name)
+    faiss.write_index(index, path)
+    return path
+
+
 def test_load_holds_the_index_once(binary, directory):
     """A load holds the index once, not twice: the file is mapped and let go
     of as FAISS copies it, rather than read whole and then copied."""
-    import numpy as np
-    vectors = np.random.default_rng(5).standard_normal((48000, 512)).astype("float32")
-    index = faiss.IndexFlatL2(512)
-    index.add(vectors)
-    del vectors
-    path = os.path.join(directory, "large-flat.faiss")
-    faiss.write_index(index, path)
-    del index
+    path = write_random_index(directory, "large-flat.faiss", "Flat", 48000, seed=5)
     size_kib = os.path.getsize(path) // 1024
     run = checks.run([binary, "peak", path], timeout=TIMEOUT, env=PROBE_ENV)
     if check(run.returncode == 0, "the peak probe runs", run.stderr):
@@ -126,15 +134,8 @@ def test_mapped_refine_load_peak(binary, directory):
     let go of as it goes, so the load's peak stays near the base's size, far
     below the file's (the vectors are 4/5 of it here). Copied, it holds the
     whole file."""
-    import numpy as np
-    vectors = np.random.default_rng(6).standard_normal((30000, 512)).astype("float32")
-    index = faiss.index_factory(512, "PCA128,HNSW8,RFlat")
-    index.train(vectors[:2000])
-    index.add(vectors)
-    del vectors
-    path = os.path.join(directory, "large-pca-hnsw-rflat.faiss")
-    faiss.write_index(index, path)
-    del index
+    path = write_random_index(directory, "large-pca-hnsw-rflat.faiss", "PCA128,HNSW8,RFlat",
+                              30000, seed=6)
     size_kib = os.path.getsize(path) // 1024
     refine_kib = 30000 * 512 * 4 // 1024
     for mode in ("peak", "peak-map"):
